@@ -1,0 +1,48 @@
+/**
+ * What every CLI command gets: the global options (state dir, --json, --debug) and the output
+ * helpers that render either for a person or as JSON.
+ */
+import type { Command } from 'commander';
+import { resolveStateDir } from '../core/index.ts';
+
+export interface GlobalOptions {
+  stateDir?: string;
+  json?: boolean;
+  debug?: boolean;
+}
+
+export interface CliContext {
+  /** The resolved state directory (from --state-dir, UNDERSTUDY_STATE_DIR or the default). */
+  stateDir(): string;
+  json(): boolean;
+  /** Prints a result: `human` renders it for a person, --json prints `data` as JSON. */
+  print(data: unknown, human: () => string): void;
+  /** A line of progress for a person (stderr; silent with --json). */
+  progress(line: string): void;
+}
+
+export function createContext(program: Command): CliContext {
+  const opts = (): GlobalOptions => program.opts<GlobalOptions>();
+  return {
+    stateDir: () => resolveStateDir(opts().stateDir),
+    json: () => opts().json === true,
+    print(data, human) {
+      if (opts().json) process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
+      else {
+        const text = human();
+        if (text) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+      }
+    },
+    progress(line) {
+      if (!opts().json) process.stderr.write(`${line}\n`);
+    },
+  };
+}
+
+/** Renders rows as an aligned text table. */
+export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}

@@ -1,0 +1,48 @@
+/**
+ * The catalogue of every error code understudy raises: what it means and how to fix it.
+ * `docs/errors.md` is generated from this table (`npm run docs:errors`).
+ * Modules add their codes in their own section; keep codes stable once released.
+ */
+export const errorCatalogue = {
+  // --- core
+  EXEC_FAILED: { meaning: 'An external command exited with an error.', fix: 'Read the command and its stderr in the message; fix the cause and retry.' },
+  EXEC_TIMEOUT: { meaning: 'An external command did not finish in time and was killed.', fix: 'Check that the machine is not overloaded; raise the timeout if the work is legitimately slow.' },
+  EXEC_NOT_FOUND: { meaning: 'A program understudy needs is not installed.', fix: 'Install the Debian package named in the message (apt-get install …).' },
+  NOT_ROOT: { meaning: 'understudy needs root to create namespaces, mounts and network devices.', fix: 'Run the command as root (sudo understudy …).' },
+  INTERNAL: { meaning: 'A bug in understudy.', fix: 'Report it with the stack trace printed by --debug.' },
+  INVALID_ARGUMENT: { meaning: 'A command-line argument or API field is invalid.', fix: 'Correct the value named in the message.' },
+  CONFIG_INVALID: { meaning: 'The configuration file does not validate.', fix: 'Fix the field named in the message (path in the file is given).' },
+  CONFIG_NOT_FOUND: { meaning: 'The configuration file does not exist.', fix: 'Check the path given with --config.' },
+  STORE_LOCKED: { meaning: 'Another understudy process holds the store busy.', fix: 'Wait for it to finish, or check for a stuck process.' },
+
+  // --- host
+  HOST_NOT_INITIALISED: { meaning: 'The host has no storage pool or network yet.', fix: 'Run `understudy host init` first.' },
+  HOST_CONFLICT: { meaning: 'The host was initialised with different settings.', fix: 'Run `understudy host destroy` first, or use the same settings.' },
+  POOL_DEVICE_INVALID: { meaning: 'The block device named for the storage pool cannot be used.', fix: 'Name an existing, unused block device, or omit --device to use a loop image.' },
+  POOL_FULL: { meaning: 'The storage pool has not enough free space.', fix: 'Free space in the pool, or grow it (host init --pool-size on a new host).' },
+  NETWORK_INVALID: { meaning: 'The network settings are invalid.', fix: 'Use an IPv4 subnet in CIDR form, e.g. 198.18.0.0/24.' },
+  HOST_BUSY: { meaning: 'The host still has logical computers.', fix: 'Destroy them first, or pass --force.' },
+
+  // --- images
+  IMAGE_NOT_FOUND: { meaning: 'No image of that name has been built.', fix: 'Run `understudy image build <name>`; `understudy image list` shows what exists.' },
+  IMAGE_BUILD_FAILED: { meaning: 'Building the image failed.', fix: 'Read the failing step in the message; nothing half-built was kept.' },
+  IMAGE_UNKNOWN: { meaning: 'There is no recipe for an image of that name.', fix: 'Use one of: busybox, debian.' },
+
+  // --- inventory / drivers
+  LC_EXISTS: { meaning: 'A logical computer of that name already exists.', fix: 'Choose another name, or destroy the existing one first.' },
+  LC_NOT_FOUND: { meaning: 'No logical computer of that name.', fix: '`understudy lc list` shows the logical computers.' },
+  LC_NAME_INVALID: { meaning: 'A logical computer name must be 1–20 characters of a-z, 0-9 and -, starting with a letter.', fix: 'Rename it.' },
+  LC_RUNNING: { meaning: 'The logical computer is running, and the operation needs it stopped.', fix: 'Stop it first (`understudy lc stop`).' },
+  LC_NOT_RUNNING: { meaning: 'The logical computer is not running.', fix: 'Start it first (`understudy lc start`).' },
+  LC_BOOT_FAILED: { meaning: 'The logical computer did not come up.', fix: 'Read the console log named in the message.' },
+  LC_STOP_TIMEOUT: { meaning: 'The logical computer did not shut down in time and was killed.', fix: 'Check the services inside for slow shutdown.' },
+  RESOURCES_EXCEEDED: { meaning: 'The host has not enough CPU, memory or pool space for this.', fix: 'Ask for less, or free resources held by other logical computers.' },
+  ADDRESS_INVALID: { meaning: 'A NIC address is invalid, outside the bridge subnet, or in use.', fix: 'Pick a free address inside the subnet shown by `understudy host status`.' },
+  NIC_NOT_FOUND: { meaning: 'The logical computer has no NIC of that name.', fix: '`understudy lc show <lc>` lists its NICs.' },
+  DISK_NOT_FOUND: { meaning: 'The logical computer has no disk of that name.', fix: '`understudy lc show <lc>` lists its disks.' },
+  DRIVER_UNKNOWN: { meaning: 'No partitioning driver of that name.', fix: 'Use the namespace driver (default).' },
+  PATH_OUTSIDE_ROOT: { meaning: 'A path would leave the logical computer\'s root filesystem.', fix: 'Use a path inside the logical computer.' },
+  CONTROL_TIMEOUT: { meaning: 'A logical computer did not report over its control channel in time.', fix: 'Check its console log and start-up scripts.' },
+} as const satisfies Record<string, { meaning: string; fix: string }>;
+
+export type ErrorCode = keyof typeof errorCatalogue;

@@ -1,0 +1,21 @@
+export { UnderstudyError, isUnderstudyError, isErrno, type UnderstudyErrorOptions } from './errors.ts';
+export { errorCatalogue, type ErrorCode } from './error-codes.ts';
+export {
+  exec,
+  execFailure,
+  spawnProcess,
+  formatArgv,
+  debianPackageFor,
+  trackedChildren,
+  killTrackedChildren,
+  realRunner,
+  type ExecOptions,
+  type ExecResult,
+  type SpawnOptions,
+  type SpawnedProcess,
+  type CommandRunner,
+} from './exec.ts';
+export { createLogger, silentLogger, redactedPaths, type Logger } from './log.ts';
+export { resolveStateDir, statePaths, defaultStateDir, type StatePaths } from './state-dir.ts';
+export { requireRoot } from './preconditions.ts';
+export { sleep, waitFor } from './sleep.ts';

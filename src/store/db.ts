@@ -1,0 +1,68 @@
+/**
+ * The store: one SQLite file (better-sqlite3, WAL). Each module owns its tables and declares its
+ * migrations under its own name, so modules evolve their schema independently; `openStore` applies
+ * every pending migration in order, each in a transaction.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { UnderstudyError } from '../core/index.ts';
+
+export type Db = Database.Database;
+
+export interface Migration {
+  /** 1, 2, 3 … in order; never renumber a released migration. */
+  version: number;
+  description: string;
+  up: string | ((db: Db) => void);
+}
+
+export interface ModuleSchema {
+  /** The owning module, e.g. 'inventory'. */
+  module: string;
+  migrations: readonly Migration[];
+}
+
+function applyMigrations(db: Db, schema: ModuleSchema): void {
+  const current =
+    (db.prepare('SELECT MAX(version) AS v FROM schema_migrations WHERE module = ?').get(schema.module) as { v: number | null }).v ?? 0;
+  for (const migration of [...schema.migrations].sort((a, b) => a.version - b.version)) {
+    if (migration.version <= current) continue;
+    db.transaction(() => {
+      if (typeof migration.up === 'string') db.exec(migration.up);
+      else migration.up(db);
+      db.prepare('INSERT INTO schema_migrations (module, version, description, applied_at) VALUES (?, ?, ?, ?)').run(
+        schema.module,
+        migration.version,
+        migration.description,
+        new Date().toISOString(),
+      );
+    })();
+  }
+}
+
+/**
+ * Opens (creating if needed) the store at `file` and brings the given module schemas up to date.
+ * Pass ':memory:' for unit tests.
+ */
+export function openStore(file: string, schemas: readonly ModuleSchema[]): Db {
+  if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 10000');
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    module TEXT NOT NULL, version INTEGER NOT NULL, description TEXT NOT NULL, applied_at TEXT NOT NULL,
+    PRIMARY KEY (module, version))`);
+  try {
+    for (const schema of schemas) applyMigrations(db, schema);
+  } catch (error) {
+    db.close();
+    if (error instanceof Error && /database is locked/.test(error.message)) {
+      throw new UnderstudyError('STORE_LOCKED', `The store ${file} is locked by another process`, { cause: error });
+    }
+    throw error;
+  }
+  return db;
+}

@@ -1,0 +1,1 @@
+export { openStore, type Db, type Migration, type ModuleSchema } from './db.ts';
