@@ -1,0 +1,470 @@
+#!/usr/local/bin/node
+// The demo service: a small but faithful HTTP/1.1 server that understudy patches and switches under
+// load. Single file, Node 20, no dependencies. README.md next to this file describes the HTTP surface.
+//
+// Environment:
+//   DEMO_LISTEN         host:port to listen on (default 0.0.0.0:80; "[::]:80" and "8080" also accepted)
+//   DEMO_DATA_DIR       the application disk (default /srv/data)
+//   DEMO_PID_FILE       write the pid here after listening (removed on clean exit)
+//   DEMO_COMPACT_BYTES  compact the key-value log once it grows past this size (default 64 MiB)
+//
+// Signals: SIGTERM/SIGINT graceful stop (exit 0, forced after 10 s); SIGUSR1 enter drain mode
+// (every response carries `Connection: close`, idle keep-alive sockets are closed); SIGUSR2 leave it.
+import { createServer } from 'node:http';
+import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { promises as fsp, constants as fsConstants } from 'node:fs';
+
+const VERSION = '1.0.0';
+
+const MAX_BODY_BYTES = 1024 * 1024;
+const MAX_SLOW_MS = 60_000;
+const FORCE_EXIT_MS = 10_000;
+/** In drain mode, a keep-alive socket with no request for this long is closed. */
+const DRAIN_IDLE_GRACE_MS = 1_000;
+
+const HOST = hostname();
+const startedAt = new Date().toISOString();
+const dataDir = process.env.DEMO_DATA_DIR || '/srv/data';
+const listen = parseListen(process.env.DEMO_LISTEN || '0.0.0.0:80');
+const pidFile = process.env.DEMO_PID_FILE || '';
+const compactBytes = Number(process.env.DEMO_COMPACT_BYTES) > 0 ? Number(process.env.DEMO_COMPACT_BYTES) : 64 * 1024 * 1024;
+
+function log(message) {
+  process.stdout.write(`${new Date().toISOString()} demo ${VERSION} pid=${process.pid} ${message}\n`);
+}
+
+function parseListen(text) {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text);
+  if (match) return { host: match[1] ?? (match[2] || '0.0.0.0'), port: Number(match[3]) };
+  if (/^\d+$/.test(text)) return { host: '0.0.0.0', port: Number(text) };
+  throw new Error(`DEMO_LISTEN must be host:port, got ${JSON.stringify(text)}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Journal: an append-only file of JSON lines. append() resolves only after the record is on disk
+// (write + fdatasync); concurrent appends share one fsync (group commit). A torn last line (crash
+// mid-write) is dropped and truncated away at open. After any write error the journal refuses all
+// further writes until restart, so a half-written record can never swallow a later acknowledged one.
+
+class Journal {
+  constructor(file) {
+    this.file = file;
+    this.fh = null;
+    this.pending = [];
+    this.flushing = false;
+    this.failed = null;
+    this.size = 0;
+    /** Set by the owner: returns the records that rebuild the current state, or null to skip. */
+    this.compactor = null;
+  }
+
+  /** Reads and returns every intact record, then opens the file for appending. */
+  async open() {
+    let data = Buffer.alloc(0);
+    try {
+      data = await fsp.readFile(this.file);
+    } catch (error) {
+      if (error.code !== 'ENOENT') throw error;
+    }
+    const records = [];
+    let good = 0;
+    for (let nl = data.indexOf(10, good); nl !== -1; nl = data.indexOf(10, good)) {
+      try {
+        records.push(JSON.parse(data.toString('utf8', good, nl)));
+      } catch {
+        break; // a torn line can only be the last one written; nothing after it was acknowledged
+      }
+      good = nl + 1;
+    }
+    const existed = data.length > 0;
+    this.fh = await fsp.open(this.file, 'a');
+    if (good < data.length) {
+      log(`journal ${this.file}: dropping ${data.length - good} bytes of a torn last record`);
+      await this.fh.truncate(good);
+      await this.fh.datasync();
+    }
+    if (!existed) await syncDir(dataDir);
+    this.size = good;
+    return records;
+  }
+
+  append(record) {
+    if (this.failed) return Promise.reject(this.failed);
+    if (!this.fh) return Promise.reject(new Error('journal not open'));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ line: Buffer.from(JSON.stringify(record) + '\n'), resolve, reject });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  async flush() {
+    this.flushing = true;
+    while (this.pending.length > 0) {
+      const batch = this.pending;
+      this.pending = [];
+      try {
+        if (this.failed) throw this.failed;
+        const data = Buffer.concat(batch.map((entry) => entry.line));
+        await this.fh.write(data);
+        await this.fh.datasync();
+        this.size += data.length;
+        for (const entry of batch) entry.resolve();
+      } catch (error) {
+        this.failed = this.failed ?? error;
+        log(`journal ${this.file} failed: ${error.message}`);
+        for (const entry of batch) entry.reject(error);
+        continue;
+      }
+      if (this.size > compactBytes && this.compactor) await this.compact();
+    }
+    this.flushing = false;
+  }
+
+  /** Rewrites the file from the current state: temp file, fsync, rename, fsync dir. */
+  async compact() {
+    const records = this.compactor();
+    if (!records) return;
+    const tmp = `${this.file}.compact`;
+    const data = Buffer.from(records.map((r) => JSON.stringify(r) + '\n').join(''));
+    if (data.length > compactBytes / 2) return; // mostly live data: compaction would not pay
+    try {
+      await fsp.writeFile(tmp, data, { flush: true });
+      const handle = await fsp.open(tmp, 'r+');
+      await handle.sync();
+      await handle.close();
+      await fsp.rename(tmp, this.file);
+      await syncDir(dataDir);
+      const old = this.fh;
+      this.fh = await fsp.open(this.file, 'a');
+      await old.close();
+      this.size = data.length;
+    } catch (error) {
+      log(`compaction of ${this.file} failed (the old log stays valid): ${error.message}`);
+    }
+  }
+
+  async close() {
+    while (this.flushing) await new Promise((r) => setTimeout(r, 5));
+    await this.fh?.close();
+    this.fh = null;
+  }
+}
+
+async function syncDir(dir) {
+  const handle = await fsp.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// State: the key-value map and the notes, each backed by its journal.
+
+const kv = new Map();
+const notes = [];
+let kvJournal = null;
+let notesJournal = null;
+let storeError = null;
+
+async function openStore() {
+  try {
+    await fsp.mkdir(dataDir, { recursive: true });
+    kvJournal = new Journal(join(dataDir, 'kv.log'));
+    for (const record of await kvJournal.open()) {
+      if (record.op === 'put') kv.set(record.k, Buffer.from(record.v, 'base64'));
+      else if (record.op === 'del') kv.delete(record.k);
+    }
+    kvJournal.compactor = () => [...kv].map(([k, v]) => ({ op: 'put', k, v: v.toString('base64') }));
+    notesJournal = new Journal(join(dataDir, 'notes.log'));
+    for (const record of await notesJournal.open()) notes.push(record);
+  } catch (error) {
+    storeError = error;
+    log(`store unavailable in ${dataDir}: ${error.message}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+let draining = false;
+let stopping = false;
+let inFlight = 0;
+let served = 0;
+/** socket -> { active: requests in progress, idleSince: ms timestamp when it last became idle } */
+const sockets = new Map();
+
+function send(res, status, body, headers = {}) {
+  const isBuffer = Buffer.isBuffer(body);
+  const payload = isBuffer ? body : Buffer.from(JSON.stringify(body) + '\n');
+  res.writeHead(status, {
+    'Content-Type': isBuffer ? 'application/octet-stream' : 'application/json',
+    'Content-Length': payload.length,
+    ...headers,
+  });
+  res.end(payload);
+}
+
+/** Reads the whole body, at most `limit` bytes; resolves null (after answering 413) when larger. */
+function readBody(req, res, limit = MAX_BODY_BYTES) {
+  return new Promise((resolve, reject) => {
+    if (Number(req.headers['content-length']) > limit) {
+      send(res, 413, { error: `body larger than ${limit} bytes` }, { Connection: 'close' });
+      resolve(null);
+      return;
+    }
+    const chunks = [];
+    let size = 0;
+    let tooLarge = false;
+    req.on('data', (chunk) => {
+      size += chunk.length;
+      if (size > limit) tooLarge = true;
+      if (!tooLarge) chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (tooLarge) {
+        send(res, 413, { error: `body larger than ${limit} bytes` });
+        resolve(null);
+      } else resolve(Buffer.concat(chunks));
+    });
+    req.on('error', reject);
+  });
+}
+
+function storeUnavailable(res) {
+  send(res, 503, { error: `store unavailable: ${(storeError ?? kvJournal?.failed)?.message ?? 'not open'}` });
+}
+
+async function handleKv(req, res, key) {
+  if (storeError || kvJournal.failed) return storeUnavailable(res);
+  if (key === null) {
+    if (req.method !== 'GET') return send(res, 405, { error: 'use GET /kv' }, { Allow: 'GET' });
+    return send(res, 200, { keys: [...kv.keys()].sort() });
+  }
+  if (key.length === 0 || key.length > 1024) return send(res, 400, { error: 'key must be 1-1024 characters' });
+  switch (req.method) {
+    case 'GET':
+    case 'HEAD': {
+      const value = kv.get(key);
+      return value ? send(res, 200, value) : send(res, 404, { error: `no key ${key}` });
+    }
+    case 'PUT': {
+      const value = await readBody(req, res);
+      if (value === null) return undefined;
+      await kvJournal.append({ op: 'put', k: key, v: value.toString('base64') });
+      kv.set(key, value);
+      return send(res, 200, { key, bytes: value.length });
+    }
+    case 'DELETE': {
+      if (!kv.has(key)) return send(res, 404, { error: `no key ${key}` });
+      await kvJournal.append({ op: 'del', k: key });
+      kv.delete(key);
+      return send(res, 200, { key, deleted: true });
+    }
+    default:
+      return send(res, 405, { error: 'use GET, PUT or DELETE' }, { Allow: 'GET, PUT, DELETE' });
+  }
+}
+
+async function handleNotes(req, res) {
+  if (storeError || notesJournal.failed) return storeUnavailable(res);
+  if (req.method === 'GET') return send(res, 200, { notes });
+  if (req.method !== 'POST') return send(res, 405, { error: 'use GET or POST' }, { Allow: 'GET, POST' });
+  const body = await readBody(req, res);
+  if (body === null) return undefined;
+  const note = { id: notes.length + 1, at: new Date().toISOString(), text: body.toString('utf8') };
+  await notesJournal.append(note);
+  notes.push(note);
+  return send(res, 201, note);
+}
+
+async function handleHealth(res) {
+  const probe = join(dataDir, `.health-${process.pid}`);
+  try {
+    if (storeError) throw storeError;
+    if (kvJournal.failed) throw kvJournal.failed;
+    await fsp.access(dataDir, fsConstants.W_OK);
+    await fsp.writeFile(probe, 'ok');
+    await fsp.unlink(probe);
+    return send(res, 200, { ok: true });
+  } catch (error) {
+    return send(res, 503, { ok: false, error: error.message });
+  }
+}
+
+function handleSlow(req, res, url) {
+  const ms = Math.min(Math.max(Number(url.searchParams.get('ms')) || 0, 0), MAX_SLOW_MS);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      send(res, 200, { slept: ms });
+      resolve();
+    }, ms);
+    res.on('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function handleUpload(req, res) {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    let bytes = 0;
+    req.on('data', (chunk) => {
+      bytes += chunk.length;
+      hash.update(chunk);
+    });
+    req.on('end', () => {
+      send(res, 200, { bytes, sha256: hash.digest('hex') });
+      resolve();
+    });
+    req.on('error', reject);
+  });
+}
+
+async function route(req, res) {
+  const url = new URL(req.url ?? '/', 'http://demo');
+  const path = url.pathname;
+  const method = req.method;
+  if (path === '/' || path === '/version') {
+    return send(res, 200, { service: 'demo', version: VERSION, host: HOST, pid: process.pid, startedAt });
+  }
+  if (path === '/health') return handleHealth(res);
+  if (path === '/stats') {
+    return send(res, 200, { connections: sockets.size, inFlight, served, draining: draining || stopping });
+  }
+  if (path === '/kv' || path === '/kv/') return handleKv(req, res, null);
+  if (path.startsWith('/kv/')) {
+    let key;
+    try {
+      key = decodeURIComponent(path.slice(4));
+    } catch {
+      return send(res, 400, { error: 'key is not valid percent-encoding' });
+    }
+    return handleKv(req, res, key);
+  }
+  if (path === '/notes') return handleNotes(req, res);
+  if (path === '/slow' && (method === 'GET' || method === 'HEAD')) return handleSlow(req, res, url);
+  if (path === '/upload' && (method === 'POST' || method === 'PUT')) return handleUpload(req, res);
+  return send(res, 404, { error: `no route ${method} ${path}` });
+}
+
+const server = createServer((req, res) => {
+  const socket = req.socket;
+  const state = sockets.get(socket);
+  if (state) state.active += 1;
+  inFlight += 1;
+  res.setHeader('X-Served-By', HOST);
+  res.setHeader('X-Version', VERSION);
+  // Decided when the request arrives; a response already under way when drain starts is finished
+  // normally and the socket is closed afterwards by the idle sweep.
+  if (draining || stopping) res.setHeader('Connection', 'close');
+  let done = false;
+  const finish = () => {
+    if (done) return;
+    done = true;
+    inFlight -= 1;
+    served += 1;
+    if (state) {
+      state.active -= 1;
+      state.idleSince = Date.now();
+    }
+    if (stopping) maybeExit();
+  };
+  res.on('finish', finish);
+  res.on('close', finish);
+  route(req, res).catch((error) => {
+    log(`request ${req.method} ${req.url} failed: ${error.message}`);
+    if (!res.headersSent) send(res, 500, { error: error.message });
+    else res.destroy();
+  });
+});
+// Node answers idle keep-alive sockets by closing them after this; clients should close theirs sooner.
+server.keepAliveTimeout = 5_000;
+server.on('connection', (socket) => {
+  sockets.set(socket, { active: 0, idleSince: Date.now() });
+  socket.on('close', () => {
+    sockets.delete(socket);
+    if (stopping) maybeExit();
+  });
+});
+server.on('clientError', (error, socket) => {
+  if (socket.writable && error.code !== 'ECONNRESET') {
+    socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  } else socket.destroy();
+});
+
+/** In drain or stop mode: close keep-alive sockets that have had no request for the grace period. */
+function sweepIdleSockets() {
+  if (!draining && !stopping) return;
+  const now = Date.now();
+  for (const [socket, state] of sockets) {
+    if (state.active === 0 && now - state.idleSince >= (stopping ? 0 : DRAIN_IDLE_GRACE_MS)) socket.end();
+  }
+}
+setInterval(sweepIdleSockets, 200).unref();
+
+function enterDrain() {
+  if (draining) return;
+  draining = true;
+  log(`draining: responses carry Connection: close; connections=${sockets.size} inFlight=${inFlight}`);
+}
+
+function leaveDrain() {
+  if (!draining) return;
+  draining = false;
+  log('drain ended');
+}
+
+function stop(signal) {
+  if (stopping) return;
+  stopping = true;
+  log(`stopping on ${signal}: connections=${sockets.size} inFlight=${inFlight}`);
+  server.close();
+  sweepIdleSockets();
+  setTimeout(() => {
+    log(`forced exit after ${FORCE_EXIT_MS} ms: inFlight=${inFlight}`);
+    void exit(0);
+  }, FORCE_EXIT_MS).unref();
+  maybeExit();
+}
+
+function maybeExit() {
+  if (inFlight === 0 && sockets.size === 0) void exit(0);
+  else if (inFlight === 0) sweepIdleSockets();
+}
+
+let exiting = false;
+async function exit(code) {
+  if (exiting) return;
+  exiting = true;
+  await Promise.allSettled([kvJournal?.close(), notesJournal?.close()]);
+  if (pidFile) {
+    try {
+      if ((await fsp.readFile(pidFile, 'utf8')).trim() === String(process.pid)) await fsp.unlink(pidFile);
+    } catch {
+      // The pid file is gone or unreadable; nothing to clean up.
+    }
+  }
+  log(`stopped: served=${served}`);
+  process.exit(code);
+}
+
+process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('SIGINT', () => stop('SIGINT'));
+process.on('SIGUSR1', enterDrain);
+process.on('SIGUSR2', leaveDrain);
+
+await openStore();
+server.listen(listen.port, listen.host, async () => {
+  const address = server.address();
+  if (pidFile) await fsp.writeFile(pidFile, `${process.pid}\n`);
+  log(`started on ${address.address}:${address.port} host=${HOST} data=${dataDir} keys=${kv.size} notes=${notes.length}`);
+});
+server.on('error', (error) => {
+  log(`cannot listen on ${listen.host}:${listen.port}: ${error.message}`);
+  process.exit(1);
+});
