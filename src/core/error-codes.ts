@@ -43,6 +43,29 @@ export const errorCatalogue = {
   DRIVER_UNKNOWN: { meaning: 'No partitioning driver of that name.', fix: 'Use the namespace driver (default).' },
   PATH_OUTSIDE_ROOT: { meaning: 'A path would leave the logical computer\'s root filesystem.', fix: 'Use a path inside the logical computer.' },
   CONTROL_TIMEOUT: { meaning: 'A logical computer did not report over its control channel in time.', fix: 'Check its console log and start-up scripts.' },
+
+  // --- catalogue / monitor / mail / api (patch monitor helper)
+  PATCH_NOT_FOUND: { meaning: 'No patch of that name in the patch table.', fix: '`understudy patch list` shows the registered patches.' },
+  PATCH_EXISTS: { meaning: 'A different patch of that name is already registered.', fix: 'Register it under another --name, or keep the registered one.' },
+  PATCH_HASH_MISMATCH: { meaning: 'A patch file does not have the sha256 it was declared with.', fix: 'The file is corrupt or was tampered with; fetch it again from a trusted source.' },
+  PATCH_TOO_LARGE: { meaning: 'A patch file is larger than the configured size limit.', fix: 'Check the source; raise maxPatchBytes of the feed if the size is legitimate.' },
+  FEED_NOT_FOUND: { meaning: 'No feed of that name.', fix: '`understudy feed list` shows the feeds.' },
+  FEED_EXISTS: { meaning: 'A feed of that name already exists.', fix: 'Choose another name, or remove the existing feed first.' },
+  FEED_UNREACHABLE: { meaning: 'A patch server or repository could not be reached, or did not answer in time.', fix: 'Check the URL and that the server is up; the monitor retries with backoff.' },
+  FEED_INDEX_INVALID: { meaning: 'A patch index or repository index is malformed.', fix: 'Fix the index on the server; nothing from it was registered.' },
+  FEED_SIGNATURE_INVALID: { meaning: 'A patch index or InRelease file is unsigned or its signature does not verify.', fix: 'Check the configured public key or keyring; never register from an unverified index.' },
+  FEED_REPLAY: { meaning: 'A repository index is older than one already seen, or has expired (replay or freeze attack).', fix: 'Check the mirror; the monitor keeps the newer state and retries later.' },
+  APPROVAL_REJECTED: { meaning: 'An approval (mail reply or link) was not accepted.', fix: 'Read the reason in the message; compute a fresh code with `understudy approve-code` for the current challenge.' },
+  MAIL_FAILED: { meaning: 'Sending or reading mail failed.', fix: 'Check the SMTP/IMAP settings in the configuration and that the servers are up.' },
+  API_UNAUTHORIZED: { meaning: 'The API request has no valid token.', fix: 'Send `Authorization: Bearer <token>` with the token from the configuration.' },
+  // --- disk-copy
+  DISK_COPY_SOURCE_INVALID: { meaning: 'The source of a disk copy is not a btrfs subvolume.', fix: 'Name the host path of the disk\'s btrfs subvolume (e.g. from `understudy lc show`).' },
+  DISK_COPY_DESTINATION_INVALID: { meaning: 'The destination pool of a disk copy is not a btrfs filesystem, or the destination already exists.', fix: 'Name a directory on a btrfs pool and a destination name not in use there.' },
+  DISK_COPY_CANCELLED: { meaning: 'The disk copy was cancelled; the source is untouched and the partial destination was removed.', fix: 'Nothing to clean up; start the copy again when wanted.' },
+  DISK_COPY_FAILED: { meaning: 'The disk copy failed; the source is untouched and the partial destination was removed.', fix: 'Read the cause in the message (btrfs send/receive stderr), fix it and copy again.' },
+  DISK_COPY_NOT_CONVERGED: { meaning: 'The LC wrote faster than the copy could catch up within the configured passes.', fix: 'Allow more passes, configure throttling or a long freeze (policy.onNoConvergence), or copy at a quieter time.' },
+  DISK_COPY_VERIFY_FAILED: { meaning: 'The copy\'s tree hash differs from the source\'s at the cut; the copy was removed.', fix: 'Report it as a bug with the differing paths named in the message.' },
+  DISK_COPY_NOT_FOUND: { meaning: 'No disk copy job with that id.', fix: 'Check the id printed by `understudy disk copy`.' },
 } as const satisfies Record<string, { meaning: string; fix: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;
