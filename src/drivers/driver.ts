@@ -83,6 +83,8 @@ export interface ResourceUsage {
   cpuQuotaPercent: number;
   cpus: string;
   pids: number;
+  /** Processes the kernel killed inside the LC for exceeding its memory limit. */
+  oomKills: number;
 }
 
 export interface PartitioningDriver {
@@ -115,8 +117,11 @@ export interface PartitioningDriver {
   /** Host path of a disk's btrfs subvolume (what the disk copy copies). */
   diskPath(spec: LcSpec, disk: string): string;
 
-  /** Moves a NIC, with its MAC and addresses, from one running LC to another. */
-  moveNic(from: LcSpec, nicName: string, to: LcSpec): Promise<void>;
+  /**
+   * Moves a NIC, with its MAC and addresses, from one LC to another. Resolves with the NIC's name in
+   * the receiving LC (renamed when that LC already has a NIC of the same name).
+   */
+  moveNic(from: LcSpec, nicName: string, to: LcSpec): Promise<string>;
 
   /** Freezes / thaws every process of the LC (cgroup freezer). */
   freeze(name: string): Promise<void>;
@@ -124,6 +129,8 @@ export interface PartitioningDriver {
   /** Limits the LC's write bandwidth on the device of the given pool (bytes/s), or lifts it (null). */
   setWriteLimit(name: string, devicePath: string, bytesPerSecond: number | null): Promise<void>;
   usage(name: string): Promise<ResourceUsage>;
+  /** Last lines of the LC's console log, for error messages. */
+  consoleTail(name: string, lines?: number): string;
 
   /** Reports the LC sent over its control channel and that were not acknowledged yet. */
   readReports(name: string): Promise<ControlReport[]>;

@@ -1,0 +1,15 @@
+export type {
+  PartitioningDriver,
+  LcSpec,
+  DiskSpec,
+  NicSpec,
+  LcStatus,
+  LcRuntimeState,
+  StopResult,
+  ControlReport,
+  ResourceUsage,
+} from './driver.ts';
+export { NamespaceDriver, type NamespaceDriverOptions } from './namespace/namespace-driver.ts';
+export { cgroupVersion, LcCgroup } from './namespace/cgroups.ts';
+export { resolveInRoot } from './namespace/root-path.ts';
+export { hostIfName } from './namespace/nic.ts';

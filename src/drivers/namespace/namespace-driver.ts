@@ -1,0 +1,402 @@
+/**
+ * The namespace driver: an LC is a process tree in its own mount, PID, UTS, IPC and network namespaces,
+ * with its own root filesystem (a btrfs subvolume), its image's own init as PID 1, veth NICs on the
+ * host bridge and cgroup limits. A small detached supervisor per LC (lc-supervise.sh) keeps the LC
+ * independent of the manager: the manager can exit or crash and re-attach later by reading the LC's
+ * runtime directory.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UnderstudyError, exec, isErrno, sleep, spawnProcess, waitFor, type ExecOptions, type ExecResult } from '../../core/index.ts';
+import type { ControlReport, LcSpec, LcStatus, NicSpec, PartitioningDriver, ResourceUsage, StopResult } from '../driver.ts';
+import { LcCgroup } from './cgroups.ts';
+import { configureNic, createNetns, createNic, deleteNetns, deleteNic, netnsExists, nicNamesIn } from './nic.ts';
+import { resolveInRoot } from './root-path.ts';
+
+const scriptDir = path.dirname(fileURLToPath(import.meta.url));
+
+export interface NamespaceDriverOptions {
+  /** Host tag that makes names of namespaces, cgroups and devices unique to this understudy host. */
+  tag: string;
+  /** Directory holding one runtime directory per LC. */
+  runDir: string;
+  /** Mount point of a storage pool. */
+  poolPath: (pool: string) => string;
+  /** Path of an image's read-only subvolume (the root tree LCs are created from). */
+  imagePath: (image: string) => string;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    if (isErrno(error, 'ESRCH')) return false;
+    throw error;
+  }
+}
+
+function readText(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return undefined;
+    throw error;
+  }
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return fs
+      .readdirSync(`/proc/${pid}/task`)
+      .flatMap((tid) => (readText(`/proc/${pid}/task/${tid}/children`) ?? '').split(' '))
+      .filter(Boolean)
+      .map(Number);
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return [];
+    throw error;
+  }
+}
+
+export class NamespaceDriver implements PartitioningDriver {
+  readonly name = 'namespace';
+  constructor(private readonly options: NamespaceDriverOptions) {}
+
+  netnsName(lc: string): string {
+    return `us${this.options.tag}-${lc}`;
+  }
+
+  private cgroup(lc: string): LcCgroup {
+    return new LcCgroup(`understudy-${this.options.tag}-${lc}`);
+  }
+
+  runtimeDir(lc: string): string {
+    return path.join(this.options.runDir, lc);
+  }
+
+  controlDir(lc: string): string {
+    return path.join(this.runtimeDir(lc), 'control');
+  }
+
+  diskPath(spec: LcSpec, disk: string): string {
+    const d = spec.disks.find((x) => x.name === disk);
+    if (!d) throw new UnderstudyError('DISK_NOT_FOUND', `The logical computer "${spec.name}" has no disk named "${disk}"`);
+    return path.join(this.options.poolPath(d.pool), 'lcs', spec.name, d.name);
+  }
+
+  async create(spec: LcSpec): Promise<void> {
+    const undo: (() => Promise<unknown>)[] = [];
+    try {
+      for (const disk of spec.disks) {
+        const target = this.diskPath(spec, disk.name);
+        fs.mkdirSync(path.dirname(target), { recursive: true });
+        if (disk.mountPath === '/') {
+          const image = this.options.imagePath(spec.image);
+          await exec(['btrfs', 'subvolume', 'snapshot', image, target]);
+        } else {
+          await exec(['btrfs', 'subvolume', 'create', target]);
+        }
+        undo.push(() => exec(['btrfs', 'subvolume', 'delete', target]));
+      }
+      const netns = this.netnsName(spec.name);
+      await createNetns(netns);
+      undo.push(() => deleteNetns(netns));
+      for (const nic of spec.nics) {
+        await createNic({ tag: this.options.tag, netns, nic });
+        undo.push(() => deleteNic(this.options.tag, nic.mac));
+      }
+      fs.mkdirSync(path.join(this.controlDir(spec.name), 'outbox'), { recursive: true, mode: 0o755 });
+      undo.push(async () => fs.rmSync(this.runtimeDir(spec.name), { recursive: true, force: true }));
+      this.cgroup(spec.name).apply({ cpus: spec.cpus, cpuSharePercent: spec.cpuSharePercent, memoryMb: spec.memoryMb, pidsMax: 4096 });
+      undo.push(() => this.cgroup(spec.name).remove());
+    } catch (error) {
+      for (const step of undo.reverse()) await step().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async destroy(spec: LcSpec): Promise<void> {
+    const status = await this.status(spec.name);
+    if (status.state !== 'stopped' && status.state !== 'crashed') {
+      throw new UnderstudyError('LC_RUNNING', `The logical computer "${spec.name}" is ${status.state}`, { hint: 'Stop it first (`understudy lc stop`).' });
+    }
+    await this.killLeftovers(spec.name);
+    for (const nic of spec.nics) await deleteNic(this.options.tag, nic.mac);
+    await deleteNetns(this.netnsName(spec.name));
+    for (const disk of spec.disks) {
+      const target = this.diskPath(spec, disk.name);
+      if (fs.existsSync(target)) await exec(['btrfs', 'subvolume', 'delete', target]);
+    }
+    for (const pool of new Set(spec.disks.map((d) => d.pool))) {
+      fs.rmSync(path.join(this.options.poolPath(pool), 'lcs', spec.name), { recursive: true, force: true });
+    }
+    await this.cgroup(spec.name).remove();
+    fs.rmSync(this.runtimeDir(spec.name), { recursive: true, force: true });
+  }
+
+  /** Restores what a host reboot loses (namespace, NICs, cgroups) for an LC about to start. */
+  private async ensureDevices(spec: LcSpec): Promise<void> {
+    const netns = this.netnsName(spec.name);
+    if (!netnsExists(netns)) await createNetns(netns);
+    const present = await nicNamesIn(netns);
+    for (const nic of spec.nics) if (!present.includes(nic.name)) await createNic({ tag: this.options.tag, netns, nic });
+    this.cgroup(spec.name).apply({ cpus: spec.cpus, cpuSharePercent: spec.cpuSharePercent, memoryMb: spec.memoryMb, pidsMax: 4096 });
+    fs.mkdirSync(path.join(this.controlDir(spec.name), 'outbox'), { recursive: true, mode: 0o755 });
+  }
+
+  async start(spec: LcSpec): Promise<void> {
+    const status = await this.status(spec.name);
+    if (status.state !== 'stopped' && status.state !== 'crashed') {
+      throw new UnderstudyError('LC_RUNNING', `The logical computer "${spec.name}" is already ${status.state}`, {
+        hint: 'Use `understudy lc reboot` to restart it.',
+      });
+    }
+    await this.killLeftovers(spec.name);
+    await this.ensureDevices(spec);
+    const rundir = this.runtimeDir(spec.name);
+    for (const f of ['stop-requested', 'no-reboot', 'boot.pid', 'supervisor.pid', 'state']) fs.rmSync(path.join(rundir, f), { force: true });
+    const mounts = spec.disks
+      .filter((d) => d.mountPath !== '/')
+      .flatMap((d) => [this.diskPath(spec, d.name), d.mountPath]);
+    const root = this.diskPath(spec, spec.disks.find((d) => d.mountPath === '/')?.name ?? 'system');
+    fs.appendFileSync(path.join(rundir, 'console.log'), `[understudy] starting ${spec.name} at ${new Date().toISOString()}\n`);
+    const supervisor = spawnProcess(
+      [
+        path.join(scriptDir, 'lc-supervise.sh'),
+        rundir,
+        this.netnsName(spec.name),
+        this.cgroup(spec.name).procsFiles().join(':'),
+        '--',
+        root,
+        spec.name,
+        this.controlDir(spec.name),
+        ...mounts,
+      ],
+      { detached: true, stdio: 'ignore' },
+    );
+    supervisor.child.unref();
+    const initPid = await waitFor(() => this.initPid(spec.name), { timeoutMs: 10_000, intervalMs: 10 });
+    if (initPid === undefined) {
+      throw new UnderstudyError('LC_BOOT_FAILED', `The logical computer "${spec.name}" did not start:\n${this.consoleTail(spec.name)}`, {
+        hint: `Read ${path.join(rundir, 'console.log')}.`,
+      });
+    }
+  }
+
+  private supervisorPid(lc: string): number | undefined {
+    const pid = Number(readText(path.join(this.runtimeDir(lc), 'supervisor.pid')));
+    if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return undefined;
+    // Guard against pid reuse: the process must be this LC's supervisor.
+    const cmdline = readText(`/proc/${pid}/cmdline`) ?? '';
+    return cmdline.includes('lc-supervise.sh') && cmdline.includes(this.runtimeDir(lc)) ? pid : undefined;
+  }
+
+  /** Host pid of the LC's init (PID 1 inside), found as the child of the supervisor's `unshare`. */
+  private initPid(lc: string): number | undefined {
+    if (this.supervisorPid(lc) === undefined) return undefined;
+    const bootPid = Number(readText(path.join(this.runtimeDir(lc), 'boot.pid')));
+    if (!Number.isInteger(bootPid) || bootPid <= 0) return undefined;
+    const [init] = childrenOf(bootPid);
+    return init;
+  }
+
+  consoleTail(lc: string, lines = 20): string {
+    const text = readText(path.join(this.runtimeDir(lc), 'console.log')) ?? '';
+    return text.split('\n').slice(-lines).join('\n');
+  }
+
+  async status(lc: string): Promise<LcStatus> {
+    const rundir = this.runtimeDir(lc);
+    const consoleLog = path.join(rundir, 'console.log');
+    const reboots = Number(readText(path.join(rundir, 'reboots')) ?? 0);
+    const bootedAt = readText(path.join(rundir, 'booted-at'));
+    const supervisor = this.supervisorPid(lc);
+    if (supervisor === undefined) {
+      const recorded = readText(path.join(rundir, 'state'));
+      const leftovers = this.cgroup(lc).exists() ? this.cgroup(lc).pids().length : 0;
+      // A supervisor that vanished without writing "stopped" means it was killed: the LC crashed.
+      const state = recorded === undefined || recorded === 'stopped' ? 'stopped' : 'crashed';
+      return { name: lc, state: leftovers > 0 ? 'crashed' : state, reboots, bootedAt, consoleLog };
+    }
+    const recorded = readText(path.join(rundir, 'state'));
+    const initPid = this.initPid(lc);
+    if (fs.existsSync(path.join(rundir, 'stop-requested'))) return { name: lc, state: 'stopping', initPid, reboots, bootedAt, consoleLog };
+    if (recorded === 'rebooting' || initPid === undefined) return { name: lc, state: 'rebooting', initPid, reboots, bootedAt, consoleLog };
+    const booted = fs.existsSync(path.join(this.controlDir(lc), 'booted'));
+    return { name: lc, state: booted ? 'running' : 'booting', initPid, reboots, bootedAt, consoleLog };
+  }
+
+  async waitUntilUp(lc: string, options: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    let last: LcStatus | undefined;
+    const up = await waitFor(
+      async () => {
+        last = await this.status(lc);
+        if (last.state === 'running') return true;
+        if (last.state === 'stopped' || last.state === 'crashed') return false;
+        return undefined;
+      },
+      { timeoutMs, intervalMs: 20 },
+    );
+    if (up !== true) {
+      throw new UnderstudyError(
+        'LC_BOOT_FAILED',
+        `The logical computer "${lc}" ${up === false ? `is ${last?.state ?? 'down'}` : `did not finish booting within ${timeoutMs} ms`}:\n${this.consoleTail(lc)}`,
+        { hint: `Read ${path.join(this.runtimeDir(lc), 'console.log')}.` },
+      );
+    }
+  }
+
+  private async requireInit(lc: string): Promise<number> {
+    const pid = this.initPid(lc);
+    if (pid === undefined) {
+      throw new UnderstudyError('LC_NOT_RUNNING', `The logical computer "${lc}" is not running`, { hint: `Start it first: understudy lc start ${lc}` });
+    }
+    return pid;
+  }
+
+  async stop(lc: string, options: { timeoutMs?: number } = {}): Promise<StopResult> {
+    const started = performance.now();
+    const timeoutMs = options.timeoutMs ?? 15_000;
+    const supervisor = this.supervisorPid(lc);
+    if (supervisor === undefined) {
+      await this.killLeftovers(lc);
+      return { outcome: 'was-stopped', durationMs: 0 };
+    }
+    fs.writeFileSync(path.join(this.runtimeDir(lc), 'stop-requested'), new Date().toISOString());
+    const init = this.initPid(lc);
+    // Busybox init powers off on SIGUSR2: it runs the shutdown scripts, then ends every process.
+    if (init !== undefined) process.kill(init, 'SIGUSR2');
+    const clean = await waitFor(() => (this.supervisorPid(lc) === undefined ? true : undefined), { timeoutMs, intervalMs: 20 });
+    if (clean) return { outcome: 'clean', durationMs: performance.now() - started };
+    const stillInit = this.initPid(lc);
+    if (stillInit !== undefined) process.kill(stillInit, 'SIGKILL'); // ends the whole PID namespace
+    await waitFor(() => (this.supervisorPid(lc) === undefined ? true : undefined), { timeoutMs: 5000, intervalMs: 20 });
+    await this.killLeftovers(lc);
+    return { outcome: 'killed', durationMs: performance.now() - started };
+  }
+
+  /** Kills processes left in the LC's cgroup (e.g. an exec whose init died). Only the LC's own processes. */
+  private async killLeftovers(lc: string): Promise<void> {
+    const cg = this.cgroup(lc);
+    if (!cg.exists()) return;
+    if (cg.isFrozen()) await cg.thaw();
+    for (let i = 0; i < 50 && cg.pids().length > 0; i++) {
+      for (const pid of cg.pids()) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch (error) {
+          if (!isErrno(error, 'ESRCH')) throw error;
+        }
+      }
+      await sleep(20);
+    }
+  }
+
+  async reboot(lc: string): Promise<void> {
+    const init = await this.requireInit(lc);
+    const before = Number(readText(path.join(this.runtimeDir(lc), 'reboots')) ?? 0);
+    process.kill(init, 'SIGTERM'); // busybox init: reboot
+    const rebooted = await waitFor(
+      () => (Number(readText(path.join(this.runtimeDir(lc), 'reboots')) ?? 0) > before && this.initPid(lc) !== undefined ? true : undefined),
+      { timeoutMs: 30_000, intervalMs: 20 },
+    );
+    if (!rebooted) throw new UnderstudyError('LC_BOOT_FAILED', `The logical computer "${lc}" did not come back after the reboot:\n${this.consoleTail(lc)}`);
+  }
+
+  async exec(lc: string, argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
+    const init = await this.requireInit(lc);
+    return exec([path.join(scriptDir, 'lc-exec.sh'), this.cgroup(lc).procsFiles().join(':'), String(init), ...argv], options);
+  }
+
+  async netExec(lc: string, argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
+    return exec(['ip', 'netns', 'exec', this.netnsName(lc), ...argv], options);
+  }
+
+  /** Maps a path inside the LC to the host path on the disk mounted there (longest mount path wins). */
+  private hostPathOf(spec: LcSpec, lcPath: string): string {
+    const disk = [...spec.disks]
+      .sort((a, b) => b.mountPath.length - a.mountPath.length)
+      .find((d) => d.mountPath === '/' || lcPath === d.mountPath || lcPath.startsWith(`${d.mountPath}/`));
+    if (!disk) throw new UnderstudyError('PATH_OUTSIDE_ROOT', `"${lcPath}" is on no disk of "${spec.name}"`);
+    const rest = disk.mountPath === '/' ? lcPath : lcPath.slice(disk.mountPath.length) || '/';
+    return resolveInRoot(this.diskPath(spec, disk.name), rest);
+  }
+
+  async writeFile(spec: LcSpec, lcPath: string, data: string | Buffer, mode = 0o644): Promise<void> {
+    const target = this.hostPathOf(spec, lcPath);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    const temp = `${target}.understudy-${process.pid}`;
+    fs.writeFileSync(temp, data, { mode });
+    fs.chmodSync(temp, mode);
+    fs.renameSync(temp, target);
+  }
+
+  async readFile(spec: LcSpec, lcPath: string): Promise<Buffer> {
+    return fs.readFileSync(this.hostPathOf(spec, lcPath));
+  }
+
+  async moveNic(from: LcSpec, nicName: string, to: LcSpec): Promise<string> {
+    const nic = from.nics.find((n) => n.name === nicName);
+    if (!nic) throw new UnderstudyError('NIC_NOT_FOUND', `The logical computer "${from.name}" has no NIC named "${nicName}"`);
+    const fromNs = this.netnsName(from.name);
+    const toNs = this.netnsName(to.name);
+    const taken = await nicNamesIn(toNs);
+    let newName = nic.name;
+    for (let i = 0; taken.includes(newName); i++) newName = `eth${i}`;
+    await exec(['ip', '-n', fromNs, 'link', 'set', nic.name, 'down']);
+    if (newName !== nic.name) await exec(['ip', '-n', fromNs, 'link', 'set', nic.name, 'name', newName]);
+    await exec(['ip', '-n', fromNs, 'link', 'set', newName, 'netns', toNs]);
+    // Moving a device to another namespace drops its addresses: set them again.
+    const moved: NicSpec = { ...nic, name: newName };
+    await configureNic(toNs, moved);
+    return newName;
+  }
+
+  async freeze(lc: string): Promise<void> {
+    await this.cgroup(lc).freeze();
+  }
+
+  async thaw(lc: string): Promise<void> {
+    await this.cgroup(lc).thaw();
+  }
+
+  async setWriteLimit(lc: string, devicePath: string, bytesPerSecond: number | null): Promise<void> {
+    const rdev = fs.statSync(devicePath).rdev;
+    const majMin = `${Math.floor(rdev / 256) & 0xfff}:${(rdev & 0xff) | ((rdev >> 12) & 0xfff00)}`;
+    this.cgroup(lc).setWriteLimit(majMin, bytesPerSecond);
+  }
+
+  async usage(lc: string): Promise<ResourceUsage & { oomKills: number }> {
+    return this.cgroup(lc).usage();
+  }
+
+  async readReports(lc: string): Promise<ControlReport[]> {
+    const outbox = path.join(this.controlDir(lc), 'outbox');
+    let files: string[];
+    try {
+      files = fs.readdirSync(outbox).filter((f) => f.endsWith('.json')).sort();
+    } catch (error) {
+      if (isErrno(error, 'ENOENT')) return [];
+      throw error;
+    }
+    return files.map((file) => {
+      const m = /^(\d+)-\d+-([a-z0-9_-]+)\.json$/i.exec(file);
+      const text = fs.readFileSync(path.join(outbox, file), 'utf8');
+      let body: unknown = text;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        // Not JSON: a plain-text report, kept as text.
+      }
+      const stamp = Number(m?.[1] ?? 0);
+      return { lc, kind: m?.[2] ?? 'unknown', at: new Date(stamp / 1e6).toISOString(), body, id: file };
+    });
+  }
+
+  async acknowledgeReport(lc: string, id: string): Promise<void> {
+    if (id.includes('/')) throw new UnderstudyError('INVALID_ARGUMENT', `"${id}" is not a report id`);
+    fs.rmSync(path.join(this.controlDir(lc), 'outbox', id), { force: true });
+  }
+}

@@ -1,0 +1,4 @@
+export { imagesSchema } from './schema.ts';
+export { buildImage, listImages, findImage, getImage, removeImage, type ImageRecord, type BuildImageOptions } from './build.ts';
+export { recipeNames, type RecipeName } from './recipes.ts';
+export { assetsDir } from './rootfs.ts';

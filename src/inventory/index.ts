@@ -1,0 +1,16 @@
+export { inventorySchema } from './schema.ts';
+export {
+  findLc,
+  getLc,
+  listLcs,
+  insertLc,
+  deleteLc,
+  setRole,
+  moveNicRecord,
+  setNicAddresses,
+  lcRoles,
+  type LcRecord,
+  type LcRole,
+} from './lc-record.ts';
+export { validateLcRequest, hostCapacity, parseCpuSet, type LcRequest, type HostCapacity, type ValidateLcOptions } from './validate.ts';
+export { findStandbys, coverageGaps, type StandbyCandidate, type StandbyRejection, type StandbySearchResult } from './standby.ts';
