@@ -66,6 +66,24 @@ export const errorCatalogue = {
   DISK_COPY_NOT_CONVERGED: { meaning: 'The LC wrote faster than the copy could catch up within the configured passes.', fix: 'Allow more passes, configure throttling or a long freeze (policy.onNoConvergence), or copy at a quieter time.' },
   DISK_COPY_VERIFY_FAILED: { meaning: 'The copy\'s tree hash differs from the source\'s at the cut; the copy was removed.', fix: 'Report it as a bug with the differing paths named in the message.' },
   DISK_COPY_NOT_FOUND: { meaning: 'No disk copy job with that id.', fix: 'Check the id printed by `understudy disk copy`.' },
+  // --- disk-copy
+  DISK_COPY_SOURCE_INVALID: { meaning: 'The source of a disk copy is not a btrfs subvolume.', fix: 'Name the host path of the disk\'s btrfs subvolume (e.g. from `understudy lc show`).' },
+  DISK_COPY_DESTINATION_INVALID: { meaning: 'The destination pool of a disk copy is not a btrfs filesystem, or the destination already exists.', fix: 'Name a directory on a btrfs pool and a destination name not in use there.' },
+  DISK_COPY_CANCELLED: { meaning: 'The disk copy was cancelled; the source is untouched and the partial destination was removed.', fix: 'Nothing to clean up; start the copy again when wanted.' },
+  DISK_COPY_FAILED: { meaning: 'The disk copy failed; the source is untouched and the partial destination was removed.', fix: 'Read the cause in the message (btrfs send/receive stderr), fix it and copy again.' },
+  DISK_COPY_NOT_CONVERGED: { meaning: 'The LC wrote faster than the copy could catch up within the configured passes.', fix: 'Allow more passes, configure throttling or a long freeze (policy.onNoConvergence), or copy at a quieter time.' },
+  DISK_COPY_VERIFY_FAILED: { meaning: 'The copy\'s tree hash differs from the source\'s at the cut; the copy was removed.', fix: 'Report it as a bug with the differing paths named in the message.' },
+  DISK_COPY_NOT_FOUND: { meaning: 'No disk copy job with that id.', fix: 'Check the id printed by `understudy disk copy`.' },
+  // --- switch
+  SWITCH_PLAN_INVALID: { meaning: 'The switch plan is incomplete or contradicts itself (addresses, MACs, NICs).', fix: 'Correct the value named in the message.' },
+  SWITCH_METHOD_UNKNOWN: { meaning: 'No switch method of that name.', fix: 'Use one of: move-nic, swap-address, instant.' },
+  SWITCH_ADDRESS_NOT_HELD: { meaning: 'The active LC does not hold the service address it is said to hold.', fix: 'Check `ip addr` in the LC and the address given; nothing was changed.' },
+  SWITCH_ADDRESS_CONFLICT: { meaning: 'Another machine on the bridge answers ARP for the service address.', fix: 'Find the machine with the MAC named in the message and remove the address there; nothing was changed.' },
+  SWITCH_STANDBY_UNHEALTHY: { meaning: 'The standby\'s service failed its health check, so no switch was made.', fix: 'Fix the service on the standby (its log tells why) and switch again.' },
+  SWITCH_HEALTH_FAILED: { meaning: 'The service failed its health check on the new LC after the switch.', fix: 'The switch was reversed; the service stays on the old LC. Check the new LC\'s service.' },
+  SWITCH_STEP_FAILED: { meaning: 'A step of the switch failed.', fix: 'Read the step and cause in the message; the switch was reversed.' },
+  SWITCH_REVERSED: { meaning: 'The switch failed and was reversed; the service stays on the old LC.', fix: 'Read the cause; fix it and switch again.' },
+  SWITCH_REVERSE_FAILED: { meaning: 'The switch failed and undoing it failed too.', fix: 'Run `understudy switch show <id>`: it lists the steps not undone; fix by hand or restart the manager to retry.' },
 } as const satisfies Record<string, { meaning: string; fix: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -1,0 +1,183 @@
+/**
+ * The btrfs operations the disk copy needs, each one external command through core's exec:
+ * snapshots, deletion, filesystem identity, free space, and the send → receive pipe that the history
+ * parser taps.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { UnderstudyError, exec, spawnProcess, formatArgv, isErrno, type ExecResult, type SpawnedProcess } from '../core/index.ts';
+import { formatBytes } from './history.ts';
+
+const BTRFS = 'btrfs';
+
+/** True when `target` is the root of a btrfs subvolume (inode 256 on btrfs). */
+export async function isSubvolume(target: string): Promise<boolean> {
+  try {
+    const stat = await fs.stat(target);
+    if (!stat.isDirectory() || stat.ino !== 256) return false;
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return false;
+    throw error;
+  }
+  const result = await exec(['stat', '-f', '-c', '%T', target]);
+  return result.stdout.trim() === 'btrfs';
+}
+
+export async function isBtrfs(target: string): Promise<boolean> {
+  const result = await exec(['stat', '-f', '-c', '%T', target]);
+  return result.stdout.trim() === 'btrfs';
+}
+
+/**
+ * An identifier of the btrfs filesystem holding `target`. statfs' f_fsid on btrfs is the filesystem
+ * UUID folded to 64 bits and XORed with the id of the subvolume the path lies in; XORing the root id
+ * back gives a value equal for every path of one filesystem.
+ */
+export async function filesystemId(target: string): Promise<string> {
+  const [fsid, rootid] = await Promise.all([
+    exec(['stat', '-f', '-c', '%i', target]),
+    exec([BTRFS, 'inspect-internal', 'rootid', target]),
+  ]);
+  const value = BigInt(`0x${fsid.stdout.trim()}`) ^ BigInt(rootid.stdout.trim());
+  return value.toString(16);
+}
+
+export async function snapshot(options: { source: string; target: string; readOnly: boolean }): Promise<void> {
+  const argv = [BTRFS, 'subvolume', 'snapshot', ...(options.readOnly ? ['-r'] : []), options.source, options.target];
+  await exec(argv, { timeoutMs: 60_000 });
+}
+
+/** Deletes a subvolume; a missing one is fine (idempotent). */
+export async function deleteSubvolume(target: string): Promise<void> {
+  if (!(await isSubvolume(target))) return;
+  await exec([BTRFS, 'subvolume', 'delete', target], { timeoutMs: 120_000 });
+}
+
+/** Deletes every subvolume directly inside `dir`, then `dir` itself (idempotent). */
+export async function removeStagingDir(dir: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await fs.readdir(dir);
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return;
+    throw error;
+  }
+  for (const entry of entries) {
+    const child = path.join(dir, entry);
+    if (await isSubvolume(child)) await deleteSubvolume(child);
+    else await fs.rm(child, { recursive: true, force: true });
+  }
+  await fs.rmdir(dir);
+}
+
+/** Estimated free bytes for new data in the btrfs filesystem of `target`. */
+export async function freeBytes(target: string): Promise<number> {
+  const result = await exec([BTRFS, 'filesystem', 'usage', '-b', target]);
+  const match = /Free \(estimated\):\s+(\d+)/.exec(result.stdout);
+  if (!match?.[1]) throw new UnderstudyError('INTERNAL', `Cannot read the free space of ${target} from btrfs filesystem usage`);
+  return Number(match[1]);
+}
+
+/** Fails with POOL_FULL when the pool cannot hold `needed` bytes, naming the pool and the space missing. */
+export async function checkSpace(poolPath: string, needed: number): Promise<void> {
+  const free = await freeBytes(poolPath);
+  if (free < needed) {
+    throw new UnderstudyError('POOL_FULL', `The destination pool ${poolPath} has ${formatBytes(free)} free but the copy needs ${formatBytes(needed)}: ${formatBytes(needed - free)} missing`, {
+      details: { pool: poolPath, freeBytes: free, neededBytes: needed, missingBytes: needed - free },
+    });
+  }
+}
+
+/** Bytes allocated by the files of a tree (what a full send carries, roughly). */
+export async function usedBytes(target: string): Promise<number> {
+  const result = await exec(['du', '-s', '-B1', '-x', target], { timeoutMs: 600_000 });
+  return Number(result.stdout.split('\t')[0] ?? 0);
+}
+
+export interface TransferOptions {
+  /** Read-only snapshot to send. */
+  snapshot: string;
+  /** Read-only snapshot already received at the destination, for an incremental send. */
+  parent?: string;
+  /** Directory on the destination filesystem where the received subvolume appears (same basename). */
+  receiveDir: string;
+  signal?: AbortSignal;
+  /** Each chunk of the stream, before it goes to `btrfs receive`. May throw to abort the transfer. */
+  onChunk: (chunk: Buffer) => void;
+}
+
+export interface TransferResult {
+  bytes: number;
+  durationMs: number;
+}
+
+function stopProcess(proc: SpawnedProcess): void {
+  if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL');
+}
+
+/**
+ * Pipes `btrfs send [-p parent] snapshot` into `btrfs receive receiveDir` through this process, handing
+ * every chunk to onChunk on the way. Rejects (after both processes have ended) when either command
+ * fails, onChunk throws, or the signal aborts; the partly received subvolume is then left for the
+ * caller's cleanup.
+ */
+export async function transfer(options: TransferOptions): Promise<TransferResult> {
+  const started = performance.now();
+  const sendArgv = [BTRFS, 'send', '-q', ...(options.parent ? ['-p', options.parent] : []), options.snapshot];
+  const receiveArgv = [BTRFS, 'receive', options.receiveDir];
+  const send = spawnProcess(sendArgv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const receive = spawnProcess(receiveArgv, { stdio: ['pipe', 'ignore', 'pipe'] });
+  const sendOut = send.child.stdout;
+  const receiveIn = receive.child.stdin;
+  if (!sendOut || !receiveIn) throw new UnderstudyError('INTERNAL', 'btrfs send/receive started without pipes');
+  let bytes = 0;
+  let failure: unknown;
+  const fail = (error: unknown): void => {
+    failure ??= error;
+    stopProcess(send);
+    stopProcess(receive);
+  };
+  const onAbort = (): void => fail(new UnderstudyError('DISK_COPY_CANCELLED', `Copy of ${options.snapshot} cancelled`));
+  if (options.signal?.aborted) onAbort();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  receiveIn.on('error', () => {
+    /* receive died; its exit status tells why */
+  });
+  receiveIn.on('drain', () => sendOut.resume());
+  sendOut.on('data', (chunk: Buffer) => {
+    if (failure) return;
+    bytes += chunk.length;
+    try {
+      options.onChunk(chunk);
+    } catch (error) {
+      fail(error);
+      return;
+    }
+    if (!receiveIn.write(chunk)) sendOut.pause();
+  });
+  sendOut.on('end', () => receiveIn.end());
+  // Whichever command fails first is the cause; the other is stopped (a dead receive would otherwise
+  // leave send blocked on a full pipe forever).
+  const failed: ExecResult[] = [];
+  const watch = (proc: SpawnedProcess, other: SpawnedProcess): Promise<void> =>
+    proc.done.then((result) => {
+      if (result.exitCode !== 0) {
+        failed.push(result);
+        stopProcess(other);
+      }
+    });
+  try {
+    await Promise.all([watch(send, receive), watch(receive, send)]);
+    if (failure) throw failure;
+    const first = failed[0];
+    if (first) {
+      const stderr = first.stderr.trim().split('\n').slice(-8).join('\n');
+      throw new UnderstudyError('DISK_COPY_FAILED', `${formatArgv(first.argv)} failed${stderr ? `: ${stderr}` : ''}`, {
+        details: { argv: first.argv, exitCode: first.exitCode, signal: first.signal, stderr },
+      });
+    }
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+  }
+  return { bytes, durationMs: performance.now() - started };
+}

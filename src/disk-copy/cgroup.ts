@@ -1,0 +1,133 @@
+/**
+ * A freezer and a write throttle bound to one cgroup, for copying a disk whose writers are not an LC
+ * of the driver (tests, benchmarks, `disk copy-path --freeze-cgroup`). Works on cgroup v1 (freezer +
+ * blkio hierarchies, as on this host) and v2 (cgroup.freeze + io.max). The namespace driver has its
+ * own implementation behind PartitioningDriver.freeze/thaw/setWriteLimit.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { UnderstudyError, exec, isErrno, sleep } from '../core/index.ts';
+import type { Freezer, Throttle } from './types.ts';
+
+const CGROUP_ROOT = '/sys/fs/cgroup';
+
+export type CgroupVersion = 1 | 2;
+
+export async function cgroupVersion(): Promise<CgroupVersion> {
+  try {
+    await fs.access(path.join(CGROUP_ROOT, 'cgroup.controllers'));
+    return 2;
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return 1;
+    throw error;
+  }
+}
+
+export interface Cgroup {
+  name: string;
+  version: CgroupVersion;
+  /** The cgroup.procs files a process must be written to (one per v1 hierarchy, one for v2). */
+  procsFiles: string[];
+  addProcess(pid: number): Promise<void>;
+  freezer: Freezer;
+  /** A throttle of this cgroup's writes to the block device `device` (e.g. /dev/loop3). */
+  throttle(device: string): Throttle;
+  /** Thaws, then removes the cgroup; its processes must have exited. Idempotent. */
+  remove(): Promise<void>;
+}
+
+async function writeControl(file: string, value: string): Promise<void> {
+  await fs.writeFile(file, value);
+}
+
+async function readControl(file: string): Promise<string> {
+  return (await fs.readFile(file, 'utf8')).trim();
+}
+
+/** "MAJ:MIN" of a block device (via sysfs; a partition or loop device alike). */
+export async function deviceNumber(device: string): Promise<string> {
+  const real = await fs.realpath(device);
+  return readControl(path.join('/sys/class/block', path.basename(real), 'dev'));
+}
+
+/** The block device holding the filesystem of `target` (e.g. /dev/loop3), for the write throttle. */
+export async function deviceOf(target: string): Promise<string> {
+  const result = await exec(['findmnt', '-n', '-o', 'SOURCE', '-T', target]);
+  // btrfs shows "/dev/loop3[/subvol]" for a subvolume mount.
+  return result.stdout.trim().split('\n')[0]?.replace(/\[.*\]$/, '') ?? '';
+}
+
+/** Creates the cgroup `name` (unique per run: the caller adds a random tag). */
+export async function createCgroup(name: string): Promise<Cgroup> {
+  if (!/^[\w.-]+$/.test(name)) throw new UnderstudyError('INVALID_ARGUMENT', `Invalid cgroup name ${name}`);
+  const version = await cgroupVersion();
+  const freezerDir = version === 1 ? path.join(CGROUP_ROOT, 'freezer', name) : path.join(CGROUP_ROOT, name);
+  const ioDir = version === 1 ? path.join(CGROUP_ROOT, 'blkio', name) : freezerDir;
+  if (version === 2) {
+    // io.max needs the io controller enabled for the children of the root.
+    await writeControl(path.join(CGROUP_ROOT, 'cgroup.subtree_control'), '+io').catch(() => undefined);
+  }
+  await fs.mkdir(freezerDir);
+  if (ioDir !== freezerDir) await fs.mkdir(ioDir);
+  const procsFiles = [...new Set([path.join(freezerDir, 'cgroup.procs'), path.join(ioDir, 'cgroup.procs')])];
+
+  const freezer: Freezer = {
+    async freeze() {
+      if (version === 1) {
+        await writeControl(path.join(freezerDir, 'freezer.state'), 'FROZEN');
+        while ((await readControl(path.join(freezerDir, 'freezer.state'))) !== 'FROZEN') await sleep(1);
+      } else {
+        await writeControl(path.join(freezerDir, 'cgroup.freeze'), '1');
+        while (!/^frozen 1$/m.test(await readControl(path.join(freezerDir, 'cgroup.events')))) await sleep(1);
+      }
+    },
+    async thaw() {
+      if (version === 1) await writeControl(path.join(freezerDir, 'freezer.state'), 'THAWED');
+      else await writeControl(path.join(freezerDir, 'cgroup.freeze'), '0');
+    },
+  };
+
+  const throttle = (device: string): Throttle => ({
+    async limit(bytesPerSecond: number) {
+      const dev = await deviceNumber(device);
+      const bps = String(Math.max(1, Math.round(bytesPerSecond)));
+      if (version === 1) await writeControl(path.join(ioDir, 'blkio.throttle.write_bps_device'), `${dev} ${bps}`);
+      else await writeControl(path.join(ioDir, 'io.max'), `${dev} wbps=${bps}`);
+    },
+    async lift() {
+      const dev = await deviceNumber(device);
+      if (version === 1) await writeControl(path.join(ioDir, 'blkio.throttle.write_bps_device'), `${dev} 0`);
+      else await writeControl(path.join(ioDir, 'io.max'), `${dev} wbps=max`);
+    },
+  });
+
+  return {
+    name,
+    version,
+    procsFiles,
+    async addProcess(pid) {
+      for (const file of procsFiles) await writeControl(file, String(pid));
+    },
+    freezer,
+    throttle,
+    async remove() {
+      for (const dir of [...new Set([freezerDir, ioDir])]) {
+        try {
+          if (dir === freezerDir) await freezer.thaw();
+          // A killed process leaves its cgroup a moment later.
+          for (let attempt = 0; ; attempt += 1) {
+            try {
+              await fs.rmdir(dir);
+              break;
+            } catch (error) {
+              if (!isErrno(error, 'EBUSY') || attempt >= 200) throw error;
+              await sleep(10);
+            }
+          }
+        } catch (error) {
+          if (!isErrno(error, 'ENOENT')) throw error;
+        }
+      }
+    },
+  };
+}

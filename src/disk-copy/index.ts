@@ -1,0 +1,24 @@
+/**
+ * The disk copy (seed steps 703/704): a live copy of a running LC's disk that ends identical to the
+ * source at the cut, with the write history of the copy recorded.
+ */
+export { copyDisk } from './copy-disk.ts';
+export type {
+  CopyDiskOptions,
+  CopyResult,
+  CopyProgress,
+  CopyPhase,
+  CopyMode,
+  CopyPolicy,
+  Convergence,
+  NoConvergenceAction,
+  PassReport,
+  Freezer,
+  Throttle,
+} from './types.ts';
+export { describeHistory, formatBytes, type HistoryRecord, type HistoryOp, type HistorySummary } from './history.ts';
+export { SendStreamParser, sendCommands, sendAttributes, type SendCommand, type SendCommandName } from './send-stream.ts';
+export { hashTree, differingPaths, type TreeHash } from './tree-hash.ts';
+export { createCgroup, cgroupVersion, deviceOf, deviceNumber, type Cgroup, type CgroupVersion } from './cgroup.ts';
+export { resolvePolicy, decideNextStep, type NextStep, type PassState } from './policy.ts';
+export { diskCopySchema, getCopyJob, listCopyJobs, listCopyHistory, type CopyJob, type CopyJobState } from './store.ts';

@@ -1,0 +1,138 @@
+/**
+ * A hash of a directory tree that two copies share exactly when they hold the same files: per entry
+ * its relative path, type, mode, owner, size, content (sha256), symlink target, device number,
+ * hard-link group and extended attributes. Times are left out (the seed's notion of "identical" is
+ * content and metadata a service relies on). Used by --verify and by the tests.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { UnderstudyError, exec, isUnderstudyError } from '../core/index.ts';
+
+export interface TreeHash {
+  /** sha256 over every entry line, in path order. */
+  digest: string;
+  entries: number;
+  /** File content bytes read. */
+  bytes: number;
+  /** Per entry: relative path → sha256 of its line (to name what differs). */
+  lines: Map<string, string>;
+  durationMs: number;
+}
+
+/** Extended attributes of every entry under root, by relative path (`getfattr -R`, one process). */
+async function readXattrs(root: string): Promise<Map<string, string>> {
+  let stdout: string;
+  try {
+    ({ stdout } = await exec(['getfattr', '-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', root], {
+      timeoutMs: 600_000,
+      maxBuffer: 1024 * 1024 * 1024,
+      okCodes: [0, 1],
+    }));
+  } catch (error) {
+    if (isUnderstudyError(error, 'EXEC_NOT_FOUND')) {
+      throw new UnderstudyError('EXEC_NOT_FOUND', 'getfattr is not installed (needed to compare extended attributes)', {
+        hint: 'Install it: apt-get install attr',
+        cause: error,
+      });
+    }
+    throw error;
+  }
+  const byPath = new Map<string, string>();
+  let current: string | undefined;
+  let attrs: string[] = [];
+  const flush = (): void => {
+    if (current !== undefined && attrs.length) byPath.set(current, attrs.sort().join(','));
+  };
+  for (const line of stdout.split('\n')) {
+    if (line.startsWith('# file: ')) {
+      flush();
+      const absolute = line.slice('# file: '.length).replace(/\\(\d{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+      current = path.relative(root, absolute) || '.';
+      attrs = [];
+    } else if (line.trim() !== '' && current !== undefined) {
+      attrs.push(line.trim());
+    }
+  }
+  flush();
+  return byPath;
+}
+
+async function hashFile(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  const handle = await fs.open(file, 'r');
+  try {
+    const buffer = Buffer.allocUnsafe(1024 * 1024);
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) break;
+      hash.update(buffer.subarray(0, bytesRead));
+    }
+  } finally {
+    await handle.close();
+  }
+  return hash.digest('hex');
+}
+
+function typeOf(stat: import('node:fs').Stats): string {
+  if (stat.isFile()) return 'f';
+  if (stat.isDirectory()) return 'd';
+  if (stat.isSymbolicLink()) return 'l';
+  if (stat.isCharacterDevice()) return 'c';
+  if (stat.isBlockDevice()) return 'b';
+  if (stat.isFIFO()) return 'p';
+  return 's';
+}
+
+/** Hashes the tree under `root` (which must not change meanwhile: hash a snapshot or a frozen tree). */
+export async function hashTree(root: string): Promise<TreeHash> {
+  const started = performance.now();
+  const xattrs = await readXattrs(root);
+  const lines = new Map<string, string>();
+  const firstPathOfInode = new Map<string, string>();
+  const total = createHash('sha256');
+  let bytes = 0;
+
+  const visit = async (relative: string): Promise<void> => {
+    const absolute = relative === '.' ? root : path.join(root, relative);
+    const stat = await fs.lstat(absolute);
+    const type = typeOf(stat);
+    let content = '';
+    if (type === 'f') {
+      content = await hashFile(absolute);
+      bytes += stat.size;
+    } else if (type === 'l') content = await fs.readlink(absolute);
+    else if (type === 'c' || type === 'b') content = String(stat.rdev);
+    let link = '';
+    if (type !== 'd' && stat.nlink > 1) {
+      const key = `${stat.dev}:${stat.ino}`;
+      const first = firstPathOfInode.get(key);
+      if (first === undefined) firstPathOfInode.set(key, relative);
+      link = first ?? relative;
+    }
+    const size = type === 'd' ? '' : String(stat.size);
+    const line = [relative, type, (stat.mode & 0o7777).toString(8), stat.uid, stat.gid, size, content, link, xattrs.get(relative) ?? ''].join('\0');
+    total.update(`${line}\n`);
+    lines.set(relative, createHash('sha256').update(line).digest('hex'));
+    if (type === 'd') {
+      const names = (await fs.readdir(absolute)).sort();
+      for (const name of names) await visit(relative === '.' ? name : path.join(relative, name));
+    }
+  };
+  await visit('.');
+  return { digest: total.digest('hex'), entries: lines.size, bytes, lines, durationMs: performance.now() - started };
+}
+
+/** Up to `limit` paths whose entries differ between two hashes (present in one only, or different). */
+export function differingPaths(a: TreeHash, b: TreeHash, limit = 10): string[] {
+  const out: string[] = [];
+  for (const [p, line] of a.lines) {
+    if (b.lines.get(p) !== line) out.push(p);
+    if (out.length >= limit) return out;
+  }
+  for (const p of b.lines.keys()) {
+    if (!a.lines.has(p)) out.push(p);
+    if (out.length >= limit) break;
+  }
+  return out;
+}

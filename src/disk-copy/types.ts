@@ -1,0 +1,137 @@
+/** The public types of the disk copy (seed steps 703/704). */
+import type { Db } from '../store/index.ts';
+import type { Logger } from '../core/index.ts';
+import type { HistoryRecord, HistorySummary } from './history.ts';
+
+/** Stops and resumes every writer of the source (the driver's freeze/thaw bound to one LC). */
+export interface Freezer {
+  /** Resolves once every process is frozen. */
+  freeze(): Promise<void>;
+  thaw(): Promise<void>;
+}
+
+/** Limits the writers' write bandwidth on the source's device (the driver's setWriteLimit bound to one LC). */
+export interface Throttle {
+  limit(bytesPerSecond: number): Promise<void>;
+  lift(): Promise<void>;
+}
+
+/**
+ * How the copy is made:
+ * - `send-receive`: snapshot, full `btrfs send | receive`, incremental catch-up passes, cut, final pass
+ *   (the destination pool is another filesystem, e.g. other media);
+ * - `snapshot`: a copy-on-write snapshot at the cut (source and destination on one filesystem; the
+ *   seed's mirror split).
+ * `auto` picks `snapshot` when both are on the same btrfs filesystem, `send-receive` otherwise.
+ */
+export type CopyMode = 'send-receive' | 'snapshot';
+
+/**
+ * What to do when the writer outpaces the copy for `maxPasses` catch-up passes:
+ * - `throttle`: limit the writers' bandwidth (needs a Throttle) and keep catching up for up to
+ *   `maxPasses` more passes; if even that does not converge, cut with a long freeze;
+ * - `long-freeze`: cut now and keep the writers frozen until the final pass has been received;
+ * - `fail`: give up with DISK_COPY_NOT_CONVERGED (source untouched, destination removed).
+ */
+export type NoConvergenceAction = 'throttle' | 'long-freeze' | 'fail';
+
+export interface CopyPolicy {
+  /** Catch-up passes before the convergence action (default 5). */
+  maxPasses?: number;
+  /** Cut as soon as a catch-up pass carried at most this many stream bytes (default 32 MiB). */
+  cutBelowBytes?: number;
+  /** Default: `throttle` when a throttle is given, `long-freeze` otherwise. */
+  onNoConvergence?: NoConvergenceAction;
+  /** Write limit while throttled (default: a quarter of the measured copy rate, at least 1 MiB/s). */
+  throttleBytesPerSecond?: number;
+}
+
+export type ResolvedCopyPolicy = Required<Omit<CopyPolicy, 'throttleBytesPerSecond'>> & { throttleBytesPerSecond?: number };
+
+export interface CopyDiskOptions {
+  /** Host path of the source disk's btrfs subvolume. Never modified. */
+  source: string;
+  /** The copy appears as the writable subvolume `poolPath/name`, which must not exist yet. */
+  destination: { poolPath: string; name: string };
+  freezer: Freezer;
+  throttle?: Throttle;
+  /** Default `auto`. */
+  mode?: 'auto' | CopyMode;
+  policy?: CopyPolicy;
+  /** Hash both trees at the cut and fail (removing the copy) unless they are equal. */
+  verify?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (event: CopyProgress) => void;
+  /** When given, the job, its summary and its history records are stored (module 'disk-copy'). */
+  db?: Db;
+  /** Default: 8 random hex digits. Names the job's snapshots, so it must be unique among running copies. */
+  jobId?: string;
+  /** Free text kept with the job, e.g. "lc1/system → lc2/system". */
+  label?: string;
+  logger?: Logger;
+}
+
+/**
+ * Phases, in order:
+ * - `preparing`: checks, first snapshot, space check;
+ * - `full`: the full send of pass 0;
+ * - `catch-up`: incremental passes of what was written meanwhile (pass 1, 2, …);
+ * - `cut`: writers frozen, final snapshot taken, writers thawed;
+ * - `final`: the last incremental pass, from the cut snapshot;
+ * - `verifying`: hashing both trees;
+ * - `done`: the destination is in place.
+ */
+export type CopyPhase = 'preparing' | 'full' | 'catch-up' | 'cut' | 'final' | 'verifying' | 'done';
+
+export interface CopyProgress {
+  jobId: string;
+  phase: CopyPhase;
+  /** 0 for the full copy, then 1, 2, … */
+  pass: number;
+  bytesDone: number;
+  /** Known for the full pass (allocated bytes of the source); null for incremental passes. */
+  bytesTotal: number | null;
+  bytesPerSecond: number;
+  elapsedMs: number;
+}
+
+/**
+ * How the copy reached the cut:
+ * - `converged`: a catch-up pass became small enough;
+ * - `throttled`: it became small enough once the writers were throttled;
+ * - `long-freeze`: it did not; the writers stayed frozen through the final pass;
+ * - `instant`: snapshot mode, nothing to converge.
+ */
+export type Convergence = 'converged' | 'throttled' | 'long-freeze' | 'instant';
+
+export interface PassReport {
+  pass: number;
+  kind: 'full' | 'catch-up' | 'final';
+  /** Stream bytes carried. */
+  bytes: number;
+  durationMs: number;
+  /** History records this pass added. */
+  records: number;
+}
+
+export interface CopyResult {
+  jobId: string;
+  mode: CopyMode;
+  source: string;
+  /** Path of the new writable subvolume. */
+  destination: string;
+  /** When the cut snapshot was taken (ISO). */
+  cutAt: string;
+  /** How long the writers were frozen (freeze call to thaw return), in ms. */
+  freezeMs: number;
+  convergence: Convergence;
+  /** How long the writers were throttled, in ms (0 when never). */
+  throttledMs: number;
+  passes: PassReport[];
+  bytesSent: number;
+  durationMs: number;
+  history: HistorySummary & { text: string };
+  /** The history records (also stored when a db was given). */
+  records: HistoryRecord[];
+  verification?: { digest: string; entries: number; bytes: number; durationMs: number };
+}
