@@ -1,0 +1,1 @@
+export { startDemo, demoServerPath, type DemoProcess } from './demo-process.ts';

@@ -1,0 +1,194 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { Agent, request } from 'node:http';
+import { connect } from 'node:net';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startDemo, type DemoProcess } from './demo-process.ts';
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  localPort: number | undefined;
+}
+
+function call(port: number, options: { method?: string; path: string; body?: Buffer | string; agent?: Agent; chunks?: Buffer[]; chunkDelayMs?: number }): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path, agent: options.agent ?? false }, (res) => {
+      const chunks: Buffer[] = [];
+      const localPort = res.socket.localPort;
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), localPort }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (options.chunks) {
+      const chunks = [...options.chunks];
+      const sendNext = (): void => {
+        const chunk = chunks.shift();
+        if (!chunk) {
+          req.end();
+          return;
+        }
+        req.write(chunk);
+        setTimeout(sendNext, options.chunkDelayMs ?? 0);
+      };
+      sendNext();
+    } else req.end(options.body);
+  });
+}
+
+async function withDemo(t: { after: (fn: () => Promise<void>) => void }): Promise<{ dir: string; demo: DemoProcess }> {
+  const dir = await mkdtemp(join(tmpdir(), 'demo-test-'));
+  const demo = await startDemo({ dataDir: join(dir, 'data') });
+  t.after(async () => {
+    await demo.kill();
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { dir, demo };
+}
+
+test('keeps one connection alive across several requests and labels every answer', async (t) => {
+  const { demo } = await withDemo(t);
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  const ports = new Set<number | undefined>();
+  for (const path of ['/version', '/health', '/kv', '/nope', '/version']) {
+    const answer = await call(demo.port, { path, agent });
+    ports.add(answer.localPort);
+    assert.equal(answer.headers['x-served-by'], hostname());
+    assert.equal(answer.headers['x-version'], '1.0.0');
+    assert.notEqual(answer.headers['connection'], 'close');
+  }
+  assert.equal(ports.size, 1, 'all five requests used the same client socket');
+  const version = JSON.parse((await call(demo.port, { path: '/version', agent })).body.toString()) as Record<string, unknown>;
+  assert.equal(version.service, 'demo');
+  assert.equal(version.version, '1.0.0');
+  assert.equal(version.pid, demo.pid);
+  const stats = JSON.parse((await call(demo.port, { path: '/stats', agent })).body.toString()) as Record<string, unknown>;
+  assert.deepEqual(stats, { connections: 1, inFlight: 1, served: 6, draining: false });
+});
+
+test('acknowledged writes survive kill -9 and a torn last log line', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'demo-test-'));
+  const dataDir = join(dir, 'data');
+  let demo = await startDemo({ dataDir });
+  t.after(async () => {
+    await demo.kill();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const binary = randomBytes(4096);
+  assert.equal((await call(demo.port, { method: 'PUT', path: '/kv/alpha', body: 'one' })).status, 200);
+  assert.equal((await call(demo.port, { method: 'PUT', path: '/kv/bin%2Fary', body: binary })).status, 200);
+  assert.equal((await call(demo.port, { method: 'PUT', path: '/kv/gone', body: 'x' })).status, 200);
+  assert.equal((await call(demo.port, { method: 'PUT', path: '/kv/alpha', body: 'two' })).status, 200);
+  assert.equal((await call(demo.port, { method: 'DELETE', path: '/kv/gone' })).status, 200);
+  assert.equal((await call(demo.port, { method: 'POST', path: '/notes', body: 'remember me' })).status, 201);
+  assert.equal((await call(demo.port, { method: 'PUT', path: '/kv/big', body: Buffer.alloc(1024 * 1024 + 1) })).status, 413);
+
+  await demo.kill(); // SIGKILL: no chance to flush anything
+  await appendFile(join(dataDir, 'kv.log'), '{"op":"put","k":"torn","v":"'); // a crash mid-write
+  demo = await startDemo({ dataDir });
+
+  assert.equal((await call(demo.port, { path: '/kv/alpha' })).body.toString(), 'two');
+  assert.deepEqual((await call(demo.port, { path: '/kv/bin%2Fary' })).body, binary);
+  assert.equal((await call(demo.port, { path: '/kv/gone' })).status, 404);
+  assert.equal((await call(demo.port, { path: '/kv/torn' })).status, 404);
+  assert.deepEqual(JSON.parse((await call(demo.port, { path: '/kv' })).body.toString()), { keys: ['alpha', 'bin/ary'] });
+  const notes = JSON.parse((await call(demo.port, { path: '/notes' })).body.toString()) as { notes: Array<{ text: string }> };
+  assert.deepEqual(notes.notes.map((n) => n.text), ['remember me']);
+  // The torn line was cut away, so new writes are not glued onto it.
+  assert.equal((await call(demo.port, { method: 'PUT', path: '/kv/after', body: 'ok' })).status, 200);
+  await demo.kill();
+  demo = await startDemo({ dataDir });
+  assert.equal((await call(demo.port, { path: '/kv/after' })).body.toString(), 'ok');
+  assert.ok((await readFile(join(dataDir, 'kv.log'), 'utf8')).endsWith('\n'));
+});
+
+test('SIGTERM finishes the in-flight request, refuses new connections and exits 0', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'demo-test-'));
+  const pidFile = join(dir, 'demo.pid');
+  const demo = await startDemo({ dataDir: join(dir, 'data'), pidFile });
+  t.after(async () => {
+    await demo.kill();
+    await rm(dir, { recursive: true, force: true });
+  });
+  assert.equal((await readFile(pidFile, 'utf8')).trim(), String(demo.pid));
+  const slow = call(demo.port, { path: '/slow?ms=1500' });
+  await sleep(300);
+  process.kill(demo.pid, 'SIGTERM');
+  await sleep(200);
+  const refused = await new Promise<string>((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port: demo.port });
+    socket.on('connect', () => {
+      socket.destroy();
+      resolve('connected');
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
+  });
+  assert.equal(refused, 'ECONNREFUSED');
+  const answer = await slow;
+  assert.equal(answer.status, 200);
+  assert.equal(answer.headers['connection'], 'close');
+  assert.deepEqual(JSON.parse(answer.body.toString()), { slept: 1500 });
+  const exit = await demo.exited;
+  assert.equal(exit.exitCode, 0);
+  await assert.rejects(stat(pidFile), { code: 'ENOENT' });
+  assert.match(demo.output(), /stopping on SIGTERM/);
+  assert.match(demo.output(), /stopped: served=/);
+});
+
+test('drain mode (SIGUSR1) closes keep-alive connections; SIGUSR2 ends it', async (t) => {
+  const { demo } = await withDemo(t);
+  const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+  t.after(() => agent.destroy());
+  const before = await call(demo.port, { path: '/version', agent });
+  assert.notEqual(before.headers['connection'], 'close');
+
+  // An idle keep-alive socket opened before the drain must be closed by the server within ~1 s.
+  const idle = connect({ host: '127.0.0.1', port: demo.port });
+  await new Promise<void>((resolve) => idle.once('connect', () => resolve()));
+  const idleClosed = new Promise<number>((resolve) => {
+    const start = Date.now();
+    idle.on('close', () => resolve(Date.now() - start));
+    idle.resume();
+  });
+
+  process.kill(demo.pid, 'SIGUSR1');
+  await sleep(100);
+  const during = await call(demo.port, { path: '/version', agent });
+  assert.equal(during.status, 200);
+  assert.equal(during.headers['connection'], 'close');
+  const stats = JSON.parse((await call(demo.port, { path: '/stats' })).body.toString()) as { draining: boolean };
+  assert.equal(stats.draining, true);
+  const closedAfter = await Promise.race([idleClosed, sleep(3000).then(() => -1)]);
+  assert.ok(closedAfter > 0, 'the idle keep-alive socket was closed by the server');
+
+  process.kill(demo.pid, 'SIGUSR2');
+  await sleep(100);
+  const after = await call(demo.port, { path: '/version', agent });
+  assert.notEqual(after.headers['connection'], 'close');
+  assert.match(demo.output(), /draining/);
+});
+
+test('upload answers the size and sha256 of a body sent slowly in chunks', async (t) => {
+  const { demo } = await withDemo(t);
+  const chunks = [randomBytes(700_000), randomBytes(700_000), randomBytes(12_345)];
+  const answer = await call(demo.port, { method: 'POST', path: '/upload', chunks, chunkDelayMs: 150 });
+  assert.equal(answer.status, 200);
+  const expected = createHash('sha256').update(Buffer.concat(chunks)).digest('hex');
+  assert.deepEqual(JSON.parse(answer.body.toString()), { bytes: 1_412_345, sha256: expected });
+});
+
+test('health is 503 when the data dir cannot be written', async (t) => {
+  const { dir, demo } = await withDemo(t);
+  assert.equal((await call(demo.port, { path: '/health' })).status, 200);
+  await rm(join(dir, 'data'), { recursive: true, force: true });
+  const sick = await call(demo.port, { path: '/health' });
+  assert.equal(sick.status, 503);
+  assert.equal((JSON.parse(sick.body.toString()) as { ok: boolean }).ok, false);
+});
