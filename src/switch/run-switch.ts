@@ -1,0 +1,258 @@
+/**
+ * The switch orchestrator: a preflight that changes nothing, then the method's steps, each journalled
+ * before and after; on failure every done step is undone in reverse order. `recoverSwitches` finishes
+ * or reverses a switch a crash of the manager interrupted.
+ */
+import { randomBytes } from 'node:crypto';
+import { UnderstudyError, silentLogger, type Logger } from '../core/index.ts';
+import type { Db } from '../store/index.ts';
+import { checkHealth } from './health.ts';
+import { SwitchJournal, type SwitchRecord } from './journal.ts';
+import { hostOf, listAddresses, macOf, otherHolders } from './net-ops.ts';
+import { resolvePlan } from './plan.ts';
+import { stepsFor, type Step, type StepContext, type SwitchFacts } from './steps.ts';
+import type { MoveNic, SwitchPlan, SwitchPlanInput, SwitchResult, SwitchSide } from './types.ts';
+
+export interface SwitchBinding {
+  from: SwitchSide;
+  to: SwitchSide;
+  moveNic: MoveNic;
+  /** Stateful switches: the last incremental copy of the application disk (from the disk copy). */
+  finalSync?: () => Promise<void>;
+}
+
+export interface SwitchDeps extends SwitchBinding {
+  db: Db;
+  logger?: Logger;
+  /** Called after each step is journalled done; a test uses it to inject faults or simulate a crash. */
+  afterStep?: (step: string) => Promise<void> | void;
+}
+
+export interface RecoverDeps {
+  db: Db;
+  logger?: Logger;
+  /** Binds the LCs named in a journalled plan to sides (the lead: inventory + driver). */
+  bind(plan: SwitchPlan): Promise<SwitchBinding> | SwitchBinding;
+}
+
+/** Checks everything that can be checked without changing anything; throws the first problem found. */
+export async function preflightSwitch(plan: SwitchPlan, from: SwitchSide, to: SwitchSide): Promise<void> {
+  const service = plan.service.address;
+  const held = await listAddresses(from, plan.from.nic);
+  if (!held.some((a) => hostOf(a) === hostOf(service))) {
+    throw new UnderstudyError('SWITCH_ADDRESS_NOT_HELD', `${from.name} does not hold ${service} on ${plan.from.nic} (it holds: ${held.join(', ') || 'nothing'})`, {
+      details: { lc: from.name, nic: plan.from.nic, held },
+    });
+  }
+  for (const [side, nic, mac] of [[from, plan.from.nic, plan.from.mac], [to, plan.to.nic, plan.to.mac]] as const) {
+    const actual = await macOf(side, nic);
+    if (actual !== mac) {
+      throw new UnderstudyError('SWITCH_PLAN_INVALID', `${side.name}'s NIC ${nic} has MAC ${actual ?? '(no such NIC)'}, not ${mac}`, {
+        details: { lc: side.name, nic },
+      });
+    }
+  }
+  if ((await listAddresses(to, plan.to.nic)).some((a) => hostOf(a) === hostOf(service))) {
+    throw new UnderstudyError('SWITCH_ADDRESS_CONFLICT', `${to.name} already holds ${service} on ${plan.to.nic}`, { details: { lc: to.name } });
+  }
+  const others = await otherHolders(from, service, plan.from.nic, [plan.from.mac]);
+  if (others.length > 0) {
+    throw new UnderstudyError('SWITCH_ADDRESS_CONFLICT', `${service} is also answered on the bridge by ${others.join(', ')}`, {
+      details: { address: service, macs: others },
+    });
+  }
+  const own = (await listAddresses(to, plan.to.nic))[0];
+  const target = own ? hostOf(own) : '127.0.0.1';
+  const health = await checkHealth(to, plan.health, target, plan.service.port);
+  if (!health.ok) {
+    throw new UnderstudyError('SWITCH_STANDBY_UNHEALTHY', `The service on the standby ${to.name} is not healthy: ${health.detail}`, {
+      details: { lc: to.name, attempts: health.attempts },
+    });
+  }
+}
+
+function newSwitchId(): string {
+  return `sw-${new Date().toISOString().slice(0, 10).replaceAll('-', '')}-${randomBytes(4).toString('hex')}`;
+}
+
+interface Execution {
+  id: string;
+  journal: SwitchJournal;
+  steps: Step[];
+  c: StepContext;
+  afterStep?: (step: string) => Promise<void> | void;
+  times: { name: string; ms: number }[];
+  started: number;
+}
+
+function resultOf(x: Execution, outcome: SwitchResult['outcome']): SwitchResult {
+  const f = x.c.facts;
+  return {
+    id: x.id,
+    method: x.c.plan.method,
+    outcome,
+    durationMs: Date.now() - x.started,
+    drainMs: f.drainMs ?? 0,
+    leftOnLc1: f.leftOnLc1 ?? 0,
+    holdMs: f.holdMs ?? 0,
+    syncMs: f.syncMs ?? 0,
+    steps: x.times,
+  };
+}
+
+/** Undoes steps [0, upTo] that are not known to be undone, in reverse; throws SWITCH_REVERSED or SWITCH_REVERSE_FAILED. */
+async function reverse(x: Execution, upTo: number, cause: unknown, skip: ReadonlySet<number> = new Set()): Promise<never> {
+  const { journal, id, c } = x;
+  journal.setState(id, 'reversing', cause instanceof Error ? cause.message : String(cause));
+  c.logger.warn({ switchId: id, err: cause }, 'switch failed; reversing');
+  const failures: string[] = [];
+  for (let i = upTo; i >= 0; i--) {
+    const step = x.steps[i];
+    if (!step?.undo || skip.has(i)) continue;
+    journal.stepState(id, i, 'undoing');
+    try {
+      await step.undo(c);
+      journal.stepState(id, i, 'undone');
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      failures.push(`${step.name}: ${message}`);
+      journal.stepState(id, i, 'undo-failed', message);
+      c.logger.error({ switchId: id, step: step.name, err: error }, 'undo failed');
+    }
+  }
+  await Promise.all(c.background);
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  if (failures.length > 0) {
+    journal.setState(id, 'failed', `${reason}; undo failed: ${failures.join('; ')}`);
+    throw new UnderstudyError('SWITCH_REVERSE_FAILED', `Switch ${id} from ${x.c.from.name} to ${x.c.to.name} failed (${reason}) and could not be fully undone: ${failures.join('; ')}`, {
+      cause,
+      details: { switchId: id, failures },
+    });
+  }
+  journal.setState(id, 'reversed');
+  throw new UnderstudyError('SWITCH_REVERSED', `Switch ${id} from ${x.c.from.name} to ${x.c.to.name} failed and was reversed; the service stays on ${x.c.from.name}: ${reason}`, {
+    cause,
+    hint: cause instanceof UnderstudyError ? cause.hint : undefined,
+    details: { switchId: id, ...(cause instanceof UnderstudyError ? { causeCode: cause.code } : {}) },
+  });
+}
+
+/** Runs steps from `first` on; returns the result or throws after reversing. */
+async function runFrom(x: Execution, first: number): Promise<SwitchResult> {
+  const { journal, id, c } = x;
+  for (let i = first; i < x.steps.length; i++) {
+    const step = x.steps[i]!;
+    const t0 = Date.now();
+    journal.stepStarted(id, i, step.name);
+    let attempts = 0;
+    for (;;) {
+      try {
+        await step.run(c);
+        break;
+      } catch (error) {
+        attempts += 1;
+        // Past the point of no return, finishing is the only safe direction: retry, then ask for help.
+        if (step.cleanup && attempts < 3) continue;
+        journal.saveFacts(id, c.facts as Record<string, unknown>);
+        journal.stepState(id, i, 'running', error instanceof Error ? error.message : String(error));
+        if (step.cleanup) {
+          journal.setState(id, 'failed', `cleanup step ${step.name} failed: ${String(error)}`);
+          throw new UnderstudyError('SWITCH_STEP_FAILED', `Switch ${id}: ${c.to.name} serves the address, but the cleanup step ${step.name} failed`, {
+            cause: error,
+            hint: 'Restart the manager to retry the cleanup, or finish it by hand (see `understudy switch show`).',
+          });
+        }
+        return reverse(x, i, error);
+      }
+    }
+    journal.saveFacts(id, c.facts as Record<string, unknown>);
+    journal.stepState(id, i, 'done');
+    x.times.push({ name: step.name, ms: Date.now() - t0 });
+    c.logger.info({ switchId: id, step: step.name, ms: Date.now() - t0 }, 'switch step done');
+    if (x.afterStep) {
+      try {
+        await x.afterStep(step.name);
+      } catch (error) {
+        const next = x.steps[i + 1];
+        if (next?.cleanup || step.cleanup) throw error;
+        return reverse(x, i, error);
+      }
+    }
+  }
+  await Promise.all(c.background);
+  journal.setState(id, 'switched');
+  return resultOf(x, 'switched');
+}
+
+/**
+ * Moves the service from `deps.from` to `deps.to` by the plan's method. Resolves when LC2 serves the
+ * address and every cleanup is done. Throws without changing anything when the preflight fails
+ * (SWITCH_ADDRESS_NOT_HELD, SWITCH_ADDRESS_CONFLICT, SWITCH_STANDBY_UNHEALTHY, SWITCH_PLAN_INVALID);
+ * throws SWITCH_REVERSED when a step failed and the switch was undone, SWITCH_REVERSE_FAILED when the
+ * undo failed too.
+ */
+export async function runSwitch(input: SwitchPlanInput, deps: SwitchDeps): Promise<SwitchResult> {
+  const plan = resolvePlan(input);
+  const logger = deps.logger ?? silentLogger;
+  await preflightSwitch(plan, deps.from, deps.to);
+  const journal = new SwitchJournal(deps.db);
+  const id = newSwitchId();
+  journal.begin(id, plan);
+  logger.info({ switchId: id, method: plan.method, from: deps.from.name, to: deps.to.name }, 'switch started');
+  const x: Execution = {
+    id,
+    journal,
+    steps: stepsFor(plan),
+    c: { plan, from: deps.from, to: deps.to, moveNic: deps.moveNic, finalSync: deps.finalSync, facts: {}, logger, background: [] },
+    afterStep: deps.afterStep,
+    times: [],
+    started: Date.now(),
+  };
+  return runFrom(x, 0);
+}
+
+/**
+ * On manager start: every switch left `running` or `reversing` is finished (when LC2 had already
+ * passed its health check) or reversed, so that the address ends on exactly one LC. Returns what was
+ * done; a switch whose recovery failed is marked `failed` and reported in `errors`.
+ */
+export async function recoverSwitches(deps: RecoverDeps): Promise<{ recovered: SwitchResult[]; errors: UnderstudyError[] }> {
+  const journal = new SwitchJournal(deps.db);
+  const logger = deps.logger ?? silentLogger;
+  const recovered: SwitchResult[] = [];
+  const errors: UnderstudyError[] = [];
+  for (const record of journal.unfinished()) {
+    const binding = await deps.bind(record.plan);
+    const steps = stepsFor(record.plan);
+    const x: Execution = {
+      id: record.id,
+      journal,
+      steps,
+      c: { plan: record.plan, ...binding, facts: record.facts as SwitchFacts, logger, background: [] },
+      times: [],
+      started: Date.now(),
+    };
+    logger.warn({ switchId: record.id, state: record.state }, 'recovering an interrupted switch');
+    try {
+      recovered.push(await recoverOne(x, record));
+    } catch (error) {
+      if (error instanceof UnderstudyError && error.code === 'SWITCH_REVERSED') {
+        recovered.push(resultOf(x, 'reversed'));
+      } else if (error instanceof UnderstudyError) errors.push(error);
+      else throw error;
+    }
+  }
+  return { recovered, errors };
+}
+
+async function recoverOne(x: Execution, record: SwitchRecord): Promise<SwitchResult> {
+  const done = new Set(record.steps.filter((s) => s.state === 'done').map((s) => s.seq));
+  const undone = new Set(record.steps.filter((s) => s.state === 'undone').map((s) => s.seq));
+  const last = Math.max(-1, ...record.steps.map((s) => s.seq));
+  const health = x.steps.findIndex((s) => s.name === 'health-after');
+  if (record.state === 'running' && done.has(health)) {
+    const first = x.steps.findIndex((_, i) => !done.has(i));
+    return runFrom(x, first === -1 ? x.steps.length : first);
+  }
+  return reverse(x, last, new Error(`the manager stopped during step ${x.steps[last]?.name ?? '(none)'}`), undone);
+}

@@ -1,0 +1,341 @@
+/**
+ * The steps of each switch method, in order. Every step's `run` and `undo` is idempotent (safe to
+ * repeat after a crash) and touches only what the step itself changed. Steps flagged `cleanup` come
+ * after the point of no return (LC2 passed its health check): they are finished, never undone.
+ */
+import { UnderstudyError, sleep, type Logger } from '../core/index.ts';
+import { checkHealth } from './health.ts';
+import {
+  addAddress,
+  announce,
+  hasDevice,
+  hostOf,
+  installSteer,
+  listAddresses,
+  promoteSecondaries,
+  quietArp,
+  restoreArp,
+  removeAddress,
+  removeSteer,
+  requireAddress,
+  waitForDrain,
+  type SavedSysctls,
+} from './net-ops.ts';
+import type { MoveNic, SwitchPlan, SwitchSide } from './types.ts';
+
+/** Facts learned while switching that later steps or undos need; journalled after every step. */
+export interface SwitchFacts {
+  movedNic?: string;
+  lc1HadNewAddress?: boolean;
+  /** ARP sysctls of each LC before the switch quietened them. */
+  arpFrom?: SavedSysctls;
+  arpTo?: SavedSysctls;
+  drainMs?: number;
+  leftOnLc1?: number;
+  holdStartedAt?: number;
+  holdMs?: number;
+  syncMs?: number;
+}
+
+export interface StepContext {
+  plan: SwitchPlan;
+  from: SwitchSide;
+  to: SwitchSide;
+  moveNic: MoveNic;
+  finalSync?: () => Promise<void>;
+  facts: SwitchFacts;
+  logger: Logger;
+  /** arping processes still lingering; awaited at the end of the switch. */
+  background: Promise<void>[];
+}
+
+export interface Step {
+  name: string;
+  run(c: StepContext): Promise<void>;
+  undo?(c: StepContext): Promise<void>;
+  /** After the point of no return: finished by recovery, never undone. */
+  cleanup?: boolean;
+}
+
+const hostAddress = (address: string): string => `${hostOf(address)}/32`;
+
+async function announceFrom(c: StepContext, side: SwitchSide, address: string, dev: string): Promise<void> {
+  const { done } = await announce(side, address, dev);
+  c.background.push(done.catch((error: unknown) => c.logger.warn({ err: error, lc: side.name }, 'announcement failed')));
+}
+
+/** LC2 accepts packets for the service address (on lo) without answering ARP for it yet. */
+const lc2PrivateAddress: Step = {
+  name: 'lc2-private-address',
+  async run(c) {
+    c.facts.arpTo ??= await quietArp(c.to, c.plan.to.nic);
+    await addAddress(c.to, hostAddress(c.plan.service.address), 'lo');
+  },
+  async undo(c) {
+    await removeAddress(c.to, hostAddress(c.plan.service.address), 'lo');
+    await restoreArp(c.to, c.plan.to.nic, c.facts.arpTo);
+  },
+};
+
+const lc2PrivateAddressCleanup: Step = { name: 'lc2-private-address-cleanup', cleanup: true, run: lc2PrivateAddress.undo! };
+
+/** Stateful: LC2's service stops accepting, so new connections wait in its backlog for the final sync. */
+const hold: Step = {
+  name: 'hold',
+  async run(c) {
+    await c.to.signalService('pause');
+    c.facts.holdStartedAt ??= Date.now();
+  },
+  async undo(c) {
+    await c.to.signalService('resume');
+  },
+};
+
+const releaseHold: Step = {
+  name: 'release-hold',
+  async run(c) {
+    await c.to.signalService('resume');
+    if (c.facts.holdStartedAt !== undefined) c.facts.holdMs = Date.now() - c.facts.holdStartedAt;
+  },
+};
+
+/** Drain methods: LC1 passes connections that start from now on to LC2 instead of accepting them. */
+const lc1PassNewFlows: Step = {
+  name: 'lc1-pass-new-flows',
+  async run(c) {
+    const { plan } = c;
+    await installSteer(c.from, { mode: 'new-flows', dev: plan.from.nic, ...plan.service, ownMac: plan.from.mac, peerMac: plan.to.mac });
+  },
+  async undo(c) {
+    await removeSteer(c.from);
+  },
+};
+
+/** LC1's service finishes the requests it accepted and closes its keep-alive connections. */
+const drain: Step = {
+  name: 'drain',
+  async run(c) {
+    const started = Date.now();
+    await c.from.signalService('drain');
+    c.facts.leftOnLc1 = await waitForDrain(c.from, c.plan.service.port, c.plan.drainTimeoutMs);
+    c.facts.drainMs = Date.now() - started;
+    if (c.facts.leftOnLc1 > 0) c.logger.warn({ lc: c.from.name, left: c.facts.leftOnLc1 }, 'drain timed out; switching anyway');
+  },
+  async undo(c) {
+    await c.from.signalService('undrain');
+  },
+};
+
+/** Stateful: the last incremental copy of the application disk, after LC1's last write, before LC2 serves. */
+const finalSync: Step = {
+  name: 'final-sync',
+  async run(c) {
+    if (!c.finalSync) throw new UnderstudyError('SWITCH_PLAN_INVALID', 'A stateful switch needs a final sync of the application disk', {});
+    const started = Date.now();
+    await c.finalSync();
+    c.facts.syncMs = Date.now() - started;
+  },
+};
+
+const healthAfter: Step = {
+  name: 'health-after',
+  async run(c) {
+    const outcome = await checkHealth(c.to, c.plan.health, hostOf(c.plan.service.address), c.plan.service.port);
+    if (!outcome.ok) {
+      throw new UnderstudyError('SWITCH_HEALTH_FAILED', `The service on ${c.to.name} failed its check after the switch: ${outcome.detail}`, {
+        details: { lc: c.to.name, attempts: outcome.attempts },
+      });
+    }
+  },
+};
+
+const lc1Undrain: Step = {
+  name: 'lc1-undrain',
+  cleanup: true,
+  async run(c) {
+    await c.from.signalService('undrain');
+  },
+};
+
+/** move-nic: clients are first pointed at LC2's own NIC so that no frame meets the NIC while it moves. */
+const clientsToLc2Nic: Step = {
+  name: 'clients-to-lc2-nic',
+  async run(c) {
+    await announceFrom(c, c.to, c.plan.service.address, c.plan.to.nic);
+  },
+  async undo(c) {
+    if (await hasDevice(c.from, c.plan.from.nic)) await announceFrom(c, c.from, c.plan.service.address, c.plan.from.nic);
+  },
+};
+
+const moveNicStep: Step = {
+  name: 'move-nic',
+  async run(c) {
+    const { nic } = c.plan.from;
+    if (c.facts.movedNic && (await hasDevice(c.to, c.facts.movedNic)) && !(await hasDevice(c.from, nic))) return;
+    c.facts.movedNic = await c.moveNic({ from: c.from, to: c.to, nic });
+    // The address must be usable at once: a moved device comes up without duplicate detection here.
+    const held = await listAddresses(c.to, c.facts.movedNic);
+    if (!held.some((a) => hostOf(a) === hostOf(c.plan.service.address))) {
+      throw new UnderstudyError('SWITCH_STEP_FAILED', `${c.to.name} did not get ${c.plan.service.address} with the moved NIC ${nic}`, {});
+    }
+    await announceFrom(c, c.to, c.plan.service.address, c.facts.movedNic);
+  },
+  async undo(c) {
+    const moved = c.facts.movedNic;
+    if (moved && (await hasDevice(c.to, moved)) && !(await hasDevice(c.from, c.plan.from.nic))) {
+      await c.moveNic({ from: c.to, to: c.from, nic: moved });
+    }
+    await announceFrom(c, c.from, c.plan.service.address, c.plan.from.nic);
+  },
+};
+
+/** The steering table LC1 kept is bound to a NIC it no longer has (move-nic) or is no longer needed. */
+const lc1SteerCleanup: Step = {
+  name: 'lc1-steer-cleanup',
+  cleanup: true,
+  async run(c) {
+    await sleep(c.plan.method === 'swap-address' ? c.plan.tailMs : 0);
+    await removeSteer(c.from);
+  },
+};
+
+const lc1NewAddress: Step = {
+  name: 'lc1-new-address',
+  async run(c) {
+    const address = requireAddress(c.plan.from, c.plan.from.lc, c.plan.method);
+    c.facts.lc1HadNewAddress ??= (await listAddresses(c.from, c.plan.from.nic)).some((a) => hostOf(a) === hostOf(address));
+    await promoteSecondaries(c.from, c.plan.from.nic);
+    await addAddress(c.from, address, c.plan.from.nic);
+  },
+  async undo(c) {
+    if (c.facts.lc1HadNewAddress === false) await removeAddress(c.from, requireAddress(c.plan.from, c.plan.from.lc, c.plan.method), c.plan.from.nic);
+  },
+};
+
+/** swap-address: LC1 gives the address up and passes on every packet still sent to it. */
+const lc1ReleaseAddress: Step = {
+  name: 'lc1-release-address',
+  async run(c) {
+    const { plan } = c;
+    await installSteer(c.from, { mode: 'all', dev: plan.from.nic, ...plan.service, ownMac: plan.from.mac, peerMac: plan.to.mac });
+    await removeAddress(c.from, plan.service.address, plan.from.nic);
+  },
+  async undo(c) {
+    const { plan } = c;
+    await addAddress(c.from, plan.service.address, plan.from.nic);
+    await announceFrom(c, c.from, plan.service.address, plan.from.nic);
+  },
+};
+
+const lc2TakesAddress: Step = {
+  name: 'lc2-takes-address',
+  async run(c) {
+    await addAddress(c.to, c.plan.service.address, c.plan.to.nic);
+    await announceFrom(c, c.to, c.plan.service.address, c.plan.to.nic);
+  },
+  async undo(c) {
+    await removeAddress(c.to, c.plan.service.address, c.plan.to.nic);
+  },
+};
+
+const lc1AnnounceNew: Step = {
+  name: 'lc1-announce-new',
+  async run(c) {
+    await announceFrom(c, c.from, requireAddress(c.plan.from, c.plan.from.lc, c.plan.method), c.plan.from.nic);
+  },
+};
+
+/** instant: LC2 passes packets of flows it did not see start (LC1's accepted ones) on to LC1. */
+const lc2PassOldFlows: Step = {
+  name: 'lc2-pass-old-flows',
+  async run(c) {
+    const { plan } = c;
+    await installSteer(c.to, { mode: 'old-flows', dev: plan.to.nic, ...plan.service, ownMac: plan.to.mac, peerMac: plan.from.mac });
+  },
+  async undo(c) {
+    await removeSteer(c.to);
+  },
+};
+
+/** instant: LC1 keeps the address only on lo (replies still carry it) and stops answering ARP for it. */
+const lc1PrivateAddress: Step = {
+  name: 'lc1-private-address',
+  async run(c) {
+    const { plan } = c;
+    await addAddress(c.from, hostAddress(plan.service.address), 'lo');
+    c.facts.arpFrom ??= await quietArp(c.from, plan.from.nic);
+    await removeAddress(c.from, plan.service.address, plan.from.nic);
+  },
+  async undo(c) {
+    const { plan } = c;
+    await addAddress(c.from, plan.service.address, plan.from.nic);
+    await restoreArp(c.from, plan.from.nic, c.facts.arpFrom);
+    await removeAddress(c.from, hostAddress(plan.service.address), 'lo');
+    await announceFrom(c, c.from, plan.service.address, plan.from.nic);
+  },
+};
+
+/** instant: LC1 has finished its connections; the forwarding is lifted and LC1 lets the address go. */
+const lift: Step = {
+  name: 'lift',
+  cleanup: true,
+  async run(c) {
+    await removeSteer(c.to);
+    await removeAddress(c.from, hostAddress(c.plan.service.address), 'lo');
+    await restoreArp(c.from, c.plan.from.nic, c.facts.arpFrom);
+  },
+};
+
+/** The steps of a method, in order. */
+export function stepsFor(plan: SwitchPlan): Step[] {
+  const stateful = (steps: Step[]): Step[] => (plan.stateful ? steps : []);
+  switch (plan.method) {
+    case 'move-nic':
+      return [
+        lc2PrivateAddress,
+        ...stateful([hold]),
+        lc1PassNewFlows,
+        drain,
+        ...stateful([finalSync]),
+        clientsToLc2Nic,
+        moveNicStep,
+        ...stateful([releaseHold]),
+        healthAfter,
+        lc1SteerCleanup,
+        lc2PrivateAddressCleanup,
+        lc1Undrain,
+      ];
+    case 'swap-address':
+      return [
+        lc2PrivateAddress,
+        ...stateful([hold]),
+        lc1PassNewFlows,
+        drain,
+        ...stateful([finalSync]),
+        lc1NewAddress,
+        lc1ReleaseAddress,
+        lc2TakesAddress,
+        lc1AnnounceNew,
+        ...stateful([releaseHold]),
+        healthAfter,
+        lc2PrivateAddressCleanup,
+        lc1SteerCleanup,
+        lc1Undrain,
+      ];
+    case 'instant':
+      return [
+        ...stateful([hold]),
+        lc2PassOldFlows,
+        lc1NewAddress,
+        lc1PrivateAddress,
+        lc2TakesAddress,
+        drain,
+        ...stateful([finalSync]),
+        ...stateful([releaseHold]),
+        healthAfter,
+        lift,
+        lc1Undrain,
+      ];
+  }
+}
