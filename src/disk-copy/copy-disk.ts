@@ -165,6 +165,7 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopyResult> {
       ctx.throwIfCancelled();
       ctx.progress({ phase: 'verifying', pass: ctx.passes.length, bytesDone: 0, bytesTotal: null, bytesPerSecond: 0 });
       const [expected, actual] = await Promise.all([hashTree(outcome.cutSnapshot), hashTree(ctx.destination)]);
+      ctx.throwIfCancelled();
       if (expected.digest !== actual.digest) {
         throw new UnderstudyError('DISK_COPY_VERIFY_FAILED', `The copy ${ctx.destination} differs from ${source} at the cut; differing paths: ${differingPaths(expected, actual).join(', ')}`, {
           details: { sourceDigest: expected.digest, destinationDigest: actual.digest },

@@ -147,6 +147,9 @@ export async function runSendReceive(ctx: CopyJobContext, policy: ResolvedCopyPo
     await drop(previous);
     onDestinationCreated();
     await snapshot({ source: received('cut'), target: ctx.destination, readOnly: false });
+    // btrfs receive creates new files under temporary names in the root directory and renames them,
+    // which changes the root's times; the stream only restores them when the source root changed.
+    await exec(['touch', '--no-dereference', '-r', cutSnapshot, ctx.destination]);
     await deleteSubvolume(received('cut'));
     return { cutSnapshot, cutAt, freezeMs, convergence, throttledMs };
   } finally {
