@@ -2,8 +2,24 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.ts';
 import { registerPatchCommands } from './patch.ts';
+import { registerFeedCommands } from './feed.ts';
+import { registerMonitorCommands } from './monitor.ts';
+import { registerServeCommands } from './serve.ts';
+import { registerApproveCodeCommands } from './approve-code.ts';
+import { registerHostCommands } from './host.ts';
+import { registerImageCommands } from './image.ts';
+import { registerLcCommands } from './lc.ts';
+import { registerApplyCommand } from './apply.ts';
 
 export function registerCommands(program: Command, ctx: CliContext): void {
   // Each group: registerXxxCommands(program, ctx) from ./xxx.ts
+  registerHostCommands(program, ctx);
+  registerImageCommands(program, ctx);
+  registerLcCommands(program, ctx);
+  registerApplyCommand(program, ctx);
   registerPatchCommands(program, ctx);
+  registerFeedCommands(program, ctx);
+  registerMonitorCommands(program, ctx);
+  registerServeCommands(program, ctx);
+  registerApproveCodeCommands(program, ctx);
 }

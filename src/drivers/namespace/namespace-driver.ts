@@ -5,10 +5,11 @@
  * independent of the manager: the manager can exit or crash and re-attach later by reading the LC's
  * runtime directory.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UnderstudyError, exec, isErrno, sleep, spawnProcess, waitFor, type ExecOptions, type ExecResult } from '../../core/index.ts';
+import { UnderstudyError, exec, formatArgv, isErrno, isUnderstudyError, sleep, spawnProcess, waitFor, type ExecOptions, type ExecResult } from '../../core/index.ts';
 import type { ControlReport, LcSpec, LcStatus, NicSpec, PartitioningDriver, ResourceUsage, StopResult } from '../driver.ts';
 import { LcCgroup } from './cgroups.ts';
 import { configureNic, createNetns, createNic, deleteNetns, deleteNic, netnsExists, nicNamesIn } from './nic.ts';
@@ -307,7 +308,21 @@ export class NamespaceDriver implements PartitioningDriver {
 
   async exec(lc: string, argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
     const init = await this.requireInit(lc);
-    return exec([path.join(scriptDir, 'lc-exec.sh'), this.cgroup(lc).procsFiles().join(':'), String(init), ...argv], options);
+    const wrapper = [path.join(scriptDir, 'lc-exec.sh'), this.cgroup(lc).procsFiles().join(':'), String(init)];
+    try {
+      return await exec([...wrapper, ...argv], options);
+    } catch (error) {
+      // Name the command as the operator wrote it, inside the LC, not the wrapper that enters it.
+      if (isUnderstudyError(error) && (error.code === 'EXEC_FAILED' || error.code === 'EXEC_TIMEOUT')) {
+        const message = error.message.replace(formatArgv(wrapper), `[in ${lc}]`);
+        const oom = (error.details.signal === 'SIGKILL' && (await this.usage(lc).catch(() => undefined))?.oomKills) || 0;
+        throw new UnderstudyError(error.code, oom > 0 ? `${message} (the LC's memory limit was hit: ${oom} OOM kill(s) so far)` : message, {
+          cause: error,
+          details: { ...error.details, argv, lc },
+        });
+      }
+      throw error;
+    }
   }
 
   async netExec(lc: string, argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
@@ -343,11 +358,15 @@ export class NamespaceDriver implements PartitioningDriver {
     const fromNs = this.netnsName(from.name);
     const toNs = this.netnsName(to.name);
     const taken = await nicNamesIn(toNs);
+    // An ethN NIC takes the lowest free ethN in its new LC (a sole NIC is eth0 again); others keep their name.
     let newName = nic.name;
-    for (let i = 0; taken.includes(newName); i++) newName = `eth${i}`;
+    if (/^eth\d+$/.test(nic.name)) for (let i = 0; ; i++) if (!taken.includes((newName = `eth${i}`))) break;
+    // Names may clash on either side, so the NIC travels under a temporary name.
+    const travel = `mv${crypto.randomBytes(4).toString('hex')}`;
     await exec(['ip', '-n', fromNs, 'link', 'set', nic.name, 'down']);
-    if (newName !== nic.name) await exec(['ip', '-n', fromNs, 'link', 'set', nic.name, 'name', newName]);
-    await exec(['ip', '-n', fromNs, 'link', 'set', newName, 'netns', toNs]);
+    await exec(['ip', '-n', fromNs, 'link', 'set', nic.name, 'name', travel]);
+    await exec(['ip', '-n', fromNs, 'link', 'set', travel, 'netns', toNs]);
+    await exec(['ip', '-n', toNs, 'link', 'set', travel, 'name', newName]);
     // Moving a device to another namespace drops its addresses: set them again.
     const moved: NicSpec = { ...nic, name: newName };
     await configureNic(toNs, moved);

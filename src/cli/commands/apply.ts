@@ -1,0 +1,71 @@
+/** `understudy apply <file>`: make the host match a YAML description (host, images, LCs). Idempotent. */
+import type { Command } from 'commander';
+import { requireRoot } from '../../core/index.ts';
+import { loadHostConfig } from '../../config/index.ts';
+import { addPool, getPool, initHost, listPools, parseSize } from '../../host/index.ts';
+import { buildImage } from '../../images/index.ts';
+import { createLc, hostContext, openManager, startLc } from '../../manager/index.ts';
+import { findLc } from '../../inventory/index.ts';
+import type { CliContext } from '../context.ts';
+
+export function registerApplyCommand(program: Command, ctx: CliContext): void {
+  program
+    .command('apply <file>')
+    .description('create what a YAML host description lists and is missing (host, pools, images, LCs)')
+    .action(async (file: string) => {
+      const config = loadHostConfig(file);
+      requireRoot('apply');
+      const manager = openManager(ctx.stateDir());
+      const done: string[] = [];
+      try {
+        await initHost({
+          db: manager.db,
+          stateDir: manager.stateDir,
+          device: config.host.device,
+          poolSizeBytes: parseSize(config.host.poolSize),
+          subnet: config.host.subnet,
+          bridge: config.host.bridge,
+        });
+        for (const pool of config.host.pools) {
+          if (!listPools(manager.db).some((p) => p.name === pool.name)) {
+            await addPool({ db: manager.db, stateDir: manager.stateDir, name: pool.name, device: pool.device, sizeBytes: parseSize(pool.size) });
+            done.push(`pool ${pool.name} created`);
+          }
+        }
+        for (const recipe of new Set([...config.images, ...config.lcs.map((l) => l.image)])) {
+          const image = await buildImage({ db: manager.db, recipe, pool: getPool(manager.db, 'main'), cacheDir: manager.paths.cache, progress: (l) => ctx.progress(`image ${recipe}: ${l}`) });
+          done.push(`image ${image.name} ready`);
+        }
+        const host = await hostContext(manager);
+        for (const lc of config.lcs) {
+          if (!findLc(manager.db, lc.name)) {
+            await createLc(manager, host, {
+              name: lc.name,
+              image: lc.image,
+              cpus: lc.cpus,
+              cpuSharePercent: lc.cpuShare,
+              memoryMb: lc.memory,
+              systemDiskMb: lc.disks.system,
+              appDiskMb: lc.disks.app,
+              appMountPath: lc.appMount,
+              pool: lc.pool,
+              addresses: lc.addresses,
+              mac: lc.mac,
+              role: lc.role,
+            });
+            done.push(`lc ${lc.name} created`);
+          }
+          if (lc.start) {
+            const state = (await host.driver.status(lc.name)).state;
+            if (state === 'stopped' || state === 'crashed') {
+              await startLc(manager, host, lc.name);
+              done.push(`lc ${lc.name} started`);
+            }
+          }
+        }
+        ctx.print({ applied: file, changes: done }, () => (done.length ? done.join('\n') : 'nothing to do: the host already matches'));
+      } finally {
+        manager.close();
+      }
+    });
+}

@@ -1,0 +1,107 @@
+/** `understudy host init|status|destroy|pool-add`. */
+import { rmSync } from 'node:fs';
+import type { Command } from 'commander';
+import { addPool, destroyHost, hostStatus, initHost, parseSize } from '../../host/index.ts';
+import { destroyLc, describeLcs, hostContext, openManager } from '../../manager/index.ts';
+import { UnderstudyError, requireRoot, statePaths } from '../../core/index.ts';
+import { table, type CliContext } from '../context.ts';
+import type { HostStatus } from '../../host/index.ts';
+
+const gib = (bytes: number): string => `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+
+export function renderHostStatus(status: HostStatus): string {
+  if (!status.initialised) return `host: not initialised (state dir ${status.stateDir})\nRun \`understudy host init\`.`;
+  const net = status.network;
+  const lines = [
+    `state dir: ${status.stateDir}`,
+    net ? `network:   bridge ${net.bridge} ${net.bridgeUp ? 'up' : 'DOWN'}, subnet ${net.subnet}, host ${net.hostAddress}` : 'network:   none',
+    '',
+    table(
+      ['POOL', 'ON', 'MOUNTED AT', 'SIZE', 'FREE'],
+      status.pools.map((p) => [p.name, p.device ?? p.imagePath ?? '', p.mounted ? p.mountpoint : 'not mounted', gib(p.sizeBytes), p.usage ? gib(p.usage.freeBytes) : '-']),
+    ),
+  ];
+  return lines.join('\n');
+}
+
+export function registerHostCommands(program: Command, ctx: CliContext): void {
+  const host = program.command('host').description('the physical host: storage pools and network');
+
+  host
+    .command('init')
+    .description('create the storage pool (btrfs) and the network bridge; idempotent')
+    .option('--device <dev>', 'block device for the main pool (default: a sparse loop image in the state dir)')
+    .option('--pool-size <size>', 'size of the loop image, e.g. 8G', '8G')
+    .option('--subnet <cidr>', 'bridge subnet inside 198.18.0.0/15', '198.18.0.0/24')
+    .option('--bridge <name>', 'bridge name (default: generated)')
+    .action(async (opts: { device?: string; poolSize: string; subnet: string; bridge?: string }) => {
+      const manager = openManager(ctx.stateDir());
+      try {
+        const status = await initHost({
+          db: manager.db,
+          stateDir: manager.stateDir,
+          device: opts.device,
+          poolSizeBytes: parseSize(opts.poolSize),
+          subnet: opts.subnet,
+          bridge: opts.bridge,
+        });
+        ctx.print(status, () => `host initialised\n${renderHostStatus(status)}`);
+      } finally {
+        manager.close();
+      }
+    });
+
+  host
+    .command('status')
+    .description('show pools, network and logical computers')
+    .action(async () => {
+      const manager = openManager(ctx.stateDir());
+      try {
+        const status = await hostStatus(manager.db, manager.stateDir);
+        ctx.print(status, () => renderHostStatus(status));
+      } finally {
+        manager.close();
+      }
+    });
+
+  host
+    .command('pool-add <name>')
+    .description('add another storage pool (e.g. other media for standby disks)')
+    .option('--device <dev>', 'block device (default: a sparse loop image)')
+    .option('--size <size>', 'size of the loop image', '8G')
+    .action(async (name: string, opts: { device?: string; size: string }) => {
+      const manager = openManager(ctx.stateDir());
+      try {
+        const pool = await addPool({ db: manager.db, stateDir: manager.stateDir, name, device: opts.device, sizeBytes: parseSize(opts.size) });
+        ctx.print(pool, () => `pool ${pool.name} mounted at ${pool.mountpoint}`);
+      } finally {
+        manager.close();
+      }
+    });
+
+  host
+    .command('destroy')
+    .description('remove everything host init and the LCs made: LCs, pools, bridge, state')
+    .option('--force', 'also stop and destroy logical computers')
+    .action(async (opts: { force?: boolean }) => {
+      requireRoot('host destroy');
+      const manager = openManager(ctx.stateDir());
+      try {
+        const status = await hostStatus(manager.db, manager.stateDir);
+        const lcs = await describeLcs(manager, undefined);
+        if (lcs.length > 0) {
+          if (!opts.force) {
+            throw new UnderstudyError('HOST_BUSY', `The host still has ${lcs.length} logical computer(s): ${lcs.map((l) => l.name).join(', ')}`);
+          }
+          const hostCtx = status.initialised ? await hostContext(manager) : undefined;
+          if (hostCtx) for (const lc of lcs) await destroyLc(manager, hostCtx, lc.name, { force: true });
+        }
+        await destroyHost(manager.db);
+        ctx.print({ destroyed: true }, () => 'host destroyed: LCs, pools and bridge removed');
+      } finally {
+        manager.close();
+      }
+      const paths = statePaths(ctx.stateDir());
+      for (const p of [paths.database, `${paths.database}-wal`, `${paths.database}-shm`, paths.lcsRuntime, paths.pools]) rmSync(p, { recursive: true, force: true });
+    });
+}

@@ -1,0 +1,67 @@
+/** `understudy image build|list|remove`. */
+import type { Command } from 'commander';
+import { buildImage, listImages, recipeNames, removeImage } from '../../images/index.ts';
+import { getPool, requireHost } from '../../host/index.ts';
+import { openManager } from '../../manager/index.ts';
+import { requireRoot } from '../../core/index.ts';
+import { table, type CliContext } from '../context.ts';
+
+export function registerImageCommands(program: Command, ctx: CliContext): void {
+  const image = program.command('image').description('root-filesystem images LCs are created from');
+
+  image
+    .command('build <recipe>')
+    .description(`build an image (${recipeNames.join(' | ')})`)
+    .option('--name <name>', 'image name (default: the recipe name)')
+    .option('--rebuild', 'rebuild even if the image exists')
+    .action(async (recipe: string, opts: { name?: string; rebuild?: boolean }) => {
+      requireRoot('image build');
+      const manager = openManager(ctx.stateDir());
+      try {
+        await requireHost(manager.db);
+        const started = Date.now();
+        const record = await buildImage({
+          db: manager.db,
+          recipe,
+          name: opts.name,
+          rebuild: opts.rebuild,
+          pool: getPool(manager.db, 'main'),
+          cacheDir: manager.paths.cache,
+          progress: (line) => ctx.progress(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${line}`),
+        });
+        ctx.print(record, () => `image ${record.name}: ${(record.sizeBytes / 1024 ** 2).toFixed(0)} MiB, built in ${(record.buildMs / 1000).toFixed(1)} s`);
+      } finally {
+        manager.close();
+      }
+    });
+
+  image
+    .command('list')
+    .description('list built images')
+    .action(() => {
+      const manager = openManager(ctx.stateDir());
+      try {
+        const images = listImages(manager.db);
+        ctx.print(images, () =>
+          images.length === 0
+            ? 'no images; build one with `understudy image build busybox`'
+            : table(['NAME', 'RECIPE', 'SIZE', 'BUILT'], images.map((i) => [i.name, i.recipe, `${(i.sizeBytes / 1024 ** 2).toFixed(0)} MiB`, i.builtAt])),
+        );
+      } finally {
+        manager.close();
+      }
+    });
+
+  image
+    .command('remove <name>')
+    .description('delete an image (LCs made from it keep working)')
+    .action(async (name: string) => {
+      const manager = openManager(ctx.stateDir());
+      try {
+        await removeImage(manager.db, name);
+        ctx.print({ removed: name }, () => `image ${name} removed`);
+      } finally {
+        manager.close();
+      }
+    });
+}

@@ -1,0 +1,210 @@
+/** `understudy lc create|list|show|start|stop|reboot|exec|destroy|standby-for`. */
+import type { Command } from 'commander';
+import { UnderstudyError, requireRoot } from '../../core/index.ts';
+import { createLc, describeLcs, destroyLc, hostContext, openManager, startLc, type Manager, type HostContext } from '../../manager/index.ts';
+import { findStandbys, getLc, lcRoles, listLcs, setRole, type LcRole } from '../../inventory/index.ts';
+import { table, type CliContext } from '../context.ts';
+
+function intOption(value: string, name: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new UnderstudyError('INVALID_ARGUMENT', `${name}: "${value}" is not a whole number`);
+  return n;
+}
+
+async function withHost<T>(ctx: CliContext, fn: (manager: Manager, host: HostContext) => Promise<T>): Promise<T> {
+  requireRoot('this command');
+  const manager = openManager(ctx.stateDir());
+  try {
+    return await fn(manager, await hostContext(manager));
+  } finally {
+    manager.close();
+  }
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+export function registerLcCommands(program: Command, ctx: CliContext): void {
+  const lc = program.command('lc').description('logical computers (the resource table of Fig. 5)');
+
+  lc.command('create <name>')
+    .description('create a logical computer from an image')
+    .requiredOption('--image <image>', 'image to create it from (see `image list`)')
+    .option('--cpus <set>', 'CPU set, e.g. 0 or 0-1', '0')
+    .option('--cpu-share <percent>', 'share of the CPU set, percent of one CPU', '100')
+    .option('--memory <mb>', 'memory limit in MB', '128')
+    .option('--system-disk <mb>', 'system disk size in MB', '1024')
+    .option('--app-disk <mb>', 'application disk size in MB (0 = none)', '512')
+    .option('--app-mount <path>', 'where the application disk is mounted inside', '/srv')
+    .option('--pool <pool>', 'storage pool for the disks', 'main')
+    .option('--address <cidr>', 'address of eth0 (repeatable; none = no NIC)', collect, [])
+    .option('--mac <mac>', 'MAC of eth0 (default: generated)')
+    .option('--role <role>', `role: ${lcRoles.join(' | ')}`, 'idle')
+    .option('--start', 'start it after creating it')
+    .action(async (name: string, o: Record<string, string | string[] | boolean | undefined>) =>
+      withHost(ctx, async (manager, host) => {
+        if (!lcRoles.includes(o.role as LcRole)) throw new UnderstudyError('INVALID_ARGUMENT', `--role: "${String(o.role)}" is not one of ${lcRoles.join(', ')}`);
+        const record = await createLc(manager, host, {
+          name,
+          image: o.image as string,
+          cpus: o.cpus as string,
+          cpuSharePercent: intOption(o.cpuShare as string, '--cpu-share'),
+          memoryMb: intOption(o.memory as string, '--memory'),
+          systemDiskMb: intOption(o.systemDisk as string, '--system-disk'),
+          appDiskMb: intOption(o.appDisk as string, '--app-disk'),
+          appMountPath: o.appMount as string,
+          pool: o.pool as string,
+          addresses: o.address as string[],
+          mac: o.mac as string | undefined,
+          role: o.role as LcRole,
+        });
+        const status = o.start ? await startLc(manager, host, name) : await host.driver.status(name);
+        ctx.print({ ...record, status }, () => `created ${name}${o.start ? ` (${status.state})` : ''}`);
+      }),
+    );
+
+  lc.command('list')
+    .description('the resource table, with the state of each LC')
+    .action(async () => {
+      const manager = openManager(ctx.stateDir());
+      try {
+        const host = await hostContext(manager).catch((error: unknown) => {
+          if (error instanceof UnderstudyError && error.code === 'HOST_NOT_INITIALISED') return undefined;
+          throw error;
+        });
+        const views = await describeLcs(manager, host);
+        ctx.print(views, () =>
+          views.length === 0
+            ? 'no logical computers; create one with `understudy lc create`'
+            : table(
+                ['LC', 'STATE', 'ROLE', 'CPU', 'MEMORY', 'DISKS', 'NICS'],
+                views.map((v) => [
+                  v.name,
+                  v.status.state,
+                  v.role,
+                  `CPU${v.cpus}/${v.cpuSharePercent}%`,
+                  `${v.memoryMb}MB`,
+                  v.disks.map((d) => `${d.name}:${d.sizeMb}MB@${d.pool}`).join(' '),
+                  v.nics.map((n) => `${n.name}:${n.addresses.join(',')}`).join(' ') || '-',
+                ]),
+              ),
+        );
+      } finally {
+        manager.close();
+      }
+    });
+
+  lc.command('show <name>')
+    .description('one LC: resources, state, usage')
+    .action(async (name: string) =>
+      withHost(ctx, async (manager, host) => {
+        const record = getLc(manager.db, name);
+        const status = await host.driver.status(name);
+        const usage = status.state === 'stopped' ? undefined : await host.driver.usage(name).catch(() => undefined);
+        const view = { ...record, status, usage, netns: host.driver.netnsName(name) };
+        ctx.print(view, () =>
+          [
+            `${name}: ${status.state} (role ${record.role}, image ${record.image}, driver ${record.driver})`,
+            `cpu:     CPU${record.cpus}/${record.cpuSharePercent}%`,
+            `memory:  ${record.memoryMb} MB${usage ? ` (using ${(usage.memoryBytes / 1024 ** 2).toFixed(1)} MB, ${usage.oomKills} OOM kills)` : ''}`,
+            ...record.disks.map((d) => `disk:    ${d.name} ${d.sizeMb} MB in pool ${d.pool}, mounted at ${d.mountPath}`),
+            ...record.nics.map((n) => `nic:     ${n.name} ${n.mac} ${n.addresses.join(' ')} on ${n.bridge}`),
+            status.initPid ? `init:    host pid ${status.initPid}, booted ${status.bootedAt ?? '?'}, ${status.reboots} reboot(s)` : '',
+            `console: ${status.consoleLog}`,
+          ]
+            .filter(Boolean)
+            .join('\n'),
+        );
+      }),
+    );
+
+  lc.command('start <name>')
+    .description('boot the LC (its own init runs its start-up scripts)')
+    .option('--no-wait', 'return when init runs, before start-up finishes')
+    .option('--timeout <ms>', 'how long to wait for start-up', '30000')
+    .action(async (name: string, o: { wait: boolean; timeout: string }) =>
+      withHost(ctx, async (manager, host) => {
+        const status = await startLc(manager, host, name, { wait: o.wait, timeoutMs: intOption(o.timeout, '--timeout') });
+        ctx.print(status, () => `${name} is ${status.state}`);
+      }),
+    );
+
+  lc.command('stop <name>')
+    .description('orderly shutdown; killed after the timeout')
+    .option('--timeout <ms>', 'grace time before killing', '15000')
+    .action(async (name: string, o: { timeout: string }) =>
+      withHost(ctx, async (manager, host) => {
+        getLc(manager.db, name);
+        const result = await host.driver.stop(name, { timeoutMs: intOption(o.timeout, '--timeout') });
+        ctx.print(result, () => `${name} stopped (${result.outcome}, ${(result.durationMs / 1000).toFixed(1)} s)`);
+      }),
+    );
+
+  lc.command('reboot <name>')
+    .description('restart the LC')
+    .action(async (name: string) =>
+      withHost(ctx, async (manager, host) => {
+        getLc(manager.db, name);
+        await host.driver.reboot(name);
+        await host.driver.waitUntilUp(name);
+        const status = await host.driver.status(name);
+        ctx.print(status, () => `${name} rebooted (${status.reboots} reboot(s) so far)`);
+      }),
+    );
+
+  lc.command('exec <name> <command...>')
+    .description('run a command inside the LC (use -- before its options)')
+    .action(async (name: string, command: string[]) =>
+      withHost(ctx, async (manager, host) => {
+        getLc(manager.db, name);
+        const result = await host.driver.exec(name, command, { okCodes: Array.from({ length: 256 }, (_, i) => i), timeoutMs: 24 * 3600_000 });
+        if (ctx.json()) ctx.print(result, () => '');
+        else {
+          process.stdout.write(result.stdout);
+          process.stderr.write(result.stderr);
+        }
+        process.exitCode = result.exitCode ?? 1;
+      }),
+    );
+
+  lc.command('destroy <name>')
+    .description('delete the LC: its disks, NICs and record')
+    .option('--force', 'stop it first if it runs')
+    .action(async (name: string, o: { force?: boolean }) =>
+      withHost(ctx, async (manager, host) => {
+        await destroyLc(manager, host, name, { force: o.force });
+        ctx.print({ destroyed: name }, () => `${name} destroyed`);
+      }),
+    );
+
+  lc.command('role <name> <role>')
+    .description(`set the role: ${lcRoles.join(' | ')}`)
+    .action((name: string, role: string) => {
+      if (!lcRoles.includes(role as LcRole)) throw new UnderstudyError('INVALID_ARGUMENT', `"${role}" is not one of ${lcRoles.join(', ')}`);
+      const manager = openManager(ctx.stateDir());
+      try {
+        setRole(manager.db, name, role as LcRole);
+        ctx.print({ name, role }, () => `${name} is now ${role}`);
+      } finally {
+        manager.close();
+      }
+    });
+
+  lc.command('standby-for <name>')
+    .description('which unused LCs can stand in for this one (step 701), best fit first')
+    .action((name: string) => {
+      const manager = openManager(ctx.stateDir());
+      try {
+        const result = findStandbys(getLc(manager.db, name), listLcs(manager.db));
+        ctx.print(result, () =>
+          [
+            result.candidates.length
+              ? `can stand in for ${name} (best fit first):\n${result.candidates.map((c, i) => `  ${i + 1}. ${c.lc} (spare: ${c.excess.cpuSharePercent}% CPU, ${c.excess.memoryMb} MB memory, ${c.excess.diskMb} MB disk)`).join('\n')}`
+              : `no LC can stand in for ${name}`,
+            ...result.rejected.map((r) => `  ${r.lc}: no — ${r.reasons.join('; ')}`),
+          ].join('\n'),
+        );
+      } finally {
+        manager.close();
+      }
+    });
+}

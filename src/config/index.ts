@@ -1,0 +1,1 @@
+export { parseHostConfig, loadHostConfig, hostConfigSchema, type HostConfig, type LcConfig } from './host-config.ts';
