@@ -8,7 +8,7 @@ import path from 'node:path';
 import { UnderstudyError, statePaths, type StatePaths } from '../core/index.ts';
 import { openStore, type Db, type ModuleSchema } from '../store/index.ts';
 import { hostSchema, requireHost, getPool, listPools, type HostNetwork } from '../host/index.ts';
-import { inventorySchema, findLc, getLc, insertLc, deleteLc, listLcs, validateLcRequest, type LcRecord, type LcRequest } from '../inventory/index.ts';
+import { inventorySchema, getLc, insertLc, deleteLc, listLcs, validateLcRequest, type LcRecord, type LcRequest } from '../inventory/index.ts';
 import { imagesSchema, findImage } from '../images/index.ts';
 import { NamespaceDriver, type LcStatus, type PartitioningDriver } from '../drivers/index.ts';
 
@@ -107,6 +107,5 @@ export async function describeLcs(manager: Manager, host: HostContext | undefine
   );
 }
 
-export { findLc, getLc, listLcs };
 export type { PartitioningDriver };
 export const runtimeDirOf = (manager: Manager, lc: string): string => path.join(manager.paths.lcsRuntime, lc);
