@@ -22,3 +22,4 @@ export {
   type RequestRecord,
   type ResolvedLoadOptions,
 } from './types.ts';
+export { ResponseParser, ResponseParseError, type ParsedResponse } from './response-parser.ts';
