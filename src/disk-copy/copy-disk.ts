@@ -79,9 +79,9 @@ async function runSnapshotMode(ctx: CopyJobContext): Promise<CutOutcome> {
   // Flush dirty data first so that the snapshot inside the freeze has little left to write.
   await exec(['btrfs', 'filesystem', 'sync', ctx.source]);
   const frozenAt = performance.now();
-  let cutAt = '';
-  await ctx.options.freezer.freeze();
+  let cutAt: string | undefined;
   try {
+    await ctx.options.freezer.freeze();
     await snapshot({ source: ctx.source, target: cut, readOnly: true });
     cutAt = new Date().toISOString();
   } finally {
@@ -89,7 +89,7 @@ async function runSnapshotMode(ctx: CopyJobContext): Promise<CutOutcome> {
   }
   const freezeMs = performance.now() - frozenAt;
   await snapshot({ source: cut, target: ctx.destination, readOnly: false });
-  return { cutSnapshot: cut, cutAt, freezeMs, convergence: 'instant', throttledMs: 0 };
+  return { cutSnapshot: cut, cutAt: cutAt ?? new Date().toISOString(), freezeMs, convergence: 'instant', throttledMs: 0 };
 }
 
 /**

@@ -16,7 +16,7 @@ export type {
   Freezer,
   Throttle,
 } from './types.ts';
-export { describeHistory, formatBytes, type HistoryRecord, type HistoryOp, type HistorySummary } from './history.ts';
+export { HistoryRecorder, describeHistory, formatBytes, type HistoryRecord, type HistoryOp, type HistorySummary } from './history.ts';
 export { SendStreamParser, sendCommands, sendAttributes, type SendCommand, type SendCommandName } from './send-stream.ts';
 export { hashTree, differingPaths, type TreeHash } from './tree-hash.ts';
 export { createCgroup, cgroupVersion, deviceOf, deviceNumber, type Cgroup, type CgroupVersion } from './cgroup.ts';

@@ -76,7 +76,7 @@ export async function runSendReceive(ctx: CopyJobContext, policy: ResolvedCopyPo
   let throttledSince: number | undefined;
   let throttledMs = 0;
   let longFreeze = false;
-  let convergence: Convergence = 'converged';
+  let convergence: Convergence;
   const liftThrottle = async (): Promise<void> => {
     if (throttledSince === undefined || !throttle) return;
     await throttle.lift();
@@ -127,7 +127,7 @@ export async function runSendReceive(ctx: CopyJobContext, policy: ResolvedCopyPo
     pass += 1;
     ctx.progress({ phase: 'cut', pass, bytesDone: 0, bytesTotal: null, bytesPerSecond: 0 });
     const cutSnapshot = sourceSnapshot('cut');
-    let cutAt = '';
+    let cutAt: string | undefined;
     const frozenAt = performance.now();
     try {
       await freezer.freeze();
@@ -151,7 +151,7 @@ export async function runSendReceive(ctx: CopyJobContext, policy: ResolvedCopyPo
     // which changes the root's times; the stream only restores them when the source root changed.
     await exec(['touch', '--no-dereference', '-r', cutSnapshot, ctx.destination]);
     await deleteSubvolume(received('cut'));
-    return { cutSnapshot, cutAt, freezeMs, convergence, throttledMs };
+    return { cutSnapshot, cutAt: cutAt ?? new Date().toISOString(), freezeMs, convergence, throttledMs };
   } finally {
     // On failure: lift a throttle still in force (an error doing so must not hide the original one).
     await liftThrottle().catch((error: unknown) => ctx.options.logger?.error({ err: error, jobId: ctx.jobId }, 'could not lift the write throttle'));

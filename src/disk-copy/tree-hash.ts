@@ -5,6 +5,7 @@
  * content and metadata a service relies on). Used by --verify and by the tests.
  */
 import { createHash } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { UnderstudyError, exec, isUnderstudyError } from '../core/index.ts';
@@ -74,7 +75,7 @@ async function hashFile(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-function typeOf(stat: import('node:fs').Stats): string {
+function typeOf(stat: Stats): string {
   if (stat.isFile()) return 'f';
   if (stat.isDirectory()) return 'd';
   if (stat.isSymbolicLink()) return 'l';

@@ -14,7 +14,7 @@ import { openStore, type Db } from '../../../src/store/index.ts';
 import { createPool, createSubvolume, fillTree, startWriter, tag, type Pool } from './fixtures.ts';
 import { assertNoLeftovers, assertSameTree, deleteSubvolumes, exists, recordingFreezer } from './helpers.ts';
 
-describe('disk copy (btrfs pools on loop devices)', () => {
+void describe('disk copy (btrfs pools on loop devices)', () => {
   let poolA: Pool;
   let poolB: Pool;
   let db: Db;
@@ -33,7 +33,7 @@ describe('disk copy (btrfs pools on loop devices)', () => {
     if (dbDir) await fs.rm(dbDir, { recursive: true, force: true });
   });
 
-  it('copies a disk across pools while the LC writes; the copy equals the source at the cut in every run', async (t) => {
+  void it('copies a disk across pools while the LC writes; the copy equals the source at the cut in every run', async (t) => {
     const source = path.join(poolA.path, `disk1-${tag()}`);
     await createSubvolume(source);
     await fillTree(source, { largeMb: 64 });
@@ -88,7 +88,7 @@ describe('disk copy (btrfs pools on loop devices)', () => {
     assert.equal((await fs.readFile(path.join(writer.cgroup.procsFiles[0] ?? '', '..', 'freezer.state'), 'utf8').catch(() => 'THAWED')).trim(), 'THAWED');
   });
 
-  it('cancelling at any phase leaves the source untouched and removes the partial copy', async (t) => {
+  void it('cancelling at any phase leaves the source untouched and removes the partial copy', async (t) => {
     const source = path.join(poolA.path, `disk2-${tag()}`);
     await createSubvolume(source);
     await fillTree(source, { largeMb: 150, smallFiles: 50 });
@@ -124,7 +124,7 @@ describe('disk copy (btrfs pools on loop devices)', () => {
     assert.ok(cancelled.n >= 5);
   });
 
-  it('aborts cleanly when the destination pool is too small, naming the pool and the space missing', async (t) => {
+  void it('aborts cleanly when the destination pool is too small, naming the pool and the space missing', async (t) => {
     const small = await createPool(256, 'small');
     t.after(() => small.cleanup());
     const source = path.join(poolA.path, `disk3-${tag()}`);
@@ -143,7 +143,7 @@ describe('disk copy (btrfs pools on loop devices)', () => {
     assert.ok(await exists(path.join(source, 'var', 'lib', 'app', 'large.bin')), 'source untouched');
   });
 
-  it('makes an instant copy-on-write snapshot on the same pool (mirror split), equal at the cut', async (t) => {
+  void it('makes an instant copy-on-write snapshot on the same pool (mirror split), equal at the cut', async (t) => {
     const source = path.join(poolA.path, `disk4-${tag()}`);
     await createSubvolume(source);
     await fillTree(source, { largeMb: 32 });
@@ -161,7 +161,7 @@ describe('disk copy (btrfs pools on loop devices)', () => {
     await assertNoLeftovers([poolA.path]);
   });
 
-  it('when the writer outpaces the copy, does what the policy says: throttle, long freeze, or fail', async (t) => {
+  void it('when the writer outpaces the copy, does what the policy says: throttle, long freeze, or fail', async (t) => {
     const source = path.join(poolA.path, `disk5-${tag()}`);
     await createSubvolume(source);
     await fillTree(source, { largeMb: 16, smallFiles: 20 });
