@@ -12,21 +12,32 @@ export default tseslint.config(
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
     },
     rules: {
-      '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite', 'before', 'after'] }] },
+      ],
+    },
+  },
+  {
+    // Folders mirror SPEC.md's elements; each one's index.ts is its only public surface.
+    files: ['src/**/*.ts'],
+    rules: {
       'no-restricted-imports': [
         'error',
-        {
-          patterns: [
-            {
-              group: ['../*/*', '!../*/index.ts', '../../*/*', '!../../*/index.ts'],
-              message: 'Import another folder only through its index.ts.',
-            },
-          ],
-        },
+        { patterns: [{ regex: '^(\\.\\./)+[\\w-]+/(?!index\\.ts$)', message: 'Import another folder only through its index.ts.' }] },
+      ],
+    },
+  },
+  {
+    files: ['test/**/*.ts', 'bench/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ regex: '/src/[\\w-]+/(?!index\\.ts$)', message: 'Tests use a folder only through its index.ts.' }] },
       ],
     },
   },

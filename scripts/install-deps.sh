@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what understudy needs on a fresh Debian/Ubuntu host (as root): the Debian packages of the
+# programs it runs, and the npm packages of package-lock.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+packages=(
+  btrfs-progs util-linux mount iproute2 nftables iputils-arping kmod procps psmisc curl ca-certificates
+  busybox-static debootstrap xz-utils tar patch rsync
+  clamav
+  keepalived tcpdump
+  dpkg-dev apt-utils gnupg gpgv
+  dovecot-imapd vsftpd
+)
+missing=()
+for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt-get update -qq
+  # Services from these packages (dovecot, vsftpd, keepalived, clamav-freshclam) must not start: tests
+  # start their own instances with their own configuration.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d.understudy
+  if [ ! -e /usr/sbin/policy-rc.d ]; then cp /usr/sbin/policy-rc.d.understudy /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; added_policy=1; fi
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if [ "${added_policy:-0}" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+  rm -f /usr/sbin/policy-rc.d.understudy
+fi
+modprobe btrfs 2>/dev/null || true
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
