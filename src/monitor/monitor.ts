@@ -1,0 +1,298 @@
+/**
+ * The patch monitor (SPEC §6, Fig. 19): polls each feed on its own schedule (1801–1803), mails
+ * new patches to the administrators (1804–1805), reads their replies (1806), authenticates them
+ * (1807), sets "apply at next run" (1808) and starts the patch run through an injected hook (1809).
+ * Every step is driven by state in the store, so a restart resumes where it stopped: registered
+ * but unmailed patches stay in `pending_notifications`, processed replies are remembered.
+ */
+import path from 'node:path';
+import { isUnderstudyError, type Logger } from '../core/index.ts';
+import type { Db } from '../store/index.ts';
+import type { Catalogue, Patch } from '../catalogue/index.ts';
+import {
+  composeAnswer,
+  composeNotification,
+  issueChallenge,
+  parseReply,
+  signApprovalLink,
+  verifyApproval,
+  type ApprovalVerdict,
+  type Decision,
+  type MailboxReader,
+  type MailSender,
+} from '../mail/index.ts';
+import type { ResolvedMonitorConfig } from './config.ts';
+import { dueFeeds, getFeed, getFeedState, listFeeds, recentFeedEvents, recordPoll, type Feed, type FeedState } from './feeds.ts';
+import type { Fetcher } from './fetch.ts';
+import { pollPatchServer, type PollContext, type PollResult } from './poll-patch-server.ts';
+import { pollApt } from './poll-apt.ts';
+import { applyDecision, autoApprove, type ApplyDeps } from './decisions.ts';
+
+/** The logical computers the monitor may patch, owned by the inventory (injected, never imported). */
+export interface ManagedLcs {
+  list(): Promise<string[]>;
+  /** Installed Debian packages of an LC: name → version. */
+  installedPackages(lc: string): Promise<Map<string, string>>;
+}
+
+/** Starts the patch run for these LCs (the patch-run module plugs in here). */
+export type StartPatchRun = (request: { lcs: string[]; patches: string[]; reason: string }) => Promise<void>;
+
+export interface MonitorDeps {
+  db: Db;
+  catalogue: Catalogue;
+  config: ResolvedMonitorConfig;
+  stateDir: string;
+  fetcher: Fetcher;
+  managedLcs: ManagedLcs;
+  mailer?: MailSender | null;
+  mailbox?: MailboxReader | null;
+  startPatchRun?: StartPatchRun;
+  logger: Logger;
+  now?: () => Date;
+}
+
+export interface MonitorStatus {
+  running: boolean;
+  feeds: (FeedState & { name: string; kind: Feed['kind']; url: string; intervalSeconds: number })[];
+  pendingNotifications: number;
+  lastMailCheckAt: string | null;
+  lastMailError: string | null;
+}
+
+export interface Monitor {
+  /** Starts the schedule (one timer; each feed has its own next-poll time). */
+  start(): void;
+  /** Stops the schedule and waits for the running tick to end. */
+  stop(): Promise<void>;
+  /** Polls one feed (or every feed) now, regardless of schedule; then mails what is pending. */
+  pollNow(feed?: string): Promise<(PollResult & { feed: string })[]>;
+  /** Sends the pending notifications. Returns the number of mails sent. */
+  notifyPending(): Promise<number>;
+  /** Reads and handles unseen replies. Returns the verdicts. */
+  processReplies(): Promise<ApprovalVerdict[]>;
+  /** Applies a verified approval that arrived by link or API (the mail path does this itself). */
+  applyVerdict(verdict: ApprovalVerdict, via: 'mail' | 'link' | 'api'): Promise<void>;
+  status(): MonitorStatus;
+  events(feed: string): ReturnType<typeof recentFeedEvents>;
+}
+
+export function createMonitor(deps: MonitorDeps): Monitor {
+  const now = deps.now ?? (() => new Date());
+  const log = deps.logger;
+  const { db, catalogue, config } = deps;
+  let timer: NodeJS.Timeout | null = null;
+  let running = false;
+  let current: Promise<void> | null = null;
+  let lastMailCheck = 0;
+  let lastMailCheckAt: string | null = null;
+  let lastMailError: string | null = null;
+  const abort = new AbortController();
+
+  const applyDeps: ApplyDeps = { db, catalogue, managedLcs: deps.managedLcs, startPatchRun: deps.startPatchRun, logger: log, now };
+
+  const pollContext = (): PollContext => ({ catalogue, fetcher: deps.fetcher, workDir: path.join(deps.stateDir, 'cache', 'monitor'), logger: log, now, signal: abort.signal });
+
+  async function pollFeed(feed: Feed): Promise<PollResult & { feed: string }> {
+    const state = getFeedState(db, feed.name);
+    const started = performance.now();
+    const result = feed.kind === 'apt' ? await pollApt(feed, state, { ...pollContext(), db, managedLcs: deps.managedLcs }) : await pollPatchServer(feed, state, pollContext());
+    const at = now();
+    const queue = db.prepare('INSERT OR IGNORE INTO pending_notifications (patch, queued_at) VALUES (?, ?)');
+    for (const name of result.registeredNames) queue.run(name, at.toISOString());
+    const after = recordPoll(db, feed, result, at);
+    const fields = { event: 'feed.polled', feed: feed.name, outcome: result.outcome, registered: result.registered, ms: Math.round(performance.now() - started), nextPollAt: after.nextPollAt };
+    if (result.error) log.warn({ ...fields, code: result.error.code, reason: result.error.message, failures: result.failures }, 'feed poll failed');
+    else log.info(fields, 'feed polled');
+    return { ...result, feed: feed.name };
+  }
+
+  async function notifyPending(): Promise<number> {
+    const pending = db.prepare('SELECT patch FROM pending_notifications ORDER BY queued_at, patch').all() as { patch: string }[];
+    if (pending.length === 0) return 0;
+    if (!deps.mailer || !config.mail) return 0;
+    const patches = pending.map((p) => (catalogue.hasPatch(p.patch) ? catalogue.getPatch(p.patch) : null)).filter((p): p is Patch => p !== null);
+    let sent = 0;
+    const ttlMs = config.approval.challengeTtlHours * 3600_000;
+    for (const admin of config.administrators) {
+      const mine = admin.categories ? patches.filter((p) => p.categories.some((c) => admin.categories?.includes(c))) : patches;
+      if (mine.length === 0) continue;
+      const challenge = issueChallenge(db, { admin: admin.name, patches: mine.map((p) => p.name), ttlMs, now: now() });
+      const links =
+        config.api.publicUrl && config.api.linkSecret
+          ? (['approve-all', 'reject'] as const).map((kind) => {
+              const token = signApprovalLink(config.api.linkSecret as Buffer, { challenge: challenge.challenge, decision: { kind }, admin: admin.name, expiresAt: Date.parse(challenge.expiresAt) });
+              return `${config.api.publicUrl?.replace(/\/$/, '')}/v1/approvals/link?t=${token}`;
+            })
+          : null;
+      const mail = composeNotification({
+        from: config.mail.from,
+        to: admin.email,
+        adminName: admin.name,
+        patches: mine.map((p) => ({ name: p.name, categories: p.categories, description: p.description, publishedAt: p.publishedAt, sourceFeed: p.sourceFeed })),
+        challenge: challenge.challenge,
+        expiresAt: challenge.expiresAt,
+        links: links ? { approveAll: links[0] ?? '', reject: links[1] ?? '' } : undefined,
+      });
+      await deps.mailer.send(mail); // a failure keeps everything pending for the next tick
+      sent++;
+      log.info({ event: 'mail.notified', admin: admin.name, patches: mine.length }, 'notification mailed');
+    }
+    const remove = db.prepare('DELETE FROM pending_notifications WHERE patch = ?');
+    db.transaction(() => pending.forEach((p) => remove.run(p.patch)))();
+    return sent;
+  }
+
+  async function applyVerdict(verdict: ApprovalVerdict, via: 'mail' | 'link' | 'api'): Promise<void> {
+    if (!verdict.ok) return;
+    await applyDecision(applyDeps, { patches: verdict.patches, decision: verdict.decision, by: verdict.admin.name, via });
+  }
+
+  async function answer(to: string, subject: string, inReplyTo: string | null, accepted: boolean, text: string): Promise<void> {
+    if (!deps.mailer || !config.mail || !to) return;
+    try {
+      await deps.mailer.send(composeAnswer({ from: config.mail.from, to, subject, inReplyTo: inReplyTo ?? undefined, accepted, text }));
+    } catch (error) {
+      log.warn({ event: 'mail.answer_failed', to, reason: (error as Error).message }, 'could not answer a reply');
+    }
+  }
+
+  async function processReplies(): Promise<ApprovalVerdict[]> {
+    if (!deps.mailbox) return [];
+    const messages = await deps.mailbox.fetchUnseen();
+    const verdicts: ApprovalVerdict[] = [];
+    const seen: number[] = [];
+    for (const message of messages) {
+      const reply = await parseReply(message.source);
+      const key = reply.messageId ?? `uid:${message.uid}`;
+      seen.push(message.uid);
+      if (db.prepare('SELECT 1 FROM processed_messages WHERE message_key = ?').get(key)) continue;
+      const ownAddress = config.mail?.from.toLowerCase() ?? '';
+      if (reply.from === ownAddress) continue; // never answer our own mail (no loops)
+      let verdict: ApprovalVerdict;
+      const knownSender = config.administrators.some((a) => a.email === reply.from);
+      if (!knownSender) verdict = { ok: false, reason: 'unknown-sender', message: 'the sender is not a configured administrator' };
+      else if (!reply.approval) verdict = { ok: false, reason: 'malformed', message: reply.problem ?? 'malformed reply' };
+      else {
+        verdict = verifyApproval({
+          db,
+          admins: config.administrators,
+          sender: { email: reply.from },
+          challenge: reply.approval.challenge,
+          decision: reply.approval.decision,
+          code: reply.approval.code,
+          via: 'mail',
+          now: now(),
+          codeWindowMinutes: config.approval.codeWindowMinutes,
+        });
+      }
+      db.prepare('INSERT INTO processed_messages (message_key, processed_at, outcome, reason) VALUES (?, ?, ?, ?)').run(
+        key,
+        now().toISOString(),
+        verdict.ok ? 'accepted' : 'rejected',
+        verdict.ok ? null : verdict.reason,
+      );
+      if (verdict.ok) {
+        log.info({ event: 'approval.accepted', admin: verdict.admin.name, decision: verdict.decision.kind, patches: verdict.patches }, 'approval accepted');
+        await applyVerdict(verdict, 'mail');
+        await answer(reply.from, reply.subject, reply.messageId, true, describeAccepted(verdict.decision, verdict.patches));
+      } else {
+        log.warn({ event: 'approval.rejected', from: reply.from, reason: verdict.reason }, 'approval rejected');
+        // Unknown senders get an answer too (the brief asks for it), but only a short one.
+        await answer(reply.from, reply.subject, reply.messageId, false, `Your reply was not accepted: ${verdict.message}. Nothing was changed.`);
+      }
+      verdicts.push(verdict);
+    }
+    await deps.mailbox.markSeen(seen);
+    return verdicts;
+  }
+
+  async function tick(): Promise<void> {
+    const t = now();
+    for (const feed of dueFeeds(db, t)) {
+      if (!running) return;
+      await pollFeed(feed);
+    }
+    await autoApprove(applyDeps, config.autoApprove);
+    try {
+      await notifyPending();
+    } catch (error) {
+      if (!isUnderstudyError(error)) throw error;
+      log.warn({ event: 'mail.notify_failed', code: error.code, reason: error.message }, 'notification not sent; will retry');
+    }
+    const imapEveryMs = (config.mail?.imap?.pollSeconds ?? 60) * 1000;
+    if (deps.mailbox && Date.now() - lastMailCheck >= imapEveryMs) {
+      lastMailCheck = Date.now();
+      try {
+        await processReplies();
+        lastMailCheckAt = now().toISOString();
+        lastMailError = null;
+      } catch (error) {
+        if (!isUnderstudyError(error) && !(error instanceof Error)) throw error;
+        lastMailError = (error as Error).message;
+        log.warn({ event: 'mail.read_failed', reason: lastMailError }, 'reading replies failed; will retry');
+      }
+    }
+  }
+
+  function schedule(): void {
+    if (!running) return;
+    timer = setTimeout(() => {
+      current = tick()
+        .catch((error: unknown) => log.error({ event: 'monitor.tick_failed', err: error }, 'monitor tick failed'))
+        .finally(() => {
+          current = null;
+          schedule();
+        });
+    }, config.monitor.tickMs);
+  }
+
+  return {
+    start() {
+      if (running) return;
+      running = true;
+      log.info({ event: 'monitor.started', feeds: listFeeds(db).length }, 'monitor started');
+      schedule();
+    },
+    async stop() {
+      running = false;
+      if (timer) clearTimeout(timer);
+      abort.abort();
+      await current;
+      await deps.mailbox?.close();
+      deps.mailer?.close();
+    },
+    async pollNow(name) {
+      const feeds = name ? [getFeed(db, name)] : listFeeds(db);
+      const results = [];
+      for (const feed of feeds) results.push(await pollFeed(feed));
+      try {
+        await notifyPending();
+      } catch (error) {
+        if (!isUnderstudyError(error)) throw error;
+        log.warn({ event: 'mail.notify_failed', code: error.code, reason: error.message }, 'notification not sent; will retry');
+      }
+      return results;
+    },
+    notifyPending,
+    processReplies,
+    applyVerdict,
+    status() {
+      return {
+        running,
+        feeds: listFeeds(db).map((f) => ({ ...getFeedState(db, f.name), name: f.name, kind: f.kind, url: f.url, intervalSeconds: f.intervalSeconds })),
+        pendingNotifications: (db.prepare('SELECT COUNT(*) AS n FROM pending_notifications').get() as { n: number }).n,
+        lastMailCheckAt,
+        lastMailError,
+      };
+    },
+    events(feed) {
+      return recentFeedEvents(db, feed);
+    },
+  };
+}
+
+function describeAccepted(decision: Decision, patches: readonly string[]): string {
+  if (decision.kind === 'reject') return `Rejected as you asked: ${patches.join(', ')}. They will not be applied.`;
+  return `Approved: ${patches.join(', ')}. They are set to be applied at the next patch run, which has been started.`;
+}

@@ -1,0 +1,164 @@
+/**
+ * One poll of an apt repository: fetch InRelease, verify it with gpgv against the configured
+ * keyring (only the verified text is used), require its Date to move forward and Valid-Until not
+ * to have passed, fetch the Packages indexes it vouches for (sha256 checked), and register the
+ * newest version of each package installed in a managed LC that is newer than the installed one,
+ * as a `deb` patch (the .deb is downloaded and checked against the sha256 of the index).
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { randomBytes } from 'node:crypto';
+import { UnderstudyError, exec, isUnderstudyError } from '../core/index.ts';
+import type { Db } from '../store/index.ts';
+import { sha256Hex } from '../catalogue/index.ts';
+import type { AptOptions, Feed, FeedState } from './feeds.ts';
+import { safeUrl } from './fetch.ts';
+import { parsePackages, parseRelease, type PackageEntry } from './apt-index.ts';
+import { compareDebianVersions } from './debian-version.ts';
+import { defaultFeedTimeoutMs, defaultMaxPatchBytes, type PollContext, type PollResult } from './poll-patch-server.ts';
+import type { ManagedLcs } from './monitor.ts';
+
+const maxIndexBytes = 256 * 1024 * 1024;
+
+export interface AptPollContext extends PollContext {
+  db: Db;
+  managedLcs: ManagedLcs;
+}
+
+function failed(error: unknown): PollResult {
+  if (!isUnderstudyError(error)) throw error;
+  return { outcome: 'failed', registered: 0, registeredNames: [], failures: [{ code: error.code, message: error.message }], error: { code: error.code, message: error.message } };
+}
+
+/** Verifies a clearsigned InRelease with gpgv; returns the signed text only. */
+async function verifyInRelease(body: Buffer, keyring: string, workDir: string, url: string): Promise<string> {
+  const dir = path.join(workDir, `gpgv-${randomBytes(6).toString('hex')}`);
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  try {
+    const signed = path.join(dir, 'InRelease');
+    const output = path.join(dir, 'Release');
+    await fs.writeFile(signed, body);
+    try {
+      await exec(['gpgv', '--keyring', path.resolve(keyring), '--output', output, signed], { timeoutMs: 30_000 });
+    } catch (error) {
+      if (isUnderstudyError(error, 'EXEC_FAILED')) {
+        const reason = String(error.details.stderr ?? '').split('\n').filter(Boolean).slice(-2).join('; ');
+        throw new UnderstudyError('FEED_SIGNATURE_INVALID', `InRelease of ${url} does not verify with keyring ${keyring}${reason ? `: ${reason}` : ''}`, { cause: error });
+      }
+      throw error;
+    }
+    return await fs.readFile(output, 'utf8');
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+function candidateName(p: PackageEntry): string {
+  return `${p.package}_${p.version}_${p.architecture}`.replace(/[^A-Za-z0-9._+~:-]/g, '_');
+}
+
+export async function pollApt(feed: Feed, state: FeedState, ctx: AptPollContext): Promise<PollResult> {
+  const o = feed.options as AptOptions;
+  const timeoutMs = o.timeoutMs ?? defaultFeedTimeoutMs;
+  const maxPatchBytes = o.maxPatchBytes ?? defaultMaxPatchBytes;
+  const base = feed.url.endsWith('/') ? feed.url : `${feed.url}/`;
+  const distUrl = new URL(`dists/${o.suite}/`, base).toString();
+  const inReleaseUrl = `${distUrl}InRelease`;
+  let release: ReturnType<typeof parseRelease>;
+  let fetched;
+  const entries: PackageEntry[] = [];
+  let digest: string;
+  try {
+    fetched = await ctx.fetcher.fetch({ url: inReleaseUrl, etag: state.etag, lastModified: state.lastModified, maxBytes: 16 * 1024 * 1024, timeoutMs, signal: ctx.signal });
+    if (fetched.status === 'not-modified') return { outcome: 'not-modified', registered: 0, registeredNames: [], failures: [] };
+    const text = await verifyInRelease(fetched.body, o.keyring, ctx.workDir, safeUrl(inReleaseUrl));
+    release = parseRelease(text, safeUrl(inReleaseUrl));
+    const now = ctx.now();
+    if (state.watermark && release.date.getTime() < Date.parse(state.watermark)) {
+      throw new UnderstudyError('FEED_REPLAY', `InRelease of ${safeUrl(inReleaseUrl)} is dated ${release.date.toISOString()}, older than ${state.watermark} already seen (replay?)`);
+    }
+    if (release.validUntil && release.validUntil.getTime() < now.getTime()) {
+      throw new UnderstudyError('FEED_REPLAY', `InRelease of ${safeUrl(inReleaseUrl)} expired at ${release.validUntil.toISOString()} (Valid-Until)`);
+    }
+    const digests: string[] = [];
+    for (const component of o.components) {
+      for (const arch of o.architectures) {
+        const stem = `${component}/binary-${arch}/Packages`;
+        const choice = [`${stem}.gz`, stem].find((f) => release.files.has(f));
+        const listed = choice ? release.files.get(choice) : undefined;
+        if (!choice || !listed) throw new UnderstudyError('FEED_INDEX_INVALID', `InRelease of ${safeUrl(inReleaseUrl)} lists no ${stem}`);
+        digests.push(listed.sha256);
+        const got = await ctx.fetcher.fetch({ url: new URL(choice, distUrl).toString(), maxBytes: Math.min(maxIndexBytes, listed.size), timeoutMs, signal: ctx.signal });
+        if (got.status !== 'ok') throw new UnderstudyError('FEED_UNREACHABLE', `${safeUrl(distUrl)}${choice}: unexpected Not Modified`);
+        if (sha256Hex(got.body) !== listed.sha256) throw new UnderstudyError('PATCH_HASH_MISMATCH', `${safeUrl(distUrl)}${choice} does not match the sha256 in InRelease`);
+        const textIndex = choice.endsWith('.gz') ? gunzipSync(got.body).toString('utf8') : got.body.toString('utf8');
+        entries.push(...parsePackages(textIndex, `${safeUrl(distUrl)}${choice}`));
+      }
+    }
+    digest = sha256Hex(digests.join('\n'));
+  } catch (error) {
+    return failed(error);
+  }
+  const cursor = { etag: fetched.etag, lastModified: fetched.lastModified, watermark: release.date.toISOString(), indexDigest: digest };
+  if (digest === state.indexDigest) return { outcome: 'ok', registered: 0, registeredNames: [], failures: [], cursor };
+
+  // What is installed where: package → lowest installed version across managed LCs.
+  const installed = new Map<string, string>();
+  for (const lc of await ctx.managedLcs.list()) {
+    for (const [pkg, version] of await ctx.managedLcs.installedPackages(lc)) {
+      const known = installed.get(pkg);
+      if (!known || compareDebianVersions(version, known) < 0) installed.set(pkg, version);
+    }
+  }
+  const newest = new Map<string, PackageEntry>();
+  for (const e of entries) {
+    const have = installed.get(e.package);
+    if (!have || compareDebianVersions(e.version, have) <= 0) continue;
+    const key = `${e.package}/${e.architecture}`;
+    const best = newest.get(key);
+    if (!best || compareDebianVersions(e.version, best.version) > 0) newest.set(key, e);
+  }
+  const security = o.security ?? /security/i.test(`${o.suite} ${release.suite ?? ''}`);
+  const at = ctx.now().toISOString();
+  const seen = ctx.db.prepare('INSERT OR IGNORE INTO apt_versions_seen (feed, package, version, arch, first_seen_at) VALUES (?, ?, ?, ?, ?)');
+  const firstSeen = ctx.db.prepare('SELECT first_seen_at AS at FROM apt_versions_seen WHERE feed = ? AND package = ? AND version = ? AND arch = ?');
+  const registeredNames: string[] = [];
+  const failures: PollResult['failures'] = [];
+  await fs.mkdir(ctx.workDir, { recursive: true, mode: 0o700 });
+  for (const e of newest.values()) {
+    seen.run(feed.name, e.package, e.version, e.architecture, at);
+    const name = candidateName(e);
+    if (ctx.catalogue.hasPatch(name)) continue;
+    const temp = path.join(ctx.workDir, `deb-${randomBytes(6).toString('hex')}`);
+    try {
+      if (e.size > maxPatchBytes) throw new UnderstudyError('PATCH_TOO_LARGE', `${e.package} ${e.version} is ${e.size} bytes, more than the limit of ${maxPatchBytes}`);
+      const url = new URL(e.filename, base).toString();
+      await ctx.fetcher.download({ url, file: temp, maxBytes: e.size, timeoutMs, signal: ctx.signal });
+      const { created } = await ctx.catalogue.registerPatch({
+        file: temp,
+        name,
+        categories: security ? ['security'] : ['bugfix'],
+        format: 'deb',
+        sha256: e.sha256,
+        source: { feed: feed.name, url: safeUrl(url) },
+        description: e.description.split('\n')[0] ?? '',
+        package: e.package,
+        version: e.version,
+        publishedAt: release.date.toISOString(),
+        firstSeenAt: (firstSeen.get(feed.name, e.package, e.version, e.architecture) as { at: string } | undefined)?.at ?? at,
+      });
+      if (created) registeredNames.push(name);
+    } catch (error) {
+      if (!isUnderstudyError(error)) throw error;
+      failures.push({ patch: name, code: error.code, message: error.message });
+    } finally {
+      await fs.rm(temp, { force: true });
+    }
+  }
+  const first = failures[0];
+  if (first) {
+    return { outcome: registeredNames.length ? 'partial' : 'failed', registered: registeredNames.length, registeredNames, failures, error: { code: first.code, message: first.message } };
+  }
+  return { outcome: 'ok', registered: registeredNames.length, registeredNames, failures, cursor };
+}
