@@ -1,16 +1,25 @@
 /** Starts the load generator in the client namespace and reads its result and the client's TCP counters. */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { exec } from '../../../src/core/index.ts';
+import { exec, spawnProcess } from '../../../src/core/index.ts';
 import type { LoadOptions, LoadResult } from '../../../src/loadgen/index.ts';
 
 const runner = path.join(path.dirname(fileURLToPath(import.meta.url)), 'load-runner.ts');
 
-export function startClientLoad(ns: string, options: LoadOptions): Promise<LoadResult> {
-  return exec(['ip', 'netns', 'exec', ns, 'node', '--import', 'tsx', runner, JSON.stringify(options)], {
-    timeoutMs: options.durationMs + 60_000,
-    maxBuffer: 256 * 1024 * 1024,
-  }).then((r) => JSON.parse(r.stdout) as LoadResult);
+export interface ClientLoad extends Promise<LoadResult> {
+  /** Stops scheduling; the promise resolves once in-flight requests ended. */
+  stop(): void;
+}
+
+export function startClientLoad(ns: string, options: LoadOptions): ClientLoad {
+  const proc = spawnProcess(['ip', 'netns', 'exec', ns, 'node', '--import', 'tsx', runner, JSON.stringify(options)]);
+  const chunks: Buffer[] = [];
+  proc.child.stdout?.on('data', (c: Buffer) => chunks.push(c));
+  const result = proc.done.then((r) => {
+    if (r.exitCode !== 0) throw new Error(`load generator exited with ${String(r.exitCode)}: ${r.stderr.slice(-2000)}`);
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as LoadResult;
+  });
+  return Object.assign(result, { stop: () => void proc.child.kill('SIGTERM') });
 }
 
 /** The client's absolute TCP counters: RSTs that ended connections, failed attempts, SYN retransmits. */
