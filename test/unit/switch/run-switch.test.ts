@@ -1,0 +1,186 @@
+/**
+ * The orchestrator's logic with fake LCs: an in-memory model of addresses, steering tables and ARP
+ * settings that the network commands act on, so order, undo and recovery can be checked exactly.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { ExecResult } from '../../../src/core/index.ts';
+import { isUnderstudyError } from '../../../src/core/index.ts';
+import { openStore } from '../../../src/store/index.ts';
+import {
+  SwitchJournal,
+  recoverSwitches,
+  resolvePlan,
+  runSwitch,
+  steerRuleset,
+  switchSchema,
+  type ServiceSignal,
+  type SwitchPlanInput,
+  type SwitchSide,
+} from '../../../src/switch/index.ts';
+
+interface FakeLc {
+  side: SwitchSide;
+  nics: Map<string, { mac: string; addresses: string[] }>;
+  steer: string | undefined;
+  signals: ServiceSignal[];
+  sysctl: Map<string, string>;
+  healthy: boolean;
+}
+
+const ok = (argv: readonly string[], stdout = '', exitCode = 0): ExecResult => ({ argv, exitCode, signal: null, stdout, stderr: '', durationMs: 0 });
+
+function fakeLc(name: string, nics: Record<string, { mac: string; addresses: string[] }>, log: string[]): FakeLc {
+  const lc: FakeLc = { nics: new Map(Object.entries(nics)), steer: undefined, signals: [], sysctl: new Map(), healthy: true, side: undefined as unknown as SwitchSide };
+  lc.nics.set('lo', { mac: '00:00:00:00:00:00', addresses: ['127.0.0.1/8'] });
+  lc.side = {
+    name,
+    async signalService(signal) {
+      lc.signals.push(signal);
+      log.push(`${name} signal ${signal}`);
+    },
+    async netExec(argv, options) {
+      const [cmd, ...rest] = argv;
+      const okCodes = options?.okCodes ?? [0];
+      const fail = (code: number): ExecResult => {
+        if (okCodes.includes(code)) return ok(argv, '', code);
+        throw new Error(`${argv.join(' ')} failed`);
+      };
+      if (cmd === 'ip' && rest[0] === '-j') {
+        const dev = rest[rest.length - 1]!;
+        const nic = lc.nics.get(dev);
+        if (!nic) return fail(1);
+        const [ip, prefix] = [(a: string) => a.split('/')[0], (a: string) => Number(a.split('/')[1])];
+        return ok(argv, JSON.stringify([{ address: nic.mac, addr_info: nic.addresses.map((a) => ({ local: ip(a), prefixlen: prefix(a) })) }]));
+      }
+      if (cmd === 'ip' && rest[0] === 'link') return lc.nics.has(rest[rest.length - 1]!) ? ok(argv) : fail(1);
+      if (cmd === 'ip' && rest[0] === 'addr') {
+        const [, op, cidr, , dev] = rest;
+        const nic = lc.nics.get(dev!)!;
+        log.push(`${name} addr ${op} ${cidr} ${dev}`);
+        if (op === 'replace' && !nic.addresses.includes(cidr!)) nic.addresses.push(cidr!);
+        if (op === 'del') nic.addresses = nic.addresses.filter((a) => a !== cidr);
+        return ok(argv);
+      }
+      if (cmd === 'sysctl') {
+        if (rest[0] === '-n') return ok(argv, lc.sysctl.get(rest[1]!) ?? '0');
+        const [key, value] = rest[rest.length - 1]!.split('=');
+        lc.sysctl.set(key!, value!);
+        return ok(argv);
+      }
+      if (cmd === 'nft') {
+        if (rest[0] === '-f') {
+          lc.steer = /(new-flows|fwd)/.test(String(options?.input)) ? String(options?.input) : undefined;
+          log.push(`${name} steer ${/@flows accept/.test(lc.steer ?? '') ? 'old-flows' : /add @flows/.test(lc.steer ?? '') ? 'new-flows' : 'all'}`);
+        } else {
+          if (lc.steer) log.push(`${name} steer removed`);
+          lc.steer = undefined;
+        }
+        return ok(argv);
+      }
+      if (cmd === 'arping') {
+        if (rest.includes('-D')) return ok(argv, '', 0);
+        log.push(`${name} announce ${rest[rest.length - 1]}`);
+        return ok(argv);
+      }
+      if (cmd === 'ss') return ok(argv, '');
+      if (cmd === 'curl') return ok(argv, lc.healthy ? '200' : '503');
+      throw new Error(`unexpected ${argv.join(' ')}`);
+    },
+  };
+  return lc;
+}
+
+function setUp(method: SwitchPlanInput['method']) {
+  const log: string[] = [];
+  const lc1 = fakeLc('lc1', { eth0: { mac: '02:00:00:00:00:01', addresses: ['198.18.0.10/24'] } }, log);
+  const lc2 = fakeLc('lc2', { eth0: { mac: '02:00:00:00:00:02', addresses: ['198.18.0.12/24'] } }, log);
+  const plan: SwitchPlanInput = {
+    method,
+    service: { address: '198.18.0.10/24', port: 80 },
+    from: { lc: 'lc1', nic: 'eth0', mac: '02:00:00:00:00:01', newAddress: '198.18.0.11/24' },
+    to: { lc: 'lc2', nic: 'eth0', mac: '02:00:00:00:00:02' },
+    tailMs: 0,
+    drainTimeoutMs: 100,
+  };
+  const db = openStore(':memory:', [switchSchema]);
+  const moveNic = async (): Promise<string> => {
+    throw new Error('not used');
+  };
+  return { log, lc1, lc2, plan, db, deps: { db, from: lc1.side, to: lc2.side, moveNic } };
+}
+
+const holds = (lc: FakeLc, address: string): string[] =>
+  [...lc.nics].filter(([, n]) => n.addresses.some((a) => a.startsWith(`${address}/`))).map(([dev]) => dev);
+
+test('instant: LC2 passes old flows before it takes the address; LC1 keeps it on lo until the drain is over', async () => {
+  const { log, lc1, lc2, plan, deps } = setUp('instant');
+  const result = await runSwitch(plan, deps);
+  assert.equal(result.outcome, 'switched');
+  const order = (entry: string): number => log.indexOf(entry);
+  assert.ok(order('lc2 steer old-flows') < order('lc2 addr replace 198.18.0.10/24 eth0'));
+  assert.ok(order('lc1 addr replace 198.18.0.10/32 lo') < order('lc1 addr del 198.18.0.10/24 eth0'), 'the address never leaves LC1 while it has connections');
+  assert.ok(order('lc1 signal drain') < order('lc2 steer removed'));
+  assert.deepEqual(holds(lc2, '198.18.0.10'), ['eth0']);
+  assert.deepEqual(holds(lc1, '198.18.0.10'), []);
+  assert.deepEqual(lc1.nics.get('eth0')?.addresses, ['198.18.0.11/24']);
+  assert.equal(lc1.sysctl.get('net.ipv4.conf.all.arp_ignore'), '0', 'ARP settings restored');
+});
+
+test('a failed health check after the switch reverses every step, in reverse order', async () => {
+  const { log, lc1, lc2, plan, deps, db } = setUp('swap-address');
+  const failing = { ...deps, afterStep: (step: string) => { if (step === 'lc2-takes-address') lc2.healthy = false; } };
+  await assert.rejects(runSwitch(plan, failing), (e) => isUnderstudyError(e, 'SWITCH_REVERSED') && /lc2/.test(e.message));
+  assert.deepEqual(holds(lc1, '198.18.0.10'), ['eth0']);
+  assert.deepEqual(holds(lc2, '198.18.0.10'), []);
+  assert.equal(lc1.steer, undefined);
+  assert.deepEqual(lc1.signals, ['drain', 'undrain']);
+  assert.ok(log.indexOf('lc2 addr del 198.18.0.10/24 eth0') < log.indexOf('lc1 addr replace 198.18.0.10/24 eth0'));
+  const [record] = new SwitchJournal(db).list();
+  assert.equal(record?.state, 'reversed');
+  assert.ok(record?.steps.every((s) => s.state === 'undone' || s.name === 'health-after' || s.name === 'lc1-announce-new'), JSON.stringify(record?.steps));
+});
+
+test('preflight errors change nothing', async () => {
+  const { log, lc2, plan, deps, db } = setUp('swap-address');
+  lc2.healthy = false;
+  await assert.rejects(runSwitch(plan, deps), (e) => isUnderstudyError(e, 'SWITCH_STANDBY_UNHEALTHY'));
+  await assert.rejects(runSwitch({ ...plan, from: { ...plan.from, mac: '02:00:00:00:00:99' } }, deps), (e) => isUnderstudyError(e, 'SWITCH_PLAN_INVALID'));
+  await assert.rejects(runSwitch({ ...plan, service: { address: '198.18.0.50/24', port: 80 } }, deps), (e) => isUnderstudyError(e, 'SWITCH_ADDRESS_NOT_HELD'));
+  assert.deepEqual(log, []);
+  assert.deepEqual(new SwitchJournal(db).list(), []);
+});
+
+test('recovery reverses a switch that stopped before the health check and finishes one that passed it', async () => {
+  for (const [crashAt, expected] of [['lc2-takes-address', 'reversed'], ['health-after', 'switched']] as const) {
+    const { lc1, lc2, plan, deps, db } = setUp('instant');
+    void runSwitch(plan, { ...deps, afterStep: (step) => (step === crashAt ? new Promise<void>(() => undefined) : undefined) });
+    await new Promise((r) => setTimeout(r, 300));
+    const { recovered, errors } = await recoverSwitches({ db, bind: () => ({ from: lc1.side, to: lc2.side, moveNic: deps.moveNic }) });
+    assert.deepEqual(errors, []);
+    assert.deepEqual(recovered.map((r) => r.outcome), [expected]);
+    const owner = expected === 'switched' ? lc2 : lc1;
+    const other = expected === 'switched' ? lc1 : lc2;
+    assert.equal(holds(owner, '198.18.0.10').length, 1, crashAt);
+    assert.deepEqual(holds(other, '198.18.0.10'), [], crashAt);
+    assert.equal(lc2.steer, undefined);
+    assert.deepEqual(new SwitchJournal(db).unfinished(), []);
+  }
+});
+
+test('plans are validated once, with defaults', () => {
+  const { plan } = setUp('instant');
+  assert.throws(() => resolvePlan({ ...plan, method: 'teleport' as never }), (e) => isUnderstudyError(e, 'SWITCH_METHOD_UNKNOWN'));
+  assert.throws(() => resolvePlan({ ...plan, from: { ...plan.from, newAddress: undefined } }), (e) => isUnderstudyError(e, 'SWITCH_PLAN_INVALID'));
+  assert.throws(() => resolvePlan({ ...plan, to: { ...plan.to, lc: 'lc1' } }), (e) => isUnderstudyError(e, 'SWITCH_PLAN_INVALID'));
+  const resolved = resolvePlan({ ...plan, method: 'move-nic', from: { lc: 'lc1', nic: 'eth0', mac: '02:00:00:00:00:01' } });
+  assert.equal(resolved.health.kind, 'http');
+  assert.equal(resolved.stateful, false);
+});
+
+test('the steering table of LC2 during instant never drops a packet of a flow it does not know', () => {
+  const rules = steerRuleset({ mode: 'old-flows', dev: 'eth0', address: '198.18.0.10/24', port: 80, ownMac: '02:00:00:00:00:02', peerMac: '02:00:00:00:00:01' });
+  assert.match(rules, /tcp flags & \(syn \| ack\) == syn add @flows \{ ip saddr \. tcp sport \} accept/);
+  assert.match(rules, /ip daddr 198\.18\.0\.10 tcp dport 80 ether saddr set 02:00:00:00:00:02 ether daddr set 02:00:00:00:00:01 counter fwd to "eth0"\n/);
+  assert.doesNotMatch(rules, /drop|reject/);
+});
