@@ -56,6 +56,8 @@ class Journal {
     this.flushing = false;
     this.failed = null;
     this.size = 0;
+    /** Compact once the file grows past this; doubled after a compaction that could not shrink it. */
+    this.compactAt = compactBytes;
     /** Set by the owner: returns the records that rebuild the current state, or null to skip. */
     this.compactor = null;
   }
@@ -90,11 +92,15 @@ class Journal {
     return records;
   }
 
-  append(record) {
+  /**
+   * Appends a record; `apply` runs once it is on disk, before the promise resolves and before any
+   * compaction can snapshot the state, so a compacted log never misses an acknowledged record.
+   */
+  append(record, apply) {
     if (this.failed) return Promise.reject(this.failed);
     if (!this.fh) return Promise.reject(new Error('journal not open'));
     return new Promise((resolve, reject) => {
-      this.pending.push({ line: Buffer.from(JSON.stringify(record) + '\n'), resolve, reject });
+      this.pending.push({ line: Buffer.from(JSON.stringify(record) + '\n'), apply, resolve, reject });
       if (!this.flushing) void this.flush();
     });
   }
@@ -110,14 +116,17 @@ class Journal {
         await this.fh.write(data);
         await this.fh.datasync();
         this.size += data.length;
-        for (const entry of batch) entry.resolve();
+        for (const entry of batch) {
+          entry.apply?.();
+          entry.resolve();
+        }
       } catch (error) {
         this.failed = this.failed ?? error;
         log(`journal ${this.file} failed: ${error.message}`);
         for (const entry of batch) entry.reject(error);
         continue;
       }
-      if (this.size > compactBytes && this.compactor) await this.compact();
+      if (this.size > this.compactAt && this.compactor) await this.compact();
     }
     this.flushing = false;
   }
@@ -128,7 +137,12 @@ class Journal {
     if (!records) return;
     const tmp = `${this.file}.compact`;
     const data = Buffer.from(records.map((r) => JSON.stringify(r) + '\n').join(''));
-    if (data.length > compactBytes / 2) return; // mostly live data: compaction would not pay
+    if (data.length > this.size / 2) {
+      // Mostly live data: rewriting would not pay; try again when the file has doubled.
+      this.compactAt = Math.max(compactBytes, 2 * this.size);
+      return;
+    }
+    this.compactAt = Math.max(compactBytes, 2 * data.length);
     try {
       await fsp.writeFile(tmp, data, { flush: true });
       const handle = await fsp.open(tmp, 'r+');
@@ -166,6 +180,7 @@ async function syncDir(dir) {
 
 const kv = new Map();
 const notes = [];
+let nextNoteId = 1;
 let kvJournal = null;
 let notesJournal = null;
 let storeError = null;
@@ -180,7 +195,10 @@ async function openStore() {
     }
     kvJournal.compactor = () => [...kv].map(([k, v]) => ({ op: 'put', k, v: v.toString('base64') }));
     notesJournal = new Journal(join(dataDir, 'notes.log'));
-    for (const record of await notesJournal.open()) notes.push(record);
+    for (const record of await notesJournal.open()) {
+      notes.push(record);
+      nextNoteId = Math.max(nextNoteId, Number(record.id) + 1);
+    }
   } catch (error) {
     storeError = error;
     log(`store unavailable in ${dataDir}: ${error.message}`);
@@ -197,7 +215,9 @@ let served = 0;
 /** socket -> { active: requests in progress, idleSince: ms timestamp when it last became idle } */
 const sockets = new Map();
 
+/** Every answer goes through here, so drain and stop reach responses to requests already in flight. */
 function send(res, status, body, headers = {}) {
+  if (draining || stopping) headers = { ...headers, Connection: 'close' };
   const isBuffer = Buffer.isBuffer(body);
   const payload = isBuffer ? body : Buffer.from(JSON.stringify(body) + '\n');
   res.writeHead(status, {
@@ -254,14 +274,12 @@ async function handleKv(req, res, key) {
     case 'PUT': {
       const value = await readBody(req, res);
       if (value === null) return undefined;
-      await kvJournal.append({ op: 'put', k: key, v: value.toString('base64') });
-      kv.set(key, value);
+      await kvJournal.append({ op: 'put', k: key, v: value.toString('base64') }, () => kv.set(key, value));
       return send(res, 200, { key, bytes: value.length });
     }
     case 'DELETE': {
       if (!kv.has(key)) return send(res, 404, { error: `no key ${key}` });
-      await kvJournal.append({ op: 'del', k: key });
-      kv.delete(key);
+      await kvJournal.append({ op: 'del', k: key }, () => kv.delete(key));
       return send(res, 200, { key, deleted: true });
     }
     default:
@@ -275,9 +293,8 @@ async function handleNotes(req, res) {
   if (req.method !== 'POST') return send(res, 405, { error: 'use GET or POST' }, { Allow: 'GET, POST' });
   const body = await readBody(req, res);
   if (body === null) return undefined;
-  const note = { id: notes.length + 1, at: new Date().toISOString(), text: body.toString('utf8') };
-  await notesJournal.append(note);
-  notes.push(note);
+  const note = { id: nextNoteId++, at: new Date().toISOString(), text: body.toString('utf8') };
+  await notesJournal.append(note, () => notes.push(note));
   return send(res, 201, note);
 }
 
@@ -359,9 +376,6 @@ const server = createServer((req, res) => {
   inFlight += 1;
   res.setHeader('X-Served-By', HOST);
   res.setHeader('X-Version', VERSION);
-  // Decided when the request arrives; a response already under way when drain starts is finished
-  // normally and the socket is closed afterwards by the idle sweep.
-  if (draining || stopping) res.setHeader('Connection', 'close');
   let done = false;
   const finish = () => {
     if (done) return;

@@ -109,6 +109,30 @@ test('acknowledged writes survive kill -9 and a torn last log line', async (t) =
   assert.ok((await readFile(join(dataDir, 'kv.log'), 'utf8')).endsWith('\n'));
 });
 
+test('compaction keeps every acknowledged write, including writes racing with it', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'demo-test-'));
+  const dataDir = join(dir, 'data');
+  const env = { DEMO_COMPACT_BYTES: '8192' };
+  let demo = await startDemo({ dataDir, env });
+  t.after(async () => {
+    await demo.kill();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const value = (i: number): string => `value-${i}-${'x'.repeat(100)}`;
+  for (let round = 0; round < 10; round += 1) {
+    const puts = [];
+    for (let i = 0; i < 30; i += 1) puts.push(call(demo.port, { method: 'PUT', path: `/kv/k${i}`, body: value(round * 100 + i) }));
+    puts.push(call(demo.port, { method: 'PUT', path: `/kv/unique-${round}`, body: value(round) }));
+    for (const answer of await Promise.all(puts)) assert.equal(answer.status, 200);
+  }
+  const size = (await stat(join(dataDir, 'kv.log'))).size;
+  assert.ok(size < 20_000, `the log was compacted (${size} bytes for ~40 live keys after ~45 KB of writes)`);
+  await demo.kill();
+  demo = await startDemo({ dataDir, env });
+  for (let i = 0; i < 30; i += 1) assert.equal((await call(demo.port, { path: `/kv/k${i}` })).body.toString(), value(900 + i));
+  for (let round = 0; round < 10; round += 1) assert.equal((await call(demo.port, { path: `/kv/unique-${round}` })).body.toString(), value(round));
+});
+
 test('SIGTERM finishes the in-flight request, refuses new connections and exits 0', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'demo-test-'));
   const pidFile = join(dir, 'demo.pid');
@@ -158,8 +182,11 @@ test('drain mode (SIGUSR1) closes keep-alive connections; SIGUSR2 ends it', asyn
     idle.resume();
   });
 
+  const inFlight = call(demo.port, { path: '/slow?ms=600', agent });
+  await sleep(100);
   process.kill(demo.pid, 'SIGUSR1');
   await sleep(100);
+  assert.equal((await inFlight).headers['connection'], 'close', 'a request in flight when the drain began is answered with close');
   const during = await call(demo.port, { path: '/version', agent });
   assert.equal(during.status, 200);
   assert.equal(during.headers['connection'], 'close');
