@@ -71,21 +71,7 @@ export async function createCgroup(name: string): Promise<Cgroup> {
   if (ioDir !== freezerDir) await fs.mkdir(ioDir);
   const procsFiles = [...new Set([path.join(freezerDir, 'cgroup.procs'), path.join(ioDir, 'cgroup.procs')])];
 
-  const freezer: Freezer = {
-    async freeze() {
-      if (version === 1) {
-        await writeControl(path.join(freezerDir, 'freezer.state'), 'FROZEN');
-        while ((await readControl(path.join(freezerDir, 'freezer.state'))) !== 'FROZEN') await sleep(1);
-      } else {
-        await writeControl(path.join(freezerDir, 'cgroup.freeze'), '1');
-        while (!/^frozen 1$/m.test(await readControl(path.join(freezerDir, 'cgroup.events')))) await sleep(1);
-      }
-    },
-    async thaw() {
-      if (version === 1) await writeControl(path.join(freezerDir, 'freezer.state'), 'THAWED');
-      else await writeControl(path.join(freezerDir, 'cgroup.freeze'), '0');
-    },
-  };
+  const freezer = await existingCgroupFreezer(freezerDir);
 
   const throttle = (device: string): Throttle => ({
     async limit(bytesPerSecond: number) {
@@ -128,6 +114,35 @@ export async function createCgroup(name: string): Promise<Cgroup> {
           if (!isErrno(error, 'ENOENT')) throw error;
         }
       }
+    },
+  };
+}
+
+/**
+ * A freezer bound to an existing cgroup directory: a v1 freezer cgroup (has freezer.state) or a v2
+ * cgroup (has cgroup.freeze), e.g. /sys/fs/cgroup/freezer/myservice.
+ */
+export async function existingCgroupFreezer(dir: string): Promise<Freezer> {
+  const v1 = await fs.access(path.join(dir, 'freezer.state')).then(() => true, () => false);
+  const v2 = !v1 && (await fs.access(path.join(dir, 'cgroup.freeze')).then(() => true, () => false));
+  if (!v1 && !v2) {
+    throw new UnderstudyError('INVALID_ARGUMENT', `${dir} is not a freezer cgroup (no freezer.state or cgroup.freeze)`, {
+      hint: 'Name a cgroup v1 freezer directory (/sys/fs/cgroup/freezer/…) or a cgroup v2 directory.',
+    });
+  }
+  return {
+    async freeze() {
+      if (v1) {
+        await writeControl(path.join(dir, 'freezer.state'), 'FROZEN');
+        while ((await readControl(path.join(dir, 'freezer.state'))) !== 'FROZEN') await sleep(1);
+      } else {
+        await writeControl(path.join(dir, 'cgroup.freeze'), '1');
+        while (!/^frozen 1$/m.test(await readControl(path.join(dir, 'cgroup.events')))) await sleep(1);
+      }
+    },
+    async thaw() {
+      if (v1) await writeControl(path.join(dir, 'freezer.state'), 'THAWED');
+      else await writeControl(path.join(dir, 'cgroup.freeze'), '0');
     },
   };
 }

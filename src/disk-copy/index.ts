@@ -19,6 +19,6 @@ export type {
 export { HistoryRecorder, describeHistory, formatBytes, type HistoryRecord, type HistoryOp, type HistorySummary } from './history.ts';
 export { SendStreamParser, sendCommands, sendAttributes, type SendCommand, type SendCommandName } from './send-stream.ts';
 export { hashTree, differingPaths, type TreeHash } from './tree-hash.ts';
-export { createCgroup, cgroupVersion, deviceOf, deviceNumber, type Cgroup, type CgroupVersion } from './cgroup.ts';
+export { createCgroup, existingCgroupFreezer, cgroupVersion, deviceOf, deviceNumber, type Cgroup, type CgroupVersion } from './cgroup.ts';
 export { resolvePolicy, decideNextStep, type NextStep, type PassState } from './policy.ts';
 export { diskCopySchema, getCopyJob, listCopyJobs, listCopyHistory, type CopyJob, type CopyJobState } from './store.ts';

@@ -10,6 +10,7 @@ import { registerHostCommands } from './host.ts';
 import { registerImageCommands } from './image.ts';
 import { registerLcCommands } from './lc.ts';
 import { registerApplyCommand } from './apply.ts';
+import { registerDiskCommands } from './disk.ts';
 import { registerSwitchCommands } from './switch.ts';
 
 export function registerCommands(program: Command, ctx: CliContext): void {
@@ -18,6 +19,7 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerImageCommands(program, ctx);
   registerLcCommands(program, ctx);
   registerApplyCommand(program, ctx);
+  registerDiskCommands(program, ctx);
   registerSwitchCommands(program, ctx);
   registerPatchCommands(program, ctx);
   registerFeedCommands(program, ctx);

@@ -1,0 +1,233 @@
+/**
+ * `understudy disk copy|copy-path|history|copies`: the live disk copy (seed 703/704) from the command
+ * line, with a progress bar, and the write history of past copies.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { UnderstudyError, exec, requireRoot } from '../../core/index.ts';
+import {
+  copyDisk,
+  describeHistory,
+  diskCopySchema,
+  existingCgroupFreezer,
+  formatBytes,
+  getCopyJob,
+  listCopyHistory,
+  listCopyJobs,
+  type CopyDiskOptions,
+  type CopyProgress,
+  type CopyResult,
+  type Freezer,
+  type NoConvergenceAction,
+} from '../../disk-copy/index.ts';
+import { getPool, poolDevice } from '../../host/index.ts';
+import { getLc } from '../../inventory/index.ts';
+import { hostContext, openManager, registerSchema, type Manager } from '../../manager/index.ts';
+import { table, type CliContext } from '../context.ts';
+
+registerSchema(diskCopySchema);
+
+interface CopyFlags {
+  verify?: boolean;
+  mode?: string;
+  maxPasses?: string;
+  cutBelowMb?: string;
+  onNoConvergence?: string;
+}
+
+const noFreeze: Freezer = { async freeze() {}, async thaw() {} };
+
+/** One line of progress; on a terminal it redraws itself as a bar. */
+export function formatProgress(e: CopyProgress): string {
+  const rate = `${formatBytes(e.bytesPerSecond)}/s`;
+  if (e.bytesTotal) {
+    const fraction = Math.min(1, e.bytesDone / e.bytesTotal);
+    const width = 24;
+    const bar = '#'.repeat(Math.round(fraction * width)).padEnd(width, '.');
+    return `pass ${e.pass} ${e.phase.padEnd(9)} [${bar}] ${(fraction * 100).toFixed(0).padStart(3)}% ${formatBytes(e.bytesDone)}/${formatBytes(e.bytesTotal)} ${rate}`;
+  }
+  return `pass ${e.pass} ${e.phase.padEnd(9)} ${formatBytes(e.bytesDone)} ${e.bytesDone ? rate : ''}`.trimEnd();
+}
+
+function progressRenderer(ctx: CliContext): (e: CopyProgress) => void {
+  if (ctx.json()) return () => undefined;
+  const tty = process.stderr.isTTY;
+  let lastPhase = '';
+  return (e) => {
+    const line = formatProgress(e);
+    if (tty) process.stderr.write(`\r\x1b[2K${line}${e.phase === 'done' ? '\n' : ''}`);
+    else if (e.phase !== lastPhase) ctx.progress(line);
+    lastPhase = e.phase;
+  };
+}
+
+function copyOptions(flags: CopyFlags): Pick<CopyDiskOptions, 'mode' | 'policy' | 'verify'> {
+  const mode = flags.mode ?? 'auto';
+  if (!['auto', 'send-receive', 'snapshot'].includes(mode)) throw new UnderstudyError('INVALID_ARGUMENT', `--mode: "${mode}" is not auto, send-receive or snapshot`);
+  const policy: NonNullable<CopyDiskOptions['policy']> = {};
+  if (flags.maxPasses !== undefined) policy.maxPasses = Number(flags.maxPasses);
+  if (flags.cutBelowMb !== undefined) policy.cutBelowBytes = Number(flags.cutBelowMb) * 1024 * 1024;
+  if (flags.onNoConvergence !== undefined) {
+    if (!['throttle', 'long-freeze', 'fail'].includes(flags.onNoConvergence)) {
+      throw new UnderstudyError('INVALID_ARGUMENT', `--on-no-convergence: "${flags.onNoConvergence}" is not throttle, long-freeze or fail`);
+    }
+    policy.onNoConvergence = flags.onNoConvergence as NoConvergenceAction;
+  }
+  return { mode: mode as CopyDiskOptions['mode'], policy, verify: flags.verify === true };
+}
+
+function describeResult(r: CopyResult): string {
+  const lines = [
+    `copied ${r.source} → ${r.destination} (${r.mode}, job ${r.jobId})`,
+    `cut at ${r.cutAt}; writers frozen ${r.freezeMs.toFixed(1)} ms; ${r.convergence}${r.throttledMs ? `, throttled ${(r.throttledMs / 1000).toFixed(1)} s` : ''}`,
+    `${r.passes.length} pass(es), ${formatBytes(r.bytesSent)} sent in ${(r.durationMs / 1000).toFixed(1)} s`,
+    `write history: ${r.history.text}`,
+  ];
+  if (r.verification) lines.push(`verified: ${r.verification.entries} entries, ${formatBytes(r.verification.bytes)}, sha256 ${r.verification.digest.slice(0, 16)}…`);
+  return lines.join('\n');
+}
+
+async function withStore<T>(ctx: CliContext, fn: (manager: Manager) => Promise<T> | T): Promise<T> {
+  const manager = openManager(ctx.stateDir());
+  try {
+    return await fn(manager);
+  } finally {
+    manager.close();
+  }
+}
+
+/** Runs the copy, cancelling it cleanly on Ctrl-C / SIGTERM. */
+async function runCopy(options: CopyDiskOptions): Promise<CopyResult> {
+  const controller = new AbortController();
+  const stop = (): void => controller.abort(new UnderstudyError('DISK_COPY_CANCELLED', 'Interrupted'));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    return await copyDisk({ ...options, signal: controller.signal });
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
+
+export function registerDiskCommands(program: Command, ctx: CliContext): void {
+  const disk = program.command('disk').description('live disk copy with write history (seed 703/704)');
+  const addCopyFlags = (c: Command): Command =>
+    c
+      .option('--verify', 'hash both trees at the cut and fail unless equal')
+      .option('--mode <mode>', 'auto | send-receive | snapshot', 'auto')
+      .option('--max-passes <n>', 'catch-up passes before the convergence action')
+      .option('--cut-below-mb <mb>', 'cut when a catch-up pass carried at most this many MiB')
+      .option('--on-no-convergence <action>', 'throttle | long-freeze | fail');
+
+  addCopyFlags(
+    disk
+      .command('copy <lc> <disk>')
+      .description("copy a running LC's disk onto another LC's disk of the same name (the target LC must be stopped)")
+      .requiredOption('--to <lc2>', 'the LC whose disk receives the copy')
+      .option('--to-disk <name>', 'name of the target disk (default: the same name)'),
+  ).action(async (lcName: string, diskName: string, flags: CopyFlags & { to: string; toDisk?: string }) => {
+    requireRoot('disk copy');
+    await withStore(ctx, async (manager) => {
+      const host = await hostContext(manager);
+      const from = getLc(manager.db, lcName);
+      const to = getLc(manager.db, flags.to);
+      const targetDisk = flags.toDisk ?? diskName;
+      const source = host.driver.diskPath(from, diskName);
+      const target = host.driver.diskPath(to, targetDisk);
+      if ((await host.driver.status(to.name)).state !== 'stopped') {
+        throw new UnderstudyError('LC_RUNNING', `${to.name} must be stopped before its disk ${targetDisk} is replaced by a copy`, { hint: `understudy lc stop ${to.name}` });
+      }
+      const running = (await host.driver.status(from.name)).state !== 'stopped';
+      const sourcePool = getPool(manager.db, from.disks.find((d) => d.name === diskName)?.pool ?? 'main');
+      const device = poolDevice(sourcePool);
+      // The copy lands beside the target disk, then replaces it: the old disk is kept until the new one is in place.
+      const staged = `${path.basename(target)}.incoming-${Date.now().toString(36)}`;
+      const result = await runCopy({
+        source,
+        destination: { poolPath: path.dirname(target), name: staged },
+        freezer: running ? { freeze: () => host.driver.freeze(from.name), thaw: () => host.driver.thaw(from.name) } : noFreeze,
+        ...(running ? { throttle: { limit: (bps: number) => host.driver.setWriteLimit(from.name, device, bps), lift: () => host.driver.setWriteLimit(from.name, device, null) } } : {}),
+        ...copyOptions(flags),
+        db: manager.db,
+        label: `${from.name}/${diskName} → ${to.name}/${targetDisk}`,
+        onProgress: progressRenderer(ctx),
+      });
+      const old = `${target}.replaced-${result.jobId}`;
+      await fs.rename(target, old);
+      await fs.rename(result.destination, target);
+      await exec(['btrfs', 'subvolume', 'delete', old]);
+      const final = { ...result, destination: target, records: undefined };
+      ctx.print(final, () => describeResult({ ...result, destination: target }));
+    });
+  });
+
+  addCopyFlags(
+    disk
+      .command('copy-path <source>')
+      .description('copy a btrfs subvolume (by host path) into a pool directory')
+      .requiredOption('--to-pool <dir>', 'directory on the destination btrfs filesystem')
+      .requiredOption('--name <name>', 'name of the new subvolume there')
+      .option('--freeze-cgroup <dir>', 'cgroup whose processes are frozen for the cut (v1 freezer or v2 dir)'),
+  ).action(async (source: string, flags: CopyFlags & { toPool: string; name: string; freezeCgroup?: string }) => {
+    requireRoot('disk copy-path');
+    const freezer = flags.freezeCgroup ? await existingCgroupFreezer(flags.freezeCgroup) : noFreeze;
+    await withStore(ctx, async (manager) => {
+      const result = await runCopy({
+        source,
+        destination: { poolPath: flags.toPool, name: flags.name },
+        freezer,
+        ...copyOptions(flags),
+        db: manager.db,
+        label: `${source} → ${path.join(flags.toPool, flags.name)}`,
+        onProgress: progressRenderer(ctx),
+      });
+      ctx.print({ ...result, records: undefined }, () => describeResult(result));
+    });
+  });
+
+  disk
+    .command('history <copy-id>')
+    .description('the write history recorded during a copy')
+    .option('--limit <n>', 'records to show (0 = summary only)', '50')
+    .action(async (jobId: string, flags: { limit: string }) =>
+      withStore(ctx, (manager) => {
+        const job = getCopyJob(manager.db, jobId);
+        const limit = Number(flags.limit);
+        const records = limit > 0 ? listCopyHistory(manager.db, jobId, { limit }) : [];
+        ctx.print({ job, records }, () =>
+          [
+            `copy ${job.id}: ${job.label ?? `${job.source} → ${job.destination}`} — ${job.state}${job.error ? ` (${job.error.code}: ${job.error.message})` : ''}`,
+            job.cutAt ? `cut at ${job.cutAt}; frozen ${job.freezeMs?.toFixed(1)} ms; ${job.convergence}` : '',
+            `write history: ${describeHistory(job.history)}`,
+            records.length
+              ? table(
+                  ['PASS', 'AT', 'OP', 'PATH', 'OFFSET', 'LENGTH'],
+                  records.map((r) => [String(r.pass), r.at, r.op, r.pathTo ? `${r.path} → ${r.pathTo}` : r.path, r.offset === undefined ? '' : String(r.offset), r.length === undefined ? '' : String(r.length)]),
+                )
+              : '',
+          ]
+            .filter(Boolean)
+            .join('\n'),
+        );
+      }),
+    );
+
+  disk
+    .command('copies')
+    .description('recent disk copies')
+    .action(async () =>
+      withStore(ctx, (manager) => {
+        const jobs = listCopyJobs(manager.db);
+        ctx.print(jobs, () =>
+          jobs.length === 0
+            ? 'no disk copies yet'
+            : table(
+                ['ID', 'STATE', 'MODE', 'STARTED', 'FROZEN', 'HISTORY', 'COPY'],
+                jobs.map((j) => [j.id, j.state, j.mode, j.startedAt, j.freezeMs === null ? '' : `${j.freezeMs.toFixed(1)} ms`, `${j.history.writes} writes, ${formatBytes(j.history.bytes)}`, j.label ?? j.destination]),
+              ),
+        );
+      }),
+    );
+}
