@@ -5,6 +5,7 @@
  * request. A connection the server closed (after a `Connection: close` reply, or while idle) is dropped
  * and replaced; a request is only ever written to a connection that is open at that moment.
  */
+import { performance } from 'node:perf_hooks';
 import { HttpConnection, type Target } from './connection.ts';
 
 export interface PoolLease {
@@ -22,6 +23,7 @@ export class ConnectionPool {
   private readonly all = new Set<HttpConnection>();
   private readonly idle: HttpConnection[] = [];
   private readonly idleTimers = new Map<HttpConnection, NodeJS.Timeout>();
+  private readonly idleSince = new Map<HttpConnection, number>();
   private waiters: Waiter[] = [];
   /** Connections opened over the pool's life. */
   opened = 0;
@@ -59,6 +61,7 @@ export class ConnectionPool {
       return;
     }
     this.idle.push(connection);
+    this.idleSince.set(connection, performance.now());
     this.idleTimers.set(
       connection,
       setTimeout(() => {
@@ -78,10 +81,13 @@ export class ConnectionPool {
 
   private takeIdle(): HttpConnection | undefined {
     for (let connection = this.idle.pop(); connection; connection = this.idle.pop()) {
+      const idleMs = performance.now() - (this.idleSince.get(connection) ?? 0);
       this.clearIdleTimer(connection);
-      if (connection.usable) return connection;
-      // Closed by the server while idle: never written to, simply dropped.
+      if (connection.usable && idleMs < this.options.idleTimeoutMs) return connection;
+      // Closed by the server while idle (never written to), or idle too long because the idle timer
+      // ran late under load: dropped, so no request races the server closing it.
       this.forget(connection);
+      if (connection.usable) connection.close();
     }
     return undefined;
   }
@@ -128,5 +134,6 @@ export class ConnectionPool {
     const timer = this.idleTimers.get(connection);
     if (timer) clearTimeout(timer);
     this.idleTimers.delete(connection);
+    this.idleSince.delete(connection);
   }
 }
