@@ -91,6 +91,8 @@ export function createImapReader(settings: MailServerSettings & { mailbox: strin
       const c = await connect();
       const lock = await c.getMailboxLock(settings.mailbox);
       try {
+        // NOOP makes the server report messages delivered since the mailbox was selected.
+        await c.noop();
         const uids = (await c.search({ seen: false }, { uid: true })) || [];
         const out: IncomingMessage[] = [];
         if (uids.length === 0) return out;

@@ -1,0 +1,165 @@
+/**
+ * Real mail servers for the tests: dovecot (IMAP, own config in a temp dir, Maildir per user,
+ * 127.0.0.1 on a free port) and an SMTP server (the smtp-server package) that delivers each
+ * message into the recipient's Maildir, where dovecot serves it.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { SMTPServer } from 'smtp-server';
+import { ImapFlow } from 'imapflow';
+import { simpleParser, type ParsedMail } from 'mailparser';
+import { spawnProcess, waitFor } from '../../../src/core/index.ts';
+import { freePort, tempDir } from '../monitor/fixtures.ts';
+
+const mailUid = 65534; // nobody: dovecot refuses mail access as root
+
+export interface MailWorld {
+  domain: string;
+  imapPort: number;
+  smtpPort: number;
+  passwordOf(user: string): string;
+  /** Messages in a user's INBOX, parsed, oldest first. */
+  inbox(user: string): Promise<ParsedMail[]>;
+  close(): Promise<void>;
+}
+
+async function portOpen(port: number): Promise<true | undefined> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.on('error', () => resolve(undefined));
+  });
+}
+
+function createMaildir(root: string, user: string): string {
+  const maildir = path.join(root, 'mail', user);
+  for (const sub of ['tmp', 'new', 'cur']) {
+    fs.mkdirSync(path.join(maildir, sub), { recursive: true });
+    fs.chownSync(path.join(maildir, sub), mailUid, mailUid);
+  }
+  fs.chownSync(maildir, mailUid, mailUid);
+  return maildir;
+}
+
+function deliver(root: string, user: string, message: Buffer): void {
+  const maildir = createMaildir(root, user);
+  const name = `${Date.now()}.${randomBytes(6).toString('hex')}.understudy-test`;
+  const tmp = path.join(maildir, 'tmp', name);
+  fs.writeFileSync(tmp, message);
+  fs.chownSync(tmp, mailUid, mailUid);
+  fs.renameSync(tmp, path.join(maildir, 'new', name));
+}
+
+export async function startMailWorld(users: readonly string[], domain = 'example.test'): Promise<MailWorld> {
+  const root = tempDir('us-mail');
+  const passwords = new Map(users.map((u) => [u, randomBytes(8).toString('hex')]));
+  fs.mkdirSync(path.join(root, 'mail'), { mode: 0o755 });
+  fs.chownSync(path.join(root, 'mail'), mailUid, mailUid);
+  fs.writeFileSync(path.join(root, 'users'), [...passwords].map(([u, p]) => `${u}:{PLAIN}${p}::::::`).join('\n') + '\n', { mode: 0o644 });
+  for (const u of users) createMaildir(root, u);
+  const imapPort = await freePort();
+  const conf = path.join(root, 'dovecot.conf');
+  fs.writeFileSync(
+    conf,
+    `base_dir = ${root}/run
+state_dir = ${root}/state
+log_path = ${root}/dovecot.log
+listen = 127.0.0.1
+protocols = imap
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:${root}/mail/%u
+first_valid_uid = 1
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u ${root}/users
+}
+userdb {
+  driver = static
+  args = uid=${mailUid} gid=${mailUid} home=${root}/mail/%u
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = ${imapPort}
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+`,
+  );
+  const dovecot = spawnProcess(['dovecot', '-F', '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+
+  const smtp = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    logger: false,
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        const message = Buffer.concat(chunks);
+        try {
+          for (const rcpt of session.envelope.rcptTo) {
+            const [local, host] = rcpt.address.toLowerCase().split('@');
+            if (host === domain && local && passwords.has(local)) deliver(root, local, message);
+          }
+          callback();
+        } catch (error) {
+          callback(error as Error);
+        }
+      });
+    },
+    onRcptTo(address, _session, callback) {
+      const [local, host] = address.address.toLowerCase().split('@');
+      if (host !== domain || !local || !passwords.has(local)) return callback(new Error(`550 no such user ${address.address}`));
+      callback();
+    },
+  });
+  const smtpPort = await freePort();
+  await new Promise<void>((resolve) => smtp.listen(smtpPort, '127.0.0.1', resolve));
+
+  const close = async (): Promise<void> => {
+    await new Promise<void>((resolve) => smtp.close(() => resolve()));
+    dovecot.child.kill('SIGTERM');
+    await dovecot.done;
+    fs.rmSync(root, { recursive: true, force: true });
+  };
+  if (!(await waitFor(() => portOpen(imapPort), { timeoutMs: 10_000, intervalMs: 50 }))) {
+    const log = fs.existsSync(path.join(root, 'dovecot.log')) ? fs.readFileSync(path.join(root, 'dovecot.log'), 'utf8') : '';
+    await close();
+    throw new Error(`dovecot did not start: ${log}`);
+  }
+
+  return {
+    domain,
+    imapPort,
+    smtpPort,
+    passwordOf: (user) => passwords.get(user) ?? '',
+    async inbox(user) {
+      const client = new ImapFlow({ host: '127.0.0.1', port: imapPort, secure: false, auth: { user, pass: passwords.get(user) ?? '' }, logger: false });
+      await client.connect();
+      try {
+        const lock = await client.getMailboxLock('INBOX');
+        try {
+          const out: ParsedMail[] = [];
+          const box = client.mailbox;
+          if (!box || box.exists === 0) return out;
+          for await (const m of client.fetch('1:*', { source: true })) if (m.source) out.push(await simpleParser(m.source));
+          return out;
+        } finally {
+          lock.release();
+        }
+      } finally {
+        await client.logout();
+      }
+    },
+    close,
+  };
+}
