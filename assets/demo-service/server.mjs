@@ -89,7 +89,30 @@ class Journal {
     }
     if (!existed) await syncDir(dataDir);
     this.size = good;
+    this.ino = (await this.fh.stat()).ino;
     return records;
+  }
+
+  /**
+   * True when the file on disk is no longer the one this journal appends to: it was replaced from
+   * outside, e.g. by the final copy of the application disk when the service moves between machines.
+   */
+  async replacedOnDisk() {
+    if (this.flushing || this.pending.length > 0) return false;
+    try {
+      return (await fsp.stat(this.file)).ino !== this.ino;
+    } catch (error) {
+      if (error.code === 'ENOENT') return true;
+      throw error;
+    }
+  }
+
+  /** Re-reads the file from scratch (after replacedOnDisk). */
+  async reopen() {
+    await this.fh?.close();
+    this.fh = null;
+    this.size = 0;
+    return this.open();
   }
 
   /**
@@ -185,24 +208,58 @@ let kvJournal = null;
 let notesJournal = null;
 let storeError = null;
 
+function loadKv(records) {
+  kv.clear();
+  for (const record of records) {
+    if (record.op === 'put') kv.set(record.k, Buffer.from(record.v, 'base64'));
+    else if (record.op === 'del') kv.delete(record.k);
+  }
+}
+
+function loadNotes(records) {
+  notes.length = 0;
+  nextNoteId = 1;
+  for (const record of records) {
+    notes.push(record);
+    nextNoteId = Math.max(nextNoteId, Number(record.id) + 1);
+  }
+}
+
 async function openStore() {
   try {
     await fsp.mkdir(dataDir, { recursive: true });
     kvJournal = new Journal(join(dataDir, 'kv.log'));
-    for (const record of await kvJournal.open()) {
-      if (record.op === 'put') kv.set(record.k, Buffer.from(record.v, 'base64'));
-      else if (record.op === 'del') kv.delete(record.k);
-    }
+    loadKv(await kvJournal.open());
     kvJournal.compactor = () => [...kv].map(([k, v]) => ({ op: 'put', k, v: v.toString('base64') }));
     notesJournal = new Journal(join(dataDir, 'notes.log'));
-    for (const record of await notesJournal.open()) {
-      notes.push(record);
-      nextNoteId = Math.max(nextNoteId, Number(record.id) + 1);
-    }
+    loadNotes(await notesJournal.open());
   } catch (error) {
     storeError = error;
     log(`store unavailable in ${dataDir}: ${error.message}`);
   }
+}
+
+let reloading = null;
+/**
+ * Before a request touches the store: if the logs were replaced on disk (the application disk was
+ * synchronised from another machine while this service was held), load them again.
+ */
+function refreshStore() {
+  reloading ??= (async () => {
+    try {
+      if (await kvJournal.replacedOnDisk()) {
+        loadKv(await kvJournal.reopen());
+        log('kv.log was replaced on disk; reloaded');
+      }
+      if (await notesJournal.replacedOnDisk()) {
+        loadNotes(await notesJournal.reopen());
+        log('notes.log was replaced on disk; reloaded');
+      }
+    } finally {
+      reloading = null;
+    }
+  })();
+  return reloading;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -260,6 +317,7 @@ function storeUnavailable(res) {
 
 async function handleKv(req, res, key) {
   if (storeError || kvJournal.failed) return storeUnavailable(res);
+  await refreshStore();
   if (key === null) {
     if (req.method !== 'GET') return send(res, 405, { error: 'use GET /kv' }, { Allow: 'GET' });
     return send(res, 200, { keys: [...kv.keys()].sort() });
@@ -289,6 +347,7 @@ async function handleKv(req, res, key) {
 
 async function handleNotes(req, res) {
   if (storeError || notesJournal.failed) return storeUnavailable(res);
+  await refreshStore();
   if (req.method === 'GET') return send(res, 200, { notes });
   if (req.method !== 'POST') return send(res, 405, { error: 'use GET or POST' }, { Allow: 'GET, POST' });
   const body = await readBody(req, res);

@@ -66,14 +66,6 @@ export const errorCatalogue = {
   DISK_COPY_NOT_CONVERGED: { meaning: 'The LC wrote faster than the copy could catch up within the configured passes.', fix: 'Allow more passes, configure throttling or a long freeze (policy.onNoConvergence), or copy at a quieter time.' },
   DISK_COPY_VERIFY_FAILED: { meaning: 'The copy\'s tree hash differs from the source\'s at the cut; the copy was removed.', fix: 'Report it as a bug with the differing paths named in the message.' },
   DISK_COPY_NOT_FOUND: { meaning: 'No disk copy job with that id.', fix: 'Check the id printed by `understudy disk copy`.' },
-  // --- disk-copy
-  DISK_COPY_SOURCE_INVALID: { meaning: 'The source of a disk copy is not a btrfs subvolume.', fix: 'Name the host path of the disk\'s btrfs subvolume (e.g. from `understudy lc show`).' },
-  DISK_COPY_DESTINATION_INVALID: { meaning: 'The destination pool of a disk copy is not a btrfs filesystem, or the destination already exists.', fix: 'Name a directory on a btrfs pool and a destination name not in use there.' },
-  DISK_COPY_CANCELLED: { meaning: 'The disk copy was cancelled; the source is untouched and the partial destination was removed.', fix: 'Nothing to clean up; start the copy again when wanted.' },
-  DISK_COPY_FAILED: { meaning: 'The disk copy failed; the source is untouched and the partial destination was removed.', fix: 'Read the cause in the message (btrfs send/receive stderr), fix it and copy again.' },
-  DISK_COPY_NOT_CONVERGED: { meaning: 'The LC wrote faster than the copy could catch up within the configured passes.', fix: 'Allow more passes, configure throttling or a long freeze (policy.onNoConvergence), or copy at a quieter time.' },
-  DISK_COPY_VERIFY_FAILED: { meaning: 'The copy\'s tree hash differs from the source\'s at the cut; the copy was removed.', fix: 'Report it as a bug with the differing paths named in the message.' },
-  DISK_COPY_NOT_FOUND: { meaning: 'No disk copy job with that id.', fix: 'Check the id printed by `understudy disk copy`.' },
   // --- switch
   SWITCH_PLAN_INVALID: { meaning: 'The switch plan is incomplete or contradicts itself (addresses, MACs, NICs).', fix: 'Correct the value named in the message.' },
   SWITCH_METHOD_UNKNOWN: { meaning: 'No switch method of that name.', fix: 'Use one of: move-nic, swap-address, instant.' },
@@ -84,6 +76,22 @@ export const errorCatalogue = {
   SWITCH_STEP_FAILED: { meaning: 'A step of the switch failed.', fix: 'Read the step and cause in the message; the switch was reversed.' },
   SWITCH_REVERSED: { meaning: 'The switch failed and was reversed; the service stays on the old LC.', fix: 'Read the cause; fix it and switch again.' },
   SWITCH_REVERSE_FAILED: { meaning: 'The switch failed and undoing it failed too.', fix: 'Run `understudy switch show <id>`: it lists the steps not undone; fix by hand or restart the manager to retry.' },
+  // --- patch run
+  RUN_NOT_FOUND: { meaning: 'No patch run with that id.', fix: '`understudy run list` shows the runs.' },
+  RUN_NOTHING_TO_DO: { meaning: 'No patch is marked to apply at the next run of that LC.', fix: 'Mark patches with `understudy patch mark`, or name them with --patches.' },
+  RUN_BUSY: { meaning: 'The LC is part of an unfinished patch run.', fix: 'Resume or roll back that run first (`understudy run list`).' },
+  RUN_NO_STANDBY: { meaning: 'No unused LC covers the LC to patch (step 701).', fix: 'Create an idle LC with at least the same CPU share, memory and disks and a NIC on the same network.' },
+  RUN_PRECONDITION: { meaning: 'The LC is not in a state a patch run can start from.', fix: 'Read the message; give the LC what it lacks.' },
+  RUN_MALWARE_FOUND: { meaning: 'The scan of the system disk found infected files (step 702); nothing was copied.', fix: 'Clean or restore the LC, then run the patch again.' },
+  SCAN_FAILED: { meaning: 'The virus scanner failed.', fix: 'Check the signature database given with --scan-database.' },
+  RUN_PATCH_CORRUPT: { meaning: 'A stored patch file no longer matches its sha256.', fix: 'Register the patch again from a trusted copy.' },
+  RUN_PATCH_FAILED: { meaning: 'A patch failed to apply on the standby; the standby was discarded and the service stayed on the original LC.', fix: 'Read the patch output in `understudy run show`; fix or replace the patch.' },
+  RUN_STANDBY_BOOT_FAILED: { meaning: 'The standby did not boot from the copy.', fix: 'Read its console log (named in the message).' },
+  RUN_STANDBY_TIMEOUT: { meaning: 'The standby did not report its patch results in time; it was discarded.', fix: 'Read its console log; raise --boot-timeout for slow patches.' },
+  RUN_REPORT_INVALID: { meaning: 'The standby sent a malformed patch report.', fix: 'Check the patch execution script in the image (/etc/rc.d/S05understudy-patch).' },
+  RUN_STANDBY_UNHEALTHY: { meaning: 'The patched service on the standby fails its health check; no switch was made.', fix: 'Check the patch; the service stays on the original LC.' },
+  RUN_UNDO_FAILED: { meaning: 'Discarding the standby after a failure failed.', fix: 'The service is on the original LC; inspect the standby by hand.' },
+  RUN_NOT_SWITCHED: { meaning: 'Only a run that switched can be rolled back.', fix: 'Check the run state with `understudy run show`.' },
 } as const satisfies Record<string, { meaning: string; fix: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

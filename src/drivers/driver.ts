@@ -123,6 +123,11 @@ export interface PartitioningDriver {
    */
   moveNic(from: LcSpec, nicName: string, to: LcSpec): Promise<string>;
 
+  /** Adds a NIC to an LC (hot-plug); it stays across the LC's reboots. */
+  addNic(spec: LcSpec, nic: NicSpec): Promise<void>;
+  /** Removes a NIC from an LC. */
+  removeNic(spec: LcSpec, nicName: string): Promise<void>;
+
   /** Freezes / thaws every process of the LC (cgroup freezer). */
   freeze(name: string): Promise<void>;
   thaw(name: string): Promise<void>;

@@ -8,6 +8,8 @@ export {
   setRole,
   moveNicRecord,
   setNicAddresses,
+  addNicRecord,
+  deleteNicRecord,
   lcRoles,
   type LcRecord,
   type LcRole,

@@ -135,3 +135,18 @@ export function moveNicRecord(db: Db, from: string, nic: string, to: string, new
 export function setNicAddresses(db: Db, lc: string, nic: string, addresses: string[]): void {
   db.prepare('UPDATE lc_nics SET addresses = ? WHERE lc = ? AND name = ?').run(JSON.stringify(addresses), lc, nic);
 }
+
+export function addNicRecord(db: Db, lc: string, nic: NicSpec): void {
+  db.prepare('INSERT INTO lc_nics (lc, name, bridge, mac, addresses, position) VALUES (?, ?, ?, ?, ?, (SELECT COUNT(*) FROM lc_nics WHERE lc = ?))').run(
+    lc,
+    nic.name,
+    nic.bridge,
+    nic.mac,
+    JSON.stringify(nic.addresses),
+    lc,
+  );
+}
+
+export function deleteNicRecord(db: Db, lc: string, nic: string): void {
+  db.prepare('DELETE FROM lc_nics WHERE lc = ? AND name = ?').run(lc, nic);
+}

@@ -373,6 +373,16 @@ export class NamespaceDriver implements PartitioningDriver {
     return newName;
   }
 
+  async addNic(spec: LcSpec, nic: NicSpec): Promise<void> {
+    await createNic({ tag: this.options.tag, netns: this.netnsName(spec.name), nic });
+  }
+
+  async removeNic(spec: LcSpec, nicName: string): Promise<void> {
+    const nic = spec.nics.find((n) => n.name === nicName);
+    if (!nic) throw new UnderstudyError('NIC_NOT_FOUND', `The logical computer "${spec.name}" has no NIC named "${nicName}"`);
+    await deleteNic(this.options.tag, nic.mac);
+  }
+
   async freeze(lc: string): Promise<void> {
     await this.cgroup(lc).freeze();
   }

@@ -219,3 +219,31 @@ test('health is 503 when the data dir cannot be written', async (t) => {
   assert.equal(sick.status, 503);
   assert.equal((JSON.parse(sick.body.toString()) as { ok: boolean }).ok, false);
 });
+
+test('a store replaced on disk from outside (the final sync of a switch) is read again before the next request', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'demo-test-'));
+  const a = join(dir, 'a');
+  const b = join(dir, 'b');
+  const first = await startDemo({ dataDir: a });
+  const second = await startDemo({ dataDir: b });
+  t.after(async () => {
+    await first.kill();
+    await second.kill();
+    await rm(dir, { recursive: true, force: true });
+  });
+  assert.equal((await call(second.port, { method: 'PUT', path: '/kv/k', body: 'stale' })).status, 200);
+  assert.equal((await call(first.port, { method: 'PUT', path: '/kv/k', body: 'fresh' })).status, 200);
+  assert.equal((await call(first.port, { method: 'POST', path: '/notes', body: 'from a' })).status, 201);
+  // What rsync does: write a temporary file, rename it over the log.
+  const { copyFile, rename } = await import('node:fs/promises');
+  for (const log of ['kv.log', 'notes.log']) {
+    await copyFile(join(a, log), join(b, `.${log}.tmp`));
+    await rename(join(b, `.${log}.tmp`), join(b, log));
+  }
+  assert.equal((await call(second.port, { path: '/kv/k' })).body.toString(), 'fresh');
+  const notes = JSON.parse((await call(second.port, { path: '/notes' })).body.toString()) as { notes: { text: string }[] };
+  assert.deepEqual(notes.notes.map((n) => n.text), ['from a']);
+  // And it keeps appending to the new file.
+  assert.equal((await call(second.port, { method: 'PUT', path: '/kv/k2', body: 'after' })).status, 200);
+  assert.match(await readFile(join(b, 'kv.log'), 'utf8'), /"k":"k2"/);
+});

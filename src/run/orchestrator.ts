@@ -1,0 +1,259 @@
+/**
+ * The patch execution program (Fig. 7) as an orchestrator of durable steps: every step is journalled
+ * before and after; a failure before the switch undoes the done steps in reverse (the standby is
+ * discarded, LC1 never stopped serving); a crash of the manager is recovered by `resumeRun`, which
+ * first makes LC1 safe (thawed, unthrottled), lets the switch journal finish or reverse an interrupted
+ * switch, and then goes on from the first step not done.
+ */
+import { UnderstudyError, isUnderstudyError, silentLogger, type Logger } from '../core/index.ts';
+import { getLc, setRole } from '../inventory/index.ts';
+import { getPool, poolDevice } from '../host/index.ts';
+import type { Catalogue } from '../catalogue/index.ts';
+import type { HostContext, Manager } from '../manager/index.ts';
+import { recoverSwitches, type SwitchPlan } from '../switch/index.ts';
+import { moveNicBinding, switchSide, syncAppDisk, type RunContext } from './context.ts';
+import { RunJournal } from './journal.ts';
+import { rollbackSteps } from './rollback.ts';
+import { forwardSteps, switchStepName, type Step } from './steps.ts';
+import type { ResolvedRunOptions, RunEvent, RunOptions, RunRecord } from './types.ts';
+
+export interface RunDeps {
+  manager: Manager;
+  host: HostContext;
+  catalogue: Catalogue;
+  logger?: Logger;
+  onEvent?: (event: RunEvent) => void;
+  signal?: AbortSignal;
+}
+
+export function resolveRunOptions(options: RunOptions, catalogue: Catalogue): ResolvedRunOptions {
+  const patches = options.patches ?? catalogue.patchesForNextRun(options.lc).map((p) => p.name);
+  if (patches.length === 0) {
+    throw new UnderstudyError('RUN_NOTHING_TO_DO', `No patch is marked "apply at next run" for "${options.lc}"`, {
+      hint: `Mark one: understudy patch mark <name> --lc ${options.lc} --next-run on, or name them with --patches.`,
+    });
+  }
+  for (const name of patches) catalogue.getPatch(name); // PATCH_NOT_FOUND names a missing one
+  return {
+    lc: options.lc,
+    patches,
+    standby: options.standby,
+    method: options.method ?? 'instant',
+    scanDatabase: options.scanDatabase,
+    skipScan: options.skipScan ?? false,
+    bootTimeoutMs: options.bootTimeoutMs ?? 120_000,
+    healthPath: options.healthPath ?? '/health',
+    port: options.port ?? 80,
+    watchMs: options.watchMs ?? 0,
+    servicePidFile: options.servicePidFile ?? '/run/demo.pid',
+    stateful: options.stateful ?? true,
+  };
+}
+
+/** Test hook: UNDERSTUDY_CRASH_AT=<step>:<before|after> kills this process there, as a crash would. */
+function crashPoint(step: string, when: 'before' | 'after'): void {
+  if (process.env.UNDERSTUDY_CRASH_AT === `${step}:${when}`) process.kill(process.pid, 'SIGKILL');
+}
+
+function contextFor(deps: RunDeps, journal: RunJournal, run: RunRecord): RunContext {
+  const logger = (deps.logger ?? silentLogger).child({ runId: run.id, lc: run.lc });
+  return {
+    runId: run.id,
+    manager: deps.manager,
+    host: deps.host,
+    catalogue: deps.catalogue,
+    journal,
+    options: run.options,
+    facts: run.facts,
+    logger,
+    signal: deps.signal,
+    emit: (event) => deps.onEvent?.({ runId: run.id, ...event }),
+  };
+}
+
+/** Runs `steps` (whose journal rows start at `base`) from the first one not done. */
+async function drive(c: RunContext, steps: readonly Step[], base: number): Promise<void> {
+  const run = c.journal.get(c.runId);
+  for (let i = 0; i < steps.length; i++) {
+    const step = steps[i] as Step;
+    const seq = base + i;
+    if (run.steps[seq]?.state === 'done') continue;
+    crashPoint(step.name, 'before');
+    c.journal.stepStarted(c.runId, seq);
+    c.emit({ step: step.name, state: 'running' });
+    const started = performance.now();
+    try {
+      const output = await step.run(c);
+      const durationMs = performance.now() - started;
+      c.journal.stepEnded(c.runId, seq, 'done', { durationMs, output });
+      c.emit({ step: step.name, state: 'done', durationMs });
+    } catch (error) {
+      const durationMs = performance.now() - started;
+      const message = error instanceof Error ? error.message : String(error);
+      c.journal.stepEnded(c.runId, seq, 'failed', { durationMs, error: message });
+      c.emit({ step: step.name, state: 'failed', durationMs, message });
+      throw error;
+    }
+    crashPoint(step.name, 'after');
+  }
+}
+
+/** Undoes the done (or interrupted) forward steps in reverse order: the standby is discarded. */
+async function discardStandby(c: RunContext): Promise<void> {
+  const run = c.journal.get(c.runId);
+  for (let seq = forwardSteps.length - 1; seq >= 0; seq--) {
+    const record = run.steps[seq];
+    const step = forwardSteps[seq] as Step;
+    if (!record || (record.state !== 'done' && record.state !== 'running' && record.state !== 'failed') || !step.undo) continue;
+    try {
+      await step.undo(c);
+      c.journal.stepEnded(c.runId, seq, 'undone', { durationMs: 0, output: record.output });
+      c.emit({ step: step.name, state: 'undone' });
+    } catch (error) {
+      c.logger.error({ err: error, step: step.name }, 'undo failed');
+      throw new UnderstudyError('RUN_UNDO_FAILED', `Undoing step ${step.name} of run ${c.runId} failed: ${(error as Error).message}`, {
+        cause: error,
+        hint: 'The service is still on the original LC. Inspect the standby by hand (`understudy run show`).',
+      });
+    }
+  }
+  if (c.facts.standby) setRole(c.manager.db, c.facts.standby, 'idle');
+}
+
+async function goForward(c: RunContext): Promise<RunRecord> {
+  try {
+    await drive(c, forwardSteps, 0);
+  } catch (error) {
+    const run = c.journal.get(c.runId);
+    const switched = run.steps.find((s) => s.name === switchStepName)?.state === 'done';
+    if (switched) {
+      // After the switch only bookkeeping is left: the service runs patched; keep the run switched.
+      c.journal.setState(c.runId, 'switched', (error as Error).message);
+      throw error;
+    }
+    await discardStandby(c);
+    c.journal.setState(c.runId, 'failed', (error as Error).message);
+    throw error;
+  }
+  c.journal.setState(c.runId, 'switched');
+  return c.journal.get(c.runId);
+}
+
+export async function startRun(options: RunOptions, deps: RunDeps): Promise<RunRecord> {
+  const resolved = resolveRunOptions(options, deps.catalogue);
+  getLc(deps.manager.db, resolved.lc);
+  const journal = new RunJournal(deps.manager.db);
+  if (journal.busyLcs().has(resolved.lc)) {
+    throw new UnderstudyError('RUN_BUSY', `"${resolved.lc}" is already part of an unfinished patch run`, { hint: '`understudy run list` shows it; resume or roll it back first.' });
+  }
+  const id = journal.create(resolved, forwardSteps.map((s) => s.name));
+  deps.onEvent?.({ runId: id, step: 'run', state: 'note', message: `run ${id} started` });
+  const c = contextFor(deps, journal, journal.get(id));
+  return goForward(c);
+}
+
+/** Makes LC1 safe after a crash: a copy may have left it frozen or throttled. */
+async function makeLc1Safe(c: RunContext): Promise<void> {
+  const status = await c.host.driver.status(c.options.lc);
+  if (status.state === 'stopped' || status.state === 'crashed') return;
+  await c.host.driver.thaw(c.options.lc);
+  for (const disk of getLc(c.manager.db, c.options.lc).disks) {
+    const device = poolDevice(getPool(c.manager.db, disk.pool));
+    await c.host.driver.setWriteLimit(c.options.lc, device, null).catch(() => undefined);
+  }
+}
+
+/** Lets the switch journal finish or reverse any switch a crash interrupted. */
+async function recoverInterruptedSwitches(c: RunContext): Promise<void> {
+  const { errors } = await recoverSwitches({
+    db: c.manager.db,
+    logger: c.logger,
+    bind: (plan: SwitchPlan) => ({
+      from: switchSide(c, plan.from.lc),
+      to: switchSide(c, plan.to.lc),
+      moveNic: moveNicBinding(c),
+      finalSync: async () => {
+        await syncAppDisk(c, getLc(c.manager.db, plan.from.lc), getLc(c.manager.db, plan.to.lc));
+      },
+    }),
+  });
+  if (errors.length > 0) throw errors[0];
+}
+
+/** Continues (or reverses) a run whose manager died. */
+export async function resumeRun(id: string, deps: RunDeps): Promise<RunRecord> {
+  const journal = new RunJournal(deps.manager.db);
+  const run = journal.get(id);
+  if (run.state !== 'running' && run.state !== 'rolling-back') return run;
+  journal.claim(id);
+  const c = contextFor(deps, journal, run);
+  await makeLc1Safe(c);
+  await recoverInterruptedSwitches(c);
+  if (run.state === 'rolling-back') return goBack(c);
+  return goForward(c);
+}
+
+async function goBack(c: RunContext): Promise<RunRecord> {
+  const run = c.journal.get(c.runId);
+  const base = run.steps.findIndex((s) => s.name === rollbackSteps[0]?.name);
+  try {
+    await drive(c, rollbackSteps, base);
+  } catch (error) {
+    const switchedBack = c.journal.get(c.runId).steps.find((s) => s.name === 'rollback-switch')?.state === 'done';
+    c.journal.setState(c.runId, switchedBack ? 'rolled-back' : 'switched', (error as Error).message);
+    throw error;
+  }
+  c.journal.setState(c.runId, 'rolled-back');
+  return c.journal.get(c.runId);
+}
+
+/** Moves the service back to LC1, with the data written on LC2 since the switch. */
+export async function rollbackRun(id: string, deps: RunDeps): Promise<RunRecord> {
+  const journal = new RunJournal(deps.manager.db);
+  const run = journal.get(id);
+  if (run.state === 'rolling-back') return resumeRun(id, deps);
+  if (run.state !== 'switched') {
+    throw new UnderstudyError('RUN_NOT_SWITCHED', `Run ${id} is ${run.state}; only a switched run can be rolled back`, {
+      hint: run.state === 'running' ? 'Resume it first: understudy run resume <id>.' : 'The service is on the original LC already.',
+    });
+  }
+  journal.appendSteps(id, rollbackSteps.map((s) => s.name));
+  journal.setState(id, 'rolling-back');
+  journal.claim(id);
+  return goBack(contextFor(deps, journal, journal.get(id)));
+}
+
+function ownerAlive(pid: number | null): boolean {
+  if (pid === null || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** On manager start: resumes every unfinished run whose manager is gone. */
+export async function recoverRuns(deps: RunDeps): Promise<{ resumed: RunRecord[]; errors: UnderstudyError[] }> {
+  const journal = new RunJournal(deps.manager.db);
+  const resumed: RunRecord[] = [];
+  const errors: UnderstudyError[] = [];
+  for (const run of journal.unfinished()) {
+    if (ownerAlive(run.ownerPid)) continue;
+    try {
+      resumed.push(await resumeRun(run.id, deps));
+    } catch (error) {
+      if (isUnderstudyError(error)) errors.push(error);
+      else throw error;
+    }
+  }
+  return { resumed, errors };
+}
+
+export function listRuns(manager: Manager): RunRecord[] {
+  return new RunJournal(manager.db).list();
+}
+
+export function getRun(manager: Manager, id: string): RunRecord {
+  return new RunJournal(manager.db).get(id);
+}

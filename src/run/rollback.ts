@@ -1,0 +1,90 @@
+/**
+ * Rollback (`understudy rollback <run>`): the service moves back to LC1 at any time after the switch,
+ * and the data written on LC2 since comes with it: a bulk copy of LC2's application disk onto LC1's
+ * while LC2 serves, then the final copy inside the switch, after LC2's last write.
+ */
+import { UnderstudyError } from '../core/index.ts';
+import { addNicRecord, deleteNicRecord, getLc, setRole } from '../inventory/index.ts';
+import { runSwitch } from '../switch/index.ts';
+import { freeAddress, planSwitch, type Step } from './steps.ts';
+import { lc1, moveNicBinding, saveFacts, standby, switchSide, syncAppDisk, syncNicRecords, type RunContext } from './context.ts';
+
+/** LC1 runs and has a NIC on the bridge (after move-nic it has none: it gets a temporary one). */
+const prepareLc1: Step = {
+  name: 'rollback-prepare',
+  async run(c) {
+    const back = lc1(c);
+    const state = (await c.host.driver.status(back.name)).state;
+    if (state === 'stopped' || state === 'crashed') {
+      await c.host.driver.start(back);
+      await c.host.driver.waitUntilUp(back.name, { timeoutMs: c.options.bootTimeoutMs });
+    }
+    if (back.nics.length === 0) {
+      const template = standby(c).nics[0];
+      if (!template) throw new UnderstudyError('RUN_PRECONDITION', `Neither ${back.name} nor ${standby(c).name} has a NIC to plan the rollback with`);
+      const mac = `02:75:74:${[0, 0, 0].map(() => Math.floor(Math.random() * 256).toString(16).padStart(2, '0')).join(':')}`;
+      const nic = { name: 'eth0', bridge: template.bridge, mac, addresses: [freeAddress(c)] };
+      await c.host.driver.addNic(back, nic);
+      addNicRecord(c.manager.db, back.name, nic);
+      (c.facts as { tempNic?: string }).tempNic = mac;
+      saveFacts(c);
+    }
+    return { lc: back.name };
+  },
+};
+
+/** Bulk copy of what LC2 wrote since the switch, while LC2 keeps serving. */
+const presync: Step = {
+  name: 'rollback-presync',
+  async run(c) {
+    if (!lc1(c).disks.some((d) => d.name === 'app') || !c.options.stateful) return { skipped: true };
+    const ms = await syncAppDisk(c, standby(c), lc1(c));
+    return { durationMs: Math.round(ms) };
+  },
+};
+
+const switchBack: Step = {
+  name: 'rollback-switch',
+  async run(c) {
+    const facts = c.facts as { rollbackResult?: unknown };
+    if (facts.rollbackResult) return facts.rollbackResult;
+    const from = standby(c);
+    const to = lc1(c);
+    const newAddress = c.options.method === 'move-nic' ? undefined : freeAddress(c);
+    const result = await runSwitch(planSwitch(c, from.name, to.name, newAddress), {
+      db: c.manager.db,
+      logger: c.logger,
+      from: switchSide(c, from.name),
+      to: switchSide(c, to.name),
+      moveNic: moveNicBinding(c),
+      finalSync: async () => {
+        await syncAppDisk(c, from, to);
+      },
+    });
+    c.facts.rollbackSwitchId = result.id;
+    facts.rollbackResult = result;
+    await syncNicRecords(c, from.name);
+    await syncNicRecords(c, to.name);
+    setRole(c.manager.db, to.name, 'active');
+    setRole(c.manager.db, from.name, 'idle');
+    saveFacts(c);
+    return result;
+  },
+};
+
+/** Removes the temporary NIC LC1 needed for the switch back. */
+const finish: Step = {
+  name: 'rollback-finish',
+  async run(c) {
+    const back = lc1(c);
+    const tempMac = (c.facts as { tempNic?: string }).tempNic;
+    const temp = back.nics.find((n) => n.mac === tempMac);
+    if (temp && back.nics.length > 1) {
+      await c.host.driver.removeNic(back, temp.name);
+      deleteNicRecord(c.manager.db, back.name, temp.name);
+    }
+    return { lc: back.name, nics: getLc(c.manager.db, back.name).nics.map((n) => n.name) };
+  },
+};
+
+export const rollbackSteps: readonly Step[] = [prepareLc1, presync, switchBack, finish];

@@ -1,0 +1,359 @@
+/**
+ * The steps of a patch run (Fig. 7), in order. Each step can be run again after a crash and reach the
+ * same end (it checks the world first); steps that change the world have an undo, used when a later
+ * step before the switch fails: the standby is discarded and LC1, which never stopped serving, is
+ * untouched.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { UnderstudyError, exec, sleep } from '../core/index.ts';
+import { copyDisk, describeHistory } from '../disk-copy/index.ts';
+import { findStandbys, listLcs, setRole } from '../inventory/index.ts';
+import { assetsDir } from '../images/index.ts';
+import { nthAddress, parseSubnet, subnetContains, ipToNumber } from '../host/index.ts';
+import { runSwitch, type SwitchPlanInput } from '../switch/index.ts';
+import { sha256Hex } from '../catalogue/index.ts';
+import { lc1, moveNicBinding, saveFacts, standby, switchSide, syncAppDisk, syncNicRecords, type RunContext } from './context.ts';
+import { parsePatchReport, renderPatchTable, standbyPaths } from './patch-table.ts';
+import { scanTree } from './scan.ts';
+import { dropAside, removeCopyLeftovers, restoreAside, setAside } from './standby-disks.ts';
+
+export interface Step {
+  name: string;
+  /** Does the step's work; resolves with a JSON-able summary kept with the step. Must be re-runnable. */
+  run(c: RunContext): Promise<unknown>;
+  /** Reverses the step's effect on the world (before the switch only). */
+  undo?(c: RunContext): Promise<void>;
+}
+
+async function httpGet(c: RunContext, lcForNet: string, url: string): Promise<{ status: number; body: string }> {
+  // From inside the standby's own network namespace, the service address of LC1 and the standby's own
+  // address are both on the bridge's subnet.
+  const out = await c.host.driver.netExec(lcForNet, ['curl', '-s', '--max-time', '3', '-o', '-', '-w', '\n%{http_code}', url], { okCodes: [0, 7, 28, 52, 56] });
+  const lines = out.stdout.split('\n');
+  const status = Number(lines.pop() ?? 0);
+  return { status, body: lines.join('\n') };
+}
+
+function versionOf(body: string): string | undefined {
+  try {
+    return (JSON.parse(body) as { version?: string }).version;
+  } catch {
+    return undefined;
+  }
+}
+
+const firstAddress = (c: RunContext, lc: string): string => {
+  const record = listLcs(c.manager.db).find((l) => l.name === lc);
+  const address = record?.nics[0]?.addresses[0];
+  if (!address) throw new UnderstudyError('RUN_PRECONDITION', `The logical computer "${lc}" has no NIC with an address`, { hint: 'Give it an address (lc create --address).' });
+  return address;
+};
+
+/** 701: the best-fitting unused LC whose resources cover LC1. */
+const findStandby: Step = {
+  name: 'find-standby',
+  async run(c) {
+    const target = lc1(c);
+    if (target.nics.length === 0) throw new UnderstudyError('RUN_PRECONDITION', `The logical computer "${target.name}" has no NIC, so it serves nothing to switch`);
+    const busy = c.journal.busyLcs();
+    busy.delete(target.name);
+    if (c.facts.standby) busy.delete(c.facts.standby);
+    const search = findStandbys(target, listLcs(c.manager.db), busy);
+    const chosen = c.options.standby ? search.candidates.find((s) => s.lc === c.options.standby) : search.candidates[0];
+    if (!chosen) {
+      const why = search.rejected.map((r) => `${r.lc}: ${r.reasons.join('; ')}`).join('\n  ');
+      throw new UnderstudyError(
+        'RUN_NO_STANDBY',
+        c.options.standby ? `"${c.options.standby}" cannot stand in for "${target.name}":\n  ${why}` : `No logical computer can stand in for "${target.name}":\n  ${why || '(there is no other LC)'}`,
+        { hint: 'Create an LC with at least the same CPU share, memory and disks and a NIC on the same network (role idle or standby).' },
+      );
+    }
+    c.facts.standby = chosen.lc;
+    c.facts.serviceAddress = firstAddress(c, target.name);
+    c.journal.setStandby(c.runId, chosen.lc);
+    const before = await httpGet(c, target.name, `http://${c.facts.serviceAddress.split('/')[0]}:${c.options.port}/version`);
+    c.facts.versionBefore = versionOf(before.body);
+    saveFacts(c);
+    return { standby: chosen.lc, excess: chosen.excess, versionBefore: c.facts.versionBefore };
+  },
+};
+
+/** 702: scan LC1's system disk for malicious programs before anything is copied. */
+const scan: Step = {
+  name: 'scan',
+  async run(c) {
+    if (c.options.skipScan) {
+      c.facts.scan = { files: 0, infected: [], database: 'none', skipped: true };
+      saveFacts(c);
+      return { skipped: true };
+    }
+    const root = c.host.driver.diskPath(lc1(c), 'system');
+    const result = await scanTree({ root, database: c.options.scanDatabase, signal: c.signal });
+    c.facts.scan = { files: result.files, infected: result.infected.map((i) => `${i.path} (${i.signature})`), database: result.database };
+    saveFacts(c);
+    if (result.infected.length > 0) {
+      throw new UnderstudyError('RUN_MALWARE_FOUND', `The scan of ${c.options.lc}'s system disk found ${result.infected.length} infected file(s):\n  ${c.facts.scan.infected.join('\n  ')}`, {
+        hint: 'Nothing was copied. Clean the LC (or restore it), then run the patch again.',
+        details: { infected: result.infected },
+      });
+    }
+    return { files: result.files, durationMs: Math.round(result.durationMs), database: result.database };
+  },
+};
+
+/** The standby must be stopped before its disks are replaced. */
+const stopStandby: Step = {
+  name: 'stop-standby',
+  async run(c) {
+    const result = await c.host.driver.stop(standby(c).name, { timeoutMs: 15_000 });
+    return result;
+  },
+};
+
+function copyStep(disk: 'system' | 'app'): Step {
+  return {
+    name: `copy-${disk}`,
+    async run(c) {
+      const from = lc1(c);
+      const to = standby(c);
+      if (!from.disks.some((d) => d.name === disk)) return { skipped: `${from.name} has no ${disk} disk` };
+      const source = c.host.driver.diskPath(from, disk);
+      const target = c.host.driver.diskPath(to, disk);
+      const jobId = `${c.runId}-${disk}`;
+      await removeCopyLeftovers([path.dirname(source), path.dirname(target)], jobId);
+      await setAside(target, c.runId);
+      const devicePath = (await exec(['findmnt', '-n', '-o', 'SOURCE', '--target', source])).stdout.trim();
+      const started = performance.now();
+      const result = await copyDisk({
+        source,
+        destination: { poolPath: path.dirname(target), name: path.basename(target) },
+        freezer: { freeze: () => c.host.driver.freeze(from.name), thaw: () => c.host.driver.thaw(from.name) },
+        throttle: {
+          limit: (bps) => c.host.driver.setWriteLimit(from.name, devicePath, bps),
+          lift: () => c.host.driver.setWriteLimit(from.name, devicePath, null),
+        },
+        verify: true,
+        db: c.manager.db,
+        jobId,
+        label: `${from.name}/${disk} → ${to.name}/${disk}`,
+        signal: c.signal,
+        logger: c.logger,
+        onProgress: (e) => c.emit({ step: `copy-${disk}`, state: 'note', message: `${e.phase} pass ${e.pass}: ${(e.bytesDone / 1024 ** 2).toFixed(1)} MiB` }),
+      });
+      const summary = describeHistory(result.history);
+      const entry = { disk, jobId, summary, freezeMs: result.freezeMs, convergence: result.convergence, durationMs: Math.round(performance.now() - started), bytes: result.passes.reduce((s, p) => s + p.bytes, 0) };
+      c.facts.copies = [...(c.facts.copies ?? []).filter((x) => x.disk !== disk), entry];
+      saveFacts(c);
+      return entry;
+    },
+    async undo(c) {
+      const to = standby(c);
+      if (to.disks.some((d) => d.name === disk)) await restoreAside(c.host.driver.diskPath(to, disk), c.runId);
+    },
+  };
+}
+
+/** 705/706: the patch files, the patch table and the patch execution script, into the standby's system disk. */
+const writePatches: Step = {
+  name: 'write-patches',
+  async run(c) {
+    const to = standby(c);
+    const patches = c.options.patches.map((name) => c.catalogue.getPatch(name));
+    for (const patch of patches) {
+      const data = fs.readFileSync(patch.filePath);
+      if (sha256Hex(data) !== patch.sha256) {
+        throw new UnderstudyError('RUN_PATCH_CORRUPT', `The stored file of patch "${patch.name}" (${patch.filePath}) no longer matches its sha256 ${patch.sha256}`, {
+          hint: 'Register the patch again from a trusted copy.',
+        });
+      }
+      await c.host.driver.writeFile(to, `${standbyPaths.patches}/${patch.name}`, data, 0o600);
+    }
+    await c.host.driver.writeFile(to, standbyPaths.table, renderPatchTable(patches));
+    await c.host.driver.writeFile(to, standbyPaths.script, fs.readFileSync(path.join(assetsDir, 'patch/understudy-patch')), 0o755);
+    return { patches: patches.map((p) => p.name) };
+  },
+};
+
+/** 707: boot the standby from the copy; its start-up script applies the patches and reports (1201–1207). */
+const bootStandby: Step = {
+  name: 'boot-standby',
+  async run(c) {
+    const to = standby(c);
+    const state = (await c.host.driver.status(to.name)).state;
+    if (state === 'stopped' || state === 'crashed') await c.host.driver.start(to);
+    const deadline = Date.now() + c.options.bootTimeoutMs;
+    for (;;) {
+      const report = (await c.host.driver.readReports(to.name)).find((r) => r.kind === 'patch-report');
+      if (report) {
+        const entries = parsePatchReport(report.body, c.options.patches);
+        const outputs = await Promise.all(
+          entries.map(async (e) => (await c.host.driver.readFile(to, `${standbyPaths.output}/${e.name}.log`).catch(() => Buffer.from(''))).toString('utf8').slice(-4096)),
+        );
+        c.facts.patchResults = entries.map((e, i) => ({ ...e, output: outputs[i] }));
+        saveFacts(c);
+        await c.host.driver.acknowledgeReport(to.name, report.id);
+        break;
+      }
+      if (c.facts.patchResults) break; // reported before a crash of the manager
+      const now = (await c.host.driver.status(to.name)).state;
+      if (now === 'crashed' || now === 'stopped') throw new UnderstudyError('RUN_STANDBY_BOOT_FAILED', `The standby "${to.name}" went ${now} while patching:\n${c.host.driver.consoleTail(to.name)}`);
+      if (Date.now() > deadline) {
+        throw new UnderstudyError('RUN_STANDBY_TIMEOUT', `The standby "${to.name}" did not report its patch results within ${c.options.bootTimeoutMs} ms:\n${c.host.driver.consoleTail(to.name)}`, {
+          hint: 'Read the standby\'s console log; raise --boot-timeout if the patches are slow.',
+        });
+      }
+      await sleep(100);
+    }
+    for (const r of c.facts.patchResults ?? []) {
+      c.catalogue.recordResult(r.name, to.name, { state: r.result, exitCode: r.exitCode, output: r.output });
+    }
+    const failed = (c.facts.patchResults ?? []).filter((r) => r.result !== 'ok');
+    if (failed.length > 0) {
+      for (const r of failed) c.catalogue.recordResult(r.name, c.options.lc, { state: 'failed', exitCode: r.exitCode, output: r.output });
+      throw new UnderstudyError('RUN_PATCH_FAILED', `${failed.length} patch(es) failed on the standby: ${failed.map((r) => `${r.name} (exit ${r.exitCode}): ${(r.output ?? '').trim().split('\n').slice(-3).join(' / ')}`).join('; ')}`, {
+        hint: 'The standby is discarded; the service stayed on the original LC. Fix or replace the patch and run again.',
+      });
+    }
+    return { results: c.facts.patchResults?.map((r) => ({ name: r.name, result: r.result, exitCode: r.exitCode })) };
+  },
+  async undo(c) {
+    await c.host.driver.stop(standby(c).name, { timeoutMs: 15_000 });
+  },
+};
+
+/** 708: restart the standby so that the patches take effect. */
+const rebootStandby: Step = {
+  name: 'reboot-standby',
+  async run(c) {
+    const to = standby(c);
+    const status = await c.host.driver.status(to.name);
+    const facts = c.facts as { rebootsBefore?: number };
+    if (facts.rebootsBefore === undefined) {
+      facts.rebootsBefore = status.reboots;
+      saveFacts(c);
+    }
+    if (status.state === 'stopped' || status.state === 'crashed') await c.host.driver.start(to);
+    else if (status.reboots <= facts.rebootsBefore) await c.host.driver.reboot(to.name);
+    await c.host.driver.waitUntilUp(to.name, { timeoutMs: c.options.bootTimeoutMs });
+    return { reboots: (await c.host.driver.status(to.name)).reboots };
+  },
+  async undo(c) {
+    await c.host.driver.stop(standby(c).name, { timeoutMs: 15_000 });
+  },
+};
+
+/** 709: the patch results are in, and the patched service answers at the standby's own address. */
+const checkStandby: Step = {
+  name: 'check-standby',
+  async run(c) {
+    const to = standby(c);
+    const address = firstAddress(c, to.name).split('/')[0];
+    let last = { status: 0, body: '' };
+    for (let attempt = 0; attempt < 20; attempt++) {
+      last = await httpGet(c, to.name, `http://${address}:${c.options.port}${c.options.healthPath}`);
+      if (last.status === 200) break;
+      await sleep(250);
+    }
+    if (last.status !== 200) {
+      throw new UnderstudyError('RUN_STANDBY_UNHEALTHY', `The patched service on "${to.name}" (${address}) fails its health check ${c.options.healthPath}: HTTP ${last.status || 'no answer'}`, {
+        hint: 'The standby is discarded and the service stays on the original LC. Check the patch.',
+      });
+    }
+    const version = await httpGet(c, to.name, `http://${address}:${c.options.port}/version`);
+    c.facts.versionAfter = versionOf(version.body);
+    saveFacts(c);
+    return { health: last.status, version: c.facts.versionAfter };
+  },
+};
+
+/** An address of the bridge subnet that no LC, nor the host, uses (for LC1 after the switch). */
+export function freeAddress(c: RunContext): string {
+  const subnet = parseSubnet(c.host.network.subnet);
+  const used = new Set<number>([ipToNumber(c.host.network.hostAddress.split('/')[0] ?? '') ?? -1]);
+  for (const lc of listLcs(c.manager.db)) for (const nic of lc.nics) for (const a of nic.addresses) used.add(ipToNumber(a.split('/')[0] ?? '') ?? -1);
+  const size = 2 ** (32 - subnet.prefix);
+  for (let n = size - 2; n > 1; n--) {
+    const ip = nthAddress(subnet, n);
+    if (!used.has(ipToNumber(ip) ?? -1) && subnetContains(subnet, ip)) return `${ip}/${subnet.prefix}`;
+  }
+  throw new UnderstudyError('ADDRESS_INVALID', `No free address is left in ${c.host.network.subnet} for ${c.options.lc} after the switch`);
+}
+
+export function planSwitch(c: RunContext, from: string, to: string, newAddress: string | undefined): SwitchPlanInput {
+  const fromLc = listLcs(c.manager.db).find((l) => l.name === from);
+  const toLc = listLcs(c.manager.db).find((l) => l.name === to);
+  const service = c.facts.serviceAddress as string;
+  const fromNic = fromLc?.nics.find((n) => n.addresses.some((a) => a.split('/')[0] === service.split('/')[0]));
+  const toNic = toLc?.nics.find((n) => !n.addresses.some((a) => a.split('/')[0] === service.split('/')[0])) ?? toLc?.nics[0];
+  if (!fromNic || !toNic) throw new UnderstudyError('RUN_PRECONDITION', `Cannot plan the switch from ${from} to ${to}: ${!fromNic ? `${from} holds no NIC with ${service}` : `${to} has no NIC`}`);
+  return {
+    method: c.options.method,
+    service: { address: service, port: c.options.port },
+    from: { lc: from, nic: fromNic.name, mac: fromNic.mac, newAddress },
+    to: { lc: to, nic: toNic.name, mac: toNic.mac },
+    health: { kind: 'http', path: c.options.healthPath, expectStatus: 200, timeoutMs: 2000, retries: 5, intervalMs: 200 },
+    stateful: c.options.stateful,
+  };
+}
+
+/** The switch (Fig. 13–17, 21–26), with the final sync of the application disk when stateful. */
+const switchTraffic: Step = {
+  name: 'switch',
+  async run(c) {
+    const from = lc1(c);
+    const to = standby(c);
+    if (c.facts.switchResult) return c.facts.switchResult; // finished before a crash of the manager
+    const newAddress = c.options.method === 'move-nic' ? undefined : (c.facts.lc1NewAddress ??= freeAddress(c));
+    saveFacts(c);
+    const result = await runSwitch(planSwitch(c, from.name, to.name, newAddress), {
+      db: c.manager.db,
+      logger: c.logger,
+      from: switchSide(c, from.name),
+      to: switchSide(c, to.name),
+      moveNic: moveNicBinding(c),
+      finalSync: async () => {
+        await syncAppDisk(c, from, to);
+      },
+    });
+    c.facts.switchId = result.id;
+    c.facts.switchResult = result;
+    await syncNicRecords(c, from.name);
+    await syncNicRecords(c, to.name);
+    setRole(c.manager.db, to.name, 'active');
+    setRole(c.manager.db, from.name, 'retired');
+    saveFacts(c);
+    return result;
+  },
+};
+
+/** Record the applied dates and clear the next-run flags; drop the standby's old disks. */
+const recordApplied: Step = {
+  name: 'record-applied',
+  async run(c) {
+    const to = standby(c);
+    for (const r of c.facts.patchResults ?? []) {
+      c.catalogue.recordResult(r.name, c.options.lc, { state: 'ok', exitCode: r.exitCode, output: r.output });
+      c.catalogue.markNextRun(r.name, c.options.lc, false);
+    }
+    for (const disk of to.disks) await dropAside(c.host.driver.diskPath(to, disk.name), c.runId);
+    return { applied: (c.facts.patchResults ?? []).map((r) => r.name) };
+  },
+};
+
+export const forwardSteps: readonly Step[] = [
+  findStandby,
+  scan,
+  stopStandby,
+  copyStep('system'),
+  copyStep('app'),
+  writePatches,
+  bootStandby,
+  rebootStandby,
+  checkStandby,
+  switchTraffic,
+  recordApplied,
+];
+
+export const switchStepName = switchTraffic.name;
+

@@ -1,0 +1,99 @@
+/** The vocabulary of the patch run (Fig. 7). */
+import type { SwitchMethod } from '../switch/index.ts';
+
+/**
+ * State of a run:
+ * - `running`: steps are being done (or the manager driving it crashed: see owner_pid).
+ * - `failed`: a step before the switch failed; the standby was discarded, LC1 serves as before.
+ * - `switched`: the service runs on the patched standby; LC1 is kept as the rollback target.
+ * - `rolling-back`: the service is being moved back to LC1.
+ * - `rolled-back`: the service runs on LC1 again, with the data written meanwhile.
+ */
+export type RunState = 'running' | 'failed' | 'switched' | 'rolling-back' | 'rolled-back';
+
+/** State of a step: `pending`, `running` (started, maybe interrupted), `done`, `failed`, `undone`. */
+export type StepState = 'pending' | 'running' | 'done' | 'failed' | 'undone';
+
+export interface RunOptions {
+  lc: string;
+  /** Patch names; default: the patches marked "apply at next run" for the LC. */
+  patches?: string[];
+  /** Standby LC; default: the best fit of the standby search. */
+  standby?: string;
+  method?: SwitchMethod;
+  /** ClamAV signature database (file or directory); default: ClamAV's own. */
+  scanDatabase?: string;
+  /** Skip the scan (for images without a database; recorded in the run). */
+  skipScan?: boolean;
+  /** How long the standby may take to boot and report (default 120 s). */
+  bootTimeoutMs?: number;
+  /** Health check of the service: HTTP path and expected status. */
+  healthPath?: string;
+  /** Port of the service. */
+  port?: number;
+  /** Watch the service after the switch for this long and roll back by itself if it fails (0 = no). */
+  watchMs?: number;
+  /** The service's pid file inside an LC (the switch signals the service through it). */
+  servicePidFile?: string;
+  /** The application disk holds data to carry over at the switch (default: when the LC has one). */
+  stateful?: boolean;
+}
+
+export type ResolvedRunOptions = Required<Omit<RunOptions, 'patches' | 'standby' | 'scanDatabase' | 'stateful'>> & {
+  stateful: boolean;
+  patches: string[];
+  standby?: string;
+  scanDatabase?: string;
+};
+
+export interface StepRecord {
+  seq: number;
+  name: string;
+  state: StepState;
+  attempts: number;
+  startedAt: string | null;
+  endedAt: string | null;
+  durationMs: number | null;
+  output: unknown;
+  error: string | null;
+}
+
+export interface RunRecord {
+  id: string;
+  lc: string;
+  standby: string | null;
+  options: ResolvedRunOptions;
+  state: RunState;
+  facts: RunFacts;
+  error: string | null;
+  ownerPid: number | null;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+  steps: StepRecord[];
+}
+
+/** What the steps learn and later steps (and the report) need. Saved with the run. */
+export interface RunFacts {
+  standby?: string;
+  serviceAddress?: string;
+  versionBefore?: string;
+  versionAfter?: string;
+  patchResults?: { name: string; result: 'ok' | 'failed'; exitCode: number; appliedAt: string; output?: string }[];
+  copies?: { disk: string; jobId: string; summary: string; freezeMs: number; convergence: string; durationMs: number; bytes: number }[];
+  switchId?: string;
+  switchResult?: unknown;
+  rollbackSwitchId?: string;
+  scan?: { files: number; infected: string[]; database: string; skipped?: boolean };
+  lc1NicAfter?: string;
+  lc1NewAddress?: string;
+  movedNic?: string;
+}
+
+export interface RunEvent {
+  runId: string;
+  step: string;
+  state: StepState | 'note';
+  message?: string;
+  durationMs?: number;
+}
