@@ -12,7 +12,9 @@ import { randomBytes } from 'node:crypto';
 import nodemailer from 'nodemailer';
 import { stringify } from 'yaml';
 import type { ParsedMail } from 'mailparser';
-import { exec, silentLogger, statePaths, waitFor } from '../../../src/core/index.ts';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { exec, redactedPaths, statePaths, waitFor } from '../../../src/core/index.ts';
 import { openStore } from '../../../src/store/index.ts';
 import { runDaemon } from '../../../src/api/index.ts';
 import { addFeed, monitorSchemas, openMonitorStore } from '../../../src/monitor/index.ts';
@@ -69,10 +71,12 @@ void test('patch appears → mail → authenticated reply → apply at next run 
     db.close();
   }
   const runs: { lcs: string[]; patches: string[] }[] = [];
+  const logLines: string[] = [];
+  const logger = pino({ level: 'debug', redact: { paths: redactedPaths, censor: '[redacted]' } }, new Writable({ write: (c: Buffer, _e, done) => done(void logLines.push(c.toString())) }));
   const daemon = await runDaemon({
     stateDir,
     configPath,
-    logger: silentLogger,
+    logger,
     port: 0,
     managedLcs: { list: async () => ['lc1', 'lc2'], installedPackages: async () => new Map() },
     startPatchRun: async (request) => void runs.push(request),
@@ -183,4 +187,8 @@ void test('patch appears → mail → authenticated reply → apply at next run 
   // Graceful shutdown.
   await daemon.close();
   await daemon.closed;
+  const log = logLines.join('');
+  assert.match(log, /"event":"approval.rejected"/);
+  assert.match(log, /"event":"daemon.stopped"/);
+  for (const secret of [secrets.alice, secrets.bob, apiToken, linkSecret, world.passwordOf('understudy')]) assert.ok(!log.includes(secret), 'no secret in the log');
 });
