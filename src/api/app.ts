@@ -46,7 +46,7 @@ function escapeHtml(s: string): string {
 
 export function buildApi(deps: ApiDeps): FastifyInstance {
   const now = deps.now ?? (() => new Date());
-  const app = Fastify({ loggerInstance: deps.logger, disableRequestLogging: false, bodyLimit: 1024 * 1024 });
+  const app = Fastify({ loggerInstance: deps.logger, bodyLimit: 1024 * 1024 });
 
   app.setErrorHandler((error, request, reply) => {
     if (isUnderstudyError(error)) {
