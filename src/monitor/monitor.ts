@@ -87,6 +87,8 @@ export function createMonitor(deps: MonitorDeps): Monitor {
   let lastMailCheck = 0;
   let lastMailCheckAt: string | null = null;
   let lastMailError: string | null = null;
+  let notifyFailures = 0;
+  let notifyRetryAt = 0;
   const abort = new AbortController();
 
   const applyDeps: ApplyDeps = { db, catalogue, managedLcs: deps.managedLcs, startPatchRun: deps.startPatchRun, logger: log, now };
@@ -214,11 +216,18 @@ export function createMonitor(deps: MonitorDeps): Monitor {
       await pollFeed(feed);
     }
     await autoApprove(applyDeps, config.autoApprove);
-    try {
-      await notifyPending();
-    } catch (error) {
-      if (!isUnderstudyError(error)) throw error;
-      log.warn({ event: 'mail.notify_failed', code: error.code, reason: error.message }, 'notification not sent; will retry');
+    if (Date.now() >= notifyRetryAt) {
+      try {
+        await notifyPending();
+        notifyFailures = 0;
+      } catch (error) {
+        if (!isUnderstudyError(error)) throw error;
+        notifyFailures++;
+        // Back off (2 s, 4 s, … at most 5 min) so a down SMTP server is not hammered every tick.
+        const delayMs = Math.min(300_000, 1000 * 2 ** notifyFailures);
+        notifyRetryAt = Date.now() + delayMs;
+        log.warn({ event: 'mail.notify_failed', code: error.code, reason: error.message, retryInMs: delayMs }, 'notification not sent; will retry');
+      }
     }
     const imapEveryMs = (config.mail?.imap?.pollSeconds ?? 60) * 1000;
     if (deps.mailbox && Date.now() - lastMailCheck >= imapEveryMs) {
