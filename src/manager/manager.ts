@@ -10,10 +10,14 @@ import { openStore, type Db, type ModuleSchema } from '../store/index.ts';
 import { hostSchema, requireHost, getPool, listPools, type HostNetwork } from '../host/index.ts';
 import { inventorySchema, getLc, insertLc, deleteLc, listLcs, validateLcRequest, type LcRecord, type LcRequest } from '../inventory/index.ts';
 import { imagesSchema, findImage } from '../images/index.ts';
+import { catalogueSchema } from '../catalogue/index.ts';
+import { diskCopySchema } from '../disk-copy/index.ts';
+import { switchSchema } from '../switch/index.ts';
+import { runSchema } from '../run/index.ts';
 import { NamespaceDriver, type LcStatus, type PartitioningDriver } from '../drivers/index.ts';
 
 /** Every module's schema; modules that keep tables add theirs here. */
-export const allSchemas: ModuleSchema[] = [hostSchema, inventorySchema, imagesSchema];
+export const allSchemas: ModuleSchema[] = [hostSchema, inventorySchema, imagesSchema, catalogueSchema, diskCopySchema, switchSchema, runSchema];
 
 export function registerSchema(schema: ModuleSchema): void {
   if (!allSchemas.some((s) => s.module === schema.module)) allSchemas.push(schema);

@@ -14,7 +14,7 @@ export interface ScanResult {
 
 /** Scans `root` (a host path). Exit 0 = clean, 1 = found, 2 = error (clamscan's contract). */
 export async function scanTree(options: { root: string; database?: string; signal?: AbortSignal }): Promise<ScanResult> {
-  const argv = ['clamscan', '--recursive', '--infected', '--no-summary', '--stdout', '--cross-fs=no', '--max-filesize=200M', '--max-scansize=400M'];
+  const argv = ['clamscan', '--recursive', '--infected', '--stdout', '--cross-fs=no', '--max-filesize=200M', '--max-scansize=400M'];
   if (options.database) argv.push(`--database=${options.database}`);
   argv.push(options.root);
   const started = performance.now();

@@ -10,11 +10,14 @@ import { registerHostCommands } from './host.ts';
 import { registerImageCommands } from './image.ts';
 import { registerLcCommands } from './lc.ts';
 import { registerApplyCommand } from './apply.ts';
+import { registerRunCommands } from './run.ts';
+import { registerDemoCommand } from './demo.ts';
 import { registerDiskCommands } from './disk.ts';
 import { registerSwitchCommands } from './switch.ts';
 
 export function registerCommands(program: Command, ctx: CliContext): void {
   // Each group: registerXxxCommands(program, ctx) from ./xxx.ts
+  registerDemoCommand(program, ctx);
   registerHostCommands(program, ctx);
   registerImageCommands(program, ctx);
   registerLcCommands(program, ctx);
@@ -22,6 +25,7 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerDiskCommands(program, ctx);
   registerSwitchCommands(program, ctx);
   registerPatchCommands(program, ctx);
+  registerRunCommands(program, ctx);
   registerFeedCommands(program, ctx);
   registerMonitorCommands(program, ctx);
   registerServeCommands(program, ctx);

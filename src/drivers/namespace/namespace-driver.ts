@@ -93,7 +93,7 @@ export class NamespaceDriver implements PartitioningDriver {
         const target = this.diskPath(spec, disk.name);
         fs.mkdirSync(path.dirname(target), { recursive: true });
         if (disk.mountPath === '/') {
-          const image = this.options.imagePath(spec.image);
+          const image = await this.imageIn(spec.image, disk.pool);
           await exec(['btrfs', 'subvolume', 'snapshot', image, target]);
         } else {
           await exec(['btrfs', 'subvolume', 'create', target]);
@@ -115,6 +115,39 @@ export class NamespaceDriver implements PartitioningDriver {
       for (const step of undo.reverse()) await step().catch(() => undefined);
       throw error;
     }
+  }
+
+  /**
+   * The image's subvolume on the given pool: the image itself when it lives there, else a read-only
+   * copy received once (btrfs send | receive) and kept, named after the image's UUID so a rebuilt image
+   * is copied again.
+   */
+  private async imageIn(image: string, pool: string): Promise<string> {
+    const source = this.options.imagePath(image);
+    const poolPath = this.options.poolPath(pool);
+    if (source.startsWith(`${poolPath}/`)) return source;
+    const show = await exec(['btrfs', 'subvolume', 'show', source]);
+    const uuid = /^\s*UUID:\s*([0-9a-f-]+)/m.exec(show.stdout)?.[1]?.slice(0, 8) ?? 'unknown';
+    // The received subvolume is read-only and cannot be renamed: its directory is renamed instead.
+    const holder = path.join(poolPath, 'images', `${image}@${uuid}`);
+    const local = path.join(holder, path.basename(source));
+    if (fs.existsSync(local)) return local;
+    const staging = path.join(poolPath, 'images', `.receiving-${crypto.randomBytes(3).toString('hex')}`);
+    fs.mkdirSync(staging, { recursive: true });
+    try {
+      const receive = spawnProcess(['btrfs', 'receive', staging], { stdio: ['pipe', 'ignore', 'pipe'] });
+      const send = spawnProcess(['btrfs', 'send', source], { stdio: ['ignore', 'pipe', 'pipe'] });
+      send.child.stdout?.pipe(receive.child.stdin as NodeJS.WritableStream);
+      const [sent, received] = await Promise.all([send.done, receive.done]);
+      if (sent.exitCode !== 0 || received.exitCode !== 0) {
+        throw new UnderstudyError('EXEC_FAILED', `Copying image "${image}" to pool "${pool}" failed: ${sent.stderr}${received.stderr}`.trim());
+      }
+      fs.renameSync(staging, holder);
+    } finally {
+      for (const left of fs.existsSync(staging) ? fs.readdirSync(staging) : []) await exec(['btrfs', 'subvolume', 'delete', path.join(staging, left)]).catch(() => undefined);
+      fs.rmSync(staging, { recursive: true, force: true });
+    }
+    return local;
   }
 
   async destroy(spec: LcSpec): Promise<void> {

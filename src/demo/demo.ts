@@ -1,0 +1,141 @@
+/**
+ * The main job, end to end on a fresh host (`understudy demo`): a host with two storage pools, LC1
+ * serving the demo service with data, an idle standby LC2 on the other pool, a security patch that
+ * moves the service from 1.0.0 to 1.0.1, a real client sending >= 1,000 requests/s — and the patch run
+ * (Fig. 7) under that load. Prints a report and tears everything down (unless --keep).
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { UnderstudyError, createLogger, silentLogger } from '../core/index.ts';
+import { createCatalogue, patchesDirOf, sha256File } from '../catalogue/index.ts';
+import { addPool, destroyHost, getPool, initHost } from '../host/index.ts';
+import { buildImage, assetsDir } from '../images/index.ts';
+import { listLcs } from '../inventory/index.ts';
+import { createLc, destroyLc, hostContext, openManager, startLc } from '../manager/index.ts';
+import { startRun, type RunEvent, type RunRecord } from '../run/index.ts';
+import type { SwitchMethod } from '../switch/index.ts';
+import { createClientHost } from './client.ts';
+import { startClientLoad, type ClientLoadReport } from './client-load.ts';
+import { makeVersionPatch } from './demo-patch.ts';
+
+export interface DemoOptions {
+  method?: SwitchMethod;
+  rate?: number;
+  keep?: boolean;
+  /** Where the demo host lives (default: a new directory under /tmp). */
+  stateDir?: string;
+  progress?: (line: string) => void;
+}
+
+export interface DemoReport {
+  stateDir: string;
+  run: RunRecord;
+  load: ClientLoadReport;
+  versionBefore: string | undefined;
+  versionAfter: string | undefined;
+  dataChecked: number;
+  dataLost: string[];
+  wallMs: number;
+}
+
+async function get(url: string): Promise<{ status: number; body: string; headers: Headers }> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  return { status: response.status, body: await response.text(), headers: response.headers };
+}
+
+export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
+  const progress = options.progress ?? (() => undefined);
+  const started = performance.now();
+  const stateDir = options.stateDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-demo-'));
+  const third = crypto.randomInt(1, 254);
+  const prefix = `198.18.${third}`;
+  const manager = openManager(stateDir);
+  const cleanup: (() => Promise<unknown>)[] = [];
+  try {
+    progress(`host: state in ${stateDir}, network ${prefix}.0/24`);
+    await initHost({ db: manager.db, stateDir, subnet: `${prefix}.0/24`, poolSizeBytes: 3 * 1024 ** 3 });
+    cleanup.push(() => destroyHost(manager.db));
+    await addPool({ db: manager.db, stateDir, name: 'standby', sizeBytes: 3 * 1024 ** 3 });
+    progress('image: building busybox (busybox init, start-up scripts, Node.js, demo service)');
+    await buildImage({ db: manager.db, recipe: 'busybox', pool: getPool(manager.db, 'main'), cacheDir: manager.paths.cache });
+    const host = await hostContext(manager);
+    cleanup.unshift(async () => {
+      for (const lc of listLcs(manager.db)) await destroyLc(manager, host, lc.name, { force: true });
+    });
+    const service = `${prefix}.10`;
+    progress(`lc1: the active LC, serving the demo service at ${service} (CPU0, 128 MB, disks on pool main)`);
+    await createLc(manager, host, { name: 'lc1', image: 'busybox', cpus: '0', memoryMb: 128, systemDiskMb: 512, appDiskMb: 256, addresses: [service], role: 'active' });
+    await startLc(manager, host, 'lc1');
+    const cpus = os.availableParallelism() > 1 ? '1' : '0';
+    progress(`lc2: the idle standby (CPU${cpus}, 128 MB, disks on pool standby — the seed's DISK3/DISK4 on other media)`);
+    await createLc(manager, host, { name: 'lc2', image: 'busybox', cpus, memoryMb: 128, systemDiskMb: 512, appDiskMb: 256, pool: 'standby', addresses: [`${prefix}.11`], role: 'standby' });
+
+    progress('data: 200 keys and a note written to lc1');
+    for (let i = 0; i < 200; i++) {
+      const response = await fetch(`http://${service}/kv/before-${i}`, { method: 'PUT', body: `value-${i}`, signal: AbortSignal.timeout(5000) });
+      if (response.status !== 200) throw new UnderstudyError('INTERNAL', `writing demo data failed: HTTP ${response.status}`);
+    }
+    await fetch(`http://${service}/notes`, { method: 'POST', body: 'written before the patch', signal: AbortSignal.timeout(5000) });
+    const versionBefore = (JSON.parse((await get(`http://${service}/version`)).body) as { version: string }).version;
+
+    const catalogue = createCatalogue({ db: manager.db, patchesDir: patchesDirOf(stateDir) });
+    const patchFile = await makeVersionPatch({ dir: stateDir, from: '1.0.0', to: '1.0.1', name: 'demo-1.0.1' });
+    await catalogue.registerPatch({
+      file: patchFile,
+      name: 'demo-1.0.1',
+      categories: ['security'],
+      format: 'diff',
+      sha256: (await sha256File(patchFile)).sha256,
+      description: 'Demo service 1.0.1 (security fix)',
+    });
+    catalogue.markNextRun('demo-1.0.1', 'lc1', true);
+    progress('patch: demo-1.0.1 (security, diff) registered and marked "apply at next run" for lc1');
+
+    const client = await createClientHost({ bridge: host.network.bridge, address: `${prefix}.200/24` });
+    cleanup.unshift(() => client.dispose());
+    const rate = options.rate ?? 1000;
+    progress(`load: a client at ${prefix}.200 sends ${rate} requests/s (new connections, keep-alive, slow uploads, writes)`);
+    const load = await startClientLoad({ netns: client.netns, url: `http://${service}/`, rate, maxDurationS: 180 });
+    let loadStopped = false;
+    cleanup.unshift(async () => {
+      if (!loadStopped) await load.stop().catch(() => undefined);
+    });
+    await new Promise((r) => setTimeout(r, 2000)); // steady state before the run
+
+    const onEvent = (event: RunEvent): void => {
+      if (event.step === 'switch' && event.state === 'running') load.mark('switch-start');
+      if (event.step === 'switch' && (event.state === 'done' || event.state === 'failed')) load.mark('switch-end');
+      if (event.state === 'note') return;
+      progress(`  ${event.state.padEnd(7)} ${event.step}${event.durationMs === undefined ? '' : ` (${(event.durationMs / 1000).toFixed(2)} s)`}${event.message ? `: ${event.message.split('\n')[0]}` : ''}`);
+    };
+    progress('run: patching lc1 without stopping its service');
+    const run = await startRun(
+      { lc: 'lc1', method: options.method ?? 'instant', scanDatabase: path.join(assetsDir, 'clamav/eicar-test.hdb') },
+      { manager, host, catalogue, logger: process.env.UNDERSTUDY_LOG_LEVEL ? createLogger() : silentLogger, onEvent },
+    );
+    await new Promise((r) => setTimeout(r, 2000)); // steady state after the switch
+    const report = await load.stop();
+    loadStopped = true;
+
+    progress('data: checking every key written before and every write acknowledged during the run');
+    const lost: string[] = [];
+    const expected = new Map<string, string>();
+    for (let i = 0; i < 200; i++) expected.set(`/kv/before-${i}`, `value-${i}`);
+    for (const w of report.ackedWrites) expected.set(w.path, w.value);
+    for (const [key, value] of expected) {
+      const got = await get(`http://${service}${key}`);
+      if (got.status !== 200 || got.body !== value) lost.push(key);
+    }
+    const versionAfter = (JSON.parse((await get(`http://${service}/version`)).body) as { version: string }).version;
+    return { stateDir, run, load: report, versionBefore, versionAfter, dataChecked: expected.size, dataLost: lost, wallMs: performance.now() - started };
+  } finally {
+    if (!options.keep) {
+      progress('teardown: removing the LCs, the client, the pools and the bridge');
+      for (const step of cleanup) await step().catch((error: unknown) => progress(`teardown: ${(error as Error).message}`));
+      manager.close();
+      if (!options.stateDir) fs.rmSync(stateDir, { recursive: true, force: true });
+    } else manager.close();
+  }
+}
