@@ -17,8 +17,8 @@ import { runSwitch, switchSchema, type SwitchMethod, type SwitchPlanInput } from
 import { clientCounters, startClientLoad } from '../test/e2e/switch/load.ts';
 import { createTopology, type Topology } from '../test/e2e/switch/topology.ts';
 
-type Contender = SwitchMethod | 'naive' | 'keepalived' | 'restart';
-const contenders: Contender[] = ['move-nic', 'swap-address', 'instant', 'naive', 'keepalived', 'restart'];
+type Contender = SwitchMethod | `${SwitchMethod}+stateful` | 'naive' | 'keepalived' | 'restart';
+const contenders: Contender[] = ['move-nic', 'swap-address', 'instant', 'swap-address+stateful', 'instant+stateful', 'naive', 'keepalived', 'restart'];
 
 const { values } = parseArgs({ options: { switches: { type: 'string', default: '20' }, rate: { type: 'string', default: '200' }, only: { type: 'string' } } });
 const switches = Number(values.switches);
@@ -37,12 +37,16 @@ interface Row {
   windowMax: number;
   delayed1s: number;
   switchMs: number;
+  /** p99 of how late the load generator itself dispatched requests (machine load shows here). */
+  lagP99: number;
+  /** Stateful: median time new connections waited in LC2's backlog for the final sync. */
+  holdMs?: number;
 }
 
 const ip = (argv: string[]): Promise<unknown> => exec(['ip', ...argv]);
 
 function nics(c: Contender): { lc1: Record<string, string[]>; lc2: Record<string, string[]> } {
-  if (c === 'move-nic') return { lc1: { eth0: ['NET.10/24'], eth1: ['NET.11/24'] }, lc2: { eth2: ['NET.12/24'] } };
+  if (c.startsWith('move-nic')) return { lc1: { eth0: ['NET.10/24'], eth1: ['NET.11/24'] }, lc2: { eth2: ['NET.12/24'] } };
   if (c === 'keepalived') return { lc1: { eth0: ['NET.11/24'] }, lc2: { eth2: ['NET.12/24'] } };
   return { lc1: { eth0: ['NET.10/24'] }, lc2: { eth2: ['NET.12/24'] } };
 }
@@ -50,7 +54,18 @@ function nics(c: Contender): { lc1: Record<string, string[]>; lc2: Record<string
 /** One switch of the contender, in direction `forward` (LC1→LC2) or back; resolves when it is over. */
 type SwitchOnce = (forward: boolean) => Promise<void>;
 
-function ourSwitch(topo: Topology, method: SwitchMethod): SwitchOnce {
+/** The final sync of a stateful switch, stood in for by an rsync of a 4 MiB application directory. */
+function fakeAppDisk(dir: string): () => Promise<void> {
+  const source = path.join(dir, 'app-src');
+  fs.mkdirSync(source, { recursive: true });
+  for (let i = 0; i < 64; i++) fs.writeFileSync(path.join(source, `f${i}`), Buffer.alloc(65536, i));
+  return async () => {
+    fs.appendFileSync(path.join(source, 'f0'), 'x');
+    await exec(['rsync', '-a', '--inplace', `${source}/`, path.join(dir, 'app-dst')]);
+  };
+}
+
+function ourSwitch(topo: Topology, method: SwitchMethod, holds: number[], finalSync?: () => Promise<void>): SwitchOnce {
   const db = openStore(':memory:', [switchSchema]);
   const { lc1, lc2, net, port } = topo;
   return async (forward) => {
@@ -64,7 +79,8 @@ function ourSwitch(topo: Topology, method: SwitchMethod): SwitchOnce {
           to: moved ? { lc: lc1.name, nic: 'eth1', mac: lc1.nics.eth1!.mac } : { lc: lc1.name, nic: 'eth0', mac: lc1.nics.eth0!.mac },
         };
     const [a, b] = forward ? [lc1, lc2] : [lc2, lc1];
-    await runSwitch({ ...plan, tailMs: 300, drainTimeoutMs: 5000 }, { db, from: topo.side(a), to: topo.side(b), moveNic: topo.moveNic });
+    const result = await runSwitch({ ...plan, tailMs: 300, drainTimeoutMs: 5000, stateful: finalSync !== undefined }, { db, from: topo.side(a), to: topo.side(b), moveNic: topo.moveNic, finalSync });
+    if (finalSync) holds.push(result.holdMs);
   };
 }
 
@@ -139,6 +155,7 @@ function summarise(name: string, run: LoadResult, windows: { t0: number; t1: num
     windowMax: win.max,
     delayed1s: run.records.filter((r) => delay(r) >= 1000).length,
     switchMs: durations[Math.floor(durations.length / 2)] ?? 0,
+    lagP99: run.summary.lagP99Ms,
   };
 }
 
@@ -149,10 +166,12 @@ async function bench(c: Contender): Promise<Row> {
   let cleanup = async (): Promise<void> => undefined;
   try {
     let once: SwitchOnce;
+    const holds: number[] = [];
     if (c === 'naive') once = naiveSwitch(topo);
     else if (c === 'restart') once = restartSwitch(topo);
     else if (c === 'keepalived') ({ once, stop: cleanup } = await keepalivedSwitch(topo, dir));
-    else once = ourSwitch(topo, c);
+    else if (c.endsWith('+stateful')) once = ourSwitch(topo, c.replace('+stateful', '') as SwitchMethod, holds, fakeAppDisk(dir));
+    else once = ourSwitch(topo, c as SwitchMethod, holds);
     const before = await clientCounters(topo.clientNs);
     const load = startClientLoad(topo.clientNs, {
       url: `http://${topo.net}.10:${topo.port}/`,
@@ -179,7 +198,9 @@ async function bench(c: Contender): Promise<Row> {
     load.stop();
     const run = await load;
     const after = await clientCounters(topo.clientNs);
-    return summarise(c, run, windows, { resets: after.resets - before.resets, synRetrans: after.synRetrans - before.synRetrans });
+    const row = summarise(c, run, windows, { resets: after.resets - before.resets, synRetrans: after.synRetrans - before.synRetrans });
+    holds.sort((x, y) => x - y);
+    return holds.length > 0 ? { ...row, holdMs: holds[Math.floor(holds.length / 2)] } : row;
   } finally {
     await cleanup();
     await topo.destroy();
@@ -191,6 +212,9 @@ const labels: Record<Contender, string> = {
   'move-nic': 'understudy move-nic',
   'swap-address': 'understudy swap-address',
   instant: 'understudy instant',
+  'move-nic+stateful': 'understudy move-nic --stateful',
+  'swap-address+stateful': 'understudy swap-address --stateful',
+  'instant+stateful': 'understudy instant --stateful',
   naive: '(a) naive address move',
   keepalived: '(b) keepalived VRRP, defaults',
   restart: '(c) stop, patch, restart in place',
@@ -202,9 +226,9 @@ for (const c of only) {
   rows.push({ ...(await bench(c)), name: labels[c] });
 }
 const f = (x: number): string => x.toFixed(1);
-const header = '| method | switches | requests | failed | RSTs | SYN retrans | steady p99 ms | window p99 ms | window max ms | delayed >= 1 s | median switch ms |';
+const header = '| method | switches | requests | failed | RSTs | SYN retrans | steady p99 ms | window p99 ms | window max ms | delayed >= 1 s | median switch ms | median hold ms | client lag p99 ms |';
 console.log(header);
 console.log(`|${header.split('|').slice(1, -1).map(() => '---').join('|')}|`);
 for (const r of rows) {
-  console.log(`| ${r.name} | ${r.switches} | ${r.requests} | ${r.failed} | ${r.resets} | ${r.synRetrans} | ${f(r.steadyP99)} | ${f(r.windowP99)} | ${f(r.windowMax)} | ${r.delayed1s} | ${r.switchMs} |`);
+  console.log(`| ${r.name} | ${r.switches} | ${r.requests} | ${r.failed} | ${r.resets} | ${r.synRetrans} | ${f(r.steadyP99)} | ${f(r.windowP99)} | ${f(r.windowMax)} | ${r.delayed1s} | ${r.switchMs} | ${r.holdMs ?? '-'} | ${f(r.lagP99)} |`);
 }

@@ -1,4 +1,4 @@
-/** The health check (HTTP path + expected status, or TCP connect), run in an LC's network namespace. */
+/** The health check (HTTP path + expected status via curl, or a TCP connect), run in an LC's network namespace. */
 import { sleep } from '../core/index.ts';
 import type { HealthCheck, SwitchSide } from './types.ts';
 
@@ -21,8 +21,9 @@ export interface HealthOutcome {
 async function attempt(side: SwitchSide, check: HealthCheck, host: string, port: number): Promise<{ ok: boolean; detail: string }> {
   const seconds = (check.timeoutMs / 1000).toFixed(3);
   if (check.kind === 'tcp') {
-    const r = await side.netExec(['socat', '-u', 'OPEN:/dev/null', `TCP:${host}:${port},connect-timeout=${seconds}`], {
-      okCodes: [0, 1],
+    // bash's /dev/tcp opens a plain TCP connection; timeout(1) bounds the connect.
+    const r = await side.netExec(['timeout', seconds, 'bash', '-c', 'exec 3<>"/dev/tcp/$1/$2"', 'bash', host, String(port)], {
+      okCodes: [0, 1, 124],
       timeoutMs: check.timeoutMs + 2000,
     });
     return r.exitCode === 0 ? { ok: true, detail: 'connected' } : { ok: false, detail: `connect to ${host}:${port} failed` };

@@ -8,4 +8,5 @@ export { resolvePlan, parseSwitchMethod, isSwitchMethod } from './plan.ts';
 export { defaultHealthCheck, checkHealth, type HealthOutcome } from './health.ts';
 export { switchSchema, SwitchJournal, type SwitchRecord, type SwitchState, type StepState } from './journal.ts';
 export { runSwitch, recoverSwitches, preflightSwitch, type SwitchDeps, type SwitchBinding, type RecoverDeps } from './run-switch.ts';
+export { serviceSide, serviceSignals, type ServiceSideOptions } from './bind.ts';
 export { steerRuleset, countServiceConnections, type SteerMode, type SteerOptions } from './net-ops.ts';

@@ -30,7 +30,7 @@ export type ServiceSignal =
 export interface SwitchSide {
   /** LC name (messages, journal). */
   readonly name: string;
-  /** Runs a host program (ip, nft, ss, sysctl, arping, curl, socat) in the LC's network namespace. */
+  /** Runs a host program (ip, nft, ss, sysctl, arping, curl, timeout, bash) in the LC's network namespace. */
   netExec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult>;
   /** Delivers a signal to the LC's service. Must be idempotent. */
   signalService(signal: ServiceSignal): Promise<void>;

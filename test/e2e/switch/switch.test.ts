@@ -56,7 +56,9 @@ for (const method of ['move-nic', 'swap-address', 'instant'] as const) {
       poolSize: 16,
     });
     await sleep(1200);
-    const result = await runSwitch(plan, deps(topo, db));
+    // One method checks health by TCP connect, the others by HTTP status.
+    const health = method === 'instant' ? ({ kind: 'tcp', timeoutMs: 1000, retries: 1, intervalMs: 100 } as const) : undefined;
+    const result = await runSwitch({ ...plan, health }, deps(topo, db));
     const run = await load;
     const after = await clientCounters(topo.clientNs);
 

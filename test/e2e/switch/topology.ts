@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exec, sleep, spawnProcess, type ExecOptions, type SpawnedProcess } from '../../../src/core/index.ts';
-import type { MoveNic, ServiceSignal, SwitchSide } from '../../../src/switch/index.ts';
+import { serviceSide, type MoveNic, type SwitchSide } from '../../../src/switch/index.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const demoServer = path.join(repo, 'assets/demo-service/server.mjs');
@@ -104,15 +104,13 @@ export async function createTopology(options: TopologyOptions): Promise<Topology
     clientNs: '',
     clientAddress: `${net}.100`,
     side(lc) {
-      return {
+      // The fixture's "inside the LC" is the host itself: the pid file is a host path.
+      return serviceSide({
         name: lc.name,
         netExec: (argv, opts) => run(['ip', 'netns', 'exec', lc.ns, ...argv], opts),
-        signalService: async (signal: ServiceSignal) => {
-          const sig = ({ drain: 'SIGUSR1', undrain: 'SIGUSR2', pause: 'SIGSTOP', resume: 'SIGCONT' } as const)[signal];
-          if (lc.serverPid === undefined) throw new Error(`no service runs in ${lc.name}`);
-          process.kill(lc.serverPid, sig);
-        },
-      };
+        exec: (argv, opts) => run([...argv], opts),
+        servicePidFile: path.join(lc.dataDir, 'server.pid'),
+      });
     },
     moveNic: async ({ from, to, nic }) => {
       const src = lcs.find((l) => l.name === from.name)!;
