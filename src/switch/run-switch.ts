@@ -223,7 +223,19 @@ export async function recoverSwitches(deps: RecoverDeps): Promise<{ recovered: S
   const recovered: SwitchResult[] = [];
   const errors: UnderstudyError[] = [];
   for (const record of journal.unfinished()) {
-    const binding = await deps.bind(record.plan);
+    let binding: SwitchBinding;
+    try {
+      binding = await deps.bind(record.plan);
+    } catch (error) {
+      errors.push(
+        new UnderstudyError('SWITCH_REVERSE_FAILED', `Switch ${record.id} (${record.plan.from.lc} -> ${record.plan.to.lc}) was interrupted and its LCs cannot be reached`, {
+          cause: error,
+          hint: 'Start the LCs, then restart the manager to finish or reverse the switch.',
+          details: { switchId: record.id },
+        }),
+      );
+      continue;
+    }
     const steps = stepsFor(record.plan);
     const x: Execution = {
       id: record.id,

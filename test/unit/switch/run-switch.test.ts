@@ -184,3 +184,21 @@ test('the steering table of LC2 during instant never drops a packet of a flow it
   assert.match(rules, /ip daddr 198\.18\.0\.10 tcp dport 80 ether saddr set 02:00:00:00:00:02 ether daddr set 02:00:00:00:00:01 counter fwd to "eth0"\n/);
   assert.doesNotMatch(rules, /drop|reject/);
 });
+
+test('serviceSide signals the service through its pid file with a fixed script', async () => {
+  const { serviceSide } = await import('../../../src/switch/index.ts');
+  const calls: (readonly string[])[] = [];
+  const side = serviceSide({
+    name: 'lc1',
+    netExec: async (argv) => ok(argv),
+    exec: async (argv) => {
+      calls.push(argv);
+      return ok(argv);
+    },
+    servicePidFile: '/run/demo.pid',
+  });
+  await side.signalService('drain');
+  await side.signalService('pause');
+  assert.deepEqual(calls.map((a) => a.slice(-2)), [['USR1', '/run/demo.pid'], ['STOP', '/run/demo.pid']]);
+  assert.equal(calls[0]?.[2], 'kill -s "$1" "$(cat "$2")"');
+});
