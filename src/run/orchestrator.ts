@@ -13,6 +13,7 @@ import type { HostContext, Manager } from '../manager/index.ts';
 import { recoverSwitches, type SwitchPlan } from '../switch/index.ts';
 import { moveNicBinding, switchSide, syncAppDisk, type RunContext } from './context.ts';
 import { RunJournal } from './journal.ts';
+import { crashPoint } from './crash-point.ts';
 import { rollbackSteps } from './rollback.ts';
 import { forwardSteps, switchStepName, type Step } from './steps.ts';
 import type { ResolvedRunOptions, RunEvent, RunOptions, RunRecord } from './types.ts';
@@ -48,11 +49,6 @@ export function resolveRunOptions(options: RunOptions, catalogue: Catalogue): Re
     servicePidFile: options.servicePidFile ?? '/run/demo.pid',
     stateful: options.stateful ?? true,
   };
-}
-
-/** Test hook: UNDERSTUDY_CRASH_AT=<step>:<before|after> kills this process there, as a crash would. */
-function crashPoint(step: string, when: 'before' | 'after'): void {
-  if (process.env.UNDERSTUDY_CRASH_AT === `${step}:${when}`) process.kill(process.pid, 'SIGKILL');
 }
 
 function contextFor(deps: RunDeps, journal: RunJournal, run: RunRecord): RunContext {

@@ -50,7 +50,9 @@ const switchBack: Step = {
     if (facts.rollbackResult) return facts.rollbackResult;
     const from = standby(c);
     const to = lc1(c);
-    const newAddress = c.options.method === 'move-nic' ? undefined : freeAddress(c);
+    const facts2 = c.facts as { rollbackNewAddress?: string };
+    const newAddress = c.options.method === 'move-nic' ? undefined : (facts2.rollbackNewAddress ??= freeAddress(c));
+    saveFacts(c);
     const result = await runSwitch(planSwitch(c, from.name, to.name, newAddress), {
       db: c.manager.db,
       logger: c.logger,
@@ -72,10 +74,23 @@ const switchBack: Step = {
   },
 };
 
-/** Removes the temporary NIC LC1 needed for the switch back. */
+/** Drops an address from whichever NIC of the LC holds it (idempotent). */
+async function dropAddress(c: RunContext, lc: string, address: string | undefined): Promise<void> {
+  if (!address) return;
+  for (const nic of getLc(c.manager.db, lc).nics) {
+    if (nic.addresses.includes(address) && nic.addresses.length > 1) {
+      await c.host.driver.netExec(lc, ['ip', 'addr', 'del', address, 'dev', nic.name], { okCodes: [0, 2] });
+    }
+  }
+  await syncNicRecords(c, lc);
+}
+
+/** Removes what only the switches needed: LC1's temporary NIC or address, LC2's temporary address. */
 const finish: Step = {
   name: 'rollback-finish',
   async run(c) {
+    await dropAddress(c, lc1(c).name, c.facts.lc1NewAddress);
+    await dropAddress(c, standby(c).name, (c.facts as { rollbackNewAddress?: string }).rollbackNewAddress);
     const back = lc1(c);
     const tempMac = (c.facts as { tempNic?: string }).tempNic;
     const temp = back.nics.find((n) => n.mac === tempMac);

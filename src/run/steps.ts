@@ -13,6 +13,7 @@ import { assetsDir } from '../images/index.ts';
 import { nthAddress, parseSubnet, subnetContains, ipToNumber } from '../host/index.ts';
 import { runSwitch, type SwitchPlanInput } from '../switch/index.ts';
 import { sha256Hex } from '../catalogue/index.ts';
+import { crashPoint } from './crash-point.ts';
 import { lc1, moveNicBinding, saveFacts, standby, switchSide, syncAppDisk, syncNicRecords, type RunContext } from './context.ts';
 import { parsePatchReport, renderPatchTable, standbyPaths } from './patch-table.ts';
 import { scanTree } from './scan.ts';
@@ -139,7 +140,10 @@ function copyStep(disk: 'system' | 'app'): Step {
         label: `${from.name}/${disk} → ${to.name}/${disk}`,
         signal: c.signal,
         logger: c.logger,
-        onProgress: (e) => c.emit({ step: `copy-${disk}`, state: 'note', message: `${e.phase} pass ${e.pass}: ${(e.bytesDone / 1024 ** 2).toFixed(1)} MiB` }),
+        onProgress: (e) => {
+          if (e.phase === 'full' && e.bytesDone > 0) crashPoint(`copy-${disk}`, 'during');
+          c.emit({ step: `copy-${disk}`, state: 'note', message: `${e.phase} pass ${e.pass}: ${(e.bytesDone / 1024 ** 2).toFixed(1)} MiB` });
+        },
       });
       const summary = describeHistory(result.history);
       const entry = { disk, jobId, summary, freezeMs: result.freezeMs, convergence: result.convergence, durationMs: Math.round(performance.now() - started), bytes: result.passes.reduce((s, p) => s + p.bytes, 0) };
@@ -315,6 +319,7 @@ const switchTraffic: Step = {
       finalSync: async () => {
         await syncAppDisk(c, from, to);
       },
+      afterStep: (step) => crashPoint(`switch/${step}`, 'after'),
     });
     c.facts.switchId = result.id;
     c.facts.switchResult = result;

@@ -1,0 +1,8 @@
+/**
+ * Test hook for crash safety: UNDERSTUDY_CRASH_AT=<point>:<before|after|during> kills this process with
+ * SIGKILL at that point, exactly as a crash of the manager would. Points: every step name (before,
+ * after), `copy-system` / `copy-app` (during the full transfer), `switch/<switch step>` (after).
+ */
+export function crashPoint(point: string, when: 'before' | 'after' | 'during'): void {
+  if (process.env.UNDERSTUDY_CRASH_AT === `${point}:${when}`) process.kill(process.pid, 'SIGKILL');
+}
