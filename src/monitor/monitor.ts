@@ -95,13 +95,25 @@ export function createMonitor(deps: MonitorDeps): Monitor {
 
   const pollContext = (): PollContext => ({ catalogue, fetcher: deps.fetcher, workDir: path.join(deps.stateDir, 'cache', 'monitor'), logger: log, now, signal: abort.signal });
 
-  async function pollFeed(feed: Feed): Promise<PollResult & { feed: string }> {
+  // Polls and notifications run one at a time (the schedule and an API "poll now" may overlap).
+  let queue: Promise<unknown> = Promise.resolve();
+  function exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const next = queue.then(work, work);
+    queue = next.catch(() => undefined);
+    return next;
+  }
+
+  function pollFeed(feed: Feed): Promise<PollResult & { feed: string }> {
+    return exclusive(() => pollFeedNow(feed));
+  }
+
+  async function pollFeedNow(feed: Feed): Promise<PollResult & { feed: string }> {
     const state = getFeedState(db, feed.name);
     const started = performance.now();
     const result = feed.kind === 'apt' ? await pollApt(feed, state, { ...pollContext(), db, managedLcs: deps.managedLcs }) : await pollPatchServer(feed, state, pollContext());
     const at = now();
-    const queue = db.prepare('INSERT OR IGNORE INTO pending_notifications (patch, queued_at) VALUES (?, ?)');
-    for (const name of result.registeredNames) queue.run(name, at.toISOString());
+    const enqueue = db.prepare('INSERT OR IGNORE INTO pending_notifications (patch, queued_at) VALUES (?, ?)');
+    for (const name of result.registeredNames) enqueue.run(name, at.toISOString());
     const after = recordPoll(db, feed, result, at);
     const fields = { event: 'feed.polled', feed: feed.name, outcome: result.outcome, registered: result.registered, ms: Math.round(performance.now() - started), nextPollAt: after.nextPollAt };
     if (result.error) log.warn({ ...fields, code: result.error.code, reason: result.error.message, failures: result.failures }, 'feed poll failed');
@@ -109,7 +121,15 @@ export function createMonitor(deps: MonitorDeps): Monitor {
     return { ...result, feed: feed.name };
   }
 
-  async function notifyPending(): Promise<number> {
+  function notifyPending(): Promise<number> {
+    return exclusive(notifyPendingNow);
+  }
+
+  /**
+   * Mails the pending patches to each administrator. An administrator already mailed about a
+   * patch is not mailed again when another administrator's mail fails and the batch is retried.
+   */
+  async function notifyPendingNow(): Promise<number> {
     const pending = db.prepare('SELECT patch FROM pending_notifications ORDER BY queued_at, patch').all() as { patch: string }[];
     if (pending.length === 0) return 0;
     if (!deps.mailer || !config.mail) return 0;
@@ -117,7 +137,8 @@ export function createMonitor(deps: MonitorDeps): Monitor {
     let sent = 0;
     const ttlMs = config.approval.challengeTtlHours * 3600_000;
     for (const admin of config.administrators) {
-      const mine = admin.categories ? patches.filter((p) => p.categories.some((c) => admin.categories?.includes(c))) : patches;
+      const alreadySent = new Set((db.prepare('SELECT patch FROM notifications_sent WHERE admin = ?').all(admin.name) as { patch: string }[]).map((r) => r.patch));
+      const mine = (admin.categories ? patches.filter((p) => p.categories.some((c) => admin.categories?.includes(c))) : patches).filter((p) => !alreadySent.has(p.name));
       if (mine.length === 0) continue;
       const challenge = issueChallenge(db, { admin: admin.name, patches: mine.map((p) => p.name), ttlMs, now: now() });
       const links =
@@ -136,7 +157,10 @@ export function createMonitor(deps: MonitorDeps): Monitor {
         expiresAt: challenge.expiresAt,
         links: links ? { approveAll: links[0] ?? '', reject: links[1] ?? '' } : undefined,
       });
-      await deps.mailer.send(mail); // a failure keeps everything pending for the next tick
+      await deps.mailer.send(mail); // a failure keeps the batch pending for the next try
+      const sentAt = now().toISOString();
+      const mark = db.prepare('INSERT OR IGNORE INTO notifications_sent (patch, admin, challenge, sent_at) VALUES (?, ?, ?, ?)');
+      db.transaction(() => mine.forEach((p) => mark.run(p.name, admin.name, challenge.challenge, sentAt)))();
       sent++;
       log.info({ event: 'mail.notified', admin: admin.name, patches: mine.length }, 'notification mailed');
     }

@@ -60,5 +60,18 @@ export const monitorSchema: ModuleSchema = {
         );
       `,
     },
+    {
+      version: 2,
+      description: 'which administrator was mailed about which patch',
+      up: `
+        CREATE TABLE notifications_sent (
+          patch TEXT NOT NULL,
+          admin TEXT NOT NULL,
+          challenge TEXT NOT NULL,
+          sent_at TEXT NOT NULL,
+          PRIMARY KEY (patch, admin)
+        );
+      `,
+    },
   ],
 };
