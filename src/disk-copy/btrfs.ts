@@ -102,12 +102,19 @@ export interface TransferOptions {
   /** Directory on the destination filesystem where the received subvolume appears (same basename). */
   receiveDir: string;
   signal?: AbortSignal;
-  /** Each chunk of the stream, before it goes to `btrfs receive`. May throw to abort the transfer. */
-  onChunk: (chunk: Buffer) => void;
+  /**
+   * When given, the stream passes through this process and every chunk is handed to onChunk before it
+   * goes to `btrfs receive` (onChunk may throw to abort). Without it, send's stdout is connected
+   * straight to receive's stdin and this process never touches the data (the full pass).
+   */
+  onChunk?: (chunk: Buffer) => void;
+  /** Bytes streamed so far, reported about every 200 ms. */
+  onBytes?: (bytes: number) => void;
 }
 
 export interface TransferResult {
   bytes: number;
+  /** The transfer, then flushing the received data to disk (a pass is done when it is durable). */
   durationMs: number;
 }
 
@@ -115,21 +122,37 @@ function stopProcess(proc: SpawnedProcess): void {
   if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL');
 }
 
+/** Bytes a process has written so far (wchar of /proc/<pid>/io), or undefined once it is gone. */
+async function bytesWritten(pid: number | undefined): Promise<number | undefined> {
+  if (pid === undefined) return undefined;
+  try {
+    const io = await fs.readFile(`/proc/${pid}/io`, 'utf8');
+    const match = /^wchar:\s+(\d+)/m.exec(io);
+    return match?.[1] ? Number(match[1]) : undefined;
+  } catch (error) {
+    if (isErrno(error, 'ENOENT') || isErrno(error, 'ESRCH')) return undefined;
+    throw error;
+  }
+}
+
 /**
- * Pipes `btrfs send [-p parent] snapshot` into `btrfs receive receiveDir` through this process, handing
- * every chunk to onChunk on the way. Rejects (after both processes have ended) when either command
- * fails, onChunk throws, or the signal aborts; the partly received subvolume is then left for the
- * caller's cleanup.
+ * Streams `btrfs send [-p parent] snapshot` into `btrfs receive receiveDir`, then flushes the
+ * destination filesystem. Rejects (after both processes have ended) when either command fails,
+ * onChunk throws, or the signal aborts; the partly received subvolume is then left for the caller's
+ * cleanup.
  */
 export async function transfer(options: TransferOptions): Promise<TransferResult> {
   const started = performance.now();
   const sendArgv = [BTRFS, 'send', '-q', ...(options.parent ? ['-p', options.parent] : []), options.snapshot];
   const receiveArgv = [BTRFS, 'receive', options.receiveDir];
   const send = spawnProcess(sendArgv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const receive = spawnProcess(receiveArgv, { stdio: ['pipe', 'ignore', 'pipe'] });
   const sendOut = send.child.stdout;
-  const receiveIn = receive.child.stdin;
-  if (!sendOut || !receiveIn) throw new UnderstudyError('INTERNAL', 'btrfs send/receive started without pipes');
+  if (!sendOut) throw new UnderstudyError('INTERNAL', 'btrfs send started without a stdout pipe');
+  const tapped = options.onChunk !== undefined;
+  // Direct mode: receive gets a duplicate of send's stdout; this process closes its own copy in the
+  // same tick, before the event loop could read from it.
+  const receive = spawnProcess(receiveArgv, { stdio: [tapped ? 'pipe' : sendOut, 'ignore', 'pipe'] });
+  if (!tapped) sendOut.destroy();
   let bytes = 0;
   let failure: unknown;
   const fail = (error: unknown): void => {
@@ -140,22 +163,42 @@ export async function transfer(options: TransferOptions): Promise<TransferResult
   const onAbort = (): void => fail(new UnderstudyError('DISK_COPY_CANCELLED', `Copy of ${options.snapshot} cancelled`));
   if (options.signal?.aborted) onAbort();
   options.signal?.addEventListener('abort', onAbort, { once: true });
-  receiveIn.on('error', () => {
-    /* receive died; its exit status tells why */
-  });
-  receiveIn.on('drain', () => sendOut.resume());
-  sendOut.on('data', (chunk: Buffer) => {
-    if (failure) return;
-    bytes += chunk.length;
-    try {
-      options.onChunk(chunk);
-    } catch (error) {
-      fail(error);
-      return;
-    }
-    if (!receiveIn.write(chunk)) sendOut.pause();
-  });
-  sendOut.on('end', () => receiveIn.end());
+  let poll: NodeJS.Timeout | undefined;
+  if (tapped) {
+    const receiveIn = receive.child.stdin;
+    if (!receiveIn) throw new UnderstudyError('INTERNAL', 'btrfs receive started without a stdin pipe');
+    receiveIn.on('error', () => {
+      /* receive died; its exit status tells why */
+    });
+    receiveIn.on('drain', () => sendOut.resume());
+    let lastReport = 0;
+    sendOut.on('data', (chunk: Buffer) => {
+      if (failure) return;
+      bytes += chunk.length;
+      try {
+        options.onChunk?.(chunk);
+      } catch (error) {
+        fail(error);
+        return;
+      }
+      const now = performance.now();
+      if (options.onBytes && now - lastReport >= 200) {
+        lastReport = now;
+        options.onBytes(bytes);
+      }
+      if (!receiveIn.write(chunk)) sendOut.pause();
+    });
+    sendOut.on('end', () => receiveIn.end());
+  } else {
+    poll = setInterval(() => {
+      void bytesWritten(send.child.pid).then((written) => {
+        if (written !== undefined) {
+          bytes = written;
+          options.onBytes?.(bytes);
+        }
+      }, () => undefined);
+    }, 200);
+  }
   // Whichever command fails first is the cause; the other is stopped (a dead receive would otherwise
   // leave send blocked on a full pipe forever).
   const failed: ExecResult[] = [];
@@ -177,7 +220,9 @@ export async function transfer(options: TransferOptions): Promise<TransferResult
       });
     }
   } finally {
+    if (poll) clearInterval(poll);
     options.signal?.removeEventListener('abort', onAbort);
   }
+  await exec([BTRFS, 'filesystem', 'sync', options.receiveDir], { timeoutMs: 600_000, ...(options.signal ? { signal: options.signal } : {}) });
   return { bytes, durationMs: performance.now() - started };
 }

@@ -16,15 +16,15 @@ const MiB = 1024 * 1024;
 
 async function runPass(
   ctx: CopyJobContext,
-  pass: { number: number; kind: PassReport['kind']; snapshot: string; parent?: string; total: number | null },
+  pass: { number: number; kind: PassReport['kind']; snapshot: string; parent?: string; total: number | null; snapshotMs: number },
 ): Promise<PassReport> {
   const phase = pass.kind;
   const recordsBefore = ctx.recorder.records.length;
-  // The full pass is the base copy, not history: it is not parsed.
+  // The full pass is the base copy, not history: it is not parsed, and its data goes straight from
+  // send to receive without passing through this process.
   const parser = pass.kind === 'full' ? undefined : new SendStreamParser((command) => ctx.recorder.take(pass.number, command));
   const started = performance.now();
   let bytes = 0;
-  let lastEmit = 0;
   const emit = (): void => {
     const seconds = (performance.now() - started) / 1000;
     ctx.progress({ phase, pass: pass.number, bytesDone: bytes, bytesTotal: pass.total, bytesPerSecond: seconds > 0 ? bytes / seconds : 0 });
@@ -35,19 +35,23 @@ async function runPass(
     ...(pass.parent ? { parent: pass.parent } : {}),
     receiveDir: ctx.destinationStage,
     ...(ctx.options.signal ? { signal: ctx.options.signal } : {}),
-    onChunk(chunk) {
-      parser?.push(chunk);
-      bytes += chunk.length;
-      const now = performance.now();
-      if (now - lastEmit >= 200) {
-        lastEmit = now;
-        emit();
-      }
+    ...(parser ? { onChunk: (chunk: Buffer) => parser.push(chunk) } : {}),
+    onBytes(done) {
+      bytes = done;
+      emit();
     },
   });
+  bytes = result.bytes;
   parser?.end();
   emit();
-  const report: PassReport = { pass: pass.number, kind: pass.kind, bytes: result.bytes, durationMs: result.durationMs, records: ctx.recorder.records.length - recordsBefore };
+  const report: PassReport = {
+    pass: pass.number,
+    kind: pass.kind,
+    bytes: result.bytes,
+    snapshotMs: pass.snapshotMs,
+    durationMs: result.durationMs,
+    records: ctx.recorder.records.length - recordsBefore,
+  };
   ctx.passes.push(report);
   ctx.flushHistory();
   return report;
@@ -63,12 +67,14 @@ export async function runSendReceive(ctx: CopyJobContext, policy: ResolvedCopyPo
     await deleteSubvolume(received(name));
   };
 
+  let snapshotStarted = performance.now();
   await snapshot({ source: ctx.source, target: sourceSnapshot('pass-0'), readOnly: true });
+  const firstSnapshotMs = performance.now() - snapshotStarted;
   const total = await usedBytes(sourceSnapshot('pass-0'));
   // Metadata and the writes still to come need room too: ask for 2 % + 16 MiB more than the data.
   await checkSpace(ctx.poolPath, Math.ceil(total * 1.02) + 16 * MiB);
   ctx.throwIfCancelled();
-  await runPass(ctx, { number: 0, kind: 'full', snapshot: sourceSnapshot('pass-0'), total });
+  await runPass(ctx, { number: 0, kind: 'full', snapshot: sourceSnapshot('pass-0'), total, snapshotMs: firstSnapshotMs });
 
   let previous = 'pass-0';
   let pass = 0;
@@ -89,8 +95,10 @@ export async function runSendReceive(ctx: CopyJobContext, policy: ResolvedCopyPo
       pass += 1;
       passesInPhase += 1;
       const name = `pass-${pass}`;
+      snapshotStarted = performance.now();
       await snapshot({ source: ctx.source, target: sourceSnapshot(name), readOnly: true });
-      const report = await runPass(ctx, { number: pass, kind: 'catch-up', snapshot: sourceSnapshot(name), parent: sourceSnapshot(previous), total: null });
+      const snapshotMs = performance.now() - snapshotStarted;
+      const report = await runPass(ctx, { number: pass, kind: 'catch-up', snapshot: sourceSnapshot(name), parent: sourceSnapshot(previous), total: null, snapshotMs });
       await drop(previous);
       previous = name;
       const sent = ctx.passes.reduce((sum, p) => sum + p.bytes, 0);
@@ -128,13 +136,16 @@ export async function runSendReceive(ctx: CopyJobContext, policy: ResolvedCopyPo
     ctx.progress({ phase: 'cut', pass, bytesDone: 0, bytesTotal: null, bytesPerSecond: 0 });
     const cutSnapshot = sourceSnapshot('cut');
     let cutAt: string | undefined;
+    let cutSnapshotMs = 0;
     const frozenAt = performance.now();
     try {
       await freezer.freeze();
+      snapshotStarted = performance.now();
       await snapshot({ source: ctx.source, target: cutSnapshot, readOnly: true });
+      cutSnapshotMs = performance.now() - snapshotStarted;
       cutAt = new Date().toISOString();
       // Only a writer that outran every pass keeps the LC frozen across a transfer (policy long-freeze).
-      if (longFreeze) await runPass(ctx, { number: pass, kind: 'final', snapshot: cutSnapshot, parent: sourceSnapshot(previous), total: null });
+      if (longFreeze) await runPass(ctx, { number: pass, kind: 'final', snapshot: cutSnapshot, parent: sourceSnapshot(previous), total: null, snapshotMs: cutSnapshotMs });
     } finally {
       await freezer.thaw();
     }
@@ -142,7 +153,7 @@ export async function runSendReceive(ctx: CopyJobContext, policy: ResolvedCopyPo
     await liftThrottle();
     if (!longFreeze) {
       ctx.throwIfCancelled();
-      await runPass(ctx, { number: pass, kind: 'final', snapshot: cutSnapshot, parent: sourceSnapshot(previous), total: null });
+      await runPass(ctx, { number: pass, kind: 'final', snapshot: cutSnapshot, parent: sourceSnapshot(previous), total: null, snapshotMs: cutSnapshotMs });
     }
     await drop(previous);
     onDestinationCreated();

@@ -107,8 +107,15 @@ export type Convergence = 'converged' | 'throttled' | 'long-freeze' | 'instant';
 export interface PassReport {
   pass: number;
   kind: 'full' | 'catch-up' | 'final';
-  /** Stream bytes carried. */
+  /**
+   * Stream bytes carried. Exact for catch-up and final passes (they pass through the history parser);
+   * for the full pass, which goes straight from send to receive, sampled from send's I/O counter every
+   * 200 ms (the last sample before it ended).
+   */
   bytes: number;
+  /** Taking the pass's read-only snapshot (for the final pass: the cut snapshot, inside the freeze). */
+  snapshotMs: number;
+  /** The transfer (send → receive) and flushing the received data to disk. */
   durationMs: number;
   /** History records this pass added. */
   records: number;

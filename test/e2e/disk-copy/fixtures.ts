@@ -86,6 +86,8 @@ export async function fillTree(root: string, options: { largeMb?: number; smallF
 
 export interface Writer {
   pid: number;
+  /** Rounds of the loop done so far (from the newest file.N it created). */
+  rounds(): Promise<number>;
   cgroup: Cgroup;
   /** Kills the writer and everything in its cgroup (by pid), then removes the cgroup. Idempotent. */
   stop(): Promise<void>;
@@ -94,11 +96,11 @@ export interface Writer {
 /**
  * The writer inside the "LC": appends, overwrites in place, writes a big file in place (bigMb MiB per
  * round, 0 for none), creates a file under a temporary name and renames it into place, deletes old
- * files. $1 dir, $2 bigMb, $3 pause (s).
+ * files. $1 dir, $2 bigMb, $3 pause (s), $4 slots of bigMb in big.bin (its working set).
  */
 const writerScript = `
 set -u
-d=$1; big=$2; pause=$3
+d=$1; big=$2; pause=$3; slots=$4
 mkdir -p "$d/w"
 i=0
 while :; do
@@ -106,7 +108,7 @@ while :; do
   head -c 1000 /dev/urandom >> "$d/w/append.log"
   dd if=/dev/urandom of="$d/w/inplace.bin" bs=4096 count=1 seek=$((i % 64)) conv=notrunc status=none
   if [ "$big" -gt 0 ]; then
-    dd if=/dev/urandom of="$d/w/big.bin" bs=1M count="$big" seek=$(( (i % 8) * big )) conv=notrunc status=none
+    dd if=/dev/urandom of="$d/w/big.bin" bs=1M count="$big" seek=$(( (i % slots) * big )) conv=notrunc status=none
   fi
   echo "$i" > "$d/w/new.$i.tmp" && mv "$d/w/new.$i.tmp" "$d/w/file.$i"
   if [ $i -gt 10 ]; then rm -f "$d/w/file.$((i-10))"; fi
@@ -114,13 +116,13 @@ while :; do
 done
 `;
 
-export async function startWriter(options: { dir: string; bigMb?: number; pauseSeconds?: number }): Promise<Writer> {
+export async function startWriter(options: { dir: string; bigMb?: number; pauseSeconds?: number; slots?: number }): Promise<Writer> {
   const cgroup = await createCgroup(`us-dc-writer-${tag()}${tag()}`);
   // The shell joins the cgroup before it starts the script, so that no write escapes the freezer.
   const join = 'for f in $US_PROCS; do echo $$ > "$f"; done; exec sh -c "$0" writer "$@"';
   let proc;
   try {
-    proc = spawnProcess(['sh', '-c', join, writerScript, options.dir, String(options.bigMb ?? 0), String(options.pauseSeconds ?? 0.02)], {
+    proc = spawnProcess(['sh', '-c', join, writerScript, options.dir, String(options.bigMb ?? 0), String(options.pauseSeconds ?? 0.02), String(options.slots ?? 8)], {
       env: { US_PROCS: cgroup.procsFiles.join(' ') },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -159,5 +161,9 @@ export async function startWriter(options: { dir: string; bigMb?: number; pauseS
     if (await fs.stat(path.join(options.dir, 'w', 'append.log')).then(() => true, () => false)) break;
     await sleep(20);
   }
-  return { pid, cgroup, stop };
+  const rounds = async (): Promise<number> => {
+    const names = await fs.readdir(path.join(options.dir, 'w')).catch(() => [] as string[]);
+    return Math.max(0, ...names.map((n) => /^file\.(\d+)$/.exec(n)?.[1]).filter((n): n is string => n !== undefined).map(Number));
+  };
+  return { pid, cgroup, rounds, stop };
 }
