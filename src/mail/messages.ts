@@ -91,6 +91,8 @@ export interface ParsedReply {
   approval: { challenge: string; decision: Decision; code: string } | null;
   /** Why `approval` is null. */
   problem: string | null;
+  /** Sent by a machine (Auto-Submitted, Precedence bulk/list/junk): never answered, to avoid mail loops. */
+  automatic: boolean;
 }
 
 function field(lines: readonly string[], name: string): string | undefined {
@@ -106,7 +108,10 @@ function field(lines: readonly string[], name: string): string | undefined {
 export async function parseReply(source: Buffer | string): Promise<ParsedReply> {
   const mail = await simpleParser(source, { skipHtmlToText: false, skipImageLinks: true });
   const from = (mail.from?.value[0]?.address ?? '').toLowerCase();
-  const base = { from, messageId: mail.messageId ?? null, subject: mail.subject ?? '' };
+  const autoSubmitted = String(mail.headers.get('auto-submitted') ?? 'no').toLowerCase();
+  const precedence = String(mail.headers.get('precedence') ?? '').toLowerCase();
+  const automatic = autoSubmitted !== 'no' || ['bulk', 'list', 'junk'].includes(precedence);
+  const base = { from, messageId: mail.messageId ?? null, subject: mail.subject ?? '', automatic };
   const lines = (mail.text ?? '').split(/\r?\n/).filter((l) => !l.trimStart().startsWith('>'));
   const challenge = field(lines, 'Challenge')?.toLowerCase();
   const decisionText = field(lines, 'Decision');

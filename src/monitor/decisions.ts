@@ -8,7 +8,7 @@ import type { Logger } from '../core/index.ts';
 import type { Db } from '../store/index.ts';
 import type { Catalogue, Patch, PatchCategory } from '../catalogue/index.ts';
 import type { Decision } from '../mail/index.ts';
-import type { ManagedLcs, StartPatchRun } from './monitor.ts';
+import type { ManagedLcs, StartPatchRun } from './lcs.ts';
 
 export interface ApplyDeps {
   db: Db;

@@ -27,16 +27,9 @@ import type { Fetcher } from './fetch.ts';
 import { pollPatchServer, type PollContext, type PollResult } from './poll-patch-server.ts';
 import { pollApt } from './poll-apt.ts';
 import { applyDecision, autoApprove, type ApplyDeps } from './decisions.ts';
+import type { ManagedLcs, StartPatchRun } from './lcs.ts';
 
-/** The logical computers the monitor may patch, owned by the inventory (injected, never imported). */
-export interface ManagedLcs {
-  list(): Promise<string[]>;
-  /** Installed Debian packages of an LC: name → version. */
-  installedPackages(lc: string): Promise<Map<string, string>>;
-}
-
-/** Starts the patch run for these LCs (the patch-run module plugs in here). */
-export type StartPatchRun = (request: { lcs: string[]; patches: string[]; reason: string }) => Promise<void>;
+export type { ManagedLcs, StartPatchRun } from './lcs.ts';
 
 export interface MonitorDeps {
   db: Db;
@@ -195,6 +188,7 @@ export function createMonitor(deps: MonitorDeps): Monitor {
       if (db.prepare('SELECT 1 FROM processed_messages WHERE message_key = ?').get(key)) continue;
       const ownAddress = config.mail?.from.toLowerCase() ?? '';
       if (reply.from === ownAddress) continue; // never answer our own mail (no loops)
+      const mayAnswer = !reply.automatic;
       let verdict: ApprovalVerdict;
       const knownSender = config.administrators.some((a) => a.email === reply.from);
       if (!knownSender) verdict = { ok: false, reason: 'unknown-sender', message: 'the sender is not a configured administrator' };
@@ -221,11 +215,11 @@ export function createMonitor(deps: MonitorDeps): Monitor {
       if (verdict.ok) {
         log.info({ event: 'approval.accepted', admin: verdict.admin.name, decision: verdict.decision.kind, patches: verdict.patches }, 'approval accepted');
         await applyVerdict(verdict, 'mail');
-        await answer(reply.from, reply.subject, reply.messageId, true, describeAccepted(verdict.decision, verdict.patches));
+        if (mayAnswer) await answer(reply.from, reply.subject, reply.messageId, true, describeAccepted(verdict.decision, verdict.patches));
       } else {
         log.warn({ event: 'approval.rejected', from: reply.from, reason: verdict.reason }, 'approval rejected');
         // Unknown senders get an answer too (the brief asks for it), but only a short one.
-        await answer(reply.from, reply.subject, reply.messageId, false, `Your reply was not accepted: ${verdict.message}. Nothing was changed.`);
+        if (mayAnswer) await answer(reply.from, reply.subject, reply.messageId, false, `Your reply was not accepted: ${verdict.message}. Nothing was changed.`);
       }
       verdicts.push(verdict);
     }

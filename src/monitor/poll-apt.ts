@@ -17,7 +17,7 @@ import { safeUrl } from './fetch.ts';
 import { parsePackages, parseRelease, type PackageEntry } from './apt-index.ts';
 import { compareDebianVersions } from './debian-version.ts';
 import { defaultFeedTimeoutMs, defaultMaxPatchBytes, type PollContext, type PollResult } from './poll-patch-server.ts';
-import type { ManagedLcs } from './monitor.ts';
+import type { ManagedLcs } from './lcs.ts';
 
 const maxIndexBytes = 256 * 1024 * 1024;
 

@@ -40,6 +40,9 @@ void test('replies: quoted lines ignored, missing or malformed fields reported',
   assert.match((await parseReply(mail(`Challenge: xyz\nDecision: approve all\nCode: 12345678`))).problem ?? '', /40 hex/);
   assert.match((await parseReply(mail(`Challenge: ${challenge}\nDecision: approve all\nCode: 1234`))).problem ?? '', /8 digits/);
   assert.match((await parseReply(mail(`Challenge: ${challenge}\nDecision: sure\nCode: 12345678`))).problem ?? '', /not understood/);
+  assert.equal(good.automatic, false);
+  const vacation = await parseReply(`From: a@x\r\nAuto-Submitted: auto-replied\r\nSubject: away\r\n\r\nI am away`);
+  assert.equal(vacation.automatic, true, 'auto-replies are recognised (and never answered)');
   const garbage = await parseReply(Buffer.from([0, 1, 2, 255, 254, 10, 13]));
   assert.equal(garbage.approval, null);
 });
