@@ -17,7 +17,7 @@ export function registerMonitorCommands(program: Command, ctx: CliContext): void
     .action(async (o: { feed?: string; config?: string }) => {
       const config = loadMonitorConfig(o.config ?? defaultConfigPath(ctx.stateDir()), { required: o.config !== undefined });
       const { db, catalogue } = openMonitorStore(ctx.stateDir());
-      const logger = createLogger({ pretty: !ctx.json(), level: process.env.UNDERSTUDY_LOG_LEVEL ?? 'warn' });
+      const logger = createLogger({ pretty: process.stderr.isTTY && !ctx.json(), level: process.env.UNDERSTUDY_LOG_LEVEL ?? 'warn' });
       const m = createMonitor({
         db,
         catalogue,
@@ -31,7 +31,7 @@ export function registerMonitorCommands(program: Command, ctx: CliContext): void
       try {
         const results = await m.pollNow(o.feed);
         const data = results.map((r) => ({ feed: r.feed, outcome: r.outcome, registered: r.registeredNames, failures: r.failures }));
-        ctx.print({ results: data }, () =>
+        if (!(ctx.json() && results.some((r) => r.outcome === 'failed' || r.outcome === 'partial'))) ctx.print({ results: data }, () =>
           results.length === 0
             ? 'No feeds.'
             : results
@@ -45,9 +45,10 @@ export function registerMonitorCommands(program: Command, ctx: CliContext): void
         );
         const failed = results.filter((r) => r.outcome === 'failed' || r.outcome === 'partial');
         const first = failed[0]?.error;
-        if (first && !ctx.json()) {
+        if (first) {
           throw new UnderstudyError(first.code as ErrorCode, `${failed.length} feed(s) did not poll cleanly (first: ${failed[0]?.feed}: ${first.message})`, {
             hint: 'Nothing bad was registered; the monitor retries with backoff. `understudy monitor status` shows each feed.',
+            details: { results: data },
           });
         }
       } finally {

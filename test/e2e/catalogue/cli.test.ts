@@ -3,15 +3,34 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { exec } from '../../../src/core/index.ts';
+import { main } from '../../../src/cli/index.ts';
 import { PatchServerDir, startHttpServer, tempDir } from '../monitor/fixtures.ts';
 
-const repo = path.resolve(import.meta.dirname, '../../..');
+/** Runs the CLI in-process (a subprocess per command costs ~2 s of tsx start-up each). */
+async function runCli(argv: string[], okCodes: number[]): Promise<{ stdout: string; stderr: string; exitCode: number }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const writeOut = process.stdout.write.bind(process.stdout);
+  const writeErr = process.stderr.write.bind(process.stderr);
+  // The CLI writes strings; the test runner's own reporting (binary) must pass through untouched.
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => (typeof chunk === 'string' ? out.push(chunk) > 0 : writeOut(chunk, ...rest))) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string | Uint8Array, ...rest: never[]) => (typeof chunk === 'string' ? err.push(chunk) > 0 : writeErr(chunk, ...rest))) as typeof process.stderr.write;
+  let exitCode: number;
+  try {
+    exitCode = await main(argv);
+  } finally {
+    process.stdout.write = writeOut;
+    process.stderr.write = writeErr;
+  }
+  const result = { stdout: out.join(''), stderr: err.join(''), exitCode };
+  assert.ok(okCodes.includes(exitCode), `understudy ${argv.join(' ')} exited ${exitCode}: ${result.stderr}`);
+  return result;
+}
 
 void test('understudy patch / feed / monitor commands', { timeout: 60_000 }, async (t) => {
   const stateDir = tempDir('us-cli');
   t.after(() => fs.rmSync(stateDir, { recursive: true, force: true }));
-  const cli = (args: string[], okCodes = [0]) => exec(['node', '--import', 'tsx', 'src/cli/entry.ts', '--state-dir', stateDir, ...args], { cwd: repo, okCodes });
+  const cli = (args: string[], okCodes = [0]) => runCli(['--state-dir', stateDir, ...args], okCodes);
   const json = async <T>(args: string[]): Promise<T> => JSON.parse((await cli(['--json', ...args])).stdout) as T;
 
   const file = path.join(stateDir, 'fix.diff');
