@@ -21,4 +21,5 @@ export { SendStreamParser, sendCommands, sendAttributes, type SendCommand, type 
 export { hashTree, differingPaths, type TreeHash } from './tree-hash.ts';
 export { createCgroup, existingCgroupFreezer, cgroupVersion, deviceOf, deviceNumber, type Cgroup, type CgroupVersion } from './cgroup.ts';
 export { resolvePolicy, decideNextStep, type NextStep, type PassState } from './policy.ts';
+export { recoverCopyJobs } from './recover.ts';
 export { diskCopySchema, getCopyJob, listCopyJobs, listCopyHistory, type CopyJob, type CopyJobState } from './store.ts';

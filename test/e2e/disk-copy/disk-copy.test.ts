@@ -8,8 +8,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { exec } from '../../../src/core/index.ts';
-import { copyDisk, diskCopySchema, getCopyJob, hashTree, listCopyHistory, type CopyPhase } from '../../../src/disk-copy/index.ts';
+import { exec, spawnProcess } from '../../../src/core/index.ts';
+import { copyDisk, diskCopySchema, getCopyJob, hashTree, listCopyHistory, listCopyJobs, recoverCopyJobs, type CopyPhase } from '../../../src/disk-copy/index.ts';
 import { openStore, type Db } from '../../../src/store/index.ts';
 import { createPool, createSubvolume, fillTree, startWriter, tag, type Pool } from './fixtures.ts';
 import { assertNoLeftovers, assertSameTree, deleteSubvolumes, exists, recordingFreezer } from './helpers.ts';
@@ -209,5 +209,53 @@ void describe('disk copy (btrfs pools on loop devices)', () => {
     assert.equal(await exists(path.join(poolB.path, name)), false);
     await assertNoLeftovers([poolA.path, poolB.path]);
     t.diagnostic(`throttle run: ${r1.convergence}, throttled ${Math.round(r1.throttledMs)} ms, frozen ${r1.freezeMs.toFixed(1)} ms; long-freeze run frozen ${r2.freezeMs.toFixed(1)} ms`);
+  });
+  void it('after a crash of the manager mid-copy, recovery removes the leftovers and marks the job failed', async (t) => {
+    const source = path.join(poolA.path, `disk6-${tag()}`);
+    await createSubvolume(source);
+    await fillTree(source, { largeMb: 200, smallFiles: 20 });
+    const name = `crashed-${tag()}`;
+    const child = spawnProcess(
+      ['node', '--import', 'tsx', path.join(import.meta.dirname, 'copy-child.ts'), JSON.stringify({ source, poolPath: poolB.path, name, dbFile: path.join(dbDir, 'store.db') })],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const orphans: number[] = [];
+    t.after(() => {
+      for (const pid of [child.child.pid ?? 0, ...orphans]) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    });
+    // Kill the manager once the full pass is streaming; its btrfs send/receive children are killed too.
+    await new Promise<void>((resolve, reject) => {
+      let buffered = '';
+      child.child.stdout?.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString();
+        const lines = buffered.split('\n');
+        buffered = lines.pop() ?? '';
+        if (lines.some((l) => /"phase":"full"/.test(l) && !/"bytesDone":0,/.test(l))) resolve();
+      });
+      void child.done.then(() => reject(new Error('the copy ended before it could be killed')));
+    });
+    const childPid = child.child.pid ?? 0;
+    for (const task of await fs.readdir(`/proc/${childPid}/task`)) {
+      const kids = await fs.readFile(`/proc/${childPid}/task/${task}/children`, 'utf8').catch(() => '');
+      orphans.push(...kids.split(' ').filter(Boolean).map(Number));
+    }
+    process.kill(childPid, 'SIGKILL');
+    for (const pid of orphans) process.kill(pid, 'SIGKILL');
+    await child.done;
+    const running = listCopyJobs(db).filter((j) => j.state === 'running' && j.destination === path.join(poolB.path, name));
+    assert.equal(running.length, 1, 'the killed copy is still marked running');
+    assert.ok((await fs.readdir(poolA.path)).some((n) => n.startsWith('.understudy-copy-')), 'its snapshots are left behind');
+
+    const recovered = await recoverCopyJobs(db);
+    assert.deepEqual(recovered, [running[0]?.id]);
+    assert.equal(getCopyJob(db, running[0]?.id ?? '').state, 'failed');
+    assert.equal(await exists(path.join(poolB.path, name)), false);
+    await assertNoLeftovers([poolA.path, poolB.path]);
   });
 });
