@@ -198,12 +198,13 @@ export function createCatalogue(options: CatalogueOptions): Catalogue {
         await fs.rename(partial, stored);
       }
       const at = now();
-      db.prepare(
+      const insert = db.prepare(
         `INSERT INTO patches (name, categories, format, sha256, size, source_feed, source_url, description, package, version,
            published_at, first_seen_at, registered_at, file_path)
          VALUES (@name, @categories, @format, @sha256, @size, @source_feed, @source_url, @description, @package, @version,
            @published_at, @first_seen_at, @registered_at, @file_path)`,
-      ).run({
+      );
+      const row = {
         name: opts.name,
         categories: JSON.stringify(categories),
         format,
@@ -218,7 +219,16 @@ export function createCatalogue(options: CatalogueOptions): Catalogue {
         first_seen_at: opts.firstSeenAt ?? at,
         registered_at: at,
         file_path: stored,
-      });
+      };
+      try {
+        insert.run(row);
+      } catch (error) {
+        // Another process (a CLI `monitor run` next to the daemon) registered it meanwhile.
+        if ((error as { code?: string }).code !== 'SQLITE_CONSTRAINT_PRIMARYKEY') throw error;
+        const raced = selectPatch.get(opts.name) as PatchRow;
+        if (raced.sha256 === declared) return { patch: toPatch(raced), created: false };
+        throw new UnderstudyError('PATCH_EXISTS', `Patch "${opts.name}" is already registered with sha256 ${raced.sha256}`, { details: { name: opts.name } });
+      }
       return { patch: getPatch(opts.name), created: true };
     },
 
