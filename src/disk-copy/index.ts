@@ -22,4 +22,15 @@ export { hashTree, differingPaths, type TreeHash } from './tree-hash.ts';
 export { createCgroup, existingCgroupFreezer, cgroupVersion, deviceOf, deviceNumber, type Cgroup, type CgroupVersion } from './cgroup.ts';
 export { resolvePolicy, decideNextStep, type NextStep, type PassState } from './policy.ts';
 export { recoverCopyJobs } from './recover.ts';
-export { diskCopySchema, getCopyJob, listCopyJobs, listCopyHistory, type CopyJob, type CopyJobState } from './store.ts';
+export {
+  diskCopySchema,
+  getCopyJob,
+  listCopyJobs,
+  listCopyHistory,
+  insertCopyJob,
+  appendCopyHistory,
+  finishCopyJob,
+  failCopyJob,
+  type CopyJob,
+  type CopyJobState,
+} from './store.ts';

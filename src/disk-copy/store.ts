@@ -120,10 +120,15 @@ export function insertCopyJob(
   db: Db,
   job: { id: string; label?: string; source: string; destination: string; mode: CopyMode; sourceStage: string; destinationStage: string | null },
 ): void {
-  db.prepare(
-    `INSERT INTO copy_jobs (id, label, source, destination, mode, state, source_stage, destination_stage, started_at)
-     VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)`,
-  ).run(job.id, job.label ?? null, job.source, job.destination, job.mode, job.sourceStage, job.destinationStage, new Date().toISOString());
+  // A job id used again (a patch-run step re-run after a crash) starts a fresh record.
+  db.transaction(() => {
+    db.prepare('DELETE FROM copy_history WHERE job_id = ?').run(job.id);
+    db.prepare('DELETE FROM copy_jobs WHERE id = ?').run(job.id);
+    db.prepare(
+      `INSERT INTO copy_jobs (id, label, source, destination, mode, state, source_stage, destination_stage, started_at)
+       VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)`,
+    ).run(job.id, job.label ?? null, job.source, job.destination, job.mode, job.sourceStage, job.destinationStage, new Date().toISOString());
+  })();
 }
 
 /** Appends history records after the ones already stored for the job. */

@@ -64,7 +64,10 @@ export interface CopyDiskOptions {
   onProgress?: (event: CopyProgress) => void;
   /** When given, the job, its summary and its history records are stored (module 'disk-copy'). */
   db?: Db;
-  /** Default: 8 random hex digits. Names the job's snapshots, so it must be unique among running copies. */
+  /**
+   * Default: 8 random hex digits. Names the job's snapshots, so it must be unique among running copies.
+   * Reusing the id of an earlier job (a re-run step) replaces that job's stored record and history.
+   */
   jobId?: string;
   /** Free text kept with the job, e.g. "lc1/system → lc2/system". */
   label?: string;
