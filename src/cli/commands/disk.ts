@@ -53,12 +53,12 @@ export function formatProgress(e: CopyProgress): string {
 function progressRenderer(ctx: CliContext): (e: CopyProgress) => void {
   if (ctx.json()) return () => undefined;
   const tty = process.stderr.isTTY;
-  let lastPhase = '';
+  let last: CopyProgress | undefined;
   return (e) => {
-    const line = formatProgress(e);
-    if (tty) process.stderr.write(`\r\x1b[2K${line}${e.phase === 'done' ? '\n' : ''}`);
-    else if (e.phase !== lastPhase) ctx.progress(line);
-    lastPhase = e.phase;
+    if (tty) process.stderr.write(`\r\x1b[2K${formatProgress(e)}${e.phase === 'done' ? '\n' : ''}`);
+    // Not a terminal: one line per phase, with how that phase ended.
+    else if (last && last.phase !== e.phase) ctx.progress(formatProgress(last));
+    last = e;
   };
 }
 
