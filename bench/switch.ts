@@ -39,6 +39,8 @@ interface Row {
   switchMs: number;
   /** p99 of how late the load generator itself dispatched requests (machine load shows here). */
   lagP99: number;
+  /** Switches whose drain timed out with connections still on the old LC (understudy only). */
+  drainTimeouts?: number;
   /** Stateful: median time new connections waited in LC2's backlog for the final sync. */
   holdMs?: number;
 }
@@ -69,7 +71,7 @@ function fakeAppDisk(dir: string): () => Promise<void> {
   };
 }
 
-function ourSwitch(topo: Topology, method: SwitchMethod, holds: number[], finalSync?: () => Promise<void>): SwitchOnce {
+function ourSwitch(topo: Topology, method: SwitchMethod, holds: number[], finalSync?: () => Promise<void>, timeouts: number[] = []): SwitchOnce {
   const db = openStore(':memory:', [switchSchema]);
   const { lc1, lc2, net, port } = topo;
   return async (forward) => {
@@ -85,6 +87,7 @@ function ourSwitch(topo: Topology, method: SwitchMethod, holds: number[], finalS
     const [a, b] = forward ? [lc1, lc2] : [lc2, lc1];
     const result = await runSwitch({ ...plan, tailMs: 300, drainTimeoutMs: 5000, stateful: finalSync !== undefined }, { db, from: topo.side(a), to: topo.side(b), moveNic: topo.moveNic, finalSync });
     if (finalSync) holds.push(result.holdMs);
+    if (result.leftOnLc1 > 0) timeouts.push(result.leftOnLc1);
     return result.durationMs;
   };
 }
@@ -172,11 +175,12 @@ async function bench(c: Contender): Promise<Row> {
   try {
     let once: SwitchOnce;
     const holds: number[] = [];
+    const timeouts: number[] = [];
     if (c === 'naive') once = naiveSwitch(topo);
     else if (c === 'restart') once = restartSwitch(topo);
     else if (c === 'keepalived') ({ once, stop: cleanup } = await keepalivedSwitch(topo, dir));
-    else if (c.endsWith('+stateful')) once = ourSwitch(topo, c.replace('+stateful', '') as SwitchMethod, holds, fakeAppDisk(dir));
-    else once = ourSwitch(topo, c as SwitchMethod, holds);
+    else if (c.endsWith('+stateful')) once = ourSwitch(topo, c.replace('+stateful', '') as SwitchMethod, holds, fakeAppDisk(dir), timeouts);
+    else once = ourSwitch(topo, c as SwitchMethod, holds, undefined, timeouts);
     const before = await clientCounters(topo.clientNs);
     const load = startClientLoad(topo.clientNs, {
       url: `http://${topo.net}.10:${topo.port}/`,
@@ -207,7 +211,8 @@ async function bench(c: Contender): Promise<Row> {
     const after = await clientCounters(topo.clientNs);
     const row = summarise(c, run, windows, { resets: after.resets - before.resets, synRetrans: after.synRetrans - before.synRetrans });
     holds.sort((x, y) => x - y);
-    return holds.length > 0 ? { ...row, holdMs: holds[Math.floor(holds.length / 2)] } : row;
+    const ours = c !== 'naive' && c !== 'keepalived' && c !== 'restart';
+    return { ...row, ...(holds.length > 0 ? { holdMs: holds[Math.floor(holds.length / 2)] } : {}), ...(ours ? { drainTimeouts: timeouts.length } : {}) };
   } finally {
     await cleanup();
     await topo.destroy();
@@ -233,9 +238,9 @@ for (const c of only) {
   rows.push({ ...(await bench(c)), name: labels[c] });
 }
 const f = (x: number): string => x.toFixed(1);
-const header = '| method | switches | requests | failed | RSTs | SYN retrans | steady p99 ms | window p99 ms | window max ms | delayed >= 1 s | median switch ms | median hold ms | client lag p99 ms |';
+const header = '| method | switches | requests | failed | RSTs | SYN retrans | steady p99 ms | window p99 ms | window max ms | delayed >= 1 s | median switch ms | median hold ms | client lag p99 ms | drain timeouts |';
 console.log(header);
 console.log(`|${header.split('|').slice(1, -1).map(() => '---').join('|')}|`);
 for (const r of rows) {
-  console.log(`| ${r.name} | ${r.switches} | ${r.requests} | ${r.failed} | ${r.resets} | ${r.synRetrans} | ${f(r.steadyP99)} | ${f(r.windowP99)} | ${f(r.windowMax)} | ${r.delayed1s} | ${r.switchMs} | ${r.holdMs ?? '-'} | ${f(r.lagP99)} |`);
+  console.log(`| ${r.name} | ${r.switches} | ${r.requests} | ${r.failed} | ${r.resets} | ${r.synRetrans} | ${f(r.steadyP99)} | ${f(r.windowP99)} | ${f(r.windowMax)} | ${r.delayed1s} | ${r.switchMs} | ${r.holdMs ?? '-'} | ${f(r.lagP99)} | ${r.drainTimeouts ?? '-'} |`);
 }
