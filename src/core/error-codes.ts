@@ -66,6 +66,7 @@ export const errorCatalogue = {
   DISK_COPY_NOT_CONVERGED: { meaning: 'The LC wrote faster than the copy could catch up within the configured passes.', fix: 'Allow more passes, configure throttling or a long freeze (policy.onNoConvergence), or copy at a quieter time.' },
   DISK_COPY_VERIFY_FAILED: { meaning: 'The copy\'s tree hash differs from the source\'s at the cut; the copy was removed.', fix: 'Report it as a bug with the differing paths named in the message.' },
   DISK_COPY_NOT_FOUND: { meaning: 'No disk copy job with that id.', fix: 'Check the id printed by `understudy disk copy`.' },
+  DISK_COPY_FREEZE_FAILED: { meaning: 'The writers of the source could not be frozen for the cut (they were thawed again).', fix: 'Check the LC\'s processes (a process stuck in the kernel blocks the cgroup freezer) and copy again.' },
   // --- switch
   SWITCH_PLAN_INVALID: { meaning: 'The switch plan is incomplete or contradicts itself (addresses, MACs, NICs).', fix: 'Correct the value named in the message.' },
   SWITCH_METHOD_UNKNOWN: { meaning: 'No switch method of that name.', fix: 'Use one of: move-nic, swap-address, instant.' },

@@ -130,19 +130,26 @@ export async function existingCgroupFreezer(dir: string): Promise<Freezer> {
       hint: 'Name a cgroup v1 freezer directory (/sys/fs/cgroup/freezer/…) or a cgroup v2 directory.',
     });
   }
+  const isFrozen = async (): Promise<boolean> =>
+    v1 ? (await readControl(path.join(dir, 'freezer.state'))) === 'FROZEN' : /^frozen 1$/m.test(await readControl(path.join(dir, 'cgroup.events')));
+  const setFrozen = (frozen: boolean): Promise<void> =>
+    v1 ? writeControl(path.join(dir, 'freezer.state'), frozen ? 'FROZEN' : 'THAWED') : writeControl(path.join(dir, 'cgroup.freeze'), frozen ? '1' : '0');
   return {
+    // A v1 freezer can stay FREEZING while a vfork() parent waits for a child frozen before exec:
+    // after 250 ms, thaw for a moment (the child execs) and freeze again; give up after 20 tries.
     async freeze() {
-      if (v1) {
-        await writeControl(path.join(dir, 'freezer.state'), 'FROZEN');
-        while ((await readControl(path.join(dir, 'freezer.state'))) !== 'FROZEN') await sleep(1);
-      } else {
-        await writeControl(path.join(dir, 'cgroup.freeze'), '1');
-        while (!/^frozen 1$/m.test(await readControl(path.join(dir, 'cgroup.events')))) await sleep(1);
+      for (let attempt = 1; attempt <= 20; attempt += 1) {
+        await setFrozen(true);
+        const deadline = performance.now() + 250;
+        while (performance.now() < deadline) {
+          if (await isFrozen()) return;
+          await sleep(1);
+        }
+        await setFrozen(false);
+        await sleep(10);
       }
+      throw new UnderstudyError('DISK_COPY_FREEZE_FAILED', `The cgroup ${dir} did not freeze (20 attempts of 250 ms); it was thawed again`);
     },
-    async thaw() {
-      if (v1) await writeControl(path.join(dir, 'freezer.state'), 'THAWED');
-      else await writeControl(path.join(dir, 'cgroup.freeze'), '0');
-    },
+    thaw: () => setFrozen(false),
   };
 }

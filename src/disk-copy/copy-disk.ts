@@ -23,7 +23,8 @@ import type { CopyJobContext, CutOutcome } from './job-context.ts';
 import { runSendReceive } from './send-receive.ts';
 import { appendCopyHistory, failCopyJob, finishCopyJob, insertCopyJob } from './store.ts';
 import { differingPaths, hashTree } from './tree-hash.ts';
-import type { CopyDiskOptions, CopyMode, CopyResult } from './types.ts';
+import { whileFrozen } from './freeze.ts';
+import type { CopyDiskOptions, CopyMode, CopyResult, ResolvedCopyPolicy } from './types.ts';
 
 const NAME_PATTERN = /^[A-Za-z0-9][\w.-]{0,99}$/;
 
@@ -73,23 +74,18 @@ async function explainFailure(error: unknown, ctx: CopyJobContext): Promise<unkn
   });
 }
 
-async function runSnapshotMode(ctx: CopyJobContext): Promise<CutOutcome> {
+async function runSnapshotMode(ctx: CopyJobContext, policy: ResolvedCopyPolicy): Promise<CutOutcome> {
   const cut = path.join(ctx.sourceStage, 'cut');
   ctx.progress({ phase: 'cut', pass: 0, bytesDone: 0, bytesTotal: null, bytesPerSecond: 0 });
   // Flush dirty data first so that the snapshot inside the freeze has little left to write.
   await exec(['btrfs', 'filesystem', 'sync', ctx.source]);
-  const frozenAt = performance.now();
-  let cutAt: string | undefined;
-  try {
-    await ctx.options.freezer.freeze();
+  let cutAt = '';
+  const frozen = await whileFrozen(ctx.options.freezer, { what: ctx.source, ...(policy.freezeTimeoutMs ? { timeoutMs: policy.freezeTimeoutMs } : {}) }, async () => {
     await snapshot({ source: ctx.source, target: cut, readOnly: true });
     cutAt = new Date().toISOString();
-  } finally {
-    await ctx.options.freezer.thaw();
-  }
-  const freezeMs = performance.now() - frozenAt;
+  });
   await snapshot({ source: cut, target: ctx.destination, readOnly: false });
-  return { cutSnapshot: cut, cutAt: cutAt ?? new Date().toISOString(), freezeMs, convergence: 'instant', throttledMs: 0 };
+  return { cutSnapshot: cut, cutAt, freezeMs: frozen.frozenMs, freezeAttempts: frozen.attempts, convergence: 'instant', throttledMs: 0 };
 }
 
 /**
@@ -152,7 +148,7 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopyResult> {
     let outcome: CutOutcome;
     if (mode === 'snapshot') {
       destinationCreated = true;
-      outcome = await runSnapshotMode(ctx);
+      outcome = await runSnapshotMode(ctx, policy);
     } else {
       await fs.mkdir(ctx.destinationStage);
       outcome = await runSendReceive(ctx, policy, () => {
@@ -183,6 +179,7 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopyResult> {
       destination: ctx.destination,
       cutAt: outcome.cutAt,
       freezeMs: outcome.freezeMs,
+      freezeAttempts: outcome.freezeAttempts,
       convergence: outcome.convergence,
       throttledMs: outcome.throttledMs,
       passes: ctx.passes,

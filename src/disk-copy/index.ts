@@ -20,6 +20,7 @@ export { HistoryRecorder, describeHistory, formatBytes, type HistoryRecord, type
 export { SendStreamParser, sendCommands, sendAttributes, type SendCommand, type SendCommandName } from './send-stream.ts';
 export { hashTree, differingPaths, type TreeHash } from './tree-hash.ts';
 export { createCgroup, existingCgroupFreezer, cgroupVersion, deviceOf, deviceNumber, type Cgroup, type CgroupVersion } from './cgroup.ts';
+export { whileFrozen, type FreezeOptions, type FrozenResult } from './freeze.ts';
 export { resolvePolicy, decideNextStep, type NextStep, type PassState } from './policy.ts';
 export { recoverCopyJobs } from './recover.ts';
 export {

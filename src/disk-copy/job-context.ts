@@ -27,6 +27,7 @@ export interface CutOutcome {
   cutSnapshot: string;
   cutAt: string;
   freezeMs: number;
+  freezeAttempts: number;
   convergence: Convergence;
   throttledMs: number;
 }

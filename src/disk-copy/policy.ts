@@ -11,6 +11,7 @@ export function resolvePolicy(policy: CopyPolicy | undefined, hasThrottle: boole
     onNoConvergence: policy?.onNoConvergence ?? (hasThrottle ? 'throttle' : 'long-freeze'),
   };
   if (policy?.throttleBytesPerSecond !== undefined) resolved.throttleBytesPerSecond = policy.throttleBytesPerSecond;
+  if (policy?.freezeTimeoutMs !== undefined) resolved.freezeTimeoutMs = policy.freezeTimeoutMs;
   if (!Number.isInteger(resolved.maxPasses) || resolved.maxPasses < 1) {
     throw new UnderstudyError('INVALID_ARGUMENT', `policy.maxPasses must be a whole number >= 1 (got ${resolved.maxPasses})`);
   }

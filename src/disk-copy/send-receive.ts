@@ -8,6 +8,7 @@ import path from 'node:path';
 import { UnderstudyError, exec } from '../core/index.ts';
 import { checkSpace, deleteSubvolume, snapshot, transfer, usedBytes } from './btrfs.ts';
 import type { CopyJobContext, CutOutcome } from './job-context.ts';
+import { whileFrozen } from './freeze.ts';
 import { decideNextStep } from './policy.ts';
 import { SendStreamParser } from './send-stream.ts';
 import type { Convergence, PassReport, ResolvedCopyPolicy } from './types.ts';
@@ -67,9 +68,9 @@ export async function runSendReceive(ctx: CopyJobContext, policy: ResolvedCopyPo
     await deleteSubvolume(received(name));
   };
 
-  let snapshotStarted = performance.now();
+  const firstSnapshotStarted = performance.now();
   await snapshot({ source: ctx.source, target: sourceSnapshot('pass-0'), readOnly: true });
-  const firstSnapshotMs = performance.now() - snapshotStarted;
+  const firstSnapshotMs = performance.now() - firstSnapshotStarted;
   const total = await usedBytes(sourceSnapshot('pass-0'));
   // Metadata and the writes still to come need room too: ask for 2 % + 16 MiB more than the data.
   await checkSpace(ctx.poolPath, Math.ceil(total * 1.02) + 16 * MiB);
@@ -95,7 +96,7 @@ export async function runSendReceive(ctx: CopyJobContext, policy: ResolvedCopyPo
       pass += 1;
       passesInPhase += 1;
       const name = `pass-${pass}`;
-      snapshotStarted = performance.now();
+      const snapshotStarted = performance.now();
       await snapshot({ source: ctx.source, target: sourceSnapshot(name), readOnly: true });
       const snapshotMs = performance.now() - snapshotStarted;
       const report = await runPass(ctx, { number: pass, kind: 'catch-up', snapshot: sourceSnapshot(name), parent: sourceSnapshot(previous), total: null, snapshotMs });
@@ -135,21 +136,17 @@ export async function runSendReceive(ctx: CopyJobContext, policy: ResolvedCopyPo
     pass += 1;
     ctx.progress({ phase: 'cut', pass, bytesDone: 0, bytesTotal: null, bytesPerSecond: 0 });
     const cutSnapshot = sourceSnapshot('cut');
-    let cutAt: string | undefined;
+    let cutAt = '';
     let cutSnapshotMs = 0;
-    const frozenAt = performance.now();
-    try {
-      await freezer.freeze();
-      snapshotStarted = performance.now();
+    const frozen = await whileFrozen(freezer, { what: ctx.source, ...(policy.freezeTimeoutMs ? { timeoutMs: policy.freezeTimeoutMs } : {}) }, async () => {
+      const snapshotStarted = performance.now();
       await snapshot({ source: ctx.source, target: cutSnapshot, readOnly: true });
       cutSnapshotMs = performance.now() - snapshotStarted;
       cutAt = new Date().toISOString();
       // Only a writer that outran every pass keeps the LC frozen across a transfer (policy long-freeze).
       if (longFreeze) await runPass(ctx, { number: pass, kind: 'final', snapshot: cutSnapshot, parent: sourceSnapshot(previous), total: null, snapshotMs: cutSnapshotMs });
-    } finally {
-      await freezer.thaw();
-    }
-    const freezeMs = performance.now() - frozenAt;
+    });
+    const freezeMs = frozen.frozenMs;
     await liftThrottle();
     if (!longFreeze) {
       ctx.throwIfCancelled();
@@ -162,7 +159,7 @@ export async function runSendReceive(ctx: CopyJobContext, policy: ResolvedCopyPo
     // which changes the root's times; the stream only restores them when the source root changed.
     await exec(['touch', '--no-dereference', '-r', cutSnapshot, ctx.destination]);
     await deleteSubvolume(received('cut'));
-    return { cutSnapshot, cutAt: cutAt ?? new Date().toISOString(), freezeMs, convergence, throttledMs };
+    return { cutSnapshot, cutAt, freezeMs, freezeAttempts: frozen.attempts, convergence, throttledMs };
   } finally {
     // On failure: lift a throttle still in force (an error doing so must not hide the original one).
     await liftThrottle().catch((error: unknown) => ctx.options.logger?.error({ err: error, jobId: ctx.jobId }, 'could not lift the write throttle'));

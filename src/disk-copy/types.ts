@@ -44,9 +44,11 @@ export interface CopyPolicy {
   onNoConvergence?: NoConvergenceAction;
   /** Write limit while throttled (default: a quarter of the measured copy rate, at least 1 MiB/s). */
   throttleBytesPerSecond?: number;
+  /** How long one freeze attempt at the cut may take before it is undone and retried (default 5 s, 5 attempts). */
+  freezeTimeoutMs?: number;
 }
 
-export type ResolvedCopyPolicy = Required<Omit<CopyPolicy, 'throttleBytesPerSecond'>> & { throttleBytesPerSecond?: number };
+export type ResolvedCopyPolicy = Required<Omit<CopyPolicy, 'throttleBytesPerSecond' | 'freezeTimeoutMs'>> & { throttleBytesPerSecond?: number; freezeTimeoutMs?: number };
 
 export interface CopyDiskOptions {
   /** Host path of the source disk's btrfs subvolume. Never modified. */
@@ -132,8 +134,10 @@ export interface CopyResult {
   destination: string;
   /** When the cut snapshot was taken (ISO). */
   cutAt: string;
-  /** How long the writers were frozen (freeze call to thaw return), in ms. */
+  /** How long the writers were frozen (freeze call to thaw return, summed over attempts), in ms. */
   freezeMs: number;
+  /** Freeze attempts at the cut (more than 1 when a freeze did not complete in time and was retried). */
+  freezeAttempts: number;
   convergence: Convergence;
   /** How long the writers were throttled, in ms (0 when never). */
   throttledMs: number;
