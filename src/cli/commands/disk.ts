@@ -80,7 +80,7 @@ function copyOptions(flags: CopyFlags): Pick<CopyDiskOptions, 'mode' | 'policy' 
 function describeResult(r: CopyResult): string {
   const lines = [
     `copied ${r.source} → ${r.destination} (${r.mode}, job ${r.jobId})`,
-    `cut at ${r.cutAt}; writers frozen ${r.freezeMs.toFixed(1)} ms; ${r.convergence}${r.throttledMs ? `, throttled ${(r.throttledMs / 1000).toFixed(1)} s` : ''}`,
+    `cut at ${r.cutAt}; writers frozen ${r.freezeMs.toFixed(1)} ms${r.freezeAttempts > 1 ? ` (${r.freezeAttempts} attempts)` : ""}; ${r.convergence}${r.throttledMs ? `, throttled ${(r.throttledMs / 1000).toFixed(1)} s` : ''}`,
     `${r.passes.length} pass(es), ${formatBytes(r.bytesSent)} sent in ${(r.durationMs / 1000).toFixed(1)} s`,
     `write history: ${r.history.text}`,
   ];
