@@ -51,6 +51,8 @@ export interface Catalogue {
   recordResult(patch: string, lc: string, result: PatchResult): PatchLcState;
   /** Patches flagged for the next run on this LC and not yet applied, oldest registration first. */
   patchesForNextRun(lc: string): Patch[];
+  /** The LC runs without the patch again (a rollback): not applied, result `skipped` with the reason. */
+  recordRolledBack(patch: string, lc: string, reason: string): PatchLcState;
 }
 
 interface PatchRow {
@@ -262,6 +264,10 @@ export function createCatalogue(options: CatalogueOptions): Catalogue {
       const set: Partial<StateRow> = { last_result: result.state, last_exit_code: result.exitCode ?? null, last_output_tail: output };
       if (result.state === 'ok') Object.assign(set, { applied_at: now(), apply_next_run: 0 });
       return upsertState(patch, lc, set);
+    },
+
+    recordRolledBack(patch, lc, reason) {
+      return upsertState(patch, lc, { applied_at: null, last_result: 'skipped', last_exit_code: null, last_output_tail: reason });
     },
 
     patchesForNextRun(lc) {

@@ -5,7 +5,7 @@
  */
 import { UnderstudyError } from '../core/index.ts';
 import { addNicRecord, deleteNicRecord, getLc, setRole } from '../inventory/index.ts';
-import { runSwitch } from '../switch/index.ts';
+import { switchOnce } from './switch-once.ts';
 import { freeAddress, planSwitch, type Step } from './steps.ts';
 import { lc1, moveNicBinding, saveFacts, standby, switchSide, syncAppDisk, syncNicRecords, type RunContext } from './context.ts';
 
@@ -52,8 +52,9 @@ const switchBack: Step = {
     const to = lc1(c);
     const facts2 = c.facts as { rollbackNewAddress?: string };
     const newAddress = c.options.method === 'move-nic' ? undefined : (facts2.rollbackNewAddress ??= freeAddress(c));
+    const since = ((c.facts as { rollbackStartedAt?: string }).rollbackStartedAt ??= new Date().toISOString());
     saveFacts(c);
-    const result = await runSwitch(planSwitch(c, from.name, to.name, newAddress), {
+    const result = await switchOnce({ since, input: planSwitch(c, from.name, to.name, newAddress), deps: {
       db: c.manager.db,
       logger: c.logger,
       from: switchSide(c, from.name),
@@ -62,7 +63,7 @@ const switchBack: Step = {
       finalSync: async () => {
         await syncAppDisk(c, from, to);
       },
-    });
+    } });
     c.facts.rollbackSwitchId = result.id;
     facts.rollbackResult = result;
     await syncNicRecords(c, from.name);
@@ -98,6 +99,7 @@ const finish: Step = {
       await c.host.driver.removeNic(back, temp.name);
       deleteNicRecord(c.manager.db, back.name, temp.name);
     }
+    for (const r of c.facts.patchResults ?? []) c.catalogue.recordRolledBack(r.name, back.name, `rolled back by run ${c.runId}`);
     return { lc: back.name, nics: getLc(c.manager.db, back.name).nics.map((n) => n.name) };
   },
 };

@@ -5,14 +5,23 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { exec } from '../core/index.ts';
+import { exec, isUnderstudyError, sleep } from '../core/index.ts';
 
 export function asidePath(diskPath: string, runId: string): string {
   return `${diskPath}.before-${runId}`;
 }
 
 async function deleteSubvolume(target: string): Promise<void> {
-  if (fs.existsSync(target)) await exec(['btrfs', 'subvolume', 'delete', target]);
+  // After a crash of the manager its `btrfs send` may still be ending (the kernel refuses to delete a
+  // snapshot while a send reads it, with EPERM): retry for a while.
+  for (let attempt = 0; fs.existsSync(target); attempt++) {
+    try {
+      await exec(['btrfs', 'subvolume', 'delete', target]);
+    } catch (error) {
+      if (attempt >= 50 || !isUnderstudyError(error) || !/Operation not permitted|send may be in progress/.test(error.message)) throw error;
+      await sleep(200);
+    }
+  }
 }
 
 /** Moves the standby's disk aside (idempotent: done once per run). */

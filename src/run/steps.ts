@@ -11,7 +11,8 @@ import { copyDisk, describeHistory } from '../disk-copy/index.ts';
 import { findStandbys, listLcs, setRole } from '../inventory/index.ts';
 import { assetsDir } from '../images/index.ts';
 import { nthAddress, parseSubnet, subnetContains, ipToNumber } from '../host/index.ts';
-import { runSwitch, type SwitchPlanInput } from '../switch/index.ts';
+import type { SwitchPlanInput } from '../switch/index.ts';
+import { switchOnce } from './switch-once.ts';
 import { sha256Hex } from '../catalogue/index.ts';
 import { crashPoint } from './crash-point.ts';
 import { lc1, moveNicBinding, saveFacts, standby, switchSide, syncAppDisk, syncNicRecords, type RunContext } from './context.ts';
@@ -309,8 +310,9 @@ const switchTraffic: Step = {
     const to = standby(c);
     if (c.facts.switchResult) return c.facts.switchResult; // finished before a crash of the manager
     const newAddress = c.options.method === 'move-nic' ? undefined : (c.facts.lc1NewAddress ??= freeAddress(c));
+    const since = ((c.facts as { switchStartedAt?: string }).switchStartedAt ??= new Date().toISOString());
     saveFacts(c);
-    const result = await runSwitch(planSwitch(c, from.name, to.name, newAddress), {
+    const result = await switchOnce({ since, input: planSwitch(c, from.name, to.name, newAddress), deps: {
       db: c.manager.db,
       logger: c.logger,
       from: switchSide(c, from.name),
@@ -320,7 +322,7 @@ const switchTraffic: Step = {
         await syncAppDisk(c, from, to);
       },
       afterStep: (step) => crashPoint(`switch/${step}`, 'after'),
-    });
+    } });
     c.facts.switchId = result.id;
     c.facts.switchResult = result;
     await syncNicRecords(c, from.name);

@@ -263,7 +263,11 @@ async function recoverOne(x: Execution, record: SwitchRecord): Promise<SwitchRes
   const undone = new Set(record.steps.filter((s) => s.state === 'undone').map((s) => s.seq));
   const last = Math.max(-1, ...record.steps.map((s) => s.seq));
   const health = x.steps.findIndex((s) => s.name === 'health-after');
-  if (record.state === 'running' && done.has(health)) {
+  // Once clients may have opened connections to LC2 (LC2 answers for the address, or LC1 passes new
+  // flows to it), reversing would reset them: a crash after that point is finished, not reversed.
+  // (runFrom still reverses if LC2 then fails its health check.)
+  const noReturn = x.steps.findIndex((s) => s.name === 'lc2-takes-address' || s.name === 'lc1-pass-new-flows');
+  if (record.state === 'running' && (done.has(health) || (noReturn >= 0 && done.has(noReturn)))) {
     const first = x.steps.findIndex((_, i) => !done.has(i));
     return runFrom(x, first === -1 ? x.steps.length : first);
   }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { createCatalogue, patchesDirOf, sha256File, type Catalogue, type PatchFormat } from '../../../src/catalogue/index.ts';
 import { createClientHost, makeVersionPatch, startClientLoad, type ClientHost, type ClientLoad } from '../../../src/demo/index.ts';
 import type { RunDeps } from '../../../src/run/index.ts';
+import { addPool } from '../../../src/host/index.ts';
 import { createTestHost, type TestHost } from '../../helpers/host-fixture.ts';
 
 export interface RunFixture {
@@ -28,7 +29,9 @@ export async function createRunFixture(): Promise<RunFixture> {
   try {
     const service = `${t.prefix}.10`;
     await t.lc({ name: 'lc1', addresses: [service], role: 'active', cpus: '0' });
-    await t.lc({ name: 'lc2', addresses: [`${t.prefix}.11`], cpus: '1' }, { start: false });
+    // The standby's disks are on another pool (the seed's DISK3/DISK4 on other media): a real send/receive copy.
+    await addPool({ db: t.manager.db, stateDir: t.stateDir, name: 'standby', sizeBytes: 2 * 1024 ** 3 });
+    await t.lc({ name: 'lc2', addresses: [`${t.prefix}.11`], cpus: '1', pool: 'standby' }, { start: false });
     client = await createClientHost({ bridge: t.host.network.bridge, address: `${t.prefix}.200/24` });
     const catalogue = createCatalogue({ db: t.manager.db, patchesDir: patchesDirOf(t.stateDir) });
     const events: string[] = [];

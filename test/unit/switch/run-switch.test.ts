@@ -151,8 +151,8 @@ test('preflight errors change nothing', async () => {
   assert.deepEqual(new SwitchJournal(db).list(), []);
 });
 
-test('recovery reverses a switch that stopped before the health check and finishes one that passed it', async () => {
-  for (const [crashAt, expected] of [['lc2-takes-address', 'reversed'], ['health-after', 'switched']] as const) {
+test('recovery reverses a switch that stopped before LC2 could accept connections and finishes one past that point', async () => {
+  for (const [crashAt, expected] of [['lc1-private-address', 'reversed'], ['lc2-takes-address', 'switched'], ['health-after', 'switched']] as const) {
     const { lc1, lc2, plan, deps, db } = setUp('instant');
     void runSwitch(plan, { ...deps, afterStep: (step) => (step === crashAt ? new Promise<void>(() => undefined) : undefined) });
     await new Promise((r) => setTimeout(r, 300));
