@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 packages=(
   btrfs-progs util-linux mount iproute2 nftables iputils-arping kmod procps psmisc curl ca-certificates
-  busybox-static debootstrap xz-utils tar patch rsync
+  busybox-static debootstrap xz-utils tar patch rsync attr diffutils
   clamav
   keepalived tcpdump
   dpkg-dev apt-utils gnupg gpgv

@@ -54,6 +54,10 @@ const packageOf: Record<string, string> = {
   patch: 'patch',
   rsync: 'rsync',
   tar: 'tar',
+  getfattr: 'attr',
+  setfattr: 'attr',
+  curl: 'curl',
+  findmnt: 'util-linux',
 };
 
 export function debianPackageFor(program: string): string | undefined {

@@ -20,6 +20,9 @@ export interface RunContext {
   signal?: AbortSignal;
 }
 
+/** The part of a run's context that binding a switch needs (the CLI's `switch` builds one by hand). */
+export type SwitchContext = Pick<RunContext, 'manager' | 'host' | 'options' | 'facts'>;
+
 export const saveFacts = (c: RunContext): void => c.journal.saveFacts(c.runId, c.facts);
 export const lc1 = (c: RunContext): LcRecord => getLc(c.manager.db, c.options.lc);
 export function standby(c: RunContext): LcRecord {
@@ -33,7 +36,7 @@ const serviceSignals: Record<ServiceSignal, string> = { drain: 'USR1', undrain: 
  * The service inside an LC, as the switch sees it: signals go to the pid in the service's pid file.
  * (The demo service: SIGUSR1 drain, SIGUSR2 undrain; SIGSTOP/SIGCONT hold new connections in the backlog.)
  */
-export function switchSide(c: RunContext, lc: string): SwitchSide {
+export function switchSide(c: SwitchContext, lc: string): SwitchSide {
   return {
     name: lc,
     netExec: (argv, options) => c.host.driver.netExec(lc, argv, options),
@@ -44,7 +47,7 @@ export function switchSide(c: RunContext, lc: string): SwitchSide {
 }
 
 /** Moves a NIC with the driver and keeps the resource table in step with the devices. */
-export function moveNicBinding(c: RunContext): MoveNic {
+export function moveNicBinding(c: SwitchContext): MoveNic {
   return async ({ from, to, nic }) => {
     const newName = await c.host.driver.moveNic(getLc(c.manager.db, from.name), nic, getLc(c.manager.db, to.name));
     moveNicRecord(c.manager.db, from.name, nic, to.name, newName);
@@ -53,7 +56,7 @@ export function moveNicBinding(c: RunContext): MoveNic {
 }
 
 /** Writes the addresses the LC's NICs really hold into the resource table (after a switch). */
-export async function syncNicRecords(c: RunContext, lc: string): Promise<void> {
+export async function syncNicRecords(c: SwitchContext, lc: string): Promise<void> {
   for (const nic of getLc(c.manager.db, lc).nics) {
     const out = await c.host.driver.netExec(lc, ['ip', '-o', '-4', 'addr', 'show', 'dev', nic.name]);
     const addresses = out.stdout
@@ -68,7 +71,7 @@ export async function syncNicRecords(c: RunContext, lc: string): Promise<void> {
  * The last copy of the application disk, from the drained LC1 to the held LC2 (stateful switch):
  * rsync of what changed (nanosecond mtimes, deletions, hard links, ACLs, xattrs).
  */
-export async function syncAppDisk(c: RunContext, from: LcRecord, to: LcRecord): Promise<number> {
+export async function syncAppDisk(c: SwitchContext, from: LcRecord, to: LcRecord): Promise<number> {
   const started = performance.now();
   const source = c.host.driver.diskPath(from, 'app');
   const target = c.host.driver.diskPath(to, 'app');

@@ -3,3 +3,4 @@ export { startRun, resumeRun, rollbackRun, recoverRuns, listRuns, getRun, resolv
 export { scanTree, type ScanResult } from './scan.ts';
 export { renderPatchTable, parsePatchReport, standbyPaths, type PatchReportEntry } from './patch-table.ts';
 export type { RunOptions, ResolvedRunOptions, RunRecord, RunState, StepRecord, StepState, RunEvent, RunFacts } from './types.ts';
+export { bindLcSwitch, type LcSwitchRequest } from './bind-switch.ts';

@@ -15,7 +15,7 @@ import type { SwitchPlanInput } from '../switch/index.ts';
 import { switchOnce } from './switch-once.ts';
 import { sha256Hex } from '../catalogue/index.ts';
 import { crashPoint } from './crash-point.ts';
-import { lc1, moveNicBinding, saveFacts, standby, switchSide, syncAppDisk, syncNicRecords, type RunContext } from './context.ts';
+import { lc1, moveNicBinding, saveFacts, standby, switchSide, syncAppDisk, syncNicRecords, type RunContext, type SwitchContext } from './context.ts';
 import { parsePatchReport, renderPatchTable, standbyPaths } from './patch-table.ts';
 import { scanTree } from './scan.ts';
 import { dropAside, removeCopyLeftovers, restoreAside, setAside } from './standby-disks.ts';
@@ -273,7 +273,7 @@ const checkStandby: Step = {
 };
 
 /** An address of the bridge subnet that no LC, nor the host, uses (for LC1 after the switch). */
-export function freeAddress(c: RunContext): string {
+export function freeAddress(c: SwitchContext): string {
   const subnet = parseSubnet(c.host.network.subnet);
   const used = new Set<number>([ipToNumber(c.host.network.hostAddress.split('/')[0] ?? '') ?? -1]);
   for (const lc of listLcs(c.manager.db)) for (const nic of lc.nics) for (const a of nic.addresses) used.add(ipToNumber(a.split('/')[0] ?? '') ?? -1);
@@ -285,7 +285,7 @@ export function freeAddress(c: RunContext): string {
   throw new UnderstudyError('ADDRESS_INVALID', `No free address is left in ${c.host.network.subnet} for ${c.options.lc} after the switch`);
 }
 
-export function planSwitch(c: RunContext, from: string, to: string, newAddress: string | undefined): SwitchPlanInput {
+export function planSwitch(c: SwitchContext, from: string, to: string, newAddress: string | undefined): SwitchPlanInput {
   const fromLc = listLcs(c.manager.db).find((l) => l.name === from);
   const toLc = listLcs(c.manager.db).find((l) => l.name === to);
   const service = c.facts.serviceAddress as string;

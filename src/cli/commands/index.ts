@@ -14,6 +14,7 @@ import { registerRunCommands } from './run.ts';
 import { registerDemoCommand } from './demo.ts';
 import { registerDiskCommands } from './disk.ts';
 import { registerSwitchCommands } from './switch.ts';
+import { lcSwitchBinder } from './switch-binder.ts';
 
 export function registerCommands(program: Command, ctx: CliContext): void {
   // Each group: registerXxxCommands(program, ctx) from ./xxx.ts
@@ -23,7 +24,7 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerLcCommands(program, ctx);
   registerApplyCommand(program, ctx);
   registerDiskCommands(program, ctx);
-  registerSwitchCommands(program, ctx);
+  registerSwitchCommands(program, ctx, lcSwitchBinder);
   registerPatchCommands(program, ctx);
   registerRunCommands(program, ctx);
   registerFeedCommands(program, ctx);

@@ -1,13 +1,54 @@
-/** `understudy serve`: the daemon (monitor schedule + HTTP API). */
+/** `understudy serve`: the daemon (monitor schedule + HTTP API), which also drives approved patch runs. */
 import type { Command } from 'commander';
-import { UnderstudyError, createLogger } from '../../core/index.ts';
+import { UnderstudyError, createLogger, isUnderstudyError, type Logger } from '../../core/index.ts';
 import { runDaemon } from '../../api/index.ts';
+import { createCatalogue, patchesDirOf } from '../../catalogue/index.ts';
+import { recoverCopyJobs } from '../../disk-copy/index.ts';
+import { listLcs } from '../../inventory/index.ts';
+import { hostContext, openManager, type HostContext, type Manager } from '../../manager/index.ts';
+import type { ManagedLcs, StartPatchRun } from '../../monitor/index.ts';
+import { recoverRuns, startRun, type RunDeps } from '../../run/index.ts';
 import type { CliContext } from '../context.ts';
+
+/** The LCs the monitor manages: the active ones; their Debian packages are read with dpkg-query inside. */
+function managedLcs(manager: Manager, host: HostContext | undefined): ManagedLcs {
+  return {
+    list: async () => listLcs(manager.db).filter((lc) => lc.role === 'active').map((lc) => lc.name),
+    async installedPackages(lc) {
+      const packages = new Map<string, string>();
+      if (!host) return packages;
+      const out = await host.driver.exec(lc, ['dpkg-query', '-W', '-f', '${Package}\t${Version}\n'], { okCodes: [0, 1, 127] }).catch(() => undefined);
+      for (const line of out?.stdout.split('\n') ?? []) {
+        const [name, version] = line.split('\t');
+        if (name && version) packages.set(name, version);
+      }
+      return packages;
+    },
+  };
+}
+
+/** Approved patches start patch runs, one LC after another, in the background of the daemon. */
+function patchRunStarter(deps: RunDeps | undefined, logger: Logger): StartPatchRun {
+  let queue = Promise.resolve();
+  return async ({ lcs, patches, reason }) => {
+    if (!deps) throw new UnderstudyError('HOST_NOT_INITIALISED', 'The daemon cannot start patch runs: the host is not initialised');
+    for (const lc of lcs) {
+      queue = queue.then(async () => {
+        try {
+          const run = await startRun({ lc, patches }, deps);
+          logger.info({ runId: run.id, lc, state: run.state, reason }, 'approved patch run finished');
+        } catch (error) {
+          logger.error({ lc, err: error, reason }, 'approved patch run failed');
+        }
+      });
+    }
+  };
+}
 
 export function registerServeCommands(program: Command, ctx: CliContext): void {
   program
     .command('serve')
-    .description('run the daemon: poll feeds on schedule, mail administrators, read approvals, serve the API')
+    .description('run the daemon: poll feeds on schedule, mail administrators, read approvals, run approved patches, serve the API')
     .option('--config <file>', 'monitor configuration (default <state-dir>/monitor.yaml)')
     .option('--port <port>', 'override api.port')
     .action(async (o: { config?: string; port?: string }) => {
@@ -15,8 +56,31 @@ export function registerServeCommands(program: Command, ctx: CliContext): void {
       if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536)) throw new UnderstudyError('INVALID_ARGUMENT', `--port must be a port number, not "${o.port}"`);
       // The daemon logs NDJSON to stderr; pretty only on a terminal.
       const logger = createLogger({ pretty: process.stderr.isTTY && !ctx.json(), name: 'understudy-daemon' });
-      const daemon = await runDaemon({ stateDir: ctx.stateDir(), configPath: o.config, logger, port, handleSignals: true });
+      const manager = openManager(ctx.stateDir());
+      const host = await hostContext(manager).catch((error: unknown) => {
+        if (isUnderstudyError(error, 'HOST_NOT_INITIALISED')) return undefined;
+        throw error;
+      });
+      const runDeps: RunDeps | undefined = host && { manager, host, catalogue: createCatalogue({ db: manager.db, patchesDir: patchesDirOf(manager.stateDir) }), logger };
+      if (runDeps) {
+        // A previous manager may have died mid-copy or mid-run: clean up and resume before serving.
+        const removed = await recoverCopyJobs(manager.db);
+        if (removed.length) logger.warn({ jobs: removed }, 'removed leftovers of interrupted disk copies');
+        const { resumed, errors } = await recoverRuns(runDeps);
+        for (const run of resumed) logger.warn({ runId: run.id, state: run.state }, 'resumed an interrupted patch run');
+        for (const error of errors) logger.error({ err: error }, 'could not resume a patch run');
+      }
+      const daemon = await runDaemon({
+        stateDir: ctx.stateDir(),
+        configPath: o.config,
+        logger,
+        port,
+        handleSignals: true,
+        managedLcs: managedLcs(manager, host),
+        startPatchRun: patchRunStarter(runDeps, logger),
+      });
       ctx.progress(`understudy daemon listening on ${daemon.url}`);
       await daemon.closed;
+      manager.close();
     });
 }

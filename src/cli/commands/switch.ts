@@ -31,7 +31,7 @@ export interface SwitchRequest {
 }
 
 /** Resolves LC names into a complete plan and the sides that carry it out. */
-export type SwitchBinder = (request: SwitchRequest, db: Db) => Promise<{ plan: SwitchPlanInput; binding: SwitchBinding }>;
+export type SwitchBinder = (request: SwitchRequest, db: Db) => Promise<{ plan: SwitchPlanInput; binding: SwitchBinding; after?: () => Promise<void> }>;
 
 const unbound: SwitchBinder = (request) =>
   Promise.reject(
@@ -67,9 +67,10 @@ export function registerSwitchCommands(program: Command, ctx: CliContext, binder
       }
       const db = openStore(statePaths(ctx.stateDir()).database, [switchSchema]);
       try {
-        const { plan, binding } = await binder(request, db);
+        const { plan, binding, after } = await binder(request, db);
         ctx.progress(`switching ${from} -> ${to} by ${request.method}…`);
         const result = await runSwitch(plan, { db, ...binding });
+        await after?.();
         ctx.print(result, () => `${result.id}: switched ${from} -> ${to} by ${result.method} in ${result.durationMs} ms (drain ${result.drainMs} ms)`);
       } finally {
         db.close();

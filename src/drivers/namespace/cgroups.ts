@@ -104,15 +104,28 @@ export class LcCgroup {
     }
   }
 
-  async freeze(): Promise<void> {
-    if (this.version === 2) {
-      write(path.join(root, this.name, 'cgroup.freeze'), '1');
-      while (!read(path.join(root, this.name, 'cgroup.events')).includes('frozen 1')) await sleep(1);
-      return;
+  /**
+   * Freezes every process of the LC. On cgroup v1 a freeze can stay FREEZING (a process in vfork()
+   * waiting for a child that froze first): each attempt is bounded, then thawed and tried again.
+   * Throws when the LC could not be frozen; it is thawed then.
+   */
+  async freeze(options: { attemptMs?: number; attempts?: number } = {}): Promise<void> {
+    const attemptMs = options.attemptMs ?? 2000;
+    const attempts = options.attempts ?? 5;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      if (this.version === 2) write(path.join(root, this.name, 'cgroup.freeze'), '1');
+      else write(path.join(this.dir('freezer'), 'freezer.state'), 'FROZEN');
+      const deadline = Date.now() + attemptMs;
+      while (Date.now() < deadline) {
+        if (this.isFrozen()) return;
+        await sleep(1);
+      }
+      await this.thaw();
+      await sleep(50 * attempt);
     }
-    const state = path.join(this.dir('freezer'), 'freezer.state');
-    write(state, 'FROZEN');
-    while (read(state) !== 'FROZEN') await sleep(1);
+    throw new UnderstudyError('INTERNAL', `The processes of cgroup ${this.name} could not be frozen in ${attempts} attempts of ${attemptMs} ms; they were left running`, {
+      hint: 'A process of the LC may be stuck in the kernel; try again, or check `ps` inside the LC.',
+    });
   }
 
   async thaw(): Promise<void> {

@@ -1,0 +1,55 @@
+/**
+ * Binds `understudy switch <from> <to>` (the switch on its own, outside a patch run) to the resource
+ * table and the driver: the service address is the one <from> holds, LC1's new address is free in the
+ * subnet, the sides signal the service through its pid file, moved NICs are recorded.
+ */
+import { UnderstudyError } from '../core/index.ts';
+import { getLc, setRole } from '../inventory/index.ts';
+import type { HostContext, Manager } from '../manager/index.ts';
+import { SwitchJournal, type SwitchBinding, type SwitchMethod, type SwitchPlanInput } from '../switch/index.ts';
+import { moveNicBinding, switchSide, syncAppDisk, syncNicRecords, type SwitchContext } from './context.ts';
+import { resolveRunOptions } from './orchestrator.ts';
+import { freeAddress, planSwitch } from './steps.ts';
+
+export interface LcSwitchRequest {
+  from: string;
+  to: string;
+  method: SwitchMethod;
+  stateful: boolean;
+  fromAddress?: string;
+  drainTimeoutMs: number;
+}
+
+export function bindLcSwitch(manager: Manager, host: HostContext, request: LcSwitchRequest): { plan: SwitchPlanInput; binding: SwitchBinding; after: () => Promise<void> } {
+  const from = getLc(manager.db, request.from);
+  const to = getLc(manager.db, request.to);
+  // The service address: the one an earlier switch moved to <from>, if any (an LC that took over the
+  // service holds its own address too), else <from>'s first address.
+  const held = from.nics.flatMap((n) => n.addresses);
+  const earlier = new SwitchJournal(manager.db)
+    .list(50)
+    .find((r) => r.state === 'switched' && r.plan.to.lc === from.name && held.some((a) => a.split('/')[0] === r.plan.service.address.split('/')[0]));
+  const serviceAddress = earlier?.plan.service.address ?? held[0];
+  if (!serviceAddress) throw new UnderstudyError('SWITCH_PLAN_INVALID', `"${from.name}" has no NIC with an address to move`);
+  const options = resolveRunOptions({ lc: from.name, patches: ['-'], method: request.method, stateful: request.stateful }, { getPatch: () => undefined } as never);
+  const c: SwitchContext = { manager, host, options, facts: { serviceAddress } };
+  const newAddress = request.method === 'move-nic' ? undefined : (request.fromAddress ?? freeAddress(c));
+  const plan = { ...planSwitch(c, from.name, to.name, newAddress), drainTimeoutMs: request.drainTimeoutMs };
+  return {
+    plan,
+    binding: {
+      from: switchSide(c, from.name),
+      to: switchSide(c, to.name),
+      moveNic: moveNicBinding(c),
+      finalSync: request.stateful ? async () => void (await syncAppDisk(c, getLc(manager.db, from.name), getLc(manager.db, to.name))) : undefined,
+    },
+    after: async () => {
+      await syncNicRecords(c, from.name);
+      await syncNicRecords(c, to.name);
+      if (from.role === 'active') {
+        setRole(manager.db, to.name, 'active');
+        setRole(manager.db, from.name, 'retired');
+      }
+    },
+  };
+}
