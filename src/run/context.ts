@@ -41,7 +41,9 @@ export function switchSide(c: SwitchContext, lc: string): SwitchSide {
     name: lc,
     netExec: (argv, options) => c.host.driver.netExec(lc, argv, options),
     async signalService(signal) {
-      await c.host.driver.exec(lc, ['sh', '-c', 'kill -s "$1" "$(cat "$2")"', 'sh', serviceSignals[signal], c.options.servicePidFile]);
+      // A service that is not running has nothing to hold, resume or drain: the health checks judge it.
+      const script = 'pid=$(cat "$2" 2>/dev/null) || exit 0; kill -0 "$pid" 2>/dev/null || exit 0; kill -s "$1" "$pid"';
+      await c.host.driver.exec(lc, ['sh', '-c', script, 'sh', serviceSignals[signal], c.options.servicePidFile]);
     },
   };
 }

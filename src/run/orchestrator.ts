@@ -135,6 +135,35 @@ async function goForward(c: RunContext): Promise<RunRecord> {
   return c.journal.get(c.runId);
 }
 
+/**
+ * The post-switch health watch: checks the service at its address every `intervalMs` for `watchMs`;
+ * after `failures` failed checks in a row it rolls the run back by itself. Resolves with the run.
+ */
+export async function watchRun(id: string, deps: RunDeps, options: { watchMs: number; intervalMs?: number; failures?: number }): Promise<RunRecord> {
+  const journal = new RunJournal(deps.manager.db);
+  const run = journal.get(id);
+  const address = run.facts.serviceAddress?.split('/')[0];
+  if (run.state !== 'switched' || !address) return run;
+  const url = `http://${address}:${run.options.port}${run.options.healthPath}`;
+  const deadline = Date.now() + options.watchMs;
+  let failedInRow = 0;
+  deps.onEvent?.({ runId: id, step: 'watch', state: 'running', message: `watching ${url} for ${Math.round(options.watchMs / 1000)} s` });
+  while (Date.now() < deadline) {
+    const ok = await fetch(url, { signal: AbortSignal.timeout(2000) }).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+    failedInRow = ok ? 0 : failedInRow + 1;
+    if (failedInRow >= (options.failures ?? 3)) {
+      deps.onEvent?.({ runId: id, step: 'watch', state: 'failed', message: `the service failed ${failedInRow} health checks in a row on ${run.standby ?? 'the standby'}: rolling back` });
+      return rollbackRun(id, deps);
+    }
+    await new Promise((r) => setTimeout(r, options.intervalMs ?? 500));
+  }
+  deps.onEvent?.({ runId: id, step: 'watch', state: 'done', message: 'the service stayed healthy' });
+  return journal.get(id);
+}
+
 export async function startRun(options: RunOptions, deps: RunDeps): Promise<RunRecord> {
   const resolved = resolveRunOptions(options, deps.catalogue);
   getLc(deps.manager.db, resolved.lc);
@@ -145,7 +174,8 @@ export async function startRun(options: RunOptions, deps: RunDeps): Promise<RunR
   const id = journal.create(resolved, forwardSteps.map((s) => s.name));
   deps.onEvent?.({ runId: id, step: 'run', state: 'note', message: `run ${id} started` });
   const c = contextFor(deps, journal, journal.get(id));
-  return goForward(c);
+  const run = await goForward(c);
+  return resolved.watchMs > 0 ? watchRun(id, deps, { watchMs: resolved.watchMs }) : run;
 }
 
 /** Makes LC1 safe after a crash: a copy may have left it frozen or throttled. */

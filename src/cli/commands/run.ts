@@ -71,6 +71,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
     .option('--health-path <path>', 'HTTP path of the health check', '/health')
     .option('--port <port>', 'TCP port of the service', '80')
     .option('--stateless', 'the application disk holds no data to carry over at the switch')
+    .option('--watch <seconds>', 'after the switch, watch the service this long and roll back by itself if it fails', '0')
     .action(async (lc: string | undefined, o: Record<string, string | boolean | undefined>) => {
       if (!lc) {
         run.help();
@@ -90,6 +91,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
             healthPath: o.healthPath as string,
             port: Number(o.port),
             stateful: o.stateless !== true,
+            watchMs: Number(o.watch) * 1000,
           },
           deps,
         ),

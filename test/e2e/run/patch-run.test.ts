@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { assetsDir } from '../../../src/images/index.ts';
 import { getLc } from '../../../src/inventory/index.ts';
-import { rollbackRun, startRun } from '../../../src/run/index.ts';
+import { listRuns, rollbackRun, startRun } from '../../../src/run/index.ts';
 import { createRunFixture, type RunFixture } from './run-fixture.ts';
 
 describe('patch run', () => {
@@ -61,5 +61,27 @@ describe('patch run', () => {
     for (const w of backReport.ackedWrites) assert.equal((await f.get(w.path)).body, w.value, `write ${w.path} acknowledged during the rollback kept`);
     assert.equal(getLc(f.t.manager.db, 'lc1').role, 'active');
     assert.deepEqual(getLc(f.t.manager.db, 'lc1').nics[0]?.addresses, [`${f.service}/24`], 'lc1 holds the service address again, and only it');
+  });
+});
+
+describe('post-switch health watch', () => {
+  let f: RunFixture;
+  before(async () => {
+    f = await createRunFixture();
+  });
+  after(async () => f?.dispose());
+
+  test('the service fails on LC2 after the switch: the run rolls back by itself, keeping the data', async () => {
+    await f.addVersionPatch();
+    const running = startRun({ lc: 'lc1', skipScan: true, watchMs: 60_000 }, f.deps);
+    // Wait for the switch, write on LC2, then make LC2's service fail.
+    for (let i = 0; i < 600 && listRuns(f.t.manager)[0]?.state !== 'switched'; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await f.put('/kv/written-on-lc2', 'keep me'), 200);
+    await f.t.host.driver.exec('lc2', ['sh', '-c', 'kill -9 "$(cat /run/demo.pid)"']);
+    const run = await running;
+    assert.equal(run.state, 'rolled-back');
+    const now = await f.get('/kv/written-on-lc2');
+    assert.equal(now.servedBy, 'lc1');
+    assert.equal(now.body, 'keep me', 'data written on LC2 before it failed came back');
   });
 });
