@@ -4,6 +4,7 @@
  * failed test, and only what it made.
  */
 import crypto from 'node:crypto';
+import { createClientHost, type ClientHost } from '../../src/demo/index.ts';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -78,52 +79,22 @@ export async function createTestHost(options: { images?: string[]; poolSize?: nu
   }
 }
 
-/** A client "host" on the test bridge: a network namespace with one veth port and an address. */
-export interface TestClient {
-  netns: string;
-  address: string;
-  run(argv: readonly string[], options?: { okCodes?: number[]; timeoutMs?: number }): Promise<ExecResult>;
-  /** GET a URL from inside the client namespace with curl; returns status, headers and body. */
+/** A client "host" on the test bridge (src/demo's client host) with a curl helper. */
+export interface TestClient extends ClientHost {
+  /** GET a URL from inside the client namespace with curl; returns status, body and X-Served-By. */
   get(url: string): Promise<{ status: number; body: string; servedBy?: string }>;
-  dispose(): Promise<void>;
 }
 
 export async function createClient(host: TestHost, hostOctet = 250): Promise<TestClient> {
-  const id = crypto.randomBytes(3).toString('hex');
-  const netns = `ustc-${id}`;
-  const outside = `utc${id}`;
-  const address = `${host.prefix}.${hostOctet}/24`;
-  await exec(['ip', 'netns', 'add', netns]);
-  try {
-    await exec(['ip', 'link', 'add', outside, 'type', 'veth', 'peer', 'name', `utp${id}`]);
-    await exec(['ip', 'link', 'set', `utp${id}`, 'netns', netns]);
-    await exec(['ip', '-n', netns, 'link', 'set', `utp${id}`, 'name', 'eth0']);
-    await exec(['ip', 'netns', 'exec', netns, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1']);
-    await exec(['ip', '-n', netns, 'addr', 'add', address, 'dev', 'eth0']);
-    await exec(['ip', '-n', netns, 'link', 'set', 'eth0', 'up']);
-    await exec(['ip', '-n', netns, 'link', 'set', 'lo', 'up']);
-    await exec(['ip', 'link', 'set', outside, 'master', host.host.network.bridge, 'up']);
-  } catch (error) {
-    await exec(['ip', 'link', 'del', outside]).catch(() => undefined);
-    await exec(['ip', 'netns', 'del', netns]).catch(() => undefined);
-    throw error;
-  }
-  const run = (argv: readonly string[], o: { okCodes?: number[]; timeoutMs?: number } = {}): Promise<ExecResult> =>
-    exec(['ip', 'netns', 'exec', netns, ...argv], { okCodes: o.okCodes, timeoutMs: o.timeoutMs ?? 30_000 });
+  const client = await createClientHost({ bridge: host.host.network.bridge, address: `${host.prefix}.${hostOctet}/24` });
   return {
-    netns,
-    address,
-    run,
+    ...client,
     async get(url) {
-      const out = await run(['curl', '-s', '-D', '-', '--max-time', '5', url], { okCodes: [0, 7, 28, 52, 56] });
+      const out = await client.run(['curl', '-s', '-D', '-', '--max-time', '5', url], { okCodes: [0, 7, 28, 52, 56] });
       const [head = '', ...rest] = out.stdout.split('\r\n\r\n');
       const status = Number(/^HTTP\/1\.1 (\d+)/.exec(head)?.[1] ?? 0);
       const servedBy = /^x-served-by: (.*)$/im.exec(head)?.[1]?.trim();
       return { status, body: rest.join('\r\n\r\n'), servedBy };
-    },
-    async dispose() {
-      await exec(['ip', 'link', 'del', outside]).catch(() => undefined);
-      await exec(['ip', 'netns', 'del', netns]).catch(() => undefined);
     },
   };
 }
