@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { exec, sleep } from '../../../src/core/index.ts';
 import { getLc, moveNicRecord } from '../../../src/inventory/index.ts';
@@ -131,7 +132,9 @@ describe('logical computers on the namespace driver', () => {
     // A manager process starts an LC and is killed while it waits; a later one finds the LC running.
     await t.lc({ name: 'lc3', addresses: [`${t.prefix}.12`] }, { start: false });
     const starter = exec(['node', '--import', 'tsx', 'src/cli/entry.ts', '--state-dir', t.stateDir, 'lc', 'start', 'lc3'], { cwd: process.cwd(), okCodes: [0, 137], timeoutMs: 60_000 });
-    await sleep(1500);
+    // Kill it as soon as it has launched the LC, while it waits for the LC to boot.
+    const supervisorPid = path.join(t.manager.paths.lcsRuntime, 'lc3', 'supervisor.pid');
+    for (let i = 0; i < 600 && !fs.existsSync(supervisorPid); i++) await sleep(50);
     const { trackedChildren } = await import('../../../src/core/index.ts');
     for (const child of trackedChildren()) if (child.spawnargs.includes('lc3')) child.kill('SIGKILL');
     await starter.catch(() => undefined);
