@@ -47,6 +47,25 @@ function readText(file: string): string | undefined {
   }
 }
 
+/** Deletes every btrfs subvolume at or under `dir` (deepest first), then the directory. */
+async function deleteSubvolumesUnder(dir: string): Promise<void> {
+  if (!fs.existsSync(dir)) return;
+  const subvolumes: string[] = [];
+  const walk = (current: string, depth: number): void => {
+    for (const entry of fs.readdirSync(current, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      const full = path.join(current, entry.name);
+      if (fs.statSync(full).ino === 256) subvolumes.push(full); // a btrfs subvolume root
+      else if (depth < 3) walk(full, depth + 1);
+    }
+  };
+  walk(dir, 0);
+  for (const subvolume of subvolumes.reverse()) {
+    await exec(['btrfs', 'subvolume', 'delete', subvolume]);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
 function childrenOf(pid: number): number[] {
   try {
     return fs
@@ -155,18 +174,25 @@ export class NamespaceDriver implements PartitioningDriver {
     if (status.state !== 'stopped' && status.state !== 'crashed') {
       throw new UnderstudyError('LC_RUNNING', `The logical computer "${spec.name}" is ${status.state}`, { hint: 'Stop it first (`understudy lc stop`).' });
     }
-    await this.killLeftovers(spec.name);
-    for (const nic of spec.nics) await deleteNic(this.options.tag, nic.mac);
-    await deleteNetns(this.netnsName(spec.name));
-    for (const disk of spec.disks) {
-      const target = this.diskPath(spec, disk.name);
-      if (fs.existsSync(target)) await exec(['btrfs', 'subvolume', 'delete', target]);
-    }
+    // Every part is removed even when another part fails, so a failure leaves as little as possible.
+    const failures: unknown[] = [];
+    const attempt = async (step: () => Promise<unknown>): Promise<void> => {
+      try {
+        await step();
+      } catch (error) {
+        failures.push(error);
+      }
+    };
+    await attempt(() => this.killLeftovers(spec.name));
+    for (const nic of spec.nics) await attempt(() => deleteNic(this.options.tag, nic.mac));
+    await attempt(() => deleteNetns(this.netnsName(spec.name)));
     for (const pool of new Set(spec.disks.map((d) => d.pool))) {
-      fs.rmSync(path.join(this.options.poolPath(pool), 'lcs', spec.name), { recursive: true, force: true });
+      // The LC's disks, and whatever a crashed copy left beside them (set-aside disks, staging snapshots).
+      await attempt(() => deleteSubvolumesUnder(path.join(this.options.poolPath(pool), 'lcs', spec.name)));
     }
-    await this.cgroup(spec.name).remove();
+    await attempt(() => this.cgroup(spec.name).remove());
     fs.rmSync(this.runtimeDir(spec.name), { recursive: true, force: true });
+    if (failures.length > 0) throw failures[0];
   }
 
   /** Restores what a host reboot loses (namespace, NICs, cgroups) for an LC about to start. */

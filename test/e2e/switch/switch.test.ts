@@ -146,7 +146,7 @@ test('a switch interrupted by a manager crash is reversed before, and finished a
     if (step === at) await new Promise<never>(() => undefined); // the manager "dies": nothing runs after this
   };
 
-  void runSwitch(plan, { ...deps(topo, db), afterStep: crashAt('lc2-takes-address') });
+  void runSwitch(plan, { ...deps(topo, db), afterStep: crashAt('lc1-private-address') });
   await sleep(1500);
   let outcome = await recoverSwitches({ db, bind: () => binding });
   assert.deepEqual(outcome.recovered.map((r) => r.outcome), ['reversed']);
