@@ -36,14 +36,14 @@ try {
   const client = await createClientHost({ bridge: t.host.network.bridge, address: `${t.prefix}.200/24` });
   try {
     const patchFile = await makeVersionPatch({ dir: t.stateDir, from: '1.0.0', to: '1.0.1', name: 'inplace' });
-    const reverse = await makeVersionPatch({ dir: t.stateDir, from: '1.0.1', to: '1.0.0', name: 'inplace-back' });
     for (let i = 0; i < runs; i++) {
       const lc = getLc(t.manager.db, 'lc1');
-      await t.host.driver.writeFile(lc, '/tmp/patch.diff', fs.readFileSync(i % 2 === 0 ? patchFile : reverse));
+      await t.host.driver.writeFile(lc, '/tmp/patch.diff', fs.readFileSync(patchFile));
       const load = await startClientLoad({ netns: client.netns, url: `http://${t.prefix}.10/`, rate, maxDurationS: 60 });
       await new Promise((r) => setTimeout(r, 2000));
       await t.host.driver.exec('lc1', ['/etc/rc.d/S50demo', 'stop']);
-      await t.host.driver.exec('lc1', ['sh', '-c', 'cd / && patch -p1 -N -i /tmp/patch.diff']);
+      // Every other run applies it in reverse, so each run really changes the service.
+      await t.host.driver.exec('lc1', ['sh', '-c', `cd / && patch -p1 ${i % 2 === 0 ? '-N' : '-R'} -i /tmp/patch.diff`]);
       await t.host.driver.exec('lc1', ['/etc/rc.d/S50demo', 'start']);
       await new Promise((r) => setTimeout(r, 2000));
       const report = await load.stop();
