@@ -4,10 +4,9 @@
  * while LC2 serves, then the final copy inside the switch, after LC2's last write.
  */
 import { UnderstudyError } from '../core/index.ts';
-import { addNicRecord, deleteNicRecord, getLc, setRole } from '../inventory/index.ts';
-import { switchOnce } from './switch-once.ts';
-import { freeAddress, planSwitch, type Step } from './steps.ts';
-import { lc1, moveNicBinding, saveFacts, standby, switchSide, syncAppDisk, syncNicRecords, type RunContext } from './context.ts';
+import { addNicRecord, deleteNicRecord, getLc } from '../inventory/index.ts';
+import { freeAddress, moveService, type Step } from './steps.ts';
+import { lc1, saveFacts, standby, syncAppDisk, syncNicRecords, type RunContext } from './context.ts';
 
 /** LC1 runs and has a NIC on the bridge (after move-nic it has none: it gets a temporary one). */
 const prepareLc1: Step = {
@@ -48,28 +47,13 @@ const switchBack: Step = {
   async run(c) {
     const facts = c.facts as { rollbackResult?: unknown };
     if (facts.rollbackResult) return facts.rollbackResult;
-    const from = standby(c);
-    const to = lc1(c);
-    const facts2 = c.facts as { rollbackNewAddress?: string };
+    const facts2 = c.facts as { rollbackNewAddress?: string; rollbackStartedAt?: string };
     const newAddress = c.options.method === 'move-nic' ? undefined : (facts2.rollbackNewAddress ??= freeAddress(c));
-    const since = ((c.facts as { rollbackStartedAt?: string }).rollbackStartedAt ??= new Date().toISOString());
+    const since = (facts2.rollbackStartedAt ??= new Date().toISOString());
     saveFacts(c);
-    const result = await switchOnce({ since, input: planSwitch(c, from.name, to.name, newAddress), deps: {
-      db: c.manager.db,
-      logger: c.logger,
-      from: switchSide(c, from.name),
-      to: switchSide(c, to.name),
-      moveNic: moveNicBinding(c),
-      finalSync: async () => {
-        await syncAppDisk(c, from, to);
-      },
-    } });
+    const result = await moveService(c, { from: standby(c).name, to: lc1(c).name, newAddress, since, fromRole: 'idle' });
     c.facts.rollbackSwitchId = result.id;
     facts.rollbackResult = result;
-    await syncNicRecords(c, from.name);
-    await syncNicRecords(c, to.name);
-    setRole(c.manager.db, to.name, 'active');
-    setRole(c.manager.db, from.name, 'idle');
     saveFacts(c);
     return result;
   },

@@ -8,10 +8,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UnderstudyError, exec, sleep } from '../core/index.ts';
 import { copyDisk, describeHistory } from '../disk-copy/index.ts';
-import { findStandbys, listLcs, setRole } from '../inventory/index.ts';
+import { findStandbys, getLc, listLcs, setRole } from '../inventory/index.ts';
 import { assetsDir } from '../images/index.ts';
 import { nthAddress, parseSubnet, subnetContains, ipToNumber } from '../host/index.ts';
-import type { SwitchPlanInput } from '../switch/index.ts';
+import type { SwitchPlanInput, SwitchResult } from '../switch/index.ts';
 import { switchOnce } from './switch-once.ts';
 import { sha256Hex } from '../catalogue/index.ts';
 import { crashPoint } from './crash-point.ts';
@@ -302,17 +302,20 @@ export function planSwitch(c: SwitchContext, from: string, to: string, newAddres
   };
 }
 
-/** The switch (Fig. 13–17, 21–26), with the final sync of the application disk when stateful. */
-const switchTraffic: Step = {
-  name: 'switch',
-  async run(c) {
-    const from = lc1(c);
-    const to = standby(c);
-    if (c.facts.switchResult) return c.facts.switchResult; // finished before a crash of the manager
-    const newAddress = c.options.method === 'move-nic' ? undefined : (c.facts.lc1NewAddress ??= freeAddress(c));
-    const since = ((c.facts as { switchStartedAt?: string }).switchStartedAt ??= new Date().toISOString());
-    saveFacts(c);
-    const result = await switchOnce({ since, input: planSwitch(c, from.name, to.name, newAddress), deps: {
+/**
+ * Moves the service from one LC to the other with the run's method, at most once (a switch the journal
+ * finished after a crash is adopted), then records the NICs and roles as they now are.
+ */
+export async function moveService(
+  c: RunContext,
+  options: { from: string; to: string; newAddress: string | undefined; since: string; fromRole: 'retired' | 'idle' },
+): Promise<SwitchResult> {
+  const from = getLc(c.manager.db, options.from);
+  const to = getLc(c.manager.db, options.to);
+  const result = await switchOnce({
+    since: options.since,
+    input: planSwitch(c, from.name, to.name, options.newAddress),
+    deps: {
       db: c.manager.db,
       logger: c.logger,
       from: switchSide(c, from.name),
@@ -322,13 +325,26 @@ const switchTraffic: Step = {
         await syncAppDisk(c, from, to);
       },
       afterStep: (step) => crashPoint(`switch/${step}`, 'after'),
-    } });
+    },
+  });
+  await syncNicRecords(c, from.name);
+  await syncNicRecords(c, to.name);
+  setRole(c.manager.db, to.name, 'active');
+  setRole(c.manager.db, from.name, options.fromRole);
+  return result;
+}
+
+/** The switch (Fig. 13–17, 21–26), with the final sync of the application disk when stateful. */
+const switchTraffic: Step = {
+  name: 'switch',
+  async run(c) {
+    if (c.facts.switchResult) return c.facts.switchResult; // finished before a crash of the manager
+    const newAddress = c.options.method === 'move-nic' ? undefined : (c.facts.lc1NewAddress ??= freeAddress(c));
+    const since = ((c.facts as { switchStartedAt?: string }).switchStartedAt ??= new Date().toISOString());
+    saveFacts(c);
+    const result = await moveService(c, { from: lc1(c).name, to: standby(c).name, newAddress, since, fromRole: 'retired' });
     c.facts.switchId = result.id;
     c.facts.switchResult = result;
-    await syncNicRecords(c, from.name);
-    await syncNicRecords(c, to.name);
-    setRole(c.manager.db, to.name, 'active');
-    setRole(c.manager.db, from.name, 'retired');
     saveFacts(c);
     return result;
   },
