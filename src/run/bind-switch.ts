@@ -6,19 +6,12 @@
 import { UnderstudyError } from '../core/index.ts';
 import { getLc, setRole } from '../inventory/index.ts';
 import type { HostContext, Manager } from '../manager/index.ts';
-import { SwitchJournal, type SwitchBinding, type SwitchMethod, type SwitchPlanInput } from '../switch/index.ts';
+import { SwitchJournal, type SwitchBinding, type SwitchPlanInput, type SwitchRequest } from '../switch/index.ts';
 import { moveNicBinding, switchSide, syncAppDisk, syncNicRecords, type SwitchContext } from './context.ts';
 import { resolveRunOptions } from './orchestrator.ts';
 import { freeAddress, planSwitch } from './steps.ts';
 
-export interface LcSwitchRequest {
-  from: string;
-  to: string;
-  method: SwitchMethod;
-  stateful: boolean;
-  fromAddress?: string;
-  drainTimeoutMs: number;
-}
+export type LcSwitchRequest = SwitchRequest;
 
 export function bindLcSwitch(manager: Manager, host: HostContext, request: LcSwitchRequest): { plan: SwitchPlanInput; binding: SwitchBinding; after: () => Promise<void> } {
   const from = getLc(manager.db, request.from);

@@ -2,7 +2,7 @@
  * The network switch (seed Fig. 13–17 and 21–26): moves a service address from LC1 to LC2 with no
  * failed request, by one of three methods, journalled step by step and reversed on failure.
  */
-export type { SwitchMethod, ServiceSignal, SwitchSide, MoveNic, HealthCheck, SwitchPlan, SwitchPlanInput, SwitchResult } from './types.ts';
+export type { SwitchMethod, ServiceSignal, SwitchSide, MoveNic, HealthCheck, SwitchPlan, SwitchPlanInput, SwitchResult, SwitchRequest } from './types.ts';
 export { switchMethods } from './types.ts';
 export { resolvePlan, parseSwitchMethod, isSwitchMethod } from './plan.ts';
 export { defaultHealthCheck, checkHealth, type HealthOutcome } from './health.ts';

@@ -87,3 +87,14 @@ export interface SwitchResult {
   syncMs: number;
   steps: { name: string; ms: number }[];
 }
+
+/** A switch asked for by LC names (the CLI's `switch <from> <to>`), before it is bound to a plan. */
+export interface SwitchRequest {
+  from: string;
+  to: string;
+  method: SwitchMethod;
+  stateful: boolean;
+  /** LC1's address after the switch (CIDR), when given on the command line. */
+  fromAddress?: string;
+  drainTimeoutMs: number;
+}

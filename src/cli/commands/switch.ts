@@ -14,21 +14,13 @@ import {
   runSwitch,
   switchSchema,
   type SwitchBinding,
-  type SwitchMethod,
   type SwitchPlanInput,
   type SwitchRecord,
+  type SwitchRequest,
 } from '../../switch/index.ts';
 import { table, type CliContext } from '../context.ts';
 
-export interface SwitchRequest {
-  from: string;
-  to: string;
-  method: SwitchMethod;
-  stateful: boolean;
-  /** LC1's address after the switch (CIDR), when given on the command line. */
-  fromAddress?: string;
-  drainTimeoutMs: number;
-}
+export type { SwitchRequest };
 
 /** Resolves LC names into a complete plan and the sides that carry it out. */
 export type SwitchBinder = (request: SwitchRequest, db: Db) => Promise<{ plan: SwitchPlanInput; binding: SwitchBinding; after?: () => Promise<void> }>;
