@@ -18,7 +18,15 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/no-floating-promises': [
         'error',
-        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite', 'before', 'after'] }] },
+        {
+          allowForKnownSafeCalls: [
+            {
+              from: 'package',
+              package: 'node:test',
+              name: ['test', 'describe', 'it', 'suite', 'before', 'after'],
+            },
+          ],
+        },
       ],
     },
   },
@@ -28,7 +36,14 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ regex: '^(\\.\\./)+[\\w-]+/(?!index\\.ts$)', message: 'Import another folder only through its index.ts.' }] },
+        {
+          patterns: [
+            {
+              regex: '^(\\.\\./)+[\\w-]+/(?!index\\.ts$)',
+              message: 'Import another folder only through its index.ts.',
+            },
+          ],
+        },
       ],
     },
   },
@@ -37,12 +52,30 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ regex: '/src/[\\w-]+/(?!index\\.ts$)', message: 'Tests use a folder only through its index.ts.' }] },
+        {
+          patterns: [
+            {
+              regex: '/src/[\\w-]+/(?!index\\.ts$)',
+              message: 'Tests use a folder only through its index.ts.',
+            },
+          ],
+        },
       ],
     },
   },
   {
     files: ['**/*.js', '**/*.mjs'],
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', URL: 'readonly' } },
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        Buffer: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        URL: 'readonly',
+      },
+    },
   },
 );

@@ -7,7 +7,13 @@
 import path from 'node:path';
 import { exec } from '../src/core/index.ts';
 import { copyDisk, type CopyResult, type Freezer } from '../src/disk-copy/index.ts';
-import { createPool, createSubvolume, fillTree, startWriter, type Pool } from '../test/e2e/disk-copy/fixtures.ts';
+import {
+  createPool,
+  createSubvolume,
+  fillTree,
+  startWriter,
+  type Pool,
+} from '../test/e2e/disk-copy/fixtures.ts';
 
 const quick = process.argv.includes('--quick');
 const onlyArg = process.argv.indexOf('--only');
@@ -32,8 +38,11 @@ const rate = (bytes: number, millis: number): string => `${(bytes / MiB / (milli
 
 function printTable(title: string, headers: string[], rows: string[][]): void {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
-  console.log(`\n${title}\n${line(headers)}\n|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|\n${rows.map(line).join('\n')}`);
+  const line = (cells: string[]): string =>
+    `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  console.log(
+    `\n${title}\n${line(headers)}\n|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|\n${rows.map(line).join('\n')}`,
+  );
 }
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
@@ -62,13 +71,22 @@ async function makeDisk(pool: Pool, name: string, mb: number): Promise<string> {
 }
 
 async function throughput(a: Pool, b: Pool, disk: string, bytes: number): Promise<number> {
-  const times: Record<string, number[]> = { 'understudy copyDisk': [], '  of which pass 0 (full send)': [], 'cp -a': [], 'rsync -a': [] };
+  const times: Record<string, number[]> = {
+    'understudy copyDisk': [],
+    '  of which pass 0 (full send)': [],
+    'cp -a': [],
+    'rsync -a': [],
+  };
   for (let run = 0; run < runs; run += 1) {
     let result: CopyResult | undefined;
     const target = `copy-${run}`;
     times['understudy copyDisk']?.push(
       await timed(async () => {
-        result = await copyDisk({ source: disk, destination: { poolPath: b.path, name: target }, freezer: noFreeze });
+        result = await copyDisk({
+          source: disk,
+          destination: { poolPath: b.path, name: target },
+          freezer: noFreeze,
+        });
         await exec(['sync', '-f', path.join(b.path, target)]);
       }),
     );
@@ -96,7 +114,12 @@ async function throughput(a: Pool, b: Pool, disk: string, bytes: number): Promis
   printTable(
     `Full copy of a ${(bytes / MiB).toFixed(0)} MiB tree, pool A → pool B (median of ${runs}; each timing ends with sync -f of the copy)`,
     ['method', 'median', 'throughput', 'vs cp -a'],
-    Object.entries(times).map(([label, values]) => [label, sec(median(values)), rate(bytes, median(values)), `${((cpMedian / median(values)) * 100).toFixed(0)} %`]),
+    Object.entries(times).map(([label, values]) => [
+      label,
+      sec(median(values)),
+      rate(bytes, median(values)),
+      `${((cpMedian / median(values)) * 100).toFixed(0)} %`,
+    ]),
   );
   return median(times['understudy copyDisk'] ?? []);
 }
@@ -118,7 +141,16 @@ async function catchUp(a: Pool, b: Pool, disk: string): Promise<void> {
         // The first event of the full pass comes after its snapshot: a change now is caught up by pass 1.
         if (!changed && e.phase === 'full') {
           changed = true;
-          void exec(['dd', 'if=/dev/urandom', `of=${large}`, 'bs=1M', 'count=1', `seek=${run * 7}`, 'conv=notrunc', 'status=none']);
+          void exec([
+            'dd',
+            'if=/dev/urandom',
+            `of=${large}`,
+            'bs=1M',
+            'count=1',
+            `seek=${run * 7}`,
+            'conv=notrunc',
+            'status=none',
+          ]);
         }
       },
     });
@@ -135,22 +167,66 @@ async function catchUp(a: Pool, b: Pool, disk: string): Promise<void> {
   const dst = path.join(b.path, 'rsync-catchup');
   await createSubvolume(dst);
   await exec(['rsync', '-a', `${disk}/`, `${dst}/`], { timeoutMs: 1_800_000 });
-  const rsyncFull = await timed(() => exec(['rsync', '-a', `${disk}/`, `${path.join(b.path, 'rsync-catchup-full')}/`], { timeoutMs: 1_800_000 }));
+  const rsyncFull = await timed(() =>
+    exec(['rsync', '-a', `${disk}/`, `${path.join(b.path, 'rsync-catchup-full')}/`], {
+      timeoutMs: 1_800_000,
+    }),
+  );
   await exec(['rm', '-rf', path.join(b.path, 'rsync-catchup-full')]);
   const resync: number[] = [];
   const resyncInplace: number[] = [];
   for (let run = 0; run < runs; run += 1) {
-    await exec(['dd', 'if=/dev/urandom', `of=${large}`, 'bs=1M', 'count=1', `seek=${100 + run}`, 'conv=notrunc', 'status=none']);
+    await exec([
+      'dd',
+      'if=/dev/urandom',
+      `of=${large}`,
+      'bs=1M',
+      'count=1',
+      `seek=${100 + run}`,
+      'conv=notrunc',
+      'status=none',
+    ]);
     resync.push(await timed(() => exec(['rsync', '-a', `${disk}/`, `${dst}/`], { timeoutMs: 1_800_000 })));
-    await exec(['dd', 'if=/dev/urandom', `of=${large}`, 'bs=1M', 'count=1', `seek=${200 + run}`, 'conv=notrunc', 'status=none']);
-    resyncInplace.push(await timed(() => exec(['rsync', '-a', '--inplace', '--no-whole-file', `${disk}/`, `${dst}/`], { timeoutMs: 1_800_000 })));
+    await exec([
+      'dd',
+      'if=/dev/urandom',
+      `of=${large}`,
+      'bs=1M',
+      'count=1',
+      `seek=${200 + run}`,
+      'conv=notrunc',
+      'status=none',
+    ]);
+    resyncInplace.push(
+      await timed(() =>
+        exec(['rsync', '-a', '--inplace', '--no-whole-file', `${disk}/`, `${dst}/`], {
+          timeoutMs: 1_800_000,
+        }),
+      ),
+    );
   }
   await deleteSubvolume(dst);
   await settle(b);
-  rows.push(['understudy catch-up pass (snapshot + send -p | receive)', ms(median(ours)), `${((median(ours) / median(fulls)) * 100).toFixed(2)} % of its full pass (${sec(median(fulls))})`]);
-  rows.push(['rsync -a re-sync', ms(median(resync)), `${((median(resync) / rsyncFull) * 100).toFixed(1)} % of rsync's full copy (${sec(rsyncFull)})`]);
-  rows.push(['rsync -a --inplace --no-whole-file re-sync', ms(median(resyncInplace)), `${((median(resyncInplace) / rsyncFull) * 100).toFixed(1)} % of rsync's full copy`]);
-  printTable(`Catch-up after 1 MiB changed in place on a ${smallDiskMb} MiB disk (median of ${runs})`, ['method', 'time', 'relative'], rows);
+  rows.push([
+    'understudy catch-up pass (snapshot + send -p | receive)',
+    ms(median(ours)),
+    `${((median(ours) / median(fulls)) * 100).toFixed(2)} % of its full pass (${sec(median(fulls))})`,
+  ]);
+  rows.push([
+    'rsync -a re-sync',
+    ms(median(resync)),
+    `${((median(resync) / rsyncFull) * 100).toFixed(1)} % of rsync's full copy (${sec(rsyncFull)})`,
+  ]);
+  rows.push([
+    'rsync -a --inplace --no-whole-file re-sync',
+    ms(median(resyncInplace)),
+    `${((median(resyncInplace) / rsyncFull) * 100).toFixed(1)} % of rsync's full copy`,
+  ]);
+  printTable(
+    `Catch-up after 1 MiB changed in place on a ${smallDiskMb} MiB disk (median of ${runs})`,
+    ['method', 'time', 'relative'],
+    rows,
+  );
 }
 
 /** Freeze time at the cut with a moderate writer inside, for two disk sizes. */
@@ -163,7 +239,11 @@ async function freezeTimes(a: Pool, b: Pool, disks: { label: string; path: strin
     try {
       for (let run = 0; run < freezeRuns; run += 1) {
         const target = `freeze-${run}`;
-        const result = await copyDisk({ source: disk.path, destination: { poolPath: b.path, name: target }, freezer: writer.cgroup.freezer });
+        const result = await copyDisk({
+          source: disk.path,
+          destination: { poolPath: b.path, name: target },
+          freezer: writer.cgroup.freezer,
+        });
         freezes.push(result.freezeMs);
         snapshots.push(result.passes.at(-1)?.snapshotMs ?? 0);
         await deleteSubvolume(path.join(b.path, target));
@@ -172,9 +252,20 @@ async function freezeTimes(a: Pool, b: Pool, disks: { label: string; path: strin
     } finally {
       await writer.stop();
     }
-    rows.push([disk.label, String(freezeRuns), ms(median(freezes)), ms(Math.min(...freezes)), ms(Math.max(...freezes)), ms(median(snapshots))]);
+    rows.push([
+      disk.label,
+      String(freezeRuns),
+      ms(median(freezes)),
+      ms(Math.min(...freezes)),
+      ms(Math.max(...freezes)),
+      ms(median(snapshots)),
+    ]);
   }
-  printTable('Freeze time at the cut (writer inside: 1 MiB in place + append/create/rename/delete every 50 ms)', ['disk', 'runs', 'median freeze', 'min', 'max', 'median cut snapshot'], rows);
+  printTable(
+    'Freeze time at the cut (writer inside: 1 MiB in place + append/create/rename/delete every 50 ms)',
+    ['disk', 'runs', 'median freeze', 'min', 'max', 'median cut snapshot'],
+    rows,
+  );
 }
 
 /** A writer at >= 50 MB/s during the copy: converges, and the copy equals the source at the cut, every run. */
@@ -211,7 +302,9 @@ async function fastWriter(a: Pool, b: Pool, disk: string): Promise<void> {
     const rounds = (await writer.rounds()) - roundsAtStart;
     const elapsed = performance.now() - writerStarted;
     await writer.stop();
-    console.log(`\nwriter: ${rounds} rounds of 4 MiB (+ ~9 KiB) in ${sec(elapsed)} = ${((rounds * 4 * MiB) / 1e6 / (elapsed / 1000)).toFixed(0)} MB/s while copying`);
+    console.log(
+      `\nwriter: ${rounds} rounds of 4 MiB (+ ~9 KiB) in ${sec(elapsed)} = ${((rounds * 4 * MiB) / 1e6 / (elapsed / 1000)).toFixed(0)} MB/s while copying`,
+    );
   }
   printTable(
     `Copy with a fast writer inside (4 MiB random in place over a 128 MiB working set every ~20 ms + append/create/rename/delete; policy: maxPasses 8, cut below 64 MiB), ${equal}/${writerRuns} equal at the cut`,
@@ -221,13 +314,16 @@ async function fastWriter(a: Pool, b: Pool, disk: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  console.log(`disk-copy benchmark${quick ? ' (quick)' : ''} — ${new Date().toISOString()}, kernel ${(await exec(['uname', '-r'])).stdout.trim()}, ${(await exec(['nproc'])).stdout.trim()} CPUs`);
+  console.log(
+    `disk-copy benchmark${quick ? ' (quick)' : ''} — ${new Date().toISOString()}, kernel ${(await exec(['uname', '-r'])).stdout.trim()}, ${(await exec(['nproc'])).stdout.trim()} CPUs`,
+  );
   const poolMb = bigDiskMb + 4096;
   const a = await createPool(poolMb, 'bench-a');
   const b = await createPool(poolMb, 'bench-b');
   try {
     const small = await makeDisk(a, 'disk-small', smallDiskMb);
-    const bytes = Number((await exec(['du', '-s', '-B1', '--apparent-size', small])).stdout.split('\t')[0]) - 64 * MiB; // minus the sparse file
+    const bytes =
+      Number((await exec(['du', '-s', '-B1', '--apparent-size', small])).stdout.split('\t')[0]) - 64 * MiB; // minus the sparse file
     if (wanted('throughput')) await throughput(a, b, small, bytes);
     if (wanted('catch-up')) await catchUp(a, b, small);
     if (wanted('writer')) await fastWriter(a, b, small);

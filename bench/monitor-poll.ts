@@ -13,7 +13,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
 import { silentLogger, waitFor } from '../src/core/index.ts';
 import { runDaemon } from '../src/api/index.ts';
-import { addFeed, createMonitor, openMonitorStore, realFetcher, resolveMonitorConfig, signPatchIndex } from '../src/monitor/index.ts';
+import {
+  addFeed,
+  createMonitor,
+  openMonitorStore,
+  realFetcher,
+  resolveMonitorConfig,
+  signPatchIndex,
+} from '../src/monitor/index.ts';
 import { PatchServerDir, startHttpServer, tempDir } from '../test/e2e/monitor/fixtures.ts';
 import { startMailWorld } from '../test/e2e/mail/mail-servers.ts';
 
@@ -44,7 +51,9 @@ async function benchPoll(): Promise<void> {
         const fresh = i >= 9_990;
         const name = `patch-${String(i).padStart(5, '0')}`;
         const content = `patch ${i} ${randomBytes(8).toString('hex')}\n`;
-        const published = fresh ? new Date(Date.now() - (10_000 - i) * 1000) : new Date(old.getTime() + i * 60_000);
+        const published = fresh
+          ? new Date(Date.now() - (10_000 - i) * 1000)
+          : new Date(old.getTime() + i * 60_000);
         if (fresh) fs.writeFileSync(path.join(served, 'files', name), content);
         entries.push({
           name,
@@ -57,15 +66,34 @@ async function benchPoll(): Promise<void> {
           file: `files/${name}`,
         });
       }
-      const index = Buffer.from(JSON.stringify({ version: 1, generated: new Date().toISOString(), patches: entries }));
+      const index = Buffer.from(
+        JSON.stringify({ version: 1, generated: new Date().toISOString(), patches: entries }),
+      );
       indexBytes = index.length;
       fs.writeFileSync(path.join(served, 'index.json'), index);
       fs.writeFileSync(path.join(served, 'index.json.sig'), signPatchIndex(index, dir.privateKey));
       const { db, catalogue } = openMonitorStore(stateDir);
-      addFeed(db, { name: 'big', kind: 'patch-server', url: http.url, intervalSeconds: 3600, options: { publicKey: dir.publicKeyBase64 } });
+      addFeed(db, {
+        name: 'big',
+        kind: 'patch-server',
+        url: http.url,
+        intervalSeconds: 3600,
+        options: { publicKey: dir.publicKeyBase64 },
+      });
       // The last check saw everything up to the 9,990th patch.
-      db.prepare('UPDATE feed_state SET watermark = ? WHERE feed = ?').run(new Date(old.getTime() + 9_989 * 60_000).toISOString(), 'big');
-      const monitor = createMonitor({ db, catalogue, config: resolveMonitorConfig({}, stateDir), stateDir, fetcher: realFetcher, managedLcs: { list: async () => [], installedPackages: async () => new Map() }, logger: silentLogger });
+      db.prepare('UPDATE feed_state SET watermark = ? WHERE feed = ?').run(
+        new Date(old.getTime() + 9_989 * 60_000).toISOString(),
+        'big',
+      );
+      const monitor = createMonitor({
+        db,
+        catalogue,
+        config: resolveMonitorConfig({}, stateDir),
+        stateDir,
+        fetcher: realFetcher,
+        managedLcs: { list: async () => [], installedPackages: async () => new Map() },
+        logger: silentLogger,
+      });
       gc();
       const heapBefore = process.memoryUsage().heapUsed;
       let heapPeak = heapBefore;
@@ -76,7 +104,10 @@ async function benchPoll(): Promise<void> {
       clearInterval(sampler);
       heapPeak = Math.max(heapPeak, process.memoryUsage().heapUsed);
       heapGrowth.push(heapPeak - heapBefore);
-      if (result?.registered !== 10) throw new Error(`expected 10 new patches, got ${result?.registered}: ${JSON.stringify(result?.error)}`);
+      if (result?.registered !== 10)
+        throw new Error(
+          `expected 10 new patches, got ${result?.registered}: ${JSON.stringify(result?.error)}`,
+        );
       await monitor.stop();
       db.close();
     } finally {
@@ -85,9 +116,15 @@ async function benchPoll(): Promise<void> {
       fs.rmSync(stateDir, { recursive: true, force: true });
     }
   }
-  console.log(`\nPoll of a signed index of 10,000 patches (${(indexBytes / MiB).toFixed(2)} MiB), 10 new, ${pollRuns} run(s):`);
-  console.log(`  time:        median ${median(times).toFixed(0)} ms (min ${Math.min(...times).toFixed(0)}, max ${Math.max(...times).toFixed(0)})`);
-  console.log(`  heap growth: median ${(median(heapGrowth) / MiB).toFixed(1)} MiB during the poll (sampled every 5 ms)`);
+  console.log(
+    `\nPoll of a signed index of 10,000 patches (${(indexBytes / MiB).toFixed(2)} MiB), 10 new, ${pollRuns} run(s):`,
+  );
+  console.log(
+    `  time:        median ${median(times).toFixed(0)} ms (min ${Math.min(...times).toFixed(0)}, max ${Math.max(...times).toFixed(0)})`,
+  );
+  console.log(
+    `  heap growth: median ${(median(heapGrowth) / MiB).toFixed(1)} MiB during the poll (sampled every 5 ms)`,
+  );
   console.log(`  peak RSS of the whole process: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
 }
 
@@ -106,13 +143,21 @@ async function benchDelay(): Promise<void> {
       stringify({
         api: { port: 0 },
         mail: { from: `understudy@${world.domain}`, smtp: { host: '127.0.0.1', port: world.smtpPort } },
-        administrators: [{ name: 'admin', email: `admin@${world.domain}`, secret: randomBytes(32).toString('hex') }],
+        administrators: [
+          { name: 'admin', email: `admin@${world.domain}`, secret: randomBytes(32).toString('hex') },
+        ],
         monitor: { tickMs: 100 },
       }),
     );
     {
       const { db } = openMonitorStore(stateDir);
-      addFeed(db, { name: 'vendor', kind: 'patch-server', url: http.url, intervalSeconds: 1, options: { publicKey: dir.publicKeyBase64 } });
+      addFeed(db, {
+        name: 'vendor',
+        kind: 'patch-server',
+        url: http.url,
+        intervalSeconds: 1,
+        options: { publicKey: dir.publicKeyBase64 },
+      });
       db.close();
     }
     daemon = await runDaemon({ stateDir, configPath, logger: silentLogger, port: 0 });
@@ -121,13 +166,20 @@ async function benchDelay(): Promise<void> {
       const before = (await world.inbox('admin')).length;
       const appeared = Date.now();
       dir.add({ name: `delay-${i}`, content: `patch ${i}\n` });
-      const got = await waitFor(async () => ((await world.inbox('admin')).length > before ? true : undefined), { timeoutMs: 15_000, intervalMs: 20 });
+      const got = await waitFor(
+        async () => ((await world.inbox('admin')).length > before ? true : undefined),
+        { timeoutMs: 15_000, intervalMs: 20 },
+      );
       if (!got) throw new Error('no mail within 15 s');
       delays.push(Date.now() - appeared);
       await new Promise((r) => setTimeout(r, Math.random() * 1000)); // spread the arrivals over the poll cycle
     }
-    console.log(`\nPatch on server → notification in the administrator's IMAP mailbox, poll interval 1 s, ${delayRuns} patches:`);
-    console.log(`  median ${median(delays).toFixed(0)} ms, min ${Math.min(...delays)} ms, max ${Math.max(...delays)} ms`);
+    console.log(
+      `\nPatch on server → notification in the administrator's IMAP mailbox, poll interval 1 s, ${delayRuns} patches:`,
+    );
+    console.log(
+      `  median ${median(delays).toFixed(0)} ms, min ${Math.min(...delays)} ms, max ${Math.max(...delays)} ms`,
+    );
   } finally {
     await daemon?.close();
     await http.close();

@@ -18,9 +18,24 @@ import { clientCounters, startClientLoad } from '../test/e2e/switch/load.ts';
 import { createTopology, type Topology } from '../test/e2e/switch/topology.ts';
 
 type Contender = SwitchMethod | `${SwitchMethod}+stateful` | 'naive' | 'keepalived' | 'restart';
-const contenders: Contender[] = ['move-nic', 'swap-address', 'instant', 'swap-address+stateful', 'instant+stateful', 'naive', 'keepalived', 'restart'];
+const contenders: Contender[] = [
+  'move-nic',
+  'swap-address',
+  'instant',
+  'swap-address+stateful',
+  'instant+stateful',
+  'naive',
+  'keepalived',
+  'restart',
+];
 
-const { values } = parseArgs({ options: { switches: { type: 'string', default: '20' }, rate: { type: 'string', default: '200' }, only: { type: 'string' } } });
+const { values } = parseArgs({
+  options: {
+    switches: { type: 'string', default: '20' },
+    rate: { type: 'string', default: '200' },
+    only: { type: 'string' },
+  },
+});
 const switches = Number(values.switches);
 const rate = Number(values.rate);
 const only = values.only ? (values.only.split(',') as Contender[]) : contenders;
@@ -48,7 +63,8 @@ interface Row {
 const ip = (argv: string[]): Promise<unknown> => exec(['ip', ...argv]);
 
 function nics(c: Contender): { lc1: Record<string, string[]>; lc2: Record<string, string[]> } {
-  if (c.startsWith('move-nic')) return { lc1: { eth0: ['NET.10/24'], eth1: ['NET.11/24'] }, lc2: { eth2: ['NET.12/24'] } };
+  if (c.startsWith('move-nic'))
+    return { lc1: { eth0: ['NET.10/24'], eth1: ['NET.11/24'] }, lc2: { eth2: ['NET.12/24'] } };
   if (c === 'keepalived') return { lc1: { eth0: ['NET.11/24'] }, lc2: { eth2: ['NET.12/24'] } };
   return { lc1: { eth0: ['NET.10/24'] }, lc2: { eth2: ['NET.12/24'] } };
 }
@@ -71,21 +87,39 @@ function fakeAppDisk(dir: string): () => Promise<void> {
   };
 }
 
-function ourSwitch(topo: Topology, method: SwitchMethod, holds: number[], finalSync?: () => Promise<void>, timeouts: number[] = []): SwitchOnce {
+function ourSwitch(
+  topo: Topology,
+  method: SwitchMethod,
+  holds: number[],
+  finalSync?: () => Promise<void>,
+  timeouts: number[] = [],
+): SwitchOnce {
   const db = openStore(':memory:', [switchSchema]);
   const { lc1, lc2, net, port } = topo;
   return async (forward) => {
     const moved = method === 'move-nic';
     const plan: SwitchPlanInput = forward
-      ? { method, service: { address: `${net}.10/24`, port }, from: { lc: lc1.name, nic: 'eth0', mac: lc1.nics.eth0!.mac, newAddress: `${net}.11/24` }, to: { lc: lc2.name, nic: 'eth2', mac: lc2.nics.eth2!.mac } }
+      ? {
+          method,
+          service: { address: `${net}.10/24`, port },
+          from: { lc: lc1.name, nic: 'eth0', mac: lc1.nics.eth0!.mac, newAddress: `${net}.11/24` },
+          to: { lc: lc2.name, nic: 'eth2', mac: lc2.nics.eth2!.mac },
+        }
       : {
           method,
           service: { address: `${net}.10/24`, port },
-          from: moved ? { lc: lc2.name, nic: 'eth0', mac: lc1.nics.eth0!.mac } : { lc: lc2.name, nic: 'eth2', mac: lc2.nics.eth2!.mac, newAddress: `${net}.12/24` },
-          to: moved ? { lc: lc1.name, nic: 'eth1', mac: lc1.nics.eth1!.mac } : { lc: lc1.name, nic: 'eth0', mac: lc1.nics.eth0!.mac },
+          from: moved
+            ? { lc: lc2.name, nic: 'eth0', mac: lc1.nics.eth0!.mac }
+            : { lc: lc2.name, nic: 'eth2', mac: lc2.nics.eth2!.mac, newAddress: `${net}.12/24` },
+          to: moved
+            ? { lc: lc1.name, nic: 'eth1', mac: lc1.nics.eth1!.mac }
+            : { lc: lc1.name, nic: 'eth0', mac: lc1.nics.eth0!.mac },
         };
     const [a, b] = forward ? [lc1, lc2] : [lc2, lc1];
-    const result = await runSwitch({ ...plan, tailMs: 300, drainTimeoutMs: 5000, stateful: finalSync !== undefined }, { db, from: topo.side(a), to: topo.side(b), moveNic: topo.moveNic, finalSync });
+    const result = await runSwitch(
+      { ...plan, tailMs: 300, drainTimeoutMs: 5000, stateful: finalSync !== undefined },
+      { db, from: topo.side(a), to: topo.side(b), moveNic: topo.moveNic, finalSync },
+    );
     if (finalSync) holds.push(result.holdMs);
     if (result.leftOnLc1 > 0) timeouts.push(result.leftOnLc1);
     return result.durationMs;
@@ -95,10 +129,27 @@ function ourSwitch(topo: Topology, method: SwitchMethod, holds: number[], finalS
 function naiveSwitch(topo: Topology): SwitchOnce {
   const s = `${topo.net}.10/24`;
   return async (forward) => {
-    const [from, fromNic, to, toNic] = forward ? [topo.lc1.ns, 'eth0', topo.lc2.ns, 'eth2'] : [topo.lc2.ns, 'eth2', topo.lc1.ns, 'eth0'];
+    const [from, fromNic, to, toNic] = forward
+      ? [topo.lc1.ns, 'eth0', topo.lc2.ns, 'eth2']
+      : [topo.lc2.ns, 'eth2', topo.lc1.ns, 'eth0'];
     await ip(['-n', from, 'addr', 'del', s, 'dev', fromNic]);
     await ip(['-n', to, 'addr', 'add', s, 'dev', toNic]);
-    await exec(['ip', 'netns', 'exec', to, 'arping', '-q', '-U', '-c', '1', '-I', toNic, '-s', `${topo.net}.10`, `${topo.net}.10`]);
+    await exec([
+      'ip',
+      'netns',
+      'exec',
+      to,
+      'arping',
+      '-q',
+      '-U',
+      '-c',
+      '1',
+      '-I',
+      toNic,
+      '-s',
+      `${topo.net}.10`,
+      `${topo.net}.10`,
+    ]);
   };
 }
 
@@ -109,14 +160,43 @@ function restartSwitch(topo: Topology): SwitchOnce {
   };
 }
 
-async function keepalivedSwitch(topo: Topology, dir: string): Promise<{ once: SwitchOnce; stop(): Promise<void> }> {
+async function keepalivedSwitch(
+  topo: Topology,
+  dir: string,
+): Promise<{ once: SwitchOnce; stop(): Promise<void> }> {
   const vrid = 1 + Math.floor(Math.random() * 250);
   const procs = new Map<string, SpawnedProcess>();
   const start = async (lcNs: string, nic: string, priority: number, tag: string): Promise<void> => {
     const conf = path.join(dir, `keepalived-${tag}.conf`);
-    fs.writeFileSync(conf, `vrrp_instance VI_${tag} {\n  state BACKUP\n  interface ${nic}\n  virtual_router_id ${vrid}\n  priority ${priority}\n  virtual_ipaddress {\n    ${topo.net}.10/24 dev ${nic}\n  }\n}\n`);
+    fs.writeFileSync(
+      conf,
+      `vrrp_instance VI_${tag} {\n  state BACKUP\n  interface ${nic}\n  virtual_router_id ${vrid}\n  priority ${priority}\n  virtual_ipaddress {\n    ${topo.net}.10/24 dev ${nic}\n  }\n}\n`,
+    );
     const pid = (n: string): string => path.join(dir, `${tag}-${n}.pid`);
-    procs.set(tag, spawnProcess(['ip', 'netns', 'exec', lcNs, 'keepalived', '-n', '-l', '-P', '-f', conf, '-p', pid('main'), '-r', pid('vrrp'), '-c', pid('chk')], { stdio: ['ignore', 'ignore', 'ignore'] }));
+    procs.set(
+      tag,
+      spawnProcess(
+        [
+          'ip',
+          'netns',
+          'exec',
+          lcNs,
+          'keepalived',
+          '-n',
+          '-l',
+          '-P',
+          '-f',
+          conf,
+          '-p',
+          pid('main'),
+          '-r',
+          pid('vrrp'),
+          '-c',
+          pid('chk'),
+        ],
+        { stdio: ['ignore', 'ignore', 'ignore'] },
+      ),
+    );
   };
   const stop = async (tag: string): Promise<void> => {
     const p = procs.get(tag);
@@ -125,7 +205,12 @@ async function keepalivedSwitch(topo: Topology, dir: string): Promise<{ once: Sw
     await Promise.race([p.done, sleep(5000)]);
     procs.delete(tag);
   };
-  const holder = async (): Promise<string> => ((await exec(['ip', '-n', topo.lc1.ns, '-o', 'addr'])).stdout.includes(`${topo.net}.10/`) ? 'lc1' : (await exec(['ip', '-n', topo.lc2.ns, '-o', 'addr'])).stdout.includes(`${topo.net}.10/`) ? 'lc2' : 'none');
+  const holder = async (): Promise<string> =>
+    (await exec(['ip', '-n', topo.lc1.ns, '-o', 'addr'])).stdout.includes(`${topo.net}.10/`)
+      ? 'lc1'
+      : (await exec(['ip', '-n', topo.lc2.ns, '-o', 'addr'])).stdout.includes(`${topo.net}.10/`)
+        ? 'lc2'
+        : 'none';
   await start(topo.lc1.ns, 'eth0', 150, 'lc1');
   await start(topo.lc2.ns, 'eth2', 100, 'lc2');
   for (let i = 0; i < 100 && (await holder()) !== 'lc1'; i++) await sleep(100);
@@ -144,9 +229,15 @@ async function keepalivedSwitch(topo: Topology, dir: string): Promise<{ once: Sw
   };
 }
 
-function summarise(name: string, run: LoadResult, windows: { t0: number; t1: number }[], counters: { resets: number; synRetrans: number }): Row {
+function summarise(
+  name: string,
+  run: LoadResult,
+  windows: { t0: number; t1: number }[],
+  counters: { resets: number; synRetrans: number },
+): Row {
   const inWindow = (t: number): boolean => windows.some((w) => t >= w.t0 && t <= w.t1);
-  const delay = (r: LoadResult['records'][number]): number => (r.kind === 'upload' ? Math.max(0, r.latencyMs - run.options.uploadDurationMs) : r.latencyMs);
+  const delay = (r: LoadResult['records'][number]): number =>
+    r.kind === 'upload' ? Math.max(0, r.latencyMs - run.options.uploadDurationMs) : r.latencyMs;
   const ok = run.records.filter((r) => r.outcome === 'ok');
   const win = latencyStats(ok.filter((r) => inWindow(r.scheduledAt)).map(delay));
   const steady = latencyStats(ok.filter((r) => !inWindow(r.scheduledAt)).map(delay));
@@ -179,7 +270,8 @@ async function bench(c: Contender): Promise<Row> {
     if (c === 'naive') once = naiveSwitch(topo);
     else if (c === 'restart') once = restartSwitch(topo);
     else if (c === 'keepalived') ({ once, stop: cleanup } = await keepalivedSwitch(topo, dir));
-    else if (c.endsWith('+stateful')) once = ourSwitch(topo, c.replace('+stateful', '') as SwitchMethod, holds, fakeAppDisk(dir), timeouts);
+    else if (c.endsWith('+stateful'))
+      once = ourSwitch(topo, c.replace('+stateful', '') as SwitchMethod, holds, fakeAppDisk(dir), timeouts);
     else once = ourSwitch(topo, c as SwitchMethod, holds, undefined, timeouts);
     const before = await clientCounters(topo.clientNs);
     const load = startClientLoad(topo.clientNs, {
@@ -209,10 +301,17 @@ async function bench(c: Contender): Promise<Row> {
     load.stop();
     const run = await load;
     const after = await clientCounters(topo.clientNs);
-    const row = summarise(c, run, windows, { resets: after.resets - before.resets, synRetrans: after.synRetrans - before.synRetrans });
+    const row = summarise(c, run, windows, {
+      resets: after.resets - before.resets,
+      synRetrans: after.synRetrans - before.synRetrans,
+    });
     holds.sort((x, y) => x - y);
     const ours = c !== 'naive' && c !== 'keepalived' && c !== 'restart';
-    return { ...row, ...(holds.length > 0 ? { holdMs: holds[Math.floor(holds.length / 2)] } : {}), ...(ours ? { drainTimeouts: timeouts.length } : {}) };
+    return {
+      ...row,
+      ...(holds.length > 0 ? { holdMs: holds[Math.floor(holds.length / 2)] } : {}),
+      ...(ours ? { drainTimeouts: timeouts.length } : {}),
+    };
   } finally {
     await cleanup();
     await topo.destroy();
@@ -238,9 +337,18 @@ for (const c of only) {
   rows.push({ ...(await bench(c)), name: labels[c] });
 }
 const f = (x: number): string => x.toFixed(1);
-const header = '| method | switches | requests | failed | RSTs | SYN retrans | steady p99 ms | window p99 ms | window max ms | delayed >= 1 s | median switch ms | median hold ms | client lag p99 ms | drain timeouts |';
+const header =
+  '| method | switches | requests | failed | RSTs | SYN retrans | steady p99 ms | window p99 ms | window max ms | delayed >= 1 s | median switch ms | median hold ms | client lag p99 ms | drain timeouts |';
 console.log(header);
-console.log(`|${header.split('|').slice(1, -1).map(() => '---').join('|')}|`);
+console.log(
+  `|${header
+    .split('|')
+    .slice(1, -1)
+    .map(() => '---')
+    .join('|')}|`,
+);
 for (const r of rows) {
-  console.log(`| ${r.name} | ${r.switches} | ${r.requests} | ${r.failed} | ${r.resets} | ${r.synRetrans} | ${f(r.steadyP99)} | ${f(r.windowP99)} | ${f(r.windowMax)} | ${r.delayed1s} | ${r.switchMs} | ${r.holdMs ?? '-'} | ${f(r.lagP99)} | ${r.drainTimeouts ?? '-'} |`);
+  console.log(
+    `| ${r.name} | ${r.switches} | ${r.requests} | ${r.failed} | ${r.resets} | ${r.synRetrans} | ${f(r.steadyP99)} | ${f(r.windowP99)} | ${f(r.windowMax)} | ${r.delayed1s} | ${r.switchMs} | ${r.holdMs ?? '-'} | ${f(r.lagP99)} | ${r.drainTimeouts ?? '-'} |`,
+  );
 }

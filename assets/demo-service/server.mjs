@@ -29,7 +29,8 @@ const startedAt = new Date().toISOString();
 const dataDir = process.env.DEMO_DATA_DIR || '/srv/data';
 const listen = parseListen(process.env.DEMO_LISTEN || '0.0.0.0:80');
 const pidFile = process.env.DEMO_PID_FILE || '';
-const compactBytes = Number(process.env.DEMO_COMPACT_BYTES) > 0 ? Number(process.env.DEMO_COMPACT_BYTES) : 64 * 1024 * 1024;
+const compactBytes =
+  Number(process.env.DEMO_COMPACT_BYTES) > 0 ? Number(process.env.DEMO_COMPACT_BYTES) : 64 * 1024 * 1024;
 
 function log(message) {
   process.stdout.write(`${new Date().toISOString()} demo ${VERSION} pid=${process.pid} ${message}\n`);
@@ -322,7 +323,8 @@ async function handleKv(req, res, key) {
     if (req.method !== 'GET') return send(res, 405, { error: 'use GET /kv' }, { Allow: 'GET' });
     return send(res, 200, { keys: [...kv.keys()].sort() });
   }
-  if (key.length === 0 || key.length > 1024) return send(res, 400, { error: 'key must be 1-1024 characters' });
+  if (key.length === 0 || key.length > 1024)
+    return send(res, 400, { error: 'key must be 1-1024 characters' });
   switch (req.method) {
     case 'GET':
     case 'HEAD': {
@@ -535,7 +537,9 @@ await openStore();
 server.listen(listen.port, listen.host, async () => {
   const address = server.address();
   if (pidFile) await fsp.writeFile(pidFile, `${process.pid}\n`);
-  log(`started on ${address.address}:${address.port} host=${HOST} data=${dataDir} keys=${kv.size} notes=${notes.length}`);
+  log(
+    `started on ${address.address}:${address.port} host=${HOST} data=${dataDir} keys=${kv.size} notes=${notes.length}`,
+  );
 });
 server.on('error', (error) => {
   log(`cannot listen on ${listen.host}:${listen.port}: ${error.message}`);

@@ -8,7 +8,13 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { UnderstudyError, isUnderstudyError, type ErrorCode, type Logger } from '../core/index.ts';
 import type { Db } from '../store/index.ts';
 import type { Catalogue } from '../catalogue/index.ts';
-import { listChallenges, parseDecision, verifyApproval, verifyApprovalLink, type ApprovalVerdict } from '../mail/index.ts';
+import {
+  listChallenges,
+  parseDecision,
+  verifyApproval,
+  verifyApprovalLink,
+  type ApprovalVerdict,
+} from '../mail/index.ts';
 import type { Monitor, ResolvedMonitorConfig } from '../monitor/index.ts';
 import { bearerToken, tokenMatches } from './auth.ts';
 
@@ -38,7 +44,14 @@ const statusOf: Partial<Record<ErrorCode, number>> = {
   FEED_EXISTS: 409,
 };
 
-const reasonPhrase: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 500: 'Internal Server Error' };
+const reasonPhrase: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  409: 'Conflict',
+  500: 'Internal Server Error',
+};
 
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -51,22 +64,43 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.setErrorHandler((error, request, reply) => {
     if (isUnderstudyError(error)) {
       const statusCode = statusOf[error.code] ?? 500;
-      return reply.status(statusCode).send({ statusCode, code: error.code, error: reasonPhrase[statusCode] ?? 'Error', message: error.message, hint: error.hint });
+      return reply.status(statusCode).send({
+        statusCode,
+        code: error.code,
+        error: reasonPhrase[statusCode] ?? 'Error',
+        message: error.message,
+        hint: error.hint,
+      });
     }
     const e = error as { statusCode?: number; message?: string; validation?: unknown };
     if (e.statusCode && e.statusCode < 500) {
-      return reply.status(e.statusCode).send({ statusCode: e.statusCode, code: 'INVALID_ARGUMENT', error: reasonPhrase[e.statusCode] ?? 'Error', message: e.message ?? 'bad request' });
+      return reply.status(e.statusCode).send({
+        statusCode: e.statusCode,
+        code: 'INVALID_ARGUMENT',
+        error: reasonPhrase[e.statusCode] ?? 'Error',
+        message: e.message ?? 'bad request',
+      });
     }
     request.log.error({ err: error }, 'request failed');
-    return reply.status(500).send({ statusCode: 500, code: 'INTERNAL', error: 'Internal Server Error', message: 'internal error' });
+    return reply
+      .status(500)
+      .send({ statusCode: 500, code: 'INTERNAL', error: 'Internal Server Error', message: 'internal error' });
   });
 
   app.addHook('onRequest', async (request) => {
     if (request.routeOptions.config.public) return;
     if (!tokenMatches(bearerToken(request.headers.authorization), deps.config.api.token)) {
-      throw new UnderstudyError('API_UNAUTHORIZED', deps.config.api.token ? 'Missing or wrong API token' : 'No API token is configured, so the API refuses every request', {
-        hint: deps.config.api.token ? 'Send Authorization: Bearer <token>.' : 'Set api.token (or api.tokenFile) in the monitor configuration.',
-      });
+      throw new UnderstudyError(
+        'API_UNAUTHORIZED',
+        deps.config.api.token
+          ? 'Missing or wrong API token'
+          : 'No API token is configured, so the API refuses every request',
+        {
+          hint: deps.config.api.token
+            ? 'Send Authorization: Bearer <token>.'
+            : 'Set api.token (or api.tokenFile) in the monitor configuration.',
+        },
+      );
     }
   });
 
@@ -76,14 +110,24 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   app.post<{ Body: { feed?: string } | undefined }>('/v1/monitor/poll', async (request) => {
     const results = await deps.monitor.pollNow(request.body?.feed);
-    return { results: results.map((r) => ({ feed: r.feed, outcome: r.outcome, registered: r.registeredNames, error: r.error ?? null })) };
+    return {
+      results: results.map((r) => ({
+        feed: r.feed,
+        outcome: r.outcome,
+        registered: r.registeredNames,
+        error: r.error ?? null,
+      })),
+    };
   });
 
   app.get<{ Querystring: { lc?: string } }>('/v1/patches', async (request) => {
     const patches = deps.catalogue.listPatches();
     if (!request.query.lc) return { patches };
     const states = new Map(deps.catalogue.lcStates({ lc: request.query.lc }).map((s) => [s.patch, s]));
-    return { lc: request.query.lc, patches: patches.map((p) => ({ ...p, state: states.get(p.name) ?? null })) };
+    return {
+      lc: request.query.lc,
+      patches: patches.map((p) => ({ ...p, state: states.get(p.name) ?? null })),
+    };
   });
 
   app.get<{ Params: { name: string } }>('/v1/patches/:name', async (request) => {
@@ -93,16 +137,31 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   app.post<{ Params: { name: string }; Body: { lc: string; nextRun: boolean } }>(
     '/v1/patches/:name/next-run',
-    { schema: { body: { type: 'object', required: ['lc', 'nextRun'], properties: { lc: { type: 'string', minLength: 1 }, nextRun: { type: 'boolean' } } } } },
-    async (request) => ({ state: deps.catalogue.markNextRun(request.params.name, request.body.lc, request.body.nextRun) }),
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['lc', 'nextRun'],
+          properties: { lc: { type: 'string', minLength: 1 }, nextRun: { type: 'boolean' } },
+        },
+      },
+    },
+    async (request) => ({
+      state: deps.catalogue.markNextRun(request.params.name, request.body.lc, request.body.nextRun),
+    }),
   );
 
   app.get('/v1/approvals', async () => ({ open: listChallenges(deps.db, { state: 'open' }) }));
 
-  const applyVerdict = async (verdict: ApprovalVerdict, via: 'api' | 'link'): Promise<{ accepted: true; decision: string; patches: string[] }> => {
+  const applyVerdict = async (
+    verdict: ApprovalVerdict,
+    via: 'api' | 'link',
+  ): Promise<{ accepted: true; decision: string; patches: string[] }> => {
     if (!verdict.ok) {
       deps.logger.warn({ event: 'approval.rejected', via, reason: verdict.reason }, 'approval rejected');
-      throw new UnderstudyError('APPROVAL_REJECTED', `Approval not accepted: ${verdict.message}`, { details: { reason: verdict.reason } });
+      throw new UnderstudyError('APPROVAL_REJECTED', `Approval not accepted: ${verdict.message}`, {
+        details: { reason: verdict.reason },
+      });
     }
     await deps.monitor.applyVerdict(verdict, via);
     return { accepted: true, decision: verdict.decision.kind, patches: verdict.patches };
@@ -116,7 +175,12 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
         body: {
           type: 'object',
           required: ['admin', 'challenge', 'decision', 'code'],
-          properties: { admin: { type: 'string' }, challenge: { type: 'string' }, decision: { type: 'string' }, code: { type: 'string' } },
+          properties: {
+            admin: { type: 'string' },
+            challenge: { type: 'string' },
+            decision: { type: 'string' },
+            code: { type: 'string' },
+          },
         },
       },
     },
@@ -143,14 +207,18 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   };
 
   // GET only shows the decision (mail scanners pre-fetch links); the POST of its form applies it.
-  app.get<{ Querystring: { t?: string } }>('/v1/approvals/link', { config: { public: true } }, async (request, reply) => {
-    const link = checkLink(request.query.t);
-    reply.type('text/html; charset=utf-8');
-    if (!link.ok) return reply.status(403).send(`<p>This approval link is not valid (${link.reason}).</p>`);
-    const c = link.claims;
-    return `<!doctype html><title>understudy approval</title><p>${escapeHtml(c.admin)}: ${escapeHtml(c.decision.kind)} for challenge ${escapeHtml(c.challenge.slice(0, 8))}…</p>
+  app.get<{ Querystring: { t?: string } }>(
+    '/v1/approvals/link',
+    { config: { public: true } },
+    async (request, reply) => {
+      const link = checkLink(request.query.t);
+      reply.type('text/html; charset=utf-8');
+      if (!link.ok) return reply.status(403).send(`<p>This approval link is not valid (${link.reason}).</p>`);
+      const c = link.claims;
+      return `<!doctype html><title>understudy approval</title><p>${escapeHtml(c.admin)}: ${escapeHtml(c.decision.kind)} for challenge ${escapeHtml(c.challenge.slice(0, 8))}…</p>
 <form method="post" action="/v1/approvals/link"><input type="hidden" name="t" value="${escapeHtml(request.query.t ?? '')}"><button>Confirm</button></form>`;
-  });
+    },
+  );
 
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
@@ -158,7 +226,10 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   app.post<{ Body: { t?: string } }>('/v1/approvals/link', { config: { public: true } }, async (request) => {
     const link = checkLink(request.body?.t);
-    if (!link.ok) throw new UnderstudyError('APPROVAL_REJECTED', `Approval link not accepted: ${link.reason}`, { details: { reason: link.reason } });
+    if (!link.ok)
+      throw new UnderstudyError('APPROVAL_REJECTED', `Approval link not accepted: ${link.reason}`, {
+        details: { reason: link.reason },
+      });
     const verdict = verifyApproval({
       db: deps.db,
       admins: deps.config.administrators,

@@ -6,7 +6,17 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from '../core/index.ts';
 import { createImapReader, createSmtpSender } from '../mail/index.ts';
-import { createMonitor, defaultConfigPath, loadMonitorConfig, openMonitorStore, realFetcher, type ManagedLcs, type Monitor, type StartPatchRun, type Fetcher } from '../monitor/index.ts';
+import {
+  createMonitor,
+  defaultConfigPath,
+  loadMonitorConfig,
+  openMonitorStore,
+  realFetcher,
+  type ManagedLcs,
+  type Monitor,
+  type StartPatchRun,
+  type Fetcher,
+} from '../monitor/index.ts';
 import { buildApi } from './app.ts';
 
 export interface DaemonOptions {
@@ -38,7 +48,9 @@ export const noManagedLcs: ManagedLcs = { list: async () => [], installedPackage
 
 export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
   const log = options.logger;
-  const config = loadMonitorConfig(options.configPath ?? defaultConfigPath(options.stateDir), { required: options.configPath !== undefined });
+  const config = loadMonitorConfig(options.configPath ?? defaultConfigPath(options.stateDir), {
+    required: options.configPath !== undefined,
+  });
   const { db, catalogue } = openMonitorStore(options.stateDir);
   const mailer = config.mail ? createSmtpSender(config.mail.smtp) : null;
   const mailbox = config.mail?.imap ? createImapReader(config.mail.imap) : null;
@@ -57,7 +69,15 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
   const app = buildApi({ db, catalogue, monitor, config, logger: log });
   const url = await app.listen({ host: config.api.listen, port: options.port ?? config.api.port });
   monitor.start();
-  log.info({ event: 'daemon.started', url, administrators: config.administrators.length, mail: config.mail !== null }, 'understudy daemon started');
+  log.info(
+    {
+      event: 'daemon.started',
+      url,
+      administrators: config.administrators.length,
+      mail: config.mail !== null,
+    },
+    'understudy daemon started',
+  );
 
   let resolveClosed: () => void = () => undefined;
   const closed = new Promise<void>((r) => (resolveClosed = r));

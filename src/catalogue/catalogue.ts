@@ -7,7 +7,15 @@ import path from 'node:path';
 import { UnderstudyError, isErrno } from '../core/index.ts';
 import type { Db } from '../store/index.ts';
 import { sha256File } from './hash.ts';
-import { patchCategories, patchFormats, type Patch, type PatchCategory, type PatchFormat, type PatchLcState, type PatchResult } from './types.ts';
+import {
+  patchCategories,
+  patchFormats,
+  type Patch,
+  type PatchCategory,
+  type PatchFormat,
+  type PatchLcState,
+  type PatchResult,
+} from './types.ts';
 
 export interface RegisterPatchOptions {
   /** The file to register; it is copied into the catalogue's store, the original is left alone. */
@@ -132,17 +140,24 @@ function normaliseCategories(categories: readonly string[]): PatchCategory[] {
   const set = new Set<PatchCategory>();
   for (const c of categories) {
     if (!(patchCategories as readonly string[]).includes(c)) {
-      throw new UnderstudyError('INVALID_ARGUMENT', `Unknown patch category "${c}"`, { hint: `Use one or more of: ${patchCategories.join(', ')}.` });
+      throw new UnderstudyError('INVALID_ARGUMENT', `Unknown patch category "${c}"`, {
+        hint: `Use one or more of: ${patchCategories.join(', ')}.`,
+      });
     }
     set.add(c as PatchCategory);
   }
-  if (set.size === 0) throw new UnderstudyError('INVALID_ARGUMENT', 'A patch needs at least one category', { hint: `Use one or more of: ${patchCategories.join(', ')}.` });
+  if (set.size === 0)
+    throw new UnderstudyError('INVALID_ARGUMENT', 'A patch needs at least one category', {
+      hint: `Use one or more of: ${patchCategories.join(', ')}.`,
+    });
   return [...set].sort();
 }
 
 export function parsePatchFormat(format: string): PatchFormat {
   if (!(patchFormats as readonly string[]).includes(format)) {
-    throw new UnderstudyError('INVALID_ARGUMENT', `Unknown patch format "${format}"`, { hint: `Use one of: ${patchFormats.join(', ')}.` });
+    throw new UnderstudyError('INVALID_ARGUMENT', `Unknown patch format "${format}"`, {
+      hint: `Use one of: ${patchFormats.join(', ')}.`,
+    });
   }
   return format as PatchFormat;
 }
@@ -160,13 +175,24 @@ export function createCatalogue(options: CatalogueOptions): Catalogue {
     return toPatch(row);
   }
 
-  function upsertState(patch: string, lc: string, set: Partial<Omit<StateRow, 'patch' | 'lc'>>): PatchLcState {
+  function upsertState(
+    patch: string,
+    lc: string,
+    set: Partial<Omit<StateRow, 'patch' | 'lc'>>,
+  ): PatchLcState {
     getPatch(patch);
     const at = now();
-    db.prepare('INSERT INTO patch_lc_state (patch, lc, updated_at) VALUES (?, ?, ?) ON CONFLICT (patch, lc) DO NOTHING').run(patch, lc, at);
+    db.prepare(
+      'INSERT INTO patch_lc_state (patch, lc, updated_at) VALUES (?, ?, ?) ON CONFLICT (patch, lc) DO NOTHING',
+    ).run(patch, lc, at);
     const columns = Object.keys(set);
     const assignments = [...columns.map((c) => `${c} = @${c}`), 'updated_at = @updated_at'].join(', ');
-    db.prepare(`UPDATE patch_lc_state SET ${assignments} WHERE patch = @patch AND lc = @lc`).run({ ...set, updated_at: at, patch, lc });
+    db.prepare(`UPDATE patch_lc_state SET ${assignments} WHERE patch = @patch AND lc = @lc`).run({
+      ...set,
+      updated_at: at,
+      patch,
+      lc,
+    });
     return toState(selectState.get(patch, lc) as StateRow);
   }
 
@@ -176,17 +202,29 @@ export function createCatalogue(options: CatalogueOptions): Catalogue {
       const categories = normaliseCategories(opts.categories);
       const format = parsePatchFormat(opts.format);
       const declared = opts.sha256.toLowerCase();
-      if (!/^[0-9a-f]{64}$/.test(declared)) throw new UnderstudyError('INVALID_ARGUMENT', `The sha256 declared for patch "${opts.name}" is not 64 hex digits`);
+      if (!/^[0-9a-f]{64}$/.test(declared))
+        throw new UnderstudyError(
+          'INVALID_ARGUMENT',
+          `The sha256 declared for patch "${opts.name}" is not 64 hex digits`,
+        );
       const actual = await sha256File(opts.file);
       if (actual.sha256 !== declared) {
-        throw new UnderstudyError('PATCH_HASH_MISMATCH', `Patch "${opts.name}" (${opts.file}) has sha256 ${actual.sha256}, but ${declared} was declared`, {
-          details: { name: opts.name, declared, actual: actual.sha256 },
-        });
+        throw new UnderstudyError(
+          'PATCH_HASH_MISMATCH',
+          `Patch "${opts.name}" (${opts.file}) has sha256 ${actual.sha256}, but ${declared} was declared`,
+          {
+            details: { name: opts.name, declared, actual: actual.sha256 },
+          },
+        );
       }
       const existing = selectPatch.get(opts.name) as PatchRow | undefined;
       if (existing) {
         if (existing.sha256 === declared) return { patch: toPatch(existing), created: false };
-        throw new UnderstudyError('PATCH_EXISTS', `Patch "${opts.name}" is already registered with sha256 ${existing.sha256}`, { details: { name: opts.name } });
+        throw new UnderstudyError(
+          'PATCH_EXISTS',
+          `Patch "${opts.name}" is already registered with sha256 ${existing.sha256}`,
+          { details: { name: opts.name } },
+        );
       }
       const stored = path.join(patchesDir, declared);
       await fs.mkdir(patchesDir, { recursive: true, mode: 0o700 });
@@ -229,7 +267,11 @@ export function createCatalogue(options: CatalogueOptions): Catalogue {
         if ((error as { code?: string }).code !== 'SQLITE_CONSTRAINT_PRIMARYKEY') throw error;
         const raced = selectPatch.get(opts.name) as PatchRow;
         if (raced.sha256 === declared) return { patch: toPatch(raced), created: false };
-        throw new UnderstudyError('PATCH_EXISTS', `Patch "${opts.name}" is already registered with sha256 ${raced.sha256}`, { details: { name: opts.name } });
+        throw new UnderstudyError(
+          'PATCH_EXISTS',
+          `Patch "${opts.name}" is already registered with sha256 ${raced.sha256}`,
+          { details: { name: opts.name } },
+        );
       }
       return { patch: getPatch(opts.name), created: true };
     },
@@ -250,7 +292,9 @@ export function createCatalogue(options: CatalogueOptions): Catalogue {
 
     lcStates(filter) {
       const rows = db
-        .prepare('SELECT * FROM patch_lc_state WHERE (@patch IS NULL OR patch = @patch) AND (@lc IS NULL OR lc = @lc) ORDER BY patch, lc')
+        .prepare(
+          'SELECT * FROM patch_lc_state WHERE (@patch IS NULL OR patch = @patch) AND (@lc IS NULL OR lc = @lc) ORDER BY patch, lc',
+        )
         .all({ patch: filter.patch ?? null, lc: filter.lc ?? null }) as StateRow[];
       return rows.map(toState);
     },
@@ -260,14 +304,26 @@ export function createCatalogue(options: CatalogueOptions): Catalogue {
     },
 
     recordResult(patch, lc, result) {
-      const output = result.output === undefined ? null : Buffer.from(result.output).subarray(-outputTailBytes).toString('utf8');
-      const set: Partial<StateRow> = { last_result: result.state, last_exit_code: result.exitCode ?? null, last_output_tail: output };
+      const output =
+        result.output === undefined
+          ? null
+          : Buffer.from(result.output).subarray(-outputTailBytes).toString('utf8');
+      const set: Partial<StateRow> = {
+        last_result: result.state,
+        last_exit_code: result.exitCode ?? null,
+        last_output_tail: output,
+      };
       if (result.state === 'ok') Object.assign(set, { applied_at: now(), apply_next_run: 0 });
       return upsertState(patch, lc, set);
     },
 
     recordRolledBack(patch, lc, reason) {
-      return upsertState(patch, lc, { applied_at: null, last_result: 'skipped', last_exit_code: null, last_output_tail: reason });
+      return upsertState(patch, lc, {
+        applied_at: null,
+        last_result: 'skipped',
+        last_exit_code: null,
+        last_output_tail: reason,
+      });
     },
 
     patchesForNextRun(lc) {

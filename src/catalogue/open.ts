@@ -10,7 +10,10 @@ export function patchesDirOf(stateDir: string): string {
 }
 
 /** Opens the store of a state directory with the catalogue's schema (plus `extraSchemas`) and the catalogue on it. */
-export function openCatalogue(stateDir: string, extraSchemas: readonly ModuleSchema[] = []): { db: Db; catalogue: Catalogue } {
+export function openCatalogue(
+  stateDir: string,
+  extraSchemas: readonly ModuleSchema[] = [],
+): { db: Db; catalogue: Catalogue } {
   const db = openStore(statePaths(stateDir).database, [catalogueSchema, ...extraSchemas]);
   return { db, catalogue: createCatalogue({ db, patchesDir: patchesDirOf(stateDir) }) };
 }

@@ -20,7 +20,10 @@ function renderError(error: unknown, json: boolean, debug: boolean): number {
     return error.code === 'INVALID_ARGUMENT' || error.code === 'CONFIG_INVALID' ? 2 : 1;
   }
   const bug = error instanceof Error ? error : new Error(String(error));
-  if (json) process.stdout.write(`${JSON.stringify({ error: { code: 'INTERNAL', message: bug.message } }, null, 2)}\n`);
+  if (json)
+    process.stdout.write(
+      `${JSON.stringify({ error: { code: 'INTERNAL', message: bug.message } }, null, 2)}\n`,
+    );
   process.stderr.write(`understudy hit a bug: ${bug.message}\n${bug.stack ?? ''}\n`);
   return 70;
 }

@@ -35,7 +35,13 @@ export const hostConfigSchema = z
         bridge: z.string().optional(),
         device: z.string().optional(),
         poolSize: z.string().default('8G'),
-        pools: z.array(z.object({ name: z.string(), device: z.string().optional(), size: z.string().default('8G') }).strict()).default([]),
+        pools: z
+          .array(
+            z
+              .object({ name: z.string(), device: z.string().optional(), size: z.string().default('8G') })
+              .strict(),
+          )
+          .default([]),
       })
       .strict()
       .default({ subnet: '198.18.0.0/24', poolSize: '8G', pools: [] }),
@@ -48,7 +54,10 @@ export type HostConfig = z.infer<typeof hostConfigSchema>;
 export type LcConfig = z.infer<typeof lcSchema>;
 
 function fieldPath(path: readonly PropertyKey[]): string {
-  return path.reduce<string>((acc, key) => (typeof key === 'number' ? `${acc}[${key}]` : acc ? `${acc}.${String(key)}` : String(key)), '');
+  return path.reduce<string>(
+    (acc, key) => (typeof key === 'number' ? `${acc}[${key}]` : acc ? `${acc}.${String(key)}` : String(key)),
+    '',
+  );
 }
 
 export function parseHostConfig(text: string, file: string): HostConfig {
@@ -57,14 +66,19 @@ export function parseHostConfig(text: string, file: string): HostConfig {
     raw = parseYaml(text);
   } catch (error) {
     if (error instanceof YAMLParseError) {
-      throw new UnderstudyError('CONFIG_INVALID', `${file}: not valid YAML at line ${error.linePos?.[0].line ?? '?'}: ${error.message.split('\n')[0]}`);
+      throw new UnderstudyError(
+        'CONFIG_INVALID',
+        `${file}: not valid YAML at line ${error.linePos?.[0].line ?? '?'}: ${error.message.split('\n')[0]}`,
+      );
     }
     throw error;
   }
   const result = hostConfigSchema.safeParse(raw ?? {});
   if (!result.success) {
     const issues = result.error.issues.map((i) => `${fieldPath(i.path) || '(top level)'}: ${i.message}`);
-    throw new UnderstudyError('CONFIG_INVALID', `${file} is invalid:\n  ${issues.join('\n  ')}`, { details: { issues } });
+    throw new UnderstudyError('CONFIG_INVALID', `${file} is invalid:\n  ${issues.join('\n  ')}`, {
+      details: { issues },
+    });
   }
   return result.data;
 }
@@ -73,7 +87,8 @@ export function loadHostConfig(file: string): HostConfig {
   try {
     return parseHostConfig(fs.readFileSync(file, 'utf8'), file);
   } catch (error) {
-    if (isErrno(error, 'ENOENT')) throw new UnderstudyError('CONFIG_NOT_FOUND', `The configuration file ${file} does not exist`);
+    if (isErrno(error, 'ENOENT'))
+      throw new UnderstudyError('CONFIG_NOT_FOUND', `The configuration file ${file} does not exist`);
     throw error;
   }
 }

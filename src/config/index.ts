@@ -1,1 +1,7 @@
-export { parseHostConfig, loadHostConfig, hostConfigSchema, type HostConfig, type LcConfig } from './host-config.ts';
+export {
+  parseHostConfig,
+  loadHostConfig,
+  hostConfigSchema,
+  type HostConfig,
+  type LcConfig,
+} from './host-config.ts';

@@ -5,94 +5,318 @@
  */
 export const errorCatalogue = {
   // --- core
-  EXEC_FAILED: { meaning: 'An external command exited with an error.', fix: 'Read the command and its stderr in the message; fix the cause and retry.' },
-  EXEC_TIMEOUT: { meaning: 'An external command did not finish in time and was killed.', fix: 'Check that the machine is not overloaded; raise the timeout if the work is legitimately slow.' },
-  EXEC_NOT_FOUND: { meaning: 'A program understudy needs is not installed.', fix: 'Install the Debian package named in the message (apt-get install …).' },
-  NOT_ROOT: { meaning: 'understudy needs root to create namespaces, mounts and network devices.', fix: 'Run the command as root (sudo understudy …).' },
+  EXEC_FAILED: {
+    meaning: 'An external command exited with an error.',
+    fix: 'Read the command and its stderr in the message; fix the cause and retry.',
+  },
+  EXEC_TIMEOUT: {
+    meaning: 'An external command did not finish in time and was killed.',
+    fix: 'Check that the machine is not overloaded; raise the timeout if the work is legitimately slow.',
+  },
+  EXEC_NOT_FOUND: {
+    meaning: 'A program understudy needs is not installed.',
+    fix: 'Install the Debian package named in the message (apt-get install …).',
+  },
+  NOT_ROOT: {
+    meaning: 'understudy needs root to create namespaces, mounts and network devices.',
+    fix: 'Run the command as root (sudo understudy …).',
+  },
   INTERNAL: { meaning: 'A bug in understudy.', fix: 'Report it with the stack trace printed by --debug.' },
-  INVALID_ARGUMENT: { meaning: 'A command-line argument or API field is invalid.', fix: 'Correct the value named in the message.' },
-  CONFIG_INVALID: { meaning: 'The configuration file does not validate.', fix: 'Fix the field named in the message (path in the file is given).' },
-  CONFIG_NOT_FOUND: { meaning: 'The configuration file does not exist.', fix: 'Check the path given with --config.' },
-  STORE_LOCKED: { meaning: 'Another understudy process holds the store busy.', fix: 'Wait for it to finish, or check for a stuck process.' },
+  INVALID_ARGUMENT: {
+    meaning: 'A command-line argument or API field is invalid.',
+    fix: 'Correct the value named in the message.',
+  },
+  CONFIG_INVALID: {
+    meaning: 'The configuration file does not validate.',
+    fix: 'Fix the field named in the message (path in the file is given).',
+  },
+  CONFIG_NOT_FOUND: {
+    meaning: 'The configuration file does not exist.',
+    fix: 'Check the path given with --config.',
+  },
+  STORE_LOCKED: {
+    meaning: 'Another understudy process holds the store busy.',
+    fix: 'Wait for it to finish, or check for a stuck process.',
+  },
 
   // --- host
-  HOST_NOT_INITIALISED: { meaning: 'The host has no storage pool or network yet.', fix: 'Run `understudy host init` first.' },
-  HOST_CONFLICT: { meaning: 'The host was initialised with different settings.', fix: 'Run `understudy host destroy` first, or use the same settings.' },
-  POOL_DEVICE_INVALID: { meaning: 'The block device named for the storage pool cannot be used.', fix: 'Name an existing, unused block device, or omit --device to use a loop image.' },
-  POOL_FULL: { meaning: 'The storage pool has not enough free space.', fix: 'Free space in the pool, or grow it (host init --pool-size on a new host).' },
-  NETWORK_INVALID: { meaning: 'The network settings are invalid.', fix: 'Use an IPv4 subnet in CIDR form, e.g. 198.18.0.0/24.' },
-  HOST_BUSY: { meaning: 'The host still has logical computers.', fix: 'Destroy them first, or pass --force.' },
+  HOST_NOT_INITIALISED: {
+    meaning: 'The host has no storage pool or network yet.',
+    fix: 'Run `understudy host init` first.',
+  },
+  HOST_CONFLICT: {
+    meaning: 'The host was initialised with different settings.',
+    fix: 'Run `understudy host destroy` first, or use the same settings.',
+  },
+  POOL_DEVICE_INVALID: {
+    meaning: 'The block device named for the storage pool cannot be used.',
+    fix: 'Name an existing, unused block device, or omit --device to use a loop image.',
+  },
+  POOL_FULL: {
+    meaning: 'The storage pool has not enough free space.',
+    fix: 'Free space in the pool, or grow it (host init --pool-size on a new host).',
+  },
+  NETWORK_INVALID: {
+    meaning: 'The network settings are invalid.',
+    fix: 'Use an IPv4 subnet in CIDR form, e.g. 198.18.0.0/24.',
+  },
+  HOST_BUSY: {
+    meaning: 'The host still has logical computers.',
+    fix: 'Destroy them first, or pass --force.',
+  },
 
   // --- images
-  IMAGE_NOT_FOUND: { meaning: 'No image of that name has been built.', fix: 'Run `understudy image build <name>`; `understudy image list` shows what exists.' },
-  IMAGE_BUILD_FAILED: { meaning: 'Building the image failed.', fix: 'Read the failing step in the message; nothing half-built was kept.' },
-  IMAGE_UNKNOWN: { meaning: 'There is no recipe for an image of that name.', fix: 'Use one of: busybox, debian.' },
+  IMAGE_NOT_FOUND: {
+    meaning: 'No image of that name has been built.',
+    fix: 'Run `understudy image build <name>`; `understudy image list` shows what exists.',
+  },
+  IMAGE_BUILD_FAILED: {
+    meaning: 'Building the image failed.',
+    fix: 'Read the failing step in the message; nothing half-built was kept.',
+  },
+  IMAGE_UNKNOWN: {
+    meaning: 'There is no recipe for an image of that name.',
+    fix: 'Use one of: busybox, debian.',
+  },
 
   // --- inventory / drivers
-  LC_EXISTS: { meaning: 'A logical computer of that name already exists.', fix: 'Choose another name, or destroy the existing one first.' },
-  LC_NOT_FOUND: { meaning: 'No logical computer of that name.', fix: '`understudy lc list` shows the logical computers.' },
-  LC_NAME_INVALID: { meaning: 'A logical computer name must be 1–20 characters of a-z, 0-9 and -, starting with a letter.', fix: 'Rename it.' },
-  LC_RUNNING: { meaning: 'The logical computer is running, and the operation needs it stopped.', fix: 'Stop it first (`understudy lc stop`).' },
-  LC_NOT_RUNNING: { meaning: 'The logical computer is not running.', fix: 'Start it first (`understudy lc start`).' },
-  LC_BOOT_FAILED: { meaning: 'The logical computer did not come up.', fix: 'Read the console log named in the message.' },
-  LC_STOP_TIMEOUT: { meaning: 'The logical computer did not shut down in time and was killed.', fix: 'Check the services inside for slow shutdown.' },
-  RESOURCES_EXCEEDED: { meaning: 'The host has not enough CPU, memory or pool space for this.', fix: 'Ask for less, or free resources held by other logical computers.' },
-  ADDRESS_INVALID: { meaning: 'A NIC address is invalid, outside the bridge subnet, or in use.', fix: 'Pick a free address inside the subnet shown by `understudy host status`.' },
-  NIC_NOT_FOUND: { meaning: 'The logical computer has no NIC of that name.', fix: '`understudy lc show <lc>` lists its NICs.' },
-  DISK_NOT_FOUND: { meaning: 'The logical computer has no disk of that name.', fix: '`understudy lc show <lc>` lists its disks.' },
-  DRIVER_UNKNOWN: { meaning: 'No partitioning driver of that name.', fix: 'Use the namespace driver (default).' },
-  PATH_OUTSIDE_ROOT: { meaning: 'A path would leave the logical computer\'s root filesystem.', fix: 'Use a path inside the logical computer.' },
-  CONTROL_TIMEOUT: { meaning: 'A logical computer did not report over its control channel in time.', fix: 'Check its console log and start-up scripts.' },
+  LC_EXISTS: {
+    meaning: 'A logical computer of that name already exists.',
+    fix: 'Choose another name, or destroy the existing one first.',
+  },
+  LC_NOT_FOUND: {
+    meaning: 'No logical computer of that name.',
+    fix: '`understudy lc list` shows the logical computers.',
+  },
+  LC_NAME_INVALID: {
+    meaning: 'A logical computer name must be 1–20 characters of a-z, 0-9 and -, starting with a letter.',
+    fix: 'Rename it.',
+  },
+  LC_RUNNING: {
+    meaning: 'The logical computer is running, and the operation needs it stopped.',
+    fix: 'Stop it first (`understudy lc stop`).',
+  },
+  LC_NOT_RUNNING: {
+    meaning: 'The logical computer is not running.',
+    fix: 'Start it first (`understudy lc start`).',
+  },
+  LC_BOOT_FAILED: {
+    meaning: 'The logical computer did not come up.',
+    fix: 'Read the console log named in the message.',
+  },
+  LC_STOP_TIMEOUT: {
+    meaning: 'The logical computer did not shut down in time and was killed.',
+    fix: 'Check the services inside for slow shutdown.',
+  },
+  RESOURCES_EXCEEDED: {
+    meaning: 'The host has not enough CPU, memory or pool space for this.',
+    fix: 'Ask for less, or free resources held by other logical computers.',
+  },
+  ADDRESS_INVALID: {
+    meaning: 'A NIC address is invalid, outside the bridge subnet, or in use.',
+    fix: 'Pick a free address inside the subnet shown by `understudy host status`.',
+  },
+  NIC_NOT_FOUND: {
+    meaning: 'The logical computer has no NIC of that name.',
+    fix: '`understudy lc show <lc>` lists its NICs.',
+  },
+  DISK_NOT_FOUND: {
+    meaning: 'The logical computer has no disk of that name.',
+    fix: '`understudy lc show <lc>` lists its disks.',
+  },
+  DRIVER_UNKNOWN: {
+    meaning: 'No partitioning driver of that name.',
+    fix: 'Use the namespace driver (default).',
+  },
+  PATH_OUTSIDE_ROOT: {
+    meaning: "A path would leave the logical computer's root filesystem.",
+    fix: 'Use a path inside the logical computer.',
+  },
+  CONTROL_TIMEOUT: {
+    meaning: 'A logical computer did not report over its control channel in time.',
+    fix: 'Check its console log and start-up scripts.',
+  },
 
   // --- catalogue / monitor / mail / api (patch monitor helper)
-  PATCH_NOT_FOUND: { meaning: 'No patch of that name in the patch table.', fix: '`understudy patch list` shows the registered patches.' },
-  PATCH_EXISTS: { meaning: 'A different patch of that name is already registered.', fix: 'Register it under another --name, or keep the registered one.' },
-  PATCH_HASH_MISMATCH: { meaning: 'A patch file does not have the sha256 it was declared with.', fix: 'The file is corrupt or was tampered with; fetch it again from a trusted source.' },
-  PATCH_TOO_LARGE: { meaning: 'A patch file is larger than the configured size limit.', fix: 'Check the source; raise maxPatchBytes of the feed if the size is legitimate.' },
+  PATCH_NOT_FOUND: {
+    meaning: 'No patch of that name in the patch table.',
+    fix: '`understudy patch list` shows the registered patches.',
+  },
+  PATCH_EXISTS: {
+    meaning: 'A different patch of that name is already registered.',
+    fix: 'Register it under another --name, or keep the registered one.',
+  },
+  PATCH_HASH_MISMATCH: {
+    meaning: 'A patch file does not have the sha256 it was declared with.',
+    fix: 'The file is corrupt or was tampered with; fetch it again from a trusted source.',
+  },
+  PATCH_TOO_LARGE: {
+    meaning: 'A patch file is larger than the configured size limit.',
+    fix: 'Check the source; raise maxPatchBytes of the feed if the size is legitimate.',
+  },
   FEED_NOT_FOUND: { meaning: 'No feed of that name.', fix: '`understudy feed list` shows the feeds.' },
-  FEED_EXISTS: { meaning: 'A feed of that name already exists.', fix: 'Choose another name, or remove the existing feed first.' },
-  FEED_UNREACHABLE: { meaning: 'A patch server or repository could not be reached, or did not answer in time.', fix: 'Check the URL and that the server is up; the monitor retries with backoff.' },
-  FEED_INDEX_INVALID: { meaning: 'A patch index or repository index is malformed.', fix: 'Fix the index on the server; nothing from it was registered.' },
-  FEED_SIGNATURE_INVALID: { meaning: 'A patch index or InRelease file is unsigned or its signature does not verify.', fix: 'Check the configured public key or keyring; never register from an unverified index.' },
-  FEED_REPLAY: { meaning: 'A repository index is older than one already seen, or has expired (replay or freeze attack).', fix: 'Check the mirror; the monitor keeps the newer state and retries later.' },
-  APPROVAL_REJECTED: { meaning: 'An approval (mail reply or link) was not accepted.', fix: 'Read the reason in the message; compute a fresh code with `understudy approve-code` for the current challenge.' },
-  MAIL_FAILED: { meaning: 'Sending or reading mail failed.', fix: 'Check the SMTP/IMAP settings in the configuration and that the servers are up.' },
-  API_UNAUTHORIZED: { meaning: 'The API request has no valid token.', fix: 'Send `Authorization: Bearer <token>` with the token from the configuration.' },
+  FEED_EXISTS: {
+    meaning: 'A feed of that name already exists.',
+    fix: 'Choose another name, or remove the existing feed first.',
+  },
+  FEED_UNREACHABLE: {
+    meaning: 'A patch server or repository could not be reached, or did not answer in time.',
+    fix: 'Check the URL and that the server is up; the monitor retries with backoff.',
+  },
+  FEED_INDEX_INVALID: {
+    meaning: 'A patch index or repository index is malformed.',
+    fix: 'Fix the index on the server; nothing from it was registered.',
+  },
+  FEED_SIGNATURE_INVALID: {
+    meaning: 'A patch index or InRelease file is unsigned or its signature does not verify.',
+    fix: 'Check the configured public key or keyring; never register from an unverified index.',
+  },
+  FEED_REPLAY: {
+    meaning: 'A repository index is older than one already seen, or has expired (replay or freeze attack).',
+    fix: 'Check the mirror; the monitor keeps the newer state and retries later.',
+  },
+  APPROVAL_REJECTED: {
+    meaning: 'An approval (mail reply or link) was not accepted.',
+    fix: 'Read the reason in the message; compute a fresh code with `understudy approve-code` for the current challenge.',
+  },
+  MAIL_FAILED: {
+    meaning: 'Sending or reading mail failed.',
+    fix: 'Check the SMTP/IMAP settings in the configuration and that the servers are up.',
+  },
+  API_UNAUTHORIZED: {
+    meaning: 'The API request has no valid token.',
+    fix: 'Send `Authorization: Bearer <token>` with the token from the configuration.',
+  },
   // --- disk-copy
-  DISK_COPY_SOURCE_INVALID: { meaning: 'The source of a disk copy is not a btrfs subvolume.', fix: 'Name the host path of the disk\'s btrfs subvolume (e.g. from `understudy lc show`).' },
-  DISK_COPY_DESTINATION_INVALID: { meaning: 'The destination pool of a disk copy is not a btrfs filesystem, or the destination already exists.', fix: 'Name a directory on a btrfs pool and a destination name not in use there.' },
-  DISK_COPY_CANCELLED: { meaning: 'The disk copy was cancelled; the source is untouched and the partial destination was removed.', fix: 'Nothing to clean up; start the copy again when wanted.' },
-  DISK_COPY_FAILED: { meaning: 'The disk copy failed; the source is untouched and the partial destination was removed.', fix: 'Read the cause in the message (btrfs send/receive stderr), fix it and copy again.' },
-  DISK_COPY_NOT_CONVERGED: { meaning: 'The LC wrote faster than the copy could catch up within the configured passes.', fix: 'Allow more passes, configure throttling or a long freeze (policy.onNoConvergence), or copy at a quieter time.' },
-  DISK_COPY_VERIFY_FAILED: { meaning: 'The copy\'s tree hash differs from the source\'s at the cut; the copy was removed.', fix: 'Report it as a bug with the differing paths named in the message.' },
-  DISK_COPY_NOT_FOUND: { meaning: 'No disk copy job with that id.', fix: 'Check the id printed by `understudy disk copy`.' },
-  DISK_COPY_FREEZE_FAILED: { meaning: 'The writers of the source could not be frozen for the cut (they were thawed again).', fix: 'Check the LC\'s processes (a process stuck in the kernel blocks the cgroup freezer) and copy again.' },
+  DISK_COPY_SOURCE_INVALID: {
+    meaning: 'The source of a disk copy is not a btrfs subvolume.',
+    fix: "Name the host path of the disk's btrfs subvolume (e.g. from `understudy lc show`).",
+  },
+  DISK_COPY_DESTINATION_INVALID: {
+    meaning:
+      'The destination pool of a disk copy is not a btrfs filesystem, or the destination already exists.',
+    fix: 'Name a directory on a btrfs pool and a destination name not in use there.',
+  },
+  DISK_COPY_CANCELLED: {
+    meaning: 'The disk copy was cancelled; the source is untouched and the partial destination was removed.',
+    fix: 'Nothing to clean up; start the copy again when wanted.',
+  },
+  DISK_COPY_FAILED: {
+    meaning: 'The disk copy failed; the source is untouched and the partial destination was removed.',
+    fix: 'Read the cause in the message (btrfs send/receive stderr), fix it and copy again.',
+  },
+  DISK_COPY_NOT_CONVERGED: {
+    meaning: 'The LC wrote faster than the copy could catch up within the configured passes.',
+    fix: 'Allow more passes, configure throttling or a long freeze (policy.onNoConvergence), or copy at a quieter time.',
+  },
+  DISK_COPY_VERIFY_FAILED: {
+    meaning: "The copy's tree hash differs from the source's at the cut; the copy was removed.",
+    fix: 'Report it as a bug with the differing paths named in the message.',
+  },
+  DISK_COPY_NOT_FOUND: {
+    meaning: 'No disk copy job with that id.',
+    fix: 'Check the id printed by `understudy disk copy`.',
+  },
+  DISK_COPY_FREEZE_FAILED: {
+    meaning: 'The writers of the source could not be frozen for the cut (they were thawed again).',
+    fix: "Check the LC's processes (a process stuck in the kernel blocks the cgroup freezer) and copy again.",
+  },
   // --- switch
-  SWITCH_PLAN_INVALID: { meaning: 'The switch plan is incomplete or contradicts itself (addresses, MACs, NICs).', fix: 'Correct the value named in the message.' },
-  SWITCH_METHOD_UNKNOWN: { meaning: 'No switch method of that name.', fix: 'Use one of: move-nic, swap-address, instant.' },
-  SWITCH_ADDRESS_NOT_HELD: { meaning: 'The active LC does not hold the service address it is said to hold.', fix: 'Check `ip addr` in the LC and the address given; nothing was changed.' },
-  SWITCH_ADDRESS_CONFLICT: { meaning: 'Another machine on the bridge answers ARP for the service address.', fix: 'Find the machine with the MAC named in the message and remove the address there; nothing was changed.' },
-  SWITCH_STANDBY_UNHEALTHY: { meaning: 'The standby\'s service failed its health check, so no switch was made.', fix: 'Fix the service on the standby (its log tells why) and switch again.' },
-  SWITCH_HEALTH_FAILED: { meaning: 'The service failed its health check on the new LC after the switch.', fix: 'The switch was reversed; the service stays on the old LC. Check the new LC\'s service.' },
-  SWITCH_STEP_FAILED: { meaning: 'A step of the switch failed.', fix: 'Read the step and cause in the message; the switch was reversed.' },
-  SWITCH_REVERSED: { meaning: 'The switch failed and was reversed; the service stays on the old LC.', fix: 'Read the cause; fix it and switch again.' },
-  SWITCH_REVERSE_FAILED: { meaning: 'The switch failed and undoing it failed too.', fix: 'Run `understudy switch show <id>`: it lists the steps not undone; fix by hand or restart the manager to retry.' },
+  SWITCH_PLAN_INVALID: {
+    meaning: 'The switch plan is incomplete or contradicts itself (addresses, MACs, NICs).',
+    fix: 'Correct the value named in the message.',
+  },
+  SWITCH_METHOD_UNKNOWN: {
+    meaning: 'No switch method of that name.',
+    fix: 'Use one of: move-nic, swap-address, instant.',
+  },
+  SWITCH_ADDRESS_NOT_HELD: {
+    meaning: 'The active LC does not hold the service address it is said to hold.',
+    fix: 'Check `ip addr` in the LC and the address given; nothing was changed.',
+  },
+  SWITCH_ADDRESS_CONFLICT: {
+    meaning: 'Another machine on the bridge answers ARP for the service address.',
+    fix: 'Find the machine with the MAC named in the message and remove the address there; nothing was changed.',
+  },
+  SWITCH_STANDBY_UNHEALTHY: {
+    meaning: "The standby's service failed its health check, so no switch was made.",
+    fix: 'Fix the service on the standby (its log tells why) and switch again.',
+  },
+  SWITCH_HEALTH_FAILED: {
+    meaning: 'The service failed its health check on the new LC after the switch.',
+    fix: "The switch was reversed; the service stays on the old LC. Check the new LC's service.",
+  },
+  SWITCH_STEP_FAILED: {
+    meaning: 'A step of the switch failed.',
+    fix: 'Read the step and cause in the message; the switch was reversed.',
+  },
+  SWITCH_REVERSED: {
+    meaning: 'The switch failed and was reversed; the service stays on the old LC.',
+    fix: 'Read the cause; fix it and switch again.',
+  },
+  SWITCH_REVERSE_FAILED: {
+    meaning: 'The switch failed and undoing it failed too.',
+    fix: 'Run `understudy switch show <id>`: it lists the steps not undone; fix by hand or restart the manager to retry.',
+  },
   // --- patch run
   RUN_NOT_FOUND: { meaning: 'No patch run with that id.', fix: '`understudy run list` shows the runs.' },
-  RUN_NOTHING_TO_DO: { meaning: 'No patch is marked to apply at the next run of that LC.', fix: 'Mark patches with `understudy patch mark`, or name them with --patches.' },
-  RUN_BUSY: { meaning: 'The LC is part of an unfinished patch run.', fix: 'Resume or roll back that run first (`understudy run list`).' },
-  RUN_NO_STANDBY: { meaning: 'No unused LC covers the LC to patch (step 701).', fix: 'Create an idle LC with at least the same CPU share, memory and disks and a NIC on the same network.' },
-  RUN_PRECONDITION: { meaning: 'The LC is not in a state a patch run can start from.', fix: 'Read the message; give the LC what it lacks.' },
-  RUN_MALWARE_FOUND: { meaning: 'The scan of the system disk found infected files (step 702); nothing was copied.', fix: 'Clean or restore the LC, then run the patch again.' },
-  SCAN_FAILED: { meaning: 'The virus scanner failed.', fix: 'Check the signature database given with --scan-database.' },
-  RUN_PATCH_CORRUPT: { meaning: 'A stored patch file no longer matches its sha256.', fix: 'Register the patch again from a trusted copy.' },
-  RUN_PATCH_FAILED: { meaning: 'A patch failed to apply on the standby; the standby was discarded and the service stayed on the original LC.', fix: 'Read the patch output in `understudy run show`; fix or replace the patch.' },
-  RUN_STANDBY_BOOT_FAILED: { meaning: 'The standby did not boot from the copy.', fix: 'Read its console log (named in the message).' },
-  RUN_STANDBY_TIMEOUT: { meaning: 'The standby did not report its patch results in time; it was discarded.', fix: 'Read its console log; raise --boot-timeout for slow patches.' },
-  RUN_REPORT_INVALID: { meaning: 'The standby sent a malformed patch report.', fix: 'Check the patch execution script in the image (/etc/rc.d/S05understudy-patch).' },
-  RUN_STANDBY_UNHEALTHY: { meaning: 'The patched service on the standby fails its health check; no switch was made.', fix: 'Check the patch; the service stays on the original LC.' },
-  RUN_UNDO_FAILED: { meaning: 'Discarding the standby after a failure failed.', fix: 'The service is on the original LC; inspect the standby by hand.' },
-  RUN_NOT_SWITCHED: { meaning: 'Only a run that switched can be rolled back.', fix: 'Check the run state with `understudy run show`.' },
+  RUN_NOTHING_TO_DO: {
+    meaning: 'No patch is marked to apply at the next run of that LC.',
+    fix: 'Mark patches with `understudy patch mark`, or name them with --patches.',
+  },
+  RUN_BUSY: {
+    meaning: 'The LC is part of an unfinished patch run.',
+    fix: 'Resume or roll back that run first (`understudy run list`).',
+  },
+  RUN_NO_STANDBY: {
+    meaning: 'No unused LC covers the LC to patch (step 701).',
+    fix: 'Create an idle LC with at least the same CPU share, memory and disks and a NIC on the same network.',
+  },
+  RUN_PRECONDITION: {
+    meaning: 'The LC is not in a state a patch run can start from.',
+    fix: 'Read the message; give the LC what it lacks.',
+  },
+  RUN_MALWARE_FOUND: {
+    meaning: 'The scan of the system disk found infected files (step 702); nothing was copied.',
+    fix: 'Clean or restore the LC, then run the patch again.',
+  },
+  SCAN_FAILED: {
+    meaning: 'The virus scanner failed.',
+    fix: 'Check the signature database given with --scan-database.',
+  },
+  RUN_PATCH_CORRUPT: {
+    meaning: 'A stored patch file no longer matches its sha256.',
+    fix: 'Register the patch again from a trusted copy.',
+  },
+  RUN_PATCH_FAILED: {
+    meaning:
+      'A patch failed to apply on the standby; the standby was discarded and the service stayed on the original LC.',
+    fix: 'Read the patch output in `understudy run show`; fix or replace the patch.',
+  },
+  RUN_STANDBY_BOOT_FAILED: {
+    meaning: 'The standby did not boot from the copy.',
+    fix: 'Read its console log (named in the message).',
+  },
+  RUN_STANDBY_TIMEOUT: {
+    meaning: 'The standby did not report its patch results in time; it was discarded.',
+    fix: 'Read its console log; raise --boot-timeout for slow patches.',
+  },
+  RUN_REPORT_INVALID: {
+    meaning: 'The standby sent a malformed patch report.',
+    fix: 'Check the patch execution script in the image (/etc/rc.d/S05understudy-patch).',
+  },
+  RUN_STANDBY_UNHEALTHY: {
+    meaning: 'The patched service on the standby fails its health check; no switch was made.',
+    fix: 'Check the patch; the service stays on the original LC.',
+  },
+  RUN_UNDO_FAILED: {
+    meaning: 'Discarding the standby after a failure failed.',
+    fix: 'The service is on the original LC; inspect the standby by hand.',
+  },
+  RUN_NOT_SWITCHED: {
+    meaning: 'Only a run that switched can be rolled back.',
+    fix: 'Check the run state with `understudy run show`.',
+  },
 } as const satisfies Record<string, { meaning: string; fix: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -99,11 +99,15 @@ export function formatArgv(argv: readonly string[]): string {
 function notFound(argv: readonly string[], cause: unknown): UnderstudyError {
   const program = argv[0] ?? '';
   const pkg = debianPackageFor(program);
-  return new UnderstudyError('EXEC_NOT_FOUND', `${program} is not installed (needed to run: ${formatArgv(argv)})`, {
-    hint: pkg ? `Install it: apt-get install ${pkg}` : `Install the program ${program}.`,
-    cause,
-    details: { argv, package: pkg },
-  });
+  return new UnderstudyError(
+    'EXEC_NOT_FOUND',
+    `${program} is not installed (needed to run: ${formatArgv(argv)})`,
+    {
+      hint: pkg ? `Install it: apt-get install ${pkg}` : `Install the program ${program}.`,
+      cause,
+      details: { argv, package: pkg },
+    },
+  );
 }
 
 export function execFailure(result: ExecResult): UnderstudyError {
@@ -111,7 +115,14 @@ export function execFailure(result: ExecResult): UnderstudyError {
   return new UnderstudyError(
     'EXEC_FAILED',
     `${formatArgv(result.argv)} ${describeExit(result)}${stderr ? `:\n${stderr}` : ''}`,
-    { details: { argv: result.argv, exitCode: result.exitCode, signal: result.signal, stderr: tail(result.stderr, 40) } },
+    {
+      details: {
+        argv: result.argv,
+        exitCode: result.exitCode,
+        signal: result.signal,
+        stderr: tail(result.stderr, 40),
+      },
+    },
   );
 }
 
@@ -172,15 +183,25 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
         stderr: Buffer.concat(err).toString('utf8'),
         durationMs: performance.now() - started,
       };
-      if ((spawnError as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return reject(notFound(argv, spawnError));
+      if ((spawnError as NodeJS.ErrnoException | undefined)?.code === 'ENOENT')
+        return reject(notFound(argv, spawnError));
       if (spawnError && (spawnError as Error).name === 'AbortError') {
-        return reject(new UnderstudyError('EXEC_FAILED', `${formatArgv(argv)} was cancelled`, { cause: spawnError, hint: 'The operation was cancelled; nothing more to do.' }));
+        return reject(
+          new UnderstudyError('EXEC_FAILED', `${formatArgv(argv)} was cancelled`, {
+            cause: spawnError,
+            hint: 'The operation was cancelled; nothing more to do.',
+          }),
+        );
       }
       if (timedOut) {
         return reject(
-          new UnderstudyError('EXEC_TIMEOUT', `${formatArgv(argv)} did not finish within ${timeoutMs} ms and was killed${result.stderr ? `:\n${tail(result.stderr)}` : ''}`, {
-            details: { argv, timeoutMs },
-          }),
+          new UnderstudyError(
+            'EXEC_TIMEOUT',
+            `${formatArgv(argv)} did not finish within ${timeoutMs} ms and was killed${result.stderr ? `:\n${tail(result.stderr)}` : ''}`,
+            {
+              details: { argv, timeoutMs },
+            },
+          ),
         );
       }
       if (exitCode !== null && okCodes.includes(exitCode)) return resolve(result);
@@ -231,7 +252,14 @@ export function spawnProcess(argv: readonly string[], options: SpawnOptions = {}
       if (resolved) return;
       resolved = true;
       tracked.delete(child);
-      resolve({ argv, exitCode, signal, stdout: '', stderr: Buffer.concat(errChunks).toString('utf8'), durationMs: performance.now() - started });
+      resolve({
+        argv,
+        exitCode,
+        signal,
+        stdout: '',
+        stderr: Buffer.concat(errChunks).toString('utf8'),
+        durationMs: performance.now() - started,
+      });
     };
     child.on('error', (error) => {
       errChunks.push(Buffer.from(String(error)));

@@ -27,7 +27,10 @@ export function createLogger(options: { pretty?: boolean; level?: string; name?:
       level,
       base,
       redact: { paths: redactedPaths, censor: '[redacted]' },
-      transport: { target: 'pino-pretty', options: { colorize: process.stderr.isTTY, destination: 2, ignore: 'pid,hostname,name' } },
+      transport: {
+        target: 'pino-pretty',
+        options: { colorize: process.stderr.isTTY, destination: 2, ignore: 'pid,hostname,name' },
+      },
     });
   }
   return pino({ level, base, redact: { paths: redactedPaths, censor: '[redacted]' } }, pino.destination(2));

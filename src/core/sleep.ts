@@ -14,7 +14,10 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /** Polls check() every intervalMs until it returns a value other than undefined, or the deadline passes. */
-export async function waitFor<T>(check: () => Promise<T | undefined> | T | undefined, options: { timeoutMs: number; intervalMs?: number }): Promise<T | undefined> {
+export async function waitFor<T>(
+  check: () => Promise<T | undefined> | T | undefined,
+  options: { timeoutMs: number; intervalMs?: number },
+): Promise<T | undefined> {
   const deadline = Date.now() + options.timeoutMs;
   for (;;) {
     const value = await check();

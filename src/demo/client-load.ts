@@ -40,15 +40,28 @@ export async function startClientLoad(options: ClientLoadOptions): Promise<Clien
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-load-')), 'result.json');
   const proc = spawnProcess(
     [
-      'ip', 'netns', 'exec', options.netns,
-      process.execPath, '--import', 'tsx', path.join(repoRoot, 'src/loadgen/cli.ts'),
-      '--url', options.url,
-      '--rate', String(options.rate),
-      '--duration', String(options.maxDurationS),
-      '--max-requests', String(Math.ceil(options.rate * options.maxDurationS)),
-      '--mix', options.mix ?? 'newconn=0.3,keepalive=0.55,upload=0.05,write=0.1',
-      '--upload-duration', String(options.uploadDurationMs ?? 2000),
-      '--out', out,
+      'ip',
+      'netns',
+      'exec',
+      options.netns,
+      process.execPath,
+      '--import',
+      'tsx',
+      path.join(repoRoot, 'src/loadgen/cli.ts'),
+      '--url',
+      options.url,
+      '--rate',
+      String(options.rate),
+      '--duration',
+      String(options.maxDurationS),
+      '--max-requests',
+      String(Math.ceil(options.rate * options.maxDurationS)),
+      '--mix',
+      options.mix ?? 'newconn=0.3,keepalive=0.55,upload=0.05,write=0.1',
+      '--upload-duration',
+      String(options.uploadDurationMs ?? 2000),
+      '--out',
+      out,
     ],
     { cwd: repoRoot },
   );
@@ -59,8 +72,10 @@ export async function startClientLoad(options: ClientLoadOptions): Promise<Clien
   // Wait for the generator to say it started, so marks and the run happen under load.
   const deadline = Date.now() + 20_000;
   while (!stderr.includes('"started"')) {
-    if (Date.now() > deadline) throw new UnderstudyError('INTERNAL', `The load generator did not start:\n${stderr.slice(-2000)}`);
-    if (proc.child.exitCode !== null) throw new UnderstudyError('INTERNAL', `The load generator exited:\n${stderr.slice(-2000)}`);
+    if (Date.now() > deadline)
+      throw new UnderstudyError('INTERNAL', `The load generator did not start:\n${stderr.slice(-2000)}`);
+    if (proc.child.exitCode !== null)
+      throw new UnderstudyError('INTERNAL', `The load generator exited:\n${stderr.slice(-2000)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
@@ -71,9 +86,16 @@ export async function startClientLoad(options: ClientLoadOptions): Promise<Clien
       proc.child.stdin?.write('stop\n');
       proc.child.stdin?.end();
       const result = await proc.done;
-      if (result.exitCode !== 0) throw new UnderstudyError('INTERNAL', `The load generator failed (exit ${String(result.exitCode)}):\n${stderr.slice(-2000)}`);
+      if (result.exitCode !== 0)
+        throw new UnderstudyError(
+          'INTERNAL',
+          `The load generator failed (exit ${String(result.exitCode)}):\n${stderr.slice(-2000)}`,
+        );
       const brief = JSON.parse(stdout) as Omit<ClientLoadReport, 'records' | 'ackedWrites'>;
-      const full = JSON.parse(fs.readFileSync(out, 'utf8')) as { records: RequestRecord[]; ackedWrites: ClientLoadReport['ackedWrites'] };
+      const full = JSON.parse(fs.readFileSync(out, 'utf8')) as {
+        records: RequestRecord[];
+        ackedWrites: ClientLoadReport['ackedWrites'];
+      };
       fs.rmSync(path.dirname(out), { recursive: true, force: true });
       return { ...brief, records: full.records, ackedWrites: full.ackedWrites };
     },

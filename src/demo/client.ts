@@ -22,7 +22,17 @@ export async function createClientHost(options: { bridge: string; address: strin
     await exec(['ip', 'link', 'add', outside, 'type', 'veth', 'peer', 'name', inside]);
     await exec(['ip', 'link', 'set', inside, 'netns', netns]);
     await exec(['ip', '-n', netns, 'link', 'set', inside, 'name', 'eth0']);
-    await exec(['ip', 'netns', 'exec', netns, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv4.ip_local_port_range=10000 65000']);
+    await exec([
+      'ip',
+      'netns',
+      'exec',
+      netns,
+      'sysctl',
+      '-q',
+      '-w',
+      'net.ipv6.conf.all.disable_ipv6=1',
+      'net.ipv4.ip_local_port_range=10000 65000',
+    ]);
     await exec(['ip', '-n', netns, 'addr', 'add', options.address, 'dev', 'eth0']);
     await exec(['ip', '-n', netns, 'link', 'set', 'eth0', 'up']);
     await exec(['ip', '-n', netns, 'link', 'set', 'lo', 'up']);
@@ -35,7 +45,8 @@ export async function createClientHost(options: { bridge: string; address: strin
   return {
     netns,
     address: options.address,
-    run: (argv, o = {}) => exec(['ip', 'netns', 'exec', netns, ...argv], { okCodes: o.okCodes, timeoutMs: o.timeoutMs ?? 30_000 }),
+    run: (argv, o = {}) =>
+      exec(['ip', 'netns', 'exec', netns, ...argv], { okCodes: o.okCodes, timeoutMs: o.timeoutMs ?? 30_000 }),
     async dispose() {
       await exec(['ip', 'link', 'del', outside]).catch(() => undefined);
       await exec(['ip', 'netns', 'del', netns]).catch(() => undefined);

@@ -59,29 +59,70 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     cleanup.push(() => destroyHost(manager.db));
     await addPool({ db: manager.db, stateDir, name: 'standby', sizeBytes: 3 * 1024 ** 3 });
     progress('image: building busybox (busybox init, start-up scripts, Node.js, demo service)');
-    await buildImage({ db: manager.db, recipe: 'busybox', pool: getPool(manager.db, 'main'), cacheDir: manager.paths.cache });
+    await buildImage({
+      db: manager.db,
+      recipe: 'busybox',
+      pool: getPool(manager.db, 'main'),
+      cacheDir: manager.paths.cache,
+    });
     const host = await hostContext(manager);
     cleanup.unshift(async () => {
       for (const lc of listLcs(manager.db)) await destroyLc(manager, host, lc.name, { force: true });
     });
     const service = `${prefix}.10`;
     progress(`lc1: the active LC, serving the demo service at ${service} (CPU0, 128 MB, disks on pool main)`);
-    await createLc(manager, host, { name: 'lc1', image: 'busybox', cpus: '0', memoryMb: 128, systemDiskMb: 512, appDiskMb: 256, addresses: [service], role: 'active' });
+    await createLc(manager, host, {
+      name: 'lc1',
+      image: 'busybox',
+      cpus: '0',
+      memoryMb: 128,
+      systemDiskMb: 512,
+      appDiskMb: 256,
+      addresses: [service],
+      role: 'active',
+    });
     await startLc(manager, host, 'lc1');
     const cpus = os.availableParallelism() > 1 ? '1' : '0';
-    progress(`lc2: the idle standby (CPU${cpus}, 128 MB, disks on pool standby — the seed's DISK3/DISK4 on other media)`);
-    await createLc(manager, host, { name: 'lc2', image: 'busybox', cpus, memoryMb: 128, systemDiskMb: 512, appDiskMb: 256, pool: 'standby', addresses: [`${prefix}.11`], role: 'standby' });
+    progress(
+      `lc2: the idle standby (CPU${cpus}, 128 MB, disks on pool standby — the seed's DISK3/DISK4 on other media)`,
+    );
+    await createLc(manager, host, {
+      name: 'lc2',
+      image: 'busybox',
+      cpus,
+      memoryMb: 128,
+      systemDiskMb: 512,
+      appDiskMb: 256,
+      pool: 'standby',
+      addresses: [`${prefix}.11`],
+      role: 'standby',
+    });
 
     progress('data: 200 keys and a note written to lc1');
     for (let i = 0; i < 200; i++) {
-      const response = await fetch(`http://${service}/kv/before-${i}`, { method: 'PUT', body: `value-${i}`, signal: AbortSignal.timeout(5000) });
-      if (response.status !== 200) throw new UnderstudyError('INTERNAL', `writing demo data failed: HTTP ${response.status}`);
+      const response = await fetch(`http://${service}/kv/before-${i}`, {
+        method: 'PUT',
+        body: `value-${i}`,
+        signal: AbortSignal.timeout(5000),
+      });
+      if (response.status !== 200)
+        throw new UnderstudyError('INTERNAL', `writing demo data failed: HTTP ${response.status}`);
     }
-    await fetch(`http://${service}/notes`, { method: 'POST', body: 'written before the patch', signal: AbortSignal.timeout(5000) });
-    const versionBefore = (JSON.parse((await get(`http://${service}/version`)).body) as { version: string }).version;
+    await fetch(`http://${service}/notes`, {
+      method: 'POST',
+      body: 'written before the patch',
+      signal: AbortSignal.timeout(5000),
+    });
+    const versionBefore = (JSON.parse((await get(`http://${service}/version`)).body) as { version: string })
+      .version;
 
     const catalogue = createCatalogue({ db: manager.db, patchesDir: patchesDirOf(stateDir) });
-    const patchFile = await makeVersionPatch({ dir: stateDir, from: '1.0.0', to: '1.0.1', name: 'demo-1.0.1' });
+    const patchFile = await makeVersionPatch({
+      dir: stateDir,
+      from: '1.0.0',
+      to: '1.0.1',
+      name: 'demo-1.0.1',
+    });
     await catalogue.registerPatch({
       file: patchFile,
       name: 'demo-1.0.1',
@@ -96,8 +137,15 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     const client = await createClientHost({ bridge: host.network.bridge, address: `${prefix}.200/24` });
     cleanup.unshift(() => client.dispose());
     const rate = options.rate ?? 1000;
-    progress(`load: a client at ${prefix}.200 sends ${rate} requests/s (new connections, keep-alive, slow uploads, writes)`);
-    const load = await startClientLoad({ netns: client.netns, url: `http://${service}/`, rate, maxDurationS: 180 });
+    progress(
+      `load: a client at ${prefix}.200 sends ${rate} requests/s (new connections, keep-alive, slow uploads, writes)`,
+    );
+    const load = await startClientLoad({
+      netns: client.netns,
+      url: `http://${service}/`,
+      rate,
+      maxDurationS: 180,
+    });
     let loadStopped = false;
     cleanup.unshift(async () => {
       if (!loadStopped) await load.stop().catch(() => undefined);
@@ -106,14 +154,27 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
 
     const onEvent = (event: RunEvent): void => {
       if (event.step === 'switch' && event.state === 'running') load.mark('switch-start');
-      if (event.step === 'switch' && (event.state === 'done' || event.state === 'failed')) load.mark('switch-end');
+      if (event.step === 'switch' && (event.state === 'done' || event.state === 'failed'))
+        load.mark('switch-end');
       if (event.state === 'note') return;
-      progress(`  ${event.state.padEnd(7)} ${event.step}${event.durationMs === undefined ? '' : ` (${(event.durationMs / 1000).toFixed(2)} s)`}${event.message ? `: ${event.message.split('\n')[0]}` : ''}`);
+      progress(
+        `  ${event.state.padEnd(7)} ${event.step}${event.durationMs === undefined ? '' : ` (${(event.durationMs / 1000).toFixed(2)} s)`}${event.message ? `: ${event.message.split('\n')[0]}` : ''}`,
+      );
     };
     progress('run: patching lc1 without stopping its service');
     const run = await startRun(
-      { lc: 'lc1', method: options.method ?? 'instant', scanDatabase: path.join(assetsDir, 'clamav/eicar-test.hdb') },
-      { manager, host, catalogue, logger: process.env.UNDERSTUDY_LOG_LEVEL ? createLogger() : silentLogger, onEvent },
+      {
+        lc: 'lc1',
+        method: options.method ?? 'instant',
+        scanDatabase: path.join(assetsDir, 'clamav/eicar-test.hdb'),
+      },
+      {
+        manager,
+        host,
+        catalogue,
+        logger: process.env.UNDERSTUDY_LOG_LEVEL ? createLogger() : silentLogger,
+        onEvent,
+      },
     );
     await new Promise((r) => setTimeout(r, 2000)); // steady state after the switch
     const report = await load.stop();
@@ -128,12 +189,23 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       const got = await get(`http://${service}${key}`);
       if (got.status !== 200 || got.body !== value) lost.push(key);
     }
-    const versionAfter = (JSON.parse((await get(`http://${service}/version`)).body) as { version: string }).version;
-    return { stateDir, run, load: report, versionBefore, versionAfter, dataChecked: expected.size, dataLost: lost, wallMs: performance.now() - started };
+    const versionAfter = (JSON.parse((await get(`http://${service}/version`)).body) as { version: string })
+      .version;
+    return {
+      stateDir,
+      run,
+      load: report,
+      versionBefore,
+      versionAfter,
+      dataChecked: expected.size,
+      dataLost: lost,
+      wallMs: performance.now() - started,
+    };
   } finally {
     if (!options.keep) {
       progress('teardown: removing the LCs, the client, the pools and the bridge');
-      for (const step of cleanup) await step().catch((error: unknown) => progress(`teardown: ${(error as Error).message}`));
+      for (const step of cleanup)
+        await step().catch((error: unknown) => progress(`teardown: ${(error as Error).message}`));
       manager.close();
       if (!options.stateDir) fs.rmSync(stateDir, { recursive: true, force: true });
     } else manager.close();

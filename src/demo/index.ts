@@ -1,4 +1,9 @@
 export { runDemo, type DemoOptions, type DemoReport } from './demo.ts';
 export { createClientHost, type ClientHost } from './client.ts';
-export { startClientLoad, type ClientLoad, type ClientLoadOptions, type ClientLoadReport } from './client-load.ts';
+export {
+  startClientLoad,
+  type ClientLoad,
+  type ClientLoadOptions,
+  type ClientLoadReport,
+} from './client-load.ts';
 export { makeVersionPatch } from './demo-patch.ts';

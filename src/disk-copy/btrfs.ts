@@ -5,7 +5,15 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { UnderstudyError, exec, spawnProcess, formatArgv, isErrno, type ExecResult, type SpawnedProcess } from '../core/index.ts';
+import {
+  UnderstudyError,
+  exec,
+  spawnProcess,
+  formatArgv,
+  isErrno,
+  type ExecResult,
+  type SpawnedProcess,
+} from '../core/index.ts';
 import { formatBytes } from './history.ts';
 
 const BTRFS = 'btrfs';
@@ -42,8 +50,19 @@ export async function filesystemId(target: string): Promise<string> {
   return value.toString(16);
 }
 
-export async function snapshot(options: { source: string; target: string; readOnly: boolean }): Promise<void> {
-  const argv = [BTRFS, 'subvolume', 'snapshot', ...(options.readOnly ? ['-r'] : []), options.source, options.target];
+export async function snapshot(options: {
+  source: string;
+  target: string;
+  readOnly: boolean;
+}): Promise<void> {
+  const argv = [
+    BTRFS,
+    'subvolume',
+    'snapshot',
+    ...(options.readOnly ? ['-r'] : []),
+    options.source,
+    options.target,
+  ];
   await exec(argv, { timeoutMs: 60_000 });
 }
 
@@ -74,7 +93,11 @@ export async function removeStagingDir(dir: string): Promise<void> {
 export async function freeBytes(target: string): Promise<number> {
   const result = await exec([BTRFS, 'filesystem', 'usage', '-b', target]);
   const match = /Free \(estimated\):\s+(\d+)/.exec(result.stdout);
-  if (!match?.[1]) throw new UnderstudyError('INTERNAL', `Cannot read the free space of ${target} from btrfs filesystem usage`);
+  if (!match?.[1])
+    throw new UnderstudyError(
+      'INTERNAL',
+      `Cannot read the free space of ${target} from btrfs filesystem usage`,
+    );
   return Number(match[1]);
 }
 
@@ -82,9 +105,13 @@ export async function freeBytes(target: string): Promise<number> {
 export async function checkSpace(poolPath: string, needed: number): Promise<void> {
   const free = await freeBytes(poolPath);
   if (free < needed) {
-    throw new UnderstudyError('POOL_FULL', `The destination pool ${poolPath} has ${formatBytes(free)} free but the copy needs ${formatBytes(needed)}: ${formatBytes(needed - free)} missing`, {
-      details: { pool: poolPath, freeBytes: free, neededBytes: needed, missingBytes: needed - free },
-    });
+    throw new UnderstudyError(
+      'POOL_FULL',
+      `The destination pool ${poolPath} has ${formatBytes(free)} free but the copy needs ${formatBytes(needed)}: ${formatBytes(needed - free)} missing`,
+      {
+        details: { pool: poolPath, freeBytes: free, neededBytes: needed, missingBytes: needed - free },
+      },
+    );
   }
 }
 
@@ -160,7 +187,8 @@ export async function transfer(options: TransferOptions): Promise<TransferResult
     stopProcess(send);
     stopProcess(receive);
   };
-  const onAbort = (): void => fail(new UnderstudyError('DISK_COPY_CANCELLED', `Copy of ${options.snapshot} cancelled`));
+  const onAbort = (): void =>
+    fail(new UnderstudyError('DISK_COPY_CANCELLED', `Copy of ${options.snapshot} cancelled`));
   if (options.signal?.aborted) onAbort();
   options.signal?.addEventListener('abort', onAbort, { once: true });
   let poll: NodeJS.Timeout | undefined;
@@ -191,12 +219,15 @@ export async function transfer(options: TransferOptions): Promise<TransferResult
     sendOut.on('end', () => receiveIn.end());
   } else {
     poll = setInterval(() => {
-      void bytesWritten(send.child.pid).then((written) => {
-        if (written !== undefined) {
-          bytes = written;
-          options.onBytes?.(bytes);
-        }
-      }, () => undefined);
+      void bytesWritten(send.child.pid).then(
+        (written) => {
+          if (written !== undefined) {
+            bytes = written;
+            options.onBytes?.(bytes);
+          }
+        },
+        () => undefined,
+      );
     }, 200);
   }
   // Whichever command fails first is the cause; the other is stopped (a dead receive would otherwise
@@ -215,14 +246,21 @@ export async function transfer(options: TransferOptions): Promise<TransferResult
     const first = failed[0];
     if (first) {
       const stderr = first.stderr.trim().split('\n').slice(-8).join('\n');
-      throw new UnderstudyError('DISK_COPY_FAILED', `${formatArgv(first.argv)} failed${stderr ? `: ${stderr}` : ''}`, {
-        details: { argv: first.argv, exitCode: first.exitCode, signal: first.signal, stderr },
-      });
+      throw new UnderstudyError(
+        'DISK_COPY_FAILED',
+        `${formatArgv(first.argv)} failed${stderr ? `: ${stderr}` : ''}`,
+        {
+          details: { argv: first.argv, exitCode: first.exitCode, signal: first.signal, stderr },
+        },
+      );
     }
   } finally {
     if (poll) clearInterval(poll);
     options.signal?.removeEventListener('abort', onAbort);
   }
-  await exec([BTRFS, 'filesystem', 'sync', options.receiveDir], { timeoutMs: 600_000, ...(options.signal ? { signal: options.signal } : {}) });
+  await exec([BTRFS, 'filesystem', 'sync', options.receiveDir], {
+    timeoutMs: 600_000,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
   return { bytes, durationMs: performance.now() - started };
 }

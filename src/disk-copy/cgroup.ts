@@ -54,7 +54,12 @@ export async function deviceNumber(device: string): Promise<string> {
 export async function deviceOf(target: string): Promise<string> {
   const result = await exec(['findmnt', '-n', '-o', 'SOURCE', '-T', target]);
   // btrfs shows "/dev/loop3[/subvol]" for a subvolume mount.
-  return result.stdout.trim().split('\n')[0]?.replace(/\[.*\]$/, '') ?? '';
+  return (
+    result.stdout
+      .trim()
+      .split('\n')[0]
+      ?.replace(/\[.*\]$/, '') ?? ''
+  );
 }
 
 /** Creates the cgroup `name` (unique per run: the caller adds a random tag). */
@@ -77,7 +82,8 @@ export async function createCgroup(name: string): Promise<Cgroup> {
     async limit(bytesPerSecond: number) {
       const dev = await deviceNumber(device);
       const bps = String(Math.max(1, Math.round(bytesPerSecond)));
-      if (version === 1) await writeControl(path.join(ioDir, 'blkio.throttle.write_bps_device'), `${dev} ${bps}`);
+      if (version === 1)
+        await writeControl(path.join(ioDir, 'blkio.throttle.write_bps_device'), `${dev} ${bps}`);
       else await writeControl(path.join(ioDir, 'io.max'), `${dev} wbps=${bps}`);
     },
     async lift() {
@@ -123,17 +129,33 @@ export async function createCgroup(name: string): Promise<Cgroup> {
  * cgroup (has cgroup.freeze), e.g. /sys/fs/cgroup/freezer/myservice.
  */
 export async function existingCgroupFreezer(dir: string): Promise<Freezer> {
-  const v1 = await fs.access(path.join(dir, 'freezer.state')).then(() => true, () => false);
-  const v2 = !v1 && (await fs.access(path.join(dir, 'cgroup.freeze')).then(() => true, () => false));
+  const v1 = await fs.access(path.join(dir, 'freezer.state')).then(
+    () => true,
+    () => false,
+  );
+  const v2 =
+    !v1 &&
+    (await fs.access(path.join(dir, 'cgroup.freeze')).then(
+      () => true,
+      () => false,
+    ));
   if (!v1 && !v2) {
-    throw new UnderstudyError('INVALID_ARGUMENT', `${dir} is not a freezer cgroup (no freezer.state or cgroup.freeze)`, {
-      hint: 'Name a cgroup v1 freezer directory (/sys/fs/cgroup/freezer/…) or a cgroup v2 directory.',
-    });
+    throw new UnderstudyError(
+      'INVALID_ARGUMENT',
+      `${dir} is not a freezer cgroup (no freezer.state or cgroup.freeze)`,
+      {
+        hint: 'Name a cgroup v1 freezer directory (/sys/fs/cgroup/freezer/…) or a cgroup v2 directory.',
+      },
+    );
   }
   const isFrozen = async (): Promise<boolean> =>
-    v1 ? (await readControl(path.join(dir, 'freezer.state'))) === 'FROZEN' : /^frozen 1$/m.test(await readControl(path.join(dir, 'cgroup.events')));
+    v1
+      ? (await readControl(path.join(dir, 'freezer.state'))) === 'FROZEN'
+      : /^frozen 1$/m.test(await readControl(path.join(dir, 'cgroup.events')));
   const setFrozen = (frozen: boolean): Promise<void> =>
-    v1 ? writeControl(path.join(dir, 'freezer.state'), frozen ? 'FROZEN' : 'THAWED') : writeControl(path.join(dir, 'cgroup.freeze'), frozen ? '1' : '0');
+    v1
+      ? writeControl(path.join(dir, 'freezer.state'), frozen ? 'FROZEN' : 'THAWED')
+      : writeControl(path.join(dir, 'cgroup.freeze'), frozen ? '1' : '0');
   return {
     // A v1 freezer can stay FREEZING while a vfork() parent waits for a child frozen before exec:
     // after 250 ms, thaw for a moment (the child execs) and freeze again; give up after 20 tries.
@@ -148,7 +170,10 @@ export async function existingCgroupFreezer(dir: string): Promise<Freezer> {
         await setFrozen(false);
         await sleep(10);
       }
-      throw new UnderstudyError('DISK_COPY_FREEZE_FAILED', `The cgroup ${dir} did not freeze (20 attempts of 250 ms); it was thawed again`);
+      throw new UnderstudyError(
+        'DISK_COPY_FREEZE_FAILED',
+        `The cgroup ${dir} did not freeze (20 attempts of 250 ms); it was thawed again`,
+      );
     },
     thaw: () => setFrozen(false),
   };

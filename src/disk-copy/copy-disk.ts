@@ -16,7 +16,16 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { UnderstudyError, exec, isUnderstudyError, silentLogger } from '../core/index.ts';
-import { deleteSubvolume, filesystemId, freeBytes, isBtrfs, isSubvolume, removeStagingDir, snapshot, usedBytes } from './btrfs.ts';
+import {
+  deleteSubvolume,
+  filesystemId,
+  freeBytes,
+  isBtrfs,
+  isSubvolume,
+  removeStagingDir,
+  snapshot,
+  usedBytes,
+} from './btrfs.ts';
 import { HistoryRecorder, describeHistory, formatBytes } from './history.ts';
 import { resolvePolicy } from './policy.ts';
 import type { CopyJobContext, CutOutcome } from './job-context.ts';
@@ -29,7 +38,11 @@ import type { CopyDiskOptions, CopyMode, CopyResult, ResolvedCopyPolicy } from '
 const NAME_PATTERN = /^[A-Za-z0-9][\w.-]{0,99}$/;
 
 function cancelledError(ctx: { source: string }, cause?: unknown): UnderstudyError {
-  return new UnderstudyError('DISK_COPY_CANCELLED', `Copy of ${ctx.source} was cancelled; the partial copy was removed`, { cause });
+  return new UnderstudyError(
+    'DISK_COPY_CANCELLED',
+    `Copy of ${ctx.source} was cancelled; the partial copy was removed`,
+    { cause },
+  );
 }
 
 async function resolveMode(options: CopyDiskOptions): Promise<CopyMode> {
@@ -37,9 +50,13 @@ async function resolveMode(options: CopyDiskOptions): Promise<CopyMode> {
   const mode = options.mode ?? 'auto';
   if (mode === 'auto') return sameFs ? 'snapshot' : 'send-receive';
   if (mode === 'snapshot' && !sameFs) {
-    throw new UnderstudyError('DISK_COPY_DESTINATION_INVALID', `Snapshot mode needs ${options.destination.poolPath} on the same btrfs filesystem as ${options.source}`, {
-      hint: 'Use mode send-receive (or auto) to copy to another pool.',
-    });
+    throw new UnderstudyError(
+      'DISK_COPY_DESTINATION_INVALID',
+      `Snapshot mode needs ${options.destination.poolPath} on the same btrfs filesystem as ${options.source}`,
+      {
+        hint: 'Use mode send-receive (or auto) to copy to another pool.',
+      },
+    );
   }
   return mode;
 }
@@ -50,28 +67,48 @@ async function validate(options: CopyDiskOptions): Promise<void> {
   }
   const { poolPath, name } = options.destination;
   if (!NAME_PATTERN.test(name)) {
-    throw new UnderstudyError('INVALID_ARGUMENT', `Invalid destination name ${JSON.stringify(name)}`, { hint: 'Use letters, digits, ".", "_" and "-".' });
+    throw new UnderstudyError('INVALID_ARGUMENT', `Invalid destination name ${JSON.stringify(name)}`, {
+      hint: 'Use letters, digits, ".", "_" and "-".',
+    });
   }
   try {
     if (!(await fs.stat(poolPath)).isDirectory() || !(await isBtrfs(poolPath))) throw new Error('not btrfs');
   } catch (error) {
-    throw new UnderstudyError('DISK_COPY_DESTINATION_INVALID', `The destination pool ${poolPath} is not a directory on a btrfs filesystem`, { cause: error });
+    throw new UnderstudyError(
+      'DISK_COPY_DESTINATION_INVALID',
+      `The destination pool ${poolPath} is not a directory on a btrfs filesystem`,
+      { cause: error },
+    );
   }
   const target = path.join(poolPath, name);
-  const exists = await fs.lstat(target).then(() => true, () => false);
-  if (exists) throw new UnderstudyError('DISK_COPY_DESTINATION_INVALID', `The destination ${target} already exists`, { hint: 'Remove it, or choose another name.' });
+  const exists = await fs.lstat(target).then(
+    () => true,
+    () => false,
+  );
+  if (exists)
+    throw new UnderstudyError('DISK_COPY_DESTINATION_INVALID', `The destination ${target} already exists`, {
+      hint: 'Remove it, or choose another name.',
+    });
 }
 
 /** Maps an ENOSPC from btrfs receive to POOL_FULL naming the pool and the space missing. */
 async function explainFailure(error: unknown, ctx: CopyJobContext): Promise<unknown> {
-  if (!isUnderstudyError(error, 'DISK_COPY_FAILED') || !/No space left on device/i.test(String(error.details.stderr ?? error.message))) return error;
+  if (
+    !isUnderstudyError(error, 'DISK_COPY_FAILED') ||
+    !/No space left on device/i.test(String(error.details.stderr ?? error.message))
+  )
+    return error;
   const needed = await usedBytes(ctx.source).catch(() => 0);
   const free = await freeBytes(ctx.poolPath).catch(() => 0);
   const missing = Math.max(0, needed - free);
-  return new UnderstudyError('POOL_FULL', `The destination pool ${ctx.poolPath} ran out of space during the copy of ${ctx.source}: about ${formatBytes(missing || needed)} missing`, {
-    cause: error,
-    details: { pool: ctx.poolPath, freeBytes: free, neededBytes: needed, missingBytes: missing },
-  });
+  return new UnderstudyError(
+    'POOL_FULL',
+    `The destination pool ${ctx.poolPath} ran out of space during the copy of ${ctx.source}: about ${formatBytes(missing || needed)} missing`,
+    {
+      cause: error,
+      details: { pool: ctx.poolPath, freeBytes: free, neededBytes: needed, missingBytes: missing },
+    },
+  );
 }
 
 async function runSnapshotMode(ctx: CopyJobContext, policy: ResolvedCopyPolicy): Promise<CutOutcome> {
@@ -80,12 +117,23 @@ async function runSnapshotMode(ctx: CopyJobContext, policy: ResolvedCopyPolicy):
   // Flush dirty data first so that the snapshot inside the freeze has little left to write.
   await exec(['btrfs', 'filesystem', 'sync', ctx.source]);
   let cutAt = '';
-  const frozen = await whileFrozen(ctx.options.freezer, { what: ctx.source, ...(policy.freezeTimeoutMs ? { timeoutMs: policy.freezeTimeoutMs } : {}) }, async () => {
-    await snapshot({ source: ctx.source, target: cut, readOnly: true });
-    cutAt = new Date().toISOString();
-  });
+  const frozen = await whileFrozen(
+    ctx.options.freezer,
+    { what: ctx.source, ...(policy.freezeTimeoutMs ? { timeoutMs: policy.freezeTimeoutMs } : {}) },
+    async () => {
+      await snapshot({ source: ctx.source, target: cut, readOnly: true });
+      cutAt = new Date().toISOString();
+    },
+  );
   await snapshot({ source: cut, target: ctx.destination, readOnly: false });
-  return { cutSnapshot: cut, cutAt, freezeMs: frozen.frozenMs, freezeAttempts: frozen.attempts, convergence: 'instant', throttledMs: 0 };
+  return {
+    cutSnapshot: cut,
+    cutAt,
+    freezeMs: frozen.frozenMs,
+    freezeAttempts: frozen.attempts,
+    convergence: 'instant',
+    throttledMs: 0,
+  };
 }
 
 /**
@@ -97,7 +145,8 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopyResult> {
   const logger = options.logger ?? silentLogger;
   const started = performance.now();
   const jobId = options.jobId ?? randomBytes(4).toString('hex');
-  if (!/^[\w-]{1,40}$/.test(jobId)) throw new UnderstudyError('INVALID_ARGUMENT', `Invalid copy job id ${jobId}`);
+  if (!/^[\w-]{1,40}$/.test(jobId))
+    throw new UnderstudyError('INVALID_ARGUMENT', `Invalid copy job id ${jobId}`);
   const policy = resolvePolicy(options.policy, options.throttle !== undefined);
   await validate(options);
   const mode = await resolveMode(options);
@@ -159,15 +208,33 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopyResult> {
     let verification: CopyResult['verification'];
     if (options.verify) {
       ctx.throwIfCancelled();
-      ctx.progress({ phase: 'verifying', pass: ctx.passes.length, bytesDone: 0, bytesTotal: null, bytesPerSecond: 0 });
-      const [expected, actual] = await Promise.all([hashTree(outcome.cutSnapshot), hashTree(ctx.destination)]);
+      ctx.progress({
+        phase: 'verifying',
+        pass: ctx.passes.length,
+        bytesDone: 0,
+        bytesTotal: null,
+        bytesPerSecond: 0,
+      });
+      const [expected, actual] = await Promise.all([
+        hashTree(outcome.cutSnapshot),
+        hashTree(ctx.destination),
+      ]);
       ctx.throwIfCancelled();
       if (expected.digest !== actual.digest) {
-        throw new UnderstudyError('DISK_COPY_VERIFY_FAILED', `The copy ${ctx.destination} differs from ${source} at the cut; differing paths: ${differingPaths(expected, actual).join(', ')}`, {
-          details: { sourceDigest: expected.digest, destinationDigest: actual.digest },
-        });
+        throw new UnderstudyError(
+          'DISK_COPY_VERIFY_FAILED',
+          `The copy ${ctx.destination} differs from ${source} at the cut; differing paths: ${differingPaths(expected, actual).join(', ')}`,
+          {
+            details: { sourceDigest: expected.digest, destinationDigest: actual.digest },
+          },
+        );
       }
-      verification = { digest: actual.digest, entries: actual.entries, bytes: actual.bytes, durationMs: expected.durationMs > actual.durationMs ? expected.durationMs : actual.durationMs };
+      verification = {
+        digest: actual.digest,
+        entries: actual.entries,
+        bytes: actual.bytes,
+        durationMs: expected.durationMs > actual.durationMs ? expected.durationMs : actual.durationMs,
+      };
     }
     await removeStagingDir(ctx.sourceStage);
     await removeStagingDir(ctx.destinationStage);
@@ -190,25 +257,45 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopyResult> {
       ...(verification ? { verification } : {}),
     };
     if (options.db) finishCopyJob(options.db, jobId, result);
-    ctx.progress({ phase: 'done', pass: ctx.passes.length, bytesDone: result.bytesSent, bytesTotal: result.bytesSent, bytesPerSecond: 0 });
-    logger.info({ jobId, freezeMs: result.freezeMs, passes: result.passes.length, convergence: result.convergence }, 'disk copy done');
+    ctx.progress({
+      phase: 'done',
+      pass: ctx.passes.length,
+      bytesDone: result.bytesSent,
+      bytesTotal: result.bytesSent,
+      bytesPerSecond: 0,
+    });
+    logger.info(
+      { jobId, freezeMs: result.freezeMs, passes: result.passes.length, convergence: result.convergence },
+      'disk copy done',
+    );
     return result;
   } catch (caught) {
-    let error = options.signal?.aborted && !isUnderstudyError(caught, 'DISK_COPY_CANCELLED') ? cancelledError(ctx, caught) : caught;
+    let error =
+      options.signal?.aborted && !isUnderstudyError(caught, 'DISK_COPY_CANCELLED')
+        ? cancelledError(ctx, caught)
+        : caught;
     error = await explainFailure(error, ctx);
     if (!(error instanceof UnderstudyError)) {
-      error = new UnderstudyError('DISK_COPY_FAILED', `Copy of ${source} to ${ctx.destination} failed: ${String((error as Error).message ?? error)}`, { cause: error });
+      error = new UnderstudyError(
+        'DISK_COPY_FAILED',
+        `Copy of ${source} to ${ctx.destination} failed: ${String((error as Error).message ?? error)}`,
+        { cause: error },
+      );
     }
     logger.warn({ jobId, err: error }, 'disk copy failed; removing the partial copy');
     // Cleanup runs to the end even if one part fails; the first cleanup error is reported with the cause.
     const cleanupErrors: unknown[] = [];
-    if (destinationCreated) await deleteSubvolume(ctx.destination).catch((e: unknown) => cleanupErrors.push(e));
+    if (destinationCreated)
+      await deleteSubvolume(ctx.destination).catch((e: unknown) => cleanupErrors.push(e));
     await removeStagingDir(ctx.destinationStage).catch((e: unknown) => cleanupErrors.push(e));
     await removeStagingDir(ctx.sourceStage).catch((e: unknown) => cleanupErrors.push(e));
     const failure = error as UnderstudyError;
     if (options.db) {
       ctx.flushHistory();
-      failCopyJob(options.db, jobId, failure.code === 'DISK_COPY_CANCELLED' ? 'cancelled' : 'failed', { code: failure.code, message: failure.message });
+      failCopyJob(options.db, jobId, failure.code === 'DISK_COPY_CANCELLED' ? 'cancelled' : 'failed', {
+        code: failure.code,
+        message: failure.message,
+      });
     }
     if (cleanupErrors.length) failure.details.cleanupErrors = cleanupErrors.map(String);
     throw failure;

@@ -28,13 +28,20 @@ const TIMED_OUT = Symbol('timed out');
 async function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T | typeof TIMED_OUT> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([promise, new Promise<typeof TIMED_OUT>((resolve) => (timer = setTimeout(() => resolve(TIMED_OUT), timeoutMs)))]);
+    return await Promise.race([
+      promise,
+      new Promise<typeof TIMED_OUT>((resolve) => (timer = setTimeout(() => resolve(TIMED_OUT), timeoutMs))),
+    ]);
   } finally {
     clearTimeout(timer);
   }
 }
 
-export async function whileFrozen<T>(freezer: Freezer, options: FreezeOptions, step: () => Promise<T>): Promise<FrozenResult<T>> {
+export async function whileFrozen<T>(
+  freezer: Freezer,
+  options: FreezeOptions,
+  step: () => Promise<T>,
+): Promise<FrozenResult<T>> {
   const timeoutMs = options.timeoutMs ?? 5_000;
   const attempts = options.attempts ?? 5;
   let frozenMs = 0;
@@ -55,7 +62,11 @@ export async function whileFrozen<T>(freezer: Freezer, options: FreezeOptions, s
     if (frozen) return { value: value as T, frozenMs, attempts: attempt };
     await sleep(20);
   }
-  throw new UnderstudyError('DISK_COPY_FREEZE_FAILED', `The writers of ${options.what} could not be frozen within ${timeoutMs} ms (${attempts} attempts); they were thawed again`, {
-    details: { attempts, timeoutMs },
-  });
+  throw new UnderstudyError(
+    'DISK_COPY_FREEZE_FAILED',
+    `The writers of ${options.what} could not be frozen within ${timeoutMs} ms (${attempts} attempts); they were thawed again`,
+    {
+      details: { attempts, timeoutMs },
+    },
+  );
 }

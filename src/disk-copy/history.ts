@@ -114,9 +114,12 @@ export class HistoryRecorder {
     let length: number | undefined;
     if (op === 'write') {
       offset = readU64(attrs.get(sendAttributes.fileOffset));
-      length = command.name === 'update-extent' ? readU64(attrs.get(sendAttributes.size))
-        : command.name === 'encoded-write' ? readU64(attrs.get(sendAttributes.unencodedFileLength))
-        : (attrs.get(sendAttributes.data)?.length ?? 0);
+      length =
+        command.name === 'update-extent'
+          ? readU64(attrs.get(sendAttributes.size))
+          : command.name === 'encoded-write'
+            ? readU64(attrs.get(sendAttributes.unencodedFileLength))
+            : (attrs.get(sendAttributes.data)?.length ?? 0);
       if (this.#extendLast(pass, path, offset ?? 0, length ?? 0)) {
         this.#bytes += length ?? 0;
         return;
@@ -128,8 +131,10 @@ export class HistoryRecorder {
       length = readU64(attrs.get(sendAttributes.size));
     }
     const record: HistoryRecord = { pass, at: this.#clock().toISOString(), op, path };
-    const pathTo = readString(attrs.get(sendAttributes.pathTo)) ?? readString(attrs.get(sendAttributes.pathLink));
-    if (pathTo !== undefined && (op === 'rename' || op === 'link' || op === 'symlink')) record.pathTo = pathTo;
+    const pathTo =
+      readString(attrs.get(sendAttributes.pathTo)) ?? readString(attrs.get(sendAttributes.pathLink));
+    if (pathTo !== undefined && (op === 'rename' || op === 'link' || op === 'symlink'))
+      record.pathTo = pathTo;
     if (offset !== undefined) record.offset = offset;
     if (length !== undefined) record.length = length;
     this.#count(record);

@@ -16,10 +16,31 @@ export type {
   Freezer,
   Throttle,
 } from './types.ts';
-export { HistoryRecorder, describeHistory, formatBytes, type HistoryRecord, type HistoryOp, type HistorySummary } from './history.ts';
-export { SendStreamParser, sendCommands, sendAttributes, type SendCommand, type SendCommandName } from './send-stream.ts';
+export {
+  HistoryRecorder,
+  describeHistory,
+  formatBytes,
+  type HistoryRecord,
+  type HistoryOp,
+  type HistorySummary,
+} from './history.ts';
+export {
+  SendStreamParser,
+  sendCommands,
+  sendAttributes,
+  type SendCommand,
+  type SendCommandName,
+} from './send-stream.ts';
 export { hashTree, differingPaths, type TreeHash } from './tree-hash.ts';
-export { createCgroup, existingCgroupFreezer, cgroupVersion, deviceOf, deviceNumber, type Cgroup, type CgroupVersion } from './cgroup.ts';
+export {
+  createCgroup,
+  existingCgroupFreezer,
+  cgroupVersion,
+  deviceOf,
+  deviceNumber,
+  type Cgroup,
+  type CgroupVersion,
+} from './cgroup.ts';
 export { whileFrozen, type FreezeOptions, type FrozenResult } from './freeze.ts';
 export { resolvePolicy, decideNextStep, type NextStep, type PassState } from './policy.ts';
 export { recoverCopyJobs } from './recover.ts';

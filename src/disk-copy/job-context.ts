@@ -31,4 +31,3 @@ export interface CutOutcome {
   convergence: Convergence;
   throttledMs: number;
 }
-

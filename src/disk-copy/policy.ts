@@ -10,16 +10,28 @@ export function resolvePolicy(policy: CopyPolicy | undefined, hasThrottle: boole
     cutBelowBytes: policy?.cutBelowBytes ?? 32 * MiB,
     onNoConvergence: policy?.onNoConvergence ?? (hasThrottle ? 'throttle' : 'long-freeze'),
   };
-  if (policy?.throttleBytesPerSecond !== undefined) resolved.throttleBytesPerSecond = policy.throttleBytesPerSecond;
+  if (policy?.throttleBytesPerSecond !== undefined)
+    resolved.throttleBytesPerSecond = policy.throttleBytesPerSecond;
   if (policy?.freezeTimeoutMs !== undefined) resolved.freezeTimeoutMs = policy.freezeTimeoutMs;
   if (!Number.isInteger(resolved.maxPasses) || resolved.maxPasses < 1) {
-    throw new UnderstudyError('INVALID_ARGUMENT', `policy.maxPasses must be a whole number >= 1 (got ${resolved.maxPasses})`);
+    throw new UnderstudyError(
+      'INVALID_ARGUMENT',
+      `policy.maxPasses must be a whole number >= 1 (got ${resolved.maxPasses})`,
+    );
   }
-  if (!(resolved.cutBelowBytes >= 0)) throw new UnderstudyError('INVALID_ARGUMENT', `policy.cutBelowBytes must be >= 0 (got ${resolved.cutBelowBytes})`);
+  if (!(resolved.cutBelowBytes >= 0))
+    throw new UnderstudyError(
+      'INVALID_ARGUMENT',
+      `policy.cutBelowBytes must be >= 0 (got ${resolved.cutBelowBytes})`,
+    );
   if (resolved.onNoConvergence === 'throttle' && !hasThrottle) {
-    throw new UnderstudyError('INVALID_ARGUMENT', 'policy.onNoConvergence is "throttle" but no throttle was given', {
-      hint: 'Pass a throttle (the driver\'s setWriteLimit bound to the LC), or choose "long-freeze" or "fail".',
-    });
+    throw new UnderstudyError(
+      'INVALID_ARGUMENT',
+      'policy.onNoConvergence is "throttle" but no throttle was given',
+      {
+        hint: 'Pass a throttle (the driver\'s setWriteLimit bound to the LC), or choose "long-freeze" or "fail".',
+      },
+    );
   }
   return resolved;
 }
@@ -54,7 +66,8 @@ export function decideNextStep(state: PassState, policy: ResolvedCopyPolicy): Ne
   if (state.passesInPhase < policy.maxPasses) return { action: 'again' };
   if (policy.onNoConvergence === 'fail') return { action: 'fail' };
   if (policy.onNoConvergence === 'throttle' && !state.throttled) {
-    const bytesPerSecond = policy.throttleBytesPerSecond ?? Math.max(MiB, Math.round(state.copyBytesPerSecond / 4));
+    const bytesPerSecond =
+      policy.throttleBytesPerSecond ?? Math.max(MiB, Math.round(state.copyBytesPerSecond / 4));
     return { action: 'throttle', bytesPerSecond };
   }
   return { action: 'long-freeze' };

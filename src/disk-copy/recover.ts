@@ -17,7 +17,10 @@ export async function recoverCopyJobs(db: Db, options: { logger?: Logger } = {})
     if (job.sourceStage) await removeStagingDir(job.sourceStage);
     // A destination of a job that never finished is partial by definition.
     await deleteSubvolume(job.destination);
-    failCopyJob(db, job.id, 'failed', { code: 'DISK_COPY_FAILED', message: 'The manager stopped during the copy; the partial copy was removed' });
+    failCopyJob(db, job.id, 'failed', {
+      code: 'DISK_COPY_FAILED',
+      message: 'The manager stopped during the copy; the partial copy was removed',
+    });
     logger.warn({ jobId: job.id, source: job.source }, 'removed the leftovers of an interrupted disk copy');
     recovered.push(job.id);
   }

@@ -17,18 +17,34 @@ const MiB = 1024 * 1024;
 
 async function runPass(
   ctx: CopyJobContext,
-  pass: { number: number; kind: PassReport['kind']; snapshot: string; parent?: string; total: number | null; snapshotMs: number },
+  pass: {
+    number: number;
+    kind: PassReport['kind'];
+    snapshot: string;
+    parent?: string;
+    total: number | null;
+    snapshotMs: number;
+  },
 ): Promise<PassReport> {
   const phase = pass.kind;
   const recordsBefore = ctx.recorder.records.length;
   // The full pass is the base copy, not history: it is not parsed, and its data goes straight from
   // send to receive without passing through this process.
-  const parser = pass.kind === 'full' ? undefined : new SendStreamParser((command) => ctx.recorder.take(pass.number, command));
+  const parser =
+    pass.kind === 'full'
+      ? undefined
+      : new SendStreamParser((command) => ctx.recorder.take(pass.number, command));
   const started = performance.now();
   let bytes = 0;
   const emit = (): void => {
     const seconds = (performance.now() - started) / 1000;
-    ctx.progress({ phase, pass: pass.number, bytesDone: bytes, bytesTotal: pass.total, bytesPerSecond: seconds > 0 ? bytes / seconds : 0 });
+    ctx.progress({
+      phase,
+      pass: pass.number,
+      bytesDone: bytes,
+      bytesTotal: pass.total,
+      bytesPerSecond: seconds > 0 ? bytes / seconds : 0,
+    });
   };
   emit();
   const result = await transfer({
@@ -59,7 +75,11 @@ async function runPass(
 }
 
 /** Runs every pass; calls onDestinationCreated just before the destination subvolume is made. */
-export async function runSendReceive(ctx: CopyJobContext, policy: ResolvedCopyPolicy, onDestinationCreated: () => void): Promise<CutOutcome> {
+export async function runSendReceive(
+  ctx: CopyJobContext,
+  policy: ResolvedCopyPolicy,
+  onDestinationCreated: () => void,
+): Promise<CutOutcome> {
   const { freezer, throttle } = ctx.options;
   const sourceSnapshot = (name: string): string => path.join(ctx.sourceStage, name);
   const received = (name: string): string => path.join(ctx.destinationStage, name);
@@ -75,7 +95,13 @@ export async function runSendReceive(ctx: CopyJobContext, policy: ResolvedCopyPo
   // Metadata and the writes still to come need room too: ask for 2 % + 16 MiB more than the data.
   await checkSpace(ctx.poolPath, Math.ceil(total * 1.02) + 16 * MiB);
   ctx.throwIfCancelled();
-  await runPass(ctx, { number: 0, kind: 'full', snapshot: sourceSnapshot('pass-0'), total, snapshotMs: firstSnapshotMs });
+  await runPass(ctx, {
+    number: 0,
+    kind: 'full',
+    snapshot: sourceSnapshot('pass-0'),
+    total,
+    snapshotMs: firstSnapshotMs,
+  });
 
   let previous = 'pass-0';
   let pass = 0;
@@ -99,13 +125,25 @@ export async function runSendReceive(ctx: CopyJobContext, policy: ResolvedCopyPo
       const snapshotStarted = performance.now();
       await snapshot({ source: ctx.source, target: sourceSnapshot(name), readOnly: true });
       const snapshotMs = performance.now() - snapshotStarted;
-      const report = await runPass(ctx, { number: pass, kind: 'catch-up', snapshot: sourceSnapshot(name), parent: sourceSnapshot(previous), total: null, snapshotMs });
+      const report = await runPass(ctx, {
+        number: pass,
+        kind: 'catch-up',
+        snapshot: sourceSnapshot(name),
+        parent: sourceSnapshot(previous),
+        total: null,
+        snapshotMs,
+      });
       await drop(previous);
       previous = name;
       const sent = ctx.passes.reduce((sum, p) => sum + p.bytes, 0);
       const seconds = ctx.passes.reduce((sum, p) => sum + p.durationMs, 0) / 1000;
       const step = decideNextStep(
-        { lastPassBytes: report.bytes, passesInPhase, throttled: throttledSince !== undefined, copyBytesPerSecond: seconds > 0 ? sent / seconds : 0 },
+        {
+          lastPassBytes: report.bytes,
+          passesInPhase,
+          throttled: throttledSince !== undefined,
+          copyBytesPerSecond: seconds > 0 ? sent / seconds : 0,
+        },
         policy,
       );
       if (step.action === 'again') continue;
@@ -114,16 +152,23 @@ export async function runSendReceive(ctx: CopyJobContext, policy: ResolvedCopyPo
         break;
       }
       if (step.action === 'throttle' && throttle) {
-        ctx.options.logger?.info({ jobId: ctx.jobId, bytesPerSecond: step.bytesPerSecond }, 'copy not converging; throttling the writers');
+        ctx.options.logger?.info(
+          { jobId: ctx.jobId, bytesPerSecond: step.bytesPerSecond },
+          'copy not converging; throttling the writers',
+        );
         throttledSince = performance.now();
         await throttle.limit(step.bytesPerSecond);
         passesInPhase = 0;
         continue;
       }
       if (step.action === 'fail') {
-        throw new UnderstudyError('DISK_COPY_NOT_CONVERGED', `Copy of ${ctx.source} did not converge: pass ${pass} still carried ${report.bytes} bytes after ${policy.maxPasses} catch-up passes`, {
-          details: { passes: ctx.passes },
-        });
+        throw new UnderstudyError(
+          'DISK_COPY_NOT_CONVERGED',
+          `Copy of ${ctx.source} did not converge: pass ${pass} still carried ${report.bytes} bytes after ${policy.maxPasses} catch-up passes`,
+          {
+            details: { passes: ctx.passes },
+          },
+        );
       }
       longFreeze = true;
       convergence = 'long-freeze';
@@ -138,19 +183,38 @@ export async function runSendReceive(ctx: CopyJobContext, policy: ResolvedCopyPo
     const cutSnapshot = sourceSnapshot('cut');
     let cutAt = '';
     let cutSnapshotMs = 0;
-    const frozen = await whileFrozen(freezer, { what: ctx.source, ...(policy.freezeTimeoutMs ? { timeoutMs: policy.freezeTimeoutMs } : {}) }, async () => {
-      const snapshotStarted = performance.now();
-      await snapshot({ source: ctx.source, target: cutSnapshot, readOnly: true });
-      cutSnapshotMs = performance.now() - snapshotStarted;
-      cutAt = new Date().toISOString();
-      // Only a writer that outran every pass keeps the LC frozen across a transfer (policy long-freeze).
-      if (longFreeze) await runPass(ctx, { number: pass, kind: 'final', snapshot: cutSnapshot, parent: sourceSnapshot(previous), total: null, snapshotMs: cutSnapshotMs });
-    });
+    const frozen = await whileFrozen(
+      freezer,
+      { what: ctx.source, ...(policy.freezeTimeoutMs ? { timeoutMs: policy.freezeTimeoutMs } : {}) },
+      async () => {
+        const snapshotStarted = performance.now();
+        await snapshot({ source: ctx.source, target: cutSnapshot, readOnly: true });
+        cutSnapshotMs = performance.now() - snapshotStarted;
+        cutAt = new Date().toISOString();
+        // Only a writer that outran every pass keeps the LC frozen across a transfer (policy long-freeze).
+        if (longFreeze)
+          await runPass(ctx, {
+            number: pass,
+            kind: 'final',
+            snapshot: cutSnapshot,
+            parent: sourceSnapshot(previous),
+            total: null,
+            snapshotMs: cutSnapshotMs,
+          });
+      },
+    );
     const freezeMs = frozen.frozenMs;
     await liftThrottle();
     if (!longFreeze) {
       ctx.throwIfCancelled();
-      await runPass(ctx, { number: pass, kind: 'final', snapshot: cutSnapshot, parent: sourceSnapshot(previous), total: null, snapshotMs: cutSnapshotMs });
+      await runPass(ctx, {
+        number: pass,
+        kind: 'final',
+        snapshot: cutSnapshot,
+        parent: sourceSnapshot(previous),
+        total: null,
+        snapshotMs: cutSnapshotMs,
+      });
     }
     await drop(previous);
     onDestinationCreated();
@@ -162,6 +226,8 @@ export async function runSendReceive(ctx: CopyJobContext, policy: ResolvedCopyPo
     return { cutSnapshot, cutAt, freezeMs, freezeAttempts: frozen.attempts, convergence, throttledMs };
   } finally {
     // On failure: lift a throttle still in force (an error doing so must not hide the original one).
-    await liftThrottle().catch((error: unknown) => ctx.options.logger?.error({ err: error, jobId: ctx.jobId }, 'could not lift the write throttle'));
+    await liftThrottle().catch((error: unknown) =>
+      ctx.options.logger?.error({ err: error, jobId: ctx.jobId }, 'could not lift the write throttle'),
+    );
   }
 }

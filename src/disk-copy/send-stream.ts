@@ -118,9 +118,13 @@ export class SendStreamParser {
       if (this.#version === undefined) {
         if (buffer.length - offset < STREAM_HEADER_BYTES) break;
         if (!buffer.subarray(offset, offset + MAGIC.length).equals(MAGIC)) {
-          throw new UnderstudyError('DISK_COPY_FAILED', 'The btrfs send stream does not start with "btrfs-stream"', {
-            hint: 'btrfs send wrote something that is not a send stream; check its stderr.',
-          });
+          throw new UnderstudyError(
+            'DISK_COPY_FAILED',
+            'The btrfs send stream does not start with "btrfs-stream"',
+            {
+              hint: 'btrfs send wrote something that is not a send stream; check its stderr.',
+            },
+          );
         }
         this.#version = buffer.readUInt32LE(offset + MAGIC.length);
         offset += STREAM_HEADER_BYTES;
@@ -148,7 +152,10 @@ export class SendStreamParser {
   /** Call at the end of the stream: throws if it stopped in the middle of a command. */
   end(): void {
     if (this.#pending.length > 0 || (this.#bytes > 0 && this.#version === undefined)) {
-      throw new UnderstudyError('DISK_COPY_FAILED', `The btrfs send stream ended in the middle of a command (${this.#pending.length} bytes left over)`);
+      throw new UnderstudyError(
+        'DISK_COPY_FAILED',
+        `The btrfs send stream ended in the middle of a command (${this.#pending.length} bytes left over)`,
+      );
     }
   }
 

@@ -118,7 +118,15 @@ interface JobRow {
 
 export function insertCopyJob(
   db: Db,
-  job: { id: string; label?: string; source: string; destination: string; mode: CopyMode; sourceStage: string; destinationStage: string | null },
+  job: {
+    id: string;
+    label?: string;
+    source: string;
+    destination: string;
+    mode: CopyMode;
+    sourceStage: string;
+    destinationStage: string | null;
+  },
 ): void {
   // A job id used again (a patch-run step re-run after a crash) starts a fresh record.
   db.transaction(() => {
@@ -127,17 +135,43 @@ export function insertCopyJob(
     db.prepare(
       `INSERT INTO copy_jobs (id, label, source, destination, mode, state, source_stage, destination_stage, started_at)
        VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)`,
-    ).run(job.id, job.label ?? null, job.source, job.destination, job.mode, job.sourceStage, job.destinationStage, new Date().toISOString());
+    ).run(
+      job.id,
+      job.label ?? null,
+      job.source,
+      job.destination,
+      job.mode,
+      job.sourceStage,
+      job.destinationStage,
+      new Date().toISOString(),
+    );
   })();
 }
 
 /** Appends history records after the ones already stored for the job. */
-export function appendCopyHistory(db: Db, jobId: string, firstSeq: number, records: readonly HistoryRecord[]): void {
+export function appendCopyHistory(
+  db: Db,
+  jobId: string,
+  firstSeq: number,
+  records: readonly HistoryRecord[],
+): void {
   const insert = db.prepare(
     'INSERT INTO copy_history (job_id, seq, pass, at, op, path, path_to, offset, length) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
   db.transaction(() => {
-    records.forEach((r, i) => insert.run(jobId, firstSeq + i, r.pass, r.at, r.op, r.path, r.pathTo ?? null, r.offset ?? null, r.length ?? null));
+    records.forEach((r, i) =>
+      insert.run(
+        jobId,
+        firstSeq + i,
+        r.pass,
+        r.at,
+        r.op,
+        r.path,
+        r.pathTo ?? null,
+        r.offset ?? null,
+        r.length ?? null,
+      ),
+    );
   })();
 }
 
@@ -167,14 +201,15 @@ export function finishCopyJob(db: Db, jobId: string, result: CopyResult): void {
   );
 }
 
-export function failCopyJob(db: Db, jobId: string, state: 'failed' | 'cancelled', error: { code: string; message: string }): void {
-  db.prepare('UPDATE copy_jobs SET state = ?, finished_at = ?, error_code = ?, error_message = ? WHERE id = ?').run(
-    state,
-    new Date().toISOString(),
-    error.code,
-    error.message,
-    jobId,
-  );
+export function failCopyJob(
+  db: Db,
+  jobId: string,
+  state: 'failed' | 'cancelled',
+  error: { code: string; message: string },
+): void {
+  db.prepare(
+    'UPDATE copy_jobs SET state = ?, finished_at = ?, error_code = ?, error_message = ? WHERE id = ?',
+  ).run(state, new Date().toISOString(), error.code, error.message, jobId);
 }
 
 function toJob(row: JobRow): CopyJob {
@@ -218,13 +253,21 @@ export function getCopyJob(db: Db, jobId: string): CopyJob {
 }
 
 export function listCopyJobs(db: Db, options: { limit?: number } = {}): CopyJob[] {
-  const rows = db.prepare('SELECT * FROM copy_jobs ORDER BY started_at DESC LIMIT ?').all(options.limit ?? 50) as JobRow[];
+  const rows = db
+    .prepare('SELECT * FROM copy_jobs ORDER BY started_at DESC LIMIT ?')
+    .all(options.limit ?? 50) as JobRow[];
   return rows.map(toJob);
 }
 
-export function listCopyHistory(db: Db, jobId: string, options: { limit?: number; offset?: number } = {}): HistoryRecord[] {
+export function listCopyHistory(
+  db: Db,
+  jobId: string,
+  options: { limit?: number; offset?: number } = {},
+): HistoryRecord[] {
   const rows = db
-    .prepare('SELECT pass, at, op, path, path_to, offset, length FROM copy_history WHERE job_id = ? ORDER BY seq LIMIT ? OFFSET ?')
+    .prepare(
+      'SELECT pass, at, op, path, path_to, offset, length FROM copy_history WHERE job_id = ? ORDER BY seq LIMIT ? OFFSET ?',
+    )
     .all(jobId, options.limit ?? -1, options.offset ?? 0) as {
     pass: number;
     at: string;

@@ -25,17 +25,24 @@ export interface TreeHash {
 async function readXattrs(root: string): Promise<Map<string, string>> {
   let stdout: string;
   try {
-    ({ stdout } = await exec(['getfattr', '-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', root], {
-      timeoutMs: 600_000,
-      maxBuffer: 1024 * 1024 * 1024,
-      okCodes: [0, 1],
-    }));
+    ({ stdout } = await exec(
+      ['getfattr', '-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', root],
+      {
+        timeoutMs: 600_000,
+        maxBuffer: 1024 * 1024 * 1024,
+        okCodes: [0, 1],
+      },
+    ));
   } catch (error) {
     if (isUnderstudyError(error, 'EXEC_NOT_FOUND')) {
-      throw new UnderstudyError('EXEC_NOT_FOUND', 'getfattr is not installed (needed to compare extended attributes)', {
-        hint: 'Install it: apt-get install attr',
-        cause: error,
-      });
+      throw new UnderstudyError(
+        'EXEC_NOT_FOUND',
+        'getfattr is not installed (needed to compare extended attributes)',
+        {
+          hint: 'Install it: apt-get install attr',
+          cause: error,
+        },
+      );
     }
     throw error;
   }
@@ -48,7 +55,9 @@ async function readXattrs(root: string): Promise<Map<string, string>> {
   for (const line of stdout.split('\n')) {
     if (line.startsWith('# file: ')) {
       flush();
-      const absolute = line.slice('# file: '.length).replace(/\\(\d{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+      const absolute = line
+        .slice('# file: '.length)
+        .replace(/\\(\d{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
       current = path.relative(root, absolute) || '.';
       attrs = [];
     } else if (line.trim() !== '' && current !== undefined) {
@@ -112,7 +121,17 @@ export async function hashTree(root: string): Promise<TreeHash> {
       link = first ?? relative;
     }
     const size = type === 'd' ? '' : String(stat.size);
-    const line = [relative, type, (stat.mode & 0o7777).toString(8), stat.uid, stat.gid, size, content, link, xattrs.get(relative) ?? ''].join('\0');
+    const line = [
+      relative,
+      type,
+      (stat.mode & 0o7777).toString(8),
+      stat.uid,
+      stat.gid,
+      size,
+      content,
+      link,
+      xattrs.get(relative) ?? '',
+    ].join('\0');
     total.update(`${line}\n`);
     lines.set(relative, createHash('sha256').update(line).digest('hex'));
     if (type === 'd') {
@@ -121,7 +140,13 @@ export async function hashTree(root: string): Promise<TreeHash> {
     }
   };
   await visit('.');
-  return { digest: total.digest('hex'), entries: lines.size, bytes, lines, durationMs: performance.now() - started };
+  return {
+    digest: total.digest('hex'),
+    entries: lines.size,
+    bytes,
+    lines,
+    durationMs: performance.now() - started,
+  };
 }
 
 /** Up to `limit` paths whose entries differ between two hashes (present in one only, or different). */

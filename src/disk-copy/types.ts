@@ -48,7 +48,10 @@ export interface CopyPolicy {
   freezeTimeoutMs?: number;
 }
 
-export type ResolvedCopyPolicy = Required<Omit<CopyPolicy, 'throttleBytesPerSecond' | 'freezeTimeoutMs'>> & { throttleBytesPerSecond?: number; freezeTimeoutMs?: number };
+export type ResolvedCopyPolicy = Required<Omit<CopyPolicy, 'throttleBytesPerSecond' | 'freezeTimeoutMs'>> & {
+  throttleBytesPerSecond?: number;
+  freezeTimeoutMs?: number;
+};
 
 export interface CopyDiskOptions {
   /** Host path of the source disk's btrfs subvolume. Never modified. */

@@ -7,8 +7,24 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { UnderstudyError, exec, requireRoot, statePaths } from '../core/index.ts';
 import type { Db } from '../store/index.ts';
-import { createPool, isMounted, listPools, mountPool, poolUsage, removePool, type Pool, type PoolUsage } from './pool.ts';
-import { ensureBridge, getNetwork, linkExists, planNetwork, removeBridge, type HostNetwork } from './network.ts';
+import {
+  createPool,
+  isMounted,
+  listPools,
+  mountPool,
+  poolUsage,
+  removePool,
+  type Pool,
+  type PoolUsage,
+} from './pool.ts';
+import {
+  ensureBridge,
+  getNetwork,
+  linkExists,
+  planNetwork,
+  removeBridge,
+  type HostNetwork,
+} from './network.ts';
 import { insideBenchmarkRange, parseSubnet } from './subnet.ts';
 
 export interface HostInitOptions {
@@ -53,21 +69,33 @@ export async function initHost(options: HostInitOptions): Promise<HostStatus> {
   if (network) {
     const wanted = options.subnet ? parseSubnet(options.subnet).cidr : network.subnet;
     if (wanted !== network.subnet || (options.bridge && options.bridge !== network.bridge)) {
-      throw new UnderstudyError('HOST_CONFLICT', `The host is already initialised with bridge ${network.bridge} on ${network.subnet}`, {
-        hint: 'Use the same settings, or run `understudy host destroy` first.',
-      });
+      throw new UnderstudyError(
+        'HOST_CONFLICT',
+        `The host is already initialised with bridge ${network.bridge} on ${network.subnet}`,
+        {
+          hint: 'Use the same settings, or run `understudy host destroy` first.',
+        },
+      );
     }
   } else {
-    const planned = planNetwork({ tag: crypto.randomBytes(2).toString('hex'), subnet: options.subnet, bridge: options.bridge });
+    const planned = planNetwork({
+      tag: crypto.randomBytes(2).toString('hex'),
+      subnet: options.subnet,
+      bridge: options.bridge,
+    });
     if (!insideBenchmarkRange(parseSubnet(planned.subnet))) {
       throw new UnderstudyError('NETWORK_INVALID', `The subnet ${planned.subnet} is outside 198.18.0.0/15`, {
         hint: 'understudy keeps its networks in the benchmarking range 198.18.0.0/15 so they never clash with real ones.',
       });
     }
     if (linkExists(planned.bridge)) {
-      throw new UnderstudyError('HOST_CONFLICT', `A network device named ${planned.bridge} already exists and was not made by understudy`, {
-        hint: 'Choose another name with --bridge.',
-      });
+      throw new UnderstudyError(
+        'HOST_CONFLICT',
+        `A network device named ${planned.bridge} already exists and was not made by understudy`,
+        {
+          hint: 'Choose another name with --bridge.',
+        },
+      );
     }
     network = planned;
   }
@@ -79,7 +107,13 @@ export async function initHost(options: HostInitOptions): Promise<HostStatus> {
   const pools = listPools(db);
   if (!pools.some((p) => p.name === 'main')) {
     try {
-      await createPool({ db, poolsDir: paths.pools, name: 'main', device: options.device, sizeBytes: options.poolSizeBytes });
+      await createPool({
+        db,
+        poolsDir: paths.pools,
+        name: 'main',
+        device: options.device,
+        sizeBytes: options.poolSizeBytes,
+      });
     } catch (error) {
       if (!listPools(db).length) await removeBridge(network).catch(() => undefined);
       db.prepare('DELETE FROM host_network WHERE id = 1').run();
@@ -95,7 +129,10 @@ export async function requireHost(db: Db): Promise<{ network: HostNetwork; pools
   const network = getNetwork(db);
   const pools = listPools(db);
   if (!network || pools.length === 0) {
-    throw new UnderstudyError('HOST_NOT_INITIALISED', 'The host is not initialised (no storage pool or network)');
+    throw new UnderstudyError(
+      'HOST_NOT_INITIALISED',
+      'The host is not initialised (no storage pool or network)',
+    );
   }
   if (!linkExists(network.bridge)) await ensureBridge(network);
   for (const pool of pools) await mountPool(pool);
@@ -110,8 +147,16 @@ export async function hostStatus(db: Db, stateDir: string): Promise<HostStatus> 
       return { ...pool, mounted, usage: mounted ? await poolUsage(pool) : undefined };
     }),
   );
-  const bridgeUp = network ? linkExists(network.bridge) && fs.readFileSync(`/sys/class/net/${network.bridge}/operstate`, 'utf8').trim() !== 'down' : false;
-  return { initialised: network !== undefined && pools.length > 0, stateDir, network: network && { ...network, bridgeUp }, pools };
+  const bridgeUp = network
+    ? linkExists(network.bridge) &&
+      fs.readFileSync(`/sys/class/net/${network.bridge}/operstate`, 'utf8').trim() !== 'down'
+    : false;
+  return {
+    initialised: network !== undefined && pools.length > 0,
+    stateDir,
+    network: network && { ...network, bridgeUp },
+    pools,
+  };
 }
 
 export interface AddPoolOptions {
@@ -126,12 +171,21 @@ export interface AddPoolOptions {
 export async function addPool(options: AddPoolOptions): Promise<Pool> {
   requireRoot('host pool-add');
   if (!/^[a-z][a-z0-9-]{0,19}$/.test(options.name)) {
-    throw new UnderstudyError('INVALID_ARGUMENT', `"${options.name}" is not a valid pool name (a-z, 0-9, -, up to 20)`);
+    throw new UnderstudyError(
+      'INVALID_ARGUMENT',
+      `"${options.name}" is not a valid pool name (a-z, 0-9, -, up to 20)`,
+    );
   }
   if (listPools(options.db).some((p) => p.name === options.name)) {
     throw new UnderstudyError('HOST_CONFLICT', `A pool named "${options.name}" already exists`);
   }
-  return createPool({ db: options.db, poolsDir: statePaths(options.stateDir).pools, name: options.name, device: options.device, sizeBytes: options.sizeBytes });
+  return createPool({
+    db: options.db,
+    poolsDir: statePaths(options.stateDir).pools,
+    name: options.name,
+    device: options.device,
+    sizeBytes: options.sizeBytes,
+  });
 }
 
 /**

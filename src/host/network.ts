@@ -36,15 +36,35 @@ export function planNetwork(options: { tag: string; subnet?: string; bridge?: st
   const subnet = parseSubnet(options.subnet ?? '198.18.0.0/24');
   const bridge = options.bridge ?? `us${options.tag}br`;
   if (!/^[a-zA-Z][a-zA-Z0-9_-]{0,14}$/.test(bridge)) {
-    throw new UnderstudyError('NETWORK_INVALID', `"${bridge}" is not a valid bridge name (1–15 letters, digits, _ or -)`);
+    throw new UnderstudyError(
+      'NETWORK_INVALID',
+      `"${bridge}" is not a valid bridge name (1–15 letters, digits, _ or -)`,
+    );
   }
-  return { tag: options.tag, bridge, subnet: subnet.cidr, hostAddress: `${nthAddress(subnet, 1)}/${subnet.prefix}` };
+  return {
+    tag: options.tag,
+    bridge,
+    subnet: subnet.cidr,
+    hostAddress: `${nthAddress(subnet, 1)}/${subnet.prefix}`,
+  };
 }
 
 /** Creates the bridge with the host address, if missing. Idempotent. */
 export async function ensureBridge(network: HostNetwork): Promise<void> {
   if (!linkExists(network.bridge)) {
-    await exec(['ip', 'link', 'add', 'name', network.bridge, 'type', 'bridge', 'forward_delay', '0', 'stp_state', '0']);
+    await exec([
+      'ip',
+      'link',
+      'add',
+      'name',
+      network.bridge,
+      'type',
+      'bridge',
+      'forward_delay',
+      '0',
+      'stp_state',
+      '0',
+    ]);
   }
   const addrs = await exec(['ip', '-o', '-4', 'addr', 'show', 'dev', network.bridge]);
   if (!addrs.stdout.includes(` ${network.hostAddress} `)) {

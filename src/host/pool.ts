@@ -28,7 +28,13 @@ interface PoolRow {
   size_bytes: number;
 }
 
-const rowToPool = (r: PoolRow): Pool => ({ name: r.name, device: r.device, imagePath: r.image_path, mountpoint: r.mountpoint, sizeBytes: r.size_bytes });
+const rowToPool = (r: PoolRow): Pool => ({
+  name: r.name,
+  device: r.device,
+  imagePath: r.image_path,
+  mountpoint: r.mountpoint,
+  sizeBytes: r.size_bytes,
+});
 
 export function listPools(db: Db): Pool[] {
   return (db.prepare('SELECT * FROM pools ORDER BY created_at, name').all() as PoolRow[]).map(rowToPool);
@@ -38,7 +44,10 @@ export function getPool(db: Db, name: string): Pool {
   const row = db.prepare('SELECT * FROM pools WHERE name = ?').get(name) as PoolRow | undefined;
   if (!row) {
     throw new UnderstudyError('HOST_NOT_INITIALISED', `There is no storage pool "${name}"`, {
-      hint: name === 'main' ? 'Run `understudy host init` first.' : `Create it with \`understudy host pool-add ${name}\`.`,
+      hint:
+        name === 'main'
+          ? 'Run `understudy host init` first.'
+          : `Create it with \`understudy host pool-add ${name}\`.`,
     });
   }
   return rowToPool(row);
@@ -52,7 +61,8 @@ export function readMounts(): { source: string; target: string; fstype: string }
     .filter(Boolean)
     .map((line) => {
       const [source = '', target = '', fstype = ''] = line.split(' ');
-      const unescape = (s: string): string => s.replace(/\\(\d{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+      const unescape = (s: string): string =>
+        s.replace(/\\(\d{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
       return { source: unescape(source), target: unescape(target), fstype };
     });
 }
@@ -64,13 +74,18 @@ export function isMounted(mountpoint: string): boolean {
 /** The loop devices currently backed by the given image file. */
 async function loopDevicesOf(imagePath: string): Promise<string[]> {
   const result = await exec(['losetup', '--noheadings', '--output', 'NAME', '--associated', imagePath]);
-  return result.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+  return result.stdout
+    .split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function parseSize(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$/i.exec(text.trim());
   if (!m) throw new UnderstudyError('INVALID_ARGUMENT', `"${text}" is not a size (e.g. 8G, 512M)`);
-  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[(m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
+  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[
+    (m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'
+  ];
   return Math.floor(Number(m[1]) * unit);
 }
 export { parseSize };
@@ -80,18 +95,28 @@ async function assertUsableDevice(device: string): Promise<number> {
   try {
     stat = fs.statSync(device);
   } catch (error) {
-    if (isErrno(error, 'ENOENT')) throw new UnderstudyError('POOL_DEVICE_INVALID', `The block device ${device} does not exist`, { cause: error });
+    if (isErrno(error, 'ENOENT'))
+      throw new UnderstudyError('POOL_DEVICE_INVALID', `The block device ${device} does not exist`, {
+        cause: error,
+      });
     throw error;
   }
-  if (!stat.isBlockDevice()) throw new UnderstudyError('POOL_DEVICE_INVALID', `${device} is not a block device`);
+  if (!stat.isBlockDevice())
+    throw new UnderstudyError('POOL_DEVICE_INVALID', `${device} is not a block device`);
   if (readMounts().some((m) => m.source === device)) {
-    throw new UnderstudyError('POOL_DEVICE_INVALID', `The block device ${device} is mounted`, { hint: 'Unmount it, or name an unused device.' });
+    throw new UnderstudyError('POOL_DEVICE_INVALID', `The block device ${device} is mounted`, {
+      hint: 'Unmount it, or name an unused device.',
+    });
   }
   const probe = await exec(['blkid', '-o', 'value', '-s', 'TYPE', device], { okCodes: [0, 2] });
   if (probe.stdout.trim()) {
-    throw new UnderstudyError('POOL_DEVICE_INVALID', `The block device ${device} already holds a ${probe.stdout.trim()} filesystem`, {
-      hint: 'understudy never formats a device that holds data. Wipe it yourself (wipefs -a) if it is really unused.',
-    });
+    throw new UnderstudyError(
+      'POOL_DEVICE_INVALID',
+      `The block device ${device} already holds a ${probe.stdout.trim()} filesystem`,
+      {
+        hint: 'understudy never formats a device that holds data. Wipe it yourself (wipefs -a) if it is really unused.',
+      },
+    );
   }
   const size = await exec(['blockdev', '--getsize64', device]);
   return Number(size.stdout.trim());
@@ -130,16 +155,12 @@ export async function createPool(options: CreatePoolOptions): Promise<Pool> {
     await exec(['mkfs.btrfs', '-q', '-L', `understudy-${name}`, device]);
     await mountPool({ name, device: options.device ?? null, imagePath, mountpoint, sizeBytes });
     undo.push(() => unmountPool({ name, device: options.device ?? null, imagePath, mountpoint, sizeBytes }));
-    for (const dir of ['images', 'lcs', 'snapshots']) fs.mkdirSync(path.join(mountpoint, dir), { recursive: true });
+    for (const dir of ['images', 'lcs', 'snapshots'])
+      fs.mkdirSync(path.join(mountpoint, dir), { recursive: true });
     const pool: Pool = { name, device: options.device ?? null, imagePath, mountpoint, sizeBytes };
-    db.prepare('INSERT INTO pools (name, device, image_path, mountpoint, size_bytes, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
-      name,
-      pool.device,
-      imagePath,
-      mountpoint,
-      sizeBytes,
-      new Date().toISOString(),
-    );
+    db.prepare(
+      'INSERT INTO pools (name, device, image_path, mountpoint, size_bytes, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ).run(name, pool.device, imagePath, mountpoint, sizeBytes, new Date().toISOString());
     return pool;
   } catch (error) {
     for (const step of undo.reverse()) await step().catch(() => undefined);
@@ -154,9 +175,13 @@ export async function mountPool(pool: Pool): Promise<void> {
   let device = pool.device;
   if (!device) {
     if (!pool.imagePath || !fs.existsSync(pool.imagePath)) {
-      throw new UnderstudyError('HOST_NOT_INITIALISED', `The image of pool "${pool.name}" is missing (${pool.imagePath ?? 'none'})`, {
-        hint: 'Run `understudy host destroy` and `understudy host init` again.',
-      });
+      throw new UnderstudyError(
+        'HOST_NOT_INITIALISED',
+        `The image of pool "${pool.name}" is missing (${pool.imagePath ?? 'none'})`,
+        {
+          hint: 'Run `understudy host destroy` and `understudy host init` again.',
+        },
+      );
     }
     const existing = await loopDevicesOf(pool.imagePath);
     device = existing[0] ?? (await exec(['losetup', '--find', '--show', pool.imagePath])).stdout.trim();
@@ -192,6 +217,10 @@ export async function poolUsage(pool: Pool): Promise<PoolUsage> {
 /** The block device node a mounted pool sits on (for I/O limits). */
 export function poolDevice(pool: Pool): string {
   const mount = readMounts().find((m) => m.target === pool.mountpoint);
-  if (!mount) throw new UnderstudyError('HOST_NOT_INITIALISED', `The pool "${pool.name}" is not mounted at ${pool.mountpoint}`);
+  if (!mount)
+    throw new UnderstudyError(
+      'HOST_NOT_INITIALISED',
+      `The pool "${pool.name}" is not mounted at ${pool.mountpoint}`,
+    );
   return mount.source;
 }

@@ -30,7 +30,10 @@ export function parseSubnet(cidr: string): Subnet {
   const base = ip === undefined ? undefined : ipToNumber(ip);
   const prefix = Number(prefixText);
   if (base === undefined || !Number.isInteger(prefix) || prefix < 8 || prefix > 30) {
-    throw new UnderstudyError('NETWORK_INVALID', `"${cidr}" is not an IPv4 subnet in CIDR form with a prefix of 8 to 30`);
+    throw new UnderstudyError(
+      'NETWORK_INVALID',
+      `"${cidr}" is not an IPv4 subnet in CIDR form with a prefix of 8 to 30`,
+    );
   }
   const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
   const network = (base & mask) >>> 0;
@@ -53,8 +56,17 @@ export function nthAddress(subnet: Subnet, n: number): string {
 export function parseAddress(cidr: string): { ip: string; prefix: number } {
   const [ip, prefixText] = cidr.split('/');
   const prefix = prefixText === undefined ? NaN : Number(prefixText);
-  if (ip === undefined || ipToNumber(ip) === undefined || !Number.isInteger(prefix) || prefix < 8 || prefix > 32) {
-    throw new UnderstudyError('ADDRESS_INVALID', `"${cidr}" is not an IPv4 address in CIDR form (e.g. 198.18.0.10/24)`);
+  if (
+    ip === undefined ||
+    ipToNumber(ip) === undefined ||
+    !Number.isInteger(prefix) ||
+    prefix < 8 ||
+    prefix > 32
+  ) {
+    throw new UnderstudyError(
+      'ADDRESS_INVALID',
+      `"${cidr}" is not an IPv4 address in CIDR form (e.g. 198.18.0.10/24)`,
+    );
   }
   return { ip, prefix };
 }
@@ -63,5 +75,5 @@ export function parseAddress(cidr: string): { ip: string; prefix: number } {
 export function insideBenchmarkRange(subnet: Subnet): boolean {
   const range = parseSubnet('198.18.0.0/15');
   const mask = (0xffffffff << (32 - 15)) >>> 0;
-  return subnet.prefix >= 15 && ((subnet.network & mask) >>> 0) === range.network;
+  return subnet.prefix >= 15 && (subnet.network & mask) >>> 0 === range.network;
 }

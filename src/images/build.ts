@@ -30,7 +30,15 @@ interface ImageRow {
   built_at: string;
 }
 
-const toRecord = (r: ImageRow): ImageRecord => ({ name: r.name, recipe: r.recipe, pool: r.pool, path: r.path, sizeBytes: r.size_bytes, buildMs: r.build_ms, builtAt: r.built_at });
+const toRecord = (r: ImageRow): ImageRecord => ({
+  name: r.name,
+  recipe: r.recipe,
+  pool: r.pool,
+  path: r.path,
+  sizeBytes: r.size_bytes,
+  buildMs: r.build_ms,
+  builtAt: r.built_at,
+});
 
 export function listImages(db: Db): ImageRecord[] {
   return (db.prepare('SELECT * FROM images ORDER BY name').all() as ImageRow[]).map(toRecord);
@@ -43,7 +51,10 @@ export function findImage(db: Db, name: string): ImageRecord | undefined {
 
 export function getImage(db: Db, name: string): ImageRecord {
   const image = findImage(db, name);
-  if (!image) throw new UnderstudyError('IMAGE_NOT_FOUND', `There is no image "${name}"`, { hint: `Build it: understudy image build ${name}` });
+  if (!image)
+    throw new UnderstudyError('IMAGE_NOT_FOUND', `There is no image "${name}"`, {
+      hint: `Build it: understudy image build ${name}`,
+    });
   return image;
 }
 
@@ -71,7 +82,9 @@ export interface BuildImageOptions {
 export async function buildImage(options: BuildImageOptions): Promise<ImageRecord> {
   const { db, pool } = options;
   if (!recipeNames.includes(options.recipe as RecipeName)) {
-    throw new UnderstudyError('IMAGE_UNKNOWN', `There is no image recipe "${options.recipe}"`, { hint: `Use one of: ${recipeNames.join(', ')}` });
+    throw new UnderstudyError('IMAGE_UNKNOWN', `There is no image recipe "${options.recipe}"`, {
+      hint: `Use one of: ${recipeNames.join(', ')}`,
+    });
   }
   const name = options.name ?? options.recipe;
   const existing = findImage(db, name);
@@ -84,12 +97,21 @@ export async function buildImage(options: BuildImageOptions): Promise<ImageRecor
   const started = performance.now();
   await exec(['btrfs', 'subvolume', 'create', work]);
   try {
-    await recipes[options.recipe as RecipeName]({ root: work, cacheDir: options.cacheDir, progress, signal: options.signal });
+    await recipes[options.recipe as RecipeName]({
+      root: work,
+      cacheDir: options.cacheDir,
+      progress,
+      signal: options.signal,
+    });
     progress('sealing the image (read-only snapshot)');
     if (existing) await exec(['btrfs', 'subvolume', 'delete', final]);
     await exec(['btrfs', 'subvolume', 'snapshot', '-r', work, final]);
   } catch (error) {
-    throw new UnderstudyError('IMAGE_BUILD_FAILED', `Building the image "${name}" failed: ${(error as Error).message}`, { cause: error });
+    throw new UnderstudyError(
+      'IMAGE_BUILD_FAILED',
+      `Building the image "${name}" failed: ${(error as Error).message}`,
+      { cause: error },
+    );
   } finally {
     await exec(['btrfs', 'subvolume', 'delete', work]).catch(() => undefined);
   }
@@ -102,7 +124,9 @@ export async function buildImage(options: BuildImageOptions): Promise<ImageRecor
     buildMs: Math.round(performance.now() - started),
     builtAt: new Date().toISOString(),
   };
-  db.prepare('INSERT OR REPLACE INTO images (name, recipe, pool, path, size_bytes, build_ms, built_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
+  db.prepare(
+    'INSERT OR REPLACE INTO images (name, recipe, pool, path, size_bytes, build_ms, built_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  ).run(
     record.name,
     record.recipe,
     record.pool,

@@ -1,4 +1,12 @@
 export { imagesSchema } from './schema.ts';
-export { buildImage, listImages, findImage, getImage, removeImage, type ImageRecord, type BuildImageOptions } from './build.ts';
+export {
+  buildImage,
+  listImages,
+  findImage,
+  getImage,
+  removeImage,
+  type ImageRecord,
+  type BuildImageOptions,
+} from './build.ts';
 export { recipeNames, type RecipeName } from './recipes.ts';
 export { assetsDir } from './rootfs.ts';

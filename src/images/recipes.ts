@@ -48,8 +48,13 @@ async function buildDebian(ctx: RecipeContext): Promise<void> {
     fs.mkdirSync(ctx.cacheDir, { recursive: true });
     const work = path.join(ctx.cacheDir, `debootstrap-${suite}.work-${process.pid}`);
     try {
-      await exec(['debootstrap', '--variant=minbase', suite, work, debianMirror()], { timeoutMs: 20 * 60_000, signal: ctx.signal });
-      await exec(['tar', '-C', work, '--numeric-owner', '--xattrs', '-cf', `${tarball}.tmp`, '.'], { timeoutMs: 10 * 60_000 });
+      await exec(['debootstrap', '--variant=minbase', suite, work, debianMirror()], {
+        timeoutMs: 20 * 60_000,
+        signal: ctx.signal,
+      });
+      await exec(['tar', '-C', work, '--numeric-owner', '--xattrs', '-cf', `${tarball}.tmp`, '.'], {
+        timeoutMs: 10 * 60_000,
+      });
       fs.renameSync(`${tarball}.tmp`, tarball);
     } finally {
       fs.rmSync(work, { recursive: true, force: true });
@@ -57,7 +62,9 @@ async function buildDebian(ctx: RecipeContext): Promise<void> {
     }
   } else ctx.progress(`using cached debootstrap ${suite}`);
   ctx.progress('unpacking the base system');
-  await exec(['tar', '-C', ctx.root, '--numeric-owner', '--xattrs', '-xf', tarball], { timeoutMs: 10 * 60_000 });
+  await exec(['tar', '-C', ctx.root, '--numeric-owner', '--xattrs', '-xf', tarball], {
+    timeoutMs: 10 * 60_000,
+  });
   ctx.progress('installing busybox init, Node.js and the demo service');
   await installBusybox(ctx.root, { links: false });
   fs.writeFileSync(path.join(ctx.root, 'etc/os-release.understudy'), 'understudy debian image\n');

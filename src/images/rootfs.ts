@@ -41,7 +41,8 @@ export function installUnderstudyFiles(root: string): void {
   fs.cpSync(path.join(assetsDir, 'rootfs'), root, { recursive: true, force: true, preserveTimestamps: true });
   fs.mkdirSync(path.join(root, 'opt/demo'), { recursive: true });
   fs.copyFileSync(path.join(assetsDir, 'demo-service/server.mjs'), path.join(root, 'opt/demo/server.mjs'));
-  for (const dir of ['srv', 'run', 'tmp', 'var/log', 'proc', 'sys', 'dev', 'root']) fs.mkdirSync(path.join(root, dir), { recursive: true });
+  for (const dir of ['srv', 'run', 'tmp', 'var/log', 'proc', 'sys', 'dev', 'root'])
+    fs.mkdirSync(path.join(root, dir), { recursive: true });
   fs.chmodSync(path.join(root, 'tmp'), 0o1777);
 }
 
@@ -49,7 +50,8 @@ export function installUnderstudyFiles(root: string): void {
 export async function installBusybox(root: string, options: { links: boolean }): Promise<void> {
   copyHostFile(root, '/bin/busybox', '/bin/busybox');
   if (options.links) {
-    for (const dir of ['bin', 'sbin', 'usr/bin', 'usr/sbin']) fs.mkdirSync(path.join(root, dir), { recursive: true });
+    for (const dir of ['bin', 'sbin', 'usr/bin', 'usr/sbin'])
+      fs.mkdirSync(path.join(root, dir), { recursive: true });
     await exec(['chroot', root, '/bin/busybox', '--install', '-s']);
   }
   fs.mkdirSync(path.join(root, 'sbin'), { recursive: true });
@@ -67,6 +69,7 @@ export function writeBaseEtc(root: string): void {
     'os-release': 'NAME="understudy busybox"\nID=understudy-busybox\n',
   };
   for (const [name, content] of Object.entries(files)) {
-    if (!fs.existsSync(path.join(etc, name)) || name === 'os-release') fs.writeFileSync(path.join(etc, name), content);
+    if (!fs.existsSync(path.join(etc, name)) || name === 'os-release')
+      fs.writeFileSync(path.join(etc, name), content);
   }
 }

@@ -14,5 +14,18 @@ export {
   type LcRecord,
   type LcRole,
 } from './lc-record.ts';
-export { validateLcRequest, hostCapacity, parseCpuSet, type LcRequest, type HostCapacity, type ValidateLcOptions } from './validate.ts';
-export { findStandbys, coverageGaps, type StandbyCandidate, type StandbyRejection, type StandbySearchResult } from './standby.ts';
+export {
+  validateLcRequest,
+  hostCapacity,
+  parseCpuSet,
+  type LcRequest,
+  type HostCapacity,
+  type ValidateLcOptions,
+} from './validate.ts';
+export {
+  findStandbys,
+  coverageGaps,
+  type StandbyCandidate,
+  type StandbyRejection,
+  type StandbySearchResult,
+} from './standby.ts';

@@ -34,21 +34,32 @@ interface LcRow {
 }
 
 function loadDisks(db: Db, lc: string): DiskSpec[] {
-  return (db.prepare('SELECT name, pool, size_mb, mount_path FROM lc_disks WHERE lc = ? ORDER BY position').all(lc) as {
-    name: string;
-    pool: string;
-    size_mb: number;
-    mount_path: string;
-  }[]).map((d) => ({ name: d.name, pool: d.pool, sizeMb: d.size_mb, mountPath: d.mount_path }));
+  return (
+    db
+      .prepare('SELECT name, pool, size_mb, mount_path FROM lc_disks WHERE lc = ? ORDER BY position')
+      .all(lc) as {
+      name: string;
+      pool: string;
+      size_mb: number;
+      mount_path: string;
+    }[]
+  ).map((d) => ({ name: d.name, pool: d.pool, sizeMb: d.size_mb, mountPath: d.mount_path }));
 }
 
 function loadNics(db: Db, lc: string): NicSpec[] {
-  return (db.prepare('SELECT name, bridge, mac, addresses FROM lc_nics WHERE lc = ? ORDER BY position').all(lc) as {
-    name: string;
-    bridge: string;
-    mac: string;
-    addresses: string;
-  }[]).map((n) => ({ name: n.name, bridge: n.bridge, mac: n.mac, addresses: JSON.parse(n.addresses) as string[] }));
+  return (
+    db.prepare('SELECT name, bridge, mac, addresses FROM lc_nics WHERE lc = ? ORDER BY position').all(lc) as {
+      name: string;
+      bridge: string;
+      mac: string;
+      addresses: string;
+    }[]
+  ).map((n) => ({
+    name: n.name,
+    bridge: n.bridge,
+    mac: n.mac,
+    addresses: JSON.parse(n.addresses) as string[],
+  }));
 }
 
 function rowToRecord(db: Db, row: LcRow): LcRecord {
@@ -78,13 +89,17 @@ export function getLc(db: Db, name: string): LcRecord {
 }
 
 export function listLcs(db: Db): LcRecord[] {
-  return (db.prepare('SELECT * FROM lcs ORDER BY created_at, name').all() as LcRow[]).map((r) => rowToRecord(db, r));
+  return (db.prepare('SELECT * FROM lcs ORDER BY created_at, name').all() as LcRow[]).map((r) =>
+    rowToRecord(db, r),
+  );
 }
 
 export function insertLc(db: Db, record: Omit<LcRecord, 'createdAt'>): LcRecord {
   const createdAt = new Date().toISOString();
   db.transaction(() => {
-    db.prepare('INSERT INTO lcs (name, driver, image, cpus, cpu_share, memory_mb, role, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+    db.prepare(
+      'INSERT INTO lcs (name, driver, image, cpus, cpu_share, memory_mb, role, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    ).run(
       record.name,
       record.driver,
       record.image,
@@ -95,17 +110,16 @@ export function insertLc(db: Db, record: Omit<LcRecord, 'createdAt'>): LcRecord 
       createdAt,
     );
     record.disks.forEach((d, i) =>
-      db.prepare('INSERT INTO lc_disks (lc, name, pool, size_mb, mount_path, position) VALUES (?, ?, ?, ?, ?, ?)').run(record.name, d.name, d.pool, d.sizeMb, d.mountPath, i),
+      db
+        .prepare(
+          'INSERT INTO lc_disks (lc, name, pool, size_mb, mount_path, position) VALUES (?, ?, ?, ?, ?, ?)',
+        )
+        .run(record.name, d.name, d.pool, d.sizeMb, d.mountPath, i),
     );
     record.nics.forEach((n, i) =>
-      db.prepare('INSERT INTO lc_nics (lc, name, bridge, mac, addresses, position) VALUES (?, ?, ?, ?, ?, ?)').run(
-        record.name,
-        n.name,
-        n.bridge,
-        n.mac,
-        JSON.stringify(n.addresses),
-        i,
-      ),
+      db
+        .prepare('INSERT INTO lc_nics (lc, name, bridge, mac, addresses, position) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(record.name, n.name, n.bridge, n.mac, JSON.stringify(n.addresses), i),
     );
   })();
   return { ...record, createdAt };
@@ -117,34 +131,33 @@ export function deleteLc(db: Db, name: string): void {
 
 export function setRole(db: Db, name: string, role: LcRole): void {
   const changed = db.prepare('UPDATE lcs SET role = ? WHERE name = ?').run(role, name).changes;
-  if (changed === 0) throw new UnderstudyError('LC_NOT_FOUND', `There is no logical computer named "${name}"`);
+  if (changed === 0)
+    throw new UnderstudyError('LC_NOT_FOUND', `There is no logical computer named "${name}"`);
 }
 
 /** Moves a NIC row from one LC to another (the record follows the device when the switch moves it). */
 export function moveNicRecord(db: Db, from: string, nic: string, to: string, newName = nic): void {
-  const changed = db.prepare('UPDATE lc_nics SET lc = ?, name = ?, position = (SELECT COUNT(*) FROM lc_nics WHERE lc = ?) WHERE lc = ? AND name = ?').run(
-    to,
-    newName,
-    to,
-    from,
-    nic,
-  ).changes;
-  if (changed === 0) throw new UnderstudyError('NIC_NOT_FOUND', `The logical computer "${from}" has no NIC named "${nic}"`);
+  const changed = db
+    .prepare(
+      'UPDATE lc_nics SET lc = ?, name = ?, position = (SELECT COUNT(*) FROM lc_nics WHERE lc = ?) WHERE lc = ? AND name = ?',
+    )
+    .run(to, newName, to, from, nic).changes;
+  if (changed === 0)
+    throw new UnderstudyError('NIC_NOT_FOUND', `The logical computer "${from}" has no NIC named "${nic}"`);
 }
 
 export function setNicAddresses(db: Db, lc: string, nic: string, addresses: string[]): void {
-  db.prepare('UPDATE lc_nics SET addresses = ? WHERE lc = ? AND name = ?').run(JSON.stringify(addresses), lc, nic);
+  db.prepare('UPDATE lc_nics SET addresses = ? WHERE lc = ? AND name = ?').run(
+    JSON.stringify(addresses),
+    lc,
+    nic,
+  );
 }
 
 export function addNicRecord(db: Db, lc: string, nic: NicSpec): void {
-  db.prepare('INSERT INTO lc_nics (lc, name, bridge, mac, addresses, position) VALUES (?, ?, ?, ?, ?, (SELECT COUNT(*) FROM lc_nics WHERE lc = ?))').run(
-    lc,
-    nic.name,
-    nic.bridge,
-    nic.mac,
-    JSON.stringify(nic.addresses),
-    lc,
-  );
+  db.prepare(
+    'INSERT INTO lc_nics (lc, name, bridge, mac, addresses, position) VALUES (?, ?, ?, ?, ?, (SELECT COUNT(*) FROM lc_nics WHERE lc = ?))',
+  ).run(lc, nic.name, nic.bridge, nic.mac, JSON.stringify(nic.addresses), lc);
 }
 
 export function deleteNicRecord(db: Db, lc: string, nic: string): void {

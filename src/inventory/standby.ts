@@ -25,7 +25,10 @@ export interface StandbySearchResult {
 }
 
 /** Assigns each target disk a distinct candidate disk, largest target disks first, smallest fitting disk. */
-function matchDisks(target: LcRecord, candidate: LcRecord): { map: Record<string, string>; excessMb: number; missing: string[] } {
+function matchDisks(
+  target: LcRecord,
+  candidate: LcRecord,
+): { map: Record<string, string>; excessMb: number; missing: string[] } {
   const free = [...candidate.disks].sort((a, b) => a.sizeMb - b.sizeMb);
   const map: Record<string, string> = {};
   const missing: string[] = [];
@@ -43,7 +46,11 @@ function matchDisks(target: LcRecord, candidate: LcRecord): { map: Record<string
 }
 
 /** Why `candidate` cannot stand in for `target` (empty = it can). */
-export function coverageGaps(target: LcRecord, candidate: LcRecord, inUse: ReadonlySet<string> = new Set()): string[] {
+export function coverageGaps(
+  target: LcRecord,
+  candidate: LcRecord,
+  inUse: ReadonlySet<string> = new Set(),
+): string[] {
   const reasons: string[] = [];
   if (candidate.name === target.name) return ['it is the LC itself'];
   if (candidate.role === 'active') reasons.push('it is in use (role active)');
@@ -52,7 +59,8 @@ export function coverageGaps(target: LcRecord, candidate: LcRecord, inUse: Reado
   if (candidate.cpuSharePercent < target.cpuSharePercent) {
     reasons.push(`CPU share ${candidate.cpuSharePercent}% < ${target.cpuSharePercent}%`);
   }
-  if (candidate.memoryMb < target.memoryMb) reasons.push(`memory ${candidate.memoryMb} MB < ${target.memoryMb} MB`);
+  if (candidate.memoryMb < target.memoryMb)
+    reasons.push(`memory ${candidate.memoryMb} MB < ${target.memoryMb} MB`);
   reasons.push(...matchDisks(target, candidate).missing);
   for (const bridge of new Set(target.nics.map((n) => n.bridge))) {
     if (!candidate.nics.some((n) => n.bridge === bridge)) {
@@ -63,7 +71,11 @@ export function coverageGaps(target: LcRecord, candidate: LcRecord, inUse: Reado
 }
 
 /** Lists the LCs that can stand in for `target`, best fit first, and why every other LC cannot. */
-export function findStandbys(target: LcRecord, all: readonly LcRecord[], inUse: ReadonlySet<string> = new Set()): StandbySearchResult {
+export function findStandbys(
+  target: LcRecord,
+  all: readonly LcRecord[],
+  inUse: ReadonlySet<string> = new Set(),
+): StandbySearchResult {
   const candidates: StandbyCandidate[] = [];
   const rejected: StandbyRejection[] = [];
   for (const lc of all) {
@@ -76,7 +88,11 @@ export function findStandbys(target: LcRecord, all: readonly LcRecord[], inUse: 
     const disks = matchDisks(target, lc);
     candidates.push({
       lc: lc.name,
-      excess: { cpuSharePercent: lc.cpuSharePercent - target.cpuSharePercent, memoryMb: lc.memoryMb - target.memoryMb, diskMb: disks.excessMb },
+      excess: {
+        cpuSharePercent: lc.cpuSharePercent - target.cpuSharePercent,
+        memoryMb: lc.memoryMb - target.memoryMb,
+        diskMb: disks.excessMb,
+      },
       diskMap: disks.map,
     });
   }

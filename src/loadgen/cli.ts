@@ -19,7 +19,14 @@ import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { Command, Option } from 'commander';
 import { isUnderstudyError, UnderstudyError } from '../core/index.ts';
-import { parseMix, readSynRetransmits, startLoad, windowLatency, type LoadResult, type WindowLatency } from './index.ts';
+import {
+  parseMix,
+  readSynRetransmits,
+  startLoad,
+  windowLatency,
+  type LoadResult,
+  type WindowLatency,
+} from './index.ts';
 
 interface CliOptions {
   url: string;
@@ -42,12 +49,16 @@ interface CliOptions {
   expectZeroFailures?: boolean;
 }
 
-const optionalNumber = (text: string | undefined): number | undefined => (text === undefined ? undefined : Number(text));
+const optionalNumber = (text: string | undefined): number | undefined =>
+  text === undefined ? undefined : Number(text);
 
 function parseWindow(text: string): { t0: number; t1: number } {
   const [t0, t1] = text.split(',').map(Number);
   if (t0 === undefined || t1 === undefined || !Number.isFinite(t0) || !Number.isFinite(t1) || t1 < t0) {
-    throw new UnderstudyError('INVALID_ARGUMENT', `--window must be t0,t1 in ms since the epoch with t0 <= t1, got ${text}`);
+    throw new UnderstudyError(
+      'INVALID_ARGUMENT',
+      `--window must be t0,t1 in ms since the epoch with t0 <= t1, got ${text}`,
+    );
   }
   return { t0, t1 };
 }
@@ -106,7 +117,10 @@ async function main(argv: readonly string[]): Promise<number> {
   const lines = cli.stdin ? createInterface({ input: process.stdin }) : undefined;
   lines?.on('line', (line) => {
     const [command, ...rest] = line.trim().split(/\s+/);
-    if (command === 'mark') process.stderr.write(`${JSON.stringify({ mark: load.mark(rest.join(' ') || 'mark').label, at: Date.now() })}\n`);
+    if (command === 'mark')
+      process.stderr.write(
+        `${JSON.stringify({ mark: load.mark(rest.join(' ') || 'mark').label, at: Date.now() })}\n`,
+      );
     else if (command === 'stop') stopEarly();
     else if (command) process.stderr.write(`${JSON.stringify({ ignored: line })}\n`);
   });
@@ -119,14 +133,18 @@ async function main(argv: readonly string[]): Promise<number> {
   const last = result.marks[result.marks.length - 1];
   const uploadDurationMs = result.options.uploadDurationMs;
   const markWindow: WindowLatency | undefined =
-    first && last && result.marks.length >= 2 ? windowLatency(result.records, { t0: first.at, t1: last.at, uploadDurationMs }) : undefined;
+    first && last && result.marks.length >= 2
+      ? windowLatency(result.records, { t0: first.at, t1: last.at, uploadDurationMs })
+      : undefined;
   const output = {
     startedAt: result.startedAt,
     endedAt: result.endedAt,
     summary: result.summary,
     marks: result.marks,
     synRetransmits: synAfter - synBefore,
-    ...(window ? { window: { ...window, ...windowLatency(result.records, { ...window, uploadDurationMs }) } } : {}),
+    ...(window
+      ? { window: { ...window, ...windowLatency(result.records, { ...window, uploadDurationMs }) } }
+      : {}),
     ...(markWindow ? { markWindow } : {}),
   };
   if (cli.out) await writeFile(cli.out, JSON.stringify({ ...result, synRetransmits: output.synRetransmits }));
@@ -138,10 +156,16 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
     if (error instanceof Error && 'code' in error && String(error.code).startsWith('commander.')) {
-      process.exit(String(error.code) === 'commander.helpDisplayed' || String(error.code) === 'commander.version' ? 0 : 2);
+      process.exit(
+        String(error.code) === 'commander.helpDisplayed' || String(error.code) === 'commander.version'
+          ? 0
+          : 2,
+      );
     }
     if (isUnderstudyError(error)) {
-      process.stderr.write(`${JSON.stringify({ error: { code: error.code, message: error.message, hint: error.hint } })}\n`);
+      process.stderr.write(
+        `${JSON.stringify({ error: { code: error.code, message: error.message, hint: error.hint } })}\n`,
+      );
       process.exit(2);
     }
     process.stderr.write(`${JSON.stringify({ error: { code: 'INTERNAL', message: String(error) } })}\n`);

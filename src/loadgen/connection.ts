@@ -40,7 +40,11 @@ export function classifySocketError(error: NodeJS.ErrnoException | undefined): E
   if (error instanceof ResponseParseError) return new ExchangeError('http-error', 'EPROTO', error.message);
   if (refusedCodes.has(code)) return new ExchangeError('refused', code, error?.message ?? code);
   if (code === 'ETIMEDOUT') return new ExchangeError('timeout', code, error?.message ?? code);
-  return new ExchangeError('reset', code, error?.message ?? 'socket hang up: closed before a complete response');
+  return new ExchangeError(
+    'reset',
+    code,
+    error?.message ?? 'socket hang up: closed before a complete response',
+  );
 }
 
 interface PendingExchange {
@@ -92,10 +96,15 @@ export class HttpConnection {
   /** Writes the request and resolves with the response; rejects with an ExchangeError. */
   exchange(request: OutgoingRequest): Promise<ParsedResponse> {
     if (!this.usable) {
-      return Promise.reject(new ExchangeError('reset', 'EINTERNAL', 'exchange on a connection that is not usable'));
+      return Promise.reject(
+        new ExchangeError('reset', 'EINTERNAL', 'exchange on a connection that is not usable'),
+      );
     }
     return new Promise<ParsedResponse>((resolve, reject) => {
-      const parser = new ResponseParser({ headRequest: request.headRequest ?? false, maxBodyBytes: 64 * 1024 });
+      const parser = new ResponseParser({
+        headRequest: request.headRequest ?? false,
+        maxBodyBytes: 64 * 1024,
+      });
       const pending: PendingExchange = { parser, resolve, reject };
       this.pending = pending;
       this.socket.write(request.body ? Buffer.concat([request.head, request.body]) : request.head);

@@ -11,7 +11,16 @@ import { resolveLoadOptions } from './options.ts';
 import { ConnectionPool } from './pool.ts';
 import type { ParsedResponse } from './response-parser.ts';
 import { summarize } from './summary.ts';
-import type { AckedWrite, LoadHandle, LoadOptions, LoadResult, Mark, RequestKind, RequestRecord, ResolvedLoadOptions } from './types.ts';
+import type {
+  AckedWrite,
+  LoadHandle,
+  LoadOptions,
+  LoadResult,
+  Mark,
+  RequestKind,
+  RequestRecord,
+  ResolvedLoadOptions,
+} from './types.ts';
 
 /** Starts a load run now. Throws UnderstudyError INVALID_ARGUMENT for bad options. */
 export function startLoad(options: LoadOptions): LoadHandle {
@@ -47,7 +56,8 @@ interface Exchanged {
   reused: boolean;
 }
 
-const timeoutError = (): ExchangeError => new ExchangeError('timeout', 'TIMEOUT', 'no complete response within the request timeout');
+const timeoutError = (): ExchangeError =>
+  new ExchangeError('timeout', 'TIMEOUT', 'no complete response within the request timeout');
 
 class LoadRun {
   readonly done: Promise<LoadResult>;
@@ -79,7 +89,11 @@ class LoadRun {
       this.resolveDone = resolve;
     });
     this.target = { host: options.host, port: options.port };
-    this.pool = new ConnectionPool({ target: this.target, size: options.poolSize, idleTimeoutMs: options.idleTimeoutMs });
+    this.pool = new ConnectionPool({
+      target: this.target,
+      size: options.poolSize,
+      idleTimeoutMs: options.idleTimeoutMs,
+    });
     this.intervalMs = 1000 / options.rate;
     this.total = Math.min(options.maxRequests, Math.ceil(options.durationMs / this.intervalMs));
     this.pickKind = createKindPicker(options.mix);
@@ -87,7 +101,8 @@ class LoadRun {
     this.uploadSha256 = createHash('sha256').update(payload).digest('hex');
     const size = Math.ceil(options.uploadBytes / options.uploadChunks);
     this.uploadChunks = [];
-    for (let offset = 0; offset < payload.length; offset += size) this.uploadChunks.push(payload.subarray(offset, offset + size));
+    for (let offset = 0; offset < payload.length; offset += size)
+      this.uploadChunks.push(payload.subarray(offset, offset + size));
   }
 
   start(): void {
@@ -171,14 +186,22 @@ class LoadRun {
   }
 
   /** Runs one request to its end; never rejects: every way it can end is a record. */
-  private runOne(request: { seq: number; kind: RequestKind; dueMono: number; lagMs: number }): Promise<RequestRecord> {
+  private runOne(request: {
+    seq: number;
+    kind: RequestKind;
+    dueMono: number;
+    lagMs: number;
+  }): Promise<RequestRecord> {
     const { seq, kind, dueMono, lagMs } = request;
     const base = { seq, kind, scheduledAt: this.epoch(dueMono), lagMs: Math.round(lagMs * 1000) / 1000 };
-    const write = kind === 'write' ? { key: `lg-${this.runTag}-${seq}`, value: `v-${this.runTag}-${seq}` } : undefined;
+    const write =
+      kind === 'write' ? { key: `lg-${this.runTag}-${seq}`, value: `v-${this.runTag}-${seq}` } : undefined;
     return new Promise<RequestRecord>((resolve) => {
       let settled = false;
       let abort: (() => void) | undefined;
-      const finish = (fields: Omit<RequestRecord, 'seq' | 'kind' | 'scheduledAt' | 'lagMs' | 'latencyMs'>): void => {
+      const finish = (
+        fields: Omit<RequestRecord, 'seq' | 'kind' | 'scheduledAt' | 'lagMs' | 'latencyMs'>,
+      ): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
@@ -195,14 +218,18 @@ class LoadRun {
       this.perform(kind, write, control).then(
         (exchanged) => finish(this.classify(kind, exchanged, write)),
         (error: unknown) => {
-          const failure = error instanceof ExchangeError ? error : new ExchangeError('reset', 'EINTERNAL', String(error));
+          const failure =
+            error instanceof ExchangeError ? error : new ExchangeError('reset', 'EINTERNAL', String(error));
           finish({ outcome: failure.outcome, errorCode: failure.code });
         },
       );
     });
   }
 
-  private buildRequest(kind: RequestKind, write: { key: string; value: string } | undefined): OutgoingRequest {
+  private buildRequest(
+    kind: RequestKind,
+    write: { key: string; value: string } | undefined,
+  ): OutgoingRequest {
     const o = this.options;
     const common = `Host: ${o.hostHeader}\r\nUser-Agent: understudy-loadgen\r\n`;
     switch (kind) {
@@ -212,13 +239,23 @@ class LoadRun {
         return { head: Buffer.from(`GET ${o.path} HTTP/1.1\r\n${common}\r\n`) };
       case 'upload':
         return {
-          head: Buffer.from(`POST ${o.uploadPath} HTTP/1.1\r\n${common}Content-Type: application/octet-stream\r\nContent-Length: ${o.uploadBytes}\r\nConnection: close\r\n\r\n`),
-          pacedBody: { chunks: this.uploadChunks, intervalMs: o.uploadDurationMs / Math.max(1, this.uploadChunks.length - 1) },
+          head: Buffer.from(
+            `POST ${o.uploadPath} HTTP/1.1\r\n${common}Content-Type: application/octet-stream\r\nContent-Length: ${o.uploadBytes}\r\nConnection: close\r\n\r\n`,
+          ),
+          pacedBody: {
+            chunks: this.uploadChunks,
+            intervalMs: o.uploadDurationMs / Math.max(1, this.uploadChunks.length - 1),
+          },
         };
       case 'write': {
         const body = Buffer.from(write?.value ?? '');
         const path = `${o.writePathPrefix}${encodeURIComponent(write?.key ?? '')}`;
-        return { head: Buffer.from(`PUT ${path} HTTP/1.1\r\n${common}Content-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n`), body };
+        return {
+          head: Buffer.from(
+            `PUT ${path} HTTP/1.1\r\n${common}Content-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n`,
+          ),
+          body,
+        };
       }
     }
   }
@@ -265,7 +302,11 @@ class LoadRun {
     }
   }
 
-  private classify(kind: RequestKind, exchanged: Exchanged, write: { key: string; value: string } | undefined): Omit<RequestRecord, 'seq' | 'kind' | 'scheduledAt' | 'lagMs' | 'latencyMs'> {
+  private classify(
+    kind: RequestKind,
+    exchanged: Exchanged,
+    write: { key: string; value: string } | undefined,
+  ): Omit<RequestRecord, 'seq' | 'kind' | 'scheduledAt' | 'lagMs' | 'latencyMs'> {
     const { response, reused } = exchanged;
     const fields = {
       status: response.status,
@@ -273,12 +314,22 @@ class LoadRun {
       version: response.headers['x-version'],
       reused,
     };
-    if (response.status >= this.options.errorStatusFrom) return { ...fields, outcome: 'http-error', errorCode: `HTTP_${response.status}` };
-    if (kind === 'upload' && this.options.verifyUploads && response.status < 300 && !this.uploadEchoMatches(response)) {
+    if (response.status >= this.options.errorStatusFrom)
+      return { ...fields, outcome: 'http-error', errorCode: `HTTP_${response.status}` };
+    if (
+      kind === 'upload' &&
+      this.options.verifyUploads &&
+      response.status < 300 &&
+      !this.uploadEchoMatches(response)
+    ) {
       return { ...fields, outcome: 'http-error', errorCode: 'UPLOAD_MISMATCH' };
     }
     if (write && response.status >= 200 && response.status < 300) {
-      this.acked.push({ key: write.key, value: write.value, path: `${this.options.writePathPrefix}${encodeURIComponent(write.key)}` });
+      this.acked.push({
+        key: write.key,
+        value: write.value,
+        path: `${this.options.writePathPrefix}${encodeURIComponent(write.key)}`,
+      });
     }
     return { ...fields, outcome: 'ok' };
   }

@@ -21,7 +21,8 @@ export class ResponseParseError extends Error {
 }
 
 /** Where the parser is: reading the head, a sized body, chunk framing, or a body that ends at close. */
-type ParserPhase = 'head' | 'sized' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailers' | 'until-close' | 'done';
+type ParserPhase =
+  'head' | 'sized' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailers' | 'until-close' | 'done';
 
 const MAX_HEAD_BYTES = 64 * 1024;
 
@@ -141,7 +142,8 @@ export class ResponseParser {
     const lines = this.buffer.toString('latin1', 0, end).split('\r\n');
     this.buffer = this.buffer.subarray(end + 4);
     const match = /^HTTP\/1\.([01]) (\d{3})/.exec(lines[0] ?? '');
-    if (!match) throw new ResponseParseError(`bad status line ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`);
+    if (!match)
+      throw new ResponseParseError(`bad status line ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`);
     const minor = match[1];
     const status = Number(match[2]);
     const headers: Record<string, string> = {};

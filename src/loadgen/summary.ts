@@ -1,5 +1,13 @@
 /** Turns request records into the numbers a switchover test asserts on. */
-import { outcomes, requestKinds, type LatencyStats, type LoadSummary, type Outcome, type RequestKind, type RequestRecord } from './types.ts';
+import {
+  outcomes,
+  requestKinds,
+  type LatencyStats,
+  type LoadSummary,
+  type Outcome,
+  type RequestKind,
+  type RequestRecord,
+} from './types.ts';
 
 /** The q-quantile (0..1) of ascending-sorted values, nearest-rank; 0 for an empty list. */
 export function quantile(sorted: readonly number[], q: number): number {
@@ -50,7 +58,10 @@ export function summarize(input: {
 }): LoadSummary {
   const { records } = input;
   const byOutcome = Object.fromEntries(outcomes.map((o) => [o, 0])) as Record<Outcome, number>;
-  const byKind = Object.fromEntries(requestKinds.map((k) => [k, { total: 0, failed: 0 }])) as Record<RequestKind, { total: number; failed: number }>;
+  const byKind = Object.fromEntries(requestKinds.map((k) => [k, { total: 0, failed: 0 }])) as Record<
+    RequestKind,
+    { total: number; failed: number }
+  >;
   const byServedBy: Record<string, number> = {};
   const byVersion: Record<string, number> = {};
   const byStatus: Record<string, number> = {};
@@ -109,7 +120,10 @@ export interface WindowLatency {
  * requests, uploads by their delay beyond the pacing time (pass `uploadDurationMs`, default 0);
  * failures are counted on each side.
  */
-export function windowLatency(records: readonly RequestRecord[], window: { t0: number; t1: number; uploadDurationMs?: number }): WindowLatency {
+export function windowLatency(
+  records: readonly RequestRecord[],
+  window: { t0: number; t1: number; uploadDurationMs?: number },
+): WindowLatency {
   const inside: number[] = [];
   const outside: number[] = [];
   let failedInside = 0;

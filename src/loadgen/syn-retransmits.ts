@@ -32,6 +32,8 @@ export function parseSynRetransmits(netstat: string): number {
 export async function readSynRetransmits(options: SynRetransmitOptions = {}): Promise<number> {
   if (!options.netns) return parseSynRetransmits(await readFile('/proc/net/netstat', 'utf8'));
   const runner = options.runner ?? realRunner;
-  const result = await runner.exec(['ip', 'netns', 'exec', options.netns, 'cat', '/proc/net/netstat'], { timeoutMs: 10_000 });
+  const result = await runner.exec(['ip', 'netns', 'exec', options.netns, 'cat', '/proc/net/netstat'], {
+    timeoutMs: 10_000,
+  });
   return parseSynRetransmits(result.stdout);
 }

@@ -19,16 +19,22 @@ export const approvalSuite = parseOcraSuite('OCRA-1:HOTP-SHA256-8:QH64-T1M');
 export const challengePattern = /^[0-9a-f]{40}$/;
 
 export function approvalQuestion(challenge: string, decision: Decision): string {
-  return createHash('sha256').update(`understudy-approval/1\n${challenge}\n${canonicalDecision(decision)}`).digest('hex');
+  return createHash('sha256')
+    .update(`understudy-approval/1\n${challenge}\n${canonicalDecision(decision)}`)
+    .digest('hex');
 }
 
 /** An administrator secret: hex, at least 16 bytes (32 recommended). */
 export function parseAdminSecret(hex: string, whose: string): Buffer {
   const clean = hex.trim();
   if (!/^([0-9a-fA-F]{2}){16,}$/.test(clean)) {
-    throw new UnderstudyError('CONFIG_INVALID', `The approval secret of ${whose} must be at least 32 hex digits (16 bytes)`, {
-      hint: 'Generate one with: openssl rand -hex 32',
-    });
+    throw new UnderstudyError(
+      'CONFIG_INVALID',
+      `The approval secret of ${whose} must be at least 32 hex digits (16 bytes)`,
+      {
+        hint: 'Generate one with: openssl rand -hex 32',
+      },
+    );
   }
   return Buffer.from(clean, 'hex');
 }
@@ -42,7 +48,10 @@ export interface ComputeCodeOptions {
 
 export function computeApprovalCode(options: ComputeCodeOptions): string {
   if (!challengePattern.test(options.challenge)) {
-    throw new UnderstudyError('INVALID_ARGUMENT', `"${options.challenge.slice(0, 60)}" is not an understudy challenge (40 hex digits)`);
+    throw new UnderstudyError(
+      'INVALID_ARGUMENT',
+      `"${options.challenge.slice(0, 60)}" is not an understudy challenge (40 hex digits)`,
+    );
   }
   return generateOcra(approvalSuite, options.secret, {
     question: approvalQuestion(options.challenge, options.decision),
@@ -64,7 +73,11 @@ export function verifyApprovalCode(options: VerifyCodeOptions): boolean {
   const now = ocraTimeSteps(approvalSuite, at);
   const question = approvalQuestion(options.challenge, options.decision);
   let match = false;
-  for (let step = now - BigInt(options.pastSteps ?? 30); step <= now + BigInt(options.futureSteps ?? 2); step++) {
+  for (
+    let step = now - BigInt(options.pastSteps ?? 30);
+    step <= now + BigInt(options.futureSteps ?? 2);
+    step++
+  ) {
     const expected = generateOcra(approvalSuite, options.secret, { question, timeSteps: step });
     // No early exit: the time taken does not depend on which step matched.
     if (codesEqual(expected, options.code)) match = true;

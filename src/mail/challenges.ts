@@ -43,9 +43,14 @@ const toChallenge = (r: Row): Challenge => ({
   decision: r.decision,
 });
 
-export function issueChallenge(db: Db, options: { admin: string; patches: readonly string[]; ttlMs: number; now: Date }): Challenge {
+export function issueChallenge(
+  db: Db,
+  options: { admin: string; patches: readonly string[]; ttlMs: number; now: Date },
+): Challenge {
   const challenge = randomBytes(20).toString('hex');
-  db.prepare('INSERT INTO approval_challenges (challenge, admin, patches, created_at, expires_at, state) VALUES (?, ?, ?, ?, ?, ?)').run(
+  db.prepare(
+    'INSERT INTO approval_challenges (challenge, admin, patches, created_at, expires_at, state) VALUES (?, ?, ?, ?, ?, ?)',
+  ).run(
     challenge,
     options.admin,
     JSON.stringify([...new Set(options.patches)].sort()),
@@ -57,19 +62,27 @@ export function issueChallenge(db: Db, options: { admin: string; patches: readon
 }
 
 export function findChallenge(db: Db, challenge: string): Challenge | undefined {
-  const row = db.prepare('SELECT * FROM approval_challenges WHERE challenge = ?').get(challenge) as Row | undefined;
+  const row = db.prepare('SELECT * FROM approval_challenges WHERE challenge = ?').get(challenge) as
+    Row | undefined;
   return row ? toChallenge(row) : undefined;
 }
 
 /** Marks the challenge used; false when it was not open any more (a concurrent or repeated use). */
-export function consumeChallenge(db: Db, options: { challenge: string; decision: Decision; via: string; now: Date }): boolean {
+export function consumeChallenge(
+  db: Db,
+  options: { challenge: string; decision: Decision; via: string; now: Date },
+): boolean {
   const result = db
-    .prepare("UPDATE approval_challenges SET state = 'used', used_at = ?, decision = ?, via = ? WHERE challenge = ? AND state = 'open'")
+    .prepare(
+      "UPDATE approval_challenges SET state = 'used', used_at = ?, decision = ?, via = ? WHERE challenge = ? AND state = 'open'",
+    )
     .run(options.now.toISOString(), canonicalDecision(options.decision), options.via, options.challenge);
   return result.changes === 1;
 }
 
 export function listChallenges(db: Db, filter: { state?: ChallengeState } = {}): Challenge[] {
-  const rows = db.prepare('SELECT * FROM approval_challenges WHERE (@state IS NULL OR state = @state) ORDER BY created_at').all({ state: filter.state ?? null }) as Row[];
+  const rows = db
+    .prepare('SELECT * FROM approval_challenges WHERE (@state IS NULL OR state = @state) ORDER BY created_at')
+    .all({ state: filter.state ?? null }) as Row[];
   return rows.map(toChallenge);
 }

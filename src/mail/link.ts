@@ -20,18 +20,36 @@ function mac(secret: Buffer, payload: string): string {
 }
 
 export function signApprovalLink(secret: Buffer, claims: LinkClaims): string {
-  const payload = Buffer.from(JSON.stringify({ c: claims.challenge, d: canonicalDecision(claims.decision), a: claims.admin, e: claims.expiresAt })).toString('base64url');
+  const payload = Buffer.from(
+    JSON.stringify({
+      c: claims.challenge,
+      d: canonicalDecision(claims.decision),
+      a: claims.admin,
+      e: claims.expiresAt,
+    }),
+  ).toString('base64url');
   return `${payload}.${mac(secret, payload)}`;
 }
 
 /** Returns the claims of a well-signed, unexpired token, or a reason. */
-export function verifyApprovalLink(secret: Buffer, token: string, now: Date): { ok: true; claims: LinkClaims } | { ok: false; reason: 'malformed' | 'bad-signature' | 'expired' } {
+export function verifyApprovalLink(
+  secret: Buffer,
+  token: string,
+  now: Date,
+): { ok: true; claims: LinkClaims } | { ok: false; reason: 'malformed' | 'bad-signature' | 'expired' } {
   const [payload, signature, extra] = token.split('.');
   if (!payload || !signature || extra !== undefined) return { ok: false, reason: 'malformed' };
   if (!codesEqual(mac(secret, payload), signature)) return { ok: false, reason: 'bad-signature' };
   try {
-    const raw = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { c: string; d: string; a: string; e: number };
-    const decision = raw.d.startsWith('approve:') ? parseDecision(`approve: ${raw.d.slice('approve:'.length)}`) : parseDecision(raw.d);
+    const raw = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as {
+      c: string;
+      d: string;
+      a: string;
+      e: number;
+    };
+    const decision = raw.d.startsWith('approve:')
+      ? parseDecision(`approve: ${raw.d.slice('approve:'.length)}`)
+      : parseDecision(raw.d);
     if (raw.e <= now.getTime()) return { ok: false, reason: 'expired' };
     return { ok: true, claims: { challenge: raw.c, decision, admin: raw.a, expiresAt: raw.e } };
   } catch {

@@ -58,7 +58,14 @@ export function composeNotification(o: ComposeNotificationOptions): OutgoingMail
     'Code: <the code from: understudy approve-code ' + o.challenge + ' --decision "<decision>">',
     '',
     `The challenge expires at ${o.expiresAt}. A code is valid for the decision it was computed for, once.`,
-    ...(o.links ? ['', 'Or open one of these signed links (they expire with the challenge):', `  approve all: ${o.links.approveAll}`, `  reject:      ${o.links.reject}`] : []),
+    ...(o.links
+      ? [
+          '',
+          'Or open one of these signed links (they expire with the challenge):',
+          `  approve all: ${o.links.approveAll}`,
+          `  reject:      ${o.links.reject}`,
+        ]
+      : []),
     '',
     '-- understudy patch monitor',
   ];
@@ -70,7 +77,14 @@ export function composeNotification(o: ComposeNotificationOptions): OutgoingMail
   };
 }
 
-export function composeAnswer(o: { from: string; to: string; subject: string; inReplyTo?: string; accepted: boolean; text: string }): OutgoingMail {
+export function composeAnswer(o: {
+  from: string;
+  to: string;
+  subject: string;
+  inReplyTo?: string;
+  accepted: boolean;
+  text: string;
+}): OutgoingMail {
   const subject = o.subject.startsWith('Re:') ? o.subject : `Re: ${o.subject || 'your reply'}`;
   return {
     from: o.from,
@@ -116,14 +130,24 @@ export async function parseReply(source: Buffer | string): Promise<ParsedReply> 
   const challenge = field(lines, 'Challenge')?.toLowerCase();
   const decisionText = field(lines, 'Decision');
   const code = field(lines, 'Code');
-  if (!challenge || !decisionText || !code) return { ...base, approval: null, problem: 'the reply needs the lines "Challenge:", "Decision:" and "Code:"' };
-  if (!challengePattern.test(challenge)) return { ...base, approval: null, problem: 'the challenge is not 40 hex digits' };
+  if (!challenge || !decisionText || !code)
+    return {
+      ...base,
+      approval: null,
+      problem: 'the reply needs the lines "Challenge:", "Decision:" and "Code:"',
+    };
+  if (!challengePattern.test(challenge))
+    return { ...base, approval: null, problem: 'the challenge is not 40 hex digits' };
   if (!/^\d{8}$/.test(code)) return { ...base, approval: null, problem: 'the code must be 8 digits' };
   let decision: Decision;
   try {
     decision = parseDecision(decisionText);
   } catch {
-    return { ...base, approval: null, problem: `the decision "${decisionText.slice(0, 60)}" is not understood` };
+    return {
+      ...base,
+      approval: null,
+      problem: `the decision "${decisionText.slice(0, 60)}" is not understood`,
+    };
   }
   return { ...base, approval: { challenge, decision, code }, problem: null };
 }

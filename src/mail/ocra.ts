@@ -49,12 +49,18 @@ function parseHash(text: string, suite: string): Hash {
 
 export function parseOcraSuite(text: string): OcraSuite {
   const parts = text.split(':');
-  if (parts.length !== 3 || parts[0] !== 'OCRA-1') throw invalidSuite(text, 'expected OCRA-1:<CryptoFunction>:<DataInput>');
+  if (parts.length !== 3 || parts[0] !== 'OCRA-1')
+    throw invalidSuite(text, 'expected OCRA-1:<CryptoFunction>:<DataInput>');
   const crypto = /^HOTP-(SHA1|SHA256|SHA512)-(\d+)$/.exec(parts[1] ?? '');
   if (!crypto) throw invalidSuite(text, 'expected HOTP-SHAx-t');
   const digits = Number(crypto[2]);
   if (digits !== 0 && (digits < 4 || digits > 10)) throw invalidSuite(text, 'digits must be 0 or 4–10');
-  const suite: Partial<OcraSuite> & { text: string } = { text, hash: parseHash(crypto[1] ?? '', text), digits, counter: false };
+  const suite: Partial<OcraSuite> & { text: string } = {
+    text,
+    hash: parseHash(crypto[1] ?? '', text),
+    digits,
+    counter: false,
+  };
   const inputs = (parts[2] ?? '').split('-');
   let i = 0;
   if (inputs[i] === 'C') {
@@ -70,9 +76,18 @@ export function parseOcraSuite(text: string): OcraSuite {
   for (; i < inputs.length; i++) {
     const part = inputs[i] ?? '';
     let m: RegExpExecArray | null;
-    if ((m = /^P(SHA1|SHA256|SHA512)$/.exec(part)) && suite.password === undefined && suite.sessionLength === undefined && suite.timeStepSeconds === undefined) {
+    if (
+      (m = /^P(SHA1|SHA256|SHA512)$/.exec(part)) &&
+      suite.password === undefined &&
+      suite.sessionLength === undefined &&
+      suite.timeStepSeconds === undefined
+    ) {
       suite.password = parseHash(m[1] ?? '', text);
-    } else if ((m = /^S(\d\d\d)$/.exec(part)) && suite.sessionLength === undefined && suite.timeStepSeconds === undefined) {
+    } else if (
+      (m = /^S(\d\d\d)$/.exec(part)) &&
+      suite.sessionLength === undefined &&
+      suite.timeStepSeconds === undefined
+    ) {
       suite.sessionLength = Number(m[1]);
     } else if ((m = /^T(\d{1,2})([SMH])$/.exec(part)) && suite.timeStepSeconds === undefined) {
       const n = Number(m[1]);
@@ -88,7 +103,8 @@ export function parseOcraSuite(text: string): OcraSuite {
 }
 
 function hexBytes(hex: string, what: string): Buffer {
-  if (!/^([0-9a-fA-F]{2})*$/.test(hex)) throw new UnderstudyError('INVALID_ARGUMENT', `${what} must be an even number of hex digits`);
+  if (!/^([0-9a-fA-F]{2})*$/.test(hex))
+    throw new UnderstudyError('INVALID_ARGUMENT', `${what} must be an even number of hex digits`);
   return Buffer.from(hex, 'hex');
 }
 
@@ -96,20 +112,27 @@ function questionBytes(suite: OcraSuite, question: string): Buffer {
   // Like the RFC's reference code (and its mutual-mode vectors, which send 16 characters under
   // QA08), the declared length is not enforced here; only the 128-byte field is a hard limit.
   const { format } = suite.question;
-  if (question.length === 0) throw new UnderstudyError('INVALID_ARGUMENT', `The OCRA challenge is empty (suite ${suite.text})`);
+  if (question.length === 0)
+    throw new UnderstudyError('INVALID_ARGUMENT', `The OCRA challenge is empty (suite ${suite.text})`);
   let hex: string;
   if (format === 'N') {
-    if (!/^\d+$/.test(question)) throw new UnderstudyError('INVALID_ARGUMENT', 'A numeric OCRA challenge must be decimal digits');
+    if (!/^\d+$/.test(question))
+      throw new UnderstudyError('INVALID_ARGUMENT', 'A numeric OCRA challenge must be decimal digits');
     hex = BigInt(question).toString(16);
     // The RFC's reference code left-aligns the hex digits of the number; an odd count gets a trailing 0.
   } else if (format === 'H') {
-    if (!/^[0-9a-fA-F]+$/.test(question)) throw new UnderstudyError('INVALID_ARGUMENT', 'A hex OCRA challenge must be hex digits');
+    if (!/^[0-9a-fA-F]+$/.test(question))
+      throw new UnderstudyError('INVALID_ARGUMENT', 'A hex OCRA challenge must be hex digits');
     hex = question;
   } else {
     hex = Buffer.from(question, 'utf8').toString('hex');
   }
   if (hex.length % 2 === 1) hex += '0';
-  if (hex.length > 256) throw new UnderstudyError('INVALID_ARGUMENT', `The OCRA challenge is longer than 128 bytes (suite ${suite.text})`);
+  if (hex.length > 256)
+    throw new UnderstudyError(
+      'INVALID_ARGUMENT',
+      `The OCRA challenge is longer than 128 bytes (suite ${suite.text})`,
+    );
   const out = Buffer.alloc(128);
   Buffer.from(hex, 'hex').copy(out);
   return out;
@@ -126,13 +149,18 @@ export function generateOcra(suiteText: string | OcraSuite, key: Buffer, input: 
   const suite = typeof suiteText === 'string' ? parseOcraSuite(suiteText) : suiteText;
   const parts: Buffer[] = [Buffer.from(suite.text, 'ascii'), Buffer.from([0])];
   if (suite.counter) {
-    if (input.counter === undefined) throw new UnderstudyError('INVALID_ARGUMENT', `Suite ${suite.text} needs a counter`);
+    if (input.counter === undefined)
+      throw new UnderstudyError('INVALID_ARGUMENT', `Suite ${suite.text} needs a counter`);
     parts.push(uint64(input.counter));
   }
   parts.push(questionBytes(suite, input.question));
   if (suite.password) {
     const p = hexBytes(input.passwordHash ?? '', 'The PIN hash');
-    if (p.length !== hashLength[suite.password]) throw new UnderstudyError('INVALID_ARGUMENT', `The PIN hash must be ${hashLength[suite.password]} bytes for ${suite.text}`);
+    if (p.length !== hashLength[suite.password])
+      throw new UnderstudyError(
+        'INVALID_ARGUMENT',
+        `The PIN hash must be ${hashLength[suite.password]} bytes for ${suite.text}`,
+      );
     parts.push(p);
   }
   if (suite.sessionLength !== undefined) {
@@ -142,7 +170,8 @@ export function generateOcra(suiteText: string | OcraSuite, key: Buffer, input: 
     parts.push(padded);
   }
   if (suite.timeStepSeconds !== undefined) {
-    if (input.timeSteps === undefined) throw new UnderstudyError('INVALID_ARGUMENT', `Suite ${suite.text} needs a time step count`);
+    if (input.timeSteps === undefined)
+      throw new UnderstudyError('INVALID_ARGUMENT', `Suite ${suite.text} needs a time step count`);
     parts.push(uint64(input.timeSteps));
   }
   const mac = createHmac(suite.hash, key).update(Buffer.concat(parts)).digest();

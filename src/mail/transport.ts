@@ -46,10 +46,17 @@ export function createSmtpSender(settings: MailServerSettings, timeoutMs = 30_00
   return {
     async send(mail) {
       try {
-        const info = (await transport.sendMail({ ...mail, headers: { 'Auto-Submitted': 'auto-generated' } })) as { messageId: string };
+        const info = (await transport.sendMail({
+          ...mail,
+          headers: { 'Auto-Submitted': 'auto-generated' },
+        })) as { messageId: string };
         return { messageId: info.messageId };
       } catch (error) {
-        throw new UnderstudyError('MAIL_FAILED', `Sending mail to ${mail.to} through ${settings.host}:${settings.port} failed: ${(error as Error).message}`, { cause: error });
+        throw new UnderstudyError(
+          'MAIL_FAILED',
+          `Sending mail to ${mail.to} through ${settings.host}:${settings.port} failed: ${(error as Error).message}`,
+          { cause: error },
+        );
       }
     },
     close() {
@@ -59,7 +66,10 @@ export function createSmtpSender(settings: MailServerSettings, timeoutMs = 30_00
 }
 
 /** Opens an IMAP connection per call batch; the daemon's poll interval keeps this cheap. */
-export function createImapReader(settings: MailServerSettings & { mailbox: string }, timeoutMs = 30_000): MailboxReader {
+export function createImapReader(
+  settings: MailServerSettings & { mailbox: string },
+  timeoutMs = 30_000,
+): MailboxReader {
   let client: ImapFlow | null = null;
   const connect = async (): Promise<ImapFlow> => {
     if (client?.usable) return client;
@@ -81,7 +91,11 @@ export function createImapReader(settings: MailServerSettings & { mailbox: strin
     try {
       await c.connect();
     } catch (error) {
-      throw new UnderstudyError('MAIL_FAILED', `Connecting to IMAP ${settings.host}:${settings.port} failed: ${(error as Error).message}`, { cause: error });
+      throw new UnderstudyError(
+        'MAIL_FAILED',
+        `Connecting to IMAP ${settings.host}:${settings.port} failed: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
     client = c;
     return c;

@@ -54,8 +54,15 @@ export interface VerifyApprovalOptions {
 
 /** Verifies and, when valid, consumes the challenge (so the same approval never counts twice). */
 export function verifyApproval(o: VerifyApprovalOptions): ApprovalVerdict {
-  const reject = (reason: RejectionReason, admin?: ApprovalAdmin): ApprovalVerdict => ({ ok: false, reason, message: rejectionText[reason], admin });
-  const admin = o.admins.find((a) => (o.sender.email ? a.email === o.sender.email.toLowerCase() : a.name === o.sender.name));
+  const reject = (reason: RejectionReason, admin?: ApprovalAdmin): ApprovalVerdict => ({
+    ok: false,
+    reason,
+    message: rejectionText[reason],
+    admin,
+  });
+  const admin = o.admins.find((a) =>
+    o.sender.email ? a.email === o.sender.email.toLowerCase() : a.name === o.sender.name,
+  );
   if (!admin) return reject('unknown-sender');
   const challenge = findChallenge(o.db, o.challenge);
   if (!challenge) return reject('unknown-challenge', admin);
@@ -69,9 +76,17 @@ export function verifyApproval(o: VerifyApprovalOptions): ApprovalVerdict {
   }
   if (o.decision.kind === 'reject') patches = challenge.patches;
   if (o.code !== null) {
-    const valid = verifyApprovalCode({ secret: admin.secret, challenge: o.challenge, decision: o.decision, code: o.code, at: o.now, pastSteps: o.codeWindowMinutes });
+    const valid = verifyApprovalCode({
+      secret: admin.secret,
+      challenge: o.challenge,
+      decision: o.decision,
+      code: o.code,
+      at: o.now,
+      pastSteps: o.codeWindowMinutes,
+    });
     if (!valid) return reject('wrong-code', admin);
   }
-  if (!consumeChallenge(o.db, { challenge: o.challenge, decision: o.decision, via: o.via, now: o.now })) return reject('reused', admin);
+  if (!consumeChallenge(o.db, { challenge: o.challenge, decision: o.decision, via: o.via, now: o.now }))
+    return reject('reused', admin);
   return { ok: true, admin, challenge: o.challenge, decision: o.decision, patches };
 }

@@ -8,7 +8,16 @@ import path from 'node:path';
 import { UnderstudyError, statePaths, type StatePaths } from '../core/index.ts';
 import { openStore, type Db, type ModuleSchema } from '../store/index.ts';
 import { hostSchema, requireHost, getPool, listPools, type HostNetwork } from '../host/index.ts';
-import { inventorySchema, getLc, insertLc, deleteLc, listLcs, validateLcRequest, type LcRecord, type LcRequest } from '../inventory/index.ts';
+import {
+  inventorySchema,
+  getLc,
+  insertLc,
+  deleteLc,
+  listLcs,
+  validateLcRequest,
+  type LcRecord,
+  type LcRequest,
+} from '../inventory/index.ts';
 import { imagesSchema, findImage } from '../images/index.ts';
 import { catalogueSchema } from '../catalogue/index.ts';
 import { diskCopySchema } from '../disk-copy/index.ts';
@@ -17,7 +26,15 @@ import { runSchema } from '../run/index.ts';
 import { NamespaceDriver, type LcStatus, type PartitioningDriver } from '../drivers/index.ts';
 
 /** Every module's schema; modules that keep tables add theirs here. */
-export const allSchemas: ModuleSchema[] = [hostSchema, inventorySchema, imagesSchema, catalogueSchema, diskCopySchema, switchSchema, runSchema];
+export const allSchemas: ModuleSchema[] = [
+  hostSchema,
+  inventorySchema,
+  imagesSchema,
+  catalogueSchema,
+  diskCopySchema,
+  switchSchema,
+  runSchema,
+];
 
 export function registerSchema(schema: ModuleSchema): void {
   if (!allSchemas.some((s) => s.module === schema.module)) allSchemas.push(schema);
@@ -51,7 +68,10 @@ export async function hostContext(manager: Manager): Promise<HostContext> {
     poolPath: (pool) => getPool(manager.db, pool).mountpoint,
     imagePath: (image) => {
       const record = findImage(manager.db, image);
-      if (!record) throw new UnderstudyError('IMAGE_NOT_FOUND', `There is no image "${image}"`, { hint: `Build it: understudy image build ${image}` });
+      if (!record)
+        throw new UnderstudyError('IMAGE_NOT_FOUND', `There is no image "${image}"`, {
+          hint: `Build it: understudy image build ${image}`,
+        });
       return record.path;
     },
   });
@@ -78,12 +98,19 @@ export async function createLc(manager: Manager, host: HostContext, request: LcR
 }
 
 /** Stops (if needed) and destroys an LC, then removes it from the resource table. */
-export async function destroyLc(manager: Manager, host: HostContext, name: string, options: { force?: boolean } = {}): Promise<void> {
+export async function destroyLc(
+  manager: Manager,
+  host: HostContext,
+  name: string,
+  options: { force?: boolean } = {},
+): Promise<void> {
   const lc = getLc(manager.db, name);
   const status = await host.driver.status(name);
   if (status.state !== 'stopped' && status.state !== 'crashed') {
     if (!options.force) {
-      throw new UnderstudyError('LC_RUNNING', `The logical computer "${name}" is ${status.state}`, { hint: 'Stop it first, or pass --force.' });
+      throw new UnderstudyError('LC_RUNNING', `The logical computer "${name}" is ${status.state}`, {
+        hint: 'Stop it first, or pass --force.',
+      });
     }
     await host.driver.stop(name);
   }
@@ -91,7 +118,12 @@ export async function destroyLc(manager: Manager, host: HostContext, name: strin
   deleteLc(manager.db, name);
 }
 
-export async function startLc(manager: Manager, host: HostContext, name: string, options: { wait?: boolean; timeoutMs?: number } = {}): Promise<LcStatus> {
+export async function startLc(
+  manager: Manager,
+  host: HostContext,
+  name: string,
+  options: { wait?: boolean; timeoutMs?: number } = {},
+): Promise<LcStatus> {
   const lc = getLc(manager.db, name);
   await host.driver.start(lc);
   if (options.wait !== false) await host.driver.waitUntilUp(name, { timeoutMs: options.timeoutMs });
@@ -106,7 +138,9 @@ export async function describeLcs(manager: Manager, host: HostContext | undefine
   return Promise.all(
     listLcs(manager.db).map(async (lc) => ({
       ...lc,
-      status: host ? await host.driver.status(lc.name) : { name: lc.name, state: 'stopped' as const, reboots: 0, consoleLog: '' },
+      status: host
+        ? await host.driver.status(lc.name)
+        : { name: lc.name, state: 'stopped' as const, reboots: 0, consoleLog: '' },
     })),
   );
 }

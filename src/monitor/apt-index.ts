@@ -39,7 +39,8 @@ export interface ReleaseInfo {
 
 export function parseRelease(text: string, url: string): ReleaseInfo {
   const stanza = parseDeb822(text)[0];
-  const bad = (why: string): UnderstudyError => new UnderstudyError('FEED_INDEX_INVALID', `The Release file ${url} ${why}`);
+  const bad = (why: string): UnderstudyError =>
+    new UnderstudyError('FEED_INDEX_INVALID', `The Release file ${url} ${why}`);
   if (!stanza) throw bad('is empty');
   const dateText = stanza.get('Date');
   const date = dateText ? new Date(dateText) : null;
@@ -50,10 +51,17 @@ export function parseRelease(text: string, url: string): ReleaseInfo {
   const files = new Map<string, { sha256: string; size: number }>();
   for (const line of (stanza.get('SHA256') ?? '').split('\n')) {
     const parts = line.trim().split(/\s+/);
-    if (parts.length === 3 && /^[0-9a-f]{64}$/.test(parts[0] ?? '')) files.set(parts[2] ?? '', { sha256: parts[0] ?? '', size: Number(parts[1]) });
+    if (parts.length === 3 && /^[0-9a-f]{64}$/.test(parts[0] ?? ''))
+      files.set(parts[2] ?? '', { sha256: parts[0] ?? '', size: Number(parts[1]) });
   }
   if (files.size === 0) throw bad('lists no SHA256 checksums');
-  return { suite: stanza.get('Suite') ?? null, codename: stanza.get('Codename') ?? null, date, validUntil, files };
+  return {
+    suite: stanza.get('Suite') ?? null,
+    codename: stanza.get('Codename') ?? null,
+    date,
+    validUntil,
+    files,
+  };
 }
 
 export interface PackageEntry {
@@ -78,11 +86,23 @@ export function parsePackages(text: string, url: string): PackageEntry[] {
       sha256: s.get('SHA256') ?? '',
       description: s.get('Description') ?? '',
     };
-    if (!entry.package || !entry.version || !entry.filename || !/^[0-9a-f]{64}$/.test(entry.sha256) || !Number.isFinite(entry.size)) {
-      throw new UnderstudyError('FEED_INDEX_INVALID', `The Packages index ${url} has an incomplete stanza${entry.package ? ` for ${entry.package}` : ''}`);
+    if (
+      !entry.package ||
+      !entry.version ||
+      !entry.filename ||
+      !/^[0-9a-f]{64}$/.test(entry.sha256) ||
+      !Number.isFinite(entry.size)
+    ) {
+      throw new UnderstudyError(
+        'FEED_INDEX_INVALID',
+        `The Packages index ${url} has an incomplete stanza${entry.package ? ` for ${entry.package}` : ''}`,
+      );
     }
     if (entry.filename.startsWith('/') || entry.filename.split('/').includes('..')) {
-      throw new UnderstudyError('FEED_INDEX_INVALID', `The Packages index ${url} points ${entry.package} outside the repository`);
+      throw new UnderstudyError(
+        'FEED_INDEX_INVALID',
+        `The Packages index ${url} points ${entry.package} outside the repository`,
+      );
     }
     out.push(entry);
   }

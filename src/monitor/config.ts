@@ -40,14 +40,26 @@ const configSchema = z.object({
     .object({
       from: z.string().min(3),
       smtp: server,
-      imap: server.extend({ mailbox: z.string().default('INBOX'), pollSeconds: z.number().positive().default(60) }).optional(),
+      imap: server
+        .extend({ mailbox: z.string().default('INBOX'), pollSeconds: z.number().positive().default(60) })
+        .optional(),
     })
     .optional(),
   administrators: z
-    .array(z.object({ name: z.string().min(1), email: z.string().min(3), categories: z.array(category).optional(), ...secretOrFile }))
+    .array(
+      z.object({
+        name: z.string().min(1),
+        email: z.string().min(3),
+        categories: z.array(category).optional(),
+        ...secretOrFile,
+      }),
+    )
     .default([]),
   approval: z
-    .object({ challengeTtlHours: z.number().positive().default(72), codeWindowMinutes: z.number().int().positive().default(30) })
+    .object({
+      challengeTtlHours: z.number().positive().default(72),
+      codeWindowMinutes: z.number().int().positive().default(30),
+    })
     .default({ challengeTtlHours: 72, codeWindowMinutes: 30 }),
   /** Approve automatically N days after a patch was first seen, per category. */
   autoApprove: z.partialRecord(category, z.number().nonnegative()).default({}),
@@ -71,8 +83,18 @@ export interface MailServer {
 }
 
 export interface ResolvedMonitorConfig {
-  api: { listen: string; port: number; token: string | null; publicUrl: string | null; linkSecret: Buffer | null };
-  mail: { from: string; smtp: MailServer; imap: (MailServer & { mailbox: string; pollSeconds: number }) | null } | null;
+  api: {
+    listen: string;
+    port: number;
+    token: string | null;
+    publicUrl: string | null;
+    linkSecret: Buffer | null;
+  };
+  mail: {
+    from: string;
+    smtp: MailServer;
+    imap: (MailServer & { mailbox: string; pollSeconds: number }) | null;
+  } | null;
   administrators: Administrator[];
   approval: { challengeTtlHours: number; codeWindowMinutes: number };
   autoApprove: Partial<Record<PatchCategory, number>>;
@@ -83,19 +105,31 @@ export function defaultConfigPath(stateDir: string): string {
   return path.join(stateDir, 'monitor.yaml');
 }
 
-function readSecret(inline: string | undefined, file: string | undefined, base: string, what: string): string | undefined {
+function readSecret(
+  inline: string | undefined,
+  file: string | undefined,
+  base: string,
+  what: string,
+): string | undefined {
   if (inline !== undefined) return inline;
   if (file === undefined) return undefined;
   try {
     return fs.readFileSync(path.resolve(base, file), 'utf8').trim();
   } catch (error) {
-    if (isErrno(error, 'ENOENT')) throw new UnderstudyError('CONFIG_INVALID', `The ${what} file ${file} does not exist`);
+    if (isErrno(error, 'ENOENT'))
+      throw new UnderstudyError('CONFIG_INVALID', `The ${what} file ${file} does not exist`);
     throw error;
   }
 }
 
 function resolveServer(s: z.infer<typeof server>, base: string, what: string): MailServer {
-  return { host: s.host, port: s.port, secure: s.secure, user: s.user, password: readSecret(s.password, s.passwordFile, base, `${what} password`) };
+  return {
+    host: s.host,
+    port: s.port,
+    secure: s.secure,
+    user: s.user,
+    password: readSecret(s.password, s.passwordFile, base, `${what} password`),
+  };
 }
 
 /** Validates a parsed config object (paths in it are relative to `baseDir`). */
@@ -103,7 +137,10 @@ export function resolveMonitorConfig(raw: unknown, baseDir: string): ResolvedMon
   const parsed = configSchema.safeParse(raw ?? {});
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new UnderstudyError('CONFIG_INVALID', `Monitor configuration: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
+    throw new UnderstudyError(
+      'CONFIG_INVALID',
+      `Monitor configuration: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`,
+    );
   }
   const c = parsed.data;
   const linkSecret = readSecret(c.api.linkSecret, c.api.linkSecretFile, baseDir, 'link secret');
@@ -119,13 +156,28 @@ export function resolveMonitorConfig(raw: unknown, baseDir: string): ResolvedMon
       ? {
           from: c.mail.from,
           smtp: resolveServer(c.mail.smtp, baseDir, 'SMTP'),
-          imap: c.mail.imap ? { ...resolveServer(c.mail.imap, baseDir, 'IMAP'), mailbox: c.mail.imap.mailbox, pollSeconds: c.mail.imap.pollSeconds } : null,
+          imap: c.mail.imap
+            ? {
+                ...resolveServer(c.mail.imap, baseDir, 'IMAP'),
+                mailbox: c.mail.imap.mailbox,
+                pollSeconds: c.mail.imap.pollSeconds,
+              }
+            : null,
         }
       : null,
     administrators: c.administrators.map((a) => {
       const secret = readSecret(a.secret, a.secretFile, baseDir, `approval secret of ${a.name}`);
-      if (!secret) throw new UnderstudyError('CONFIG_INVALID', `Administrator ${a.name} has no secret (secret or secretFile)`);
-      return { name: a.name, email: a.email.toLowerCase(), categories: a.categories ?? null, secret: parseAdminSecret(secret, a.name) };
+      if (!secret)
+        throw new UnderstudyError(
+          'CONFIG_INVALID',
+          `Administrator ${a.name} has no secret (secret or secretFile)`,
+        );
+      return {
+        name: a.name,
+        email: a.email.toLowerCase(),
+        categories: a.categories ?? null,
+        secret: parseAdminSecret(secret, a.name),
+      };
     }),
     approval: c.approval,
     autoApprove: c.autoApprove,
@@ -140,14 +192,19 @@ export function loadMonitorConfig(file: string, options: { required?: boolean } 
     text = fs.readFileSync(file, 'utf8');
   } catch (error) {
     if (isErrno(error, 'ENOENT') && !options.required) return resolveMonitorConfig({}, path.dirname(file));
-    if (isErrno(error, 'ENOENT')) throw new UnderstudyError('CONFIG_NOT_FOUND', `The monitor configuration ${file} does not exist`);
+    if (isErrno(error, 'ENOENT'))
+      throw new UnderstudyError('CONFIG_NOT_FOUND', `The monitor configuration ${file} does not exist`);
     throw error;
   }
   let raw: unknown;
   try {
     raw = parseYaml(text);
   } catch (error) {
-    throw new UnderstudyError('CONFIG_INVALID', `The monitor configuration ${file} is not valid YAML: ${(error as Error).message}`, { cause: error });
+    throw new UnderstudyError(
+      'CONFIG_INVALID',
+      `The monitor configuration ${file} is not valid YAML: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   return resolveMonitorConfig(raw, path.dirname(file));
 }

@@ -23,7 +23,7 @@ function comparePart(a: string, b: string): number {
     while (a[i] === '0') i++;
     while (b[j] === '0') j++;
     while (/\d/.test(a[i] ?? '') && /\d/.test(b[j] ?? '')) {
-      if (!firstDiff) firstDiff = (a.charCodeAt(i) - b.charCodeAt(j));
+      if (!firstDiff) firstDiff = a.charCodeAt(i) - b.charCodeAt(j);
       i++;
       j++;
     }

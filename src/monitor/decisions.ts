@@ -28,7 +28,10 @@ async function lcsConcerned(deps: ApplyDeps, patch: Patch): Promise<string[]> {
 }
 
 /** Applies a decision on `patches`; returns the LCs whose patch run was started. */
-export async function applyDecision(deps: ApplyDeps, o: { patches: readonly string[]; decision: Decision; by: string; via: 'mail' | 'link' | 'api' | 'auto' }): Promise<string[]> {
+export async function applyDecision(
+  deps: ApplyDeps,
+  o: { patches: readonly string[]; decision: Decision; by: string; via: 'mail' | 'link' | 'api' | 'auto' },
+): Promise<string[]> {
   const at = deps.now().toISOString();
   const record = deps.db.prepare(
     `INSERT INTO patch_decisions (patch, decision, decided_by, via, decided_at) VALUES (?, ?, ?, ?, ?)
@@ -44,7 +47,17 @@ export async function applyDecision(deps: ApplyDeps, o: { patches: readonly stri
       if (approved) affected.add(lc);
     }
   }
-  deps.logger.info({ event: 'decision.applied', decision: o.decision.kind, by: o.by, via: o.via, patches: o.patches, lcs: [...affected] }, 'decision applied');
+  deps.logger.info(
+    {
+      event: 'decision.applied',
+      decision: o.decision.kind,
+      by: o.by,
+      via: o.via,
+      patches: o.patches,
+      lcs: [...affected],
+    },
+    'decision applied',
+  );
   const lcs = [...affected].sort();
   if (approved && lcs.length > 0 && deps.startPatchRun) {
     await deps.startPatchRun({ lcs, patches: [...o.patches], reason: `approved by ${o.by} via ${o.via}` });
@@ -56,15 +69,25 @@ export async function applyDecision(deps: ApplyDeps, o: { patches: readonly stri
  * Approves, on behalf of "auto", every undecided patch of a category with an auto-approval delay
  * whose first sighting is at least that many days old.
  */
-export async function autoApprove(deps: ApplyDeps, rules: Partial<Record<PatchCategory, number>>): Promise<string[]> {
+export async function autoApprove(
+  deps: ApplyDeps,
+  rules: Partial<Record<PatchCategory, number>>,
+): Promise<string[]> {
   const entries = Object.entries(rules) as [PatchCategory, number][];
   if (entries.length === 0) return [];
-  const decided = new Set((deps.db.prepare('SELECT patch FROM patch_decisions').all() as { patch: string }[]).map((r) => r.patch));
+  const decided = new Set(
+    (deps.db.prepare('SELECT patch FROM patch_decisions').all() as { patch: string }[]).map((r) => r.patch),
+  );
   const nowMs = deps.now().getTime();
   const due = deps.catalogue
     .listPatches()
     .filter((p) => !decided.has(p.name))
-    .filter((p) => entries.some(([category, days]) => p.categories.includes(category) && Date.parse(p.firstSeenAt) + days * 86_400_000 <= nowMs))
+    .filter((p) =>
+      entries.some(
+        ([category, days]) =>
+          p.categories.includes(category) && Date.parse(p.firstSeenAt) + days * 86_400_000 <= nowMs,
+      ),
+    )
     .map((p) => p.name);
   if (due.length === 0) return [];
   await applyDecision(deps, { patches: due, decision: { kind: 'approve-all' }, by: 'auto', via: 'auto' });

@@ -70,7 +70,14 @@ interface FeedRow {
 }
 
 function toFeed(row: FeedRow): Feed {
-  return { name: row.name, kind: row.kind, url: row.url, intervalSeconds: row.interval_seconds, options: JSON.parse(row.options) as Feed['options'], createdAt: row.created_at };
+  return {
+    name: row.name,
+    kind: row.kind,
+    url: row.url,
+    intervalSeconds: row.interval_seconds,
+    options: JSON.parse(row.options) as Feed['options'],
+    createdAt: row.created_at,
+  };
 }
 
 function validateUrl(kind: FeedKind, url: string): void {
@@ -81,34 +88,43 @@ function validateUrl(kind: FeedKind, url: string): void {
     throw new UnderstudyError('INVALID_ARGUMENT', `Feed URL "${url}" is not a URL`);
   }
   const allowed = kind === 'apt' ? ['http:', 'https:'] : ['http:', 'https:', 'ftp:'];
-  if (!allowed.includes(parsed.protocol)) throw new UnderstudyError('INVALID_ARGUMENT', `A ${kind} feed URL must use ${allowed.join(' or ')} (got ${parsed.protocol})`);
+  if (!allowed.includes(parsed.protocol))
+    throw new UnderstudyError(
+      'INVALID_ARGUMENT',
+      `A ${kind} feed URL must use ${allowed.join(' or ')} (got ${parsed.protocol})`,
+    );
 }
 
 export function addFeed(db: Db, feed: Omit<Feed, 'createdAt'>, now = new Date()): Feed {
-  if (!feedNamePattern.test(feed.name)) throw new UnderstudyError('INVALID_ARGUMENT', `Feed name "${feed.name}" is invalid`, { hint: 'Use 1–40 of a-z, 0-9 and -, starting with a letter.' });
+  if (!feedNamePattern.test(feed.name))
+    throw new UnderstudyError('INVALID_ARGUMENT', `Feed name "${feed.name}" is invalid`, {
+      hint: 'Use 1–40 of a-z, 0-9 and -, starting with a letter.',
+    });
   validateUrl(feed.kind, feed.url);
-  if (!(feed.intervalSeconds >= 1)) throw new UnderstudyError('INVALID_ARGUMENT', 'The poll interval must be at least 1 second');
+  if (!(feed.intervalSeconds >= 1))
+    throw new UnderstudyError('INVALID_ARGUMENT', 'The poll interval must be at least 1 second');
   if (feed.kind === 'patch-server' && !(feed.options as PatchServerOptions).publicKey) {
-    throw new UnderstudyError('INVALID_ARGUMENT', `Feed ${feed.name}: a patch-server feed needs the index public key (--public-key)`);
+    throw new UnderstudyError(
+      'INVALID_ARGUMENT',
+      `Feed ${feed.name}: a patch-server feed needs the index public key (--public-key)`,
+    );
   }
   if (feed.kind === 'apt') {
     const o = feed.options as AptOptions;
     if (!o.suite || !o.keyring || o.components.length === 0 || o.architectures.length === 0) {
-      throw new UnderstudyError('INVALID_ARGUMENT', `Feed ${feed.name}: an apt feed needs --suite, --component, --arch and --keyring`);
+      throw new UnderstudyError(
+        'INVALID_ARGUMENT',
+        `Feed ${feed.name}: an apt feed needs --suite, --component, --arch and --keyring`,
+      );
     }
   }
   const exists = db.prepare('SELECT 1 FROM feeds WHERE name = ?').get(feed.name);
   if (exists) throw new UnderstudyError('FEED_EXISTS', `A feed named "${feed.name}" already exists`);
   const at = now.toISOString();
   db.transaction(() => {
-    db.prepare('INSERT INTO feeds (name, kind, url, interval_seconds, options, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
-      feed.name,
-      feed.kind,
-      feed.url,
-      Math.round(feed.intervalSeconds),
-      JSON.stringify(feed.options),
-      at,
-    );
+    db.prepare(
+      'INSERT INTO feeds (name, kind, url, interval_seconds, options, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ).run(feed.name, feed.kind, feed.url, Math.round(feed.intervalSeconds), JSON.stringify(feed.options), at);
     db.prepare('INSERT INTO feed_state (feed, next_poll_at) VALUES (?, ?)').run(feed.name, at);
   })();
   return getFeed(db, feed.name);
@@ -185,7 +201,9 @@ export function recordPoll(db: Db, feed: Feed, record: PollRecord, now: Date): F
   const state = getFeedState(db, feed.name);
   const failed = record.outcome === 'failed' || record.outcome === 'partial';
   const failures = failed ? state.consecutiveFailures + 1 : 0;
-  const delay = failed ? Math.min(maxBackoffSeconds, feed.intervalSeconds * 2 ** (failures - 1)) : feed.intervalSeconds;
+  const delay = failed
+    ? Math.min(maxBackoffSeconds, feed.intervalSeconds * 2 ** (failures - 1))
+    : feed.intervalSeconds;
   const at = now.toISOString();
   const cursor = record.cursor ?? {};
   db.transaction(() => {
@@ -217,7 +235,9 @@ export function recordPoll(db: Db, feed: Feed, record: PollRecord, now: Date): F
       registered: record.registered,
       feed: feed.name,
     });
-    db.prepare('INSERT INTO feed_events (feed, at, outcome, code, message, registered) VALUES (?, ?, ?, ?, ?, ?)').run(
+    db.prepare(
+      'INSERT INTO feed_events (feed, at, outcome, code, message, registered) VALUES (?, ?, ?, ?, ?, ?)',
+    ).run(
       feed.name,
       at,
       record.outcome,
@@ -226,18 +246,30 @@ export function recordPoll(db: Db, feed: Feed, record: PollRecord, now: Date): F
       record.registered,
     );
     // Keep the poll log bounded.
-    db.prepare('DELETE FROM feed_events WHERE feed = ? AND id NOT IN (SELECT id FROM feed_events WHERE feed = ? ORDER BY id DESC LIMIT 200)').run(feed.name, feed.name);
+    db.prepare(
+      'DELETE FROM feed_events WHERE feed = ? AND id NOT IN (SELECT id FROM feed_events WHERE feed = ? ORDER BY id DESC LIMIT 200)',
+    ).run(feed.name, feed.name);
   })();
   return getFeedState(db, feed.name);
 }
 
-export function recentFeedEvents(db: Db, feed: string, limit = 20): { at: string; outcome: string; code: string | null; message: string | null; registered: number }[] {
-  return db.prepare('SELECT at, outcome, code, message, registered FROM feed_events WHERE feed = ? ORDER BY id DESC LIMIT ?').all(feed, limit) as never;
+export function recentFeedEvents(
+  db: Db,
+  feed: string,
+  limit = 20,
+): { at: string; outcome: string; code: string | null; message: string | null; registered: number }[] {
+  return db
+    .prepare(
+      'SELECT at, outcome, code, message, registered FROM feed_events WHERE feed = ? ORDER BY id DESC LIMIT ?',
+    )
+    .all(feed, limit) as never;
 }
 
 export function dueFeeds(db: Db, now: Date): Feed[] {
   const rows = db
-    .prepare('SELECT f.* FROM feeds f JOIN feed_state s ON s.feed = f.name WHERE s.next_poll_at IS NULL OR s.next_poll_at <= ? ORDER BY s.next_poll_at, f.name')
+    .prepare(
+      'SELECT f.* FROM feeds f JOIN feed_state s ON s.feed = f.name WHERE s.next_poll_at IS NULL OR s.next_poll_at <= ? ORDER BY s.next_poll_at, f.name',
+    )
     .all(now.toISOString()) as FeedRow[];
   return rows.map(toFeed);
 }

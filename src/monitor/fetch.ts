@@ -19,7 +19,9 @@ export interface FetchRequest {
   signal?: AbortSignal;
 }
 
-export type FetchResult = { status: 'not-modified' } | { status: 'ok'; body: Buffer; etag: string | null; lastModified: string | null };
+export type FetchResult =
+  | { status: 'not-modified' }
+  | { status: 'ok'; body: Buffer; etag: string | null; lastModified: string | null };
 
 /** The side effect "get bytes from a feed URL", injected so logic tests can use a fake. */
 export interface Fetcher {
@@ -42,15 +44,27 @@ export function safeUrl(url: string): string {
 }
 
 function tooLarge(url: string, maxBytes: number): UnderstudyError {
-  return new UnderstudyError('PATCH_TOO_LARGE', `${safeUrl(url)} is larger than the limit of ${maxBytes} bytes; the download was stopped`, { details: { url: safeUrl(url), maxBytes } });
+  return new UnderstudyError(
+    'PATCH_TOO_LARGE',
+    `${safeUrl(url)} is larger than the limit of ${maxBytes} bytes; the download was stopped`,
+    { details: { url: safeUrl(url), maxBytes } },
+  );
 }
 
 function unreachable(url: string, why: string, cause?: unknown, status?: number): UnderstudyError {
-  return new UnderstudyError('FEED_UNREACHABLE', `${safeUrl(url)}: ${why}`, { cause, details: { url: safeUrl(url), status } });
+  return new UnderstudyError('FEED_UNREACHABLE', `${safeUrl(url)}: ${why}`, {
+    cause,
+    details: { url: safeUrl(url), status },
+  });
 }
 
 /** A writable that counts bytes and fails the pipeline beyond maxBytes. */
-function limitedSink(target: Writable | null, url: string, maxBytes: number, chunks?: Buffer[]): Writable & { size: () => number } {
+function limitedSink(
+  target: Writable | null,
+  url: string,
+  maxBytes: number,
+  chunks?: Buffer[],
+): Writable & { size: () => number } {
   let size = 0;
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
@@ -71,12 +85,16 @@ function limitedSink(target: Writable | null, url: string, maxBytes: number, chu
 }
 
 function describeNetworkError(error: unknown, timeoutMs: number): string {
-  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) return `no answer within ${timeoutMs} ms`;
+  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError'))
+    return `no answer within ${timeoutMs} ms`;
   const cause = (error as { cause?: { code?: string; message?: string } }).cause;
   return cause?.code ?? cause?.message ?? (error instanceof Error ? error.message : String(error));
 }
 
-async function httpRequest(request: FetchRequest, sink: (body: Readable) => Promise<void>): Promise<FetchResult | { status: 'streamed'; etag: string | null; lastModified: string | null }> {
+async function httpRequest(
+  request: FetchRequest,
+  sink: (body: Readable) => Promise<void>,
+): Promise<FetchResult | { status: 'streamed'; etag: string | null; lastModified: string | null }> {
   const headers: Record<string, string> = {};
   if (request.etag) headers['if-none-match'] = request.etag;
   if (request.lastModified) headers['if-modified-since'] = request.lastModified;
@@ -93,7 +111,12 @@ async function httpRequest(request: FetchRequest, sink: (body: Readable) => Prom
   }
   if (!response.ok || !response.body) {
     await response.body?.cancel();
-    throw unreachable(request.url, `HTTP ${response.status} ${response.statusText}`, undefined, response.status);
+    throw unreachable(
+      request.url,
+      `HTTP ${response.status} ${response.statusText}`,
+      undefined,
+      response.status,
+    );
   }
   const declared = Number(response.headers.get('content-length') ?? NaN);
   if (declared > request.maxBytes) {
@@ -104,12 +127,23 @@ async function httpRequest(request: FetchRequest, sink: (body: Readable) => Prom
     await sink(Readable.fromWeb(response.body as never));
   } catch (error) {
     if (error instanceof UnderstudyError) throw error;
-    throw unreachable(request.url, `transfer failed: ${describeNetworkError(error, request.timeoutMs)}`, error);
+    throw unreachable(
+      request.url,
+      `transfer failed: ${describeNetworkError(error, request.timeoutMs)}`,
+      error,
+    );
   }
-  return { status: 'streamed', etag: response.headers.get('etag'), lastModified: response.headers.get('last-modified') };
+  return {
+    status: 'streamed',
+    etag: response.headers.get('etag'),
+    lastModified: response.headers.get('last-modified'),
+  };
 }
 
-async function withFtp<T>(request: FetchRequest, work: (client: FtpClient, path: string) => Promise<T>): Promise<T> {
+async function withFtp<T>(
+  request: FetchRequest,
+  work: (client: FtpClient, path: string) => Promise<T>,
+): Promise<T> {
   const url = new URL(request.url);
   const client = new FtpClient(request.timeoutMs);
   const abort = (): void => client.close();
@@ -126,7 +160,12 @@ async function withFtp<T>(request: FetchRequest, work: (client: FtpClient, path:
     return await work(client, decodeURIComponent(url.pathname));
   } catch (error) {
     if (error instanceof UnderstudyError) throw error;
-    const why = client.closed && !(error as { code?: number }).code ? `no answer within ${request.timeoutMs} ms or connection closed` : error instanceof Error ? error.message : String(error);
+    const why =
+      client.closed && !(error as { code?: number }).code
+        ? `no answer within ${request.timeoutMs} ms or connection closed`
+        : error instanceof Error
+          ? error.message
+          : String(error);
     throw unreachable(request.url, why, error);
   } finally {
     clearTimeout(deadline);
@@ -155,9 +194,16 @@ export const realFetcher: Fetcher = {
       });
     }
     const chunks: Buffer[] = [];
-    const result = await httpRequest(request, (body) => pipeline(body, limitedSink(null, request.url, request.maxBytes, chunks)));
+    const result = await httpRequest(request, (body) =>
+      pipeline(body, limitedSink(null, request.url, request.maxBytes, chunks)),
+    );
     if (result.status !== 'streamed') return result;
-    return { status: 'ok', body: Buffer.concat(chunks), etag: result.etag, lastModified: result.lastModified };
+    return {
+      status: 'ok',
+      body: Buffer.concat(chunks),
+      etag: result.etag,
+      lastModified: result.lastModified,
+    };
   },
 
   async download(request) {
@@ -170,7 +216,9 @@ export const realFetcher: Fetcher = {
         if (!sink.writableEnded) sink.end();
         await finished(out);
       } else {
-        const result = await httpRequest({ ...request, etag: null, lastModified: null }, (body) => pipeline(body, sink));
+        const result = await httpRequest({ ...request, etag: null, lastModified: null }, (body) =>
+          pipeline(body, sink),
+        );
         if (result.status === 'not-modified') throw unreachable(request.url, 'unexpected 304 Not Modified');
       }
     } finally {

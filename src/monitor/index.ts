@@ -1,6 +1,13 @@
 /** The patch monitor (SPEC §6, Fig. 18–20): feeds, polling, notification and approval handling. */
 export { monitorSchema } from './schema.ts';
-export { createMonitor, type Monitor, type MonitorDeps, type MonitorStatus, type ManagedLcs, type StartPatchRun } from './monitor.ts';
+export {
+  createMonitor,
+  type Monitor,
+  type MonitorDeps,
+  type MonitorStatus,
+  type ManagedLcs,
+  type StartPatchRun,
+} from './monitor.ts';
 export {
   addFeed,
   listFeeds,
@@ -18,10 +25,24 @@ export {
   type PollOutcome,
 } from './feeds.ts';
 export { realFetcher, safeUrl, type Fetcher, type FetchRequest, type FetchResult } from './fetch.ts';
-export { signPatchIndex, verifyPatchIndex, parsePatchIndex, parseEd25519PublicKey, ed25519PublicKeyBase64, type PatchIndex, type PatchIndexEntry } from './patch-index.ts';
+export {
+  signPatchIndex,
+  verifyPatchIndex,
+  parsePatchIndex,
+  parseEd25519PublicKey,
+  ed25519PublicKeyBase64,
+  type PatchIndex,
+  type PatchIndexEntry,
+} from './patch-index.ts';
 export { pollPatchServer, defaultMaxPatchBytes, type PollResult } from './poll-patch-server.ts';
 export { pollApt } from './poll-apt.ts';
 export { applyDecision, autoApprove } from './decisions.ts';
 export { compareDebianVersions } from './debian-version.ts';
-export { loadMonitorConfig, resolveMonitorConfig, defaultConfigPath, type ResolvedMonitorConfig, type Administrator } from './config.ts';
+export {
+  loadMonitorConfig,
+  resolveMonitorConfig,
+  defaultConfigPath,
+  type ResolvedMonitorConfig,
+  type Administrator,
+} from './config.ts';
 export { openMonitorStore, monitorSchemas } from './open.ts';

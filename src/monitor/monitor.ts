@@ -22,7 +22,16 @@ import {
   type MailSender,
 } from '../mail/index.ts';
 import type { ResolvedMonitorConfig } from './config.ts';
-import { dueFeeds, getFeed, getFeedState, listFeeds, recentFeedEvents, recordPoll, type Feed, type FeedState } from './feeds.ts';
+import {
+  dueFeeds,
+  getFeed,
+  getFeedState,
+  listFeeds,
+  recentFeedEvents,
+  recordPoll,
+  type Feed,
+  type FeedState,
+} from './feeds.ts';
 import type { Fetcher } from './fetch.ts';
 import { pollPatchServer, type PollContext, type PollResult } from './poll-patch-server.ts';
 import { pollApt } from './poll-apt.ts';
@@ -84,9 +93,23 @@ export function createMonitor(deps: MonitorDeps): Monitor {
   let notifyRetryAt = 0;
   const abort = new AbortController();
 
-  const applyDeps: ApplyDeps = { db, catalogue, managedLcs: deps.managedLcs, startPatchRun: deps.startPatchRun, logger: log, now };
+  const applyDeps: ApplyDeps = {
+    db,
+    catalogue,
+    managedLcs: deps.managedLcs,
+    startPatchRun: deps.startPatchRun,
+    logger: log,
+    now,
+  };
 
-  const pollContext = (): PollContext => ({ catalogue, fetcher: deps.fetcher, workDir: path.join(deps.stateDir, 'cache', 'monitor'), logger: log, now, signal: abort.signal });
+  const pollContext = (): PollContext => ({
+    catalogue,
+    fetcher: deps.fetcher,
+    workDir: path.join(deps.stateDir, 'cache', 'monitor'),
+    logger: log,
+    now,
+    signal: abort.signal,
+  });
 
   // Polls and notifications run one at a time (the schedule and an API "poll now" may overlap).
   let queue: Promise<unknown> = Promise.resolve();
@@ -103,13 +126,29 @@ export function createMonitor(deps: MonitorDeps): Monitor {
   async function pollFeedNow(feed: Feed): Promise<PollResult & { feed: string }> {
     const state = getFeedState(db, feed.name);
     const started = performance.now();
-    const result = feed.kind === 'apt' ? await pollApt(feed, state, { ...pollContext(), db, managedLcs: deps.managedLcs }) : await pollPatchServer(feed, state, pollContext());
+    const result =
+      feed.kind === 'apt'
+        ? await pollApt(feed, state, { ...pollContext(), db, managedLcs: deps.managedLcs })
+        : await pollPatchServer(feed, state, pollContext());
     const at = now();
-    const enqueue = db.prepare('INSERT OR IGNORE INTO pending_notifications (patch, queued_at) VALUES (?, ?)');
+    const enqueue = db.prepare(
+      'INSERT OR IGNORE INTO pending_notifications (patch, queued_at) VALUES (?, ?)',
+    );
     for (const name of result.registeredNames) enqueue.run(name, at.toISOString());
     const after = recordPoll(db, feed, result, at);
-    const fields = { event: 'feed.polled', feed: feed.name, outcome: result.outcome, registered: result.registered, ms: Math.round(performance.now() - started), nextPollAt: after.nextPollAt };
-    if (result.error) log.warn({ ...fields, code: result.error.code, reason: result.error.message, failures: result.failures }, 'feed poll failed');
+    const fields = {
+      event: 'feed.polled',
+      feed: feed.name,
+      outcome: result.outcome,
+      registered: result.registered,
+      ms: Math.round(performance.now() - started),
+      nextPollAt: after.nextPollAt,
+    };
+    if (result.error)
+      log.warn(
+        { ...fields, code: result.error.code, reason: result.error.message, failures: result.failures },
+        'feed poll failed',
+      );
     else log.info(fields, 'feed polled');
     return { ...result, feed: feed.name };
   }
@@ -123,21 +162,45 @@ export function createMonitor(deps: MonitorDeps): Monitor {
    * patch is not mailed again when another administrator's mail fails and the batch is retried.
    */
   async function notifyPendingNow(): Promise<number> {
-    const pending = db.prepare('SELECT patch FROM pending_notifications ORDER BY queued_at, patch').all() as { patch: string }[];
+    const pending = db.prepare('SELECT patch FROM pending_notifications ORDER BY queued_at, patch').all() as {
+      patch: string;
+    }[];
     if (pending.length === 0) return 0;
     if (!deps.mailer || !config.mail) return 0;
-    const patches = pending.map((p) => (catalogue.hasPatch(p.patch) ? catalogue.getPatch(p.patch) : null)).filter((p): p is Patch => p !== null);
+    const patches = pending
+      .map((p) => (catalogue.hasPatch(p.patch) ? catalogue.getPatch(p.patch) : null))
+      .filter((p): p is Patch => p !== null);
     let sent = 0;
     const ttlMs = config.approval.challengeTtlHours * 3600_000;
     for (const admin of config.administrators) {
-      const alreadySent = new Set((db.prepare('SELECT patch FROM notifications_sent WHERE admin = ?').all(admin.name) as { patch: string }[]).map((r) => r.patch));
-      const mine = (admin.categories ? patches.filter((p) => p.categories.some((c) => admin.categories?.includes(c))) : patches).filter((p) => !alreadySent.has(p.name));
+      const alreadySent = new Set(
+        (
+          db.prepare('SELECT patch FROM notifications_sent WHERE admin = ?').all(admin.name) as {
+            patch: string;
+          }[]
+        ).map((r) => r.patch),
+      );
+      const mine = (
+        admin.categories
+          ? patches.filter((p) => p.categories.some((c) => admin.categories?.includes(c)))
+          : patches
+      ).filter((p) => !alreadySent.has(p.name));
       if (mine.length === 0) continue;
-      const challenge = issueChallenge(db, { admin: admin.name, patches: mine.map((p) => p.name), ttlMs, now: now() });
+      const challenge = issueChallenge(db, {
+        admin: admin.name,
+        patches: mine.map((p) => p.name),
+        ttlMs,
+        now: now(),
+      });
       const links =
         config.api.publicUrl && config.api.linkSecret
           ? (['approve-all', 'reject'] as const).map((kind) => {
-              const token = signApprovalLink(config.api.linkSecret as Buffer, { challenge: challenge.challenge, decision: { kind }, admin: admin.name, expiresAt: Date.parse(challenge.expiresAt) });
+              const token = signApprovalLink(config.api.linkSecret as Buffer, {
+                challenge: challenge.challenge,
+                decision: { kind },
+                admin: admin.name,
+                expiresAt: Date.parse(challenge.expiresAt),
+              });
               return `${config.api.publicUrl?.replace(/\/$/, '')}/v1/approvals/link?t=${token}`;
             })
           : null;
@@ -145,14 +208,22 @@ export function createMonitor(deps: MonitorDeps): Monitor {
         from: config.mail.from,
         to: admin.email,
         adminName: admin.name,
-        patches: mine.map((p) => ({ name: p.name, categories: p.categories, description: p.description, publishedAt: p.publishedAt, sourceFeed: p.sourceFeed })),
+        patches: mine.map((p) => ({
+          name: p.name,
+          categories: p.categories,
+          description: p.description,
+          publishedAt: p.publishedAt,
+          sourceFeed: p.sourceFeed,
+        })),
         challenge: challenge.challenge,
         expiresAt: challenge.expiresAt,
         links: links ? { approveAll: links[0] ?? '', reject: links[1] ?? '' } : undefined,
       });
       await deps.mailer.send(mail); // a failure keeps the batch pending for the next try
       const sentAt = now().toISOString();
-      const mark = db.prepare('INSERT OR IGNORE INTO notifications_sent (patch, admin, challenge, sent_at) VALUES (?, ?, ?, ?)');
+      const mark = db.prepare(
+        'INSERT OR IGNORE INTO notifications_sent (patch, admin, challenge, sent_at) VALUES (?, ?, ?, ?)',
+      );
       db.transaction(() => mine.forEach((p) => mark.run(p.name, admin.name, challenge.challenge, sentAt)))();
       sent++;
       log.info({ event: 'mail.notified', admin: admin.name, patches: mine.length }, 'notification mailed');
@@ -164,15 +235,38 @@ export function createMonitor(deps: MonitorDeps): Monitor {
 
   async function applyVerdict(verdict: ApprovalVerdict, via: 'mail' | 'link' | 'api'): Promise<void> {
     if (!verdict.ok) return;
-    await applyDecision(applyDeps, { patches: verdict.patches, decision: verdict.decision, by: verdict.admin.name, via });
+    await applyDecision(applyDeps, {
+      patches: verdict.patches,
+      decision: verdict.decision,
+      by: verdict.admin.name,
+      via,
+    });
   }
 
-  async function answer(to: string, subject: string, inReplyTo: string | null, accepted: boolean, text: string): Promise<void> {
+  async function answer(
+    to: string,
+    subject: string,
+    inReplyTo: string | null,
+    accepted: boolean,
+    text: string,
+  ): Promise<void> {
     if (!deps.mailer || !config.mail || !to) return;
     try {
-      await deps.mailer.send(composeAnswer({ from: config.mail.from, to, subject, inReplyTo: inReplyTo ?? undefined, accepted, text }));
+      await deps.mailer.send(
+        composeAnswer({
+          from: config.mail.from,
+          to,
+          subject,
+          inReplyTo: inReplyTo ?? undefined,
+          accepted,
+          text,
+        }),
+      );
     } catch (error) {
-      log.warn({ event: 'mail.answer_failed', to, reason: (error as Error).message }, 'could not answer a reply');
+      log.warn(
+        { event: 'mail.answer_failed', to, reason: (error as Error).message },
+        'could not answer a reply',
+      );
     }
   }
 
@@ -191,8 +285,14 @@ export function createMonitor(deps: MonitorDeps): Monitor {
       const mayAnswer = !reply.automatic;
       let verdict: ApprovalVerdict;
       const knownSender = config.administrators.some((a) => a.email === reply.from);
-      if (!knownSender) verdict = { ok: false, reason: 'unknown-sender', message: 'the sender is not a configured administrator' };
-      else if (!reply.approval) verdict = { ok: false, reason: 'malformed', message: reply.problem ?? 'malformed reply' };
+      if (!knownSender)
+        verdict = {
+          ok: false,
+          reason: 'unknown-sender',
+          message: 'the sender is not a configured administrator',
+        };
+      else if (!reply.approval)
+        verdict = { ok: false, reason: 'malformed', message: reply.problem ?? 'malformed reply' };
       else {
         verdict = verifyApproval({
           db,
@@ -206,20 +306,47 @@ export function createMonitor(deps: MonitorDeps): Monitor {
           codeWindowMinutes: config.approval.codeWindowMinutes,
         });
       }
-      db.prepare('INSERT INTO processed_messages (message_key, processed_at, outcome, reason) VALUES (?, ?, ?, ?)').run(
+      db.prepare(
+        'INSERT INTO processed_messages (message_key, processed_at, outcome, reason) VALUES (?, ?, ?, ?)',
+      ).run(
         key,
         now().toISOString(),
         verdict.ok ? 'accepted' : 'rejected',
         verdict.ok ? null : verdict.reason,
       );
       if (verdict.ok) {
-        log.info({ event: 'approval.accepted', admin: verdict.admin.name, decision: verdict.decision.kind, patches: verdict.patches }, 'approval accepted');
+        log.info(
+          {
+            event: 'approval.accepted',
+            admin: verdict.admin.name,
+            decision: verdict.decision.kind,
+            patches: verdict.patches,
+          },
+          'approval accepted',
+        );
         await applyVerdict(verdict, 'mail');
-        if (mayAnswer) await answer(reply.from, reply.subject, reply.messageId, true, describeAccepted(verdict.decision, verdict.patches));
+        if (mayAnswer)
+          await answer(
+            reply.from,
+            reply.subject,
+            reply.messageId,
+            true,
+            describeAccepted(verdict.decision, verdict.patches),
+          );
       } else {
-        log.warn({ event: 'approval.rejected', from: reply.from, reason: verdict.reason }, 'approval rejected');
+        log.warn(
+          { event: 'approval.rejected', from: reply.from, reason: verdict.reason },
+          'approval rejected',
+        );
         // Unknown senders get an answer too (the brief asks for it), but only a short one.
-        if (mayAnswer) await answer(reply.from, reply.subject, reply.messageId, false, `Your reply was not accepted: ${verdict.message}. Nothing was changed.`);
+        if (mayAnswer)
+          await answer(
+            reply.from,
+            reply.subject,
+            reply.messageId,
+            false,
+            `Your reply was not accepted: ${verdict.message}. Nothing was changed.`,
+          );
       }
       verdicts.push(verdict);
     }
@@ -244,7 +371,10 @@ export function createMonitor(deps: MonitorDeps): Monitor {
         // Back off (2 s, 4 s, … at most 5 min) so a down SMTP server is not hammered every tick.
         const delayMs = Math.min(300_000, 1000 * 2 ** notifyFailures);
         notifyRetryAt = Date.now() + delayMs;
-        log.warn({ event: 'mail.notify_failed', code: error.code, reason: error.message, retryInMs: delayMs }, 'notification not sent; will retry');
+        log.warn(
+          { event: 'mail.notify_failed', code: error.code, reason: error.message, retryInMs: delayMs },
+          'notification not sent; will retry',
+        );
       }
     }
     const imapEveryMs = (config.mail?.imap?.pollSeconds ?? 60) * 1000;
@@ -266,7 +396,9 @@ export function createMonitor(deps: MonitorDeps): Monitor {
     if (!running) return;
     timer = setTimeout(() => {
       current = tick()
-        .catch((error: unknown) => log.error({ event: 'monitor.tick_failed', err: error }, 'monitor tick failed'))
+        .catch((error: unknown) =>
+          log.error({ event: 'monitor.tick_failed', err: error }, 'monitor tick failed'),
+        )
         .finally(() => {
           current = null;
           schedule();
@@ -297,7 +429,10 @@ export function createMonitor(deps: MonitorDeps): Monitor {
         await notifyPending();
       } catch (error) {
         if (!isUnderstudyError(error)) throw error;
-        log.warn({ event: 'mail.notify_failed', code: error.code, reason: error.message }, 'notification not sent; will retry');
+        log.warn(
+          { event: 'mail.notify_failed', code: error.code, reason: error.message },
+          'notification not sent; will retry',
+        );
       }
       return results;
     },
@@ -307,8 +442,16 @@ export function createMonitor(deps: MonitorDeps): Monitor {
     status() {
       return {
         running,
-        feeds: listFeeds(db).map((f) => ({ ...getFeedState(db, f.name), name: f.name, kind: f.kind, url: f.url, intervalSeconds: f.intervalSeconds })),
-        pendingNotifications: (db.prepare('SELECT COUNT(*) AS n FROM pending_notifications').get() as { n: number }).n,
+        feeds: listFeeds(db).map((f) => ({
+          ...getFeedState(db, f.name),
+          name: f.name,
+          kind: f.kind,
+          url: f.url,
+          intervalSeconds: f.intervalSeconds,
+        })),
+        pendingNotifications: (
+          db.prepare('SELECT COUNT(*) AS n FROM pending_notifications').get() as { n: number }
+        ).n,
         lastMailCheckAt,
         lastMailError,
       };
@@ -320,6 +463,7 @@ export function createMonitor(deps: MonitorDeps): Monitor {
 }
 
 function describeAccepted(decision: Decision, patches: readonly string[]): string {
-  if (decision.kind === 'reject') return `Rejected as you asked: ${patches.join(', ')}. They will not be applied.`;
+  if (decision.kind === 'reject')
+    return `Rejected as you asked: ${patches.join(', ')}. They will not be applied.`;
   return `Approved: ${patches.join(', ')}. They are set to be applied at the next patch run, which has been started.`;
 }

@@ -6,7 +6,13 @@
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import { UnderstudyError } from '../core/index.ts';
-import { patchCategories, patchFormats, validatePatchName, type PatchCategory, type PatchFormat } from '../catalogue/index.ts';
+import {
+  patchCategories,
+  patchFormats,
+  validatePatchName,
+  type PatchCategory,
+  type PatchFormat,
+} from '../catalogue/index.ts';
 
 const entrySchema = z.object({
   name: z.string().min(1),
@@ -36,9 +42,16 @@ export function parseEd25519PublicKey(text: string): KeyObject {
     if (trimmed.startsWith('-----BEGIN')) return createPublicKey(trimmed);
     const raw = Buffer.from(trimmed, 'base64');
     if (raw.length !== 32) throw new Error(`expected 32 bytes, got ${raw.length}`);
-    return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') }, format: 'jwk' });
+    return createPublicKey({
+      key: { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') },
+      format: 'jwk',
+    });
   } catch (error) {
-    throw new UnderstudyError('CONFIG_INVALID', `The index public key is not an ed25519 key: ${(error as Error).message}`, { cause: error });
+    throw new UnderstudyError(
+      'CONFIG_INVALID',
+      `The index public key is not an ed25519 key: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
 }
 
@@ -54,15 +67,27 @@ export function signPatchIndex(index: Buffer, privateKeyPem: string | KeyObject)
 }
 
 /** Throws FEED_SIGNATURE_INVALID unless `signature` (base64 or raw) is a valid signature of `index`. */
-export function verifyPatchIndex(options: { index: Buffer; signature: Buffer | null; publicKey: KeyObject; url: string }): void {
+export function verifyPatchIndex(options: {
+  index: Buffer;
+  signature: Buffer | null;
+  publicKey: KeyObject;
+  url: string;
+}): void {
   if (!options.signature || options.signature.length === 0) {
-    throw new UnderstudyError('FEED_SIGNATURE_INVALID', `The index ${options.url} has no signature (index.json.sig is missing or empty)`);
+    throw new UnderstudyError(
+      'FEED_SIGNATURE_INVALID',
+      `The index ${options.url} has no signature (index.json.sig is missing or empty)`,
+    );
   }
   const text = options.signature.toString('utf8').trim();
   const sig = /^[A-Za-z0-9+/=\s]+$/.test(text) ? Buffer.from(text, 'base64') : options.signature;
   let ok = false;
   if (sig.length === 64) ok = verify(null, options.index, options.publicKey, sig);
-  if (!ok) throw new UnderstudyError('FEED_SIGNATURE_INVALID', `The signature of the index ${options.url} does not verify with the configured public key`);
+  if (!ok)
+    throw new UnderstudyError(
+      'FEED_SIGNATURE_INVALID',
+      `The signature of the index ${options.url} does not verify with the configured public key`,
+    );
 }
 
 /** Parses and validates the (already verified) index; throws FEED_INDEX_INVALID naming the first problem. */
@@ -71,24 +96,37 @@ export function parsePatchIndex(body: Buffer, url: string): PatchIndex {
   try {
     raw = JSON.parse(body.toString('utf8'));
   } catch (error) {
-    throw new UnderstudyError('FEED_INDEX_INVALID', `The index ${url} is not JSON: ${(error as Error).message}`);
+    throw new UnderstudyError(
+      'FEED_INDEX_INVALID',
+      `The index ${url} is not JSON: ${(error as Error).message}`,
+    );
   }
   const parsed = indexSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new UnderstudyError('FEED_INDEX_INVALID', `The index ${url} is malformed at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
+    throw new UnderstudyError(
+      'FEED_INDEX_INVALID',
+      `The index ${url} is malformed at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`,
+    );
   }
   const names = new Set<string>();
   for (const entry of parsed.data.patches) {
     try {
       validatePatchName(entry.name);
     } catch {
-      throw new UnderstudyError('FEED_INDEX_INVALID', `The index ${url} names an invalid patch "${entry.name.slice(0, 80)}"`);
+      throw new UnderstudyError(
+        'FEED_INDEX_INVALID',
+        `The index ${url} names an invalid patch "${entry.name.slice(0, 80)}"`,
+      );
     }
-    if (names.has(entry.name)) throw new UnderstudyError('FEED_INDEX_INVALID', `The index ${url} lists patch "${entry.name}" twice`);
+    if (names.has(entry.name))
+      throw new UnderstudyError('FEED_INDEX_INVALID', `The index ${url} lists patch "${entry.name}" twice`);
     names.add(entry.name);
     if (entry.file.startsWith('/') || entry.file.split('/').includes('..') || /^[a-z]+:/i.test(entry.file)) {
-      throw new UnderstudyError('FEED_INDEX_INVALID', `The index ${url} points patch "${entry.name}" outside the patch directory (${entry.file.slice(0, 80)})`);
+      throw new UnderstudyError(
+        'FEED_INDEX_INVALID',
+        `The index ${url} points patch "${entry.name}" outside the patch directory (${entry.file.slice(0, 80)})`,
+      );
     }
   }
   return parsed.data;

@@ -16,7 +16,12 @@ import type { AptOptions, Feed, FeedState } from './feeds.ts';
 import { safeUrl } from './fetch.ts';
 import { parsePackages, parseRelease, type PackageEntry } from './apt-index.ts';
 import { compareDebianVersions } from './debian-version.ts';
-import { defaultFeedTimeoutMs, defaultMaxPatchBytes, type PollContext, type PollResult } from './poll-patch-server.ts';
+import {
+  defaultFeedTimeoutMs,
+  defaultMaxPatchBytes,
+  type PollContext,
+  type PollResult,
+} from './poll-patch-server.ts';
 import type { ManagedLcs } from './lcs.ts';
 
 const maxIndexBytes = 256 * 1024 * 1024;
@@ -28,7 +33,13 @@ export interface AptPollContext extends PollContext {
 
 function failed(error: unknown): PollResult {
   if (!isUnderstudyError(error)) throw error;
-  return { outcome: 'failed', registered: 0, registeredNames: [], failures: [{ code: error.code, message: error.message }], error: { code: error.code, message: error.message } };
+  return {
+    outcome: 'failed',
+    registered: 0,
+    registeredNames: [],
+    failures: [{ code: error.code, message: error.message }],
+    error: { code: error.code, message: error.message },
+  };
 }
 
 /** Verifies a clearsigned InRelease with gpgv; returns the signed text only. */
@@ -40,11 +51,21 @@ async function verifyInRelease(body: Buffer, keyring: string, workDir: string, u
     const output = path.join(dir, 'Release');
     await fs.writeFile(signed, body);
     try {
-      await exec(['gpgv', '--keyring', path.resolve(keyring), '--output', output, signed], { timeoutMs: 30_000 });
+      await exec(['gpgv', '--keyring', path.resolve(keyring), '--output', output, signed], {
+        timeoutMs: 30_000,
+      });
     } catch (error) {
       if (isUnderstudyError(error, 'EXEC_FAILED')) {
-        const reason = String(error.details.stderr ?? '').split('\n').filter(Boolean).slice(-2).join('; ');
-        throw new UnderstudyError('FEED_SIGNATURE_INVALID', `InRelease of ${url} does not verify with keyring ${keyring}${reason ? `: ${reason}` : ''}`, { cause: error });
+        const reason = String(error.details.stderr ?? '')
+          .split('\n')
+          .filter(Boolean)
+          .slice(-2)
+          .join('; ');
+        throw new UnderstudyError(
+          'FEED_SIGNATURE_INVALID',
+          `InRelease of ${url} does not verify with keyring ${keyring}${reason ? `: ${reason}` : ''}`,
+          { cause: error },
+        );
       }
       throw error;
     }
@@ -70,16 +91,30 @@ export async function pollApt(feed: Feed, state: FeedState, ctx: AptPollContext)
   const entries: PackageEntry[] = [];
   let digest: string;
   try {
-    fetched = await ctx.fetcher.fetch({ url: inReleaseUrl, etag: state.etag, lastModified: state.lastModified, maxBytes: 16 * 1024 * 1024, timeoutMs, signal: ctx.signal });
-    if (fetched.status === 'not-modified') return { outcome: 'not-modified', registered: 0, registeredNames: [], failures: [] };
+    fetched = await ctx.fetcher.fetch({
+      url: inReleaseUrl,
+      etag: state.etag,
+      lastModified: state.lastModified,
+      maxBytes: 16 * 1024 * 1024,
+      timeoutMs,
+      signal: ctx.signal,
+    });
+    if (fetched.status === 'not-modified')
+      return { outcome: 'not-modified', registered: 0, registeredNames: [], failures: [] };
     const text = await verifyInRelease(fetched.body, o.keyring, ctx.workDir, safeUrl(inReleaseUrl));
     release = parseRelease(text, safeUrl(inReleaseUrl));
     const now = ctx.now();
     if (state.watermark && release.date.getTime() < Date.parse(state.watermark)) {
-      throw new UnderstudyError('FEED_REPLAY', `InRelease of ${safeUrl(inReleaseUrl)} is dated ${release.date.toISOString()}, older than ${state.watermark} already seen (replay?)`);
+      throw new UnderstudyError(
+        'FEED_REPLAY',
+        `InRelease of ${safeUrl(inReleaseUrl)} is dated ${release.date.toISOString()}, older than ${state.watermark} already seen (replay?)`,
+      );
     }
     if (release.validUntil && release.validUntil.getTime() < now.getTime()) {
-      throw new UnderstudyError('FEED_REPLAY', `InRelease of ${safeUrl(inReleaseUrl)} expired at ${release.validUntil.toISOString()} (Valid-Until)`);
+      throw new UnderstudyError(
+        'FEED_REPLAY',
+        `InRelease of ${safeUrl(inReleaseUrl)} expired at ${release.validUntil.toISOString()} (Valid-Until)`,
+      );
     }
     const digests: string[] = [];
     for (const component of o.components) {
@@ -87,12 +122,31 @@ export async function pollApt(feed: Feed, state: FeedState, ctx: AptPollContext)
         const stem = `${component}/binary-${arch}/Packages`;
         const choice = [`${stem}.gz`, stem].find((f) => release.files.has(f));
         const listed = choice ? release.files.get(choice) : undefined;
-        if (!choice || !listed) throw new UnderstudyError('FEED_INDEX_INVALID', `InRelease of ${safeUrl(inReleaseUrl)} lists no ${stem}`);
+        if (!choice || !listed)
+          throw new UnderstudyError(
+            'FEED_INDEX_INVALID',
+            `InRelease of ${safeUrl(inReleaseUrl)} lists no ${stem}`,
+          );
         digests.push(listed.sha256);
-        const got = await ctx.fetcher.fetch({ url: new URL(choice, distUrl).toString(), maxBytes: Math.min(maxIndexBytes, listed.size), timeoutMs, signal: ctx.signal });
-        if (got.status !== 'ok') throw new UnderstudyError('FEED_UNREACHABLE', `${safeUrl(distUrl)}${choice}: unexpected Not Modified`);
-        if (sha256Hex(got.body) !== listed.sha256) throw new UnderstudyError('PATCH_HASH_MISMATCH', `${safeUrl(distUrl)}${choice} does not match the sha256 in InRelease`);
-        const textIndex = choice.endsWith('.gz') ? gunzipSync(got.body).toString('utf8') : got.body.toString('utf8');
+        const got = await ctx.fetcher.fetch({
+          url: new URL(choice, distUrl).toString(),
+          maxBytes: Math.min(maxIndexBytes, listed.size),
+          timeoutMs,
+          signal: ctx.signal,
+        });
+        if (got.status !== 'ok')
+          throw new UnderstudyError(
+            'FEED_UNREACHABLE',
+            `${safeUrl(distUrl)}${choice}: unexpected Not Modified`,
+          );
+        if (sha256Hex(got.body) !== listed.sha256)
+          throw new UnderstudyError(
+            'PATCH_HASH_MISMATCH',
+            `${safeUrl(distUrl)}${choice} does not match the sha256 in InRelease`,
+          );
+        const textIndex = choice.endsWith('.gz')
+          ? gunzipSync(got.body).toString('utf8')
+          : got.body.toString('utf8');
         entries.push(...parsePackages(textIndex, `${safeUrl(distUrl)}${choice}`));
       }
     }
@@ -100,8 +154,14 @@ export async function pollApt(feed: Feed, state: FeedState, ctx: AptPollContext)
   } catch (error) {
     return failed(error);
   }
-  const cursor = { etag: fetched.etag, lastModified: fetched.lastModified, watermark: release.date.toISOString(), indexDigest: digest };
-  if (digest === state.indexDigest) return { outcome: 'ok', registered: 0, registeredNames: [], failures: [], cursor };
+  const cursor = {
+    etag: fetched.etag,
+    lastModified: fetched.lastModified,
+    watermark: release.date.toISOString(),
+    indexDigest: digest,
+  };
+  if (digest === state.indexDigest)
+    return { outcome: 'ok', registered: 0, registeredNames: [], failures: [], cursor };
 
   // What is installed where: package → lowest installed version across managed LCs.
   const installed = new Map<string, string>();
@@ -121,8 +181,12 @@ export async function pollApt(feed: Feed, state: FeedState, ctx: AptPollContext)
   }
   const security = o.security ?? /security/i.test(`${o.suite} ${release.suite ?? ''}`);
   const at = ctx.now().toISOString();
-  const seen = ctx.db.prepare('INSERT OR IGNORE INTO apt_versions_seen (feed, package, version, arch, first_seen_at) VALUES (?, ?, ?, ?, ?)');
-  const firstSeen = ctx.db.prepare('SELECT first_seen_at AS at FROM apt_versions_seen WHERE feed = ? AND package = ? AND version = ? AND arch = ?');
+  const seen = ctx.db.prepare(
+    'INSERT OR IGNORE INTO apt_versions_seen (feed, package, version, arch, first_seen_at) VALUES (?, ?, ?, ?, ?)',
+  );
+  const firstSeen = ctx.db.prepare(
+    'SELECT first_seen_at AS at FROM apt_versions_seen WHERE feed = ? AND package = ? AND version = ? AND arch = ?',
+  );
   const registeredNames: string[] = [];
   const failures: PollResult['failures'] = [];
   await fs.mkdir(ctx.workDir, { recursive: true, mode: 0o700 });
@@ -132,7 +196,11 @@ export async function pollApt(feed: Feed, state: FeedState, ctx: AptPollContext)
     if (ctx.catalogue.hasPatch(name)) continue;
     const temp = path.join(ctx.workDir, `deb-${randomBytes(6).toString('hex')}`);
     try {
-      if (e.size > maxPatchBytes) throw new UnderstudyError('PATCH_TOO_LARGE', `${e.package} ${e.version} is ${e.size} bytes, more than the limit of ${maxPatchBytes}`);
+      if (e.size > maxPatchBytes)
+        throw new UnderstudyError(
+          'PATCH_TOO_LARGE',
+          `${e.package} ${e.version} is ${e.size} bytes, more than the limit of ${maxPatchBytes}`,
+        );
       const url = new URL(e.filename, base).toString();
       await ctx.fetcher.download({ url, file: temp, maxBytes: e.size, timeoutMs, signal: ctx.signal });
       const { created } = await ctx.catalogue.registerPatch({
@@ -146,7 +214,9 @@ export async function pollApt(feed: Feed, state: FeedState, ctx: AptPollContext)
         package: e.package,
         version: e.version,
         publishedAt: release.date.toISOString(),
-        firstSeenAt: (firstSeen.get(feed.name, e.package, e.version, e.architecture) as { at: string } | undefined)?.at ?? at,
+        firstSeenAt:
+          (firstSeen.get(feed.name, e.package, e.version, e.architecture) as { at: string } | undefined)
+            ?.at ?? at,
       });
       if (created) registeredNames.push(name);
     } catch (error) {
@@ -158,7 +228,13 @@ export async function pollApt(feed: Feed, state: FeedState, ctx: AptPollContext)
   }
   const first = failures[0];
   if (first) {
-    return { outcome: registeredNames.length ? 'partial' : 'failed', registered: registeredNames.length, registeredNames, failures, error: { code: first.code, message: first.message } };
+    return {
+      outcome: registeredNames.length ? 'partial' : 'failed',
+      registered: registeredNames.length,
+      registeredNames,
+      failures,
+      error: { code: first.code, message: first.message },
+    };
   }
   return { outcome: 'ok', registered: registeredNames.length, registeredNames, failures, cursor };
 }

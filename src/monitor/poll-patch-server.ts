@@ -36,7 +36,13 @@ export interface PollResult extends PollRecord {
 
 function fail(error: unknown): PollResult {
   if (!isUnderstudyError(error)) throw error;
-  return { outcome: 'failed', registered: 0, registeredNames: [], failures: [{ code: error.code, message: error.message }], error: { code: error.code, message: error.message } };
+  return {
+    outcome: 'failed',
+    registered: 0,
+    registeredNames: [],
+    failures: [{ code: error.code, message: error.message }],
+    error: { code: error.code, message: error.message },
+  };
 }
 
 function childUrl(base: string, file: string): string {
@@ -52,14 +58,31 @@ export async function pollPatchServer(feed: Feed, state: FeedState, ctx: PollCon
   let fetched;
   try {
     const publicKey = parseEd25519PublicKey(options.publicKey);
-    fetched = await ctx.fetcher.fetch({ url: indexUrl, etag: state.etag, lastModified: state.lastModified, maxBytes: maxIndexBytes, timeoutMs, signal: ctx.signal });
-    if (fetched.status === 'not-modified') return { outcome: 'not-modified', registered: 0, registeredNames: [], failures: [] };
+    fetched = await ctx.fetcher.fetch({
+      url: indexUrl,
+      etag: state.etag,
+      lastModified: state.lastModified,
+      maxBytes: maxIndexBytes,
+      timeoutMs,
+      signal: ctx.signal,
+    });
+    if (fetched.status === 'not-modified')
+      return { outcome: 'not-modified', registered: 0, registeredNames: [], failures: [] };
     let signature: Buffer | null = null;
     try {
-      const sig = await ctx.fetcher.fetch({ url: `${indexUrl}.sig`, maxBytes: 4096, timeoutMs, signal: ctx.signal });
+      const sig = await ctx.fetcher.fetch({
+        url: `${indexUrl}.sig`,
+        maxBytes: 4096,
+        timeoutMs,
+        signal: ctx.signal,
+      });
       signature = sig.status === 'ok' ? sig.body : null;
     } catch (error) {
-      if (!(isUnderstudyError(error, 'FEED_UNREACHABLE') && (error.details.status === 404 || /550/.test(error.message)))) throw error;
+      if (!(
+        isUnderstudyError(error, 'FEED_UNREACHABLE') &&
+        (error.details.status === 404 || /550/.test(error.message))
+      ))
+        throw error;
     }
     verifyPatchIndex({ index: fetched.body, signature, publicKey, url: safeUrl(indexUrl) });
     index = parsePatchIndex(fetched.body, safeUrl(indexUrl));
@@ -68,7 +91,9 @@ export async function pollPatchServer(feed: Feed, state: FeedState, ctx: PollCon
   }
 
   const watermark = state.watermark ? Date.parse(state.watermark) : -Infinity;
-  const candidates = index.patches.filter((p) => Date.parse(p.published) > watermark && !ctx.catalogue.hasPatch(p.name));
+  const candidates = index.patches.filter(
+    (p) => Date.parse(p.published) > watermark && !ctx.catalogue.hasPatch(p.name),
+  );
   const registeredNames: string[] = [];
   const failures: PollResult['failures'] = [];
   await fs.mkdir(ctx.workDir, { recursive: true, mode: 0o700 });
@@ -77,7 +102,11 @@ export async function pollPatchServer(feed: Feed, state: FeedState, ctx: PollCon
     const temp = path.join(ctx.workDir, `dl-${randomBytes(6).toString('hex')}`);
     try {
       if (entry.size > maxPatchBytes) {
-        failures.push({ patch: entry.name, code: 'PATCH_TOO_LARGE', message: `Patch "${entry.name}" declares ${entry.size} bytes, more than the limit of ${maxPatchBytes}; not downloaded` });
+        failures.push({
+          patch: entry.name,
+          code: 'PATCH_TOO_LARGE',
+          message: `Patch "${entry.name}" declares ${entry.size} bytes, more than the limit of ${maxPatchBytes}; not downloaded`,
+        });
         continue;
       }
       // The declared size bounds the download too: a server sending more is cut off.
@@ -94,12 +123,21 @@ export async function pollPatchServer(feed: Feed, state: FeedState, ctx: PollCon
         firstSeenAt: ctx.now().toISOString(),
       });
       if (created) registeredNames.push(entry.name);
-      ctx.logger.info({ event: 'patch.registered', feed: feed.name, patch: entry.name, categories: entry.categories }, 'registered patch');
+      ctx.logger.info(
+        { event: 'patch.registered', feed: feed.name, patch: entry.name, categories: entry.categories },
+        'registered patch',
+      );
     } catch (error) {
       if (!isUnderstudyError(error)) throw error;
-      const message = error.code === 'PATCH_TOO_LARGE' ? `Patch "${entry.name}" is larger than its declared ${entry.size} bytes; download stopped` : error.message;
+      const message =
+        error.code === 'PATCH_TOO_LARGE'
+          ? `Patch "${entry.name}" is larger than its declared ${entry.size} bytes; download stopped`
+          : error.message;
       failures.push({ patch: entry.name, code: error.code, message });
-      ctx.logger.warn({ event: 'patch.rejected', feed: feed.name, patch: entry.name, code: error.code, reason: message }, 'patch not registered');
+      ctx.logger.warn(
+        { event: 'patch.rejected', feed: feed.name, patch: entry.name, code: error.code, reason: message },
+        'patch not registered',
+      );
     } finally {
       await fs.rm(temp, { force: true });
     }
@@ -111,7 +149,10 @@ export async function pollPatchServer(feed: Feed, state: FeedState, ctx: PollCon
       registered: registeredNames.length,
       registeredNames,
       failures,
-      error: { code: first.code, message: failures.length > 1 ? `${first.message} (and ${failures.length - 1} more)` : first.message },
+      error: {
+        code: first.code,
+        message: failures.length > 1 ? `${first.message} (and ${failures.length - 1} more)` : first.message,
+      },
     };
   }
   const newest = index.patches.reduce((max, p) => Math.max(max, Date.parse(p.published)), watermark);
@@ -120,6 +161,10 @@ export async function pollPatchServer(feed: Feed, state: FeedState, ctx: PollCon
     registered: registeredNames.length,
     registeredNames,
     failures,
-    cursor: { etag: fetched.etag, lastModified: fetched.lastModified, watermark: Number.isFinite(newest) ? new Date(newest).toISOString() : state.watermark },
+    cursor: {
+      etag: fetched.etag,
+      lastModified: fetched.lastModified,
+      watermark: Number.isFinite(newest) ? new Date(newest).toISOString() : state.watermark,
+    },
   };
 }

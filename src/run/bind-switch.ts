@@ -6,14 +6,23 @@
 import { UnderstudyError } from '../core/index.ts';
 import { getLc, setRole } from '../inventory/index.ts';
 import type { HostContext, Manager } from '../manager/index.ts';
-import { SwitchJournal, type SwitchBinding, type SwitchPlanInput, type SwitchRequest } from '../switch/index.ts';
+import {
+  SwitchJournal,
+  type SwitchBinding,
+  type SwitchPlanInput,
+  type SwitchRequest,
+} from '../switch/index.ts';
 import { moveNicBinding, switchSide, syncAppDisk, syncNicRecords, type SwitchContext } from './context.ts';
 import { resolveRunOptions } from './orchestrator.ts';
 import { freeAddress, planSwitch } from './steps.ts';
 
 export type LcSwitchRequest = SwitchRequest;
 
-export function bindLcSwitch(manager: Manager, host: HostContext, request: LcSwitchRequest): { plan: SwitchPlanInput; binding: SwitchBinding; after: () => Promise<void> } {
+export function bindLcSwitch(
+  manager: Manager,
+  host: HostContext,
+  request: LcSwitchRequest,
+): { plan: SwitchPlanInput; binding: SwitchBinding; after: () => Promise<void> } {
   const from = getLc(manager.db, request.from);
   const to = getLc(manager.db, request.to);
   // The service address: the one an earlier switch moved to <from>, if any (an LC that took over the
@@ -21,10 +30,19 @@ export function bindLcSwitch(manager: Manager, host: HostContext, request: LcSwi
   const held = from.nics.flatMap((n) => n.addresses);
   const earlier = new SwitchJournal(manager.db)
     .list(50)
-    .find((r) => r.state === 'switched' && r.plan.to.lc === from.name && held.some((a) => a.split('/')[0] === r.plan.service.address.split('/')[0]));
+    .find(
+      (r) =>
+        r.state === 'switched' &&
+        r.plan.to.lc === from.name &&
+        held.some((a) => a.split('/')[0] === r.plan.service.address.split('/')[0]),
+    );
   const serviceAddress = earlier?.plan.service.address ?? held[0];
-  if (!serviceAddress) throw new UnderstudyError('SWITCH_PLAN_INVALID', `"${from.name}" has no NIC with an address to move`);
-  const options = resolveRunOptions({ lc: from.name, patches: ['-'], method: request.method, stateful: request.stateful }, { getPatch: () => undefined } as never);
+  if (!serviceAddress)
+    throw new UnderstudyError('SWITCH_PLAN_INVALID', `"${from.name}" has no NIC with an address to move`);
+  const options = resolveRunOptions(
+    { lc: from.name, patches: ['-'], method: request.method, stateful: request.stateful },
+    { getPatch: () => undefined } as never,
+  );
   const c: SwitchContext = { manager, host, options, facts: { serviceAddress } };
   const newAddress = request.method === 'move-nic' ? undefined : (request.fromAddress ?? freeAddress(c));
   const plan = { ...planSwitch(c, from.name, to.name, newAddress), drainTimeoutMs: request.drainTimeoutMs };
@@ -34,7 +52,9 @@ export function bindLcSwitch(manager: Manager, host: HostContext, request: LcSwi
       from: switchSide(c, from.name),
       to: switchSide(c, to.name),
       moveNic: moveNicBinding(c),
-      finalSync: request.stateful ? async () => void (await syncAppDisk(c, getLc(manager.db, from.name), getLc(manager.db, to.name))) : undefined,
+      finalSync: request.stateful
+        ? async () => void (await syncAppDisk(c, getLc(manager.db, from.name), getLc(manager.db, to.name)))
+        : undefined,
     },
     after: async () => {
       await syncNicRecords(c, from.name);

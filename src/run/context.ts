@@ -30,7 +30,12 @@ export function standby(c: RunContext): LcRecord {
   return getLc(c.manager.db, c.facts.standby);
 }
 
-const serviceSignals: Record<ServiceSignal, string> = { drain: 'USR1', undrain: 'USR2', pause: 'STOP', resume: 'CONT' };
+const serviceSignals: Record<ServiceSignal, string> = {
+  drain: 'USR1',
+  undrain: 'USR2',
+  pause: 'STOP',
+  resume: 'CONT',
+};
 
 /**
  * The service inside an LC, as the switch sees it: signals go to the pid in the service's pid file.
@@ -42,8 +47,16 @@ export function switchSide(c: SwitchContext, lc: string): SwitchSide {
     netExec: (argv, options) => c.host.driver.netExec(lc, argv, options),
     async signalService(signal) {
       // A service that is not running has nothing to hold, resume or drain: the health checks judge it.
-      const script = 'pid=$(cat "$2" 2>/dev/null) || exit 0; kill -0 "$pid" 2>/dev/null || exit 0; kill -s "$1" "$pid"';
-      await c.host.driver.exec(lc, ['sh', '-c', script, 'sh', serviceSignals[signal], c.options.servicePidFile]);
+      const script =
+        'pid=$(cat "$2" 2>/dev/null) || exit 0; kill -0 "$pid" 2>/dev/null || exit 0; kill -s "$1" "$pid"';
+      await c.host.driver.exec(lc, [
+        'sh',
+        '-c',
+        script,
+        'sh',
+        serviceSignals[signal],
+        c.options.servicePidFile,
+      ]);
     },
   };
 }
@@ -51,7 +64,11 @@ export function switchSide(c: SwitchContext, lc: string): SwitchSide {
 /** Moves a NIC with the driver and keeps the resource table in step with the devices. */
 export function moveNicBinding(c: SwitchContext): MoveNic {
   return async ({ from, to, nic }) => {
-    const newName = await c.host.driver.moveNic(getLc(c.manager.db, from.name), nic, getLc(c.manager.db, to.name));
+    const newName = await c.host.driver.moveNic(
+      getLc(c.manager.db, from.name),
+      nic,
+      getLc(c.manager.db, to.name),
+    );
     moveNicRecord(c.manager.db, from.name, nic, to.name, newName);
     return newName;
   };
@@ -77,6 +94,9 @@ export async function syncAppDisk(c: SwitchContext, from: LcRecord, to: LcRecord
   const started = performance.now();
   const source = c.host.driver.diskPath(from, 'app');
   const target = c.host.driver.diskPath(to, 'app');
-  await exec(['rsync', '-aHAX', '--numeric-ids', '--delete', '--modify-window=-1', `${source}/`, `${target}/`], { timeoutMs: 30 * 60_000 });
+  await exec(
+    ['rsync', '-aHAX', '--numeric-ids', '--delete', '--modify-window=-1', `${source}/`, `${target}/`],
+    { timeoutMs: 30 * 60_000 },
+  );
   return performance.now() - started;
 }

@@ -1,6 +1,25 @@
 export { runSchema } from './schema.ts';
-export { startRun, watchRun, resumeRun, rollbackRun, recoverRuns, listRuns, getRun, resolveRunOptions, type RunDeps } from './orchestrator.ts';
+export {
+  startRun,
+  watchRun,
+  resumeRun,
+  rollbackRun,
+  recoverRuns,
+  listRuns,
+  getRun,
+  resolveRunOptions,
+  type RunDeps,
+} from './orchestrator.ts';
 export { scanTree, type ScanResult } from './scan.ts';
 export { renderPatchTable, parsePatchReport, standbyPaths, type PatchReportEntry } from './patch-table.ts';
-export type { RunOptions, ResolvedRunOptions, RunRecord, RunState, StepRecord, StepState, RunEvent, RunFacts } from './types.ts';
+export type {
+  RunOptions,
+  ResolvedRunOptions,
+  RunRecord,
+  RunState,
+  StepRecord,
+  StepState,
+  RunEvent,
+  RunFacts,
+} from './types.ts';
 export { bindLcSwitch, type LcSwitchRequest } from './bind-switch.ts';

@@ -38,42 +38,48 @@ export class RunJournal {
   create(options: ResolvedRunOptions, steps: readonly string[]): string {
     const id = `r${new Date().toISOString().slice(2, 10).replaceAll('-', '')}-${crypto.randomBytes(3).toString('hex')}`;
     this.db.transaction(() => {
-      this.db.prepare('INSERT INTO runs (id, lc, options, state, owner_pid, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
-        id,
-        options.lc,
-        JSON.stringify(options),
-        'running',
-        process.pid,
-        now(),
-        now(),
+      this.db
+        .prepare(
+          'INSERT INTO runs (id, lc, options, state, owner_pid, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        )
+        .run(id, options.lc, JSON.stringify(options), 'running', process.pid, now(), now());
+      steps.forEach((name, seq) =>
+        this.db
+          .prepare("INSERT INTO run_steps (run_id, seq, name, state) VALUES (?, ?, ?, 'pending')")
+          .run(id, seq, name),
       );
-      steps.forEach((name, seq) => this.db.prepare("INSERT INTO run_steps (run_id, seq, name, state) VALUES (?, ?, ?, 'pending')").run(id, seq, name));
     })();
     return id;
   }
 
   /** Appends steps (the rollback's) to a run. */
   appendSteps(id: string, steps: readonly string[]): void {
-    const base = (this.db.prepare('SELECT COUNT(*) AS n FROM run_steps WHERE run_id = ?').get(id) as { n: number }).n;
-    steps.forEach((name, i) => this.db.prepare("INSERT INTO run_steps (run_id, seq, name, state) VALUES (?, ?, ?, 'pending')").run(id, base + i, name));
+    const base = (
+      this.db.prepare('SELECT COUNT(*) AS n FROM run_steps WHERE run_id = ?').get(id) as { n: number }
+    ).n;
+    steps.forEach((name, i) =>
+      this.db
+        .prepare("INSERT INTO run_steps (run_id, seq, name, state) VALUES (?, ?, ?, 'pending')")
+        .run(id, base + i, name),
+    );
   }
 
   get(id: string): RunRecord {
     const row = this.db.prepare('SELECT * FROM runs WHERE id = ?').get(id) as RunRow | undefined;
     if (!row) throw new UnderstudyError('RUN_NOT_FOUND', `There is no patch run "${id}"`);
-    const steps = (this.db.prepare('SELECT * FROM run_steps WHERE run_id = ? ORDER BY seq').all(id) as StepRow[]).map(
-      (s): StepRecord => ({
-        seq: s.seq,
-        name: s.name,
-        state: s.state,
-        attempts: s.attempts,
-        startedAt: s.started_at,
-        endedAt: s.ended_at,
-        durationMs: s.duration_ms,
-        output: s.output === null ? null : (JSON.parse(s.output) as unknown),
-        error: s.error,
-      }),
-    );
+    const steps = (
+      this.db.prepare('SELECT * FROM run_steps WHERE run_id = ? ORDER BY seq').all(id) as StepRow[]
+    ).map((s): StepRecord => ({
+      seq: s.seq,
+      name: s.name,
+      state: s.state,
+      attempts: s.attempts,
+      startedAt: s.started_at,
+      endedAt: s.ended_at,
+      durationMs: s.duration_ms,
+      output: s.output === null ? null : (JSON.parse(s.output) as unknown),
+      error: s.error,
+    }));
     return {
       id: row.id,
       lc: row.lc,
@@ -91,14 +97,18 @@ export class RunJournal {
   }
 
   list(): RunRecord[] {
-    return (this.db.prepare('SELECT id FROM runs ORDER BY created_at DESC').all() as { id: string }[]).map((r) => this.get(r.id));
+    return (this.db.prepare('SELECT id FROM runs ORDER BY created_at DESC').all() as { id: string }[]).map(
+      (r) => this.get(r.id),
+    );
   }
 
   /** Runs that are not finished (running or rolling back). */
   unfinished(): RunRecord[] {
-    return (this.db.prepare("SELECT id FROM runs WHERE state IN ('running', 'rolling-back') ORDER BY created_at").all() as { id: string }[]).map((r) =>
-      this.get(r.id),
-    );
+    return (
+      this.db
+        .prepare("SELECT id FROM runs WHERE state IN ('running', 'rolling-back') ORDER BY created_at")
+        .all() as { id: string }[]
+    ).map((r) => this.get(r.id));
   }
 
   /** LCs held by unfinished runs (as LC or standby). */
@@ -113,7 +123,9 @@ export class RunJournal {
 
   setState(id: string, state: RunState, error?: string): void {
     const finished = state === 'running' || state === 'rolling-back' ? null : now();
-    this.db.prepare('UPDATE runs SET state = ?, error = ?, updated_at = ?, finished_at = ? WHERE id = ?').run(state, error ?? null, now(), finished, id);
+    this.db
+      .prepare('UPDATE runs SET state = ?, error = ?, updated_at = ?, finished_at = ? WHERE id = ?')
+      .run(state, error ?? null, now(), finished, id);
   }
 
   setStandby(id: string, standby: string): void {
@@ -121,7 +133,9 @@ export class RunJournal {
   }
 
   saveFacts(id: string, facts: RunFacts): void {
-    this.db.prepare('UPDATE runs SET facts = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(facts), now(), id);
+    this.db
+      .prepare('UPDATE runs SET facts = ?, updated_at = ? WHERE id = ?')
+      .run(JSON.stringify(facts), now(), id);
   }
 
   /** Takes the run over for this process (after the previous owner died). */
@@ -131,13 +145,30 @@ export class RunJournal {
 
   stepStarted(id: string, seq: number): void {
     this.db
-      .prepare("UPDATE run_steps SET state = 'running', attempts = attempts + 1, started_at = ?, ended_at = NULL, error = NULL WHERE run_id = ? AND seq = ?")
+      .prepare(
+        "UPDATE run_steps SET state = 'running', attempts = attempts + 1, started_at = ?, ended_at = NULL, error = NULL WHERE run_id = ? AND seq = ?",
+      )
       .run(now(), id, seq);
   }
 
-  stepEnded(id: string, seq: number, state: StepState, options: { durationMs: number; output?: unknown; error?: string }): void {
+  stepEnded(
+    id: string,
+    seq: number,
+    state: StepState,
+    options: { durationMs: number; output?: unknown; error?: string },
+  ): void {
     this.db
-      .prepare('UPDATE run_steps SET state = ?, ended_at = ?, duration_ms = ?, output = ?, error = ? WHERE run_id = ? AND seq = ?')
-      .run(state, now(), Math.round(options.durationMs), options.output === undefined ? null : JSON.stringify(options.output), options.error ?? null, id, seq);
+      .prepare(
+        'UPDATE run_steps SET state = ?, ended_at = ?, duration_ms = ?, output = ?, error = ? WHERE run_id = ? AND seq = ?',
+      )
+      .run(
+        state,
+        now(),
+        Math.round(options.durationMs),
+        options.output === undefined ? null : JSON.stringify(options.output),
+        options.error ?? null,
+        id,
+        seq,
+      );
   }
 }

@@ -30,9 +30,13 @@ export interface RunDeps {
 export function resolveRunOptions(options: RunOptions, catalogue: Catalogue): ResolvedRunOptions {
   const patches = options.patches ?? catalogue.patchesForNextRun(options.lc).map((p) => p.name);
   if (patches.length === 0) {
-    throw new UnderstudyError('RUN_NOTHING_TO_DO', `No patch is marked "apply at next run" for "${options.lc}"`, {
-      hint: `Mark one: understudy patch mark <name> --lc ${options.lc} --next-run on, or name them with --patches.`,
-    });
+    throw new UnderstudyError(
+      'RUN_NOTHING_TO_DO',
+      `No patch is marked "apply at next run" for "${options.lc}"`,
+      {
+        hint: `Mark one: understudy patch mark <name> --lc ${options.lc} --next-run on, or name them with --patches.`,
+      },
+    );
   }
   for (const name of patches) catalogue.getPatch(name); // PATCH_NOT_FOUND names a missing one
   return {
@@ -100,17 +104,26 @@ async function discardStandby(c: RunContext): Promise<void> {
   for (let seq = forwardSteps.length - 1; seq >= 0; seq--) {
     const record = run.steps[seq];
     const step = forwardSteps[seq] as Step;
-    if (!record || (record.state !== 'done' && record.state !== 'running' && record.state !== 'failed') || !step.undo) continue;
+    if (
+      !record ||
+      (record.state !== 'done' && record.state !== 'running' && record.state !== 'failed') ||
+      !step.undo
+    )
+      continue;
     try {
       await step.undo(c);
       c.journal.stepEnded(c.runId, seq, 'undone', { durationMs: 0, output: record.output });
       c.emit({ step: step.name, state: 'undone' });
     } catch (error) {
       c.logger.error({ err: error, step: step.name }, 'undo failed');
-      throw new UnderstudyError('RUN_UNDO_FAILED', `Undoing step ${step.name} of run ${c.runId} failed: ${(error as Error).message}`, {
-        cause: error,
-        hint: 'The service is still on the original LC. Inspect the standby by hand (`understudy run show`).',
-      });
+      throw new UnderstudyError(
+        'RUN_UNDO_FAILED',
+        `Undoing step ${step.name} of run ${c.runId} failed: ${(error as Error).message}`,
+        {
+          cause: error,
+          hint: 'The service is still on the original LC. Inspect the standby by hand (`understudy run show`).',
+        },
+      );
     }
   }
   if (c.facts.standby) setRole(c.manager.db, c.facts.standby, 'idle');
@@ -139,7 +152,11 @@ async function goForward(c: RunContext): Promise<RunRecord> {
  * The post-switch health watch: checks the service at its address every `intervalMs` for `watchMs`;
  * after `failures` failed checks in a row it rolls the run back by itself. Resolves with the run.
  */
-export async function watchRun(id: string, deps: RunDeps, options: { watchMs: number; intervalMs?: number; failures?: number }): Promise<RunRecord> {
+export async function watchRun(
+  id: string,
+  deps: RunDeps,
+  options: { watchMs: number; intervalMs?: number; failures?: number },
+): Promise<RunRecord> {
   const journal = new RunJournal(deps.manager.db);
   const run = journal.get(id);
   const address = run.facts.serviceAddress?.split('/')[0];
@@ -147,7 +164,12 @@ export async function watchRun(id: string, deps: RunDeps, options: { watchMs: nu
   const url = `http://${address}:${run.options.port}${run.options.healthPath}`;
   const deadline = Date.now() + options.watchMs;
   let failedInRow = 0;
-  deps.onEvent?.({ runId: id, step: 'watch', state: 'running', message: `watching ${url} for ${Math.round(options.watchMs / 1000)} s` });
+  deps.onEvent?.({
+    runId: id,
+    step: 'watch',
+    state: 'running',
+    message: `watching ${url} for ${Math.round(options.watchMs / 1000)} s`,
+  });
   while (Date.now() < deadline) {
     const ok = await fetch(url, { signal: AbortSignal.timeout(2000) }).then(
       (r) => r.status === 200,
@@ -155,7 +177,12 @@ export async function watchRun(id: string, deps: RunDeps, options: { watchMs: nu
     );
     failedInRow = ok ? 0 : failedInRow + 1;
     if (failedInRow >= (options.failures ?? 3)) {
-      deps.onEvent?.({ runId: id, step: 'watch', state: 'failed', message: `the service failed ${failedInRow} health checks in a row on ${run.standby ?? 'the standby'}: rolling back` });
+      deps.onEvent?.({
+        runId: id,
+        step: 'watch',
+        state: 'failed',
+        message: `the service failed ${failedInRow} health checks in a row on ${run.standby ?? 'the standby'}: rolling back`,
+      });
       return rollbackRun(id, deps);
     }
     await new Promise((r) => setTimeout(r, options.intervalMs ?? 500));
@@ -169,9 +196,14 @@ export async function startRun(options: RunOptions, deps: RunDeps): Promise<RunR
   getLc(deps.manager.db, resolved.lc);
   const journal = new RunJournal(deps.manager.db);
   if (journal.busyLcs().has(resolved.lc)) {
-    throw new UnderstudyError('RUN_BUSY', `"${resolved.lc}" is already part of an unfinished patch run`, { hint: '`understudy run list` shows it; resume or roll it back first.' });
+    throw new UnderstudyError('RUN_BUSY', `"${resolved.lc}" is already part of an unfinished patch run`, {
+      hint: '`understudy run list` shows it; resume or roll it back first.',
+    });
   }
-  const id = journal.create(resolved, forwardSteps.map((s) => s.name));
+  const id = journal.create(
+    resolved,
+    forwardSteps.map((s) => s.name),
+  );
   deps.onEvent?.({ runId: id, step: 'run', state: 'note', message: `run ${id} started` });
   const c = contextFor(deps, journal, journal.get(id));
   const run = await goForward(c);
@@ -225,7 +257,8 @@ async function goBack(c: RunContext): Promise<RunRecord> {
   try {
     await drive(c, rollbackSteps, base);
   } catch (error) {
-    const switchedBack = c.journal.get(c.runId).steps.find((s) => s.name === 'rollback-switch')?.state === 'done';
+    const switchedBack =
+      c.journal.get(c.runId).steps.find((s) => s.name === 'rollback-switch')?.state === 'done';
     c.journal.setState(c.runId, switchedBack ? 'rolled-back' : 'switched', (error as Error).message);
     throw error;
   }
@@ -239,11 +272,21 @@ export async function rollbackRun(id: string, deps: RunDeps): Promise<RunRecord>
   const run = journal.get(id);
   if (run.state === 'rolling-back') return resumeRun(id, deps);
   if (run.state !== 'switched') {
-    throw new UnderstudyError('RUN_NOT_SWITCHED', `Run ${id} is ${run.state}; only a switched run can be rolled back`, {
-      hint: run.state === 'running' ? 'Resume it first: understudy run resume <id>.' : 'The service is on the original LC already.',
-    });
+    throw new UnderstudyError(
+      'RUN_NOT_SWITCHED',
+      `Run ${id} is ${run.state}; only a switched run can be rolled back`,
+      {
+        hint:
+          run.state === 'running'
+            ? 'Resume it first: understudy run resume <id>.'
+            : 'The service is on the original LC already.',
+      },
+    );
   }
-  journal.appendSteps(id, rollbackSteps.map((s) => s.name));
+  journal.appendSteps(
+    id,
+    rollbackSteps.map((s) => s.name),
+  );
   journal.setState(id, 'rolling-back');
   journal.claim(id);
   return goBack(contextFor(deps, journal, journal.get(id)));
@@ -260,7 +303,9 @@ function ownerAlive(pid: number | null): boolean {
 }
 
 /** On manager start: resumes every unfinished run whose manager is gone. */
-export async function recoverRuns(deps: RunDeps): Promise<{ resumed: RunRecord[]; errors: UnderstudyError[] }> {
+export async function recoverRuns(
+  deps: RunDeps,
+): Promise<{ resumed: RunRecord[]; errors: UnderstudyError[] }> {
   const journal = new RunJournal(deps.manager.db);
   const resumed: RunRecord[] = [];
   const errors: UnderstudyError[] = [];

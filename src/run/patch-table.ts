@@ -21,20 +21,51 @@ export interface PatchReportEntry {
 }
 
 /** One line per patch: name|format|sha256|base|timeout|next|result|exit|applied_at (see assets/patch). */
-export function renderPatchTable(patches: readonly Patch[], options: { timeoutSeconds?: number } = {}): string {
-  return patches.map((p) => [p.name, p.format, p.sha256, '/', String(options.timeoutSeconds ?? 300), 'yes', '-', '-', '-'].join('|')).join('\n') + '\n';
+export function renderPatchTable(
+  patches: readonly Patch[],
+  options: { timeoutSeconds?: number } = {},
+): string {
+  return (
+    patches
+      .map((p) =>
+        [p.name, p.format, p.sha256, '/', String(options.timeoutSeconds ?? 300), 'yes', '-', '-', '-'].join(
+          '|',
+        ),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 export function parsePatchReport(body: unknown, expected: readonly string[]): PatchReportEntry[] {
-  if (!Array.isArray(body)) throw new UnderstudyError('RUN_REPORT_INVALID', `The standby's patch report is not a list: ${JSON.stringify(body).slice(0, 200)}`);
+  if (!Array.isArray(body))
+    throw new UnderstudyError(
+      'RUN_REPORT_INVALID',
+      `The standby's patch report is not a list: ${JSON.stringify(body).slice(0, 200)}`,
+    );
   const entries = body.map((e: unknown) => {
     const r = e as Partial<PatchReportEntry>;
-    if (typeof r.name !== 'string' || (r.result !== 'ok' && r.result !== 'failed') || typeof r.exitCode !== 'number') {
-      throw new UnderstudyError('RUN_REPORT_INVALID', `The standby's patch report has a malformed entry: ${JSON.stringify(e).slice(0, 200)}`);
+    if (
+      typeof r.name !== 'string' ||
+      (r.result !== 'ok' && r.result !== 'failed') ||
+      typeof r.exitCode !== 'number'
+    ) {
+      throw new UnderstudyError(
+        'RUN_REPORT_INVALID',
+        `The standby's patch report has a malformed entry: ${JSON.stringify(e).slice(0, 200)}`,
+      );
     }
-    return { name: r.name, result: r.result, exitCode: r.exitCode, appliedAt: typeof r.appliedAt === 'string' ? r.appliedAt : '' };
+    return {
+      name: r.name,
+      result: r.result,
+      exitCode: r.exitCode,
+      appliedAt: typeof r.appliedAt === 'string' ? r.appliedAt : '',
+    };
   });
   const missing = expected.filter((name) => !entries.some((e) => e.name === name));
-  if (missing.length > 0) throw new UnderstudyError('RUN_REPORT_INVALID', `The standby's patch report does not mention ${missing.join(', ')}`);
+  if (missing.length > 0)
+    throw new UnderstudyError(
+      'RUN_REPORT_INVALID',
+      `The standby's patch report does not mention ${missing.join(', ')}`,
+    );
   return entries;
 }

@@ -20,8 +20,18 @@ const prepareLc1: Step = {
     }
     if (back.nics.length === 0) {
       const template = standby(c).nics[0];
-      if (!template) throw new UnderstudyError('RUN_PRECONDITION', `Neither ${back.name} nor ${standby(c).name} has a NIC to plan the rollback with`);
-      const mac = `02:75:74:${[0, 0, 0].map(() => Math.floor(Math.random() * 256).toString(16).padStart(2, '0')).join(':')}`;
+      if (!template)
+        throw new UnderstudyError(
+          'RUN_PRECONDITION',
+          `Neither ${back.name} nor ${standby(c).name} has a NIC to plan the rollback with`,
+        );
+      const mac = `02:75:74:${[0, 0, 0]
+        .map(() =>
+          Math.floor(Math.random() * 256)
+            .toString(16)
+            .padStart(2, '0'),
+        )
+        .join(':')}`;
       const nic = { name: 'eth0', bridge: template.bridge, mac, addresses: [freeAddress(c)] };
       await c.host.driver.addNic(back, nic);
       addNicRecord(c.manager.db, back.name, nic);
@@ -48,10 +58,17 @@ const switchBack: Step = {
     const facts = c.facts as { rollbackResult?: unknown };
     if (facts.rollbackResult) return facts.rollbackResult;
     const facts2 = c.facts as { rollbackNewAddress?: string; rollbackStartedAt?: string };
-    const newAddress = c.options.method === 'move-nic' ? undefined : (facts2.rollbackNewAddress ??= freeAddress(c));
+    const newAddress =
+      c.options.method === 'move-nic' ? undefined : (facts2.rollbackNewAddress ??= freeAddress(c));
     const since = (facts2.rollbackStartedAt ??= new Date().toISOString());
     saveFacts(c);
-    const result = await moveService(c, { from: standby(c).name, to: lc1(c).name, newAddress, since, fromRole: 'idle' });
+    const result = await moveService(c, {
+      from: standby(c).name,
+      to: lc1(c).name,
+      newAddress,
+      since,
+      fromRole: 'idle',
+    });
     c.facts.rollbackSwitchId = result.id;
     facts.rollbackResult = result;
     saveFacts(c);
@@ -83,7 +100,8 @@ const finish: Step = {
       await c.host.driver.removeNic(back, temp.name);
       deleteNicRecord(c.manager.db, back.name, temp.name);
     }
-    for (const r of c.facts.patchResults ?? []) c.catalogue.recordRolledBack(r.name, back.name, `rolled back by run ${c.runId}`);
+    for (const r of c.facts.patchResults ?? [])
+      c.catalogue.recordRolledBack(r.name, back.name, `rolled back by run ${c.runId}`);
     return { lc: back.name, nics: getLc(c.manager.db, back.name).nics.map((n) => n.name) };
   },
 };

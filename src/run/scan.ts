@@ -13,8 +13,20 @@ export interface ScanResult {
 }
 
 /** Scans `root` (a host path). Exit 0 = clean, 1 = found, 2 = error (clamscan's contract). */
-export async function scanTree(options: { root: string; database?: string; signal?: AbortSignal }): Promise<ScanResult> {
-  const argv = ['clamscan', '--recursive', '--infected', '--stdout', '--cross-fs=no', '--max-filesize=200M', '--max-scansize=400M'];
+export async function scanTree(options: {
+  root: string;
+  database?: string;
+  signal?: AbortSignal;
+}): Promise<ScanResult> {
+  const argv = [
+    'clamscan',
+    '--recursive',
+    '--infected',
+    '--stdout',
+    '--cross-fs=no',
+    '--max-filesize=200M',
+    '--max-scansize=400M',
+  ];
   if (options.database) argv.push(`--database=${options.database}`);
   argv.push(options.root);
   const started = performance.now();
@@ -25,8 +37,16 @@ export async function scanTree(options: { root: string; database?: string; signa
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => ({ path: (m[1] ?? '').slice(options.root.length) || '/', signature: m[2] ?? '' }));
   if (result.exitCode === 1 && infected.length === 0) {
-    throw new UnderstudyError('SCAN_FAILED', `clamscan reported a finding it did not name:\n${result.stdout.slice(-2000)}`);
+    throw new UnderstudyError(
+      'SCAN_FAILED',
+      `clamscan reported a finding it did not name:\n${result.stdout.slice(-2000)}`,
+    );
   }
   const files = Number(/Scanned files: (\d+)/.exec(result.stdout)?.[1] ?? 0);
-  return { files, infected, database: options.database ?? 'ClamAV default', durationMs: performance.now() - started };
+  return {
+    files,
+    infected,
+    database: options.database ?? 'ClamAV default',
+    durationMs: performance.now() - started,
+  };
 }

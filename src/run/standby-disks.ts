@@ -18,7 +18,12 @@ async function deleteSubvolume(target: string): Promise<void> {
     try {
       await exec(['btrfs', 'subvolume', 'delete', target]);
     } catch (error) {
-      if (attempt >= 50 || !isUnderstudyError(error) || !/Operation not permitted|send may be in progress/.test(error.message)) throw error;
+      if (
+        attempt >= 50 ||
+        !isUnderstudyError(error) ||
+        !/Operation not permitted|send may be in progress/.test(error.message)
+      )
+        throw error;
       await sleep(200);
     }
   }

@@ -15,7 +15,17 @@ import type { SwitchPlanInput, SwitchResult } from '../switch/index.ts';
 import { switchOnce } from './switch-once.ts';
 import { sha256Hex } from '../catalogue/index.ts';
 import { crashPoint } from './crash-point.ts';
-import { lc1, moveNicBinding, saveFacts, standby, switchSide, syncAppDisk, syncNicRecords, type RunContext, type SwitchContext } from './context.ts';
+import {
+  lc1,
+  moveNicBinding,
+  saveFacts,
+  standby,
+  switchSide,
+  syncAppDisk,
+  syncNicRecords,
+  type RunContext,
+  type SwitchContext,
+} from './context.ts';
 import { parsePatchReport, renderPatchTable, standbyPaths } from './patch-table.ts';
 import { scanTree } from './scan.ts';
 import { dropAside, removeCopyLeftovers, restoreAside, setAside } from './standby-disks.ts';
@@ -28,10 +38,18 @@ export interface Step {
   undo?(c: RunContext): Promise<void>;
 }
 
-async function httpGet(c: RunContext, lcForNet: string, url: string): Promise<{ status: number; body: string }> {
+async function httpGet(
+  c: RunContext,
+  lcForNet: string,
+  url: string,
+): Promise<{ status: number; body: string }> {
   // From inside the standby's own network namespace, the service address of LC1 and the standby's own
   // address are both on the bridge's subnet.
-  const out = await c.host.driver.netExec(lcForNet, ['curl', '-s', '--max-time', '3', '-o', '-', '-w', '\n%{http_code}', url], { okCodes: [0, 7, 28, 52, 56] });
+  const out = await c.host.driver.netExec(
+    lcForNet,
+    ['curl', '-s', '--max-time', '3', '-o', '-', '-w', '\n%{http_code}', url],
+    { okCodes: [0, 7, 28, 52, 56] },
+  );
   const lines = out.stdout.split('\n');
   const status = Number(lines.pop() ?? 0);
   return { status, body: lines.join('\n') };
@@ -48,7 +66,10 @@ function versionOf(body: string): string | undefined {
 const firstAddress = (c: RunContext, lc: string): string => {
   const record = listLcs(c.manager.db).find((l) => l.name === lc);
   const address = record?.nics[0]?.addresses[0];
-  if (!address) throw new UnderstudyError('RUN_PRECONDITION', `The logical computer "${lc}" has no NIC with an address`, { hint: 'Give it an address (lc create --address).' });
+  if (!address)
+    throw new UnderstudyError('RUN_PRECONDITION', `The logical computer "${lc}" has no NIC with an address`, {
+      hint: 'Give it an address (lc create --address).',
+    });
   return address;
 };
 
@@ -57,24 +78,38 @@ const findStandby: Step = {
   name: 'find-standby',
   async run(c) {
     const target = lc1(c);
-    if (target.nics.length === 0) throw new UnderstudyError('RUN_PRECONDITION', `The logical computer "${target.name}" has no NIC, so it serves nothing to switch`);
+    if (target.nics.length === 0)
+      throw new UnderstudyError(
+        'RUN_PRECONDITION',
+        `The logical computer "${target.name}" has no NIC, so it serves nothing to switch`,
+      );
     const busy = c.journal.busyLcs();
     busy.delete(target.name);
     if (c.facts.standby) busy.delete(c.facts.standby);
     const search = findStandbys(target, listLcs(c.manager.db), busy);
-    const chosen = c.options.standby ? search.candidates.find((s) => s.lc === c.options.standby) : search.candidates[0];
+    const chosen = c.options.standby
+      ? search.candidates.find((s) => s.lc === c.options.standby)
+      : search.candidates[0];
     if (!chosen) {
       const why = search.rejected.map((r) => `${r.lc}: ${r.reasons.join('; ')}`).join('\n  ');
       throw new UnderstudyError(
         'RUN_NO_STANDBY',
-        c.options.standby ? `"${c.options.standby}" cannot stand in for "${target.name}":\n  ${why}` : `No logical computer can stand in for "${target.name}":\n  ${why || '(there is no other LC)'}`,
-        { hint: 'Create an LC with at least the same CPU share, memory and disks and a NIC on the same network (role idle or standby).' },
+        c.options.standby
+          ? `"${c.options.standby}" cannot stand in for "${target.name}":\n  ${why}`
+          : `No logical computer can stand in for "${target.name}":\n  ${why || '(there is no other LC)'}`,
+        {
+          hint: 'Create an LC with at least the same CPU share, memory and disks and a NIC on the same network (role idle or standby).',
+        },
       );
     }
     c.facts.standby = chosen.lc;
     c.facts.serviceAddress = firstAddress(c, target.name);
     c.journal.setStandby(c.runId, chosen.lc);
-    const before = await httpGet(c, target.name, `http://${c.facts.serviceAddress.split('/')[0]}:${c.options.port}/version`);
+    const before = await httpGet(
+      c,
+      target.name,
+      `http://${c.facts.serviceAddress.split('/')[0]}:${c.options.port}/version`,
+    );
     c.facts.versionBefore = versionOf(before.body);
     saveFacts(c);
     return { standby: chosen.lc, excess: chosen.excess, versionBefore: c.facts.versionBefore };
@@ -92,13 +127,21 @@ const scan: Step = {
     }
     const root = c.host.driver.diskPath(lc1(c), 'system');
     const result = await scanTree({ root, database: c.options.scanDatabase, signal: c.signal });
-    c.facts.scan = { files: result.files, infected: result.infected.map((i) => `${i.path} (${i.signature})`), database: result.database };
+    c.facts.scan = {
+      files: result.files,
+      infected: result.infected.map((i) => `${i.path} (${i.signature})`),
+      database: result.database,
+    };
     saveFacts(c);
     if (result.infected.length > 0) {
-      throw new UnderstudyError('RUN_MALWARE_FOUND', `The scan of ${c.options.lc}'s system disk found ${result.infected.length} infected file(s):\n  ${c.facts.scan.infected.join('\n  ')}`, {
-        hint: 'Nothing was copied. Clean the LC (or restore it), then run the patch again.',
-        details: { infected: result.infected },
-      });
+      throw new UnderstudyError(
+        'RUN_MALWARE_FOUND',
+        `The scan of ${c.options.lc}'s system disk found ${result.infected.length} infected file(s):\n  ${c.facts.scan.infected.join('\n  ')}`,
+        {
+          hint: 'Nothing was copied. Clean the LC (or restore it), then run the patch again.',
+          details: { infected: result.infected },
+        },
+      );
     }
     return { files: result.files, durationMs: Math.round(result.durationMs), database: result.database };
   },
@@ -143,18 +186,31 @@ function copyStep(disk: 'system' | 'app'): Step {
         logger: c.logger,
         onProgress: (e) => {
           if (e.phase === 'full' && e.bytesDone > 0) crashPoint(`copy-${disk}`, 'during');
-          c.emit({ step: `copy-${disk}`, state: 'note', message: `${e.phase} pass ${e.pass}: ${(e.bytesDone / 1024 ** 2).toFixed(1)} MiB` });
+          c.emit({
+            step: `copy-${disk}`,
+            state: 'note',
+            message: `${e.phase} pass ${e.pass}: ${(e.bytesDone / 1024 ** 2).toFixed(1)} MiB`,
+          });
         },
       });
       const summary = describeHistory(result.history);
-      const entry = { disk, jobId, summary, freezeMs: result.freezeMs, convergence: result.convergence, durationMs: Math.round(performance.now() - started), bytes: result.passes.reduce((s, p) => s + p.bytes, 0) };
+      const entry = {
+        disk,
+        jobId,
+        summary,
+        freezeMs: result.freezeMs,
+        convergence: result.convergence,
+        durationMs: Math.round(performance.now() - started),
+        bytes: result.passes.reduce((s, p) => s + p.bytes, 0),
+      };
       c.facts.copies = [...(c.facts.copies ?? []).filter((x) => x.disk !== disk), entry];
       saveFacts(c);
       return entry;
     },
     async undo(c) {
       const to = standby(c);
-      if (to.disks.some((d) => d.name === disk)) await restoreAside(c.host.driver.diskPath(to, disk), c.runId);
+      if (to.disks.some((d) => d.name === disk))
+        await restoreAside(c.host.driver.diskPath(to, disk), c.runId);
     },
   };
 }
@@ -168,14 +224,23 @@ const writePatches: Step = {
     for (const patch of patches) {
       const data = fs.readFileSync(patch.filePath);
       if (sha256Hex(data) !== patch.sha256) {
-        throw new UnderstudyError('RUN_PATCH_CORRUPT', `The stored file of patch "${patch.name}" (${patch.filePath}) no longer matches its sha256 ${patch.sha256}`, {
-          hint: 'Register the patch again from a trusted copy.',
-        });
+        throw new UnderstudyError(
+          'RUN_PATCH_CORRUPT',
+          `The stored file of patch "${patch.name}" (${patch.filePath}) no longer matches its sha256 ${patch.sha256}`,
+          {
+            hint: 'Register the patch again from a trusted copy.',
+          },
+        );
       }
       await c.host.driver.writeFile(to, `${standbyPaths.patches}/${patch.name}`, data, 0o600);
     }
     await c.host.driver.writeFile(to, standbyPaths.table, renderPatchTable(patches));
-    await c.host.driver.writeFile(to, standbyPaths.script, fs.readFileSync(path.join(assetsDir, 'patch/understudy-patch')), 0o755);
+    await c.host.driver.writeFile(
+      to,
+      standbyPaths.script,
+      fs.readFileSync(path.join(assetsDir, 'patch/understudy-patch')),
+      0o755,
+    );
     return { patches: patches.map((p) => p.name) };
   },
 };
@@ -193,7 +258,15 @@ const bootStandby: Step = {
       if (report) {
         const entries = parsePatchReport(report.body, c.options.patches);
         const outputs = await Promise.all(
-          entries.map(async (e) => (await c.host.driver.readFile(to, `${standbyPaths.output}/${e.name}.log`).catch(() => Buffer.from(''))).toString('utf8').slice(-4096)),
+          entries.map(async (e) =>
+            (
+              await c.host.driver
+                .readFile(to, `${standbyPaths.output}/${e.name}.log`)
+                .catch(() => Buffer.from(''))
+            )
+              .toString('utf8')
+              .slice(-4096),
+          ),
         );
         c.facts.patchResults = entries.map((e, i) => ({ ...e, output: outputs[i] }));
         saveFacts(c);
@@ -202,11 +275,19 @@ const bootStandby: Step = {
       }
       if (c.facts.patchResults) break; // reported before a crash of the manager
       const now = (await c.host.driver.status(to.name)).state;
-      if (now === 'crashed' || now === 'stopped') throw new UnderstudyError('RUN_STANDBY_BOOT_FAILED', `The standby "${to.name}" went ${now} while patching:\n${c.host.driver.consoleTail(to.name)}`);
+      if (now === 'crashed' || now === 'stopped')
+        throw new UnderstudyError(
+          'RUN_STANDBY_BOOT_FAILED',
+          `The standby "${to.name}" went ${now} while patching:\n${c.host.driver.consoleTail(to.name)}`,
+        );
       if (Date.now() > deadline) {
-        throw new UnderstudyError('RUN_STANDBY_TIMEOUT', `The standby "${to.name}" did not report its patch results within ${c.options.bootTimeoutMs} ms:\n${c.host.driver.consoleTail(to.name)}`, {
-          hint: 'Read the standby\'s console log; raise --boot-timeout if the patches are slow.',
-        });
+        throw new UnderstudyError(
+          'RUN_STANDBY_TIMEOUT',
+          `The standby "${to.name}" did not report its patch results within ${c.options.bootTimeoutMs} ms:\n${c.host.driver.consoleTail(to.name)}`,
+          {
+            hint: "Read the standby's console log; raise --boot-timeout if the patches are slow.",
+          },
+        );
       }
       await sleep(100);
     }
@@ -215,12 +296,23 @@ const bootStandby: Step = {
     }
     const failed = (c.facts.patchResults ?? []).filter((r) => r.result !== 'ok');
     if (failed.length > 0) {
-      for (const r of failed) c.catalogue.recordResult(r.name, c.options.lc, { state: 'failed', exitCode: r.exitCode, output: r.output });
-      throw new UnderstudyError('RUN_PATCH_FAILED', `${failed.length} patch(es) failed on the standby: ${failed.map((r) => `${r.name} (exit ${r.exitCode}): ${(r.output ?? '').trim().split('\n').slice(-3).join(' / ')}`).join('; ')}`, {
-        hint: 'The standby is discarded; the service stayed on the original LC. Fix or replace the patch and run again.',
-      });
+      for (const r of failed)
+        c.catalogue.recordResult(r.name, c.options.lc, {
+          state: 'failed',
+          exitCode: r.exitCode,
+          output: r.output,
+        });
+      throw new UnderstudyError(
+        'RUN_PATCH_FAILED',
+        `${failed.length} patch(es) failed on the standby: ${failed.map((r) => `${r.name} (exit ${r.exitCode}): ${(r.output ?? '').trim().split('\n').slice(-3).join(' / ')}`).join('; ')}`,
+        {
+          hint: 'The standby is discarded; the service stayed on the original LC. Fix or replace the patch and run again.',
+        },
+      );
     }
-    return { results: c.facts.patchResults?.map((r) => ({ name: r.name, result: r.result, exitCode: r.exitCode })) };
+    return {
+      results: c.facts.patchResults?.map((r) => ({ name: r.name, result: r.result, exitCode: r.exitCode })),
+    };
   },
   async undo(c) {
     await c.host.driver.stop(standby(c).name, { timeoutMs: 15_000 });
@@ -261,9 +353,13 @@ const checkStandby: Step = {
       await sleep(250);
     }
     if (last.status !== 200) {
-      throw new UnderstudyError('RUN_STANDBY_UNHEALTHY', `The patched service on "${to.name}" (${address}) fails its health check ${c.options.healthPath}: HTTP ${last.status || 'no answer'}`, {
-        hint: 'The standby is discarded and the service stays on the original LC. Check the patch.',
-      });
+      throw new UnderstudyError(
+        'RUN_STANDBY_UNHEALTHY',
+        `The patched service on "${to.name}" (${address}) fails its health check ${c.options.healthPath}: HTTP ${last.status || 'no answer'}`,
+        {
+          hint: 'The standby is discarded and the service stays on the original LC. Check the patch.',
+        },
+      );
     }
     const version = await httpGet(c, to.name, `http://${address}:${c.options.port}/version`);
     c.facts.versionAfter = versionOf(version.body);
@@ -276,28 +372,53 @@ const checkStandby: Step = {
 export function freeAddress(c: SwitchContext): string {
   const subnet = parseSubnet(c.host.network.subnet);
   const used = new Set<number>([ipToNumber(c.host.network.hostAddress.split('/')[0] ?? '') ?? -1]);
-  for (const lc of listLcs(c.manager.db)) for (const nic of lc.nics) for (const a of nic.addresses) used.add(ipToNumber(a.split('/')[0] ?? '') ?? -1);
+  for (const lc of listLcs(c.manager.db))
+    for (const nic of lc.nics)
+      for (const a of nic.addresses) used.add(ipToNumber(a.split('/')[0] ?? '') ?? -1);
   const size = 2 ** (32 - subnet.prefix);
   for (let n = size - 2; n > 1; n--) {
     const ip = nthAddress(subnet, n);
     if (!used.has(ipToNumber(ip) ?? -1) && subnetContains(subnet, ip)) return `${ip}/${subnet.prefix}`;
   }
-  throw new UnderstudyError('ADDRESS_INVALID', `No free address is left in ${c.host.network.subnet} for ${c.options.lc} after the switch`);
+  throw new UnderstudyError(
+    'ADDRESS_INVALID',
+    `No free address is left in ${c.host.network.subnet} for ${c.options.lc} after the switch`,
+  );
 }
 
-export function planSwitch(c: SwitchContext, from: string, to: string, newAddress: string | undefined): SwitchPlanInput {
+export function planSwitch(
+  c: SwitchContext,
+  from: string,
+  to: string,
+  newAddress: string | undefined,
+): SwitchPlanInput {
   const fromLc = listLcs(c.manager.db).find((l) => l.name === from);
   const toLc = listLcs(c.manager.db).find((l) => l.name === to);
   const service = c.facts.serviceAddress as string;
-  const fromNic = fromLc?.nics.find((n) => n.addresses.some((a) => a.split('/')[0] === service.split('/')[0]));
-  const toNic = toLc?.nics.find((n) => !n.addresses.some((a) => a.split('/')[0] === service.split('/')[0])) ?? toLc?.nics[0];
-  if (!fromNic || !toNic) throw new UnderstudyError('RUN_PRECONDITION', `Cannot plan the switch from ${from} to ${to}: ${!fromNic ? `${from} holds no NIC with ${service}` : `${to} has no NIC`}`);
+  const fromNic = fromLc?.nics.find((n) =>
+    n.addresses.some((a) => a.split('/')[0] === service.split('/')[0]),
+  );
+  const toNic =
+    toLc?.nics.find((n) => !n.addresses.some((a) => a.split('/')[0] === service.split('/')[0])) ??
+    toLc?.nics[0];
+  if (!fromNic || !toNic)
+    throw new UnderstudyError(
+      'RUN_PRECONDITION',
+      `Cannot plan the switch from ${from} to ${to}: ${!fromNic ? `${from} holds no NIC with ${service}` : `${to} has no NIC`}`,
+    );
   return {
     method: c.options.method,
     service: { address: service, port: c.options.port },
     from: { lc: from, nic: fromNic.name, mac: fromNic.mac, newAddress },
     to: { lc: to, nic: toNic.name, mac: toNic.mac },
-    health: { kind: 'http', path: c.options.healthPath, expectStatus: 200, timeoutMs: 2000, retries: 5, intervalMs: 200 },
+    health: {
+      kind: 'http',
+      path: c.options.healthPath,
+      expectStatus: 200,
+      timeoutMs: 2000,
+      retries: 5,
+      intervalMs: 200,
+    },
     stateful: c.options.stateful,
   };
 }
@@ -308,7 +429,13 @@ export function planSwitch(c: SwitchContext, from: string, to: string, newAddres
  */
 export async function moveService(
   c: RunContext,
-  options: { from: string; to: string; newAddress: string | undefined; since: string; fromRole: 'retired' | 'idle' },
+  options: {
+    from: string;
+    to: string;
+    newAddress: string | undefined;
+    since: string;
+    fromRole: 'retired' | 'idle';
+  },
 ): Promise<SwitchResult> {
   const from = getLc(c.manager.db, options.from);
   const to = getLc(c.manager.db, options.to);
@@ -339,10 +466,17 @@ const switchTraffic: Step = {
   name: 'switch',
   async run(c) {
     if (c.facts.switchResult) return c.facts.switchResult; // finished before a crash of the manager
-    const newAddress = c.options.method === 'move-nic' ? undefined : (c.facts.lc1NewAddress ??= freeAddress(c));
+    const newAddress =
+      c.options.method === 'move-nic' ? undefined : (c.facts.lc1NewAddress ??= freeAddress(c));
     const since = ((c.facts as { switchStartedAt?: string }).switchStartedAt ??= new Date().toISOString());
     saveFacts(c);
-    const result = await moveService(c, { from: lc1(c).name, to: standby(c).name, newAddress, since, fromRole: 'retired' });
+    const result = await moveService(c, {
+      from: lc1(c).name,
+      to: standby(c).name,
+      newAddress,
+      since,
+      fromRole: 'retired',
+    });
     c.facts.switchId = result.id;
     c.facts.switchResult = result;
     saveFacts(c);
@@ -379,4 +513,3 @@ export const forwardSteps: readonly Step[] = [
 ];
 
 export const switchStepName = switchTraffic.name;
-

@@ -2,13 +2,25 @@
  * Runs a switch of a run at most once: after a crash of the manager, the switch journal may already
  * have finished the switch (recoverSwitches); then its result is adopted instead of switching again.
  */
-import { SwitchJournal, runSwitch, type SwitchDeps, type SwitchPlanInput, type SwitchResult } from '../switch/index.ts';
+import {
+  SwitchJournal,
+  runSwitch,
+  type SwitchDeps,
+  type SwitchPlanInput,
+  type SwitchResult,
+} from '../switch/index.ts';
 
-export async function switchOnce(options: { input: SwitchPlanInput; deps: SwitchDeps; since: string }): Promise<SwitchResult> {
+export async function switchOnce(options: {
+  input: SwitchPlanInput;
+  deps: SwitchDeps;
+  since: string;
+}): Promise<SwitchResult> {
   const { input, deps } = options;
   const previous = new SwitchJournal(deps.db)
     .list(50)
-    .find((r) => r.plan.from.lc === input.from.lc && r.plan.to.lc === input.to.lc && r.startedAt >= options.since);
+    .find(
+      (r) => r.plan.from.lc === input.from.lc && r.plan.to.lc === input.to.lc && r.startedAt >= options.since,
+    );
   if (previous?.state === 'switched') {
     const f = previous.facts as { drainMs?: number; leftOnLc1?: number; holdMs?: number; syncMs?: number };
     return {

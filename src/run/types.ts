@@ -39,7 +39,9 @@ export interface RunOptions {
   stateful?: boolean;
 }
 
-export type ResolvedRunOptions = Required<Omit<RunOptions, 'patches' | 'standby' | 'scanDatabase' | 'stateful'>> & {
+export type ResolvedRunOptions = Required<
+  Omit<RunOptions, 'patches' | 'standby' | 'scanDatabase' | 'stateful'>
+> & {
   stateful: boolean;
   patches: string[];
   standby?: string;
@@ -79,8 +81,22 @@ export interface RunFacts {
   serviceAddress?: string;
   versionBefore?: string;
   versionAfter?: string;
-  patchResults?: { name: string; result: 'ok' | 'failed'; exitCode: number; appliedAt: string; output?: string }[];
-  copies?: { disk: string; jobId: string; summary: string; freezeMs: number; convergence: string; durationMs: number; bytes: number }[];
+  patchResults?: {
+    name: string;
+    result: 'ok' | 'failed';
+    exitCode: number;
+    appliedAt: string;
+    output?: string;
+  }[];
+  copies?: {
+    disk: string;
+    jobId: string;
+    summary: string;
+    freezeMs: number;
+    convergence: string;
+    durationMs: number;
+    bytes: number;
+  }[];
   switchId?: string;
   switchResult?: unknown;
   rollbackSwitchId?: string;

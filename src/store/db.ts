@@ -25,18 +25,19 @@ export interface ModuleSchema {
 
 function applyMigrations(db: Db, schema: ModuleSchema): void {
   const current =
-    (db.prepare('SELECT MAX(version) AS v FROM schema_migrations WHERE module = ?').get(schema.module) as { v: number | null }).v ?? 0;
+    (
+      db.prepare('SELECT MAX(version) AS v FROM schema_migrations WHERE module = ?').get(schema.module) as {
+        v: number | null;
+      }
+    ).v ?? 0;
   for (const migration of [...schema.migrations].sort((a, b) => a.version - b.version)) {
     if (migration.version <= current) continue;
     db.transaction(() => {
       if (typeof migration.up === 'string') db.exec(migration.up);
       else migration.up(db);
-      db.prepare('INSERT INTO schema_migrations (module, version, description, applied_at) VALUES (?, ?, ?, ?)').run(
-        schema.module,
-        migration.version,
-        migration.description,
-        new Date().toISOString(),
-      );
+      db.prepare(
+        'INSERT INTO schema_migrations (module, version, description, applied_at) VALUES (?, ?, ?, ?)',
+      ).run(schema.module, migration.version, migration.description, new Date().toISOString());
     })();
   }
 }
@@ -60,7 +61,9 @@ export function openStore(file: string, schemas: readonly ModuleSchema[]): Db {
   } catch (error) {
     db.close();
     if (error instanceof Error && /database is locked/.test(error.message)) {
-      throw new UnderstudyError('STORE_LOCKED', `The store ${file} is locked by another process`, { cause: error });
+      throw new UnderstudyError('STORE_LOCKED', `The store ${file} is locked by another process`, {
+        cause: error,
+      });
     }
     throw error;
   }

@@ -17,7 +17,12 @@ export interface ServiceSideOptions {
 }
 
 /** The signal each request maps to; the demo service drains on USR1 and stops draining on USR2. */
-export const serviceSignals: Record<ServiceSignal, string> = { drain: 'USR1', undrain: 'USR2', pause: 'STOP', resume: 'CONT' };
+export const serviceSignals: Record<ServiceSignal, string> = {
+  drain: 'USR1',
+  undrain: 'USR2',
+  pause: 'STOP',
+  resume: 'CONT',
+};
 
 export function serviceSide(options: ServiceSideOptions): SwitchSide {
   return {
@@ -25,7 +30,10 @@ export function serviceSide(options: ServiceSideOptions): SwitchSide {
     netExec: (argv, execOptions) => options.netExec(argv, execOptions),
     async signalService(signal) {
       // A fixed script; the signal and the pid file come in as arguments, never spliced into it.
-      await options.exec(['sh', '-c', 'kill -s "$1" "$(cat "$2")"', 'sh', serviceSignals[signal], options.servicePidFile], { timeoutMs: 10_000 });
+      await options.exec(
+        ['sh', '-c', 'kill -s "$1" "$(cat "$2")"', 'sh', serviceSignals[signal], options.servicePidFile],
+        { timeoutMs: 10_000 },
+      );
     },
   };
 }

@@ -82,7 +82,9 @@ export class SwitchJournal {
 
   begin(id: string, plan: SwitchPlan): void {
     this.db
-      .prepare('INSERT INTO switches (id, method, from_lc, to_lc, plan, state, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .prepare(
+        'INSERT INTO switches (id, method, from_lc, to_lc, plan, state, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
       .run(id, plan.method, plan.from.lc, plan.to.lc, JSON.stringify(plan), 'running', now());
   }
 
@@ -99,13 +101,17 @@ export class SwitchJournal {
 
   stepStarted(id: string, seq: number, name: string): void {
     this.db
-      .prepare('INSERT OR REPLACE INTO switch_steps (switch_id, seq, name, state, started_at) VALUES (?, ?, ?, ?, ?)')
+      .prepare(
+        'INSERT OR REPLACE INTO switch_steps (switch_id, seq, name, state, started_at) VALUES (?, ?, ?, ?, ?)',
+      )
       .run(id, seq, name, 'running', now());
   }
 
   stepState(id: string, seq: number, state: StepState, error?: string): void {
     this.db
-      .prepare('UPDATE switch_steps SET state = ?, finished_at = ?, error = ? WHERE switch_id = ? AND seq = ?')
+      .prepare(
+        'UPDATE switch_steps SET state = ?, finished_at = ?, error = ? WHERE switch_id = ? AND seq = ?',
+      )
       .run(state, now(), error ?? null, id, seq);
   }
 
@@ -116,12 +122,16 @@ export class SwitchJournal {
 
   /** Switches a crash left in `running` or `reversing`. */
   unfinished(): SwitchRecord[] {
-    const rows = this.db.prepare("SELECT * FROM switches WHERE state IN ('running', 'reversing') ORDER BY started_at").all() as SwitchRow[];
+    const rows = this.db
+      .prepare("SELECT * FROM switches WHERE state IN ('running', 'reversing') ORDER BY started_at")
+      .all() as SwitchRow[];
     return rows.map((r) => this.toRecord(r));
   }
 
   list(limit = 20): SwitchRecord[] {
-    const rows = this.db.prepare('SELECT * FROM switches ORDER BY started_at DESC LIMIT ?').all(limit) as SwitchRow[];
+    const rows = this.db
+      .prepare('SELECT * FROM switches ORDER BY started_at DESC LIMIT ?')
+      .all(limit) as SwitchRow[];
     return rows.map((r) => this.toRecord(r));
   }
 

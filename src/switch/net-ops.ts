@@ -62,7 +62,10 @@ export type SavedSysctls = Record<string, string>;
 export async function quietArp(side: SwitchSide, dev: string): Promise<SavedSysctls> {
   const saved: SavedSysctls = {};
   for (const scope of ['all', dev]) {
-    for (const [name, value] of [['arp_ignore', '1'], ['arp_announce', '2']] as const) {
+    for (const [name, value] of [
+      ['arp_ignore', '1'],
+      ['arp_announce', '2'],
+    ] as const) {
       const key = `net.ipv4.conf.${scope}.${name}`;
       saved[key] = await readSysctl(side, key);
       await setSysctl(side, key, value);
@@ -72,7 +75,11 @@ export async function quietArp(side: SwitchSide, dev: string): Promise<SavedSysc
 }
 
 /** Puts back what quietArp replaced (0 for a key with no saved value). */
-export async function restoreArp(side: SwitchSide, dev: string, saved: SavedSysctls | undefined): Promise<void> {
+export async function restoreArp(
+  side: SwitchSide,
+  dev: string,
+  saved: SavedSysctls | undefined,
+): Promise<void> {
   for (const scope of ['all', dev]) {
     for (const name of ['arp_ignore', 'arp_announce']) {
       const key = `net.ipv4.conf.${scope}.${name}`;
@@ -144,7 +151,11 @@ export async function removeSteer(side: SwitchSide): Promise<void> {
  * this waits only until the frame is out (the process has started and sent) and returns a promise the
  * caller awaits later to collect the exit status.
  */
-export async function announce(side: SwitchSide, address: string, dev: string): Promise<{ done: Promise<void> }> {
+export async function announce(
+  side: SwitchSide,
+  address: string,
+  dev: string,
+): Promise<{ done: Promise<void> }> {
   const ip = hostOf(address);
   const done = side
     .netExec(['arping', '-q', '-U', '-c', '1', '-I', dev, '-s', ip, ip], { timeoutMs: 5000 })
@@ -157,8 +168,16 @@ export async function announce(side: SwitchSide, address: string, dev: string): 
  * Another machine on the segment answers ARP for `address` (duplicate address detection from `dev`,
  * whose own answers do not count). Returns the MACs that answered, except `ownMacs`.
  */
-export async function otherHolders(side: SwitchSide, address: string, dev: string, ownMacs: readonly string[]): Promise<string[]> {
-  const result = await side.netExec(['arping', '-D', '-c', '2', '-w', '1', '-I', dev, hostOf(address)], { okCodes: [0, 1], timeoutMs: 5000 });
+export async function otherHolders(
+  side: SwitchSide,
+  address: string,
+  dev: string,
+  ownMacs: readonly string[],
+): Promise<string[]> {
+  const result = await side.netExec(['arping', '-D', '-c', '2', '-w', '1', '-I', dev, hostOf(address)], {
+    okCodes: [0, 1],
+    timeoutMs: 5000,
+  });
   const macs = [...result.stdout.matchAll(/\[([0-9A-Fa-f:]{17})\]/g)].map((m) => (m[1] ?? '').toLowerCase());
   return [...new Set(macs)].filter((m) => !ownMacs.includes(m));
 }

@@ -26,17 +26,26 @@ export function parseSwitchMethod(value: string): SwitchMethod {
 export function resolvePlan(input: SwitchPlanInput): SwitchPlan {
   const method = parseSwitchMethod(input.method);
   const { address, port } = input.service;
-  if (!cidrPattern.test(address)) throw invalid(`The service address "${address}" is not an IPv4 address with a prefix (e.g. 198.18.0.10/24)`);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalid(`The service port ${String(port)} is not a TCP port`);
-  for (const [side, mac] of [['from', input.from.mac], ['to', input.to.mac]] as const) {
+  if (!cidrPattern.test(address))
+    throw invalid(
+      `The service address "${address}" is not an IPv4 address with a prefix (e.g. 198.18.0.10/24)`,
+    );
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw invalid(`The service port ${String(port)} is not a TCP port`);
+  for (const [side, mac] of [
+    ['from', input.from.mac],
+    ['to', input.to.mac],
+  ] as const) {
     if (!macPattern.test(mac.toLowerCase())) throw invalid(`The ${side} MAC "${mac}" is not a MAC address`);
   }
   if (input.from.lc === input.to.lc) throw invalid(`The switch goes from ${input.from.lc} to itself`);
   if (method !== 'move-nic') {
     const next = input.from.newAddress;
     if (!next) throw invalid(`The ${method} switch needs a new address for ${input.from.lc}`);
-    if (!cidrPattern.test(next)) throw invalid(`The new address "${next}" of ${input.from.lc} is not an IPv4 address with a prefix`);
-    if (next.split('/')[0] === address.split('/')[0]) throw invalid(`The new address of ${input.from.lc} is the service address ${address}`);
+    if (!cidrPattern.test(next))
+      throw invalid(`The new address "${next}" of ${input.from.lc} is not an IPv4 address with a prefix`);
+    if (next.split('/')[0] === address.split('/')[0])
+      throw invalid(`The new address of ${input.from.lc} is the service address ${address}`);
   }
   const plan: SwitchPlan = {
     ...input,
@@ -48,6 +57,7 @@ export function resolvePlan(input: SwitchPlanInput): SwitchPlan {
     stateful: input.stateful ?? false,
     tailMs: input.tailMs ?? 1000,
   };
-  if (plan.drainTimeoutMs < 0 || plan.tailMs < 0) throw invalid('drainTimeoutMs and tailMs must not be negative');
+  if (plan.drainTimeoutMs < 0 || plan.tailMs < 0)
+    throw invalid('drainTimeoutMs and tailMs must not be negative');
   return plan;
 }

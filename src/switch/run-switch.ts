@@ -40,34 +40,57 @@ export async function preflightSwitch(plan: SwitchPlan, from: SwitchSide, to: Sw
   const service = plan.service.address;
   const held = await listAddresses(from, plan.from.nic);
   if (!held.some((a) => hostOf(a) === hostOf(service))) {
-    throw new UnderstudyError('SWITCH_ADDRESS_NOT_HELD', `${from.name} does not hold ${service} on ${plan.from.nic} (it holds: ${held.join(', ') || 'nothing'})`, {
-      details: { lc: from.name, nic: plan.from.nic, held },
-    });
+    throw new UnderstudyError(
+      'SWITCH_ADDRESS_NOT_HELD',
+      `${from.name} does not hold ${service} on ${plan.from.nic} (it holds: ${held.join(', ') || 'nothing'})`,
+      {
+        details: { lc: from.name, nic: plan.from.nic, held },
+      },
+    );
   }
-  for (const [side, nic, mac] of [[from, plan.from.nic, plan.from.mac], [to, plan.to.nic, plan.to.mac]] as const) {
+  for (const [side, nic, mac] of [
+    [from, plan.from.nic, plan.from.mac],
+    [to, plan.to.nic, plan.to.mac],
+  ] as const) {
     const actual = await macOf(side, nic);
     if (actual !== mac) {
-      throw new UnderstudyError('SWITCH_PLAN_INVALID', `${side.name}'s NIC ${nic} has MAC ${actual ?? '(no such NIC)'}, not ${mac}`, {
-        details: { lc: side.name, nic },
-      });
+      throw new UnderstudyError(
+        'SWITCH_PLAN_INVALID',
+        `${side.name}'s NIC ${nic} has MAC ${actual ?? '(no such NIC)'}, not ${mac}`,
+        {
+          details: { lc: side.name, nic },
+        },
+      );
     }
   }
   if ((await listAddresses(to, plan.to.nic)).some((a) => hostOf(a) === hostOf(service))) {
-    throw new UnderstudyError('SWITCH_ADDRESS_CONFLICT', `${to.name} already holds ${service} on ${plan.to.nic}`, { details: { lc: to.name } });
+    throw new UnderstudyError(
+      'SWITCH_ADDRESS_CONFLICT',
+      `${to.name} already holds ${service} on ${plan.to.nic}`,
+      { details: { lc: to.name } },
+    );
   }
   const others = await otherHolders(from, service, plan.from.nic, [plan.from.mac]);
   if (others.length > 0) {
-    throw new UnderstudyError('SWITCH_ADDRESS_CONFLICT', `${service} is also answered on the bridge by ${others.join(', ')}`, {
-      details: { address: service, macs: others },
-    });
+    throw new UnderstudyError(
+      'SWITCH_ADDRESS_CONFLICT',
+      `${service} is also answered on the bridge by ${others.join(', ')}`,
+      {
+        details: { address: service, macs: others },
+      },
+    );
   }
   const own = (await listAddresses(to, plan.to.nic))[0];
   const target = own ? hostOf(own) : '127.0.0.1';
   const health = await checkHealth(to, plan.health, target, plan.service.port);
   if (!health.ok) {
-    throw new UnderstudyError('SWITCH_STANDBY_UNHEALTHY', `The service on the standby ${to.name} is not healthy: ${health.detail}`, {
-      details: { lc: to.name, attempts: health.attempts },
-    });
+    throw new UnderstudyError(
+      'SWITCH_STANDBY_UNHEALTHY',
+      `The service on the standby ${to.name} is not healthy: ${health.detail}`,
+      {
+        details: { lc: to.name, attempts: health.attempts },
+      },
+    );
   }
 }
 
@@ -101,7 +124,12 @@ function resultOf(x: Execution, outcome: SwitchResult['outcome']): SwitchResult 
 }
 
 /** Undoes steps [0, upTo] that are not known to be undone, in reverse; throws SWITCH_REVERSED or SWITCH_REVERSE_FAILED. */
-async function reverse(x: Execution, upTo: number, cause: unknown, skip: ReadonlySet<number> = new Set()): Promise<never> {
+async function reverse(
+  x: Execution,
+  upTo: number,
+  cause: unknown,
+  skip: ReadonlySet<number> = new Set(),
+): Promise<never> {
   const { journal, id, c } = x;
   journal.setState(id, 'reversing', cause instanceof Error ? cause.message : String(cause));
   c.logger.warn({ switchId: id, err: cause }, 'switch failed; reversing');
@@ -124,17 +152,25 @@ async function reverse(x: Execution, upTo: number, cause: unknown, skip: Readonl
   const reason = cause instanceof Error ? cause.message : String(cause);
   if (failures.length > 0) {
     journal.setState(id, 'failed', `${reason}; undo failed: ${failures.join('; ')}`);
-    throw new UnderstudyError('SWITCH_REVERSE_FAILED', `Switch ${id} from ${x.c.from.name} to ${x.c.to.name} failed (${reason}) and could not be fully undone: ${failures.join('; ')}`, {
-      cause,
-      details: { switchId: id, failures },
-    });
+    throw new UnderstudyError(
+      'SWITCH_REVERSE_FAILED',
+      `Switch ${id} from ${x.c.from.name} to ${x.c.to.name} failed (${reason}) and could not be fully undone: ${failures.join('; ')}`,
+      {
+        cause,
+        details: { switchId: id, failures },
+      },
+    );
   }
   journal.setState(id, 'reversed');
-  throw new UnderstudyError('SWITCH_REVERSED', `Switch ${id} from ${x.c.from.name} to ${x.c.to.name} failed and was reversed; the service stays on ${x.c.from.name}: ${reason}`, {
-    cause,
-    hint: cause instanceof UnderstudyError ? cause.hint : undefined,
-    details: { switchId: id, ...(cause instanceof UnderstudyError ? { causeCode: cause.code } : {}) },
-  });
+  throw new UnderstudyError(
+    'SWITCH_REVERSED',
+    `Switch ${id} from ${x.c.from.name} to ${x.c.to.name} failed and was reversed; the service stays on ${x.c.from.name}: ${reason}`,
+    {
+      cause,
+      hint: cause instanceof UnderstudyError ? cause.hint : undefined,
+      details: { switchId: id, ...(cause instanceof UnderstudyError ? { causeCode: cause.code } : {}) },
+    },
+  );
 }
 
 /** Runs steps from `first` on; returns the result or throws after reversing. */
@@ -157,10 +193,14 @@ async function runFrom(x: Execution, first: number): Promise<SwitchResult> {
         journal.stepState(id, i, 'running', error instanceof Error ? error.message : String(error));
         if (step.cleanup) {
           journal.setState(id, 'failed', `cleanup step ${step.name} failed: ${String(error)}`);
-          throw new UnderstudyError('SWITCH_STEP_FAILED', `Switch ${id}: ${c.to.name} serves the address, but the cleanup step ${step.name} failed`, {
-            cause: error,
-            hint: 'Restart the manager to retry the cleanup, or finish it by hand (see `understudy switch show`).',
-          });
+          throw new UnderstudyError(
+            'SWITCH_STEP_FAILED',
+            `Switch ${id}: ${c.to.name} serves the address, but the cleanup step ${step.name} failed`,
+            {
+              cause: error,
+              hint: 'Restart the manager to retry the cleanup, or finish it by hand (see `understudy switch show`).',
+            },
+          );
         }
         return reverse(x, i, error);
       }
@@ -199,12 +239,24 @@ export async function runSwitch(input: SwitchPlanInput, deps: SwitchDeps): Promi
   const journal = new SwitchJournal(deps.db);
   const id = newSwitchId();
   journal.begin(id, plan);
-  logger.info({ switchId: id, method: plan.method, from: deps.from.name, to: deps.to.name }, 'switch started');
+  logger.info(
+    { switchId: id, method: plan.method, from: deps.from.name, to: deps.to.name },
+    'switch started',
+  );
   const x: Execution = {
     id,
     journal,
     steps: stepsFor(plan),
-    c: { plan, from: deps.from, to: deps.to, moveNic: deps.moveNic, finalSync: deps.finalSync, facts: {}, logger, background: [] },
+    c: {
+      plan,
+      from: deps.from,
+      to: deps.to,
+      moveNic: deps.moveNic,
+      finalSync: deps.finalSync,
+      facts: {},
+      logger,
+      background: [],
+    },
     afterStep: deps.afterStep,
     times: [],
     started: Date.now(),
@@ -217,7 +269,9 @@ export async function runSwitch(input: SwitchPlanInput, deps: SwitchDeps): Promi
  * passed its health check) or reversed, so that the address ends on exactly one LC. Returns what was
  * done; a switch whose recovery failed is marked `failed` and reported in `errors`.
  */
-export async function recoverSwitches(deps: RecoverDeps): Promise<{ recovered: SwitchResult[]; errors: UnderstudyError[] }> {
+export async function recoverSwitches(
+  deps: RecoverDeps,
+): Promise<{ recovered: SwitchResult[]; errors: UnderstudyError[] }> {
   const journal = new SwitchJournal(deps.db);
   const logger = deps.logger ?? silentLogger;
   const recovered: SwitchResult[] = [];
@@ -228,11 +282,15 @@ export async function recoverSwitches(deps: RecoverDeps): Promise<{ recovered: S
       binding = await deps.bind(record.plan);
     } catch (error) {
       errors.push(
-        new UnderstudyError('SWITCH_REVERSE_FAILED', `Switch ${record.id} (${record.plan.from.lc} -> ${record.plan.to.lc}) was interrupted and its LCs cannot be reached`, {
-          cause: error,
-          hint: 'Start the LCs, then restart the manager to finish or reverse the switch.',
-          details: { switchId: record.id },
-        }),
+        new UnderstudyError(
+          'SWITCH_REVERSE_FAILED',
+          `Switch ${record.id} (${record.plan.from.lc} -> ${record.plan.to.lc}) was interrupted and its LCs cannot be reached`,
+          {
+            cause: error,
+            hint: 'Start the LCs, then restart the manager to finish or reverse the switch.',
+            details: { switchId: record.id },
+          },
+        ),
       );
       continue;
     }
@@ -266,10 +324,17 @@ async function recoverOne(x: Execution, record: SwitchRecord): Promise<SwitchRes
   // Once clients may have opened connections to LC2 (LC2 answers for the address, or LC1 passes new
   // flows to it), reversing would reset them: a crash after that point is finished, not reversed.
   // (runFrom still reverses if LC2 then fails its health check.)
-  const noReturn = x.steps.findIndex((s) => s.name === 'lc2-takes-address' || s.name === 'lc1-pass-new-flows');
+  const noReturn = x.steps.findIndex(
+    (s) => s.name === 'lc2-takes-address' || s.name === 'lc1-pass-new-flows',
+  );
   if (record.state === 'running' && (done.has(health) || (noReturn >= 0 && done.has(noReturn)))) {
     const first = x.steps.findIndex((_, i) => !done.has(i));
     return runFrom(x, first === -1 ? x.steps.length : first);
   }
-  return reverse(x, last, new Error(`the manager stopped during step ${x.steps[last]?.name ?? '(none)'}`), undone);
+  return reverse(
+    x,
+    last,
+    new Error(`the manager stopped during step ${x.steps[last]?.name ?? '(none)'}`),
+    undone,
+  );
 }

@@ -61,7 +61,9 @@ const hostAddress = (address: string): string => `${hostOf(address)}/32`;
 
 async function announceFrom(c: StepContext, side: SwitchSide, address: string, dev: string): Promise<void> {
   const { done } = await announce(side, address, dev);
-  c.background.push(done.catch((error: unknown) => c.logger.warn({ err: error, lc: side.name }, 'announcement failed')));
+  c.background.push(
+    done.catch((error: unknown) => c.logger.warn({ err: error, lc: side.name }, 'announcement failed')),
+  );
 }
 
 /** LC2 accepts packets for the service address (on lo) without answering ARP for it yet. */
@@ -77,7 +79,11 @@ const lc2PrivateAddress: Step = {
   },
 };
 
-const lc2PrivateAddressCleanup: Step = { name: 'lc2-private-address-cleanup', cleanup: true, run: lc2PrivateAddress.undo! };
+const lc2PrivateAddressCleanup: Step = {
+  name: 'lc2-private-address-cleanup',
+  cleanup: true,
+  run: lc2PrivateAddress.undo!,
+};
 
 /** Stateful: LC2's service stops accepting, so new connections wait in its backlog for the final sync. */
 const hold: Step = {
@@ -104,7 +110,13 @@ const lc1PassNewFlows: Step = {
   name: 'lc1-pass-new-flows',
   async run(c) {
     const { plan } = c;
-    await installSteer(c.from, { mode: 'new-flows', dev: plan.from.nic, ...plan.service, ownMac: plan.from.mac, peerMac: plan.to.mac });
+    await installSteer(c.from, {
+      mode: 'new-flows',
+      dev: plan.from.nic,
+      ...plan.service,
+      ownMac: plan.from.mac,
+      peerMac: plan.to.mac,
+    });
   },
   async undo(c) {
     await removeSteer(c.from);
@@ -119,7 +131,8 @@ const drain: Step = {
     await c.from.signalService('drain');
     c.facts.leftOnLc1 = await waitForDrain(c.from, c.plan.service.port, c.plan.drainTimeoutMs);
     c.facts.drainMs = Date.now() - started;
-    if (c.facts.leftOnLc1 > 0) c.logger.warn({ lc: c.from.name, left: c.facts.leftOnLc1 }, 'drain timed out; switching anyway');
+    if (c.facts.leftOnLc1 > 0)
+      c.logger.warn({ lc: c.from.name, left: c.facts.leftOnLc1 }, 'drain timed out; switching anyway');
   },
   async undo(c) {
     await c.from.signalService('undrain');
@@ -130,7 +143,12 @@ const drain: Step = {
 const finalSync: Step = {
   name: 'final-sync',
   async run(c) {
-    if (!c.finalSync) throw new UnderstudyError('SWITCH_PLAN_INVALID', 'A stateful switch needs a final sync of the application disk', {});
+    if (!c.finalSync)
+      throw new UnderstudyError(
+        'SWITCH_PLAN_INVALID',
+        'A stateful switch needs a final sync of the application disk',
+        {},
+      );
     const started = Date.now();
     await c.finalSync();
     c.facts.syncMs = Date.now() - started;
@@ -140,11 +158,20 @@ const finalSync: Step = {
 const healthAfter: Step = {
   name: 'health-after',
   async run(c) {
-    const outcome = await checkHealth(c.to, c.plan.health, hostOf(c.plan.service.address), c.plan.service.port);
+    const outcome = await checkHealth(
+      c.to,
+      c.plan.health,
+      hostOf(c.plan.service.address),
+      c.plan.service.port,
+    );
     if (!outcome.ok) {
-      throw new UnderstudyError('SWITCH_HEALTH_FAILED', `The service on ${c.to.name} failed its check after the switch: ${outcome.detail}`, {
-        details: { lc: c.to.name, attempts: outcome.attempts },
-      });
+      throw new UnderstudyError(
+        'SWITCH_HEALTH_FAILED',
+        `The service on ${c.to.name} failed its check after the switch: ${outcome.detail}`,
+        {
+          details: { lc: c.to.name, attempts: outcome.attempts },
+        },
+      );
     }
   },
 };
@@ -164,7 +191,8 @@ const clientsToLc2Nic: Step = {
     await announceFrom(c, c.to, c.plan.service.address, c.plan.to.nic);
   },
   async undo(c) {
-    if (await hasDevice(c.from, c.plan.from.nic)) await announceFrom(c, c.from, c.plan.service.address, c.plan.from.nic);
+    if (await hasDevice(c.from, c.plan.from.nic))
+      await announceFrom(c, c.from, c.plan.service.address, c.plan.from.nic);
   },
 };
 
@@ -172,12 +200,17 @@ const moveNicStep: Step = {
   name: 'move-nic',
   async run(c) {
     const { nic } = c.plan.from;
-    if (c.facts.movedNic && (await hasDevice(c.to, c.facts.movedNic)) && !(await hasDevice(c.from, nic))) return;
+    if (c.facts.movedNic && (await hasDevice(c.to, c.facts.movedNic)) && !(await hasDevice(c.from, nic)))
+      return;
     c.facts.movedNic = await c.moveNic({ from: c.from, to: c.to, nic });
     // The address must be usable at once: a moved device comes up without duplicate detection here.
     const held = await listAddresses(c.to, c.facts.movedNic);
     if (!held.some((a) => hostOf(a) === hostOf(c.plan.service.address))) {
-      throw new UnderstudyError('SWITCH_STEP_FAILED', `${c.to.name} did not get ${c.plan.service.address} with the moved NIC ${nic}`, {});
+      throw new UnderstudyError(
+        'SWITCH_STEP_FAILED',
+        `${c.to.name} did not get ${c.plan.service.address} with the moved NIC ${nic}`,
+        {},
+      );
     }
     await announceFrom(c, c.to, c.plan.service.address, c.facts.movedNic);
   },
@@ -204,12 +237,19 @@ const lc1NewAddress: Step = {
   name: 'lc1-new-address',
   async run(c) {
     const address = requireAddress(c.plan.from, c.plan.from.lc, c.plan.method);
-    c.facts.lc1HadNewAddress ??= (await listAddresses(c.from, c.plan.from.nic)).some((a) => hostOf(a) === hostOf(address));
+    c.facts.lc1HadNewAddress ??= (await listAddresses(c.from, c.plan.from.nic)).some(
+      (a) => hostOf(a) === hostOf(address),
+    );
     await promoteSecondaries(c.from, c.plan.from.nic);
     await addAddress(c.from, address, c.plan.from.nic);
   },
   async undo(c) {
-    if (c.facts.lc1HadNewAddress === false) await removeAddress(c.from, requireAddress(c.plan.from, c.plan.from.lc, c.plan.method), c.plan.from.nic);
+    if (c.facts.lc1HadNewAddress === false)
+      await removeAddress(
+        c.from,
+        requireAddress(c.plan.from, c.plan.from.lc, c.plan.method),
+        c.plan.from.nic,
+      );
   },
 };
 
@@ -218,7 +258,13 @@ const lc1ReleaseAddress: Step = {
   name: 'lc1-release-address',
   async run(c) {
     const { plan } = c;
-    await installSteer(c.from, { mode: 'all', dev: plan.from.nic, ...plan.service, ownMac: plan.from.mac, peerMac: plan.to.mac });
+    await installSteer(c.from, {
+      mode: 'all',
+      dev: plan.from.nic,
+      ...plan.service,
+      ownMac: plan.from.mac,
+      peerMac: plan.to.mac,
+    });
     await removeAddress(c.from, plan.service.address, plan.from.nic);
   },
   async undo(c) {
@@ -242,7 +288,12 @@ const lc2TakesAddress: Step = {
 const lc1AnnounceNew: Step = {
   name: 'lc1-announce-new',
   async run(c) {
-    await announceFrom(c, c.from, requireAddress(c.plan.from, c.plan.from.lc, c.plan.method), c.plan.from.nic);
+    await announceFrom(
+      c,
+      c.from,
+      requireAddress(c.plan.from, c.plan.from.lc, c.plan.method),
+      c.plan.from.nic,
+    );
   },
 };
 
@@ -251,7 +302,13 @@ const lc2PassOldFlows: Step = {
   name: 'lc2-pass-old-flows',
   async run(c) {
     const { plan } = c;
-    await installSteer(c.to, { mode: 'old-flows', dev: plan.to.nic, ...plan.service, ownMac: plan.to.mac, peerMac: plan.from.mac });
+    await installSteer(c.to, {
+      mode: 'old-flows',
+      dev: plan.to.nic,
+      ...plan.service,
+      ownMac: plan.to.mac,
+      peerMac: plan.from.mac,
+    });
   },
   async undo(c) {
     await removeSteer(c.to);

@@ -41,7 +41,14 @@ export type MoveNic = (options: { from: SwitchSide; to: SwitchSide; nic: string 
 
 /** How to tell that a service answers. `retries` extra attempts, `intervalMs` apart. */
 export type HealthCheck =
-  | { kind: 'http'; path: string; expectStatus: number; timeoutMs: number; retries: number; intervalMs: number }
+  | {
+      kind: 'http';
+      path: string;
+      expectStatus: number;
+      timeoutMs: number;
+      retries: number;
+      intervalMs: number;
+    }
   | { kind: 'tcp'; timeoutMs: number; retries: number; intervalMs: number };
 
 export interface SwitchPlan {

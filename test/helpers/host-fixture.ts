@@ -12,7 +12,15 @@ import { exec, spawnProcess, type ExecResult } from '../../src/core/index.ts';
 import { destroyHost, getPool, initHost } from '../../src/host/index.ts';
 import { buildImage } from '../../src/images/index.ts';
 import { listLcs } from '../../src/inventory/index.ts';
-import { createLc, destroyLc, hostContext, openManager, startLc, type HostContext, type Manager } from '../../src/manager/index.ts';
+import {
+  createLc,
+  destroyLc,
+  hostContext,
+  openManager,
+  startLc,
+  type HostContext,
+  type Manager,
+} from '../../src/manager/index.ts';
 import type { LcRequest } from '../../src/inventory/index.ts';
 
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
@@ -27,11 +35,16 @@ export interface TestHost {
   /** Creates and (by default) starts an LC from the busybox image. */
   lc(request: Partial<LcRequest> & { name: string }, options?: { start?: boolean }): Promise<void>;
   /** Runs the understudy CLI against this host in a child process. */
-  cli(args: readonly string[], options?: { okCodes?: number[]; env?: Record<string, string> }): Promise<ExecResult>;
+  cli(
+    args: readonly string[],
+    options?: { okCodes?: number[]; env?: Record<string, string> },
+  ): Promise<ExecResult>;
   dispose(): Promise<void>;
 }
 
-export async function createTestHost(options: { images?: string[]; poolSize?: number } = {}): Promise<TestHost> {
+export async function createTestHost(
+  options: { images?: string[]; poolSize?: number } = {},
+): Promise<TestHost> {
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-test-'));
   const third = crypto.randomInt(1, 254);
   const prefix = `198.19.${third}`;
@@ -40,7 +53,9 @@ export async function createTestHost(options: { images?: string[]; poolSize?: nu
   const dispose = async (): Promise<void> => {
     try {
       const host = await hostContext(manager).catch(() => undefined);
-      if (host) for (const lc of listLcs(manager.db)) await destroyLc(manager, host, lc.name, { force: true }).catch((e: unknown) => console.error(e));
+      if (host)
+        for (const lc of listLcs(manager.db))
+          await destroyLc(manager, host, lc.name, { force: true }).catch((e: unknown) => console.error(e));
       await destroyHost(manager.db).catch((e: unknown) => console.error(e));
     } finally {
       manager.close();
@@ -50,7 +65,12 @@ export async function createTestHost(options: { images?: string[]; poolSize?: nu
   try {
     await initHost({ db: manager.db, stateDir, subnet, poolSizeBytes: options.poolSize ?? 3 * 1024 ** 3 });
     for (const recipe of options.images ?? ['busybox']) {
-      await buildImage({ db: manager.db, recipe, pool: getPool(manager.db, 'main'), cacheDir: process.env.UNDERSTUDY_TEST_CACHE ?? '/var/cache/understudy-test' });
+      await buildImage({
+        db: manager.db,
+        recipe,
+        pool: getPool(manager.db, 'main'),
+        cacheDir: process.env.UNDERSTUDY_TEST_CACHE ?? '/var/cache/understudy-test',
+      });
     }
     const host = await hostContext(manager);
     return {
@@ -64,12 +84,23 @@ export async function createTestHost(options: { images?: string[]; poolSize?: nu
         if (lcOptions.start !== false) await startLc(manager, host, request.name);
       },
       cli(args, cliOptions = {}) {
-        return exec(['node', '--import', 'tsx', path.join(repoRoot, 'src/cli/entry.ts'), '--state-dir', stateDir, ...args], {
-          cwd: repoRoot,
-          okCodes: cliOptions.okCodes ?? [0],
-          env: cliOptions.env,
-          timeoutMs: 120_000,
-        });
+        return exec(
+          [
+            'node',
+            '--import',
+            'tsx',
+            path.join(repoRoot, 'src/cli/entry.ts'),
+            '--state-dir',
+            stateDir,
+            ...args,
+          ],
+          {
+            cwd: repoRoot,
+            okCodes: cliOptions.okCodes ?? [0],
+            env: cliOptions.env,
+            timeoutMs: 120_000,
+          },
+        );
       },
       dispose,
     };
@@ -86,11 +117,16 @@ export interface TestClient extends ClientHost {
 }
 
 export async function createClient(host: TestHost, hostOctet = 250): Promise<TestClient> {
-  const client = await createClientHost({ bridge: host.host.network.bridge, address: `${host.prefix}.${hostOctet}/24` });
+  const client = await createClientHost({
+    bridge: host.host.network.bridge,
+    address: `${host.prefix}.${hostOctet}/24`,
+  });
   return {
     ...client,
     async get(url) {
-      const out = await client.run(['curl', '-s', '-D', '-', '--max-time', '5', url], { okCodes: [0, 7, 28, 52, 56] });
+      const out = await client.run(['curl', '-s', '-D', '-', '--max-time', '5', url], {
+        okCodes: [0, 7, 28, 52, 56],
+      });
       const [head = '', ...rest] = out.stdout.split('\r\n\r\n');
       const status = Number(/^HTTP\/1\.1 (\d+)/.exec(head)?.[1] ?? 0);
       const servedBy = /^x-served-by: (.*)$/im.exec(head)?.[1]?.trim();

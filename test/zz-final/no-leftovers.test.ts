@@ -8,13 +8,22 @@ import { test } from 'node:test';
 import { exec } from '../../src/core/index.ts';
 
 test('the test suite left no namespace, mount, loop device, veth, cgroup or process behind', async () => {
-  const netns = (await exec(['ip', 'netns', 'list'])).stdout.split('\n').filter((l) => /^(us[0-9a-f]{4}-|ustc-)/.test(l));
+  const netns = (await exec(['ip', 'netns', 'list'])).stdout
+    .split('\n')
+    .filter((l) => /^(us[0-9a-f]{4}-|ustc-)/.test(l));
   assert.deepEqual(netns, [], 'network namespaces');
-  const mounts = fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((l) => l.includes('understudy-test'));
+  const mounts = fs
+    .readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('understudy-test'));
   assert.deepEqual(mounts, [], 'mounts');
-  const loops = (await exec(['losetup', '--list', '--noheadings', '--output', 'BACK-FILE'])).stdout.split('\n').filter((l) => l.includes('understudy-test'));
+  const loops = (await exec(['losetup', '--list', '--noheadings', '--output', 'BACK-FILE'])).stdout
+    .split('\n')
+    .filter((l) => l.includes('understudy-test'));
   assert.deepEqual(loops, [], 'loop devices');
-  const links = fs.readdirSync('/sys/class/net').filter((n) => /^(u[0-9a-f]{10}|us[0-9a-f]{4}br|utc[0-9a-f]{6})$/.test(n));
+  const links = fs
+    .readdirSync('/sys/class/net')
+    .filter((n) => /^(u[0-9a-f]{10}|us[0-9a-f]{4}br|utc[0-9a-f]{6})$/.test(n));
   assert.deepEqual(links, [], 'veths and bridges');
   const cgroupRoot = fs.existsSync('/sys/fs/cgroup/memory') ? '/sys/fs/cgroup/memory' : '/sys/fs/cgroup';
   const cgroups = fs.readdirSync(cgroupRoot).filter((n) => n.startsWith('understudy-'));

@@ -28,12 +28,24 @@ export function registerApplyCommand(program: Command, ctx: CliContext): void {
         });
         for (const pool of config.host.pools) {
           if (!listPools(manager.db).some((p) => p.name === pool.name)) {
-            await addPool({ db: manager.db, stateDir: manager.stateDir, name: pool.name, device: pool.device, sizeBytes: parseSize(pool.size) });
+            await addPool({
+              db: manager.db,
+              stateDir: manager.stateDir,
+              name: pool.name,
+              device: pool.device,
+              sizeBytes: parseSize(pool.size),
+            });
             done.push(`pool ${pool.name} created`);
           }
         }
         for (const recipe of new Set([...config.images, ...config.lcs.map((l) => l.image)])) {
-          const image = await buildImage({ db: manager.db, recipe, pool: getPool(manager.db, 'main'), cacheDir: manager.paths.cache, progress: (l) => ctx.progress(`image ${recipe}: ${l}`) });
+          const image = await buildImage({
+            db: manager.db,
+            recipe,
+            pool: getPool(manager.db, 'main'),
+            cacheDir: manager.paths.cache,
+            progress: (l) => ctx.progress(`image ${recipe}: ${l}`),
+          });
           done.push(`image ${image.name} ready`);
         }
         const host = await hostContext(manager);
@@ -63,7 +75,9 @@ export function registerApplyCommand(program: Command, ctx: CliContext): void {
             }
           }
         }
-        ctx.print({ applied: file, changes: done }, () => (done.length ? done.join('\n') : 'nothing to do: the host already matches'));
+        ctx.print({ applied: file, changes: done }, () =>
+          done.length ? done.join('\n') : 'nothing to do: the host already matches',
+        );
       } finally {
         manager.close();
       }

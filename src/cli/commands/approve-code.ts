@@ -14,14 +14,35 @@ export function registerApproveCodeCommands(program: Command, ctx: CliContext): 
     .command('approve-code <challenge>')
     .description('compute the approval code (OCRA, RFC 6287) for a challenge from a notification mail')
     .option('--decision <decision>', '"approve all", "approve: <patch>, <patch>" or "reject"', 'approve all')
-    .option('--secret-file <file>', 'file holding your approval secret (hex); default $UNDERSTUDY_APPROVAL_SECRET')
+    .option(
+      '--secret-file <file>',
+      'file holding your approval secret (hex); default $UNDERSTUDY_APPROVAL_SECRET',
+    )
     .action((challenge: string, o: { decision: string; secretFile?: string }) => {
-      const text = o.secretFile ? fs.readFileSync(o.secretFile, 'utf8') : process.env.UNDERSTUDY_APPROVAL_SECRET;
-      if (!text) throw new UnderstudyError('INVALID_ARGUMENT', 'No approval secret given', { hint: 'Pass --secret-file <file> or set UNDERSTUDY_APPROVAL_SECRET.' });
+      const text = o.secretFile
+        ? fs.readFileSync(o.secretFile, 'utf8')
+        : process.env.UNDERSTUDY_APPROVAL_SECRET;
+      if (!text)
+        throw new UnderstudyError('INVALID_ARGUMENT', 'No approval secret given', {
+          hint: 'Pass --secret-file <file> or set UNDERSTUDY_APPROVAL_SECRET.',
+        });
       const decision = parseDecision(o.decision);
-      const code = computeApprovalCode({ secret: parseAdminSecret(text, 'you'), challenge: challenge.trim().toLowerCase(), decision });
+      const code = computeApprovalCode({
+        secret: parseAdminSecret(text, 'you'),
+        challenge: challenge.trim().toLowerCase(),
+        decision,
+      });
       ctx.print({ challenge, decision: canonicalDecision(decision), code }, () =>
-        [`Code: ${code}`, '', 'Reply to the notification with:', `Challenge: ${challenge}`, `Decision: ${o.decision}`, `Code: ${code}`, '', 'The code is valid for about 30 minutes.'].join('\n'),
+        [
+          `Code: ${code}`,
+          '',
+          'Reply to the notification with:',
+          `Challenge: ${challenge}`,
+          `Decision: ${o.decision}`,
+          `Code: ${code}`,
+          '',
+          'The code is valid for about 30 minutes.',
+        ].join('\n'),
       );
     });
 }

@@ -11,8 +11,12 @@ const ms = (v: number): string => `${v.toFixed(1)} ms`;
 export function renderDemo(r: DemoReport): string {
   const s = r.load.summary;
   const w = r.load.markWindow;
-  const served = Object.entries(s.byServedBy).map(([lc, n]) => `${lc} ${n}`).join(', ');
-  const versions = Object.entries(s.byVersion).map(([v, n]) => `${v} ${n}`).join(', ');
+  const served = Object.entries(s.byServedBy)
+    .map(([lc, n]) => `${lc} ${n}`)
+    .join(', ');
+  const versions = Object.entries(s.byVersion)
+    .map(([v, n]) => `${v} ${n}`)
+    .join(', ');
   return [
     '',
     '=== understudy demo: a zero-downtime patch ===',
@@ -22,11 +26,15 @@ export function renderDemo(r: DemoReport): string {
     `served by:  ${served}`,
     `versions:   ${versions}`,
     `latency:    p50 ${ms(s.latency.p50)}, p99 ${ms(s.latency.p99)}, max ${ms(s.latency.max)}; ${s.delayedOver1s} delayed >= 1 s`,
-    w ? `switch window: ${w.window.count} requests, max ${ms(w.window.max)} (steady max ${ms(w.steady.max)}); added p99 ${ms(w.addedP99Ms)}, added max ${ms(w.addedMaxMs)}` : '',
+    w
+      ? `switch window: ${w.window.count} requests, max ${ms(w.window.max)} (steady max ${ms(w.steady.max)}); added p99 ${ms(w.addedP99Ms)}, added max ${ms(w.addedMaxMs)}`
+      : '',
     `version:    ${r.versionBefore ?? '?'} before → ${r.versionAfter ?? '?'} after`,
     `data:       ${r.dataChecked} keys checked (200 written before, ${r.load.ackedWrites.length} acknowledged during the run), ${r.dataLost.length} lost`,
     `wall time:  ${(r.wallMs / 1000).toFixed(1)} s (host setup, image, LCs, data, load, patch run, checks)`,
-    r.load.summary.failed === 0 && r.dataLost.length === 0 && r.versionAfter !== r.versionBefore ? 'RESULT: patched with 0 failed requests and no data lost' : 'RESULT: NOT CLEAN — see above',
+    r.load.summary.failed === 0 && r.dataLost.length === 0 && r.versionAfter !== r.versionBefore
+      ? 'RESULT: patched with 0 failed requests and no data lost'
+      : 'RESULT: NOT CLEAN — see above',
   ]
     .filter((l) => l !== '')
     .join('\n');
@@ -41,8 +49,17 @@ export function registerDemoCommand(program: Command, ctx: CliContext): void {
     .option('--keep', 'keep the demo host (LCs, pools, bridge) instead of tearing it down')
     .action(async (o: { method: string; rate: string; keep?: boolean }) => {
       requireRoot('the demo');
-      if (!isSwitchMethod(o.method)) throw new UnderstudyError('INVALID_ARGUMENT', `--method: "${o.method}" is not one of instant, move-nic, swap-address`);
-      const report = await runDemo({ method: o.method, rate: Number(o.rate), keep: o.keep, progress: (line) => ctx.progress(line) });
+      if (!isSwitchMethod(o.method))
+        throw new UnderstudyError(
+          'INVALID_ARGUMENT',
+          `--method: "${o.method}" is not one of instant, move-nic, swap-address`,
+        );
+      const report = await runDemo({
+        method: o.method,
+        rate: Number(o.rate),
+        keep: o.keep,
+        progress: (line) => ctx.progress(line),
+      });
       const { records: _records, ...load } = report.load;
       ctx.print({ ...report, load }, () => renderDemo(report));
       if (report.load.summary.failed > 0 || report.dataLost.length > 0) process.exitCode = 1;

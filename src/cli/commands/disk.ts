@@ -64,13 +64,17 @@ function progressRenderer(ctx: CliContext): (e: CopyProgress) => void {
 
 function copyOptions(flags: CopyFlags): Pick<CopyDiskOptions, 'mode' | 'policy' | 'verify'> {
   const mode = flags.mode ?? 'auto';
-  if (!['auto', 'send-receive', 'snapshot'].includes(mode)) throw new UnderstudyError('INVALID_ARGUMENT', `--mode: "${mode}" is not auto, send-receive or snapshot`);
+  if (!['auto', 'send-receive', 'snapshot'].includes(mode))
+    throw new UnderstudyError('INVALID_ARGUMENT', `--mode: "${mode}" is not auto, send-receive or snapshot`);
   const policy: NonNullable<CopyDiskOptions['policy']> = {};
   if (flags.maxPasses !== undefined) policy.maxPasses = Number(flags.maxPasses);
   if (flags.cutBelowMb !== undefined) policy.cutBelowBytes = Number(flags.cutBelowMb) * 1024 * 1024;
   if (flags.onNoConvergence !== undefined) {
     if (!['throttle', 'long-freeze', 'fail'].includes(flags.onNoConvergence)) {
-      throw new UnderstudyError('INVALID_ARGUMENT', `--on-no-convergence: "${flags.onNoConvergence}" is not throttle, long-freeze or fail`);
+      throw new UnderstudyError(
+        'INVALID_ARGUMENT',
+        `--on-no-convergence: "${flags.onNoConvergence}" is not throttle, long-freeze or fail`,
+      );
     }
     policy.onNoConvergence = flags.onNoConvergence as NoConvergenceAction;
   }
@@ -80,11 +84,14 @@ function copyOptions(flags: CopyFlags): Pick<CopyDiskOptions, 'mode' | 'policy' 
 function describeResult(r: CopyResult): string {
   const lines = [
     `copied ${r.source} → ${r.destination} (${r.mode}, job ${r.jobId})`,
-    `cut at ${r.cutAt}; writers frozen ${r.freezeMs.toFixed(1)} ms${r.freezeAttempts > 1 ? ` (${r.freezeAttempts} attempts)` : ""}; ${r.convergence}${r.throttledMs ? `, throttled ${(r.throttledMs / 1000).toFixed(1)} s` : ''}`,
+    `cut at ${r.cutAt}; writers frozen ${r.freezeMs.toFixed(1)} ms${r.freezeAttempts > 1 ? ` (${r.freezeAttempts} attempts)` : ''}; ${r.convergence}${r.throttledMs ? `, throttled ${(r.throttledMs / 1000).toFixed(1)} s` : ''}`,
     `${r.passes.length} pass(es), ${formatBytes(r.bytesSent)} sent in ${(r.durationMs / 1000).toFixed(1)} s`,
     `write history: ${r.history.text}`,
   ];
-  if (r.verification) lines.push(`verified: ${r.verification.entries} entries, ${formatBytes(r.verification.bytes)}, sha256 ${r.verification.digest.slice(0, 16)}…`);
+  if (r.verification)
+    lines.push(
+      `verified: ${r.verification.entries} entries, ${formatBytes(r.verification.bytes)}, sha256 ${r.verification.digest.slice(0, 16)}…`,
+    );
   return lines.join('\n');
 }
 
@@ -124,7 +131,9 @@ export function registerDiskCommands(program: Command, ctx: CliContext): void {
   addCopyFlags(
     disk
       .command('copy <lc> <disk>')
-      .description("copy a running LC's disk onto another LC's disk of the same name (the target LC must be stopped)")
+      .description(
+        "copy a running LC's disk onto another LC's disk of the same name (the target LC must be stopped)",
+      )
       .requiredOption('--to <lc2>', 'the LC whose disk receives the copy')
       .option('--to-disk <name>', 'name of the target disk (default: the same name)'),
   ).action(async (lcName: string, diskName: string, flags: CopyFlags & { to: string; toDisk?: string }) => {
@@ -137,7 +146,11 @@ export function registerDiskCommands(program: Command, ctx: CliContext): void {
       const source = host.driver.diskPath(from, diskName);
       const target = host.driver.diskPath(to, targetDisk);
       if ((await host.driver.status(to.name)).state !== 'stopped') {
-        throw new UnderstudyError('LC_RUNNING', `${to.name} must be stopped before its disk ${targetDisk} is replaced by a copy`, { hint: `understudy lc stop ${to.name}` });
+        throw new UnderstudyError(
+          'LC_RUNNING',
+          `${to.name} must be stopped before its disk ${targetDisk} is replaced by a copy`,
+          { hint: `understudy lc stop ${to.name}` },
+        );
       }
       const running = (await host.driver.status(from.name)).state !== 'stopped';
       const sourcePool = getPool(manager.db, from.disks.find((d) => d.name === diskName)?.pool ?? 'main');
@@ -147,8 +160,17 @@ export function registerDiskCommands(program: Command, ctx: CliContext): void {
       const result = await runCopy({
         source,
         destination: { poolPath: path.dirname(target), name: staged },
-        freezer: running ? { freeze: () => host.driver.freeze(from.name), thaw: () => host.driver.thaw(from.name) } : noFreeze,
-        ...(running ? { throttle: { limit: (bps: number) => host.driver.setWriteLimit(from.name, device, bps), lift: () => host.driver.setWriteLimit(from.name, device, null) } } : {}),
+        freezer: running
+          ? { freeze: () => host.driver.freeze(from.name), thaw: () => host.driver.thaw(from.name) }
+          : noFreeze,
+        ...(running
+          ? {
+              throttle: {
+                limit: (bps: number) => host.driver.setWriteLimit(from.name, device, bps),
+                lift: () => host.driver.setWriteLimit(from.name, device, null),
+              },
+            }
+          : {}),
         ...copyOptions(flags),
         db: manager.db,
         label: `${from.name}/${diskName} → ${to.name}/${targetDisk}`,
@@ -169,23 +191,28 @@ export function registerDiskCommands(program: Command, ctx: CliContext): void {
       .description('copy a btrfs subvolume (by host path) into a pool directory')
       .requiredOption('--to-pool <dir>', 'directory on the destination btrfs filesystem')
       .requiredOption('--name <name>', 'name of the new subvolume there')
-      .option('--freeze-cgroup <dir>', 'cgroup whose processes are frozen for the cut (v1 freezer or v2 dir)'),
-  ).action(async (source: string, flags: CopyFlags & { toPool: string; name: string; freezeCgroup?: string }) => {
-    requireRoot('disk copy-path');
-    const freezer = flags.freezeCgroup ? await existingCgroupFreezer(flags.freezeCgroup) : noFreeze;
-    await withStore(ctx, async (manager) => {
-      const result = await runCopy({
-        source,
-        destination: { poolPath: flags.toPool, name: flags.name },
-        freezer,
-        ...copyOptions(flags),
-        db: manager.db,
-        label: `${source} → ${path.join(flags.toPool, flags.name)}`,
-        onProgress: progressRenderer(ctx),
+      .option(
+        '--freeze-cgroup <dir>',
+        'cgroup whose processes are frozen for the cut (v1 freezer or v2 dir)',
+      ),
+  ).action(
+    async (source: string, flags: CopyFlags & { toPool: string; name: string; freezeCgroup?: string }) => {
+      requireRoot('disk copy-path');
+      const freezer = flags.freezeCgroup ? await existingCgroupFreezer(flags.freezeCgroup) : noFreeze;
+      await withStore(ctx, async (manager) => {
+        const result = await runCopy({
+          source,
+          destination: { poolPath: flags.toPool, name: flags.name },
+          freezer,
+          ...copyOptions(flags),
+          db: manager.db,
+          label: `${source} → ${path.join(flags.toPool, flags.name)}`,
+          onProgress: progressRenderer(ctx),
+        });
+        ctx.print({ ...result, records: undefined }, () => describeResult(result));
       });
-      ctx.print({ ...result, records: undefined }, () => describeResult(result));
-    });
-  });
+    },
+  );
 
   disk
     .command('history <copy-id>')
@@ -204,7 +231,14 @@ export function registerDiskCommands(program: Command, ctx: CliContext): void {
             records.length
               ? table(
                   ['PASS', 'AT', 'OP', 'PATH', 'OFFSET', 'LENGTH'],
-                  records.map((r) => [String(r.pass), r.at, r.op, r.pathTo ? `${r.path} → ${r.pathTo}` : r.path, r.offset === undefined ? '' : String(r.offset), r.length === undefined ? '' : String(r.length)]),
+                  records.map((r) => [
+                    String(r.pass),
+                    r.at,
+                    r.op,
+                    r.pathTo ? `${r.path} → ${r.pathTo}` : r.path,
+                    r.offset === undefined ? '' : String(r.offset),
+                    r.length === undefined ? '' : String(r.length),
+                  ]),
                 )
               : '',
           ]
@@ -225,7 +259,15 @@ export function registerDiskCommands(program: Command, ctx: CliContext): void {
             ? 'no disk copies yet'
             : table(
                 ['ID', 'STATE', 'MODE', 'STARTED', 'FROZEN', 'HISTORY', 'COPY'],
-                jobs.map((j) => [j.id, j.state, j.mode, j.startedAt, j.freezeMs === null ? '' : `${j.freezeMs.toFixed(1)} ms`, `${j.history.writes} writes, ${formatBytes(j.history.bytes)}`, j.label ?? j.destination]),
+                jobs.map((j) => [
+                  j.id,
+                  j.state,
+                  j.mode,
+                  j.startedAt,
+                  j.freezeMs === null ? '' : `${j.freezeMs.toFixed(1)} ms`,
+                  `${j.history.writes} writes, ${formatBytes(j.history.bytes)}`,
+                  j.label ?? j.destination,
+                ]),
               ),
         );
       }),

@@ -2,17 +2,34 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { UnderstudyError } from '../../core/index.ts';
-import { addFeed, listFeeds, openMonitorStore, parseEd25519PublicKey, removeFeed, safeUrl, type AptOptions, type FeedKind, type PatchServerOptions } from '../../monitor/index.ts';
+import {
+  addFeed,
+  listFeeds,
+  openMonitorStore,
+  parseEd25519PublicKey,
+  removeFeed,
+  safeUrl,
+  type AptOptions,
+  type FeedKind,
+  type PatchServerOptions,
+} from '../../monitor/index.ts';
 import { table, type CliContext } from '../context.ts';
 
 function collect(value: string, previous: string[]): string[] {
-  return [...previous, ...value.split(',').map((v) => v.trim()).filter(Boolean)];
+  return [
+    ...previous,
+    ...value
+      .split(',')
+      .map((v) => v.trim())
+      .filter(Boolean),
+  ];
 }
 
 function positive(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new UnderstudyError('INVALID_ARGUMENT', `${name} must be a positive number, not "${value}"`);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new UnderstudyError('INVALID_ARGUMENT', `${name} must be a positive number, not "${value}"`);
   return n;
 }
 
@@ -31,15 +48,23 @@ interface AddOptions {
 }
 
 export function registerFeedCommands(program: Command, ctx: CliContext): void {
-  const feed = program.command('feed').description('patch sources: patch servers (HTTP/FTP, signed index) and apt repositories');
+  const feed = program
+    .command('feed')
+    .description('patch sources: patch servers (HTTP/FTP, signed index) and apt repositories');
 
   feed
     .command('add <name>')
     .description('add a feed')
     .requiredOption('--kind <kind>', 'patch-server | apt')
-    .requiredOption('--url <url>', 'http(s):// or ftp:// directory of the patch server, or the apt repository root')
+    .requiredOption(
+      '--url <url>',
+      'http(s):// or ftp:// directory of the patch server, or the apt repository root',
+    )
     .option('--interval <seconds>', 'poll interval', '3600')
-    .option('--public-key <key>', 'patch-server: ed25519 public key of the index (base64 of 32 bytes, or @file with PEM/base64)')
+    .option(
+      '--public-key <key>',
+      'patch-server: ed25519 public key of the index (base64 of 32 bytes, or @file with PEM/base64)',
+    )
     .option('--suite <suite>', 'apt: suite, e.g. bookworm-security')
     .option('--component <c>', 'apt: component(s)', collect, [])
     .option('--arch <a>', 'apt: architecture(s)', collect, [])
@@ -48,22 +73,46 @@ export function registerFeedCommands(program: Command, ctx: CliContext): void {
     .option('--max-size <bytes>', 'largest patch file accepted')
     .option('--timeout <ms>', 'per-request timeout')
     .action((name: string, o: AddOptions) => {
-      if (o.kind !== 'patch-server' && o.kind !== 'apt') throw new UnderstudyError('INVALID_ARGUMENT', `--kind must be patch-server or apt, not "${o.kind}"`);
+      if (o.kind !== 'patch-server' && o.kind !== 'apt')
+        throw new UnderstudyError('INVALID_ARGUMENT', `--kind must be patch-server or apt, not "${o.kind}"`);
       const kind: FeedKind = o.kind;
-      const common = { maxPatchBytes: positive('--max-size', o.maxSize), timeoutMs: positive('--timeout', o.timeout) };
+      const common = {
+        maxPatchBytes: positive('--max-size', o.maxSize),
+        timeoutMs: positive('--timeout', o.timeout),
+      };
       let options: PatchServerOptions | AptOptions;
       if (kind === 'patch-server') {
-        if (!o.publicKey) throw new UnderstudyError('INVALID_ARGUMENT', 'A patch-server feed needs --public-key');
-        const publicKey = o.publicKey.startsWith('@') ? fs.readFileSync(o.publicKey.slice(1), 'utf8').trim() : o.publicKey;
+        if (!o.publicKey)
+          throw new UnderstudyError('INVALID_ARGUMENT', 'A patch-server feed needs --public-key');
+        const publicKey = o.publicKey.startsWith('@')
+          ? fs.readFileSync(o.publicKey.slice(1), 'utf8').trim()
+          : o.publicKey;
         parseEd25519PublicKey(publicKey);
         options = { publicKey, ...common };
       } else {
-        options = { suite: o.suite ?? '', components: o.component.length ? o.component : ['main'], architectures: o.arch.length ? o.arch : ['amd64'], keyring: o.keyring ?? '', security: o.security, ...common };
+        options = {
+          suite: o.suite ?? '',
+          components: o.component.length ? o.component : ['main'],
+          architectures: o.arch.length ? o.arch : ['amd64'],
+          keyring: o.keyring ?? '',
+          security: o.security,
+          ...common,
+        };
       }
       const { db } = openMonitorStore(ctx.stateDir());
       try {
-        const added = addFeed(db, { name, kind, url: o.url, intervalSeconds: positive('--interval', o.interval) ?? 3600, options });
-        ctx.print({ feed: added }, () => `Added feed ${added.name} (${added.kind}, ${safeUrl(added.url)}, every ${added.intervalSeconds}s)`);
+        const added = addFeed(db, {
+          name,
+          kind,
+          url: o.url,
+          intervalSeconds: positive('--interval', o.interval) ?? 3600,
+          options,
+        });
+        ctx.print(
+          { feed: added },
+          () =>
+            `Added feed ${added.name} (${added.kind}, ${safeUrl(added.url)}, every ${added.intervalSeconds}s)`,
+        );
       } finally {
         db.close();
       }
@@ -76,7 +125,14 @@ export function registerFeedCommands(program: Command, ctx: CliContext): void {
       const { db } = openMonitorStore(ctx.stateDir());
       try {
         const feeds = listFeeds(db);
-        ctx.print({ feeds }, () => (feeds.length === 0 ? 'No feeds.' : table(['NAME', 'KIND', 'URL', 'INTERVAL'], feeds.map((f) => [f.name, f.kind, safeUrl(f.url), `${f.intervalSeconds}s`]))));
+        ctx.print({ feeds }, () =>
+          feeds.length === 0
+            ? 'No feeds.'
+            : table(
+                ['NAME', 'KIND', 'URL', 'INTERVAL'],
+                feeds.map((f) => [f.name, f.kind, safeUrl(f.url), `${f.intervalSeconds}s`]),
+              ),
+        );
       } finally {
         db.close();
       }

@@ -10,15 +10,24 @@ import type { HostStatus } from '../../host/index.ts';
 const gib = (bytes: number): string => `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
 
 export function renderHostStatus(status: HostStatus): string {
-  if (!status.initialised) return `host: not initialised (state dir ${status.stateDir})\nRun \`understudy host init\`.`;
+  if (!status.initialised)
+    return `host: not initialised (state dir ${status.stateDir})\nRun \`understudy host init\`.`;
   const net = status.network;
   const lines = [
     `state dir: ${status.stateDir}`,
-    net ? `network:   bridge ${net.bridge} ${net.bridgeUp ? 'up' : 'DOWN'}, subnet ${net.subnet}, host ${net.hostAddress}` : 'network:   none',
+    net
+      ? `network:   bridge ${net.bridge} ${net.bridgeUp ? 'up' : 'DOWN'}, subnet ${net.subnet}, host ${net.hostAddress}`
+      : 'network:   none',
     '',
     table(
       ['POOL', 'ON', 'MOUNTED AT', 'SIZE', 'FREE'],
-      status.pools.map((p) => [p.name, p.device ?? p.imagePath ?? '', p.mounted ? p.mountpoint : 'not mounted', gib(p.sizeBytes), p.usage ? gib(p.usage.freeBytes) : '-']),
+      status.pools.map((p) => [
+        p.name,
+        p.device ?? p.imagePath ?? '',
+        p.mounted ? p.mountpoint : 'not mounted',
+        gib(p.sizeBytes),
+        p.usage ? gib(p.usage.freeBytes) : '-',
+      ]),
     ),
   ];
   return lines.join('\n');
@@ -30,7 +39,10 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
   host
     .command('init')
     .description('create the storage pool (btrfs) and the network bridge; idempotent')
-    .option('--device <dev>', 'block device for the main pool (default: a sparse loop image in the state dir)')
+    .option(
+      '--device <dev>',
+      'block device for the main pool (default: a sparse loop image in the state dir)',
+    )
     .option('--pool-size <size>', 'size of the loop image, e.g. 8G', '8G')
     .option('--subnet <cidr>', 'bridge subnet inside 198.18.0.0/15', '198.18.0.0/24')
     .option('--bridge <name>', 'bridge name (default: generated)')
@@ -72,7 +84,13 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
     .action(async (name: string, opts: { device?: string; size: string }) => {
       const manager = openManager(ctx.stateDir());
       try {
-        const pool = await addPool({ db: manager.db, stateDir: manager.stateDir, name, device: opts.device, sizeBytes: parseSize(opts.size) });
+        const pool = await addPool({
+          db: manager.db,
+          stateDir: manager.stateDir,
+          name,
+          device: opts.device,
+          sizeBytes: parseSize(opts.size),
+        });
         ctx.print(pool, () => `pool ${pool.name} mounted at ${pool.mountpoint}`);
       } finally {
         manager.close();
@@ -91,7 +109,10 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
         const lcs = await describeLcs(manager, undefined);
         if (lcs.length > 0) {
           if (!opts.force) {
-            throw new UnderstudyError('HOST_BUSY', `The host still has ${lcs.length} logical computer(s): ${lcs.map((l) => l.name).join(', ')}`);
+            throw new UnderstudyError(
+              'HOST_BUSY',
+              `The host still has ${lcs.length} logical computer(s): ${lcs.map((l) => l.name).join(', ')}`,
+            );
           }
           const hostCtx = status.initialised ? await hostContext(manager) : undefined;
           if (hostCtx) for (const lc of lcs) await destroyLc(manager, hostCtx, lc.name, { force: true });
@@ -102,6 +123,13 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
         manager.close();
       }
       const paths = statePaths(ctx.stateDir());
-      for (const p of [paths.database, `${paths.database}-wal`, `${paths.database}-shm`, paths.lcsRuntime, paths.pools]) rmSync(p, { recursive: true, force: true });
+      for (const p of [
+        paths.database,
+        `${paths.database}-wal`,
+        `${paths.database}-shm`,
+        paths.lcsRuntime,
+        paths.pools,
+      ])
+        rmSync(p, { recursive: true, force: true });
     });
 }

@@ -27,9 +27,14 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
           rebuild: opts.rebuild,
           pool: getPool(manager.db, 'main'),
           cacheDir: manager.paths.cache,
-          progress: (line) => ctx.progress(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${line}`),
+          progress: (line) =>
+            ctx.progress(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${line}`),
         });
-        ctx.print(record, () => `image ${record.name}: ${(record.sizeBytes / 1024 ** 2).toFixed(0)} MiB, built in ${(record.buildMs / 1000).toFixed(1)} s`);
+        ctx.print(
+          record,
+          () =>
+            `image ${record.name}: ${(record.sizeBytes / 1024 ** 2).toFixed(0)} MiB, built in ${(record.buildMs / 1000).toFixed(1)} s`,
+        );
       } finally {
         manager.close();
       }
@@ -45,7 +50,15 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
         ctx.print(images, () =>
           images.length === 0
             ? 'no images; build one with `understudy image build busybox`'
-            : table(['NAME', 'RECIPE', 'SIZE', 'BUILT'], images.map((i) => [i.name, i.recipe, `${(i.sizeBytes / 1024 ** 2).toFixed(0)} MiB`, i.builtAt])),
+            : table(
+                ['NAME', 'RECIPE', 'SIZE', 'BUILT'],
+                images.map((i) => [
+                  i.name,
+                  i.recipe,
+                  `${(i.sizeBytes / 1024 ** 2).toFixed(0)} MiB`,
+                  i.builtAt,
+                ]),
+              ),
         );
       } finally {
         manager.close();

@@ -1,17 +1,30 @@
 /** `understudy lc create|list|show|start|stop|reboot|exec|destroy|standby-for`. */
 import type { Command } from 'commander';
 import { UnderstudyError, requireRoot } from '../../core/index.ts';
-import { createLc, describeLcs, destroyLc, hostContext, openManager, startLc, type Manager, type HostContext } from '../../manager/index.ts';
+import {
+  createLc,
+  describeLcs,
+  destroyLc,
+  hostContext,
+  openManager,
+  startLc,
+  type Manager,
+  type HostContext,
+} from '../../manager/index.ts';
 import { findStandbys, getLc, lcRoles, listLcs, setRole, type LcRole } from '../../inventory/index.ts';
 import { table, type CliContext } from '../context.ts';
 
 function intOption(value: string, name: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n)) throw new UnderstudyError('INVALID_ARGUMENT', `${name}: "${value}" is not a whole number`);
+  if (!Number.isInteger(n))
+    throw new UnderstudyError('INVALID_ARGUMENT', `${name}: "${value}" is not a whole number`);
   return n;
 }
 
-async function withHost<T>(ctx: CliContext, fn: (manager: Manager, host: HostContext) => Promise<T>): Promise<T> {
+async function withHost<T>(
+  ctx: CliContext,
+  fn: (manager: Manager, host: HostContext) => Promise<T>,
+): Promise<T> {
   requireRoot('this command');
   const manager = openManager(ctx.stateDir());
   try {
@@ -42,7 +55,11 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
     .option('--start', 'start it after creating it')
     .action(async (name: string, o: Record<string, string | string[] | boolean | undefined>) =>
       withHost(ctx, async (manager, host) => {
-        if (!lcRoles.includes(o.role as LcRole)) throw new UnderstudyError('INVALID_ARGUMENT', `--role: "${String(o.role)}" is not one of ${lcRoles.join(', ')}`);
+        if (!lcRoles.includes(o.role as LcRole))
+          throw new UnderstudyError(
+            'INVALID_ARGUMENT',
+            `--role: "${String(o.role)}" is not one of ${lcRoles.join(', ')}`,
+          );
         const record = await createLc(manager, host, {
           name,
           image: o.image as string,
@@ -99,16 +116,21 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
       withHost(ctx, async (manager, host) => {
         const record = getLc(manager.db, name);
         const status = await host.driver.status(name);
-        const usage = status.state === 'stopped' ? undefined : await host.driver.usage(name).catch(() => undefined);
+        const usage =
+          status.state === 'stopped' ? undefined : await host.driver.usage(name).catch(() => undefined);
         const view = { ...record, status, usage, netns: host.driver.netnsName(name) };
         ctx.print(view, () =>
           [
             `${name}: ${status.state} (role ${record.role}, image ${record.image}, driver ${record.driver})`,
             `cpu:     CPU${record.cpus}/${record.cpuSharePercent}%`,
             `memory:  ${record.memoryMb} MB${usage ? ` (using ${(usage.memoryBytes / 1024 ** 2).toFixed(1)} MB, ${usage.oomKills} OOM kills)` : ''}`,
-            ...record.disks.map((d) => `disk:    ${d.name} ${d.sizeMb} MB in pool ${d.pool}, mounted at ${d.mountPath}`),
+            ...record.disks.map(
+              (d) => `disk:    ${d.name} ${d.sizeMb} MB in pool ${d.pool}, mounted at ${d.mountPath}`,
+            ),
             ...record.nics.map((n) => `nic:     ${n.name} ${n.mac} ${n.addresses.join(' ')} on ${n.bridge}`),
-            status.initPid ? `init:    host pid ${status.initPid}, booted ${status.bootedAt ?? '?'}, ${status.reboots} reboot(s)` : '',
+            status.initPid
+              ? `init:    host pid ${status.initPid}, booted ${status.bootedAt ?? '?'}, ${status.reboots} reboot(s)`
+              : '',
             `console: ${status.consoleLog}`,
           ]
             .filter(Boolean)
@@ -123,7 +145,10 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
     .option('--timeout <ms>', 'how long to wait for start-up', '30000')
     .action(async (name: string, o: { wait: boolean; timeout: string }) =>
       withHost(ctx, async (manager, host) => {
-        const status = await startLc(manager, host, name, { wait: o.wait, timeoutMs: intOption(o.timeout, '--timeout') });
+        const status = await startLc(manager, host, name, {
+          wait: o.wait,
+          timeoutMs: intOption(o.timeout, '--timeout'),
+        });
         ctx.print(status, () => `${name} is ${status.state}`);
       }),
     );
@@ -135,7 +160,10 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
       withHost(ctx, async (manager, host) => {
         getLc(manager.db, name);
         const result = await host.driver.stop(name, { timeoutMs: intOption(o.timeout, '--timeout') });
-        ctx.print(result, () => `${name} stopped (${result.outcome}, ${(result.durationMs / 1000).toFixed(1)} s)`);
+        ctx.print(
+          result,
+          () => `${name} stopped (${result.outcome}, ${(result.durationMs / 1000).toFixed(1)} s)`,
+        );
       }),
     );
 
@@ -156,7 +184,10 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
     .action(async (name: string, command: string[]) =>
       withHost(ctx, async (manager, host) => {
         getLc(manager.db, name);
-        const result = await host.driver.exec(name, command, { okCodes: Array.from({ length: 256 }, (_, i) => i), timeoutMs: 24 * 3600_000 });
+        const result = await host.driver.exec(name, command, {
+          okCodes: Array.from({ length: 256 }, (_, i) => i),
+          timeoutMs: 24 * 3600_000,
+        });
         if (ctx.json()) ctx.print(result, () => '');
         else {
           process.stdout.write(result.stdout);
@@ -179,7 +210,8 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
   lc.command('role <name> <role>')
     .description(`set the role: ${lcRoles.join(' | ')}`)
     .action((name: string, role: string) => {
-      if (!lcRoles.includes(role as LcRole)) throw new UnderstudyError('INVALID_ARGUMENT', `"${role}" is not one of ${lcRoles.join(', ')}`);
+      if (!lcRoles.includes(role as LcRole))
+        throw new UnderstudyError('INVALID_ARGUMENT', `"${role}" is not one of ${lcRoles.join(', ')}`);
       const manager = openManager(ctx.stateDir());
       try {
         setRole(manager.db, name, role as LcRole);

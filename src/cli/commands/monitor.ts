@@ -2,12 +2,21 @@
 import type { Command } from 'commander';
 import { UnderstudyError, createLogger, type ErrorCode } from '../../core/index.ts';
 import { createSmtpSender } from '../../mail/index.ts';
-import { createMonitor, defaultConfigPath, loadMonitorConfig, openMonitorStore, realFetcher, safeUrl } from '../../monitor/index.ts';
+import {
+  createMonitor,
+  defaultConfigPath,
+  loadMonitorConfig,
+  openMonitorStore,
+  realFetcher,
+  safeUrl,
+} from '../../monitor/index.ts';
 import { noManagedLcs } from '../../api/index.ts';
 import { table, type CliContext } from '../context.ts';
 
 export function registerMonitorCommands(program: Command, ctx: CliContext): void {
-  const monitor = program.command('monitor').description('the patch monitor: poll feeds, mail administrators');
+  const monitor = program
+    .command('monitor')
+    .description('the patch monitor: poll feeds, mail administrators');
 
   monitor
     .command('run')
@@ -15,9 +24,14 @@ export function registerMonitorCommands(program: Command, ctx: CliContext): void
     .option('--feed <name>', 'only this feed')
     .option('--config <file>', 'monitor configuration (default <state-dir>/monitor.yaml)')
     .action(async (o: { feed?: string; config?: string }) => {
-      const config = loadMonitorConfig(o.config ?? defaultConfigPath(ctx.stateDir()), { required: o.config !== undefined });
+      const config = loadMonitorConfig(o.config ?? defaultConfigPath(ctx.stateDir()), {
+        required: o.config !== undefined,
+      });
       const { db, catalogue } = openMonitorStore(ctx.stateDir());
-      const logger = createLogger({ pretty: process.stderr.isTTY && !ctx.json(), level: process.env.UNDERSTUDY_LOG_LEVEL ?? 'warn' });
+      const logger = createLogger({
+        pretty: process.stderr.isTTY && !ctx.json(),
+        level: process.env.UNDERSTUDY_LOG_LEVEL ?? 'warn',
+      });
       const m = createMonitor({
         db,
         catalogue,
@@ -30,26 +44,36 @@ export function registerMonitorCommands(program: Command, ctx: CliContext): void
       });
       try {
         const results = await m.pollNow(o.feed);
-        const data = results.map((r) => ({ feed: r.feed, outcome: r.outcome, registered: r.registeredNames, failures: r.failures }));
-        if (!(ctx.json() && results.some((r) => r.outcome === 'failed' || r.outcome === 'partial'))) ctx.print({ results: data }, () =>
-          results.length === 0
-            ? 'No feeds.'
-            : results
-                .map((r) =>
-                  [
-                    `${r.feed}: ${r.outcome}, ${r.registered} new patch(es)${r.registeredNames.length ? `: ${r.registeredNames.join(', ')}` : ''}`,
-                    ...r.failures.map((f) => `  ${f.code}: ${f.message}`),
-                  ].join('\n'),
-                )
-                .join('\n'),
-        );
+        const data = results.map((r) => ({
+          feed: r.feed,
+          outcome: r.outcome,
+          registered: r.registeredNames,
+          failures: r.failures,
+        }));
+        if (!(ctx.json() && results.some((r) => r.outcome === 'failed' || r.outcome === 'partial')))
+          ctx.print({ results: data }, () =>
+            results.length === 0
+              ? 'No feeds.'
+              : results
+                  .map((r) =>
+                    [
+                      `${r.feed}: ${r.outcome}, ${r.registered} new patch(es)${r.registeredNames.length ? `: ${r.registeredNames.join(', ')}` : ''}`,
+                      ...r.failures.map((f) => `  ${f.code}: ${f.message}`),
+                    ].join('\n'),
+                  )
+                  .join('\n'),
+          );
         const failed = results.filter((r) => r.outcome === 'failed' || r.outcome === 'partial');
         const first = failed[0]?.error;
         if (first) {
-          throw new UnderstudyError(first.code as ErrorCode, `${failed.length} feed(s) did not poll cleanly (first: ${failed[0]?.feed}: ${first.message})`, {
-            hint: 'Nothing bad was registered; the monitor retries with backoff. `understudy monitor status` shows each feed.',
-            details: { results: data },
-          });
+          throw new UnderstudyError(
+            first.code as ErrorCode,
+            `${failed.length} feed(s) did not poll cleanly (first: ${failed[0]?.feed}: ${first.message})`,
+            {
+              hint: 'Nothing bad was registered; the monitor retries with backoff. `understudy monitor status` shows each feed.',
+              details: { results: data },
+            },
+          );
         }
       } finally {
         await m.stop();

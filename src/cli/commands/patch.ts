@@ -1,12 +1,24 @@
 /** `understudy patch …`: the patch table by hand (add a patch file, list, mark for the next run). */
 import type { Command } from 'commander';
 import { UnderstudyError } from '../../core/index.ts';
-import { openCatalogue, parsePatchFormat, sha256File, type Patch, type PatchCategory } from '../../catalogue/index.ts';
+import {
+  openCatalogue,
+  parsePatchFormat,
+  sha256File,
+  type Patch,
+  type PatchCategory,
+} from '../../catalogue/index.ts';
 import { table, type CliContext } from '../context.ts';
 import path from 'node:path';
 
 function collect(value: string, previous: string[]): string[] {
-  return [...previous, ...value.split(',').map((v) => v.trim()).filter(Boolean)];
+  return [
+    ...previous,
+    ...value
+      .split(',')
+      .map((v) => v.trim())
+      .filter(Boolean),
+  ];
 }
 
 function onOff(value: string): boolean {
@@ -19,12 +31,22 @@ function renderPatches(patches: readonly Patch[]): string {
   if (patches.length === 0) return 'No patches registered.';
   return table(
     ['NAME', 'CATEGORIES', 'FORMAT', 'SIZE', 'SOURCE', 'PUBLISHED', 'REGISTERED'],
-    patches.map((p) => [p.name, p.categories.join(','), p.format, String(p.size), p.sourceFeed ?? '(manual)', p.publishedAt?.slice(0, 10) ?? '-', p.registeredAt.slice(0, 19)]),
+    patches.map((p) => [
+      p.name,
+      p.categories.join(','),
+      p.format,
+      String(p.size),
+      p.sourceFeed ?? '(manual)',
+      p.publishedAt?.slice(0, 10) ?? '-',
+      p.registeredAt.slice(0, 19),
+    ]),
   );
 }
 
 export function registerPatchCommands(program: Command, ctx: CliContext): void {
-  const patch = program.command('patch').description('the patch table: registered patches and their state per logical computer');
+  const patch = program
+    .command('patch')
+    .description('the patch table: registered patches and their state per logical computer');
 
   patch
     .command('add <file>')
@@ -34,24 +56,33 @@ export function registerPatchCommands(program: Command, ctx: CliContext): void {
     .option('--name <name>', 'patch name (default: the file name)')
     .option('--sha256 <hex>', 'the expected sha256 of the file')
     .option('--description <text>', 'what the patch does')
-    .action(async (file: string, opts: { category: string[]; format: string; name?: string; sha256?: string; description?: string }) => {
-      const format = parsePatchFormat(opts.format);
-      const sha256 = opts.sha256 ?? (await sha256File(file)).sha256;
-      const { db, catalogue } = openCatalogue(ctx.stateDir());
-      try {
-        const { patch: added, created } = await catalogue.registerPatch({
-          file,
-          name: opts.name ?? path.basename(file),
-          categories: opts.category as PatchCategory[],
-          format,
-          sha256,
-          description: opts.description,
-        });
-        ctx.print({ patch: added, created }, () => `${created ? 'Registered' : 'Already registered'}: ${added.name} (${added.categories.join(',')}, ${added.format}, sha256 ${added.sha256})`);
-      } finally {
-        db.close();
-      }
-    });
+    .action(
+      async (
+        file: string,
+        opts: { category: string[]; format: string; name?: string; sha256?: string; description?: string },
+      ) => {
+        const format = parsePatchFormat(opts.format);
+        const sha256 = opts.sha256 ?? (await sha256File(file)).sha256;
+        const { db, catalogue } = openCatalogue(ctx.stateDir());
+        try {
+          const { patch: added, created } = await catalogue.registerPatch({
+            file,
+            name: opts.name ?? path.basename(file),
+            categories: opts.category as PatchCategory[],
+            format,
+            sha256,
+            description: opts.description,
+          });
+          ctx.print(
+            { patch: added, created },
+            () =>
+              `${created ? 'Registered' : 'Already registered'}: ${added.name} (${added.categories.join(',')}, ${added.format}, sha256 ${added.sha256})`,
+          );
+        } finally {
+          db.close();
+        }
+      },
+    );
 
   patch
     .command('list')
@@ -75,7 +106,9 @@ export function registerPatchCommands(program: Command, ctx: CliContext): void {
                   r.categories.join(','),
                   r.state?.appliedAt?.slice(0, 19) ?? 'not yet',
                   r.state?.applyNextRun ? 'yes' : 'no',
-                  r.state?.lastResult ? `${r.state.lastResult}${r.state.lastExitCode === null ? '' : ` (exit ${r.state.lastExitCode})`}` : '-',
+                  r.state?.lastResult
+                    ? `${r.state.lastResult}${r.state.lastExitCode === null ? '' : ` (exit ${r.state.lastExitCode})`}`
+                    : '-',
                 ]),
               ),
         );

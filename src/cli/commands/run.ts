@@ -4,11 +4,21 @@ import { UnderstudyError, createLogger, requireRoot } from '../../core/index.ts'
 import { createCatalogue } from '../../catalogue/index.ts';
 import { patchesDirOf } from '../../catalogue/index.ts';
 import { hostContext, openManager } from '../../manager/index.ts';
-import { getRun, listRuns, resumeRun, rollbackRun, startRun, type RunDeps, type RunEvent, type RunRecord } from '../../run/index.ts';
+import {
+  getRun,
+  listRuns,
+  resumeRun,
+  rollbackRun,
+  startRun,
+  type RunDeps,
+  type RunEvent,
+  type RunRecord,
+} from '../../run/index.ts';
 import { isSwitchMethod } from '../../switch/index.ts';
 import { table, type CliContext } from '../context.ts';
 
-const seconds = (ms: number | null | undefined): string => (ms === null || ms === undefined ? '-' : `${(ms / 1000).toFixed(2)} s`);
+const seconds = (ms: number | null | undefined): string =>
+  ms === null || ms === undefined ? '-' : `${(ms / 1000).toFixed(2)} s`;
 
 export function renderRun(run: RunRecord): string {
   const f = run.facts;
@@ -16,16 +26,30 @@ export function renderRun(run: RunRecord): string {
     `run ${run.id}: ${run.state}${run.error ? ` — ${run.error.split('\n')[0]}` : ''}`,
     `LC ${run.lc} → standby ${run.standby ?? '(none yet)'}, method ${run.options.method}, patches ${run.options.patches.join(', ')}`,
     '',
-    table(['#', 'STEP', 'STATE', 'TIME', 'TRIES'], run.steps.map((s) => [String(s.seq + 1), s.name, s.state, seconds(s.durationMs), String(s.attempts)])),
+    table(
+      ['#', 'STEP', 'STATE', 'TIME', 'TRIES'],
+      run.steps.map((s) => [String(s.seq + 1), s.name, s.state, seconds(s.durationMs), String(s.attempts)]),
+    ),
   ];
   const total = run.steps.reduce((sum, s) => sum + (s.durationMs ?? 0), 0);
   lines.push(`total: ${seconds(total)}`);
-  if (f.scan) lines.push(`scan: ${f.scan.skipped ? 'skipped' : `${f.scan.files} files, ${f.scan.infected.length} infected (${f.scan.database})`}`);
-  for (const copy of f.copies ?? []) lines.push(`copy ${copy.disk}: ${copy.summary}; frozen ${copy.freezeMs.toFixed(1)} ms (${copy.convergence})`);
+  if (f.scan)
+    lines.push(
+      `scan: ${f.scan.skipped ? 'skipped' : `${f.scan.files} files, ${f.scan.infected.length} infected (${f.scan.database})`}`,
+    );
+  for (const copy of f.copies ?? [])
+    lines.push(
+      `copy ${copy.disk}: ${copy.summary}; frozen ${copy.freezeMs.toFixed(1)} ms (${copy.convergence})`,
+    );
   for (const p of f.patchResults ?? []) lines.push(`patch ${p.name}: ${p.result} (exit ${p.exitCode})`);
-  if (f.versionBefore || f.versionAfter) lines.push(`version: ${f.versionBefore ?? '?'} → ${f.versionAfter ?? '?'}`);
-  const sw = f.switchResult as { method?: string; durationMs?: number; drainMs?: number; holdMs?: number; syncMs?: number } | undefined;
-  if (sw) lines.push(`switch: ${sw.method} in ${seconds(sw.durationMs)} (drain ${seconds(sw.drainMs)}, hold ${seconds(sw.holdMs)}, final sync ${seconds(sw.syncMs)})`);
+  if (f.versionBefore || f.versionAfter)
+    lines.push(`version: ${f.versionBefore ?? '?'} → ${f.versionAfter ?? '?'}`);
+  const sw = f.switchResult as
+    { method?: string; durationMs?: number; drainMs?: number; holdMs?: number; syncMs?: number } | undefined;
+  if (sw)
+    lines.push(
+      `switch: ${sw.method} in ${seconds(sw.durationMs)} (drain ${seconds(sw.drainMs)}, hold ${seconds(sw.holdMs)}, final sync ${seconds(sw.syncMs)})`,
+    );
   return lines.join('\n');
 }
 
@@ -40,7 +64,9 @@ function progressPrinter(ctx: CliContext): (event: RunEvent) => void {
       return;
     }
     const time = event.durationMs === undefined ? '' : ` (${seconds(event.durationMs)})`;
-    ctx.progress(`${event.state.padEnd(7)} ${event.step}${time}${event.message ? `: ${event.message.split('\n')[0]}` : ''}`);
+    ctx.progress(
+      `${event.state.padEnd(7)} ${event.step}${time}${event.message ? `: ${event.message.split('\n')[0]}` : ''}`,
+    );
   };
 }
 
@@ -71,18 +97,32 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
     .option('--health-path <path>', 'HTTP path of the health check', '/health')
     .option('--port <port>', 'TCP port of the service', '80')
     .option('--stateless', 'the application disk holds no data to carry over at the switch')
-    .option('--watch <seconds>', 'after the switch, watch the service this long and roll back by itself if it fails', '0')
+    .option(
+      '--watch <seconds>',
+      'after the switch, watch the service this long and roll back by itself if it fails',
+      '0',
+    )
     .action(async (lc: string | undefined, o: Record<string, string | boolean | undefined>) => {
       if (!lc) {
         run.help();
         return;
       }
-      if (!isSwitchMethod(String(o.method))) throw new UnderstudyError('INVALID_ARGUMENT', `--method: "${String(o.method)}" is not one of instant, move-nic, swap-address`);
+      if (!isSwitchMethod(String(o.method)))
+        throw new UnderstudyError(
+          'INVALID_ARGUMENT',
+          `--method: "${String(o.method)}" is not one of instant, move-nic, swap-address`,
+        );
       const record = await withRunDeps(ctx, (deps) =>
         startRun(
           {
             lc,
-            patches: typeof o.patches === 'string' ? o.patches.split(',').map((p) => p.trim()).filter(Boolean) : undefined,
+            patches:
+              typeof o.patches === 'string'
+                ? o.patches
+                    .split(',')
+                    .map((p) => p.trim())
+                    .filter(Boolean)
+                : undefined,
             standby: o.standby as string | undefined,
             method: o.method as 'instant',
             scanDatabase: o.scanDatabase as string | undefined,
@@ -109,7 +149,18 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
         ctx.print(runs, () =>
           runs.length === 0
             ? 'no patch runs yet'
-            : table(['RUN', 'LC', 'STANDBY', 'STATE', 'METHOD', 'PATCHES', 'STARTED'], runs.map((r) => [r.id, r.lc, r.standby ?? '-', r.state, r.options.method, r.options.patches.join(','), r.createdAt])),
+            : table(
+                ['RUN', 'LC', 'STANDBY', 'STATE', 'METHOD', 'PATCHES', 'STARTED'],
+                runs.map((r) => [
+                  r.id,
+                  r.lc,
+                  r.standby ?? '-',
+                  r.state,
+                  r.options.method,
+                  r.options.patches.join(','),
+                  r.createdAt,
+                ]),
+              ),
         );
       } finally {
         manager.close();

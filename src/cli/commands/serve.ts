@@ -13,11 +13,16 @@ import type { CliContext } from '../context.ts';
 /** The LCs the monitor manages: the active ones; their Debian packages are read with dpkg-query inside. */
 function managedLcs(manager: Manager, host: HostContext | undefined): ManagedLcs {
   return {
-    list: async () => listLcs(manager.db).filter((lc) => lc.role === 'active').map((lc) => lc.name),
+    list: async () =>
+      listLcs(manager.db)
+        .filter((lc) => lc.role === 'active')
+        .map((lc) => lc.name),
     async installedPackages(lc) {
       const packages = new Map<string, string>();
       if (!host) return packages;
-      const out = await host.driver.exec(lc, ['dpkg-query', '-W', '-f', '${Package}\t${Version}\n'], { okCodes: [0, 1, 127] }).catch(() => undefined);
+      const out = await host.driver
+        .exec(lc, ['dpkg-query', '-W', '-f', '${Package}\t${Version}\n'], { okCodes: [0, 1, 127] })
+        .catch(() => undefined);
       for (const line of out?.stdout.split('\n') ?? []) {
         const [name, version] = line.split('\t');
         if (name && version) packages.set(name, version);
@@ -31,7 +36,11 @@ function managedLcs(manager: Manager, host: HostContext | undefined): ManagedLcs
 function patchRunStarter(deps: RunDeps | undefined, logger: Logger): StartPatchRun {
   let queue = Promise.resolve();
   return async ({ lcs, patches, reason }) => {
-    if (!deps) throw new UnderstudyError('HOST_NOT_INITIALISED', 'The daemon cannot start patch runs: the host is not initialised');
+    if (!deps)
+      throw new UnderstudyError(
+        'HOST_NOT_INITIALISED',
+        'The daemon cannot start patch runs: the host is not initialised',
+      );
     for (const lc of lcs) {
       queue = queue.then(async () => {
         try {
@@ -48,12 +57,15 @@ function patchRunStarter(deps: RunDeps | undefined, logger: Logger): StartPatchR
 export function registerServeCommands(program: Command, ctx: CliContext): void {
   program
     .command('serve')
-    .description('run the daemon: poll feeds on schedule, mail administrators, read approvals, run approved patches, serve the API')
+    .description(
+      'run the daemon: poll feeds on schedule, mail administrators, read approvals, run approved patches, serve the API',
+    )
     .option('--config <file>', 'monitor configuration (default <state-dir>/monitor.yaml)')
     .option('--port <port>', 'override api.port')
     .action(async (o: { config?: string; port?: string }) => {
       const port = o.port === undefined ? undefined : Number(o.port);
-      if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536)) throw new UnderstudyError('INVALID_ARGUMENT', `--port must be a port number, not "${o.port}"`);
+      if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536))
+        throw new UnderstudyError('INVALID_ARGUMENT', `--port must be a port number, not "${o.port}"`);
       // The daemon logs NDJSON to stderr; pretty only on a terminal.
       const logger = createLogger({ pretty: process.stderr.isTTY && !ctx.json(), name: 'understudy-daemon' });
       const manager = openManager(ctx.stateDir());
@@ -61,13 +73,19 @@ export function registerServeCommands(program: Command, ctx: CliContext): void {
         if (isUnderstudyError(error, 'HOST_NOT_INITIALISED')) return undefined;
         throw error;
       });
-      const runDeps: RunDeps | undefined = host && { manager, host, catalogue: createCatalogue({ db: manager.db, patchesDir: patchesDirOf(manager.stateDir) }), logger };
+      const runDeps: RunDeps | undefined = host && {
+        manager,
+        host,
+        catalogue: createCatalogue({ db: manager.db, patchesDir: patchesDirOf(manager.stateDir) }),
+        logger,
+      };
       if (runDeps) {
         // A previous manager may have died mid-copy or mid-run: clean up and resume before serving.
         const removed = await recoverCopyJobs(manager.db);
         if (removed.length) logger.warn({ jobs: removed }, 'removed leftovers of interrupted disk copies');
         const { resumed, errors } = await recoverRuns(runDeps);
-        for (const run of resumed) logger.warn({ runId: run.id, state: run.state }, 'resumed an interrupted patch run');
+        for (const run of resumed)
+          logger.warn({ runId: run.id, state: run.state }, 'resumed an interrupted patch run');
         for (const error of errors) logger.error({ err: error }, 'could not resume a patch run');
       }
       const daemon = await runDaemon({

@@ -23,51 +23,84 @@ import { table, type CliContext } from '../context.ts';
 export type { SwitchRequest };
 
 /** Resolves LC names into a complete plan and the sides that carry it out. */
-export type SwitchBinder = (request: SwitchRequest, db: Db) => Promise<{ plan: SwitchPlanInput; binding: SwitchBinding; after?: () => Promise<void> }>;
+export type SwitchBinder = (
+  request: SwitchRequest,
+  db: Db,
+) => Promise<{ plan: SwitchPlanInput; binding: SwitchBinding; after?: () => Promise<void> }>;
 
 const unbound: SwitchBinder = (request) =>
   Promise.reject(
-    new UnderstudyError('INTERNAL', `understudy switch ${request.from} ${request.to}: the switch is not yet bound to the inventory and driver`, {
-      hint: 'Build this command with a SwitchBinder (registerSwitchCommands(program, ctx, binder)).',
-    }),
+    new UnderstudyError(
+      'INTERNAL',
+      `understudy switch ${request.from} ${request.to}: the switch is not yet bound to the inventory and driver`,
+      {
+        hint: 'Build this command with a SwitchBinder (registerSwitchCommands(program, ctx, binder)).',
+      },
+    ),
   );
 
 function renderRecord(r: SwitchRecord): string {
   const head = `${r.id}  ${r.plan.method}  ${r.plan.from.lc} -> ${r.plan.to.lc}  ${r.state}${r.error ? `\n  error: ${r.error}` : ''}`;
-  return [head, table(['#', 'STEP', 'STATE', 'ERROR'], r.steps.map((s) => [String(s.seq), s.name, s.state, s.error ?? '']))].join('\n');
+  return [
+    head,
+    table(
+      ['#', 'STEP', 'STATE', 'ERROR'],
+      r.steps.map((s) => [String(s.seq), s.name, s.state, s.error ?? '']),
+    ),
+  ].join('\n');
 }
 
-export function registerSwitchCommands(program: Command, ctx: CliContext, binder: SwitchBinder = unbound): void {
+export function registerSwitchCommands(
+  program: Command,
+  ctx: CliContext,
+  binder: SwitchBinder = unbound,
+): void {
   program
     .command('switch <from> <to>')
     .description('move the service from one logical computer to another with no failed request')
     .requiredOption('--method <method>', 'move-nic | swap-address | instant')
-    .option('--stateful', 'the application disk holds data: final sync after the last write of <from>, before <to> serves')
+    .option(
+      '--stateful',
+      'the application disk holds data: final sync after the last write of <from>, before <to> serves',
+    )
     .option('--from-address <cidr>', 'address <from> takes after the switch (swap-address, instant)')
     .option('--drain-timeout <ms>', 'longest wait for accepted requests to finish', '10000')
-    .action(async (from: string, to: string, o: { method: string; stateful?: boolean; fromAddress?: string; drainTimeout: string }) => {
-      const request: SwitchRequest = {
-        from,
-        to,
-        method: parseSwitchMethod(o.method),
-        stateful: o.stateful === true,
-        fromAddress: o.fromAddress,
-        drainTimeoutMs: Number(o.drainTimeout),
-      };
-      if (!Number.isInteger(request.drainTimeoutMs) || request.drainTimeoutMs < 0) {
-        throw new UnderstudyError('INVALID_ARGUMENT', `--drain-timeout: "${o.drainTimeout}" is not a number of milliseconds`);
-      }
-      const db = openStore(statePaths(ctx.stateDir()).database, [switchSchema]);
-      try {
-        const { plan, binding, after } = await binder(request, db);
-        ctx.progress(`switching ${from} -> ${to} by ${request.method}…`);
-        const result = await runSwitch(plan, { db, ...binding });
-        await after?.();
-        ctx.print(result, () => `${result.id}: switched ${from} -> ${to} by ${result.method} in ${result.durationMs} ms (drain ${result.drainMs} ms)`);
-      } finally {
-        db.close();
-      }
-    });
+    .action(
+      async (
+        from: string,
+        to: string,
+        o: { method: string; stateful?: boolean; fromAddress?: string; drainTimeout: string },
+      ) => {
+        const request: SwitchRequest = {
+          from,
+          to,
+          method: parseSwitchMethod(o.method),
+          stateful: o.stateful === true,
+          fromAddress: o.fromAddress,
+          drainTimeoutMs: Number(o.drainTimeout),
+        };
+        if (!Number.isInteger(request.drainTimeoutMs) || request.drainTimeoutMs < 0) {
+          throw new UnderstudyError(
+            'INVALID_ARGUMENT',
+            `--drain-timeout: "${o.drainTimeout}" is not a number of milliseconds`,
+          );
+        }
+        const db = openStore(statePaths(ctx.stateDir()).database, [switchSchema]);
+        try {
+          const { plan, binding, after } = await binder(request, db);
+          ctx.progress(`switching ${from} -> ${to} by ${request.method}…`);
+          const result = await runSwitch(plan, { db, ...binding });
+          await after?.();
+          ctx.print(
+            result,
+            () =>
+              `${result.id}: switched ${from} -> ${to} by ${result.method} in ${result.durationMs} ms (drain ${result.drainMs} ms)`,
+          );
+        } finally {
+          db.close();
+        }
+      },
+    );
 
   program
     .command('switches [id]')
@@ -78,7 +111,10 @@ export function registerSwitchCommands(program: Command, ctx: CliContext, binder
         const journal = new SwitchJournal(db);
         if (id) {
           const record = journal.get(id);
-          if (!record) throw new UnderstudyError('INVALID_ARGUMENT', `No switch with id ${id}`, { hint: '`understudy switches` lists them.' });
+          if (!record)
+            throw new UnderstudyError('INVALID_ARGUMENT', `No switch with id ${id}`, {
+              hint: '`understudy switches` lists them.',
+            });
           ctx.print(record, () => renderRecord(record));
           return;
         }
@@ -86,7 +122,17 @@ export function registerSwitchCommands(program: Command, ctx: CliContext, binder
         ctx.print(records, () =>
           records.length === 0
             ? 'No switches yet.'
-            : table(['ID', 'METHOD', 'FROM', 'TO', 'STATE', 'STARTED'], records.map((r) => [r.id, r.plan.method, r.plan.from.lc, r.plan.to.lc, r.state, r.startedAt.slice(0, 19)])),
+            : table(
+                ['ID', 'METHOD', 'FROM', 'TO', 'STATE', 'STARTED'],
+                records.map((r) => [
+                  r.id,
+                  r.plan.method,
+                  r.plan.from.lc,
+                  r.plan.to.lc,
+                  r.state,
+                  r.startedAt.slice(0, 19),
+                ]),
+              ),
         );
       } finally {
         db.close();

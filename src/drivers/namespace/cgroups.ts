@@ -26,7 +26,11 @@ function write(file: string, value: string): void {
   try {
     fs.writeFileSync(file, value);
   } catch (error) {
-    throw new UnderstudyError('INTERNAL', `Could not write "${value}" to ${file}: ${(error as Error).message}`, { cause: error });
+    throw new UnderstudyError(
+      'INTERNAL',
+      `Could not write "${value}" to ${file}: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
 }
 
@@ -37,7 +41,10 @@ function read(file: string): string {
 /** One LC's cgroup(s). `name` must be unique on the host (it includes the host tag). */
 export class LcCgroup {
   readonly version: CgroupVersion;
-  constructor(readonly name: string, version?: CgroupVersion) {
+  constructor(
+    readonly name: string,
+    version?: CgroupVersion,
+  ) {
     this.version = version ?? cgroupVersion();
   }
 
@@ -48,7 +55,9 @@ export class LcCgroup {
   /** The files a process writes its pid into to join every hierarchy of this LC. */
   procsFiles(): string[] {
     if (this.version === 2) return [path.join(root, this.name, 'cgroup.procs')];
-    return v1Controllers.filter((c) => fs.existsSync(path.join(root, c))).map((c) => path.join(this.dir(c), 'cgroup.procs'));
+    return v1Controllers
+      .filter((c) => fs.existsSync(path.join(root, c)))
+      .map((c) => path.join(this.dir(c), 'cgroup.procs'));
   }
 
   exists(): boolean {
@@ -90,12 +99,16 @@ export class LcCgroup {
     write(path.join(this.dir('memory'), 'memory.limit_in_bytes'), memoryBytes);
     const memsw = path.join(this.dir('memory'), 'memory.memsw.limit_in_bytes');
     if (fs.existsSync(memsw)) write(memsw, memoryBytes);
-    if (limits.pidsMax && fs.existsSync(this.dir('pids'))) write(path.join(this.dir('pids'), 'pids.max'), String(limits.pidsMax));
+    if (limits.pidsMax && fs.existsSync(this.dir('pids')))
+      write(path.join(this.dir('pids'), 'pids.max'), String(limits.pidsMax));
   }
 
   /** Pids of every process in the LC. */
   pids(): number[] {
-    const file = this.version === 2 ? path.join(root, this.name, 'cgroup.procs') : path.join(this.dir('memory'), 'cgroup.procs');
+    const file =
+      this.version === 2
+        ? path.join(root, this.name, 'cgroup.procs')
+        : path.join(this.dir('memory'), 'cgroup.procs');
     try {
       return read(file).split('\n').filter(Boolean).map(Number);
     } catch (error) {
@@ -123,9 +136,13 @@ export class LcCgroup {
       await this.thaw();
       await sleep(50 * attempt);
     }
-    throw new UnderstudyError('INTERNAL', `The processes of cgroup ${this.name} could not be frozen in ${attempts} attempts of ${attemptMs} ms; they were left running`, {
-      hint: 'A process of the LC may be stuck in the kernel; try again, or check `ps` inside the LC.',
-    });
+    throw new UnderstudyError(
+      'INTERNAL',
+      `The processes of cgroup ${this.name} could not be frozen in ${attempts} attempts of ${attemptMs} ms; they were left running`,
+      {
+        hint: 'A process of the LC may be stuck in the kernel; try again, or check `ps` inside the LC.',
+      },
+    );
   }
 
   async thaw(): Promise<void> {
@@ -144,10 +161,20 @@ export class LcCgroup {
       write(path.join(root, this.name, 'io.max'), `${majMin} wbps=${bytesPerSecond ?? 'max'}`);
       return;
     }
-    write(path.join(this.dir('blkio'), 'blkio.throttle.write_bps_device'), `${majMin} ${bytesPerSecond ?? 0}`);
+    write(
+      path.join(this.dir('blkio'), 'blkio.throttle.write_bps_device'),
+      `${majMin} ${bytesPerSecond ?? 0}`,
+    );
   }
 
-  usage(): { memoryBytes: number; memoryLimitBytes: number; cpuQuotaPercent: number; cpus: string; pids: number; oomKills: number } {
+  usage(): {
+    memoryBytes: number;
+    memoryLimitBytes: number;
+    cpuQuotaPercent: number;
+    cpus: string;
+    pids: number;
+    oomKills: number;
+  } {
     if (this.version === 2) {
       const dir = path.join(root, this.name);
       const [quota = 'max'] = read(path.join(dir, 'cpu.max')).split(' ');

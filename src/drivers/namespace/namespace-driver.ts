@@ -9,10 +9,37 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UnderstudyError, exec, formatArgv, isErrno, isUnderstudyError, sleep, spawnProcess, waitFor, type ExecOptions, type ExecResult } from '../../core/index.ts';
-import type { ControlReport, LcSpec, LcStatus, NicSpec, PartitioningDriver, ResourceUsage, StopResult } from '../driver.ts';
+import {
+  UnderstudyError,
+  exec,
+  formatArgv,
+  isErrno,
+  isUnderstudyError,
+  sleep,
+  spawnProcess,
+  waitFor,
+  type ExecOptions,
+  type ExecResult,
+} from '../../core/index.ts';
+import type {
+  ControlReport,
+  LcSpec,
+  LcStatus,
+  NicSpec,
+  PartitioningDriver,
+  ResourceUsage,
+  StopResult,
+} from '../driver.ts';
 import { LcCgroup } from './cgroups.ts';
-import { configureNic, createNetns, createNic, deleteNetns, deleteNic, netnsExists, nicNamesIn } from './nic.ts';
+import {
+  configureNic,
+  createNetns,
+  createNic,
+  deleteNetns,
+  deleteNic,
+  netnsExists,
+  nicNamesIn,
+} from './nic.ts';
 import { resolveInRoot } from './root-path.ts';
 
 const scriptDir = path.dirname(fileURLToPath(import.meta.url));
@@ -55,7 +82,8 @@ async function deleteSubvolumesUnder(dir: string): Promise<void> {
     for (const entry of fs.readdirSync(current, { withFileTypes: true })) {
       if (!entry.isDirectory()) continue;
       const full = path.join(current, entry.name);
-      if (fs.statSync(full).ino === 256) subvolumes.push(full); // a btrfs subvolume root
+      if (fs.statSync(full).ino === 256)
+        subvolumes.push(full); // a btrfs subvolume root
       else if (depth < 3) walk(full, depth + 1);
     }
   };
@@ -101,7 +129,11 @@ export class NamespaceDriver implements PartitioningDriver {
 
   diskPath(spec: LcSpec, disk: string): string {
     const d = spec.disks.find((x) => x.name === disk);
-    if (!d) throw new UnderstudyError('DISK_NOT_FOUND', `The logical computer "${spec.name}" has no disk named "${disk}"`);
+    if (!d)
+      throw new UnderstudyError(
+        'DISK_NOT_FOUND',
+        `The logical computer "${spec.name}" has no disk named "${disk}"`,
+      );
     return path.join(this.options.poolPath(d.pool), 'lcs', spec.name, d.name);
   }
 
@@ -128,7 +160,12 @@ export class NamespaceDriver implements PartitioningDriver {
       }
       fs.mkdirSync(path.join(this.controlDir(spec.name), 'outbox'), { recursive: true, mode: 0o755 });
       undo.push(async () => fs.rmSync(this.runtimeDir(spec.name), { recursive: true, force: true }));
-      this.cgroup(spec.name).apply({ cpus: spec.cpus, cpuSharePercent: spec.cpuSharePercent, memoryMb: spec.memoryMb, pidsMax: 4096 });
+      this.cgroup(spec.name).apply({
+        cpus: spec.cpus,
+        cpuSharePercent: spec.cpuSharePercent,
+        memoryMb: spec.memoryMb,
+        pidsMax: 4096,
+      });
       undo.push(() => this.cgroup(spec.name).remove());
     } catch (error) {
       for (const step of undo.reverse()) await step().catch(() => undefined);
@@ -159,11 +196,15 @@ export class NamespaceDriver implements PartitioningDriver {
       send.child.stdout?.pipe(receive.child.stdin as NodeJS.WritableStream);
       const [sent, received] = await Promise.all([send.done, receive.done]);
       if (sent.exitCode !== 0 || received.exitCode !== 0) {
-        throw new UnderstudyError('EXEC_FAILED', `Copying image "${image}" to pool "${pool}" failed: ${sent.stderr}${received.stderr}`.trim());
+        throw new UnderstudyError(
+          'EXEC_FAILED',
+          `Copying image "${image}" to pool "${pool}" failed: ${sent.stderr}${received.stderr}`.trim(),
+        );
       }
       fs.renameSync(staging, holder);
     } finally {
-      for (const left of fs.existsSync(staging) ? fs.readdirSync(staging) : []) await exec(['btrfs', 'subvolume', 'delete', path.join(staging, left)]).catch(() => undefined);
+      for (const left of fs.existsSync(staging) ? fs.readdirSync(staging) : [])
+        await exec(['btrfs', 'subvolume', 'delete', path.join(staging, left)]).catch(() => undefined);
       fs.rmSync(staging, { recursive: true, force: true });
     }
     return local;
@@ -172,7 +213,9 @@ export class NamespaceDriver implements PartitioningDriver {
   async destroy(spec: LcSpec): Promise<void> {
     const status = await this.status(spec.name);
     if (status.state !== 'stopped' && status.state !== 'crashed') {
-      throw new UnderstudyError('LC_RUNNING', `The logical computer "${spec.name}" is ${status.state}`, { hint: 'Stop it first (`understudy lc stop`).' });
+      throw new UnderstudyError('LC_RUNNING', `The logical computer "${spec.name}" is ${status.state}`, {
+        hint: 'Stop it first (`understudy lc stop`).',
+      });
     }
     // Every part is removed even when another part fails, so a failure leaves as little as possible.
     const failures: unknown[] = [];
@@ -200,27 +243,41 @@ export class NamespaceDriver implements PartitioningDriver {
     const netns = this.netnsName(spec.name);
     if (!netnsExists(netns)) await createNetns(netns);
     const present = await nicNamesIn(netns);
-    for (const nic of spec.nics) if (!present.includes(nic.name)) await createNic({ tag: this.options.tag, netns, nic });
-    this.cgroup(spec.name).apply({ cpus: spec.cpus, cpuSharePercent: spec.cpuSharePercent, memoryMb: spec.memoryMb, pidsMax: 4096 });
+    for (const nic of spec.nics)
+      if (!present.includes(nic.name)) await createNic({ tag: this.options.tag, netns, nic });
+    this.cgroup(spec.name).apply({
+      cpus: spec.cpus,
+      cpuSharePercent: spec.cpuSharePercent,
+      memoryMb: spec.memoryMb,
+      pidsMax: 4096,
+    });
     fs.mkdirSync(path.join(this.controlDir(spec.name), 'outbox'), { recursive: true, mode: 0o755 });
   }
 
   async start(spec: LcSpec): Promise<void> {
     const status = await this.status(spec.name);
     if (status.state !== 'stopped' && status.state !== 'crashed') {
-      throw new UnderstudyError('LC_RUNNING', `The logical computer "${spec.name}" is already ${status.state}`, {
-        hint: 'Use `understudy lc reboot` to restart it.',
-      });
+      throw new UnderstudyError(
+        'LC_RUNNING',
+        `The logical computer "${spec.name}" is already ${status.state}`,
+        {
+          hint: 'Use `understudy lc reboot` to restart it.',
+        },
+      );
     }
     await this.killLeftovers(spec.name);
     await this.ensureDevices(spec);
     const rundir = this.runtimeDir(spec.name);
-    for (const f of ['stop-requested', 'no-reboot', 'boot.pid', 'supervisor.pid', 'state']) fs.rmSync(path.join(rundir, f), { force: true });
+    for (const f of ['stop-requested', 'no-reboot', 'boot.pid', 'supervisor.pid', 'state'])
+      fs.rmSync(path.join(rundir, f), { force: true });
     const mounts = spec.disks
       .filter((d) => d.mountPath !== '/')
       .flatMap((d) => [this.diskPath(spec, d.name), d.mountPath]);
     const root = this.diskPath(spec, spec.disks.find((d) => d.mountPath === '/')?.name ?? 'system');
-    fs.appendFileSync(path.join(rundir, 'console.log'), `[understudy] starting ${spec.name} at ${new Date().toISOString()}\n`);
+    fs.appendFileSync(
+      path.join(rundir, 'console.log'),
+      `[understudy] starting ${spec.name} at ${new Date().toISOString()}\n`,
+    );
     const supervisor = spawnProcess(
       [
         path.join(scriptDir, 'lc-supervise.sh'),
@@ -238,9 +295,13 @@ export class NamespaceDriver implements PartitioningDriver {
     supervisor.child.unref();
     const initPid = await waitFor(() => this.initPid(spec.name), { timeoutMs: 10_000, intervalMs: 10 });
     if (initPid === undefined) {
-      throw new UnderstudyError('LC_BOOT_FAILED', `The logical computer "${spec.name}" did not start:\n${this.consoleTail(spec.name)}`, {
-        hint: `Read ${path.join(rundir, 'console.log')}.`,
-      });
+      throw new UnderstudyError(
+        'LC_BOOT_FAILED',
+        `The logical computer "${spec.name}" did not start:\n${this.consoleTail(spec.name)}`,
+        {
+          hint: `Read ${path.join(rundir, 'console.log')}.`,
+        },
+      );
     }
   }
 
@@ -281,8 +342,10 @@ export class NamespaceDriver implements PartitioningDriver {
     }
     const recorded = readText(path.join(rundir, 'state'));
     const initPid = this.initPid(lc);
-    if (fs.existsSync(path.join(rundir, 'stop-requested'))) return { name: lc, state: 'stopping', initPid, reboots, bootedAt, consoleLog };
-    if (recorded === 'rebooting' || initPid === undefined) return { name: lc, state: 'rebooting', initPid, reboots, bootedAt, consoleLog };
+    if (fs.existsSync(path.join(rundir, 'stop-requested')))
+      return { name: lc, state: 'stopping', initPid, reboots, bootedAt, consoleLog };
+    if (recorded === 'rebooting' || initPid === undefined)
+      return { name: lc, state: 'rebooting', initPid, reboots, bootedAt, consoleLog };
     const booted = fs.existsSync(path.join(this.controlDir(lc), 'booted'));
     return { name: lc, state: booted ? 'running' : 'booting', initPid, reboots, bootedAt, consoleLog };
   }
@@ -311,7 +374,9 @@ export class NamespaceDriver implements PartitioningDriver {
   private async requireInit(lc: string): Promise<number> {
     const pid = this.initPid(lc);
     if (pid === undefined) {
-      throw new UnderstudyError('LC_NOT_RUNNING', `The logical computer "${lc}" is not running`, { hint: `Start it first: understudy lc start ${lc}` });
+      throw new UnderstudyError('LC_NOT_RUNNING', `The logical computer "${lc}" is not running`, {
+        hint: `Start it first: understudy lc start ${lc}`,
+      });
     }
     return pid;
   }
@@ -328,11 +393,17 @@ export class NamespaceDriver implements PartitioningDriver {
     const init = this.initPid(lc);
     // Busybox init powers off on SIGUSR2: it runs the shutdown scripts, then ends every process.
     if (init !== undefined) process.kill(init, 'SIGUSR2');
-    const clean = await waitFor(() => (this.supervisorPid(lc) === undefined ? true : undefined), { timeoutMs, intervalMs: 20 });
+    const clean = await waitFor(() => (this.supervisorPid(lc) === undefined ? true : undefined), {
+      timeoutMs,
+      intervalMs: 20,
+    });
     if (clean) return { outcome: 'clean', durationMs: performance.now() - started };
     const stillInit = this.initPid(lc);
     if (stillInit !== undefined) process.kill(stillInit, 'SIGKILL'); // ends the whole PID namespace
-    await waitFor(() => (this.supervisorPid(lc) === undefined ? true : undefined), { timeoutMs: 5000, intervalMs: 20 });
+    await waitFor(() => (this.supervisorPid(lc) === undefined ? true : undefined), {
+      timeoutMs: 5000,
+      intervalMs: 20,
+    });
     await this.killLeftovers(lc);
     return { outcome: 'killed', durationMs: performance.now() - started };
   }
@@ -359,26 +430,44 @@ export class NamespaceDriver implements PartitioningDriver {
     const before = Number(readText(path.join(this.runtimeDir(lc), 'reboots')) ?? 0);
     process.kill(init, 'SIGTERM'); // busybox init: reboot
     const rebooted = await waitFor(
-      () => (Number(readText(path.join(this.runtimeDir(lc), 'reboots')) ?? 0) > before && this.initPid(lc) !== undefined ? true : undefined),
+      () =>
+        Number(readText(path.join(this.runtimeDir(lc), 'reboots')) ?? 0) > before &&
+        this.initPid(lc) !== undefined
+          ? true
+          : undefined,
       { timeoutMs: 30_000, intervalMs: 20 },
     );
-    if (!rebooted) throw new UnderstudyError('LC_BOOT_FAILED', `The logical computer "${lc}" did not come back after the reboot:\n${this.consoleTail(lc)}`);
+    if (!rebooted)
+      throw new UnderstudyError(
+        'LC_BOOT_FAILED',
+        `The logical computer "${lc}" did not come back after the reboot:\n${this.consoleTail(lc)}`,
+      );
   }
 
   async exec(lc: string, argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
     const init = await this.requireInit(lc);
-    const wrapper = [path.join(scriptDir, 'lc-exec.sh'), this.cgroup(lc).procsFiles().join(':'), String(init)];
+    const wrapper = [
+      path.join(scriptDir, 'lc-exec.sh'),
+      this.cgroup(lc).procsFiles().join(':'),
+      String(init),
+    ];
     try {
       return await exec([...wrapper, ...argv], options);
     } catch (error) {
       // Name the command as the operator wrote it, inside the LC, not the wrapper that enters it.
       if (isUnderstudyError(error) && (error.code === 'EXEC_FAILED' || error.code === 'EXEC_TIMEOUT')) {
         const message = error.message.replace(formatArgv(wrapper), `[in ${lc}]`);
-        const oom = (error.details.signal === 'SIGKILL' && (await this.usage(lc).catch(() => undefined))?.oomKills) || 0;
-        throw new UnderstudyError(error.code, oom > 0 ? `${message} (the LC's memory limit was hit: ${oom} OOM kill(s) so far)` : message, {
-          cause: error,
-          details: { ...error.details, argv, lc },
-        });
+        const oom =
+          (error.details.signal === 'SIGKILL' && (await this.usage(lc).catch(() => undefined))?.oomKills) ||
+          0;
+        throw new UnderstudyError(
+          error.code,
+          oom > 0 ? `${message} (the LC's memory limit was hit: ${oom} OOM kill(s) so far)` : message,
+          {
+            cause: error,
+            details: { ...error.details, argv, lc },
+          },
+        );
       }
       throw error;
     }
@@ -413,7 +502,11 @@ export class NamespaceDriver implements PartitioningDriver {
 
   async moveNic(from: LcSpec, nicName: string, to: LcSpec): Promise<string> {
     const nic = from.nics.find((n) => n.name === nicName);
-    if (!nic) throw new UnderstudyError('NIC_NOT_FOUND', `The logical computer "${from.name}" has no NIC named "${nicName}"`);
+    if (!nic)
+      throw new UnderstudyError(
+        'NIC_NOT_FOUND',
+        `The logical computer "${from.name}" has no NIC named "${nicName}"`,
+      );
     const fromNs = this.netnsName(from.name);
     const toNs = this.netnsName(to.name);
     const taken = await nicNamesIn(toNs);
@@ -438,7 +531,11 @@ export class NamespaceDriver implements PartitioningDriver {
 
   async removeNic(spec: LcSpec, nicName: string): Promise<void> {
     const nic = spec.nics.find((n) => n.name === nicName);
-    if (!nic) throw new UnderstudyError('NIC_NOT_FOUND', `The logical computer "${spec.name}" has no NIC named "${nicName}"`);
+    if (!nic)
+      throw new UnderstudyError(
+        'NIC_NOT_FOUND',
+        `The logical computer "${spec.name}" has no NIC named "${nicName}"`,
+      );
     await deleteNic(this.options.tag, nic.mac);
   }
 
@@ -464,7 +561,10 @@ export class NamespaceDriver implements PartitioningDriver {
     const outbox = path.join(this.controlDir(lc), 'outbox');
     let files: string[];
     try {
-      files = fs.readdirSync(outbox).filter((f) => f.endsWith('.json')).sort();
+      files = fs
+        .readdirSync(outbox)
+        .filter((f) => f.endsWith('.json'))
+        .sort();
     } catch (error) {
       if (isErrno(error, 'ENOENT')) return [];
       throw error;

@@ -26,7 +26,13 @@ export async function createNetns(netns: string): Promise<void> {
   if (!netnsExists(netns)) await exec(['ip', 'netns', 'add', netns]);
   await exec(['ip', '-n', netns, 'link', 'set', 'lo', 'up']);
   await exec([
-    'ip', 'netns', 'exec', netns, 'sysctl', '-q', '-w',
+    'ip',
+    'netns',
+    'exec',
+    netns,
+    'sysctl',
+    '-q',
+    '-w',
     'net.ipv6.conf.all.disable_ipv6=1',
     'net.ipv6.conf.default.disable_ipv6=1',
     'net.ipv4.conf.all.promote_secondaries=1',
@@ -41,7 +47,8 @@ export async function deleteNetns(netns: string): Promise<void> {
 /** Sets the NIC's addresses inside the namespace and brings it up (after a create or a move). */
 export async function configureNic(netns: string, nic: NicSpec): Promise<void> {
   await exec(['ip', '-n', netns, 'addr', 'flush', 'dev', nic.name]);
-  for (const address of nic.addresses) await exec(['ip', '-n', netns, 'addr', 'add', address, 'dev', nic.name]);
+  for (const address of nic.addresses)
+    await exec(['ip', '-n', netns, 'addr', 'add', address, 'dev', nic.name]);
   await exec(['ip', '-n', netns, 'link', 'set', nic.name, 'up']);
 }
 

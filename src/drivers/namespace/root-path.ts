@@ -7,7 +7,8 @@ import path from 'node:path';
 import { UnderstudyError, isErrno } from '../../core/index.ts';
 
 export function resolveInRoot(root: string, lcPath: string, options: { followLast?: boolean } = {}): string {
-  if (!lcPath.startsWith('/')) throw new UnderstudyError('PATH_OUTSIDE_ROOT', `"${lcPath}" is not an absolute path inside the LC`);
+  if (!lcPath.startsWith('/'))
+    throw new UnderstudyError('PATH_OUTSIDE_ROOT', `"${lcPath}" is not an absolute path inside the LC`);
   const parts = lcPath.split('/').filter((p) => p && p !== '.');
   const resolved: string[] = [];
   let links = 0;
@@ -26,7 +27,11 @@ export function resolveInRoot(root: string, lcPath: string, options: { followLas
       if (!isErrno(error, 'ENOENT')) throw error;
     }
     if (stat?.isSymbolicLink() && (!isLast || options.followLast !== false)) {
-      if (++links > 40) throw new UnderstudyError('PATH_OUTSIDE_ROOT', `Too many symbolic links resolving "${lcPath}" inside the LC`);
+      if (++links > 40)
+        throw new UnderstudyError(
+          'PATH_OUTSIDE_ROOT',
+          `Too many symbolic links resolving "${lcPath}" inside the LC`,
+        );
       const target = fs.readlinkSync(candidate);
       if (target.startsWith('/')) resolved.length = 0;
       parts.unshift(...target.split('/').filter((p) => p && p !== '.'));

@@ -3,7 +3,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { appendCopyHistory, diskCopySchema, failCopyJob, getCopyJob, insertCopyJob, listCopyHistory, listCopyJobs } from '../../../src/disk-copy/index.ts';
+import {
+  appendCopyHistory,
+  diskCopySchema,
+  failCopyJob,
+  getCopyJob,
+  insertCopyJob,
+  listCopyHistory,
+  listCopyJobs,
+} from '../../../src/disk-copy/index.ts';
 import { openStore } from '../../../src/store/index.ts';
 
 void describe('disk-copy store (real SQLite file)', () => {
@@ -12,13 +20,22 @@ void describe('disk-copy store (real SQLite file)', () => {
     t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
     const file = path.join(dir, 'store.db');
     let db = openStore(file, [diskCopySchema]);
-    const job = { id: 'run1-app', source: '/p/lcs/lc1/app', destination: '/q/lcs/lc2/app', mode: 'send-receive' as const, sourceStage: '/p/s', destinationStage: '/q/d' };
+    const job = {
+      id: 'run1-app',
+      source: '/p/lcs/lc1/app',
+      destination: '/q/lcs/lc2/app',
+      mode: 'send-receive' as const,
+      sourceStage: '/p/s',
+      destinationStage: '/q/d',
+    };
     insertCopyJob(db, job);
     appendCopyHistory(db, job.id, 0, [
       { pass: 1, at: '2026-01-01T00:00:00.000Z', op: 'write', path: 'journal', offset: 0, length: 4096 },
       { pass: 1, at: '2026-01-01T00:00:00.001Z', op: 'rename', path: 'o257-7-0', pathTo: 'new' },
     ]);
-    appendCopyHistory(db, job.id, 2, [{ pass: 2, at: '2026-01-01T00:00:01.000Z', op: 'unlink', path: 'old' }]);
+    appendCopyHistory(db, job.id, 2, [
+      { pass: 2, at: '2026-01-01T00:00:01.000Z', op: 'unlink', path: 'old' },
+    ]);
     failCopyJob(db, job.id, 'cancelled', { code: 'DISK_COPY_CANCELLED', message: 'cancelled' });
     db.close();
 
@@ -27,11 +44,14 @@ void describe('disk-copy store (real SQLite file)', () => {
     const stored = getCopyJob(db, job.id);
     assert.equal(stored.state, 'cancelled');
     assert.deepEqual(stored.error, { code: 'DISK_COPY_CANCELLED', message: 'cancelled' });
-    assert.deepEqual(listCopyHistory(db, job.id).map((r) => [r.pass, r.op, r.path, r.pathTo, r.offset, r.length]), [
-      [1, 'write', 'journal', undefined, 0, 4096],
-      [1, 'rename', 'o257-7-0', 'new', undefined, undefined],
-      [2, 'unlink', 'old', undefined, undefined, undefined],
-    ]);
+    assert.deepEqual(
+      listCopyHistory(db, job.id).map((r) => [r.pass, r.op, r.path, r.pathTo, r.offset, r.length]),
+      [
+        [1, 'write', 'journal', undefined, 0, 4096],
+        [1, 'rename', 'o257-7-0', 'new', undefined, undefined],
+        [2, 'unlink', 'old', undefined, undefined, undefined],
+      ],
+    );
     assert.equal(listCopyHistory(db, job.id, { limit: 1, offset: 1 })[0]?.op, 'rename');
 
     insertCopyJob(db, job);

@@ -9,26 +9,44 @@ import { freePort, tempDir } from '../monitor/fixtures.ts';
 
 const repo = path.resolve(import.meta.dirname, '../../..');
 
-void test('understudy serve: authenticated API, graceful shutdown on SIGTERM', { timeout: 30_000 }, async (t) => {
-  const stateDir = tempDir('us-serve');
-  t.after(() => fs.rmSync(stateDir, { recursive: true, force: true }));
-  const port = await freePort();
-  fs.writeFileSync(path.join(stateDir, 'token'), 'serve-token-1\n');
-  fs.writeFileSync(path.join(stateDir, 'monitor.yaml'), `api:\n  listen: 127.0.0.1\n  port: ${port}\n  tokenFile: token\n`);
-  const proc = spawnProcess(['node', '--import', 'tsx', 'src/cli/entry.ts', '--state-dir', stateDir, 'serve'], { cwd: repo, stdio: ['ignore', 'ignore', 'pipe'] });
-  t.after(async () => {
-    if (proc.child.exitCode === null) proc.child.kill('SIGKILL');
-    await proc.done;
-  });
-  const base = `http://127.0.0.1:${port}`;
-  const up = await waitFor(async () => (await fetch(`${base}/v1/health`).then((r) => r.ok).catch(() => false)) || undefined, { timeoutMs: 15_000, intervalMs: 100 });
-  assert.ok(up, 'the daemon answers /v1/health');
-  assert.equal((await fetch(`${base}/v1/monitor/status`)).status, 401);
-  const status = await fetch(`${base}/v1/monitor/status`, { headers: { authorization: 'Bearer serve-token-1' } });
-  assert.equal(status.status, 200);
-  assert.equal(((await status.json()) as { running: boolean }).running, true);
-  proc.child.kill('SIGTERM');
-  const result = await proc.done;
-  assert.equal(result.exitCode, 0, result.stderr);
-  assert.match(result.stderr, /daemon.stopped|understudy daemon stopped/);
-});
+void test(
+  'understudy serve: authenticated API, graceful shutdown on SIGTERM',
+  { timeout: 30_000 },
+  async (t) => {
+    const stateDir = tempDir('us-serve');
+    t.after(() => fs.rmSync(stateDir, { recursive: true, force: true }));
+    const port = await freePort();
+    fs.writeFileSync(path.join(stateDir, 'token'), 'serve-token-1\n');
+    fs.writeFileSync(
+      path.join(stateDir, 'monitor.yaml'),
+      `api:\n  listen: 127.0.0.1\n  port: ${port}\n  tokenFile: token\n`,
+    );
+    const proc = spawnProcess(
+      ['node', '--import', 'tsx', 'src/cli/entry.ts', '--state-dir', stateDir, 'serve'],
+      { cwd: repo, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    t.after(async () => {
+      if (proc.child.exitCode === null) proc.child.kill('SIGKILL');
+      await proc.done;
+    });
+    const base = `http://127.0.0.1:${port}`;
+    const up = await waitFor(
+      async () =>
+        (await fetch(`${base}/v1/health`)
+          .then((r) => r.ok)
+          .catch(() => false)) || undefined,
+      { timeoutMs: 15_000, intervalMs: 100 },
+    );
+    assert.ok(up, 'the daemon answers /v1/health');
+    assert.equal((await fetch(`${base}/v1/monitor/status`)).status, 401);
+    const status = await fetch(`${base}/v1/monitor/status`, {
+      headers: { authorization: 'Bearer serve-token-1' },
+    });
+    assert.equal(status.status, 200);
+    assert.equal(((await status.json()) as { running: boolean }).running, true);
+    proc.child.kill('SIGTERM');
+    const result = await proc.done;
+    assert.equal(result.exitCode, 0, result.stderr);
+    assert.match(result.stderr, /daemon.stopped|understudy daemon stopped/);
+  },
+);

@@ -5,7 +5,12 @@
 import { copyDisk, diskCopySchema } from '../../../src/disk-copy/index.ts';
 import { openStore } from '../../../src/store/index.ts';
 
-const args = JSON.parse(process.argv[2] ?? '{}') as { source: string; poolPath: string; name: string; dbFile: string };
+const args = JSON.parse(process.argv[2] ?? '{}') as {
+  source: string;
+  poolPath: string;
+  name: string;
+  dbFile: string;
+};
 const db = openStore(args.dbFile, [diskCopySchema]);
 await copyDisk({
   source: args.source,

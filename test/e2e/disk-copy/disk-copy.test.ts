@@ -9,7 +9,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { exec, spawnProcess } from '../../../src/core/index.ts';
-import { copyDisk, diskCopySchema, getCopyJob, hashTree, listCopyHistory, listCopyJobs, recoverCopyJobs, type CopyPhase } from '../../../src/disk-copy/index.ts';
+import {
+  copyDisk,
+  diskCopySchema,
+  getCopyJob,
+  hashTree,
+  listCopyHistory,
+  listCopyJobs,
+  recoverCopyJobs,
+  type CopyPhase,
+} from '../../../src/disk-copy/index.ts';
 import { openStore, type Db } from '../../../src/store/index.ts';
 import { createPool, createSubvolume, fillTree, startWriter, tag, type Pool } from './fixtures.ts';
 import { assertNoLeftovers, assertSameTree, deleteSubvolumes, exists, recordingFreezer } from './helpers.ts';
@@ -64,12 +73,16 @@ void describe('disk copy (btrfs pools on loop devices)', () => {
       const digest = await assertSameTree(freezer.snapshots[0] ?? '', result.destination);
       assert.equal(result.verification?.digest, digest);
       assert.ok(result.freezeMs > 0 && result.freezeMs < 2000, `freeze took ${result.freezeMs} ms`);
-      assert.deepEqual(phases.filter((p) => p !== 'catch-up'), ['preparing', 'full', 'cut', 'final', 'verifying', 'done']);
+      assert.deepEqual(
+        phases.filter((p) => p !== 'catch-up'),
+        ['preparing', 'full', 'cut', 'final', 'verifying', 'done'],
+      );
       assert.ok(result.passes.length >= 3, 'full + catch-up + final');
 
       // The history saw the writer's kinds of writes, and the store holds it.
       const ops = new Set(result.records.map((r) => r.op));
-      for (const op of ['write', 'create', 'rename', 'unlink'] as const) assert.ok(ops.has(op), `history has ${op}: ${[...ops].join(',')}`);
+      for (const op of ['write', 'create', 'rename', 'unlink'] as const)
+        assert.ok(ops.has(op), `history has ${op}: ${[...ops].join(',')}`);
       assert.ok(result.records.some((r) => r.op === 'write' && r.path === 'w/append.log'));
       assert.ok(result.history.writes > 0 && result.history.bytes > 0 && result.history.files > 0);
       assert.match(result.history.text, /writes? to \d+ files?, .* replayed in \d+ passes?/);
@@ -85,7 +98,14 @@ void describe('disk copy (btrfs pools on loop devices)', () => {
       assert.equal((await exec(['btrfs', 'property', 'get', '-ts', source, 'ro'])).stdout.trim(), 'ro=false');
       await assertNoLeftovers([poolA.path, poolB.path]);
     }
-    assert.equal((await fs.readFile(path.join(writer.cgroup.procsFiles[0] ?? '', '..', 'freezer.state'), 'utf8').catch(() => 'THAWED')).trim(), 'THAWED');
+    assert.equal(
+      (
+        await fs
+          .readFile(path.join(writer.cgroup.procsFiles[0] ?? '', '..', 'freezer.state'), 'utf8')
+          .catch(() => 'THAWED')
+      ).trim(),
+      'THAWED',
+    );
   });
 
   void it('cancelling at any phase leaves the source untouched and removes the partial copy', async (t) => {
@@ -95,7 +115,16 @@ void describe('disk copy (btrfs pools on loop devices)', () => {
     const before = await hashTree(source);
     for (const target of ['full', 'catch-up', 'cut', 'final', 'verifying'] as const) {
       const controller = new AbortController();
-      const freezer = { freezes: 0, thaws: 0, async freeze() { this.freezes += 1; }, async thaw() { this.thaws += 1; } };
+      const freezer = {
+        freezes: 0,
+        thaws: 0,
+        async freeze() {
+          this.freezes += 1;
+        },
+        async thaw() {
+          this.thaws += 1;
+        },
+      };
       const name = `cancelled-${target}`;
       await assert.rejects(
         copyDisk({
@@ -115,12 +144,18 @@ void describe('disk copy (btrfs pools on loop devices)', () => {
         },
       );
       assert.equal(freezer.freezes, freezer.thaws, `${target}: every freeze was thawed`);
-      assert.equal(await exists(path.join(poolB.path, name)), false, `${target}: partial destination removed`);
+      assert.equal(
+        await exists(path.join(poolB.path, name)),
+        false,
+        `${target}: partial destination removed`,
+      );
       await assertNoLeftovers([poolA.path, poolB.path]);
     }
     t.diagnostic('cancelled in phases full, catch-up, cut, final, verifying');
     assert.equal((await hashTree(source)).digest, before.digest, 'source untouched');
-    const cancelled = db.prepare("SELECT COUNT(*) AS n FROM copy_jobs WHERE state = 'cancelled'").get() as { n: number };
+    const cancelled = db.prepare("SELECT COUNT(*) AS n FROM copy_jobs WHERE state = 'cancelled'").get() as {
+      n: number;
+    };
     assert.ok(cancelled.n >= 5);
   });
 
@@ -131,13 +166,16 @@ void describe('disk copy (btrfs pools on loop devices)', () => {
     await createSubvolume(source);
     await fillTree(source, { largeMb: 300, smallFiles: 20 });
     const freezer = { async freeze() {}, async thaw() {} };
-    await assert.rejects(copyDisk({ source, destination: { poolPath: small.path, name: 'too-big' }, freezer }), (error: { code?: string; message?: string; details?: Record<string, unknown> }) => {
-      assert.equal(error.code, 'POOL_FULL');
-      assert.ok(error.message?.includes(small.path), error.message);
-      assert.match(error.message ?? '', /MiB missing/);
-      assert.ok(Number(error.details?.missingBytes) > 0);
-      return true;
-    });
+    await assert.rejects(
+      copyDisk({ source, destination: { poolPath: small.path, name: 'too-big' }, freezer }),
+      (error: { code?: string; message?: string; details?: Record<string, unknown> }) => {
+        assert.equal(error.code, 'POOL_FULL');
+        assert.ok(error.message?.includes(small.path), error.message);
+        assert.match(error.message ?? '', /MiB missing/);
+        assert.ok(Number(error.details?.missingBytes) > 0);
+        return true;
+      },
+    );
     assert.equal(await exists(path.join(small.path, 'too-big')), false);
     await assertNoLeftovers([poolA.path, small.path]);
     assert.ok(await exists(path.join(source, 'var', 'lib', 'app', 'large.bin')), 'source untouched');
@@ -153,11 +191,19 @@ void describe('disk copy (btrfs pools on loop devices)', () => {
       await writer.stop();
       await deleteSubvolumes(freezer.snapshots);
     });
-    const result = await copyDisk({ source, destination: { poolPath: poolA.path, name: `disk4-copy-${tag()}` }, freezer, verify: true });
+    const result = await copyDisk({
+      source,
+      destination: { poolPath: poolA.path, name: `disk4-copy-${tag()}` },
+      freezer,
+      verify: true,
+    });
     assert.equal(result.mode, 'snapshot');
     assert.equal(result.convergence, 'instant');
     await assertSameTree(freezer.snapshots[0] ?? '', result.destination);
-    assert.equal((await exec(['btrfs', 'property', 'get', '-ts', result.destination, 'ro'])).stdout.trim(), 'ro=false');
+    assert.equal(
+      (await exec(['btrfs', 'property', 'get', '-ts', result.destination, 'ro'])).stdout.trim(),
+      'ro=false',
+    );
     await assertNoLeftovers([poolA.path]);
   });
 
@@ -187,7 +233,13 @@ void describe('disk copy (btrfs pools on loop devices)', () => {
     const policy = { maxPasses: 1, cutBelowBytes: 0, throttleBytesPerSecond: 2 * 1024 * 1024 };
 
     const throttled = recordingFreezer(writer.cgroup.freezer, source, poolA.path);
-    const r1 = await copyDisk({ source, destination: { poolPath: poolB.path, name: `t-${tag()}` }, freezer: throttled, throttle, policy: { ...policy, onNoConvergence: 'throttle' } });
+    const r1 = await copyDisk({
+      source,
+      destination: { poolPath: poolB.path, name: `t-${tag()}` },
+      freezer: throttled,
+      throttle,
+      policy: { ...policy, onNoConvergence: 'throttle' },
+    });
     cuts.push(...throttled.snapshots);
     assert.deepEqual(calls, [`limit ${2 * 1024 * 1024}`, 'lift']);
     assert.ok(r1.convergence === 'throttled' || r1.convergence === 'long-freeze', r1.convergence);
@@ -195,7 +247,12 @@ void describe('disk copy (btrfs pools on loop devices)', () => {
     await assertSameTree(throttled.snapshots[0] ?? '', r1.destination);
 
     const long = recordingFreezer(writer.cgroup.freezer, source, poolA.path);
-    const r2 = await copyDisk({ source, destination: { poolPath: poolB.path, name: `l-${tag()}` }, freezer: long, policy: { ...policy, onNoConvergence: 'long-freeze' } });
+    const r2 = await copyDisk({
+      source,
+      destination: { poolPath: poolB.path, name: `l-${tag()}` },
+      freezer: long,
+      policy: { ...policy, onNoConvergence: 'long-freeze' },
+    });
     cuts.push(...long.snapshots);
     assert.equal(r2.convergence, 'long-freeze');
     const finalPass = r2.passes.at(-1);
@@ -203,12 +260,22 @@ void describe('disk copy (btrfs pools on loop devices)', () => {
     await assertSameTree(long.snapshots[0] ?? '', r2.destination);
 
     const name = `f-${tag()}`;
-    await assert.rejects(copyDisk({ source, destination: { poolPath: poolB.path, name }, freezer: writer.cgroup.freezer, policy: { ...policy, onNoConvergence: 'fail' } }), {
-      code: 'DISK_COPY_NOT_CONVERGED',
-    });
+    await assert.rejects(
+      copyDisk({
+        source,
+        destination: { poolPath: poolB.path, name },
+        freezer: writer.cgroup.freezer,
+        policy: { ...policy, onNoConvergence: 'fail' },
+      }),
+      {
+        code: 'DISK_COPY_NOT_CONVERGED',
+      },
+    );
     assert.equal(await exists(path.join(poolB.path, name)), false);
     await assertNoLeftovers([poolA.path, poolB.path]);
-    t.diagnostic(`throttle run: ${r1.convergence}, throttled ${Math.round(r1.throttledMs)} ms, frozen ${r1.freezeMs.toFixed(1)} ms; long-freeze run frozen ${r2.freezeMs.toFixed(1)} ms`);
+    t.diagnostic(
+      `throttle run: ${r1.convergence}, throttled ${Math.round(r1.throttledMs)} ms, frozen ${r1.freezeMs.toFixed(1)} ms; long-freeze run frozen ${r2.freezeMs.toFixed(1)} ms`,
+    );
   });
   void it('after a crash of the manager mid-copy, recovery removes the leftovers and marks the job failed', async (t) => {
     const source = path.join(poolA.path, `disk6-${tag()}`);
@@ -216,7 +283,13 @@ void describe('disk copy (btrfs pools on loop devices)', () => {
     await fillTree(source, { largeMb: 200, smallFiles: 20 });
     const name = `crashed-${tag()}`;
     const child = spawnProcess(
-      ['node', '--import', 'tsx', path.join(import.meta.dirname, 'copy-child.ts'), JSON.stringify({ source, poolPath: poolB.path, name, dbFile: path.join(dbDir, 'store.db') })],
+      [
+        'node',
+        '--import',
+        'tsx',
+        path.join(import.meta.dirname, 'copy-child.ts'),
+        JSON.stringify({ source, poolPath: poolB.path, name, dbFile: path.join(dbDir, 'store.db') }),
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const orphans: number[] = [];
@@ -248,9 +321,14 @@ void describe('disk copy (btrfs pools on loop devices)', () => {
     process.kill(childPid, 'SIGKILL');
     for (const pid of orphans) process.kill(pid, 'SIGKILL');
     await child.done;
-    const running = listCopyJobs(db).filter((j) => j.state === 'running' && j.destination === path.join(poolB.path, name));
+    const running = listCopyJobs(db).filter(
+      (j) => j.state === 'running' && j.destination === path.join(poolB.path, name),
+    );
     assert.equal(running.length, 1, 'the killed copy is still marked running');
-    assert.ok((await fs.readdir(poolA.path)).some((n) => n.startsWith('.understudy-copy-')), 'its snapshots are left behind');
+    assert.ok(
+      (await fs.readdir(poolA.path)).some((n) => n.startsWith('.understudy-copy-')),
+      'its snapshots are left behind',
+    );
 
     const recovered = await recoverCopyJobs(db);
     assert.deepEqual(recovered, [running[0]?.id]);

@@ -32,7 +32,9 @@ export async function createPool(sizeMb: number, label = 'pool'): Promise<Pool> 
   let mounted = false;
   const cleanup = async (): Promise<void> => {
     if (mounted) {
-      await exec(['umount', mountPoint], { okCodes: [0, 32] }).catch(() => exec(['umount', '-l', mountPoint], { okCodes: [0, 32] }));
+      await exec(['umount', mountPoint], { okCodes: [0, 32] }).catch(() =>
+        exec(['umount', '-l', mountPoint], { okCodes: [0, 32] }),
+      );
       mounted = false;
     }
     if (device) {
@@ -61,7 +63,10 @@ export async function createSubvolume(target: string): Promise<void> {
  * Fills `root` with a tree that exercises the hash: nested dirs, small and large files (random
  * data), a sparse file, symlinks, hard links, a fifo, odd modes and owners, extended attributes.
  */
-export async function fillTree(root: string, options: { largeMb?: number; smallFiles?: number } = {}): Promise<void> {
+export async function fillTree(
+  root: string,
+  options: { largeMb?: number; smallFiles?: number } = {},
+): Promise<void> {
   const smallFiles = options.smallFiles ?? 200;
   for (let i = 0; i < smallFiles; i += 1) {
     const dir = path.join(root, 'etc', `d${i % 10}`);
@@ -70,7 +75,17 @@ export async function fillTree(root: string, options: { largeMb?: number; smallF
   }
   await fs.mkdir(path.join(root, 'var', 'lib', 'app'), { recursive: true });
   if (options.largeMb) {
-    await exec(['dd', 'if=/dev/urandom', `of=${path.join(root, 'var', 'lib', 'app', 'large.bin')}`, 'bs=1M', `count=${options.largeMb}`, 'status=none'], { timeoutMs: 600_000 });
+    await exec(
+      [
+        'dd',
+        'if=/dev/urandom',
+        `of=${path.join(root, 'var', 'lib', 'app', 'large.bin')}`,
+        'bs=1M',
+        `count=${options.largeMb}`,
+        'status=none',
+      ],
+      { timeoutMs: 600_000 },
+    );
   }
   await exec(['truncate', '-s', '64M', path.join(root, 'var', 'lib', 'app', 'sparse.img')]);
   await fs.writeFile(path.join(root, 'var', 'lib', 'app', 'sparse-tail'), 'x');
@@ -80,7 +95,14 @@ export async function fillTree(root: string, options: { largeMb?: number; smallF
   await exec(['mkfifo', path.join(root, 'var', 'fifo')]);
   await fs.chmod(path.join(root, 'etc', 'd3', 'f3.conf'), 0o4751);
   await fs.chown(path.join(root, 'etc', 'd4', 'f4.conf'), 1234, 5678);
-  await exec(['setfattr', '-n', 'user.origin', '-v', 'understudy-test', path.join(root, 'etc', 'd5', 'f5.conf')]);
+  await exec([
+    'setfattr',
+    '-n',
+    'user.origin',
+    '-v',
+    'understudy-test',
+    path.join(root, 'etc', 'd5', 'f5.conf'),
+  ]);
   await exec(['setfattr', '-n', 'user.dir', '-v', '0x00ff10', path.join(root, 'var')]);
 }
 
@@ -116,16 +138,33 @@ while :; do
 done
 `;
 
-export async function startWriter(options: { dir: string; bigMb?: number; pauseSeconds?: number; slots?: number }): Promise<Writer> {
+export async function startWriter(options: {
+  dir: string;
+  bigMb?: number;
+  pauseSeconds?: number;
+  slots?: number;
+}): Promise<Writer> {
   const cgroup = await createCgroup(`us-dc-writer-${tag()}${tag()}`);
   // The shell joins the cgroup before it starts the script, so that no write escapes the freezer.
   const join = 'for f in $US_PROCS; do echo $$ > "$f"; done; exec sh -c "$0" writer "$@"';
   let proc;
   try {
-    proc = spawnProcess(['sh', '-c', join, writerScript, options.dir, String(options.bigMb ?? 0), String(options.pauseSeconds ?? 0.02), String(options.slots ?? 8)], {
-      env: { US_PROCS: cgroup.procsFiles.join(' ') },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    proc = spawnProcess(
+      [
+        'sh',
+        '-c',
+        join,
+        writerScript,
+        options.dir,
+        String(options.bigMb ?? 0),
+        String(options.pauseSeconds ?? 0.02),
+        String(options.slots ?? 8),
+      ],
+      {
+        env: { US_PROCS: cgroup.procsFiles.join(' ') },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
   } catch (error) {
     await cgroup.remove();
     throw error;
@@ -158,12 +197,24 @@ export async function startWriter(options: { dir: string; bigMb?: number; pauseS
   };
   // Wait until the writer has written something, so the copy starts against a live writer.
   for (let i = 0; i < 100; i += 1) {
-    if (await fs.stat(path.join(options.dir, 'w', 'append.log')).then(() => true, () => false)) break;
+    if (
+      await fs.stat(path.join(options.dir, 'w', 'append.log')).then(
+        () => true,
+        () => false,
+      )
+    )
+      break;
     await sleep(20);
   }
   const rounds = async (): Promise<number> => {
     const names = await fs.readdir(path.join(options.dir, 'w')).catch(() => [] as string[]);
-    return Math.max(0, ...names.map((n) => /^file\.(\d+)$/.exec(n)?.[1]).filter((n): n is string => n !== undefined).map(Number));
+    return Math.max(
+      0,
+      ...names
+        .map((n) => /^file\.(\d+)$/.exec(n)?.[1])
+        .filter((n): n is string => n !== undefined)
+        .map(Number),
+    );
   };
   return { pid, cgroup, rounds, stop };
 }

@@ -15,14 +15,21 @@ export async function assertNoLeftovers(dirs: readonly string[]): Promise<void> 
 }
 
 export async function exists(target: string): Promise<boolean> {
-  return fs.lstat(target).then(() => true, () => false);
+  return fs.lstat(target).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
  * A freezer that, once the writer is frozen, takes the test's own read-only snapshot of the source:
  * the state at the cut, seen independently of the copy. Counts freezes and thaws.
  */
-export function recordingFreezer(inner: Freezer, source: string, snapshotDir: string): Freezer & { snapshots: string[]; freezes: number; thaws: number } {
+export function recordingFreezer(
+  inner: Freezer,
+  source: string,
+  snapshotDir: string,
+): Freezer & { snapshots: string[]; freezes: number; thaws: number } {
   const state = {
     snapshots: [] as string[],
     freezes: 0,
@@ -55,7 +62,10 @@ export async function deleteSubvolumes(paths: readonly string[]): Promise<void> 
 export async function assertSameTree(expected: string, actual: string): Promise<string> {
   const [a, b] = await Promise.all([hashTree(expected), hashTree(actual)]);
   assert.equal(b.digest, a.digest, `tree hash of ${actual} differs from ${expected}`);
-  const rsync = await exec(['rsync', '-aHAXn', '--checksum', '--delete', '--itemize-changes', `${expected}/`, `${actual}/`], { timeoutMs: 300_000 });
+  const rsync = await exec(
+    ['rsync', '-aHAXn', '--checksum', '--delete', '--itemize-changes', `${expected}/`, `${actual}/`],
+    { timeoutMs: 300_000 },
+  );
   assert.equal(rsync.stdout.trim(), '', `rsync finds differences between ${expected} and ${actual}`);
   return a.digest;
 }

@@ -18,7 +18,15 @@ void describe('disk copy between logical computers (CLI)', () => {
     await t.lc({ name: 'lc1', addresses: [`${t.prefix}.10`], role: 'active' });
     // The system disk stays on the image's pool (the driver snapshots the image into it); the
     // application disk is on other media (the seed's DISK4).
-    await t.lc({ name: 'lc2', addresses: [`${t.prefix}.11`], appDiskMb: 0, extraDisks: [{ name: 'app', sizeMb: 256, mountPath: '/srv', pool: 'media2' }] }, { start: false });
+    await t.lc(
+      {
+        name: 'lc2',
+        addresses: [`${t.prefix}.11`],
+        appDiskMb: 0,
+        extraDisks: [{ name: 'app', sizeMb: 256, mountPath: '/srv', pool: 'media2' }],
+      },
+      { start: false },
+    );
   });
   after(async () => {
     await t?.dispose();
@@ -31,7 +39,16 @@ void describe('disk copy between logical computers (CLI)', () => {
       '-c',
       'mkdir -p /root; sh -c \'i=0; while :; do i=$((i+1)); echo "line $i" >> /srv/journal; echo $i > /root/counter.tmp; mv /root/counter.tmp /root/counter; done\' </dev/null >/dev/null 2>&1 &',
     ]);
-    const copies: Record<string, { mode: string; freezeMs: number; verification?: { digest: string }; history: { writes: number; text: string }; jobId: string }> = {};
+    const copies: Record<
+      string,
+      {
+        mode: string;
+        freezeMs: number;
+        verification?: { digest: string };
+        history: { writes: number; text: string };
+        jobId: string;
+      }
+    > = {};
     for (const disk of ['system', 'app']) {
       const result = await t.cli(['--json', 'disk', 'copy', 'lc1', disk, '--to', 'lc2', '--verify']);
       copies[disk] = JSON.parse(result.stdout) as (typeof copies)[string];
@@ -49,7 +66,10 @@ void describe('disk copy between logical computers (CLI)', () => {
     assert.ok(later > before, 'lc1 still writes after the copy');
 
     const history = await t.cli(['--json', 'disk', 'history', copies.app?.jobId ?? '', '--limit', '5']);
-    const stored = JSON.parse(history.stdout) as { job: { state: string; history: { writes: number } }; records: { path: string }[] };
+    const stored = JSON.parse(history.stdout) as {
+      job: { state: string; history: { writes: number } };
+      records: { path: string }[];
+    };
     assert.equal(stored.job.state, 'succeeded');
     assert.ok(stored.job.history.writes > 0, 'the app disk copy recorded writes to the journal');
     assert.ok(stored.records.some((r) => r.path === 'journal'));

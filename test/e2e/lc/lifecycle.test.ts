@@ -18,8 +18,21 @@ describe('logical computers on the namespace driver', () => {
   before(async () => {
     t = await createTestHost();
     client = await createClient(t);
-    await t.lc({ name: 'lc1', addresses: [`${t.prefix}.10`], cpus: '0', cpuSharePercent: 50, memoryMb: 128, role: 'active' });
-    await t.lc({ name: 'lc2', addresses: [`${t.prefix}.11`], cpus: '1', cpuSharePercent: 100, memoryMb: 160 });
+    await t.lc({
+      name: 'lc1',
+      addresses: [`${t.prefix}.10`],
+      cpus: '0',
+      cpuSharePercent: 50,
+      memoryMb: 128,
+      role: 'active',
+    });
+    await t.lc({
+      name: 'lc2',
+      addresses: [`${t.prefix}.11`],
+      cpus: '1',
+      cpuSharePercent: 100,
+      memoryMb: 160,
+    });
   });
   after(async () => {
     await client?.dispose();
@@ -27,7 +40,10 @@ describe('logical computers on the namespace driver', () => {
   });
 
   test('two LCs boot their own init and answer a client on the bridge', async () => {
-    for (const [name, ip] of [['lc1', `${t.prefix}.10`], ['lc2', `${t.prefix}.11`]] as const) {
+    for (const [name, ip] of [
+      ['lc1', `${t.prefix}.10`],
+      ['lc2', `${t.prefix}.11`],
+    ] as const) {
       const status = await t.host.driver.status(name);
       assert.equal(status.state, 'running');
       const reply = await client.get(`http://${ip}/version`);
@@ -45,7 +61,11 @@ describe('logical computers on the namespace driver', () => {
     const inLc2 = await t.host.driver.exec('lc2', ['cat', '/root/marker'], { okCodes: [0, 1] });
     assert.equal(inLc2.exitCode, 1, 'a file written in lc1 must not appear in lc2');
     assert.ok(!fs.existsSync('/root/marker') || fs.readFileSync('/root/marker', 'utf8') !== 'only-in-lc1\n');
-    const pids = (await t.host.driver.exec('lc1', ['ps', '-o', 'pid'])).stdout.trim().split('\n').slice(1).map(Number);
+    const pids = (await t.host.driver.exec('lc1', ['ps', '-o', 'pid'])).stdout
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map(Number);
     assert.ok(pids.length < 10, `lc1 sees only its own processes, saw ${pids.length}`);
     const links = (await t.host.driver.exec('lc1', ['ip', '-o', 'link'])).stdout;
     assert.match(links, /eth0/);
@@ -58,20 +78,30 @@ describe('logical computers on the namespace driver', () => {
     assert.equal(usage.cpuQuotaPercent, 50);
     assert.equal(usage.cpus, '0');
     const before = usage.oomKills;
-    const hog = await t.host.driver.exec('lc1', ['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=300M', 'count=1']).then(
-      () => 'survived',
-      (error: Error) => error.message,
-    );
+    const hog = await t.host.driver
+      .exec('lc1', ['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=300M', 'count=1'])
+      .then(
+        () => 'survived',
+        (error: Error) => error.message,
+      );
     assert.match(hog, /SIGKILL/);
-    assert.ok((await t.host.driver.usage('lc1')).oomKills > before, 'the kernel killed it for the LC memory limit');
+    assert.ok(
+      (await t.host.driver.usage('lc1')).oomKills > before,
+      'the kernel killed it for the LC memory limit',
+    );
     assert.equal((await t.host.driver.status('lc1')).state, 'running', 'the LC itself survives');
     assert.equal((await client.get(`http://${t.prefix}.10/health`)).status, 200);
   });
 
   test('a CPU-bound loop inside an LC with a 50% share is throttled by its quota', async () => {
     // busybox timeout ends the loop with SIGTERM, which our exec reports as a failure: expected here.
-    await t.host.driver.exec('lc1', ['timeout', '1', 'sh', '-c', 'while :; do :; done']).catch(() => undefined);
-    const cpuacct = fs.readFileSync(`/sys/fs/cgroup/cpu/understudy-${t.host.network.tag}-lc1/cpu.stat`, 'utf8');
+    await t.host.driver
+      .exec('lc1', ['timeout', '1', 'sh', '-c', 'while :; do :; done'])
+      .catch(() => undefined);
+    const cpuacct = fs.readFileSync(
+      `/sys/fs/cgroup/cpu/understudy-${t.host.network.tag}-lc1/cpu.stat`,
+      'utf8',
+    );
     const throttled = Number(/nr_throttled (\d+)/.exec(cpuacct)?.[1] ?? 0);
     assert.ok(throttled > 0, `the CPU quota throttled the loop (nr_throttled=${throttled})`);
   });
@@ -79,7 +109,8 @@ describe('logical computers on the namespace driver', () => {
   test('a reboot asked from inside the LC is detected and the LC comes back', async () => {
     const before = await t.host.driver.status('lc2');
     await t.host.driver.exec('lc2', ['reboot']);
-    for (let i = 0; i < 300 && (await t.host.driver.status('lc2')).reboots === before.reboots; i++) await sleep(50);
+    for (let i = 0; i < 300 && (await t.host.driver.status('lc2')).reboots === before.reboots; i++)
+      await sleep(50);
     await t.host.driver.waitUntilUp('lc2', { timeoutMs: 30_000 });
     const afterStatus = await t.host.driver.status('lc2');
     assert.equal(afterStatus.reboots, before.reboots + 1);
@@ -93,22 +124,32 @@ describe('logical computers on the namespace driver', () => {
     const newName = await t.host.driver.moveNic(lc1, 'eth0', lc2);
     moveNicRecord(t.manager.db, 'lc1', 'eth0', 'lc2', newName);
     assert.notEqual(newName, 'eth0', 'lc2 already has an eth0, so the moved NIC is renamed');
-    await t.host.driver.netExec('lc2', ['arping', '-c', '1', '-A', '-I', newName, `${t.prefix}.10`], { okCodes: [0, 1] });
+    await t.host.driver.netExec('lc2', ['arping', '-c', '1', '-A', '-I', newName, `${t.prefix}.10`], {
+      okCodes: [0, 1],
+    });
     const reply = await client.get(`http://${t.prefix}.10/version`);
     assert.equal(reply.status, 200);
     assert.equal(reply.servedBy, 'lc2', 'the old address of lc1 is now answered by lc2');
-    const mac = (await t.host.driver.netExec('lc2', ['cat', `/sys/class/net/${newName}/address`])).stdout.trim();
+    const mac = (
+      await t.host.driver.netExec('lc2', ['cat', `/sys/class/net/${newName}/address`])
+    ).stdout.trim();
     assert.equal(mac, lc1.nics[0]?.mac, 'the NIC kept its MAC');
     // Move it back so the resource table and the devices agree for the other tests.
     const back = await t.host.driver.moveNic(getLc(t.manager.db, 'lc2'), newName, getLc(t.manager.db, 'lc1'));
     moveNicRecord(t.manager.db, 'lc2', newName, 'lc1', back);
     assert.equal(back, 'eth0');
-    await t.host.driver.netExec('lc1', ['arping', '-c', '1', '-A', '-I', 'eth0', `${t.prefix}.10`], { okCodes: [0, 1] });
+    await t.host.driver.netExec('lc1', ['arping', '-c', '1', '-A', '-I', 'eth0', `${t.prefix}.10`], {
+      okCodes: [0, 1],
+    });
     assert.equal((await client.get(`http://${t.prefix}.10/version`)).servedBy, 'lc1');
   });
 
   test('the control channel carries reports from scripts inside the LC to the manager', async () => {
-    await t.host.driver.exec('lc2', ['understudy-report', 'patch-result', '{"patches":[{"name":"p1","result":"ok"}]}']);
+    await t.host.driver.exec('lc2', [
+      'understudy-report',
+      'patch-result',
+      '{"patches":[{"name":"p1","result":"ok"}]}',
+    ]);
     const reports = (await t.host.driver.readReports('lc2')).filter((r) => r.kind === 'patch-result');
     assert.equal(reports.length, 1);
     assert.deepEqual(reports[0]?.body, { patches: [{ name: 'p1', result: 'ok' }] });
@@ -122,16 +163,25 @@ describe('logical computers on the namespace driver', () => {
     assert.equal((await t.host.driver.exec('lc1', ['cat', '/etc/understudy-test'])).stdout, 'hello\n');
     await t.host.driver.exec('lc1', ['ln', '-sf', '/etc', '/tmp/escape']);
     await t.host.driver.writeFile(lc1, '/tmp/escape/understudy-escape', 'x');
-    assert.ok(!fs.existsSync('/etc/understudy-escape'), 'an absolute symlink inside the LC resolves inside the LC');
+    assert.ok(
+      !fs.existsSync('/etc/understudy-escape'),
+      'an absolute symlink inside the LC resolves inside the LC',
+    );
     assert.equal((await t.host.driver.readFile(lc1, '/etc/understudy-escape')).toString(), 'x');
     await t.host.driver.writeFile(lc1, '/srv/data/from-manager', 'on the app disk');
-    assert.equal((await t.host.driver.exec('lc1', ['cat', '/srv/data/from-manager'])).stdout, 'on the app disk');
+    assert.equal(
+      (await t.host.driver.exec('lc1', ['cat', '/srv/data/from-manager'])).stdout,
+      'on the app disk',
+    );
   });
 
   test('LCs outlive the manager: a new manager process re-attaches and reports them exactly', async () => {
     // A manager process starts an LC and is killed while it waits; a later one finds the LC running.
     await t.lc({ name: 'lc3', addresses: [`${t.prefix}.12`] }, { start: false });
-    const starter = exec(['node', '--import', 'tsx', 'src/cli/entry.ts', '--state-dir', t.stateDir, 'lc', 'start', 'lc3'], { cwd: process.cwd(), okCodes: [0, 137], timeoutMs: 60_000 });
+    const starter = exec(
+      ['node', '--import', 'tsx', 'src/cli/entry.ts', '--state-dir', t.stateDir, 'lc', 'start', 'lc3'],
+      { cwd: process.cwd(), okCodes: [0, 137], timeoutMs: 60_000 },
+    );
     // Kill it as soon as it has launched the LC, while it waits for the LC to boot.
     const supervisorPid = path.join(t.manager.paths.lcsRuntime, 'lc3', 'supervisor.pid');
     for (let i = 0; i < 600 && !fs.existsSync(supervisorPid); i++) await sleep(50);
@@ -147,8 +197,15 @@ describe('logical computers on the namespace driver', () => {
     await fresh.waitUntilUp('lc3', { timeoutMs: 30_000 });
     assert.equal((await fresh.status('lc3')).state, 'running');
     assert.equal((await client.get(`http://${t.prefix}.12/version`)).servedBy, 'lc3');
-    const list = JSON.parse((await t.cli(['--json', 'lc', 'list'])).stdout) as { name: string; status: { state: string } }[];
-    assert.deepEqual(list.map((l) => [l.name, l.status.state]).sort(), [['lc1', 'running'], ['lc2', 'running'], ['lc3', 'running']]);
+    const list = JSON.parse((await t.cli(['--json', 'lc', 'list'])).stdout) as {
+      name: string;
+      status: { state: string };
+    }[];
+    assert.deepEqual(list.map((l) => [l.name, l.status.state]).sort(), [
+      ['lc1', 'running'],
+      ['lc2', 'running'],
+      ['lc3', 'running'],
+    ]);
     const stop = JSON.parse((await t.cli(['--json', 'lc', 'stop', 'lc3'])).stdout) as { outcome: string };
     assert.equal(stop.outcome, 'clean');
     assert.equal((await fresh.status('lc3')).state, 'stopped');
@@ -172,7 +229,19 @@ describe('logical computers on the namespace driver', () => {
   });
 
   test('stop is orderly: the service shuts down through its stop script', async () => {
-    await exec(['ip', 'netns', 'exec', client.netns, 'curl', '-s', '-X', 'PUT', '--data', 'kept', `http://${t.prefix}.11/kv/k1`]);
+    await exec([
+      'ip',
+      'netns',
+      'exec',
+      client.netns,
+      'curl',
+      '-s',
+      '-X',
+      'PUT',
+      '--data',
+      'kept',
+      `http://${t.prefix}.11/kv/k1`,
+    ]);
     const result = await t.host.driver.stop('lc2');
     assert.equal(result.outcome, 'clean');
     const log = fs.readFileSync((await t.host.driver.status('lc2')).consoleLog, 'utf8');

@@ -59,7 +59,11 @@ export async function startMailWorld(users: readonly string[], domain = 'example
   const passwords = new Map(users.map((u) => [u, randomBytes(8).toString('hex')]));
   fs.mkdirSync(path.join(root, 'mail'), { mode: 0o755 });
   fs.chownSync(path.join(root, 'mail'), mailUid, mailUid);
-  fs.writeFileSync(path.join(root, 'users'), [...passwords].map(([u, p]) => `${u}:{PLAIN}${p}::::::`).join('\n') + '\n', { mode: 0o644 });
+  fs.writeFileSync(
+    path.join(root, 'users'),
+    [...passwords].map(([u, p]) => `${u}:{PLAIN}${p}::::::`).join('\n') + '\n',
+    { mode: 0o644 },
+  );
   for (const u of users) createMaildir(root, u);
   const imapPort = await freePort();
   const conf = path.join(root, 'dovecot.conf');
@@ -118,7 +122,8 @@ service imap-login {
     },
     onRcptTo(address, _session, callback) {
       const [local, host] = address.address.toLowerCase().split('@');
-      if (host !== domain || !local || !passwords.has(local)) return callback(new Error(`550 no such user ${address.address}`));
+      if (host !== domain || !local || !passwords.has(local))
+        return callback(new Error(`550 no such user ${address.address}`));
       callback();
     },
   });
@@ -132,7 +137,9 @@ service imap-login {
     fs.rmSync(root, { recursive: true, force: true });
   };
   if (!(await waitFor(() => portOpen(imapPort), { timeoutMs: 10_000, intervalMs: 50 }))) {
-    const log = fs.existsSync(path.join(root, 'dovecot.log')) ? fs.readFileSync(path.join(root, 'dovecot.log'), 'utf8') : '';
+    const log = fs.existsSync(path.join(root, 'dovecot.log'))
+      ? fs.readFileSync(path.join(root, 'dovecot.log'), 'utf8')
+      : '';
     await close();
     throw new Error(`dovecot did not start: ${log}`);
   }
@@ -143,7 +150,13 @@ service imap-login {
     smtpPort,
     passwordOf: (user) => passwords.get(user) ?? '',
     async inbox(user) {
-      const client = new ImapFlow({ host: '127.0.0.1', port: imapPort, secure: false, auth: { user, pass: passwords.get(user) ?? '' }, logger: false });
+      const client = new ImapFlow({
+        host: '127.0.0.1',
+        port: imapPort,
+        secure: false,
+        auth: { user, pass: passwords.get(user) ?? '' },
+        logger: false,
+      });
       await client.connect();
       try {
         const lock = await client.getMailboxLock('INBOX');
@@ -151,7 +164,8 @@ service imap-login {
           const out: ParsedMail[] = [];
           const box = client.mailbox;
           if (!box || box.exists === 0) return out;
-          for await (const m of client.fetch('1:*', { source: true })) if (m.source) out.push(await simpleParser(m.source));
+          for await (const m of client.fetch('1:*', { source: true }))
+            if (m.source) out.push(await simpleParser(m.source));
           return out;
         } finally {
           lock.release();

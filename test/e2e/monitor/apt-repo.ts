@@ -27,14 +27,25 @@ export class AptRepo {
   }
 
   private gpg(args: string[], home = this.gnupgHome): Promise<unknown> {
-    return exec(['gpg', '--batch', '--yes', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], { env: { GNUPGHOME: home }, timeoutMs: 60_000 });
+    return exec(['gpg', '--batch', '--yes', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], {
+      env: { GNUPGHOME: home },
+      timeoutMs: 60_000,
+    });
   }
 
   /** Creates the signing key and exports the public keyring gpgv will use. */
   async init(): Promise<this> {
-    await this.gpg(['--quick-gen-key', 'understudy test repo <repo@example.test>', 'ed25519', 'sign', 'never']);
+    await this.gpg([
+      '--quick-gen-key',
+      'understudy test repo <repo@example.test>',
+      'ed25519',
+      'sign',
+      'never',
+    ]);
     this.keyring = path.join(this.gnupgHome, 'repo-keyring.gpg');
-    await exec(['gpg', '--batch', '--yes', '--output', this.keyring, '--export'], { env: { GNUPGHOME: this.gnupgHome } });
+    await exec(['gpg', '--batch', '--yes', '--output', this.keyring, '--export'], {
+      env: { GNUPGHOME: this.gnupgHome },
+    });
     return this;
   }
 
@@ -50,7 +61,13 @@ export class AptRepo {
       );
       const pool = path.join(this.root, 'pool/main');
       fs.mkdirSync(pool, { recursive: true, mode: 0o755 });
-      await exec(['dpkg-deb', '--root-owner-group', '--build', build, path.join(pool, `${p.name}_${p.version}_amd64.deb`)]);
+      await exec([
+        'dpkg-deb',
+        '--root-owner-group',
+        '--build',
+        build,
+        path.join(pool, `${p.name}_${p.version}_amd64.deb`),
+      ]);
     } finally {
       fs.rmSync(build, { recursive: true, force: true });
     }
@@ -60,20 +77,41 @@ export class AptRepo {
    * Regenerates Packages and InRelease. `date` and `validUntil` go into the signed Release;
    * `tamper` edits the signed text after signing; `signWith` signs with another GNUPGHOME.
    */
-  async publish(options: { date?: Date; validUntil?: Date | null; tamper?: boolean; signWith?: string } = {}): Promise<void> {
+  async publish(
+    options: { date?: Date; validUntil?: Date | null; tamper?: boolean; signWith?: string } = {},
+  ): Promise<void> {
     const dist = path.join(this.root, 'dists', this.suite);
     const bin = path.join(dist, 'main/binary-amd64');
     fs.mkdirSync(bin, { recursive: true });
     const packages = await exec(['apt-ftparchive', 'packages', 'pool'], { cwd: this.root });
     fs.writeFileSync(path.join(bin, 'Packages'), packages.stdout);
     await exec(['gzip', '-kf9n', path.join(bin, 'Packages')]);
-    const release = await exec(['apt-ftparchive', '-o', `APT::FTPArchive::Release::Suite=${this.suite}`, '-o', 'APT::FTPArchive::Release::Codename=test', 'release', '.'], { cwd: dist });
+    const release = await exec(
+      [
+        'apt-ftparchive',
+        '-o',
+        `APT::FTPArchive::Release::Suite=${this.suite}`,
+        '-o',
+        'APT::FTPArchive::Release::Codename=test',
+        'release',
+        '.',
+      ],
+      { cwd: dist },
+    );
     const date = (options.date ?? new Date()).toUTCString().replace('GMT', 'UTC');
     let text = release.stdout.replace(/^Date: .*$/m, `Date: ${date}`);
-    const validUntil = options.validUntil === undefined ? new Date(Date.now() + 7 * 86_400_000) : options.validUntil;
-    if (validUntil) text = text.replace(/^(Date: .*)$/m, `$1\nValid-Until: ${validUntil.toUTCString().replace('GMT', 'UTC')}`);
+    const validUntil =
+      options.validUntil === undefined ? new Date(Date.now() + 7 * 86_400_000) : options.validUntil;
+    if (validUntil)
+      text = text.replace(
+        /^(Date: .*)$/m,
+        `$1\nValid-Until: ${validUntil.toUTCString().replace('GMT', 'UTC')}`,
+      );
     fs.writeFileSync(path.join(dist, 'Release'), text);
-    await this.gpg(['--clearsign', '--output', path.join(dist, 'InRelease'), path.join(dist, 'Release')], options.signWith ?? this.gnupgHome);
+    await this.gpg(
+      ['--clearsign', '--output', path.join(dist, 'InRelease'), path.join(dist, 'Release')],
+      options.signWith ?? this.gnupgHome,
+    );
     if (options.tamper) {
       const signed = fs.readFileSync(path.join(dist, 'InRelease'), 'utf8');
       fs.writeFileSync(path.join(dist, 'InRelease'), signed.replace(/^Suite: .*$/m, 'Suite: tampered'));

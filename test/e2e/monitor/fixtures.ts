@@ -77,11 +77,15 @@ export class PatchServerDir {
 
   /** Writes index.json and a valid signature (or the given raw text for bad-input tests). */
   publish(options: { index?: string; signature?: string | null } = {}): this {
-    const index = Buffer.from(options.index ?? JSON.stringify({ version: 1, generated: new Date().toISOString(), patches: this.entries }));
+    const index = Buffer.from(
+      options.index ??
+        JSON.stringify({ version: 1, generated: new Date().toISOString(), patches: this.entries }),
+    );
     fs.writeFileSync(path.join(this.dir, 'index.json'), index, { mode: 0o644 });
     const sigFile = path.join(this.dir, 'index.json.sig');
     if (options.signature === null) fs.rmSync(sigFile, { force: true });
-    else fs.writeFileSync(sigFile, options.signature ?? signPatchIndex(index, this.privateKey), { mode: 0o644 });
+    else
+      fs.writeFileSync(sigFile, options.signature ?? signPatchIndex(index, this.privateKey), { mode: 0o644 });
     return this;
   }
 }

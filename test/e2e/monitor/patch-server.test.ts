@@ -4,7 +4,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { silentLogger } from '../../../src/core/index.ts';
-import { addFeed, signPatchIndex, createMonitor, getFeedState, openMonitorStore, realFetcher, resolveMonitorConfig } from '../../../src/monitor/index.ts';
+import {
+  addFeed,
+  signPatchIndex,
+  createMonitor,
+  getFeedState,
+  openMonitorStore,
+  realFetcher,
+  resolveMonitorConfig,
+} from '../../../src/monitor/index.ts';
 import { PatchServerDir, freePort, startHttpServer, startVsftpd, tempDir } from './fixtures.ts';
 
 function setup(t: { after: (fn: () => unknown) => void }) {
@@ -40,7 +48,13 @@ void test('HTTP patch server: registers verified patches, then only what is new;
   const http = await startHttpServer(served);
   t.after(() => http.close());
   const { db, catalogue, monitor } = setup(t);
-  addFeed(db, { name: 'vendor', kind: 'patch-server', url: http.url, intervalSeconds: 60, options: { publicKey: dir.publicKeyBase64 } });
+  addFeed(db, {
+    name: 'vendor',
+    kind: 'patch-server',
+    url: http.url,
+    intervalSeconds: 60,
+    options: { publicKey: dir.publicKeyBase64 },
+  });
 
   const [first] = await monitor.pollNow('vendor');
   assert.equal(first?.outcome, 'ok', JSON.stringify(first?.failures));
@@ -67,11 +81,20 @@ void test('HTTP patch server: registers verified patches, then only what is new;
 void test('FTP patch server (vsftpd): registers patches, unchanged index is not fetched again', async (t) => {
   const served = tempDir('us-ftp');
   t.after(() => fs.rmSync(served, { recursive: true, force: true }));
-  const dir = new PatchServerDir(served).add({ name: 'ftp-patch1', content: 'over ftp\n', published: hoursAgo(2) }, { name: 'ftp-patch2', content: Buffer.alloc(200_000, 7), format: 'archive', published: hoursAgo(1) });
+  const dir = new PatchServerDir(served).add(
+    { name: 'ftp-patch1', content: 'over ftp\n', published: hoursAgo(2) },
+    { name: 'ftp-patch2', content: Buffer.alloc(200_000, 7), format: 'archive', published: hoursAgo(1) },
+  );
   const ftp = await startVsftpd(served);
   t.after(() => ftp.close());
   const { db, catalogue, monitor } = setup(t);
-  addFeed(db, { name: 'ftpvendor', kind: 'patch-server', url: ftp.url, intervalSeconds: 60, options: { publicKey: dir.publicKeyBase64, timeoutMs: 5000 } });
+  addFeed(db, {
+    name: 'ftpvendor',
+    kind: 'patch-server',
+    url: ftp.url,
+    intervalSeconds: 60,
+    options: { publicKey: dir.publicKeyBase64, timeoutMs: 5000 },
+  });
   const [first] = await monitor.pollNow('ftpvendor');
   assert.equal(first?.outcome, 'ok', JSON.stringify(first?.error));
   assert.deepEqual(first?.registeredNames.sort(), ['ftp-patch1', 'ftp-patch2']);
@@ -87,7 +110,13 @@ void test('bad input is recorded with a reason, registers nothing, and is retrie
   t.after(() => http.close());
   const { db, catalogue, monitor } = setup(t);
   const dir = new PatchServerDir(served);
-  addFeed(db, { name: 'bad', kind: 'patch-server', url: http.url, intervalSeconds: 10, options: { publicKey: dir.publicKeyBase64, maxPatchBytes: 1000, timeoutMs: 500 } });
+  addFeed(db, {
+    name: 'bad',
+    kind: 'patch-server',
+    url: http.url,
+    intervalSeconds: 10,
+    options: { publicKey: dir.publicKeyBase64, maxPatchBytes: 1000, timeoutMs: 500 },
+  });
 
   const expectFailure = async (code: string, message: RegExp, failures: number): Promise<void> => {
     const before = Date.now();
@@ -106,7 +135,13 @@ void test('bad input is recorded with a reason, registers nothing, and is retrie
 
   dir.publish({ index: '{"version": 1, "patches": [' });
   await expectFailure('FEED_INDEX_INVALID', /not JSON/, 1);
-  dir.publish({ index: JSON.stringify({ version: 1, generated: new Date().toISOString(), patches: [{ name: 'x', categories: ['urgent'] }] }) });
+  dir.publish({
+    index: JSON.stringify({
+      version: 1,
+      generated: new Date().toISOString(),
+      patches: [{ name: 'x', categories: ['urgent'] }],
+    }),
+  });
   await expectFailure('FEED_INDEX_INVALID', /malformed at patches\.0/, 2);
 
   dir.add({ name: 'evil', content: 'rm -rf /\n', declaredSha256: 'a'.repeat(64) });
@@ -128,7 +163,13 @@ void test('size limits, a server that is down or too slow', async (t) => {
   t.after(() => http.close());
   const { db, catalogue, monitor } = setup(t);
   const dir = new PatchServerDir(served);
-  addFeed(db, { name: 'sizes', kind: 'patch-server', url: http.url, intervalSeconds: 10, options: { publicKey: dir.publicKeyBase64, maxPatchBytes: 1000, timeoutMs: 400 } });
+  addFeed(db, {
+    name: 'sizes',
+    kind: 'patch-server',
+    url: http.url,
+    intervalSeconds: 10,
+    options: { publicKey: dir.publicKeyBase64, maxPatchBytes: 1000, timeoutMs: 400 },
+  });
 
   dir.add({ name: 'huge', content: Buffer.alloc(5000) });
   let [r] = await monitor.pollNow('sizes');
@@ -138,7 +179,10 @@ void test('size limits, a server that is down or too slow', async (t) => {
   // A file bigger than its index entry says: the download is cut off at the declared size.
   fs.rmSync(`${served}/files/huge`);
   const dir2 = new PatchServerDir(served);
-  db.prepare('UPDATE feeds SET options = ? WHERE name = ?').run(JSON.stringify({ publicKey: dir2.publicKeyBase64, maxPatchBytes: 1000, timeoutMs: 400 }), 'sizes');
+  db.prepare('UPDATE feeds SET options = ? WHERE name = ?').run(
+    JSON.stringify({ publicKey: dir2.publicKeyBase64, maxPatchBytes: 1000, timeoutMs: 400 }),
+    'sizes',
+  );
   dir2.add({ name: 'grows', content: Buffer.alloc(900, 1), declaredSize: 100 });
   [r] = await monitor.pollNow('sizes');
   assert.equal(r?.error?.code, 'PATCH_TOO_LARGE');

@@ -43,11 +43,25 @@ describe('the manager is killed during a patch run', () => {
       assert.equal(await f.put(`/kv/mark-${point}`, point), 200);
       const load = await f.load(150);
       const manager = spawnProcess(
-        [process.execPath, '--import', 'tsx', path.join(repoRoot, 'src/cli/entry.ts'), '--state-dir', f.t.stateDir, 'run', 'lc1', '--skip-scan'],
+        [
+          process.execPath,
+          '--import',
+          'tsx',
+          path.join(repoRoot, 'src/cli/entry.ts'),
+          '--state-dir',
+          f.t.stateDir,
+          'run',
+          'lc1',
+          '--skip-scan',
+        ],
         { cwd: repoRoot, env: { UNDERSTUDY_CRASH_AT: point } },
       );
       const ended = await manager.done;
-      assert.equal(ended.signal, 'SIGKILL', `the manager should have been killed at ${point}: ${ended.stderr.slice(-500)}`);
+      assert.equal(
+        ended.signal,
+        'SIGKILL',
+        `the manager should have been killed at ${point}: ${ended.stderr.slice(-500)}`,
+      );
       const id = listRuns(f.t.manager)[0]?.id ?? '';
       const resumed = await resumeRun(id, f.deps);
       await new Promise((r) => setTimeout(r, 500));
@@ -58,7 +72,8 @@ describe('the manager is killed during a patch run', () => {
       assert.equal(now.servedBy, 'lc2');
       assert.equal(now.version, '1.0.1');
       assert.equal(now.body, point);
-      for (const w of report.ackedWrites) assert.equal((await f.get(w.path)).body, w.value, `acknowledged write ${w.path} kept`);
+      for (const w of report.ackedWrites)
+        assert.equal((await f.get(w.path)).body, w.value, `acknowledged write ${w.path} kept`);
       // Back to the start for the next crash point.
       assert.equal((await rollbackRun(id, f.deps)).state, 'rolled-back');
       assert.equal((await f.get('/version')).servedBy, 'lc1');

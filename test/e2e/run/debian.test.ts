@@ -58,14 +58,36 @@ describe('debian image', () => {
       ['understudy-demo-fix', 'deb', await buildDeb(t.stateDir)],
       ['motd', 'archive', await buildArchive(t.stateDir)],
     ] as const) {
-      await catalogue.registerPatch({ file, name, categories: ['security'], format, sha256: (await sha256File(file)).sha256 });
+      await catalogue.registerPatch({
+        file,
+        name,
+        categories: ['security'],
+        format,
+        sha256: (await sha256File(file)).sha256,
+      });
       catalogue.markNextRun(name, 'deb1', true);
     }
-    const run = await startRun({ lc: 'deb1', skipScan: true }, { manager: t.manager, host: t.host, catalogue });
+    const run = await startRun(
+      { lc: 'deb1', skipScan: true },
+      { manager: t.manager, host: t.host, catalogue },
+    );
     assert.equal(run.state, 'switched', run.error ?? '');
-    assert.deepEqual(run.facts.patchResults?.map((p) => [p.name, p.result]), [['understudy-demo-fix', 'ok'], ['motd', 'ok']]);
-    assert.match((await t.host.driver.exec('deb2', ['dpkg-query', '-W', '-f', '${Version}', 'understudy-demo-fix'])).stdout, /^1\.0\.1$/);
-    assert.equal((await t.host.driver.exec('deb2', ['cat', '/etc/understudy-motd'])).stdout, 'patched by archive\n');
+    assert.deepEqual(
+      run.facts.patchResults?.map((p) => [p.name, p.result]),
+      [
+        ['understudy-demo-fix', 'ok'],
+        ['motd', 'ok'],
+      ],
+    );
+    assert.match(
+      (await t.host.driver.exec('deb2', ['dpkg-query', '-W', '-f', '${Version}', 'understudy-demo-fix']))
+        .stdout,
+      /^1\.0\.1$/,
+    );
+    assert.equal(
+      (await t.host.driver.exec('deb2', ['cat', '/etc/understudy-motd'])).stdout,
+      'patched by archive\n',
+    );
     const after = await fetch(`http://${t.prefix}.10/version`, { signal: AbortSignal.timeout(5000) });
     assert.equal(after.headers.get('x-served-by'), 'deb2');
   });

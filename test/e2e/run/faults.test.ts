@@ -19,7 +19,10 @@ describe('patch run faults', () => {
   before(async () => {
     f = await createRunFixture();
     // A marker only the standby's own system disk has: it must be back after every discarded run.
-    fs.writeFileSync(path.join(f.t.host.driver.diskPath(getLc(f.t.manager.db, 'lc2'), 'system'), 'root/standby-marker'), 'lc2 own disk');
+    fs.writeFileSync(
+      path.join(f.t.host.driver.diskPath(getLc(f.t.manager.db, 'lc2'), 'system'), 'root/standby-marker'),
+      'lc2 own disk',
+    );
   });
   after(async () => f?.dispose());
   afterEach(() => {
@@ -44,14 +47,25 @@ describe('patch run faults', () => {
     assert.equal(now.version, '1.0.0');
     assert.equal(getLc(f.t.manager.db, 'lc1').role, 'active');
     const standbyDisk = f.t.host.driver.diskPath(getLc(f.t.manager.db, 'lc2'), 'system');
-    assert.equal(fs.readFileSync(path.join(standbyDisk, 'root/standby-marker'), 'utf8'), 'lc2 own disk', 'the standby got its own disk back');
-    assert.ok(!fs.readdirSync(path.dirname(standbyDisk)).some((n) => n.includes('.before-')), 'no set-aside disk is left');
+    assert.equal(
+      fs.readFileSync(path.join(standbyDisk, 'root/standby-marker'), 'utf8'),
+      'lc2 own disk',
+      'the standby got its own disk back',
+    );
+    assert.ok(
+      !fs.readdirSync(path.dirname(standbyDisk)).some((n) => n.includes('.before-')),
+      'no set-aside disk is left',
+    );
     const run = listRuns(f.t.manager)[0];
     if (run && code !== 'RUN_NOTHING_TO_DO') assert.equal(getRun(f.t.manager, run.id).state, 'failed');
   }
 
   test('a patch that does not apply: result recorded, standby discarded, LC1 untouched', async () => {
-    await f.addPatch('bad-diff', 'diff', '--- a/etc/nonexistent\n+++ b/etc/nonexistent\n@@ -1 +1 @@\n-old\n+new\n');
+    await f.addPatch(
+      'bad-diff',
+      'diff',
+      '--- a/etc/nonexistent\n+++ b/etc/nonexistent\n@@ -1 +1 @@\n-old\n+new\n',
+    );
     await expectFailure({}, 'RUN_PATCH_FAILED', /bad-diff \(exit 1\)/);
     const state = f.catalogue.lcStates({ patch: 'bad-diff', lc: 'lc1' })[0];
     assert.equal(state?.lastResult, 'failed');
@@ -59,13 +73,21 @@ describe('patch run faults', () => {
   });
 
   test('a script patch that breaks the service: the health check fails, no switch', async () => {
-    await f.addPatch('breaks-service', 'script', "#!/bin/sh\nsed -i 's/^const VERSION = .*/&\\nprocess.exit(3);/' /opt/demo/server.mjs\n");
+    await f.addPatch(
+      'breaks-service',
+      'script',
+      "#!/bin/sh\nsed -i 's/^const VERSION = .*/&\\nprocess.exit(3);/' /opt/demo/server.mjs\n",
+    );
     await expectFailure({ bootTimeoutMs: 60_000 }, 'RUN_STANDBY_UNHEALTHY', /fails its health check/);
   });
 
   test('the standby does not report in time: timeout, discarded', async () => {
     await f.addPatch('hangs', 'script', '#!/bin/sh\nsleep 60\n');
-    await expectFailure({ bootTimeoutMs: 3000 }, 'RUN_STANDBY_TIMEOUT', /did not report its patch results within 3000 ms/);
+    await expectFailure(
+      { bootTimeoutMs: 3000 },
+      'RUN_STANDBY_TIMEOUT',
+      /did not report its patch results within 3000 ms/,
+    );
   });
 
   test('a stored patch file that no longer matches its sha256 is refused before use', async () => {
@@ -78,7 +100,11 @@ describe('patch run faults', () => {
     await f.addPatch('harmless', 'script', '#!/bin/sh\ntrue\n');
     await f.t.host.driver.writeFile(getLc(f.t.manager.db, 'lc1'), '/tmp/dropper.com', EICAR);
     try {
-      await expectFailure({ skipScan: false, scanDatabase: path.join(assetsDir, 'clamav/eicar-test.hdb') }, 'RUN_MALWARE_FOUND', /\/tmp\/dropper\.com \(Eicar-Test-Signature/);
+      await expectFailure(
+        { skipScan: false, scanDatabase: path.join(assetsDir, 'clamav/eicar-test.hdb') },
+        'RUN_MALWARE_FOUND',
+        /\/tmp\/dropper\.com \(Eicar-Test-Signature/,
+      );
       const run = getRun(f.t.manager, listRuns(f.t.manager)[0]?.id ?? '');
       assert.equal(run.steps.find((s) => s.name === 'copy-system')?.state, 'pending', 'nothing was copied');
     } finally {

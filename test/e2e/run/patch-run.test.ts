@@ -21,12 +21,18 @@ describe('patch run', () => {
     for (let i = 0; i < 50; i++) assert.equal(await f.put(`/kv/before-${i}`, `v${i}`), 200);
     await f.addVersionPatch();
     const load = await f.load(300);
-    const run = await startRun({ lc: 'lc1', scanDatabase: path.join(assetsDir, 'clamav/eicar-test.hdb') }, f.deps);
+    const run = await startRun(
+      { lc: 'lc1', scanDatabase: path.join(assetsDir, 'clamav/eicar-test.hdb') },
+      f.deps,
+    );
     await new Promise((r) => setTimeout(r, 1000));
     const report = await load.stop();
 
     assert.equal(run.state, 'switched');
-    assert.deepEqual(run.steps.map((s) => s.state), run.steps.map(() => 'done'));
+    assert.deepEqual(
+      run.steps.map((s) => s.state),
+      run.steps.map(() => 'done'),
+    );
     assert.equal(report.summary.failed, 0, `failed requests: ${JSON.stringify(report.summary.byOutcome)}`);
     assert.ok((report.summary.byServedBy.lc2 ?? 0) > 0, 'lc2 served after the switch');
     assert.equal(run.facts.versionBefore, '1.0.0');
@@ -35,7 +41,8 @@ describe('patch run', () => {
     assert.equal(now.servedBy, 'lc2');
     assert.equal(now.version, '1.0.1');
     for (let i = 0; i < 50; i++) assert.equal((await f.get(`/kv/before-${i}`)).body, `v${i}`);
-    for (const w of report.ackedWrites) assert.equal((await f.get(w.path)).body, w.value, `acknowledged write ${w.path} kept`);
+    for (const w of report.ackedWrites)
+      assert.equal((await f.get(w.path)).body, w.value, `acknowledged write ${w.path} kept`);
     assert.ok(report.ackedWrites.length > 0);
     // The patch table records the result; the next-run flag is cleared.
     const state = f.catalogue.lcStates({ patch: 'demo-1.0.1', lc: 'lc1' })[0];
@@ -53,14 +60,27 @@ describe('patch run', () => {
     await new Promise((r) => setTimeout(r, 500));
     const backReport = await back.stop();
     assert.equal(rolled.state, 'rolled-back');
-    assert.equal(backReport.summary.failed, 0, `failed requests in the rollback: ${JSON.stringify(backReport.summary.byOutcome)}`);
+    assert.equal(
+      backReport.summary.failed,
+      0,
+      `failed requests in the rollback: ${JSON.stringify(backReport.summary.byOutcome)}`,
+    );
     const afterRollback = await f.get('/kv/after-switch');
     assert.equal(afterRollback.servedBy, 'lc1');
     assert.equal(afterRollback.version, '1.0.0');
     assert.equal(afterRollback.body, 'on lc2');
-    for (const w of backReport.ackedWrites) assert.equal((await f.get(w.path)).body, w.value, `write ${w.path} acknowledged during the rollback kept`);
+    for (const w of backReport.ackedWrites)
+      assert.equal(
+        (await f.get(w.path)).body,
+        w.value,
+        `write ${w.path} acknowledged during the rollback kept`,
+      );
     assert.equal(getLc(f.t.manager.db, 'lc1').role, 'active');
-    assert.deepEqual(getLc(f.t.manager.db, 'lc1').nics[0]?.addresses, [`${f.service}/24`], 'lc1 holds the service address again, and only it');
+    assert.deepEqual(
+      getLc(f.t.manager.db, 'lc1').nics[0]?.addresses,
+      [`${f.service}/24`],
+      'lc1 holds the service address again, and only it',
+    );
   });
 });
 
@@ -75,7 +95,8 @@ describe('post-switch health watch', () => {
     await f.addVersionPatch();
     const running = startRun({ lc: 'lc1', skipScan: true, watchMs: 60_000 }, f.deps);
     // Wait for the switch, write on LC2, then make LC2's service fail.
-    for (let i = 0; i < 600 && listRuns(f.t.manager)[0]?.state !== 'switched'; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 600 && listRuns(f.t.manager)[0]?.state !== 'switched'; i++)
+      await new Promise((r) => setTimeout(r, 100));
     assert.equal(await f.put('/kv/written-on-lc2', 'keep me'), 200);
     await f.t.host.driver.exec('lc2', ['sh', '-c', 'kill -9 "$(cat /run/demo.pid)"']);
     const run = await running;

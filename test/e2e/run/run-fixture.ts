@@ -1,8 +1,20 @@
 /** A host with LC1 serving, an idle standby LC2, a client and the demo patch, for patch-run tests. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { createCatalogue, patchesDirOf, sha256File, type Catalogue, type PatchFormat } from '../../../src/catalogue/index.ts';
-import { createClientHost, makeVersionPatch, startClientLoad, type ClientHost, type ClientLoad } from '../../../src/demo/index.ts';
+import {
+  createCatalogue,
+  patchesDirOf,
+  sha256File,
+  type Catalogue,
+  type PatchFormat,
+} from '../../../src/catalogue/index.ts';
+import {
+  createClientHost,
+  makeVersionPatch,
+  startClientLoad,
+  type ClientHost,
+  type ClientLoad,
+} from '../../../src/demo/index.ts';
 import type { RunDeps } from '../../../src/run/index.ts';
 import { addPool } from '../../../src/host/index.ts';
 import { createTestHost, type TestHost } from '../../helpers/host-fixture.ts';
@@ -18,7 +30,10 @@ export interface RunFixture {
   /** The version patch 1.0.0 → 1.0.1 (or from → to), marked for the next run of `lc`. */
   addVersionPatch(from?: string, to?: string, lc?: string): Promise<string>;
   load(rate?: number): Promise<ClientLoad>;
-  get(pathname: string, host?: string): Promise<{ status: number; body: string; servedBy: string | null; version: string | null }>;
+  get(
+    pathname: string,
+    host?: string,
+  ): Promise<{ status: number; body: string; servedBy: string | null; version: string | null }>;
   put(pathname: string, body: string): Promise<number>;
   dispose(): Promise<void>;
 }
@@ -40,27 +55,63 @@ export async function createRunFixture(): Promise<RunFixture> {
       client,
       catalogue,
       service,
-      deps: { manager: t.manager, host: t.host, catalogue, onEvent: (e) => events.push(`${e.step}:${e.state}`) },
+      deps: {
+        manager: t.manager,
+        host: t.host,
+        catalogue,
+        onEvent: (e) => events.push(`${e.step}:${e.state}`),
+      },
       async addPatch(name, format, content, lc = 'lc1') {
         const file = path.join(t.stateDir, `${name}.src`);
         fs.writeFileSync(file, content, { mode: 0o755 });
-        await catalogue.registerPatch({ file, name, categories: ['security'], format, sha256: (await sha256File(file)).sha256 });
+        await catalogue.registerPatch({
+          file,
+          name,
+          categories: ['security'],
+          format,
+          sha256: (await sha256File(file)).sha256,
+        });
         catalogue.markNextRun(name, lc, true);
       },
       async addVersionPatch(from = '1.0.0', to = '1.0.1', lc = 'lc1') {
         const name = `demo-${to}`;
         const file = await makeVersionPatch({ dir: t.stateDir, from, to, name });
-        await catalogue.registerPatch({ file, name, categories: ['security'], format: 'diff', sha256: (await sha256File(file)).sha256 });
+        await catalogue.registerPatch({
+          file,
+          name,
+          categories: ['security'],
+          format: 'diff',
+          sha256: (await sha256File(file)).sha256,
+        });
         catalogue.markNextRun(name, lc, true);
         return name;
       },
-      load: (rate = 300) => startClientLoad({ netns: (client as ClientHost).netns, url: `http://${service}/`, rate, maxDurationS: 300 }),
+      load: (rate = 300) =>
+        startClientLoad({
+          netns: (client as ClientHost).netns,
+          url: `http://${service}/`,
+          rate,
+          maxDurationS: 300,
+        }),
       async get(pathname, hostAddress = service) {
-        const response = await fetch(`http://${hostAddress}${pathname}`, { signal: AbortSignal.timeout(5000) });
-        return { status: response.status, body: await response.text(), servedBy: response.headers.get('x-served-by'), version: response.headers.get('x-version') };
+        const response = await fetch(`http://${hostAddress}${pathname}`, {
+          signal: AbortSignal.timeout(5000),
+        });
+        return {
+          status: response.status,
+          body: await response.text(),
+          servedBy: response.headers.get('x-served-by'),
+          version: response.headers.get('x-version'),
+        };
       },
       async put(pathname, body) {
-        return (await fetch(`http://${service}${pathname}`, { method: 'PUT', body, signal: AbortSignal.timeout(5000) })).status;
+        return (
+          await fetch(`http://${service}${pathname}`, {
+            method: 'PUT',
+            body,
+            signal: AbortSignal.timeout(5000),
+          })
+        ).status;
       },
       async dispose() {
         await client?.dispose();

@@ -7,11 +7,20 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { exec, isUnderstudyError, sleep } from '../../../src/core/index.ts';
 import { openStore, type Db } from '../../../src/store/index.ts';
-import { recoverSwitches, runSwitch, switchSchema, type SwitchMethod, type SwitchPlanInput } from '../../../src/switch/index.ts';
+import {
+  recoverSwitches,
+  runSwitch,
+  switchSchema,
+  type SwitchMethod,
+  type SwitchPlanInput,
+} from '../../../src/switch/index.ts';
 import { clientCounters, startClientLoad } from './load.ts';
 import { createTopology, type Topology } from './topology.ts';
 
-async function setUp(t: TestContext, method: SwitchMethod): Promise<{ topo: Topology; db: Db; plan: SwitchPlanInput }> {
+async function setUp(
+  t: TestContext,
+  method: SwitchMethod,
+): Promise<{ topo: Topology; db: Db; plan: SwitchPlanInput }> {
   const topo = await createTopology({
     lc1Nics: method === 'move-nic' ? { eth0: ['NET.10/24'], eth1: ['NET.11/24'] } : { eth0: ['NET.10/24'] },
     lc2Nics: { eth2: ['NET.12/24'] },
@@ -30,7 +39,12 @@ async function setUp(t: TestContext, method: SwitchMethod): Promise<{ topo: Topo
   return { topo, db, plan };
 }
 
-const deps = (topo: Topology, db: Db) => ({ db, from: topo.side(topo.lc1), to: topo.side(topo.lc2), moveNic: topo.moveNic });
+const deps = (topo: Topology, db: Db) => ({
+  db,
+  from: topo.side(topo.lc1),
+  to: topo.side(topo.lc2),
+  moveNic: topo.moveNic,
+});
 
 async function addressesIn(ns: string): Promise<string> {
   return (await exec(['ip', '-n', ns, '-4', '-o', 'addr', 'show'])).stdout;
@@ -38,7 +52,21 @@ async function addressesIn(ns: string): Promise<string> {
 
 /** What a client sees at the service address now: the X-Served-By of one fresh request. */
 async function servedBy(topo: Topology): Promise<string> {
-  const r = await exec(['ip', 'netns', 'exec', topo.clientNs, 'curl', '-s', '-D', '-', '-o', '/dev/null', '--max-time', '3', `http://${topo.net}.10:${topo.port}/`]);
+  const r = await exec([
+    'ip',
+    'netns',
+    'exec',
+    topo.clientNs,
+    'curl',
+    '-s',
+    '-D',
+    '-',
+    '-o',
+    '/dev/null',
+    '--max-time',
+    '3',
+    `http://${topo.net}.10:${topo.port}/`,
+  ]);
   return /^x-served-by:\s*(\S+)/im.exec(r.stdout)?.[1] ?? '';
 }
 
@@ -57,7 +85,10 @@ for (const method of ['move-nic', 'swap-address', 'instant'] as const) {
     });
     await sleep(1200);
     // One method checks health by TCP connect, the others by HTTP status.
-    const health = method === 'instant' ? ({ kind: 'tcp', timeoutMs: 1000, retries: 1, intervalMs: 100 } as const) : undefined;
+    const health =
+      method === 'instant'
+        ? ({ kind: 'tcp', timeoutMs: 1000, retries: 1, intervalMs: 100 } as const)
+        : undefined;
     const result = await runSwitch({ ...plan, health }, deps(topo, db));
     const run = await load;
     const after = await clientCounters(topo.clientNs);
@@ -65,11 +96,18 @@ for (const method of ['move-nic', 'swap-address', 'instant'] as const) {
     assert.equal(result.outcome, 'switched');
     assert.equal(run.summary.failed, 0, JSON.stringify(run.summary.byErrorCode));
     assert.equal(run.summary.delayedOver1s, 0);
-    assert.ok((run.summary.byServedBy[topo.lc1.name] ?? 0) > 0 && (run.summary.byServedBy[topo.lc2.name] ?? 0) > 0, JSON.stringify(run.summary.byServedBy));
+    assert.ok(
+      (run.summary.byServedBy[topo.lc1.name] ?? 0) > 0 && (run.summary.byServedBy[topo.lc2.name] ?? 0) > 0,
+      JSON.stringify(run.summary.byServedBy),
+    );
     assert.equal(after.resets - before.resets, 0, 'no connection was reset');
     assert.equal(after.synRetrans - before.synRetrans, 0, 'no SYN had to be resent');
     assert.equal(await servedBy(topo), topo.lc2.name);
-    assert.doesNotMatch(await addressesIn(topo.lc1.ns), new RegExp(`inet ${topo.net}\\.10/`), 'LC1 let the service address go');
+    assert.doesNotMatch(
+      await addressesIn(topo.lc1.ns),
+      new RegExp(`inet ${topo.net}\\.10/`),
+      'LC1 let the service address go',
+    );
     const nft = await exec(['ip', 'netns', 'exec', topo.lc2.ns, 'nft', 'list', 'tables']);
     assert.doesNotMatch(nft.stdout, /understudy_switch/, 'the forwarding was lifted');
   });
@@ -79,30 +117,52 @@ test('stateful: the final sync runs after LC1 finished and before LC2 serves any
   const { topo, db, plan } = await setUp(t, 'swap-address');
   let syncAt = 0;
   let lc1Connections = -1;
-  const load = startClientLoad(topo.clientNs, { url: `http://${topo.net}.10:${topo.port}/`, rate: 200, durationMs: 3000, maxRequests: 100_000, mix: { keepalive: 0.6, newconn: 0.4 } });
-  await sleep(1000);
-  const result = await runSwitch({ ...plan, stateful: true }, {
-    ...deps(topo, db),
-    finalSync: async () => {
-      const ss = await exec(['ip', 'netns', 'exec', topo.lc1.ns, 'ss', '-Htn', 'state', 'established', `( sport = :${topo.port} )`]);
-      lc1Connections = ss.stdout.split('\n').filter(Boolean).length;
-      await sleep(50);
-      syncAt = Date.now();
-    },
+  const load = startClientLoad(topo.clientNs, {
+    url: `http://${topo.net}.10:${topo.port}/`,
+    rate: 200,
+    durationMs: 3000,
+    maxRequests: 100_000,
+    mix: { keepalive: 0.6, newconn: 0.4 },
   });
+  await sleep(1000);
+  const result = await runSwitch(
+    { ...plan, stateful: true },
+    {
+      ...deps(topo, db),
+      finalSync: async () => {
+        const ss = await exec([
+          'ip',
+          'netns',
+          'exec',
+          topo.lc1.ns,
+          'ss',
+          '-Htn',
+          'state',
+          'established',
+          `( sport = :${topo.port} )`,
+        ]);
+        lc1Connections = ss.stdout.split('\n').filter(Boolean).length;
+        await sleep(50);
+        syncAt = Date.now();
+      },
+    },
+  );
   const run = await load;
   assert.equal(run.summary.failed, 0);
   assert.equal(lc1Connections, 0, 'LC1 had no connection left when the sync ran');
   const servedByLc2 = run.records.filter((r) => r.servedBy === topo.lc2.name);
   assert.ok(servedByLc2.length > 0);
-  for (const r of servedByLc2) assert.ok(r.scheduledAt + r.latencyMs >= syncAt, 'LC2 answered only after the final sync');
+  for (const r of servedByLc2)
+    assert.ok(r.scheduledAt + r.latencyMs >= syncAt, 'LC2 answered only after the final sync');
   assert.ok(result.holdMs > 0 && result.syncMs >= 50, JSON.stringify(result));
 });
 
 test('bad input and faults leave the service on LC1 with a clear error', async (t) => {
   const { topo, db, plan } = await setUp(t, 'swap-address');
 
-  await assert.rejects(runSwitch({ ...plan, method: 'teleport' as SwitchMethod }, deps(topo, db)), (e) => isUnderstudyError(e, 'SWITCH_METHOD_UNKNOWN'));
+  await assert.rejects(runSwitch({ ...plan, method: 'teleport' as SwitchMethod }, deps(topo, db)), (e) =>
+    isUnderstudyError(e, 'SWITCH_METHOD_UNKNOWN'),
+  );
   await assert.rejects(
     runSwitch({ ...plan, service: { ...plan.service, address: `${topo.net}.20/24` } }, deps(topo, db)),
     (e) => isUnderstudyError(e, 'SWITCH_ADDRESS_NOT_HELD') && e.message.includes(topo.lc1.name),
@@ -111,24 +171,32 @@ test('bad input and faults leave the service on LC1 with a clear error', async (
   // Another host on the bridge answers for the address.
   await exec(['ip', '-n', topo.clientNs, 'addr', 'add', `${topo.net}.10/32`, 'dev', 'eth0']);
   await exec(['ip', 'netns', 'exec', topo.clientNs, 'sysctl', '-q', '-w', 'net.ipv4.conf.all.arp_ignore=0']);
-  await assert.rejects(runSwitch(plan, deps(topo, db)), (e) => isUnderstudyError(e, 'SWITCH_ADDRESS_CONFLICT'));
+  await assert.rejects(runSwitch(plan, deps(topo, db)), (e) =>
+    isUnderstudyError(e, 'SWITCH_ADDRESS_CONFLICT'),
+  );
   await exec(['ip', '-n', topo.clientNs, 'addr', 'del', `${topo.net}.10/32`, 'dev', 'eth0']);
 
   // The standby's service is down: no switch.
   await topo.stopServer(topo.lc2);
-  await assert.rejects(runSwitch(plan, deps(topo, db)), (e) => isUnderstudyError(e, 'SWITCH_STANDBY_UNHEALTHY'));
+  await assert.rejects(runSwitch(plan, deps(topo, db)), (e) =>
+    isUnderstudyError(e, 'SWITCH_STANDBY_UNHEALTHY'),
+  );
   assert.equal(await servedBy(topo), topo.lc1.name);
   await topo.startServer(topo.lc2);
 
   // LC2 dies mid-switch: reversed, the service stays on LC1.
   for (const method of ['swap-address', 'instant', 'move-nic'] as const) {
     await assert.rejects(
-      runSwitch({ ...plan, method }, {
-        ...deps(topo, db),
-        afterStep: async (step) => {
-          if (step === 'lc2-takes-address' || step === 'move-nic') await topo.stopServer(topo.lc2, 'SIGKILL');
+      runSwitch(
+        { ...plan, method },
+        {
+          ...deps(topo, db),
+          afterStep: async (step) => {
+            if (step === 'lc2-takes-address' || step === 'move-nic')
+              await topo.stopServer(topo.lc2, 'SIGKILL');
+          },
         },
-      }),
+      ),
       (e) => isUnderstudyError(e, 'SWITCH_REVERSED'),
       method,
     );
@@ -142,14 +210,19 @@ test('bad input and faults leave the service on LC1 with a clear error', async (
 test('a switch interrupted by a manager crash is reversed before, and finished after, the point of no return', async (t) => {
   const { topo, db, plan } = await setUp(t, 'instant');
   const binding = { from: topo.side(topo.lc1), to: topo.side(topo.lc2), moveNic: topo.moveNic };
-  const crashAt = (at: string) => async (step: string): Promise<void> => {
-    if (step === at) await new Promise<never>(() => undefined); // the manager "dies": nothing runs after this
-  };
+  const crashAt =
+    (at: string) =>
+    async (step: string): Promise<void> => {
+      if (step === at) await new Promise<never>(() => undefined); // the manager "dies": nothing runs after this
+    };
 
   void runSwitch(plan, { ...deps(topo, db), afterStep: crashAt('lc1-private-address') });
   await sleep(1500);
   let outcome = await recoverSwitches({ db, bind: () => binding });
-  assert.deepEqual(outcome.recovered.map((r) => r.outcome), ['reversed']);
+  assert.deepEqual(
+    outcome.recovered.map((r) => r.outcome),
+    ['reversed'],
+  );
   assert.equal(await servedBy(topo), topo.lc1.name);
   assert.doesNotMatch(await addressesIn(topo.lc2.ns), new RegExp(`inet ${topo.net}\\.10/`));
   assert.doesNotMatch(await addressesIn(topo.lc1.ns), new RegExp(`lo\\s+inet ${topo.net}\\.10/`));
@@ -157,7 +230,10 @@ test('a switch interrupted by a manager crash is reversed before, and finished a
   void runSwitch(plan, { ...deps(topo, db), afterStep: crashAt('health-after') });
   await sleep(2500);
   outcome = await recoverSwitches({ db, bind: () => binding });
-  assert.deepEqual(outcome.recovered.map((r) => r.outcome), ['switched']);
+  assert.deepEqual(
+    outcome.recovered.map((r) => r.outcome),
+    ['switched'],
+  );
   assert.equal(await servedBy(topo), topo.lc2.name);
   assert.doesNotMatch(await addressesIn(topo.lc1.ns), new RegExp(`inet ${topo.net}\\.10/`));
 });

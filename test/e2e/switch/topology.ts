@@ -50,7 +50,8 @@ export interface TopologyOptions {
   servers?: boolean;
 }
 
-const run = (argv: string[], options?: ExecOptions): ReturnType<typeof exec> => exec(argv, { timeoutMs: 15_000, ...options });
+const run = (argv: string[], options?: ExecOptions): ReturnType<typeof exec> =>
+  exec(argv, { timeoutMs: 15_000, ...options });
 
 /** Host octet N of a random 198.19.N.0/24 (avoids 0 and 255). */
 function randomNet(): string {
@@ -66,14 +67,20 @@ export async function createTopology(options: TopologyOptions): Promise<Topology
   const lcs: FixtureLc[] = [];
   let vethCount = 0;
 
-  const addNic = async (ns: string, nic: string, addresses: string[]): Promise<{ mac: string; addresses: string[] }> => {
+  const addNic = async (
+    ns: string,
+    nic: string,
+    addresses: string[],
+  ): Promise<{ mac: string; addresses: string[] }> => {
     const host = `vsw${tag}${vethCount++}`;
     await run(['ip', 'link', 'add', host, 'type', 'veth', 'peer', 'name', nic, 'netns', ns]);
     created.links.push(host);
     await run(['ip', 'link', 'set', host, 'master', bridge, 'up']);
     for (const a of addresses) await run(['ip', '-n', ns, 'addr', 'add', a, 'dev', nic]);
     await run(['ip', '-n', ns, 'link', 'set', nic, 'up']);
-    const info = JSON.parse((await run(['ip', '-n', ns, '-j', 'link', 'show', 'dev', nic])).stdout) as { address: string }[];
+    const info = JSON.parse((await run(['ip', '-n', ns, '-j', 'link', 'show', 'dev', nic])).stdout) as {
+      address: string;
+    }[];
     return { mac: info[0]!.address, addresses };
   };
   const addNs = async (name: string): Promise<string> => {
@@ -88,8 +95,10 @@ export async function createTopology(options: TopologyOptions): Promise<Topology
 
   const destroy = async (): Promise<void> => {
     for (const lc of lcs) await topology.stopServer(lc, 'SIGKILL').catch(() => undefined);
-    for (const ns of created.netns) await run(['ip', 'netns', 'del', ns], { okCodes: [0, 1] }).catch(() => undefined);
-    for (const l of created.links) await run(['ip', 'link', 'del', l], { okCodes: [0, 1] }).catch(() => undefined);
+    for (const ns of created.netns)
+      await run(['ip', 'netns', 'del', ns], { okCodes: [0, 1] }).catch(() => undefined);
+    for (const l of created.links)
+      await run(['ip', 'link', 'del', l], { okCodes: [0, 1] }).catch(() => undefined);
     await run(['ip', 'link', 'del', bridge], { okCodes: [0, 1] }).catch(() => undefined);
     for (const d of created.dirs) fs.rmSync(d, { recursive: true, force: true });
   };
@@ -115,7 +124,9 @@ export async function createTopology(options: TopologyOptions): Promise<Topology
     moveNic: async ({ from, to, nic }) => {
       const src = lcs.find((l) => l.name === from.name)!;
       const dst = lcs.find((l) => l.name === to.name)!;
-      const addrs = JSON.parse((await run(['ip', '-n', src.ns, '-j', '-4', 'addr', 'show', 'dev', nic])).stdout) as {
+      const addrs = JSON.parse(
+        (await run(['ip', '-n', src.ns, '-j', '-4', 'addr', 'show', 'dev', nic])).stdout,
+      ) as {
         addr_info: { local: string; prefixlen: number }[];
       }[];
       const addresses = (addrs[0]?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`);
@@ -128,10 +139,13 @@ export async function createTopology(options: TopologyOptions): Promise<Topology
       const pidFile = path.join(lc.dataDir, 'server.pid');
       fs.rmSync(pidFile, { force: true });
       const script = 'hostname "$1"; exec node "$2"';
-      lc.server = spawnProcess(['ip', 'netns', 'exec', lc.ns, 'unshare', '--uts', 'sh', '-c', script, 'sh', lc.name, demoServer], {
-        env: { DEMO_LISTEN: `0.0.0.0:${port}`, DEMO_DATA_DIR: lc.dataDir, DEMO_PID_FILE: pidFile },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
+      lc.server = spawnProcess(
+        ['ip', 'netns', 'exec', lc.ns, 'unshare', '--uts', 'sh', '-c', script, 'sh', lc.name, demoServer],
+        {
+          env: { DEMO_LISTEN: `0.0.0.0:${port}`, DEMO_DATA_DIR: lc.dataDir, DEMO_PID_FILE: pidFile },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
       lc.serverPid = lc.server.child.pid;
       for (let i = 0; i < 200 && !fs.existsSync(pidFile); i++) await sleep(25);
       if (!fs.existsSync(pidFile)) throw new Error(`the demo service did not start in ${lc.name}`);
@@ -155,12 +169,20 @@ export async function createTopology(options: TopologyOptions): Promise<Topology
   try {
     await run(['ip', 'link', 'add', bridge, 'type', 'bridge']);
     await run(['ip', 'link', 'set', bridge, 'up']);
-    for (const [name, nicsSpec] of [['lc1', options.lc1Nics], ['lc2', options.lc2Nics]] as const) {
+    for (const [name, nicsSpec] of [
+      ['lc1', options.lc1Nics],
+      ['lc2', options.lc2Nics],
+    ] as const) {
       const ns = await addNs(name);
       const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `sw${tag}${name}-`));
       created.dirs.push(dataDir);
       const lc: FixtureLc = { name: `${name}-${tag}`, ns, nics: {}, dataDir };
-      for (const [nic, addresses] of Object.entries(nicsSpec)) lc.nics[nic] = await addNic(ns, nic, addresses.map((a) => a.replace('NET', net)));
+      for (const [nic, addresses] of Object.entries(nicsSpec))
+        lc.nics[nic] = await addNic(
+          ns,
+          nic,
+          addresses.map((a) => a.replace('NET', net)),
+        );
       lcs.push(lc);
     }
     topology.lc1 = lcs[0]!;

@@ -2,7 +2,9 @@
 import { fileURLToPath } from 'node:url';
 import { spawnProcess, type ExecResult, type SpawnedProcess } from '../../../src/core/index.ts';
 
-export const demoServerPath = fileURLToPath(new URL('../../../assets/demo-service/server.mjs', import.meta.url));
+export const demoServerPath = fileURLToPath(
+  new URL('../../../assets/demo-service/server.mjs', import.meta.url),
+);
 
 export interface DemoProcess {
   port: number;
@@ -16,7 +18,11 @@ export interface DemoProcess {
 }
 
 /** Starts the service listening on a free port (DEMO_LISTEN=127.0.0.1:0) and waits for its start line. */
-export async function startDemo(options: { dataDir: string; pidFile?: string; env?: Record<string, string> }): Promise<DemoProcess> {
+export async function startDemo(options: {
+  dataDir: string;
+  pidFile?: string;
+  env?: Record<string, string>;
+}): Promise<DemoProcess> {
   const spawned = spawnProcess([process.execPath, demoServerPath], {
     env: {
       DEMO_LISTEN: '127.0.0.1:0',
@@ -32,7 +38,10 @@ export async function startDemo(options: { dataDir: string; pidFile?: string; en
     return result;
   });
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`demo service did not start in 10 s; output: ${stdout}`)), 10_000);
+    const timer = setTimeout(
+      () => reject(new Error(`demo service did not start in 10 s; output: ${stdout}`)),
+      10_000,
+    );
     spawned.child.stdout?.on('data', (chunk: Buffer) => {
       stdout += chunk.toString('utf8');
       const match = / started on [^ ]+:(\d+) /.exec(stdout);
@@ -43,7 +52,11 @@ export async function startDemo(options: { dataDir: string; pidFile?: string; en
     });
     void exited.then((result) => {
       clearTimeout(timer);
-      reject(new Error(`demo service exited during start (${String(result.exitCode)}): ${stdout} ${result.stderr}`));
+      reject(
+        new Error(
+          `demo service exited during start (${String(result.exitCode)}): ${stdout} ${result.stderr}`,
+        ),
+      );
     });
   });
   const pid = spawned.child.pid;

@@ -16,15 +16,41 @@ interface Answer {
   localPort: number | undefined;
 }
 
-function call(port: number, options: { method?: string; path: string; body?: Buffer | string; agent?: Agent; chunks?: Buffer[]; chunkDelayMs?: number }): Promise<Answer> {
+function call(
+  port: number,
+  options: {
+    method?: string;
+    path: string;
+    body?: Buffer | string;
+    agent?: Agent;
+    chunks?: Buffer[];
+    chunkDelayMs?: number;
+  },
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path, agent: options.agent ?? false }, (res) => {
-      const chunks: Buffer[] = [];
-      const localPort = res.socket.localPort;
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), localPort }));
-      res.on('error', reject);
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: options.method ?? 'GET',
+        path: options.path,
+        agent: options.agent ?? false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        const localPort = res.socket.localPort;
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks),
+            localPort,
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     if (options.chunks) {
       const chunks = [...options.chunks];
@@ -42,7 +68,9 @@ function call(port: number, options: { method?: string; path: string; body?: Buf
   });
 }
 
-async function withDemo(t: { after: (fn: () => Promise<void>) => void }): Promise<{ dir: string; demo: DemoProcess }> {
+async function withDemo(t: {
+  after: (fn: () => Promise<void>) => void;
+}): Promise<{ dir: string; demo: DemoProcess }> {
   const dir = await mkdtemp(join(tmpdir(), 'demo-test-'));
   const demo = await startDemo({ dataDir: join(dir, 'data') });
   t.after(async () => {
@@ -65,11 +93,17 @@ test('keeps one connection alive across several requests and labels every answer
     assert.notEqual(answer.headers['connection'], 'close');
   }
   assert.equal(ports.size, 1, 'all five requests used the same client socket');
-  const version = JSON.parse((await call(demo.port, { path: '/version', agent })).body.toString()) as Record<string, unknown>;
+  const version = JSON.parse((await call(demo.port, { path: '/version', agent })).body.toString()) as Record<
+    string,
+    unknown
+  >;
   assert.equal(version.service, 'demo');
   assert.equal(version.version, '1.0.0');
   assert.equal(version.pid, demo.pid);
-  const stats = JSON.parse((await call(demo.port, { path: '/stats', agent })).body.toString()) as Record<string, unknown>;
+  const stats = JSON.parse((await call(demo.port, { path: '/stats', agent })).body.toString()) as Record<
+    string,
+    unknown
+  >;
   assert.deepEqual(stats, { connections: 1, inFlight: 1, served: 6, draining: false });
 });
 
@@ -88,7 +122,10 @@ test('acknowledged writes survive kill -9 and a torn last log line', async (t) =
   assert.equal((await call(demo.port, { method: 'PUT', path: '/kv/alpha', body: 'two' })).status, 200);
   assert.equal((await call(demo.port, { method: 'DELETE', path: '/kv/gone' })).status, 200);
   assert.equal((await call(demo.port, { method: 'POST', path: '/notes', body: 'remember me' })).status, 201);
-  assert.equal((await call(demo.port, { method: 'PUT', path: '/kv/big', body: Buffer.alloc(1024 * 1024 + 1) })).status, 413);
+  assert.equal(
+    (await call(demo.port, { method: 'PUT', path: '/kv/big', body: Buffer.alloc(1024 * 1024 + 1) })).status,
+    413,
+  );
 
   await demo.kill(); // SIGKILL: no chance to flush anything
   await appendFile(join(dataDir, 'kv.log'), '{"op":"put","k":"torn","v":"'); // a crash mid-write
@@ -98,9 +135,16 @@ test('acknowledged writes survive kill -9 and a torn last log line', async (t) =
   assert.deepEqual((await call(demo.port, { path: '/kv/bin%2Fary' })).body, binary);
   assert.equal((await call(demo.port, { path: '/kv/gone' })).status, 404);
   assert.equal((await call(demo.port, { path: '/kv/torn' })).status, 404);
-  assert.deepEqual(JSON.parse((await call(demo.port, { path: '/kv' })).body.toString()), { keys: ['alpha', 'bin/ary'] });
-  const notes = JSON.parse((await call(demo.port, { path: '/notes' })).body.toString()) as { notes: Array<{ text: string }> };
-  assert.deepEqual(notes.notes.map((n) => n.text), ['remember me']);
+  assert.deepEqual(JSON.parse((await call(demo.port, { path: '/kv' })).body.toString()), {
+    keys: ['alpha', 'bin/ary'],
+  });
+  const notes = JSON.parse((await call(demo.port, { path: '/notes' })).body.toString()) as {
+    notes: Array<{ text: string }>;
+  };
+  assert.deepEqual(
+    notes.notes.map((n) => n.text),
+    ['remember me'],
+  );
   // The torn line was cut away, so new writes are not glued onto it.
   assert.equal((await call(demo.port, { method: 'PUT', path: '/kv/after', body: 'ok' })).status, 200);
   await demo.kill();
@@ -121,7 +165,8 @@ test('compaction keeps every acknowledged write, including writes racing with it
   const value = (i: number): string => `value-${i}-${'x'.repeat(100)}`;
   for (let round = 0; round < 10; round += 1) {
     const puts = [];
-    for (let i = 0; i < 30; i += 1) puts.push(call(demo.port, { method: 'PUT', path: `/kv/k${i}`, body: value(round * 100 + i) }));
+    for (let i = 0; i < 30; i += 1)
+      puts.push(call(demo.port, { method: 'PUT', path: `/kv/k${i}`, body: value(round * 100 + i) }));
     puts.push(call(demo.port, { method: 'PUT', path: `/kv/unique-${round}`, body: value(round) }));
     for (const answer of await Promise.all(puts)) assert.equal(answer.status, 200);
   }
@@ -129,8 +174,10 @@ test('compaction keeps every acknowledged write, including writes racing with it
   assert.ok(size < 20_000, `the log was compacted (${size} bytes for ~40 live keys after ~45 KB of writes)`);
   await demo.kill();
   demo = await startDemo({ dataDir, env });
-  for (let i = 0; i < 30; i += 1) assert.equal((await call(demo.port, { path: `/kv/k${i}` })).body.toString(), value(900 + i));
-  for (let round = 0; round < 10; round += 1) assert.equal((await call(demo.port, { path: `/kv/unique-${round}` })).body.toString(), value(round));
+  for (let i = 0; i < 30; i += 1)
+    assert.equal((await call(demo.port, { path: `/kv/k${i}` })).body.toString(), value(900 + i));
+  for (let round = 0; round < 10; round += 1)
+    assert.equal((await call(demo.port, { path: `/kv/unique-${round}` })).body.toString(), value(round));
 });
 
 test('SIGTERM finishes the in-flight request, refuses new connections and exits 0', async (t) => {
@@ -186,11 +233,17 @@ test('drain mode (SIGUSR1) closes keep-alive connections; SIGUSR2 ends it', asyn
   await sleep(100);
   process.kill(demo.pid, 'SIGUSR1');
   await sleep(100);
-  assert.equal((await inFlight).headers['connection'], 'close', 'a request in flight when the drain began is answered with close');
+  assert.equal(
+    (await inFlight).headers['connection'],
+    'close',
+    'a request in flight when the drain began is answered with close',
+  );
   const during = await call(demo.port, { path: '/version', agent });
   assert.equal(during.status, 200);
   assert.equal(during.headers['connection'], 'close');
-  const stats = JSON.parse((await call(demo.port, { path: '/stats' })).body.toString()) as { draining: boolean };
+  const stats = JSON.parse((await call(demo.port, { path: '/stats' })).body.toString()) as {
+    draining: boolean;
+  };
   assert.equal(stats.draining, true);
   const closedAfter = await Promise.race([idleClosed, sleep(3000).then(() => -1)]);
   assert.ok(closedAfter > 0, 'the idle keep-alive socket was closed by the server');
@@ -241,8 +294,13 @@ test('a store replaced on disk from outside (the final sync of a switch) is read
     await rename(join(b, `.${log}.tmp`), join(b, log));
   }
   assert.equal((await call(second.port, { path: '/kv/k' })).body.toString(), 'fresh');
-  const notes = JSON.parse((await call(second.port, { path: '/notes' })).body.toString()) as { notes: { text: string }[] };
-  assert.deepEqual(notes.notes.map((n) => n.text), ['from a']);
+  const notes = JSON.parse((await call(second.port, { path: '/notes' })).body.toString()) as {
+    notes: { text: string }[];
+  };
+  assert.deepEqual(
+    notes.notes.map((n) => n.text),
+    ['from a'],
+  );
   // And it keeps appending to the new file.
   assert.equal((await call(second.port, { method: 'PUT', path: '/kv/k2', body: 'after' })).status, 200);
   assert.match(await readFile(join(b, 'kv.log'), 'utf8'), /"k":"k2"/);

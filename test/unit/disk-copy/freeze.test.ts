@@ -30,7 +30,10 @@ void describe('freezing for the cut', () => {
     assert.equal(result.attempts, 1);
     assert.deepEqual(freezer.log, ['freeze', 'step', 'thaw']);
     const failing = fakeFreezer(0);
-    await assert.rejects(whileFrozen(failing, { what: 'disk' }, () => Promise.reject(new Error('snapshot failed'))), /snapshot failed/);
+    await assert.rejects(
+      whileFrozen(failing, { what: 'disk' }, () => Promise.reject(new Error('snapshot failed'))),
+      /snapshot failed/,
+    );
     assert.deepEqual(failing.log, ['freeze', 'thaw']);
   });
 
@@ -44,11 +47,14 @@ void describe('freezing for the cut', () => {
 
   void it('gives up with DISK_COPY_FREEZE_FAILED, thawed, after the attempts', async () => {
     const freezer = fakeFreezer(99);
-    await assert.rejects(whileFrozen(freezer, { what: '/pool/lcs/lc1/system', timeoutMs: 10, attempts: 3 }, async () => 'never'), (error: { code?: string; message?: string }) => {
-      assert.equal(error.code, 'DISK_COPY_FREEZE_FAILED');
-      assert.match(error.message ?? '', /lc1\/system/);
-      return true;
-    });
+    await assert.rejects(
+      whileFrozen(freezer, { what: '/pool/lcs/lc1/system', timeoutMs: 10, attempts: 3 }, async () => 'never'),
+      (error: { code?: string; message?: string }) => {
+        assert.equal(error.code, 'DISK_COPY_FREEZE_FAILED');
+        assert.match(error.message ?? '', /lc1\/system/);
+        return true;
+      },
+    );
     assert.equal(freezer.log.filter((l) => l === 'thaw').length, 3);
   });
 });

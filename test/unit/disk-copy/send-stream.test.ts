@@ -1,8 +1,26 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HistoryRecorder, SendStreamParser, describeHistory, sendAttributes as A, type SendCommand } from '../../../src/disk-copy/index.ts';
+import {
+  HistoryRecorder,
+  SendStreamParser,
+  describeHistory,
+  sendAttributes as A,
+  type SendCommand,
+} from '../../../src/disk-copy/index.ts';
 
-const C = { subvol: 1, mkfile: 3, mkdir: 4, rename: 9, unlink: 11, write: 15, clone: 16, truncate: 17, chmod: 18, utimes: 20, end: 21 };
+const C = {
+  subvol: 1,
+  mkfile: 3,
+  mkdir: 4,
+  rename: 9,
+  unlink: 11,
+  write: 15,
+  clone: 16,
+  truncate: 17,
+  chmod: 18,
+  utimes: 20,
+  end: 21,
+};
 
 function tlv(type: number, value: Buffer): Buffer {
   const header = Buffer.alloc(4);
@@ -41,7 +59,14 @@ const sample = stream(
   command(C.write, str(A.path, 'var/log'), u64(A.fileOffset, 49152), tlv(A.data, Buffer.alloc(1000, 2))),
   command(C.write, str(A.path, 'var/db'), u64(A.fileOffset, 8192), tlv(A.data, Buffer.alloc(4096, 3))),
   command(C.write, str(A.path, 'var/db'), u64(A.fileOffset, 0), tlv(A.data, Buffer.alloc(4096, 4))),
-  command(C.clone, str(A.path, 'var/copy'), u64(A.fileOffset, 0), u64(A.cloneLength, 65536), str(A.clonePath, 'var/db'), u64(A.cloneOffset, 0)),
+  command(
+    C.clone,
+    str(A.path, 'var/copy'),
+    u64(A.fileOffset, 0),
+    u64(A.cloneLength, 65536),
+    str(A.clonePath, 'var/db'),
+    u64(A.cloneOffset, 0),
+  ),
   command(C.truncate, str(A.path, 'var/db'), u64(A.size, 12288)),
   command(C.chmod, str(A.path, 'var/db'), u64(A.mode, 0o600)),
   command(C.utimes, str(A.path, 'var/db')),
@@ -49,7 +74,10 @@ const sample = stream(
   command(C.end),
 );
 
-function parseInChunks(data: Buffer, chunkSize: number): { commands: SendCommand['name'][]; recorder: HistoryRecorder; parser: SendStreamParser } {
+function parseInChunks(
+  data: Buffer,
+  chunkSize: number,
+): { commands: SendCommand['name'][]; recorder: HistoryRecorder; parser: SendStreamParser } {
   const recorder = new HistoryRecorder({ clock: () => new Date('2026-01-01T00:00:00Z') });
   const commands: SendCommand['name'][] = [];
   const parser = new SendStreamParser((c) => {
@@ -67,7 +95,21 @@ void describe('send stream parser and write history', () => {
       const { commands, recorder, parser } = parseInChunks(sample, chunkSize);
       assert.equal(parser.version, 1);
       assert.equal(parser.bytes, sample.length);
-      assert.deepEqual(commands, ['subvol', 'mkfile', 'rename', 'write', 'write', 'write', 'write', 'clone', 'truncate', 'chmod', 'utimes', 'unlink', 'end']);
+      assert.deepEqual(commands, [
+        'subvol',
+        'mkfile',
+        'rename',
+        'write',
+        'write',
+        'write',
+        'write',
+        'clone',
+        'truncate',
+        'chmod',
+        'utimes',
+        'unlink',
+        'end',
+      ]);
       assert.deepEqual(recorder.records, [
         { pass: 1, at: '2026-01-01T00:00:00.000Z', op: 'create', path: 'o257-7-0' },
         { pass: 1, at: '2026-01-01T00:00:00.000Z', op: 'rename', path: 'o257-7-0', pathTo: 'var/new.txt' },
@@ -81,17 +123,37 @@ void describe('send stream parser and write history', () => {
         { pass: 1, at: '2026-01-01T00:00:00.000Z', op: 'unlink', path: 'var/old' },
       ]);
       const summary = recorder.summary();
-      assert.deepEqual(summary, { writes: 5, files: 3, bytes: 50152 + 4096 + 4096 + 65536, creates: 1, renames: 1, deletes: 1, passes: 1, truncated: false });
-      assert.equal(describeHistory(summary), '5 writes to 3 files, 121.0 KiB, 1 created, 1 renamed, 1 deleted, replayed in 1 pass');
+      assert.deepEqual(summary, {
+        writes: 5,
+        files: 3,
+        bytes: 50152 + 4096 + 4096 + 65536,
+        creates: 1,
+        renames: 1,
+        deletes: 1,
+        passes: 1,
+        truncated: false,
+      });
+      assert.equal(
+        describeHistory(summary),
+        '5 writes to 3 files, 121.0 KiB, 1 created, 1 renamed, 1 deleted, replayed in 1 pass',
+      );
     }
   });
 
   void it('reads a v2 DATA attribute that runs to the end of the command', () => {
     const header = Buffer.alloc(4);
     header.writeUInt16LE(A.data, 0);
-    const v2write = command(C.write, str(A.path, 'f'), u64(A.fileOffset, 100), Buffer.concat([header.subarray(0, 2), Buffer.alloc(70000)]));
+    const v2write = command(
+      C.write,
+      str(A.path, 'f'),
+      u64(A.fileOffset, 100),
+      Buffer.concat([header.subarray(0, 2), Buffer.alloc(70000)]),
+    );
     const { recorder } = parseInChunks(stream(2, v2write), 1000);
-    assert.deepEqual(recorder.records.map((r) => [r.op, r.offset, r.length]), [['write', 100, 70000]]);
+    assert.deepEqual(
+      recorder.records.map((r) => [r.op, r.offset, r.length]),
+      [['write', 100, 70000]],
+    );
   });
 
   void it('rejects a stream that is not a send stream, or stops in the middle of a command', () => {

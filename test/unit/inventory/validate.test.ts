@@ -2,7 +2,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { openStore } from '../../../src/store/index.ts';
-import { inventorySchema, insertLc, validateLcRequest, type LcRequest } from '../../../src/inventory/index.ts';
+import {
+  inventorySchema,
+  insertLc,
+  validateLcRequest,
+  type LcRequest,
+} from '../../../src/inventory/index.ts';
 import { hostSchema, parseSubnet, subnetContains } from '../../../src/host/index.ts';
 import { parseHostConfig } from '../../../src/config/index.ts';
 import { UnderstudyError } from '../../../src/core/index.ts';
@@ -13,7 +18,14 @@ const pools = [{ name: 'main', device: null, imagePath: '/x', mountpoint: '/x', 
 function setup(): (request: Partial<LcRequest>) => ReturnType<typeof validateLcRequest> {
   const db = openStore(':memory:', [hostSchema, inventorySchema]);
   const validate = (request: Partial<LcRequest>): ReturnType<typeof validateLcRequest> =>
-    validateLcRequest({ db, request: { name: 'lc1', image: 'busybox', ...request }, network, pools, capacity: { cpuCount: 2, memoryMb: 1024 }, imageExists: (i) => i === 'busybox' });
+    validateLcRequest({
+      db,
+      request: { name: 'lc1', image: 'busybox', ...request },
+      network,
+      pools,
+      capacity: { cpuCount: 2, memoryMb: 1024 },
+      imageExists: (i) => i === 'busybox',
+    });
   insertLc(db, validate({ name: 'web', addresses: ['198.18.0.10'], memoryMb: 512 }));
   return validate;
 }
@@ -33,7 +45,13 @@ describe('LC request validation', () => {
     const record = setup()({ addresses: ['198.18.0.11'] });
     assert.equal(record.cpus, '0');
     assert.equal(record.cpuSharePercent, 100);
-    assert.deepEqual(record.disks.map((d) => [d.name, d.mountPath]), [['system', '/'], ['app', '/srv']]);
+    assert.deepEqual(
+      record.disks.map((d) => [d.name, d.mountPath]),
+      [
+        ['system', '/'],
+        ['app', '/srv'],
+      ],
+    );
     assert.deepEqual(record.nics[0]?.addresses, ['198.18.0.11/24']);
     assert.match(record.nics[0]?.mac ?? '', /^02:75:73(:[0-9a-f]{2}){3}$/);
   });
@@ -42,15 +60,31 @@ describe('LC request validation', () => {
     refused(() => validate({ name: 'web' }), 'LC_EXISTS', /"web" already exists/);
     refused(() => validate({ name: 'Bad_Name' }), 'LC_NAME_INVALID', /Bad_Name/);
     refused(() => validate({ image: 'nope' }), 'IMAGE_NOT_FOUND', /"nope"/);
-    refused(() => validate({ cpus: '3' }), 'RESOURCES_EXCEEDED', /CPU 3 does not exist; the host has CPUs 0-1/);
-    refused(() => validate({ cpuSharePercent: 150 }), 'RESOURCES_EXCEEDED', /150% is not between 1% and 100%/);
+    refused(
+      () => validate({ cpus: '3' }),
+      'RESOURCES_EXCEEDED',
+      /CPU 3 does not exist; the host has CPUs 0-1/,
+    );
+    refused(
+      () => validate({ cpuSharePercent: 150 }),
+      'RESOURCES_EXCEEDED',
+      /150% is not between 1% and 100%/,
+    );
     refused(() => validate({ memoryMb: 600 }), 'RESOURCES_EXCEEDED', /600 MB asked, but only 512 MB/);
     refused(() => validate({ systemDiskMb: 4000 }), 'RESOURCES_EXCEEDED', /pool "main"/);
-    refused(() => validate({ addresses: ['10.0.0.5'] }), 'ADDRESS_INVALID', /outside the bridge subnet 198.18.0.0\/24/);
+    refused(
+      () => validate({ addresses: ['10.0.0.5'] }),
+      'ADDRESS_INVALID',
+      /outside the bridge subnet 198.18.0.0\/24/,
+    );
     refused(() => validate({ addresses: ['198.18.0.10'] }), 'ADDRESS_INVALID', /already used by LC web/);
     refused(() => validate({ addresses: ['198.18.0.1'] }), 'ADDRESS_INVALID', /already used by the host/);
     refused(() => validate({ addresses: ['198.18.0.300'] }), 'ADDRESS_INVALID', /not an IPv4 address/);
-    refused(() => validate({ addresses: ['198.18.0.12'], mac: '01:00:00:00:00:01' }), 'INVALID_ARGUMENT', /not a unicast MAC/);
+    refused(
+      () => validate({ addresses: ['198.18.0.12'], mac: '01:00:00:00:00:01' }),
+      'INVALID_ARGUMENT',
+      /not a unicast MAC/,
+    );
     refused(() => validate({ appMountPath: '/srv/../etc' }), 'INVALID_ARGUMENT', /mount path/);
   });
   test('subnet arithmetic', () => {
@@ -69,8 +103,16 @@ describe('host config file', () => {
     assert.equal(config.lcs[0]?.memory, 128);
   });
   test('errors name the field by its path in the file', () => {
-    refused(() => parseHostConfig('lcs:\n  - name: lc1\n  - name: lc2\n    memory: lots\n', 'x.yaml'), 'CONFIG_INVALID', /lcs\[1\]\.memory/);
-    refused(() => parseHostConfig('host:\n  subnett: 1\n', 'x.yaml'), 'CONFIG_INVALID', /host: Unrecognized key.*subnett/);
+    refused(
+      () => parseHostConfig('lcs:\n  - name: lc1\n  - name: lc2\n    memory: lots\n', 'x.yaml'),
+      'CONFIG_INVALID',
+      /lcs\[1\]\.memory/,
+    );
+    refused(
+      () => parseHostConfig('host:\n  subnett: 1\n', 'x.yaml'),
+      'CONFIG_INVALID',
+      /host: Unrecognized key.*subnett/,
+    );
     refused(() => parseHostConfig('lcs: [\n', 'bad.yaml'), 'CONFIG_INVALID', /bad.yaml: not valid YAML/);
   });
 });

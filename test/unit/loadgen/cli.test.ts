@@ -27,9 +27,23 @@ test('the CLI runs a bounded load, takes marks on stdin and prints a JSON summar
   const port = (server.address() as AddressInfo).port;
   const out = join(dir, 'result.json');
   const cli = spawnProcess([
-    process.execPath, '--import', 'tsx', cliPath,
-    '--url', `http://127.0.0.1:${port}/`, '--rate', '200', '--duration', '2', '--max-requests', '300',
-    '--mix', 'newconn=0.5,keepalive=0.5', '--out', out, '--expect-zero-failures',
+    process.execPath,
+    '--import',
+    'tsx',
+    cliPath,
+    '--url',
+    `http://127.0.0.1:${port}/`,
+    '--rate',
+    '200',
+    '--duration',
+    '2',
+    '--max-requests',
+    '300',
+    '--mix',
+    'newconn=0.5,keepalive=0.5',
+    '--out',
+    out,
+    '--expect-zero-failures',
   ]);
   let stdout = '';
   let stderr = '';
@@ -48,11 +62,19 @@ test('the CLI runs a bounded load, takes marks on stdin and prints a JSON summar
   cli.child.stdin?.write('mark switch-end\n');
   const exit = await cli.done;
   assert.equal(exit.exitCode, 0, stderr);
-  const printed = JSON.parse(stdout) as { summary: LoadSummary; marks: Mark[]; synRetransmits: number; markWindow: WindowLatency };
+  const printed = JSON.parse(stdout) as {
+    summary: LoadSummary;
+    marks: Mark[];
+    synRetransmits: number;
+    markWindow: WindowLatency;
+  };
   assert.equal(printed.summary.total, 300);
   assert.equal(printed.summary.byOutcome.ok, 300);
   assert.deepEqual(printed.summary.byServedBy, { lc1: 300 });
-  assert.deepEqual(printed.marks.map((m) => m.label), ['switch-start', 'switch-end']);
+  assert.deepEqual(
+    printed.marks.map((m) => m.label),
+    ['switch-start', 'switch-end'],
+  );
   assert.ok(printed.markWindow.window.count > 0 && printed.markWindow.window.count < 300);
   assert.equal(typeof printed.synRetransmits, 'number');
   assert.match(stderr, /"mark":"switch-start"/);
@@ -61,7 +83,17 @@ test('the CLI runs a bounded load, takes marks on stdin and prints a JSON summar
 });
 
 test('the CLI rejects bad arguments with exit code 2 and a JSON error', async () => {
-  const cli = spawnProcess([process.execPath, '--import', 'tsx', cliPath, '--url', 'http://127.0.0.1:9/', '--rate', '-5', '--no-stdin']);
+  const cli = spawnProcess([
+    process.execPath,
+    '--import',
+    'tsx',
+    cliPath,
+    '--url',
+    'http://127.0.0.1:9/',
+    '--rate',
+    '-5',
+    '--no-stdin',
+  ]);
   const exit = await cli.done;
   assert.equal(exit.exitCode, 2);
   assert.match(exit.stderr, /"code":"INVALID_ARGUMENT"/);

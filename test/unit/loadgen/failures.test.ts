@@ -5,7 +5,10 @@ import { createServer as createTcpServer, type AddressInfo, type Socket } from '
 import { startLoad, type LoadOptions } from '../../../src/loadgen/index.ts';
 
 /** A tiny HTTP server on 127.0.0.1; closed (with every socket) after the test. */
-async function serve(t: { after: (fn: () => Promise<void>) => void }, handler: RequestListener): Promise<{ port: number; server: Server }> {
+async function serve(
+  t: { after: (fn: () => Promise<void>) => void },
+  handler: RequestListener,
+): Promise<{ port: number; server: Server }> {
   const server = createServer(handler);
   const sockets = new Set<Socket>();
   server.on('connection', (socket) => {
@@ -40,7 +43,8 @@ test('a server that destroys sockets mid-request: every request is a reset, none
   assert.equal(result.summary.total, 100);
   assert.equal(result.summary.byOutcome.reset, 100);
   assert.equal(seen, 100, 'the server saw each request exactly once');
-  for (const record of result.records) assert.ok(['ECONNRESET', 'HANGUP', 'EPIPE'].includes(record.errorCode ?? ''), record.errorCode);
+  for (const record of result.records)
+    assert.ok(['ECONNRESET', 'HANGUP', 'EPIPE'].includes(record.errorCode ?? ''), record.errorCode);
 });
 
 test('a half-written response then a close is a reset, not ok', async (t) => {
@@ -58,7 +62,8 @@ test('a closed port: every request is refused', async () => {
   await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
   const port = (probe.address() as AddressInfo).port;
   await new Promise<void>((resolve) => probe.close(() => resolve()));
-  const result = await startLoad(quick(port, { mix: { newconn: 1, keepalive: 1, upload: 1, write: 1 } })).done;
+  const result = await startLoad(quick(port, { mix: { newconn: 1, keepalive: 1, upload: 1, write: 1 } }))
+    .done;
   assert.equal(result.summary.total, 100);
   assert.equal(result.summary.byOutcome.refused, 100);
   assert.equal(result.summary.byErrorCode['ECONNREFUSED'], 100);
@@ -70,7 +75,9 @@ test('a server that answers Connection: close every time: all ok, each keep-aliv
     res.writeHead(200, { Connection: 'close', 'X-Served-By': 'lc1', 'X-Version': '9' });
     res.end('bye');
   });
-  const result = await startLoad(quick(port, { mix: { keepalive: 1 }, rate: 500, durationMs: 1000, maxRequests: 500 })).done;
+  const result = await startLoad(
+    quick(port, { mix: { keepalive: 1 }, rate: 500, durationMs: 1000, maxRequests: 500 }),
+  ).done;
   assert.equal(result.summary.byOutcome.ok, 500);
   assert.equal(result.summary.failed, 0);
   assert.equal(result.summary.connectionsOpened, 500);
@@ -83,7 +90,8 @@ test('a server that never answers: every request times out', async (t) => {
   const started = Date.now();
   const result = await startLoad(quick(port, { timeoutMs: 300, maxRequests: 40, rate: 100 })).done;
   assert.equal(result.summary.byOutcome.timeout, 40);
-  for (const record of result.records) assert.ok(record.latencyMs >= 299 && record.latencyMs < 1000, String(record.latencyMs));
+  for (const record of result.records)
+    assert.ok(record.latencyMs >= 299 && record.latencyMs < 1000, String(record.latencyMs));
   assert.ok(Date.now() - started < 3000);
 });
 

@@ -42,10 +42,12 @@ test('1000 req/s for 3 s of mixed traffic against the demo service: all ok, late
   const s = result.summary;
   assert.equal(s.total, 3000);
   assert.equal(s.failed, 0, JSON.stringify(s.byErrorCode));
-  assert.deepEqual(
-    Object.fromEntries(Object.entries(s.byKind).map(([k, v]) => [k, v.total])),
-    { 'new-conn': 900, keepalive: 1500, upload: 300, write: 300 },
-  );
+  assert.deepEqual(Object.fromEntries(Object.entries(s.byKind).map(([k, v]) => [k, v.total])), {
+    'new-conn': 900,
+    keepalive: 1500,
+    upload: 300,
+    write: 300,
+  });
   assert.deepEqual(s.byServedBy, { [hostname()]: 3000 });
   assert.deepEqual(s.byVersion, { '1.0.0': 3000 });
   assert.ok(s.achievedRate > 950 && s.achievedRate < 1050, String(s.achievedRate));
@@ -60,7 +62,9 @@ test('1000 req/s for 3 s of mixed traffic against the demo service: all ok, late
   assert.ok(Math.abs(last.scheduledAt - first.scheduledAt - 2999) < 0.01);
   // Every acknowledged write is really stored.
   assert.equal(result.ackedWrites.length, 300);
-  const keys = new Set((JSON.parse(await getText(`http://127.0.0.1:${demo.port}/kv`)) as { keys: string[] }).keys);
+  const keys = new Set(
+    (JSON.parse(await getText(`http://127.0.0.1:${demo.port}/kv`)) as { keys: string[] }).keys,
+  );
   for (const write of result.ackedWrites) assert.ok(keys.has(write.key), write.key);
 });
 
@@ -83,7 +87,10 @@ test('drain mode during load: keep-alive connections are replaced without a sing
   const result = await load.done;
   assert.equal(result.summary.total, 1500);
   assert.equal(result.summary.failed, 0, JSON.stringify(result.summary.byErrorCode));
-  assert.ok(result.summary.connectionsOpened > 300 + 150 + 100, 'drained keep-alive connections were replaced');
+  assert.ok(
+    result.summary.connectionsOpened > 300 + 150 + 100,
+    'drained keep-alive connections were replaced',
+  );
   const added = windowLatency(result.records, { t0: start.at, t1: end.at, uploadDurationMs: 1500 });
   assert.equal(added.window.failed, 0);
   assert.ok(added.window.count > 400);

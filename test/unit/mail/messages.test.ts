@@ -1,7 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { composeNotification, computeApprovalCode, parseDecision, parseReply, signApprovalLink, verifyApprovalCode, verifyApprovalLink } from '../../../src/mail/index.ts';
+import {
+  composeNotification,
+  computeApprovalCode,
+  parseDecision,
+  parseReply,
+  signApprovalLink,
+  verifyApprovalCode,
+  verifyApprovalLink,
+} from '../../../src/mail/index.ts';
 
 const challenge = 'ab'.repeat(20);
 
@@ -28,20 +36,48 @@ void test('a code is bound to the challenge, the decision, the secret and the ti
 });
 
 void test('replies: quoted lines ignored, missing or malformed fields reported', async () => {
-  const notification = composeNotification({ from: 'u@x', to: 'a@x', adminName: 'a', patches: [{ name: 'p1', categories: ['security'], description: 'd', publishedAt: null, sourceFeed: 'f' }], challenge, expiresAt: 'soon' });
-  const quoted = notification.text.split('\n').map((l) => `> ${l}`).join('\n');
-  const mail = (body: string): string => `From: Alice <Alice@Example.test>\r\nTo: u@x\r\nSubject: Re: x\r\nMessage-ID: <1@x>\r\n\r\n${body}`;
-  const good = await parseReply(mail(`Challenge: ${challenge}\nDecision: approve: p1\nCode: 12345678\n\n${quoted}`));
+  const notification = composeNotification({
+    from: 'u@x',
+    to: 'a@x',
+    adminName: 'a',
+    patches: [{ name: 'p1', categories: ['security'], description: 'd', publishedAt: null, sourceFeed: 'f' }],
+    challenge,
+    expiresAt: 'soon',
+  });
+  const quoted = notification.text
+    .split('\n')
+    .map((l) => `> ${l}`)
+    .join('\n');
+  const mail = (body: string): string =>
+    `From: Alice <Alice@Example.test>\r\nTo: u@x\r\nSubject: Re: x\r\nMessage-ID: <1@x>\r\n\r\n${body}`;
+  const good = await parseReply(
+    mail(`Challenge: ${challenge}\nDecision: approve: p1\nCode: 12345678\n\n${quoted}`),
+  );
   assert.equal(good.from, 'alice@example.test');
-  assert.deepEqual(good.approval, { challenge, decision: { kind: 'approve', patches: ['p1'] }, code: '12345678' });
+  assert.deepEqual(good.approval, {
+    challenge,
+    decision: { kind: 'approve', patches: ['p1'] },
+    code: '12345678',
+  });
   const onlyQuoted = await parseReply(mail(`ok!\n\n${quoted}`));
   assert.equal(onlyQuoted.approval, null, 'the quoted Challenge line does not count');
   assert.match(onlyQuoted.problem ?? '', /needs the lines/);
-  assert.match((await parseReply(mail(`Challenge: xyz\nDecision: approve all\nCode: 12345678`))).problem ?? '', /40 hex/);
-  assert.match((await parseReply(mail(`Challenge: ${challenge}\nDecision: approve all\nCode: 1234`))).problem ?? '', /8 digits/);
-  assert.match((await parseReply(mail(`Challenge: ${challenge}\nDecision: sure\nCode: 12345678`))).problem ?? '', /not understood/);
+  assert.match(
+    (await parseReply(mail(`Challenge: xyz\nDecision: approve all\nCode: 12345678`))).problem ?? '',
+    /40 hex/,
+  );
+  assert.match(
+    (await parseReply(mail(`Challenge: ${challenge}\nDecision: approve all\nCode: 1234`))).problem ?? '',
+    /8 digits/,
+  );
+  assert.match(
+    (await parseReply(mail(`Challenge: ${challenge}\nDecision: sure\nCode: 12345678`))).problem ?? '',
+    /not understood/,
+  );
   assert.equal(good.automatic, false);
-  const vacation = await parseReply(`From: a@x\r\nAuto-Submitted: auto-replied\r\nSubject: away\r\n\r\nI am away`);
+  const vacation = await parseReply(
+    `From: a@x\r\nAuto-Submitted: auto-replied\r\nSubject: away\r\n\r\nI am away`,
+  );
   assert.equal(vacation.automatic, true, 'auto-replies are recognised (and never answered)');
   const garbage = await parseReply(Buffer.from([0, 1, 2, 255, 254, 10, 13]));
   assert.equal(garbage.approval, null);
@@ -49,10 +85,21 @@ void test('replies: quoted lines ignored, missing or malformed fields reported',
 
 void test('approval links verify only with the right secret and before expiry', () => {
   const secret = randomBytes(32);
-  const token = signApprovalLink(secret, { challenge, decision: { kind: 'approve', patches: ['b', 'a'] }, admin: 'alice', expiresAt: 2_000 });
+  const token = signApprovalLink(secret, {
+    challenge,
+    decision: { kind: 'approve', patches: ['b', 'a'] },
+    admin: 'alice',
+    expiresAt: 2_000,
+  });
   const ok = verifyApprovalLink(secret, token, new Date(1_000));
   assert.ok(ok.ok && ok.claims.admin === 'alice' && ok.claims.decision.kind === 'approve');
-  assert.deepEqual(verifyApprovalLink(randomBytes(32), token, new Date(1_000)), { ok: false, reason: 'bad-signature' });
+  assert.deepEqual(verifyApprovalLink(randomBytes(32), token, new Date(1_000)), {
+    ok: false,
+    reason: 'bad-signature',
+  });
   assert.deepEqual(verifyApprovalLink(secret, token, new Date(3_000)), { ok: false, reason: 'expired' });
-  assert.deepEqual(verifyApprovalLink(secret, 'nonsense', new Date(1_000)), { ok: false, reason: 'malformed' });
+  assert.deepEqual(verifyApprovalLink(secret, 'nonsense', new Date(1_000)), {
+    ok: false,
+    reason: 'malformed',
+  });
 });

@@ -11,7 +11,13 @@ void test('config: secrets from files, validation names the field', (t) => {
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   fs.writeFileSync(path.join(dir, 'bob.secret'), `${'ab'.repeat(32)}\n`);
   const config = resolveMonitorConfig(
-    { api: { token: 'sekrit-token' }, administrators: [{ name: 'bob', email: 'Bob@X.test', secretFile: 'bob.secret', categories: ['security'] }], autoApprove: { security: 3 } },
+    {
+      api: { token: 'sekrit-token' },
+      administrators: [
+        { name: 'bob', email: 'Bob@X.test', secretFile: 'bob.secret', categories: ['security'] },
+      ],
+      autoApprove: { security: 3 },
+    },
     dir,
   );
   assert.equal(config.administrators[0]?.email, 'bob@x.test');

@@ -8,13 +8,22 @@ import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { UnderstudyError, silentLogger } from '../../../src/core/index.ts';
 import { createCatalogue } from '../../../src/catalogue/index.ts';
 import { openStore } from '../../../src/store/index.ts';
-import { addFeed, createMonitor, ed25519PublicKeyBase64, monitorSchemas, resolveMonitorConfig, signPatchIndex, type Fetcher } from '../../../src/monitor/index.ts';
+import {
+  addFeed,
+  createMonitor,
+  ed25519PublicKeyBase64,
+  monitorSchemas,
+  resolveMonitorConfig,
+  signPatchIndex,
+  type Fetcher,
+} from '../../../src/monitor/index.ts';
 import type { MailSender, OutgoingMail } from '../../../src/mail/index.ts';
 
 function fakeServer(files: Map<string, Buffer>): Fetcher {
   const get = (url: string): Buffer => {
     const body = files.get(new URL(url).pathname);
-    if (!body) throw new UnderstudyError('FEED_UNREACHABLE', `${url}: HTTP 404`, { details: { status: 404 } });
+    if (!body)
+      throw new UnderstudyError('FEED_UNREACHABLE', `${url}: HTTP 404`, { details: { status: 404 } });
     return body;
   };
   return {
@@ -42,12 +51,35 @@ void test('each administrator is mailed once per patch, failures retried without
       version: 1,
       generated: new Date().toISOString(),
       patches: [
-        { name: 'sec1', categories: ['security'], published: new Date().toISOString(), description: 'd', sha256: createHash('sha256').update(content).digest('hex'), size: 4, format: 'diff', file: 'sec1' },
-        { name: 'feat1', categories: ['feature'], published: new Date().toISOString(), description: 'd', sha256: createHash('sha256').update(content).digest('hex'), size: 4, format: 'diff', file: 'feat1' },
+        {
+          name: 'sec1',
+          categories: ['security'],
+          published: new Date().toISOString(),
+          description: 'd',
+          sha256: createHash('sha256').update(content).digest('hex'),
+          size: 4,
+          format: 'diff',
+          file: 'sec1',
+        },
+        {
+          name: 'feat1',
+          categories: ['feature'],
+          published: new Date().toISOString(),
+          description: 'd',
+          sha256: createHash('sha256').update(content).digest('hex'),
+          size: 4,
+          format: 'diff',
+          file: 'feat1',
+        },
       ],
     }),
   );
-  const files = new Map([['/index.json', index], ['/index.json.sig', Buffer.from(signPatchIndex(index, keys.privateKey))], ['/sec1', content], ['/feat1', content]]);
+  const files = new Map([
+    ['/index.json', index],
+    ['/index.json.sig', Buffer.from(signPatchIndex(index, keys.privateKey))],
+    ['/sec1', content],
+    ['/feat1', content],
+  ]);
   const sent: OutgoingMail[] = [];
   let failFor: string | null = 'bob@x.test';
   const mailer: MailSender = {
@@ -69,17 +101,39 @@ void test('each administrator is mailed once per patch, failures retried without
     },
     dir,
   );
-  const monitor = createMonitor({ db, catalogue, config, stateDir: dir, fetcher: fakeServer(files), managedLcs: { list: async () => [], installedPackages: async () => new Map() }, mailer, logger: silentLogger });
-  addFeed(db, { name: 'f', kind: 'patch-server', url: 'http://patches.invalid/', intervalSeconds: 60, options: { publicKey: ed25519PublicKeyBase64(keys.publicKey) } });
+  const monitor = createMonitor({
+    db,
+    catalogue,
+    config,
+    stateDir: dir,
+    fetcher: fakeServer(files),
+    managedLcs: { list: async () => [], installedPackages: async () => new Map() },
+    mailer,
+    logger: silentLogger,
+  });
+  addFeed(db, {
+    name: 'f',
+    kind: 'patch-server',
+    url: 'http://patches.invalid/',
+    intervalSeconds: 60,
+    options: { publicKey: ed25519PublicKeyBase64(keys.publicKey) },
+  });
 
   const [r] = await monitor.pollNow('f'); // registers, then the notification to bob fails
   assert.equal(r?.registered, 2);
-  assert.deepEqual(sent.map((m) => m.to), ['alice@x.test']);
+  assert.deepEqual(
+    sent.map((m) => m.to),
+    ['alice@x.test'],
+  );
   assert.equal(monitor.status().pendingNotifications, 2, 'still pending after a failure');
 
   failFor = null;
   assert.equal(await monitor.notifyPending(), 1);
-  assert.deepEqual(sent.map((m) => m.to), ['alice@x.test', 'bob@x.test'], 'alice is not mailed twice');
+  assert.deepEqual(
+    sent.map((m) => m.to),
+    ['alice@x.test', 'bob@x.test'],
+    'alice is not mailed twice',
+  );
   assert.match(sent[1]?.text ?? '', /sec1/);
   assert.doesNotMatch(sent[1]?.text ?? '', /feat1/);
   assert.equal(monitor.status().pendingNotifications, 0);

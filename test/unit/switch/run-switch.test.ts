@@ -28,10 +28,28 @@ interface FakeLc {
   healthy: boolean;
 }
 
-const ok = (argv: readonly string[], stdout = '', exitCode = 0): ExecResult => ({ argv, exitCode, signal: null, stdout, stderr: '', durationMs: 0 });
+const ok = (argv: readonly string[], stdout = '', exitCode = 0): ExecResult => ({
+  argv,
+  exitCode,
+  signal: null,
+  stdout,
+  stderr: '',
+  durationMs: 0,
+});
 
-function fakeLc(name: string, nics: Record<string, { mac: string; addresses: string[] }>, log: string[]): FakeLc {
-  const lc: FakeLc = { nics: new Map(Object.entries(nics)), steer: undefined, signals: [], sysctl: new Map(), healthy: true, side: undefined as unknown as SwitchSide };
+function fakeLc(
+  name: string,
+  nics: Record<string, { mac: string; addresses: string[] }>,
+  log: string[],
+): FakeLc {
+  const lc: FakeLc = {
+    nics: new Map(Object.entries(nics)),
+    steer: undefined,
+    signals: [],
+    sysctl: new Map(),
+    healthy: true,
+    side: undefined as unknown as SwitchSide,
+  };
   lc.nics.set('lo', { mac: '00:00:00:00:00:00', addresses: ['127.0.0.1/8'] });
   lc.side = {
     name,
@@ -51,7 +69,15 @@ function fakeLc(name: string, nics: Record<string, { mac: string; addresses: str
         const nic = lc.nics.get(dev);
         if (!nic) return fail(1);
         const [ip, prefix] = [(a: string) => a.split('/')[0], (a: string) => Number(a.split('/')[1])];
-        return ok(argv, JSON.stringify([{ address: nic.mac, addr_info: nic.addresses.map((a) => ({ local: ip(a), prefixlen: prefix(a) })) }]));
+        return ok(
+          argv,
+          JSON.stringify([
+            {
+              address: nic.mac,
+              addr_info: nic.addresses.map((a) => ({ local: ip(a), prefixlen: prefix(a) })),
+            },
+          ]),
+        );
       }
       if (cmd === 'ip' && rest[0] === 'link') return lc.nics.has(rest[rest.length - 1]!) ? ok(argv) : fail(1);
       if (cmd === 'ip' && rest[0] === 'addr') {
@@ -71,7 +97,9 @@ function fakeLc(name: string, nics: Record<string, { mac: string; addresses: str
       if (cmd === 'nft') {
         if (rest[0] === '-f') {
           lc.steer = /(new-flows|fwd)/.test(String(options?.input)) ? String(options?.input) : undefined;
-          log.push(`${name} steer ${/@flows accept/.test(lc.steer ?? '') ? 'old-flows' : /add @flows/.test(lc.steer ?? '') ? 'new-flows' : 'all'}`);
+          log.push(
+            `${name} steer ${/@flows accept/.test(lc.steer ?? '') ? 'old-flows' : /add @flows/.test(lc.steer ?? '') ? 'new-flows' : 'all'}`,
+          );
         } else {
           if (lc.steer) log.push(`${name} steer removed`);
           lc.steer = undefined;
@@ -119,7 +147,10 @@ test('instant: LC2 passes old flows before it takes the address; LC1 keeps it on
   assert.equal(result.outcome, 'switched');
   const order = (entry: string): number => log.indexOf(entry);
   assert.ok(order('lc2 steer old-flows') < order('lc2 addr replace 198.18.0.10/24 eth0'));
-  assert.ok(order('lc1 addr replace 198.18.0.10/32 lo') < order('lc1 addr del 198.18.0.10/24 eth0'), 'the address never leaves LC1 while it has connections');
+  assert.ok(
+    order('lc1 addr replace 198.18.0.10/32 lo') < order('lc1 addr del 198.18.0.10/24 eth0'),
+    'the address never leaves LC1 while it has connections',
+  );
   assert.ok(order('lc1 signal drain') < order('lc2 steer removed'));
   assert.deepEqual(holds(lc2, '198.18.0.10'), ['eth0']);
   assert.deepEqual(holds(lc1, '198.18.0.10'), []);
@@ -129,36 +160,68 @@ test('instant: LC2 passes old flows before it takes the address; LC1 keeps it on
 
 test('a failed health check after the switch reverses every step, in reverse order', async () => {
   const { log, lc1, lc2, plan, deps, db } = setUp('swap-address');
-  const failing = { ...deps, afterStep: (step: string) => { if (step === 'lc2-takes-address') lc2.healthy = false; } };
-  await assert.rejects(runSwitch(plan, failing), (e) => isUnderstudyError(e, 'SWITCH_REVERSED') && /lc2/.test(e.message));
+  const failing = {
+    ...deps,
+    afterStep: (step: string) => {
+      if (step === 'lc2-takes-address') lc2.healthy = false;
+    },
+  };
+  await assert.rejects(
+    runSwitch(plan, failing),
+    (e) => isUnderstudyError(e, 'SWITCH_REVERSED') && /lc2/.test(e.message),
+  );
   assert.deepEqual(holds(lc1, '198.18.0.10'), ['eth0']);
   assert.deepEqual(holds(lc2, '198.18.0.10'), []);
   assert.equal(lc1.steer, undefined);
   assert.deepEqual(lc1.signals, ['drain', 'undrain']);
-  assert.ok(log.indexOf('lc2 addr del 198.18.0.10/24 eth0') < log.indexOf('lc1 addr replace 198.18.0.10/24 eth0'));
+  assert.ok(
+    log.indexOf('lc2 addr del 198.18.0.10/24 eth0') < log.indexOf('lc1 addr replace 198.18.0.10/24 eth0'),
+  );
   const [record] = new SwitchJournal(db).list();
   assert.equal(record?.state, 'reversed');
-  assert.ok(record?.steps.every((s) => s.state === 'undone' || s.name === 'health-after' || s.name === 'lc1-announce-new'), JSON.stringify(record?.steps));
+  assert.ok(
+    record?.steps.every(
+      (s) => s.state === 'undone' || s.name === 'health-after' || s.name === 'lc1-announce-new',
+    ),
+    JSON.stringify(record?.steps),
+  );
 });
 
 test('preflight errors change nothing', async () => {
   const { log, lc2, plan, deps, db } = setUp('swap-address');
   lc2.healthy = false;
   await assert.rejects(runSwitch(plan, deps), (e) => isUnderstudyError(e, 'SWITCH_STANDBY_UNHEALTHY'));
-  await assert.rejects(runSwitch({ ...plan, from: { ...plan.from, mac: '02:00:00:00:00:99' } }, deps), (e) => isUnderstudyError(e, 'SWITCH_PLAN_INVALID'));
-  await assert.rejects(runSwitch({ ...plan, service: { address: '198.18.0.50/24', port: 80 } }, deps), (e) => isUnderstudyError(e, 'SWITCH_ADDRESS_NOT_HELD'));
+  await assert.rejects(runSwitch({ ...plan, from: { ...plan.from, mac: '02:00:00:00:00:99' } }, deps), (e) =>
+    isUnderstudyError(e, 'SWITCH_PLAN_INVALID'),
+  );
+  await assert.rejects(runSwitch({ ...plan, service: { address: '198.18.0.50/24', port: 80 } }, deps), (e) =>
+    isUnderstudyError(e, 'SWITCH_ADDRESS_NOT_HELD'),
+  );
   assert.deepEqual(log, []);
   assert.deepEqual(new SwitchJournal(db).list(), []);
 });
 
 test('recovery reverses a switch that stopped before LC2 could accept connections and finishes one past that point', async () => {
-  for (const [crashAt, expected] of [['lc1-private-address', 'reversed'], ['lc2-takes-address', 'switched'], ['health-after', 'switched']] as const) {
+  for (const [crashAt, expected] of [
+    ['lc1-private-address', 'reversed'],
+    ['lc2-takes-address', 'switched'],
+    ['health-after', 'switched'],
+  ] as const) {
     const { lc1, lc2, plan, deps, db } = setUp('instant');
-    void runSwitch(plan, { ...deps, afterStep: (step) => (step === crashAt ? new Promise<void>(() => undefined) : undefined) });
+    void runSwitch(plan, {
+      ...deps,
+      afterStep: (step) => (step === crashAt ? new Promise<void>(() => undefined) : undefined),
+    });
     await new Promise((r) => setTimeout(r, 300));
-    const { recovered, errors } = await recoverSwitches({ db, bind: () => ({ from: lc1.side, to: lc2.side, moveNic: deps.moveNic }) });
+    const { recovered, errors } = await recoverSwitches({
+      db,
+      bind: () => ({ from: lc1.side, to: lc2.side, moveNic: deps.moveNic }),
+    });
     assert.deepEqual(errors, []);
-    assert.deepEqual(recovered.map((r) => r.outcome), [expected]);
+    assert.deepEqual(
+      recovered.map((r) => r.outcome),
+      [expected],
+    );
     const owner = expected === 'switched' ? lc2 : lc1;
     const other = expected === 'switched' ? lc1 : lc2;
     assert.equal(holds(owner, '198.18.0.10').length, 1, crashAt);
@@ -170,18 +233,41 @@ test('recovery reverses a switch that stopped before LC2 could accept connection
 
 test('plans are validated once, with defaults', () => {
   const { plan } = setUp('instant');
-  assert.throws(() => resolvePlan({ ...plan, method: 'teleport' as never }), (e) => isUnderstudyError(e, 'SWITCH_METHOD_UNKNOWN'));
-  assert.throws(() => resolvePlan({ ...plan, from: { ...plan.from, newAddress: undefined } }), (e) => isUnderstudyError(e, 'SWITCH_PLAN_INVALID'));
-  assert.throws(() => resolvePlan({ ...plan, to: { ...plan.to, lc: 'lc1' } }), (e) => isUnderstudyError(e, 'SWITCH_PLAN_INVALID'));
-  const resolved = resolvePlan({ ...plan, method: 'move-nic', from: { lc: 'lc1', nic: 'eth0', mac: '02:00:00:00:00:01' } });
+  assert.throws(
+    () => resolvePlan({ ...plan, method: 'teleport' as never }),
+    (e) => isUnderstudyError(e, 'SWITCH_METHOD_UNKNOWN'),
+  );
+  assert.throws(
+    () => resolvePlan({ ...plan, from: { ...plan.from, newAddress: undefined } }),
+    (e) => isUnderstudyError(e, 'SWITCH_PLAN_INVALID'),
+  );
+  assert.throws(
+    () => resolvePlan({ ...plan, to: { ...plan.to, lc: 'lc1' } }),
+    (e) => isUnderstudyError(e, 'SWITCH_PLAN_INVALID'),
+  );
+  const resolved = resolvePlan({
+    ...plan,
+    method: 'move-nic',
+    from: { lc: 'lc1', nic: 'eth0', mac: '02:00:00:00:00:01' },
+  });
   assert.equal(resolved.health.kind, 'http');
   assert.equal(resolved.stateful, false);
 });
 
 test('the steering table of LC2 during instant never drops a packet of a flow it does not know', () => {
-  const rules = steerRuleset({ mode: 'old-flows', dev: 'eth0', address: '198.18.0.10/24', port: 80, ownMac: '02:00:00:00:00:02', peerMac: '02:00:00:00:00:01' });
+  const rules = steerRuleset({
+    mode: 'old-flows',
+    dev: 'eth0',
+    address: '198.18.0.10/24',
+    port: 80,
+    ownMac: '02:00:00:00:00:02',
+    peerMac: '02:00:00:00:00:01',
+  });
   assert.match(rules, /tcp flags & \(syn \| ack\) == syn add @flows \{ ip saddr \. tcp sport \} accept/);
-  assert.match(rules, /ip daddr 198\.18\.0\.10 tcp dport 80 ether saddr set 02:00:00:00:00:02 ether daddr set 02:00:00:00:00:01 counter fwd to "eth0"\n/);
+  assert.match(
+    rules,
+    /ip daddr 198\.18\.0\.10 tcp dport 80 ether saddr set 02:00:00:00:00:02 ether daddr set 02:00:00:00:00:01 counter fwd to "eth0"\n/,
+  );
   assert.doesNotMatch(rules, /drop|reject/);
 });
 
@@ -199,6 +285,12 @@ test('serviceSide signals the service through its pid file with a fixed script',
   });
   await side.signalService('drain');
   await side.signalService('pause');
-  assert.deepEqual(calls.map((a) => a.slice(-2)), [['USR1', '/run/demo.pid'], ['STOP', '/run/demo.pid']]);
+  assert.deepEqual(
+    calls.map((a) => a.slice(-2)),
+    [
+      ['USR1', '/run/demo.pid'],
+      ['STOP', '/run/demo.pid'],
+    ],
+  );
   assert.equal(calls[0]?.[2], 'kill -s "$1" "$(cat "$2")"');
 });
