@@ -126,7 +126,11 @@ export const errorCatalogue = {
   },
   DRIVER_UNKNOWN: {
     meaning: 'No partitioning driver of that name.',
-    fix: 'Use the namespace driver (default).',
+    fix: 'Use a driver the registry knows (the message lists them); namespace is the default.',
+  },
+  DRIVER_MISMATCH: {
+    meaning: 'An operation needs two LCs of the same partitioning driver (moving a NIC).',
+    fix: 'Use a switch method that does not move the NIC (swap-address, instant).',
   },
   PATH_OUTSIDE_ROOT: {
     meaning: "A path would leave the logical computer's root filesystem.",

@@ -5,7 +5,8 @@
  */
 import { UnderstudyError } from '../core/index.ts';
 import { getLc, setRole } from '../inventory/index.ts';
-import type { HostContext, Manager } from '../manager/index.ts';
+import type { HostContext } from '../host/index.ts';
+import type { Db } from '../store/index.ts';
 import {
   SwitchJournal,
   type SwitchBinding,
@@ -19,16 +20,16 @@ import { freeAddress, planSwitch } from './steps.ts';
 export type LcSwitchRequest = SwitchRequest;
 
 export function bindLcSwitch(
-  manager: Manager,
+  db: Db,
   host: HostContext,
   request: LcSwitchRequest,
 ): { plan: SwitchPlanInput; binding: SwitchBinding; after: () => Promise<void> } {
-  const from = getLc(manager.db, request.from);
-  const to = getLc(manager.db, request.to);
+  const from = getLc(db, request.from);
+  const to = getLc(db, request.to);
   // The service address: the one an earlier switch moved to <from>, if any (an LC that took over the
   // service holds its own address too), else <from>'s first address.
   const held = from.nics.flatMap((n) => n.addresses);
-  const earlier = new SwitchJournal(manager.db)
+  const earlier = new SwitchJournal(db)
     .list(50)
     .find(
       (r) =>
@@ -43,7 +44,7 @@ export function bindLcSwitch(
     { lc: from.name, patches: ['-'], method: request.method, stateful: request.stateful },
     { getPatch: () => undefined } as never,
   );
-  const c: SwitchContext = { manager, host, options, facts: { serviceAddress } };
+  const c: SwitchContext = { db, host, options, facts: { serviceAddress } };
   const newAddress = request.method === 'move-nic' ? undefined : (request.fromAddress ?? freeAddress(c));
   const plan = { ...planSwitch(c, from.name, to.name, newAddress), drainTimeoutMs: request.drainTimeoutMs };
   return {
@@ -53,15 +54,15 @@ export function bindLcSwitch(
       to: switchSide(c, to.name),
       moveNic: moveNicBinding(c),
       finalSync: request.stateful
-        ? async () => void (await syncAppDisk(c, getLc(manager.db, from.name), getLc(manager.db, to.name)))
+        ? async () => void (await syncAppDisk(c, getLc(db, from.name), getLc(db, to.name)))
         : undefined,
     },
     after: async () => {
       await syncNicRecords(c, from.name);
       await syncNicRecords(c, to.name);
       if (from.role === 'active') {
-        setRole(manager.db, to.name, 'active');
-        setRole(manager.db, from.name, 'retired');
+        setRole(db, to.name, 'active');
+        setRole(db, from.name, 'retired');
       }
     },
   };

@@ -1,15 +1,16 @@
 /** What every step of a run gets, and the bindings of the switch and the disk copy to the driver. */
-import { exec, type Logger } from '../core/index.ts';
+import type { Logger } from '../core/index.ts';
 import type { Catalogue } from '../catalogue/index.ts';
 import { getLc, moveNicRecord, setNicAddresses, type LcRecord } from '../inventory/index.ts';
-import type { HostContext, Manager } from '../manager/index.ts';
+import type { HostContext } from '../host/index.ts';
+import type { Db } from '../store/index.ts';
 import type { MoveNic, ServiceSignal, SwitchSide } from '../switch/index.ts';
 import type { RunJournal } from './journal.ts';
 import type { ResolvedRunOptions, RunEvent, RunFacts } from './types.ts';
 
 export interface RunContext {
   runId: string;
-  manager: Manager;
+  db: Db;
   host: HostContext;
   catalogue: Catalogue;
   journal: RunJournal;
@@ -21,13 +22,13 @@ export interface RunContext {
 }
 
 /** The part of a run's context that binding a switch needs (the CLI's `switch` builds one by hand). */
-export type SwitchContext = Pick<RunContext, 'manager' | 'host' | 'options' | 'facts'>;
+export type SwitchContext = Pick<RunContext, 'db' | 'host' | 'options' | 'facts'>;
 
 export const saveFacts = (c: RunContext): void => c.journal.saveFacts(c.runId, c.facts);
-export const lc1 = (c: RunContext): LcRecord => getLc(c.manager.db, c.options.lc);
+export const lc1 = (c: RunContext): LcRecord => getLc(c.db, c.options.lc);
 export function standby(c: RunContext): LcRecord {
   if (!c.facts.standby) throw new Error('no standby chosen yet');
-  return getLc(c.manager.db, c.facts.standby);
+  return getLc(c.db, c.facts.standby);
 }
 
 const serviceSignals: Record<ServiceSignal, string> = {
@@ -64,39 +65,30 @@ export function switchSide(c: SwitchContext, lc: string): SwitchSide {
 /** Moves a NIC with the driver and keeps the resource table in step with the devices. */
 export function moveNicBinding(c: SwitchContext): MoveNic {
   return async ({ from, to, nic }) => {
-    const newName = await c.host.driver.moveNic(
-      getLc(c.manager.db, from.name),
-      nic,
-      getLc(c.manager.db, to.name),
-    );
-    moveNicRecord(c.manager.db, from.name, nic, to.name, newName);
+    const newName = await c.host.driver.moveNic(getLc(c.db, from.name), nic, getLc(c.db, to.name));
+    moveNicRecord(c.db, from.name, nic, to.name, newName);
     return newName;
   };
 }
 
 /** Writes the addresses the LC's NICs really hold into the resource table (after a switch). */
 export async function syncNicRecords(c: SwitchContext, lc: string): Promise<void> {
-  for (const nic of getLc(c.manager.db, lc).nics) {
+  for (const nic of getLc(c.db, lc).nics) {
     const out = await c.host.driver.netExec(lc, ['ip', '-o', '-4', 'addr', 'show', 'dev', nic.name]);
     const addresses = out.stdout
       .split('\n')
       .map((l) => /inet (\S+)/.exec(l)?.[1])
       .filter((a): a is string => a !== undefined);
-    setNicAddresses(c.manager.db, lc, nic.name, addresses);
+    setNicAddresses(c.db, lc, nic.name, addresses);
   }
 }
 
 /**
- * The last copy of the application disk, from the drained LC1 to the held LC2 (stateful switch):
- * rsync of what changed (nanosecond mtimes, deletions, hard links, ACLs, xattrs).
+ * The last copy of the application disk, from the drained LC1 to the held LC2 (stateful switch), and
+ * the rollback's bulk copy: the disk store copies what changed.
  */
 export async function syncAppDisk(c: SwitchContext, from: LcRecord, to: LcRecord): Promise<number> {
   const started = performance.now();
-  const source = c.host.driver.diskPath(from, 'app');
-  const target = c.host.driver.diskPath(to, 'app');
-  await exec(
-    ['rsync', '-aHAX', '--numeric-ids', '--delete', '--modify-window=-1', `${source}/`, `${target}/`],
-    { timeoutMs: 30 * 60_000 },
-  );
+  await c.host.disks.sync({ lc: from, disk: 'app' }, { lc: to, disk: 'app' });
   return performance.now() - started;
 }

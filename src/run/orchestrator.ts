@@ -7,9 +7,9 @@
  */
 import { UnderstudyError, isUnderstudyError, silentLogger, type Logger } from '../core/index.ts';
 import { getLc, setRole } from '../inventory/index.ts';
-import { getPool, poolDevice } from '../host/index.ts';
 import type { Catalogue } from '../catalogue/index.ts';
-import type { HostContext, Manager } from '../manager/index.ts';
+import type { HostContext } from '../host/index.ts';
+import type { Db } from '../store/index.ts';
 import { recoverSwitches, type SwitchPlan } from '../switch/index.ts';
 import { moveNicBinding, switchSide, syncAppDisk, type RunContext } from './context.ts';
 import { RunJournal } from './journal.ts';
@@ -19,7 +19,7 @@ import { forwardSteps, switchStepName, type Step } from './steps.ts';
 import type { ResolvedRunOptions, RunEvent, RunOptions, RunRecord } from './types.ts';
 
 export interface RunDeps {
-  manager: Manager;
+  db: Db;
   host: HostContext;
   catalogue: Catalogue;
   logger?: Logger;
@@ -59,7 +59,7 @@ function contextFor(deps: RunDeps, journal: RunJournal, run: RunRecord): RunCont
   const logger = (deps.logger ?? silentLogger).child({ runId: run.id, lc: run.lc });
   return {
     runId: run.id,
-    manager: deps.manager,
+    db: deps.db,
     host: deps.host,
     catalogue: deps.catalogue,
     journal,
@@ -126,7 +126,7 @@ async function discardStandby(c: RunContext): Promise<void> {
       );
     }
   }
-  if (c.facts.standby) setRole(c.manager.db, c.facts.standby, 'idle');
+  if (c.facts.standby) setRole(c.db, c.facts.standby, 'idle');
 }
 
 async function goForward(c: RunContext): Promise<RunRecord> {
@@ -157,7 +157,7 @@ export async function watchRun(
   deps: RunDeps,
   options: { watchMs: number; intervalMs?: number; failures?: number },
 ): Promise<RunRecord> {
-  const journal = new RunJournal(deps.manager.db);
+  const journal = new RunJournal(deps.db);
   const run = journal.get(id);
   const address = run.facts.serviceAddress?.split('/')[0];
   if (run.state !== 'switched' || !address) return run;
@@ -193,8 +193,8 @@ export async function watchRun(
 
 export async function startRun(options: RunOptions, deps: RunDeps): Promise<RunRecord> {
   const resolved = resolveRunOptions(options, deps.catalogue);
-  getLc(deps.manager.db, resolved.lc);
-  const journal = new RunJournal(deps.manager.db);
+  getLc(deps.db, resolved.lc);
+  const journal = new RunJournal(deps.db);
   if (journal.busyLcs().has(resolved.lc)) {
     throw new UnderstudyError('RUN_BUSY', `"${resolved.lc}" is already part of an unfinished patch run`, {
       hint: '`understudy run list` shows it; resume or roll it back first.',
@@ -215,8 +215,9 @@ async function makeLc1Safe(c: RunContext): Promise<void> {
   const status = await c.host.driver.status(c.options.lc);
   if (status.state === 'stopped' || status.state === 'crashed') return;
   await c.host.driver.thaw(c.options.lc);
-  for (const disk of getLc(c.manager.db, c.options.lc).disks) {
-    const device = poolDevice(getPool(c.manager.db, disk.pool));
+  const lc = getLc(c.db, c.options.lc);
+  for (const disk of lc.disks) {
+    const device = c.host.disks.device({ lc, disk: disk.name });
     await c.host.driver.setWriteLimit(c.options.lc, device, null).catch(() => undefined);
   }
 }
@@ -224,14 +225,14 @@ async function makeLc1Safe(c: RunContext): Promise<void> {
 /** Lets the switch journal finish or reverse any switch a crash interrupted. */
 async function recoverInterruptedSwitches(c: RunContext): Promise<void> {
   const { errors } = await recoverSwitches({
-    db: c.manager.db,
+    db: c.db,
     logger: c.logger,
     bind: (plan: SwitchPlan) => ({
       from: switchSide(c, plan.from.lc),
       to: switchSide(c, plan.to.lc),
       moveNic: moveNicBinding(c),
       finalSync: async () => {
-        await syncAppDisk(c, getLc(c.manager.db, plan.from.lc), getLc(c.manager.db, plan.to.lc));
+        await syncAppDisk(c, getLc(c.db, plan.from.lc), getLc(c.db, plan.to.lc));
       },
     }),
   });
@@ -240,7 +241,7 @@ async function recoverInterruptedSwitches(c: RunContext): Promise<void> {
 
 /** Continues (or reverses) a run whose manager died. */
 export async function resumeRun(id: string, deps: RunDeps): Promise<RunRecord> {
-  const journal = new RunJournal(deps.manager.db);
+  const journal = new RunJournal(deps.db);
   const run = journal.get(id);
   if (run.state !== 'running' && run.state !== 'rolling-back') return run;
   journal.claim(id);
@@ -268,7 +269,7 @@ async function goBack(c: RunContext): Promise<RunRecord> {
 
 /** Moves the service back to LC1, with the data written on LC2 since the switch. */
 export async function rollbackRun(id: string, deps: RunDeps): Promise<RunRecord> {
-  const journal = new RunJournal(deps.manager.db);
+  const journal = new RunJournal(deps.db);
   const run = journal.get(id);
   if (run.state === 'rolling-back') return resumeRun(id, deps);
   if (run.state !== 'switched') {
@@ -306,7 +307,7 @@ function ownerAlive(pid: number | null): boolean {
 export async function recoverRuns(
   deps: RunDeps,
 ): Promise<{ resumed: RunRecord[]; errors: UnderstudyError[] }> {
-  const journal = new RunJournal(deps.manager.db);
+  const journal = new RunJournal(deps.db);
   const resumed: RunRecord[] = [];
   const errors: UnderstudyError[] = [];
   for (const run of journal.unfinished()) {
@@ -321,10 +322,10 @@ export async function recoverRuns(
   return { resumed, errors };
 }
 
-export function listRuns(manager: Manager): RunRecord[] {
-  return new RunJournal(manager.db).list();
+export function listRuns(db: Db): RunRecord[] {
+  return new RunJournal(db).list();
 }
 
-export function getRun(manager: Manager, id: string): RunRecord {
-  return new RunJournal(manager.db).get(id);
+export function getRun(db: Db, id: string): RunRecord {
+  return new RunJournal(db).get(id);
 }

@@ -34,7 +34,7 @@ const prepareLc1: Step = {
         .join(':')}`;
       const nic = { name: 'eth0', bridge: template.bridge, mac, addresses: [freeAddress(c)] };
       await c.host.driver.addNic(back, nic);
-      addNicRecord(c.manager.db, back.name, nic);
+      addNicRecord(c.db, back.name, nic);
       (c.facts as { tempNic?: string }).tempNic = mac;
       saveFacts(c);
     }
@@ -79,7 +79,7 @@ const switchBack: Step = {
 /** Drops an address from whichever NIC of the LC holds it (idempotent). */
 async function dropAddress(c: RunContext, lc: string, address: string | undefined): Promise<void> {
   if (!address) return;
-  for (const nic of getLc(c.manager.db, lc).nics) {
+  for (const nic of getLc(c.db, lc).nics) {
     if (nic.addresses.includes(address) && nic.addresses.length > 1) {
       await c.host.driver.netExec(lc, ['ip', 'addr', 'del', address, 'dev', nic.name], { okCodes: [0, 2] });
     }
@@ -98,11 +98,11 @@ const finish: Step = {
     const temp = back.nics.find((n) => n.mac === tempMac);
     if (temp && back.nics.length > 1) {
       await c.host.driver.removeNic(back, temp.name);
-      deleteNicRecord(c.manager.db, back.name, temp.name);
+      deleteNicRecord(c.db, back.name, temp.name);
     }
     for (const r of c.facts.patchResults ?? [])
       c.catalogue.recordRolledBack(r.name, back.name, `rolled back by run ${c.runId}`);
-    return { lc: back.name, nics: getLc(c.manager.db, back.name).nics.map((n) => n.name) };
+    return { lc: back.name, nics: getLc(c.db, back.name).nics.map((n) => n.name) };
   },
 };
 

@@ -6,8 +6,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { UnderstudyError, exec, sleep } from '../core/index.ts';
-import { copyDisk, describeHistory } from '../disk-copy/index.ts';
+import { UnderstudyError, sleep } from '../core/index.ts';
+import { describeHistory } from '../disk-copy/index.ts';
 import { findStandbys, getLc, listLcs, setRole } from '../inventory/index.ts';
 import { assetsDir } from '../images/index.ts';
 import { nthAddress, parseSubnet, subnetContains, ipToNumber } from '../host/index.ts';
@@ -28,7 +28,6 @@ import {
 } from './context.ts';
 import { parsePatchReport, renderPatchTable, standbyPaths } from './patch-table.ts';
 import { scanTree } from './scan.ts';
-import { dropAside, removeCopyLeftovers, restoreAside, setAside } from './standby-disks.ts';
 
 export interface Step {
   name: string;
@@ -64,7 +63,7 @@ function versionOf(body: string): string | undefined {
 }
 
 const firstAddress = (c: RunContext, lc: string): string => {
-  const record = listLcs(c.manager.db).find((l) => l.name === lc);
+  const record = listLcs(c.db).find((l) => l.name === lc);
   const address = record?.nics[0]?.addresses[0];
   if (!address)
     throw new UnderstudyError('RUN_PRECONDITION', `The logical computer "${lc}" has no NIC with an address`, {
@@ -86,7 +85,7 @@ const findStandby: Step = {
     const busy = c.journal.busyLcs();
     busy.delete(target.name);
     if (c.facts.standby) busy.delete(c.facts.standby);
-    const search = findStandbys(target, listLcs(c.manager.db), busy);
+    const search = findStandbys(target, listLcs(c.db), busy);
     const chosen = c.options.standby
       ? search.candidates.find((s) => s.lc === c.options.standby)
       : search.candidates[0];
@@ -125,7 +124,7 @@ const scan: Step = {
       saveFacts(c);
       return { skipped: true };
     }
-    const root = c.host.driver.diskPath(lc1(c), 'system');
+    const root = c.host.disks.mountpoint({ lc: lc1(c), disk: 'system' });
     const result = await scanTree({ root, database: c.options.scanDatabase, signal: c.signal });
     c.facts.scan = {
       files: result.files,
@@ -163,23 +162,23 @@ function copyStep(disk: 'system' | 'app'): Step {
       const from = lc1(c);
       const to = standby(c);
       if (!from.disks.some((d) => d.name === disk)) return { skipped: `${from.name} has no ${disk} disk` };
-      const source = c.host.driver.diskPath(from, disk);
-      const target = c.host.driver.diskPath(to, disk);
+      const source = { lc: from, disk };
+      const target = { lc: to, disk };
       const jobId = `${c.runId}-${disk}`;
-      await removeCopyLeftovers([path.dirname(source), path.dirname(target)], jobId);
-      await setAside(target, c.runId);
-      const devicePath = (await exec(['findmnt', '-n', '-o', 'SOURCE', '--target', source])).stdout.trim();
+      await c.host.disks.removeCopyLeftovers({ from: source, to: target, jobId });
+      await c.host.disks.setAside(target, c.runId);
+      const device = c.host.disks.device(source);
       const started = performance.now();
-      const result = await copyDisk({
-        source,
-        destination: { poolPath: path.dirname(target), name: path.basename(target) },
+      const result = await c.host.disks.copyLive({
+        from: source,
+        to: target,
         freezer: { freeze: () => c.host.driver.freeze(from.name), thaw: () => c.host.driver.thaw(from.name) },
         throttle: {
-          limit: (bps) => c.host.driver.setWriteLimit(from.name, devicePath, bps),
-          lift: () => c.host.driver.setWriteLimit(from.name, devicePath, null),
+          limit: (bps) => c.host.driver.setWriteLimit(from.name, device, bps),
+          lift: () => c.host.driver.setWriteLimit(from.name, device, null),
         },
         verify: true,
-        db: c.manager.db,
+        db: c.db,
         jobId,
         label: `${from.name}/${disk} → ${to.name}/${disk}`,
         signal: c.signal,
@@ -209,8 +208,7 @@ function copyStep(disk: 'system' | 'app'): Step {
     },
     async undo(c) {
       const to = standby(c);
-      if (to.disks.some((d) => d.name === disk))
-        await restoreAside(c.host.driver.diskPath(to, disk), c.runId);
+      if (to.disks.some((d) => d.name === disk)) await c.host.disks.restoreAside({ lc: to, disk }, c.runId);
     },
   };
 }
@@ -372,7 +370,7 @@ const checkStandby: Step = {
 export function freeAddress(c: SwitchContext): string {
   const subnet = parseSubnet(c.host.network.subnet);
   const used = new Set<number>([ipToNumber(c.host.network.hostAddress.split('/')[0] ?? '') ?? -1]);
-  for (const lc of listLcs(c.manager.db))
+  for (const lc of listLcs(c.db))
     for (const nic of lc.nics)
       for (const a of nic.addresses) used.add(ipToNumber(a.split('/')[0] ?? '') ?? -1);
   const size = 2 ** (32 - subnet.prefix);
@@ -392,8 +390,8 @@ export function planSwitch(
   to: string,
   newAddress: string | undefined,
 ): SwitchPlanInput {
-  const fromLc = listLcs(c.manager.db).find((l) => l.name === from);
-  const toLc = listLcs(c.manager.db).find((l) => l.name === to);
+  const fromLc = listLcs(c.db).find((l) => l.name === from);
+  const toLc = listLcs(c.db).find((l) => l.name === to);
   const service = c.facts.serviceAddress as string;
   const fromNic = fromLc?.nics.find((n) =>
     n.addresses.some((a) => a.split('/')[0] === service.split('/')[0]),
@@ -437,13 +435,13 @@ export async function moveService(
     fromRole: 'retired' | 'idle';
   },
 ): Promise<SwitchResult> {
-  const from = getLc(c.manager.db, options.from);
-  const to = getLc(c.manager.db, options.to);
+  const from = getLc(c.db, options.from);
+  const to = getLc(c.db, options.to);
   const result = await switchOnce({
     since: options.since,
     input: planSwitch(c, from.name, to.name, options.newAddress),
     deps: {
-      db: c.manager.db,
+      db: c.db,
       logger: c.logger,
       from: switchSide(c, from.name),
       to: switchSide(c, to.name),
@@ -456,8 +454,8 @@ export async function moveService(
   });
   await syncNicRecords(c, from.name);
   await syncNicRecords(c, to.name);
-  setRole(c.manager.db, to.name, 'active');
-  setRole(c.manager.db, from.name, options.fromRole);
+  setRole(c.db, to.name, 'active');
+  setRole(c.db, from.name, options.fromRole);
   return result;
 }
 
@@ -493,7 +491,7 @@ const recordApplied: Step = {
       c.catalogue.recordResult(r.name, c.options.lc, { state: 'ok', exitCode: r.exitCode, output: r.output });
       c.catalogue.markNextRun(r.name, c.options.lc, false);
     }
-    for (const disk of to.disks) await dropAside(c.host.driver.diskPath(to, disk.name), c.runId);
+    for (const disk of to.disks) await c.host.disks.dropAside({ lc: to, disk: disk.name }, c.runId);
     return { applied: (c.facts.patchResults ?? []).map((r) => r.name) };
   },
 };

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { buildImage, listImages, recipeNames, removeImage } from '../../images/index.ts';
 import { getPool, requireHost } from '../../host/index.ts';
-import { openManager } from '../../manager/index.ts';
+import { openApp } from '../../app/index.ts';
 import { requireRoot } from '../../core/index.ts';
 import { table, type CliContext } from '../context.ts';
 
@@ -16,17 +16,17 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
     .option('--rebuild', 'rebuild even if the image exists')
     .action(async (recipe: string, opts: { name?: string; rebuild?: boolean }) => {
       requireRoot('image build');
-      const manager = openManager(ctx.stateDir());
+      const app = openApp(ctx.stateDir());
       try {
-        await requireHost(manager.db);
+        await requireHost(app.db);
         const started = Date.now();
         const record = await buildImage({
-          db: manager.db,
+          db: app.db,
           recipe,
           name: opts.name,
           rebuild: opts.rebuild,
-          pool: getPool(manager.db, 'main'),
-          cacheDir: manager.paths.cache,
+          pool: getPool(app.db, 'main'),
+          cacheDir: app.paths.cache,
           progress: (line) =>
             ctx.progress(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${line}`),
         });
@@ -36,7 +36,7 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
             `image ${record.name}: ${(record.sizeBytes / 1024 ** 2).toFixed(0)} MiB, built in ${(record.buildMs / 1000).toFixed(1)} s`,
         );
       } finally {
-        manager.close();
+        app.close();
       }
     });
 
@@ -44,9 +44,9 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
     .command('list')
     .description('list built images')
     .action(() => {
-      const manager = openManager(ctx.stateDir());
+      const app = openApp(ctx.stateDir());
       try {
-        const images = listImages(manager.db);
+        const images = listImages(app.db);
         ctx.print(images, () =>
           images.length === 0
             ? 'no images; build one with `understudy image build busybox`'
@@ -61,7 +61,7 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
               ),
         );
       } finally {
-        manager.close();
+        app.close();
       }
     });
 
@@ -69,12 +69,12 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
     .command('remove <name>')
     .description('delete an image (LCs made from it keep working)')
     .action(async (name: string) => {
-      const manager = openManager(ctx.stateDir());
+      const app = openApp(ctx.stateDir());
       try {
-        await removeImage(manager.db, name);
+        await removeImage(app.db, name);
         ctx.print({ removed: name }, () => `image ${name} removed`);
       } finally {
-        manager.close();
+        app.close();
       }
     });
 }

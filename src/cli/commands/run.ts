@@ -1,9 +1,7 @@
 /** `understudy run <lc>|list|show|resume`, `understudy rollback <run>`: the patch run (Fig. 7). */
 import type { Command } from 'commander';
 import { UnderstudyError, createLogger, requireRoot } from '../../core/index.ts';
-import { createCatalogue } from '../../catalogue/index.ts';
-import { patchesDirOf } from '../../catalogue/index.ts';
-import { hostContext, openManager } from '../../manager/index.ts';
+import { openApp } from '../../app/index.ts';
 import {
   getRun,
   listRuns,
@@ -72,14 +70,13 @@ function progressPrinter(ctx: CliContext): (event: RunEvent) => void {
 
 async function withRunDeps<T>(ctx: CliContext, fn: (deps: RunDeps) => Promise<T>): Promise<T> {
   requireRoot('a patch run');
-  const manager = openManager(ctx.stateDir());
+  const app = openApp(ctx.stateDir());
   try {
-    const host = await hostContext(manager);
-    const catalogue = createCatalogue({ db: manager.db, patchesDir: patchesDirOf(manager.stateDir) });
+    const host = await app.host();
     const logger = createLogger({ pretty: false, level: process.env.UNDERSTUDY_LOG_LEVEL ?? 'warn' });
-    return await fn({ manager, host, catalogue, logger, onEvent: progressPrinter(ctx) });
+    return await fn({ db: app.db, host, catalogue: app.catalogue, logger, onEvent: progressPrinter(ctx) });
   } finally {
-    manager.close();
+    app.close();
   }
 }
 
@@ -143,9 +140,9 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
     .command('list')
     .description('patch runs, newest first')
     .action(() => {
-      const manager = openManager(ctx.stateDir());
+      const app = openApp(ctx.stateDir());
       try {
-        const runs = listRuns(manager);
+        const runs = listRuns(app.db);
         ctx.print(runs, () =>
           runs.length === 0
             ? 'no patch runs yet'
@@ -163,7 +160,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
               ),
         );
       } finally {
-        manager.close();
+        app.close();
       }
     });
 
@@ -171,12 +168,12 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
     .command('show <run>')
     .description('steps, durations, copy history, patch results, switch figures')
     .action((id: string) => {
-      const manager = openManager(ctx.stateDir());
+      const app = openApp(ctx.stateDir());
       try {
-        const record = getRun(manager, id);
+        const record = getRun(app.db, id);
         ctx.print(record, () => renderRun(record));
       } finally {
-        manager.close();
+        app.close();
       }
     });
 

@@ -2,19 +2,17 @@
 import type { Command } from 'commander';
 import { UnderstudyError, createLogger, isUnderstudyError, type Logger } from '../../core/index.ts';
 import { runDaemon } from '../../api/index.ts';
-import { createCatalogue, patchesDirOf } from '../../catalogue/index.ts';
-import { recoverCopyJobs } from '../../disk-copy/index.ts';
 import { listLcs } from '../../inventory/index.ts';
-import { hostContext, openManager, type HostContext, type Manager } from '../../manager/index.ts';
+import { openApp, type HostContext, type App } from '../../app/index.ts';
 import type { ManagedLcs, StartPatchRun } from '../../monitor/index.ts';
 import { recoverRuns, startRun, type RunDeps } from '../../run/index.ts';
 import type { CliContext } from '../context.ts';
 
 /** The LCs the monitor manages: the active ones; their Debian packages are read with dpkg-query inside. */
-function managedLcs(manager: Manager, host: HostContext | undefined): ManagedLcs {
+function managedLcs(app: App, host: HostContext | undefined): ManagedLcs {
   return {
     list: async () =>
-      listLcs(manager.db)
+      listLcs(app.db)
         .filter((lc) => lc.role === 'active')
         .map((lc) => lc.name),
     async installedPackages(lc) {
@@ -68,20 +66,15 @@ export function registerServeCommands(program: Command, ctx: CliContext): void {
         throw new UnderstudyError('INVALID_ARGUMENT', `--port must be a port number, not "${o.port}"`);
       // The daemon logs NDJSON to stderr; pretty only on a terminal.
       const logger = createLogger({ pretty: process.stderr.isTTY && !ctx.json(), name: 'understudy-daemon' });
-      const manager = openManager(ctx.stateDir());
-      const host = await hostContext(manager).catch((error: unknown) => {
+      const app = openApp(ctx.stateDir());
+      const host = await app.host().catch((error: unknown) => {
         if (isUnderstudyError(error, 'HOST_NOT_INITIALISED')) return undefined;
         throw error;
       });
-      const runDeps: RunDeps | undefined = host && {
-        manager,
-        host,
-        catalogue: createCatalogue({ db: manager.db, patchesDir: patchesDirOf(manager.stateDir) }),
-        logger,
-      };
+      const runDeps: RunDeps | undefined = host && { db: app.db, host, catalogue: app.catalogue, logger };
       if (runDeps) {
         // A previous manager may have died mid-copy or mid-run: clean up and resume before serving.
-        const removed = await recoverCopyJobs(manager.db);
+        const removed = await runDeps.host.disks.recoverCopies(app.db, { logger });
         if (removed.length) logger.warn({ jobs: removed }, 'removed leftovers of interrupted disk copies');
         const { resumed, errors } = await recoverRuns(runDeps);
         for (const run of resumed)
@@ -94,11 +87,11 @@ export function registerServeCommands(program: Command, ctx: CliContext): void {
         logger,
         port,
         handleSignals: true,
-        managedLcs: managedLcs(manager, host),
+        managedLcs: managedLcs(app, host),
         startPatchRun: patchRunStarter(runDeps, logger),
       });
       ctx.progress(`understudy daemon listening on ${daemon.url}`);
       await daemon.closed;
-      manager.close();
+      app.close();
     });
 }

@@ -3,10 +3,10 @@
  * more. Their snapshots and partial destination are removed and the jobs marked failed, so that the
  * patch run can start the copy again from a clean state. Call it at start-up, before any new copy.
  */
-import { silentLogger, type Logger } from '../core/index.ts';
-import type { Db } from '../store/index.ts';
+import { silentLogger, type Logger } from '../../core/index.ts';
+import type { Db } from '../../store/index.ts';
 import { deleteSubvolume, removeStagingDir } from './btrfs.ts';
-import { failCopyJob, listCopyJobs } from './store.ts';
+import { failCopyJob, listCopyJobs } from '../store.ts';
 
 /** Returns the ids of the jobs cleaned up. */
 export async function recoverCopyJobs(db: Db, options: { logger?: Logger } = {}): Promise<string[]> {
