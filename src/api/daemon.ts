@@ -4,7 +4,9 @@
  * taking requests, lets the running poll finish, and closes the store.
  */
 import type { FastifyInstance } from 'fastify';
+import type { Catalogue } from '../catalogue/index.ts';
 import type { Logger } from '../core/index.ts';
+import type { Db } from '../store/index.ts';
 import { createImapReader, createSmtpSender } from '../mail/index.ts';
 import {
   createMonitor,
@@ -21,6 +23,11 @@ import { buildApi } from './app.ts';
 
 export interface DaemonOptions {
   stateDir: string;
+  /**
+   * The store and catalogue the composition root opened; the daemon leaves closing them to the
+   * caller. Without it the daemon opens the state directory's store itself and closes it.
+   */
+  store?: { db: Db; catalogue: Catalogue };
   /** Default `<stateDir>/monitor.yaml`. */
   configPath?: string;
   logger: Logger;
@@ -51,7 +58,7 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
   const config = loadMonitorConfig(options.configPath ?? defaultConfigPath(options.stateDir), {
     required: options.configPath !== undefined,
   });
-  const { db, catalogue } = openMonitorStore(options.stateDir);
+  const { db, catalogue } = options.store ?? openMonitorStore(options.stateDir);
   const mailer = config.mail ? createSmtpSender(config.mail.smtp) : null;
   const mailbox = config.mail?.imap ? createImapReader(config.mail.imap) : null;
   const monitor = createMonitor({
@@ -87,7 +94,7 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
       log.info({ event: 'daemon.stopping' }, 'understudy daemon stopping');
       await app.close();
       await monitor.stop();
-      db.close();
+      if (!options.store) db.close();
       if (options.handleSignals) {
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);

@@ -191,8 +191,8 @@ export function registerDiskCommands(program: Command, ctx: CliContext): void {
   addCopyFlags(
     disk
       .command('copy-path <source>')
-      .description('copy a btrfs subvolume (by host path) into a pool directory')
-      .requiredOption('--to-pool <dir>', 'directory on the destination btrfs filesystem')
+      .description('copy a volume of the disk store (by host path) into a pool directory')
+      .requiredOption('--to-pool <dir>', 'directory in the destination pool')
       .requiredOption('--name <name>', 'name of the new subvolume there')
       .option(
         '--freeze-cgroup <dir>',

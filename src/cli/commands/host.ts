@@ -38,7 +38,7 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
 
   host
     .command('init')
-    .description('create the storage pool (btrfs) and the network bridge; idempotent')
+    .description('create the storage pool and the network bridge; idempotent')
     .option(
       '--device <dev>',
       'block device for the main pool (default: a sparse loop image in the state dir)',

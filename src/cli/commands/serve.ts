@@ -83,6 +83,7 @@ export function registerServeCommands(program: Command, ctx: CliContext): void {
       }
       const daemon = await runDaemon({
         stateDir: ctx.stateDir(),
+        store: app,
         configPath: o.config,
         logger,
         port,
