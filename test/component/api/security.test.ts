@@ -26,7 +26,9 @@ void test('finding 8: the signed-link token and bearer tokens never appear in th
   const config = resolveMonitorConfig(
     {
       api: { token: apiToken, linkSecret, publicUrl: 'http://127.0.0.1:8642' },
-      administrators: [{ name: 'alice', email: 'alice@example.test', secret: randomBytes(32).toString('hex') }],
+      administrators: [
+        { name: 'alice', email: 'alice@example.test', secret: randomBytes(32).toString('hex') },
+      ],
     },
     stateDir,
   );
@@ -63,7 +65,10 @@ void test('finding 8: the signed-link token and bearer tokens never appear in th
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     payload: `t=${linkToken}`,
   });
-  await app.inject({ url: `/v1/patches?token=${apiToken}`, headers: { authorization: `Bearer ${apiToken}` } });
+  await app.inject({
+    url: `/v1/patches?token=${apiToken}`,
+    headers: { authorization: `Bearer ${apiToken}` },
+  });
   destination.flushSync();
   const log = fs.readFileSync(logFile, 'utf8');
   assert.match(log, /\/v1\/approvals\/link/, 'the requests are logged');

@@ -16,7 +16,7 @@ void test(
     const stateDir = tempDir('us-serve');
     t.after(() => fs.rmSync(stateDir, { recursive: true, force: true }));
     const port = await freePort();
-    fs.writeFileSync(path.join(stateDir, 'token'), 'serve-token-1\n');
+    fs.writeFileSync(path.join(stateDir, 'token'), 'serve-token-0123456789abcdef0123456789\n');
     fs.writeFileSync(
       path.join(stateDir, 'monitor.yaml'),
       `api:\n  listen: 127.0.0.1\n  port: ${port}\n  tokenFile: token\n`,
@@ -40,7 +40,7 @@ void test(
     assert.ok(up, 'the daemon answers /v1/health');
     assert.equal((await fetch(`${base}/v1/monitor/status`)).status, 401);
     const status = await fetch(`${base}/v1/monitor/status`, {
-      headers: { authorization: 'Bearer serve-token-1' },
+      headers: { authorization: 'Bearer serve-token-0123456789abcdef0123456789' },
     });
     assert.equal(status.status, 200);
     assert.equal(((await status.json()) as { running: boolean }).running, true);
