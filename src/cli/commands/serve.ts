@@ -1,11 +1,11 @@
 /** `understudy serve`: the daemon (monitor schedule + HTTP API), which also drives approved patch runs. */
 import type { Command } from 'commander';
-import { UnderstudyError, createLogger, isUnderstudyError, type Logger } from '../../core/index.ts';
+import { UnderstudyError, createLogger } from '../../core/index.ts';
 import { runDaemon } from '../../api/index.ts';
 import { listLcs } from '../../inventory/index.ts';
-import { openApp, type HostContext, type App } from '../../app/index.ts';
-import type { ManagedLcs, StartPatchRun } from '../../monitor/index.ts';
-import { recoverRuns, startRun, type RunDeps } from '../../run/index.ts';
+import { openApp, type App, type HostContext } from '../../app/index.ts';
+import type { ManagedLcs } from '../../monitor/index.ts';
+import { recoverRuns, type RunDeps } from '../../run/index.ts';
 import type { CliContext } from '../context.ts';
 
 /** The LCs the monitor manages: the active ones; their Debian packages are read with dpkg-query inside. */
@@ -30,28 +30,6 @@ function managedLcs(app: App, host: HostContext | undefined): ManagedLcs {
   };
 }
 
-/** Approved patches start patch runs, one LC after another, in the background of the daemon. */
-function patchRunStarter(deps: RunDeps | undefined, logger: Logger): StartPatchRun {
-  let queue = Promise.resolve();
-  return async ({ lcs, patches, reason }) => {
-    if (!deps)
-      throw new UnderstudyError(
-        'HOST_NOT_INITIALISED',
-        'The daemon cannot start patch runs: the host is not initialised',
-      );
-    for (const lc of lcs) {
-      queue = queue.then(async () => {
-        try {
-          const run = await startRun({ lc, patches }, deps);
-          logger.info({ runId: run.id, lc, state: run.state, reason }, 'approved patch run finished');
-        } catch (error) {
-          logger.error({ lc, err: error, reason }, 'approved patch run failed');
-        }
-      });
-    }
-  };
-}
-
 export function registerServeCommands(program: Command, ctx: CliContext): void {
   program
     .command('serve')
@@ -67,10 +45,7 @@ export function registerServeCommands(program: Command, ctx: CliContext): void {
       // The daemon logs NDJSON to stderr; pretty only on a terminal.
       const logger = createLogger({ pretty: process.stderr.isTTY && !ctx.json(), name: 'understudy-daemon' });
       const app = openApp(ctx.stateDir());
-      const host = await app.host().catch((error: unknown) => {
-        if (isUnderstudyError(error, 'HOST_NOT_INITIALISED')) return undefined;
-        throw error;
-      });
+      const host = await app.hostIfReady();
       const runDeps: RunDeps | undefined = host && { db: app.db, host, catalogue: app.catalogue, logger };
       if (runDeps) {
         // A previous manager may have died mid-copy or mid-run: clean up and resume before serving.
@@ -83,15 +58,19 @@ export function registerServeCommands(program: Command, ctx: CliContext): void {
       }
       const daemon = await runDaemon({
         stateDir: ctx.stateDir(),
-        store: app,
         configPath: o.config,
         logger,
         port,
         handleSignals: true,
         managedLcs: managedLcs(app, host),
-        startPatchRun: patchRunStarter(runDeps, logger),
+        manager: app,
+        host,
       });
       ctx.progress(`understudy daemon listening on ${daemon.url}`);
+      if (daemon.firstTokenFile)
+        ctx.progress(
+          `the first admin API token is in ${daemon.firstTokenFile} (understudy token create makes more)`,
+        );
       await daemon.closed;
       app.close();
     });
