@@ -11,5 +11,13 @@ export type {
 } from './driver.ts';
 export { NamespaceDriver, type NamespaceDriverOptions } from './namespace/namespace-driver.ts';
 export { cgroupVersion, LcCgroup } from './namespace/cgroups.ts';
-export { resolveInRoot } from './namespace/root-path.ts';
+export {
+  writeFileInRoot,
+  readFileInRoot,
+  listDirInRoot,
+  removeInRoot,
+  DEFAULT_MAX_READ_BYTES,
+  type WriteInRootOptions,
+  type ReadInRootOptions,
+} from './rootfs-io.ts';
 export { hostIfName } from './namespace/nic.ts';
