@@ -198,7 +198,31 @@ export const errorCatalogue = {
   },
   API_UNAUTHORIZED: {
     meaning: 'The API request has no valid token.',
-    fix: 'Send `Authorization: Bearer <token>` with the token from the configuration.',
+    fix: 'Send `Authorization: Bearer <token>`: `understudy token create` makes one; `serve` writes the first to <state-dir>/api-token.',
+  },
+  API_FORBIDDEN: {
+    meaning:
+      'The API token is valid but its scope does not allow this request (a read-only token asked for a change).',
+    fix: 'Use a token with the admin scope: `understudy token create <operator> --scope admin`.',
+  },
+  API_TOKEN_NOT_FOUND: {
+    meaning: 'There is no API token with that id.',
+    fix: '`understudy token list` shows the tokens and their ids.',
+  },
+  API_NOT_AVAILABLE: {
+    meaning:
+      'The daemon cannot do this: the host is not initialised, or the run is driven by another process.',
+    fix: 'Initialise the host (`understudy host init`) and restart `serve`, or act on the run from the process that drives it.',
+  },
+  RUN_CANCELLED: {
+    meaning:
+      'The patch run was cancelled by an operator before the point of no return; the standby was discarded.',
+    fix: 'Nothing to fix: the service stayed on the original LC. Start a new run when ready.',
+  },
+  RUN_NOT_CANCELLABLE: {
+    meaning:
+      'The patch run cannot be cancelled: it is finished, or its switch has started (the point of no return).',
+    fix: 'After the switch, roll the run back instead: `understudy rollback <run>`.',
   },
   // --- disk-copy
   DISK_COPY_SOURCE_INVALID: {
@@ -235,6 +259,10 @@ export const errorCatalogue = {
     fix: "Check the LC's processes (a process stuck in the kernel blocks the cgroup freezer) and copy again.",
   },
   // --- switch
+  SWITCH_NOT_FOUND: {
+    meaning: 'There is no switch with that id in the switch journal.',
+    fix: '`understudy switches` lists them.',
+  },
   SWITCH_PLAN_INVALID: {
     meaning: 'The switch plan is incomplete or contradicts itself (addresses, MACs, NICs).',
     fix: 'Correct the value named in the message.',

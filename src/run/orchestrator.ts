@@ -81,10 +81,15 @@ function contextFor(deps: RunDeps, journal: RunJournal, run: RunRecord): RunCont
 /** Runs `steps` (whose journal rows start at `base`) from the first one not done. */
 async function drive(c: RunContext, steps: readonly Step[], base: number): Promise<void> {
   const run = c.journal.get(c.runId);
+  // Cancelling is possible up to the switch (the point of no return), never after it.
+  const lastCancellable =
+    steps === forwardSteps ? forwardSteps.findIndex((s) => s.name === switchStepName) : -1;
   for (let i = 0; i < steps.length; i++) {
     const step = steps[i] as Step;
     const seq = base + i;
     if (run.steps[seq]?.state === 'done') continue;
+    if (c.signal?.aborted && i <= lastCancellable)
+      throw new UnderstudyError('RUN_CANCELLED', `Run ${c.runId} was cancelled before step ${step.name}`);
     crashPoint(step.name, 'before');
     c.journal.stepStarted(c.runId, seq);
     c.emit({ step: step.name, state: 'running' });
