@@ -155,6 +155,14 @@ export const errorCatalogue = {
     meaning: 'A different patch of that name is already registered.',
     fix: 'Register it under another --name, or keep the registered one.',
   },
+  PATCH_FILE_NOT_FOUND: {
+    meaning: 'The patch file to register does not exist.',
+    fix: 'Check the path (relative paths are taken from the current directory).',
+  },
+  PATCH_FILE_INVALID: {
+    meaning: 'The patch file is not a regular file, is empty, or does not hold a patch of the format given.',
+    fix: 'Give the right file, or the --format that matches it (diff, archive, script, deb).',
+  },
   PATCH_HASH_MISMATCH: {
     meaning: 'A patch file does not have the sha256 it was declared with.',
     fix: 'The file is corrupt or was tampered with; fetch it again from a trusted source.',

@@ -27,17 +27,24 @@ export interface RunDeps {
   signal?: AbortSignal;
 }
 
+/** Says why no patch is to be applied to `lc`: none marked, or the marked ones are already applied. */
+function nothingToDo(lc: string, catalogue: Catalogue): UnderstudyError {
+  const applied = catalogue.lcStates({ lc }).filter((s) => s.applyNextRun && s.appliedAt !== null);
+  const mark = `understudy patch mark <name> --lc ${lc} --next-run on`;
+  if (applied.length > 0)
+    return new UnderstudyError(
+      'RUN_NOTHING_TO_DO',
+      `Every patch marked "apply at next run" for "${lc}" is applied already: ${applied.map((s) => `${s.patch} (${s.appliedAt ?? ''})`).join(', ')}`,
+      { hint: `Nothing is left to patch on ${lc}; \`understudy patch list --lc ${lc}\` shows its patches.` },
+    );
+  return new UnderstudyError('RUN_NOTHING_TO_DO', `No patch is marked "apply at next run" for "${lc}"`, {
+    hint: `Mark one (${mark}), or name them with --patches.`,
+  });
+}
+
 export function resolveRunOptions(options: RunOptions, catalogue: Catalogue): ResolvedRunOptions {
   const patches = options.patches ?? catalogue.patchesForNextRun(options.lc).map((p) => p.name);
-  if (patches.length === 0) {
-    throw new UnderstudyError(
-      'RUN_NOTHING_TO_DO',
-      `No patch is marked "apply at next run" for "${options.lc}"`,
-      {
-        hint: `Mark one: understudy patch mark <name> --lc ${options.lc} --next-run on, or name them with --patches.`,
-      },
-    );
-  }
+  if (patches.length === 0) throw nothingToDo(options.lc, catalogue);
   for (const name of patches) catalogue.getPatch(name); // PATCH_NOT_FOUND names a missing one
   return {
     lc: options.lc,
@@ -197,8 +204,8 @@ export async function watchRun(
 }
 
 export async function startRun(options: RunOptions, deps: RunDeps): Promise<RunRecord> {
+  getLc(deps.db, options.lc); // LC_NOT_FOUND before anything about its patches
   const resolved = resolveRunOptions(options, deps.catalogue);
-  getLc(deps.db, resolved.lc);
   const journal = new RunJournal(deps.db);
   if (journal.busyLcs().has(resolved.lc)) {
     throw new UnderstudyError('RUN_BUSY', `"${resolved.lc}" is already part of an unfinished patch run`, {
