@@ -9,7 +9,7 @@ import {
   type Patch,
   type PatchCategory,
 } from '../../catalogue/index.ts';
-import { findLc, inventorySchema } from '../../inventory/index.ts';
+import { findLc } from '../../inventory/index.ts';
 import { table, type CliContext } from '../context.ts';
 import path from 'node:path';
 
