@@ -13,3 +13,4 @@ export { NamespaceDriver, type NamespaceDriverOptions } from './namespace/namesp
 export { cgroupVersion, LcCgroup } from './namespace/cgroups.ts';
 export { resolveInRoot } from './namespace/root-path.ts';
 export { hostIfName } from './namespace/nic.ts';
+export { LxcDriver, type LxcDriverOptions } from './lxc/lxc-driver.ts';
