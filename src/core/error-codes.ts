@@ -156,6 +156,11 @@ export const errorCatalogue = {
     meaning: "A path would leave the logical computer's root filesystem.",
     fix: 'Use a path inside the logical computer.',
   },
+  LC_FILE_UNSAFE: {
+    meaning:
+      'A file the manager was to read from a logical computer (its disk or its control channel) is not a regular file or is too big.',
+    fix: 'Look at the file named in the message inside the logical computer; something in it replaced a file with a link, FIFO, device or a huge file.',
+  },
   CONTROL_TIMEOUT: {
     meaning: 'A logical computer did not report over its control channel in time.',
     fix: 'Check its console log and start-up scripts.',

@@ -11,6 +11,14 @@ export type {
 } from './driver.ts';
 export { NamespaceDriver, type NamespaceDriverOptions } from './namespace/namespace-driver.ts';
 export { cgroupVersion, LcCgroup } from './namespace/cgroups.ts';
-export { resolveInRoot } from './namespace/root-path.ts';
+export {
+  writeFileInRoot,
+  readFileInRoot,
+  listDirInRoot,
+  removeInRoot,
+  DEFAULT_MAX_READ_BYTES,
+  type WriteInRootOptions,
+  type ReadInRootOptions,
+} from './rootfs-io.ts';
 export { hostIfName } from './namespace/nic.ts';
 export { LxcDriver, type LxcDriverOptions } from './lxc/lxc-driver.ts';

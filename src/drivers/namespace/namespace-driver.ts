@@ -40,9 +40,12 @@ import {
   netnsExists,
   nicNamesIn,
 } from './nic.ts';
-import { resolveInRoot } from './root-path.ts';
+import { listDirInRoot, readFileInRoot, removeInRoot, writeFileInRoot } from '../rootfs-io.ts';
 
 const scriptDir = path.dirname(fileURLToPath(import.meta.url));
+/** A report is a small JSON document (a patch table); anything bigger is refused unread. */
+const MAX_REPORT_BYTES = 1024 * 1024;
+const MAX_REPORTS_PER_READ = 256;
 
 export interface NamespaceDriverOptions {
   /** Host tag that makes names of namespaces, cgroups and devices unique to this understudy host. */
@@ -477,27 +480,29 @@ export class NamespaceDriver implements PartitioningDriver {
     return exec(['ip', 'netns', 'exec', this.netnsName(lc), ...argv], options);
   }
 
-  /** Maps a path inside the LC to the host path on the disk mounted there (longest mount path wins). */
-  private hostPathOf(spec: LcSpec, lcPath: string): string {
+  /**
+   * Maps a path inside the LC to the disk mounted there (longest mount path wins) and the path on that
+   * disk. Resolving inside the disk is rootfs-io's job, so links never lead out of it.
+   */
+  private diskOf(spec: LcSpec, lcPath: string): { root: string; rest: string } {
+    if (!lcPath.startsWith('/'))
+      throw new UnderstudyError('PATH_OUTSIDE_ROOT', `"${lcPath}" is not an absolute path inside the LC`);
     const disk = [...spec.disks]
       .sort((a, b) => b.mountPath.length - a.mountPath.length)
       .find((d) => d.mountPath === '/' || lcPath === d.mountPath || lcPath.startsWith(`${d.mountPath}/`));
     if (!disk) throw new UnderstudyError('PATH_OUTSIDE_ROOT', `"${lcPath}" is on no disk of "${spec.name}"`);
     const rest = disk.mountPath === '/' ? lcPath : lcPath.slice(disk.mountPath.length) || '/';
-    return resolveInRoot(this.diskPath(spec, disk.name), rest);
+    return { root: this.diskPath(spec, disk.name), rest };
   }
 
   async writeFile(spec: LcSpec, lcPath: string, data: string | Buffer, mode = 0o644): Promise<void> {
-    const target = this.hostPathOf(spec, lcPath);
-    fs.mkdirSync(path.dirname(target), { recursive: true });
-    const temp = `${target}.understudy-${process.pid}`;
-    fs.writeFileSync(temp, data, { mode });
-    fs.chmodSync(temp, mode);
-    fs.renameSync(temp, target);
+    const { root, rest } = this.diskOf(spec, lcPath);
+    writeFileInRoot(root, rest, data, { mode });
   }
 
   async readFile(spec: LcSpec, lcPath: string): Promise<Buffer> {
-    return fs.readFileSync(this.hostPathOf(spec, lcPath));
+    const { root, rest } = this.diskOf(spec, lcPath);
+    return readFileInRoot(root, rest);
   }
 
   async moveNic(from: LcSpec, nicName: string, to: LcSpec): Promise<string> {
@@ -557,21 +562,32 @@ export class NamespaceDriver implements PartitioningDriver {
     return this.cgroup(lc).usage();
   }
 
+  /**
+   * Reads the LC's outbox. The LC's root controls that directory: only regular files up to
+   * MAX_REPORT_BYTES are read (never through a link, never a FIFO or device); anything else is removed
+   * from the outbox and skipped. At most MAX_REPORTS_PER_READ files are read per call.
+   */
   async readReports(lc: string): Promise<ControlReport[]> {
-    const outbox = path.join(this.controlDir(lc), 'outbox');
-    let files: string[];
-    try {
-      files = fs
-        .readdirSync(outbox)
-        .filter((f) => f.endsWith('.json'))
-        .sort();
-    } catch (error) {
-      if (isErrno(error, 'ENOENT')) return [];
-      throw error;
-    }
-    return files.map((file) => {
+    const control = this.controlDir(lc);
+    const files = listDirInRoot(control, '/outbox')
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+      .slice(0, MAX_REPORTS_PER_READ);
+    const reports: ControlReport[] = [];
+    for (const file of files) {
+      let text: string;
+      try {
+        text = readFileInRoot(control, `/outbox/${file}`, {
+          maxBytes: MAX_REPORT_BYTES,
+          followLast: false,
+        }).toString('utf8');
+      } catch (error) {
+        if (isErrno(error, 'ENOENT')) continue;
+        if (!isUnderstudyError(error, 'LC_FILE_UNSAFE')) throw error;
+        removeInRoot(control, `/outbox/${file}`);
+        continue;
+      }
       const m = /^(\d+)-\d+-([a-z0-9_-]+)\.json$/i.exec(file);
-      const text = fs.readFileSync(path.join(outbox, file), 'utf8');
       let body: unknown = text;
       try {
         body = JSON.parse(text);
@@ -579,12 +595,20 @@ export class NamespaceDriver implements PartitioningDriver {
         // Not JSON: a plain-text report, kept as text.
       }
       const stamp = Number(m?.[1] ?? 0);
-      return { lc, kind: m?.[2] ?? 'unknown', at: new Date(stamp / 1e6).toISOString(), body, id: file };
-    });
+      reports.push({
+        lc,
+        kind: m?.[2] ?? 'unknown',
+        at: new Date(stamp / 1e6).toISOString(),
+        body,
+        id: file,
+      });
+    }
+    return reports;
   }
 
   async acknowledgeReport(lc: string, id: string): Promise<void> {
-    if (id.includes('/')) throw new UnderstudyError('INVALID_ARGUMENT', `"${id}" is not a report id`);
-    fs.rmSync(path.join(this.controlDir(lc), 'outbox', id), { force: true });
+    if (id.includes('/') || id === '..' || id === '.')
+      throw new UnderstudyError('INVALID_ARGUMENT', `"${id}" is not a report id`);
+    removeInRoot(this.controlDir(lc), `/outbox/${id}`);
   }
 }
