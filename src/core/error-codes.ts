@@ -75,7 +75,7 @@ export const errorCatalogue = {
     fix: 'Read the failing step in the message; nothing half-built was kept.',
   },
   IMAGE_SUITE_UNKNOWN: {
-    meaning: "The Debian archive has no suite of that name (no dists/<suite>/Release).",
+    meaning: 'The Debian archive has no suite of that name (no dists/<suite>/Release).',
     fix: 'Use a suite the archive has, e.g. bookworm or trixie.',
   },
   IMAGE_PACKAGE_UNAVAILABLE: {

@@ -224,6 +224,10 @@ async function sealImage(options: {
   fill: (root: string) => Promise<void>;
 }): Promise<ImageRecord> {
   const { db, pool, name } = options;
+  if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(name))
+    throw new UnderstudyError('INVALID_ARGUMENT', `"${name}" is not a valid image name`, {
+      hint: 'Use 1–64 of a-z, 0-9, ., _ and -, starting with a letter or digit.',
+    });
   const progress = options.progress ?? (() => undefined);
   const imagesDir = path.join(pool.mountpoint, 'images');
   fs.mkdirSync(imagesDir, { recursive: true });

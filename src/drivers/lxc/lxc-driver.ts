@@ -14,6 +14,7 @@ import {
   formatArgv,
   isErrno,
   isUnderstudyError,
+  spawnProcess,
   waitFor,
   type ExecOptions,
   type ExecResult,
@@ -28,9 +29,8 @@ import type {
   ResourceUsage,
   StopResult,
 } from '../driver.ts';
-import { LcCgroup } from '../namespace/cgroups.ts';
-import { hostIfName } from '../namespace/nic.ts';
-import { resolveInRoot } from '../namespace/root-path.ts';
+import { LcCgroup } from '../cgroups.ts';
+import { readFileInRoot, writeFileInRoot } from '../rootfs-io.ts';
 import { lxcConfig, type CgroupVersion, type InitKind, type LxcIdmap } from './config.ts';
 import { deleteSubvolumesUnder, imageOnPool, makeTraversable } from './disks.ts';
 import { leaseIdmap, releaseIdmap } from './idmap.ts';
@@ -71,16 +71,26 @@ export function hostCgroupVersion(): CgroupVersion {
 
 /** Which init the root tree boots: /sbin/init resolved inside the tree. */
 export function initKindOf(root: string): InitKind {
-  const init = resolveInRoot(root, '/sbin/init');
-  let target = init;
-  try {
-    target = fs.realpathSync(init);
-  } catch (error) {
-    if (!isErrno(error, 'ENOENT')) throw error;
+  // Links are read one at a time and never followed on the host: the tree belongs to the LC.
+  let target = '/sbin/init';
+  for (let hops = 0; hops < 8; hops++) {
+    let link: string;
+    try {
+      link = fs.readlinkSync(path.join(root, target));
+    } catch (error) {
+      if (isErrno(error, 'EINVAL') || isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) break;
+      throw error;
+    }
+    target = path.posix.resolve(path.posix.dirname(target), link);
   }
   if (/systemd/.test(target)) return 'systemd';
   if (/busybox/.test(target)) return 'busybox';
   return 'sysvinit';
+}
+
+/** Host-side name of a NIC's veth end, from the host tag and the MAC: stable when the NIC moves between LCs. */
+export function hostIfName(tag: string, mac: string): string {
+  return `u${tag}${mac.replaceAll(':', '').slice(-6)}`;
 }
 
 /** One line of an LC's NIC list (read by the start-host hook). */
@@ -102,6 +112,11 @@ export class LxcDriver implements PartitioningDriver {
   /** The LXC container name: unique on the host, since LXC names the LC's cgroups after it. */
   containerName(lc: string): string {
     return `us${this.options.tag}-${lc}`;
+  }
+
+  /** Host-side name of the veth of the NIC with this MAC. */
+  hostNicName(mac: string): string {
+    return hostIfName(this.options.tag, mac);
   }
 
   lcDir(lc: string): string {
@@ -282,15 +297,37 @@ export class LxcDriver implements PartitioningDriver {
       path.join(dir, 'console.log'),
       `[understudy] starting ${spec.name} at ${new Date().toISOString()}\n`,
     );
-    try {
-      await exec(this.lxc('lxc-start', spec.name), { timeoutMs: 60_000 });
-    } catch (error) {
+    fs.rmSync(path.join(dir, 'supervisor.pid'), { force: true });
+    const supervisor = spawnProcess(
+      [path.join(scriptDir, 'lxc-supervise.sh'), this.options.lxcPath, this.containerName(spec.name), dir],
+      { detached: true, stdio: 'ignore' },
+    );
+    supervisor.child.unref();
+    const running = await waitFor(
+      async () => {
+        const { state } = await this.lxcState(spec.name);
+        if (state === 'RUNNING') return true;
+        return state === 'STOPPED' && supervisor.child.exitCode !== null ? false : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 20 },
+    );
+    if (running !== true) {
       throw new UnderstudyError(
         'LC_BOOT_FAILED',
-        `The logical computer "${spec.name}" did not start: ${(error as Error).message}\n${this.lxcLogTail(spec.name)}`,
-        { cause: error, hint: `Read ${path.join(dir, 'lxc.log')} and ${path.join(dir, 'console.log')}.` },
+        `The logical computer "${spec.name}" did not start:\n${this.lxcLogTail(spec.name)}\n${readText(path.join(dir, 'supervisor.log')) ?? ''}`.trim(),
+        { hint: `Read ${path.join(dir, 'lxc.log')} and ${path.join(dir, 'console.log')}.` },
       );
     }
+  }
+
+  /** Pid of the LC's supervisor (lxc-supervise.sh), when it runs. */
+  private supervisorPid(lc: string): number | undefined {
+    const dir = this.lcDir(lc);
+    const pid = Number(readText(path.join(dir, 'supervisor.pid'))?.trim());
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    // Guard against pid reuse: the process must be this LC's supervisor.
+    const cmdline = readText(`/proc/${pid}/cmdline`) ?? '';
+    return cmdline.includes('lxc-supervise.sh') && cmdline.includes(dir) ? pid : undefined;
   }
 
   private lxcLogTail(lc: string, lines = 10): string {
@@ -324,14 +361,17 @@ export class LxcDriver implements PartitioningDriver {
     const { state, pid } = await this.lxcState(lc);
     const base = { name: lc, initPid: pid, reboots, bootedAt, consoleLog };
     const booted = fs.existsSync(path.join(this.controlDir(lc), 'booted'));
+    const supervised = this.supervisorPid(lc) !== undefined;
+    const stopRequested = fs.existsSync(path.join(dir, 'stop-requested'));
     const byLxc: Record<string, LcRuntimeState> = {
-      STOPPED: 'stopped',
+      // Between two lxc-starts of a reboot the container is stopped but its supervisor runs.
+      STOPPED: supervised ? (stopRequested ? 'stopping' : 'rebooting') : 'stopped',
       STARTING: 'booting',
       RUNNING: booted ? 'running' : 'booting',
       FROZEN: booted ? 'running' : 'booting',
       THAWED: booted ? 'running' : 'booting',
-      STOPPING: fs.existsSync(path.join(dir, 'stop-requested')) ? 'stopping' : 'rebooting',
-      ABORTING: 'stopping',
+      STOPPING: stopRequested ? 'stopping' : 'rebooting',
+      ABORTING: stopRequested ? 'stopping' : 'rebooting',
     };
     return { ...base, state: byLxc[state] ?? 'crashed' };
   }
@@ -371,17 +411,27 @@ export class LxcDriver implements PartitioningDriver {
     const started = performance.now();
     const timeoutMs = options.timeoutMs ?? 15_000;
     const { state } = await this.lxcState(lc);
-    if (state === 'STOPPED') return { outcome: 'was-stopped', durationMs: 0 };
+    if (state === 'STOPPED' && this.supervisorPid(lc) === undefined)
+      return { outcome: 'was-stopped', durationMs: 0 };
     fs.writeFileSync(path.join(this.lcDir(lc), 'stop-requested'), new Date().toISOString());
+    const supervisorGone = async (): Promise<void> => {
+      await waitFor(() => (this.supervisorPid(lc) === undefined ? true : undefined), {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+      });
+    };
     if (state === 'FROZEN' || state === 'FREEZING') await this.thaw(lc);
     // The init's halt signal (lxc.signal.halt); --nokill: fail instead of killing when it takes too long.
     const clean = await exec(
       [...this.lxc('lxc-stop', lc), '--nokill', '-t', String(Math.max(1, Math.ceil(timeoutMs / 1000)))],
       { okCodes: [0, 1], timeoutMs: timeoutMs + 10_000 },
     );
-    if (clean.exitCode === 0 && (await this.lxcState(lc)).state === 'STOPPED')
+    if (clean.exitCode === 0 && (await this.lxcState(lc)).state === 'STOPPED') {
+      await supervisorGone();
       return { outcome: 'clean', durationMs: performance.now() - started };
+    }
     await exec([...this.lxc('lxc-stop', lc), '-k'], { okCodes: [0, 1, 2] });
+    await supervisorGone();
     return { outcome: 'killed', durationMs: performance.now() - started };
   }
 
@@ -389,7 +439,7 @@ export class LxcDriver implements PartitioningDriver {
     await this.requireInit(lc);
     const before = this.boots(lc).length;
     // The init's reboot signal (lxc.signal.reboot): the LC shuts down in order and LXC starts it again.
-    await exec([...this.lxc('lxc-stop', lc), '-r', '-t', '30'], { timeoutMs: 40_000 });
+    await exec([...this.lxc('lxc-stop', lc), '-r', '-t', '30'], { timeoutMs: 40_000, okCodes: [0, 1] });
     const rebooted = await waitFor(
       async () => (this.boots(lc).length > before && (await this.lxcState(lc)).pid ? true : undefined),
       { timeoutMs: 30_000, intervalMs: 20 },
@@ -424,41 +474,30 @@ export class LxcDriver implements PartitioningDriver {
     return exec(['nsenter', '-t', String(pid), '-n', '--', ...argv], options);
   }
 
-  /** Maps a path inside the LC to the host path on the disk mounted there (longest mount path wins). */
-  private hostPathOf(spec: LcSpec, lcPath: string): string {
+  /** The disk mounted at `lcPath` (longest mount path wins) and the path on that disk. */
+  private diskOf(spec: LcSpec, lcPath: string): { root: string; rest: string } {
+    if (!lcPath.startsWith('/'))
+      throw new UnderstudyError('PATH_OUTSIDE_ROOT', `"${lcPath}" is not an absolute path inside the LC`);
     const disk = [...spec.disks]
       .sort((a, b) => b.mountPath.length - a.mountPath.length)
       .find((d) => d.mountPath === '/' || lcPath === d.mountPath || lcPath.startsWith(`${d.mountPath}/`));
     if (!disk) throw new UnderstudyError('PATH_OUTSIDE_ROOT', `"${lcPath}" is on no disk of "${spec.name}"`);
     const rest = disk.mountPath === '/' ? lcPath : lcPath.slice(disk.mountPath.length) || '/';
-    return resolveInRoot(this.diskPath(spec, disk.name), rest);
+    return { root: this.diskPath(spec, disk.name), rest };
   }
 
+  /**
+   * Writes into the LC's disk from the host, running or not; the path resolves inside the disk (rootfs-io),
+   * and the file is owned by the LC's root (uid 0 on the idmapped disk).
+   */
   async writeFile(spec: LcSpec, lcPath: string, data: string | Buffer, mode = 0o644): Promise<void> {
-    const target = this.hostPathOf(spec, lcPath);
-    fs.mkdirSync(path.dirname(target), { recursive: true });
-    const temp = `${target}.understudy-${process.pid}`;
-    const fd = fs.openSync(
-      temp,
-      fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
-      mode,
-    );
-    try {
-      fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-      fs.fchmodSync(fd, mode);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(temp, target);
+    const { root, rest } = this.diskOf(spec, lcPath);
+    writeFileInRoot(root, rest, data, { mode });
   }
 
   async readFile(spec: LcSpec, lcPath: string): Promise<Buffer> {
-    const fd = fs.openSync(this.hostPathOf(spec, lcPath), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-    try {
-      return fs.readFileSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    const { root, rest } = this.diskOf(spec, lcPath);
+    return readFileInRoot(root, rest);
   }
 
   private async pidIfRunning(lc: string): Promise<number | undefined> {
@@ -602,10 +641,10 @@ export class LxcDriver implements PartitioningDriver {
   }
 
   async readReports(lc: string): Promise<ControlReport[]> {
-    return readOutbox(lc, path.join(this.controlDir(lc), 'outbox'));
+    return readOutbox(lc, this.controlDir(lc));
   }
 
   async acknowledgeReport(lc: string, id: string): Promise<void> {
-    removeReport(path.join(this.controlDir(lc), 'outbox'), id);
+    removeReport(this.controlDir(lc), id);
   }
 }
