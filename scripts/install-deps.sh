@@ -12,6 +12,7 @@ packages=(
   dpkg-dev apt-utils gnupg gpgv
   dovecot-imapd vsftpd
   lxc uidmap
+  chromium  # the console's browser test (driven by playwright-core; no browser download)
 )
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
