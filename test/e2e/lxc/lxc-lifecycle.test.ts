@@ -131,6 +131,50 @@ describe('LXC driver lifecycle', () => {
     assert.equal((await bed.client.get(`http://${bed.t.prefix}.11/`)).status, 0);
   });
 
+  test('a NIC moved to another LC keeps its MAC and address, takes the traffic, and stays after a reboot', async () => {
+    const peer = bed.spec('peer', 13);
+    await bed.driver.create(peer);
+    await bed.driver.start(peer);
+    await bed.driver.waitUntilUp('peer', { timeoutMs: 60_000 });
+    const page = '/var/www/html/index.nginx-debian.html';
+    await bed.driver.writeFile(web, page, 'served by web\n');
+    await bed.driver.writeFile(peer, page, 'served by peer\n');
+    const nic = {
+      name: 'eth1',
+      bridge: bed.t.host.network.bridge,
+      mac: '02:75:73:ee:0c:03',
+      addresses: [`${bed.t.prefix}.12/24`],
+    };
+    const moving = `http://${bed.t.prefix}.12/`;
+    await bed.driver.addNic(web, nic);
+    assert.equal((await bed.client.get(moving)).body, 'served by web\n');
+    const name = await bed.driver.moveNic({ ...web, nics: [...web.nics, nic] }, 'eth1', peer);
+    assert.equal(name, 'eth1');
+    assert.equal((await bed.client.get(moving)).body, 'served by peer\n');
+    const link = await bed.driver.netExec('peer', ['ip', '-br', 'addr', 'show', 'eth1']);
+    assert.match(link.stdout, new RegExp(`${bed.t.prefix}\\.12/24`));
+    assert.match(
+      (await bed.driver.netExec('peer', ['ip', '-br', 'link', 'show', 'eth1'])).stdout,
+      /02:75:73:ee:0c:03/,
+    );
+    const webLinks = await bed.driver.netExec('web', ['ip', '-br', 'link']);
+    assert.doesNotMatch(webLinks.stdout, /02:75:73:ee:0c:03/, 'gone from web');
+    await bed.driver.reboot('peer');
+    await bed.driver.waitUntilUp('peer', { timeoutMs: 60_000 });
+    assert.ok(
+      await waitFor(
+        async () => ((await bed.client.get(moving)).body === 'served by peer\n' ? true : undefined),
+        {
+          timeoutMs: 20_000,
+          intervalMs: 100,
+        },
+      ),
+      'the moved NIC is plugged again after the reboot',
+    );
+    await bed.driver.stop('peer');
+    await bed.driver.destroy({ ...peer, nics: [...peer.nics, nic] });
+  });
+
   test('stop is a clean systemd shutdown; destroy leaves nothing behind', async () => {
     const stopped = await bed.driver.stop('web', { timeoutMs: 20_000 });
     assert.equal(stopped.outcome, 'clean');
