@@ -67,6 +67,7 @@ export function openApp(stateDir: string): App {
       const { network } = await requireHost(db);
       const disks = diskStoreFor(db);
       const driver = new DriverRegistry(db, {
+        stateDir,
         tag: network.tag,
         runDir: paths.lcsRuntime,
         poolPath: (pool) => getPool(db, pool).mountpoint,

@@ -3,7 +3,9 @@
  * `LcRecord.driver`. Adding a driver is one folder under src/drivers plus one line here.
  */
 import { UnderstudyError } from '../core/index.ts';
+import path from 'node:path';
 import {
+  LxcDriver,
   NamespaceDriver,
   type DriverEnvironment,
   type DriverFactory,
@@ -16,6 +18,7 @@ import type { LcSpec, NicSpec } from '../drivers/index.ts';
 
 export const driverFactories: Readonly<Record<string, DriverFactory>> = {
   namespace: (env) => new NamespaceDriver(env),
+  lxc: (env) => new LxcDriver({ ...env, lxcPath: path.join(env.stateDir, 'lxc') }),
 };
 
 export const driverNames = (): string[] => Object.keys(driverFactories);

@@ -141,6 +141,8 @@ export interface PartitioningDriver {
 
 /** What the composition root gives a driver when it builds it. */
 export interface DriverEnvironment {
+  /** The manager's state directory (a driver keeps its own files under it). */
+  stateDir: string;
   /** Host tag that makes names of namespaces, cgroups and devices unique to this understudy host. */
   tag: string;
   /** Directory holding one runtime directory per LC. */

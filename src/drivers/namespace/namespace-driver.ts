@@ -31,7 +31,7 @@ import type {
   ResourceUsage,
   StopResult,
 } from '../driver.ts';
-import { LcCgroup } from './cgroups.ts';
+import { LcCgroup } from '../cgroups.ts';
 import {
   configureNic,
   createNetns,
@@ -49,7 +49,7 @@ const MAX_REPORT_BYTES = 1024 * 1024;
 const MAX_REPORTS_PER_READ = 256;
 
 /** The namespace driver needs exactly what every driver gets from the composition root. */
-export type NamespaceDriverOptions = DriverEnvironment;
+export type NamespaceDriverOptions = Omit<DriverEnvironment, 'stateDir'>;
 
 function alive(pid: number): boolean {
   try {
