@@ -4,7 +4,7 @@
  * subnet, the sides signal the service through its pid file, moved NICs are recorded.
  */
 import { UnderstudyError } from '../core/index.ts';
-import { getLc, setRole } from '../inventory/index.ts';
+import { getLc } from '../inventory/index.ts';
 import type { HostContext } from '../host/index.ts';
 import type { Db } from '../store/index.ts';
 import {
@@ -13,9 +13,8 @@ import {
   type SwitchPlanInput,
   type SwitchRequest,
 } from '../switch/index.ts';
-import { moveNicBinding, switchSide, syncAppDisk, syncNicRecords, type SwitchContext } from './context.ts';
-import { resolveRunOptions } from './orchestrator.ts';
-import { freeAddress, planSwitch } from './steps.ts';
+import { bindSwitch, recordSwitch, syncNicRecords } from './switch-binding.ts';
+import { freeAddress, planSwitch } from './switch-plan.ts';
 
 export type LcSwitchRequest = SwitchRequest;
 
@@ -40,30 +39,29 @@ export function bindLcSwitch(
   const serviceAddress = earlier?.plan.service.address ?? held[0];
   if (!serviceAddress)
     throw new UnderstudyError('SWITCH_PLAN_INVALID', `"${from.name}" has no NIC with an address to move`);
-  const options = resolveRunOptions(
-    { lc: from.name, patches: ['-'], method: request.method, stateful: request.stateful },
-    { getPatch: () => undefined } as never,
-  );
-  const c: SwitchContext = { db, host, options, facts: { serviceAddress } };
-  const newAddress = request.method === 'move-nic' ? undefined : (request.fromAddress ?? freeAddress(c));
-  const plan = { ...planSwitch(c, from.name, to.name, newAddress), drainTimeoutMs: request.drainTimeoutMs };
+  const newAddress =
+    request.method === 'move-nic'
+      ? undefined
+      : (request.fromAddress ?? freeAddress(db, host.network, from.name));
+  const plan = planSwitch(db, {
+    from: from.name,
+    to: to.name,
+    service: serviceAddress,
+    port: 80,
+    healthPath: '/health',
+    method: request.method,
+    stateful: request.stateful,
+    newAddress,
+    drainTimeoutMs: request.drainTimeoutMs,
+  });
   return {
     plan,
-    binding: {
-      from: switchSide(c, from.name),
-      to: switchSide(c, to.name),
-      moveNic: moveNicBinding(c),
-      finalSync: request.stateful
-        ? async () => void (await syncAppDisk(c, getLc(db, from.name), getLc(db, to.name)))
-        : undefined,
-    },
+    binding: bindSwitch(db, host, { from: from.name, to: to.name, stateful: request.stateful }),
     after: async () => {
-      await syncNicRecords(c, from.name);
-      await syncNicRecords(c, to.name);
-      if (from.role === 'active') {
-        setRole(db, to.name, 'active');
-        setRole(db, from.name, 'retired');
-      }
+      // The NIC records follow the devices; the roles change only when the active LC handed over.
+      if (from.role === 'active')
+        await recordSwitch(db, host, { from: from.name, to: to.name, fromRole: 'retired' });
+      else for (const lc of [from.name, to.name]) await syncNicRecords(db, host, lc);
     },
   };
 }

@@ -11,7 +11,8 @@ import type { Catalogue } from '../catalogue/index.ts';
 import type { HostContext } from '../host/index.ts';
 import type { Db } from '../store/index.ts';
 import { recoverSwitches, type SwitchPlan } from '../switch/index.ts';
-import { moveNicBinding, switchSide, syncAppDisk, type RunContext } from './context.ts';
+import type { RunContext } from './context.ts';
+import { bindPlannedSwitch } from './switch-binding.ts';
 import { RunJournal } from './journal.ts';
 import { crashPoint } from './crash-point.ts';
 import { rollbackSteps } from './rollback.ts';
@@ -156,7 +157,15 @@ async function goForward(c: RunContext): Promise<RunRecord> {
     c.journal.setState(c.runId, 'failed', (error as Error).message);
     throw error;
   }
-  c.journal.setState(c.runId, 'switched');
+  const switchOutput = c.journal.get(c.runId).steps.find((s) => s.name === switchStepName)?.output as
+    { cleanupPending?: string } | undefined;
+  c.journal.setState(
+    c.runId,
+    'switched',
+    switchOutput?.cleanupPending
+      ? `the switch's cleanup is pending: ${switchOutput.cleanupPending}`
+      : undefined,
+  );
   return c.journal.get(c.runId);
 }
 
@@ -239,14 +248,7 @@ async function recoverInterruptedSwitches(c: RunContext): Promise<void> {
   const { errors } = await recoverSwitches({
     db: c.db,
     logger: c.logger,
-    bind: (plan: SwitchPlan) => ({
-      from: switchSide(c, plan.from.lc),
-      to: switchSide(c, plan.to.lc),
-      moveNic: moveNicBinding(c),
-      finalSync: async () => {
-        await syncAppDisk(c, getLc(c.db, plan.from.lc), getLc(c.db, plan.to.lc));
-      },
-    }),
+    bind: (plan: SwitchPlan) => bindPlannedSwitch(c.db, c.host, plan),
   });
   if (errors.length > 0) throw errors[0];
 }

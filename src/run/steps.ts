@@ -6,26 +6,17 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { UnderstudyError, sleep } from '../core/index.ts';
+import { UnderstudyError, isUnderstudyError, sleep } from '../core/index.ts';
 import { describeHistory } from '../disk-copy/index.ts';
-import { findStandbys, getLc, listLcs, setRole } from '../inventory/index.ts';
+import { findStandbys, listLcs } from '../inventory/index.ts';
 import { assetsDir } from '../images/index.ts';
-import { nthAddress, parseSubnet, subnetContains, ipToNumber } from '../host/index.ts';
-import type { SwitchPlanInput, SwitchResult } from '../switch/index.ts';
+import type { SwitchResult } from '../switch/index.ts';
 import { switchOnce } from './switch-once.ts';
 import { sha256Hex } from '../catalogue/index.ts';
 import { crashPoint } from './crash-point.ts';
-import {
-  lc1,
-  moveNicBinding,
-  saveFacts,
-  standby,
-  switchSide,
-  syncAppDisk,
-  syncNicRecords,
-  type RunContext,
-  type SwitchContext,
-} from './context.ts';
+import { lc1, saveFacts, standby, type RunContext } from './context.ts';
+import { bindSwitch, recordSwitch } from './switch-binding.ts';
+import { freeAddress, planSwitch } from './switch-plan.ts';
 import { parsePatchReport, renderPatchTable, standbyPaths } from './patch-table.ts';
 import { scanTree } from './scan.ts';
 
@@ -373,64 +364,13 @@ const checkStandby: Step = {
   },
 };
 
-/** An address of the bridge subnet that no LC, nor the host, uses (for LC1 after the switch). */
-export function freeAddress(c: SwitchContext): string {
-  const subnet = parseSubnet(c.host.network.subnet);
-  const used = new Set<number>([ipToNumber(c.host.network.hostAddress.split('/')[0] ?? '') ?? -1]);
-  for (const lc of listLcs(c.db))
-    for (const nic of lc.nics)
-      for (const a of nic.addresses) used.add(ipToNumber(a.split('/')[0] ?? '') ?? -1);
-  const size = 2 ** (32 - subnet.prefix);
-  for (let n = size - 2; n > 1; n--) {
-    const ip = nthAddress(subnet, n);
-    if (!used.has(ipToNumber(ip) ?? -1) && subnetContains(subnet, ip)) return `${ip}/${subnet.prefix}`;
-  }
-  throw new UnderstudyError(
-    'ADDRESS_INVALID',
-    `No free address is left in ${c.host.network.subnet} for ${c.options.lc} after the switch`,
-  );
-}
-
-export function planSwitch(
-  c: SwitchContext,
-  from: string,
-  to: string,
-  newAddress: string | undefined,
-): SwitchPlanInput {
-  const fromLc = listLcs(c.db).find((l) => l.name === from);
-  const toLc = listLcs(c.db).find((l) => l.name === to);
-  const service = c.facts.serviceAddress as string;
-  const fromNic = fromLc?.nics.find((n) =>
-    n.addresses.some((a) => a.split('/')[0] === service.split('/')[0]),
-  );
-  const toNic =
-    toLc?.nics.find((n) => !n.addresses.some((a) => a.split('/')[0] === service.split('/')[0])) ??
-    toLc?.nics[0];
-  if (!fromNic || !toNic)
-    throw new UnderstudyError(
-      'RUN_PRECONDITION',
-      `Cannot plan the switch from ${from} to ${to}: ${!fromNic ? `${from} holds no NIC with ${service}` : `${to} has no NIC`}`,
-    );
-  return {
-    method: c.options.method,
-    service: { address: service, port: c.options.port },
-    from: { lc: from, nic: fromNic.name, mac: fromNic.mac, newAddress },
-    to: { lc: to, nic: toNic.name, mac: toNic.mac },
-    health: {
-      kind: 'http',
-      path: c.options.healthPath,
-      expectStatus: 200,
-      timeoutMs: 2000,
-      retries: 5,
-      intervalMs: 200,
-    },
-    stateful: c.options.stateful,
-  };
-}
-
 /**
  * Moves the service from one LC to the other with the run's method, at most once (a switch the journal
  * finished after a crash is adopted), then records the NICs and roles as they now are.
+ *
+ * Past the point of no return the switch only rolls forward: when a cleanup step after it fails
+ * (SWITCH_STEP_FAILED), the service already runs on `to`; the result says so, with the cleanup left
+ * to the recovery of the next start, and nothing of the switch is undone.
  */
 export async function moveService(
   c: RunContext,
@@ -441,28 +381,53 @@ export async function moveService(
     since: string;
     fromRole: 'retired' | 'idle';
   },
-): Promise<SwitchResult> {
-  const from = getLc(c.db, options.from);
-  const to = getLc(c.db, options.to);
-  const result = await switchOnce({
-    since: options.since,
-    input: planSwitch(c, from.name, to.name, options.newAddress),
-    deps: {
-      db: c.db,
-      logger: c.logger,
-      from: switchSide(c, from.name),
-      to: switchSide(c, to.name),
-      moveNic: moveNicBinding(c),
-      finalSync: async () => {
-        await syncAppDisk(c, from, to);
-      },
-      afterStep: (step) => crashPoint(`switch/${step}`, 'after'),
-    },
+): Promise<SwitchResult & { cleanupPending?: string }> {
+  const input = planSwitch(c.db, {
+    from: options.from,
+    to: options.to,
+    service: c.facts.serviceAddress ?? '',
+    port: c.options.port,
+    healthPath: c.options.healthPath,
+    method: c.options.method,
+    stateful: c.options.stateful,
+    newAddress: options.newAddress,
   });
-  await syncNicRecords(c, from.name);
-  await syncNicRecords(c, to.name);
-  setRole(c.db, to.name, 'active');
-  setRole(c.db, from.name, options.fromRole);
+  let result: SwitchResult & { cleanupPending?: string };
+  try {
+    result = await switchOnce({
+      since: options.since,
+      input,
+      deps: {
+        db: c.db,
+        logger: c.logger,
+        ...bindSwitch(c.db, c.host, {
+          from: options.from,
+          to: options.to,
+          stateful: c.options.stateful,
+          servicePidFile: c.options.servicePidFile,
+        }),
+        afterStep: (step) => crashPoint(`switch/${step}`, 'after'),
+      },
+    });
+  } catch (error) {
+    if (!isUnderstudyError(error, 'SWITCH_STEP_FAILED')) throw error;
+    const switchId = typeof error.details.switchId === 'string' ? error.details.switchId : '';
+    c.logger.error({ err: error, switchId }, 'the service moved; a cleanup step of the switch failed');
+    c.emit({ step: 'switch', state: 'note', message: `cleanup pending: ${error.message}` });
+    result = {
+      id: switchId,
+      method: input.method,
+      outcome: 'switched',
+      durationMs: 0,
+      drainMs: 0,
+      leftOnLc1: 0,
+      holdMs: 0,
+      syncMs: 0,
+      steps: [],
+      cleanupPending: error.message,
+    };
+  }
+  await recordSwitch(c.db, c.host, { from: options.from, to: options.to, fromRole: options.fromRole });
   return result;
 }
 
@@ -472,7 +437,9 @@ const switchTraffic: Step = {
   async run(c) {
     if (c.facts.switchResult) return c.facts.switchResult; // finished before a crash of the manager
     const newAddress =
-      c.options.method === 'move-nic' ? undefined : (c.facts.lc1NewAddress ??= freeAddress(c));
+      c.options.method === 'move-nic'
+        ? undefined
+        : (c.facts.lc1NewAddress ??= freeAddress(c.db, c.host.network, c.options.lc));
     const since = ((c.facts as { switchStartedAt?: string }).switchStartedAt ??= new Date().toISOString());
     saveFacts(c);
     const result = await moveService(c, {
