@@ -266,6 +266,10 @@ export const errorCatalogue = {
     meaning: 'The disk copy was cancelled; the source is untouched and the partial destination was removed.',
     fix: 'Nothing to clean up; start the copy again when wanted.',
   },
+  DISK_COPY_BUSY: {
+    meaning: 'A copy job of that id is being made by another live process.',
+    fix: 'Wait for that process to finish the copy, or use another job id.',
+  },
   DISK_COPY_FAILED: {
     meaning: 'The disk copy failed; the source is untouched and the partial destination was removed.',
     fix: 'Read the cause in the message (btrfs send/receive stderr), fix it and copy again.',

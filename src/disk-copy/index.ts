@@ -55,6 +55,8 @@ export {
   appendCopyHistory,
   finishCopyJob,
   failCopyJob,
+  copyJobOwned,
+  copyLease,
   type CopyJob,
   type CopyJobState,
 } from './store.ts';
