@@ -48,6 +48,8 @@ export interface LxcDriverOptions {
   poolPath: (pool: string) => string;
   /** Path of an image's read-only subvolume. */
   imagePath: (image: string) => string;
+  /** Host directory of an LC's disk, when the disk store decides it (default: <pool>/lcs/<lc>/<disk>). */
+  diskPath?: (spec: LcSpec, disk: string) => string;
   /** Machine-wide directory of idmap leases (default /var/lib/understudy-idmap). */
   idmapLeaseDir?: string;
   subuidFile?: string;
@@ -132,6 +134,7 @@ export class LxcDriver implements PartitioningDriver {
   }
 
   diskPath(spec: LcSpec, disk: string): string {
+    if (this.options.diskPath) return this.options.diskPath(spec, disk);
     const d = spec.disks.find((x) => x.name === disk);
     if (!d)
       throw new UnderstudyError(
