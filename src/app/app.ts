@@ -5,7 +5,14 @@
  * below opens the store or picks a driver or a disk store itself.
  */
 import fs from 'node:fs';
-import { UnderstudyError, statePaths, type StatePaths } from '../core/index.ts';
+import {
+  UnderstudyError,
+  processOwner,
+  statePaths,
+  type Logger,
+  type Owner,
+  type StatePaths,
+} from '../core/index.ts';
 import { openStore, type Db, type ModuleSchema } from '../store/index.ts';
 import { getPool, hostSchema, poolDevice, requireHost, type HostContext } from '../host/index.ts';
 import { inventorySchema } from '../inventory/index.ts';
@@ -17,6 +24,8 @@ import { runSchema } from '../run/index.ts';
 import { monitorSchema } from '../monitor/index.ts';
 import { mailSchema } from '../mail/index.ts';
 import { DriverRegistry } from './drivers.ts';
+import { recoverAtStart, type RecoveryReport } from './recover.ts';
+import type { RunDeps } from '../run/index.ts';
 
 /** Every module's schema: the store is opened once, with all of them. */
 export const allSchemas: readonly ModuleSchema[] = [
@@ -33,6 +42,8 @@ export const allSchemas: readonly ModuleSchema[] = [
 
 export interface App {
   stateDir: string;
+  /** Who this manager is (see core's Owner): the work it starts is leased in this name. */
+  owner: Owner;
   paths: StatePaths;
   db: Db;
   catalogue: Catalogue;
@@ -40,6 +51,13 @@ export interface App {
   host(): Promise<HostContext>;
   /** Like host(), but undefined when the host is not initialised. */
   hostIfReady(): Promise<HostContext | undefined>;
+  /**
+   * The start of a command that changes state: the host, after the recovery of what a crashed
+   * manager left (once per App; see recover.ts). Throws HOST_NOT_INITIALISED before `host init`.
+   */
+  start(options?: { logger?: Logger; onEvent?: RunDeps['onEvent'] }): Promise<HostContext>;
+  /** What the recovery of start() did (undefined before it ran). */
+  recovery: RecoveryReport | undefined;
   close(): void;
 }
 
@@ -51,7 +69,7 @@ function diskStoreFor(db: Db): DiskStore {
   });
 }
 
-export function openApp(stateDir: string): App {
+export function openApp(stateDir: string, options: { owner?: Owner } = {}): App {
   const paths = statePaths(stateDir);
   fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const db = openStore(paths.database, allSchemas);
@@ -59,6 +77,8 @@ export function openApp(stateDir: string): App {
   let host: HostContext | undefined;
   const app: App = {
     stateDir,
+    owner: options.owner ?? processOwner(),
+    recovery: undefined,
     paths,
     db,
     catalogue,
@@ -89,6 +109,18 @@ export function openApp(stateDir: string): App {
         if (error instanceof UnderstudyError && error.code === 'HOST_NOT_INITIALISED') return undefined;
         throw error;
       });
+    },
+    async start(startOptions = {}) {
+      const ready = await app.host();
+      app.recovery ??= await recoverAtStart({
+        db,
+        host: ready,
+        catalogue,
+        owner: app.owner,
+        logger: startOptions.logger,
+        onEvent: startOptions.onEvent,
+      });
+      return ready;
     },
     close: () => db.close(),
   };

@@ -3,3 +3,4 @@ export { openApp, withApp, allSchemas, type App } from './app.ts';
 export { createLc, destroyLc, startLc, describeLcs, type LcView } from './lcs.ts';
 export { driverFactories, driverNames, DriverRegistry } from './drivers.ts';
 export type { HostContext } from '../host/index.ts';
+export { recoverAtStart, type RecoveryReport, type RecoverOptions } from './recover.ts';

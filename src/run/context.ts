@@ -9,6 +9,10 @@ import type { ResolvedRunOptions, RunEvent, RunFacts } from './types.ts';
 
 export interface RunContext {
   runId: string;
+  /** Who drives the run (see core's Owner): its leases on the LCs are held in this name. */
+  owner: string;
+  /** The crash points of the run (see RunDeps.crashPoint). */
+  crash(point: string, when: 'before' | 'after' | 'during'): Promise<void> | void;
   db: Db;
   host: HostContext;
   catalogue: Catalogue;

@@ -31,3 +31,4 @@ export {
   defaultServicePidFile,
   type BindSwitchOptions,
 } from './switch-binding.ts';
+export { crashPoint } from './crash-point.ts';

@@ -1,7 +1,7 @@
 /** The durable record of runs and their steps. Every change is written before the next action. */
 import crypto from 'node:crypto';
-import { UnderstudyError } from '../core/index.ts';
-import type { Db } from '../store/index.ts';
+import { UnderstudyError, isOwnerAlive, processOwner } from '../core/index.ts';
+import { releaseLeases, takeLeases, type Db } from '../store/index.ts';
 import type { ResolvedRunOptions, RunFacts, RunRecord, RunState, StepRecord, StepState } from './types.ts';
 
 interface RunRow {
@@ -13,6 +13,7 @@ interface RunRow {
   facts: string;
   error: string | null;
   owner_pid: number | null;
+  owner: string | null;
   created_at: string;
   updated_at: string;
   finished_at: string | null;
@@ -32,24 +33,74 @@ interface StepRow {
 
 const now = (): string => new Date().toISOString();
 
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export class RunJournal {
   constructor(private readonly db: Db) {}
 
-  create(options: ResolvedRunOptions, steps: readonly string[]): string {
+  /**
+   * Records a new run of `options.lc` owned by `owner`. The busy check and the claim of the LC are one
+   * transaction: throws RUN_BUSY when an unfinished run holds the LC or a live owner leases it.
+   */
+  create(options: ResolvedRunOptions, steps: readonly string[], owner = processOwner().id): string {
     const id = `r${new Date().toISOString().slice(2, 10).replaceAll('-', '')}-${crypto.randomBytes(3).toString('hex')}`;
-    this.db.transaction(() => {
-      this.db
-        .prepare(
-          'INSERT INTO runs (id, lc, options, state, owner_pid, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-        )
-        .run(id, options.lc, JSON.stringify(options), 'running', process.pid, now(), now());
-      steps.forEach((name, seq) =>
+    this.db
+      .transaction(() => {
+        this.claimLcs([options.lc], owner, id);
         this.db
-          .prepare("INSERT INTO run_steps (run_id, seq, name, state) VALUES (?, ?, ?, 'pending')")
-          .run(id, seq, name),
-      );
-    })();
+          .prepare(
+            'INSERT INTO runs (id, lc, options, state, owner_pid, owner, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+          )
+          .run(id, options.lc, JSON.stringify(options), 'running', process.pid, owner, now(), now());
+        steps.forEach((name, seq) =>
+          this.db
+            .prepare("INSERT INTO run_steps (run_id, seq, name, state) VALUES (?, ?, ?, 'pending')")
+            .run(id, seq, name),
+        );
+      })
+      .immediate();
     return id;
+  }
+
+  /** Throws RUN_BUSY unless `owner` may take the LCs for run `runId`; then takes their leases. */
+  private claimLcs(lcs: readonly string[], owner: string, runId: string): void {
+    const busy = this.busyLcs(runId);
+    for (const lc of lcs) {
+      if (busy.has(lc))
+        throw new UnderstudyError('RUN_BUSY', `"${lc}" is already part of an unfinished patch run`, {
+          hint: '`understudy run list` shows it; resume or roll it back first.',
+        });
+    }
+    const held = takeLeases(
+      this.db,
+      lcs.map((lc) => `lc:${lc}`),
+      owner,
+      `run ${runId}`,
+    );
+    if (held)
+      throw new UnderstudyError(
+        'RUN_BUSY',
+        `"${held.resource.slice(3)}" is in use by a live process (${held.purpose}, pid ${held.owner.split(':')[0] ?? '?'})`,
+        { hint: 'Wait for it to finish; `understudy run list` and `understudy switches` show what runs.' },
+      );
+  }
+
+  /** LCs leased by a live owner other than `owner` (a run or a switch in another process). */
+  leasedByOthers(owner: string): Set<string> {
+    const rows = this.db.prepare("SELECT resource, owner FROM leases WHERE resource LIKE 'lc:%'").all() as {
+      resource: string;
+      owner: string;
+    }[];
+    return new Set(
+      rows.filter((r) => r.owner !== owner && isOwnerAlive(r.owner)).map((r) => r.resource.slice(3)),
+    );
   }
 
   /** Appends steps (the rollback's) to a run. */
@@ -89,6 +140,7 @@ export class RunJournal {
       facts: JSON.parse(row.facts) as RunFacts,
       error: row.error,
       ownerPid: row.owner_pid,
+      owner: row.owner,
       createdAt: row.created_at,
       updatedAt: row.updated_at,
       finishedAt: row.finished_at,
@@ -111,25 +163,43 @@ export class RunJournal {
     ).map((r) => this.get(r.id));
   }
 
-  /** LCs held by unfinished runs (as LC or standby). */
-  busyLcs(): Set<string> {
+  /** LCs held by unfinished runs (as LC or standby), other than run `except`. */
+  busyLcs(except?: string): Set<string> {
     const busy = new Set<string>();
     for (const run of this.unfinished()) {
+      if (run.id === except) continue;
       busy.add(run.lc);
       if (run.standby) busy.add(run.standby);
     }
     return busy;
   }
 
+  /** Sets the state; a resting state (not running, not rolling back) gives up the run's LC leases. */
   setState(id: string, state: RunState, error?: string): void {
     const finished = state === 'running' || state === 'rolling-back' ? null : now();
-    this.db
-      .prepare('UPDATE runs SET state = ?, error = ?, updated_at = ?, finished_at = ? WHERE id = ?')
-      .run(state, error ?? null, now(), finished, id);
+    this.db.transaction(() => {
+      this.db
+        .prepare('UPDATE runs SET state = ?, error = ?, updated_at = ?, finished_at = ? WHERE id = ?')
+        .run(state, error ?? null, now(), finished, id);
+      if (finished) {
+        const run = this.get(id);
+        if (run.owner) releaseLeases(this.db, this.lcsOf(run), run.owner);
+      }
+    })();
   }
 
-  setStandby(id: string, standby: string): void {
-    this.db.prepare('UPDATE runs SET standby = ?, updated_at = ? WHERE id = ?').run(standby, now(), id);
+  private lcsOf(run: RunRecord): string[] {
+    return [run.lc, ...(run.standby ? [run.standby] : [])].map((lc) => `lc:${lc}`);
+  }
+
+  /** Chooses the standby: the busy check and the claim of the standby are one transaction (RUN_BUSY). */
+  setStandby(id: string, standby: string, owner = processOwner().id): void {
+    this.db
+      .transaction(() => {
+        this.claimLcs([standby], owner, id);
+        this.db.prepare('UPDATE runs SET standby = ?, updated_at = ? WHERE id = ?').run(standby, now(), id);
+      })
+      .immediate();
   }
 
   saveFacts(id: string, facts: RunFacts): void {
@@ -138,9 +208,29 @@ export class RunJournal {
       .run(JSON.stringify(facts), now(), id);
   }
 
-  /** Takes the run over for this process (after the previous owner died). */
-  claim(id: string): void {
-    this.db.prepare('UPDATE runs SET owner_pid = ?, updated_at = ? WHERE id = ?').run(process.pid, now(), id);
+  /**
+   * Takes the run over for `owner` (after the previous owner died), with its LCs' leases, in one
+   * transaction. Throws RUN_BUSY when a live owner drives it.
+   */
+  claim(id: string, owner = processOwner().id): void {
+    this.db
+      .transaction(() => {
+        const run = this.get(id);
+        if (run.owner && run.owner !== owner && isOwnerAlive(run.owner))
+          throw new UnderstudyError('RUN_BUSY', `Run ${id} is being driven by a live process`, {
+            hint: `Wait for it (pid ${run.owner.split(':')[0] ?? '?'}); \`understudy run show ${id}\` shows how far it got.`,
+          });
+        this.claimLcs([run.lc, ...(run.standby ? [run.standby] : [])], owner, id);
+        this.db
+          .prepare('UPDATE runs SET owner_pid = ?, owner = ?, updated_at = ? WHERE id = ?')
+          .run(process.pid, owner, now(), id);
+      })
+      .immediate();
+  }
+
+  /** Whether the run's owner is alive (a run of a process that died is left to recovery). */
+  ownerAlive(run: RunRecord): boolean {
+    return run.owner ? isOwnerAlive(run.owner) : run.ownerPid !== null && pidAlive(run.ownerPid);
   }
 
   stepStarted(id: string, seq: number): void {

@@ -5,7 +5,14 @@
  * first makes LC1 safe (thawed, unthrottled), lets the switch journal finish or reverse an interrupted
  * switch, and then goes on from the first step not done.
  */
-import { UnderstudyError, isUnderstudyError, silentLogger, type Logger } from '../core/index.ts';
+import {
+  UnderstudyError,
+  isUnderstudyError,
+  processOwner,
+  silentLogger,
+  type Logger,
+  type Owner,
+} from '../core/index.ts';
 import { getLc, setRole } from '../inventory/index.ts';
 import type { Catalogue } from '../catalogue/index.ts';
 import type { HostContext } from '../host/index.ts';
@@ -21,6 +28,13 @@ import type { ResolvedRunOptions, RunEvent, RunOptions, RunRecord } from './type
 
 export interface RunDeps {
   db: Db;
+  /** Who drives the run (default: this process); a test gives each simulated manager its own. */
+  owner?: Owner;
+  /**
+   * Called at every crash point (before and after each step, during the copy, after each switch
+   * step). Default: the UNDERSTUDY_CRASH_AT test hook, which kills the process there.
+   */
+  crashPoint?: (point: string, when: 'before' | 'after' | 'during') => Promise<void> | void;
   host: HostContext;
   catalogue: Catalogue;
   logger?: Logger;
@@ -67,6 +81,8 @@ function contextFor(deps: RunDeps, journal: RunJournal, run: RunRecord): RunCont
   const logger = (deps.logger ?? silentLogger).child({ runId: run.id, lc: run.lc });
   return {
     runId: run.id,
+    owner: (deps.owner ?? processOwner()).id,
+    crash: deps.crashPoint ?? crashPoint,
     db: deps.db,
     host: deps.host,
     catalogue: deps.catalogue,
@@ -91,7 +107,7 @@ async function drive(c: RunContext, steps: readonly Step[], base: number): Promi
     if (run.steps[seq]?.state === 'done') continue;
     if (c.signal?.aborted && i <= lastCancellable)
       throw new UnderstudyError('RUN_CANCELLED', `Run ${c.runId} was cancelled before step ${step.name}`);
-    crashPoint(step.name, 'before');
+    await c.crash(step.name, 'before');
     c.journal.stepStarted(c.runId, seq);
     c.emit({ step: step.name, state: 'running' });
     const started = performance.now();
@@ -107,7 +123,7 @@ async function drive(c: RunContext, steps: readonly Step[], base: number): Promi
       c.emit({ step: step.name, state: 'failed', durationMs, message });
       throw error;
     }
-    crashPoint(step.name, 'after');
+    await c.crash(step.name, 'after');
   }
 }
 
@@ -216,14 +232,11 @@ export async function startRun(options: RunOptions, deps: RunDeps): Promise<RunR
   getLc(deps.db, options.lc); // LC_NOT_FOUND before anything about its patches
   const resolved = resolveRunOptions(options, deps.catalogue);
   const journal = new RunJournal(deps.db);
-  if (journal.busyLcs().has(resolved.lc)) {
-    throw new UnderstudyError('RUN_BUSY', `"${resolved.lc}" is already part of an unfinished patch run`, {
-      hint: '`understudy run list` shows it; resume or roll it back first.',
-    });
-  }
+  // The busy check and the claim of the LC are one transaction (RUN_BUSY).
   const id = journal.create(
     resolved,
     forwardSteps.map((s) => s.name),
+    (deps.owner ?? processOwner()).id,
   );
   deps.onEvent?.({ runId: id, step: 'run', state: 'note', message: `run ${id} started` });
   const c = contextFor(deps, journal, journal.get(id));
@@ -258,7 +271,7 @@ export async function resumeRun(id: string, deps: RunDeps): Promise<RunRecord> {
   const journal = new RunJournal(deps.db);
   const run = journal.get(id);
   if (run.state !== 'running' && run.state !== 'rolling-back') return run;
-  journal.claim(id);
+  journal.claim(id, (deps.owner ?? processOwner()).id);
   const c = contextFor(deps, journal, run);
   await makeLc1Safe(c);
   await recoverInterruptedSwitches(c);
@@ -303,18 +316,8 @@ export async function rollbackRun(id: string, deps: RunDeps): Promise<RunRecord>
     rollbackSteps.map((s) => s.name),
   );
   journal.setState(id, 'rolling-back');
-  journal.claim(id);
+  journal.claim(id, (deps.owner ?? processOwner()).id);
   return goBack(contextFor(deps, journal, journal.get(id)));
-}
-
-function ownerAlive(pid: number | null): boolean {
-  if (pid === null || pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** On manager start: resumes every unfinished run whose manager is gone. */
@@ -325,7 +328,7 @@ export async function recoverRuns(
   const resumed: RunRecord[] = [];
   const errors: UnderstudyError[] = [];
   for (const run of journal.unfinished()) {
-    if (ownerAlive(run.ownerPid)) continue;
+    if (journal.ownerAlive(run)) continue;
     try {
       resumed.push(await resumeRun(run.id, deps));
     } catch (error) {

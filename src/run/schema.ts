@@ -35,5 +35,10 @@ export const runSchema: ModuleSchema = {
           PRIMARY KEY (run_id, seq)
         );`,
     },
+    {
+      version: 2,
+      description: 'the owner (process and instance) driving a run',
+      up: 'ALTER TABLE runs ADD COLUMN owner TEXT',
+    },
   ],
 };

@@ -13,7 +13,6 @@ import { assetsDir } from '../images/index.ts';
 import type { SwitchResult } from '../switch/index.ts';
 import { switchOnce } from './switch-once.ts';
 import { sha256Hex } from '../catalogue/index.ts';
-import { crashPoint } from './crash-point.ts';
 import { lc1, saveFacts, standby, type RunContext } from './context.ts';
 import { bindSwitch, recordSwitch } from './switch-binding.ts';
 import { freeAddress, planSwitch } from './switch-plan.ts';
@@ -73,7 +72,7 @@ const findStandby: Step = {
         'RUN_PRECONDITION',
         `The logical computer "${target.name}" has no NIC, so it serves nothing to switch`,
       );
-    const busy = c.journal.busyLcs();
+    const busy = new Set([...c.journal.busyLcs(c.runId), ...c.journal.leasedByOthers(c.owner)]);
     busy.delete(target.name);
     if (c.facts.standby) busy.delete(c.facts.standby);
     const search = findStandbys(target, listLcs(c.db), busy);
@@ -94,7 +93,7 @@ const findStandby: Step = {
     }
     c.facts.standby = chosen.lc;
     c.facts.serviceAddress = firstAddress(c, target.name);
-    c.journal.setStandby(c.runId, chosen.lc);
+    c.journal.setStandby(c.runId, chosen.lc, c.owner);
     const before = await httpGet(
       c,
       target.name,
@@ -175,7 +174,7 @@ function copyStep(disk: 'system' | 'app'): Step {
         signal: c.signal,
         logger: c.logger,
         onProgress: (e) => {
-          if (e.phase === 'full' && e.bytesDone > 0) crashPoint(`copy-${disk}`, 'during');
+          if (e.phase === 'full' && e.bytesDone > 0) void c.crash(`copy-${disk}`, 'during');
           c.emit({
             step: `copy-${disk}`,
             state: 'note',
@@ -406,7 +405,7 @@ export async function moveService(
           stateful: c.options.stateful,
           servicePidFile: c.options.servicePidFile,
         }),
-        afterStep: (step) => crashPoint(`switch/${step}`, 'after'),
+        afterStep: (step) => c.crash(`switch/${step}`, 'after'),
       },
     });
   } catch (error) {

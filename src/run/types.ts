@@ -69,6 +69,8 @@ export interface RunRecord {
   facts: RunFacts;
   error: string | null;
   ownerPid: number | null;
+  /** The owner (process, start time, instance) driving the run; see core's Owner. */
+  owner: string | null;
   createdAt: string;
   updatedAt: string;
   finishedAt: string | null;

@@ -33,6 +33,11 @@ export interface RecoverDeps {
   logger?: Logger;
   /** Binds the LCs named in a journalled plan to sides (the lead: inventory + driver). */
   bind(plan: SwitchPlan): Promise<SwitchBinding> | SwitchBinding;
+  /**
+   * Whether this recovery may take the switch over; false leaves it to the live process that is
+   * still making it (default: every unfinished switch is taken).
+   */
+  claim?(record: SwitchRecord): boolean;
 }
 
 /** Checks everything that can be checked without changing anything; throws the first problem found. */
@@ -280,6 +285,7 @@ export async function recoverSwitches(
   const recovered: SwitchResult[] = [];
   const errors: UnderstudyError[] = [];
   for (const record of journal.unfinished()) {
+    if (deps.claim && !deps.claim(record)) continue;
     let binding: SwitchBinding;
     try {
       binding = await deps.bind(record.plan);

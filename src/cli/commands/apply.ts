@@ -48,7 +48,7 @@ export function registerApplyCommand(program: Command, ctx: CliContext): void {
           });
           done.push(`image ${image.name} ready`);
         }
-        const host = await app.host();
+        const host = await app.start();
         for (const lc of config.lcs) {
           if (!findLc(app.db, lc.name)) {
             await createLc(app.db, host, {

@@ -135,7 +135,7 @@ export function registerDiskCommands(program: Command, ctx: CliContext): void {
   ).action(async (lcName: string, diskName: string, flags: CopyFlags & { to: string; toDisk?: string }) => {
     requireRoot('disk copy');
     await withStore(ctx, async (app) => {
-      const host = await app.host();
+      const host = await app.start();
       const from = getLc(app.db, lcName);
       const to = getLc(app.db, flags.to);
       const targetDisk = flags.toDisk ?? diskName;

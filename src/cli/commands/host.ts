@@ -117,7 +117,7 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
               `The host still has ${lcs.length} logical computer(s): ${lcs.map((l) => l.name).join(', ')}`,
             );
           }
-          const hostCtx = status.initialised ? await app.host() : undefined;
+          const hostCtx = status.initialised ? await app.start() : undefined;
           if (hostCtx) for (const lc of lcs) await destroyLc(app.db, hostCtx, lc.name, { force: true });
         }
         await destroyHost(app.db);

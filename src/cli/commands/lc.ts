@@ -20,11 +20,19 @@ function intOption(value: string, name: string): number {
   return n;
 }
 
-async function withHost<T>(ctx: CliContext, fn: (app: App, host: HostContext) => Promise<T>): Promise<T> {
+/**
+ * Opens the app for a command on LCs; one that changes state first recovers what a crashed manager
+ * left (`readOnly` skips that).
+ */
+async function withHost<T>(
+  ctx: CliContext,
+  fn: (app: App, host: HostContext) => Promise<T>,
+  options: { readOnly?: boolean } = {},
+): Promise<T> {
   requireRoot('this command');
   const app = openApp(ctx.stateDir());
   try {
-    return await fn(app, await app.host());
+    return await fn(app, options.readOnly ? await app.host() : await app.start());
   } finally {
     app.close();
   }
@@ -109,30 +117,36 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
   lc.command('show <name>')
     .description('one LC: resources, state, usage')
     .action(async (name: string) =>
-      withHost(ctx, async (app, host) => {
-        const record = getLc(app.db, name);
-        const status = await host.driver.status(name);
-        const usage =
-          status.state === 'stopped' ? undefined : await host.driver.usage(name).catch(() => undefined);
-        const view = { ...record, status, usage };
-        ctx.print(view, () =>
-          [
-            `${name}: ${status.state} (role ${record.role}, image ${record.image}, driver ${record.driver})`,
-            `cpu:     CPU${record.cpus}/${record.cpuSharePercent}%`,
-            `memory:  ${record.memoryMb} MB${usage ? ` (using ${(usage.memoryBytes / 1024 ** 2).toFixed(1)} MB, ${usage.oomKills} OOM kills)` : ''}`,
-            ...record.disks.map(
-              (d) => `disk:    ${d.name} ${d.sizeMb} MB in pool ${d.pool}, mounted at ${d.mountPath}`,
-            ),
-            ...record.nics.map((n) => `nic:     ${n.name} ${n.mac} ${n.addresses.join(' ')} on ${n.bridge}`),
-            status.initPid
-              ? `init:    host pid ${status.initPid}, booted ${status.bootedAt ?? '?'}, ${status.reboots} reboot(s)`
-              : '',
-            `console: ${status.consoleLog}`,
-          ]
-            .filter(Boolean)
-            .join('\n'),
-        );
-      }),
+      withHost(
+        ctx,
+        async (app, host) => {
+          const record = getLc(app.db, name);
+          const status = await host.driver.status(name);
+          const usage =
+            status.state === 'stopped' ? undefined : await host.driver.usage(name).catch(() => undefined);
+          const view = { ...record, status, usage };
+          ctx.print(view, () =>
+            [
+              `${name}: ${status.state} (role ${record.role}, image ${record.image}, driver ${record.driver})`,
+              `cpu:     CPU${record.cpus}/${record.cpuSharePercent}%`,
+              `memory:  ${record.memoryMb} MB${usage ? ` (using ${(usage.memoryBytes / 1024 ** 2).toFixed(1)} MB, ${usage.oomKills} OOM kills)` : ''}`,
+              ...record.disks.map(
+                (d) => `disk:    ${d.name} ${d.sizeMb} MB in pool ${d.pool}, mounted at ${d.mountPath}`,
+              ),
+              ...record.nics.map(
+                (n) => `nic:     ${n.name} ${n.mac} ${n.addresses.join(' ')} on ${n.bridge}`,
+              ),
+              status.initPid
+                ? `init:    host pid ${status.initPid}, booted ${status.bootedAt ?? '?'}, ${status.reboots} reboot(s)`
+                : '',
+              `console: ${status.consoleLog}`,
+            ]
+              .filter(Boolean)
+              .join('\n'),
+          );
+        },
+        { readOnly: true },
+      ),
     );
 
   lc.command('start <name>')

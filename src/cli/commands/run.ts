@@ -161,13 +161,13 @@ async function withRunDeps(
   requireRoot('a patch run');
   const manager = openApp(ctx.stateDir());
   try {
-    const host = await manager.host();
     ensureSchemas(manager.db, [eventsSchema]);
     const log = new EventLog(manager.db);
     const record = runEventRecorder(log);
     const show = runDisplay(ctx, follow);
     const catalogue = manager.catalogue;
     const logger = createLogger({ pretty: false, level: process.env.UNDERSTUDY_LOG_LEVEL ?? 'warn' });
+    const host = await manager.start({ logger, onEvent: (event) => record(event) });
     let runId: string | null = null;
     try {
       const run = await fn({

@@ -5,7 +5,6 @@ import { runDaemon } from '../../api/index.ts';
 import { listLcs } from '../../inventory/index.ts';
 import { openApp, type App, type HostContext } from '../../app/index.ts';
 import type { ManagedLcs } from '../../monitor/index.ts';
-import { recoverRuns, type RunDeps } from '../../run/index.ts';
 import type { CliContext } from '../context.ts';
 
 /** The LCs the monitor manages: the active ones; their Debian packages are read with dpkg-query inside. */
@@ -45,17 +44,8 @@ export function registerServeCommands(program: Command, ctx: CliContext): void {
       // The daemon logs NDJSON to stderr; pretty only on a terminal.
       const logger = createLogger({ pretty: process.stderr.isTTY && !ctx.json(), name: 'understudy-daemon' });
       const app = openApp(ctx.stateDir());
-      const host = await app.hostIfReady();
-      const runDeps: RunDeps | undefined = host && { db: app.db, host, catalogue: app.catalogue, logger };
-      if (runDeps) {
-        // A previous manager may have died mid-copy or mid-run: clean up and resume before serving.
-        const removed = await runDeps.host.disks.recoverCopies(app.db, { logger });
-        if (removed.length) logger.warn({ jobs: removed }, 'removed leftovers of interrupted disk copies');
-        const { resumed, errors } = await recoverRuns(runDeps);
-        for (const run of resumed)
-          logger.warn({ runId: run.id, state: run.state }, 'resumed an interrupted patch run');
-        for (const error of errors) logger.error({ err: error }, 'could not resume a patch run');
-      }
+      // Before serving: what a crashed manager left half done is finished or reversed.
+      const host = (await app.hostIfReady()) && (await app.start({ logger }));
       const daemon = await runDaemon({
         stateDir: ctx.stateDir(),
         configPath: o.config,

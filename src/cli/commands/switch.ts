@@ -13,6 +13,7 @@ import {
   parseSwitchMethod,
   runSwitch,
   type SwitchBinding,
+  type SwitchDeps,
   type SwitchPlanInput,
   type SwitchRecord,
   type SwitchRequest,
@@ -25,7 +26,11 @@ export type { SwitchRequest };
 export type SwitchBinder = (
   request: SwitchRequest,
   app: App,
-) => Promise<{ plan: SwitchPlanInput; binding: SwitchBinding; after?: () => Promise<void> }>;
+) => Promise<{
+  plan: SwitchPlanInput;
+  binding: SwitchBinding & Pick<SwitchDeps, 'afterStep'>;
+  after?: () => Promise<void>;
+}>;
 
 const unbound: SwitchBinder = (request) =>
   Promise.reject(
