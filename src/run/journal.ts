@@ -103,6 +103,14 @@ export class RunJournal {
     );
   }
 
+  /** Appends the rollback's steps and marks the run rolling back, in one transaction. */
+  beginRollback(id: string, steps: readonly string[]): void {
+    this.db.transaction(() => {
+      this.appendSteps(id, steps);
+      this.setState(id, 'rolling-back');
+    })();
+  }
+
   /** Appends steps (the rollback's) to a run. */
   appendSteps(id: string, steps: readonly string[]): void {
     const base = (
@@ -216,7 +224,8 @@ export class RunJournal {
     this.db
       .transaction(() => {
         const run = this.get(id);
-        if (run.owner && run.owner !== owner && isOwnerAlive(run.owner))
+        const moving = run.state === 'running' || run.state === 'rolling-back';
+        if (moving && run.owner && run.owner !== owner && isOwnerAlive(run.owner))
           throw new UnderstudyError('RUN_BUSY', `Run ${id} is being driven by a live process`, {
             hint: `Wait for it (pid ${run.owner.split(':')[0] ?? '?'}); \`understudy run show ${id}\` shows how far it got.`,
           });

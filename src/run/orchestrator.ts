@@ -311,12 +311,11 @@ export async function rollbackRun(id: string, deps: RunDeps): Promise<RunRecord>
       },
     );
   }
-  journal.appendSteps(
+  journal.claim(id, (deps.owner ?? processOwner()).id);
+  journal.beginRollback(
     id,
     rollbackSteps.map((s) => s.name),
   );
-  journal.setState(id, 'rolling-back');
-  journal.claim(id, (deps.owner ?? processOwner()).id);
   return goBack(contextFor(deps, journal, journal.get(id)));
 }
 
