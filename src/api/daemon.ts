@@ -123,7 +123,8 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
       log.info({ event: 'daemon.stopping' }, 'understudy daemon stopping');
       await app.close();
       await monitor.stop();
-      await operations.settled();
+      // Runs stop at a step boundary and are left to recovery before the store can be closed.
+      await operations.stop();
       if (!options.manager) db.close();
       if (options.handleSignals) {
         process.off('SIGTERM', onSignal);

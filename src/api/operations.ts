@@ -121,6 +121,11 @@ export interface Operations {
   cancelRun(id: string): RunRecord;
   /** Resolves when every run this process drives has finished (for shutdown and tests). */
   settled(): Promise<void>;
+  /**
+   * The daemon shuts down: every run it drives stops at its next step boundary and is handed to the
+   * recovery of the next start; resolves when they all stopped.
+   */
+  stop(): Promise<void>;
   switches(): SwitchRecord[];
   switchRecord(id: string): SwitchRecord;
 }
@@ -135,6 +140,8 @@ export function createOperations(deps: OperationsDeps): Operations {
   const record = runEventRecorder(events);
   /** Runs this process drives, by id. */
   const driven = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  /** Aborted when the daemon shuts down: runs stop at their next step boundary. */
+  const shutdown = new AbortController();
 
   const requireHost = (): HostContext => {
     if (!deps.host) throw noHost();
@@ -160,6 +167,7 @@ export function createOperations(deps: OperationsDeps): Operations {
       catalogue,
       logger,
       signal: controller.signal,
+      stop: shutdown.signal,
       onEvent: (event) => {
         if (id === null) {
           id = event.runId;
@@ -299,6 +307,10 @@ export function createOperations(deps: OperationsDeps): Operations {
       return getRun(manager.db, id);
     },
     async settled() {
+      await Promise.all([...driven.values()].map((d) => d.done));
+    },
+    async stop() {
+      shutdown.abort();
       await Promise.all([...driven.values()].map((d) => d.done));
     },
     switches: () => new SwitchJournal(manager.db).list(100),

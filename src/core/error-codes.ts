@@ -337,6 +337,10 @@ export const errorCatalogue = {
     meaning: 'No patch is marked to apply at the next run of that LC.',
     fix: 'Mark patches with `understudy patch mark`, or name them with --patches.',
   },
+  RUN_INTERRUPTED: {
+    meaning: 'The manager was asked to stop; the run stopped at a step boundary and waits for recovery.',
+    fix: 'Nothing: the next understudy command (or serve) finishes it. `understudy run show <id>` shows where it stopped.',
+  },
   RUN_BUSY: {
     meaning: 'The LC is part of an unfinished patch run.',
     fix: 'Resume or roll back that run first (`understudy run list`).',

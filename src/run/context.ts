@@ -22,6 +22,8 @@ export interface RunContext {
   logger: Logger;
   emit(event: Omit<RunEvent, 'runId'>): void;
   signal?: AbortSignal;
+  /** Stop at the next step boundary (see RunDeps.stop). */
+  stop?: AbortSignal;
 }
 
 export const saveFacts = (c: RunContext): void => c.journal.saveFacts(c.runId, c.facts);

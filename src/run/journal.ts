@@ -237,6 +237,21 @@ export class RunJournal {
       .immediate();
   }
 
+  /**
+   * Hands the run to recovery: it keeps its state and steps, but has no owner and its LC leases are
+   * given up, so that the next manager to start takes it over at once.
+   */
+  handOver(id: string, owner: string): void {
+    this.db.transaction(() => {
+      const run = this.get(id);
+      if (run.owner !== owner) return;
+      releaseLeases(this.db, this.lcsOf(run), owner);
+      this.db
+        .prepare('UPDATE runs SET owner = NULL, owner_pid = NULL, updated_at = ? WHERE id = ?')
+        .run(now(), id);
+    })();
+  }
+
   /** Whether the run's owner is alive (a run of a process that died is left to recovery). */
   ownerAlive(run: RunRecord): boolean {
     return run.owner ? isOwnerAlive(run.owner) : run.ownerPid !== null && pidAlive(run.ownerPid);

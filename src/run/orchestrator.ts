@@ -39,7 +39,13 @@ export interface RunDeps {
   catalogue: Catalogue;
   logger?: Logger;
   onEvent?: (event: RunEvent) => void;
+  /** Cancels the run's current work (the scan, the copy): the step fails and is undone. */
   signal?: AbortSignal;
+  /**
+   * Asks the run to stop at its next step boundary (the manager shuts down): the run is left as it
+   * is, with no owner, for the recovery of the next start; the call rejects with RUN_INTERRUPTED.
+   */
+  stop?: AbortSignal;
 }
 
 /** Says why no patch is to be applied to `lc`: none marked, or the marked ones are already applied. */
@@ -91,6 +97,7 @@ function contextFor(deps: RunDeps, journal: RunJournal, run: RunRecord): RunCont
     facts: run.facts,
     logger,
     signal: deps.signal,
+    stop: deps.stop,
     emit: (event) => deps.onEvent?.({ runId: run.id, ...event }),
   };
 }
@@ -105,6 +112,12 @@ async function drive(c: RunContext, steps: readonly Step[], base: number): Promi
     const step = steps[i] as Step;
     const seq = base + i;
     if (run.steps[seq]?.state === 'done') continue;
+    if (c.stop?.aborted)
+      throw new UnderstudyError(
+        'RUN_INTERRUPTED',
+        `Run ${c.runId} stopped before ${step.name}: the manager is shutting down`,
+        { hint: 'The next understudy command (or serve) finishes it.' },
+      );
     if (c.signal?.aborted && i <= lastCancellable)
       throw new UnderstudyError('RUN_CANCELLED', `Run ${c.runId} was cancelled before step ${step.name}`);
     await c.crash(step.name, 'before');
@@ -162,6 +175,10 @@ async function goForward(c: RunContext): Promise<RunRecord> {
   try {
     await drive(c, forwardSteps, 0);
   } catch (error) {
+    if (isUnderstudyError(error, 'RUN_INTERRUPTED')) {
+      c.journal.handOver(c.runId, c.owner);
+      throw error;
+    }
     const run = c.journal.get(c.runId);
     const switched = run.steps.find((s) => s.name === switchStepName)?.state === 'done';
     if (switched) {
@@ -207,7 +224,7 @@ export async function watchRun(
     state: 'running',
     message: `watching ${url} for ${Math.round(options.watchMs / 1000)} s`,
   });
-  while (Date.now() < deadline) {
+  while (Date.now() < deadline && !deps.stop?.aborted) {
     const ok = await fetch(url, { signal: AbortSignal.timeout(2000) }).then(
       (r) => r.status === 200,
       () => false,
@@ -285,6 +302,10 @@ async function goBack(c: RunContext): Promise<RunRecord> {
   try {
     await drive(c, rollbackSteps, base);
   } catch (error) {
+    if (isUnderstudyError(error, 'RUN_INTERRUPTED')) {
+      c.journal.handOver(c.runId, c.owner);
+      throw error;
+    }
     const switchedBack =
       c.journal.get(c.runId).steps.find((s) => s.name === 'rollback-switch')?.state === 'done';
     c.journal.setState(c.runId, switchedBack ? 'rolled-back' : 'switched', (error as Error).message);

@@ -185,6 +185,8 @@ export class MemoryDriver implements PartitioningDriver {
   readonly lcs = new Map<string, MemoryLc>();
   /** argv prefixes (joined by spaces) that fail with exit 1 in the named LC: injected network faults. */
   readonly failing = new Map<string, Set<string>>();
+  /** How long the patch script of a booting standby takes before it reports (a slow patch). */
+  bootDelayMs = 0;
   private reportSeq = 0;
 
   constructor(private readonly disks: MemoryDisks) {}
@@ -277,13 +279,15 @@ export class MemoryDriver implements PartitioningDriver {
         ].join('|');
       });
     this.disks.write(lc.spec, '/var/lib/understudy/patch-table', `${lines.join('\n')}\n`);
-    lc.reports.push({
+    const report = {
       lc: lc.spec.name,
       kind: 'patch-report',
       at: new Date().toISOString(),
       body: results,
       id: `report-${++this.reportSeq}`,
-    });
+    };
+    if (this.bootDelayMs === 0) lc.reports.push(report);
+    else setTimeout(() => lc.reports.push(report), this.bootDelayMs);
   }
 
   async exec(name: string, argv: readonly string[]): Promise<ExecResult> {
