@@ -38,12 +38,19 @@ export {
 export {
   composeNotification,
   composeAnswer,
-  parseReply,
   type NotifiedPatch,
   type OutgoingMail,
-  type ParsedReply,
   type ComposeNotificationOptions,
 } from './messages.ts';
+export {
+  parseReply,
+  authenticatedBy,
+  extractFields,
+  DEFAULT_MAX_REPLY_BYTES,
+  type ParsedReply,
+  type ParseReplyOptions,
+  type ReplyRefusal,
+} from './reply.ts';
 export { signApprovalLink, verifyApprovalLink, type LinkClaims } from './link.ts';
 export {
   createSmtpSender,

@@ -12,6 +12,7 @@ import type { Decision } from './decision.ts';
 export type RejectionReason =
   | 'malformed' // the mail does not carry challenge, decision and code in the expected form
   | 'unknown-sender' // the sender is not a configured administrator
+  | 'unauthenticated' // the receiving server's Authentication-Results do not authenticate the sender's domain
   | 'unknown-challenge' // no such challenge was ever issued
   | 'foreign' // the challenge was issued to another administrator, or the decision names patches outside it
   | 'reused' // the challenge was already used
@@ -31,6 +32,8 @@ export type ApprovalVerdict =
 export const rejectionText: Record<RejectionReason, string> = {
   malformed: 'the reply does not contain a challenge, a decision and a code in the expected form',
   'unknown-sender': 'the sender is not a configured administrator',
+  unauthenticated:
+    "the mail server's Authentication-Results do not show the sender's domain authenticated (DKIM/DMARC)",
   'unknown-challenge': 'the challenge is unknown',
   foreign: 'the challenge was issued to another administrator or does not cover the patches named',
   reused: 'the challenge has already been used',

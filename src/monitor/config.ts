@@ -41,7 +41,19 @@ const configSchema = z.object({
       from: z.string().min(3),
       smtp: server,
       imap: server
-        .extend({ mailbox: z.string().default('INBOX'), pollSeconds: z.number().positive().default(60) })
+        .extend({
+          mailbox: z.string().default('INBOX'),
+          pollSeconds: z.number().positive().default(60),
+          /** authserv-id of the receiving server's Authentication-Results; when set, replies must pass DKIM/DMARC there. */
+          trustedAuthServId: z.string().min(1).optional(),
+          /** Larger replies are refused unread. */
+          maxMessageBytes: z
+            .number()
+            .int()
+            .positive()
+            .max(16 * 1024 * 1024)
+            .default(128 * 1024),
+        })
         .optional(),
     })
     .optional(),
@@ -93,7 +105,14 @@ export interface ResolvedMonitorConfig {
   mail: {
     from: string;
     smtp: MailServer;
-    imap: (MailServer & { mailbox: string; pollSeconds: number }) | null;
+    imap:
+      | (MailServer & {
+          mailbox: string;
+          pollSeconds: number;
+          trustedAuthServId: string | null;
+          maxMessageBytes: number;
+        })
+      | null;
   } | null;
   administrators: Administrator[];
   approval: { challengeTtlHours: number; codeWindowMinutes: number };
@@ -161,6 +180,8 @@ export function resolveMonitorConfig(raw: unknown, baseDir: string): ResolvedMon
                 ...resolveServer(c.mail.imap, baseDir, 'IMAP'),
                 mailbox: c.mail.imap.mailbox,
                 pollSeconds: c.mail.imap.pollSeconds,
+                trustedAuthServId: c.mail.imap.trustedAuthServId ?? null,
+                maxMessageBytes: c.mail.imap.maxMessageBytes,
               }
             : null,
         }

@@ -14,6 +14,7 @@ import {
   composeNotification,
   issueChallenge,
   parseReply,
+  rejectionText,
   signApprovalLink,
   verifyApproval,
   type ApprovalVerdict,
@@ -275,22 +276,38 @@ export function createMonitor(deps: MonitorDeps): Monitor {
     const messages = await deps.mailbox.fetchUnseen();
     const verdicts: ApprovalVerdict[] = [];
     const seen: number[] = [];
+    const senders = config.administrators.map((a) => a.email);
     for (const message of messages) {
-      const reply = await parseReply(message.source);
+      const reply = await parseReply(message.source, {
+        senders,
+        trustedAuthServId: config.mail?.imap?.trustedAuthServId ?? null,
+        maxBytes: config.mail?.imap?.maxMessageBytes,
+      });
       const key = reply.messageId ?? `uid:${message.uid}`;
       seen.push(message.uid);
       if (db.prepare('SELECT 1 FROM processed_messages WHERE message_key = ?').get(key)) continue;
       const ownAddress = config.mail?.from.toLowerCase() ?? '';
       if (reply.from === ownAddress) continue; // never answer our own mail (no loops)
-      const mayAnswer = !reply.automatic;
+      // Only an administrator whose mail was read gets an answer: a stranger or an unauthenticated
+      // sender (the From may be forged) gets none, so understudy never sends mail to whoever an
+      // attacker names (backscatter), and machines are never answered (no loops).
+      const mayAnswer =
+        !reply.automatic && reply.rejected !== 'unknown-sender' && reply.rejected !== 'unauthenticated';
       let verdict: ApprovalVerdict;
-      const knownSender = config.administrators.some((a) => a.email === reply.from);
-      if (!knownSender)
+      if (reply.rejected === 'unknown-sender')
         verdict = {
           ok: false,
           reason: 'unknown-sender',
           message: 'the sender is not a configured administrator',
         };
+      else if (reply.rejected === 'unauthenticated')
+        verdict = {
+          ok: false,
+          reason: 'unauthenticated',
+          message: rejectionText.unauthenticated,
+        };
+      else if (reply.rejected === 'too-large')
+        verdict = { ok: false, reason: 'malformed', message: 'the reply is too large to be read' };
       else if (!reply.approval)
         verdict = { ok: false, reason: 'malformed', message: reply.problem ?? 'malformed reply' };
       else {
@@ -338,7 +355,6 @@ export function createMonitor(deps: MonitorDeps): Monitor {
           { event: 'approval.rejected', from: reply.from, reason: verdict.reason },
           'approval rejected',
         );
-        // Unknown senders get an answer too (the brief asks for it), but only a short one.
         if (mayAnswer)
           await answer(
             reply.from,
