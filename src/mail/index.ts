@@ -57,6 +57,8 @@ export {
   createImapReader,
   type MailSender,
   type MailboxReader,
+  defaultMailboxLimits,
   type IncomingMessage,
   type MailServerSettings,
+  type MailboxLimits,
 } from './transport.ts';

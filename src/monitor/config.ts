@@ -17,7 +17,12 @@ const secretOrFile = { secret: z.string().optional(), secretFile: z.string().opt
 const server = z.object({
   host: z.string().min(1),
   port: z.number().int().min(1).max(65535),
+  /** Implicit TLS; otherwise STARTTLS, which is required. */
   secure: z.boolean().default(false),
+  /** Plaintext allowed and certificates not verified: for tests against local servers only. */
+  insecure: z.boolean().default(false),
+  /** PEM file of the CA that signed the server's certificate, when not a system CA. */
+  caFile: z.string().optional(),
   user: z.string().optional(),
   password: z.string().optional(),
   passwordFile: z.string().optional(),
@@ -53,6 +58,8 @@ const configSchema = z.object({
             .positive()
             .max(16 * 1024 * 1024)
             .default(128 * 1024),
+          /** Messages read per poll at most; the rest wait for the next poll. */
+          maxMessagesPerPoll: z.number().int().positive().max(1000).default(20),
         })
         .optional(),
     })
@@ -90,6 +97,8 @@ export interface MailServer {
   host: string;
   port: number;
   secure: boolean;
+  insecure: boolean;
+  ca: Buffer | null;
   user?: string;
   password?: string;
 }
@@ -111,6 +120,7 @@ export interface ResolvedMonitorConfig {
           pollSeconds: number;
           trustedAuthServId: string | null;
           maxMessageBytes: number;
+          maxMessages: number;
         })
       | null;
   } | null;
@@ -141,11 +151,23 @@ function readSecret(
   }
 }
 
+function readFileOf(file: string, base: string, what: string): Buffer {
+  try {
+    return fs.readFileSync(path.resolve(base, file));
+  } catch (error) {
+    if (isErrno(error, 'ENOENT'))
+      throw new UnderstudyError('CONFIG_INVALID', `The ${what} file ${file} does not exist`);
+    throw error;
+  }
+}
+
 function resolveServer(s: z.infer<typeof server>, base: string, what: string): MailServer {
   return {
     host: s.host,
     port: s.port,
     secure: s.secure,
+    insecure: s.insecure,
+    ca: s.caFile ? readFileOf(s.caFile, base, `${what} CA`) : null,
     user: s.user,
     password: readSecret(s.password, s.passwordFile, base, `${what} password`),
   };
@@ -182,6 +204,7 @@ export function resolveMonitorConfig(raw: unknown, baseDir: string): ResolvedMon
                 pollSeconds: c.mail.imap.pollSeconds,
                 trustedAuthServId: c.mail.imap.trustedAuthServId ?? null,
                 maxMessageBytes: c.mail.imap.maxMessageBytes,
+                maxMessages: c.mail.imap.maxMessagesPerPoll,
               }
             : null,
         }

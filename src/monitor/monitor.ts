@@ -278,6 +278,20 @@ export function createMonitor(deps: MonitorDeps): Monitor {
     const seen: number[] = [];
     const senders = config.administrators.map((a) => a.email);
     for (const message of messages) {
+      if (message.source === null) {
+        // Over the size cap: not downloaded, so not read and not answered (its sender is unknown).
+        seen.push(message.uid);
+        const key = `uid:${message.uid}`;
+        db.prepare(
+          'INSERT OR IGNORE INTO processed_messages (message_key, processed_at, outcome, reason) VALUES (?, ?, ?, ?)',
+        ).run(key, now().toISOString(), 'rejected', 'too-large');
+        log.warn(
+          { event: 'approval.rejected', uid: message.uid, size: message.size, reason: 'too-large' },
+          'reply too large; not read',
+        );
+        verdicts.push({ ok: false, reason: 'malformed', message: 'the reply is too large to be read' });
+        continue;
+      }
       const reply = await parseReply(message.source, {
         senders,
         trustedAuthServId: config.mail?.imap?.trustedAuthServId ?? null,
