@@ -24,11 +24,16 @@ export {
   findChallenge,
   consumeChallenge,
   listChallenges,
+  recordFailedAttempt,
   type Challenge,
   type ChallengeState,
 } from './challenges.ts';
 export {
   verifyApproval,
+  pendingApprovals,
+  markApprovalApplied,
+  DEFAULT_MAX_FAILED_ATTEMPTS,
+  type PendingApproval,
   rejectionText,
   type ApprovalAdmin,
   type ApprovalVerdict,

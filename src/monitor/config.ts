@@ -78,8 +78,10 @@ const configSchema = z.object({
     .object({
       challengeTtlHours: z.number().positive().default(72),
       codeWindowMinutes: z.number().int().positive().default(30),
+      /** Wrong codes tried against one challenge before it is locked. */
+      maxFailedAttempts: z.number().int().positive().max(100).default(5),
     })
-    .default({ challengeTtlHours: 72, codeWindowMinutes: 30 }),
+    .default({ challengeTtlHours: 72, codeWindowMinutes: 30, maxFailedAttempts: 5 }),
   /** Approve automatically N days after a patch was first seen, per category. */
   autoApprove: z.partialRecord(category, z.number().nonnegative()).default({}),
   monitor: z.object({ tickMs: z.number().int().positive().default(1000) }).default({ tickMs: 1000 }),
@@ -125,7 +127,7 @@ export interface ResolvedMonitorConfig {
       | null;
   } | null;
   administrators: Administrator[];
-  approval: { challengeTtlHours: number; codeWindowMinutes: number };
+  approval: { challengeTtlHours: number; codeWindowMinutes: number; maxFailedAttempts: number };
   autoApprove: Partial<Record<PatchCategory, number>>;
   monitor: { tickMs: number };
 }

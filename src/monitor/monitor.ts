@@ -13,7 +13,9 @@ import {
   composeAnswer,
   composeNotification,
   issueChallenge,
+  markApprovalApplied,
   parseReply,
+  pendingApprovals,
   rejectionText,
   signApprovalLink,
   verifyApproval,
@@ -234,14 +236,31 @@ export function createMonitor(deps: MonitorDeps): Monitor {
     return sent;
   }
 
-  async function applyVerdict(verdict: ApprovalVerdict, via: 'mail' | 'link' | 'api'): Promise<void> {
-    if (!verdict.ok) return;
-    await applyDecision(applyDeps, {
-      patches: verdict.patches,
-      decision: verdict.decision,
-      by: verdict.admin.name,
-      via,
+  /**
+   * Applies every accepted approval not applied yet: the approval was stored in the transaction that
+   * consumed its challenge, so one accepted just before a crash is applied after the restart. Runs one
+   * at a time with polls and notifications.
+   */
+  function applyPendingApprovals(): Promise<number> {
+    return exclusive(async () => {
+      let applied = 0;
+      for (const pending of pendingApprovals(db)) {
+        await applyDecision(applyDeps, {
+          patches: pending.patches,
+          decision: pending.decision,
+          by: pending.admin,
+          via: pending.via,
+        });
+        markApprovalApplied(db, pending.challenge, now());
+        applied++;
+      }
+      return applied;
     });
+  }
+
+  async function applyVerdict(verdict: ApprovalVerdict, _via: 'mail' | 'link' | 'api'): Promise<void> {
+    if (!verdict.ok) return;
+    await applyPendingApprovals();
   }
 
   async function answer(
@@ -335,6 +354,7 @@ export function createMonitor(deps: MonitorDeps): Monitor {
           via: 'mail',
           now: now(),
           codeWindowMinutes: config.approval.codeWindowMinutes,
+          maxFailedAttempts: config.approval.maxFailedAttempts,
         });
       }
       db.prepare(
@@ -385,6 +405,7 @@ export function createMonitor(deps: MonitorDeps): Monitor {
   }
 
   async function tick(): Promise<void> {
+    await applyPendingApprovals();
     const t = now();
     for (const feed of dueFeeds(db, t)) {
       if (!running) return;
