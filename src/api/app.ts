@@ -1,22 +1,34 @@
 /**
- * The daemon's HTTP API (fastify). Every route needs `Authorization: Bearer <api token>` except
- * /v1/health and the signed approval links (their own signature authenticates them).
- * Errors answer `{statusCode, code, error, message}`. More routes plug in with `app.register`
- * on the returned instance before it listens.
+ * The daemon's HTTP API (fastify), versioned under /v1. Every route needs a bearer token (or the
+ * console's session cookie) except /v1/health, /v1/openapi.json and the signed approval links (their
+ * signature authenticates them); a read-only token may only GET. Every change is audited.
+ * Errors answer `{statusCode, code, error, message, hint}` with the status the code calls for.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
-import { UnderstudyError, isUnderstudyError, type ErrorCode, type Logger } from '../core/index.ts';
-import type { Db } from '../store/index.ts';
-import type { Catalogue } from '../catalogue/index.ts';
+import fs from 'node:fs';
+import path from 'node:path';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import {
-  listChallenges,
-  parseDecision,
-  verifyApproval,
-  verifyApprovalLink,
-  type ApprovalVerdict,
-} from '../mail/index.ts';
+  UnderstudyError,
+  isUnderstudyError,
+  serializeRequest as serializeRequestLine,
+  statePaths,
+  type ErrorCode,
+  type Logger,
+} from '../core/index.ts';
+import { ensureSchemas, type Db } from '../store/index.ts';
+import type { Catalogue } from '../catalogue/index.ts';
+import { EventLog, eventsSchema } from '../events/index.ts';
+import { allSchemas } from '../manager/index.ts';
 import type { Monitor, ResolvedMonitorConfig } from '../monitor/index.ts';
-import { bearerToken, tokenMatches } from './auth.ts';
+import { authenticate, bearerToken, type Principal } from './auth.ts';
+import { auditableBody, recordAudit } from './audit.ts';
+import { apiSchema } from './schema.ts';
+import { createOperations, type Operations } from './operations.ts';
+import { inventoryRoutes } from './routes/inventory.ts';
+import { patchRoutes } from './routes/patches.ts';
+import { runRoutes } from './routes/runs.ts';
+import { monitorRoutes } from './routes/monitor.ts';
+import { eventRoutes } from './routes/events.ts';
 
 export interface ApiDeps {
   db: Db;
@@ -24,25 +36,53 @@ export interface ApiDeps {
   monitor: Monitor;
   config: ResolvedMonitorConfig;
   logger: Logger;
+  /** Default: the event log of `db`. */
+  events?: EventLog;
+  /** Default: the operations over `db` with no host (reads work, LC changes and runs answer 409). */
+  operations?: Operations;
   now?: () => Date;
 }
 
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** Served without the API token. */
-    public?: boolean;
-  }
-}
+/** The name of the console's session cookie; it holds an API token, HttpOnly and SameSite=Strict. */
+export const sessionCookie = 'understudy_token';
 
-const statusOf: Partial<Record<ErrorCode, number>> = {
+const exact: Partial<Record<ErrorCode, number>> = {
   INVALID_ARGUMENT: 400,
+  LC_NAME_INVALID: 400,
+  ADDRESS_INVALID: 400,
+  IMAGE_UNKNOWN: 400,
+  SWITCH_METHOD_UNKNOWN: 400,
+  SWITCH_PLAN_INVALID: 400,
+  PATCH_HASH_MISMATCH: 400,
+  PATCH_TOO_LARGE: 413,
   API_UNAUTHORIZED: 401,
+  API_FORBIDDEN: 403,
   APPROVAL_REJECTED: 403,
-  PATCH_NOT_FOUND: 404,
-  FEED_NOT_FOUND: 404,
-  PATCH_EXISTS: 409,
-  FEED_EXISTS: 409,
+  EXEC_NOT_FOUND: 500,
+  CONFIG_NOT_FOUND: 500,
+  API_NOT_AVAILABLE: 503,
+  HOST_NOT_INITIALISED: 409,
+  HOST_CONFLICT: 409,
+  HOST_BUSY: 409,
+  LC_RUNNING: 409,
+  LC_NOT_RUNNING: 409,
+  RESOURCES_EXCEEDED: 409,
+  RUN_NOTHING_TO_DO: 409,
+  RUN_NO_STANDBY: 409,
+  RUN_PRECONDITION: 409,
+  RUN_NOT_SWITCHED: 409,
+  RUN_NOT_CANCELLABLE: 409,
+  STORE_LOCKED: 409,
 };
+
+/** The HTTP status of an error code: a few by name, then by the code's ending. */
+export function httpStatusOf(code: ErrorCode): number {
+  const status = exact[code];
+  if (status) return status;
+  if (code.endsWith('_NOT_FOUND')) return 404;
+  if (code.endsWith('_EXISTS') || code.endsWith('_BUSY')) return 409;
+  return 500;
+}
 
 const reasonPhrase: Record<number, string> = {
   400: 'Bad Request',
@@ -50,199 +90,150 @@ const reasonPhrase: Record<number, string> = {
   403: 'Forbidden',
   404: 'Not Found',
   409: 'Conflict',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
   500: 'Internal Server Error',
+  503: 'Service Unavailable',
 };
 
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const version = (() => {
+  try {
+    const pkg = path.resolve(import.meta.dirname, '../../package.json');
+    return (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+})();
+
+/** The token a request presents: the Authorization header, else the console's session cookie. */
+export function presentedToken(request: FastifyRequest): string | undefined {
+  const fromHeader = bearerToken(request.headers.authorization);
+  if (fromHeader) return fromHeader;
+  const cookie = request.headers.cookie ?? '';
+  for (const part of cookie.split(';')) {
+    const [k, ...v] = part.trim().split('=');
+    if (k === sessionCookie) return decodeURIComponent(v.join('='));
+  }
+  return undefined;
 }
 
 export function buildApi(deps: ApiDeps): FastifyInstance {
   const now = deps.now ?? (() => new Date());
-  const app = Fastify({ loggerInstance: deps.logger, bodyLimit: 1024 * 1024 });
+  ensureSchemas(deps.db, [...allSchemas, apiSchema, eventsSchema]);
+  const events = deps.events ?? new EventLog(deps.db, now);
+  const stateDir = path.dirname(deps.db.name);
+  const operations =
+    deps.operations ??
+    createOperations({
+      manager: { stateDir, paths: statePaths(stateDir), db: deps.db, close: () => undefined },
+      catalogue: deps.catalogue,
+      events,
+      logger: deps.logger,
+    });
+  const app: FastifyInstance = Fastify({
+    // Request lines in the log carry the URL with secret query parameters redacted, never headers.
+    loggerInstance: deps.logger.child({}, { serializers: { req: serializeRequestLine } }),
+    bodyLimit: 1024 * 1024,
+  }) as unknown as FastifyInstance;
 
   app.setErrorHandler((error, request, reply) => {
     if (isUnderstudyError(error)) {
-      const statusCode = statusOf[error.code] ?? 500;
+      const statusCode = httpStatusOf(error.code);
+      if (statusCode >= 500) request.log.error({ err: error }, 'request failed');
       return reply.status(statusCode).send({
         statusCode,
         code: error.code,
         error: reasonPhrase[statusCode] ?? 'Error',
         message: error.message,
         hint: error.hint,
+        ...(Object.keys(error.details).length ? { details: error.details } : {}),
       });
     }
-    const e = error as { statusCode?: number; message?: string; validation?: unknown };
+    const e = error as { statusCode?: number; message?: string };
     if (e.statusCode && e.statusCode < 500) {
       return reply.status(e.statusCode).send({
         statusCode: e.statusCode,
         code: 'INVALID_ARGUMENT',
         error: reasonPhrase[e.statusCode] ?? 'Error',
         message: e.message ?? 'bad request',
+        hint: 'See /v1/openapi.json for the request schema.',
       });
     }
     request.log.error({ err: error }, 'request failed');
-    return reply
-      .status(500)
-      .send({ statusCode: 500, code: 'INTERNAL', error: 'Internal Server Error', message: 'internal error' });
+    return reply.status(500).send({
+      statusCode: 500,
+      code: 'INTERNAL',
+      error: 'Internal Server Error',
+      message: 'internal error',
+      hint: 'A bug in understudy: the daemon log has the stack.',
+    });
   });
 
   app.addHook('onRequest', async (request) => {
-    if (request.routeOptions.config.public) return;
-    if (!tokenMatches(bearerToken(request.headers.authorization), deps.config.api.token)) {
+    const config = request.routeOptions.config;
+    if (config.public || !request.url.startsWith('/v1/')) return;
+    const principal = authenticate(deps.db, presentedToken(request), deps.config.api.token);
+    if (!principal)
+      throw new UnderstudyError('API_UNAUTHORIZED', 'Missing, wrong or revoked API token', {
+        hint: 'Send Authorization: Bearer <token>; `understudy token create` makes one, and `serve` writes the first to <state-dir>/api-token.',
+      });
+    request.principal = principal;
+    if ((config.scope ?? 'admin') === 'admin' && principal.scope !== 'admin')
       throw new UnderstudyError(
-        'API_UNAUTHORIZED',
-        deps.config.api.token
-          ? 'Missing or wrong API token'
-          : 'No API token is configured, so the API refuses every request',
-        {
-          hint: deps.config.api.token
-            ? 'Send Authorization: Bearer <token>.'
-            : 'Set api.token (or api.tokenFile) in the monitor configuration.',
-        },
+        'API_FORBIDDEN',
+        `${request.method} ${request.routeOptions.url ?? request.url} needs the admin scope; the token of ${principal.operator} is read-only`,
       );
+  });
+
+  // Every change (and every refused attempt at one) goes to the audit log and the event stream.
+  app.addHook('onResponse', async (request, reply) => {
+    if (request.method === 'GET' || request.method === 'HEAD' || !request.url.startsWith('/v1/')) return;
+    const config = request.routeOptions.config;
+    const principal: Principal | undefined = request.principal;
+    let target: string | undefined;
+    try {
+      target = config.auditTarget?.({ params: request.params, body: request.body ?? {} });
+    } catch {
+      target = undefined;
     }
-  });
-
-  app.get('/v1/health', { config: { public: true } }, async () => ({ ok: true }));
-
-  app.get('/v1/monitor/status', async () => deps.monitor.status());
-
-  app.post<{ Body: { feed?: string } | undefined }>('/v1/monitor/poll', async (request) => {
-    const results = await deps.monitor.pollNow(request.body?.feed);
-    return {
-      results: results.map((r) => ({
-        feed: r.feed,
-        outcome: r.outcome,
-        registered: r.registeredNames,
-        error: r.error ?? null,
-      })),
-    };
-  });
-
-  app.get<{ Querystring: { lc?: string } }>('/v1/patches', async (request) => {
-    const patches = deps.catalogue.listPatches();
-    if (!request.query.lc) return { patches };
-    const states = new Map(deps.catalogue.lcStates({ lc: request.query.lc }).map((s) => [s.patch, s]));
-    return {
-      lc: request.query.lc,
-      patches: patches.map((p) => ({ ...p, state: states.get(p.name) ?? null })),
-    };
-  });
-
-  app.get<{ Params: { name: string } }>('/v1/patches/:name', async (request) => {
-    const patch = deps.catalogue.getPatch(request.params.name);
-    return { patch, lcs: deps.catalogue.lcStates({ patch: patch.name }) };
-  });
-
-  app.post<{ Params: { name: string }; Body: { lc: string; nextRun: boolean } }>(
-    '/v1/patches/:name/next-run',
-    {
-      schema: {
-        body: {
-          type: 'object',
-          required: ['lc', 'nextRun'],
-          properties: { lc: { type: 'string', minLength: 1 }, nextRun: { type: 'boolean' } },
-        },
+    const entry = recordAudit(deps.db, {
+      at: now().toISOString(),
+      operator: principal?.operator ?? (config.public ? 'approval-link' : 'anonymous'),
+      tokenId: principal?.tokenId ?? null,
+      action: `${request.method} ${request.routeOptions.url ?? request.url.split('?')[0]}`,
+      target: target ?? null,
+      status: reply.statusCode,
+      details: { body: auditableBody(request.body) },
+    });
+    events.append({
+      type: 'audit',
+      data: {
+        id: entry.id,
+        operator: entry.operator,
+        action: entry.action,
+        target: entry.target,
+        status: entry.status,
       },
-    },
-    async (request) => ({
-      state: deps.catalogue.markNextRun(request.params.name, request.body.lc, request.body.nextRun),
-    }),
-  );
-
-  app.get('/v1/approvals', async () => ({ open: listChallenges(deps.db, { state: 'open' }) }));
-
-  const applyVerdict = async (
-    verdict: ApprovalVerdict,
-    via: 'api' | 'link',
-  ): Promise<{ accepted: true; decision: string; patches: string[] }> => {
-    if (!verdict.ok) {
-      deps.logger.warn({ event: 'approval.rejected', via, reason: verdict.reason }, 'approval rejected');
-      throw new UnderstudyError('APPROVAL_REJECTED', `Approval not accepted: ${verdict.message}`, {
-        details: { reason: verdict.reason },
-      });
-    }
-    await deps.monitor.applyVerdict(verdict, via);
-    return { accepted: true, decision: verdict.decision.kind, patches: verdict.patches };
-  };
-
-  // An administrator approving through the API still proves it with the OCRA code.
-  app.post<{ Body: { admin: string; challenge: string; decision: string; code: string } }>(
-    '/v1/approvals',
-    {
-      schema: {
-        body: {
-          type: 'object',
-          required: ['admin', 'challenge', 'decision', 'code'],
-          properties: {
-            admin: { type: 'string' },
-            challenge: { type: 'string' },
-            decision: { type: 'string' },
-            code: { type: 'string' },
-          },
-        },
-      },
-    },
-    async (request) => {
-      const b = request.body;
-      const verdict = verifyApproval({
-        db: deps.db,
-        admins: deps.config.administrators,
-        sender: { name: b.admin },
-        challenge: b.challenge.toLowerCase(),
-        decision: parseDecision(b.decision),
-        code: b.code,
-        via: 'api',
-        now: now(),
-        codeWindowMinutes: deps.config.approval.codeWindowMinutes,
-      });
-      return applyVerdict(verdict, 'api');
-    },
-  );
-
-  const checkLink = (token: string | undefined): ReturnType<typeof verifyApprovalLink> => {
-    if (!deps.config.api.linkSecret || !token) return { ok: false, reason: 'malformed' };
-    return verifyApprovalLink(deps.config.api.linkSecret, token, now());
-  };
-
-  // GET only shows the decision (mail scanners pre-fetch links); the POST of its form applies it.
-  app.get<{ Querystring: { t?: string } }>(
-    '/v1/approvals/link',
-    { config: { public: true } },
-    async (request, reply) => {
-      const link = checkLink(request.query.t);
-      reply.type('text/html; charset=utf-8');
-      if (!link.ok) return reply.status(403).send(`<p>This approval link is not valid (${link.reason}).</p>`);
-      const c = link.claims;
-      return `<!doctype html><title>understudy approval</title><p>${escapeHtml(c.admin)}: ${escapeHtml(c.decision.kind)} for challenge ${escapeHtml(c.challenge.slice(0, 8))}…</p>
-<form method="post" action="/v1/approvals/link"><input type="hidden" name="t" value="${escapeHtml(request.query.t ?? '')}"><button>Confirm</button></form>`;
-    },
-  );
+    });
+  });
 
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
   });
 
-  app.post<{ Body: { t?: string } }>('/v1/approvals/link', { config: { public: true } }, async (request) => {
-    const link = checkLink(request.body?.t);
-    if (!link.ok)
-      throw new UnderstudyError('APPROVAL_REJECTED', `Approval link not accepted: ${link.reason}`, {
-        details: { reason: link.reason },
-      });
-    const verdict = verifyApproval({
-      db: deps.db,
-      admins: deps.config.administrators,
-      sender: { name: link.claims.admin },
-      challenge: link.claims.challenge,
-      decision: link.claims.decision,
-      code: null,
-      via: 'link',
-      now: now(),
-      codeWindowMinutes: deps.config.approval.codeWindowMinutes,
-    });
-    return applyVerdict(verdict, 'link');
+  app.get('/v1/health', { config: { public: true } }, async () => ({ ok: true }));
+  inventoryRoutes(app, operations);
+  patchRoutes(app, operations, deps.catalogue);
+  runRoutes(app, operations);
+  monitorRoutes(app, {
+    db: deps.db,
+    monitor: deps.monitor,
+    config: deps.config,
+    events,
+    logger: deps.logger,
+    now,
   });
+  eventRoutes(app, { db: deps.db, events, version });
 
-  return app as unknown as FastifyInstance;
+  return app;
 }

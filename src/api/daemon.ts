@@ -2,14 +2,20 @@
  * `understudy serve`: the long-running daemon. Opens the store, loads the monitor configuration,
  * runs the monitor's schedule and serves the API; on SIGTERM/SIGINT (or `close()`) it stops
  * taking requests, lets the running poll finish, and closes the store.
+ * On its first start (no token anywhere) it makes an admin token in `<stateDir>/api-token`.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Logger } from '../core/index.ts';
+import { statePaths, type Logger } from '../core/index.ts';
+import { createCatalogue, patchesDirOf } from '../catalogue/index.ts';
+import { EventLog, eventsSchema } from '../events/index.ts';
+import { allSchemas, type HostContext, type Manager } from '../manager/index.ts';
+import { ensureSchemas } from '../store/index.ts';
 import { createImapReader, createSmtpSender } from '../mail/index.ts';
 import {
   createMonitor,
   defaultConfigPath,
   loadMonitorConfig,
+  monitorSchemas,
   openMonitorStore,
   realFetcher,
   type ManagedLcs,
@@ -18,6 +24,9 @@ import {
   type Fetcher,
 } from '../monitor/index.ts';
 import { buildApi } from './app.ts';
+import { ensureFirstToken } from './auth.ts';
+import { createOperations, type Operations } from './operations.ts';
+import { apiSchema } from './schema.ts';
 
 export interface DaemonOptions {
   stateDir: string;
@@ -26,7 +35,11 @@ export interface DaemonOptions {
   logger: Logger;
   /** The inventory's view of LCs; without it the monitor knows no LCs (approvals set no flags). */
   managedLcs?: ManagedLcs;
+  /** Approved patches start runs through this; default: the daemon's own runs (needs `host`). */
   startPatchRun?: StartPatchRun;
+  /** The store and host the API acts on; without them the daemon opens the store itself and has no host. */
+  manager?: Manager;
+  host?: HostContext;
   fetcher?: Fetcher;
   /** Override the configured listen port (0 = any free port). */
   port?: number;
@@ -37,6 +50,9 @@ export interface DaemonOptions {
 export interface Daemon {
   app: FastifyInstance;
   monitor: Monitor;
+  operations: Operations;
+  /** The file holding the admin token made on the first start, if this start made one. */
+  firstTokenFile: string | null;
   /** The address the API listens on, e.g. http://127.0.0.1:8642 */
   url: string;
   close(): Promise<void>;
@@ -51,7 +67,32 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
   const config = loadMonitorConfig(options.configPath ?? defaultConfigPath(options.stateDir), {
     required: options.configPath !== undefined,
   });
-  const { db, catalogue } = openMonitorStore(options.stateDir);
+  const { db, catalogue } = options.manager
+    ? {
+        db: options.manager.db,
+        catalogue: createCatalogue({ db: options.manager.db, patchesDir: patchesDirOf(options.stateDir) }),
+      }
+    : openMonitorStore(options.stateDir);
+  ensureSchemas(db, [...monitorSchemas, ...allSchemas, apiSchema, eventsSchema]);
+  const events = new EventLog(db);
+  const operations = createOperations({
+    manager: options.manager ?? {
+      stateDir: options.stateDir,
+      paths: statePaths(options.stateDir),
+      db,
+      close: () => undefined,
+    },
+    host: options.host,
+    catalogue,
+    events,
+    logger: log,
+  });
+  const firstTokenFile = ensureFirstToken(db, options.stateDir, config.api.token);
+  if (firstTokenFile)
+    log.warn(
+      { event: 'api.token.created', file: firstTokenFile },
+      'made the first admin API token; it is in the file named',
+    );
   const mailer = config.mail ? createSmtpSender(config.mail.smtp) : null;
   const mailbox = config.mail?.imap ? createImapReader(config.mail.imap) : null;
   const monitor = createMonitor({
@@ -61,12 +102,12 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
     stateDir: options.stateDir,
     fetcher: options.fetcher ?? realFetcher,
     managedLcs: options.managedLcs ?? noManagedLcs,
-    startPatchRun: options.startPatchRun,
+    startPatchRun: options.startPatchRun ?? (options.host ? approvedRunStarter(operations, log) : undefined),
     mailer,
     mailbox,
     logger: log,
   });
-  const app = buildApi({ db, catalogue, monitor, config, logger: log });
+  const app = buildApi({ db, catalogue, monitor, config, logger: log, events, operations });
   const url = await app.listen({ host: config.api.listen, port: options.port ?? config.api.port });
   monitor.start();
   log.info(
@@ -87,7 +128,8 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
       log.info({ event: 'daemon.stopping' }, 'understudy daemon stopping');
       await app.close();
       await monitor.stop();
-      db.close();
+      await operations.settled();
+      if (!options.manager) db.close();
       if (options.handleSignals) {
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);
@@ -100,5 +142,23 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   }
-  return { app, monitor, url, close, closed };
+  return { app, monitor, operations, firstTokenFile, url, close, closed };
+}
+
+/** Approved patches start patch runs, one LC after another, in the background of the daemon. */
+function approvedRunStarter(operations: Operations, logger: Logger): StartPatchRun {
+  let queue = Promise.resolve();
+  return async ({ lcs, patches, reason }) => {
+    for (const lc of lcs) {
+      queue = queue.then(async () => {
+        try {
+          const run = await operations.startRun({ lc, patches });
+          await operations.settled();
+          logger.info({ runId: run.id, lc, reason }, 'approved patch run finished');
+        } catch (error) {
+          logger.error({ lc, err: error, reason }, 'approved patch run failed');
+        }
+      });
+    }
+  };
 }

@@ -1,4 +1,19 @@
-/** The daemon's HTTP API (fastify): monitor status, the patch table, approvals. */
-export { buildApi, type ApiDeps } from './app.ts';
-export { tokenMatches, bearerToken } from './auth.ts';
+/** The daemon's HTTP API (fastify) under /v1: inventory, patches, runs, switches, monitor, approvals, events. */
+export { buildApi, httpStatusOf, sessionCookie, type ApiDeps } from './app.ts';
+export {
+  tokenMatches,
+  bearerToken,
+  authenticate,
+  createApiToken,
+  listApiTokens,
+  revokeApiToken,
+  ensureFirstToken,
+  tokenScopes,
+  type TokenScope,
+  type TokenInfo,
+  type Principal,
+} from './auth.ts';
+export { apiSchema } from './schema.ts';
+export { listAudit, type AuditEntry } from './audit.ts';
+export { createOperations, runEventRecorder, type Operations, type OperationsDeps } from './operations.ts';
 export { runDaemon, noManagedLcs, type Daemon, type DaemonOptions } from './daemon.ts';

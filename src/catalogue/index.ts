@@ -9,6 +9,7 @@ export {
   type RegisterPatchOptions,
 } from './catalogue.ts';
 export { sha256File, sha256Hex } from './hash.ts';
+export { checkPatchFile } from './check-file.ts';
 export {
   patchCategories,
   patchFormats,

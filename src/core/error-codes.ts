@@ -151,6 +151,14 @@ export const errorCatalogue = {
     meaning: 'A different patch of that name is already registered.',
     fix: 'Register it under another --name, or keep the registered one.',
   },
+  PATCH_FILE_NOT_FOUND: {
+    meaning: 'The patch file to register does not exist.',
+    fix: 'Check the path (relative paths are taken from the current directory).',
+  },
+  PATCH_FILE_INVALID: {
+    meaning: 'The patch file is not a regular file, is empty, or does not hold a patch of the format given.',
+    fix: 'Give the right file, or the --format that matches it (diff, archive, script, deb).',
+  },
   PATCH_HASH_MISMATCH: {
     meaning: 'A patch file does not have the sha256 it was declared with.',
     fix: 'The file is corrupt or was tampered with; fetch it again from a trusted source.',
@@ -190,7 +198,31 @@ export const errorCatalogue = {
   },
   API_UNAUTHORIZED: {
     meaning: 'The API request has no valid token.',
-    fix: 'Send `Authorization: Bearer <token>` with the token from the configuration.',
+    fix: 'Send `Authorization: Bearer <token>`: `understudy token create` makes one; `serve` writes the first to <state-dir>/api-token.',
+  },
+  API_FORBIDDEN: {
+    meaning:
+      'The API token is valid but its scope does not allow this request (a read-only token asked for a change).',
+    fix: 'Use a token with the admin scope: `understudy token create <operator> --scope admin`.',
+  },
+  API_TOKEN_NOT_FOUND: {
+    meaning: 'There is no API token with that id.',
+    fix: '`understudy token list` shows the tokens and their ids.',
+  },
+  API_NOT_AVAILABLE: {
+    meaning:
+      'The daemon cannot do this: the host is not initialised, or the run is driven by another process.',
+    fix: 'Initialise the host (`understudy host init`) and restart `serve`, or act on the run from the process that drives it.',
+  },
+  RUN_CANCELLED: {
+    meaning:
+      'The patch run was cancelled by an operator before the point of no return; the standby was discarded.',
+    fix: 'Nothing to fix: the service stayed on the original LC. Start a new run when ready.',
+  },
+  RUN_NOT_CANCELLABLE: {
+    meaning:
+      'The patch run cannot be cancelled: it is finished, or its switch has started (the point of no return).',
+    fix: 'After the switch, roll the run back instead: `understudy rollback <run>`.',
   },
   // --- disk-copy
   DISK_COPY_SOURCE_INVALID: {
@@ -227,6 +259,10 @@ export const errorCatalogue = {
     fix: "Check the LC's processes (a process stuck in the kernel blocks the cgroup freezer) and copy again.",
   },
   // --- switch
+  SWITCH_NOT_FOUND: {
+    meaning: 'There is no switch with that id in the switch journal.',
+    fix: '`understudy switches` lists them.',
+  },
   SWITCH_PLAN_INVALID: {
     meaning: 'The switch plan is incomplete or contradicts itself (addresses, MACs, NICs).',
     fix: 'Correct the value named in the message.',

@@ -15,7 +15,16 @@ export {
   type SpawnedProcess,
   type CommandRunner,
 } from './exec.ts';
-export { createLogger, silentLogger, redactedPaths, type Logger } from './log.ts';
+export {
+  createLogger,
+  silentLogger,
+  redactedPaths,
+  redactUrl,
+  serializeRequest,
+  logSerializers,
+  type Logger,
+} from './log.ts';
+export { requireStrongToken, minTokenLength } from './token-strength.ts';
 export { resolveStateDir, statePaths, defaultStateDir, type StatePaths } from './state-dir.ts';
 export { requireRoot } from './preconditions.ts';
 export { sleep, waitFor } from './sleep.ts';

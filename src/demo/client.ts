@@ -7,6 +7,8 @@ import { exec, type ExecResult } from '../core/index.ts';
 
 export interface ClientHost {
   netns: string;
+  /** The host end of the client's veth pair (a port of the bridge). */
+  hostIf: string;
   address: string;
   run(argv: readonly string[], options?: { okCodes?: number[]; timeoutMs?: number }): Promise<ExecResult>;
   dispose(): Promise<void>;
@@ -44,6 +46,7 @@ export async function createClientHost(options: { bridge: string; address: strin
   }
   return {
     netns,
+    hostIf: outside,
     address: options.address,
     run: (argv, o = {}) =>
       exec(['ip', 'netns', 'exec', netns, ...argv], { okCodes: o.okCodes, timeoutMs: o.timeoutMs ?? 30_000 }),

@@ -10,7 +10,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { UnderstudyError, createLogger, silentLogger } from '../core/index.ts';
 import { createCatalogue, patchesDirOf, sha256File } from '../catalogue/index.ts';
-import { addPool, destroyHost, getPool, initHost } from '../host/index.ts';
+import {
+  addPool,
+  destroyHost,
+  forgetClientHost,
+  getPool,
+  initHost,
+  recordClientHost,
+} from '../host/index.ts';
 import { buildImage, assetsDir } from '../images/index.ts';
 import { listLcs } from '../inventory/index.ts';
 import { createLc, destroyLc, hostContext, openManager, startLc } from '../manager/index.ts';
@@ -117,25 +124,36 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       .version;
 
     const catalogue = createCatalogue({ db: manager.db, patchesDir: patchesDirOf(stateDir) });
-    const patchFile = await makeVersionPatch({
-      dir: stateDir,
-      from: '1.0.0',
-      to: '1.0.1',
-      name: 'demo-1.0.1',
-    });
-    await catalogue.registerPatch({
-      file: patchFile,
-      name: 'demo-1.0.1',
-      categories: ['security'],
-      format: 'diff',
-      sha256: (await sha256File(patchFile)).sha256,
-      description: 'Demo service 1.0.1 (security fix)',
-    });
+    // The catalogue keeps its own copy of the patch file; the one made here is only its source.
+    const patchDir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-demo-patch-'));
+    try {
+      const patchFile = await makeVersionPatch({
+        dir: patchDir,
+        from: '1.0.0',
+        to: '1.0.1',
+        name: 'demo-1.0.1',
+      });
+      await catalogue.registerPatch({
+        file: patchFile,
+        name: 'demo-1.0.1',
+        categories: ['security'],
+        format: 'diff',
+        sha256: (await sha256File(patchFile)).sha256,
+        description: 'Demo service 1.0.1 (security fix)',
+      });
+    } finally {
+      fs.rmSync(patchDir, { recursive: true, force: true });
+    }
     catalogue.markNextRun('demo-1.0.1', 'lc1', true);
     progress('patch: demo-1.0.1 (security, diff) registered and marked "apply at next run" for lc1');
 
     const client = await createClientHost({ bridge: host.network.bridge, address: `${prefix}.200/24` });
-    cleanup.unshift(() => client.dispose());
+    // Recorded, so that `host destroy` removes it when the demo host is kept (--keep).
+    recordClientHost(manager.db, client);
+    cleanup.unshift(async () => {
+      await client.dispose();
+      forgetClientHost(manager.db, client.netns);
+    });
     const rate = options.rate ?? 1000;
     progress(
       `load: a client at ${prefix}.200 sends ${rate} requests/s (new connections, keep-alive, slow uploads, writes)`,

@@ -26,6 +26,7 @@ import {
   type HostNetwork,
 } from './network.ts';
 import { insideBenchmarkRange, parseSubnet } from './subnet.ts';
+import { removeClientHosts } from './clients.ts';
 
 export interface HostInitOptions {
   db: Db;
@@ -189,11 +190,12 @@ export async function addPool(options: AddPoolOptions): Promise<Pool> {
 }
 
 /**
- * Removes the bridge and the pools understudy made (unmount, detach loop, delete image). The caller
- * destroys the LCs first. Idempotent.
+ * Removes the client hosts, the bridge and the pools understudy made (unmount, detach loop, delete
+ * image). The caller destroys the LCs first. Idempotent.
  */
 export async function destroyHost(db: Db): Promise<void> {
   requireRoot('host destroy');
+  await removeClientHosts(db);
   for (const pool of listPools(db)) await removePool(db, pool);
   const network = getNetwork(db);
   if (network) await removeBridge(network);

@@ -23,6 +23,13 @@ export {
 } from './pool.ts';
 export { getNetwork, linkExists, type HostNetwork } from './network.ts';
 export {
+  recordClientHost,
+  forgetClientHost,
+  listClientHosts,
+  removeClientHosts,
+  type ClientHostRecord,
+} from './clients.ts';
+export {
   parseSubnet,
   subnetContains,
   parseAddress,

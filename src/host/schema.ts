@@ -24,5 +24,15 @@ export const hostSchema: ModuleSchema = {
           created_at TEXT NOT NULL
         );`,
     },
+    {
+      version: 2,
+      description: 'client hosts understudy made on the bridge',
+      up: `
+        CREATE TABLE host_clients (
+          netns TEXT PRIMARY KEY,       -- the client's network namespace
+          host_if TEXT NOT NULL,        -- host end of its veth pair (a bridge port)
+          created_at TEXT NOT NULL
+        );`,
+    },
   ],
 };

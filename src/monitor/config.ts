@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { UnderstudyError, isErrno } from '../core/index.ts';
+import { UnderstudyError, isErrno, requireStrongToken } from '../core/index.ts';
 import { patchCategories, type PatchCategory } from '../catalogue/index.ts';
 import { parseAdminSecret } from '../mail/index.ts';
 
@@ -187,11 +187,13 @@ export function resolveMonitorConfig(raw: unknown, baseDir: string): ResolvedMon
   }
   const c = parsed.data;
   const linkSecret = readSecret(c.api.linkSecret, c.api.linkSecretFile, baseDir, 'link secret');
+  const token = readSecret(c.api.token, c.api.tokenFile, baseDir, 'API token') ?? null;
+  if (token !== null) requireStrongToken(token, c.api.tokenFile ?? 'api.token');
   return {
     api: {
       listen: c.api.listen,
       port: c.api.port,
-      token: readSecret(c.api.token, c.api.tokenFile, baseDir, 'API token') ?? null,
+      token,
       publicUrl: c.api.publicUrl ?? null,
       linkSecret: linkSecret ? parseAdminSecret(linkSecret, 'the approval links') : null,
     },

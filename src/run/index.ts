@@ -23,3 +23,4 @@ export type {
   RunFacts,
 } from './types.ts';
 export { bindLcSwitch, type LcSwitchRequest } from './bind-switch.ts';
+export { RunJournal } from './journal.ts';

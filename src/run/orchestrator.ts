@@ -27,17 +27,24 @@ export interface RunDeps {
   signal?: AbortSignal;
 }
 
+/** Says why no patch is to be applied to `lc`: none marked, or the marked ones are already applied. */
+function nothingToDo(lc: string, catalogue: Catalogue): UnderstudyError {
+  const applied = catalogue.lcStates({ lc }).filter((s) => s.applyNextRun && s.appliedAt !== null);
+  const mark = `understudy patch mark <name> --lc ${lc} --next-run on`;
+  if (applied.length > 0)
+    return new UnderstudyError(
+      'RUN_NOTHING_TO_DO',
+      `Every patch marked "apply at next run" for "${lc}" is applied already: ${applied.map((s) => `${s.patch} (${s.appliedAt ?? ''})`).join(', ')}`,
+      { hint: `Nothing is left to patch on ${lc}; \`understudy patch list --lc ${lc}\` shows its patches.` },
+    );
+  return new UnderstudyError('RUN_NOTHING_TO_DO', `No patch is marked "apply at next run" for "${lc}"`, {
+    hint: `Mark one (${mark}), or name them with --patches.`,
+  });
+}
+
 export function resolveRunOptions(options: RunOptions, catalogue: Catalogue): ResolvedRunOptions {
   const patches = options.patches ?? catalogue.patchesForNextRun(options.lc).map((p) => p.name);
-  if (patches.length === 0) {
-    throw new UnderstudyError(
-      'RUN_NOTHING_TO_DO',
-      `No patch is marked "apply at next run" for "${options.lc}"`,
-      {
-        hint: `Mark one: understudy patch mark <name> --lc ${options.lc} --next-run on, or name them with --patches.`,
-      },
-    );
-  }
+  if (patches.length === 0) throw nothingToDo(options.lc, catalogue);
   for (const name of patches) catalogue.getPatch(name); // PATCH_NOT_FOUND names a missing one
   return {
     lc: options.lc,
@@ -74,10 +81,15 @@ function contextFor(deps: RunDeps, journal: RunJournal, run: RunRecord): RunCont
 /** Runs `steps` (whose journal rows start at `base`) from the first one not done. */
 async function drive(c: RunContext, steps: readonly Step[], base: number): Promise<void> {
   const run = c.journal.get(c.runId);
+  // Cancelling is possible up to the switch (the point of no return), never after it.
+  const lastCancellable =
+    steps === forwardSteps ? forwardSteps.findIndex((s) => s.name === switchStepName) : -1;
   for (let i = 0; i < steps.length; i++) {
     const step = steps[i] as Step;
     const seq = base + i;
     if (run.steps[seq]?.state === 'done') continue;
+    if (c.signal?.aborted && i <= lastCancellable)
+      throw new UnderstudyError('RUN_CANCELLED', `Run ${c.runId} was cancelled before step ${step.name}`);
     crashPoint(step.name, 'before');
     c.journal.stepStarted(c.runId, seq);
     c.emit({ step: step.name, state: 'running' });
@@ -192,8 +204,8 @@ export async function watchRun(
 }
 
 export async function startRun(options: RunOptions, deps: RunDeps): Promise<RunRecord> {
+  getLc(deps.manager.db, options.lc); // LC_NOT_FOUND before anything about its patches
   const resolved = resolveRunOptions(options, deps.catalogue);
-  getLc(deps.manager.db, resolved.lc);
   const journal = new RunJournal(deps.manager.db);
   if (journal.busyLcs().has(resolved.lc)) {
     throw new UnderstudyError('RUN_BUSY', `"${resolved.lc}" is already part of an unfinished patch run`, {

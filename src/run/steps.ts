@@ -190,6 +190,13 @@ function copyStep(disk: 'system' | 'app'): Step {
             step: `copy-${disk}`,
             state: 'note',
             message: `${e.phase} pass ${e.pass}: ${(e.bytesDone / 1024 ** 2).toFixed(1)} MiB`,
+            progress: {
+              phase: e.phase,
+              pass: e.pass,
+              bytesDone: e.bytesDone,
+              bytesTotal: e.bytesTotal,
+              bytesPerSecond: e.bytesPerSecond,
+            },
           });
         },
       });

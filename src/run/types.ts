@@ -112,4 +112,6 @@ export interface RunEvent {
   state: StepState | 'note';
   message?: string;
   durationMs?: number;
+  /** Structured progress of a note (e.g. a copy pass: phase, pass, bytesDone, bytesTotal, bytesPerSecond). */
+  progress?: Record<string, number | string | null>;
 }

@@ -42,6 +42,11 @@ function applyMigrations(db: Db, schema: ModuleSchema): void {
   }
 }
 
+/** Brings more module schemas up to date on a store that is already open. */
+export function ensureSchemas(db: Db, schemas: readonly ModuleSchema[]): void {
+  for (const schema of schemas) applyMigrations(db, schema);
+}
+
 /**
  * Opens (creating if needed) the store at `file` and brings the given module schemas up to date.
  * Pass ':memory:' for unit tests.

@@ -1,1 +1,1 @@
-export { openStore, type Db, type Migration, type ModuleSchema } from './db.ts';
+export { openStore, ensureSchemas, type Db, type Migration, type ModuleSchema } from './db.ts';

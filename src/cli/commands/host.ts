@@ -1,9 +1,10 @@
 /** `understudy host init|status|destroy|pool-add`. */
-import { rmSync } from 'node:fs';
+import { rmSync, rmdirSync } from 'node:fs';
 import type { Command } from 'commander';
 import { addPool, destroyHost, hostStatus, initHost, parseSize } from '../../host/index.ts';
 import { destroyLc, describeLcs, hostContext, openManager } from '../../manager/index.ts';
-import { UnderstudyError, requireRoot, statePaths } from '../../core/index.ts';
+import { UnderstudyError, isErrno, requireRoot, statePaths } from '../../core/index.ts';
+import { patchesDirOf } from '../../catalogue/index.ts';
 import { table, type CliContext } from '../context.ts';
 import type { HostStatus } from '../../host/index.ts';
 
@@ -99,7 +100,9 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
 
   host
     .command('destroy')
-    .description('remove everything host init and the LCs made: LCs, pools, bridge, state')
+    .description(
+      'remove everything understudy made on the host: LCs, client hosts, pools, bridge, patch files, state',
+    )
     .option('--force', 'also stop and destroy logical computers')
     .action(async (opts: { force?: boolean }) => {
       requireRoot('host destroy');
@@ -118,7 +121,10 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
           if (hostCtx) for (const lc of lcs) await destroyLc(manager, hostCtx, lc.name, { force: true });
         }
         await destroyHost(manager.db);
-        ctx.print({ destroyed: true }, () => 'host destroyed: LCs, pools and bridge removed');
+        ctx.print(
+          { destroyed: true },
+          () => 'host destroyed: LCs, client hosts, pools, bridge, patch files and state removed',
+        );
       } finally {
         manager.close();
       }
@@ -129,7 +135,14 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
         `${paths.database}-shm`,
         paths.lcsRuntime,
         paths.pools,
+        patchesDirOf(paths.root),
       ])
         rmSync(p, { recursive: true, force: true });
+      // The state dir itself goes only when nothing else is left in it (e.g. the image download cache).
+      try {
+        rmdirSync(paths.root);
+      } catch (error) {
+        if (!isErrno(error, 'ENOTEMPTY') && !isErrno(error, 'EEXIST')) throw error;
+      }
     });
 }

@@ -15,6 +15,7 @@ import { registerDemoCommand } from './demo.ts';
 import { registerDiskCommands } from './disk.ts';
 import { registerSwitchCommands } from './switch.ts';
 import { lcSwitchBinder } from './switch-binder.ts';
+import { registerTokenCommands } from './token.ts';
 
 export function registerCommands(program: Command, ctx: CliContext): void {
   // Each group: registerXxxCommands(program, ctx) from ./xxx.ts
@@ -31,4 +32,5 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerMonitorCommands(program, ctx);
   registerServeCommands(program, ctx);
   registerApproveCodeCommands(program, ctx);
+  registerTokenCommands(program, ctx);
 }

@@ -2,12 +2,14 @@
 import type { Command } from 'commander';
 import { UnderstudyError } from '../../core/index.ts';
 import {
+  checkPatchFile,
   openCatalogue,
   parsePatchFormat,
   sha256File,
   type Patch,
   type PatchCategory,
 } from '../../catalogue/index.ts';
+import { findLc, inventorySchema } from '../../inventory/index.ts';
 import { table, type CliContext } from '../context.ts';
 import path from 'node:path';
 
@@ -62,6 +64,7 @@ export function registerPatchCommands(program: Command, ctx: CliContext): void {
         opts: { category: string[]; format: string; name?: string; sha256?: string; description?: string },
       ) => {
         const format = parsePatchFormat(opts.format);
+        await checkPatchFile(file, format);
         const sha256 = opts.sha256 ?? (await sha256File(file)).sha256;
         const { db, catalogue } = openCatalogue(ctx.stateDir());
         try {
@@ -124,8 +127,13 @@ export function registerPatchCommands(program: Command, ctx: CliContext): void {
     .requiredOption('--next-run <on|off>', 'on or off')
     .action((name: string, opts: { lc: string; nextRun: string }) => {
       const on = onOff(opts.nextRun);
-      const { db, catalogue } = openCatalogue(ctx.stateDir());
+      const { db, catalogue } = openCatalogue(ctx.stateDir(), [inventorySchema]);
       try {
+        catalogue.getPatch(name);
+        if (!findLc(db, opts.lc))
+          throw new UnderstudyError('LC_NOT_FOUND', `There is no logical computer named "${opts.lc}"`, {
+            hint: '`understudy lc list` shows the logical computers; mark the patch for one of them.',
+          });
         const state = catalogue.markNextRun(name, opts.lc, on);
         ctx.print({ state }, () => `${name} on ${opts.lc}: apply at next run ${on ? 'on' : 'off'}`);
       } finally {

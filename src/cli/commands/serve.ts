@@ -1,13 +1,13 @@
 /** `understudy serve`: the daemon (monitor schedule + HTTP API), which also drives approved patch runs. */
 import type { Command } from 'commander';
-import { UnderstudyError, createLogger, isUnderstudyError, type Logger } from '../../core/index.ts';
+import { UnderstudyError, createLogger, isUnderstudyError } from '../../core/index.ts';
 import { runDaemon } from '../../api/index.ts';
 import { createCatalogue, patchesDirOf } from '../../catalogue/index.ts';
 import { recoverCopyJobs } from '../../disk-copy/index.ts';
 import { listLcs } from '../../inventory/index.ts';
 import { hostContext, openManager, type HostContext, type Manager } from '../../manager/index.ts';
-import type { ManagedLcs, StartPatchRun } from '../../monitor/index.ts';
-import { recoverRuns, startRun, type RunDeps } from '../../run/index.ts';
+import type { ManagedLcs } from '../../monitor/index.ts';
+import { recoverRuns, type RunDeps } from '../../run/index.ts';
 import type { CliContext } from '../context.ts';
 
 /** The LCs the monitor manages: the active ones; their Debian packages are read with dpkg-query inside. */
@@ -29,28 +29,6 @@ function managedLcs(manager: Manager, host: HostContext | undefined): ManagedLcs
       }
       return packages;
     },
-  };
-}
-
-/** Approved patches start patch runs, one LC after another, in the background of the daemon. */
-function patchRunStarter(deps: RunDeps | undefined, logger: Logger): StartPatchRun {
-  let queue = Promise.resolve();
-  return async ({ lcs, patches, reason }) => {
-    if (!deps)
-      throw new UnderstudyError(
-        'HOST_NOT_INITIALISED',
-        'The daemon cannot start patch runs: the host is not initialised',
-      );
-    for (const lc of lcs) {
-      queue = queue.then(async () => {
-        try {
-          const run = await startRun({ lc, patches }, deps);
-          logger.info({ runId: run.id, lc, state: run.state, reason }, 'approved patch run finished');
-        } catch (error) {
-          logger.error({ lc, err: error, reason }, 'approved patch run failed');
-        }
-      });
-    }
   };
 }
 
@@ -95,9 +73,14 @@ export function registerServeCommands(program: Command, ctx: CliContext): void {
         port,
         handleSignals: true,
         managedLcs: managedLcs(manager, host),
-        startPatchRun: patchRunStarter(runDeps, logger),
+        manager,
+        host,
       });
       ctx.progress(`understudy daemon listening on ${daemon.url}`);
+      if (daemon.firstTokenFile)
+        ctx.progress(
+          `the first admin API token is in ${daemon.firstTokenFile} (understudy token create makes more)`,
+        );
       await daemon.closed;
       manager.close();
     });

@@ -22,7 +22,11 @@ async function setup(t: { after: (fn: () => unknown) => void }) {
   const linkSecret = randomBytes(32).toString('hex');
   const config = resolveMonitorConfig(
     {
-      api: { token: 'tok-123', linkSecret, publicUrl: 'http://127.0.0.1:8642' },
+      api: {
+        token: 'tok-123-0123456789abcdef0123456789abcdef',
+        linkSecret,
+        publicUrl: 'http://127.0.0.1:8642',
+      },
       administrators: [{ name: 'alice', email: 'alice@example.test', secret }],
     },
     stateDir,
@@ -66,12 +70,16 @@ async function setup(t: { after: (fn: () => unknown) => void }) {
   };
 }
 
-const auth = { authorization: 'Bearer tok-123' };
+const auth = { authorization: 'Bearer tok-123-0123456789abcdef0123456789abcdef' };
 
 void test('every route but health needs the token; errors have the documented shape', async (t) => {
   const { app } = await setup(t);
   assert.equal((await app.inject({ url: '/v1/health' })).statusCode, 200);
-  for (const headers of [{}, { authorization: 'Bearer tok-12' }, { authorization: 'Basic tok-123' }]) {
+  for (const headers of [
+    {},
+    { authorization: 'Bearer tok-12' },
+    { authorization: 'Basic tok-123-0123456789abcdef0123456789abcdef' },
+  ]) {
     const res = await app.inject({ url: '/v1/patches', headers });
     assert.equal(res.statusCode, 401);
     assert.deepEqual(Object.keys(res.json() as object).sort(), [

@@ -16,7 +16,7 @@ void test(
     const stateDir = tempDir('us-serve');
     t.after(() => fs.rmSync(stateDir, { recursive: true, force: true }));
     const port = await freePort();
-    fs.writeFileSync(path.join(stateDir, 'token'), 'serve-token-1\n');
+    fs.writeFileSync(path.join(stateDir, 'token'), 'serve-token-0123456789abcdef0123456789\n');
     fs.writeFileSync(
       path.join(stateDir, 'monitor.yaml'),
       `api:\n  listen: 127.0.0.1\n  port: ${port}\n  tokenFile: token\n`,
@@ -40,7 +40,7 @@ void test(
     assert.ok(up, 'the daemon answers /v1/health');
     assert.equal((await fetch(`${base}/v1/monitor/status`)).status, 401);
     const status = await fetch(`${base}/v1/monitor/status`, {
-      headers: { authorization: 'Bearer serve-token-1' },
+      headers: { authorization: 'Bearer serve-token-0123456789abcdef0123456789' },
     });
     assert.equal(status.status, 200);
     assert.equal(((await status.json()) as { running: boolean }).running, true);
@@ -48,5 +48,53 @@ void test(
     const result = await proc.done;
     assert.equal(result.exitCode, 0, result.stderr);
     assert.match(result.stderr, /daemon.stopped|understudy daemon stopped/);
+  },
+);
+
+void test(
+  'finding 14: serve makes a strong admin token on its first start and only then',
+  { timeout: 60_000 },
+  async (t) => {
+    const stateDir = tempDir('us-serve-token');
+    t.after(() => fs.rmSync(stateDir, { recursive: true, force: true }));
+    const port = await freePort();
+    fs.writeFileSync(path.join(stateDir, 'monitor.yaml'), `api:\n  listen: 127.0.0.1\n  port: ${port}\n`);
+    const base = `http://127.0.0.1:${port}`;
+    const start = async () => {
+      const proc = spawnProcess(
+        ['node', '--import', 'tsx', 'src/cli/entry.ts', '--state-dir', stateDir, 'serve'],
+        { cwd: repo, stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      t.after(async () => {
+        if (proc.child.exitCode === null) proc.child.kill('SIGKILL');
+        await proc.done;
+      });
+      const up = await waitFor(
+        async () =>
+          (await fetch(`${base}/v1/health`)
+            .then((r) => r.ok)
+            .catch(() => false)) || undefined,
+        { timeoutMs: 15_000, intervalMs: 100 },
+      );
+      assert.ok(up);
+      return proc;
+    };
+    const first = await start();
+    const file = path.join(stateDir, 'api-token');
+    const token = fs.readFileSync(file, 'utf8').trim();
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600, 'only root can read the token file');
+    assert.ok(
+      Buffer.from(token.split('_').slice(2).join('_'), 'base64url').length >= 16,
+      'at least 128 random bits',
+    );
+    const ok = await fetch(`${base}/v1/lcs`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(ok.status, 200);
+    first.child.kill('SIGTERM');
+    const result = await first.done;
+    assert.ok(!result.stderr.includes(token), 'the token is never logged');
+    const second = await start();
+    assert.equal(fs.readFileSync(file, 'utf8').trim(), token, 'a second start keeps the token');
+    second.child.kill('SIGTERM');
+    await second.done;
   },
 );

@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { main } from '../../../src/cli/index.ts';
+import { insertLc, inventorySchema } from '../../../src/inventory/index.ts';
+import { openStore } from '../../../src/store/index.ts';
 import { PatchServerDir, startHttpServer, tempDir } from '../monitor/fixtures.ts';
 
 /** Runs the CLI in-process (a subprocess per command costs ~2 s of tsx start-up each). */
@@ -44,7 +46,7 @@ void test('understudy patch / feed / monitor commands', { timeout: 60_000 }, asy
     JSON.parse((await cli(['--json', ...args])).stdout) as T;
 
   const file = path.join(stateDir, 'fix.diff');
-  fs.writeFileSync(file, '--- a\n+++ b\n');
+  fs.writeFileSync(file, '--- a/x\n+++ b/x\n@@ -1 +1 @@\n-1\n+2\n');
   const added = await json<{ patch: { name: string; categories: string[] } }>([
     'patch',
     'add',
@@ -78,6 +80,20 @@ void test('understudy patch / feed / monitor commands', { timeout: 60_000 }, asy
     (await cli(['patch', 'add', file, '--category', 'urgent', '--format', 'diff'], [2])).stderr,
     /Unknown patch category "urgent"/,
   );
+  // A patch is marked for an LC of the resource table (a row is enough here: nothing runs).
+  const store = openStore(path.join(stateDir, 'understudy.db'), [inventorySchema]);
+  insertLc(store, {
+    name: 'web1',
+    driver: 'namespace',
+    image: 'busybox',
+    cpus: '0',
+    cpuSharePercent: 100,
+    memoryMb: 128,
+    role: 'active',
+    disks: [],
+    nics: [],
+  });
+  store.close();
   await cli(['patch', 'mark', 'fix-1', '--lc', 'web1', '--next-run', 'on']);
   const human = (await cli(['patch', 'list', '--lc', 'web1'])).stdout;
   assert.match(human, /fix-1\s+bugfix,security\s+not yet\s+yes/);

@@ -12,7 +12,7 @@ void test('config: secrets from files, validation names the field', (t) => {
   fs.writeFileSync(path.join(dir, 'bob.secret'), `${'ab'.repeat(32)}\n`);
   const config = resolveMonitorConfig(
     {
-      api: { token: 'sekrit-token' },
+      api: { token: 'sekrit-token-0123456789abcdef0123456789' },
       administrators: [
         { name: 'bob', email: 'Bob@X.test', secretFile: 'bob.secret', categories: ['security'] },
       ],

@@ -1,0 +1,115 @@
+/**
+ * Every request schema of the API in one place (zod). Routes validate with them and the OpenAPI
+ * document (`/v1/openapi.json`) is generated from them, so the two cannot drift apart.
+ */
+import { z } from 'zod';
+import { patchCategories, patchFormats, type PatchCategory, type PatchFormat } from '../catalogue/index.ts';
+import { lcRoles, type LcRole } from '../inventory/index.ts';
+import { switchMethods, type SwitchMethod } from '../switch/index.ts';
+
+const name = z.string().min(1).max(64);
+
+export const nameParams = z.object({ name });
+export const idParams = z.object({ id: z.string().min(1).max(64) });
+
+export const lcCreateBody = z
+  .object({
+    name: z.string().min(1).max(20).describe('a-z, 0-9, -, starting with a letter'),
+    image: name,
+    cpus: z.string().default('0').describe('CPU set, e.g. 0 or 0-1'),
+    cpuSharePercent: z.number().int().min(1).max(100_00).default(100),
+    memoryMb: z.number().int().min(16).default(128),
+    systemDiskMb: z.number().int().min(64).default(1024),
+    appDiskMb: z.number().int().min(0).default(512),
+    appMountPath: z.string().startsWith('/').default('/srv'),
+    pool: name.default('main'),
+    addresses: z.array(z.string()).default([]).describe('CIDR addresses of eth0; [] = no NIC'),
+    mac: z.string().optional(),
+    role: z.enum(lcRoles as [LcRole, ...LcRole[]]).default('idle'),
+    start: z.boolean().default(false).describe('boot it once created'),
+  })
+  .strict();
+
+export const lcStartBody = z
+  .object({ wait: z.boolean().default(true), timeoutMs: z.number().int().positive().default(30_000) })
+  .strict()
+  .default({ wait: true, timeoutMs: 30_000 });
+
+export const lcStopBody = z
+  .object({ timeoutMs: z.number().int().positive().default(15_000) })
+  .strict()
+  .default({ timeoutMs: 15_000 });
+
+export const lcDestroyQuery = z.object({ force: z.enum(['true', 'false']).optional() }).strict();
+
+export const patchListQuery = z.object({ lc: name.optional() }).strict();
+
+export const patchAddBody = z
+  .object({
+    name,
+    categories: z.array(z.enum(patchCategories as [PatchCategory, ...PatchCategory[]])).min(1),
+    format: z.enum(patchFormats as [PatchFormat, ...PatchFormat[]]),
+    contentBase64: z.string().min(1).describe('the patch file, base64'),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .optional()
+      .describe('expected sha256 of the file; checked before it is registered'),
+    description: z.string().max(2000).optional(),
+  })
+  .strict();
+
+export const nextRunBody = z.object({ lc: name, nextRun: z.boolean() }).strict();
+
+export const runStartBody = z
+  .object({
+    lc: name,
+    patches: z.array(name).optional().describe('default: the patches marked for the next run'),
+    standby: name.optional(),
+    method: z.enum(switchMethods as unknown as [SwitchMethod, ...SwitchMethod[]]).default('instant'),
+    scanDatabase: z.string().optional(),
+    skipScan: z.boolean().default(false),
+    bootTimeoutMs: z.number().int().positive().default(120_000),
+    healthPath: z.string().startsWith('/').default('/health'),
+    port: z.number().int().min(1).max(65535).default(80),
+    stateful: z.boolean().default(true),
+    watchMs: z.number().int().min(0).default(0),
+  })
+  .strict();
+
+export const runListQuery = z.object({ lc: name.optional() }).strict();
+
+export const pollBody = z.object({ feed: name.optional() }).strict().default({});
+
+export const approvalBody = z
+  .object({
+    admin: name,
+    challenge: z.string().min(8).max(128),
+    decision: z.string().min(1).max(2000).describe('approve-all | approve: p1, p2 | reject'),
+    code: z.string().min(1).max(32).describe('the approval code the administrator derived'),
+  })
+  .strict();
+
+export const eventsQuery = z
+  .object({
+    after: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('resume after this event id (or Last-Event-ID)'),
+    run: z.string().optional().describe('only this run’s events'),
+  })
+  .strict();
+
+export const auditQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }).strict();
+
+/** The error body every failure answers with. */
+export const errorBody = z.object({
+  statusCode: z.number().int(),
+  code: z.string().describe('a code of docs/errors.md'),
+  error: z.string(),
+  message: z.string(),
+  hint: z.string().optional(),
+  details: z.record(z.string(), z.unknown()).optional(),
+});

@@ -1,0 +1,76 @@
+/** `understudy token create|list|revoke`: the API's operators and their bearer tokens. */
+import type { Command } from 'commander';
+import { UnderstudyError } from '../../core/index.ts';
+import { ensureSchemas } from '../../store/index.ts';
+import {
+  apiSchema,
+  createApiToken,
+  listApiTokens,
+  revokeApiToken,
+  tokenScopes,
+  type TokenScope,
+} from '../../api/index.ts';
+import { openManager, type Manager } from '../../manager/index.ts';
+import { table, type CliContext } from '../context.ts';
+
+function withStore<T>(ctx: CliContext, fn: (manager: Manager) => T): T {
+  const manager = openManager(ctx.stateDir());
+  try {
+    ensureSchemas(manager.db, [apiSchema]);
+    return fn(manager);
+  } finally {
+    manager.close();
+  }
+}
+
+export function registerTokenCommands(program: Command, ctx: CliContext): void {
+  const token = program.command('token').description('API tokens: one per operator, read or admin scope');
+
+  token
+    .command('create <operator>')
+    .description('make a token (printed once; only its hash is stored)')
+    .option('--scope <scope>', `${tokenScopes.join(' | ')}`, 'read')
+    .action((operator: string, o: { scope: string }) => {
+      if (!tokenScopes.includes(o.scope as TokenScope))
+        throw new UnderstudyError(
+          'INVALID_ARGUMENT',
+          `--scope: "${o.scope}" is not one of ${tokenScopes.join(', ')}`,
+        );
+      const created = withStore(ctx, (m) => createApiToken(m.db, { operator, scope: o.scope as TokenScope }));
+      ctx.print(
+        { token: created.token, ...created.info },
+        () =>
+          `${created.token}\n(token ${created.info.id} for ${operator}, scope ${o.scope}; it is not shown again)`,
+      );
+    });
+
+  token
+    .command('list')
+    .description('tokens with their operator, scope and last use (never the tokens themselves)')
+    .action(() => {
+      const tokens = withStore(ctx, (m) => listApiTokens(m.db));
+      ctx.print(tokens, () =>
+        tokens.length === 0
+          ? 'no API tokens; `understudy serve` makes the first, `understudy token create` more'
+          : table(
+              ['ID', 'OPERATOR', 'SCOPE', 'CREATED', 'LAST USED', 'REVOKED'],
+              tokens.map((t) => [
+                t.id,
+                t.operator,
+                t.scope,
+                t.createdAt.slice(0, 19),
+                t.lastUsedAt?.slice(0, 19) ?? '-',
+                t.revokedAt?.slice(0, 19) ?? '-',
+              ]),
+            ),
+      );
+    });
+
+  token
+    .command('revoke <id>')
+    .description('revoke a token at once')
+    .action((id: string) => {
+      const info = withStore(ctx, (m) => revokeApiToken(m.db, id));
+      ctx.print(info, () => `token ${id} of ${info.operator} revoked`);
+    });
+}

@@ -1,0 +1,108 @@
+/**
+ * The event log: every event is written to the store first (so a client that reconnects with the last
+ * id it saw gets what it missed, and events written by another process are seen too), then announced
+ * to the subscribers of this process.
+ */
+import { EventEmitter } from 'node:events';
+import type { Db } from '../store/index.ts';
+
+/**
+ * Kinds of event:
+ * - `run.step`: a step of a patch run started, ended (`done`/`failed`) or was undone; `durationMs` when it ended.
+ * - `run.note`: progress inside a step (copy passes and bytes, switch phases, health checks).
+ * - `run.state`: a run changed state (started, switched, failed, rolled back, cancelled).
+ * - `monitor.poll`: a feed was polled.
+ * - `approval`: an approval was accepted or refused.
+ * - `audit`: a change made through the API (who, what).
+ */
+export type EventType = 'run.step' | 'run.note' | 'run.state' | 'monitor.poll' | 'approval' | 'audit';
+
+export interface NewEvent {
+  type: EventType;
+  runId?: string | null;
+  lc?: string | null;
+  data: Record<string, unknown>;
+}
+
+export interface StoredEvent extends NewEvent {
+  id: number;
+  at: string;
+  runId: string | null;
+  lc: string | null;
+}
+
+interface EventRow {
+  id: number;
+  at: string;
+  type: EventType;
+  run_id: string | null;
+  lc: string | null;
+  data: string;
+}
+
+const fromRow = (r: EventRow): StoredEvent => ({
+  id: r.id,
+  at: r.at,
+  type: r.type,
+  runId: r.run_id,
+  lc: r.lc,
+  data: JSON.parse(r.data) as Record<string, unknown>,
+});
+
+export class EventLog {
+  private readonly emitter = new EventEmitter();
+
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    this.emitter.setMaxListeners(0);
+  }
+
+  append(event: NewEvent): StoredEvent {
+    const at = this.now().toISOString();
+    const result = this.db
+      .prepare('INSERT INTO events (at, type, run_id, lc, data) VALUES (?, ?, ?, ?, ?)')
+      .run(at, event.type, event.runId ?? null, event.lc ?? null, JSON.stringify(event.data));
+    const stored: StoredEvent = {
+      ...event,
+      id: Number(result.lastInsertRowid),
+      at,
+      runId: event.runId ?? null,
+      lc: event.lc ?? null,
+    };
+    this.emitter.emit('event', stored);
+    return stored;
+  }
+
+  /** Events with an id above `afterId`, oldest first, at most `limit`; only one run's when `runId` is given. */
+  after(afterId: number, options: { limit?: number; runId?: string } = {}): StoredEvent[] {
+    const limit = options.limit ?? 1000;
+    const rows = options.runId
+      ? this.db
+          .prepare('SELECT * FROM events WHERE id > ? AND run_id = ? ORDER BY id LIMIT ?')
+          .all(afterId, options.runId, limit)
+      : this.db.prepare('SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?').all(afterId, limit);
+    return (rows as EventRow[]).map(fromRow);
+  }
+
+  /** The newest `limit` events, newest last. */
+  latest(limit: number, options: { type?: EventType } = {}): StoredEvent[] {
+    const rows = options.type
+      ? this.db
+          .prepare('SELECT * FROM events WHERE type = ? ORDER BY id DESC LIMIT ?')
+          .all(options.type, limit)
+      : this.db.prepare('SELECT * FROM events ORDER BY id DESC LIMIT ?').all(limit);
+    return (rows as EventRow[]).map(fromRow).reverse();
+  }
+
+  lastId(): number {
+    return (this.db.prepare('SELECT COALESCE(MAX(id), 0) AS id FROM events').get() as { id: number }).id;
+  }
+
+  /** Calls `listener` for each event appended in this process; returns the unsubscribe function. */
+  subscribe(listener: (event: StoredEvent) => void): () => void {
+    this.emitter.on('event', listener);
+    return () => this.emitter.off('event', listener);
+  }
+}
