@@ -84,7 +84,13 @@ const configSchema = z.object({
     .default({ challengeTtlHours: 72, codeWindowMinutes: 30, maxFailedAttempts: 5 }),
   /** Approve automatically N days after a patch was first seen, per category. */
   autoApprove: z.partialRecord(category, z.number().nonnegative()).default({}),
-  monitor: z.object({ tickMs: z.number().int().positive().default(1000) }).default({ tickMs: 1000 }),
+  monitor: z
+    .object({
+      tickMs: z.number().int().positive().default(1000),
+      /** A feed whose index has not been regenerated for this long is reported stale (frozen mirror?). */
+      feedStaleAfterHours: z.number().positive().default(72),
+    })
+    .default({ tickMs: 1000, feedStaleAfterHours: 72 }),
 });
 
 export interface Administrator {
@@ -129,7 +135,7 @@ export interface ResolvedMonitorConfig {
   administrators: Administrator[];
   approval: { challengeTtlHours: number; codeWindowMinutes: number; maxFailedAttempts: number };
   autoApprove: Partial<Record<PatchCategory, number>>;
-  monitor: { tickMs: number };
+  monitor: { tickMs: number; feedStaleAfterHours: number };
 }
 
 export function defaultConfigPath(stateDir: string): string {

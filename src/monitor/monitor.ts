@@ -59,7 +59,14 @@ export interface MonitorDeps {
 
 export interface MonitorStatus {
   running: boolean;
-  feeds: (FeedState & { name: string; kind: Feed['kind']; url: string; intervalSeconds: number })[];
+  feeds: (FeedState & {
+    name: string;
+    kind: Feed['kind'];
+    url: string;
+    intervalSeconds: number;
+    /** The feed's index has not been regenerated for longer than `monitor.feedStaleAfterHours`. */
+    stale: boolean;
+  })[];
   pendingNotifications: number;
   lastMailCheckAt: string | null;
   lastMailError: string | null;
@@ -153,7 +160,22 @@ export function createMonitor(deps: MonitorDeps): Monitor {
         'feed poll failed',
       );
     else log.info(fields, 'feed polled');
+    if (isStale(after))
+      log.warn(
+        {
+          event: 'feed.stale',
+          feed: feed.name,
+          indexGenerated: after.indexGenerated,
+          staleAfterHours: config.monitor.feedStaleAfterHours,
+        },
+        'feed has not advanced: its server may be frozen or replaying an old index',
+      );
     return { ...result, feed: feed.name };
+  }
+
+  function isStale(state: FeedState): boolean {
+    if (!state.indexGenerated) return false;
+    return now().getTime() - Date.parse(state.indexGenerated) > config.monitor.feedStaleAfterHours * 3600_000;
   }
 
   function notifyPending(): Promise<number> {
@@ -495,6 +517,7 @@ export function createMonitor(deps: MonitorDeps): Monitor {
         running,
         feeds: listFeeds(db).map((f) => ({
           ...getFeedState(db, f.name),
+          stale: isStale(getFeedState(db, f.name)),
           name: f.name,
           kind: f.kind,
           url: f.url,

@@ -1,7 +1,8 @@
 /**
  * One poll of an apt repository: fetch InRelease, verify it with gpgv against the configured
- * keyring (only the verified text is used), require its Date to move forward and Valid-Until not
- * to have passed, fetch the Packages indexes it vouches for (sha256 checked), and register the
+ * keyring and judge gpgv's status output (a good signature from a configured fingerprint, key not
+ * expired or revoked, strong digest; only the verified text is used), require its Date to move
+ * forward and not lie in the future, and Valid-Until not to have passed, fetch the Packages indexes it vouches for (sha256 checked), and register the
  * newest version of each package installed in a managed LC that is newer than the installed one,
  * as a `deb` patch (the .deb is downloaded and checked against the sha256 of the index).
  */
@@ -16,9 +17,11 @@ import type { AptOptions, Feed, FeedState } from './feeds.ts';
 import { safeUrl } from './fetch.ts';
 import { parsePackages, parseRelease, type PackageEntry } from './apt-index.ts';
 import { compareDebianVersions } from './debian-version.ts';
+import { judgeGpgvStatus } from './gpgv-status.ts';
 import {
   defaultFeedTimeoutMs,
   defaultMaxPatchBytes,
+  maxClockSkewMs,
   type PollContext,
   type PollResult,
 } from './poll-patch-server.ts';
@@ -43,17 +46,30 @@ function failed(error: unknown): PollResult {
 }
 
 /** Verifies a clearsigned InRelease with gpgv; returns the signed text only. */
-async function verifyInRelease(body: Buffer, keyring: string, workDir: string, url: string): Promise<string> {
+async function verifyInRelease(o: {
+  body: Buffer;
+  keyring: string;
+  fingerprints: readonly string[];
+  workDir: string;
+  url: string;
+}): Promise<string> {
+  const { body, keyring, workDir, url } = o;
   const dir = path.join(workDir, `gpgv-${randomBytes(6).toString('hex')}`);
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   try {
     const signed = path.join(dir, 'InRelease');
     const output = path.join(dir, 'Release');
     await fs.writeFile(signed, body);
+    let status: string;
     try {
-      await exec(['gpgv', '--keyring', path.resolve(keyring), '--output', output, signed], {
-        timeoutMs: 30_000,
-      });
+      status = (
+        await exec(
+          ['gpgv', '--status-fd', '1', '--keyring', path.resolve(keyring), '--output', output, signed],
+          {
+            timeoutMs: 30_000,
+          },
+        )
+      ).stdout;
     } catch (error) {
       if (isUnderstudyError(error, 'EXEC_FAILED')) {
         const reason = String(error.details.stderr ?? '')
@@ -69,6 +85,15 @@ async function verifyInRelease(body: Buffer, keyring: string, workDir: string, u
       }
       throw error;
     }
+    const judgement = judgeGpgvStatus(status, o.fingerprints);
+    if (!judgement.ok)
+      throw new UnderstudyError(
+        'FEED_SIGNATURE_INVALID',
+        `InRelease of ${url} is not signed acceptably: ${judgement.reason}`,
+        {
+          hint: 'Check the repository signing key: expired, revoked or not configured (--fingerprint), or a SHA-1 signature.',
+        },
+      );
     return await fs.readFile(output, 'utf8');
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
@@ -101,13 +126,25 @@ export async function pollApt(feed: Feed, state: FeedState, ctx: AptPollContext)
     });
     if (fetched.status === 'not-modified')
       return { outcome: 'not-modified', registered: 0, registeredNames: [], failures: [] };
-    const text = await verifyInRelease(fetched.body, o.keyring, ctx.workDir, safeUrl(inReleaseUrl));
+    const text = await verifyInRelease({
+      body: fetched.body,
+      keyring: o.keyring,
+      fingerprints: o.fingerprints ?? [],
+      workDir: ctx.workDir,
+      url: safeUrl(inReleaseUrl),
+    });
     release = parseRelease(text, safeUrl(inReleaseUrl));
     const now = ctx.now();
     if (state.watermark && release.date.getTime() < Date.parse(state.watermark)) {
       throw new UnderstudyError(
         'FEED_REPLAY',
         `InRelease of ${safeUrl(inReleaseUrl)} is dated ${release.date.toISOString()}, older than ${state.watermark} already seen (replay?)`,
+      );
+    }
+    if (release.date.getTime() > now.getTime() + maxClockSkewMs) {
+      throw new UnderstudyError(
+        'FEED_DATE_INVALID',
+        `InRelease of ${safeUrl(inReleaseUrl)} is dated ${release.date.toISOString()}, in the future`,
       );
     }
     if (release.validUntil && release.validUntil.getTime() < now.getTime()) {
@@ -158,6 +195,7 @@ export async function pollApt(feed: Feed, state: FeedState, ctx: AptPollContext)
     etag: fetched.etag,
     lastModified: fetched.lastModified,
     watermark: release.date.toISOString(),
+    indexGenerated: release.date.toISOString(),
     indexDigest: digest,
   };
   if (digest === state.indexDigest)
