@@ -11,6 +11,7 @@ packages=(
   keepalived tcpdump
   dpkg-dev apt-utils gnupg gpgv
   dovecot-imapd vsftpd
+  chromium  # the console's browser test (driven by playwright-core; no browser download)
 )
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
