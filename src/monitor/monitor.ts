@@ -35,7 +35,7 @@ import {
   type Feed,
   type FeedState,
 } from './feeds.ts';
-import type { Fetcher } from './fetch.ts';
+import { safeUrl, type Fetcher } from './fetch.ts';
 import { pollPatchServer, type PollContext, type PollResult } from './poll-patch-server.ts';
 import { pollApt } from './poll-apt.ts';
 import { applyDecision, autoApprove, type ApplyDeps } from './decisions.ts';
@@ -520,7 +520,8 @@ export function createMonitor(deps: MonitorDeps): Monitor {
           stale: isStale(getFeedState(db, f.name)),
           name: f.name,
           kind: f.kind,
-          url: f.url,
+          // Credentials in a feed URL (ftp://user:password@host) never leave the store.
+          url: safeUrl(f.url),
           intervalSeconds: f.intervalSeconds,
         })),
         pendingNotifications: (

@@ -133,7 +133,7 @@ export function registerFeedCommands(program: Command, ctx: CliContext): void {
       const { db } = openMonitorStore(ctx.stateDir());
       try {
         const feeds = listFeeds(db);
-        ctx.print({ feeds }, () =>
+        ctx.print({ feeds: feeds.map((f) => ({ ...f, url: safeUrl(f.url) })) }, () =>
           feeds.length === 0
             ? 'No feeds.'
             : table(
