@@ -74,6 +74,26 @@ export const errorCatalogue = {
     meaning: 'Building the image failed.',
     fix: 'Read the failing step in the message; nothing half-built was kept.',
   },
+  IMAGE_SUITE_UNKNOWN: {
+    meaning: 'The Debian archive has no suite of that name (no dists/<suite>/Release).',
+    fix: 'Use a suite the archive has, e.g. bookworm or trixie.',
+  },
+  IMAGE_PACKAGE_UNAVAILABLE: {
+    meaning: 'A package asked for is not in the suite of the Debian archive.',
+    fix: 'Check the name with `apt-cache policy <package>`, or pick another suite.',
+  },
+  IMAGE_NO_SPACE: {
+    meaning: 'There is not enough free space to build the image.',
+    fix: 'Free space in the image cache or the pool; nothing half-built was kept.',
+  },
+  IMAGE_SOURCE_INVALID: {
+    meaning: 'What was given to import is not a root filesystem (a directory or a tar archive of one).',
+    fix: 'Give the directory or tarball of a root filesystem with /etc and /usr.',
+  },
+  IMAGE_EXISTS: {
+    meaning: 'An image of that name already exists.',
+    fix: 'Choose another name, or pass --rebuild to replace it.',
+  },
   IMAGE_UNKNOWN: {
     meaning: 'There is no recipe for an image of that name.',
     fix: 'Use one of: busybox, debian.',
@@ -107,6 +127,10 @@ export const errorCatalogue = {
   LC_STOP_TIMEOUT: {
     meaning: 'The logical computer did not shut down in time and was killed.',
     fix: 'Check the services inside for slow shutdown.',
+  },
+  LXC_IDMAP_UNAVAILABLE: {
+    meaning: 'No free range of subordinate uids/gids for an unprivileged LXC logical computer.',
+    fix: 'Give root subordinate ids in /etc/subuid and /etc/subgid (scripts/install-deps.sh does), or destroy unused LCs.',
   },
   RESOURCES_EXCEEDED: {
     meaning: 'The host has not enough CPU, memory or pool space for this.',
