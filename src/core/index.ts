@@ -29,3 +29,4 @@ export { resolveStateDir, statePaths, defaultStateDir, type StatePaths } from '.
 export { requireRoot } from './preconditions.ts';
 export { sleep, waitFor } from './sleep.ts';
 export { checkRelativePath, relativePathProblem } from './relative-path.ts';
+export { parseConfigYaml } from './yaml.ts';

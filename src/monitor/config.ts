@@ -6,9 +6,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { UnderstudyError, isErrno, requireStrongToken } from '../core/index.ts';
+import { UnderstudyError, isErrno, parseConfigYaml, requireStrongToken } from '../core/index.ts';
 import { patchCategories, type PatchCategory } from '../catalogue/index.ts';
 import { parseAdminSecret } from '../mail/index.ts';
 
@@ -250,15 +249,5 @@ export function loadMonitorConfig(file: string, options: { required?: boolean } 
       throw new UnderstudyError('CONFIG_NOT_FOUND', `The monitor configuration ${file} does not exist`);
     throw error;
   }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text);
-  } catch (error) {
-    throw new UnderstudyError(
-      'CONFIG_INVALID',
-      `The monitor configuration ${file} is not valid YAML: ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
-  return resolveMonitorConfig(raw, path.dirname(file));
+  return resolveMonitorConfig(parseConfigYaml(text, `The monitor configuration ${file}`), path.dirname(file));
 }

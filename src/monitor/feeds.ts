@@ -25,6 +25,13 @@ export interface AptOptions {
   keyring: string;
   /** Fingerprints of the keys allowed to sign InRelease (a key in the keyring is not enough). */
   fingerprints?: string[];
+  /**
+   * Only these packages are looked for. Without it, the packages the managed LCs report as installed
+   * are (validated and bounded: an LC's root controls that report).
+   */
+  packages?: string[];
+  /** New packages downloaded per poll at most; the rest at the next polls (default 10). */
+  maxDownloadsPerPoll?: number;
   /** Register as category security (default: when the suite name contains "security"). */
   security?: boolean;
   maxPatchBytes?: number;

@@ -28,6 +28,51 @@ import {
 import type { ManagedLcs } from './lcs.ts';
 
 const maxIndexBytes = 256 * 1024 * 1024;
+/** An LC reporting more installed packages than this is not believed at all. */
+const maxReportedPackages = 10_000;
+const defaultMaxDownloadsPerPoll = 10;
+/** Debian policy: package names are lower case, start alphanumeric, at most a sane length. */
+const packageNamePattern = /^[a-z0-9][a-z0-9+.-]{0,99}$/;
+/** Debian policy version syntax ([epoch:]upstream[-revision]), bounded in length. */
+const versionPattern = /^(?:[0-9]{1,9}:)?[0-9][A-Za-z0-9.+~-]{0,126}$/;
+
+/**
+ * What is installed where, as the managed LCs report it (package → lowest installed version). The
+ * report comes from inside the LC, so it is validated: invalid names and versions are dropped, and a
+ * report larger than maxReportedPackages is ignored whole. With an allow-list, only its packages count.
+ */
+async function installedPackages(
+  ctx: AptPollContext,
+  allow: readonly string[] | undefined,
+): Promise<Map<string, string>> {
+  const installed = new Map<string, string>();
+  for (const lc of await ctx.managedLcs.list()) {
+    const report = await ctx.managedLcs.installedPackages(lc);
+    if (report.size > maxReportedPackages) {
+      ctx.logger.warn(
+        { event: 'lc.report_refused', lc, packages: report.size, limit: maxReportedPackages },
+        'an LC reported implausibly many installed packages; its report is ignored',
+      );
+      continue;
+    }
+    let dropped = 0;
+    for (const [pkg, version] of report) {
+      if (!packageNamePattern.test(pkg) || !versionPattern.test(version)) {
+        dropped++;
+        continue;
+      }
+      if (allow && !allow.includes(pkg)) continue;
+      const known = installed.get(pkg);
+      if (!known || compareDebianVersions(version, known) < 0) installed.set(pkg, version);
+    }
+    if (dropped > 0)
+      ctx.logger.warn(
+        { event: 'lc.report_invalid', lc, dropped },
+        'invalid package entries in an LC report ignored',
+      );
+  }
+  return installed;
+}
 
 export interface AptPollContext extends PollContext {
   db: Db;
@@ -201,14 +246,7 @@ export async function pollApt(feed: Feed, state: FeedState, ctx: AptPollContext)
   if (digest === state.indexDigest)
     return { outcome: 'ok', registered: 0, registeredNames: [], failures: [], cursor };
 
-  // What is installed where: package → lowest installed version across managed LCs.
-  const installed = new Map<string, string>();
-  for (const lc of await ctx.managedLcs.list()) {
-    for (const [pkg, version] of await ctx.managedLcs.installedPackages(lc)) {
-      const known = installed.get(pkg);
-      if (!known || compareDebianVersions(version, known) < 0) installed.set(pkg, version);
-    }
-  }
+  const installed = await installedPackages(ctx, o.packages);
   const newest = new Map<string, PackageEntry>();
   for (const e of entries) {
     const have = installed.get(e.package);
@@ -228,10 +266,19 @@ export async function pollApt(feed: Feed, state: FeedState, ctx: AptPollContext)
   const registeredNames: string[] = [];
   const failures: PollResult['failures'] = [];
   await fs.mkdir(ctx.workDir, { recursive: true, mode: 0o700 });
-  for (const e of newest.values()) {
-    seen.run(feed.name, e.package, e.version, e.architecture, at);
+  for (const e of newest.values()) seen.run(feed.name, e.package, e.version, e.architecture, at);
+  const maxDownloads = o.maxDownloadsPerPoll ?? defaultMaxDownloadsPerPoll;
+  const pending = [...newest.values()]
+    .filter((e) => !ctx.catalogue.hasPatch(candidateName(e)))
+    .sort((a, b) => candidateName(a).localeCompare(candidateName(b)));
+  const deferred = pending.length - maxDownloads;
+  if (deferred > 0)
+    ctx.logger.info(
+      { event: 'feed.deferred', feed: feed.name, deferred, maxDownloadsPerPoll: maxDownloads },
+      'more new packages than one poll downloads; the rest at the next polls',
+    );
+  for (const e of pending.slice(0, maxDownloads)) {
     const name = candidateName(e);
-    if (ctx.catalogue.hasPatch(name)) continue;
     const temp = path.join(ctx.workDir, `deb-${randomBytes(6).toString('hex')}`);
     try {
       if (e.size > maxPatchBytes)
@@ -274,5 +321,7 @@ export async function pollApt(feed: Feed, state: FeedState, ctx: AptPollContext)
       error: { code: first.code, message: first.message },
     };
   }
-  return { outcome: 'ok', registered: registeredNames.length, registeredNames, failures, cursor };
+  // With packages deferred, the index is not done: the next poll must look at it again.
+  const done = deferred > 0 ? { ...cursor, indexDigest: null, etag: null, lastModified: null } : cursor;
+  return { outcome: 'ok', registered: registeredNames.length, registeredNames, failures, cursor: done };
 }
