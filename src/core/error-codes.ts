@@ -386,6 +386,40 @@ export const errorCatalogue = {
     meaning: 'Only a run that switched can be rolled back.',
     fix: 'Check the run state with `understudy run show`.',
   },
+  // --- fleet (control plane, agents, rollouts)
+  FLEET_DB_UNREACHABLE: {
+    meaning: "The control plane's PostgreSQL server cannot be reached or refused the connection.",
+    fix: 'Check that PostgreSQL runs, the address and port, and that the client certificate is valid and not revoked.',
+  },
+  FLEET_DB_START_FAILED: {
+    meaning: 'A PostgreSQL cluster for the control plane could not be created or started.',
+    fix: 'Read the server log named in the message; check the port is free and postgresql-15 is installed.',
+  },
+  FLEET_CA_FAILED: {
+    meaning: 'The fleet certificate authority could not make, sign or revoke a certificate.',
+    fix: "Check the CA directory named in the message (made by `understudy control ca`) and openssl's output.",
+  },
+  FLEET_ENROL_REFUSED: {
+    meaning:
+      "An agent's enrolment was refused: the one-time token is unknown, used, expired or for another host.",
+    fix: 'Make a new token with `understudy control token <host>` and enrol once with it.',
+  },
+  FLEET_FORBIDDEN: {
+    meaning: 'An agent asked for work or reports of a host that is not its own.',
+    fix: 'An agent only acts for the host named in its certificate; check which certificate it uses.',
+  },
+  FLEET_ROLLOUT_INVALID: {
+    meaning: 'A rollout definition is invalid (patch selection, targets, windows or rate controls).',
+    fix: 'Correct the field named in the message.',
+  },
+  FLEET_ROLLOUT_STATE: {
+    meaning: 'The rollout is not in a state that allows this action.',
+    fix: 'Check the rollout with `understudy control rollout show`.',
+  },
+  FLEET_NOT_FOUND: {
+    meaning: 'The host, rollout or wave named does not exist in the control plane.',
+    fix: 'Check the name with `understudy control hosts` or `understudy control rollout list`.',
+  },
 } as const satisfies Record<string, { meaning: string; fix: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;
