@@ -52,12 +52,12 @@ try {
     try {
       const started = performance.now();
       await buildImage({
-        db: bed.t.manager.db,
+        db: bed.t.app.db,
         recipe: 'debian',
         name: 'debian-nginx-first',
         suite: 'bookworm',
         packages: testImagePackages,
-        pool: getPool(bed.t.manager.db, 'main'),
+        pool: getPool(bed.t.app.db, 'main'),
         cacheDir: emptyCache,
       });
       firstBuildMs = performance.now() - started;
