@@ -30,3 +30,4 @@ export { requireRoot } from './preconditions.ts';
 export { sleep, waitFor } from './sleep.ts';
 export { checkRelativePath, relativePathProblem } from './relative-path.ts';
 export { parseConfigYaml } from './yaml.ts';
+export { createOwner, isOwnerAlive, processIdentity, processOwner, type Owner } from './owner.ts';
