@@ -10,10 +10,17 @@ import type { UnderstudyError } from '../core/index.ts';
 import { isUnderstudyError, silentLogger, type Logger, type Owner } from '../core/index.ts';
 import type { Catalogue } from '../catalogue/index.ts';
 import type { HostContext } from '../host/index.ts';
-import { listLcs } from '../inventory/index.ts';
-import { bindPlannedSwitch, recoverRuns, type RunDeps, type RunRecord } from '../run/index.ts';
+import { getLc, listLcs } from '../inventory/index.ts';
+import {
+  bindPlannedSwitch,
+  recordSwitch,
+  recoverRuns,
+  syncNicRecords,
+  type RunDeps,
+  type RunRecord,
+} from '../run/index.ts';
 import { liveLease, releaseLeases, takeLeases, type Db } from '../store/index.ts';
-import { recoverSwitches, type SwitchResult } from '../switch/index.ts';
+import { SwitchJournal, recoverSwitches, type SwitchResult } from '../switch/index.ts';
 
 export interface RecoveryReport {
   /** Another manager was recovering at the same time: this one left it to that one. */
@@ -87,6 +94,19 @@ export async function recoverAtStart(o: RecoverOptions): Promise<RecoveryReport>
     });
     report.switches = switches.recovered;
     switches.errors.forEach(keep);
+    // The resource table follows the devices (what the interrupted command would have recorded).
+    for (const result of switches.recovered) {
+      const record = new SwitchJournal(o.db).get(result.id);
+      if (!record) continue;
+      const { from, to } = { from: record.plan.from.lc, to: record.plan.to.lc };
+      try {
+        if (result.outcome === 'switched' && getLc(o.db, from).role === 'active')
+          await recordSwitch(o.db, o.host, { from, to, fromRole: 'retired' });
+        else for (const lc of [from, to]) await syncNicRecords(o.db, o.host, lc);
+      } catch (error) {
+        keep(error);
+      }
+    }
     const runs = await recoverRuns({
       db: o.db,
       host: o.host,

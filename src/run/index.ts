@@ -28,6 +28,8 @@ export {
   bindSwitch,
   bindPlannedSwitch,
   syncDataDisks,
+  syncNicRecords,
+  recordSwitch,
   defaultServicePidFile,
   type BindSwitchOptions,
 } from './switch-binding.ts';

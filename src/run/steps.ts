@@ -11,7 +11,7 @@ import { describeHistory } from '../disk-copy/index.ts';
 import { findStandbys, listLcs } from '../inventory/index.ts';
 import { assetsDir } from '../images/index.ts';
 import type { SwitchResult } from '../switch/index.ts';
-import { switchOnce } from './switch-once.ts';
+import { finishedSwitch, switchOnce } from './switch-once.ts';
 import { sha256Hex } from '../catalogue/index.ts';
 import { lc1, saveFacts, standby, type RunContext } from './context.ts';
 import { bindSwitch, recordSwitch } from './switch-binding.ts';
@@ -381,6 +381,12 @@ export async function moveService(
     fromRole: 'retired' | 'idle';
   },
 ): Promise<SwitchResult & { cleanupPending?: string }> {
+  // Finished before a crash of the manager (and maybe recorded by the recovery): adopted as it is.
+  const adopted = finishedSwitch(c.db, options.from, options.to, options.since);
+  if (adopted) {
+    await recordSwitch(c.db, c.host, { from: options.from, to: options.to, fromRole: options.fromRole });
+    return adopted;
+  }
   const input = planSwitch(c.db, {
     from: options.from,
     to: options.to,

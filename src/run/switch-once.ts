@@ -9,6 +9,27 @@ import {
   type SwitchPlanInput,
   type SwitchResult,
 } from '../switch/index.ts';
+import type { Db } from '../store/index.ts';
+
+/** The switch of `from` to `to` begun since `since` that the journal already finished, if any. */
+export function finishedSwitch(db: Db, from: string, to: string, since: string): SwitchResult | undefined {
+  const previous = new SwitchJournal(db)
+    .list(50)
+    .find((r) => r.plan.from.lc === from && r.plan.to.lc === to && r.startedAt >= since);
+  if (previous?.state !== 'switched') return undefined;
+  const f = previous.facts as { drainMs?: number; leftOnLc1?: number; holdMs?: number; syncMs?: number };
+  return {
+    id: previous.id,
+    method: previous.plan.method,
+    outcome: 'switched',
+    durationMs: previous.finishedAt ? Date.parse(previous.finishedAt) - Date.parse(previous.startedAt) : 0,
+    drainMs: f.drainMs ?? 0,
+    leftOnLc1: f.leftOnLc1 ?? 0,
+    holdMs: f.holdMs ?? 0,
+    syncMs: f.syncMs ?? 0,
+    steps: [],
+  };
+}
 
 export async function switchOnce(options: {
   input: SwitchPlanInput;
@@ -16,24 +37,5 @@ export async function switchOnce(options: {
   since: string;
 }): Promise<SwitchResult> {
   const { input, deps } = options;
-  const previous = new SwitchJournal(deps.db)
-    .list(50)
-    .find(
-      (r) => r.plan.from.lc === input.from.lc && r.plan.to.lc === input.to.lc && r.startedAt >= options.since,
-    );
-  if (previous?.state === 'switched') {
-    const f = previous.facts as { drainMs?: number; leftOnLc1?: number; holdMs?: number; syncMs?: number };
-    return {
-      id: previous.id,
-      method: previous.plan.method,
-      outcome: 'switched',
-      durationMs: previous.finishedAt ? Date.parse(previous.finishedAt) - Date.parse(previous.startedAt) : 0,
-      drainMs: f.drainMs ?? 0,
-      leftOnLc1: f.leftOnLc1 ?? 0,
-      holdMs: f.holdMs ?? 0,
-      syncMs: f.syncMs ?? 0,
-      steps: [],
-    };
-  }
-  return runSwitch(input, deps);
+  return finishedSwitch(deps.db, input.from.lc, input.to.lc, options.since) ?? runSwitch(input, deps);
 }
