@@ -38,7 +38,7 @@ describe('import of an existing LXC container', () => {
     fs.chmodSync(bed.t.stateDir, 0o711);
     const rootfs = path.join(lxcPath, name, 'rootfs');
     fs.mkdirSync(path.dirname(rootfs), { recursive: true });
-    await exec(['cp', '-a', `${findImage(bed.t.manager.db, 'debian-nginx')?.path ?? ''}/.`, rootfs], {
+    await exec(['cp', '-a', `${findImage(bed.t.app.db, 'debian-nginx')?.path ?? ''}/.`, rootfs], {
       timeoutMs: 300_000,
     });
     fs.rmSync(path.join(rootfs, 'etc/systemd/system/multi-user.target.wants/understudy-booted.service'));
@@ -95,10 +95,10 @@ describe('import of an existing LXC container', () => {
     assert.deepEqual(existing.idmap, { uidBase: base, gidBase: base, size: 65536 });
     assert.equal(existing.memoryMb, 256);
     const image = await importImage({
-      db: bed.t.manager.db,
+      db: bed.t.app.db,
       source: existing.rootfs,
       name: `${name}-imported`,
-      pool: getPool(bed.t.manager.db, 'main'),
+      pool: getPool(bed.t.app.db, 'main'),
       shiftIds: existing.idmap,
       origin: { lxcContainer: existing.configFile },
     });
