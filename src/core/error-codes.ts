@@ -150,7 +150,11 @@ export const errorCatalogue = {
   },
   DRIVER_UNKNOWN: {
     meaning: 'No partitioning driver of that name.',
-    fix: 'Use the namespace driver (default).',
+    fix: 'Use a driver the registry knows (the message lists them); namespace is the default.',
+  },
+  DRIVER_MISMATCH: {
+    meaning: 'An operation needs two LCs of the same partitioning driver (moving a NIC).',
+    fix: 'Use a switch method that does not move the NIC (swap-address, instant).',
   },
   PATH_OUTSIDE_ROOT: {
     meaning: "A path would leave the logical computer's root filesystem.",
@@ -212,6 +216,10 @@ export const errorCatalogue = {
     meaning: 'A repository index is older than one already seen, or has expired (replay or freeze attack).',
     fix: 'Check the mirror; the monitor keeps the newer state and retries later.',
   },
+  FEED_DATE_INVALID: {
+    meaning: 'A repository index is dated in the future (beyond a small clock skew).',
+    fix: "Check the server's clock and the host's clock; a future date would stop newer patches from being seen, so the index is refused.",
+  },
   APPROVAL_REJECTED: {
     meaning: 'An approval (mail reply or link) was not accepted.',
     fix: 'Read the reason in the message; compute a fresh code with `understudy approve-code` for the current challenge.',
@@ -261,6 +269,10 @@ export const errorCatalogue = {
   DISK_COPY_CANCELLED: {
     meaning: 'The disk copy was cancelled; the source is untouched and the partial destination was removed.',
     fix: 'Nothing to clean up; start the copy again when wanted.',
+  },
+  DISK_COPY_BUSY: {
+    meaning: 'A copy job of that id is being made by another live process.',
+    fix: 'Wait for that process to finish the copy, or use another job id.',
   },
   DISK_COPY_FAILED: {
     meaning: 'The disk copy failed; the source is untouched and the partial destination was removed.',

@@ -1,11 +1,11 @@
 /** `understudy feed add|list|remove`: the patch sources the monitor polls. */
 import fs from 'node:fs';
 import type { Command } from 'commander';
+import { openApp } from '../../app/index.ts';
 import { UnderstudyError } from '../../core/index.ts';
 import {
   addFeed,
   listFeeds,
-  openMonitorStore,
   parseEd25519PublicKey,
   removeFeed,
   safeUrl,
@@ -42,6 +42,7 @@ interface AddOptions {
   component: string[];
   arch: string[];
   keyring?: string;
+  fingerprint: string[];
   security?: boolean;
   maxSize?: string;
   timeout?: string;
@@ -69,6 +70,12 @@ export function registerFeedCommands(program: Command, ctx: CliContext): void {
     .option('--component <c>', 'apt: component(s)', collect, [])
     .option('--arch <a>', 'apt: architecture(s)', collect, [])
     .option('--keyring <file>', 'apt: OpenPGP keyring for gpgv')
+    .option(
+      '--fingerprint <fpr>',
+      'apt: fingerprint of a key allowed to sign InRelease (repeatable)',
+      collect,
+      [],
+    )
     .option('--security', 'apt: register as security patches (default: when the suite says security)')
     .option('--max-size <bytes>', 'largest patch file accepted')
     .option('--timeout <ms>', 'per-request timeout')
@@ -95,11 +102,12 @@ export function registerFeedCommands(program: Command, ctx: CliContext): void {
           components: o.component.length ? o.component : ['main'],
           architectures: o.arch.length ? o.arch : ['amd64'],
           keyring: o.keyring ?? '',
+          fingerprints: o.fingerprint,
           security: o.security,
           ...common,
         };
       }
-      const { db } = openMonitorStore(ctx.stateDir());
+      const { db } = openApp(ctx.stateDir());
       try {
         const added = addFeed(db, {
           name,
@@ -122,10 +130,10 @@ export function registerFeedCommands(program: Command, ctx: CliContext): void {
     .command('list')
     .description('list feeds')
     .action(() => {
-      const { db } = openMonitorStore(ctx.stateDir());
+      const { db } = openApp(ctx.stateDir());
       try {
         const feeds = listFeeds(db);
-        ctx.print({ feeds }, () =>
+        ctx.print({ feeds: feeds.map((f) => ({ ...f, url: safeUrl(f.url) })) }, () =>
           feeds.length === 0
             ? 'No feeds.'
             : table(
@@ -142,7 +150,7 @@ export function registerFeedCommands(program: Command, ctx: CliContext): void {
     .command('remove <name>')
     .description('remove a feed (registered patches stay)')
     .action((name: string) => {
-      const { db } = openMonitorStore(ctx.stateDir());
+      const { db } = openApp(ctx.stateDir());
       try {
         removeFeed(db, name);
         ctx.print({ removed: name }, () => `Removed feed ${name}`);
