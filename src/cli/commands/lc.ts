@@ -5,6 +5,7 @@ import {
   createLc,
   describeLcs,
   destroyLc,
+  driverNames,
   openApp,
   startLc,
   type App,
@@ -12,6 +13,7 @@ import {
 } from '../../app/index.ts';
 import { findStandbys, getLc, lcRoles, listLcs, setRole, type LcRole } from '../../inventory/index.ts';
 import { table, type CliContext } from '../context.ts';
+import { registerLcImportCommand } from './lc-import.ts';
 
 function intOption(value: string, name: string): number {
   const n = Number(value);
@@ -56,6 +58,7 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
     .option('--address <cidr>', 'address of eth0 (repeatable; none = no NIC)', collect, [])
     .option('--mac <mac>', 'MAC of eth0 (default: generated)')
     .option('--role <role>', `role: ${lcRoles.join(' | ')}`, 'idle')
+    .option('--driver <driver>', `partitioning driver: ${driverNames().join(' | ')}`, 'namespace')
     .option('--start', 'start it after creating it')
     .action(async (name: string, o: Record<string, string | string[] | boolean | undefined>) =>
       withHost(ctx, async (app, host) => {
@@ -77,11 +80,14 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
           addresses: o.address as string[],
           mac: o.mac as string | undefined,
           role: o.role as LcRole,
+          driver: o.driver as string,
         });
         const status = o.start ? await startLc(app.db, host, name) : await host.driver.status(name);
         ctx.print({ ...record, status }, () => `created ${name}${o.start ? ` (${status.state})` : ''}`);
       }),
     );
+
+  registerLcImportCommand(lc, ctx);
 
   lc.command('list')
     .description('the resource table, with the state of each LC')
