@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { UnderstudyError, exec, isErrno, sleep } from '../core/index.ts';
+import { UnderstudyError, isErrno, sleep } from '../core/index.ts';
 import type { Freezer, Throttle } from './types.ts';
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -48,18 +48,6 @@ async function readControl(file: string): Promise<string> {
 export async function deviceNumber(device: string): Promise<string> {
   const real = await fs.realpath(device);
   return readControl(path.join('/sys/class/block', path.basename(real), 'dev'));
-}
-
-/** The block device holding the filesystem of `target` (e.g. /dev/loop3), for the write throttle. */
-export async function deviceOf(target: string): Promise<string> {
-  const result = await exec(['findmnt', '-n', '-o', 'SOURCE', '-T', target]);
-  // btrfs shows "/dev/loop3[/subvol]" for a subvolume mount.
-  return (
-    result.stdout
-      .trim()
-      .split('\n')[0]
-      ?.replace(/\[.*\]$/, '') ?? ''
-  );
 }
 
 /** Creates the cgroup `name` (unique per run: the caller adds a random tag). */

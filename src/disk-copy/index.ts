@@ -38,7 +38,6 @@ export {
   createCgroup,
   existingCgroupFreezer,
   cgroupVersion,
-  deviceOf,
   deviceNumber,
   type Cgroup,
   type CgroupVersion,
