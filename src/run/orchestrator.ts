@@ -7,6 +7,7 @@
  */
 import {
   UnderstudyError,
+  exec,
   isUnderstudyError,
   processOwner,
   silentLogger,
@@ -17,7 +18,7 @@ import { getLc, setRole } from '../inventory/index.ts';
 import type { Catalogue } from '../catalogue/index.ts';
 import type { HostContext } from '../host/index.ts';
 import type { Db } from '../store/index.ts';
-import { recoverSwitches, type SwitchPlan } from '../switch/index.ts';
+import { checkHealth, recoverSwitches, type SwitchPlan, type SwitchSide } from '../switch/index.ts';
 import type { RunContext } from './context.ts';
 import { bindPlannedSwitch } from './switch-binding.ts';
 import { RunJournal } from './journal.ts';
@@ -202,6 +203,13 @@ async function goForward(c: RunContext): Promise<RunRecord> {
   return c.journal.get(c.runId);
 }
 
+/** The host itself, as the clients on the bridge see the service: the watch checks from here. */
+const hostSide: SwitchSide = {
+  name: 'host',
+  netExec: (argv, options) => exec(argv, options),
+  signalService: async () => undefined,
+};
+
 /**
  * The post-switch health watch: checks the service at its address every `intervalMs` for `watchMs`;
  * after `failures` failed checks in a row it rolls the run back by itself. Resolves with the run.
@@ -225,9 +233,18 @@ export async function watchRun(
     message: `watching ${url} for ${Math.round(options.watchMs / 1000)} s`,
   });
   while (Date.now() < deadline && !deps.stop?.aborted) {
-    const ok = await fetch(url, { signal: AbortSignal.timeout(2000) }).then(
-      (r) => r.status === 200,
-      () => false,
+    const { ok } = await checkHealth(
+      hostSide,
+      {
+        kind: 'http',
+        path: run.options.healthPath,
+        expectStatus: 200,
+        timeoutMs: 2000,
+        retries: 0,
+        intervalMs: 0,
+      },
+      address,
+      run.options.port,
     );
     failedInRow = ok ? 0 : failedInRow + 1;
     if (failedInRow >= (options.failures ?? 3)) {

@@ -10,11 +10,11 @@ import { UnderstudyError, isUnderstudyError, sleep } from '../core/index.ts';
 import { describeHistory } from '../disk-copy/index.ts';
 import { findStandbys, listLcs } from '../inventory/index.ts';
 import { assetsDir } from '../images/index.ts';
-import type { SwitchResult } from '../switch/index.ts';
+import { checkHealth, type SwitchResult } from '../switch/index.ts';
 import { finishedSwitch, switchOnce } from './switch-once.ts';
 import { sha256Hex } from '../catalogue/index.ts';
 import { lc1, saveFacts, standby, type RunContext } from './context.ts';
-import { bindSwitch, recordSwitch } from './switch-binding.ts';
+import { bindSwitch, lcSide, recordSwitch } from './switch-binding.ts';
 import { freeAddress, planSwitch } from './switch-plan.ts';
 import { parsePatchReport, renderPatchTable, standbyPaths } from './patch-table.ts';
 import { scanTree } from './scan.ts';
@@ -340,17 +340,25 @@ const checkStandby: Step = {
   name: 'check-standby',
   async run(c) {
     const to = standby(c);
-    const address = firstAddress(c, to.name).split('/')[0];
-    let last = { status: 0, body: '' };
-    for (let attempt = 0; attempt < 20; attempt++) {
-      last = await httpGet(c, to.name, `http://${address}:${c.options.port}${c.options.healthPath}`);
-      if (last.status === 200) break;
-      await sleep(250);
-    }
-    if (last.status !== 200) {
+    const address = firstAddress(c, to.name).split('/')[0] ?? '';
+    // The one health check (the switch's), from inside the standby, at its own address.
+    const health = await checkHealth(
+      lcSide(c.host, to.name, c.options.servicePidFile),
+      {
+        kind: 'http',
+        path: c.options.healthPath,
+        expectStatus: 200,
+        timeoutMs: 3000,
+        retries: 19,
+        intervalMs: 250,
+      },
+      address,
+      c.options.port,
+    );
+    if (!health.ok) {
       throw new UnderstudyError(
         'RUN_STANDBY_UNHEALTHY',
-        `The patched service on "${to.name}" (${address}) fails its health check ${c.options.healthPath}: HTTP ${last.status || 'no answer'}`,
+        `The patched service on "${to.name}" (${address}) fails its health check ${c.options.healthPath}: ${health.detail}`,
         {
           hint: 'The standby is discarded and the service stays on the original LC. Check the patch.',
         },
@@ -359,7 +367,7 @@ const checkStandby: Step = {
     const version = await httpGet(c, to.name, `http://${address}:${c.options.port}/version`);
     c.facts.versionAfter = versionOf(version.body);
     saveFacts(c);
-    return { health: last.status, version: c.facts.versionAfter };
+    return { health: 200, version: c.facts.versionAfter };
   },
 };
 

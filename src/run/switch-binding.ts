@@ -17,7 +17,7 @@ import {
   type LcRole,
 } from '../inventory/index.ts';
 import type { Db } from '../store/index.ts';
-import { serviceSide, type SwitchBinding, type SwitchPlan } from '../switch/index.ts';
+import { serviceSide, type SwitchBinding, type SwitchPlan, type SwitchSide } from '../switch/index.ts';
 
 /** Where the demo service (and any service following its contract) keeps its pid inside an LC. */
 export const defaultServicePidFile = '/run/demo.pid';
@@ -30,14 +30,18 @@ export interface BindSwitchOptions {
   servicePidFile?: string;
 }
 
+/** An LC as the switch (and the health check) sees it: its network context and its service. */
+export function lcSide(host: HostContext, lc: string, servicePidFile = defaultServicePidFile): SwitchSide {
+  return serviceSide({
+    name: lc,
+    netExec: (argv, options) => host.driver.netExec(lc, argv, options),
+    exec: (argv, options) => host.driver.exec(lc, argv, options),
+    servicePidFile,
+  });
+}
+
 export function bindSwitch(db: Db, host: HostContext, o: BindSwitchOptions): SwitchBinding {
-  const side = (lc: string) =>
-    serviceSide({
-      name: lc,
-      netExec: (argv, options) => host.driver.netExec(lc, argv, options),
-      exec: (argv, options) => host.driver.exec(lc, argv, options),
-      servicePidFile: o.servicePidFile ?? defaultServicePidFile,
-    });
+  const side = (lc: string): SwitchSide => lcSide(host, lc, o.servicePidFile);
   return {
     from: side(o.from),
     to: side(o.to),
