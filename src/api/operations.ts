@@ -50,10 +50,10 @@ export interface OperationsDeps {
   logger: Logger;
 }
 
-/** Copy progress arrives many times a second: the log keeps at most one note per step and interval. */
+/** Copy progress arrives many times a second: the log keeps at most one byte count per step and interval. */
 const noteIntervalMs = 250;
 
-/** Writes a run's events to the event log (steps always, progress notes at most 4 a second per step). */
+/** Writes a run's events to the event log (steps and switch phases always, byte counts at most 4 a second per step). */
 export function runEventRecorder(events: EventLog): (event: RunEvent) => void {
   const lastNote = new Map<string, number>();
   return (event) => {
@@ -63,10 +63,13 @@ export function runEventRecorder(events: EventLog): (event: RunEvent) => void {
         events.append({ ...base, type: 'run.state', data: { state: 'running', message: event.message } });
         return;
       }
-      const key = `${event.runId}/${event.step}`;
-      const now = Date.now();
-      if (now - (lastNote.get(key) ?? 0) < noteIntervalMs) return;
-      lastNote.set(key, now);
+      // Byte counts are throttled; every other note (a switch phase) is kept.
+      if (event.progress && 'bytesDone' in event.progress) {
+        const key = `${event.runId}/${event.step}`;
+        const now = Date.now();
+        if (now - (lastNote.get(key) ?? 0) < noteIntervalMs) return;
+        lastNote.set(key, now);
+      }
       events.append({
         ...base,
         type: 'run.note',

@@ -442,10 +442,13 @@ export async function moveService(
     newAddress: string | undefined;
     since: string;
     fromRole: 'retired' | 'idle';
+    /** The run's step doing this move; each finished phase of the switch is a progress note of it. */
+    step: string;
   },
 ): Promise<SwitchResult> {
   const from = getLc(c.manager.db, options.from);
   const to = getLc(c.manager.db, options.to);
+  let phaseStarted = performance.now();
   const result = await switchOnce({
     since: options.since,
     input: planSwitch(c, from.name, to.name, options.newAddress),
@@ -458,7 +461,17 @@ export async function moveService(
       finalSync: async () => {
         await syncAppDisk(c, from, to);
       },
-      afterStep: (step) => crashPoint(`switch/${step}`, 'after'),
+      afterStep: (phase) => {
+        const ms = Math.round(performance.now() - phaseStarted);
+        phaseStarted = performance.now();
+        c.emit({
+          step: options.step,
+          state: 'note',
+          message: `${phase} done (${ms} ms)`,
+          progress: { phase, durationMs: ms },
+        });
+        crashPoint(`switch/${phase}`, 'after');
+      },
     },
   });
   await syncNicRecords(c, from.name);
@@ -478,6 +491,7 @@ const switchTraffic: Step = {
     const since = ((c.facts as { switchStartedAt?: string }).switchStartedAt ??= new Date().toISOString());
     saveFacts(c);
     const result = await moveService(c, {
+      step: 'switch',
       from: lc1(c).name,
       to: standby(c).name,
       newAddress,
