@@ -175,6 +175,23 @@ describe('LXC driver lifecycle', () => {
     await bed.driver.destroy({ ...peer, nics: [...peer.nics, nic] });
   });
 
+  test('an LC whose init is killed is reported crashed, and starts again', async () => {
+    const { initPid } = await bed.driver.status('web');
+    assert.ok(initPid);
+    process.kill(initPid, 'SIGKILL');
+    const crashed = await waitFor(
+      async () => ((await bed.driver.status('web')).state === 'crashed' ? true : undefined),
+      {
+        timeoutMs: 20_000,
+        intervalMs: 50,
+      },
+    );
+    assert.equal(crashed, true, `state: ${(await bed.driver.status('web')).state}`);
+    await bed.driver.start(web);
+    await bed.driver.waitUntilUp('web', { timeoutMs: 60_000 });
+    assert.ok(await nginxAnswers());
+  });
+
   test('stop is a clean systemd shutdown; destroy leaves nothing behind', async () => {
     const stopped = await bed.driver.stop('web', { timeoutMs: 20_000 });
     assert.equal(stopped.outcome, 'clean');
