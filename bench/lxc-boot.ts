@@ -37,12 +37,12 @@ try {
   // The bed built (or took from the cache) the image once; a second build of the same inputs is timed here.
   const cachedStarted = performance.now();
   await buildImage({
-    db: bed.t.manager.db,
+    db: bed.t.app.db,
     recipe: 'debian',
     name: 'debian-nginx-again',
     suite: 'bookworm',
     packages: testImagePackages,
-    pool: getPool(bed.t.manager.db, 'main'),
+    pool: getPool(bed.t.app.db, 'main'),
     cacheDir: process.env.UNDERSTUDY_TEST_CACHE ?? '/var/cache/understudy-test',
   });
   const cachedBuildMs = performance.now() - cachedStarted;
@@ -52,12 +52,12 @@ try {
     try {
       const started = performance.now();
       await buildImage({
-        db: bed.t.manager.db,
+        db: bed.t.app.db,
         recipe: 'debian',
         name: 'debian-nginx-first',
         suite: 'bookworm',
         packages: testImagePackages,
-        pool: getPool(bed.t.manager.db, 'main'),
+        pool: getPool(bed.t.app.db, 'main'),
         cacheDir: emptyCache,
       });
       firstBuildMs = performance.now() - started;

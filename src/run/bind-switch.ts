@@ -4,31 +4,31 @@
  * subnet, the sides signal the service through its pid file, moved NICs are recorded.
  */
 import { UnderstudyError } from '../core/index.ts';
-import { getLc, setRole } from '../inventory/index.ts';
-import type { HostContext, Manager } from '../manager/index.ts';
+import { getLc } from '../inventory/index.ts';
+import type { HostContext } from '../host/index.ts';
+import type { Db } from '../store/index.ts';
 import {
   SwitchJournal,
   type SwitchBinding,
   type SwitchPlanInput,
   type SwitchRequest,
 } from '../switch/index.ts';
-import { moveNicBinding, switchSide, syncAppDisk, syncNicRecords, type SwitchContext } from './context.ts';
-import { resolveRunOptions } from './orchestrator.ts';
-import { freeAddress, planSwitch } from './steps.ts';
+import { bindSwitch, recordSwitch, syncNicRecords } from './switch-binding.ts';
+import { freeAddress, planSwitch } from './switch-plan.ts';
 
 export type LcSwitchRequest = SwitchRequest;
 
 export function bindLcSwitch(
-  manager: Manager,
+  db: Db,
   host: HostContext,
   request: LcSwitchRequest,
 ): { plan: SwitchPlanInput; binding: SwitchBinding; after: () => Promise<void> } {
-  const from = getLc(manager.db, request.from);
-  const to = getLc(manager.db, request.to);
+  const from = getLc(db, request.from);
+  const to = getLc(db, request.to);
   // The service address: the one an earlier switch moved to <from>, if any (an LC that took over the
   // service holds its own address too), else <from>'s first address.
   const held = from.nics.flatMap((n) => n.addresses);
-  const earlier = new SwitchJournal(manager.db)
+  const earlier = new SwitchJournal(db)
     .list(50)
     .find(
       (r) =>
@@ -39,30 +39,29 @@ export function bindLcSwitch(
   const serviceAddress = earlier?.plan.service.address ?? held[0];
   if (!serviceAddress)
     throw new UnderstudyError('SWITCH_PLAN_INVALID', `"${from.name}" has no NIC with an address to move`);
-  const options = resolveRunOptions(
-    { lc: from.name, patches: ['-'], method: request.method, stateful: request.stateful },
-    { getPatch: () => undefined } as never,
-  );
-  const c: SwitchContext = { manager, host, options, facts: { serviceAddress } };
-  const newAddress = request.method === 'move-nic' ? undefined : (request.fromAddress ?? freeAddress(c));
-  const plan = { ...planSwitch(c, from.name, to.name, newAddress), drainTimeoutMs: request.drainTimeoutMs };
+  const newAddress =
+    request.method === 'move-nic'
+      ? undefined
+      : (request.fromAddress ?? freeAddress(db, host.network, from.name));
+  const plan = planSwitch(db, {
+    from: from.name,
+    to: to.name,
+    service: serviceAddress,
+    port: 80,
+    healthPath: '/health',
+    method: request.method,
+    stateful: request.stateful,
+    newAddress,
+    drainTimeoutMs: request.drainTimeoutMs,
+  });
   return {
     plan,
-    binding: {
-      from: switchSide(c, from.name),
-      to: switchSide(c, to.name),
-      moveNic: moveNicBinding(c),
-      finalSync: request.stateful
-        ? async () => void (await syncAppDisk(c, getLc(manager.db, from.name), getLc(manager.db, to.name)))
-        : undefined,
-    },
+    binding: bindSwitch(db, host, { from: from.name, to: to.name, stateful: request.stateful }),
     after: async () => {
-      await syncNicRecords(c, from.name);
-      await syncNicRecords(c, to.name);
-      if (from.role === 'active') {
-        setRole(manager.db, to.name, 'active');
-        setRole(manager.db, from.name, 'retired');
-      }
+      // The NIC records follow the devices; the roles change only when the active LC handed over.
+      if (from.role === 'active')
+        await recordSwitch(db, host, { from: from.name, to: to.name, fromRole: 'retired' });
+      else for (const lc of [from.name, to.name]) await syncNicRecords(db, host, lc);
     },
   };
 }

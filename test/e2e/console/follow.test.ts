@@ -64,7 +64,7 @@ describe('--follow', () => {
     assert.equal(report.summary.failed, 0, JSON.stringify(report.summary.byOutcome));
 
     // The same events are in the store's event log, as serve's /v1/events streams them.
-    const log = new EventLog(f.t.manager.db).after(0, { limit: 10_000 });
+    const log = new EventLog(f.t.app.db).after(0, { limit: 10_000 });
     const ofRun = log.filter((e) => e.runId === result.result.id);
     assert.deepEqual(
       ofRun.filter((e) => e.type === 'run.step' && e.data.state === 'done').map((e) => e.data.step),

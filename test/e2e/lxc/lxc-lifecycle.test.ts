@@ -70,7 +70,7 @@ describe('LXC driver lifecycle', () => {
     assert.deepEqual(inside.stdout.trim().split('\n'), [String(256 * 1024 * 1024), '4096']);
     // The write limit of the block-I/O controller, set and lifted on the pool's device.
     const loop = (
-      await exec(['findmnt', '-no', 'SOURCE', getPool(bed.t.manager.db, 'main').mountpoint])
+      await exec(['findmnt', '-no', 'SOURCE', getPool(bed.t.app.db, 'main').mountpoint])
     ).stdout.trim();
     await bed.driver.setWriteLimit('web', loop, 1024 * 1024);
     const limit = await exec([
@@ -200,7 +200,7 @@ describe('LXC driver lifecycle', () => {
     const cgroupName = `lxc.payload.${bed.driver.containerName('web')}`;
     await bed.driver.destroy(web);
     assert.equal(fs.existsSync(bed.driver.lcDir('web')), false, 'LXC directory removed');
-    const lcs = path.join(getPool(bed.t.manager.db, 'main').mountpoint, 'lcs', 'web');
+    const lcs = path.join(getPool(bed.t.app.db, 'main').mountpoint, 'lcs', 'web');
     assert.equal(fs.existsSync(lcs), false, 'disks removed');
     assert.equal(fs.existsSync(`/sys/class/net/${bed.driver.hostNicName(web.nics[0]?.mac ?? '')}`), false);
     assert.equal(fs.existsSync(`/sys/fs/cgroup/memory/${cgroupName}`), false, 'cgroup removed');
