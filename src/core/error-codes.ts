@@ -216,6 +216,10 @@ export const errorCatalogue = {
     meaning: 'A repository index is older than one already seen, or has expired (replay or freeze attack).',
     fix: 'Check the mirror; the monitor keeps the newer state and retries later.',
   },
+  FEED_DATE_INVALID: {
+    meaning: 'A repository index is dated in the future (beyond a small clock skew).',
+    fix: "Check the server's clock and the host's clock; a future date would stop newer patches from being seen, so the index is refused.",
+  },
   APPROVAL_REJECTED: {
     meaning: 'An approval (mail reply or link) was not accepted.',
     fix: 'Read the reason in the message; compute a fresh code with `understudy approve-code` for the current challenge.',
