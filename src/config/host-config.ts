@@ -22,6 +22,8 @@ const lcSchema = z
     addresses: z.array(z.string()).default([]),
     mac: z.string().optional(),
     role: z.enum(['active', 'standby', 'idle', 'retired']).default('idle'),
+    /** Partitioning driver (namespace | lxc); an unknown name is refused when the LC is created. */
+    driver: z.string().default('namespace'),
     start: z.boolean().default(false),
   })
   .strict();
