@@ -96,7 +96,7 @@ async function workRows(fx: FleetDb, rolloutId: number) {
       created_at: Date;
       finished_at: Date | null;
     }>(
-      `SELECT host_id, lc, wave, state, created_at, finished_at FROM fleet.work WHERE rollout_id = $1 AND kind = 'patch' ORDER BY id`,
+      `SELECT host_id, lc, wave, state, created_at, finished_at FROM fleet.work WHERE rollout_id = $1 AND kind = 'patch' ORDER BY wave, host_id, lc`,
       [rolloutId],
     )
   ).rows;
