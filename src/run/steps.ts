@@ -387,6 +387,8 @@ export async function moveService(
     newAddress: string | undefined;
     since: string;
     fromRole: 'retired' | 'idle';
+    /** The run's step doing this move; each finished phase of the switch is a progress note of it. */
+    step: string;
   },
 ): Promise<SwitchResult & { cleanupPending?: string }> {
   // Finished before a crash of the manager (and maybe recorded by the recovery): adopted as it is.
@@ -406,6 +408,7 @@ export async function moveService(
     newAddress: options.newAddress,
   });
   let result: SwitchResult & { cleanupPending?: string };
+  let phaseStarted = performance.now();
   try {
     result = await switchOnce({
       since: options.since,
@@ -419,14 +422,24 @@ export async function moveService(
           stateful: c.options.stateful,
           servicePidFile: c.options.servicePidFile,
         }),
-        afterStep: (step) => c.crash(`switch/${step}`, 'after'),
+        afterStep: (phase) => {
+          const ms = Math.round(performance.now() - phaseStarted);
+          phaseStarted = performance.now();
+          c.emit({
+            step: options.step,
+            state: 'note',
+            message: `${phase} done (${ms} ms)`,
+            progress: { phase, durationMs: ms },
+          });
+          return c.crash(`switch/${phase}`, 'after');
+        },
       },
     });
   } catch (error) {
     if (!isUnderstudyError(error, 'SWITCH_STEP_FAILED')) throw error;
     const switchId = typeof error.details.switchId === 'string' ? error.details.switchId : '';
     c.logger.error({ err: error, switchId }, 'the service moved; a cleanup step of the switch failed');
-    c.emit({ step: 'switch', state: 'note', message: `cleanup pending: ${error.message}` });
+    c.emit({ step: options.step, state: 'note', message: `cleanup pending: ${error.message}` });
     result = {
       id: switchId,
       method: input.method,
@@ -456,6 +469,7 @@ const switchTraffic: Step = {
     const since = ((c.facts as { switchStartedAt?: string }).switchStartedAt ??= new Date().toISOString());
     saveFacts(c);
     const result = await moveService(c, {
+      step: 'switch',
       from: lc1(c).name,
       to: standby(c).name,
       newAddress,

@@ -47,9 +47,18 @@ export {
 } from './rollouts.ts';
 export {
   startControlWorker,
+  openJobQueue,
   systemClock,
   type Clock,
   type ControlWorker,
   type ControlWorkerOptions,
 } from './worker.ts';
 export { syncInventory } from './inventory.ts';
+export {
+  lcCompliance,
+  groupCompliance,
+  complianceCsv,
+  groupComplianceCsv,
+  type LcCompliance,
+  type GroupCompliance,
+} from './compliance.ts';

@@ -6,6 +6,10 @@
  */
 import type pg from 'pg';
 import { makeWorkerUtils, run, Logger, type Runner, type Task, type WorkerUtils } from 'graphile-worker';
+// graphile-worker retries its own bookkeeping queries only for the error codes in this table; a
+// PostgreSQL restart (admin shutdown, refused or reset connections) is added so that completing or
+// failing a job rides over a restart instead of rejecting unhandled.
+import { RETRYABLE_ERROR_CODES } from 'graphile-worker/dist/lib.js';
 import { insertWork, tickRollout, type DispatchJob, type DispatchQueue } from './rollouts.ts';
 
 export interface Clock {
@@ -32,6 +36,10 @@ export interface ControlWorker {
   utils: WorkerUtils;
 }
 
+const restartDelay = { minDelay: 500, maxDelay: 10_000 };
+for (const code of ['57P01', '57P02', '08006', '08003', '08001', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE'])
+  (RETRYABLE_ERROR_CODES as Record<string, typeof restartDelay>)[code] ??= restartDelay;
+
 const quietLogger = new Logger(() => () => undefined);
 
 function graphileQueue(utils: WorkerUtils): DispatchQueue {
@@ -47,6 +55,30 @@ function graphileQueue(utils: WorkerUtils): DispatchQueue {
             maxAttempts: 10,
           })),
         );
+    },
+  };
+}
+
+/**
+ * The job queue without a worker (for the CLI): dispatch and kick add jobs that the running
+ * control plane (`understudy control run`) executes.
+ */
+export async function openJobQueue(
+  db: pg.Pool,
+): Promise<{ queue: DispatchQueue; kick(rolloutId: number): Promise<void>; release(): Promise<void> }> {
+  const utils = await makeWorkerUtils({ pgPool: db, logger: quietLogger });
+  await utils.migrate();
+  return {
+    queue: graphileQueue(utils),
+    kick: async (rolloutId) => {
+      await utils.addJob(
+        'fleet_tick',
+        { rolloutId },
+        { jobKey: `tick:${rolloutId}`, jobKeyMode: 'replace', maxAttempts: 25 },
+      );
+    },
+    release: async () => {
+      await utils.release();
     },
   };
 }

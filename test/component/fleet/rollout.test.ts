@@ -8,6 +8,11 @@ import path from 'node:path';
 import { sleep, waitFor } from '../../../src/core/index.ts';
 import {
   FakeHostRunner,
+  commandRollout,
+  rollbackWave,
+  complianceCsv,
+  groupCompliance,
+  lcCompliance,
   FleetAgent,
   createRollout,
   getRollout,
@@ -91,7 +96,7 @@ async function workRows(fx: FleetDb, rolloutId: number) {
       created_at: Date;
       finished_at: Date | null;
     }>(
-      `SELECT host_id, lc, wave, state, created_at, finished_at FROM fleet.work WHERE rollout_id = $1 AND kind = 'patch' ORDER BY id`,
+      `SELECT host_id, lc, wave, state, created_at, finished_at FROM fleet.work WHERE rollout_id = $1 AND kind = 'patch' ORDER BY wave, host_id, lc`,
       [rolloutId],
     )
   ).rows;
@@ -153,6 +158,30 @@ test('six LCs on three agents: a canary, then waves after a green watch; a failu
     `SELECT host_id, body->>'type' AS type FROM fleet.reports ORDER BY id`,
   );
   assert.ok(events.rows.some((e) => e.host_id === 'h2' && e.type === 'patch-failed'));
+
+  // compliance per LC and per group, as JSON and CSV
+  const lcs = await lcCompliance(fx.db, new Date(Date.now() + 3 * 24 * 3600_000));
+  const byKey = new Map(lcs.map((l) => [`${l.host}/${l.lc}`, l]));
+  assert.equal(lcs.length, 6);
+  assert.equal(byKey.get('h2/lc-a')?.lastRunResult, 'failed');
+  assert.equal(byKey.get('h1/lc-a')?.lastRunResult, 'succeeded');
+  assert.ok((byKey.get('h1/lc-a')?.daysSinceLastPatch ?? -1) >= 2.9);
+  assert.equal(byKey.get('h3/lc-b')?.daysSinceLastPatch, null);
+  assert.deepEqual(
+    byKey.get('h3/lc-b')?.pendingSecurity.map((p) => p.name),
+    ['openssl-3.0.15'],
+  );
+  assert.ok((byKey.get('h3/lc-b')?.pendingSecurity[0]?.ageDays ?? 0) >= 2.9);
+  const [web] = groupCompliance(lcs);
+  assert.equal(web?.group, 'web');
+  assert.equal(web?.lcs, 6);
+  assert.equal(web?.lcsLastRunFailed, 1);
+  const csv = complianceCsv(lcs).split('\n');
+  assert.equal(
+    csv[0],
+    'host,lc,group,pending_security,oldest_pending_days,last_run_at,last_run_result,days_since_last_patch',
+  );
+  assert.match(csv.find((l) => l.startsWith('h2,lc-a,')) ?? '', /,failed,/);
 });
 
 test('a closed maintenance window keeps the rollout waiting until it opens', async (t) => {
@@ -219,4 +248,46 @@ test('PostgreSQL restarted mid-rollout: agents reconnect, runs finish locally, n
     `runs per work item: ${starts.join(',')}`,
   );
   for (const a of agents) assert.equal(a.journal.inState('finished').length, 0, 'every outcome was reported');
+});
+
+test('roll back a whole wave, pause, stop: agents revert the switched LCs, nothing more is dispatched', async (t) => {
+  const { fx, worker, runners } = await startFleet(t);
+  const rollout = await createRollout(
+    fx.db,
+    { name: 'back', canary: 2, maxConcurrency: 2, watchSeconds: 3600 },
+    new Date(),
+  );
+  await worker.kick(rollout.id);
+  const canaryDone = await waitFor(
+    async () =>
+      (await workRows(fx, rollout.id)).filter((r) => r.state === 'succeeded').length === 2 ? true : undefined,
+    { timeoutMs: 30_000, intervalMs: 100 },
+  );
+  assert.ok(canaryDone, 'the canary wave switched');
+  assert.equal(await rollbackWave(fx.db, worker.queue, rollout.id, 0, new Date()), 2);
+  assert.equal((await getRollout(fx.db, rollout.id)).state, 'paused');
+  const reverted = await waitFor(
+    async () =>
+      (await workRows(fx, rollout.id)).filter((r) => r.state === 'reverted').length === 2 ? true : undefined,
+    { timeoutMs: 30_000, intervalMs: 100 },
+  );
+  assert.ok(reverted, 'both LCs of the wave were rolled back by their agents');
+  const rollbacks = await fx.db.query(
+    `SELECT 1 FROM fleet.work WHERE rollout_id = $1 AND kind = 'rollback' AND state = 'succeeded'`,
+    [rollout.id],
+  );
+  assert.equal(rollbacks.rowCount, 2);
+  assert.equal(await commandRollout(fx.db, rollout.id, 'stop', new Date()), 'stopped');
+  await assert.rejects(
+    commandRollout(fx.db, rollout.id, 'resume', new Date()),
+    /cannot resume a rollout that is stopped/,
+  );
+  await sleep(1000);
+  assert.equal(
+    (await workRows(fx, rollout.id)).length,
+    2,
+    'nothing after the rolled-back wave was dispatched',
+  );
+  const starts = [...runners.values()].flatMap((r) => [...r.starts.values()]);
+  assert.deepEqual(starts, [1, 1, 1, 1]);
 });
