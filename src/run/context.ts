@@ -63,13 +63,17 @@ export function switchSide(c: SwitchContext, lc: string): SwitchSide {
 
 /** Moves a NIC with the driver and keeps the resource table in step with the devices. */
 export function moveNicBinding(c: SwitchContext): MoveNic {
-  return async ({ from, to, nic }) => {
+  return async ({ from, to, nic, addresses }) => {
+    const source = getLc(c.manager.db, from.name);
+    // The NIC carries into `to` the addresses the switch says, not those recorded for it in `from`.
+    const carried = source.nics.map((n) => (n.name === nic ? { ...n, addresses: [...addresses] } : n));
     const newName = await c.host.driver.moveNic(
-      getLc(c.manager.db, from.name),
+      { ...source, nics: carried },
       nic,
       getLc(c.manager.db, to.name),
     );
     moveNicRecord(c.manager.db, from.name, nic, to.name, newName);
+    setNicAddresses(c.manager.db, to.name, newName, [...addresses]);
     return newName;
   };
 }
