@@ -11,6 +11,8 @@ packages=(
   keepalived tcpdump
   dpkg-dev apt-utils gnupg gpgv
   dovecot-imapd vsftpd
+  lxc uidmap
+  chromium  # the console's browser test (driven by playwright-core; no browser download)
 )
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
@@ -25,6 +27,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   rm -f /usr/sbin/policy-rc.d.understudy
 fi
 modprobe btrfs 2>/dev/null || true
+# understudy plugs LXC LCs into its own bridges: LXC's default bridge (lxcbr0, 10.0.3.0/24, dnsmasq) stays off.
+if [ -f /etc/default/lxc-net ]; then sed -i 's/^USE_LXC_BRIDGE="true"/USE_LXC_BRIDGE="false"/' /etc/default/lxc-net; fi
+# Unprivileged LXC LCs take their uid/gid ranges from root's subordinate ids (65536 per LC).
+if ! grep -qE '^(root|0):' /etc/subuid 2>/dev/null || ! grep -qE '^(root|0):' /etc/subgid 2>/dev/null; then
+  usermod --add-subuids 1000000-68108863 --add-subgids 1000000-68108863 root
+fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi

@@ -27,8 +27,9 @@ import { createOperations, type Operations } from './operations.ts';
 import { inventoryRoutes } from './routes/inventory.ts';
 import { patchRoutes } from './routes/patches.ts';
 import { runRoutes } from './routes/runs.ts';
-import { monitorRoutes } from './routes/monitor.ts';
+import { applyApproval, monitorRoutes, verifyCodeApproval } from './routes/monitor.ts';
 import { eventRoutes } from './routes/events.ts';
+import { consoleRoutes } from './console/routes.ts';
 
 export interface ApiDeps {
   db: Db;
@@ -225,15 +226,28 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   inventoryRoutes(app, operations);
   patchRoutes(app, operations, deps.catalogue);
   runRoutes(app, operations);
-  monitorRoutes(app, {
+  const monitorDeps = {
     db: deps.db,
     monitor: deps.monitor,
     config: deps.config,
     events,
     logger: deps.logger,
     now,
-  });
+  };
+  monitorRoutes(app, monitorDeps);
   eventRoutes(app, { db: deps.db, events, version });
+  consoleRoutes(app, {
+    db: deps.db,
+    config: deps.config,
+    now,
+    events,
+    approve: (input, operator) =>
+      applyApproval(monitorDeps, verifyCodeApproval(monitorDeps, input), 'api', operator),
+    catalogue: deps.catalogue,
+    operations,
+    sessionCookie,
+    presentedToken,
+  });
 
   return app;
 }

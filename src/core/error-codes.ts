@@ -74,6 +74,26 @@ export const errorCatalogue = {
     meaning: 'Building the image failed.',
     fix: 'Read the failing step in the message; nothing half-built was kept.',
   },
+  IMAGE_SUITE_UNKNOWN: {
+    meaning: 'The Debian archive has no suite of that name (no dists/<suite>/Release).',
+    fix: 'Use a suite the archive has, e.g. bookworm or trixie.',
+  },
+  IMAGE_PACKAGE_UNAVAILABLE: {
+    meaning: 'A package asked for is not in the suite of the Debian archive.',
+    fix: 'Check the name with `apt-cache policy <package>`, or pick another suite.',
+  },
+  IMAGE_NO_SPACE: {
+    meaning: 'There is not enough free space to build the image.',
+    fix: 'Free space in the image cache or the pool; nothing half-built was kept.',
+  },
+  IMAGE_SOURCE_INVALID: {
+    meaning: 'What was given to import is not a root filesystem (a directory or a tar archive of one).',
+    fix: 'Give the directory or tarball of a root filesystem with /etc and /usr.',
+  },
+  IMAGE_EXISTS: {
+    meaning: 'An image of that name already exists.',
+    fix: 'Choose another name, or pass --rebuild to replace it.',
+  },
   IMAGE_UNKNOWN: {
     meaning: 'There is no recipe for an image of that name.',
     fix: 'Use one of: busybox, debian.',
@@ -107,6 +127,10 @@ export const errorCatalogue = {
   LC_STOP_TIMEOUT: {
     meaning: 'The logical computer did not shut down in time and was killed.',
     fix: 'Check the services inside for slow shutdown.',
+  },
+  LXC_IDMAP_UNAVAILABLE: {
+    meaning: 'No free range of subordinate uids/gids for an unprivileged LXC logical computer.',
+    fix: 'Give root subordinate ids in /etc/subuid and /etc/subgid (scripts/install-deps.sh does), or destroy unused LCs.',
   },
   RESOURCES_EXCEEDED: {
     meaning: 'The host has not enough CPU, memory or pool space for this.',
@@ -365,6 +389,40 @@ export const errorCatalogue = {
   RUN_NOT_SWITCHED: {
     meaning: 'Only a run that switched can be rolled back.',
     fix: 'Check the run state with `understudy run show`.',
+  },
+  // --- fleet (control plane, agents, rollouts)
+  FLEET_DB_UNREACHABLE: {
+    meaning: "The control plane's PostgreSQL server cannot be reached or refused the connection.",
+    fix: 'Check that PostgreSQL runs, the address and port, and that the client certificate is valid and not revoked.',
+  },
+  FLEET_DB_START_FAILED: {
+    meaning: 'A PostgreSQL cluster for the control plane could not be created or started.',
+    fix: 'Read the server log named in the message; check the port is free and postgresql-15 is installed.',
+  },
+  FLEET_CA_FAILED: {
+    meaning: 'The fleet certificate authority could not make, sign or revoke a certificate.',
+    fix: "Check the CA directory named in the message (made by `understudy control ca`) and openssl's output.",
+  },
+  FLEET_ENROL_REFUSED: {
+    meaning:
+      "An agent's enrolment was refused: the one-time token is unknown, used, expired or for another host.",
+    fix: 'Make a new token with `understudy control token <host>` and enrol once with it.',
+  },
+  FLEET_FORBIDDEN: {
+    meaning: 'An agent asked for work or reports of a host that is not its own.',
+    fix: 'An agent only acts for the host named in its certificate; check which certificate it uses.',
+  },
+  FLEET_ROLLOUT_INVALID: {
+    meaning: 'A rollout definition is invalid (patch selection, targets, windows or rate controls).',
+    fix: 'Correct the field named in the message.',
+  },
+  FLEET_ROLLOUT_STATE: {
+    meaning: 'The rollout is not in a state that allows this action.',
+    fix: 'Check the rollout with `understudy control rollout show`.',
+  },
+  FLEET_NOT_FOUND: {
+    meaning: 'The host, rollout or wave named does not exist in the control plane.',
+    fix: 'Check the name with `understudy control hosts` or `understudy control rollout list`.',
   },
 } as const satisfies Record<string, { meaning: string; fix: string }>;
 

@@ -58,6 +58,14 @@ const packageOf: Record<string, string> = {
   setfattr: 'attr',
   curl: 'curl',
   findmnt: 'util-linux',
+  'lxc-start': 'lxc',
+  'lxc-stop': 'lxc',
+  'lxc-info': 'lxc',
+  'lxc-attach': 'lxc',
+  'lxc-freeze': 'lxc',
+  'lxc-unfreeze': 'lxc',
+  'lxc-cgroup': 'lxc',
+  newuidmap: 'uidmap',
 };
 
 export function debianPackageFor(program: string): string | undefined {

@@ -10,7 +10,7 @@ export type {
   ResourceUsage,
 } from './driver.ts';
 export { NamespaceDriver, type NamespaceDriverOptions } from './namespace/namespace-driver.ts';
-export { cgroupVersion, LcCgroup } from './namespace/cgroups.ts';
+export { cgroupVersion, LcCgroup } from './cgroups.ts';
 export {
   writeFileInRoot,
   readFileInRoot,
@@ -21,3 +21,6 @@ export {
   type ReadInRootOptions,
 } from './rootfs-io.ts';
 export { hostIfName } from './namespace/nic.ts';
+export { LxcDriver, type LxcDriverOptions } from './lxc/lxc-driver.ts';
+export { lxcConfig, cgroupLines, type LxcConfigInput } from './lxc/config.ts';
+export { parseSubids, candidateBases, leaseIdmap, releaseIdmap, idmapSize } from './lxc/idmap.ts';

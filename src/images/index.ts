@@ -5,8 +5,11 @@ export {
   findImage,
   getImage,
   removeImage,
+  importImage,
+  type ImportImageOptions,
   type ImageRecord,
   type BuildImageOptions,
 } from './build.ts';
 export { recipeNames, type RecipeName } from './recipes.ts';
 export { assetsDir } from './rootfs.ts';
+export { hostDebianMirror, basePackages } from './debian-system.ts';

@@ -16,5 +16,10 @@ export const imagesSchema: ModuleSchema = {
         built_at TEXT NOT NULL
       )`,
     },
+    {
+      version: 2,
+      description: 'what an image was made from (suite, packages, archive snapshot, imported source)',
+      up: 'ALTER TABLE images ADD COLUMN inputs TEXT',
+    },
   ],
 };

@@ -1,6 +1,6 @@
 /** `understudy image build|list|remove`. */
 import type { Command } from 'commander';
-import { buildImage, listImages, recipeNames, removeImage } from '../../images/index.ts';
+import { buildImage, importImage, listImages, recipeNames, removeImage } from '../../images/index.ts';
 import { getPool, requireHost } from '../../host/index.ts';
 import { openManager } from '../../manager/index.ts';
 import { requireRoot } from '../../core/index.ts';
@@ -14,26 +14,69 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
     .description(`build an image (${recipeNames.join(' | ')})`)
     .option('--name <name>', 'image name (default: the recipe name)')
     .option('--rebuild', 'rebuild even if the image exists')
-    .action(async (recipe: string, opts: { name?: string; rebuild?: boolean }) => {
-      requireRoot('image build');
+    .option(
+      '--suite <suite>',
+      "debian: a real Debian system of this suite (systemd as init) from the host's Debian archive",
+    )
+    .option('--packages <list>', 'debian: packages to install, comma-separated (e.g. nginx,curl)')
+    .action(
+      async (
+        recipe: string,
+        opts: { name?: string; rebuild?: boolean; suite?: string; packages?: string },
+      ) => {
+        requireRoot('image build');
+        const manager = openManager(ctx.stateDir());
+        try {
+          await requireHost(manager.db);
+          const started = Date.now();
+          const record = await buildImage({
+            db: manager.db,
+            recipe,
+            name: opts.name,
+            rebuild: opts.rebuild,
+            suite: opts.suite,
+            packages: opts.packages
+              ?.split(',')
+              .map((p) => p.trim())
+              .filter(Boolean),
+            pool: getPool(manager.db, 'main'),
+            cacheDir: manager.paths.cache,
+            progress: (line) =>
+              ctx.progress(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${line}`),
+          });
+          ctx.print(
+            record,
+            () =>
+              `image ${record.name}: ${(record.sizeBytes / 1024 ** 2).toFixed(0)} MiB, built in ${(record.buildMs / 1000).toFixed(1)} s`,
+          );
+        } finally {
+          manager.close();
+        }
+      },
+    );
+
+  image
+    .command('import <source>')
+    .description('make an image of an existing root filesystem (a directory or a tar archive)')
+    .requiredOption('--name <name>', 'image name')
+    .option('--rebuild', 'replace an image of that name')
+    .action(async (source: string, opts: { name: string; rebuild?: boolean }) => {
+      requireRoot('image import');
       const manager = openManager(ctx.stateDir());
       try {
         await requireHost(manager.db);
-        const started = Date.now();
-        const record = await buildImage({
+        const record = await importImage({
           db: manager.db,
-          recipe,
+          source,
           name: opts.name,
           rebuild: opts.rebuild,
           pool: getPool(manager.db, 'main'),
-          cacheDir: manager.paths.cache,
-          progress: (line) =>
-            ctx.progress(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${line}`),
+          progress: (line) => ctx.progress(line),
         });
         ctx.print(
           record,
           () =>
-            `image ${record.name}: ${(record.sizeBytes / 1024 ** 2).toFixed(0)} MiB, built in ${(record.buildMs / 1000).toFixed(1)} s`,
+            `image ${record.name}: ${(record.sizeBytes / 1024 ** 2).toFixed(0)} MiB, imported from ${source}`,
         );
       } finally {
         manager.close();

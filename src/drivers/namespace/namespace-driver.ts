@@ -30,7 +30,7 @@ import type {
   ResourceUsage,
   StopResult,
 } from '../driver.ts';
-import { LcCgroup } from './cgroups.ts';
+import { LcCgroup } from '../cgroups.ts';
 import {
   configureNic,
   createNetns,

@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { UnderstudyError, isErrno, sleep } from '../../core/index.ts';
+import { UnderstudyError, isErrno, sleep } from '../core/index.ts';
 
 const root = '/sys/fs/cgroup';
 const v1Controllers = ['cpu', 'cpuset', 'memory', 'freezer', 'blkio', 'pids'] as const;

@@ -1,0 +1,98 @@
+/* global document, window, EventSource */
+// Live updates of the console: follows /v1/events (the session cookie authenticates it), moves a run's
+// steps as they start and end, draws the copy's progress, and refreshes the other sections with htmx.
+// Every page is complete without this script.
+(function () {
+  'use strict';
+  var status = document.getElementById('live-status');
+  var shown = (window.understudyShown = []);
+  var pending = {};
+  var timer = null;
+
+  function refresh() {
+    timer = null;
+    Object.keys(pending).forEach(function (url) {
+      var el = document.querySelector('[data-refresh="' + url + '"]');
+      if (el && window.htmx) window.htmx.ajax('GET', url, { target: el, swap: 'outerHTML' });
+    });
+    pending = {};
+  }
+  function schedule(selector) {
+    document.querySelectorAll(selector).forEach(function (el) {
+      if (el.closest('#run') && selector !== '#run') return;
+      pending[el.getAttribute('data-refresh')] = true;
+    });
+    if (!timer) timer = setTimeout(refresh, 300);
+  }
+
+  var chart = null;
+  var series = [[], []];
+  function plot(event) {
+    var p = event.data.progress;
+    var el = document.getElementById('copy-chart');
+    if (!p || !el || !window.uPlot) return;
+    series[0].push(Date.parse(event.at) / 1000);
+    series[1].push(p.bytesDone / 1048576);
+    if (!chart) {
+      chart = new window.uPlot(
+        {
+          title: 'copy progress (MiB)',
+          width: Math.min(el.clientWidth || 600, 600),
+          height: 160,
+          series: [{}, { label: 'MiB copied', stroke: '#1d4ed8' }],
+        },
+        series,
+        el,
+      );
+    } else chart.setData(series);
+  }
+
+  function onRunEvent(event) {
+    var section = document.getElementById('run');
+    if (!section || section.getAttribute('data-run') !== event.runId) return false;
+    if (event.type === 'run.step') {
+      var li = document.getElementById('step-' + event.data.step);
+      if (li) {
+        li.className = 'step s-' + event.data.state;
+        li.querySelector('.state').textContent = event.data.state;
+        if (event.data.durationMs !== undefined)
+          li.querySelector('.time').textContent = (event.data.durationMs / 1000).toFixed(2) + ' s';
+        shown.push({
+          id: event.id,
+          at: event.at,
+          step: event.data.step,
+          state: event.data.state,
+          shownAt: Date.now(),
+        });
+      }
+    } else if (event.type === 'run.note') {
+      plot(event);
+      schedule('#run');
+    } else if (event.type === 'run.state') {
+      schedule('#run');
+    }
+    return true;
+  }
+
+  if (!window.EventSource) return;
+  var source = new EventSource('/v1/events');
+  source.onopen = function () {
+    if (status) status.textContent = 'live';
+  };
+  source.onerror = function () {
+    if (status) status.textContent = 'reconnecting…';
+  };
+  ['run.step', 'run.note', 'run.state', 'monitor.poll', 'approval', 'audit'].forEach(function (type) {
+    source.addEventListener(type, function (message) {
+      var event = JSON.parse(message.data);
+      onRunEvent(event);
+      if (type.indexOf('run.') === 0 && type !== 'run.note')
+        schedule('[data-refresh="/ui/part/runs"], [data-refresh="/ui/part/lcs"]');
+      if (type === 'approval' || type === 'audit')
+        schedule(
+          '[data-refresh="/ui/part/approvals"], [data-refresh="/ui/part/audit"], [data-refresh="/ui/part/lcs"]',
+        );
+      if (status) status.textContent = 'live · last event ' + event.id;
+    });
+  });
+})();
