@@ -149,6 +149,9 @@ describe('understudy switch, repeated', () => {
       } finally {
         await load.stop().then((r) => (report = r));
       }
+      t.diagnostic(
+        `load: ${report?.summary.total} requests, ${report?.summary.failed} failed, ${report?.summary.delayedOver1s} delayed >= 1 s, served by ${JSON.stringify(report?.summary.byServedBy)}`,
+      );
       assert.equal(report?.summary.failed, 0, JSON.stringify(report?.summary.byOutcome));
       assert.ok(
         (report?.summary.total ?? 0) > 1000,
