@@ -12,6 +12,7 @@ packages=(
   dpkg-dev apt-utils gnupg gpgv
   dovecot-imapd vsftpd
   lxc uidmap
+  postgresql-15 openssl  # the fleet control plane (tests run their own clusters, never the service)
   chromium  # the console's browser test (driven by playwright-core; no browser download)
 )
 missing=()

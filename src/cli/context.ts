@@ -4,11 +4,14 @@
  */
 import type { Command } from 'commander';
 import { resolveStateDir } from '../core/index.ts';
+import { createApiClient, resolveToken, type ApiClient } from './api-client.ts';
 
 export interface GlobalOptions {
   stateDir?: string;
   json?: boolean;
   debug?: boolean;
+  api?: string;
+  token?: string;
 }
 
 export interface CliContext {
@@ -19,6 +22,8 @@ export interface CliContext {
   print(data: unknown, human: () => string): void;
   /** A line of progress for a person (stderr; silent with --json). */
   progress(line: string): void;
+  /** The client of a running `serve` when --api (or UNDERSTUDY_API) is given, else null. */
+  api(): ApiClient | null;
 }
 
 export function createContext(program: Command): CliContext {
@@ -35,6 +40,11 @@ export function createContext(program: Command): CliContext {
     },
     progress(line) {
       if (!opts().json) process.stderr.write(`${line}\n`);
+    },
+    api() {
+      const url = opts().api ?? process.env.UNDERSTUDY_API;
+      if (!url) return null;
+      return createApiClient(url, resolveToken(opts().token, resolveStateDir(opts().stateDir)));
     },
   };
 }

@@ -1,1 +1,2 @@
 export { main } from './main.ts';
+export { createProgressDisplay, describeProgress, type ProgressEvent } from './progress.ts';

@@ -34,6 +34,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--state-dir <dir>', 'state directory (default $UNDERSTUDY_STATE_DIR or /var/lib/understudy)')
     .option('--json', 'print machine-readable JSON')
     .option('--debug', 'print stack traces')
+    .option('--api <url>', 'talk to a running `understudy serve` at this URL (or $UNDERSTUDY_API)')
+    .option('--token <token>', 'API token for --api (default $UNDERSTUDY_TOKEN or <state-dir>/api-token)')
     .showHelpAfterError()
     .exitOverride();
   const ctx = createContext(program);

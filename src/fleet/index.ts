@@ -36,3 +36,35 @@ export {
   type Decision,
   type RolloutCommand,
 } from './rollout/progression.ts';
+export {
+  createCa,
+  openCa,
+  createKeyAndCsr,
+  signCsr,
+  issueCertificate,
+  revokeCertificate,
+  type FleetCa,
+  type IssuedCertificate,
+} from './control/ca.ts';
+export {
+  createCluster,
+  startCluster,
+  stopCluster,
+  clusterPid,
+  installCrl,
+  freePort,
+  controlRole,
+  fleetDatabase,
+  type PgCluster,
+} from './control/pg-cluster.ts';
+export {
+  openPool,
+  clientConfig,
+  bootstrapControlDatabase,
+  unreachable,
+  type DbEndpoint,
+  type ClientIdentity,
+} from './control/db.ts';
+export { migrate, migrations, agentGroupRole } from './control/schema.ts';
+export { createEnrolToken, enrolHost, revokeHost, agentRoleOf, audit } from './control/enrol.ts';
+export { importServerAudit, refusalOf } from './control/server-audit.ts';

@@ -2,7 +2,14 @@ import { html, type Html } from './html.ts';
 import type { Principal } from '../auth.ts';
 
 /** The page frame: navigation, the live-update script (the page reads fine without it). */
-export function page(options: { title: string; principal?: Principal; body: Html; live?: boolean }): Html {
+/** `after`: the id of the newest event the page shows, so the live stream starts right after it. */
+export function page(options: {
+  title: string;
+  principal?: Principal;
+  body: Html;
+  live?: boolean;
+  after?: number;
+}): Html {
   const p = options.principal;
   return html`<!doctype html>
     <html lang="en">
@@ -20,7 +27,7 @@ export function page(options: { title: string; principal?: Principal; body: Html
                 <script src="/assets/console.js" defer></script>`
         }
       </head>
-      <body>
+      <body data-after="${options.after ?? ''}">
         <header>
           <a class="brand" href="/">understudy</a>
           ${

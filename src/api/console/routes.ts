@@ -259,12 +259,14 @@ export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
     { config: { public: true } },
     signedIn(async (_request, reply, s) => {
       const csrf = s.principal.scope === 'admin' ? csrfOf(s.token) : null;
+      const after = deps.events.lastId();
       const lcs = await ops.lcs();
       return send(
         reply,
         page({
           title: 'Overview',
           principal: s.principal,
+          after,
           body: html`<h1>Overview</h1>
             ${await parts.host?.(csrf)} ${await parts.lcs?.(csrf)} ${csrf ? startRunForm(lcs, csrf) : ''}
             ${await parts.runs?.(csrf)} ${await parts.approvals?.(csrf)}`,
@@ -283,11 +285,13 @@ export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
       { config: { public: true } },
       signedIn(async (_request, reply, s) => {
         const csrf = s.principal.scope === 'admin' ? csrfOf(s.token) : null;
+        const after = deps.events.lastId();
         return send(
           reply,
           page({
             title,
             principal: s.principal,
+            after,
             body: html`<h1>${title}</h1>
               ${await parts[part]?.(csrf)}`,
           }),
@@ -303,12 +307,16 @@ export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
       const id = (request.params as { id: string }).id;
       const csrf = s.principal.scope === 'admin' ? csrfOf(s.token) : null;
       try {
+        const after = deps.events.lastId();
         return send(
           reply,
           page({
             title: `Run ${id}`,
             principal: s.principal,
-            body: await (parts.run as (c: string | null, id: string) => Promise<Html>)(csrf, id),
+            after,
+            // The chart lives outside the section so that refreshing the section keeps it.
+            body: html`${await (parts.run as (c: string | null, id: string) => Promise<Html>)(csrf, id)}
+              <figure id="copy-chart" aria-label="copy progress over time"></figure>`,
           }),
         );
       } catch (error) {

@@ -233,7 +233,6 @@ export function runSection(run: RunRecord, notes: StoredEvent[], csrf: string | 
         </p>`;
       })}
     </div>
-    <figure id="copy-chart" aria-label="copy progress over time"></figure>
     ${
       csrf && cancellable
         ? html`<form method="post" action="/ui/runs/${run.id}/cancel">

@@ -3,7 +3,13 @@ import type { Command } from 'commander';
 import { UnderstudyError, createLogger, requireRoot } from '../../core/index.ts';
 import { createCatalogue } from '../../catalogue/index.ts';
 import { patchesDirOf } from '../../catalogue/index.ts';
-import { hostContext, openManager } from '../../manager/index.ts';
+import { hostContext, openManager, type Manager } from '../../manager/index.ts';
+import { runEventRecorder } from '../../api/index.ts';
+import { EventLog, eventsSchema, type StoredEvent } from '../../events/index.ts';
+import { ensureSchemas } from '../../store/index.ts';
+import { sleep } from '../../core/index.ts';
+import { createProgressDisplay, type ProgressEvent } from '../progress.ts';
+import type { ApiClient, StreamEvent } from '../api-client.ts';
 import {
   getRun,
   listRuns,
@@ -11,10 +17,9 @@ import {
   rollbackRun,
   startRun,
   type RunDeps,
-  type RunEvent,
   type RunRecord,
 } from '../../run/index.ts';
-import { isSwitchMethod } from '../../switch/index.ts';
+import { isSwitchMethod, type SwitchMethod } from '../../switch/index.ts';
 import { table, type CliContext } from '../context.ts';
 
 const seconds = (ms: number | null | undefined): string =>
@@ -53,34 +58,154 @@ export function renderRun(run: RunRecord): string {
   return lines.join('\n');
 }
 
-function progressPrinter(ctx: CliContext): (event: RunEvent) => void {
-  let lastNote = 0;
-  return (event) => {
-    if (event.state === 'note') {
-      // Copy progress arrives often: one line a second is enough for a person.
-      if (Date.now() - lastNote < 1000 && event.step !== 'run') return;
-      lastNote = Date.now();
-      ctx.progress(`        ${event.step}: ${event.message ?? ''}`);
-      return;
-    }
-    const time = event.durationMs === undefined ? '' : ` (${seconds(event.durationMs)})`;
-    ctx.progress(
-      `${event.state.padEnd(7)} ${event.step}${time}${event.message ? `: ${event.message.split('\n')[0]}` : ''}`,
-    );
-  };
+/** The progress display of a run: live on a terminal, plain lines otherwise, NDJSON with --json --follow. */
+function runDisplay(ctx: CliContext, follow: boolean): (event: ProgressEvent) => void {
+  if (ctx.json() && !follow) return () => undefined;
+  return createProgressDisplay({
+    json: ctx.json(),
+    tty: process.stderr.isTTY === true,
+    out: (text) => process.stdout.write(text),
+    err: (text) => process.stderr.write(text),
+  });
 }
 
-async function withRunDeps<T>(ctx: CliContext, fn: (deps: RunDeps) => Promise<T>): Promise<T> {
+const finalStates = new Set(['switched', 'failed', 'rolled-back']);
+
+/** A stored event of a run as the progress display takes it. */
+function progressOf(e: StreamEvent | StoredEvent): ProgressEvent | null {
+  const d = e.data as {
+    step?: string;
+    state?: string;
+    message?: string;
+    durationMs?: number;
+    progress?: ProgressEvent['progress'];
+  };
+  if (e.type === 'run.step')
+    return {
+      runId: e.runId ?? '',
+      step: d.step ?? '',
+      state: d.state ?? '',
+      message: d.message,
+      durationMs: d.durationMs,
+    };
+  if (e.type === 'run.note')
+    return {
+      runId: e.runId ?? '',
+      step: d.step ?? '',
+      state: 'note',
+      message: d.message,
+      progress: d.progress,
+    };
+  if (e.type === 'run.state')
+    return { runId: e.runId ?? '', step: 'run', state: 'note', message: `run ${d.state ?? ''}` };
+  return null;
+}
+
+/** Follows a run's events through the API until the run ends; returns its final record. */
+async function followOverApi(
+  api: ApiClient,
+  id: string,
+  show: (event: ProgressEvent) => void,
+): Promise<RunRecord> {
+  await api.follow({ run: id, after: 0 }, (event) => {
+    const p = progressOf(event);
+    if (p) show(p);
+    return event.type === 'run.state' && finalStates.has(String(event.data.state));
+  });
+  return (await api.request<{ run: RunRecord }>('GET', `/v1/runs/${id}`)).run;
+}
+
+/** Follows a run in the local store (driven by another process) until it ends. */
+async function followLocal(
+  ctx: CliContext,
+  id: string,
+  show: (event: ProgressEvent) => void,
+): Promise<RunRecord> {
+  const manager = openManager(ctx.stateDir());
+  try {
+    ensureSchemas(manager.db, [eventsSchema]);
+    const log = new EventLog(manager.db);
+    let last = 0;
+    for (;;) {
+      for (const e of log.after(last, { runId: id })) {
+        last = e.id;
+        const p = progressOf(e);
+        if (p) show(p);
+      }
+      const run = getRun(manager, id);
+      if (finalStates.has(run.state) && run.ownerPid !== null && !isAlive(run.ownerPid)) return run;
+      if (finalStates.has(run.state) && log.after(last, { runId: id }).length === 0) return run;
+      await sleep(250);
+    }
+  } finally {
+    manager.close();
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Drives a run in this process. Its events go to the display and to the store's event log, so a
+ * running `serve` (its console and `/v1/events`) sees runs started from the CLI too.
+ */
+async function withRunDeps(
+  ctx: CliContext,
+  follow: boolean,
+  fn: (deps: RunDeps) => Promise<RunRecord>,
+): Promise<RunRecord> {
   requireRoot('a patch run');
   const manager = openManager(ctx.stateDir());
   try {
     const host = await hostContext(manager);
+    ensureSchemas(manager.db, [eventsSchema]);
+    const log = new EventLog(manager.db);
+    const record = runEventRecorder(log);
+    const show = runDisplay(ctx, follow);
     const catalogue = createCatalogue({ db: manager.db, patchesDir: patchesDirOf(manager.stateDir) });
     const logger = createLogger({ pretty: false, level: process.env.UNDERSTUDY_LOG_LEVEL ?? 'warn' });
-    return await fn({ manager, host, catalogue, logger, onEvent: progressPrinter(ctx) });
+    let runId: string | null = null;
+    try {
+      const run = await fn({
+        manager,
+        host,
+        catalogue,
+        logger,
+        onEvent: (event) => {
+          runId = event.runId;
+          record(event);
+          show(event);
+        },
+      });
+      log.append({ runId: run.id, lc: run.lc, type: 'run.state', data: { state: run.state } });
+      return run;
+    } catch (error) {
+      if (runId !== null) {
+        const run = getRun(manager, runId);
+        log.append({
+          runId,
+          lc: run.lc,
+          type: 'run.state',
+          data: { state: run.state, error: (error as Error).message },
+        });
+      }
+      throw error;
+    }
   } finally {
     manager.close();
   }
+}
+
+/** The run's final record: rendered for a person, JSON (one line after the events with --follow). */
+function printResult(ctx: CliContext, record: RunRecord, follow: boolean): void {
+  if (ctx.json() && follow) process.stdout.write(`${JSON.stringify({ result: record })}\n`);
+  else ctx.print(record, () => renderRun(record));
 }
 
 export function registerRunCommands(program: Command, ctx: CliContext): void {
@@ -102,6 +227,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       'after the switch, watch the service this long and roll back by itself if it fails',
       '0',
     )
+    .option('--follow', 'show every event of the run as it happens (with --json: one JSON object per event)')
     .action(async (lc: string | undefined, o: Record<string, string | boolean | undefined>) => {
       if (!lc) {
         run.help();
@@ -112,40 +238,57 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
           'INVALID_ARGUMENT',
           `--method: "${String(o.method)}" is not one of instant, move-nic, swap-address`,
         );
-      const record = await withRunDeps(ctx, (deps) =>
-        startRun(
-          {
-            lc,
-            patches:
-              typeof o.patches === 'string'
-                ? o.patches
-                    .split(',')
-                    .map((p) => p.trim())
-                    .filter(Boolean)
-                : undefined,
-            standby: o.standby as string | undefined,
-            method: o.method as 'instant',
-            scanDatabase: o.scanDatabase as string | undefined,
-            skipScan: o.skipScan === true,
-            bootTimeoutMs: Number(o.bootTimeout),
-            healthPath: o.healthPath as string,
-            port: Number(o.port),
-            stateful: o.stateless !== true,
-            watchMs: Number(o.watch) * 1000,
-          },
-          deps,
-        ),
-      );
-      ctx.print(record, () => renderRun(record));
+      const options = {
+        lc,
+        patches:
+          typeof o.patches === 'string'
+            ? o.patches
+                .split(',')
+                .map((p) => p.trim())
+                .filter(Boolean)
+            : undefined,
+        standby: o.standby as string | undefined,
+        method: o.method as SwitchMethod,
+        scanDatabase: o.scanDatabase as string | undefined,
+        skipScan: o.skipScan === true,
+        bootTimeoutMs: Number(o.bootTimeout),
+        healthPath: o.healthPath as string,
+        port: Number(o.port),
+        stateful: o.stateless !== true,
+        watchMs: Number(o.watch) * 1000,
+      };
+      const follow = o.follow === true;
+      const api = ctx.api();
+      const record = api
+        ? await (async () => {
+            const started = (await api.request<{ run: RunRecord }>('POST', '/v1/runs', options)).run;
+            ctx.progress(`run ${started.id} started by ${api.url}`);
+            return followOverApi(api, started.id, runDisplay(ctx, follow));
+          })()
+        : await withRunDeps(ctx, follow, (deps) => startRun(options, deps));
+      printResult(ctx, record, follow);
+    });
+
+  run
+    .command('follow <run>')
+    .description('show the events of a run driven elsewhere (serve, another CLI) until it ends')
+    .action(async (id: string) => {
+      const api = ctx.api();
+      const show = runDisplay(ctx, true);
+      const record = api ? await followOverApi(api, id, show) : await followLocal(ctx, id, show);
+      printResult(ctx, record, true);
     });
 
   run
     .command('list')
     .description('patch runs, newest first')
-    .action(() => {
-      const manager = openManager(ctx.stateDir());
+    .action(async () => {
+      const api = ctx.api();
+      const manager = api ? null : openManager(ctx.stateDir());
       try {
-        const runs = listRuns(manager);
+        const runs = api
+          ? (await api.request<{ runs: RunRecord[] }>('GET', '/v1/runs')).runs
+          : listRuns(manager as Manager);
         ctx.print(runs, () =>
           runs.length === 0
             ? 'no patch runs yet'
@@ -163,14 +306,21 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
               ),
         );
       } finally {
-        manager.close();
+        manager?.close();
       }
     });
 
   run
     .command('show <run>')
     .description('steps, durations, copy history, patch results, switch figures')
-    .action((id: string) => {
+    .action(async (id: string) => {
+      const api = ctx.api();
+      if (api) {
+        const record = (await api.request<{ run: RunRecord }>('GET', `/v1/runs/${encodeURIComponent(id)}`))
+          .run;
+        ctx.print(record, () => renderRun(record));
+        return;
+      }
       const manager = openManager(ctx.stateDir());
       try {
         const record = getRun(manager, id);
@@ -183,16 +333,48 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
   run
     .command('resume <run>')
     .description('continue a run whose manager stopped (crash, kill, reboot)')
+    .option('--follow', 'show every event as it happens')
+    .action(async (id: string, o: { follow?: boolean }) => {
+      const api = ctx.api();
+      const record = api
+        ? (await api.request('POST', `/v1/runs/${encodeURIComponent(id)}/resume`, {}),
+          await followOverApi(api, id, runDisplay(ctx, o.follow === true)))
+        : await withRunDeps(ctx, o.follow === true, (deps) => resumeRun(id, deps));
+      printResult(ctx, record, o.follow === true);
+    });
+
+  run
+    .command('cancel <run>')
+    .description('cancel a run before its switch (needs --api: the daemon driving it cancels it)')
     .action(async (id: string) => {
-      const record = await withRunDeps(ctx, (deps) => resumeRun(id, deps));
-      ctx.print(record, () => renderRun(record));
+      const api = ctx.api();
+      if (!api)
+        throw new UnderstudyError(
+          'INVALID_ARGUMENT',
+          'run cancel needs --api: only the process driving a run can cancel it',
+          {
+            hint: 'Pass --api http://127.0.0.1:8642 (serve), or stop a CLI-driven run with Ctrl-C and resume or let it fail.',
+          },
+        );
+      const record = (
+        await api.request<{ run: RunRecord }>('POST', `/v1/runs/${encodeURIComponent(id)}/cancel`, {})
+      ).run;
+      ctx.print(
+        record,
+        () => `run ${id}: cancelling (the standby is discarded; the service stays on ${record.lc})`,
+      );
     });
 
   program
     .command('rollback <run>')
     .description('move the service back to the original LC, with the data written since the switch')
-    .action(async (id: string) => {
-      const record = await withRunDeps(ctx, (deps) => rollbackRun(id, deps));
-      ctx.print(record, () => renderRun(record));
+    .option('--follow', 'show every event as it happens')
+    .action(async (id: string, o: { follow?: boolean }) => {
+      const api = ctx.api();
+      const record = api
+        ? (await api.request('POST', `/v1/runs/${encodeURIComponent(id)}/rollback`, {}),
+          await followOverApi(api, id, runDisplay(ctx, o.follow === true)))
+        : await withRunDeps(ctx, o.follow === true, (deps) => rollbackRun(id, deps));
+      printResult(ctx, record, o.follow === true);
     });
 }

@@ -75,7 +75,8 @@
   }
 
   if (!window.EventSource) return;
-  var source = new EventSource('/v1/events');
+  var after = document.body.getAttribute('data-after');
+  var source = new EventSource('/v1/events' + (after ? '?after=' + encodeURIComponent(after) : ''));
   source.onopen = function () {
     if (status) status.textContent = 'live';
   };

@@ -1,0 +1,84 @@
+// A real PostgreSQL 15 for the fleet's component tests: its own CA, initdb in a temp dir, a free
+// port, TLS on; stopped by pid and removed after the test, even when it fails.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type pg from 'pg';
+import {
+  bootstrapControlDatabase,
+  controlRole,
+  createCa,
+  createCluster,
+  createEnrolToken,
+  createKeyAndCsr,
+  enrolHost,
+  freePort,
+  issueCertificate,
+  openPool,
+  startCluster,
+  stopCluster,
+  type ClientIdentity,
+  type DbEndpoint,
+  type FleetCa,
+  type PgCluster,
+} from '../../../src/fleet/index.ts';
+
+export interface FleetDb {
+  dir: string;
+  ca: FleetCa;
+  cluster: PgCluster;
+  endpoint: DbEndpoint;
+  control: ClientIdentity;
+  db: pg.Pool;
+  /** Enrols `host` with a fresh one-time token and returns its identity. */
+  enrolAgent(host: string): Promise<ClientIdentity & { serial: string }>;
+}
+
+export async function startFleetDb(t: { after: (fn: () => unknown) => void }): Promise<FleetDb> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'us-fleet-'));
+  fs.chmodSync(dir, 0o711); // the server runs as postgres and must reach its data directory
+  const pools: pg.Pool[] = [];
+  const started: { cluster?: PgCluster } = {};
+  t.after(async () => {
+    for (const p of pools) await p.end().catch(() => undefined);
+    if (started.cluster) await stopCluster(started.cluster);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const ca = await createCa(path.join(dir, 'ca'));
+  const cluster = await createCluster({ dir: path.join(dir, 'pg'), ca, port: await freePort() });
+  started.cluster = cluster;
+  await startCluster(cluster);
+  const controlCert = await issueCertificate(ca, {
+    outDir: path.join(dir, 'control'),
+    name: 'control',
+    commonName: controlRole,
+    kind: 'client',
+  });
+  const control: ClientIdentity = {
+    user: controlRole,
+    certFile: controlCert.certFile,
+    keyFile: controlCert.keyFile,
+  };
+  const endpoint = await bootstrapControlDatabase(cluster, control, ca.certFile);
+  const db = openPool(endpoint, control);
+  pools.push(db);
+  return {
+    dir,
+    ca,
+    cluster,
+    endpoint,
+    control,
+    db,
+    async enrolAgent(host) {
+      const agentDir = path.join(dir, 'agents', host);
+      fs.mkdirSync(agentDir, { recursive: true });
+      const token = await createEnrolToken(db, { host });
+      const keyFile = path.join(agentDir, 'agent.key');
+      const csrPem = await createKeyAndCsr({ dir: agentDir }, { keyFile, commonName: host });
+      const enrolled = await enrolHost(db, ca, { host, token, csrPem });
+      const certFile = path.join(agentDir, 'agent.crt');
+      fs.writeFileSync(certFile, enrolled.certPem);
+      return { user: enrolled.role, certFile, keyFile, serial: enrolled.serial };
+    },
+  };
+}
