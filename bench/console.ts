@@ -11,7 +11,7 @@ import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { spawnProcess, waitFor } from '../src/core/index.ts';
-import { openManager } from '../src/manager/index.ts';
+import { openApp } from '../src/app/index.ts';
 import { insertLc } from '../src/inventory/index.ts';
 import { RunJournal } from '../src/run/index.ts';
 import { EventLog, eventsSchema } from '../src/events/index.ts';
@@ -53,7 +53,7 @@ const rssMb = (pid: number): number => {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
 function seed(stateDir: string): void {
-  const manager = openManager(stateDir);
+  const manager = openApp(stateDir);
   try {
     ensureSchemas(manager.db, [eventsSchema]);
     for (let i = 1; i <= 10; i++)

@@ -10,7 +10,7 @@ import { exec } from '../src/core/index.ts';
 import { getLc } from '../src/inventory/index.ts';
 import { buildImage } from '../src/images/index.ts';
 import { getPool } from '../src/host/index.ts';
-import { createLc, destroyLc, startLc } from '../src/manager/index.ts';
+import { createLc, destroyLc, startLc } from '../src/app/index.ts';
 import { createTestHost } from '../test/helpers/host-fixture.ts';
 
 const { values } = parseArgs({
@@ -34,9 +34,9 @@ try {
   if (!values['no-debian']) {
     const started = performance.now();
     await buildImage({
-      db: t.manager.db,
+      db: t.app.db,
       recipe: 'debian',
-      pool: getPool(t.manager.db, 'main'),
+      pool: getPool(t.app.db, 'main'),
       cacheDir: '/var/cache/understudy-test',
     });
     console.error(`debian image ready in ${((performance.now() - started) / 1000).toFixed(1)} s`);
@@ -50,7 +50,7 @@ try {
     for (let i = 0; i < runs; i++) {
       const name = `b${i}`;
       const t0 = performance.now();
-      await createLc(t.manager, t.host, {
+      await createLc(t.app.db, t.host, {
         name,
         image,
         systemDiskMb: 256,
@@ -58,7 +58,7 @@ try {
         addresses: [`${t.prefix}.${20 + i}`],
       });
       const t1 = performance.now();
-      await startLc(t.manager, t.host, name);
+      await startLc(t.app.db, t.host, name);
       // "Up" = the demo service answers over the bridge.
       await exec([
         'curl',
@@ -76,7 +76,7 @@ try {
       create.push(t1 - t0);
       boot.push(t2 - t1);
       total.push(t2 - t0);
-      await destroyLc(t.manager, t.host, name, { force: true });
+      await destroyLc(t.app.db, t.host, name, { force: true });
     }
     rows.push([
       image,
@@ -92,7 +92,7 @@ try {
   const memory: string[][] = [];
   for (const withDemo of [true, false]) {
     const name = withDemo ? 'mdemo' : 'minit';
-    await createLc(t.manager, t.host, {
+    await createLc(t.app.db, t.host, {
       name,
       image: 'busybox',
       systemDiskMb: 256,
@@ -101,10 +101,10 @@ try {
     });
     if (!withDemo)
       fs.chmodSync(
-        path.join(t.host.driver.diskPath(getLc(t.manager.db, name), 'system'), 'etc/rc.d/S50demo'),
+        path.join(t.host.disks.mountpoint({ lc: getLc(t.app.db, name), disk: 'system' }), 'etc/rc.d/S50demo'),
         0o644,
       );
-    await startLc(t.manager, t.host, name);
+    await startLc(t.app.db, t.host, name);
     await new Promise((r) => setTimeout(r, 2000));
     const usage = await t.host.driver.usage(name);
     const rss = (
@@ -118,7 +118,7 @@ try {
       (rss / 1024).toFixed(1),
       String(usage.pids),
     ]);
-    await destroyLc(t.manager, t.host, name, { force: true });
+    await destroyLc(t.app.db, t.host, name, { force: true });
   }
 
   const fmt = (header: string[], body: string[][]): string =>

@@ -50,7 +50,7 @@ try {
       name: 'inplace',
     });
     for (let i = 0; i < runs; i++) {
-      const lc = getLc(t.manager.db, 'lc1');
+      const lc = getLc(t.app.db, 'lc1');
       await t.host.driver.writeFile(lc, '/tmp/patch.diff', fs.readFileSync(patchFile));
       const load = await startClientLoad({
         netns: client.netns,

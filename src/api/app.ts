@@ -11,14 +11,13 @@ import {
   UnderstudyError,
   isUnderstudyError,
   serializeRequest as serializeRequestLine,
-  statePaths,
   type ErrorCode,
   type Logger,
 } from '../core/index.ts';
 import { ensureSchemas, type Db } from '../store/index.ts';
 import type { Catalogue } from '../catalogue/index.ts';
 import { EventLog, eventsSchema } from '../events/index.ts';
-import { allSchemas } from '../manager/index.ts';
+import { allSchemas } from '../app/index.ts';
 import type { Monitor, ResolvedMonitorConfig } from '../monitor/index.ts';
 import { authenticate, bearerToken, type Principal } from './auth.ts';
 import { auditableBody, recordAudit } from './audit.ts';
@@ -126,7 +125,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   const operations =
     deps.operations ??
     createOperations({
-      manager: { stateDir, paths: statePaths(stateDir), db: deps.db, close: () => undefined },
+      manager: { stateDir, db: deps.db },
       catalogue: deps.catalogue,
       events,
       logger: deps.logger,

@@ -5,10 +5,10 @@
  * On its first start (no token anywhere) it makes an admin token in `<stateDir>/api-token`.
  */
 import type { FastifyInstance } from 'fastify';
-import { statePaths, type Logger } from '../core/index.ts';
+import type { Logger } from '../core/index.ts';
 import { createCatalogue, patchesDirOf } from '../catalogue/index.ts';
 import { EventLog, eventsSchema } from '../events/index.ts';
-import { allSchemas, type HostContext, type Manager } from '../manager/index.ts';
+import { allSchemas, type App, type HostContext } from '../app/index.ts';
 import { ensureSchemas } from '../store/index.ts';
 import { createImapReader, createSmtpSender } from '../mail/index.ts';
 import {
@@ -38,7 +38,7 @@ export interface DaemonOptions {
   /** Approved patches start runs through this; default: the daemon's own runs (needs `host`). */
   startPatchRun?: StartPatchRun;
   /** The store and host the API acts on; without them the daemon opens the store itself and has no host. */
-  manager?: Manager;
+  manager?: Pick<App, 'stateDir' | 'db'>;
   host?: HostContext;
   fetcher?: Fetcher;
   /** Override the configured listen port (0 = any free port). */
@@ -76,12 +76,7 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
   ensureSchemas(db, [...monitorSchemas, ...allSchemas, apiSchema, eventsSchema]);
   const events = new EventLog(db);
   const operations = createOperations({
-    manager: options.manager ?? {
-      stateDir: options.stateDir,
-      paths: statePaths(options.stateDir),
-      db,
-      close: () => undefined,
-    },
+    manager: options.manager ?? { stateDir: options.stateDir, db },
     host: options.host,
     catalogue,
     events,

@@ -22,10 +22,10 @@ import {
   describeLcs,
   destroyLc,
   startLc,
+  type App,
   type HostContext,
   type LcView,
-  type Manager,
-} from '../manager/index.ts';
+} from '../app/index.ts';
 import {
   getRun,
   listRuns,
@@ -42,7 +42,8 @@ import type { z } from 'zod';
 import type { lcCreateBody } from './contracts.ts';
 
 export interface OperationsDeps {
-  manager: Manager;
+  /** The store the composition root opened. */
+  manager: Pick<App, 'stateDir' | 'db'>;
   /** Present when the host is initialised; LC lifecycle and patch runs need it. */
   host?: HostContext;
   catalogue: Catalogue;
@@ -154,7 +155,7 @@ export function createOperations(deps: OperationsDeps): Operations {
     let announce: (id: string) => void = () => undefined;
     const idKnown = new Promise<string>((resolve) => (announce = resolve));
     const runDeps: RunDeps = {
-      manager,
+      db: manager.db,
       host,
       catalogue,
       logger,
@@ -176,7 +177,7 @@ export function createOperations(deps: OperationsDeps): Operations {
     entry.done = outcome.then((o) => {
       if (id === null) return;
       driven.delete(id);
-      const run = getRun(manager, id);
+      const run = getRun(manager.db, id);
       const error = o.ok ? undefined : o.error;
       events.append({
         runId: id,
@@ -195,7 +196,7 @@ export function createOperations(deps: OperationsDeps): Operations {
       announce(knownId);
     }
     const first = await Promise.race([idKnown, outcome.then((o) => o)]);
-    if (typeof first === 'string') return getRun(manager, first);
+    if (typeof first === 'string') return getRun(manager.db, first);
     if (!first.ok) throw first.error;
     return first.run;
   }
@@ -205,10 +206,10 @@ export function createOperations(deps: OperationsDeps): Operations {
       return { ...(await hostStatus(manager.db, manager.stateDir)), capacity: hostCapacity() };
     },
     images: () => listImages(manager.db),
-    lcs: () => describeLcs(manager, deps.host),
+    lcs: () => describeLcs(manager.db, deps.host),
     async lc(name) {
       getLc(manager.db, name);
-      const view = (await describeLcs(manager, deps.host)).find((v) => v.name === name);
+      const view = (await describeLcs(manager.db, deps.host)).find((v) => v.name === name);
       const usage =
         deps.host && view && view.status.state !== 'stopped'
           ? await deps.host.driver.usage(name).catch(() => undefined)
@@ -218,19 +219,19 @@ export function createOperations(deps: OperationsDeps): Operations {
     async createLc(input) {
       const host = requireHost();
       const { start, ...request } = input;
-      await createLc(manager, host, request);
-      if (start) await startLc(manager, host, request.name);
+      await createLc(manager.db, host, request);
+      if (start) await startLc(manager.db, host, request.name);
       return this.lc(request.name);
     },
     async startLc(name, options) {
-      return startLc(manager, requireHost(), name, options);
+      return startLc(manager.db, requireHost(), name, options);
     },
     async stopLc(name, options) {
       getLc(manager.db, name);
       return requireHost().driver.stop(name, options);
     },
     async destroyLc(name, options) {
-      await destroyLc(manager, requireHost(), name, options);
+      await destroyLc(manager.db, requireHost(), name, options);
     },
     standbyFor: (name) => findStandbys(getLc(manager.db, name), listLcs(manager.db)),
     async addPatch(input) {
@@ -257,16 +258,16 @@ export function createOperations(deps: OperationsDeps): Operations {
         fs.rmSync(dir, { recursive: true, force: true });
       }
     },
-    runs: (filter) => listRuns(manager).filter((r) => !filter.lc || r.lc === filter.lc),
-    run: (id) => ({ ...getRun(manager, id), driven: driven.has(id) }),
+    runs: (filter) => listRuns(manager.db).filter((r) => !filter.lc || r.lc === filter.lc),
+    run: (id) => ({ ...getRun(manager.db, id), driven: driven.has(id) }),
     startRun: (options) => drive(null, (runDeps) => startRun(options, runDeps)),
     resumeRun(id) {
-      const run = getRun(manager, id);
+      const run = getRun(manager.db, id);
       if (driven.has(id)) return Promise.resolve(run);
       return drive(id, (runDeps) => resumeRun(id, runDeps));
     },
     rollbackRun(id) {
-      const run = getRun(manager, id);
+      const run = getRun(manager.db, id);
       if (driven.has(id))
         throw new UnderstudyError('RUN_BUSY', `Run ${id} is still going on in this daemon`, {
           hint: 'Wait for it to finish (GET /v1/events), or cancel it before its switch.',
@@ -279,7 +280,7 @@ export function createOperations(deps: OperationsDeps): Operations {
       return drive(id, (runDeps) => rollbackRun(id, runDeps));
     },
     cancelRun(id) {
-      const run = getRun(manager, id);
+      const run = getRun(manager.db, id);
       const entry = driven.get(id);
       const switchStep = run.steps.find((s) => s.name === 'switch');
       if (run.state !== 'running' || !entry || (switchStep && switchStep.state !== 'pending'))
@@ -295,7 +296,7 @@ export function createOperations(deps: OperationsDeps): Operations {
         );
       entry.controller.abort();
       events.append({ runId: id, lc: run.lc, type: 'run.state', data: { state: 'cancelling' } });
-      return getRun(manager, id);
+      return getRun(manager.db, id);
     },
     async settled() {
       await Promise.all([...driven.values()].map((d) => d.done));

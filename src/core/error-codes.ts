@@ -158,7 +158,11 @@ export const errorCatalogue = {
   },
   DRIVER_UNKNOWN: {
     meaning: 'No partitioning driver of that name.',
-    fix: 'Use the namespace driver (default).',
+    fix: 'Use a driver the registry knows (the message lists them); namespace is the default.',
+  },
+  DRIVER_MISMATCH: {
+    meaning: 'An operation needs two LCs of the same partitioning driver (moving a NIC).',
+    fix: 'Use a switch method that does not move the NIC (swap-address, instant).',
   },
   PATH_OUTSIDE_ROOT: {
     meaning: "A path would leave the logical computer's root filesystem.",
@@ -269,6 +273,10 @@ export const errorCatalogue = {
   DISK_COPY_CANCELLED: {
     meaning: 'The disk copy was cancelled; the source is untouched and the partial destination was removed.',
     fix: 'Nothing to clean up; start the copy again when wanted.',
+  },
+  DISK_COPY_BUSY: {
+    meaning: 'A copy job of that id is being made by another live process.',
+    fix: 'Wait for that process to finish the copy, or use another job id.',
   },
   DISK_COPY_FAILED: {
     meaning: 'The disk copy failed; the source is untouched and the partial destination was removed.',

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { UnderstudyError, createLogger, silentLogger } from '../core/index.ts';
-import { createCatalogue, patchesDirOf, sha256File } from '../catalogue/index.ts';
+import { sha256File } from '../catalogue/index.ts';
 import {
   addPool,
   destroyHost,
@@ -20,7 +20,7 @@ import {
 } from '../host/index.ts';
 import { buildImage, assetsDir } from '../images/index.ts';
 import { listLcs } from '../inventory/index.ts';
-import { createLc, destroyLc, hostContext, openManager, startLc } from '../manager/index.ts';
+import { createLc, destroyLc, openApp, startLc } from '../app/index.ts';
 import { startRun, type RunEvent, type RunRecord } from '../run/index.ts';
 import type { SwitchMethod } from '../switch/index.ts';
 import { createClientHost } from './client.ts';
@@ -58,27 +58,27 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   const stateDir = options.stateDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-demo-'));
   const third = crypto.randomInt(1, 254);
   const prefix = `198.18.${third}`;
-  const manager = openManager(stateDir);
+  const app = openApp(stateDir);
   const cleanup: (() => Promise<unknown>)[] = [];
   try {
     progress(`host: state in ${stateDir}, network ${prefix}.0/24`);
-    await initHost({ db: manager.db, stateDir, subnet: `${prefix}.0/24`, poolSizeBytes: 3 * 1024 ** 3 });
-    cleanup.push(() => destroyHost(manager.db));
-    await addPool({ db: manager.db, stateDir, name: 'standby', sizeBytes: 3 * 1024 ** 3 });
+    await initHost({ db: app.db, stateDir, subnet: `${prefix}.0/24`, poolSizeBytes: 3 * 1024 ** 3 });
+    cleanup.push(() => destroyHost(app.db));
+    await addPool({ db: app.db, stateDir, name: 'standby', sizeBytes: 3 * 1024 ** 3 });
     progress('image: building busybox (busybox init, start-up scripts, Node.js, demo service)');
     await buildImage({
-      db: manager.db,
+      db: app.db,
       recipe: 'busybox',
-      pool: getPool(manager.db, 'main'),
-      cacheDir: manager.paths.cache,
+      pool: getPool(app.db, 'main'),
+      cacheDir: app.paths.cache,
     });
-    const host = await hostContext(manager);
+    const host = await app.host();
     cleanup.unshift(async () => {
-      for (const lc of listLcs(manager.db)) await destroyLc(manager, host, lc.name, { force: true });
+      for (const lc of listLcs(app.db)) await destroyLc(app.db, host, lc.name, { force: true });
     });
     const service = `${prefix}.10`;
     progress(`lc1: the active LC, serving the demo service at ${service} (CPU0, 128 MB, disks on pool main)`);
-    await createLc(manager, host, {
+    await createLc(app.db, host, {
       name: 'lc1',
       image: 'busybox',
       cpus: '0',
@@ -88,12 +88,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       addresses: [service],
       role: 'active',
     });
-    await startLc(manager, host, 'lc1');
+    await startLc(app.db, host, 'lc1');
     const cpus = os.availableParallelism() > 1 ? '1' : '0';
     progress(
       `lc2: the idle standby (CPU${cpus}, 128 MB, disks on pool standby — the seed's DISK3/DISK4 on other media)`,
     );
-    await createLc(manager, host, {
+    await createLc(app.db, host, {
       name: 'lc2',
       image: 'busybox',
       cpus,
@@ -123,7 +123,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     const versionBefore = (JSON.parse((await get(`http://${service}/version`)).body) as { version: string })
       .version;
 
-    const catalogue = createCatalogue({ db: manager.db, patchesDir: patchesDirOf(stateDir) });
+    const catalogue = app.catalogue;
     // The catalogue keeps its own copy of the patch file; the one made here is only its source.
     const patchDir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-demo-patch-'));
     try {
@@ -149,10 +149,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
 
     const client = await createClientHost({ bridge: host.network.bridge, address: `${prefix}.200/24` });
     // Recorded, so that `host destroy` removes it when the demo host is kept (--keep).
-    recordClientHost(manager.db, client);
+    recordClientHost(app.db, client);
     cleanup.unshift(async () => {
       await client.dispose();
-      forgetClientHost(manager.db, client.netns);
+      forgetClientHost(app.db, client.netns);
     });
     const rate = options.rate ?? 1000;
     progress(
@@ -187,7 +187,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
         scanDatabase: path.join(assetsDir, 'clamav/eicar-test.hdb'),
       },
       {
-        manager,
+        db: app.db,
         host,
         catalogue,
         logger: process.env.UNDERSTUDY_LOG_LEVEL ? createLogger() : silentLogger,
@@ -224,8 +224,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       progress('teardown: removing the LCs, the client, the pools and the bridge');
       for (const step of cleanup)
         await step().catch((error: unknown) => progress(`teardown: ${(error as Error).message}`));
-      manager.close();
+      app.close();
       if (!options.stateDir) fs.rmSync(stateDir, { recursive: true, force: true });
-    } else manager.close();
+    } else app.close();
   }
 }

@@ -5,7 +5,7 @@
  * same file in the same pass are merged into one record, so an append of 100 MiB is one write, not
  * two thousand 48 KiB stream commands.
  */
-import { readString, readU64, sendAttributes, type SendCommand } from './send-stream.ts';
+import { readString, readU64, sendAttributes, type SendCommand } from './btrfs/send-stream.ts';
 
 /**
  * What a record says happened to the tree:

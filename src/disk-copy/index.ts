@@ -2,7 +2,9 @@
  * The disk copy (seed steps 703/704): a live copy of a running LC's disk that ends identical to the
  * source at the cut, with the write history of the copy recorded.
  */
-export { copyDisk } from './copy-disk.ts';
+export { copyDisk } from './btrfs/copy-disk.ts';
+export { diskSpecOf, type DiskStore, type DiskRef, type LiveCopyOptions } from './disk-store.ts';
+export { BtrfsDiskStore, btrfsDiskPath, type BtrfsDiskStoreOptions } from './btrfs/btrfs-disk-store.ts';
 export type {
   CopyDiskOptions,
   CopyResult,
@@ -30,7 +32,7 @@ export {
   sendAttributes,
   type SendCommand,
   type SendCommandName,
-} from './send-stream.ts';
+} from './btrfs/send-stream.ts';
 export { hashTree, differingPaths, type TreeHash } from './tree-hash.ts';
 export {
   createCgroup,
@@ -43,7 +45,7 @@ export {
 } from './cgroup.ts';
 export { whileFrozen, type FreezeOptions, type FrozenResult } from './freeze.ts';
 export { resolvePolicy, decideNextStep, type NextStep, type PassState } from './policy.ts';
-export { recoverCopyJobs } from './recover.ts';
+export { recoverCopyJobs } from './btrfs/recover.ts';
 export {
   diskCopySchema,
   getCopyJob,
@@ -53,6 +55,8 @@ export {
   appendCopyHistory,
   finishCopyJob,
   failCopyJob,
+  copyJobOwned,
+  copyLease,
   type CopyJob,
   type CopyJobState,
 } from './store.ts';

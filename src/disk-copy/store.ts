@@ -2,8 +2,8 @@
  * Copy jobs and their write history in the store (module 'disk-copy'), so that a run report, the
  * CLI (`understudy disk history <id>`) and the dashboard can show what was written during a copy.
  */
-import { UnderstudyError } from '../core/index.ts';
-import type { Db, ModuleSchema } from '../store/index.ts';
+import { UnderstudyError, processOwner } from '../core/index.ts';
+import { liveLease, takeLeases, type Db, type ModuleSchema } from '../store/index.ts';
 import type { HistoryRecord, HistorySummary } from './history.ts';
 import type { CopyMode, CopyResult } from './types.ts';
 
@@ -127,9 +127,16 @@ export function insertCopyJob(
     sourceStage: string;
     destinationStage: string | null;
   },
+  owner: string = processOwner().id,
 ): void {
-  // A job id used again (a patch-run step re-run after a crash) starts a fresh record.
-  db.transaction(() => {
+  // A job id used again (a patch-run step re-run after a crash) starts a fresh record. The job is
+  // leased to its process: recovery leaves it alone while that process lives.
+  const claim = db.transaction(() => {
+    const held = takeLeases(db, [copyLease(job.id)], owner, `disk copy ${job.id}`);
+    if (held)
+      throw new UnderstudyError('DISK_COPY_BUSY', `The copy job ${job.id} is running in another process`, {
+        hint: `Wait for it to end (process ${held.owner.split(':')[0] ?? '?'}), or use another job id.`,
+      });
     db.prepare('DELETE FROM copy_history WHERE job_id = ?').run(job.id);
     db.prepare('DELETE FROM copy_jobs WHERE id = ?').run(job.id);
     db.prepare(
@@ -145,7 +152,16 @@ export function insertCopyJob(
       job.destinationStage,
       new Date().toISOString(),
     );
-  })();
+  });
+  claim.immediate();
+}
+
+/** The lease that marks a copy job as being made by a live process. */
+export const copyLease = (jobId: string): string => `copy:${jobId}`;
+
+/** Whether a live process (other than a dead owner) is still making the copy job. */
+export function copyJobOwned(db: Db, jobId: string): boolean {
+  return liveLease(db, copyLease(jobId)) !== undefined;
 }
 
 /** Appends history records after the ones already stored for the job. */
@@ -176,6 +192,7 @@ export function appendCopyHistory(
 }
 
 export function finishCopyJob(db: Db, jobId: string, result: CopyResult): void {
+  db.prepare('DELETE FROM leases WHERE resource = ?').run(copyLease(jobId));
   const h = result.history;
   db.prepare(
     `UPDATE copy_jobs SET state = 'succeeded', finished_at = ?, cut_at = ?, freeze_ms = ?, convergence = ?, throttled_ms = ?,
@@ -207,6 +224,7 @@ export function failCopyJob(
   state: 'failed' | 'cancelled',
   error: { code: string; message: string },
 ): void {
+  db.prepare('DELETE FROM leases WHERE resource = ?').run(copyLease(jobId));
   db.prepare(
     'UPDATE copy_jobs SET state = ?, finished_at = ?, error_code = ?, error_message = ? WHERE id = ?',
   ).run(state, new Date().toISOString(), error.code, error.message, jobId);

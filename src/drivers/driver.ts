@@ -1,8 +1,8 @@
 /**
- * The resource partitioning mechanism (seed: 110) as an interface. The namespace driver implements it
- * with Linux namespaces + cgroups; a QEMU VM driver can implement the same contract (disks are btrfs
- * subvolumes holding a root tree or a raw image; NICs are veth or tap devices on the same bridge), so
- * that the disk copy, the switch and the patch run never depend on which driver runs an LC.
+ * The resource partitioning mechanism (seed: 110) as a port. The namespace driver implements it with
+ * Linux namespaces + cgroups; another driver (LXC, a VM) implements the same contract, so that the
+ * disk copy, the switch and the patch run never depend on which driver runs an LC. Where an LC's
+ * disks live is the disk store's business (`DiskStore`), not the driver's.
  */
 import type { ExecOptions, ExecResult } from '../core/index.ts';
 
@@ -114,9 +114,6 @@ export interface PartitioningDriver {
   /** Reads a file from the LC's system disk (running or not). */
   readFile(spec: LcSpec, lcPath: string): Promise<Buffer>;
 
-  /** Host path of a disk's btrfs subvolume (what the disk copy copies). */
-  diskPath(spec: LcSpec, disk: string): string;
-
   /**
    * Moves a NIC, with its MAC and addresses, from one LC to another. Resolves with the NIC's name in
    * the receiving LC (renamed when that LC already has a NIC of the same name).
@@ -141,3 +138,22 @@ export interface PartitioningDriver {
   readReports(name: string): Promise<ControlReport[]>;
   acknowledgeReport(name: string, id: string): Promise<void>;
 }
+
+/** What the composition root gives a driver when it builds it. */
+export interface DriverEnvironment {
+  /** The manager's state directory (a driver keeps its own files under it). */
+  stateDir: string;
+  /** Host tag that makes names of namespaces, cgroups and devices unique to this understudy host. */
+  tag: string;
+  /** Directory holding one runtime directory per LC. */
+  runDir: string;
+  /** Mount point of a storage pool. */
+  poolPath: (pool: string) => string;
+  /** Path of an image's read-only tree (what LCs are created from). */
+  imagePath: (image: string) => string;
+  /** Host directory of an LC's disk (the disk store's location of it). */
+  diskPath: (spec: LcSpec, disk: string) => string;
+}
+
+/** Builds a driver; one per driver name in the composition root's registry. */
+export type DriverFactory = (env: DriverEnvironment) => PartitioningDriver;

@@ -8,6 +8,8 @@ export type {
   StopResult,
   ControlReport,
   ResourceUsage,
+  DriverEnvironment,
+  DriverFactory,
 } from './driver.ts';
 export { NamespaceDriver, type NamespaceDriverOptions } from './namespace/namespace-driver.ts';
 export { cgroupVersion, LcCgroup } from './cgroups.ts';

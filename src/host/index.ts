@@ -38,3 +38,4 @@ export {
   nthAddress,
   type Subnet,
 } from './subnet.ts';
+export type { HostContext } from './context.ts';

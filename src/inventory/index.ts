@@ -31,3 +31,4 @@ export {
   type StandbyRejection,
   type StandbySearchResult,
 } from './standby.ts';
+export { diskRole, disksByRole, dataDisks, systemRole } from './disk-roles.ts';

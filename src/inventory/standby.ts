@@ -3,6 +3,8 @@
  * target when it has at least the target's CPU share and memory, a distinct disk of at least the size of
  * each of the target's disks, and a NIC on each network the target is on.
  */
+import type { DiskSpec } from '../drivers/index.ts';
+import { dataDisks, diskRole, systemRole } from './disk-roles.ts';
 import type { LcRecord } from './lc-record.ts';
 
 export interface StandbyCandidate {
@@ -24,7 +26,11 @@ export interface StandbySearchResult {
   rejected: StandbyRejection[];
 }
 
-/** Assigns each target disk a distinct candidate disk, largest target disks first, smallest fitting disk. */
+/**
+ * Assigns each target disk a distinct candidate disk of the same role where it can: the system disk
+ * to the candidate's system disk (the one it boots from), a data disk to the candidate's disk of the
+ * same name when it fits, otherwise the smallest fitting data disk left (largest target disks first).
+ */
 function matchDisks(
   target: LcRecord,
   candidate: LcRecord,
@@ -33,14 +39,24 @@ function matchDisks(
   const map: Record<string, string> = {};
   const missing: string[] = [];
   let excessMb = 0;
-  for (const disk of [...target.disks].sort((a, b) => b.sizeMb - a.sizeMb)) {
-    const index = free.findIndex((d) => d.sizeMb >= disk.sizeMb);
-    const found = index >= 0 ? free.splice(index, 1)[0] : undefined;
-    if (!found) missing.push(`no disk of at least ${disk.sizeMb} MB for its ${disk.name} disk`);
-    else {
-      map[disk.name] = found.name;
-      excessMb += found.sizeMb - disk.sizeMb;
-    }
+  const take = (index: number, disk: DiskSpec): void => {
+    const [found] = free.splice(index, 1);
+    if (!found) return;
+    map[disk.name] = found.name;
+    excessMb += found.sizeMb - disk.sizeMb;
+  };
+  const system = target.disks.find((d) => diskRole(d) === systemRole);
+  if (system) {
+    const index = free.findIndex((d) => diskRole(d) === systemRole && d.sizeMb >= system.sizeMb);
+    if (index < 0) missing.push(`no disk of at least ${system.sizeMb} MB for its ${system.name} disk`);
+    else take(index, system);
+  }
+  for (const disk of dataDisks(target).sort((a, b) => b.sizeMb - a.sizeMb)) {
+    const fits = (d: DiskSpec): boolean => diskRole(d) !== systemRole && d.sizeMb >= disk.sizeMb;
+    const sameName = free.findIndex((d) => d.name === disk.name && fits(d));
+    const index = sameName >= 0 ? sameName : free.findIndex(fits);
+    if (index < 0) missing.push(`no disk of at least ${disk.sizeMb} MB for its ${disk.name} disk`);
+    else take(index, disk);
   }
   return { map, excessMb, missing };
 }

@@ -4,17 +4,17 @@
  * subnet, the sides signal the service through its pid file, moved NICs are recorded.
  */
 import { UnderstudyError } from '../core/index.ts';
-import { getLc, listLcs, setRole, type LcRecord } from '../inventory/index.ts';
-import type { HostContext, Manager } from '../manager/index.ts';
+import { getLc, listLcs, type LcRecord } from '../inventory/index.ts';
+import type { HostContext } from '../host/index.ts';
+import type { Db } from '../store/index.ts';
 import {
   SwitchJournal,
   type SwitchBinding,
   type SwitchPlanInput,
   type SwitchRequest,
 } from '../switch/index.ts';
-import { moveNicBinding, switchSide, syncAppDisk, syncNicRecords, type SwitchContext } from './context.ts';
-import { resolveRunOptions } from './orchestrator.ts';
-import { freeAddress, planSwitch } from './steps.ts';
+import { bindSwitch, recordSwitch, syncNicRecords } from './switch-binding.ts';
+import { freeAddress, planSwitch } from './switch-plan.ts';
 
 export type LcSwitchRequest = SwitchRequest;
 
@@ -23,9 +23,9 @@ export type LcSwitchRequest = SwitchRequest;
  * the service holds its own address too), or, for the active LC, its first address. An idle or
  * retired LC that no switch gave the service holds none.
  */
-function serviceAddressOf(manager: Manager, lc: LcRecord): string | undefined {
+function serviceAddressOf(db: Db, lc: LcRecord): string | undefined {
   const held = lc.nics.flatMap((n) => n.addresses);
-  const switchedIn = new SwitchJournal(manager.db)
+  const switchedIn = new SwitchJournal(db)
     .list(50)
     .find(
       (r) =>
@@ -38,17 +38,17 @@ function serviceAddressOf(manager: Manager, lc: LcRecord): string | undefined {
 }
 
 export function bindLcSwitch(
-  manager: Manager,
+  db: Db,
   host: HostContext,
   request: LcSwitchRequest,
 ): { plan: SwitchPlanInput; binding: SwitchBinding; after: () => Promise<void> } {
-  const from = getLc(manager.db, request.from);
-  const to = getLc(manager.db, request.to);
-  const serviceAddress = serviceAddressOf(manager, from);
+  const from = getLc(db, request.from);
+  const to = getLc(db, request.to);
+  const serviceAddress = serviceAddressOf(db, from);
   if (!serviceAddress) {
-    const holder = listLcs(manager.db)
+    const holder = listLcs(db)
       .filter((lc) => lc.name !== from.name)
-      .map((lc) => ({ lc: lc.name, address: serviceAddressOf(manager, lc) }))
+      .map((lc) => ({ lc: lc.name, address: serviceAddressOf(db, lc) }))
       .find((h) => h.address !== undefined);
     throw new UnderstudyError(
       'SWITCH_ADDRESS_NOT_HELD',
@@ -63,30 +63,27 @@ export function bindLcSwitch(
       },
     );
   }
-  const options = resolveRunOptions(
-    { lc: from.name, patches: ['-'], method: request.method, stateful: request.stateful },
-    { getPatch: () => undefined } as never,
-  );
-  const c: SwitchContext = { manager, host, options, facts: { serviceAddress } };
-  const newAddress = request.fromAddress ?? freeAddress(c);
-  const plan = { ...planSwitch(c, from.name, to.name, newAddress), drainTimeoutMs: request.drainTimeoutMs };
+  // LC1's address after the switch when it holds no other (every method: move-nic gives LC1 a NIC back).
+  const newAddress = request.fromAddress ?? freeAddress(db, host.network, from.name);
+  const plan = planSwitch(db, {
+    from: from.name,
+    to: to.name,
+    service: serviceAddress,
+    port: 80,
+    healthPath: '/health',
+    method: request.method,
+    stateful: request.stateful,
+    newAddress,
+    drainTimeoutMs: request.drainTimeoutMs,
+  });
   return {
     plan,
-    binding: {
-      from: switchSide(c, from.name),
-      to: switchSide(c, to.name),
-      moveNic: moveNicBinding(c),
-      finalSync: request.stateful
-        ? async () => void (await syncAppDisk(c, getLc(manager.db, from.name), getLc(manager.db, to.name)))
-        : undefined,
-    },
+    binding: bindSwitch(db, host, { from: from.name, to: to.name, stateful: request.stateful }),
     after: async () => {
-      await syncNicRecords(c, from.name);
-      await syncNicRecords(c, to.name);
-      if (from.role === 'active') {
-        setRole(manager.db, to.name, 'active');
-        setRole(manager.db, from.name, 'retired');
-      }
+      // The NIC records follow the devices; the roles change only when the active LC handed over.
+      if (from.role === 'active')
+        await recordSwitch(db, host, { from: from.name, to: to.name, fromRole: 'retired' });
+      else for (const lc of [from.name, to.name]) await syncNicRecords(db, host, lc);
     },
   };
 }

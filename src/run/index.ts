@@ -24,3 +24,10 @@ export type {
 } from './types.ts';
 export { bindLcSwitch, type LcSwitchRequest } from './bind-switch.ts';
 export { RunJournal } from './journal.ts';
+export {
+  bindSwitch,
+  bindPlannedSwitch,
+  syncDataDisks,
+  defaultServicePidFile,
+  type BindSwitchOptions,
+} from './switch-binding.ts';

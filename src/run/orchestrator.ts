@@ -7,11 +7,12 @@
  */
 import { UnderstudyError, isUnderstudyError, silentLogger, type Logger } from '../core/index.ts';
 import { getLc, setRole } from '../inventory/index.ts';
-import { getPool, poolDevice } from '../host/index.ts';
 import type { Catalogue } from '../catalogue/index.ts';
-import type { HostContext, Manager } from '../manager/index.ts';
+import type { HostContext } from '../host/index.ts';
+import type { Db } from '../store/index.ts';
 import { recoverSwitches, type SwitchPlan } from '../switch/index.ts';
-import { moveNicBinding, switchSide, syncAppDisk, type RunContext } from './context.ts';
+import type { RunContext } from './context.ts';
+import { bindPlannedSwitch } from './switch-binding.ts';
 import { RunJournal } from './journal.ts';
 import { crashPoint } from './crash-point.ts';
 import { rollbackSteps } from './rollback.ts';
@@ -19,7 +20,7 @@ import { forwardSteps, switchStepName, type Step } from './steps.ts';
 import type { ResolvedRunOptions, RunEvent, RunOptions, RunRecord } from './types.ts';
 
 export interface RunDeps {
-  manager: Manager;
+  db: Db;
   host: HostContext;
   catalogue: Catalogue;
   logger?: Logger;
@@ -70,7 +71,7 @@ function contextFor(deps: RunDeps, journal: RunJournal, run: RunRecord): RunCont
   const logger = (deps.logger ?? silentLogger).child({ runId: run.id, lc: run.lc });
   return {
     runId: run.id,
-    manager: deps.manager,
+    db: deps.db,
     host: deps.host,
     catalogue: deps.catalogue,
     journal,
@@ -142,7 +143,7 @@ async function discardStandby(c: RunContext): Promise<void> {
       );
     }
   }
-  if (c.facts.standby) setRole(c.manager.db, c.facts.standby, 'idle');
+  if (c.facts.standby) setRole(c.db, c.facts.standby, 'idle');
 }
 
 async function goForward(c: RunContext): Promise<RunRecord> {
@@ -160,7 +161,15 @@ async function goForward(c: RunContext): Promise<RunRecord> {
     c.journal.setState(c.runId, 'failed', (error as Error).message);
     throw error;
   }
-  c.journal.setState(c.runId, 'switched');
+  const switchOutput = c.journal.get(c.runId).steps.find((s) => s.name === switchStepName)?.output as
+    { cleanupPending?: string } | undefined;
+  c.journal.setState(
+    c.runId,
+    'switched',
+    switchOutput?.cleanupPending
+      ? `the switch's cleanup is pending: ${switchOutput.cleanupPending}`
+      : undefined,
+  );
   return c.journal.get(c.runId);
 }
 
@@ -173,7 +182,7 @@ export async function watchRun(
   deps: RunDeps,
   options: { watchMs: number; intervalMs?: number; failures?: number },
 ): Promise<RunRecord> {
-  const journal = new RunJournal(deps.manager.db);
+  const journal = new RunJournal(deps.db);
   const run = journal.get(id);
   const address = run.facts.serviceAddress?.split('/')[0];
   if (run.state !== 'switched' || !address) return run;
@@ -208,9 +217,9 @@ export async function watchRun(
 }
 
 export async function startRun(options: RunOptions, deps: RunDeps): Promise<RunRecord> {
-  getLc(deps.manager.db, options.lc); // LC_NOT_FOUND before anything about its patches
+  getLc(deps.db, options.lc); // LC_NOT_FOUND before anything about its patches
   const resolved = resolveRunOptions(options, deps.catalogue);
-  const journal = new RunJournal(deps.manager.db);
+  const journal = new RunJournal(deps.db);
   if (journal.busyLcs().has(resolved.lc)) {
     throw new UnderstudyError('RUN_BUSY', `"${resolved.lc}" is already part of an unfinished patch run`, {
       hint: '`understudy run list` shows it; resume or roll it back first.',
@@ -231,8 +240,9 @@ async function makeLc1Safe(c: RunContext): Promise<void> {
   const status = await c.host.driver.status(c.options.lc);
   if (status.state === 'stopped' || status.state === 'crashed') return;
   await c.host.driver.thaw(c.options.lc);
-  for (const disk of getLc(c.manager.db, c.options.lc).disks) {
-    const device = poolDevice(getPool(c.manager.db, disk.pool));
+  const lc = getLc(c.db, c.options.lc);
+  for (const disk of lc.disks) {
+    const device = c.host.disks.device({ lc, disk: disk.name });
     await c.host.driver.setWriteLimit(c.options.lc, device, null).catch(() => undefined);
   }
 }
@@ -240,23 +250,16 @@ async function makeLc1Safe(c: RunContext): Promise<void> {
 /** Lets the switch journal finish or reverse any switch a crash interrupted. */
 async function recoverInterruptedSwitches(c: RunContext): Promise<void> {
   const { errors } = await recoverSwitches({
-    db: c.manager.db,
+    db: c.db,
     logger: c.logger,
-    bind: (plan: SwitchPlan) => ({
-      from: switchSide(c, plan.from.lc),
-      to: switchSide(c, plan.to.lc),
-      moveNic: moveNicBinding(c),
-      finalSync: async () => {
-        await syncAppDisk(c, getLc(c.manager.db, plan.from.lc), getLc(c.manager.db, plan.to.lc));
-      },
-    }),
+    bind: (plan: SwitchPlan) => bindPlannedSwitch(c.db, c.host, plan),
   });
   if (errors.length > 0) throw errors[0];
 }
 
 /** Continues (or reverses) a run whose manager died. */
 export async function resumeRun(id: string, deps: RunDeps): Promise<RunRecord> {
-  const journal = new RunJournal(deps.manager.db);
+  const journal = new RunJournal(deps.db);
   const run = journal.get(id);
   if (run.state !== 'running' && run.state !== 'rolling-back') return run;
   journal.claim(id);
@@ -284,7 +287,7 @@ async function goBack(c: RunContext): Promise<RunRecord> {
 
 /** Moves the service back to LC1, with the data written on LC2 since the switch. */
 export async function rollbackRun(id: string, deps: RunDeps): Promise<RunRecord> {
-  const journal = new RunJournal(deps.manager.db);
+  const journal = new RunJournal(deps.db);
   const run = journal.get(id);
   if (run.state === 'rolling-back') return resumeRun(id, deps);
   if (run.state !== 'switched') {
@@ -322,7 +325,7 @@ function ownerAlive(pid: number | null): boolean {
 export async function recoverRuns(
   deps: RunDeps,
 ): Promise<{ resumed: RunRecord[]; errors: UnderstudyError[] }> {
-  const journal = new RunJournal(deps.manager.db);
+  const journal = new RunJournal(deps.db);
   const resumed: RunRecord[] = [];
   const errors: UnderstudyError[] = [];
   for (const run of journal.unfinished()) {
@@ -337,10 +340,10 @@ export async function recoverRuns(
   return { resumed, errors };
 }
 
-export function listRuns(manager: Manager): RunRecord[] {
-  return new RunJournal(manager.db).list();
+export function listRuns(db: Db): RunRecord[] {
+  return new RunJournal(db).list();
 }
 
-export function getRun(manager: Manager, id: string): RunRecord {
-  return new RunJournal(manager.db).get(id);
+export function getRun(db: Db, id: string): RunRecord {
+  return new RunJournal(db).get(id);
 }

@@ -5,8 +5,10 @@
  */
 import { UnderstudyError } from '../core/index.ts';
 import { addNicRecord, deleteNicRecord, getLc } from '../inventory/index.ts';
-import { freeAddress, moveService, type Step } from './steps.ts';
-import { lc1, saveFacts, standby, syncAppDisk, syncNicRecords, type RunContext } from './context.ts';
+import { moveService, type Step } from './steps.ts';
+import { lc1, saveFacts, standby, type RunContext } from './context.ts';
+import { syncDataDisks, syncNicRecords } from './switch-binding.ts';
+import { freeAddress } from './switch-plan.ts';
 
 /** LC1 runs and has a NIC on the bridge (after move-nic it has none: it gets a temporary one). */
 const prepareLc1: Step = {
@@ -32,9 +34,14 @@ const prepareLc1: Step = {
             .padStart(2, '0'),
         )
         .join(':')}`;
-      const nic = { name: 'eth0', bridge: template.bridge, mac, addresses: [freeAddress(c)] };
+      const nic = {
+        name: 'eth0',
+        bridge: template.bridge,
+        mac,
+        addresses: [freeAddress(c.db, c.host.network, c.options.lc)],
+      };
       await c.host.driver.addNic(back, nic);
-      addNicRecord(c.manager.db, back.name, nic);
+      addNicRecord(c.db, back.name, nic);
       (c.facts as { tempNic?: string }).tempNic = mac;
       saveFacts(c);
     }
@@ -46,8 +53,8 @@ const prepareLc1: Step = {
 const presync: Step = {
   name: 'rollback-presync',
   async run(c) {
-    if (!lc1(c).disks.some((d) => d.name === 'app') || !c.options.stateful) return { skipped: true };
-    const ms = await syncAppDisk(c, standby(c), lc1(c));
+    if (!c.options.stateful) return { skipped: true };
+    const ms = await syncDataDisks(c.host, standby(c), lc1(c));
     return { durationMs: Math.round(ms) };
   },
 };
@@ -58,7 +65,7 @@ const switchBack: Step = {
     const facts = c.facts as { rollbackResult?: unknown };
     if (facts.rollbackResult) return facts.rollbackResult;
     const facts2 = c.facts as { rollbackNewAddress?: string; rollbackStartedAt?: string };
-    const newAddress = (facts2.rollbackNewAddress ??= freeAddress(c));
+    const newAddress = (facts2.rollbackNewAddress ??= freeAddress(c.db, c.host.network, c.options.lc));
     const since = (facts2.rollbackStartedAt ??= new Date().toISOString());
     saveFacts(c);
     const result = await moveService(c, {
@@ -78,12 +85,12 @@ const switchBack: Step = {
 /** Drops an address from whichever NIC of the LC holds it (idempotent). */
 async function dropAddress(c: RunContext, lc: string, address: string | undefined): Promise<void> {
   if (!address) return;
-  for (const nic of getLc(c.manager.db, lc).nics) {
+  for (const nic of getLc(c.db, lc).nics) {
     if (nic.addresses.includes(address) && nic.addresses.length > 1) {
       await c.host.driver.netExec(lc, ['ip', 'addr', 'del', address, 'dev', nic.name], { okCodes: [0, 2] });
     }
   }
-  await syncNicRecords(c, lc);
+  await syncNicRecords(c.db, c.host, lc);
 }
 
 /** Removes what only the switches needed: LC1's temporary NIC or address, LC2's temporary address. */
@@ -97,11 +104,11 @@ const finish: Step = {
     const temp = back.nics.find((n) => n.mac === tempMac);
     if (temp && back.nics.length > 1) {
       await c.host.driver.removeNic(back, temp.name);
-      deleteNicRecord(c.manager.db, back.name, temp.name);
+      deleteNicRecord(c.db, back.name, temp.name);
     }
     for (const r of c.facts.patchResults ?? [])
       c.catalogue.recordRolledBack(r.name, back.name, `rolled back by run ${c.runId}`);
-    return { lc: back.name, nics: getLc(c.manager.db, back.name).nics.map((n) => n.name) };
+    return { lc: back.name, nics: getLc(c.db, back.name).nics.map((n) => n.name) };
   },
 };
 

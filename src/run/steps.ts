@@ -6,29 +6,19 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { UnderstudyError, exec, sleep } from '../core/index.ts';
-import { copyDisk, describeHistory } from '../disk-copy/index.ts';
-import { findStandbys, getLc, listLcs, setRole } from '../inventory/index.ts';
+import { UnderstudyError, isUnderstudyError, sleep } from '../core/index.ts';
+import { describeHistory } from '../disk-copy/index.ts';
+import { findStandbys, listLcs } from '../inventory/index.ts';
 import { assetsDir } from '../images/index.ts';
-import { nthAddress, parseSubnet, subnetContains, ipToNumber } from '../host/index.ts';
-import type { SwitchPlanInput, SwitchResult } from '../switch/index.ts';
+import type { SwitchResult } from '../switch/index.ts';
 import { switchOnce } from './switch-once.ts';
 import { sha256Hex } from '../catalogue/index.ts';
 import { crashPoint } from './crash-point.ts';
-import {
-  lc1,
-  moveNicBinding,
-  saveFacts,
-  standby,
-  switchSide,
-  syncAppDisk,
-  syncNicRecords,
-  type RunContext,
-  type SwitchContext,
-} from './context.ts';
+import { lc1, saveFacts, standby, type RunContext } from './context.ts';
+import { bindSwitch, recordSwitch } from './switch-binding.ts';
+import { freeAddress, planSwitch } from './switch-plan.ts';
 import { parsePatchReport, renderPatchTable, standbyPaths } from './patch-table.ts';
 import { scanTree } from './scan.ts';
-import { dropAside, removeCopyLeftovers, restoreAside, setAside } from './standby-disks.ts';
 
 export interface Step {
   name: string;
@@ -64,7 +54,7 @@ function versionOf(body: string): string | undefined {
 }
 
 const firstAddress = (c: RunContext, lc: string): string => {
-  const record = listLcs(c.manager.db).find((l) => l.name === lc);
+  const record = listLcs(c.db).find((l) => l.name === lc);
   const address = record?.nics[0]?.addresses[0];
   if (!address)
     throw new UnderstudyError('RUN_PRECONDITION', `The logical computer "${lc}" has no NIC with an address`, {
@@ -86,7 +76,7 @@ const findStandby: Step = {
     const busy = c.journal.busyLcs();
     busy.delete(target.name);
     if (c.facts.standby) busy.delete(c.facts.standby);
-    const search = findStandbys(target, listLcs(c.manager.db), busy);
+    const search = findStandbys(target, listLcs(c.db), busy);
     const chosen = c.options.standby
       ? search.candidates.find((s) => s.lc === c.options.standby)
       : search.candidates[0];
@@ -125,7 +115,7 @@ const scan: Step = {
       saveFacts(c);
       return { skipped: true };
     }
-    const root = c.host.driver.diskPath(lc1(c), 'system');
+    const root = c.host.disks.mountpoint({ lc: lc1(c), disk: 'system' });
     const result = await scanTree({ root, database: c.options.scanDatabase, signal: c.signal });
     c.facts.scan = {
       files: result.files,
@@ -163,23 +153,23 @@ function copyStep(disk: 'system' | 'app'): Step {
       const from = lc1(c);
       const to = standby(c);
       if (!from.disks.some((d) => d.name === disk)) return { skipped: `${from.name} has no ${disk} disk` };
-      const source = c.host.driver.diskPath(from, disk);
-      const target = c.host.driver.diskPath(to, disk);
+      const source = { lc: from, disk };
+      const target = { lc: to, disk };
       const jobId = `${c.runId}-${disk}`;
-      await removeCopyLeftovers([path.dirname(source), path.dirname(target)], jobId);
-      await setAside(target, c.runId);
-      const devicePath = (await exec(['findmnt', '-n', '-o', 'SOURCE', '--target', source])).stdout.trim();
+      await c.host.disks.removeCopyLeftovers({ from: source, to: target, jobId });
+      await c.host.disks.setAside(target, c.runId);
+      const device = c.host.disks.device(source);
       const started = performance.now();
-      const result = await copyDisk({
-        source,
-        destination: { poolPath: path.dirname(target), name: path.basename(target) },
+      const result = await c.host.disks.copyLive({
+        from: source,
+        to: target,
         freezer: { freeze: () => c.host.driver.freeze(from.name), thaw: () => c.host.driver.thaw(from.name) },
         throttle: {
-          limit: (bps) => c.host.driver.setWriteLimit(from.name, devicePath, bps),
-          lift: () => c.host.driver.setWriteLimit(from.name, devicePath, null),
+          limit: (bps) => c.host.driver.setWriteLimit(from.name, device, bps),
+          lift: () => c.host.driver.setWriteLimit(from.name, device, null),
         },
         verify: true,
-        db: c.manager.db,
+        db: c.db,
         jobId,
         label: `${from.name}/${disk} → ${to.name}/${disk}`,
         signal: c.signal,
@@ -216,8 +206,7 @@ function copyStep(disk: 'system' | 'app'): Step {
     },
     async undo(c) {
       const to = standby(c);
-      if (to.disks.some((d) => d.name === disk))
-        await restoreAside(c.host.driver.diskPath(to, disk), c.runId);
+      if (to.disks.some((d) => d.name === disk)) await c.host.disks.restoreAside({ lc: to, disk }, c.runId);
     },
   };
 }
@@ -375,64 +364,13 @@ const checkStandby: Step = {
   },
 };
 
-/** An address of the bridge subnet that no LC, nor the host, uses (for LC1 after the switch). */
-export function freeAddress(c: SwitchContext): string {
-  const subnet = parseSubnet(c.host.network.subnet);
-  const used = new Set<number>([ipToNumber(c.host.network.hostAddress.split('/')[0] ?? '') ?? -1]);
-  for (const lc of listLcs(c.manager.db))
-    for (const nic of lc.nics)
-      for (const a of nic.addresses) used.add(ipToNumber(a.split('/')[0] ?? '') ?? -1);
-  const size = 2 ** (32 - subnet.prefix);
-  for (let n = size - 2; n > 1; n--) {
-    const ip = nthAddress(subnet, n);
-    if (!used.has(ipToNumber(ip) ?? -1) && subnetContains(subnet, ip)) return `${ip}/${subnet.prefix}`;
-  }
-  throw new UnderstudyError(
-    'ADDRESS_INVALID',
-    `No free address is left in ${c.host.network.subnet} for ${c.options.lc} after the switch`,
-  );
-}
-
-export function planSwitch(
-  c: SwitchContext,
-  from: string,
-  to: string,
-  newAddress: string | undefined,
-): SwitchPlanInput {
-  const fromLc = listLcs(c.manager.db).find((l) => l.name === from);
-  const toLc = listLcs(c.manager.db).find((l) => l.name === to);
-  const service = c.facts.serviceAddress as string;
-  const fromNic = fromLc?.nics.find((n) =>
-    n.addresses.some((a) => a.split('/')[0] === service.split('/')[0]),
-  );
-  const toNic =
-    toLc?.nics.find((n) => !n.addresses.some((a) => a.split('/')[0] === service.split('/')[0])) ??
-    toLc?.nics[0];
-  if (!fromNic || !toNic)
-    throw new UnderstudyError(
-      'RUN_PRECONDITION',
-      `Cannot plan the switch from ${from} to ${to}: ${!fromNic ? `${from} holds no NIC with ${service}` : `${to} has no NIC`}`,
-    );
-  return {
-    method: c.options.method,
-    service: { address: service, port: c.options.port },
-    from: { lc: from, nic: fromNic.name, mac: fromNic.mac, newAddress },
-    to: { lc: to, nic: toNic.name, mac: toNic.mac },
-    health: {
-      kind: 'http',
-      path: c.options.healthPath,
-      expectStatus: 200,
-      timeoutMs: 2000,
-      retries: 5,
-      intervalMs: 200,
-    },
-    stateful: c.options.stateful,
-  };
-}
-
 /**
  * Moves the service from one LC to the other with the run's method, at most once (a switch the journal
  * finished after a crash is adopted), then records the NICs and roles as they now are.
+ *
+ * Past the point of no return the switch only rolls forward: when a cleanup step after it fails
+ * (SWITCH_STEP_FAILED), the service already runs on `to`; the result says so, with the cleanup left
+ * to the recovery of the next start, and nothing of the switch is undone.
  */
 export async function moveService(
   c: RunContext,
@@ -443,28 +381,53 @@ export async function moveService(
     since: string;
     fromRole: 'retired' | 'idle';
   },
-): Promise<SwitchResult> {
-  const from = getLc(c.manager.db, options.from);
-  const to = getLc(c.manager.db, options.to);
-  const result = await switchOnce({
-    since: options.since,
-    input: planSwitch(c, from.name, to.name, options.newAddress),
-    deps: {
-      db: c.manager.db,
-      logger: c.logger,
-      from: switchSide(c, from.name),
-      to: switchSide(c, to.name),
-      moveNic: moveNicBinding(c),
-      finalSync: async () => {
-        await syncAppDisk(c, from, to);
-      },
-      afterStep: (step) => crashPoint(`switch/${step}`, 'after'),
-    },
+): Promise<SwitchResult & { cleanupPending?: string }> {
+  const input = planSwitch(c.db, {
+    from: options.from,
+    to: options.to,
+    service: c.facts.serviceAddress ?? '',
+    port: c.options.port,
+    healthPath: c.options.healthPath,
+    method: c.options.method,
+    stateful: c.options.stateful,
+    newAddress: options.newAddress,
   });
-  await syncNicRecords(c, from.name);
-  await syncNicRecords(c, to.name);
-  setRole(c.manager.db, to.name, 'active');
-  setRole(c.manager.db, from.name, options.fromRole);
+  let result: SwitchResult & { cleanupPending?: string };
+  try {
+    result = await switchOnce({
+      since: options.since,
+      input,
+      deps: {
+        db: c.db,
+        logger: c.logger,
+        ...bindSwitch(c.db, c.host, {
+          from: options.from,
+          to: options.to,
+          stateful: c.options.stateful,
+          servicePidFile: c.options.servicePidFile,
+        }),
+        afterStep: (step) => crashPoint(`switch/${step}`, 'after'),
+      },
+    });
+  } catch (error) {
+    if (!isUnderstudyError(error, 'SWITCH_STEP_FAILED')) throw error;
+    const switchId = typeof error.details.switchId === 'string' ? error.details.switchId : '';
+    c.logger.error({ err: error, switchId }, 'the service moved; a cleanup step of the switch failed');
+    c.emit({ step: 'switch', state: 'note', message: `cleanup pending: ${error.message}` });
+    result = {
+      id: switchId,
+      method: input.method,
+      outcome: 'switched',
+      durationMs: 0,
+      drainMs: 0,
+      leftOnLc1: 0,
+      holdMs: 0,
+      syncMs: 0,
+      steps: [],
+      cleanupPending: error.message,
+    };
+  }
+  await recordSwitch(c.db, c.host, { from: options.from, to: options.to, fromRole: options.fromRole });
   return result;
 }
 
@@ -474,7 +437,7 @@ const switchTraffic: Step = {
   async run(c) {
     if (c.facts.switchResult) return c.facts.switchResult; // finished before a crash of the manager
     // LC1's address after the switch when it holds no other (every method: move-nic gives LC1 a NIC back).
-    const newAddress = (c.facts.lc1NewAddress ??= freeAddress(c));
+    const newAddress = (c.facts.lc1NewAddress ??= freeAddress(c.db, c.host.network, c.options.lc));
     const since = ((c.facts as { switchStartedAt?: string }).switchStartedAt ??= new Date().toISOString());
     saveFacts(c);
     const result = await moveService(c, {
@@ -500,7 +463,7 @@ const recordApplied: Step = {
       c.catalogue.recordResult(r.name, c.options.lc, { state: 'ok', exitCode: r.exitCode, output: r.output });
       c.catalogue.markNextRun(r.name, c.options.lc, false);
     }
-    for (const disk of to.disks) await dropAside(c.host.driver.diskPath(to, disk.name), c.runId);
+    for (const disk of to.disks) await c.host.disks.dropAside({ lc: to, disk: disk.name }, c.runId);
     return { applied: (c.facts.patchResults ?? []).map((r) => r.name) };
   },
 };

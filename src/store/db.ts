@@ -7,21 +7,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { UnderstudyError } from '../core/index.ts';
+import { leasesSchema } from './leases.ts';
+import type { Db, ModuleSchema } from './types.ts';
 
-export type Db = Database.Database;
-
-export interface Migration {
-  /** 1, 2, 3 … in order; never renumber a released migration. */
-  version: number;
-  description: string;
-  up: string | ((db: Db) => void);
-}
-
-export interface ModuleSchema {
-  /** The owning module, e.g. 'inventory'. */
-  module: string;
-  migrations: readonly Migration[];
-}
+export type { Db, Migration, ModuleSchema } from './types.ts';
 
 function applyMigrations(db: Db, schema: ModuleSchema): void {
   const current =
@@ -62,7 +51,8 @@ export function openStore(file: string, schemas: readonly ModuleSchema[]): Db {
     module TEXT NOT NULL, version INTEGER NOT NULL, description TEXT NOT NULL, applied_at TEXT NOT NULL,
     PRIMARY KEY (module, version))`);
   try {
-    for (const schema of schemas) applyMigrations(db, schema);
+    // The store's own table: leases on resources, used by every module (see leases.ts).
+    for (const schema of [leasesSchema, ...schemas]) applyMigrations(db, schema);
   } catch (error) {
     db.close();
     if (error instanceof Error && /database is locked/.test(error.message)) {

@@ -1,1 +1,2 @@
 export { openStore, ensureSchemas, type Db, type Migration, type ModuleSchema } from './db.ts';
+export { leasesSchema, liveLease, takeLeases, releaseLeases, type Lease } from './leases.ts';

@@ -24,16 +24,20 @@ export const serviceSignals: Record<ServiceSignal, string> = {
   resume: 'CONT',
 };
 
+/** Signals the pid in the pid file, when there is one and it runs. */
+export const signalScript =
+  'pid=$(cat "$2" 2>/dev/null) || exit 0; kill -0 "$pid" 2>/dev/null || exit 0; kill -s "$1" "$pid"';
+
 export function serviceSide(options: ServiceSideOptions): SwitchSide {
   return {
     name: options.name,
     netExec: (argv, execOptions) => options.netExec(argv, execOptions),
     async signalService(signal) {
-      // A fixed script; the signal and the pid file come in as arguments, never spliced into it.
-      await options.exec(
-        ['sh', '-c', 'kill -s "$1" "$(cat "$2")"', 'sh', serviceSignals[signal], options.servicePidFile],
-        { timeoutMs: 10_000 },
-      );
+      // A fixed script; the signal and the pid file come in as arguments, never spliced into it. A
+      // service that is not running has nothing to hold, resume or drain: the health checks judge it.
+      await options.exec(['sh', '-c', signalScript, 'sh', serviceSignals[signal], options.servicePidFile], {
+        timeoutMs: 10_000,
+      });
     },
   };
 }

@@ -31,5 +31,5 @@ export {
   type SwitchBinding,
   type RecoverDeps,
 } from './run-switch.ts';
-export { serviceSide, serviceSignals, type ServiceSideOptions } from './bind.ts';
+export { serviceSide, serviceSignals, signalScript, type ServiceSideOptions } from './bind.ts';
 export { steerRuleset, countServiceConnections, type SteerMode, type SteerOptions } from './net-ops.ts';

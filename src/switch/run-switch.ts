@@ -221,13 +221,16 @@ async function runFrom(x: Execution, first: number): Promise<SwitchResult> {
         journal.saveFacts(id, c.facts as Record<string, unknown>);
         journal.stepState(id, i, 'running', error instanceof Error ? error.message : String(error));
         if (step.cleanup) {
-          journal.setState(id, 'failed', `cleanup step ${step.name} failed: ${String(error)}`);
+          // The switch happened: it stays `running` so that the recovery of the next start finishes the
+          // cleanup (forward only); nothing is undone.
+          journal.setState(id, 'running', `cleanup step ${step.name} failed: ${String(error)}`);
           throw new UnderstudyError(
             'SWITCH_STEP_FAILED',
             `Switch ${id}: ${c.to.name} serves the address, but the cleanup step ${step.name} failed`,
             {
               cause: error,
-              hint: 'Restart the manager to retry the cleanup, or finish it by hand (see `understudy switch show`).',
+              hint: 'The next understudy command (or serve) retries the cleanup; `understudy switches <id>` shows it.',
+              details: { switchId: id, step: step.name },
             },
           );
         }

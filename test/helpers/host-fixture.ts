@@ -12,15 +12,7 @@ import { exec, spawnProcess, type ExecResult } from '../../src/core/index.ts';
 import { destroyHost, getPool, initHost } from '../../src/host/index.ts';
 import { buildImage } from '../../src/images/index.ts';
 import { listLcs } from '../../src/inventory/index.ts';
-import {
-  createLc,
-  destroyLc,
-  hostContext,
-  openManager,
-  startLc,
-  type HostContext,
-  type Manager,
-} from '../../src/manager/index.ts';
+import { createLc, destroyLc, openApp, startLc, type HostContext, type App } from '../../src/app/index.ts';
 import type { LcRequest } from '../../src/inventory/index.ts';
 
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
@@ -30,7 +22,7 @@ export interface TestHost {
   /** First three octets of the test subnet, e.g. "198.19.42". */
   prefix: string;
   subnet: string;
-  manager: Manager;
+  app: App;
   host: HostContext;
   /** Creates and (by default) starts an LC from the busybox image. */
   lc(request: Partial<LcRequest> & { name: string }, options?: { start?: boolean }): Promise<void>;
@@ -49,39 +41,39 @@ export async function createTestHost(
   const third = crypto.randomInt(1, 254);
   const prefix = `198.19.${third}`;
   const subnet = `${prefix}.0/24`;
-  const manager = openManager(stateDir);
+  const app = openApp(stateDir);
   const dispose = async (): Promise<void> => {
     try {
-      const host = await hostContext(manager).catch(() => undefined);
+      const host = await app.hostIfReady().catch(() => undefined);
       if (host)
-        for (const lc of listLcs(manager.db))
-          await destroyLc(manager, host, lc.name, { force: true }).catch((e: unknown) => console.error(e));
-      await destroyHost(manager.db).catch((e: unknown) => console.error(e));
+        for (const lc of listLcs(app.db))
+          await destroyLc(app.db, host, lc.name, { force: true }).catch((e: unknown) => console.error(e));
+      await destroyHost(app.db).catch((e: unknown) => console.error(e));
     } finally {
-      manager.close();
+      app.close();
       fs.rmSync(stateDir, { recursive: true, force: true });
     }
   };
   try {
-    await initHost({ db: manager.db, stateDir, subnet, poolSizeBytes: options.poolSize ?? 3 * 1024 ** 3 });
+    await initHost({ db: app.db, stateDir, subnet, poolSizeBytes: options.poolSize ?? 3 * 1024 ** 3 });
     for (const recipe of options.images ?? ['busybox']) {
       await buildImage({
-        db: manager.db,
+        db: app.db,
         recipe,
-        pool: getPool(manager.db, 'main'),
+        pool: getPool(app.db, 'main'),
         cacheDir: process.env.UNDERSTUDY_TEST_CACHE ?? '/var/cache/understudy-test',
       });
     }
-    const host = await hostContext(manager);
+    const host = await app.host();
     return {
       stateDir,
       prefix,
       subnet,
-      manager,
+      app,
       host,
       async lc(request, lcOptions = {}) {
-        await createLc(manager, host, { image: 'busybox', systemDiskMb: 512, appDiskMb: 256, ...request });
-        if (lcOptions.start !== false) await startLc(manager, host, request.name);
+        await createLc(app.db, host, { image: 'busybox', systemDiskMb: 512, appDiskMb: 256, ...request });
+        if (lcOptions.start !== false) await startLc(app.db, host, request.name);
       },
       cli(args, cliOptions = {}) {
         return exec(

@@ -1,7 +1,7 @@
 /** The console's sections, each rendered on its own (for live refresh) and inside the pages. */
 import type { Challenge } from '../../mail/index.ts';
 import type { HostStatus } from '../../host/index.ts';
-import type { LcView } from '../../manager/index.ts';
+import type { LcView } from '../../app/index.ts';
 import type { Patch, PatchLcState } from '../../catalogue/index.ts';
 import type { RunRecord, StepRecord } from '../../run/index.ts';
 import type { StoredEvent } from '../../events/index.ts';

@@ -4,7 +4,7 @@ import { requireRoot } from '../../core/index.ts';
 import { loadHostConfig } from '../../config/index.ts';
 import { addPool, getPool, initHost, listPools, parseSize } from '../../host/index.ts';
 import { buildImage } from '../../images/index.ts';
-import { createLc, hostContext, openManager, startLc } from '../../manager/index.ts';
+import { createLc, openApp, startLc } from '../../app/index.ts';
 import { findLc } from '../../inventory/index.ts';
 import type { CliContext } from '../context.ts';
 
@@ -15,22 +15,22 @@ export function registerApplyCommand(program: Command, ctx: CliContext): void {
     .action(async (file: string) => {
       const config = loadHostConfig(file);
       requireRoot('apply');
-      const manager = openManager(ctx.stateDir());
+      const app = openApp(ctx.stateDir());
       const done: string[] = [];
       try {
         await initHost({
-          db: manager.db,
-          stateDir: manager.stateDir,
+          db: app.db,
+          stateDir: app.stateDir,
           device: config.host.device,
           poolSizeBytes: parseSize(config.host.poolSize),
           subnet: config.host.subnet,
           bridge: config.host.bridge,
         });
         for (const pool of config.host.pools) {
-          if (!listPools(manager.db).some((p) => p.name === pool.name)) {
+          if (!listPools(app.db).some((p) => p.name === pool.name)) {
             await addPool({
-              db: manager.db,
-              stateDir: manager.stateDir,
+              db: app.db,
+              stateDir: app.stateDir,
               name: pool.name,
               device: pool.device,
               sizeBytes: parseSize(pool.size),
@@ -40,18 +40,18 @@ export function registerApplyCommand(program: Command, ctx: CliContext): void {
         }
         for (const recipe of new Set([...config.images, ...config.lcs.map((l) => l.image)])) {
           const image = await buildImage({
-            db: manager.db,
+            db: app.db,
             recipe,
-            pool: getPool(manager.db, 'main'),
-            cacheDir: manager.paths.cache,
+            pool: getPool(app.db, 'main'),
+            cacheDir: app.paths.cache,
             progress: (l) => ctx.progress(`image ${recipe}: ${l}`),
           });
           done.push(`image ${image.name} ready`);
         }
-        const host = await hostContext(manager);
+        const host = await app.host();
         for (const lc of config.lcs) {
-          if (!findLc(manager.db, lc.name)) {
-            await createLc(manager, host, {
+          if (!findLc(app.db, lc.name)) {
+            await createLc(app.db, host, {
               name: lc.name,
               image: lc.image,
               cpus: lc.cpus,
@@ -70,7 +70,7 @@ export function registerApplyCommand(program: Command, ctx: CliContext): void {
           if (lc.start) {
             const state = (await host.driver.status(lc.name)).state;
             if (state === 'stopped' || state === 'crashed') {
-              await startLc(manager, host, lc.name);
+              await startLc(app.db, host, lc.name);
               done.push(`lc ${lc.name} started`);
             }
           }
@@ -79,7 +79,7 @@ export function registerApplyCommand(program: Command, ctx: CliContext): void {
           done.length ? done.join('\n') : 'nothing to do: the host already matches',
         );
       } finally {
-        manager.close();
+        app.close();
       }
     });
 }

@@ -2,14 +2,13 @@
  * `understudy disk copy|copy-path|history|copies`: the live disk copy (seed 703/704) from the command
  * line, with a progress bar, and the write history of past copies.
  */
-import fs from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { UnderstudyError, exec, requireRoot } from '../../core/index.ts';
+import { UnderstudyError, requireRoot } from '../../core/index.ts';
 import {
   copyDisk,
   describeHistory,
-  diskCopySchema,
   existingCgroupFreezer,
   formatBytes,
   getCopyJob,
@@ -21,12 +20,9 @@ import {
   type Freezer,
   type NoConvergenceAction,
 } from '../../disk-copy/index.ts';
-import { getPool, poolDevice } from '../../host/index.ts';
 import { getLc } from '../../inventory/index.ts';
-import { hostContext, openManager, registerSchema, type Manager } from '../../manager/index.ts';
+import { openApp, type App } from '../../app/index.ts';
 import { table, type CliContext } from '../context.ts';
-
-registerSchema(diskCopySchema);
 
 interface CopyFlags {
   verify?: boolean;
@@ -62,7 +58,7 @@ function progressRenderer(ctx: CliContext): (e: CopyProgress) => void {
   };
 }
 
-function copyOptions(flags: CopyFlags): Pick<CopyDiskOptions, 'mode' | 'policy' | 'verify'> {
+function copyOptions(flags: CopyFlags): Pick<CopyDiskOptions, 'mode' | 'policy'> & { verify: boolean } {
   const mode = flags.mode ?? 'auto';
   if (!['auto', 'send-receive', 'snapshot'].includes(mode))
     throw new UnderstudyError('INVALID_ARGUMENT', `--mode: "${mode}" is not auto, send-receive or snapshot`);
@@ -95,23 +91,23 @@ function describeResult(r: CopyResult): string {
   return lines.join('\n');
 }
 
-async function withStore<T>(ctx: CliContext, fn: (manager: Manager) => Promise<T> | T): Promise<T> {
-  const manager = openManager(ctx.stateDir());
+async function withStore<T>(ctx: CliContext, fn: (app: App) => Promise<T> | T): Promise<T> {
+  const app = openApp(ctx.stateDir());
   try {
-    return await fn(manager);
+    return await fn(app);
   } finally {
-    manager.close();
+    app.close();
   }
 }
 
-/** Runs the copy, cancelling it cleanly on Ctrl-C / SIGTERM. */
-async function runCopy(options: CopyDiskOptions): Promise<CopyResult> {
+/** Runs a copy, cancelling it cleanly on Ctrl-C / SIGTERM. */
+async function cancellable(copy: (signal: AbortSignal) => Promise<CopyResult>): Promise<CopyResult> {
   const controller = new AbortController();
   const stop = (): void => controller.abort(new UnderstudyError('DISK_COPY_CANCELLED', 'Interrupted'));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {
-    return await copyDisk({ ...options, signal: controller.signal });
+    return await copy(controller.signal);
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
@@ -138,13 +134,13 @@ export function registerDiskCommands(program: Command, ctx: CliContext): void {
       .option('--to-disk <name>', 'name of the target disk (default: the same name)'),
   ).action(async (lcName: string, diskName: string, flags: CopyFlags & { to: string; toDisk?: string }) => {
     requireRoot('disk copy');
-    await withStore(ctx, async (manager) => {
-      const host = await hostContext(manager);
-      const from = getLc(manager.db, lcName);
-      const to = getLc(manager.db, flags.to);
+    await withStore(ctx, async (app) => {
+      const host = await app.host();
+      const from = getLc(app.db, lcName);
+      const to = getLc(app.db, flags.to);
       const targetDisk = flags.toDisk ?? diskName;
-      const source = host.driver.diskPath(from, diskName);
-      const target = host.driver.diskPath(to, targetDisk);
+      const source = { lc: from, disk: diskName };
+      const target = { lc: to, disk: targetDisk };
       if ((await host.driver.status(to.name)).state !== 'stopped') {
         throw new UnderstudyError(
           'LC_RUNNING',
@@ -153,43 +149,50 @@ export function registerDiskCommands(program: Command, ctx: CliContext): void {
         );
       }
       const running = (await host.driver.status(from.name)).state !== 'stopped';
-      const sourcePool = getPool(manager.db, from.disks.find((d) => d.name === diskName)?.pool ?? 'main');
-      const device = poolDevice(sourcePool);
-      // The copy lands beside the target disk, then replaces it: the old disk is kept until the new one is in place.
-      const staged = `${path.basename(target)}.incoming-${Date.now().toString(36)}`;
-      const result = await runCopy({
-        source,
-        destination: { poolPath: path.dirname(target), name: staged },
-        freezer: running
-          ? { freeze: () => host.driver.freeze(from.name), thaw: () => host.driver.thaw(from.name) }
-          : noFreeze,
-        ...(running
-          ? {
-              throttle: {
-                limit: (bps: number) => host.driver.setWriteLimit(from.name, device, bps),
-                lift: () => host.driver.setWriteLimit(from.name, device, null),
-              },
-            }
-          : {}),
-        ...copyOptions(flags),
-        db: manager.db,
-        label: `${from.name}/${diskName} → ${to.name}/${targetDisk}`,
-        onProgress: progressRenderer(ctx),
-      });
-      const old = `${target}.replaced-${result.jobId}`;
-      await fs.rename(target, old);
-      await fs.rename(result.destination, target);
-      await exec(['btrfs', 'subvolume', 'delete', old]);
-      const final = { ...result, destination: target, records: undefined };
-      ctx.print(final, () => describeResult({ ...result, destination: target }));
+      const device = host.disks.device(source);
+      const jobId = randomBytes(4).toString('hex');
+      // The target's old content is kept aside until the copy is in its place.
+      const tag = `replaced-${jobId}`;
+      await host.disks.setAside(target, tag);
+      let result: CopyResult;
+      try {
+        result = await cancellable((signal) =>
+          host.disks.copyLive({
+            from: source,
+            to: target,
+            jobId,
+            freezer: running
+              ? { freeze: () => host.driver.freeze(from.name), thaw: () => host.driver.thaw(from.name) }
+              : noFreeze,
+            ...(running
+              ? {
+                  throttle: {
+                    limit: (bps: number) => host.driver.setWriteLimit(from.name, device, bps),
+                    lift: () => host.driver.setWriteLimit(from.name, device, null),
+                  },
+                }
+              : {}),
+            ...copyOptions(flags),
+            db: app.db,
+            label: `${from.name}/${diskName} → ${to.name}/${targetDisk}`,
+            onProgress: progressRenderer(ctx),
+            signal,
+          }),
+        );
+      } catch (error) {
+        await host.disks.restoreAside(target, tag);
+        throw error;
+      }
+      await host.disks.dropAside(target, tag);
+      ctx.print({ ...result, records: undefined }, () => describeResult(result));
     });
   });
 
   addCopyFlags(
     disk
       .command('copy-path <source>')
-      .description('copy a btrfs subvolume (by host path) into a pool directory')
-      .requiredOption('--to-pool <dir>', 'directory on the destination btrfs filesystem')
+      .description('copy a volume of the disk store (by host path) into a pool directory')
+      .requiredOption('--to-pool <dir>', 'directory in the destination pool')
       .requiredOption('--name <name>', 'name of the new subvolume there')
       .option(
         '--freeze-cgroup <dir>',
@@ -199,16 +202,19 @@ export function registerDiskCommands(program: Command, ctx: CliContext): void {
     async (source: string, flags: CopyFlags & { toPool: string; name: string; freezeCgroup?: string }) => {
       requireRoot('disk copy-path');
       const freezer = flags.freezeCgroup ? await existingCgroupFreezer(flags.freezeCgroup) : noFreeze;
-      await withStore(ctx, async (manager) => {
-        const result = await runCopy({
-          source,
-          destination: { poolPath: flags.toPool, name: flags.name },
-          freezer,
-          ...copyOptions(flags),
-          db: manager.db,
-          label: `${source} → ${path.join(flags.toPool, flags.name)}`,
-          onProgress: progressRenderer(ctx),
-        });
+      await withStore(ctx, async (app) => {
+        const result = await cancellable((signal) =>
+          copyDisk({
+            source,
+            destination: { poolPath: flags.toPool, name: flags.name },
+            freezer,
+            ...copyOptions(flags),
+            db: app.db,
+            label: `${source} → ${path.join(flags.toPool, flags.name)}`,
+            onProgress: progressRenderer(ctx),
+            signal,
+          }),
+        );
         ctx.print({ ...result, records: undefined }, () => describeResult(result));
       });
     },
@@ -219,10 +225,10 @@ export function registerDiskCommands(program: Command, ctx: CliContext): void {
     .description('the write history recorded during a copy')
     .option('--limit <n>', 'records to show (0 = summary only)', '50')
     .action(async (jobId: string, flags: { limit: string }) =>
-      withStore(ctx, (manager) => {
-        const job = getCopyJob(manager.db, jobId);
+      withStore(ctx, (app) => {
+        const job = getCopyJob(app.db, jobId);
         const limit = Number(flags.limit);
-        const records = limit > 0 ? listCopyHistory(manager.db, jobId, { limit }) : [];
+        const records = limit > 0 ? listCopyHistory(app.db, jobId, { limit }) : [];
         ctx.print({ job, records }, () =>
           [
             `copy ${job.id}: ${job.label ?? `${job.source} → ${job.destination}`} — ${job.state}${job.error ? ` (${job.error.code}: ${job.error.message})` : ''}`,
@@ -252,8 +258,8 @@ export function registerDiskCommands(program: Command, ctx: CliContext): void {
     .command('copies')
     .description('recent disk copies')
     .action(async () =>
-      withStore(ctx, (manager) => {
-        const jobs = listCopyJobs(manager.db);
+      withStore(ctx, (app) => {
+        const jobs = listCopyJobs(app.db);
         ctx.print(jobs, () =>
           jobs.length === 0
             ? 'no disk copies yet'

@@ -1,11 +1,11 @@
 /** `understudy feed add|list|remove`: the patch sources the monitor polls. */
 import fs from 'node:fs';
 import type { Command } from 'commander';
+import { openApp } from '../../app/index.ts';
 import { UnderstudyError } from '../../core/index.ts';
 import {
   addFeed,
   listFeeds,
-  openMonitorStore,
   parseEd25519PublicKey,
   removeFeed,
   safeUrl,
@@ -99,7 +99,7 @@ export function registerFeedCommands(program: Command, ctx: CliContext): void {
           ...common,
         };
       }
-      const { db } = openMonitorStore(ctx.stateDir());
+      const { db } = openApp(ctx.stateDir());
       try {
         const added = addFeed(db, {
           name,
@@ -122,7 +122,7 @@ export function registerFeedCommands(program: Command, ctx: CliContext): void {
     .command('list')
     .description('list feeds')
     .action(() => {
-      const { db } = openMonitorStore(ctx.stateDir());
+      const { db } = openApp(ctx.stateDir());
       try {
         const feeds = listFeeds(db);
         ctx.print({ feeds }, () =>
@@ -142,7 +142,7 @@ export function registerFeedCommands(program: Command, ctx: CliContext): void {
     .command('remove <name>')
     .description('remove a feed (registered patches stay)')
     .action((name: string) => {
-      const { db } = openMonitorStore(ctx.stateDir());
+      const { db } = openApp(ctx.stateDir());
       try {
         removeFeed(db, name);
         ctx.print({ removed: name }, () => `Removed feed ${name}`);

@@ -2,7 +2,7 @@
 import { rmSync, rmdirSync } from 'node:fs';
 import type { Command } from 'commander';
 import { addPool, destroyHost, hostStatus, initHost, parseSize } from '../../host/index.ts';
-import { destroyLc, describeLcs, hostContext, openManager } from '../../manager/index.ts';
+import { destroyLc, describeLcs, openApp } from '../../app/index.ts';
 import { UnderstudyError, isErrno, requireRoot, statePaths } from '../../core/index.ts';
 import { patchesDirOf } from '../../catalogue/index.ts';
 import { table, type CliContext } from '../context.ts';
@@ -39,7 +39,7 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
 
   host
     .command('init')
-    .description('create the storage pool (btrfs) and the network bridge; idempotent')
+    .description('create the storage pool and the network bridge; idempotent')
     .option(
       '--device <dev>',
       'block device for the main pool (default: a sparse loop image in the state dir)',
@@ -48,11 +48,11 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
     .option('--subnet <cidr>', 'bridge subnet inside 198.18.0.0/15', '198.18.0.0/24')
     .option('--bridge <name>', 'bridge name (default: generated)')
     .action(async (opts: { device?: string; poolSize: string; subnet: string; bridge?: string }) => {
-      const manager = openManager(ctx.stateDir());
+      const app = openApp(ctx.stateDir());
       try {
         const status = await initHost({
-          db: manager.db,
-          stateDir: manager.stateDir,
+          db: app.db,
+          stateDir: app.stateDir,
           device: opts.device,
           poolSizeBytes: parseSize(opts.poolSize),
           subnet: opts.subnet,
@@ -60,7 +60,7 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
         });
         ctx.print(status, () => `host initialised\n${renderHostStatus(status)}`);
       } finally {
-        manager.close();
+        app.close();
       }
     });
 
@@ -68,12 +68,12 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
     .command('status')
     .description('show pools, network and logical computers')
     .action(async () => {
-      const manager = openManager(ctx.stateDir());
+      const app = openApp(ctx.stateDir());
       try {
-        const status = await hostStatus(manager.db, manager.stateDir);
+        const status = await hostStatus(app.db, app.stateDir);
         ctx.print(status, () => renderHostStatus(status));
       } finally {
-        manager.close();
+        app.close();
       }
     });
 
@@ -83,18 +83,18 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
     .option('--device <dev>', 'block device (default: a sparse loop image)')
     .option('--size <size>', 'size of the loop image', '8G')
     .action(async (name: string, opts: { device?: string; size: string }) => {
-      const manager = openManager(ctx.stateDir());
+      const app = openApp(ctx.stateDir());
       try {
         const pool = await addPool({
-          db: manager.db,
-          stateDir: manager.stateDir,
+          db: app.db,
+          stateDir: app.stateDir,
           name,
           device: opts.device,
           sizeBytes: parseSize(opts.size),
         });
         ctx.print(pool, () => `pool ${pool.name} mounted at ${pool.mountpoint}`);
       } finally {
-        manager.close();
+        app.close();
       }
     });
 
@@ -106,10 +106,10 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
     .option('--force', 'also stop and destroy logical computers')
     .action(async (opts: { force?: boolean }) => {
       requireRoot('host destroy');
-      const manager = openManager(ctx.stateDir());
+      const app = openApp(ctx.stateDir());
       try {
-        const status = await hostStatus(manager.db, manager.stateDir);
-        const lcs = await describeLcs(manager, undefined);
+        const status = await hostStatus(app.db, app.stateDir);
+        const lcs = await describeLcs(app.db, undefined);
         if (lcs.length > 0) {
           if (!opts.force) {
             throw new UnderstudyError(
@@ -117,16 +117,16 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
               `The host still has ${lcs.length} logical computer(s): ${lcs.map((l) => l.name).join(', ')}`,
             );
           }
-          const hostCtx = status.initialised ? await hostContext(manager) : undefined;
-          if (hostCtx) for (const lc of lcs) await destroyLc(manager, hostCtx, lc.name, { force: true });
+          const hostCtx = status.initialised ? await app.host() : undefined;
+          if (hostCtx) for (const lc of lcs) await destroyLc(app.db, hostCtx, lc.name, { force: true });
         }
-        await destroyHost(manager.db);
+        await destroyHost(app.db);
         ctx.print(
           { destroyed: true },
           () => 'host destroyed: LCs, client hosts, pools, bridge, patch files and state removed',
         );
       } finally {
-        manager.close();
+        app.close();
       }
       const paths = statePaths(ctx.stateDir());
       for (const p of [

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { buildImage, importImage, listImages, recipeNames, removeImage } from '../../images/index.ts';
 import { getPool, requireHost } from '../../host/index.ts';
-import { openManager } from '../../manager/index.ts';
+import { openApp } from '../../app/index.ts';
 import { requireRoot } from '../../core/index.ts';
 import { table, type CliContext } from '../context.ts';
 
@@ -25,12 +25,12 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
         opts: { name?: string; rebuild?: boolean; suite?: string; packages?: string },
       ) => {
         requireRoot('image build');
-        const manager = openManager(ctx.stateDir());
+        const app = openApp(ctx.stateDir());
         try {
-          await requireHost(manager.db);
+          await requireHost(app.db);
           const started = Date.now();
           const record = await buildImage({
-            db: manager.db,
+            db: app.db,
             recipe,
             name: opts.name,
             rebuild: opts.rebuild,
@@ -39,8 +39,8 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
               ?.split(',')
               .map((p) => p.trim())
               .filter(Boolean),
-            pool: getPool(manager.db, 'main'),
-            cacheDir: manager.paths.cache,
+            pool: getPool(app.db, 'main'),
+            cacheDir: app.paths.cache,
             progress: (line) =>
               ctx.progress(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${line}`),
           });
@@ -50,7 +50,7 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
               `image ${record.name}: ${(record.sizeBytes / 1024 ** 2).toFixed(0)} MiB, built in ${(record.buildMs / 1000).toFixed(1)} s`,
           );
         } finally {
-          manager.close();
+          app.close();
         }
       },
     );
@@ -62,15 +62,15 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
     .option('--rebuild', 'replace an image of that name')
     .action(async (source: string, opts: { name: string; rebuild?: boolean }) => {
       requireRoot('image import');
-      const manager = openManager(ctx.stateDir());
+      const app = openApp(ctx.stateDir());
       try {
-        await requireHost(manager.db);
+        await requireHost(app.db);
         const record = await importImage({
-          db: manager.db,
+          db: app.db,
           source,
           name: opts.name,
           rebuild: opts.rebuild,
-          pool: getPool(manager.db, 'main'),
+          pool: getPool(app.db, 'main'),
           progress: (line) => ctx.progress(line),
         });
         ctx.print(
@@ -79,7 +79,7 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
             `image ${record.name}: ${(record.sizeBytes / 1024 ** 2).toFixed(0)} MiB, imported from ${source}`,
         );
       } finally {
-        manager.close();
+        app.close();
       }
     });
 
@@ -87,9 +87,9 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
     .command('list')
     .description('list built images')
     .action(() => {
-      const manager = openManager(ctx.stateDir());
+      const app = openApp(ctx.stateDir());
       try {
-        const images = listImages(manager.db);
+        const images = listImages(app.db);
         ctx.print(images, () =>
           images.length === 0
             ? 'no images; build one with `understudy image build busybox`'
@@ -104,7 +104,7 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
               ),
         );
       } finally {
-        manager.close();
+        app.close();
       }
     });
 
@@ -112,12 +112,12 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
     .command('remove <name>')
     .description('delete an image (LCs made from it keep working)')
     .action(async (name: string) => {
-      const manager = openManager(ctx.stateDir());
+      const app = openApp(ctx.stateDir());
       try {
-        await removeImage(manager.db, name);
+        await removeImage(app.db, name);
         ctx.print({ removed: name }, () => `image ${name} removed`);
       } finally {
-        manager.close();
+        app.close();
       }
     });
 }

@@ -5,12 +5,11 @@ import {
   createLc,
   describeLcs,
   destroyLc,
-  hostContext,
-  openManager,
+  openApp,
   startLc,
-  type Manager,
+  type App,
   type HostContext,
-} from '../../manager/index.ts';
+} from '../../app/index.ts';
 import {
   addNicRecord,
   deleteNicRecord,
@@ -31,16 +30,13 @@ function intOption(value: string, name: string): number {
   return n;
 }
 
-async function withHost<T>(
-  ctx: CliContext,
-  fn: (manager: Manager, host: HostContext) => Promise<T>,
-): Promise<T> {
+async function withHost<T>(ctx: CliContext, fn: (app: App, host: HostContext) => Promise<T>): Promise<T> {
   requireRoot('this command');
-  const manager = openManager(ctx.stateDir());
+  const app = openApp(ctx.stateDir());
   try {
-    return await fn(manager, await hostContext(manager));
+    return await fn(app, await app.host());
   } finally {
-    manager.close();
+    app.close();
   }
 }
 
@@ -57,8 +53,8 @@ function registerNicCommands(lc: Command, ctx: CliContext): void {
     .option('--mac <mac>', 'MAC (default: generated)')
     .option('--name <name>', 'name inside the LC (default: the lowest free ethN)')
     .action(async (name: string, o: { address: string[]; mac?: string; name?: string }) =>
-      withHost(ctx, async (manager, host) => {
-        const record = getLc(manager.db, name);
+      withHost(ctx, async (app, host) => {
+        const record = getLc(app.db, name);
         const taken = new Set(record.nics.map((n) => n.name));
         let nicName = o.name;
         for (let i = 0; nicName === undefined; i++) if (!taken.has(`eth${i}`)) nicName = `eth${i}`;
@@ -70,7 +66,7 @@ function registerNicCommands(lc: Command, ctx: CliContext): void {
             `The logical computer "${name}" already has a NIC named "${nicName}"`,
           );
         const spec = validateNic({
-          db: manager.db,
+          db: app.db,
           network: host.network,
           lc: name,
           name: nicName,
@@ -78,7 +74,7 @@ function registerNicCommands(lc: Command, ctx: CliContext): void {
           mac: o.mac,
         });
         await host.driver.addNic(record, spec);
-        addNicRecord(manager.db, name, spec);
+        addNicRecord(app.db, name, spec);
         ctx.print(
           spec,
           () =>
@@ -91,8 +87,8 @@ function registerNicCommands(lc: Command, ctx: CliContext): void {
     .command('remove <lc> <nic>')
     .description('remove a NIC from a logical computer')
     .action(async (name: string, nicName: string) =>
-      withHost(ctx, async (manager, host) => {
-        const record = getLc(manager.db, name);
+      withHost(ctx, async (app, host) => {
+        const record = getLc(app.db, name);
         const target = record.nics.find((n) => n.name === nicName);
         if (!target)
           throw new UnderstudyError(
@@ -105,7 +101,7 @@ function registerNicCommands(lc: Command, ctx: CliContext): void {
             `${nicName} of ${name} carries ${target.addresses.join(', ')} and ${name} is the active LC`,
           );
         await host.driver.removeNic(record, nicName);
-        deleteNicRecord(manager.db, name, nicName);
+        deleteNicRecord(app.db, name, nicName);
         ctx.print({ lc: name, removed: nicName }, () => `${name}: removed ${nicName}`);
       }),
     );
@@ -129,13 +125,13 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
     .option('--role <role>', `role: ${lcRoles.join(' | ')}`, 'idle')
     .option('--start', 'start it after creating it')
     .action(async (name: string, o: Record<string, string | string[] | boolean | undefined>) =>
-      withHost(ctx, async (manager, host) => {
+      withHost(ctx, async (app, host) => {
         if (!lcRoles.includes(o.role as LcRole))
           throw new UnderstudyError(
             'INVALID_ARGUMENT',
             `--role: "${String(o.role)}" is not one of ${lcRoles.join(', ')}`,
           );
-        const record = await createLc(manager, host, {
+        const record = await createLc(app.db, host, {
           name,
           image: o.image as string,
           cpus: o.cpus as string,
@@ -149,7 +145,7 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
           mac: o.mac as string | undefined,
           role: o.role as LcRole,
         });
-        const status = o.start ? await startLc(manager, host, name) : await host.driver.status(name);
+        const status = o.start ? await startLc(app.db, host, name) : await host.driver.status(name);
         ctx.print({ ...record, status }, () => `created ${name}${o.start ? ` (${status.state})` : ''}`);
       }),
     );
@@ -157,13 +153,13 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
   lc.command('list')
     .description('the resource table, with the state of each LC')
     .action(async () => {
-      const manager = openManager(ctx.stateDir());
+      const app = openApp(ctx.stateDir());
       try {
-        const host = await hostContext(manager).catch((error: unknown) => {
+        const host = await app.host().catch((error: unknown) => {
           if (error instanceof UnderstudyError && error.code === 'HOST_NOT_INITIALISED') return undefined;
           throw error;
         });
-        const views = await describeLcs(manager, host);
+        const views = await describeLcs(app.db, host);
         ctx.print(views, () =>
           views.length === 0
             ? 'no logical computers; create one with `understudy lc create`'
@@ -181,19 +177,19 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
               ),
         );
       } finally {
-        manager.close();
+        app.close();
       }
     });
 
   lc.command('show <name>')
     .description('one LC: resources, state, usage')
     .action(async (name: string) =>
-      withHost(ctx, async (manager, host) => {
-        const record = getLc(manager.db, name);
+      withHost(ctx, async (app, host) => {
+        const record = getLc(app.db, name);
         const status = await host.driver.status(name);
         const usage =
           status.state === 'stopped' ? undefined : await host.driver.usage(name).catch(() => undefined);
-        const view = { ...record, status, usage, netns: host.driver.netnsName(name) };
+        const view = { ...record, status, usage };
         ctx.print(view, () =>
           [
             `${name}: ${status.state} (role ${record.role}, image ${record.image}, driver ${record.driver})`,
@@ -219,8 +215,8 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
     .option('--no-wait', 'return when init runs, before start-up finishes')
     .option('--timeout <ms>', 'how long to wait for start-up', '30000')
     .action(async (name: string, o: { wait: boolean; timeout: string }) =>
-      withHost(ctx, async (manager, host) => {
-        const status = await startLc(manager, host, name, {
+      withHost(ctx, async (app, host) => {
+        const status = await startLc(app.db, host, name, {
           wait: o.wait,
           timeoutMs: intOption(o.timeout, '--timeout'),
         });
@@ -232,8 +228,8 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
     .description('orderly shutdown; killed after the timeout')
     .option('--timeout <ms>', 'grace time before killing', '15000')
     .action(async (name: string, o: { timeout: string }) =>
-      withHost(ctx, async (manager, host) => {
-        getLc(manager.db, name);
+      withHost(ctx, async (app, host) => {
+        getLc(app.db, name);
         const result = await host.driver.stop(name, { timeoutMs: intOption(o.timeout, '--timeout') });
         ctx.print(
           result,
@@ -245,8 +241,8 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
   lc.command('reboot <name>')
     .description('restart the LC')
     .action(async (name: string) =>
-      withHost(ctx, async (manager, host) => {
-        getLc(manager.db, name);
+      withHost(ctx, async (app, host) => {
+        getLc(app.db, name);
         await host.driver.reboot(name);
         await host.driver.waitUntilUp(name);
         const status = await host.driver.status(name);
@@ -257,8 +253,8 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
   lc.command('exec <name> <command...>')
     .description('run a command inside the LC (use -- before its options)')
     .action(async (name: string, command: string[]) =>
-      withHost(ctx, async (manager, host) => {
-        getLc(manager.db, name);
+      withHost(ctx, async (app, host) => {
+        getLc(app.db, name);
         const result = await host.driver.exec(name, command, {
           okCodes: Array.from({ length: 256 }, (_, i) => i),
           timeoutMs: 24 * 3600_000,
@@ -276,8 +272,8 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
     .description('delete the LC: its disks, NICs and record')
     .option('--force', 'stop it first if it runs')
     .action(async (name: string, o: { force?: boolean }) =>
-      withHost(ctx, async (manager, host) => {
-        await destroyLc(manager, host, name, { force: o.force });
+      withHost(ctx, async (app, host) => {
+        await destroyLc(app.db, host, name, { force: o.force });
         ctx.print({ destroyed: name }, () => `${name} destroyed`);
       }),
     );
@@ -287,21 +283,21 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
     .action((name: string, role: string) => {
       if (!lcRoles.includes(role as LcRole))
         throw new UnderstudyError('INVALID_ARGUMENT', `"${role}" is not one of ${lcRoles.join(', ')}`);
-      const manager = openManager(ctx.stateDir());
+      const app = openApp(ctx.stateDir());
       try {
-        setRole(manager.db, name, role as LcRole);
+        setRole(app.db, name, role as LcRole);
         ctx.print({ name, role }, () => `${name} is now ${role}`);
       } finally {
-        manager.close();
+        app.close();
       }
     });
 
   lc.command('standby-for <name>')
     .description('which unused LCs can stand in for this one (step 701), best fit first')
     .action((name: string) => {
-      const manager = openManager(ctx.stateDir());
+      const app = openApp(ctx.stateDir());
       try {
-        const result = findStandbys(getLc(manager.db, name), listLcs(manager.db));
+        const result = findStandbys(getLc(app.db, name), listLcs(app.db));
         ctx.print(result, () =>
           [
             result.candidates.length
@@ -311,7 +307,7 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
           ].join('\n'),
         );
       } finally {
-        manager.close();
+        app.close();
       }
     });
   registerNicCommands(lc, ctx);

@@ -1,12 +1,12 @@
 /** `understudy monitor run|status`: one poll now, and what the last polls did. */
 import type { Command } from 'commander';
+import { openApp } from '../../app/index.ts';
 import { UnderstudyError, createLogger, type ErrorCode } from '../../core/index.ts';
 import { createSmtpSender } from '../../mail/index.ts';
 import {
   createMonitor,
   defaultConfigPath,
   loadMonitorConfig,
-  openMonitorStore,
   realFetcher,
   safeUrl,
 } from '../../monitor/index.ts';
@@ -27,7 +27,7 @@ export function registerMonitorCommands(program: Command, ctx: CliContext): void
       const config = loadMonitorConfig(o.config ?? defaultConfigPath(ctx.stateDir()), {
         required: o.config !== undefined,
       });
-      const { db, catalogue } = openMonitorStore(ctx.stateDir());
+      const { db, catalogue } = openApp(ctx.stateDir());
       const logger = createLogger({
         pretty: process.stderr.isTTY && !ctx.json(),
         level: process.env.UNDERSTUDY_LOG_LEVEL ?? 'warn',
@@ -85,7 +85,7 @@ export function registerMonitorCommands(program: Command, ctx: CliContext): void
     .command('status')
     .description('last poll per feed, errors, next poll')
     .action(() => {
-      const { db, catalogue } = openMonitorStore(ctx.stateDir());
+      const { db, catalogue } = openApp(ctx.stateDir());
       try {
         const m = createMonitor({
           db,

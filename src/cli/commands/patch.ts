@@ -1,15 +1,15 @@
 /** `understudy patch …`: the patch table by hand (add a patch file, list, mark for the next run). */
 import type { Command } from 'commander';
+import { openApp } from '../../app/index.ts';
 import { UnderstudyError } from '../../core/index.ts';
 import {
   checkPatchFile,
-  openCatalogue,
   parsePatchFormat,
   sha256File,
   type Patch,
   type PatchCategory,
 } from '../../catalogue/index.ts';
-import { findLc, inventorySchema } from '../../inventory/index.ts';
+import { findLc } from '../../inventory/index.ts';
 import { table, type CliContext } from '../context.ts';
 import path from 'node:path';
 
@@ -66,7 +66,7 @@ export function registerPatchCommands(program: Command, ctx: CliContext): void {
         const format = parsePatchFormat(opts.format);
         await checkPatchFile(file, format);
         const sha256 = opts.sha256 ?? (await sha256File(file)).sha256;
-        const { db, catalogue } = openCatalogue(ctx.stateDir());
+        const { db, catalogue } = openApp(ctx.stateDir());
         try {
           const { patch: added, created } = await catalogue.registerPatch({
             file,
@@ -92,7 +92,7 @@ export function registerPatchCommands(program: Command, ctx: CliContext): void {
     .description('list registered patches; with --lc, their state on that logical computer')
     .option('--lc <lc>', 'show applied date, next-run flag and last result on this LC')
     .action((opts: { lc?: string }) => {
-      const { db, catalogue } = openCatalogue(ctx.stateDir());
+      const { db, catalogue } = openApp(ctx.stateDir());
       try {
         const patches = catalogue.listPatches();
         if (!opts.lc) return ctx.print({ patches }, () => renderPatches(patches));
@@ -127,7 +127,7 @@ export function registerPatchCommands(program: Command, ctx: CliContext): void {
     .requiredOption('--next-run <on|off>', 'on or off')
     .action((name: string, opts: { lc: string; nextRun: string }) => {
       const on = onOff(opts.nextRun);
-      const { db, catalogue } = openCatalogue(ctx.stateDir(), [inventorySchema]);
+      const { db, catalogue } = openApp(ctx.stateDir());
       try {
         catalogue.getPatch(name);
         if (!findLc(db, opts.lc))

@@ -1,9 +1,7 @@
 /** `understudy run <lc>|list|show|resume`, `understudy rollback <run>`: the patch run (Fig. 7). */
 import type { Command } from 'commander';
 import { UnderstudyError, createLogger, requireRoot } from '../../core/index.ts';
-import { createCatalogue } from '../../catalogue/index.ts';
-import { patchesDirOf } from '../../catalogue/index.ts';
-import { hostContext, openManager, type Manager } from '../../manager/index.ts';
+import { openApp, type App } from '../../app/index.ts';
 import { runEventRecorder } from '../../api/index.ts';
 import { EventLog, eventsSchema, type StoredEvent } from '../../events/index.ts';
 import { ensureSchemas } from '../../store/index.ts';
@@ -121,7 +119,7 @@ async function followLocal(
   id: string,
   show: (event: ProgressEvent) => void,
 ): Promise<RunRecord> {
-  const manager = openManager(ctx.stateDir());
+  const manager = openApp(ctx.stateDir());
   try {
     ensureSchemas(manager.db, [eventsSchema]);
     const log = new EventLog(manager.db);
@@ -132,7 +130,7 @@ async function followLocal(
         const p = progressOf(e);
         if (p) show(p);
       }
-      const run = getRun(manager, id);
+      const run = getRun(manager.db, id);
       if (finalStates.has(run.state) && run.ownerPid !== null && !isAlive(run.ownerPid)) return run;
       if (finalStates.has(run.state) && log.after(last, { runId: id }).length === 0) return run;
       await sleep(250);
@@ -161,19 +159,19 @@ async function withRunDeps(
   fn: (deps: RunDeps) => Promise<RunRecord>,
 ): Promise<RunRecord> {
   requireRoot('a patch run');
-  const manager = openManager(ctx.stateDir());
+  const manager = openApp(ctx.stateDir());
   try {
-    const host = await hostContext(manager);
+    const host = await manager.host();
     ensureSchemas(manager.db, [eventsSchema]);
     const log = new EventLog(manager.db);
     const record = runEventRecorder(log);
     const show = runDisplay(ctx, follow);
-    const catalogue = createCatalogue({ db: manager.db, patchesDir: patchesDirOf(manager.stateDir) });
+    const catalogue = manager.catalogue;
     const logger = createLogger({ pretty: false, level: process.env.UNDERSTUDY_LOG_LEVEL ?? 'warn' });
     let runId: string | null = null;
     try {
       const run = await fn({
-        manager,
+        db: manager.db,
         host,
         catalogue,
         logger,
@@ -187,7 +185,7 @@ async function withRunDeps(
       return run;
     } catch (error) {
       if (runId !== null) {
-        const run = getRun(manager, runId);
+        const run = getRun(manager.db, runId);
         log.append({
           runId,
           lc: run.lc,
@@ -284,11 +282,11 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
     .description('patch runs, newest first')
     .action(async () => {
       const api = ctx.api();
-      const manager = api ? null : openManager(ctx.stateDir());
+      const manager = api ? null : openApp(ctx.stateDir());
       try {
         const runs = api
           ? (await api.request<{ runs: RunRecord[] }>('GET', '/v1/runs')).runs
-          : listRuns(manager as Manager);
+          : listRuns((manager as App).db);
         ctx.print(runs, () =>
           runs.length === 0
             ? 'no patch runs yet'
@@ -321,9 +319,9 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
         ctx.print(record, () => renderRun(record));
         return;
       }
-      const manager = openManager(ctx.stateDir());
+      const manager = openApp(ctx.stateDir());
       try {
-        const record = getRun(manager, id);
+        const record = getRun(manager.db, id);
         ctx.print(record, () => renderRun(record));
       } finally {
         manager.close();

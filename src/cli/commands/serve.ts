@@ -1,20 +1,18 @@
 /** `understudy serve`: the daemon (monitor schedule + HTTP API), which also drives approved patch runs. */
 import type { Command } from 'commander';
-import { UnderstudyError, createLogger, isUnderstudyError } from '../../core/index.ts';
+import { UnderstudyError, createLogger } from '../../core/index.ts';
 import { runDaemon } from '../../api/index.ts';
-import { createCatalogue, patchesDirOf } from '../../catalogue/index.ts';
-import { recoverCopyJobs } from '../../disk-copy/index.ts';
 import { listLcs } from '../../inventory/index.ts';
-import { hostContext, openManager, type HostContext, type Manager } from '../../manager/index.ts';
+import { openApp, type App, type HostContext } from '../../app/index.ts';
 import type { ManagedLcs } from '../../monitor/index.ts';
 import { recoverRuns, type RunDeps } from '../../run/index.ts';
 import type { CliContext } from '../context.ts';
 
 /** The LCs the monitor manages: the active ones; their Debian packages are read with dpkg-query inside. */
-function managedLcs(manager: Manager, host: HostContext | undefined): ManagedLcs {
+function managedLcs(app: App, host: HostContext | undefined): ManagedLcs {
   return {
     list: async () =>
-      listLcs(manager.db)
+      listLcs(app.db)
         .filter((lc) => lc.role === 'active')
         .map((lc) => lc.name),
     async installedPackages(lc) {
@@ -46,20 +44,12 @@ export function registerServeCommands(program: Command, ctx: CliContext): void {
         throw new UnderstudyError('INVALID_ARGUMENT', `--port must be a port number, not "${o.port}"`);
       // The daemon logs NDJSON to stderr; pretty only on a terminal.
       const logger = createLogger({ pretty: process.stderr.isTTY && !ctx.json(), name: 'understudy-daemon' });
-      const manager = openManager(ctx.stateDir());
-      const host = await hostContext(manager).catch((error: unknown) => {
-        if (isUnderstudyError(error, 'HOST_NOT_INITIALISED')) return undefined;
-        throw error;
-      });
-      const runDeps: RunDeps | undefined = host && {
-        manager,
-        host,
-        catalogue: createCatalogue({ db: manager.db, patchesDir: patchesDirOf(manager.stateDir) }),
-        logger,
-      };
+      const app = openApp(ctx.stateDir());
+      const host = await app.hostIfReady();
+      const runDeps: RunDeps | undefined = host && { db: app.db, host, catalogue: app.catalogue, logger };
       if (runDeps) {
         // A previous manager may have died mid-copy or mid-run: clean up and resume before serving.
-        const removed = await recoverCopyJobs(manager.db);
+        const removed = await runDeps.host.disks.recoverCopies(app.db, { logger });
         if (removed.length) logger.warn({ jobs: removed }, 'removed leftovers of interrupted disk copies');
         const { resumed, errors } = await recoverRuns(runDeps);
         for (const run of resumed)
@@ -72,8 +62,8 @@ export function registerServeCommands(program: Command, ctx: CliContext): void {
         logger,
         port,
         handleSignals: true,
-        managedLcs: managedLcs(manager, host),
-        manager,
+        managedLcs: managedLcs(app, host),
+        manager: app,
         host,
       });
       ctx.progress(`understudy daemon listening on ${daemon.url}`);
@@ -82,6 +72,6 @@ export function registerServeCommands(program: Command, ctx: CliContext): void {
           `the first admin API token is in ${daemon.firstTokenFile} (understudy token create makes more)`,
         );
       await daemon.closed;
-      manager.close();
+      app.close();
     });
 }

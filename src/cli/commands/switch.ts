@@ -3,16 +3,15 @@
  * 13–17, 21–26); `understudy switches [id]` shows the switch journal.
  *
  * Binding LC names to switch sides needs the inventory and the driver; it is injected as a
- * `SwitchBinder` so this file imports neither (the manager provides it; see docs/switch.md).
+ * `SwitchBinder` so this file imports neither (the composition root provides it; see docs/switch.md).
  */
 import type { Command } from 'commander';
-import { UnderstudyError, statePaths } from '../../core/index.ts';
-import { openStore, type Db } from '../../store/index.ts';
+import { UnderstudyError } from '../../core/index.ts';
+import { openApp, type App } from '../../app/index.ts';
 import {
   SwitchJournal,
   parseSwitchMethod,
   runSwitch,
-  switchSchema,
   type SwitchBinding,
   type SwitchPlanInput,
   type SwitchRecord,
@@ -25,7 +24,7 @@ export type { SwitchRequest };
 /** Resolves LC names into a complete plan and the sides that carry it out. */
 export type SwitchBinder = (
   request: SwitchRequest,
-  db: Db,
+  app: App,
 ) => Promise<{ plan: SwitchPlanInput; binding: SwitchBinding; after?: () => Promise<void> }>;
 
 const unbound: SwitchBinder = (request) =>
@@ -85,11 +84,11 @@ export function registerSwitchCommands(
             `--drain-timeout: "${o.drainTimeout}" is not a number of milliseconds`,
           );
         }
-        const db = openStore(statePaths(ctx.stateDir()).database, [switchSchema]);
+        const app = openApp(ctx.stateDir());
         try {
-          const { plan, binding, after } = await binder(request, db);
+          const { plan, binding, after } = await binder(request, app);
           ctx.progress(`switching ${from} -> ${to} by ${request.method}…`);
-          const result = await runSwitch(plan, { db, ...binding });
+          const result = await runSwitch(plan, { db: app.db, ...binding });
           await after?.();
           ctx.print(
             result,
@@ -97,7 +96,7 @@ export function registerSwitchCommands(
               `${result.id}: switched ${from} -> ${to} by ${result.method} in ${result.durationMs} ms (drain ${result.drainMs} ms)`,
           );
         } finally {
-          db.close();
+          app.close();
         }
       },
     );
@@ -106,9 +105,9 @@ export function registerSwitchCommands(
     .command('switches [id]')
     .description('the switch journal: recent switches, or the steps of one')
     .action((id: string | undefined) => {
-      const db = openStore(statePaths(ctx.stateDir()).database, [switchSchema]);
+      const app = openApp(ctx.stateDir());
       try {
-        const journal = new SwitchJournal(db);
+        const journal = new SwitchJournal(app.db);
         if (id) {
           const record = journal.get(id);
           if (!record)
@@ -135,7 +134,7 @@ export function registerSwitchCommands(
               ),
         );
       } finally {
-        db.close();
+        app.close();
       }
     });
 }

@@ -10,11 +10,11 @@ import {
   tokenScopes,
   type TokenScope,
 } from '../../api/index.ts';
-import { openManager, type Manager } from '../../manager/index.ts';
+import { openApp, type App } from '../../app/index.ts';
 import { table, type CliContext } from '../context.ts';
 
-function withStore<T>(ctx: CliContext, fn: (manager: Manager) => T): T {
-  const manager = openManager(ctx.stateDir());
+function withStore<T>(ctx: CliContext, fn: (manager: App) => T): T {
+  const manager = openApp(ctx.stateDir());
   try {
     ensureSchemas(manager.db, [apiSchema]);
     return fn(manager);

@@ -295,6 +295,7 @@ export class LxcDriver implements PartitioningDriver {
     const dir = this.lcDir(spec.name);
     fs.rmSync(path.join(this.controlDir(spec.name), 'booted'), { force: true });
     fs.rmSync(path.join(dir, 'stop-requested'), { force: true });
+    fs.rmSync(path.join(dir, 'crashed'), { force: true });
     fs.rmSync(path.join(dir, 'boots'), { force: true }); // one line per boot since this start
     fs.appendFileSync(
       path.join(dir, 'console.log'),
@@ -368,7 +369,13 @@ export class LxcDriver implements PartitioningDriver {
     const stopRequested = fs.existsSync(path.join(dir, 'stop-requested'));
     const byLxc: Record<string, LcRuntimeState> = {
       // Between two lxc-starts of a reboot the container is stopped but its supervisor runs.
-      STOPPED: supervised ? (stopRequested ? 'stopping' : 'rebooting') : 'stopped',
+      STOPPED: supervised
+        ? stopRequested
+          ? 'stopping'
+          : 'rebooting'
+        : fs.existsSync(path.join(dir, 'crashed'))
+          ? 'crashed'
+          : 'stopped',
       STARTING: 'booting',
       RUNNING: booted ? 'running' : 'booting',
       FROZEN: booted ? 'running' : 'booting',

@@ -8,10 +8,21 @@
 set -u
 lxcpath=$1 name=$2 dir=$3
 echo $$ > "$dir/supervisor.pid"
+rm -f "$dir/crashed"
 while :; do
   rm -f "$dir/restart" "$dir/started"
   lxc-start -F -P "$lxcpath" -n "$name" < /dev/null > /dev/null 2>> "$dir/supervisor.log"
-  [ -e "$dir/restart" ] && [ ! -e "$dir/stop-requested" ] || break
-  echo "[understudy] $(date -u +%Y-%m-%dT%H:%M:%SZ) the LC rebooted itself: starting it again" >> "$dir/console.log"
+  code=$?
+  if [ -e "$dir/restart" ] && [ ! -e "$dir/stop-requested" ]; then
+    echo "[understudy] $(date -u +%Y-%m-%dT%H:%M:%SZ) the LC rebooted itself: starting it again" >> "$dir/console.log"
+    continue
+  fi
+  # An LC that ended without being asked to is recorded as crashed when lxc-start failed or when its init
+  # died without the orderly shutdown that takes the "booted" mark back (lxc-start exits 0 even when the
+  # init was killed).
+  if [ ! -e "$dir/stop-requested" ] && { [ "$code" -ne 0 ] || [ -e "$dir/control/booted" ]; }; then
+    echo "lxc-start exited with $code at $(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$dir/crashed"
+  fi
+  break
 done
 rm -f "$dir/supervisor.pid" "$dir/restart" "$dir/started"

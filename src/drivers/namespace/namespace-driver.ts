@@ -23,6 +23,7 @@ import {
 } from '../../core/index.ts';
 import type {
   ControlReport,
+  DriverEnvironment,
   LcSpec,
   LcStatus,
   NicSpec,
@@ -47,16 +48,8 @@ const scriptDir = path.dirname(fileURLToPath(import.meta.url));
 const MAX_REPORT_BYTES = 1024 * 1024;
 const MAX_REPORTS_PER_READ = 256;
 
-export interface NamespaceDriverOptions {
-  /** Host tag that makes names of namespaces, cgroups and devices unique to this understudy host. */
-  tag: string;
-  /** Directory holding one runtime directory per LC. */
-  runDir: string;
-  /** Mount point of a storage pool. */
-  poolPath: (pool: string) => string;
-  /** Path of an image's read-only subvolume (the root tree LCs are created from). */
-  imagePath: (image: string) => string;
-}
+/** The namespace driver needs exactly what every driver gets from the composition root. */
+export type NamespaceDriverOptions = Omit<DriverEnvironment, 'stateDir'>;
 
 function alive(pid: number): boolean {
   try {
@@ -131,13 +124,7 @@ export class NamespaceDriver implements PartitioningDriver {
   }
 
   diskPath(spec: LcSpec, disk: string): string {
-    const d = spec.disks.find((x) => x.name === disk);
-    if (!d)
-      throw new UnderstudyError(
-        'DISK_NOT_FOUND',
-        `The logical computer "${spec.name}" has no disk named "${disk}"`,
-      );
-    return path.join(this.options.poolPath(d.pool), 'lcs', spec.name, d.name);
+    return this.options.diskPath(spec, disk);
   }
 
   async create(spec: LcSpec): Promise<void> {
@@ -232,9 +219,9 @@ export class NamespaceDriver implements PartitioningDriver {
     await attempt(() => this.killLeftovers(spec.name));
     for (const nic of spec.nics) await attempt(() => deleteNic(this.options.tag, nic.mac));
     await attempt(() => deleteNetns(this.netnsName(spec.name)));
-    for (const pool of new Set(spec.disks.map((d) => d.pool))) {
+    for (const dir of new Set(spec.disks.map((d) => path.dirname(this.diskPath(spec, d.name))))) {
       // The LC's disks, and whatever a crashed copy left beside them (set-aside disks, staging snapshots).
-      await attempt(() => deleteSubvolumesUnder(path.join(this.options.poolPath(pool), 'lcs', spec.name)));
+      await attempt(() => deleteSubvolumesUnder(dir));
     }
     await attempt(() => this.cgroup(spec.name).remove());
     fs.rmSync(this.runtimeDir(spec.name), { recursive: true, force: true });

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { exec } from '../../../src/core/index.ts';
+import { btrfsDiskPath } from '../../../src/disk-copy/index.ts';
 import {
   NamespaceDriver,
   listDirInRoot,
@@ -48,6 +49,7 @@ describe('LC file I/O never leaves the LC (namespace driver, real filesystem)', 
       runDir: path.join(dir, 'run'),
       poolPath: () => path.join(dir, 'pool'),
       imagePath: () => path.join(dir, 'image'),
+      diskPath: (lc, disk) => btrfsDiskPath(path.join(dir, 'pool'), lc.name, disk),
     });
     systemDisk = driver.diskPath(spec, 'system');
     fs.mkdirSync(path.join(systemDisk, 'etc'), { recursive: true });

@@ -210,7 +210,7 @@ describe('operator input', () => {
       assert.match(runNothing.hint, /understudy patch mark <name> --lc web --next-run on/);
 
       // Marked, but applied already on that LC: says that, not "nothing marked".
-      const catalogue = createCatalogue({ db: t.manager.db, patchesDir: patchesDirOf(t.stateDir) });
+      const catalogue = createCatalogue({ db: t.app.db, patchesDir: patchesDirOf(t.stateDir) });
       catalogue.recordResult('fix', 'web', { state: 'ok', exitCode: 0 });
       await t.cli(['patch', 'mark', 'fix', '--lc', 'web', '--next-run', 'on']);
       const runApplied = errorOf(await t.cli(['--json', 'run', 'web'], { okCodes: [1] }));

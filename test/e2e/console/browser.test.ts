@@ -18,7 +18,7 @@ import { spawnProcess, waitFor, type SpawnedProcess } from '../../../src/core/in
 import { computeApprovalCode, issueChallenge } from '../../../src/mail/index.ts';
 import { openStore } from '../../../src/store/index.ts';
 import { statePaths } from '../../../src/core/index.ts';
-import { allSchemas } from '../../../src/manager/index.ts';
+import { allSchemas } from '../../../src/app/index.ts';
 import { repoRoot } from '../../helpers/host-fixture.ts';
 import { freePort } from '../monitor/fixtures.ts';
 import { createRunFixture, type RunFixture } from '../run/run-fixture.ts';

@@ -14,7 +14,7 @@ void describe('disk copy between logical computers (CLI)', () => {
 
   before(async () => {
     t = await createTestHost();
-    await addPool({ db: t.manager.db, stateDir: t.stateDir, name: 'media2', sizeBytes: 2 * 1024 ** 3 });
+    await addPool({ db: t.app.db, stateDir: t.stateDir, name: 'media2', sizeBytes: 2 * 1024 ** 3 });
     await t.lc({ name: 'lc1', addresses: [`${t.prefix}.10`], role: 'active' });
     // The system disk stays on the image's pool (the driver snapshots the image into it); the
     // application disk is on other media (the seed's DISK4).

@@ -23,7 +23,7 @@ describe('Debian system images', () => {
   after(async () => bed?.dispose());
 
   test('the image records its inputs; a second build of the same inputs comes from the cache', async () => {
-    const first = findImage(bed.t.manager.db, 'debian-nginx');
+    const first = findImage(bed.t.app.db, 'debian-nginx');
     assert.ok(first);
     assert.equal(first.recipe, 'debian-system');
     assert.equal(first.inputs?.suite, 'bookworm');
@@ -33,12 +33,12 @@ describe('Debian system images', () => {
     const lines: string[] = [];
     const started = performance.now();
     const again = await buildImage({
-      db: bed.t.manager.db,
+      db: bed.t.app.db,
       recipe: 'debian',
       name: 'debian-nginx-2',
       suite: 'bookworm',
       packages: [...testImagePackages].reverse(), // order does not matter
-      pool: getPool(bed.t.manager.db, 'main'),
+      pool: getPool(bed.t.app.db, 'main'),
       cacheDir: testCache,
       progress: (l) => lines.push(l),
     });
@@ -81,7 +81,7 @@ describe('Debian system images', () => {
     const cache = path.join(bed.t.stateDir, 'cache');
     const left = fs.existsSync(cache) ? fs.readdirSync(cache) : [];
     assert.deepEqual(left, [], 'no tarball and no debootstrap work directory left in the cache');
-    const images = fs.readdirSync(path.join(getPool(bed.t.manager.db, 'main').mountpoint, 'images'));
+    const images = fs.readdirSync(path.join(getPool(bed.t.app.db, 'main').mountpoint, 'images'));
     assert.ok(!images.some((i) => i.includes('building')), `no half image: ${images.join(' ')}`);
     const list = JSON.parse((await bed.t.cli(['--json', 'image', 'list'])).stdout) as { name: string }[];
     assert.deepEqual(list.map((i) => i.name).sort(), ['debian-nginx', 'debian-nginx-2']);
@@ -93,18 +93,18 @@ describe('Debian system images', () => {
     try {
       await assert.rejects(
         buildImage({
-          db: bed.t.manager.db,
+          db: bed.t.app.db,
           recipe: 'debian',
           name: 'nospace',
           suite: 'bookworm',
           packages: ['nginx', 'postgresql-15'],
-          pool: getPool(bed.t.manager.db, 'main'),
+          pool: getPool(bed.t.app.db, 'main'),
           cacheDir: small,
         }),
         (e: Error & { code?: string }) => e.code === 'IMAGE_NO_SPACE' && /MiB free/.test(e.message),
       );
       assert.deepEqual(fs.readdirSync(small), []);
-      assert.equal(findImage(bed.t.manager.db, 'nospace'), undefined);
+      assert.equal(findImage(bed.t.app.db, 'nospace'), undefined);
     } finally {
       await exec(['umount', small]);
       fs.rmdirSync(small);
@@ -112,12 +112,12 @@ describe('Debian system images', () => {
   });
 
   test('import of a directory and of a tarball; the imported image boots under LXC and serves', async () => {
-    const source = findImage(bed.t.manager.db, 'debian-nginx')?.path ?? '';
+    const source = findImage(bed.t.app.db, 'debian-nginx')?.path ?? '';
     const fromDir = await importImage({
-      db: bed.t.manager.db,
+      db: bed.t.app.db,
       source,
       name: 'imported-dir',
-      pool: getPool(bed.t.manager.db, 'main'),
+      pool: getPool(bed.t.app.db, 'main'),
     });
     assert.equal(fromDir.recipe, 'import');
     const tarball = path.join(bed.t.stateDir, 'rootfs.tar');

@@ -119,10 +119,10 @@ describe('logical computers on the namespace driver', () => {
   });
 
   test('a NIC moved from one LC to another takes its address and traffic with it', async () => {
-    const lc1 = getLc(t.manager.db, 'lc1');
-    const lc2 = getLc(t.manager.db, 'lc2');
+    const lc1 = getLc(t.app.db, 'lc1');
+    const lc2 = getLc(t.app.db, 'lc2');
     const newName = await t.host.driver.moveNic(lc1, 'eth0', lc2);
-    moveNicRecord(t.manager.db, 'lc1', 'eth0', 'lc2', newName);
+    moveNicRecord(t.app.db, 'lc1', 'eth0', 'lc2', newName);
     assert.notEqual(newName, 'eth0', 'lc2 already has an eth0, so the moved NIC is renamed');
     await t.host.driver.netExec('lc2', ['arping', '-c', '1', '-A', '-I', newName, `${t.prefix}.10`], {
       okCodes: [0, 1],
@@ -135,8 +135,8 @@ describe('logical computers on the namespace driver', () => {
     ).stdout.trim();
     assert.equal(mac, lc1.nics[0]?.mac, 'the NIC kept its MAC');
     // Move it back so the resource table and the devices agree for the other tests.
-    const back = await t.host.driver.moveNic(getLc(t.manager.db, 'lc2'), newName, getLc(t.manager.db, 'lc1'));
-    moveNicRecord(t.manager.db, 'lc2', newName, 'lc1', back);
+    const back = await t.host.driver.moveNic(getLc(t.app.db, 'lc2'), newName, getLc(t.app.db, 'lc1'));
+    moveNicRecord(t.app.db, 'lc2', newName, 'lc1', back);
     assert.equal(back, 'eth0');
     await t.host.driver.netExec('lc1', ['arping', '-c', '1', '-A', '-I', 'eth0', `${t.prefix}.10`], {
       okCodes: [0, 1],
@@ -158,7 +158,7 @@ describe('logical computers on the namespace driver', () => {
   });
 
   test('files can be written into and read from an LC, never outside it', async () => {
-    const lc1 = getLc(t.manager.db, 'lc1');
+    const lc1 = getLc(t.app.db, 'lc1');
     await t.host.driver.writeFile(lc1, '/etc/understudy-test', 'hello\n');
     assert.equal((await t.host.driver.exec('lc1', ['cat', '/etc/understudy-test'])).stdout, 'hello\n');
     await t.host.driver.exec('lc1', ['ln', '-sf', '/etc', '/tmp/escape']);
@@ -183,16 +183,17 @@ describe('logical computers on the namespace driver', () => {
       { cwd: process.cwd(), okCodes: [0, 137], timeoutMs: 60_000 },
     );
     // Kill it as soon as it has launched the LC, while it waits for the LC to boot.
-    const supervisorPid = path.join(t.manager.paths.lcsRuntime, 'lc3', 'supervisor.pid');
+    const supervisorPid = path.join(t.app.paths.lcsRuntime, 'lc3', 'supervisor.pid');
     for (let i = 0; i < 600 && !fs.existsSync(supervisorPid); i++) await sleep(50);
     const { trackedChildren } = await import('../../../src/core/index.ts');
     for (const child of trackedChildren()) if (child.spawnargs.includes('lc3')) child.kill('SIGKILL');
     await starter.catch(() => undefined);
     const fresh = new NamespaceDriver({
       tag: t.host.network.tag,
-      runDir: t.manager.paths.lcsRuntime,
+      runDir: t.app.paths.lcsRuntime,
       poolPath: () => '',
       imagePath: () => '',
+      diskPath: () => '',
     });
     await fresh.waitUntilUp('lc3', { timeoutMs: 30_000 });
     assert.equal((await fresh.status('lc3')).state, 'running');
@@ -221,7 +222,7 @@ describe('logical computers on the namespace driver', () => {
       state = (await t.host.driver.status('lc2')).state;
     }
     assert.equal(state, 'crashed');
-    await t.host.driver.start(getLc(t.manager.db, 'lc2'));
+    await t.host.driver.start(getLc(t.app.db, 'lc2'));
     await t.host.driver.waitUntilUp('lc2');
     // The app disk kept the data across the crash.
     const reply = await client.get(`http://${t.prefix}.11/health`);
@@ -246,7 +247,7 @@ describe('logical computers on the namespace driver', () => {
     assert.equal(result.outcome, 'clean');
     const log = fs.readFileSync((await t.host.driver.status('lc2')).consoleLog, 'utf8');
     assert.match(log, /rcK: stopping lc2/);
-    await t.host.driver.start(getLc(t.manager.db, 'lc2'));
+    await t.host.driver.start(getLc(t.app.db, 'lc2'));
     await t.host.driver.waitUntilUp('lc2');
     assert.equal((await client.get(`http://${t.prefix}.11/kv/k1`)).body, 'kept');
   });

@@ -27,8 +27,8 @@ export async function createLxcBed(): Promise<LxcBed> {
   const driver = new LxcDriver({
     tag: t.host.network.tag,
     lxcPath: path.join(t.stateDir, 'lxc'),
-    poolPath: (pool) => getPool(t.manager.db, pool).mountpoint,
-    imagePath: (image) => findImage(t.manager.db, image)?.path ?? '/nonexistent',
+    poolPath: (pool) => getPool(t.app.db, pool).mountpoint,
+    imagePath: (image) => findImage(t.app.db, image)?.path ?? '/nonexistent',
   });
   const dispose = async (): Promise<void> => {
     for (const spec of specs) {
@@ -40,12 +40,12 @@ export async function createLxcBed(): Promise<LxcBed> {
   };
   try {
     await buildImage({
-      db: t.manager.db,
+      db: t.app.db,
       recipe: 'debian',
       name: 'debian-nginx',
       suite: 'bookworm',
       packages: testImagePackages,
-      pool: getPool(t.manager.db, 'main'),
+      pool: getPool(t.app.db, 'main'),
       cacheDir: process.env.UNDERSTUDY_TEST_CACHE ?? '/var/cache/understudy-test',
     });
     client = await createClient(t);

@@ -70,7 +70,7 @@ describe('LXC driver lifecycle', () => {
     assert.deepEqual(inside.stdout.trim().split('\n'), [String(256 * 1024 * 1024), '4096']);
     // The write limit of the block-I/O controller, set and lifted on the pool's device.
     const loop = (
-      await exec(['findmnt', '-no', 'SOURCE', getPool(bed.t.manager.db, 'main').mountpoint])
+      await exec(['findmnt', '-no', 'SOURCE', getPool(bed.t.app.db, 'main').mountpoint])
     ).stdout.trim();
     await bed.driver.setWriteLimit('web', loop, 1024 * 1024);
     const limit = await exec([
@@ -175,6 +175,23 @@ describe('LXC driver lifecycle', () => {
     await bed.driver.destroy({ ...peer, nics: [...peer.nics, nic] });
   });
 
+  test('an LC whose init is killed is reported crashed, and starts again', async () => {
+    const { initPid } = await bed.driver.status('web');
+    assert.ok(initPid);
+    process.kill(initPid, 'SIGKILL');
+    const crashed = await waitFor(
+      async () => ((await bed.driver.status('web')).state === 'crashed' ? true : undefined),
+      {
+        timeoutMs: 20_000,
+        intervalMs: 50,
+      },
+    );
+    assert.equal(crashed, true, `state: ${(await bed.driver.status('web')).state}`);
+    await bed.driver.start(web);
+    await bed.driver.waitUntilUp('web', { timeoutMs: 60_000 });
+    assert.ok(await nginxAnswers());
+  });
+
   test('stop is a clean systemd shutdown; destroy leaves nothing behind', async () => {
     const stopped = await bed.driver.stop('web', { timeoutMs: 20_000 });
     assert.equal(stopped.outcome, 'clean');
@@ -183,7 +200,7 @@ describe('LXC driver lifecycle', () => {
     const cgroupName = `lxc.payload.${bed.driver.containerName('web')}`;
     await bed.driver.destroy(web);
     assert.equal(fs.existsSync(bed.driver.lcDir('web')), false, 'LXC directory removed');
-    const lcs = path.join(getPool(bed.t.manager.db, 'main').mountpoint, 'lcs', 'web');
+    const lcs = path.join(getPool(bed.t.app.db, 'main').mountpoint, 'lcs', 'web');
     assert.equal(fs.existsSync(lcs), false, 'disks removed');
     assert.equal(fs.existsSync(`/sys/class/net/${bed.driver.hostNicName(web.nics[0]?.mac ?? '')}`), false);
     assert.equal(fs.existsSync(`/sys/fs/cgroup/memory/${cgroupName}`), false, 'cgroup removed');

@@ -62,7 +62,7 @@ describe('the manager is killed during a patch run', () => {
         'SIGKILL',
         `the manager should have been killed at ${point}: ${ended.stderr.slice(-500)}`,
       );
-      const id = listRuns(f.t.manager)[0]?.id ?? '';
+      const id = listRuns(f.t.app.db)[0]?.id ?? '';
       const resumed = await resumeRun(id, f.deps);
       await new Promise((r) => setTimeout(r, 500));
       const report = await load.stop();

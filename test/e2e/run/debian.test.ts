@@ -42,7 +42,7 @@ describe('debian image', () => {
   let catalogue: Catalogue;
   before(async () => {
     t = await createTestHost({ images: ['busybox', 'debian'], poolSize: 4 * 1024 ** 3 });
-    catalogue = createCatalogue({ db: t.manager.db, patchesDir: patchesDirOf(t.stateDir) });
+    catalogue = createCatalogue({ db: t.app.db, patchesDir: patchesDirOf(t.stateDir) });
   });
   after(async () => t?.dispose());
 
@@ -67,10 +67,7 @@ describe('debian image', () => {
       });
       catalogue.markNextRun(name, 'deb1', true);
     }
-    const run = await startRun(
-      { lc: 'deb1', skipScan: true },
-      { manager: t.manager, host: t.host, catalogue },
-    );
+    const run = await startRun({ lc: 'deb1', skipScan: true }, { db: t.app.db, host: t.host, catalogue });
     assert.equal(run.state, 'switched', run.error ?? '');
     assert.deepEqual(
       run.facts.patchResults?.map((p) => [p.name, p.result]),

@@ -20,7 +20,10 @@ describe('patch run faults', () => {
     f = await createRunFixture();
     // A marker only the standby's own system disk has: it must be back after every discarded run.
     fs.writeFileSync(
-      path.join(f.t.host.driver.diskPath(getLc(f.t.manager.db, 'lc2'), 'system'), 'root/standby-marker'),
+      path.join(
+        f.t.host.disks.mountpoint({ lc: getLc(f.t.app.db, 'lc2'), disk: 'system' }),
+        'root/standby-marker',
+      ),
       'lc2 own disk',
     );
   });
@@ -45,8 +48,8 @@ describe('patch run faults', () => {
     const now = await f.get('/version');
     assert.equal(now.servedBy, 'lc1');
     assert.equal(now.version, '1.0.0');
-    assert.equal(getLc(f.t.manager.db, 'lc1').role, 'active');
-    const standbyDisk = f.t.host.driver.diskPath(getLc(f.t.manager.db, 'lc2'), 'system');
+    assert.equal(getLc(f.t.app.db, 'lc1').role, 'active');
+    const standbyDisk = f.t.host.disks.mountpoint({ lc: getLc(f.t.app.db, 'lc2'), disk: 'system' });
     assert.equal(
       fs.readFileSync(path.join(standbyDisk, 'root/standby-marker'), 'utf8'),
       'lc2 own disk',
@@ -56,8 +59,8 @@ describe('patch run faults', () => {
       !fs.readdirSync(path.dirname(standbyDisk)).some((n) => n.includes('.before-')),
       'no set-aside disk is left',
     );
-    const run = listRuns(f.t.manager)[0];
-    if (run && code !== 'RUN_NOTHING_TO_DO') assert.equal(getRun(f.t.manager, run.id).state, 'failed');
+    const run = listRuns(f.t.app.db)[0];
+    if (run && code !== 'RUN_NOTHING_TO_DO') assert.equal(getRun(f.t.app.db, run.id).state, 'failed');
   }
 
   test('a patch that does not apply: result recorded, standby discarded, LC1 untouched', async () => {
@@ -98,14 +101,14 @@ describe('patch run faults', () => {
 
   test('a malicious file on the system disk stops the run before anything is copied', async () => {
     await f.addPatch('harmless', 'script', '#!/bin/sh\ntrue\n');
-    await f.t.host.driver.writeFile(getLc(f.t.manager.db, 'lc1'), '/tmp/dropper.com', EICAR);
+    await f.t.host.driver.writeFile(getLc(f.t.app.db, 'lc1'), '/tmp/dropper.com', EICAR);
     try {
       await expectFailure(
         { skipScan: false, scanDatabase: path.join(assetsDir, 'clamav/eicar-test.hdb') },
         'RUN_MALWARE_FOUND',
         /\/tmp\/dropper\.com \(Eicar-Test-Signature/,
       );
-      const run = getRun(f.t.manager, listRuns(f.t.manager)[0]?.id ?? '');
+      const run = getRun(f.t.app.db, listRuns(f.t.app.db)[0]?.id ?? '');
       assert.equal(run.steps.find((s) => s.name === 'copy-system')?.state, 'pending', 'nothing was copied');
     } finally {
       await f.t.host.driver.exec('lc1', ['rm', '-f', '/tmp/dropper.com']);

@@ -49,8 +49,8 @@ describe('patch run', () => {
     assert.equal(state?.lastResult, 'ok');
     assert.equal(state?.applyNextRun, false);
     assert.ok(state?.appliedAt);
-    assert.equal(getLc(f.t.manager.db, 'lc2').role, 'active');
-    assert.equal(getLc(f.t.manager.db, 'lc1').role, 'retired');
+    assert.equal(getLc(f.t.app.db, 'lc2').role, 'active');
+    assert.equal(getLc(f.t.app.db, 'lc1').role, 'retired');
     assert.match(run.facts.copies?.find((c) => c.disk === 'app')?.summary ?? '', /writes to/);
 
     // Writes after the switch go to lc2; rollback carries them back to lc1.
@@ -75,9 +75,9 @@ describe('patch run', () => {
         w.value,
         `write ${w.path} acknowledged during the rollback kept`,
       );
-    assert.equal(getLc(f.t.manager.db, 'lc1').role, 'active');
+    assert.equal(getLc(f.t.app.db, 'lc1').role, 'active');
     assert.deepEqual(
-      getLc(f.t.manager.db, 'lc1').nics[0]?.addresses,
+      getLc(f.t.app.db, 'lc1').nics[0]?.addresses,
       [`${f.service}/24`],
       'lc1 holds the service address again, and only it',
     );
@@ -95,7 +95,7 @@ describe('post-switch health watch', () => {
     await f.addVersionPatch();
     const running = startRun({ lc: 'lc1', skipScan: true, watchMs: 60_000 }, f.deps);
     // Wait for the switch, write on LC2, then make LC2's service fail.
-    for (let i = 0; i < 600 && listRuns(f.t.manager)[0]?.state !== 'switched'; i++)
+    for (let i = 0; i < 600 && listRuns(f.t.app.db)[0]?.state !== 'switched'; i++)
       await new Promise((r) => setTimeout(r, 100));
     assert.equal(await f.put('/kv/written-on-lc2', 'keep me'), 200);
     await f.t.host.driver.exec('lc2', ['sh', '-c', 'kill -9 "$(cat /run/demo.pid)"']);

@@ -45,10 +45,10 @@ export async function createRunFixture(): Promise<RunFixture> {
     const service = `${t.prefix}.10`;
     await t.lc({ name: 'lc1', addresses: [service], role: 'active', cpus: '0' });
     // The standby's disks are on another pool (the seed's DISK3/DISK4 on other media): a real send/receive copy.
-    await addPool({ db: t.manager.db, stateDir: t.stateDir, name: 'standby', sizeBytes: 2 * 1024 ** 3 });
+    await addPool({ db: t.app.db, stateDir: t.stateDir, name: 'standby', sizeBytes: 2 * 1024 ** 3 });
     await t.lc({ name: 'lc2', addresses: [`${t.prefix}.11`], cpus: '1', pool: 'standby' }, { start: false });
     client = await createClientHost({ bridge: t.host.network.bridge, address: `${t.prefix}.200/24` });
-    const catalogue = createCatalogue({ db: t.manager.db, patchesDir: patchesDirOf(t.stateDir) });
+    const catalogue = createCatalogue({ db: t.app.db, patchesDir: patchesDirOf(t.stateDir) });
     const events: string[] = [];
     const fixture: RunFixture = {
       t,
@@ -56,7 +56,7 @@ export async function createRunFixture(): Promise<RunFixture> {
       catalogue,
       service,
       deps: {
-        manager: t.manager,
+        db: t.app.db,
         host: t.host,
         catalogue,
         onEvent: (e) => events.push(`${e.step}:${e.state}`),

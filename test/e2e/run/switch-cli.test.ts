@@ -8,7 +8,7 @@ describe('understudy switch', () => {
   let f: RunFixture;
   before(async () => {
     f = await createRunFixture();
-    await f.t.host.driver.start(getLc(f.t.manager.db, 'lc2'));
+    await f.t.host.driver.start(getLc(f.t.app.db, 'lc2'));
     await f.t.host.driver.waitUntilUp('lc2');
   });
   after(async () => f?.dispose());
@@ -21,7 +21,7 @@ describe('understudy switch', () => {
     const moved = await f.get('/kv/k');
     assert.equal(moved.servedBy, 'lc2');
     assert.equal(moved.body, 'from lc1', 'the final sync carried the data over');
-    assert.equal(getLc(f.t.manager.db, 'lc2').role, 'active');
+    assert.equal(getLc(f.t.app.db, 'lc2').role, 'active');
     const back = await f.t.cli(['--json', 'switch', 'lc2', 'lc1', '--method', 'swap-address', '--stateful']);
     assert.equal((JSON.parse(back.stdout) as { outcome: string }).outcome, 'switched');
     const report = await load.stop();

@@ -59,7 +59,7 @@ describe('understudy switch, repeated', () => {
   let f: RunFixture;
   before(async () => {
     f = await createRunFixture();
-    await f.t.host.driver.start(getLc(f.t.manager.db, 'lc2'));
+    await f.t.host.driver.start(getLc(f.t.app.db, 'lc2'));
     await f.t.host.driver.waitUntilUp('lc2');
   });
   after(async () => f?.dispose());
@@ -112,7 +112,7 @@ describe('understudy switch, repeated', () => {
           for (const lc of ['lc1', 'lc2'] as const) {
             const nics = await nicsOf(f, lc);
             assert.equal(nics.length, 1, `${label}: ${lc} has exactly one NIC: ${JSON.stringify(nics)}`);
-            const recorded = getLc(f.t.manager.db, lc).nics;
+            const recorded = getLc(f.t.app.db, lc).nics;
             assert.deepEqual(
               recorded.map((n) => n.name),
               nics.map((n) => n.name),
@@ -144,7 +144,7 @@ describe('understudy switch, repeated', () => {
             holder,
             `${label}: a new request reaches ${holder}`,
           );
-          assert.equal(getLc(f.t.manager.db, holder).role, 'active', label);
+          assert.equal(getLc(f.t.app.db, holder).role, 'active', label);
         }
       } finally {
         await load.stop().then((r) => (report = r));
@@ -183,7 +183,7 @@ describe('understudy switch, repeated', () => {
     assert.equal(added.name, 'eth0');
     assert.deepEqual(await nicsOf(f, 'lc3'), [{ name: 'eth0', addresses: [address] }]);
     assert.deepEqual(
-      getLc(f.t.manager.db, 'lc3').nics.map((n) => [n.name, n.mac, n.addresses]),
+      getLc(f.t.app.db, 'lc3').nics.map((n) => [n.name, n.mac, n.addresses]),
       [['eth0', added.mac, [address]]],
     );
     const taken = await f.t.cli(['lc', 'nic', 'add', 'lc3', '--address', `${f.service}/24`], {
@@ -193,12 +193,12 @@ describe('understudy switch, repeated', () => {
       taken.stderr,
       new RegExp(`address ${f.service.replace(/\./g, '\\.')} is already used by LC lc1`),
     );
-    const serving = getLc(f.t.manager.db, 'lc1').nics[0]!.name;
+    const serving = getLc(f.t.app.db, 'lc1').nics[0]!.name;
     const inUse = await f.t.cli(['--json', 'lc', 'nic', 'remove', 'lc1', serving], { okCodes: [1] });
     assert.equal((JSON.parse(inUse.stdout) as { error: { code: string } }).error.code, 'NIC_IN_USE');
     await f.t.cli(['lc', 'nic', 'remove', 'lc3', 'eth0']);
     assert.deepEqual(await nicsOf(f, 'lc3'), []);
-    assert.deepEqual(getLc(f.t.manager.db, 'lc3').nics, []);
+    assert.deepEqual(getLc(f.t.app.db, 'lc3').nics, []);
     const missing = await f.t.cli(['--json', 'lc', 'nic', 'remove', 'lc3', 'eth0'], { okCodes: [1] });
     assert.equal((JSON.parse(missing.stdout) as { error: { code: string } }).error.code, 'NIC_NOT_FOUND');
   });

@@ -338,7 +338,7 @@ test('the steering table of LC2 during instant never drops a packet of a flow it
 });
 
 test('serviceSide signals the service through its pid file with a fixed script', async () => {
-  const { serviceSide } = await import('../../../src/switch/index.ts');
+  const { serviceSide, signalScript } = await import('../../../src/switch/index.ts');
   const calls: (readonly string[])[] = [];
   const side = serviceSide({
     name: 'lc1',
@@ -358,5 +358,10 @@ test('serviceSide signals the service through its pid file with a fixed script',
       ['STOP', '/run/demo.pid'],
     ],
   );
-  assert.equal(calls[0]?.[2], 'kill -s "$1" "$(cat "$2")"');
+  assert.equal(calls[0]?.[2], signalScript);
+  assert.match(
+    signalScript,
+    /kill -s "\$1" "\$pid"/,
+    'the signal and the pid file are arguments, not spliced in',
+  );
 });

@@ -6,7 +6,7 @@
  *   attr    = le16 type + le16 len + value   (v2+: the DATA attribute has no length, it runs to the end)
  * The parser does not check the crc: `btrfs receive` does, and fails the transfer if one is wrong.
  */
-import { UnderstudyError } from '../core/index.ts';
+import { UnderstudyError } from '../../core/index.ts';
 
 const MAGIC = Buffer.from('btrfs-stream\0', 'latin1');
 const STREAM_HEADER_BYTES = MAGIC.length + 4;

@@ -13,8 +13,8 @@ import {
   isErrno,
   type ExecResult,
   type SpawnedProcess,
-} from '../core/index.ts';
-import { formatBytes } from './history.ts';
+} from '../../core/index.ts';
+import { formatBytes } from '../history.ts';
 
 const BTRFS = 'btrfs';
 

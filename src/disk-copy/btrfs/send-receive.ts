@@ -5,13 +5,13 @@
  * of snapshots is deleted, so at most two generations exist on either side.
  */
 import path from 'node:path';
-import { UnderstudyError, exec } from '../core/index.ts';
+import { UnderstudyError, exec } from '../../core/index.ts';
 import { checkSpace, deleteSubvolume, snapshot, transfer, usedBytes } from './btrfs.ts';
 import type { CopyJobContext, CutOutcome } from './job-context.ts';
-import { whileFrozen } from './freeze.ts';
-import { decideNextStep } from './policy.ts';
+import { whileFrozen } from '../freeze.ts';
+import { decideNextStep } from '../policy.ts';
 import { SendStreamParser } from './send-stream.ts';
-import type { Convergence, PassReport, ResolvedCopyPolicy } from './types.ts';
+import type { Convergence, PassReport, ResolvedCopyPolicy } from '../types.ts';
 
 const MiB = 1024 * 1024;
 

@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { UnderstudyError, exec, isUnderstudyError, silentLogger } from '../core/index.ts';
+import { UnderstudyError, exec, isUnderstudyError, silentLogger } from '../../core/index.ts';
 import {
   deleteSubvolume,
   filesystemId,
@@ -26,14 +26,14 @@ import {
   snapshot,
   usedBytes,
 } from './btrfs.ts';
-import { HistoryRecorder, describeHistory, formatBytes } from './history.ts';
-import { resolvePolicy } from './policy.ts';
+import { HistoryRecorder, describeHistory, formatBytes } from '../history.ts';
+import { resolvePolicy } from '../policy.ts';
 import type { CopyJobContext, CutOutcome } from './job-context.ts';
 import { runSendReceive } from './send-receive.ts';
-import { appendCopyHistory, failCopyJob, finishCopyJob, insertCopyJob } from './store.ts';
-import { differingPaths, hashTree } from './tree-hash.ts';
-import { whileFrozen } from './freeze.ts';
-import type { CopyDiskOptions, CopyMode, CopyResult, ResolvedCopyPolicy } from './types.ts';
+import { appendCopyHistory, failCopyJob, finishCopyJob, insertCopyJob } from '../store.ts';
+import { differingPaths, hashTree } from '../tree-hash.ts';
+import { whileFrozen } from '../freeze.ts';
+import type { CopyDiskOptions, CopyMode, CopyResult, ResolvedCopyPolicy } from '../types.ts';
 
 const NAME_PATTERN = /^[A-Za-z0-9][\w.-]{0,99}$/;
 

@@ -1,6 +1,6 @@
 /** What the steps of one copy job share (internal to the disk copy). */
-import type { HistoryRecorder } from './history.ts';
-import type { Convergence, CopyDiskOptions, CopyProgress, PassReport } from './types.ts';
+import type { HistoryRecorder } from '../history.ts';
+import type { Convergence, CopyDiskOptions, CopyProgress, PassReport } from '../types.ts';
 
 /** The context every step of one copy job shares. */
 export interface CopyJobContext {

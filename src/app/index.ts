@@ -1,0 +1,5 @@
+/** The composition root: opens the store once and builds the ports (driver registry, disk store). */
+export { openApp, withApp, allSchemas, type App } from './app.ts';
+export { createLc, destroyLc, startLc, describeLcs, type LcView } from './lcs.ts';
+export { driverFactories, driverNames, DriverRegistry } from './drivers.ts';
+export type { HostContext } from '../host/index.ts';

@@ -1,0 +1,137 @@
+/**
+ * The disk store on btrfs: every disk is a subvolume `<pool>/lcs/<lc>/<disk>`; the live copy is
+ * copyDisk (snapshots, send/receive, the cut), a disk set aside is the same subvolume renamed
+ * `<disk>.before-<tag>`, and the final sync is rsync between the two subvolumes.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { exec, isUnderstudyError, sleep, type Logger } from '../../core/index.ts';
+import type { Db } from '../../store/index.ts';
+import { diskSpecOf, type DiskRef, type DiskStore, type LiveCopyOptions } from '../disk-store.ts';
+import type { CopyResult } from '../types.ts';
+import { copyDisk } from './copy-disk.ts';
+import { recoverCopyJobs } from './recover.ts';
+
+export interface BtrfsDiskStoreOptions {
+  /** Mount point of a storage pool (a btrfs filesystem). */
+  poolPath(pool: string): string;
+  /** The block device a pool is mounted from. */
+  poolDevice(pool: string): string;
+}
+
+/** The path an LC's disk has in its pool (the namespace driver mounts it from there). */
+export function btrfsDiskPath(poolPath: string, lc: string, disk: string): string {
+  return path.join(poolPath, 'lcs', lc, disk);
+}
+
+const asidePath = (diskPath: string, tag: string): string => `${diskPath}.before-${tag}`;
+
+async function deleteSubvolume(target: string): Promise<void> {
+  // After a crash of the manager its `btrfs send` may still be ending (the kernel refuses to delete a
+  // snapshot while a send reads it, with EPERM): retry for a while.
+  for (let attempt = 0; fs.existsSync(target); attempt++) {
+    try {
+      await exec(['btrfs', 'subvolume', 'delete', target]);
+    } catch (error) {
+      if (
+        attempt >= 50 ||
+        !isUnderstudyError(error) ||
+        !/Operation not permitted|send may be in progress/.test(error.message)
+      )
+        throw error;
+      await sleep(200);
+    }
+  }
+}
+
+export class BtrfsDiskStore implements DiskStore {
+  readonly name = 'btrfs';
+  constructor(private readonly options: BtrfsDiskStoreOptions) {}
+
+  private location(ref: DiskRef): string {
+    const spec = diskSpecOf(ref);
+    return btrfsDiskPath(this.options.poolPath(spec.pool), ref.lc.name, spec.name);
+  }
+
+  mountpoint(ref: DiskRef): string {
+    return this.location(ref);
+  }
+
+  device(ref: DiskRef): string {
+    return this.options.poolDevice(diskSpecOf(ref).pool);
+  }
+
+  async copyLive(o: LiveCopyOptions): Promise<CopyResult> {
+    const target = this.location(o.to);
+    return copyDisk({
+      source: this.location(o.from),
+      destination: { poolPath: path.dirname(target), name: path.basename(target) },
+      freezer: o.freezer,
+      ...(o.throttle ? { throttle: o.throttle } : {}),
+      verify: o.verify,
+      ...(o.policy ? { policy: o.policy } : {}),
+      ...(o.mode ? { mode: o.mode } : {}),
+      db: o.db,
+      jobId: o.jobId,
+      label: o.label,
+      signal: o.signal,
+      logger: o.logger,
+      onProgress: o.onProgress,
+    });
+  }
+
+  async setAside(ref: DiskRef, tag: string): Promise<void> {
+    const disk = this.location(ref);
+    const aside = asidePath(disk, tag);
+    if (fs.existsSync(aside)) {
+      // Already set aside by an earlier attempt: what is in the disk's place now is a partial copy.
+      await deleteSubvolume(disk);
+      return;
+    }
+    if (fs.existsSync(disk)) fs.renameSync(disk, aside);
+  }
+
+  async restoreAside(ref: DiskRef, tag: string): Promise<void> {
+    const disk = this.location(ref);
+    const aside = asidePath(disk, tag);
+    if (!fs.existsSync(aside)) return;
+    await deleteSubvolume(disk);
+    fs.renameSync(aside, disk);
+  }
+
+  async dropAside(ref: DiskRef, tag: string): Promise<void> {
+    await deleteSubvolume(asidePath(this.location(ref), tag));
+  }
+
+  async removeCopyLeftovers(o: { from: DiskRef; to: DiskRef; jobId: string }): Promise<void> {
+    const dirs = [path.dirname(this.location(o.from)), path.dirname(this.location(o.to))];
+    for (const dir of dirs) {
+      for (const stage of [`.understudy-copy-${o.jobId}-src`, `.understudy-copy-${o.jobId}-dst`]) {
+        const stageDir = path.join(dir, stage);
+        if (!fs.existsSync(stageDir)) continue;
+        for (const entry of fs.readdirSync(stageDir)) await deleteSubvolume(path.join(stageDir, entry));
+        fs.rmSync(stageDir, { recursive: true, force: true });
+      }
+    }
+  }
+
+  async sync(from: DiskRef, to: DiskRef): Promise<void> {
+    // rsync of what changed: nanosecond mtimes, deletions, hard links, ACLs, xattrs, numeric owners.
+    await exec(
+      [
+        'rsync',
+        '-aHAX',
+        '--numeric-ids',
+        '--delete',
+        '--modify-window=-1',
+        `${this.location(from)}/`,
+        `${this.location(to)}/`,
+      ],
+      { timeoutMs: 30 * 60_000 },
+    );
+  }
+
+  recoverCopies(db: Db, options: { logger?: Logger } = {}): Promise<string[]> {
+    return recoverCopyJobs(db, options);
+  }
+}

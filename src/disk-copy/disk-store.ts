@@ -1,0 +1,87 @@
+/**
+ * The disk store port: where an LC's disks live and the operations the patch run, the switch and the
+ * CLI do on them, named by LC and disk, never by host path or storage technology. The btrfs store
+ * (`./btrfs/`) implements it with subvolumes, read-only snapshots, incremental send/receive, a
+ * snapshot taken while the writers are frozen (the freeze point of the cut) and writable clones; a
+ * test implements it in memory.
+ */
+import { UnderstudyError, type Logger } from '../core/index.ts';
+import type { LcSpec } from '../drivers/index.ts';
+import type { Db } from '../store/index.ts';
+import type { CopyMode, CopyPolicy, CopyProgress, CopyResult, Freezer, Throttle } from './types.ts';
+
+/** One disk of one LC: `disk` is the name of a disk in `lc.disks`. */
+export interface DiskRef {
+  lc: LcSpec;
+  disk: string;
+}
+
+export interface LiveCopyOptions {
+  from: DiskRef;
+  /** Receives the copy; its current content must have been set aside (or be absent). */
+  to: DiskRef;
+  /** Names the job's snapshots and its record; unique among running copies. */
+  jobId: string;
+  label?: string;
+  /** Stops `from`'s writers for the freeze point of the cut. */
+  freezer: Freezer;
+  /** Limits `from`'s writers when the copy does not converge. */
+  throttle?: Throttle;
+  /** Compare both trees at the cut and fail unless they are equal. */
+  verify: boolean;
+  /** When to cut and what to do when the writers outpace the copy (defaults: see CopyPolicy). */
+  policy?: CopyPolicy;
+  /** Default `auto`: the store picks. */
+  mode?: 'auto' | CopyMode;
+  /** Where the job and its write history are recorded. */
+  db?: Db;
+  signal?: AbortSignal;
+  logger?: Logger;
+  onProgress?: (event: CopyProgress) => void;
+}
+
+export interface DiskStore {
+  readonly name: string;
+  /** Host directory where the disk's tree can be read while its LC runs (the scan reads it there). */
+  mountpoint(disk: DiskRef): string;
+  /** The block device holding the disk (what a write limit applies to). */
+  device(disk: DiskRef): string;
+  /**
+   * Live copy (seed 703/704): snapshot, full then incremental send/receive passes while `from` keeps
+   * writing, the cut at a freeze point, a writable clone in `to`'s place. Leaves nothing on failure.
+   */
+  copyLive(options: LiveCopyOptions): Promise<CopyResult>;
+  /** Keeps the disk's content aside under `tag` (once: a second call deletes what replaced it). */
+  setAside(disk: DiskRef, tag: string): Promise<void>;
+  /** Puts the content kept under `tag` back in the disk's place (no-op when nothing is kept). */
+  restoreAside(disk: DiskRef, tag: string): Promise<void>;
+  /** Deletes the content kept under `tag` (no-op when nothing is kept). */
+  dropAside(disk: DiskRef, tag: string): Promise<void>;
+  /** Removes the snapshots a copy job `jobId` between the two disks left when its process died. */
+  removeCopyLeftovers(options: { from: DiskRef; to: DiskRef; jobId: string }): Promise<void>;
+  /**
+   * Makes `to` equal to `from` (the final sync of a stateful switch, and the rollback's bulk copy):
+   * only what differs is written; deletions, links, ownership, ACLs and extended attributes follow.
+   */
+  sync(from: DiskRef, to: DiskRef): Promise<void>;
+  /**
+   * After a crash: removes the leftovers of copy jobs whose process is gone (a job whose lease is held
+   * by a live process is left alone) and marks them failed. Resolves with the ids cleaned up.
+   */
+  recoverCopies(db: Db, options?: { logger?: Logger }): Promise<string[]>;
+}
+
+/** The DiskSpec of `ref`; throws DISK_NOT_FOUND naming the LC and the disk. */
+export function diskSpecOf(ref: DiskRef): LcSpec['disks'][number] {
+  const spec = ref.lc.disks.find((d) => d.name === ref.disk);
+  if (!spec) throw diskNotFound(ref);
+  return spec;
+}
+
+function diskNotFound(ref: DiskRef): UnderstudyError {
+  return new UnderstudyError(
+    'DISK_NOT_FOUND',
+    `The logical computer "${ref.lc.name}" has no disk named "${ref.disk}"`,
+    { hint: `Its disks: ${ref.lc.disks.map((d) => d.name).join(', ') || '(none)'}` },
+  );
+}

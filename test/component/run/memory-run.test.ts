@@ -1,0 +1,67 @@
+/**
+ * The whole patch run — forward, switch, rollback — against the in-memory driver and disk store: the
+ * run reaches LCs and disks only through the PartitioningDriver and DiskStore ports.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { getLc } from '../../../src/inventory/index.ts';
+import { bindPlannedSwitch, rollbackRun, startRun } from '../../../src/run/index.ts';
+import { SwitchJournal, recoverSwitches } from '../../../src/switch/index.ts';
+import { createMemoryRun } from '../../helpers/memory-run.ts';
+
+test('forward: the standby is patched, the service moves with its data; rollback moves it back with the data written since', async (t) => {
+  const f = await createMemoryRun();
+  t.after(() => f.close());
+  await f.addVersionPatch('1.0.1');
+  f.writeData('lc1', 'before', 'written on lc1');
+  const run = await startRun({ lc: 'lc1', skipScan: true }, f.deps);
+  assert.equal(run.state, 'switched', run.error ?? '');
+  assert.deepEqual(f.served(), { by: ['lc2'], version: '1.0.1' });
+  assert.equal(f.data('lc2', 'before'), 'written on lc1');
+  assert.equal(getLc(f.db, 'lc2').role, 'active');
+  assert.equal(getLc(f.db, 'lc1').role, 'retired');
+  assert.equal(f.catalogue.getPatch('demo-1.0.1').name, 'demo-1.0.1');
+
+  f.writeData('lc2', 'after', 'written on lc2');
+  const back = await rollbackRun(run.id, f.deps);
+  assert.equal(back.state, 'rolled-back', back.error ?? '');
+  assert.deepEqual(f.served(), { by: ['lc1'], version: '1.0.0' });
+  assert.equal(f.data('lc1', 'after'), 'written on lc2');
+  assert.equal(getLc(f.db, 'lc1').role, 'active');
+});
+
+test('finding 2: a cleanup failure after the point of no return never undoes the switch; the cleanup is retried and reported', async (t) => {
+  const f = await createMemoryRun();
+  t.after(() => f.close());
+  await f.addVersionPatch('1.0.1');
+  f.writeData('lc1', 'before', 'written on lc1');
+  // The instant switch's last steps lift LC1's hold on the service address (on lo): make that fail.
+  const lift = 'ip addr del 198.18.0.10/32 dev lo';
+  f.mem.driver.failing.set('lc1', new Set([lift]));
+  const run = await startRun({ lc: 'lc1', skipScan: true }, f.deps);
+  assert.equal(run.state, 'switched', 'the service runs on the patched standby: the run is switched');
+  assert.match(run.error ?? '', /cleanup/, 'the pending cleanup is reported with the run');
+  assert.equal(f.mem.driver.lcs.get('lc2')?.state, 'running', 'the serving LC is never stopped');
+  assert.deepEqual(f.served(), { by: ['lc2'], version: '1.0.1' });
+  assert.equal(f.data('lc2', 'before'), 'written on lc1', "LC2's disks are not restored under it");
+  assert.ok(
+    !f.mem.disks.log.some((l) => l.startsWith('restore')),
+    `no disk restored: ${f.mem.disks.log.join(', ')}`,
+  );
+  const [pending] = new SwitchJournal(f.db).list(1);
+  assert.equal(pending?.state, 'running', 'the switch journal keeps the cleanup to retry');
+
+  // The fault goes away; the next start of a manager finishes the cleanup (roll forward only).
+  f.mem.driver.failing.clear();
+  const { recovered, errors } = await recoverSwitches({
+    db: f.db,
+    bind: (plan) => bindPlannedSwitch(f.db, f.mem.host, plan),
+  });
+  assert.deepEqual(errors, []);
+  assert.deepEqual(
+    recovered.map((r) => r.outcome),
+    ['switched'],
+  );
+  assert.equal(new SwitchJournal(f.db).list(1)[0]?.state, 'switched');
+  assert.deepEqual(f.served(), { by: ['lc2'], version: '1.0.1' });
+});
