@@ -6,3 +6,5 @@ scripts/install-deps.sh
 npm run typecheck
 npm run lint
 npm test
+# Fuzzing with a small budget in CI; run `FUZZ_SECONDS=600 npm run fuzz` for a longer session.
+FUZZ_SECONDS=${FUZZ_SECONDS:-40} npm run fuzz

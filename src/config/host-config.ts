@@ -3,9 +3,8 @@
  * complete configuration. Errors name the field by its path in the file, e.g. `lcs[1].memory`.
  */
 import fs from 'node:fs';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
-import { UnderstudyError, isErrno } from '../core/index.ts';
+import { UnderstudyError, isErrno, parseConfigYaml } from '../core/index.ts';
 
 const lcSchema = z
   .object({
@@ -23,6 +22,8 @@ const lcSchema = z
     addresses: z.array(z.string()).default([]),
     mac: z.string().optional(),
     role: z.enum(['active', 'standby', 'idle', 'retired']).default('idle'),
+    /** Partitioning driver (namespace | lxc); an unknown name is refused when the LC is created. */
+    driver: z.string().default('namespace'),
     start: z.boolean().default(false),
   })
   .strict();
@@ -61,18 +62,7 @@ function fieldPath(path: readonly PropertyKey[]): string {
 }
 
 export function parseHostConfig(text: string, file: string): HostConfig {
-  let raw: unknown;
-  try {
-    raw = parseYaml(text);
-  } catch (error) {
-    if (error instanceof YAMLParseError) {
-      throw new UnderstudyError(
-        'CONFIG_INVALID',
-        `${file}: not valid YAML at line ${error.linePos?.[0].line ?? '?'}: ${error.message.split('\n')[0]}`,
-      );
-    }
-    throw error;
-  }
+  const raw = parseConfigYaml(text, file);
   const result = hostConfigSchema.safeParse(raw ?? {});
   if (!result.success) {
     const issues = result.error.issues.map((i) => `${fieldPath(i.path) || '(top level)'}: ${i.message}`);

@@ -132,6 +132,19 @@ export const errorCatalogue = {
     meaning: 'No free range of subordinate uids/gids for an unprivileged LXC logical computer.',
     fix: 'Give root subordinate ids in /etc/subuid and /etc/subgid (scripts/install-deps.sh does), or destroy unused LCs.',
   },
+  LXC_IMPORT_NOT_FOUND: {
+    meaning: 'There is no LXC container of that name in the given LXC path.',
+    fix: 'Give its LXC path (--lxc-path, default /var/lib/lxc); `lxc-ls -P <path>` lists them.',
+  },
+  LXC_IMPORT_RUNNING: {
+    meaning: 'The LXC container to import is running; its disk is copied only while it is stopped.',
+    fix: 'Stop it (lxc-stop) and import again.',
+  },
+  LXC_IMPORT_UNSUPPORTED: {
+    meaning:
+      'The LXC container to import uses a feature understudy does not carry over (named in the message).',
+    fix: 'Remove that setting from the container, or recreate it without it, and import again.',
+  },
   RESOURCES_EXCEEDED: {
     meaning: 'The host has not enough CPU, memory or pool space for this.',
     fix: 'Ask for less, or free resources held by other logical computers.',
@@ -223,6 +236,10 @@ export const errorCatalogue = {
   FEED_REPLAY: {
     meaning: 'A repository index is older than one already seen, or has expired (replay or freeze attack).',
     fix: 'Check the mirror; the monitor keeps the newer state and retries later.',
+  },
+  FEED_DATE_INVALID: {
+    meaning: 'A repository index is dated in the future (beyond a small clock skew).',
+    fix: "Check the server's clock and the host's clock; a future date would stop newer patches from being seen, so the index is refused.",
   },
   APPROVAL_REJECTED: {
     meaning: 'An approval (mail reply or link) was not accepted.',

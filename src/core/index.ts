@@ -28,4 +28,6 @@ export { requireStrongToken, minTokenLength } from './token-strength.ts';
 export { resolveStateDir, statePaths, defaultStateDir, type StatePaths } from './state-dir.ts';
 export { requireRoot } from './preconditions.ts';
 export { sleep, waitFor } from './sleep.ts';
+export { checkRelativePath, relativePathProblem } from './relative-path.ts';
+export { parseConfigYaml } from './yaml.ts';
 export { createOwner, isOwnerAlive, processIdentity, processOwner, type Owner } from './owner.ts';

@@ -26,3 +26,9 @@ export { hostIfName } from './namespace/nic.ts';
 export { LxcDriver, type LxcDriverOptions } from './lxc/lxc-driver.ts';
 export { lxcConfig, cgroupLines, type LxcConfigInput } from './lxc/config.ts';
 export { parseSubids, candidateBases, leaseIdmap, releaseIdmap, idmapSize } from './lxc/idmap.ts';
+export {
+  parseExistingConfig,
+  inspectExistingContainer,
+  type ExistingContainer,
+  type ExistingNic,
+} from './lxc/existing.ts';

@@ -105,9 +105,7 @@ function walk(root: string, lcPath: string, options: { followLast: boolean; crea
       }
       if (!stat.isDirectory()) {
         fs.closeSync(fd);
-        throw Object.assign(new Error(`ENOTDIR: "${part}" in "${lcPath}" is not a directory`), {
-          code: 'ENOTDIR',
-        });
+        throw unsafe(root, lcPath, `goes through "${part}", which is not a directory`);
       }
       stack.push(fd);
     }

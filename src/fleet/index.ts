@@ -12,15 +12,15 @@ export {
   type ResolvedRolloutSpec,
   type MaintenanceWindow,
   type Amount,
-} from './rollout/spec.ts';
+} from './rollout/index.ts';
 export {
   selectPatches,
   selectTargets,
   targetKey,
   type FleetPatch,
   type FleetTarget,
-} from './rollout/selection.ts';
-export { isWindowOpen, groupMayPatch, nextOpening, localMinuteOfWeek } from './rollout/windows.ts';
+} from './rollout/index.ts';
+export { isWindowOpen, groupMayPatch, nextOpening, localMinuteOfWeek } from './rollout/index.ts';
 export {
   planWaves,
   decide,
@@ -35,7 +35,7 @@ export {
   type WorkView,
   type Decision,
   type RolloutCommand,
-} from './rollout/progression.ts';
+} from './rollout/index.ts';
 export {
   createCa,
   openCa,
@@ -45,7 +45,7 @@ export {
   revokeCertificate,
   type FleetCa,
   type IssuedCertificate,
-} from './control/ca.ts';
+} from './control/index.ts';
 export {
   createCluster,
   startCluster,
@@ -56,7 +56,7 @@ export {
   controlRole,
   fleetDatabase,
   type PgCluster,
-} from './control/pg-cluster.ts';
+} from './control/index.ts';
 export {
   openPool,
   clientConfig,
@@ -64,7 +64,40 @@ export {
   unreachable,
   type DbEndpoint,
   type ClientIdentity,
-} from './control/db.ts';
-export { migrate, migrations, agentGroupRole } from './control/schema.ts';
-export { createEnrolToken, enrolHost, revokeHost, agentRoleOf, audit } from './control/enrol.ts';
-export { importServerAudit, refusalOf } from './control/server-audit.ts';
+} from './control/index.ts';
+export { migrate, migrations, agentGroupRole } from './control/index.ts';
+export { createEnrolToken, enrolHost, revokeHost, agentRoleOf, audit } from './control/index.ts';
+export { importServerAudit, refusalOf } from './control/index.ts';
+export {
+  createRollout,
+  getRollout,
+  tickRollout,
+  commandRollout,
+  rollbackWave,
+  insertWork,
+  loadWork,
+  loadTargets,
+  loadCatalogue,
+  type RolloutRow,
+  type DispatchQueue,
+  type DispatchJob,
+} from './control/index.ts';
+export {
+  startControlWorker,
+  systemClock,
+  type Clock,
+  type ControlWorker,
+  type ControlWorkerOptions,
+} from './control/index.ts';
+export { syncInventory } from './control/index.ts';
+export {
+  FleetAgent,
+  type AgentOptions,
+  type HostRunner,
+  type RunRequest,
+  type RunOutcome,
+  type LcInventory,
+  type PendingPackage,
+} from './agent/index.ts';
+export { AgentJournal, type JournalEntry, type JournalState, type Outcome } from './agent/index.ts';
+export { FakeHostRunner, type FakeRunnerOptions } from './agent/index.ts';

@@ -15,6 +15,7 @@ import {
   type ResolvedDebianSystemInputs,
 } from './debian-system.ts';
 import { recipeNames, recipes, type RecipeName } from './recipes.ts';
+import { shiftIdsDown, type IdShift } from './shift-ids.ts';
 import { bootsWithSystemd, installSystemdReporting } from './system-image.ts';
 
 export interface ImageRecord {
@@ -167,6 +168,10 @@ export interface ImportImageOptions {
   pool: { name: string; mountpoint: string };
   rebuild?: boolean;
   progress?: (line: string) => void;
+  /** The tree comes from an unprivileged container whose uid/gid 0 is this base on disk: shift it back. */
+  shiftIds?: IdShift;
+  /** Recorded with the image (e.g. the container it was imported from). */
+  origin?: Record<string, unknown>;
 }
 
 /** Makes an image of an existing root filesystem (a directory or a tarball). */
@@ -189,7 +194,7 @@ export async function importImage(options: ImportImageOptions): Promise<ImageRec
   return sealImage({
     ...options,
     recipe: 'import',
-    inputs: { source, kind: stat.isDirectory() ? 'directory' : 'tar' },
+    inputs: { source, kind: stat.isDirectory() ? 'directory' : 'tar', ...options.origin },
     fill: async (root) => {
       progress(`copying ${source}`);
       if (stat.isDirectory()) {
@@ -198,6 +203,10 @@ export async function importImage(options: ImportImageOptions): Promise<ImageRec
         await exec(['tar', '-C', root, '--numeric-owner', '--xattrs', '--xattrs-include=*', '-xf', source], {
           timeoutMs: 30 * 60_000,
         });
+      }
+      if (options.shiftIds) {
+        progress(`shifting owners down by ${options.shiftIds.uidBase} (the container's idmap)`);
+        shiftIdsDown(root, options.shiftIds);
       }
       for (const required of ['etc', 'usr'])
         if (!fs.existsSync(path.join(root, required)))

@@ -31,6 +31,8 @@ export interface LcRequest {
   addresses?: string[];
   mac?: string;
   role?: LcRole;
+  /** Partitioning driver that runs the LC (default namespace): namespace | lxc. */
+  driver?: string;
 }
 
 export interface HostCapacity {
@@ -229,7 +231,7 @@ export function validateLcRequest(options: ValidateLcOptions): Omit<LcRecord, 'c
 
   return {
     name: r.name,
-    driver: options.driver ?? 'namespace',
+    driver: r.driver ?? options.driver ?? 'namespace',
     image: r.image,
     cpus,
     cpuSharePercent: share,

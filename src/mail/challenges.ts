@@ -7,8 +7,11 @@ import { randomBytes } from 'node:crypto';
 import type { Db } from '../store/index.ts';
 import { canonicalDecision, type Decision } from './decision.ts';
 
-/** open: waiting for a decision; used: a decision was accepted (any further use is a replay). */
-export type ChallengeState = 'open' | 'used';
+/**
+ * open: waiting for a decision; used: a decision was accepted (any further use is a replay);
+ * locked: too many wrong codes were tried, no code is accepted any more.
+ */
+export type ChallengeState = 'open' | 'used' | 'locked';
 
 export interface Challenge {
   challenge: string;
@@ -19,6 +22,7 @@ export interface Challenge {
   state: ChallengeState;
   usedAt: string | null;
   decision: string | null;
+  failedAttempts: number;
 }
 
 interface Row {
@@ -27,9 +31,11 @@ interface Row {
   patches: string;
   created_at: string;
   expires_at: string;
-  state: ChallengeState;
+  state: 'open' | 'used';
   used_at: string | null;
   decision: string | null;
+  failed_attempts: number;
+  locked_at: string | null;
 }
 
 const toChallenge = (r: Row): Challenge => ({
@@ -38,10 +44,25 @@ const toChallenge = (r: Row): Challenge => ({
   patches: JSON.parse(r.patches) as string[],
   createdAt: r.created_at,
   expiresAt: r.expires_at,
-  state: r.state,
+  state: r.state === 'open' && r.locked_at ? 'locked' : r.state,
   usedAt: r.used_at,
   decision: r.decision,
+  failedAttempts: r.failed_attempts,
 });
+
+/** Counts a wrong code; locks the challenge when `limit` wrong codes were tried. Returns the new count. */
+export function recordFailedAttempt(
+  db: Db,
+  options: { challenge: string; limit: number; now: Date },
+): number {
+  db.prepare('UPDATE approval_challenges SET failed_attempts = failed_attempts + 1 WHERE challenge = ?').run(
+    options.challenge,
+  );
+  db.prepare(
+    'UPDATE approval_challenges SET locked_at = ? WHERE challenge = ? AND locked_at IS NULL AND failed_attempts >= ?',
+  ).run(options.now.toISOString(), options.challenge, options.limit);
+  return (findChallenge(db, options.challenge) as Challenge).failedAttempts;
+}
 
 export function issueChallenge(
   db: Db,
@@ -74,15 +95,13 @@ export function consumeChallenge(
 ): boolean {
   const result = db
     .prepare(
-      "UPDATE approval_challenges SET state = 'used', used_at = ?, decision = ?, via = ? WHERE challenge = ? AND state = 'open'",
+      "UPDATE approval_challenges SET state = 'used', used_at = ?, decision = ?, via = ? WHERE challenge = ? AND state = 'open' AND locked_at IS NULL",
     )
     .run(options.now.toISOString(), canonicalDecision(options.decision), options.via, options.challenge);
   return result.changes === 1;
 }
 
 export function listChallenges(db: Db, filter: { state?: ChallengeState } = {}): Challenge[] {
-  const rows = db
-    .prepare('SELECT * FROM approval_challenges WHERE (@state IS NULL OR state = @state) ORDER BY created_at')
-    .all({ state: filter.state ?? null }) as Row[];
-  return rows.map(toChallenge);
+  const rows = db.prepare('SELECT * FROM approval_challenges ORDER BY created_at').all() as Row[];
+  return rows.map(toChallenge).filter((c) => filter.state === undefined || c.state === filter.state);
 }

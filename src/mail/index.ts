@@ -24,11 +24,16 @@ export {
   findChallenge,
   consumeChallenge,
   listChallenges,
+  recordFailedAttempt,
   type Challenge,
   type ChallengeState,
 } from './challenges.ts';
 export {
   verifyApproval,
+  pendingApprovals,
+  markApprovalApplied,
+  DEFAULT_MAX_FAILED_ATTEMPTS,
+  type PendingApproval,
   rejectionText,
   type ApprovalAdmin,
   type ApprovalVerdict,
@@ -38,18 +43,27 @@ export {
 export {
   composeNotification,
   composeAnswer,
-  parseReply,
   type NotifiedPatch,
   type OutgoingMail,
-  type ParsedReply,
   type ComposeNotificationOptions,
 } from './messages.ts';
+export {
+  parseReply,
+  authenticatedBy,
+  extractFields,
+  DEFAULT_MAX_REPLY_BYTES,
+  type ParsedReply,
+  type ParseReplyOptions,
+  type ReplyRefusal,
+} from './reply.ts';
 export { signApprovalLink, verifyApprovalLink, type LinkClaims } from './link.ts';
 export {
   createSmtpSender,
   createImapReader,
   type MailSender,
   type MailboxReader,
+  defaultMailboxLimits,
   type IncomingMessage,
   type MailServerSettings,
+  type MailboxLimits,
 } from './transport.ts';

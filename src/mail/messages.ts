@@ -1,15 +1,7 @@
 /**
  * The mails the monitor writes (SPEC §6, 1804–1805) and the replies it reads (1806).
- *
- * Reply format (anywhere in the unquoted text of the reply):
- *   Challenge: <40 hex digits>
- *   Decision: approve all | approve: <patch>, <patch> | reject
- *   Code: <8 digits>
- * Lines quoted with ">" are ignored, so replying with the notification quoted below is fine.
+ * Replies are read by reply.ts.
  */
-import { simpleParser } from 'mailparser';
-import { challengePattern } from './approval-code.ts';
-import { parseDecision, type Decision } from './decision.ts';
 
 export interface NotifiedPatch {
   name: string;
@@ -94,60 +86,4 @@ export function composeAnswer(o: {
     inReplyTo: o.inReplyTo,
     references: o.inReplyTo,
   };
-}
-
-export interface ParsedReply {
-  /** Lowercase sender address ('' when absent). */
-  from: string;
-  messageId: string | null;
-  subject: string;
-  /** Set when the body carries all three lines. */
-  approval: { challenge: string; decision: Decision; code: string } | null;
-  /** Why `approval` is null. */
-  problem: string | null;
-  /** Sent by a machine (Auto-Submitted, Precedence bulk/list/junk): never answered, to avoid mail loops. */
-  automatic: boolean;
-}
-
-function field(lines: readonly string[], name: string): string | undefined {
-  const re = new RegExp(`^\\s*${name}\\s*:\\s*(.+?)\\s*$`, 'i');
-  for (const line of lines) {
-    const m = re.exec(line);
-    if (m) return m[1];
-  }
-  return undefined;
-}
-
-/** Parses a raw RFC 5322 message. Never throws for bad content: `problem` says what is wrong. */
-export async function parseReply(source: Buffer | string): Promise<ParsedReply> {
-  const mail = await simpleParser(source, { skipHtmlToText: false, skipImageLinks: true });
-  const from = (mail.from?.value[0]?.address ?? '').toLowerCase();
-  const autoSubmitted = String(mail.headers.get('auto-submitted') ?? 'no').toLowerCase();
-  const precedence = String(mail.headers.get('precedence') ?? '').toLowerCase();
-  const automatic = autoSubmitted !== 'no' || ['bulk', 'list', 'junk'].includes(precedence);
-  const base = { from, messageId: mail.messageId ?? null, subject: mail.subject ?? '', automatic };
-  const lines = (mail.text ?? '').split(/\r?\n/).filter((l) => !l.trimStart().startsWith('>'));
-  const challenge = field(lines, 'Challenge')?.toLowerCase();
-  const decisionText = field(lines, 'Decision');
-  const code = field(lines, 'Code');
-  if (!challenge || !decisionText || !code)
-    return {
-      ...base,
-      approval: null,
-      problem: 'the reply needs the lines "Challenge:", "Decision:" and "Code:"',
-    };
-  if (!challengePattern.test(challenge))
-    return { ...base, approval: null, problem: 'the challenge is not 40 hex digits' };
-  if (!/^\d{8}$/.test(code)) return { ...base, approval: null, problem: 'the code must be 8 digits' };
-  let decision: Decision;
-  try {
-    decision = parseDecision(decisionText);
-  } catch {
-    return {
-      ...base,
-      approval: null,
-      problem: `the decision "${decisionText.slice(0, 60)}" is not understood`,
-    };
-  }
-  return { ...base, approval: { challenge, decision, code }, problem: null };
 }

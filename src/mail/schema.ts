@@ -26,5 +26,34 @@ export const mailSchema: ModuleSchema = {
         );
       `,
     },
+    {
+      version: 2,
+      description:
+        'approval attempts: limit and lock per challenge, audit of every attempt, accepted approvals queue',
+      up: `
+        ALTER TABLE approval_challenges ADD COLUMN failed_attempts INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE approval_challenges ADD COLUMN locked_at TEXT;
+        CREATE TABLE approval_attempts (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          at TEXT NOT NULL,
+          challenge TEXT NOT NULL,
+          sender TEXT NOT NULL,
+          via TEXT NOT NULL,
+          outcome TEXT NOT NULL CHECK (outcome IN ('accepted', 'rejected')),
+          reason TEXT
+        );
+        -- Written in the transaction that consumes the challenge; applied_at is set once the
+        -- decision is in the patch table and its patch run was handed to the run starter.
+        CREATE TABLE accepted_approvals (
+          challenge TEXT PRIMARY KEY,
+          admin TEXT NOT NULL,
+          decision TEXT NOT NULL,
+          patches TEXT NOT NULL,
+          via TEXT NOT NULL,
+          accepted_at TEXT NOT NULL,
+          applied_at TEXT
+        );
+      `,
+    },
   ],
 };

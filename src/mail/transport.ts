@@ -1,6 +1,11 @@
 /**
  * The mail side effects behind narrow interfaces: sending through SMTP (nodemailer) and reading
  * unseen messages from an IMAP mailbox (imapflow).
+ *
+ * TLS is required by default: `secure` means implicit TLS, otherwise STARTTLS must succeed before
+ * anything else is sent (a server that does not offer it, or a man in the middle who strips it, makes
+ * the connection fail). The server's certificate is verified against the system CAs or `ca`.
+ * `insecure` turns both off — plaintext allowed, any certificate accepted — for tests only.
  */
 import nodemailer from 'nodemailer';
 import { ImapFlow } from 'imapflow';
@@ -10,9 +15,35 @@ import type { OutgoingMail } from './messages.ts';
 export interface MailServerSettings {
   host: string;
   port: number;
+  /** Implicit TLS (SMTPS 465, IMAPS 993); otherwise STARTTLS, required unless `insecure`. */
   secure: boolean;
   user?: string;
   password?: string;
+  /** Allow plaintext and unverified certificates. For tests against local servers only. */
+  insecure?: boolean;
+  /** CA certificates (PEM) to verify the server with, instead of the system's. */
+  ca?: Buffer | null;
+}
+
+/** Limits of one poll of the mailbox. */
+export interface MailboxLimits {
+  /** Messages fetched per poll at most; the rest wait for the next poll (oldest first). */
+  maxMessages: number;
+  /** Larger messages are not downloaded: they come back with `source: null`. */
+  maxMessageBytes: number;
+}
+
+export const defaultMailboxLimits: MailboxLimits = { maxMessages: 20, maxMessageBytes: 128 * 1024 };
+
+function tlsOptions(settings: MailServerSettings): {
+  rejectUnauthorized: boolean;
+  ca?: Buffer;
+  servername?: string;
+} {
+  return {
+    rejectUnauthorized: !settings.insecure,
+    ...(settings.ca ? { ca: settings.ca } : {}),
+  };
 }
 
 export interface MailSender {
@@ -22,11 +53,14 @@ export interface MailSender {
 
 export interface IncomingMessage {
   uid: number;
-  source: Buffer;
+  /** The raw message; null when it is larger than the limit (it was not downloaded). */
+  source: Buffer | null;
+  /** Size the server reported. */
+  size: number;
 }
 
 export interface MailboxReader {
-  /** Unseen messages, oldest first. */
+  /** Unseen messages, oldest first, at most `maxMessages`; big ones without their source. */
   fetchUnseen(): Promise<IncomingMessage[]>;
   markSeen(uids: readonly number[]): Promise<void>;
   close(): Promise<void>;
@@ -37,7 +71,8 @@ export function createSmtpSender(settings: MailServerSettings, timeoutMs = 30_00
     host: settings.host,
     port: settings.port,
     secure: settings.secure,
-    ignoreTLS: !settings.secure && settings.host === '127.0.0.1',
+    requireTLS: !settings.secure && !settings.insecure,
+    tls: tlsOptions(settings),
     auth: settings.user ? { user: settings.user, pass: settings.password ?? '' } : undefined,
     connectionTimeout: timeoutMs,
     greetingTimeout: timeoutMs,
@@ -67,9 +102,13 @@ export function createSmtpSender(settings: MailServerSettings, timeoutMs = 30_00
 
 /** Opens an IMAP connection per call batch; the daemon's poll interval keeps this cheap. */
 export function createImapReader(
-  settings: MailServerSettings & { mailbox: string },
+  settings: MailServerSettings & { mailbox: string } & Partial<MailboxLimits>,
   timeoutMs = 30_000,
 ): MailboxReader {
+  const limits: MailboxLimits = {
+    maxMessages: settings.maxMessages ?? defaultMailboxLimits.maxMessages,
+    maxMessageBytes: settings.maxMessageBytes ?? defaultMailboxLimits.maxMessageBytes,
+  };
   let client: ImapFlow | null = null;
   const connect = async (): Promise<ImapFlow> => {
     if (client?.usable) return client;
@@ -82,7 +121,11 @@ export function createImapReader(
       connectionTimeout: timeoutMs,
       greetingTimeout: timeoutMs,
       socketTimeout: timeoutMs,
-      tls: { rejectUnauthorized: settings.host !== '127.0.0.1' },
+      doSTARTTLS: settings.secure || settings.insecure ? undefined : true,
+      tls: tlsOptions(settings),
+      // A server announcing a literal far beyond the message cap is cut off, not buffered.
+      maxLiteralSize: limits.maxMessageBytes + 64 * 1024,
+      maxResponseSize: limits.maxMessageBytes + 256 * 1024,
       disableAutoIdle: true,
     });
     c.on('error', () => {
@@ -107,12 +150,23 @@ export function createImapReader(
       try {
         // NOOP makes the server report messages delivered since the mailbox was selected.
         await c.noop();
-        const uids = (await c.search({ seen: false }, { uid: true })) || [];
+        const unseen = (await c.search({ seen: false }, { uid: true })) || [];
+        const uids = unseen.sort((a, b) => a - b).slice(0, limits.maxMessages);
         const out: IncomingMessage[] = [];
         if (uids.length === 0) return out;
-        for await (const message of c.fetch(uids, { source: true, uid: true }, { uid: true })) {
-          if (message.source) out.push({ uid: message.uid, source: message.source });
-        }
+        // Sizes first: only messages within the cap are downloaded.
+        const sizes = new Map<number, number>();
+        for await (const message of c.fetch(uids, { uid: true, size: true }, { uid: true }))
+          sizes.set(message.uid, message.size ?? Number.POSITIVE_INFINITY);
+        const small = uids.filter((uid) => (sizes.get(uid) ?? Infinity) <= limits.maxMessageBytes);
+        for (const uid of uids)
+          if (!small.includes(uid)) out.push({ uid, source: null, size: sizes.get(uid) ?? -1 });
+        if (small.length > 0)
+          for await (const message of c.fetch(small, { source: true, uid: true }, { uid: true })) {
+            const source = message.source ?? null;
+            const tooBig = source !== null && source.length > limits.maxMessageBytes;
+            out.push({ uid: message.uid, source: tooBig ? null : source, size: source?.length ?? -1 });
+          }
         return out.sort((a, b) => a.uid - b.uid);
       } finally {
         lock.release();

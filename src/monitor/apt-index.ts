@@ -1,5 +1,5 @@
 /** Parsing Debian repository indexes: the (verified) Release text and Packages stanzas. */
-import { UnderstudyError } from '../core/index.ts';
+import { UnderstudyError, checkRelativePath } from '../core/index.ts';
 
 export type Stanza = Map<string, string>;
 
@@ -98,12 +98,10 @@ export function parsePackages(text: string, url: string): PackageEntry[] {
         `The Packages index ${url} has an incomplete stanza${entry.package ? ` for ${entry.package}` : ''}`,
       );
     }
-    if (entry.filename.startsWith('/') || entry.filename.split('/').includes('..')) {
-      throw new UnderstudyError(
-        'FEED_INDEX_INVALID',
-        `The Packages index ${url} points ${entry.package} outside the repository`,
-      );
-    }
+    checkRelativePath(entry.filename, {
+      what: `The Packages index ${url} points ${entry.package} outside the repository:`,
+      code: 'FEED_INDEX_INVALID',
+    });
     out.push(entry);
   }
   return out;

@@ -6,9 +6,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { UnderstudyError, isErrno, requireStrongToken } from '../core/index.ts';
+import { UnderstudyError, isErrno, parseConfigYaml, requireStrongToken } from '../core/index.ts';
 import { patchCategories, type PatchCategory } from '../catalogue/index.ts';
 import { parseAdminSecret } from '../mail/index.ts';
 
@@ -17,7 +16,12 @@ const secretOrFile = { secret: z.string().optional(), secretFile: z.string().opt
 const server = z.object({
   host: z.string().min(1),
   port: z.number().int().min(1).max(65535),
+  /** Implicit TLS; otherwise STARTTLS, which is required. */
   secure: z.boolean().default(false),
+  /** Plaintext allowed and certificates not verified: for tests against local servers only. */
+  insecure: z.boolean().default(false),
+  /** PEM file of the CA that signed the server's certificate, when not a system CA. */
+  caFile: z.string().optional(),
   user: z.string().optional(),
   password: z.string().optional(),
   passwordFile: z.string().optional(),
@@ -41,7 +45,21 @@ const configSchema = z.object({
       from: z.string().min(3),
       smtp: server,
       imap: server
-        .extend({ mailbox: z.string().default('INBOX'), pollSeconds: z.number().positive().default(60) })
+        .extend({
+          mailbox: z.string().default('INBOX'),
+          pollSeconds: z.number().positive().default(60),
+          /** authserv-id of the receiving server's Authentication-Results; when set, replies must pass DKIM/DMARC there. */
+          trustedAuthServId: z.string().min(1).optional(),
+          /** Larger replies are refused unread. */
+          maxMessageBytes: z
+            .number()
+            .int()
+            .positive()
+            .max(16 * 1024 * 1024)
+            .default(128 * 1024),
+          /** Messages read per poll at most; the rest wait for the next poll. */
+          maxMessagesPerPoll: z.number().int().positive().max(1000).default(20),
+        })
         .optional(),
     })
     .optional(),
@@ -59,11 +77,19 @@ const configSchema = z.object({
     .object({
       challengeTtlHours: z.number().positive().default(72),
       codeWindowMinutes: z.number().int().positive().default(30),
+      /** Wrong codes tried against one challenge before it is locked. */
+      maxFailedAttempts: z.number().int().positive().max(100).default(5),
     })
-    .default({ challengeTtlHours: 72, codeWindowMinutes: 30 }),
+    .default({ challengeTtlHours: 72, codeWindowMinutes: 30, maxFailedAttempts: 5 }),
   /** Approve automatically N days after a patch was first seen, per category. */
   autoApprove: z.partialRecord(category, z.number().nonnegative()).default({}),
-  monitor: z.object({ tickMs: z.number().int().positive().default(1000) }).default({ tickMs: 1000 }),
+  monitor: z
+    .object({
+      tickMs: z.number().int().positive().default(1000),
+      /** A feed whose index has not been regenerated for this long is reported stale (frozen mirror?). */
+      feedStaleAfterHours: z.number().positive().default(72),
+    })
+    .default({ tickMs: 1000, feedStaleAfterHours: 72 }),
 });
 
 export interface Administrator {
@@ -78,6 +104,8 @@ export interface MailServer {
   host: string;
   port: number;
   secure: boolean;
+  insecure: boolean;
+  ca: Buffer | null;
   user?: string;
   password?: string;
 }
@@ -93,12 +121,20 @@ export interface ResolvedMonitorConfig {
   mail: {
     from: string;
     smtp: MailServer;
-    imap: (MailServer & { mailbox: string; pollSeconds: number }) | null;
+    imap:
+      | (MailServer & {
+          mailbox: string;
+          pollSeconds: number;
+          trustedAuthServId: string | null;
+          maxMessageBytes: number;
+          maxMessages: number;
+        })
+      | null;
   } | null;
   administrators: Administrator[];
-  approval: { challengeTtlHours: number; codeWindowMinutes: number };
+  approval: { challengeTtlHours: number; codeWindowMinutes: number; maxFailedAttempts: number };
   autoApprove: Partial<Record<PatchCategory, number>>;
-  monitor: { tickMs: number };
+  monitor: { tickMs: number; feedStaleAfterHours: number };
 }
 
 export function defaultConfigPath(stateDir: string): string {
@@ -122,11 +158,23 @@ function readSecret(
   }
 }
 
+function readFileOf(file: string, base: string, what: string): Buffer {
+  try {
+    return fs.readFileSync(path.resolve(base, file));
+  } catch (error) {
+    if (isErrno(error, 'ENOENT'))
+      throw new UnderstudyError('CONFIG_INVALID', `The ${what} file ${file} does not exist`);
+    throw error;
+  }
+}
+
 function resolveServer(s: z.infer<typeof server>, base: string, what: string): MailServer {
   return {
     host: s.host,
     port: s.port,
     secure: s.secure,
+    insecure: s.insecure,
+    ca: s.caFile ? readFileOf(s.caFile, base, `${what} CA`) : null,
     user: s.user,
     password: readSecret(s.password, s.passwordFile, base, `${what} password`),
   };
@@ -163,6 +211,9 @@ export function resolveMonitorConfig(raw: unknown, baseDir: string): ResolvedMon
                 ...resolveServer(c.mail.imap, baseDir, 'IMAP'),
                 mailbox: c.mail.imap.mailbox,
                 pollSeconds: c.mail.imap.pollSeconds,
+                trustedAuthServId: c.mail.imap.trustedAuthServId ?? null,
+                maxMessageBytes: c.mail.imap.maxMessageBytes,
+                maxMessages: c.mail.imap.maxMessagesPerPoll,
               }
             : null,
         }
@@ -198,15 +249,5 @@ export function loadMonitorConfig(file: string, options: { required?: boolean } 
       throw new UnderstudyError('CONFIG_NOT_FOUND', `The monitor configuration ${file} does not exist`);
     throw error;
   }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text);
-  } catch (error) {
-    throw new UnderstudyError(
-      'CONFIG_INVALID',
-      `The monitor configuration ${file} is not valid YAML: ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
-  return resolveMonitorConfig(raw, path.dirname(file));
+  return resolveMonitorConfig(parseConfigYaml(text, `The monitor configuration ${file}`), path.dirname(file));
 }

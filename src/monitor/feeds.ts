@@ -23,6 +23,15 @@ export interface AptOptions {
   architectures: string[];
   /** An OpenPGP keyring file (binary, as `gpg --export` writes it) for gpgv. */
   keyring: string;
+  /** Fingerprints of the keys allowed to sign InRelease (a key in the keyring is not enough). */
+  fingerprints?: string[];
+  /**
+   * Only these packages are looked for. Without it, the packages the managed LCs report as installed
+   * are (validated and bounded: an LC's root controls that report).
+   */
+  packages?: string[];
+  /** New packages downloaded per poll at most; the rest at the next polls (default 10). */
+  maxDownloadsPerPoll?: number;
   /** Register as category security (default: when the suite name contains "security"). */
   security?: boolean;
   maxPatchBytes?: number;
@@ -54,6 +63,8 @@ export interface FeedState {
   lastModified: string | null;
   watermark: string | null;
   indexDigest: string | null;
+  /** When the last accepted index was generated (patch server `generated`, apt Release `Date`). */
+  indexGenerated: string | null;
   registeredTotal: number;
 }
 
@@ -117,6 +128,16 @@ export function addFeed(db: Db, feed: Omit<Feed, 'createdAt'>, now = new Date())
         `Feed ${feed.name}: an apt feed needs --suite, --component, --arch and --keyring`,
       );
     }
+    const fingerprints = o.fingerprints ?? [];
+    if (
+      fingerprints.length === 0 ||
+      !fingerprints.every((f) => /^[0-9A-F]{40}$/i.test(f.replace(/\s+/g, '')))
+    )
+      throw new UnderstudyError(
+        'INVALID_ARGUMENT',
+        `Feed ${feed.name}: an apt feed needs the fingerprint(s) of its signing key(s) (--fingerprint, 40 hex digits)`,
+        { hint: 'gpg --show-keys --with-colons <keyring> lists them (fpr lines).' },
+      );
   }
   const exists = db.prepare('SELECT 1 FROM feeds WHERE name = ?').get(feed.name);
   if (exists) throw new UnderstudyError('FEED_EXISTS', `A feed named "${feed.name}" already exists`);
@@ -158,6 +179,7 @@ interface StateRow {
   last_modified: string | null;
   watermark: string | null;
   index_digest: string | null;
+  index_generated: string | null;
   registered_total: number;
 }
 
@@ -177,6 +199,7 @@ export function getFeedState(db: Db, feed: string): FeedState {
     lastModified: r.last_modified,
     watermark: r.watermark,
     indexDigest: r.index_digest,
+    indexGenerated: r.index_generated,
     registeredTotal: r.registered_total,
   };
 }
@@ -187,6 +210,7 @@ export interface FeedCursor {
   lastModified?: string | null;
   watermark?: string | null;
   indexDigest?: string | null;
+  indexGenerated?: string | null;
 }
 
 export interface PollRecord {
@@ -205,7 +229,8 @@ export function recordPoll(db: Db, feed: Feed, record: PollRecord, now: Date): F
     ? Math.min(maxBackoffSeconds, feed.intervalSeconds * 2 ** (failures - 1))
     : feed.intervalSeconds;
   const at = now.toISOString();
-  const cursor = record.cursor ?? {};
+  // A failed or partial poll moves no cursor: the next poll starts from the last complete one.
+  const cursor = failed ? {} : (record.cursor ?? {});
   db.transaction(() => {
     db.prepare(
       `UPDATE feed_state SET last_poll_at = @at, last_outcome = @outcome, consecutive_failures = @failures,
@@ -213,7 +238,8 @@ export function recordPoll(db: Db, feed: Feed, record: PollRecord, now: Date): F
          last_error_code = @code, last_error = @message, next_poll_at = @next,
          etag = CASE WHEN @setEtag THEN @etag ELSE etag END,
          last_modified = CASE WHEN @setEtag THEN @lastModified ELSE last_modified END,
-         watermark = CASE WHEN @setWatermark THEN @watermark ELSE watermark END,
+         watermark = CASE WHEN @setWatermark AND (watermark IS NULL OR @watermark >= watermark) THEN @watermark ELSE watermark END,
+         index_generated = CASE WHEN @setGenerated AND (index_generated IS NULL OR @generated >= index_generated) THEN @generated ELSE index_generated END,
          index_digest = CASE WHEN @setDigest THEN @digest ELSE index_digest END,
          registered_total = registered_total + @registered
        WHERE feed = @feed`,
@@ -230,6 +256,8 @@ export function recordPoll(db: Db, feed: Feed, record: PollRecord, now: Date): F
       lastModified: cursor.lastModified ?? null,
       setWatermark: 'watermark' in cursor ? 1 : 0,
       watermark: cursor.watermark ?? null,
+      setGenerated: cursor.indexGenerated ? 1 : 0,
+      generated: cursor.indexGenerated ?? null,
       setDigest: 'indexDigest' in cursor ? 1 : 0,
       digest: cursor.indexDigest ?? null,
       registered: record.registered,

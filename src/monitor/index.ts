@@ -38,6 +38,7 @@ export { pollPatchServer, defaultMaxPatchBytes, type PollResult } from './poll-p
 export { pollApt } from './poll-apt.ts';
 export { applyDecision, autoApprove } from './decisions.ts';
 export { compareDebianVersions } from './debian-version.ts';
+export { parsePackages, parseRelease, type PackageEntry } from './apt-index.ts';
 export {
   loadMonitorConfig,
   resolveMonitorConfig,

@@ -13,7 +13,10 @@ import {
   composeAnswer,
   composeNotification,
   issueChallenge,
+  markApprovalApplied,
   parseReply,
+  pendingApprovals,
+  rejectionText,
   signApprovalLink,
   verifyApproval,
   type ApprovalVerdict,
@@ -32,7 +35,7 @@ import {
   type Feed,
   type FeedState,
 } from './feeds.ts';
-import type { Fetcher } from './fetch.ts';
+import { safeUrl, type Fetcher } from './fetch.ts';
 import { pollPatchServer, type PollContext, type PollResult } from './poll-patch-server.ts';
 import { pollApt } from './poll-apt.ts';
 import { applyDecision, autoApprove, type ApplyDeps } from './decisions.ts';
@@ -56,7 +59,14 @@ export interface MonitorDeps {
 
 export interface MonitorStatus {
   running: boolean;
-  feeds: (FeedState & { name: string; kind: Feed['kind']; url: string; intervalSeconds: number })[];
+  feeds: (FeedState & {
+    name: string;
+    kind: Feed['kind'];
+    url: string;
+    intervalSeconds: number;
+    /** The feed's index has not been regenerated for longer than `monitor.feedStaleAfterHours`. */
+    stale: boolean;
+  })[];
   pendingNotifications: number;
   lastMailCheckAt: string | null;
   lastMailError: string | null;
@@ -150,7 +160,22 @@ export function createMonitor(deps: MonitorDeps): Monitor {
         'feed poll failed',
       );
     else log.info(fields, 'feed polled');
+    if (isStale(after))
+      log.warn(
+        {
+          event: 'feed.stale',
+          feed: feed.name,
+          indexGenerated: after.indexGenerated,
+          staleAfterHours: config.monitor.feedStaleAfterHours,
+        },
+        'feed has not advanced: its server may be frozen or replaying an old index',
+      );
     return { ...result, feed: feed.name };
+  }
+
+  function isStale(state: FeedState): boolean {
+    if (!state.indexGenerated) return false;
+    return now().getTime() - Date.parse(state.indexGenerated) > config.monitor.feedStaleAfterHours * 3600_000;
   }
 
   function notifyPending(): Promise<number> {
@@ -233,14 +258,31 @@ export function createMonitor(deps: MonitorDeps): Monitor {
     return sent;
   }
 
-  async function applyVerdict(verdict: ApprovalVerdict, via: 'mail' | 'link' | 'api'): Promise<void> {
-    if (!verdict.ok) return;
-    await applyDecision(applyDeps, {
-      patches: verdict.patches,
-      decision: verdict.decision,
-      by: verdict.admin.name,
-      via,
+  /**
+   * Applies every accepted approval not applied yet: the approval was stored in the transaction that
+   * consumed its challenge, so one accepted just before a crash is applied after the restart. Runs one
+   * at a time with polls and notifications.
+   */
+  function applyPendingApprovals(): Promise<number> {
+    return exclusive(async () => {
+      let applied = 0;
+      for (const pending of pendingApprovals(db)) {
+        await applyDecision(applyDeps, {
+          patches: pending.patches,
+          decision: pending.decision,
+          by: pending.admin,
+          via: pending.via,
+        });
+        markApprovalApplied(db, pending.challenge, now());
+        applied++;
+      }
+      return applied;
     });
+  }
+
+  async function applyVerdict(verdict: ApprovalVerdict, _via: 'mail' | 'link' | 'api'): Promise<void> {
+    if (!verdict.ok) return;
+    await applyPendingApprovals();
   }
 
   async function answer(
@@ -275,22 +317,52 @@ export function createMonitor(deps: MonitorDeps): Monitor {
     const messages = await deps.mailbox.fetchUnseen();
     const verdicts: ApprovalVerdict[] = [];
     const seen: number[] = [];
+    const senders = config.administrators.map((a) => a.email);
     for (const message of messages) {
-      const reply = await parseReply(message.source);
+      if (message.source === null) {
+        // Over the size cap: not downloaded, so not read and not answered (its sender is unknown).
+        seen.push(message.uid);
+        const key = `uid:${message.uid}`;
+        db.prepare(
+          'INSERT OR IGNORE INTO processed_messages (message_key, processed_at, outcome, reason) VALUES (?, ?, ?, ?)',
+        ).run(key, now().toISOString(), 'rejected', 'too-large');
+        log.warn(
+          { event: 'approval.rejected', uid: message.uid, size: message.size, reason: 'too-large' },
+          'reply too large; not read',
+        );
+        verdicts.push({ ok: false, reason: 'malformed', message: 'the reply is too large to be read' });
+        continue;
+      }
+      const reply = await parseReply(message.source, {
+        senders,
+        trustedAuthServId: config.mail?.imap?.trustedAuthServId ?? null,
+        maxBytes: config.mail?.imap?.maxMessageBytes,
+      });
       const key = reply.messageId ?? `uid:${message.uid}`;
       seen.push(message.uid);
       if (db.prepare('SELECT 1 FROM processed_messages WHERE message_key = ?').get(key)) continue;
       const ownAddress = config.mail?.from.toLowerCase() ?? '';
       if (reply.from === ownAddress) continue; // never answer our own mail (no loops)
-      const mayAnswer = !reply.automatic;
+      // Only an administrator whose mail was read gets an answer: a stranger or an unauthenticated
+      // sender (the From may be forged) gets none, so understudy never sends mail to whoever an
+      // attacker names (backscatter), and machines are never answered (no loops).
+      const mayAnswer =
+        !reply.automatic && reply.rejected !== 'unknown-sender' && reply.rejected !== 'unauthenticated';
       let verdict: ApprovalVerdict;
-      const knownSender = config.administrators.some((a) => a.email === reply.from);
-      if (!knownSender)
+      if (reply.rejected === 'unknown-sender')
         verdict = {
           ok: false,
           reason: 'unknown-sender',
           message: 'the sender is not a configured administrator',
         };
+      else if (reply.rejected === 'unauthenticated')
+        verdict = {
+          ok: false,
+          reason: 'unauthenticated',
+          message: rejectionText.unauthenticated,
+        };
+      else if (reply.rejected === 'too-large')
+        verdict = { ok: false, reason: 'malformed', message: 'the reply is too large to be read' };
       else if (!reply.approval)
         verdict = { ok: false, reason: 'malformed', message: reply.problem ?? 'malformed reply' };
       else {
@@ -304,6 +376,7 @@ export function createMonitor(deps: MonitorDeps): Monitor {
           via: 'mail',
           now: now(),
           codeWindowMinutes: config.approval.codeWindowMinutes,
+          maxFailedAttempts: config.approval.maxFailedAttempts,
         });
       }
       db.prepare(
@@ -338,7 +411,6 @@ export function createMonitor(deps: MonitorDeps): Monitor {
           { event: 'approval.rejected', from: reply.from, reason: verdict.reason },
           'approval rejected',
         );
-        // Unknown senders get an answer too (the brief asks for it), but only a short one.
         if (mayAnswer)
           await answer(
             reply.from,
@@ -355,6 +427,7 @@ export function createMonitor(deps: MonitorDeps): Monitor {
   }
 
   async function tick(): Promise<void> {
+    await applyPendingApprovals();
     const t = now();
     for (const feed of dueFeeds(db, t)) {
       if (!running) return;
@@ -444,9 +517,11 @@ export function createMonitor(deps: MonitorDeps): Monitor {
         running,
         feeds: listFeeds(db).map((f) => ({
           ...getFeedState(db, f.name),
+          stale: isStale(getFeedState(db, f.name)),
           name: f.name,
           kind: f.kind,
-          url: f.url,
+          // Credentials in a feed URL (ftp://user:password@host) never leave the store.
+          url: safeUrl(f.url),
           intervalSeconds: f.intervalSeconds,
         })),
         pendingNotifications: (

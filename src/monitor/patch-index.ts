@@ -5,7 +5,7 @@
  */
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
-import { UnderstudyError } from '../core/index.ts';
+import { UnderstudyError, checkRelativePath } from '../core/index.ts';
 import {
   patchCategories,
   patchFormats,
@@ -122,12 +122,10 @@ export function parsePatchIndex(body: Buffer, url: string): PatchIndex {
     if (names.has(entry.name))
       throw new UnderstudyError('FEED_INDEX_INVALID', `The index ${url} lists patch "${entry.name}" twice`);
     names.add(entry.name);
-    if (entry.file.startsWith('/') || entry.file.split('/').includes('..') || /^[a-z]+:/i.test(entry.file)) {
-      throw new UnderstudyError(
-        'FEED_INDEX_INVALID',
-        `The index ${url} points patch "${entry.name}" outside the patch directory (${entry.file.slice(0, 80)})`,
-      );
-    }
+    checkRelativePath(entry.file, {
+      what: `The index ${url} points patch "${entry.name}" outside the patch directory:`,
+      code: 'FEED_INDEX_INVALID',
+    });
   }
   return parsed.data;
 }

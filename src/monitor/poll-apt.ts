@@ -1,7 +1,8 @@
 /**
  * One poll of an apt repository: fetch InRelease, verify it with gpgv against the configured
- * keyring (only the verified text is used), require its Date to move forward and Valid-Until not
- * to have passed, fetch the Packages indexes it vouches for (sha256 checked), and register the
+ * keyring and judge gpgv's status output (a good signature from a configured fingerprint, key not
+ * expired or revoked, strong digest; only the verified text is used), require its Date to move
+ * forward and not lie in the future, and Valid-Until not to have passed, fetch the Packages indexes it vouches for (sha256 checked), and register the
  * newest version of each package installed in a managed LC that is newer than the installed one,
  * as a `deb` patch (the .deb is downloaded and checked against the sha256 of the index).
  */
@@ -16,15 +17,62 @@ import type { AptOptions, Feed, FeedState } from './feeds.ts';
 import { safeUrl } from './fetch.ts';
 import { parsePackages, parseRelease, type PackageEntry } from './apt-index.ts';
 import { compareDebianVersions } from './debian-version.ts';
+import { judgeGpgvStatus } from './gpgv-status.ts';
 import {
   defaultFeedTimeoutMs,
   defaultMaxPatchBytes,
+  maxClockSkewMs,
   type PollContext,
   type PollResult,
 } from './poll-patch-server.ts';
 import type { ManagedLcs } from './lcs.ts';
 
 const maxIndexBytes = 256 * 1024 * 1024;
+/** An LC reporting more installed packages than this is not believed at all. */
+const maxReportedPackages = 10_000;
+const defaultMaxDownloadsPerPoll = 10;
+/** Debian policy: package names are lower case, start alphanumeric, at most a sane length. */
+const packageNamePattern = /^[a-z0-9][a-z0-9+.-]{0,99}$/;
+/** Debian policy version syntax ([epoch:]upstream[-revision]), bounded in length. */
+const versionPattern = /^(?:[0-9]{1,9}:)?[0-9][A-Za-z0-9.+~-]{0,126}$/;
+
+/**
+ * What is installed where, as the managed LCs report it (package → lowest installed version). The
+ * report comes from inside the LC, so it is validated: invalid names and versions are dropped, and a
+ * report larger than maxReportedPackages is ignored whole. With an allow-list, only its packages count.
+ */
+async function installedPackages(
+  ctx: AptPollContext,
+  allow: readonly string[] | undefined,
+): Promise<Map<string, string>> {
+  const installed = new Map<string, string>();
+  for (const lc of await ctx.managedLcs.list()) {
+    const report = await ctx.managedLcs.installedPackages(lc);
+    if (report.size > maxReportedPackages) {
+      ctx.logger.warn(
+        { event: 'lc.report_refused', lc, packages: report.size, limit: maxReportedPackages },
+        'an LC reported implausibly many installed packages; its report is ignored',
+      );
+      continue;
+    }
+    let dropped = 0;
+    for (const [pkg, version] of report) {
+      if (!packageNamePattern.test(pkg) || !versionPattern.test(version)) {
+        dropped++;
+        continue;
+      }
+      if (allow && !allow.includes(pkg)) continue;
+      const known = installed.get(pkg);
+      if (!known || compareDebianVersions(version, known) < 0) installed.set(pkg, version);
+    }
+    if (dropped > 0)
+      ctx.logger.warn(
+        { event: 'lc.report_invalid', lc, dropped },
+        'invalid package entries in an LC report ignored',
+      );
+  }
+  return installed;
+}
 
 export interface AptPollContext extends PollContext {
   db: Db;
@@ -43,17 +91,30 @@ function failed(error: unknown): PollResult {
 }
 
 /** Verifies a clearsigned InRelease with gpgv; returns the signed text only. */
-async function verifyInRelease(body: Buffer, keyring: string, workDir: string, url: string): Promise<string> {
+async function verifyInRelease(o: {
+  body: Buffer;
+  keyring: string;
+  fingerprints: readonly string[];
+  workDir: string;
+  url: string;
+}): Promise<string> {
+  const { body, keyring, workDir, url } = o;
   const dir = path.join(workDir, `gpgv-${randomBytes(6).toString('hex')}`);
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   try {
     const signed = path.join(dir, 'InRelease');
     const output = path.join(dir, 'Release');
     await fs.writeFile(signed, body);
+    let status: string;
     try {
-      await exec(['gpgv', '--keyring', path.resolve(keyring), '--output', output, signed], {
-        timeoutMs: 30_000,
-      });
+      status = (
+        await exec(
+          ['gpgv', '--status-fd', '1', '--keyring', path.resolve(keyring), '--output', output, signed],
+          {
+            timeoutMs: 30_000,
+          },
+        )
+      ).stdout;
     } catch (error) {
       if (isUnderstudyError(error, 'EXEC_FAILED')) {
         const reason = String(error.details.stderr ?? '')
@@ -69,6 +130,15 @@ async function verifyInRelease(body: Buffer, keyring: string, workDir: string, u
       }
       throw error;
     }
+    const judgement = judgeGpgvStatus(status, o.fingerprints);
+    if (!judgement.ok)
+      throw new UnderstudyError(
+        'FEED_SIGNATURE_INVALID',
+        `InRelease of ${url} is not signed acceptably: ${judgement.reason}`,
+        {
+          hint: 'Check the repository signing key: expired, revoked or not configured (--fingerprint), or a SHA-1 signature.',
+        },
+      );
     return await fs.readFile(output, 'utf8');
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
@@ -101,13 +171,25 @@ export async function pollApt(feed: Feed, state: FeedState, ctx: AptPollContext)
     });
     if (fetched.status === 'not-modified')
       return { outcome: 'not-modified', registered: 0, registeredNames: [], failures: [] };
-    const text = await verifyInRelease(fetched.body, o.keyring, ctx.workDir, safeUrl(inReleaseUrl));
+    const text = await verifyInRelease({
+      body: fetched.body,
+      keyring: o.keyring,
+      fingerprints: o.fingerprints ?? [],
+      workDir: ctx.workDir,
+      url: safeUrl(inReleaseUrl),
+    });
     release = parseRelease(text, safeUrl(inReleaseUrl));
     const now = ctx.now();
     if (state.watermark && release.date.getTime() < Date.parse(state.watermark)) {
       throw new UnderstudyError(
         'FEED_REPLAY',
         `InRelease of ${safeUrl(inReleaseUrl)} is dated ${release.date.toISOString()}, older than ${state.watermark} already seen (replay?)`,
+      );
+    }
+    if (release.date.getTime() > now.getTime() + maxClockSkewMs) {
+      throw new UnderstudyError(
+        'FEED_DATE_INVALID',
+        `InRelease of ${safeUrl(inReleaseUrl)} is dated ${release.date.toISOString()}, in the future`,
       );
     }
     if (release.validUntil && release.validUntil.getTime() < now.getTime()) {
@@ -158,19 +240,13 @@ export async function pollApt(feed: Feed, state: FeedState, ctx: AptPollContext)
     etag: fetched.etag,
     lastModified: fetched.lastModified,
     watermark: release.date.toISOString(),
+    indexGenerated: release.date.toISOString(),
     indexDigest: digest,
   };
   if (digest === state.indexDigest)
     return { outcome: 'ok', registered: 0, registeredNames: [], failures: [], cursor };
 
-  // What is installed where: package → lowest installed version across managed LCs.
-  const installed = new Map<string, string>();
-  for (const lc of await ctx.managedLcs.list()) {
-    for (const [pkg, version] of await ctx.managedLcs.installedPackages(lc)) {
-      const known = installed.get(pkg);
-      if (!known || compareDebianVersions(version, known) < 0) installed.set(pkg, version);
-    }
-  }
+  const installed = await installedPackages(ctx, o.packages);
   const newest = new Map<string, PackageEntry>();
   for (const e of entries) {
     const have = installed.get(e.package);
@@ -190,10 +266,19 @@ export async function pollApt(feed: Feed, state: FeedState, ctx: AptPollContext)
   const registeredNames: string[] = [];
   const failures: PollResult['failures'] = [];
   await fs.mkdir(ctx.workDir, { recursive: true, mode: 0o700 });
-  for (const e of newest.values()) {
-    seen.run(feed.name, e.package, e.version, e.architecture, at);
+  for (const e of newest.values()) seen.run(feed.name, e.package, e.version, e.architecture, at);
+  const maxDownloads = o.maxDownloadsPerPoll ?? defaultMaxDownloadsPerPoll;
+  const pending = [...newest.values()]
+    .filter((e) => !ctx.catalogue.hasPatch(candidateName(e)))
+    .sort((a, b) => candidateName(a).localeCompare(candidateName(b)));
+  const deferred = pending.length - maxDownloads;
+  if (deferred > 0)
+    ctx.logger.info(
+      { event: 'feed.deferred', feed: feed.name, deferred, maxDownloadsPerPoll: maxDownloads },
+      'more new packages than one poll downloads; the rest at the next polls',
+    );
+  for (const e of pending.slice(0, maxDownloads)) {
     const name = candidateName(e);
-    if (ctx.catalogue.hasPatch(name)) continue;
     const temp = path.join(ctx.workDir, `deb-${randomBytes(6).toString('hex')}`);
     try {
       if (e.size > maxPatchBytes)
@@ -236,5 +321,7 @@ export async function pollApt(feed: Feed, state: FeedState, ctx: AptPollContext)
       error: { code: first.code, message: first.message },
     };
   }
-  return { outcome: 'ok', registered: registeredNames.length, registeredNames, failures, cursor };
+  // With packages deferred, the index is not done: the next poll must look at it again.
+  const done = deferred > 0 ? { ...cursor, indexDigest: null, etag: null, lastModified: null } : cursor;
+  return { outcome: 'ok', registered: registeredNames.length, registeredNames, failures, cursor: done };
 }

@@ -4,11 +4,16 @@
  * each within the size limit and register it (the catalogue verifies its sha256).
  * The cursor (ETag, watermark) only advances when every new patch was registered, so a failed
  * patch is retried at the next (backed-off) poll.
+ *
+ * Time is checked against replay and poisoning: an index generated before the last accepted one is
+ * refused (FEED_REPLAY: a replayed or frozen mirror), an index generated in the future beyond
+ * `maxClockSkewMs` is refused (FEED_DATE_INVALID), and a patch published in the future is skipped
+ * until its date has come, so it can never push the watermark past patches still to be published.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { isUnderstudyError, type Logger } from '../core/index.ts';
+import { UnderstudyError, isUnderstudyError, type Logger } from '../core/index.ts';
 import type { Catalogue } from '../catalogue/index.ts';
 import type { Feed, FeedState, PatchServerOptions, PollRecord } from './feeds.ts';
 import { safeUrl, type Fetcher } from './fetch.ts';
@@ -16,6 +21,8 @@ import { parseEd25519PublicKey, parsePatchIndex, verifyPatchIndex } from './patc
 
 export const defaultMaxPatchBytes = 64 * 1024 * 1024;
 export const defaultFeedTimeoutMs = 30_000;
+/** How far a server's clock may run ahead of ours. */
+export const maxClockSkewMs = 5 * 60_000;
 const maxIndexBytes = 64 * 1024 * 1024;
 
 export interface PollContext {
@@ -86,12 +93,30 @@ export async function pollPatchServer(feed: Feed, state: FeedState, ctx: PollCon
     }
     verifyPatchIndex({ index: fetched.body, signature, publicKey, url: safeUrl(indexUrl) });
     index = parsePatchIndex(fetched.body, safeUrl(indexUrl));
+    const generated = Date.parse(index.generated);
+    if (state.indexGenerated && generated < Date.parse(state.indexGenerated))
+      throw new UnderstudyError(
+        'FEED_REPLAY',
+        `The index of ${safeUrl(indexUrl)} was generated ${index.generated}, before the last accepted one (${state.indexGenerated}): replayed or from a frozen mirror`,
+      );
+    if (generated > ctx.now().getTime() + maxClockSkewMs)
+      throw new UnderstudyError(
+        'FEED_DATE_INVALID',
+        `The index of ${safeUrl(indexUrl)} was generated ${index.generated}, in the future`,
+      );
   } catch (error) {
     return fail(error);
   }
 
   const watermark = state.watermark ? Date.parse(state.watermark) : -Infinity;
-  const candidates = index.patches.filter(
+  const horizon = ctx.now().getTime() + maxClockSkewMs;
+  const current = index.patches.filter((p) => Date.parse(p.published) <= horizon);
+  for (const p of index.patches.filter((e) => !current.includes(e)))
+    ctx.logger.warn(
+      { event: 'patch.future', feed: feed.name, patch: p.name, published: p.published },
+      'patch published in the future; skipped until then',
+    );
+  const candidates = current.filter(
     (p) => Date.parse(p.published) > watermark && !ctx.catalogue.hasPatch(p.name),
   );
   const registeredNames: string[] = [];
@@ -155,7 +180,7 @@ export async function pollPatchServer(feed: Feed, state: FeedState, ctx: PollCon
       },
     };
   }
-  const newest = index.patches.reduce((max, p) => Math.max(max, Date.parse(p.published)), watermark);
+  const newest = current.reduce((max, p) => Math.max(max, Date.parse(p.published)), watermark);
   return {
     outcome: 'ok',
     registered: registeredNames.length,
@@ -165,6 +190,7 @@ export async function pollPatchServer(feed: Feed, state: FeedState, ctx: PollCon
       etag: fetched.etag,
       lastModified: fetched.lastModified,
       watermark: Number.isFinite(newest) ? new Date(newest).toISOString() : state.watermark,
+      indexGenerated: new Date(index.generated).toISOString(),
     },
   };
 }

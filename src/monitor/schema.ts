@@ -73,5 +73,10 @@ export const monitorSchema: ModuleSchema = {
         );
       `,
     },
+    {
+      version: 3,
+      description: 'time the last accepted index was generated (replay and freeze detection)',
+      up: `ALTER TABLE feed_state ADD COLUMN index_generated TEXT;`,
+    },
   ],
 };

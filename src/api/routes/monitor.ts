@@ -67,6 +67,7 @@ export function verifyCodeApproval(
     via: 'api',
     now: deps.now(),
     codeWindowMinutes: deps.config.approval.codeWindowMinutes,
+    maxFailedAttempts: deps.config.approval.maxFailedAttempts,
   });
 }
 
@@ -151,6 +152,7 @@ export function monitorRoutes(app: FastifyInstance, deps: MonitorRouteDeps): voi
       via: 'link',
       now: deps.now(),
       codeWindowMinutes: deps.config.approval.codeWindowMinutes,
+      maxFailedAttempts: deps.config.approval.maxFailedAttempts,
     });
     return applyApproval(deps, verdict, 'link', link.claims.admin);
   });

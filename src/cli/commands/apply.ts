@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { requireRoot } from '../../core/index.ts';
 import { loadHostConfig } from '../../config/index.ts';
 import { addPool, getPool, initHost, listPools, parseSize } from '../../host/index.ts';
-import { buildImage } from '../../images/index.ts';
+import { buildImage, findImage } from '../../images/index.ts';
 import { createLc, openApp, startLc } from '../../app/index.ts';
 import { findLc } from '../../inventory/index.ts';
 import type { CliContext } from '../context.ts';
@@ -38,7 +38,10 @@ export function registerApplyCommand(program: Command, ctx: CliContext): void {
             done.push(`pool ${pool.name} created`);
           }
         }
-        for (const recipe of new Set([...config.images, ...config.lcs.map((l) => l.image)])) {
+        // An LC's image is built from the recipe of that name unless an image of that name exists
+        // (e.g. one built with --suite/--packages or imported).
+        const lcImages = config.lcs.map((l) => l.image).filter((image) => !findImage(app.db, image));
+        for (const recipe of new Set([...config.images, ...lcImages])) {
           const image = await buildImage({
             db: app.db,
             recipe,
@@ -64,6 +67,7 @@ export function registerApplyCommand(program: Command, ctx: CliContext): void {
               addresses: lc.addresses,
               mac: lc.mac,
               role: lc.role,
+              driver: lc.driver,
             });
             done.push(`lc ${lc.name} created`);
           }

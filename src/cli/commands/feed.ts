@@ -42,6 +42,7 @@ interface AddOptions {
   component: string[];
   arch: string[];
   keyring?: string;
+  fingerprint: string[];
   security?: boolean;
   maxSize?: string;
   timeout?: string;
@@ -69,6 +70,12 @@ export function registerFeedCommands(program: Command, ctx: CliContext): void {
     .option('--component <c>', 'apt: component(s)', collect, [])
     .option('--arch <a>', 'apt: architecture(s)', collect, [])
     .option('--keyring <file>', 'apt: OpenPGP keyring for gpgv')
+    .option(
+      '--fingerprint <fpr>',
+      'apt: fingerprint of a key allowed to sign InRelease (repeatable)',
+      collect,
+      [],
+    )
     .option('--security', 'apt: register as security patches (default: when the suite says security)')
     .option('--max-size <bytes>', 'largest patch file accepted')
     .option('--timeout <ms>', 'per-request timeout')
@@ -95,6 +102,7 @@ export function registerFeedCommands(program: Command, ctx: CliContext): void {
           components: o.component.length ? o.component : ['main'],
           architectures: o.arch.length ? o.arch : ['amd64'],
           keyring: o.keyring ?? '',
+          fingerprints: o.fingerprint,
           security: o.security,
           ...common,
         };
@@ -125,7 +133,7 @@ export function registerFeedCommands(program: Command, ctx: CliContext): void {
       const { db } = openApp(ctx.stateDir());
       try {
         const feeds = listFeeds(db);
-        ctx.print({ feeds }, () =>
+        ctx.print({ feeds: feeds.map((f) => ({ ...f, url: safeUrl(f.url) })) }, () =>
           feeds.length === 0
             ? 'No feeds.'
             : table(

@@ -5,6 +5,7 @@ import {
   createLc,
   describeLcs,
   destroyLc,
+  driverNames,
   openApp,
   startLc,
   type App,
@@ -123,6 +124,7 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
     .option('--address <cidr>', 'address of eth0 (repeatable; none = no NIC)', collect, [])
     .option('--mac <mac>', 'MAC of eth0 (default: generated)')
     .option('--role <role>', `role: ${lcRoles.join(' | ')}`, 'idle')
+    .option('--driver <driver>', `partitioning driver: ${driverNames().join(' | ')}`, 'namespace')
     .option('--start', 'start it after creating it')
     .action(async (name: string, o: Record<string, string | string[] | boolean | undefined>) =>
       withHost(ctx, async (app, host) => {
@@ -144,6 +146,7 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
           addresses: o.address as string[],
           mac: o.mac as string | undefined,
           role: o.role as LcRole,
+          driver: o.driver as string,
         });
         const status = o.start ? await startLc(app.db, host, name) : await host.driver.status(name);
         ctx.print({ ...record, status }, () => `created ${name}${o.start ? ` (${status.state})` : ''}`);

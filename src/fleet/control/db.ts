@@ -53,6 +53,7 @@ export function openPool(endpoint: DbEndpoint, identity: ClientIdentity, max = 1
   const pool = new pg.Pool({ ...clientConfig(endpoint, identity), max, idleTimeoutMillis: 30_000 });
   // An idle client whose server went away emits 'error' on the pool; the next checkout reconnects.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 

@@ -188,6 +188,29 @@ export const migrations: readonly Migration[] = [
       GRANT EXECUTE ON FUNCTION fleet.claim_work(text, integer) TO ${agentGroupRole};
     `,
   },
+  {
+    version: 2,
+    name: 'a switched LC may be reverted after its run succeeded',
+    sql: `
+      CREATE OR REPLACE FUNCTION fleet.work_forward_only() RETURNS trigger LANGUAGE plpgsql AS $f$
+      BEGIN
+        IF OLD.state = 'succeeded' AND NEW.state = 'reverted' THEN
+          RETURN NEW;
+        END IF;
+        IF OLD.state IN ('succeeded','failed','reverted','cancelled') AND NEW.state <> OLD.state THEN
+          RAISE EXCEPTION 'work % is % and cannot become %', OLD.id, OLD.state, NEW.state
+            USING ERRCODE = 'check_violation';
+        END IF;
+        IF OLD.state <> 'queued' AND NEW.state = 'queued' THEN
+          RAISE EXCEPTION 'work % was taken and cannot be queued again', OLD.id USING ERRCODE = 'check_violation';
+        END IF;
+        IF OLD.state = 'queued' AND NEW.state IN ('running','succeeded','failed','reverted') THEN
+          RAISE EXCEPTION 'work % must be claimed before it runs', OLD.id USING ERRCODE = 'check_violation';
+        END IF;
+        RETURN NEW;
+      END $f$;
+    `,
+  },
 ];
 
 /** Applies the migrations not applied yet; returns the versions applied now. */

@@ -30,6 +30,8 @@ export interface FleetDb {
   endpoint: DbEndpoint;
   control: ClientIdentity;
   db: pg.Pool;
+  /** Runs `fn` at teardown before the pools close and the server stops (last deferred first). */
+  defer(fn: () => Promise<void>): void;
   /** Enrols `host` with a fresh one-time token and returns its identity. */
   enrolAgent(host: string): Promise<ClientIdentity & { serial: string }>;
 }
@@ -38,8 +40,10 @@ export async function startFleetDb(t: { after: (fn: () => unknown) => void }): P
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'us-fleet-'));
   fs.chmodSync(dir, 0o711); // the server runs as postgres and must reach its data directory
   const pools: pg.Pool[] = [];
+  const deferred: (() => Promise<void>)[] = [];
   const started: { cluster?: PgCluster } = {};
   t.after(async () => {
+    for (const fn of deferred.reverse()) await fn();
     for (const p of pools) await p.end().catch(() => undefined);
     if (started.cluster) await stopCluster(started.cluster);
     fs.rmSync(dir, { recursive: true, force: true });
@@ -69,6 +73,7 @@ export async function startFleetDb(t: { after: (fn: () => unknown) => void }): P
     endpoint,
     control,
     db,
+    defer: (fn) => deferred.push(fn),
     async enrolAgent(host) {
       const agentDir = path.join(dir, 'agents', host);
       fs.mkdirSync(agentDir, { recursive: true });

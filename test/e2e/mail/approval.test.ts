@@ -2,8 +2,9 @@
 // registers it and mails the administrators through SMTP; the mail is read back from dovecot
 // (IMAP); the administrator computes the code with `understudy approve-code` and replies through
 // SMTP; the daemon reads the reply over IMAP, authenticates it, sets apply-at-next-run and starts
-// the patch run. Wrong, reused, foreign, expired codes, unknown senders and malformed mail are
-// refused and answered.
+// the patch run. Wrong, reused, foreign, expired codes and malformed mail are refused and
+// answered; an unknown sender is refused and never answered. Both servers require TLS with a
+// certificate from a CA the test makes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -20,6 +21,7 @@ import { runDaemon } from '../../../src/api/index.ts';
 import { addFeed, monitorSchemas, openMonitorStore } from '../../../src/monitor/index.ts';
 import { computeApprovalCode, issueChallenge } from '../../../src/mail/index.ts';
 import { PatchServerDir, startHttpServer, tempDir } from '../monitor/fixtures.ts';
+import { createTestCa } from '../../helpers/test-ca.ts';
 import { startMailWorld } from './mail-servers.ts';
 
 const repo = path.resolve(import.meta.dirname, '../../..');
@@ -38,7 +40,12 @@ void test(
   'patch appears → mail → authenticated reply → apply at next run and patch run started',
   { timeout: 90_000 },
   async (t) => {
-    const world = await startMailWorld(['understudy', 'alice', 'bob', 'mallory']);
+    const caDir = tempDir('us-aprv-ca');
+    t.after(() => fs.rmSync(caDir, { recursive: true, force: true }));
+    const ca = await createTestCa(caDir);
+    const world = await startMailWorld(['understudy', 'alice', 'bob', 'mallory'], {
+      tls: { cert: ca.serverCert, key: ca.serverKey, ca: ca.caCert },
+    });
     t.after(() => world.close());
     const served = tempDir('us-aprv');
     t.after(() => fs.rmSync(served, { recursive: true, force: true }));
@@ -59,10 +66,11 @@ void test(
         api: { listen: '127.0.0.1', port: 0, token: apiToken, publicUrl: 'http://127.0.0.1:1', linkSecret },
         mail: {
           from: `understudy@${world.domain}`,
-          smtp: { host: '127.0.0.1', port: world.smtpPort },
+          smtp: { host: '127.0.0.1', port: world.smtpPort, caFile: ca.caCert },
           imap: {
             host: '127.0.0.1',
             port: world.imapPort,
+            caFile: ca.caCert,
             user: 'understudy',
             password: world.passwordOf('understudy'),
             pollSeconds: 0.3,
@@ -142,7 +150,8 @@ void test(
       host: '127.0.0.1',
       port: world.smtpPort,
       secure: false,
-      ignoreTLS: true,
+      requireTLS: true,
+      tls: { ca: fs.readFileSync(ca.caCert) },
     });
     t.after(() => smtp.close());
     const reply = async (from: string, mail: ParsedMail | null, body: string): Promise<void> => {
@@ -272,8 +281,22 @@ void test(
       aliceMail,
       `Challenge: ${bobChallenge}\nDecision: approve all\nCode: ${aliceCode}`,
     );
-    assert.match((await answerTo('mallory', 1)).text ?? '', /not a configured administrator/);
     assert.equal(runs.length, 1, 'no refused reply started a patch run');
+    // Finding 16 (backscatter): the refusal is recorded, and nothing is sent back to the sender.
+    const store = openStore(statePaths(stateDir).database, monitorSchemas);
+    t.after(() => store.close());
+    const refusedMallory = await waitFor(
+      () =>
+        store.prepare("SELECT 1 FROM processed_messages WHERE reason = 'unknown-sender'").get() as unknown,
+      { timeoutMs: 15_000, intervalMs: 100 },
+    );
+    assert.ok(refusedMallory, "mallory's reply was processed");
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // an answer would have been sent by now
+    assert.deepEqual(
+      (await world.inbox('mallory')).map((m) => m.subject),
+      [],
+      'finding 16: no answer to an unknown sender',
+    );
 
     // The processed-messages log records each refusal with its reason.
     const reasons = (

@@ -1,7 +1,10 @@
 /**
  * Real mail servers for the tests: dovecot (IMAP, own config in a temp dir, Maildir per user,
  * 127.0.0.1 on a free port) and an SMTP server (the smtp-server package) that delivers each
- * message into the recipient's Maildir, where dovecot serves it.
+ * message into the recipient's Maildir, where dovecot serves it. With `tls`, dovecot requires TLS
+ * (STARTTLS on the IMAP port, implicit TLS on the IMAPS port) and the SMTP server offers STARTTLS,
+ * both with a certificate from the test's own CA. Either server can be stopped and started again on
+ * the same port, for fault tests.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -18,7 +21,15 @@ const mailUid = 65534; // nobody: dovecot refuses mail access as root
 export interface MailWorld {
   domain: string;
   imapPort: number;
+  /** Implicit-TLS IMAP port (0 without tls). */
+  imapsPort: number;
   smtpPort: number;
+  /** The CA certificate file clients must trust (with tls). */
+  caCert: string | null;
+  stopSmtp(): Promise<void>;
+  startSmtp(): Promise<void>;
+  stopImap(): Promise<void>;
+  startImap(): Promise<void>;
   passwordOf(user: string): string;
   /** Messages in a user's INBOX, parsed, oldest first. */
   inbox(user: string): Promise<ParsedMail[]>;
@@ -54,7 +65,18 @@ function deliver(root: string, user: string, message: Buffer): void {
   fs.renameSync(tmp, path.join(maildir, 'new', name));
 }
 
-export async function startMailWorld(users: readonly string[], domain = 'example.test'): Promise<MailWorld> {
+export interface MailWorldOptions {
+  domain?: string;
+  /** Server certificate and key (PEM files) and the CA that signed them: TLS required. */
+  tls?: { cert: string; key: string; ca: string };
+}
+
+export async function startMailWorld(
+  users: readonly string[],
+  options: MailWorldOptions = {},
+): Promise<MailWorld> {
+  const domain = options.domain ?? 'example.test';
+  const tls = options.tls;
   const root = tempDir('us-mail');
   const passwords = new Map(users.map((u) => [u, randomBytes(8).toString('hex')]));
   fs.mkdirSync(path.join(root, 'mail'), { mode: 0o755 });
@@ -66,6 +88,7 @@ export async function startMailWorld(users: readonly string[], domain = 'example
   );
   for (const u of users) createMaildir(root, u);
   const imapPort = await freePort();
+  const imapsPort = tls ? await freePort() : 0;
   const conf = path.join(root, 'dovecot.conf');
   fs.writeFileSync(
     conf,
@@ -74,8 +97,11 @@ state_dir = ${root}/state
 log_path = ${root}/dovecot.log
 listen = 127.0.0.1
 protocols = imap
-ssl = no
-disable_plaintext_auth = no
+${
+  tls
+    ? `ssl = required\nssl_cert = <${tls.cert}\nssl_key = <${tls.key}\ndisable_plaintext_auth = yes`
+    : 'ssl = no\ndisable_plaintext_auth = no'
+}
 auth_mechanisms = plain login
 mail_location = maildir:${root}/mail/%u
 first_valid_uid = 1
@@ -93,67 +119,105 @@ service imap-login {
     port = ${imapPort}
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = ${imapsPort}
   }
 }
 `,
   );
-  const dovecot = spawnProcess(['dovecot', '-F', '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let dovecot = spawnProcess(['dovecot', '-F', '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const waitImap = async (): Promise<void> => {
+    if (!(await waitFor(() => portOpen(imapPort), { timeoutMs: 10_000, intervalMs: 50 }))) {
+      const log = fs.existsSync(path.join(root, 'dovecot.log'))
+        ? fs.readFileSync(path.join(root, 'dovecot.log'), 'utf8')
+        : '';
+      throw new Error(`dovecot did not start: ${log}`);
+    }
+  };
 
-  const smtp = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS', 'AUTH'],
-    logger: false,
-    onData(stream, session, callback) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
-        const message = Buffer.concat(chunks);
-        try {
-          for (const rcpt of session.envelope.rcptTo) {
-            const [local, host] = rcpt.address.toLowerCase().split('@');
-            if (host === domain && local && passwords.has(local)) deliver(root, local, message);
+  const tlsFiles = tls ? { key: fs.readFileSync(tls.key), cert: fs.readFileSync(tls.cert) } : null;
+  const newSmtp = (): SMTPServer =>
+    new SMTPServer({
+      authOptional: true,
+      disabledCommands: tlsFiles ? ['AUTH'] : ['STARTTLS', 'AUTH'],
+      ...(tlsFiles ?? {}),
+      logger: false,
+      onData(stream, session, callback) {
+        const chunks: Buffer[] = [];
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', () => {
+          const message = Buffer.concat(chunks);
+          try {
+            for (const rcpt of session.envelope.rcptTo) {
+              const [local, host] = rcpt.address.toLowerCase().split('@');
+              if (host === domain && local && passwords.has(local)) deliver(root, local, message);
+            }
+            callback();
+          } catch (error) {
+            callback(error as Error);
           }
-          callback();
-        } catch (error) {
-          callback(error as Error);
-        }
-      });
-    },
-    onRcptTo(address, _session, callback) {
-      const [local, host] = address.address.toLowerCase().split('@');
-      if (host !== domain || !local || !passwords.has(local))
-        return callback(new Error(`550 no such user ${address.address}`));
-      callback();
-    },
-  });
+        });
+      },
+      onRcptTo(address, _session, callback) {
+        const [local, host] = address.address.toLowerCase().split('@');
+        if (host !== domain || !local || !passwords.has(local))
+          return callback(new Error(`550 no such user ${address.address}`));
+        callback();
+      },
+    });
+  let smtp: SMTPServer | null = newSmtp();
   const smtpPort = await freePort();
-  await new Promise<void>((resolve) => smtp.listen(smtpPort, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => smtp?.listen(smtpPort, '127.0.0.1', resolve));
 
-  const close = async (): Promise<void> => {
-    await new Promise<void>((resolve) => smtp.close(() => resolve()));
+  const stopSmtp = async (): Promise<void> => {
+    const server = smtp;
+    smtp = null;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  const startSmtp = async (): Promise<void> => {
+    if (smtp) return;
+    const server = newSmtp();
+    await new Promise<void>((resolve) => server.listen(smtpPort, '127.0.0.1', resolve));
+    smtp = server;
+  };
+  const stopImap = async (): Promise<void> => {
     dovecot.child.kill('SIGTERM');
     await dovecot.done;
+  };
+  const startImap = async (): Promise<void> => {
+    dovecot = spawnProcess(['dovecot', '-F', '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+    await waitImap();
+  };
+  const close = async (): Promise<void> => {
+    await stopSmtp();
+    await stopImap();
     fs.rmSync(root, { recursive: true, force: true });
   };
-  if (!(await waitFor(() => portOpen(imapPort), { timeoutMs: 10_000, intervalMs: 50 }))) {
-    const log = fs.existsSync(path.join(root, 'dovecot.log'))
-      ? fs.readFileSync(path.join(root, 'dovecot.log'), 'utf8')
-      : '';
+  try {
+    await waitImap();
+  } catch (error) {
     await close();
-    throw new Error(`dovecot did not start: ${log}`);
+    throw error;
   }
 
   return {
     domain,
     imapPort,
+    imapsPort,
     smtpPort,
+    caCert: tls?.ca ?? null,
+    stopSmtp,
+    startSmtp,
+    stopImap,
+    startImap,
     passwordOf: (user) => passwords.get(user) ?? '',
     async inbox(user) {
       const client = new ImapFlow({
         host: '127.0.0.1',
         port: imapPort,
         secure: false,
+        doSTARTTLS: tls ? true : undefined,
+        tls: tls ? { ca: fs.readFileSync(tls.ca) } : undefined,
         auth: { user, pass: passwords.get(user) ?? '' },
         logger: false,
       });

@@ -18,6 +18,8 @@ export class AptRepo {
   readonly suite: string;
   readonly gnupgHome: string;
   keyring = '';
+  /** Fingerprint of the repository's own signing key. */
+  fingerprint = '';
 
   constructor(suite: string) {
     this.root = tempDir('us-apt');
@@ -43,10 +45,66 @@ export class AptRepo {
       'never',
     ]);
     this.keyring = path.join(this.gnupgHome, 'repo-keyring.gpg');
+    this.fingerprint = await this.fingerprintIn(this.gnupgHome);
+    await this.exportKeyring();
+    return this;
+  }
+
+  private async exportKeyring(): Promise<void> {
     await exec(['gpg', '--batch', '--yes', '--output', this.keyring, '--export'], {
       env: { GNUPGHOME: this.gnupgHome },
     });
-    return this;
+  }
+
+  private async fingerprintIn(home: string): Promise<string> {
+    const listing = await exec(['gpg', '--batch', '--list-keys', '--with-colons'], {
+      env: { GNUPGHOME: home },
+    });
+    const fpr = /^fpr:+([0-9A-F]{40}):/m.exec(listing.stdout)?.[1];
+    if (!fpr) throw new Error(`no key in ${home}`);
+    return fpr;
+  }
+
+  /**
+   * A key in its own GNUPGHOME. `fakedTime` creates it (and signs with it, via publish's gpgArgs) at
+   * another time, e.g. in the past with a 1-day expiry: an expired key.
+   */
+  async keyHome(
+    options: { fakedTime?: string; expire?: string } = {},
+  ): Promise<{ home: string; fingerprint: string }> {
+    const home = tempDir('us-gpg-k');
+    fs.chmodSync(home, 0o700);
+    await this.gpg(
+      [
+        ...(options.fakedTime ? ['--faked-system-time', options.fakedTime] : []),
+        '--quick-gen-key',
+        'other <other@example.test>',
+        'ed25519',
+        'sign',
+        options.expire ?? 'never',
+      ],
+      home,
+    );
+    return { home, fingerprint: await this.fingerprintIn(home) };
+  }
+
+  /** Adds another home's public key to the repository keyring gpgv uses, revoked when asked. */
+  async trust(
+    other: { home: string; fingerprint: string },
+    options: { revoked?: boolean } = {},
+  ): Promise<void> {
+    const pub = path.join(other.home, 'pub.gpg');
+    await exec(['gpg', '--batch', '--yes', '--output', pub, '--export'], { env: { GNUPGHOME: other.home } });
+    await this.gpg(['--import', pub]);
+    if (options.revoked) {
+      const cert = fs
+        .readFileSync(path.join(other.home, 'openpgp-revocs.d', `${other.fingerprint}.rev`), 'utf8')
+        .replace(/^:-----/m, '-----');
+      const file = path.join(other.home, 'revoke.asc');
+      fs.writeFileSync(file, cert);
+      await this.gpg(['--import', file]);
+    }
+    await this.exportKeyring();
   }
 
   async addPackage(p: TestPackage): Promise<void> {
@@ -78,7 +136,14 @@ export class AptRepo {
    * `tamper` edits the signed text after signing; `signWith` signs with another GNUPGHOME.
    */
   async publish(
-    options: { date?: Date; validUntil?: Date | null; tamper?: boolean; signWith?: string } = {},
+    options: {
+      date?: Date;
+      validUntil?: Date | null;
+      tamper?: boolean;
+      signWith?: string;
+      /** Extra gpg arguments for signing, e.g. ['--digest-algo', 'SHA1']. */
+      gpgArgs?: string[];
+    } = {},
   ): Promise<void> {
     const dist = path.join(this.root, 'dists', this.suite);
     const bin = path.join(dist, 'main/binary-amd64');
@@ -109,7 +174,13 @@ export class AptRepo {
       );
     fs.writeFileSync(path.join(dist, 'Release'), text);
     await this.gpg(
-      ['--clearsign', '--output', path.join(dist, 'InRelease'), path.join(dist, 'Release')],
+      [
+        ...(options.gpgArgs ?? []),
+        '--clearsign',
+        '--output',
+        path.join(dist, 'InRelease'),
+        path.join(dist, 'Release'),
+      ],
       options.signWith ?? this.gnupgHome,
     );
     if (options.tamper) {

@@ -73,6 +73,7 @@ void test(
         components: ['main'],
         architectures: ['amd64'],
         keyring: repo.keyring,
+        fingerprints: [repo.fingerprint],
       },
     });
 

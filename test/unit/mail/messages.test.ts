@@ -48,10 +48,12 @@ void test('replies: quoted lines ignored, missing or malformed fields reported',
     .split('\n')
     .map((l) => `> ${l}`)
     .join('\n');
+  const opts = { senders: ['alice@example.test'] };
   const mail = (body: string): string =>
     `From: Alice <Alice@Example.test>\r\nTo: u@x\r\nSubject: Re: x\r\nMessage-ID: <1@x>\r\n\r\n${body}`;
   const good = await parseReply(
     mail(`Challenge: ${challenge}\nDecision: approve: p1\nCode: 12345678\n\n${quoted}`),
+    opts,
   );
   assert.equal(good.from, 'alice@example.test');
   assert.deepEqual(good.approval, {
@@ -59,27 +61,29 @@ void test('replies: quoted lines ignored, missing or malformed fields reported',
     decision: { kind: 'approve', patches: ['p1'] },
     code: '12345678',
   });
-  const onlyQuoted = await parseReply(mail(`ok!\n\n${quoted}`));
+  const onlyQuoted = await parseReply(mail(`ok!\n\n${quoted}`), opts);
   assert.equal(onlyQuoted.approval, null, 'the quoted Challenge line does not count');
   assert.match(onlyQuoted.problem ?? '', /needs the lines/);
   assert.match(
-    (await parseReply(mail(`Challenge: xyz\nDecision: approve all\nCode: 12345678`))).problem ?? '',
+    (await parseReply(mail(`Challenge: xyz\nDecision: approve all\nCode: 12345678`), opts)).problem ?? '',
     /40 hex/,
   );
   assert.match(
-    (await parseReply(mail(`Challenge: ${challenge}\nDecision: approve all\nCode: 1234`))).problem ?? '',
+    (await parseReply(mail(`Challenge: ${challenge}\nDecision: approve all\nCode: 1234`), opts)).problem ??
+      '',
     /8 digits/,
   );
   assert.match(
-    (await parseReply(mail(`Challenge: ${challenge}\nDecision: sure\nCode: 12345678`))).problem ?? '',
+    (await parseReply(mail(`Challenge: ${challenge}\nDecision: sure\nCode: 12345678`), opts)).problem ?? '',
     /not understood/,
   );
   assert.equal(good.automatic, false);
   const vacation = await parseReply(
     `From: a@x\r\nAuto-Submitted: auto-replied\r\nSubject: away\r\n\r\nI am away`,
+    { senders: ['a@x'] },
   );
   assert.equal(vacation.automatic, true, 'auto-replies are recognised (and never answered)');
-  const garbage = await parseReply(Buffer.from([0, 1, 2, 255, 254, 10, 13]));
+  const garbage = await parseReply(Buffer.from([0, 1, 2, 255, 254, 10, 13]), opts);
   assert.equal(garbage.approval, null);
 });
 

@@ -1,0 +1,67 @@
+/**
+ * Reading a YAML configuration file written by a person: bounded in size and in aliases, and every
+ * way the parser can fail (syntax, an alias to nowhere, an alias bomb, an alias inside its own anchor,
+ * which would make a cyclic value) is a CONFIG_INVALID naming the file, never a crash.
+ */
+import { isNode, parseDocument, visit, type Node } from 'yaml';
+import { UnderstudyError } from './errors.ts';
+
+const maxConfigBytes = 1024 * 1024;
+const maxAliases = 100;
+/** Flow collections nested deeper than this are refused before parsing (the parser recurses on them). */
+const maxFlowDepth = 64;
+
+/** Deepest nesting of [ and { in the text, ignoring quoted strings and comments; one linear pass. */
+function flowDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let quote: string | null = null;
+  let comment = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (comment) {
+      if (c === '\n') comment = false;
+    } else if (quote) {
+      if (c === '\\' && quote === '"') i++;
+      else if (c === quote) quote = null;
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === '#') comment = true;
+    else if (c === '[' || c === '{') deepest = Math.max(deepest, ++depth);
+    else if ((c === ']' || c === '}') && depth > 0) depth--;
+  }
+  return deepest;
+}
+
+function invalid(file: string, why: string): UnderstudyError {
+  return new UnderstudyError('CONFIG_INVALID', `${file}: not valid YAML: ${why}`);
+}
+
+/** Parses YAML text into plain data; throws CONFIG_INVALID naming `file` for anything wrong. */
+export function parseConfigYaml(text: string, file: string): unknown {
+  if (text.length > maxConfigBytes) throw invalid(file, `larger than ${maxConfigBytes} bytes`);
+  if (flowDepth(text) > maxFlowDepth) throw invalid(file, `collections nested deeper than ${maxFlowDepth}`);
+  const doc = parseDocument(text, { prettyErrors: false });
+  const first = doc.errors[0];
+  if (first) {
+    const line = first.linePos?.[0].line;
+    throw invalid(file, `${line ? `line ${line}: ` : ''}${first.message.split('\n')[0] ?? ''}`);
+  }
+  let aliases = 0;
+  let cyclic = false;
+  visit(doc, {
+    Alias(_key, node, path) {
+      aliases++;
+      if (path.some((p) => isNode(p) && (p as Node).anchor === node.source)) cyclic = true;
+    },
+  });
+  if (aliases > maxAliases) throw invalid(file, `more than ${maxAliases} aliases`);
+  if (cyclic) throw invalid(file, 'an alias refers to the node that contains it');
+  try {
+    return doc.toJS({ maxAliasCount: maxAliases });
+  } catch (error) {
+    // The yaml package throws ReferenceError for unresolved or excessive aliases.
+    if (error instanceof ReferenceError || error instanceof TypeError || error instanceof RangeError)
+      throw invalid(file, error.message.split('\n')[0] ?? 'unreadable');
+    throw error;
+  }
+}

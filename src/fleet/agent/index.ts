@@ -1,0 +1,12 @@
+/** The public surface of fleet/agent. */
+export {
+  FleetAgent,
+  type AgentOptions,
+  type HostRunner,
+  type RunRequest,
+  type RunOutcome,
+  type LcInventory,
+  type PendingPackage,
+} from './agent.ts';
+export { AgentJournal, type JournalEntry, type JournalState, type Outcome } from './journal.ts';
+export { FakeHostRunner, type FakeRunnerOptions } from './fake-runner.ts';

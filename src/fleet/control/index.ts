@@ -1,0 +1,55 @@
+/** The public surface of fleet/control. */
+export {
+  createCa,
+  openCa,
+  createKeyAndCsr,
+  signCsr,
+  issueCertificate,
+  revokeCertificate,
+  type FleetCa,
+  type IssuedCertificate,
+} from './ca.ts';
+export {
+  createCluster,
+  startCluster,
+  stopCluster,
+  clusterPid,
+  installCrl,
+  freePort,
+  controlRole,
+  fleetDatabase,
+  type PgCluster,
+} from './pg-cluster.ts';
+export {
+  openPool,
+  clientConfig,
+  bootstrapControlDatabase,
+  unreachable,
+  type DbEndpoint,
+  type ClientIdentity,
+} from './db.ts';
+export { migrate, migrations, agentGroupRole } from './schema.ts';
+export { createEnrolToken, enrolHost, revokeHost, agentRoleOf, audit } from './enrol.ts';
+export { importServerAudit, refusalOf } from './server-audit.ts';
+export {
+  createRollout,
+  getRollout,
+  tickRollout,
+  commandRollout,
+  rollbackWave,
+  insertWork,
+  loadWork,
+  loadTargets,
+  loadCatalogue,
+  type RolloutRow,
+  type DispatchQueue,
+  type DispatchJob,
+} from './rollouts.ts';
+export {
+  startControlWorker,
+  systemClock,
+  type Clock,
+  type ControlWorker,
+  type ControlWorkerOptions,
+} from './worker.ts';
+export { syncInventory } from './inventory.ts';

@@ -1,0 +1,256 @@
+/**
+ * Rollouts in the control plane's database: made from the fleet's patch catalogue and LCs (the
+ * patch set and the waves are frozen when the rollout is made, so an approval binds to exactly
+ * them), moved by `tickRollout` (the pure `decide` applied to what is in the database), and
+ * steered by operator commands.
+ */
+import type pg from 'pg';
+import { UnderstudyError } from '../../core/index.ts';
+import { resolveRolloutSpec, type ResolvedRolloutSpec } from '../rollout/index.ts';
+import {
+  selectPatches,
+  selectTargets,
+  targetKey,
+  type FleetPatch,
+  type FleetTarget,
+} from '../rollout/index.ts';
+import {
+  applyCommand,
+  decide,
+  planWaves,
+  rollbackTargets,
+  type Decision,
+  type RolloutCommand,
+  type RolloutState,
+  type WorkState,
+  type WorkView,
+} from '../rollout/index.ts';
+
+export interface RolloutRow {
+  id: number;
+  name: string;
+  spec: ResolvedRolloutSpec;
+  patchSet: string[];
+  waves: FleetTarget[][];
+  state: RolloutState;
+  reason: string | null;
+}
+
+/** Queues per-target work through the job queue (graphile-worker in the control plane). */
+export interface DispatchQueue {
+  dispatch(jobs: readonly DispatchJob[]): Promise<void>;
+}
+
+export interface DispatchJob {
+  rolloutId: number;
+  wave: number;
+  host: string;
+  lc: string;
+  kind: 'patch' | 'rollback';
+}
+
+export async function loadCatalogue(db: pg.Pool): Promise<FleetPatch[]> {
+  const rows = await db.query<{ name: string; security: boolean; first_seen: Date }>(
+    'SELECT name, security, first_seen FROM fleet.patches',
+  );
+  return rows.rows.map((r) => ({ name: r.name, security: r.security, firstSeen: r.first_seen }));
+}
+
+export async function loadTargets(db: pg.Pool): Promise<FleetTarget[]> {
+  const rows = await db.query<{
+    host_id: string;
+    lc: string;
+    group_name: string;
+    labels: Record<string, string>;
+  }>(
+    `SELECT l.host_id, l.lc, l.group_name, l.labels FROM fleet.lcs l JOIN fleet.hosts h ON h.id = l.host_id
+     WHERE h.revoked_at IS NULL`,
+  );
+  return rows.rows.map((r) => ({ host: r.host_id, lc: r.lc, group: r.group_name, labels: r.labels }));
+}
+
+/** Makes a rollout in state running; throws FLEET_ROLLOUT_INVALID when it selects no patch or no LC. */
+export async function createRollout(db: pg.Pool, input: unknown, now: Date): Promise<RolloutRow> {
+  const spec = resolveRolloutSpec(input);
+  const patches = selectPatches(await loadCatalogue(db), spec.patches, now);
+  if (patches.length === 0)
+    throw new UnderstudyError(
+      'FLEET_ROLLOUT_INVALID',
+      `rollout ${spec.name}: the patch selection matches no patch`,
+      {
+        hint: 'Check `understudy control compliance` for pending patches, and the security/age/explicit rules.',
+      },
+    );
+  const targets = selectTargets(await loadTargets(db), spec.targets);
+  if (targets.length === 0)
+    throw new UnderstudyError('FLEET_ROLLOUT_INVALID', `rollout ${spec.name}: the target set matches no LC`, {
+      hint: 'Check the groups and labels against `understudy control hosts`.',
+    });
+  const waves = planWaves(targets, spec);
+  const patchSet = patches.map((p) => p.name);
+  const row = await db.query<{ id: string }>(
+    `INSERT INTO fleet.rollouts (name, spec, patch_set, waves, state, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, 'running', $5, $5) RETURNING id`,
+    [spec.name, spec, JSON.stringify(patchSet), JSON.stringify(waves), now],
+  );
+  return {
+    id: Number(row.rows[0]?.id),
+    name: spec.name,
+    spec,
+    patchSet,
+    waves,
+    state: 'running',
+    reason: null,
+  };
+}
+
+export async function getRollout(db: pg.Pool, id: number): Promise<RolloutRow> {
+  const r = await db.query<{
+    id: string;
+    name: string;
+    spec: ResolvedRolloutSpec;
+    patch_set: string[];
+    waves: FleetTarget[][];
+    state: RolloutState;
+    reason: string | null;
+  }>('SELECT id, name, spec, patch_set, waves, state, reason FROM fleet.rollouts WHERE id = $1', [id]);
+  const row = r.rows[0];
+  if (!row) throw new UnderstudyError('FLEET_NOT_FOUND', `rollout ${id} does not exist`);
+  return {
+    id: Number(row.id),
+    name: row.name,
+    spec: row.spec,
+    patchSet: row.patch_set,
+    waves: row.waves,
+    state: row.state,
+    reason: row.reason,
+  };
+}
+
+export async function loadWork(
+  db: pg.Pool,
+  rolloutId: number,
+  kind: 'patch' | 'rollback' = 'patch',
+): Promise<Map<string, WorkView>> {
+  const rows = await db.query<{ host_id: string; lc: string; state: WorkState; finished_at: Date | null }>(
+    'SELECT host_id, lc, state, finished_at FROM fleet.work WHERE rollout_id = $1 AND kind = $2',
+    [rolloutId, kind],
+  );
+  return new Map(
+    rows.rows.map((r) => [
+      targetKey({ host: r.host_id, lc: r.lc }),
+      { state: r.state, ...(r.finished_at ? { finishedAt: r.finished_at } : {}) },
+    ]),
+  );
+}
+
+/** Makes one target's work row; a retried or repeated dispatch of the same target makes nothing. */
+export async function insertWork(db: pg.Pool | pg.ClientBase, job: DispatchJob): Promise<boolean> {
+  const r = await db.query(
+    `INSERT INTO fleet.work (rollout_id, wave, host_id, lc, kind, patches)
+     SELECT r.id, $2, $3, $4, $5, r.patch_set FROM fleet.rollouts r
+     WHERE r.id = $1 AND (r.state = 'running' OR $5 = 'rollback')
+     ON CONFLICT (rollout_id, host_id, lc, kind) DO NOTHING`,
+    [job.rolloutId, job.wave, job.host, job.lc, job.kind],
+  );
+  return r.rowCount === 1;
+}
+
+async function setState(
+  db: pg.Pool,
+  id: number,
+  state: RolloutState,
+  reason: string | null,
+  now: Date,
+): Promise<void> {
+  await db.query('UPDATE fleet.rollouts SET state = $2, reason = $3, updated_at = $4 WHERE id = $1', [
+    id,
+    state,
+    reason,
+    now,
+  ]);
+  if (state === 'stopped' || state === 'halted')
+    await db.query(
+      `UPDATE fleet.work SET state = 'cancelled', finished_at = $2 WHERE rollout_id = $1 AND state = 'queued'`,
+      [id, now],
+    );
+}
+
+/**
+ * Moves a rollout one step: decides from its state, its work and the clock, then dispatches,
+ * halts or completes. Returns the decision (a wait says until when, if known).
+ */
+export async function tickRollout(
+  db: pg.Pool,
+  queue: DispatchQueue,
+  id: number,
+  now: Date,
+): Promise<Decision> {
+  const rollout = await getRollout(db, id);
+  const work = await loadWork(db, id);
+  const decision = decide({ spec: rollout.spec, state: rollout.state, waves: rollout.waves, work, now });
+  switch (decision.kind) {
+    case 'dispatch':
+      await queue.dispatch(
+        decision.targets.map((t) => ({
+          rolloutId: id,
+          wave: decision.wave,
+          host: t.host,
+          lc: t.lc,
+          kind: 'patch' as const,
+        })),
+      );
+      break;
+    case 'halt':
+      await setState(
+        db,
+        id,
+        'halted',
+        `wave ${decision.wave + 1}: ${decision.failures} failures > max errors ${decision.maxErrors}`,
+        now,
+      );
+      break;
+    case 'complete':
+      await setState(db, id, 'completed', null, now);
+      break;
+    case 'wait':
+    case 'idle':
+      break;
+  }
+  return decision;
+}
+
+/** Pause, resume or stop; stop cancels work no agent has taken yet. */
+export async function commandRollout(
+  db: pg.Pool,
+  id: number,
+  command: RolloutCommand,
+  now: Date,
+): Promise<RolloutState> {
+  const rollout = await getRollout(db, id);
+  const next = applyCommand(rollout.state, command);
+  await setState(db, id, next, command === 'stop' ? 'stopped by an operator' : null, now);
+  return next;
+}
+
+/**
+ * Rolls a whole wave back: pauses the rollout and queues rollback work for every LC of the wave
+ * that switched to its patched standby. Returns the number of LCs to roll back.
+ */
+export async function rollbackWave(
+  db: pg.Pool,
+  queue: DispatchQueue,
+  id: number,
+  wave: number,
+  now: Date,
+): Promise<number> {
+  const rollout = await getRollout(db, id);
+  const targets = rollout.waves[wave];
+  if (!targets) throw new UnderstudyError('FLEET_NOT_FOUND', `rollout ${id} has no wave ${wave + 1}`);
+  if (rollout.state === 'running') await setState(db, id, 'paused', `rolling back wave ${wave + 1}`, now);
+  const back = rollbackTargets(targets, await loadWork(db, id));
+  await queue.dispatch(
+    back.map((t) => ({ rolloutId: id, wave, host: t.host, lc: t.lc, kind: 'rollback' as const })),
+  );
+  return back.length;
+}

@@ -1,0 +1,112 @@
+/**
+ * The control plane's scheduler on graphile-worker: `fleet_tick` moves one rollout a step and
+ * schedules its next tick (one pending tick per rollout, by job key); `fleet_dispatch` makes one
+ * target's work row, so a failure is retried per host by graphile-worker with its backoff, and a
+ * retry never makes the row twice.
+ */
+import type pg from 'pg';
+import { makeWorkerUtils, run, Logger, type Runner, type Task, type WorkerUtils } from 'graphile-worker';
+import { insertWork, tickRollout, type DispatchJob, type DispatchQueue } from './rollouts.ts';
+
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+export interface ControlWorkerOptions {
+  db: pg.Pool;
+  clock?: Clock;
+  /** How often a rollout that waits on agents is looked at again (ms). */
+  tickMs?: number;
+  concurrency?: number;
+  /** How often graphile-worker looks for due jobs when no notification arrives (ms). */
+  pollIntervalMs?: number;
+}
+
+export interface ControlWorker {
+  queue: DispatchQueue;
+  /** Starts ticking a rollout now. */
+  kick(rolloutId: number): Promise<void>;
+  stop(): Promise<void>;
+  utils: WorkerUtils;
+}
+
+const quietLogger = new Logger(() => () => undefined);
+
+function graphileQueue(utils: WorkerUtils): DispatchQueue {
+  return {
+    async dispatch(jobs: readonly DispatchJob[]) {
+      const batch = 1000;
+      for (let i = 0; i < jobs.length; i += batch)
+        await utils.addJobs(
+          jobs.slice(i, i + batch).map((job) => ({
+            identifier: 'fleet_dispatch',
+            payload: job,
+            jobKey: `dispatch:${job.rolloutId}:${job.kind}:${job.host}:${job.lc}`,
+            maxAttempts: 10,
+          })),
+        );
+    },
+  };
+}
+
+/** Starts graphile-worker (migrating its own schema) with the fleet's tasks. */
+export async function startControlWorker(options: ControlWorkerOptions): Promise<ControlWorker> {
+  const clock = options.clock ?? systemClock;
+  const tickMs = options.tickMs ?? 5_000;
+  const utils = await makeWorkerUtils({ pgPool: options.db, logger: quietLogger });
+  await utils.migrate();
+  const queue = graphileQueue(utils);
+
+  const scheduleTick = async (rolloutId: number, at: Date): Promise<void> => {
+    await utils.addJob(
+      'fleet_tick',
+      { rolloutId },
+      { jobKey: `tick:${rolloutId}`, jobKeyMode: 'replace', runAt: at, maxAttempts: 25 },
+    );
+  };
+
+  const tick: Task = async (payload) => {
+    const { rolloutId } = payload as { rolloutId: number };
+    const now = clock.now();
+    const decision = await tickRollout(options.db, queue, rolloutId, now);
+    if (
+      decision.kind === 'complete' ||
+      decision.kind === 'halt' ||
+      (decision.kind === 'idle' && decision.state !== 'paused')
+    )
+      return;
+    const soon = new Date(Date.now() + tickMs);
+    // A wait with a known end (window opening, watch turning green) is looked at again then, or
+    // sooner so that a paused rollout resumed or agents finishing are seen within tickMs.
+    const at =
+      decision.kind === 'wait' && decision.until && decision.until.getTime() - now.getTime() < tickMs
+        ? new Date(Date.now() + Math.max(0, decision.until.getTime() - now.getTime()))
+        : soon;
+    await scheduleTick(rolloutId, at);
+  };
+
+  const dispatch: Task = async (payload) => {
+    await insertWork(options.db, payload as DispatchJob);
+  };
+
+  const runner: Runner = await run({
+    pgPool: options.db,
+    taskList: { fleet_tick: tick, fleet_dispatch: dispatch },
+    concurrency: options.concurrency ?? 4,
+    pollInterval: options.pollIntervalMs ?? 500,
+    noHandleSignals: true,
+    logger: quietLogger,
+  });
+
+  return {
+    queue,
+    utils,
+    kick: (rolloutId) => scheduleTick(rolloutId, new Date()),
+    async stop() {
+      await runner.stop();
+      await utils.release();
+    },
+  };
+}

@@ -1,0 +1,222 @@
+// Rollouts through a real PostgreSQL 15 and graphile-worker, with three agents on this machine
+// whose host runner is a fake (no LCs): canary first, waves gated by health watch, a closed
+// maintenance window keeps the rollout waiting, a failure in wave 2 halts it at max errors, and
+// a PostgreSQL restart mid-rollout runs nothing twice.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { sleep, waitFor } from '../../../src/core/index.ts';
+import {
+  FakeHostRunner,
+  FleetAgent,
+  createRollout,
+  getRollout,
+  startCluster,
+  startControlWorker,
+  stopCluster,
+  syncInventory,
+  type Clock,
+  type LcInventory,
+} from '../../../src/fleet/index.ts';
+import { startFleetDb, type FleetDb } from './fleet-fixture.ts';
+
+const hosts = ['h1', 'h2', 'h3'];
+
+function lcsOf(host: string): LcInventory[] {
+  return ['lc-a', 'lc-b'].map((lc) => ({
+    lc,
+    group: 'web',
+    labels: { env: 'prod' },
+    services: ['http'],
+    installed: [{ name: 'openssl', version: '3.0.14' }],
+    pending: [
+      { name: `openssl-3.0.15`, security: true },
+      { name: 'vim-9.1', security: false },
+    ],
+    lastRun: { at: '2026-01-01T00:00:00Z', result: `ok on ${host}` },
+  }));
+}
+
+async function startFleet(
+  t: { after: (fn: () => unknown) => void },
+  options: { runMs?: number; failing?: Record<string, string[]>; clock?: Clock } = {},
+) {
+  const fx = await startFleetDb(t);
+  const agents: FleetAgent[] = [];
+  const runners = new Map<string, FakeHostRunner>();
+  const errors: unknown[] = [];
+  for (const host of hosts) {
+    const identity = await fx.enrolAgent(host);
+    const runner = new FakeHostRunner({
+      lcs: lcsOf(host),
+      runMs: options.runMs ?? 50,
+      failing: new Set(options.failing?.[host] ?? []),
+    });
+    runners.set(host, runner);
+    const agent = new FleetAgent({
+      host,
+      endpoint: fx.endpoint,
+      identity,
+      journalFile: path.join(fx.dir, 'agents', host, 'journal.db'),
+      runner,
+      maxParallel: 2,
+      pollMs: 150,
+      onError: (e) => errors.push(e),
+    });
+    await agent.reportInventory();
+    agents.push(agent);
+  }
+  await syncInventory(fx.db);
+  const worker = await startControlWorker({
+    db: fx.db,
+    tickMs: 200,
+    pollIntervalMs: 200,
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
+  fx.defer(async () => {
+    for (const a of agents) await a.stop();
+    await worker.stop();
+  });
+  for (const a of agents) a.start();
+  return { fx, agents, runners, worker, errors };
+}
+
+async function workRows(fx: FleetDb, rolloutId: number) {
+  return (
+    await fx.db.query<{
+      host_id: string;
+      lc: string;
+      wave: number;
+      state: string;
+      created_at: Date;
+      finished_at: Date | null;
+    }>(
+      `SELECT host_id, lc, wave, state, created_at, finished_at FROM fleet.work WHERE rollout_id = $1 AND kind = 'patch' ORDER BY id`,
+      [rolloutId],
+    )
+  ).rows;
+}
+
+async function untilState(fx: FleetDb, id: number, states: string[], timeoutMs = 60_000) {
+  const reached = await waitFor(
+    async () => {
+      const r = await getRollout(fx.db, id);
+      return states.includes(r.state) ? r : undefined;
+    },
+    { timeoutMs, intervalMs: 100 },
+  );
+  assert.ok(
+    reached,
+    `rollout ${id} did not reach ${states.join('/')} (is ${(await getRollout(fx.db, id)).state})`,
+  );
+  return reached;
+}
+
+test('six LCs on three agents: a canary, then waves after a green watch; a failure in wave 2 halts at max errors', async (t) => {
+  const { fx, runners, worker } = await startFleet(t, { failing: { h2: ['lc-a'] } });
+  const rollout = await createRollout(
+    fx.db,
+    {
+      name: 'security',
+      patches: { securityOnly: true },
+      canary: 1,
+      maxConcurrency: 2,
+      maxErrors: 0,
+      watchSeconds: 1,
+    },
+    new Date(),
+  );
+  assert.deepEqual(rollout.patchSet, ['openssl-3.0.15']);
+  assert.deepEqual(
+    rollout.waves.map((w) => w.length),
+    [1, 2, 2, 1],
+  );
+  await worker.kick(rollout.id);
+  const halted = await untilState(fx, rollout.id, ['halted', 'completed']);
+  assert.equal(halted.state, 'halted');
+  assert.match(halted.reason ?? '', /wave 2: 1 failures > max errors 0/);
+  const rows = await workRows(fx, rollout.id);
+  assert.deepEqual(
+    rows.map((r) => `${r.wave}:${r.host_id}/${r.lc}:${r.state}`),
+    ['0:h1/lc-a:succeeded', '1:h1/lc-b:succeeded', '1:h2/lc-a:failed'],
+  );
+  // wave 2 started only after the canary had been green for the watch time
+  const canaryDone = rows[0]?.finished_at?.getTime() ?? 0;
+  assert.ok((rows[1]?.created_at.getTime() ?? 0) >= canaryDone + 1000, 'wave 2 waited for the canary watch');
+  // nothing of waves 3 and 4 was dispatched, and nothing ran twice
+  await sleep(1000);
+  assert.equal((await workRows(fx, rollout.id)).length, 3);
+  const starts = [...runners.values()].flatMap((r) => [...r.starts.values()]);
+  assert.deepEqual(starts, [1, 1, 1]);
+  // the failure is reported as an event by the agent of h2
+  const events = await fx.db.query<{ host_id: string; type: string }>(
+    `SELECT host_id, body->>'type' AS type FROM fleet.reports ORDER BY id`,
+  );
+  assert.ok(events.rows.some((e) => e.host_id === 'h2' && e.type === 'patch-failed'));
+});
+
+test('a closed maintenance window keeps the rollout waiting until it opens', async (t) => {
+  // The control plane's clock runs with real time plus an offset the test moves forward; the
+  // window opens two hours from now, in Tokyo local time.
+  let offsetMs = 0;
+  const clock: Clock = { now: () => new Date(Date.now() + offsetMs) };
+  const opens = new Date(Date.now() + 2 * 3600_000);
+  const start = new Intl.DateTimeFormat('en-GB', {
+    timeZone: 'Asia/Tokyo',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+  }).format(opens);
+  const { fx, worker } = await startFleet(t, { clock });
+  const rollout = await createRollout(
+    fx.db,
+    {
+      name: 'nightly',
+      canary: 1,
+      maxConcurrency: '50%',
+      watchSeconds: 0,
+      windows: { web: [{ timeZone: 'Asia/Tokyo', start, durationMinutes: 60 }] },
+    },
+    clock.now(),
+  );
+  await worker.kick(rollout.id);
+  await sleep(2000);
+  assert.equal((await workRows(fx, rollout.id)).length, 0, 'nothing dispatched while the window is closed');
+  assert.equal((await getRollout(fx.db, rollout.id)).state, 'running');
+  offsetMs = opens.getTime() - Date.now() + 60_000;
+  const done = await untilState(fx, rollout.id, ['completed', 'halted']);
+  assert.equal(done.state, 'completed');
+  assert.equal((await workRows(fx, rollout.id)).filter((r) => r.state === 'succeeded').length, 6);
+});
+
+test('PostgreSQL restarted mid-rollout: agents reconnect, runs finish locally, nothing runs twice', async (t) => {
+  const { fx, runners, agents, worker } = await startFleet(t, { runMs: 1500 });
+  const rollout = await createRollout(
+    fx.db,
+    { name: 'restart', canary: 1, maxConcurrency: 3, watchSeconds: 0 },
+    new Date(),
+  );
+  await worker.kick(rollout.id);
+  const running = await waitFor(
+    async () =>
+      (await workRows(fx, rollout.id)).some((r) => r.wave === 1 && r.state === 'running') ? true : undefined,
+    { timeoutMs: 30_000, intervalMs: 50 },
+  );
+  assert.ok(running, 'wave 2 started');
+  await stopCluster(fx.cluster);
+  // the runs in progress finish on their hosts while the control plane is down
+  await waitFor(() => (agents.every((a) => a.inProgress() === 0) ? true : undefined), { timeoutMs: 20_000 });
+  await startCluster(fx.cluster);
+  const done = await untilState(fx, rollout.id, ['completed', 'halted'], 90_000);
+  assert.equal(done.state, 'completed');
+  const rows = await workRows(fx, rollout.id);
+  assert.equal(rows.length, 6);
+  assert.ok(rows.every((r) => r.state === 'succeeded'));
+  const starts = [...runners.values()].flatMap((r) => [...r.starts.values()]);
+  assert.equal(starts.length, 6);
+  assert.ok(
+    starts.every((n) => n === 1),
+    `runs per work item: ${starts.join(',')}`,
+  );
+  for (const a of agents) assert.equal(a.journal.inState('finished').length, 0, 'every outcome was reported');
+});

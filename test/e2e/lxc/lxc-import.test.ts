@@ -1,0 +1,135 @@
+/**
+ * Taking over an LXC container the operator already runs: an unprivileged Debian container (its tree
+ * shifted by its idmap base, its own config with MAC and address) is refused while it runs, then read,
+ * imported as an image with its owners shifted back, and boots under the LXC driver with its MAC and
+ * address, serving as before.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { exec, waitFor } from '../../../src/core/index.ts';
+import { inspectExistingContainer } from '../../../src/drivers/index.ts';
+import { getPool } from '../../../src/host/index.ts';
+import { findImage, importImage } from '../../../src/images/index.ts';
+import { createLxcBed, type LxcBed } from './lxc-fixture.ts';
+
+/** A uid base inside root's subordinate ids, far above the ranges understudy leases first. */
+const base = 60_000_000;
+
+function shiftUp(root: string): void {
+  const visit = (file: string): void => {
+    const stat = fs.lstatSync(file);
+    fs.lchownSync(file, stat.uid + base, stat.gid + base);
+    if (!stat.isSymbolicLink() && (stat.mode & 0o6000) !== 0) fs.chmodSync(file, stat.mode & 0o7777);
+    if (stat.isDirectory()) for (const entry of fs.readdirSync(file)) visit(path.join(file, entry));
+  };
+  visit(root);
+}
+
+describe('import of an existing LXC container', () => {
+  let bed: LxcBed;
+  let lxcPath: string;
+  const name = 'legacy';
+  before(async () => {
+    bed = await createLxcBed();
+    lxcPath = path.join(bed.t.stateDir, 'operator-lxc');
+    // Like /var/lib/lxc: the container's root (an unprivileged host uid) must be able to reach its tree.
+    fs.chmodSync(bed.t.stateDir, 0o711);
+    const rootfs = path.join(lxcPath, name, 'rootfs');
+    fs.mkdirSync(path.dirname(rootfs), { recursive: true });
+    await exec(['cp', '-a', `${findImage(bed.t.app.db, 'debian-nginx')?.path ?? ''}/.`, rootfs], {
+      timeoutMs: 300_000,
+    });
+    fs.rmSync(path.join(rootfs, 'etc/systemd/system/multi-user.target.wants/understudy-booted.service'));
+    fs.writeFileSync(path.join(rootfs, 'var/www/html/index.nginx-debian.html'), 'legacy site\n');
+    shiftUp(rootfs);
+    fs.writeFileSync(
+      path.join(lxcPath, name, 'config'),
+      [
+        'lxc.include = /usr/share/lxc/config/common.conf',
+        'lxc.include = /usr/share/lxc/config/userns.conf',
+        'lxc.arch = linux64',
+        `lxc.idmap = u 0 ${base} 65536`,
+        `lxc.idmap = g 0 ${base} 65536`,
+        `lxc.rootfs.path = dir:${rootfs}`,
+        `lxc.uts.name = ${name}`,
+        'lxc.apparmor.profile = unconfined',
+        'lxc.net.0.type = veth',
+        `lxc.net.0.link = ${bed.t.host.network.bridge}`,
+        'lxc.net.0.flags = up',
+        'lxc.net.0.hwaddr = 02:75:73:aa:bb:cc',
+        `lxc.net.0.ipv4.address = ${bed.t.prefix}.70/24`,
+        'lxc.cgroup.memory.limit_in_bytes = 268435456',
+        '',
+      ].join('\n'),
+    );
+  });
+  after(async () => {
+    await exec(['lxc-stop', '-P', lxcPath, '-n', name, '-k'], { okCodes: [0, 1, 2] }).catch(() => undefined);
+    await bed?.dispose();
+  });
+
+  test('a running container is refused, named, with the command that stops it', async () => {
+    await exec(['lxc-start', '-P', lxcPath, '-n', name]);
+    try {
+      await waitFor(
+        async () =>
+          (await bed.client.get(`http://${bed.t.prefix}.70/`)).body === 'legacy site\n' ? true : undefined,
+        { timeoutMs: 30_000, intervalMs: 100 },
+      );
+      await assert.rejects(
+        inspectExistingContainer({ lxcPath, name }),
+        (e: Error & { code?: string; hint?: string }) =>
+          e.code === 'LXC_IMPORT_RUNNING' &&
+          /"legacy" is RUNNING/.test(e.message) &&
+          /lxc-stop/.test(e.hint ?? ''),
+      );
+    } finally {
+      await exec(['lxc-stop', '-P', lxcPath, '-n', name, '-t', '20']);
+    }
+  });
+
+  test('the stopped container becomes an LC: owners shifted back, same MAC and address, same site', async () => {
+    const existing = await inspectExistingContainer({ lxcPath, name });
+    assert.deepEqual(existing.idmap, { uidBase: base, gidBase: base, size: 65536 });
+    assert.equal(existing.memoryMb, 256);
+    const image = await importImage({
+      db: bed.t.app.db,
+      source: existing.rootfs,
+      name: `${name}-imported`,
+      pool: getPool(bed.t.app.db, 'main'),
+      shiftIds: existing.idmap,
+      origin: { lxcContainer: existing.configFile },
+    });
+    const passwd = fs.lstatSync(path.join(image.path, 'etc/passwd'));
+    assert.deepEqual([passwd.uid, passwd.gid], [0, 0], 'owners shifted back to what the container sees');
+    const su = fs.statSync(path.join(image.path, 'usr/bin/su'));
+    assert.equal(su.mode & 0o4000, 0o4000, 'set-uid bits kept');
+    const spec = {
+      ...bed.spec(name, 70),
+      image: image.name,
+      nics: existing.nics.map((n) => ({
+        name: n.name,
+        bridge: bed.t.host.network.bridge,
+        mac: n.mac,
+        addresses: n.addresses,
+      })),
+    };
+    await bed.driver.create(spec);
+    await bed.driver.start(spec);
+    await bed.driver.waitUntilUp(name, { timeoutMs: 60_000 });
+    const served = await waitFor(
+      async () =>
+        (await bed.client.get(`http://${bed.t.prefix}.70/`)).body === 'legacy site\n' ? true : undefined,
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
+    assert.equal(served, true);
+    assert.match(
+      (await bed.driver.netExec(name, ['ip', '-br', 'link', 'show', 'eth0'])).stdout,
+      /02:75:73:aa:bb:cc/,
+    );
+    const owner = await bed.driver.exec(name, ['stat', '-c', '%u', '/etc/passwd']);
+    assert.equal(owner.stdout.trim(), '0');
+  });
+});
