@@ -42,6 +42,13 @@ export const lcStopBody = z
 
 export const lcDestroyQuery = z.object({ force: z.enum(['true', 'false']).optional() }).strict();
 
+export const serviceQuery = z
+  .object({
+    port: z.coerce.number().int().min(1).max(65535).default(80),
+    path: z.string().startsWith('/').max(200).default('/health'),
+  })
+  .strict();
+
 export const patchListQuery = z.object({ lc: name.optional() }).strict();
 
 export const patchAddBody = z

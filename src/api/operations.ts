@@ -51,10 +51,10 @@ export interface OperationsDeps {
   logger: Logger;
 }
 
-/** Copy progress arrives many times a second: the log keeps at most one note per step and interval. */
+/** Copy progress arrives many times a second: the log keeps at most one byte count per step and interval. */
 const noteIntervalMs = 250;
 
-/** Writes a run's events to the event log (steps always, progress notes at most 4 a second per step). */
+/** Writes a run's events to the event log (steps and switch phases always, byte counts at most 4 a second per step). */
 export function runEventRecorder(events: EventLog): (event: RunEvent) => void {
   const lastNote = new Map<string, number>();
   return (event) => {
@@ -64,10 +64,13 @@ export function runEventRecorder(events: EventLog): (event: RunEvent) => void {
         events.append({ ...base, type: 'run.state', data: { state: 'running', message: event.message } });
         return;
       }
-      const key = `${event.runId}/${event.step}`;
-      const now = Date.now();
-      if (now - (lastNote.get(key) ?? 0) < noteIntervalMs) return;
-      lastNote.set(key, now);
+      // Byte counts are throttled; every other note (a switch phase) is kept.
+      if (event.progress && 'bytesDone' in event.progress) {
+        const key = `${event.runId}/${event.step}`;
+        const now = Date.now();
+        if (now - (lastNote.get(key) ?? 0) < noteIntervalMs) return;
+        lastNote.set(key, now);
+      }
       events.append({
         ...base,
         type: 'run.note',
@@ -93,6 +96,16 @@ export function runEventRecorder(events: EventLog): (event: RunEvent) => void {
   };
 }
 
+export interface ServiceHealth {
+  lc: string;
+  url: string | null;
+  /** `unknown` when the LC has no address or is not running. */
+  state: 'healthy' | 'failing' | 'unknown';
+  status: number | null;
+  ms: number | null;
+  error: string | null;
+}
+
 export type LcCreateInput = z.output<typeof lcCreateBody>;
 
 export interface Operations {
@@ -105,6 +118,8 @@ export interface Operations {
   stopLc(name: string, options: { timeoutMs: number }): Promise<unknown>;
   destroyLc(name: string, options: { force: boolean }): Promise<void>;
   standbyFor(name: string): StandbySearchResult;
+  /** The LC's service as a client sees it: an HTTP GET of `path` at its first address. */
+  serviceHealth(name: string, options: { port: number; path: string }): Promise<ServiceHealth>;
   addPatch(input: {
     name: string;
     categories: string[];
@@ -234,6 +249,23 @@ export function createOperations(deps: OperationsDeps): Operations {
       await destroyLc(manager.db, requireHost(), name, options);
     },
     standbyFor: (name) => findStandbys(getLc(manager.db, name), listLcs(manager.db)),
+    async serviceHealth(name, options) {
+      const lc = getLc(manager.db, name);
+      const address = lc.nics[0]?.addresses[0]?.split('/')[0];
+      const state = deps.host ? (await deps.host.driver.status(name)).state : 'stopped';
+      if (!address || state !== 'running')
+        return { lc: name, url: null, state: 'unknown', status: null, ms: null, error: null };
+      const url = `http://${address}:${options.port}${options.path}`;
+      const started = performance.now();
+      try {
+        const res = await fetch(url, { signal: AbortSignal.timeout(1500) });
+        await res.arrayBuffer();
+        const ms = Math.round(performance.now() - started);
+        return { lc: name, url, state: res.ok ? 'healthy' : 'failing', status: res.status, ms, error: null };
+      } catch (error) {
+        return { lc: name, url, state: 'failing', status: null, ms: null, error: (error as Error).message };
+      }
+    },
     async addPatch(input) {
       // The catalogue registers files: the upload goes to a private temp file first.
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-upload-'));

@@ -46,16 +46,17 @@ export function createProgressDisplay(options: ProgressOptions): (event: Progres
       return;
     }
     if (event.state === 'note') {
-      const text = event.progress
-        ? describeProgress(event.step, event.progress)
+      const bytes = event.progress !== undefined && 'bytesDone' in event.progress;
+      const text = bytes
+        ? describeProgress(event.step, event.progress as Record<string, number | string | null>)
         : `${event.step}: ${event.message ?? ''}`;
-      if (options.tty && event.progress) {
+      if (options.tty && bytes) {
         options.err(`\r\x1b[2K        ${text}`);
         liveLine = true;
         return;
       }
       // Without a terminal, copy progress arrives often: one line a second is enough for a person.
-      if (now() - lastNote < 1000 && event.step !== 'run') return;
+      if (bytes && now() - lastNote < 1000) return;
       lastNote = now();
       clearLive();
       options.err(`        ${text}\n`);

@@ -443,11 +443,11 @@ export const errorCatalogue = {
   },
   FLEET_ROLLOUT_STATE: {
     meaning: 'The rollout is not in a state that allows this action.',
-    fix: 'Check the rollout with `understudy control rollout show`.',
+    fix: 'Check the rollout state (fleet.rollouts); a halted, stopped or completed rollout takes no more commands.',
   },
   FLEET_NOT_FOUND: {
     meaning: 'The host, rollout or wave named does not exist in the control plane.',
-    fix: 'Check the name with `understudy control hosts` or `understudy control rollout list`.',
+    fix: 'Check the name; `understudy control compliance` lists enrolled hosts and their LCs.',
   },
 } as const satisfies Record<string, { meaning: string; fix: string }>;
 

@@ -11,11 +11,13 @@ import type { Db } from '../store/index.ts';
  * - `run.step`: a step of a patch run started, ended (`done`/`failed`) or was undone; `durationMs` when it ended.
  * - `run.note`: progress inside a step (copy passes and bytes, switch phases, health checks).
  * - `run.state`: a run changed state (started, switched, failed, rolled back, cancelled).
+ * - `switch.phase`: a phase of a switch started on its own (`understudy switch`) ended, with its duration.
  * - `monitor.poll`: a feed was polled.
  * - `approval`: an approval was accepted or refused.
  * - `audit`: a change made through the API (who, what).
  */
-export type EventType = 'run.step' | 'run.note' | 'run.state' | 'monitor.poll' | 'approval' | 'audit';
+export type EventType =
+  'run.step' | 'run.note' | 'run.state' | 'switch.phase' | 'monitor.poll' | 'approval' | 'audit';
 
 export interface NewEvent {
   type: EventType;

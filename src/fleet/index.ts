@@ -101,3 +101,11 @@ export {
 } from './agent/index.ts';
 export { AgentJournal, type JournalEntry, type JournalState, type Outcome } from './agent/index.ts';
 export { FakeHostRunner, type FakeRunnerOptions } from './agent/index.ts';
+export {
+  lcCompliance,
+  groupCompliance,
+  complianceCsv,
+  groupComplianceCsv,
+  type LcCompliance,
+  type GroupCompliance,
+} from './control/index.ts';

@@ -69,6 +69,7 @@ const switchBack: Step = {
     const since = (facts2.rollbackStartedAt ??= new Date().toISOString());
     saveFacts(c);
     const result = await moveService(c, {
+      step: 'rollback-switch',
       from: standby(c).name,
       to: lc1(c).name,
       newAddress,

@@ -380,6 +380,8 @@ export async function moveService(
     newAddress: string | undefined;
     since: string;
     fromRole: 'retired' | 'idle';
+    /** The run's step doing this move; each finished phase of the switch is a progress note of it. */
+    step: string;
   },
 ): Promise<SwitchResult & { cleanupPending?: string }> {
   const input = planSwitch(c.db, {
@@ -393,6 +395,7 @@ export async function moveService(
     newAddress: options.newAddress,
   });
   let result: SwitchResult & { cleanupPending?: string };
+  let phaseStarted = performance.now();
   try {
     result = await switchOnce({
       since: options.since,
@@ -406,14 +409,24 @@ export async function moveService(
           stateful: c.options.stateful,
           servicePidFile: c.options.servicePidFile,
         }),
-        afterStep: (step) => crashPoint(`switch/${step}`, 'after'),
+        afterStep: (phase) => {
+          const ms = Math.round(performance.now() - phaseStarted);
+          phaseStarted = performance.now();
+          c.emit({
+            step: options.step,
+            state: 'note',
+            message: `${phase} done (${ms} ms)`,
+            progress: { phase, durationMs: ms },
+          });
+          crashPoint(`switch/${phase}`, 'after');
+        },
       },
     });
   } catch (error) {
     if (!isUnderstudyError(error, 'SWITCH_STEP_FAILED')) throw error;
     const switchId = typeof error.details.switchId === 'string' ? error.details.switchId : '';
     c.logger.error({ err: error, switchId }, 'the service moved; a cleanup step of the switch failed');
-    c.emit({ step: 'switch', state: 'note', message: `cleanup pending: ${error.message}` });
+    c.emit({ step: options.step, state: 'note', message: `cleanup pending: ${error.message}` });
     result = {
       id: switchId,
       method: input.method,
@@ -441,6 +454,7 @@ const switchTraffic: Step = {
     const since = ((c.facts as { switchStartedAt?: string }).switchStartedAt ??= new Date().toISOString());
     saveFacts(c);
     const result = await moveService(c, {
+      step: 'switch',
       from: lc1(c).name,
       to: standby(c).name,
       newAddress,

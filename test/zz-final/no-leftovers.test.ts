@@ -26,17 +26,27 @@ test('the test suite left no namespace, mount, loop device, veth, cgroup or proc
     .filter((n) => /^(u[0-9a-f]{10}|us[0-9a-f]{4}br|utc[0-9a-f]{6})$/.test(n));
   assert.deepEqual(links, [], 'veths and bridges');
   const cgroupRoot = fs.existsSync('/sys/fs/cgroup/memory') ? '/sys/fs/cgroup/memory' : '/sys/fs/cgroup';
-  const cgroups = fs.readdirSync(cgroupRoot).filter((n) => n.startsWith('understudy-'));
+  // Namespace-driver cgroups, and the LXC driver's (LXC names them after the container, us<tag>-<lc>).
+  const cgroups = fs
+    .readdirSync(cgroupRoot)
+    .filter((n) => n.startsWith('understudy-') || /^lxc\.(payload|monitor)\.us[0-9a-f]{4}-/.test(n));
   assert.deepEqual(cgroups, [], 'cgroups');
   const supervisors = fs
     .readdirSync('/proc')
     .filter((p) => /^\d+$/.test(p))
     .filter((p) => {
       try {
-        return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('lc-supervise.sh');
+        const cmdline = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
+        return cmdline.includes('lc-supervise.sh') || cmdline.includes('lxc-supervise.sh');
       } catch {
         return false;
       }
     });
   assert.deepEqual(supervisors, [], 'LC supervisor processes');
+  // idmap ranges leased to LXC LCs of test state dirs.
+  const leaseDir = '/var/lib/understudy-idmap';
+  const leases = (fs.existsSync(leaseDir) ? fs.readdirSync(leaseDir) : []).filter((f) =>
+    fs.readFileSync(`${leaseDir}/${f}`, 'utf8').includes('understudy-test'),
+  );
+  assert.deepEqual(leases, [], 'idmap leases');
 });

@@ -142,16 +142,6 @@ export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
       );
     });
 
-  const health = async (lcRow: LcRow['lc']): Promise<LcRow['health']> => {
-    const address = lcRow.nics[0]?.addresses[0]?.split('/')[0];
-    if (!address || lcRow.status.state !== 'running') return 'unknown';
-    const ok = await fetch(`http://${address}/health`, { signal: AbortSignal.timeout(800) }).then(
-      (r) => r.ok,
-      () => false,
-    );
-    return ok ? 'healthy' : 'failing';
-  };
-
   const lcRows = async (): Promise<LcRow[]> => {
     const lcs = await ops.lcs();
     const patches = deps.catalogue.listPatches();
@@ -166,7 +156,11 @@ export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
               Number(b.categories.includes('security')) - Number(a.categories.includes('security')) ||
               a.name.localeCompare(b.name),
           );
-        return { lc, health: lc.role === 'active' ? await health(lc) : 'unknown', pending };
+        const health =
+          lc.role === 'active'
+            ? (await ops.serviceHealth(lc.name, { port: 80, path: '/health' })).state
+            : 'unknown';
+        return { lc, health, pending };
       }),
     );
   };

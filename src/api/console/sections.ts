@@ -201,7 +201,12 @@ const stepRow = (s: StepRecord): Html =>
 
 export function runSection(run: RunRecord, notes: StoredEvent[], csrf: string | null): Html {
   const copies = new Map<string, StoredEvent>();
-  for (const n of notes) if (String(n.data.step).startsWith('copy-')) copies.set(String(n.data.step), n);
+  const phases: StoredEvent[] = [];
+  for (const n of notes) {
+    const step = String(n.data.step);
+    if (step.startsWith('copy-')) copies.set(step, n);
+    else if (step === 'switch' || step === 'rollback-switch') phases.push(n);
+  }
   const switchStep = run.steps.find((s) => s.name === 'switch');
   const cancellable = run.state === 'running' && (!switchStep || switchStep.state === 'pending');
   return html`<section
@@ -220,6 +225,14 @@ export function runSection(run: RunRecord, notes: StoredEvent[], csrf: string | 
     <ol class="timeline" id="steps" aria-label="steps">
       ${run.steps.map(stepRow)}
     </ol>
+    ${
+      phases.length
+        ? html`<h2 id="phases-h">Switch phases</h2>
+            <ol id="switch-phases" aria-labelledby="phases-h">
+              ${phases.map((p) => html`<li>${String(p.data.step)}: ${String(p.data.message)}</li>`)}
+            </ol>`
+        : ''
+    }
     <div id="copy-progress">
       ${[...copies.values()].map((n) => {
         const p = (n.data.progress ?? {}) as { bytesDone?: number; bytesTotal?: number | null };

@@ -1,7 +1,14 @@
 /** Host and pools, images, logical computers (the resource table of Fig. 5). */
 import type { FastifyInstance } from 'fastify';
 import { addRoute } from '../route.ts';
-import { lcCreateBody, lcDestroyQuery, lcStartBody, lcStopBody, nameParams } from '../contracts.ts';
+import {
+  lcCreateBody,
+  lcDestroyQuery,
+  lcStartBody,
+  lcStopBody,
+  nameParams,
+  serviceQuery,
+} from '../contracts.ts';
 import type { Operations } from '../operations.ts';
 
 export function inventoryRoutes(app: FastifyInstance, ops: Operations): void {
@@ -76,6 +83,15 @@ export function inventoryRoutes(app: FastifyInstance, ops: Operations): void {
       await ops.destroyLc(params.name, { force: query.force === 'true' });
       return { destroyed: params.name };
     },
+  });
+  addRoute(app, {
+    method: 'GET',
+    url: '/v1/lcs/:name/service',
+    tag: 'lcs',
+    summary: 'the health of the LC’s service: an HTTP GET of path at its address',
+    params: nameParams,
+    query: serviceQuery,
+    handler: async ({ params, query }) => ops.serviceHealth(params.name, query),
   });
   addRoute(app, {
     method: 'GET',

@@ -16,6 +16,7 @@ import { registerDiskCommands } from './disk.ts';
 import { registerSwitchCommands } from './switch.ts';
 import { lcSwitchBinder } from './switch-binder.ts';
 import { registerTokenCommands } from './token.ts';
+import { registerControlCommands } from './control.ts';
 
 export function registerCommands(program: Command, ctx: CliContext): void {
   // Each group: registerXxxCommands(program, ctx) from ./xxx.ts
@@ -33,4 +34,5 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerServeCommands(program, ctx);
   registerApproveCodeCommands(program, ctx);
   registerTokenCommands(program, ctx);
+  registerControlCommands(program, ctx);
 }

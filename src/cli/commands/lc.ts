@@ -23,6 +23,7 @@ import {
   type LcRole,
 } from '../../inventory/index.ts';
 import { table, type CliContext } from '../context.ts';
+import { registerLcImportCommand } from './lc-import.ts';
 
 function intOption(value: string, name: string): number {
   const n = Number(value);
@@ -152,6 +153,8 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
         ctx.print({ ...record, status }, () => `created ${name}${o.start ? ` (${status.state})` : ''}`);
       }),
     );
+
+  registerLcImportCommand(lc, ctx);
 
   lc.command('list')
     .description('the resource table, with the state of each LC')

@@ -18,6 +18,9 @@ import {
   type SwitchRequest,
 } from '../../switch/index.ts';
 import { table, type CliContext } from '../context.ts';
+import { EventLog, eventsSchema } from '../../events/index.ts';
+import { ensureSchemas } from '../../store/index.ts';
+import { createProgressDisplay } from '../progress.ts';
 
 export type { SwitchRequest };
 
@@ -64,11 +67,18 @@ export function registerSwitchCommands(
     )
     .option('--from-address <cidr>', 'address <from> takes after the switch (swap-address, instant)')
     .option('--drain-timeout <ms>', 'longest wait for accepted requests to finish', '10000')
+    .option('--follow', 'show each phase as it ends (with --json: one JSON object per phase)')
     .action(
       async (
         from: string,
         to: string,
-        o: { method: string; stateful?: boolean; fromAddress?: string; drainTimeout: string },
+        o: {
+          method: string;
+          stateful?: boolean;
+          fromAddress?: string;
+          drainTimeout: string;
+          follow?: boolean;
+        },
       ) => {
         const request: SwitchRequest = {
           from,
@@ -88,13 +98,37 @@ export function registerSwitchCommands(
         try {
           const { plan, binding, after } = await binder(request, app);
           ctx.progress(`switching ${from} -> ${to} by ${request.method}…`);
-          const result = await runSwitch(plan, { db: app.db, ...binding });
+          // Each phase goes to the store's event log (a running serve streams it) and, with --follow, to the screen.
+          ensureSchemas(app.db, [eventsSchema]);
+          const log = new EventLog(app.db);
+          const show = o.follow
+            ? createProgressDisplay({
+                json: ctx.json(),
+                tty: process.stderr.isTTY === true,
+                out: (text) => process.stdout.write(text),
+                err: (text) => process.stderr.write(text),
+              })
+            : undefined;
+          let phaseStarted = performance.now();
+          const afterStep = async (phase: string): Promise<void> => {
+            const durationMs = Math.round(performance.now() - phaseStarted);
+            phaseStarted = performance.now();
+            log.append({
+              type: 'switch.phase',
+              lc: from,
+              data: { from, to, method: request.method, phase, durationMs },
+            });
+            show?.({ runId: '', step: `switch ${phase}`, state: 'done', durationMs });
+          };
+          const result = await runSwitch(plan, { db: app.db, ...binding, afterStep });
           await after?.();
-          ctx.print(
-            result,
-            () =>
-              `${result.id}: switched ${from} -> ${to} by ${result.method} in ${result.durationMs} ms (drain ${result.drainMs} ms)`,
-          );
+          if (o.follow && ctx.json()) process.stdout.write(`${JSON.stringify({ result })}\n`);
+          else
+            ctx.print(
+              result,
+              () =>
+                `${result.id}: switched ${from} -> ${to} by ${result.method} in ${result.durationMs} ms (drain ${result.drainMs} ms)`,
+            );
         } finally {
           app.close();
         }

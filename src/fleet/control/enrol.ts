@@ -112,7 +112,7 @@ export async function revokeHost(db: pg.Pool, ca: FleetCa, host: string): Promis
   const found = row.rows[0];
   if (!found?.cert_serial)
     throw new UnderstudyError('FLEET_NOT_FOUND', `host ${host} is not enrolled`, {
-      hint: 'List hosts with `understudy control hosts`.',
+      hint: 'Check the host name; `understudy control compliance` lists the enrolled hosts and their LCs.',
     });
   await revokeCertificate(ca, found.cert_serial);
   await db.query('UPDATE fleet.hosts SET revoked_at = now() WHERE id = $1', [host]);

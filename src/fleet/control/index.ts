@@ -53,3 +53,11 @@ export {
   type ControlWorkerOptions,
 } from './worker.ts';
 export { syncInventory } from './inventory.ts';
+export {
+  lcCompliance,
+  groupCompliance,
+  complianceCsv,
+  groupComplianceCsv,
+  type LcCompliance,
+  type GroupCompliance,
+} from './compliance.ts';

@@ -84,7 +84,7 @@ export async function createRollout(db: pg.Pool, input: unknown, now: Date): Pro
   const targets = selectTargets(await loadTargets(db), spec.targets);
   if (targets.length === 0)
     throw new UnderstudyError('FLEET_ROLLOUT_INVALID', `rollout ${spec.name}: the target set matches no LC`, {
-      hint: 'Check the groups and labels against `understudy control hosts`.',
+      hint: 'Check the groups and labels against `understudy control compliance` (every LC with its group).',
     });
   const waves = planWaves(targets, spec);
   const patchSet = patches.map((p) => p.name);

@@ -6,6 +6,10 @@
  */
 import type pg from 'pg';
 import { makeWorkerUtils, run, Logger, type Runner, type Task, type WorkerUtils } from 'graphile-worker';
+// graphile-worker retries its own bookkeeping queries only for the error codes in this table; a
+// PostgreSQL restart (admin shutdown, refused or reset connections) is added so that completing or
+// failing a job rides over a restart instead of rejecting unhandled.
+import { RETRYABLE_ERROR_CODES } from 'graphile-worker/dist/lib.js';
 import { insertWork, tickRollout, type DispatchJob, type DispatchQueue } from './rollouts.ts';
 
 export interface Clock {
@@ -31,6 +35,10 @@ export interface ControlWorker {
   stop(): Promise<void>;
   utils: WorkerUtils;
 }
+
+const restartDelay = { minDelay: 500, maxDelay: 10_000 };
+for (const code of ['57P01', '57P02', '08006', '08003', '08001', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE'])
+  (RETRYABLE_ERROR_CODES as Record<string, typeof restartDelay>)[code] ??= restartDelay;
 
 const quietLogger = new Logger(() => () => undefined);
 

@@ -201,6 +201,9 @@ void test('routes answer from the store; errors carry the catalogue code and the
   const missing = await get('/v1/lcs/nope');
   assert.equal(missing.statusCode, 404);
   assert.equal((missing.json() as { code: string }).code, 'LC_NOT_FOUND');
+  const service = (await get('/v1/lcs/lc1/service')).json() as { state: string; url: string | null };
+  assert.deepEqual([service.state, service.url], ['unknown', null], 'a stopped LC has no service to ask');
+  assert.equal((await get('/v1/lcs/lc1/service?port=0')).statusCode, 400);
   const standby = (await get('/v1/lcs/lc1/standby-for')).json() as { candidates: { lc: string }[] };
   assert.deepEqual(
     standby.candidates.map((c) => c.lc),
@@ -380,6 +383,7 @@ void test('the OpenAPI document lists every route with its scope and schemas', a
     ['/v1/lcs/{name}/start', 'post'],
     ['/v1/lcs/{name}/stop', 'post'],
     ['/v1/lcs/{name}/standby-for', 'get'],
+    ['/v1/lcs/{name}/service', 'get'],
     ['/v1/patches', 'get'],
     ['/v1/patches', 'post'],
     ['/v1/patches/{name}/next-run', 'post'],

@@ -8,6 +8,9 @@ import path from 'node:path';
 import { sleep, waitFor } from '../../../src/core/index.ts';
 import {
   FakeHostRunner,
+  complianceCsv,
+  groupCompliance,
+  lcCompliance,
   FleetAgent,
   createRollout,
   getRollout,
@@ -153,6 +156,30 @@ test('six LCs on three agents: a canary, then waves after a green watch; a failu
     `SELECT host_id, body->>'type' AS type FROM fleet.reports ORDER BY id`,
   );
   assert.ok(events.rows.some((e) => e.host_id === 'h2' && e.type === 'patch-failed'));
+
+  // compliance per LC and per group, as JSON and CSV
+  const lcs = await lcCompliance(fx.db, new Date(Date.now() + 3 * 24 * 3600_000));
+  const byKey = new Map(lcs.map((l) => [`${l.host}/${l.lc}`, l]));
+  assert.equal(lcs.length, 6);
+  assert.equal(byKey.get('h2/lc-a')?.lastRunResult, 'failed');
+  assert.equal(byKey.get('h1/lc-a')?.lastRunResult, 'succeeded');
+  assert.ok((byKey.get('h1/lc-a')?.daysSinceLastPatch ?? -1) >= 2.9);
+  assert.equal(byKey.get('h3/lc-b')?.daysSinceLastPatch, null);
+  assert.deepEqual(
+    byKey.get('h3/lc-b')?.pendingSecurity.map((p) => p.name),
+    ['openssl-3.0.15'],
+  );
+  assert.ok((byKey.get('h3/lc-b')?.pendingSecurity[0]?.ageDays ?? 0) >= 2.9);
+  const [web] = groupCompliance(lcs);
+  assert.equal(web?.group, 'web');
+  assert.equal(web?.lcs, 6);
+  assert.equal(web?.lcsLastRunFailed, 1);
+  const csv = complianceCsv(lcs).split('\n');
+  assert.equal(
+    csv[0],
+    'host,lc,group,pending_security,oldest_pending_days,last_run_at,last_run_result,days_since_last_patch',
+  );
+  assert.match(csv.find((l) => l.startsWith('h2,lc-a,')) ?? '', /,failed,/);
 });
 
 test('a closed maintenance window keeps the rollout waiting until it opens', async (t) => {

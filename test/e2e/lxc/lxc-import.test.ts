@@ -10,8 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { exec, waitFor } from '../../../src/core/index.ts';
 import { inspectExistingContainer } from '../../../src/drivers/index.ts';
-import { getPool } from '../../../src/host/index.ts';
-import { findImage, importImage } from '../../../src/images/index.ts';
+import { findImage } from '../../../src/images/index.ts';
 import { createLxcBed, type LxcBed } from './lxc-fixture.ts';
 
 /** A uid base inside root's subordinate ids, far above the ranges understudy leases first. */
@@ -94,42 +93,44 @@ describe('import of an existing LXC container', () => {
     const existing = await inspectExistingContainer({ lxcPath, name });
     assert.deepEqual(existing.idmap, { uidBase: base, gidBase: base, size: 65536 });
     assert.equal(existing.memoryMb, 256);
-    const image = await importImage({
-      db: bed.t.app.db,
-      source: existing.rootfs,
-      name: `${name}-imported`,
-      pool: getPool(bed.t.app.db, 'main'),
-      shiftIds: existing.idmap,
-      origin: { lxcContainer: existing.configFile },
-    });
+    const out = await bed.t.cli(['--json', 'lc', 'import', name, '--lxc-path', lxcPath]);
+    const record = JSON.parse(out.stdout) as {
+      driver: string;
+      image: string;
+      memoryMb: number;
+      nics: { mac: string }[];
+    };
+    assert.equal(record.driver, 'lxc');
+    assert.equal(record.memoryMb, 256);
+    assert.deepEqual(
+      record.nics.map((n) => n.mac),
+      ['02:75:73:aa:bb:cc'],
+    );
+    const image = findImage(bed.t.app.db, record.image);
+    assert.ok(image);
+    assert.equal(image.inputs?.lxcContainer, existing.configFile);
     const passwd = fs.lstatSync(path.join(image.path, 'etc/passwd'));
     assert.deepEqual([passwd.uid, passwd.gid], [0, 0], 'owners shifted back to what the container sees');
     const su = fs.statSync(path.join(image.path, 'usr/bin/su'));
     assert.equal(su.mode & 0o4000, 0o4000, 'set-uid bits kept');
-    const spec = {
-      ...bed.spec(name, 70),
-      image: image.name,
-      nics: existing.nics.map((n) => ({
-        name: n.name,
-        bridge: bed.t.host.network.bridge,
-        mac: n.mac,
-        addresses: n.addresses,
-      })),
-    };
-    await bed.driver.create(spec);
-    await bed.driver.start(spec);
-    await bed.driver.waitUntilUp(name, { timeoutMs: 60_000 });
+    await bed.t.cli(['lc', 'start', name]);
     const served = await waitFor(
       async () =>
         (await bed.client.get(`http://${bed.t.prefix}.70/`)).body === 'legacy site\n' ? true : undefined,
       { timeoutMs: 20_000, intervalMs: 100 },
     );
-    assert.equal(served, true);
-    assert.match(
-      (await bed.driver.netExec(name, ['ip', '-br', 'link', 'show', 'eth0'])).stdout,
-      /02:75:73:aa:bb:cc/,
-    );
-    const owner = await bed.driver.exec(name, ['stat', '-c', '%u', '/etc/passwd']);
-    assert.equal(owner.stdout.trim(), '0');
+    assert.equal(served, true, 'the same site at the same address');
+    const inside = await bed.t.cli([
+      'lc',
+      'exec',
+      name,
+      '--',
+      'sh',
+      '-c',
+      'stat -c %u /etc/passwd; cat /sys/class/net/eth0/address',
+    ]);
+    assert.deepEqual(inside.stdout.trim().split('\n'), ['0', '02:75:73:aa:bb:cc']);
+    const again = await bed.t.cli(['lc', 'import', 'nope', '--lxc-path', lxcPath], { okCodes: [1] });
+    assert.match(again.stderr, /There is no LXC container "nope"/);
   });
 });

@@ -30,7 +30,7 @@
   function plot(event) {
     var p = event.data.progress;
     var el = document.getElementById('copy-chart');
-    if (!p || !el || !window.uPlot) return;
+    if (!p || p.bytesDone === undefined || !el || !window.uPlot) return;
     series[0].push(Date.parse(event.at) / 1000);
     series[1].push(p.bytesDone / 1048576);
     if (!chart) {
@@ -83,17 +83,19 @@
   source.onerror = function () {
     if (status) status.textContent = 'reconnecting…';
   };
-  ['run.step', 'run.note', 'run.state', 'monitor.poll', 'approval', 'audit'].forEach(function (type) {
-    source.addEventListener(type, function (message) {
-      var event = JSON.parse(message.data);
-      onRunEvent(event);
-      if (type.indexOf('run.') === 0 && type !== 'run.note')
-        schedule('[data-refresh="/ui/part/runs"], [data-refresh="/ui/part/lcs"]');
-      if (type === 'approval' || type === 'audit')
-        schedule(
-          '[data-refresh="/ui/part/approvals"], [data-refresh="/ui/part/audit"], [data-refresh="/ui/part/lcs"]',
-        );
-      if (status) status.textContent = 'live · last event ' + event.id;
-    });
-  });
+  ['run.step', 'run.note', 'run.state', 'switch.phase', 'monitor.poll', 'approval', 'audit'].forEach(
+    function (type) {
+      source.addEventListener(type, function (message) {
+        var event = JSON.parse(message.data);
+        onRunEvent(event);
+        if (type.indexOf('run.') === 0 && type !== 'run.note')
+          schedule('[data-refresh="/ui/part/runs"], [data-refresh="/ui/part/lcs"]');
+        if (type === 'approval' || type === 'audit')
+          schedule(
+            '[data-refresh="/ui/part/approvals"], [data-refresh="/ui/part/audit"], [data-refresh="/ui/part/lcs"]',
+          );
+        if (status) status.textContent = 'live · last event ' + event.id;
+      });
+    },
+  );
 })();

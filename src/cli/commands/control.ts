@@ -1,0 +1,206 @@
+/**
+ * `understudy control …`: the fleet's control plane. `ca` makes the fleet CA; `init` makes a
+ * PostgreSQL 15 cluster of its own (TLS, client certificates) with the control plane's role and
+ * schema; `start`/`stop` run it; `token` makes a host's one-time enrolment token; `revoke` revokes
+ * a host's certificate; `compliance` exports per-LC or per-group compliance as JSON or CSV; `run`
+ * runs the scheduler (graphile-worker) until interrupted. Everything lives in one directory
+ * (--dir), described by its control.json.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { UnderstudyError } from '../../core/index.ts';
+import {
+  bootstrapControlDatabase,
+  complianceCsv,
+  controlRole,
+  createCa,
+  createCluster,
+  createEnrolToken,
+  freePort,
+  groupCompliance,
+  groupComplianceCsv,
+  installCrl,
+  issueCertificate,
+  lcCompliance,
+  openCa,
+  openPool,
+  revokeHost,
+  startCluster,
+  startControlWorker,
+  stopCluster,
+  syncInventory,
+  type ClientIdentity,
+  type DbEndpoint,
+  type PgCluster,
+} from '../../fleet/index.ts';
+import type { CliContext } from '../context.ts';
+
+interface ControlFile {
+  endpoint: DbEndpoint;
+  identity: ClientIdentity;
+  cluster?: PgCluster;
+}
+
+function readControl(dir: string): ControlFile {
+  const file = path.join(path.resolve(dir), 'control.json');
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as ControlFile;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new UnderstudyError('FLEET_NOT_FOUND', `${file} does not exist`, {
+        hint: 'Make the control plane first: `understudy control init --dir <dir>`.',
+      });
+    throw error;
+  }
+}
+
+async function withDb<T>(
+  dir: string,
+  fn: (db: ReturnType<typeof openPool>, control: ControlFile) => Promise<T>,
+): Promise<T> {
+  const control = readControl(dir);
+  const db = openPool(control.endpoint, control.identity, 4);
+  try {
+    return await fn(db, control);
+  } finally {
+    await db.end();
+  }
+}
+
+export function registerControlCommands(program: Command, ctx: CliContext): void {
+  const control = program.command('control').description('the fleet control plane on PostgreSQL');
+  const dirOption = ['--dir <dir>', 'control plane directory', '/var/lib/understudy/control'] as const;
+
+  control
+    .command('ca')
+    .description('make the fleet certificate authority (ca.key, ca.crt, CRL) in <dir>/ca')
+    .option(...dirOption)
+    .action(async (o: { dir: string }) => {
+      const ca = await createCa(path.join(o.dir, 'ca'));
+      ctx.print(ca, () => `fleet CA in ${ca.dir} (certificate ${ca.certFile})`);
+    });
+
+  control
+    .command('init')
+    .description(
+      'make a PostgreSQL 15 cluster with TLS for the control plane, its role and schema, and start it',
+    )
+    .option(...dirOption)
+    .option('--port <port>', 'TCP port on 127.0.0.1 (default: a free one)')
+    .action(async (o: { dir: string; port?: string }) => {
+      const dir = path.resolve(o.dir);
+      const ca = openCa(path.join(dir, 'ca'));
+      const cluster = await createCluster({
+        dir: path.join(dir, 'pg'),
+        ca,
+        port: o.port ? Number(o.port) : await freePort(),
+      });
+      await startCluster(cluster);
+      const cert = await issueCertificate(ca, {
+        outDir: path.join(dir, 'control'),
+        name: 'control',
+        commonName: controlRole,
+        kind: 'client',
+      });
+      const identity: ClientIdentity = { user: controlRole, certFile: cert.certFile, keyFile: cert.keyFile };
+      const endpoint = await bootstrapControlDatabase(cluster, identity, ca.certFile);
+      fs.writeFileSync(
+        path.join(dir, 'control.json'),
+        JSON.stringify({ endpoint, identity, cluster }, null, 2),
+      );
+      ctx.print(
+        { endpoint },
+        () =>
+          `control plane on ${endpoint.host}:${endpoint.port} (database ${endpoint.database}, TLS, client certificates)`,
+      );
+    });
+
+  control
+    .command('start')
+    .description("start the control plane's own PostgreSQL cluster")
+    .option(...dirOption)
+    .action(async (o: { dir: string }) => {
+      const { cluster } = readControl(o.dir);
+      if (!cluster) throw new UnderstudyError('FLEET_NOT_FOUND', `${o.dir} uses an external PostgreSQL`);
+      const pid = await startCluster(cluster);
+      ctx.print({ pid }, () => `PostgreSQL started (pid ${pid})`);
+    });
+
+  control
+    .command('stop')
+    .description("stop the control plane's own PostgreSQL cluster")
+    .option(...dirOption)
+    .action(async (o: { dir: string }) => {
+      const { cluster } = readControl(o.dir);
+      if (cluster) await stopCluster(cluster);
+      ctx.print({ stopped: true }, () => 'PostgreSQL stopped');
+    });
+
+  control
+    .command('token <host>')
+    .description('make a one-time enrolment token for a host (printed once)')
+    .option(...dirOption)
+    .option('--ttl <minutes>', 'minutes the token stays valid', '60')
+    .action(async (host: string, o: { dir: string; ttl: string }) => {
+      const token = await withDb(o.dir, (db) => createEnrolToken(db, { host, ttlMinutes: Number(o.ttl) }));
+      ctx.print(
+        { host, token },
+        () => `${token}\n(one-time enrolment token for ${host}; it is not shown again)`,
+      );
+    });
+
+  control
+    .command('revoke <host>')
+    .description("revoke a host's certificate: refused from now on, its sessions ended")
+    .option(...dirOption)
+    .action(async (host: string, o: { dir: string }) => {
+      const result = await withDb(o.dir, async (db, c) => {
+        const ca = openCa(path.join(o.dir, 'ca'));
+        const revoked = await revokeHost(db, ca, host);
+        if (c.cluster) await installCrl(c.cluster, ca);
+        else await db.query('SELECT pg_reload_conf()');
+        return revoked;
+      });
+      ctx.print({ host, ...result }, () => `certificate ${result.serial} of ${host} revoked`);
+    });
+
+  control
+    .command('compliance')
+    .description('pending security updates with age, last run and result, time since last patch')
+    .option(...dirOption)
+    .option('--by <what>', 'lc | group', 'lc')
+    .option('--csv', 'CSV instead of JSON')
+    .action(async (o: { dir: string; by: string; csv?: boolean }) => {
+      if (o.by !== 'lc' && o.by !== 'group')
+        throw new UnderstudyError('INVALID_ARGUMENT', `--by: "${o.by}" is not one of lc, group`);
+      const lcs = await withDb(o.dir, async (db) => {
+        await syncInventory(db);
+        return lcCompliance(db);
+      });
+      const data = o.by === 'lc' ? lcs : groupCompliance(lcs);
+      if (o.csv)
+        process.stdout.write(o.by === 'lc' ? complianceCsv(lcs) : groupComplianceCsv(groupCompliance(lcs)));
+      else process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
+    });
+
+  control
+    .command('run')
+    .description('run the scheduler (graphile-worker) and fold agent inventory in, until interrupted')
+    .option(...dirOption)
+    .action(async (o: { dir: string }) => {
+      const c = readControl(o.dir);
+      const db = openPool(c.endpoint, c.identity, 8);
+      const worker = await startControlWorker({ db });
+      ctx.progress(`control plane scheduling on ${c.endpoint.host}:${c.endpoint.port}; Ctrl-C to stop`);
+      const stop = new AbortController();
+      process.once('SIGINT', () => stop.abort());
+      process.once('SIGTERM', () => stop.abort());
+      while (!stop.signal.aborted) {
+        await syncInventory(db);
+        await new Promise((r) => setTimeout(r, 5_000));
+      }
+      await worker.stop();
+      await db.end();
+    });
+}
