@@ -84,6 +84,7 @@ export {
 } from './control/index.ts';
 export {
   startControlWorker,
+  openJobQueue,
   systemClock,
   type Clock,
   type ControlWorker,

@@ -12,6 +12,12 @@ import type { Command } from 'commander';
 import { UnderstudyError } from '../../core/index.ts';
 import {
   bootstrapControlDatabase,
+  commandRollout,
+  createRollout,
+  getRollout,
+  loadWork,
+  openJobQueue,
+  rollbackWave,
   complianceCsv,
   controlRole,
   createCa,
@@ -182,6 +188,90 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
       if (o.csv)
         process.stdout.write(o.by === 'lc' ? complianceCsv(lcs) : groupComplianceCsv(groupCompliance(lcs)));
       else process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
+    });
+
+  const rollout = control
+    .command('rollout')
+    .description('rollouts: create, show, pause, resume, stop, roll back a wave');
+  rollout
+    .command('create <spec>')
+    .description(
+      'create a rollout from a JSON file (patches, targets, windows, canary, maxConcurrency, maxErrors, watchSeconds)',
+    )
+    .option(...dirOption)
+    .action(async (specFile: string, o: { dir: string }) => {
+      const spec: unknown = JSON.parse(fs.readFileSync(specFile, 'utf8'));
+      const made = await withDb(o.dir, async (db) => {
+        await syncInventory(db);
+        const r = await createRollout(db, spec, new Date());
+        const jobs = await openJobQueue(db);
+        try {
+          await jobs.kick(r.id);
+        } finally {
+          await jobs.release();
+        }
+        return r;
+      });
+      ctx.print(
+        made,
+        () =>
+          `rollout ${made.id} (${made.name}): ${made.patchSet.join(', ')} to ${made.waves.flat().length} LCs in ${made.waves.length} waves`,
+      );
+    });
+  rollout
+    .command('show <id>')
+    .description('a rollout with the state of each target')
+    .option(...dirOption)
+    .action(async (id: string, o: { dir: string }) => {
+      const shown = await withDb(o.dir, async (db) => ({
+        ...(await getRollout(db, Number(id))),
+        work: Object.fromEntries(await loadWork(db, Number(id))),
+      }));
+      ctx.print(
+        shown,
+        () =>
+          `rollout ${shown.id} ${shown.name}: ${shown.state}${shown.reason ? ` (${shown.reason})` : ''}\n${Object.entries(
+            shown.work,
+          )
+            .map(([k, w]) => `  ${k}: ${w.state}`)
+            .join('\n')}`,
+      );
+    });
+  for (const command of ['pause', 'resume', 'stop'] as const)
+    rollout
+      .command(`${command} <id>`)
+      .description(`${command} a rollout`)
+      .option(...dirOption)
+      .action(async (id: string, o: { dir: string }) => {
+        const state = await withDb(o.dir, async (db) => {
+          const next = await commandRollout(db, Number(id), command, new Date());
+          const jobs = await openJobQueue(db);
+          try {
+            if (next === 'running') await jobs.kick(Number(id));
+          } finally {
+            await jobs.release();
+          }
+          return next;
+        });
+        ctx.print({ id: Number(id), state }, () => `rollout ${id}: ${state}`);
+      });
+  rollout
+    .command('rollback-wave <id> <wave>')
+    .description('roll back every switched LC of a wave (1 = the canary); the rollout pauses')
+    .option(...dirOption)
+    .action(async (id: string, wave: string, o: { dir: string }) => {
+      const n = await withDb(o.dir, async (db) => {
+        const jobs = await openJobQueue(db);
+        try {
+          return await rollbackWave(db, jobs.queue, Number(id), Number(wave) - 1, new Date());
+        } finally {
+          await jobs.release();
+        }
+      });
+      ctx.print(
+        { id: Number(id), wave: Number(wave), rollingBack: n },
+        () => `rollout ${id} wave ${wave}: rolling back ${n} LCs`,
+      );
     });
 
   control

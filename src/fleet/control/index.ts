@@ -47,6 +47,7 @@ export {
 } from './rollouts.ts';
 export {
   startControlWorker,
+  openJobQueue,
   systemClock,
   type Clock,
   type ControlWorker,

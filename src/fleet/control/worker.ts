@@ -59,6 +59,30 @@ function graphileQueue(utils: WorkerUtils): DispatchQueue {
   };
 }
 
+/**
+ * The job queue without a worker (for the CLI): dispatch and kick add jobs that the running
+ * control plane (`understudy control run`) executes.
+ */
+export async function openJobQueue(
+  db: pg.Pool,
+): Promise<{ queue: DispatchQueue; kick(rolloutId: number): Promise<void>; release(): Promise<void> }> {
+  const utils = await makeWorkerUtils({ pgPool: db, logger: quietLogger });
+  await utils.migrate();
+  return {
+    queue: graphileQueue(utils),
+    kick: async (rolloutId) => {
+      await utils.addJob(
+        'fleet_tick',
+        { rolloutId },
+        { jobKey: `tick:${rolloutId}`, jobKeyMode: 'replace', maxAttempts: 25 },
+      );
+    },
+    release: async () => {
+      await utils.release();
+    },
+  };
+}
+
 /** Starts graphile-worker (migrating its own schema) with the fleet's tasks. */
 export async function startControlWorker(options: ControlWorkerOptions): Promise<ControlWorker> {
   const clock = options.clock ?? systemClock;

@@ -8,6 +8,8 @@ import path from 'node:path';
 import { sleep, waitFor } from '../../../src/core/index.ts';
 import {
   FakeHostRunner,
+  commandRollout,
+  rollbackWave,
   complianceCsv,
   groupCompliance,
   lcCompliance,
@@ -94,7 +96,7 @@ async function workRows(fx: FleetDb, rolloutId: number) {
       created_at: Date;
       finished_at: Date | null;
     }>(
-      `SELECT host_id, lc, wave, state, created_at, finished_at FROM fleet.work WHERE rollout_id = $1 AND kind = 'patch' ORDER BY id`,
+      `SELECT host_id, lc, wave, state, created_at, finished_at FROM fleet.work WHERE rollout_id = $1 AND kind = 'patch' ORDER BY wave, host_id, lc`,
       [rolloutId],
     )
   ).rows;
@@ -246,4 +248,46 @@ test('PostgreSQL restarted mid-rollout: agents reconnect, runs finish locally, n
     `runs per work item: ${starts.join(',')}`,
   );
   for (const a of agents) assert.equal(a.journal.inState('finished').length, 0, 'every outcome was reported');
+});
+
+test('roll back a whole wave, pause, stop: agents revert the switched LCs, nothing more is dispatched', async (t) => {
+  const { fx, worker, runners } = await startFleet(t);
+  const rollout = await createRollout(
+    fx.db,
+    { name: 'back', canary: 2, maxConcurrency: 2, watchSeconds: 3600 },
+    new Date(),
+  );
+  await worker.kick(rollout.id);
+  const canaryDone = await waitFor(
+    async () =>
+      (await workRows(fx, rollout.id)).filter((r) => r.state === 'succeeded').length === 2 ? true : undefined,
+    { timeoutMs: 30_000, intervalMs: 100 },
+  );
+  assert.ok(canaryDone, 'the canary wave switched');
+  assert.equal(await rollbackWave(fx.db, worker.queue, rollout.id, 0, new Date()), 2);
+  assert.equal((await getRollout(fx.db, rollout.id)).state, 'paused');
+  const reverted = await waitFor(
+    async () =>
+      (await workRows(fx, rollout.id)).filter((r) => r.state === 'reverted').length === 2 ? true : undefined,
+    { timeoutMs: 30_000, intervalMs: 100 },
+  );
+  assert.ok(reverted, 'both LCs of the wave were rolled back by their agents');
+  const rollbacks = await fx.db.query(
+    `SELECT 1 FROM fleet.work WHERE rollout_id = $1 AND kind = 'rollback' AND state = 'succeeded'`,
+    [rollout.id],
+  );
+  assert.equal(rollbacks.rowCount, 2);
+  assert.equal(await commandRollout(fx.db, rollout.id, 'stop', new Date()), 'stopped');
+  await assert.rejects(
+    commandRollout(fx.db, rollout.id, 'resume', new Date()),
+    /cannot resume a rollout that is stopped/,
+  );
+  await sleep(1000);
+  assert.equal(
+    (await workRows(fx, rollout.id)).length,
+    2,
+    'nothing after the rolled-back wave was dispatched',
+  );
+  const starts = [...runners.values()].flatMap((r) => [...r.starts.values()]);
+  assert.deepEqual(starts, [1, 1, 1, 1]);
 });
