@@ -63,8 +63,6 @@ interface Row {
 const ip = (argv: string[]): Promise<unknown> => exec(['ip', ...argv]);
 
 function nics(c: Contender): { lc1: Record<string, string[]>; lc2: Record<string, string[]> } {
-  if (c.startsWith('move-nic'))
-    return { lc1: { eth0: ['NET.10/24'], eth1: ['NET.11/24'] }, lc2: { eth2: ['NET.12/24'] } };
   if (c === 'keepalived') return { lc1: { eth0: ['NET.11/24'] }, lc2: { eth2: ['NET.12/24'] } };
   return { lc1: { eth0: ['NET.10/24'] }, lc2: { eth2: ['NET.12/24'] } };
 }
@@ -108,11 +106,12 @@ function ourSwitch(
       : {
           method,
           service: { address: `${net}.10/24`, port },
+          // move-nic exchanged the NICs: LC2 has LC1's eth0, LC1 has LC2's eth2.
           from: moved
-            ? { lc: lc2.name, nic: 'eth0', mac: lc1.nics.eth0!.mac }
+            ? { lc: lc2.name, nic: 'eth0', mac: lc1.nics.eth0!.mac, newAddress: `${net}.12/24` }
             : { lc: lc2.name, nic: 'eth2', mac: lc2.nics.eth2!.mac, newAddress: `${net}.12/24` },
           to: moved
-            ? { lc: lc1.name, nic: 'eth1', mac: lc1.nics.eth1!.mac }
+            ? { lc: lc1.name, nic: 'eth2', mac: lc2.nics.eth2!.mac }
             : { lc: lc1.name, nic: 'eth0', mac: lc1.nics.eth0!.mac },
         };
     const [a, b] = forward ? [lc1, lc2] : [lc2, lc1];

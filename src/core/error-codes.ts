@@ -157,6 +157,14 @@ export const errorCatalogue = {
     meaning: 'The logical computer has no NIC of that name.',
     fix: '`understudy lc show <lc>` lists its NICs.',
   },
+  NIC_IN_USE: {
+    meaning: 'The NIC carries the addresses of an LC that serves; removing it would cut the service.',
+    fix: 'Switch the service to another LC first (understudy switch), or remove another NIC.',
+  },
+  NIC_EXISTS: {
+    meaning: 'The logical computer already has a NIC of that name.',
+    fix: 'Choose another --name, or leave it out to get the lowest free ethN.',
+  },
   DISK_NOT_FOUND: {
     meaning: 'The logical computer has no disk of that name.',
     fix: '`understudy lc show <lc>` lists its disks.',

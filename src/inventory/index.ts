@@ -16,6 +16,8 @@ export {
 } from './lc-record.ts';
 export {
   validateLcRequest,
+  validateNic,
+  type ValidateNicOptions,
   hostCapacity,
   parseCpuSet,
   type LcRequest,

@@ -69,6 +69,59 @@ function randomMac(): string {
   return ['02', '75', '73', ...[...bytes].map((b) => b.toString(16).padStart(2, '0'))].join(':');
 }
 
+export interface ValidateNicOptions {
+  db: Db;
+  network: HostNetwork;
+  /** The LC the NIC is for (named as the owner of its addresses in later errors). */
+  lc: string;
+  /** Name inside the LC, e.g. eth1. */
+  name: string;
+  /** Addresses in the bridge subnet (a bare address gets the subnet's prefix); none is allowed. */
+  addresses: readonly string[];
+  mac?: string;
+}
+
+/**
+ * A NIC on the host's bridge: its addresses inside the bridge subnet and used by nobody else (no LC,
+ * not the host), its MAC unicast and unique (generated when not given). Throws ADDRESS_INVALID or
+ * INVALID_ARGUMENT naming the value.
+ */
+export function validateNic(options: ValidateNicOptions): NicSpec {
+  const { db, network } = options;
+  const subnet = parseSubnet(network.subnet);
+  const used = new Map<string, string>();
+  used.set(network.hostAddress.split('/')[0] ?? '', 'the host');
+  for (const lc of listLcs(db))
+    for (const nic of lc.nics)
+      for (const a of nic.addresses) used.set(a.split('/')[0] ?? '', `LC ${lc.name}`);
+  const cidrs = options.addresses.map((a) => (a.includes('/') ? a : `${a}/${subnet.prefix}`));
+  for (const cidr of cidrs) {
+    const { ip } = parseAddress(cidr);
+    if (!subnetContains(subnet, ip)) {
+      throw new UnderstudyError(
+        'ADDRESS_INVALID',
+        `address ${ip} is outside the bridge subnet ${network.subnet}`,
+        {
+          hint: `Pick an address inside ${network.subnet}.`,
+        },
+      );
+    }
+    const owner = used.get(ip);
+    if (owner) throw new UnderstudyError('ADDRESS_INVALID', `address ${ip} is already used by ${owner}`);
+    used.set(ip, options.lc);
+  }
+  const mac = (options.mac ?? randomMac()).toLowerCase();
+  if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(mac) || (parseInt(mac.slice(0, 2), 16) & 1) === 1) {
+    throw new UnderstudyError(
+      'INVALID_ARGUMENT',
+      `mac: "${mac}" is not a unicast MAC address (e.g. 02:75:73:00:00:01)`,
+    );
+  }
+  if (listLcs(db).some((lc) => lc.nics.some((n) => n.mac === mac)))
+    throw new UnderstudyError('INVALID_ARGUMENT', `mac: ${mac} is already used by another LC`);
+  return { name: options.name, bridge: network.bridge, mac, addresses: cidrs };
+}
+
 export interface ValidateLcOptions {
   db: Db;
   request: LcRequest;
@@ -173,38 +226,8 @@ export function validateLcRequest(options: ValidateLcOptions): Omit<LcRecord, 'c
 
   const nics: NicSpec[] = [];
   const addresses = r.addresses ?? [];
-  if (addresses.length > 0) {
-    const subnet = parseSubnet(network.subnet);
-    const used = new Map<string, string>();
-    used.set(network.hostAddress.split('/')[0] ?? '', 'the host');
-    for (const lc of listLcs(db))
-      for (const nic of lc.nics)
-        for (const a of nic.addresses) used.set(a.split('/')[0] ?? '', `LC ${lc.name}`);
-    const cidrs = addresses.map((a) => (a.includes('/') ? a : `${a}/${subnet.prefix}`));
-    for (const cidr of cidrs) {
-      const { ip } = parseAddress(cidr);
-      if (!subnetContains(subnet, ip)) {
-        throw new UnderstudyError(
-          'ADDRESS_INVALID',
-          `address ${ip} is outside the bridge subnet ${network.subnet}`,
-          { hint: `Pick an address inside ${network.subnet}.` },
-        );
-      }
-      const owner = used.get(ip);
-      if (owner) throw new UnderstudyError('ADDRESS_INVALID', `address ${ip} is already used by ${owner}`);
-      used.set(ip, r.name);
-    }
-    const mac = (r.mac ?? randomMac()).toLowerCase();
-    if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(mac) || (parseInt(mac.slice(0, 2), 16) & 1) === 1) {
-      throw new UnderstudyError(
-        'INVALID_ARGUMENT',
-        `mac: "${mac}" is not a unicast MAC address (e.g. 02:75:73:00:00:01)`,
-      );
-    }
-    if (listLcs(db).some((lc) => lc.nics.some((n) => n.mac === mac)))
-      throw new UnderstudyError('INVALID_ARGUMENT', `mac: ${mac} is already used by another LC`);
-    nics.push({ name: 'eth0', bridge: network.bridge, mac, addresses: cidrs });
-  }
+  if (addresses.length > 0)
+    nics.push(validateNic({ db, network, lc: r.name, name: 'eth0', addresses, mac: r.mac }));
 
   return {
     name: r.name,

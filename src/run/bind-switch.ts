@@ -4,7 +4,7 @@
  * subnet, the sides signal the service through its pid file, moved NICs are recorded.
  */
 import { UnderstudyError } from '../core/index.ts';
-import { getLc } from '../inventory/index.ts';
+import { getLc, listLcs, type LcRecord } from '../inventory/index.ts';
 import type { HostContext } from '../host/index.ts';
 import type { Db } from '../store/index.ts';
 import {
@@ -18,6 +18,25 @@ import { freeAddress, planSwitch } from './switch-plan.ts';
 
 export type LcSwitchRequest = SwitchRequest;
 
+/**
+ * The service address an LC holds: the one the last switch to it moved there (an LC that took over
+ * the service holds its own address too), or, for the active LC, its first address. An idle or
+ * retired LC that no switch gave the service holds none.
+ */
+function serviceAddressOf(db: Db, lc: LcRecord): string | undefined {
+  const held = lc.nics.flatMap((n) => n.addresses);
+  const switchedIn = new SwitchJournal(db)
+    .list(50)
+    .find(
+      (r) =>
+        r.state === 'switched' &&
+        r.plan.to.lc === lc.name &&
+        held.some((a) => a.split('/')[0] === r.plan.service.address.split('/')[0]),
+    );
+  if (switchedIn) return switchedIn.plan.service.address;
+  return lc.role === 'active' ? held[0] : undefined;
+}
+
 export function bindLcSwitch(
   db: Db,
   host: HostContext,
@@ -25,24 +44,27 @@ export function bindLcSwitch(
 ): { plan: SwitchPlanInput; binding: SwitchBinding; after: () => Promise<void> } {
   const from = getLc(db, request.from);
   const to = getLc(db, request.to);
-  // The service address: the one an earlier switch moved to <from>, if any (an LC that took over the
-  // service holds its own address too), else <from>'s first address.
-  const held = from.nics.flatMap((n) => n.addresses);
-  const earlier = new SwitchJournal(db)
-    .list(50)
-    .find(
-      (r) =>
-        r.state === 'switched' &&
-        r.plan.to.lc === from.name &&
-        held.some((a) => a.split('/')[0] === r.plan.service.address.split('/')[0]),
+  const serviceAddress = serviceAddressOf(db, from);
+  if (!serviceAddress) {
+    const holder = listLcs(db)
+      .filter((lc) => lc.name !== from.name)
+      .map((lc) => ({ lc: lc.name, address: serviceAddressOf(db, lc) }))
+      .find((h) => h.address !== undefined);
+    throw new UnderstudyError(
+      'SWITCH_ADDRESS_NOT_HELD',
+      holder
+        ? `${from.name} does not hold the service address ${holder.address} (${holder.lc} holds it)`
+        : `${from.name} does not hold a service address: it is ${from.role}, and no switch moved one to it`,
+      {
+        hint: holder
+          ? `Switch from the LC that serves: understudy switch ${holder.lc} ${holder.lc === to.name ? from.name : to.name} --method ${request.method}.`
+          : `Mark the LC that serves as active (understudy lc role ${from.name} active) if it does serve.`,
+        details: { lc: from.name, ...(holder ? { holder: holder.lc, address: holder.address } : {}) },
+      },
     );
-  const serviceAddress = earlier?.plan.service.address ?? held[0];
-  if (!serviceAddress)
-    throw new UnderstudyError('SWITCH_PLAN_INVALID', `"${from.name}" has no NIC with an address to move`);
-  const newAddress =
-    request.method === 'move-nic'
-      ? undefined
-      : (request.fromAddress ?? freeAddress(db, host.network, from.name));
+  }
+  // LC1's address after the switch when it holds no other (every method: move-nic gives LC1 a NIC back).
+  const newAddress = request.fromAddress ?? freeAddress(db, host.network, from.name);
   const plan = planSwitch(db, {
     from: from.name,
     to: to.name,

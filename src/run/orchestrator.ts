@@ -59,8 +59,12 @@ function nothingToDo(lc: string, catalogue: Catalogue): UnderstudyError {
       `Every patch marked "apply at next run" for "${lc}" is applied already: ${applied.map((s) => `${s.patch} (${s.appliedAt ?? ''})`).join(', ')}`,
       { hint: `Nothing is left to patch on ${lc}; \`understudy patch list --lc ${lc}\` shows its patches.` },
     );
+  const elsewhere = catalogue
+    .lcStates({})
+    .filter((s) => s.lc !== lc && s.applyNextRun && s.appliedAt === null)
+    .map((s) => `${s.patch} is marked for ${s.lc}`);
   return new UnderstudyError('RUN_NOTHING_TO_DO', `No patch is marked "apply at next run" for "${lc}"`, {
-    hint: `Mark one (${mark}), or name them with --patches.`,
+    hint: `Mark one (${mark}), or name them with --patches.${elsewhere.length > 0 ? ` (${elsewhere.join('; ')}.)` : ''}`,
   });
 }
 

@@ -65,10 +65,7 @@ const switchBack: Step = {
     const facts = c.facts as { rollbackResult?: unknown };
     if (facts.rollbackResult) return facts.rollbackResult;
     const facts2 = c.facts as { rollbackNewAddress?: string; rollbackStartedAt?: string };
-    const newAddress =
-      c.options.method === 'move-nic'
-        ? undefined
-        : (facts2.rollbackNewAddress ??= freeAddress(c.db, c.host.network, c.options.lc));
+    const newAddress = (facts2.rollbackNewAddress ??= freeAddress(c.db, c.host.network, c.options.lc));
     const since = (facts2.rollbackStartedAt ??= new Date().toISOString());
     saveFacts(c);
     const result = await moveService(c, {

@@ -462,10 +462,8 @@ const switchTraffic: Step = {
   name: 'switch',
   async run(c) {
     if (c.facts.switchResult) return c.facts.switchResult; // finished before a crash of the manager
-    const newAddress =
-      c.options.method === 'move-nic'
-        ? undefined
-        : (c.facts.lc1NewAddress ??= freeAddress(c.db, c.host.network, c.options.lc));
+    // LC1's address after the switch when it holds no other (every method: move-nic gives LC1 a NIC back).
+    const newAddress = (c.facts.lc1NewAddress ??= freeAddress(c.db, c.host.network, c.options.lc));
     const since = ((c.facts as { switchStartedAt?: string }).switchStartedAt ??= new Date().toISOString());
     saveFacts(c);
     const result = await moveService(c, {

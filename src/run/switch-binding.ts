@@ -45,9 +45,13 @@ export function bindSwitch(db: Db, host: HostContext, o: BindSwitchOptions): Swi
   return {
     from: side(o.from),
     to: side(o.to),
-    async moveNic({ from, to, nic }) {
-      const newName = await host.driver.moveNic(getLc(db, from.name), nic, getLc(db, to.name));
+    async moveNic({ from, to, nic, addresses }) {
+      const source = getLc(db, from.name);
+      // The NIC carries into `to` the addresses the switch says, not those recorded for it in `from`.
+      const carried = source.nics.map((n) => (n.name === nic ? { ...n, addresses: [...addresses] } : n));
+      const newName = await host.driver.moveNic({ ...source, nics: carried }, nic, getLc(db, to.name));
       moveNicRecord(db, from.name, nic, to.name, newName);
+      setNicAddresses(db, to.name, newName, [...addresses]);
       return newName;
     },
     finalSync: o.stateful

@@ -135,6 +135,24 @@ export class SwitchJournal {
     return rows.map((r) => this.toRecord(r));
   }
 
+  /**
+   * Addresses (hosts, without prefix) that finished switches added to `lc` as LC1's new address (it
+   * held no other): spares that LC may let go once it serves again.
+   */
+  sparesGivenTo(lc: string): Set<string> {
+    const rows = this.db
+      .prepare("SELECT plan, facts FROM switches WHERE from_lc = ? AND state = 'switched'")
+      .all(lc) as { plan: string; facts: string }[];
+    const spares = new Set<string>();
+    for (const row of rows) {
+      const plan = JSON.parse(row.plan) as SwitchPlan;
+      const facts = JSON.parse(row.facts) as { lc1HadNewAddress?: boolean };
+      if (facts.lc1HadNewAddress === false && plan.from.newAddress)
+        spares.add(plan.from.newAddress.split('/')[0] ?? '');
+    }
+    return spares;
+  }
+
   private toRecord(row: SwitchRow): SwitchRecord {
     const steps = this.db
       .prepare('SELECT seq, name, state, error FROM switch_steps WHERE switch_id = ? ORDER BY seq')

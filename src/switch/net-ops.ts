@@ -32,6 +32,19 @@ export async function macOf(side: SwitchSide, dev: string): Promise<string | und
   return (JSON.parse(result.stdout) as { address?: string }[])[0]?.address?.toLowerCase();
 }
 
+/** Every device of the LC but lo, with its MAC. */
+export async function devicesOf(side: SwitchSide): Promise<{ name: string; mac: string }[]> {
+  const result = await side.netExec(['ip', '-j', 'link', 'show']);
+  return (JSON.parse(result.stdout || '[]') as { ifname: string; address?: string; link_type?: string }[])
+    .filter((l) => l.link_type !== 'loopback' && l.address !== undefined)
+    .map((l) => ({ name: l.ifname, mac: (l.address ?? '').toLowerCase() }));
+}
+
+/** The name of the LC's device with this MAC, if it has one (a NIC keeps its MAC when it moves). */
+export async function deviceWithMac(side: SwitchSide, mac: string): Promise<string | undefined> {
+  return (await devicesOf(side)).find((d) => d.mac === mac.toLowerCase())?.name;
+}
+
 /** Adds (or keeps) an address; `ip addr replace` is idempotent. */
 export async function addAddress(side: SwitchSide, cidr: string, dev: string): Promise<void> {
   await side.netExec(['ip', 'addr', 'replace', cidr, 'dev', dev]);

@@ -39,9 +39,8 @@ export function resolvePlan(input: SwitchPlanInput): SwitchPlan {
     if (!macPattern.test(mac.toLowerCase())) throw invalid(`The ${side} MAC "${mac}" is not a MAC address`);
   }
   if (input.from.lc === input.to.lc) throw invalid(`The switch goes from ${input.from.lc} to itself`);
-  if (method !== 'move-nic') {
-    const next = input.from.newAddress;
-    if (!next) throw invalid(`The ${method} switch needs a new address for ${input.from.lc}`);
+  const next = input.from.newAddress;
+  if (next !== undefined) {
     if (!cidrPattern.test(next))
       throw invalid(`The new address "${next}" of ${input.from.lc} is not an IPv4 address with a prefix`);
     if (next.split('/')[0] === address.split('/')[0])

@@ -8,7 +8,7 @@ import { UnderstudyError, silentLogger, type Logger } from '../core/index.ts';
 import type { Db } from '../store/index.ts';
 import { checkHealth } from './health.ts';
 import { SwitchJournal, type SwitchRecord } from './journal.ts';
-import { hostOf, listAddresses, macOf, otherHolders } from './net-ops.ts';
+import { devicesOf, hostOf, listAddresses, macOf, otherHolders } from './net-ops.ts';
 import { resolvePlan } from './plan.ts';
 import { stepsFor, type Step, type StepContext, type SwitchFacts } from './steps.ts';
 import type { MoveNic, SwitchPlan, SwitchPlanInput, SwitchResult, SwitchSide } from './types.ts';
@@ -75,7 +75,9 @@ export async function preflightSwitch(plan: SwitchPlan, from: SwitchSide, to: Sw
       { details: { lc: to.name } },
     );
   }
-  const others = await otherHolders(from, service, plan.from.nic, [plan.from.mac]);
+  // LC1's own NICs answer its probe too when it has several on the bridge: only others count.
+  const ownMacs = (await devicesOf(from)).map((d) => d.mac);
+  const others = await otherHolders(from, service, plan.from.nic, [plan.from.mac, ...ownMacs]);
   if (others.length > 0) {
     throw new UnderstudyError(
       'SWITCH_ADDRESS_CONFLICT',
@@ -97,6 +99,33 @@ export async function preflightSwitch(plan: SwitchPlan, from: SwitchSide, to: Sw
       },
     );
   }
+}
+
+/**
+ * Completes the plan from the LCs as they are and from the journal: LC1 keeps an address it already
+ * holds besides the service address (only when it has none does it take `newAddress`), and LC2's
+ * spares — addresses earlier switches added to it as LC1's new address — are to be released.
+ */
+async function settlePlan(
+  plan: SwitchPlan,
+  from: SwitchSide,
+  to: SwitchSide,
+  journal: SwitchJournal,
+): Promise<SwitchPlan> {
+  const service = hostOf(plan.service.address);
+  const kept = (await listAddresses(from, plan.from.nic)).find((a) => hostOf(a) !== service);
+  const newAddress = kept ?? plan.from.newAddress;
+  if (!newAddress)
+    throw new UnderstudyError(
+      'SWITCH_PLAN_INVALID',
+      `The ${plan.method} switch needs a new address for ${plan.from.lc}: it holds no address but ${plan.service.address} on ${plan.from.nic}`,
+      { hint: 'Give LC1 a spare address in the service subnet (--from-address).' },
+    );
+  const given = journal.sparesGivenTo(plan.to.lc);
+  const spares = (await listAddresses(to, plan.to.nic)).filter(
+    (a) => given.has(hostOf(a)) && hostOf(a) !== service,
+  );
+  return { ...plan, from: { ...plan.from, newAddress }, to: { ...plan.to, spares } };
 }
 
 function newSwitchId(): string {
@@ -241,10 +270,11 @@ async function runFrom(x: Execution, first: number): Promise<SwitchResult> {
  * undo failed too.
  */
 export async function runSwitch(input: SwitchPlanInput, deps: SwitchDeps): Promise<SwitchResult> {
-  const plan = resolvePlan(input);
   const logger = deps.logger ?? silentLogger;
-  await preflightSwitch(plan, deps.from, deps.to);
+  const resolved = resolvePlan(input);
+  await preflightSwitch(resolved, deps.from, deps.to);
   const journal = new SwitchJournal(deps.db);
+  const plan = await settlePlan(resolved, deps.from, deps.to, journal);
   const id = newSwitchId();
   journal.begin(id, plan);
   logger.info(

@@ -8,6 +8,7 @@ import { checkHealth } from './health.ts';
 import {
   addAddress,
   announce,
+  deviceWithMac,
   hasDevice,
   hostOf,
   installSteer,
@@ -27,6 +28,12 @@ import type { MoveNic, SwitchPlan, SwitchSide } from './types.ts';
 export interface SwitchFacts {
   movedNic?: string;
   lc1HadNewAddress?: boolean;
+  /** move-nic: LC1's addresses other than the service address; they go to the NIC LC1 gets back. */
+  lc1Addresses?: string[];
+  /** move-nic: LC2's own addresses, carried from its old NIC to the moved one. */
+  lc2Addresses?: string[];
+  /** move-nic: the name LC2's old NIC has in LC1. */
+  returnedNic?: string;
   /** ARP sysctls of each LC before the switch quietened them. */
   arpFrom?: SavedSysctls;
   arpTo?: SavedSysctls;
@@ -196,13 +203,26 @@ const clientsToLc2Nic: Step = {
   },
 };
 
+/** The addresses LC1 keeps when its NIC moves: those it holds besides the service address, else its new one. */
+async function lc1KeptAddresses(c: StepContext): Promise<string[]> {
+  const service = hostOf(c.plan.service.address);
+  const own = (await listAddresses(c.from, c.plan.from.nic)).filter((a) => hostOf(a) !== service);
+  const fallback = requireAddress(c.plan.from, c.plan.from.lc, c.plan.method);
+  c.facts.lc1HadNewAddress ??= own.some((a) => hostOf(a) === hostOf(fallback));
+  return own.length > 0 ? own : [fallback];
+}
+
 const moveNicStep: Step = {
   name: 'move-nic',
   async run(c) {
-    const { nic } = c.plan.from;
+    const { nic, mac } = c.plan.from;
+    // A crash may have come between the move and the journal: the NIC is found by its MAC.
+    c.facts.movedNic ??= (await hasDevice(c.from, nic)) ? undefined : await deviceWithMac(c.to, mac);
     if (c.facts.movedNic && (await hasDevice(c.to, c.facts.movedNic)) && !(await hasDevice(c.from, nic)))
       return;
-    c.facts.movedNic = await c.moveNic({ from: c.from, to: c.to, nic });
+    c.facts.lc1Addresses ??= await lc1KeptAddresses(c);
+    // The NIC goes with the service address only: LC1's own addresses stay LC1's.
+    c.facts.movedNic = await c.moveNic({ from: c.from, to: c.to, nic, addresses: [c.plan.service.address] });
     // The address must be usable at once: a moved device comes up without duplicate detection here.
     const held = await listAddresses(c.to, c.facts.movedNic);
     if (!held.some((a) => hostOf(a) === hostOf(c.plan.service.address))) {
@@ -217,9 +237,74 @@ const moveNicStep: Step = {
   async undo(c) {
     const moved = c.facts.movedNic;
     if (moved && (await hasDevice(c.to, moved)) && !(await hasDevice(c.from, c.plan.from.nic))) {
-      await c.moveNic({ from: c.to, to: c.from, nic: moved });
+      const lc1Own = (c.facts.lc1Addresses ?? []).filter(
+        (a) => c.facts.lc1HadNewAddress !== false || hostOf(a) !== hostOf(c.plan.from.newAddress ?? ''),
+      );
+      await c.moveNic({
+        from: c.to,
+        to: c.from,
+        nic: moved,
+        addresses: [c.plan.service.address, ...lc1Own],
+      });
     }
     await announceFrom(c, c.from, c.plan.service.address, c.plan.from.nic);
+  },
+};
+
+/**
+ * move-nic, after the point of no return: LC2 keeps one NIC on the bridge. Its own addresses move
+ * from its old NIC to the one that came with the service address (and are announced there), so its
+ * old NIC is free to go to LC1.
+ */
+const lc2AddressesToMovedNic: Step = {
+  name: 'lc2-addresses-to-moved-nic',
+  cleanup: true,
+  async run(c) {
+    const moved = c.facts.movedNic;
+    if (!moved) throw new UnderstudyError('SWITCH_STEP_FAILED', `The moved NIC of ${c.to.name} is unknown`);
+    const service = hostOf(c.plan.service.address);
+    const spares = new Set((c.plan.to.spares ?? []).map(hostOf));
+    const onOld = (await hasDevice(c.to, c.plan.to.nic)) ? await listAddresses(c.to, c.plan.to.nic) : [];
+    c.facts.lc2Addresses ??= onOld.filter((a) => hostOf(a) !== service && !spares.has(hostOf(a)));
+    for (const address of c.facts.lc2Addresses) {
+      await addAddress(c.to, address, moved);
+      await announceFrom(c, c.to, address, moved);
+    }
+    for (const address of onOld) await removeAddress(c.to, address, c.plan.to.nic);
+  },
+};
+
+/** move-nic: LC2's old NIC goes to LC1, with LC1's own addresses (or its new one), announced there. */
+const lc2NicToLc1: Step = {
+  name: 'lc2-nic-to-lc1',
+  cleanup: true,
+  async run(c) {
+    const addresses = c.facts.lc1Addresses ?? [requireAddress(c.plan.from, c.plan.from.lc, c.plan.method)];
+    if (await hasDevice(c.to, c.plan.to.nic)) {
+      c.facts.returnedNic = await c.moveNic({ from: c.to, to: c.from, nic: c.plan.to.nic, addresses });
+    }
+    c.facts.returnedNic ??= await deviceWithMac(c.from, c.plan.to.mac);
+    const nic = c.facts.returnedNic;
+    if (!nic)
+      throw new UnderstudyError(
+        'SWITCH_STEP_FAILED',
+        `${c.plan.to.lc}'s NIC ${c.plan.to.nic} (${c.plan.to.mac}) is in neither ${c.plan.to.lc} nor ${c.plan.from.lc}`,
+      );
+    for (const address of addresses) {
+      await addAddress(c.from, address, nic);
+      await announceFrom(c, c.from, address, nic);
+    }
+  },
+};
+
+/** LC2 serves: the spare addresses earlier switches gave it are let go (instant, swap-address). */
+const lc2ReleaseSpares: Step = {
+  name: 'lc2-release-spares',
+  cleanup: true,
+  async run(c) {
+    if (!c.plan.to.spares?.length) return;
+    await promoteSecondaries(c.to, c.plan.to.nic);
+    for (const address of c.plan.to.spares) await removeAddress(c.to, address, c.plan.to.nic);
   },
 };
 
@@ -361,6 +446,8 @@ export function stepsFor(plan: SwitchPlan): Step[] {
         healthAfter,
         lc1SteerCleanup,
         lc2PrivateAddressCleanup,
+        lc2AddressesToMovedNic,
+        lc2NicToLc1,
         lc1Undrain,
       ];
     case 'swap-address':
@@ -378,6 +465,7 @@ export function stepsFor(plan: SwitchPlan): Step[] {
         healthAfter,
         lc2PrivateAddressCleanup,
         lc1SteerCleanup,
+        lc2ReleaseSpares,
         lc1Undrain,
       ];
     case 'instant':
@@ -392,6 +480,7 @@ export function stepsFor(plan: SwitchPlan): Step[] {
         ...stateful([releaseHold]),
         healthAfter,
         lift,
+        lc2ReleaseSpares,
         lc1Undrain,
       ];
   }

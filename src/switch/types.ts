@@ -36,8 +36,16 @@ export interface SwitchSide {
   signalService(signal: ServiceSignal): Promise<void>;
 }
 
-/** Moves the NIC `nic` (with its MAC and addresses) from `from` to `to`; resolves with its name in `to`. */
-export type MoveNic = (options: { from: SwitchSide; to: SwitchSide; nic: string }) => Promise<string>;
+/**
+ * Moves the NIC `nic` (with its MAC) from `from` to `to`, where it carries exactly `addresses`;
+ * resolves with its name in `to`.
+ */
+export type MoveNic = (options: {
+  from: SwitchSide;
+  to: SwitchSide;
+  nic: string;
+  addresses: readonly string[];
+}) => Promise<string>;
 
 /** How to tell that a service answers. `retries` extra attempts, `intervalMs` apart. */
 export type HealthCheck =
@@ -60,11 +68,18 @@ export interface SwitchPlan {
     lc: string;
     nic: string;
     mac: string;
-    /** LC1's address after the switch (CIDR, same subnet); required by swap-address and instant. */
+    /**
+     * LC1's address after the switch (CIDR, same subnet), when LC1 holds no other address on `nic`
+     * (one it holds is kept instead, so repeated switches never pile addresses up on an LC).
+     */
     newAddress?: string;
   };
-  /** LC2: its own NIC on the same bridge (the one forwarded packets and announcements use). */
-  to: { lc: string; nic: string; mac: string };
+  /**
+   * LC2: its own NIC on the same bridge (the one forwarded packets and announcements use).
+   * `spares`: addresses LC2 holds only because an earlier switch gave them to it as LC1's new
+   * address; they are released once LC2 serves (filled in by runSwitch from the journal).
+   */
+  to: { lc: string; nic: string; mac: string; spares?: string[] };
   health: HealthCheck;
   /** Longest wait for LC1's accepted requests to finish before switching anyway. */
   drainTimeoutMs: number;

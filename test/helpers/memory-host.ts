@@ -330,6 +330,14 @@ export class MemoryDriver implements PartitioningDriver {
       throw new Error(`${name}: ${argv.join(' ')} failed with exit ${code}`);
     };
     for (const prefix of this.failing.get(name) ?? []) if (argv.join(' ').startsWith(prefix)) return fail(1);
+    if (cmd === 'ip' && rest.join(' ') === '-j link show') {
+      const links = [...lc.nics].map(([dev, nic]) => ({
+        ifname: dev,
+        address: nic.mac,
+        link_type: dev === 'lo' ? 'loopback' : 'ether',
+      }));
+      return ok(argv, JSON.stringify(links));
+    }
     if (cmd === 'ip' && rest[0] === '-j') {
       const nic = lc.nics.get(rest[rest.length - 1] ?? '');
       if (!nic) return fail(1);
@@ -399,7 +407,9 @@ export class MemoryDriver implements PartitioningDriver {
     source.nics.delete(nicName);
     let name = nicName;
     for (let i = 1; target.nics.has(name); i++) name = `eth${i}`;
-    target.nics.set(name, nic);
+    // As the real drivers: the move drops the device's addresses, the spec's are set again.
+    const spec = from.nics.find((n) => n.name === nicName);
+    target.nics.set(name, { mac: nic.mac, addresses: [...(spec?.addresses ?? nic.addresses)] });
     return name;
   }
   async addNic(spec: LcSpec, nic: NicSpec): Promise<void> {

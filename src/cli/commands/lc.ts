@@ -11,7 +11,17 @@ import {
   type App,
   type HostContext,
 } from '../../app/index.ts';
-import { findStandbys, getLc, lcRoles, listLcs, setRole, type LcRole } from '../../inventory/index.ts';
+import {
+  addNicRecord,
+  deleteNicRecord,
+  findStandbys,
+  getLc,
+  lcRoles,
+  listLcs,
+  setRole,
+  validateNic,
+  type LcRole,
+} from '../../inventory/index.ts';
 import { table, type CliContext } from '../context.ts';
 import { registerLcImportCommand } from './lc-import.ts';
 
@@ -41,6 +51,71 @@ async function withHost<T>(
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+/** `understudy lc nic add|remove`: a NIC on the bridge, plugged into or out of an LC (running or not). */
+function registerNicCommands(lc: Command, ctx: CliContext): void {
+  const nic = lc.command('nic').description("a logical computer's NICs on the bridge");
+
+  nic
+    .command('add <lc>')
+    .description('add a NIC on the bridge to a logical computer; it stays across its reboots')
+    .option('--address <cidr>', 'address of the NIC (repeatable; none = no address)', collect, [])
+    .option('--mac <mac>', 'MAC (default: generated)')
+    .option('--name <name>', 'name inside the LC (default: the lowest free ethN)')
+    .action(async (name: string, o: { address: string[]; mac?: string; name?: string }) =>
+      withHost(ctx, async (app, host) => {
+        const record = getLc(app.db, name);
+        const taken = new Set(record.nics.map((n) => n.name));
+        let nicName = o.name;
+        for (let i = 0; nicName === undefined; i++) if (!taken.has(`eth${i}`)) nicName = `eth${i}`;
+        if (!/^[a-z][a-z0-9]{0,14}$/.test(nicName))
+          throw new UnderstudyError('INVALID_ARGUMENT', `--name: "${nicName}" is not a NIC name (e.g. eth1)`);
+        if (taken.has(nicName))
+          throw new UnderstudyError(
+            'NIC_EXISTS',
+            `The logical computer "${name}" already has a NIC named "${nicName}"`,
+          );
+        const spec = validateNic({
+          db: app.db,
+          network: host.network,
+          lc: name,
+          name: nicName,
+          addresses: o.address,
+          mac: o.mac,
+        });
+        await host.driver.addNic(record, spec);
+        addNicRecord(app.db, name, spec);
+        ctx.print(
+          spec,
+          () =>
+            `${name}: added ${spec.name} (${spec.mac}) ${spec.addresses.join(', ') || 'without an address'}`,
+        );
+      }),
+    );
+
+  nic
+    .command('remove <lc> <nic>')
+    .description('remove a NIC from a logical computer')
+    .action(async (name: string, nicName: string) =>
+      withHost(ctx, async (app, host) => {
+        const record = getLc(app.db, name);
+        const target = record.nics.find((n) => n.name === nicName);
+        if (!target)
+          throw new UnderstudyError(
+            'NIC_NOT_FOUND',
+            `The logical computer "${name}" has no NIC named "${nicName}"`,
+          );
+        if (record.role === 'active' && target.addresses.length > 0)
+          throw new UnderstudyError(
+            'NIC_IN_USE',
+            `${nicName} of ${name} carries ${target.addresses.join(', ')} and ${name} is the active LC`,
+          );
+        await host.driver.removeNic(record, nicName);
+        deleteNicRecord(app.db, name, nicName);
+        ctx.print({ lc: name, removed: nicName }, () => `${name}: removed ${nicName}`);
+      }),
+    );
+}
 
 export function registerLcCommands(program: Command, ctx: CliContext): void {
   const lc = program.command('lc').description('logical computers (the resource table of Fig. 5)');
@@ -255,4 +330,5 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
         app.close();
       }
     });
+  registerNicCommands(lc, ctx);
 }

@@ -21,10 +21,8 @@ async function setUp(
   t: TestContext,
   method: SwitchMethod,
 ): Promise<{ topo: Topology; db: Db; plan: SwitchPlanInput }> {
-  const topo = await createTopology({
-    lc1Nics: method === 'move-nic' ? { eth0: ['NET.10/24'], eth1: ['NET.11/24'] } : { eth0: ['NET.10/24'] },
-    lc2Nics: { eth2: ['NET.12/24'] },
-  });
+  // One NIC per LC: move-nic gives LC1 LC2's old NIC in exchange (with LC1's new address, .11).
+  const topo = await createTopology({ lc1Nics: { eth0: ['NET.10/24'] }, lc2Nics: { eth2: ['NET.12/24'] } });
   t.after(() => topo.destroy());
   const db = openStore(':memory:', [switchSchema]);
   t.after(() => db.close());
@@ -110,6 +108,26 @@ for (const method of ['move-nic', 'swap-address', 'instant'] as const) {
     );
     const nft = await exec(['ip', 'netns', 'exec', topo.lc2.ns, 'nft', 'list', 'tables']);
     assert.doesNotMatch(nft.stdout, /understudy_switch/, 'the forwarding was lifted');
+    // Each LC ends with one NIC, LC2 with its own address and the service's, LC1 with its new one.
+    const nicsIn = async (ns: string): Promise<string[]> =>
+      (await addressesIn(ns))
+        .split('\n')
+        .filter((l) => l.trim() !== '' && !/: lo\s/.test(l))
+        .map((l) => l.split(/\s+/).slice(1, 4).join(' '));
+    assert.deepEqual((await nicsIn(topo.lc2.ns)).map((l) => l.replace(/^\S+ /, '')).sort(), [
+      `inet ${topo.net}.10/24`,
+      `inet ${topo.net}.12/24`,
+    ]);
+    assert.deepEqual(
+      (await nicsIn(topo.lc1.ns)).map((l) => l.replace(/^\S+ /, '')),
+      [`inet ${topo.net}.11/24`],
+    );
+    const links = async (ns: string): Promise<number> =>
+      (await exec(['ip', '-n', ns, '-o', 'link', 'show'])).stdout
+        .split('\n')
+        .filter((l) => /^\d+: (?!lo:)/.test(l)).length;
+    assert.equal(await links(topo.lc1.ns), 1, 'LC1 has one NIC');
+    assert.equal(await links(topo.lc2.ns), 1, 'LC2 has one NIC');
   });
 }
 

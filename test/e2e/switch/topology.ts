@@ -121,15 +121,9 @@ export async function createTopology(options: TopologyOptions): Promise<Topology
         servicePidFile: path.join(lc.dataDir, 'server.pid'),
       });
     },
-    moveNic: async ({ from, to, nic }) => {
+    moveNic: async ({ from, to, nic, addresses }) => {
       const src = lcs.find((l) => l.name === from.name)!;
       const dst = lcs.find((l) => l.name === to.name)!;
-      const addrs = JSON.parse(
-        (await run(['ip', '-n', src.ns, '-j', '-4', 'addr', 'show', 'dev', nic])).stdout,
-      ) as {
-        addr_info: { local: string; prefixlen: number }[];
-      }[];
-      const addresses = (addrs[0]?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`);
       await run(['ip', '-n', src.ns, 'link', 'set', nic, 'netns', dst.ns]);
       for (const a of addresses) await run(['ip', '-n', dst.ns, 'addr', 'add', a, 'dev', nic]);
       await run(['ip', '-n', dst.ns, 'link', 'set', nic, 'up']);

@@ -64,6 +64,18 @@ function fakeLc(
         if (okCodes.includes(code)) return ok(argv, '', code);
         throw new Error(`${argv.join(' ')} failed`);
       };
+      if (cmd === 'ip' && rest.join(' ') === '-j link show') {
+        return ok(
+          argv,
+          JSON.stringify(
+            [...lc.nics].map(([dev, n]) => ({
+              ifname: dev,
+              address: n.mac,
+              link_type: dev === 'lo' ? 'loopback' : 'ether',
+            })),
+          ),
+        );
+      }
       if (cmd === 'ip' && rest[0] === '-j') {
         const dev = rest[rest.length - 1]!;
         const nic = lc.nics.get(dev);
@@ -238,7 +250,7 @@ test('plans are validated once, with defaults', () => {
     (e) => isUnderstudyError(e, 'SWITCH_METHOD_UNKNOWN'),
   );
   assert.throws(
-    () => resolvePlan({ ...plan, from: { ...plan.from, newAddress: undefined } }),
+    () => resolvePlan({ ...plan, from: { ...plan.from, newAddress: '198.18.0.10/24' } }),
     (e) => isUnderstudyError(e, 'SWITCH_PLAN_INVALID'),
   );
   assert.throws(
@@ -252,6 +264,60 @@ test('plans are validated once, with defaults', () => {
   });
   assert.equal(resolved.health.kind, 'http');
   assert.equal(resolved.stateful, false);
+});
+
+test('LC1 keeps an address it holds instead of taking a new one; LC2 lets go of the spare an earlier switch gave it', async () => {
+  const { lc1, lc2, plan, deps, db } = setUp('instant');
+  await assert.rejects(
+    runSwitch({ ...plan, from: { ...plan.from, newAddress: undefined } }, deps),
+    (e) => isUnderstudyError(e, 'SWITCH_PLAN_INVALID') && /needs a new address for lc1/.test(e.message),
+  );
+  await runSwitch(plan, deps); // lc1 gets 198.18.0.11 as a spare
+  assert.deepEqual(lc1.nics.get('eth0')?.addresses, ['198.18.0.11/24']);
+  const back = await runSwitch(
+    {
+      ...plan,
+      from: { lc: 'lc2', nic: 'eth0', mac: '02:00:00:00:00:02', newAddress: '198.18.0.13/24' },
+      to: { lc: 'lc1', nic: 'eth0', mac: '02:00:00:00:00:01' },
+    },
+    { ...deps, from: lc2.side, to: lc1.side },
+  );
+  assert.equal(back.outcome, 'switched');
+  assert.deepEqual(
+    lc2.nics.get('eth0')?.addresses,
+    ['198.18.0.12/24'],
+    'lc2 kept its own address, no new one',
+  );
+  assert.deepEqual(lc1.nics.get('eth0')?.addresses, ['198.18.0.10/24'], 'lc1 let its spare go');
+  const [last] = new SwitchJournal(db).list(1);
+  assert.deepEqual(last?.plan.to.spares, ['198.18.0.11/24']);
+});
+
+test('move-nic: the NICs are exchanged, each LC keeps one NIC and its own addresses', async () => {
+  const { lc1, lc2, plan, db } = setUp('move-nic');
+  const lcs = { lc1, lc2 };
+  const moveNic = async (o: {
+    from: SwitchSide;
+    to: SwitchSide;
+    nic: string;
+    addresses: readonly string[];
+  }): Promise<string> => {
+    const src = lcs[o.from.name as 'lc1'];
+    const dst = lcs[o.to.name as 'lc1'];
+    const nic = src.nics.get(o.nic)!;
+    src.nics.delete(o.nic);
+    let name = 'eth0';
+    for (let i = 0; dst.nics.has(name); i++) name = `eth${i}`;
+    dst.nics.set(name, { mac: nic.mac, addresses: [...o.addresses] });
+    return name;
+  };
+  const result = await runSwitch(plan, { db, from: lc1.side, to: lc2.side, moveNic });
+  assert.equal(result.outcome, 'switched');
+  const nicsOf = (lc: FakeLc) => [...lc.nics].filter(([dev]) => dev !== 'lo');
+  assert.deepEqual(nicsOf(lc2), [
+    ['eth1', { mac: '02:00:00:00:00:01', addresses: ['198.18.0.10/24', '198.18.0.12/24'] }],
+  ]);
+  assert.deepEqual(nicsOf(lc1), [['eth0', { mac: '02:00:00:00:00:02', addresses: ['198.18.0.11/24'] }]]);
 });
 
 test('the steering table of LC2 during instant never drops a packet of a flow it does not know', () => {
