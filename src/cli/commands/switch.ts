@@ -124,6 +124,8 @@ export function registerSwitchCommands(
               data: { from, to, method: request.method, phase, durationMs },
             });
             show?.({ runId: '', step: `switch ${phase}`, state: 'done', durationMs });
+            // The binding's own hook (the crash points of the crash tests) runs after the phase is logged.
+            await binding.afterStep?.(phase);
           };
           const result = await runSwitch(plan, { db: app.db, ...binding, afterStep });
           await after?.();
