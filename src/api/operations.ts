@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { UnderstudyError, isUnderstudyError, type Logger } from '../core/index.ts';
-import type { Catalogue } from '../catalogue/index.ts';
+import { checkPatchFile, type Catalogue, type PatchFormat } from '../catalogue/index.ts';
 import type { EventLog } from '../events/index.ts';
 import { hostStatus, type HostStatus } from '../host/index.ts';
 import { listImages, type ImageRecord } from '../images/index.ts';
@@ -128,6 +128,8 @@ export interface Operations {
     sha256?: string;
     description?: string;
   }): Promise<unknown>;
+  /** Sets or clears "apply at next run" of a registered patch for an existing LC. */
+  markNextRun(input: { patch: string; lc: string; on: boolean }): ReturnType<Catalogue['markNextRun']>;
   runs(filter: { lc?: string }): RunRecord[];
   run(id: string): RunRecord & { driven: boolean };
   startRun(options: RunOptions): Promise<RunRecord>;
@@ -278,7 +280,8 @@ export function createOperations(deps: OperationsDeps): Operations {
       // The catalogue registers files: the upload goes to a private temp file first.
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-upload-'));
       try {
-        const file = path.join(dir, 'patch');
+        // Named after the patch so that a check's error message names what was uploaded.
+        const file = path.join(dir, input.name.replace(/[^A-Za-z0-9._+-]/g, '_'));
         fs.writeFileSync(file, input.content, { mode: 0o600 });
         const actual = createHash('sha256').update(input.content).digest('hex');
         if (input.sha256 && input.sha256 !== actual)
@@ -286,6 +289,7 @@ export function createOperations(deps: OperationsDeps): Operations {
             'PATCH_HASH_MISMATCH',
             `The uploaded patch ${input.name} has sha256 ${actual}, not ${input.sha256}`,
           );
+        await checkPatchFile(file, input.format as PatchFormat);
         return await catalogue.registerPatch({
           file,
           name: input.name,
@@ -297,6 +301,11 @@ export function createOperations(deps: OperationsDeps): Operations {
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }
+    },
+    markNextRun({ patch, lc, on }) {
+      catalogue.getPatch(patch);
+      getLc(manager.db, lc);
+      return catalogue.markNextRun(patch, lc, on);
     },
     runs: (filter) => listRuns(manager.db).filter((r) => !filter.lc || r.lc === filter.lc),
     run: (id) => ({ ...getRun(manager.db, id), driven: driven.has(id) }),

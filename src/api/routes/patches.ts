@@ -62,7 +62,7 @@ export function patchRoutes(app: FastifyInstance, ops: Operations, catalogue: Ca
     body: nextRunBody,
     target: ({ params, body }) => `${params.name}@${body.lc}`,
     handler: async ({ params, body }) => ({
-      state: catalogue.markNextRun(params.name, body.lc, body.nextRun),
+      state: ops.markNextRun({ patch: params.name, lc: body.lc, on: body.nextRun }),
     }),
   });
 }

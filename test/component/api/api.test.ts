@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { silentLogger } from '../../../src/core/index.ts';
 import { buildApi } from '../../../src/api/index.ts';
 import { sha256Hex } from '../../../src/catalogue/index.ts';
+import { insertLc } from '../../../src/inventory/index.ts';
 import {
   createMonitor,
   openMonitorStore,
@@ -73,7 +74,7 @@ async function setup(t: { after: (fn: () => unknown) => void }) {
 const auth = { authorization: 'Bearer tok-123-0123456789abcdef0123456789abcdef' };
 
 void test('every route but health needs the token; errors have the documented shape', async (t) => {
-  const { app } = await setup(t);
+  const { app, db } = await setup(t);
   assert.equal((await app.inject({ url: '/v1/health' })).statusCode, 200);
   for (const headers of [
     {},
@@ -106,6 +107,18 @@ void test('every route but health needs the token; errors have the documented sh
     payload: { lc: 'lc1' },
   });
   assert.equal(bad.statusCode, 400);
+  // Marking needs the LC in the resource table.
+  insertLc(db, {
+    name: 'lc1',
+    driver: 'namespace',
+    image: 'busybox',
+    cpus: '0',
+    cpuSharePercent: 100,
+    memoryMb: 128,
+    role: 'active',
+    disks: [{ name: 'system', pool: 'main', sizeMb: 1024, mountPath: '/' }],
+    nics: [{ name: 'eth0', mac: '02:00:00:00:00:01', addresses: ['198.18.0.11/24'], bridge: 'br0' }],
+  });
   const ok = await app.inject({
     method: 'POST',
     url: '/v1/patches/p1/next-run',

@@ -1,6 +1,7 @@
 // Every /v1 route driven in-process (fastify inject) over a real SQLite store: auth (no token, wrong,
 // revoked, read-only on a change), schema validation, error bodies from the catalogue, audit of
 // every change, the OpenAPI document, and the event stream with Last-Event-ID resume.
+import crypto from 'node:crypto';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -263,6 +264,22 @@ void test('routes answer from the store; errors carry the catalogue code and the
   const marked = await post('/v1/patches/p-sec/next-run', { lc: 'lc1', nextRun: true });
   assert.equal((marked.json() as { state: { applyNextRun: boolean } }).state.applyNextRun, true);
   assert.equal((await get('/v1/patches/p-sec')).statusCode, 200);
+  // The same checks as the CLI: an LC that does not exist, a file that is not what its format says.
+  const unknownLc = await post('/v1/patches/p-sec/next-run', { lc: 'no-such-lc', nextRun: true });
+  assert.equal(unknownLc.statusCode, 404, unknownLc.body);
+  assert.equal((unknownLc.json() as { code: string }).code, 'LC_NOT_FOUND');
+  assert.equal(catalogue.lcStates({ lc: 'no-such-lc' }).length, 0, 'nothing recorded for an unknown LC');
+  const randomDiff = await post('/v1/patches', {
+    name: 'random-diff',
+    categories: ['bugfix'],
+    format: 'diff',
+    contentBase64: crypto.randomBytes(512).toString('base64'),
+  });
+  assert.equal(randomDiff.statusCode, 400, randomDiff.body);
+  const randomError = randomDiff.json() as { code: string; message: string };
+  assert.equal(randomError.code, 'PATCH_FILE_INVALID');
+  assert.match(randomError.message, /random-diff/, 'the message names the uploaded patch');
+  assert.equal((await get('/v1/patches/random-diff')).statusCode, 404, 'nothing registered');
   assert.equal((await get('/v1/patches/nope')).statusCode, 404);
 
   // Runs: a run in the journal shows with every step and its timing; actions check its state.
