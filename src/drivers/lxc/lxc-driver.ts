@@ -34,7 +34,7 @@ import { readFileInRoot, writeFileInRoot } from '../rootfs-io.ts';
 import { lxcConfig, type CgroupVersion, type InitKind, type LxcIdmap } from './config.ts';
 import { deleteSubvolumesUnder, imageOnPool, makeTraversable } from './disks.ts';
 import { leaseIdmap, releaseIdmap } from './idmap.ts';
-import { readOutbox, removeReport } from './outbox.ts';
+import { readOutbox, removeReport } from '../control-outbox.ts';
 
 const scriptDir = path.dirname(fileURLToPath(import.meta.url));
 const insidePath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

@@ -41,12 +41,11 @@ import {
   netnsExists,
   nicNamesIn,
 } from './nic.ts';
-import { listDirInRoot, readFileInRoot, removeInRoot, writeFileInRoot } from '../rootfs-io.ts';
+import { readFileInRoot, writeFileInRoot } from '../rootfs-io.ts';
+import { readOutbox, removeReport } from '../control-outbox.ts';
 
 const scriptDir = path.dirname(fileURLToPath(import.meta.url));
 /** A report is a small JSON document (a patch table); anything bigger is refused unread. */
-const MAX_REPORT_BYTES = 1024 * 1024;
-const MAX_REPORTS_PER_READ = 256;
 
 /** The namespace driver needs exactly what every driver gets from the composition root. */
 export type NamespaceDriverOptions = Omit<DriverEnvironment, 'stateDir'>;
@@ -549,53 +548,12 @@ export class NamespaceDriver implements PartitioningDriver {
     return this.cgroup(lc).usage();
   }
 
-  /**
-   * Reads the LC's outbox. The LC's root controls that directory: only regular files up to
-   * MAX_REPORT_BYTES are read (never through a link, never a FIFO or device); anything else is removed
-   * from the outbox and skipped. At most MAX_REPORTS_PER_READ files are read per call.
-   */
+  /** Reads the LC's outbox (see control-outbox.ts for what a planted file cannot do). */
   async readReports(lc: string): Promise<ControlReport[]> {
-    const control = this.controlDir(lc);
-    const files = listDirInRoot(control, '/outbox')
-      .filter((f) => f.endsWith('.json'))
-      .sort()
-      .slice(0, MAX_REPORTS_PER_READ);
-    const reports: ControlReport[] = [];
-    for (const file of files) {
-      let text: string;
-      try {
-        text = readFileInRoot(control, `/outbox/${file}`, {
-          maxBytes: MAX_REPORT_BYTES,
-          followLast: false,
-        }).toString('utf8');
-      } catch (error) {
-        if (isErrno(error, 'ENOENT')) continue;
-        if (!isUnderstudyError(error, 'LC_FILE_UNSAFE')) throw error;
-        removeInRoot(control, `/outbox/${file}`);
-        continue;
-      }
-      const m = /^(\d+)-\d+-([a-z0-9_-]+)\.json$/i.exec(file);
-      let body: unknown = text;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        // Not JSON: a plain-text report, kept as text.
-      }
-      const stamp = Number(m?.[1] ?? 0);
-      reports.push({
-        lc,
-        kind: m?.[2] ?? 'unknown',
-        at: new Date(stamp / 1e6).toISOString(),
-        body,
-        id: file,
-      });
-    }
-    return reports;
+    return readOutbox(lc, this.controlDir(lc));
   }
 
   async acknowledgeReport(lc: string, id: string): Promise<void> {
-    if (id.includes('/') || id === '..' || id === '.')
-      throw new UnderstudyError('INVALID_ARGUMENT', `"${id}" is not a report id`);
-    removeInRoot(this.controlDir(lc), `/outbox/${id}`);
+    removeReport(this.controlDir(lc), id);
   }
 }

@@ -1,12 +1,12 @@
 /**
- * Reading the reports an LC writes into its control channel. The channel belongs to the LC's root,
+ * Reading the reports an LC writes into its control channel (every driver's). The channel belongs to the LC's root,
  * which may plant links, FIFOs or huge files there: everything goes through rootfs-io (paths resolve
  * inside the channel, never through a link), only regular files up to maxReportBytes are read, and
  * anything else is removed from the outbox and skipped.
  */
-import { UnderstudyError, isErrno, isUnderstudyError } from '../../core/index.ts';
-import type { ControlReport } from '../driver.ts';
-import { listDirInRoot, readFileInRoot, removeInRoot } from '../rootfs-io.ts';
+import { UnderstudyError, isErrno, isUnderstudyError } from '../core/index.ts';
+import type { ControlReport } from './driver.ts';
+import { listDirInRoot, readFileInRoot, removeInRoot } from './rootfs-io.ts';
 
 const maxReportBytes = 1024 * 1024;
 const maxReportsPerRead = 256;
