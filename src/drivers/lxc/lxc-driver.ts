@@ -32,7 +32,8 @@ import type {
 import { LcCgroup } from '../cgroups.ts';
 import { readFileInRoot, writeFileInRoot } from '../rootfs-io.ts';
 import { lxcConfig, type CgroupVersion, type InitKind, type LxcIdmap } from './config.ts';
-import { deleteSubvolumesUnder, imageOnPool, makeTraversable } from './disks.ts';
+import { deleteSubvolumesUnder, makeTraversable } from './disks.ts';
+import { diskAt, imageOnPool } from '../lc-disks.ts';
 import { leaseIdmap, releaseIdmap } from './idmap.ts';
 import { readOutbox, removeReport } from '../control-outbox.ts';
 
@@ -484,16 +485,10 @@ export class LxcDriver implements PartitioningDriver {
     return exec(['nsenter', '-t', String(pid), '-n', '--', ...argv], options);
   }
 
-  /** The disk mounted at `lcPath` (longest mount path wins) and the path on that disk. */
+  /** The disk mounted at `lcPath` and the path on it (see diskAt). */
   private diskOf(spec: LcSpec, lcPath: string): { root: string; rest: string } {
-    if (!lcPath.startsWith('/'))
-      throw new UnderstudyError('PATH_OUTSIDE_ROOT', `"${lcPath}" is not an absolute path inside the LC`);
-    const disk = [...spec.disks]
-      .sort((a, b) => b.mountPath.length - a.mountPath.length)
-      .find((d) => d.mountPath === '/' || lcPath === d.mountPath || lcPath.startsWith(`${d.mountPath}/`));
-    if (!disk) throw new UnderstudyError('PATH_OUTSIDE_ROOT', `"${lcPath}" is on no disk of "${spec.name}"`);
-    const rest = disk.mountPath === '/' ? lcPath : lcPath.slice(disk.mountPath.length) || '/';
-    return { root: this.diskPath(spec, disk.name), rest };
+    const { disk, rest } = diskAt(spec, lcPath);
+    return { root: this.diskPath(spec, disk), rest };
   }
 
   /**

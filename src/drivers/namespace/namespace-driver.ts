@@ -43,6 +43,7 @@ import {
 } from './nic.ts';
 import { readFileInRoot, writeFileInRoot } from '../rootfs-io.ts';
 import { readOutbox, removeReport } from '../control-outbox.ts';
+import { diskAt, imageOnPool } from '../lc-disks.ts';
 
 const scriptDir = path.dirname(fileURLToPath(import.meta.url));
 /** A report is a small JSON document (a patch table); anything bigger is refused unread. */
@@ -168,35 +169,12 @@ export class NamespaceDriver implements PartitioningDriver {
    * is copied again.
    */
   private async imageIn(image: string, pool: string): Promise<string> {
-    const source = this.options.imagePath(image);
-    const poolPath = this.options.poolPath(pool);
-    if (source.startsWith(`${poolPath}/`)) return source;
-    const show = await exec(['btrfs', 'subvolume', 'show', source]);
-    const uuid = /^\s*UUID:\s*([0-9a-f-]+)/m.exec(show.stdout)?.[1]?.slice(0, 8) ?? 'unknown';
-    // The received subvolume is read-only and cannot be renamed: its directory is renamed instead.
-    const holder = path.join(poolPath, 'images', `${image}@${uuid}`);
-    const local = path.join(holder, path.basename(source));
-    if (fs.existsSync(local)) return local;
-    const staging = path.join(poolPath, 'images', `.receiving-${crypto.randomBytes(3).toString('hex')}`);
-    fs.mkdirSync(staging, { recursive: true });
-    try {
-      const receive = spawnProcess(['btrfs', 'receive', staging], { stdio: ['pipe', 'ignore', 'pipe'] });
-      const send = spawnProcess(['btrfs', 'send', source], { stdio: ['ignore', 'pipe', 'pipe'] });
-      send.child.stdout?.pipe(receive.child.stdin as NodeJS.WritableStream);
-      const [sent, received] = await Promise.all([send.done, receive.done]);
-      if (sent.exitCode !== 0 || received.exitCode !== 0) {
-        throw new UnderstudyError(
-          'EXEC_FAILED',
-          `Copying image "${image}" to pool "${pool}" failed: ${sent.stderr}${received.stderr}`.trim(),
-        );
-      }
-      fs.renameSync(staging, holder);
-    } finally {
-      for (const left of fs.existsSync(staging) ? fs.readdirSync(staging) : [])
-        await exec(['btrfs', 'subvolume', 'delete', path.join(staging, left)]).catch(() => undefined);
-      fs.rmSync(staging, { recursive: true, force: true });
-    }
-    return local;
+    return imageOnPool({
+      image,
+      imagePath: this.options.imagePath(image),
+      pool,
+      poolPath: this.options.poolPath(pool),
+    });
   }
 
   async destroy(spec: LcSpec): Promise<void> {
@@ -466,19 +444,10 @@ export class NamespaceDriver implements PartitioningDriver {
     return exec(['ip', 'netns', 'exec', this.netnsName(lc), ...argv], options);
   }
 
-  /**
-   * Maps a path inside the LC to the disk mounted there (longest mount path wins) and the path on that
-   * disk. Resolving inside the disk is rootfs-io's job, so links never lead out of it.
-   */
+  /** The disk mounted at `lcPath` and the path on it (see diskAt). */
   private diskOf(spec: LcSpec, lcPath: string): { root: string; rest: string } {
-    if (!lcPath.startsWith('/'))
-      throw new UnderstudyError('PATH_OUTSIDE_ROOT', `"${lcPath}" is not an absolute path inside the LC`);
-    const disk = [...spec.disks]
-      .sort((a, b) => b.mountPath.length - a.mountPath.length)
-      .find((d) => d.mountPath === '/' || lcPath === d.mountPath || lcPath.startsWith(`${d.mountPath}/`));
-    if (!disk) throw new UnderstudyError('PATH_OUTSIDE_ROOT', `"${lcPath}" is on no disk of "${spec.name}"`);
-    const rest = disk.mountPath === '/' ? lcPath : lcPath.slice(disk.mountPath.length) || '/';
-    return { root: this.diskPath(spec, disk.name), rest };
+    const { disk, rest } = diskAt(spec, lcPath);
+    return { root: this.diskPath(spec, disk), rest };
   }
 
   async writeFile(spec: LcSpec, lcPath: string, data: string | Buffer, mode = 0o644): Promise<void> {
