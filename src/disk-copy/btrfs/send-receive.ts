@@ -58,13 +58,15 @@ async function runPass(
       emit();
     },
   });
-  bytes = result.bytes;
+  // The full pass is counted by polling the sender's written bytes; a send that ends before the first
+  // reading leaves no count, and the snapshot's used bytes stand in for it.
+  bytes = result.bytes > 0 ? result.bytes : (pass.total ?? 0);
   parser?.end();
   emit();
   const report: PassReport = {
     pass: pass.number,
     kind: pass.kind,
-    bytes: result.bytes,
+    bytes,
     snapshotMs: pass.snapshotMs,
     durationMs: result.durationMs,
     records: ctx.recorder.records.length - recordsBefore,
