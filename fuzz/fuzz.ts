@@ -6,6 +6,7 @@
  * FUZZ_MAX_MS (default 1000 ms; the parsers cap their input) and either return or throw an
  * UnderstudyError, never anything else. Exit code 1 with the shrunk counterexample on failure.
  */
+import fs from 'node:fs';
 import fc from 'fast-check';
 import { isUnderstudyError, parseConfigYaml } from '../src/core/index.ts';
 import { parseHostConfig } from '../src/config/index.ts';
@@ -150,17 +151,30 @@ let failed = false;
 for (const target of targets) {
   const share = Math.floor(budgetMs / targets.length);
   const started = performance.now();
+  if (process.env.FUZZ_ONLY && !target.name.startsWith(process.env.FUZZ_ONLY)) continue;
+  // FUZZ_SEED and FUZZ_PATH (from a failure's report) replay that failure.
+  const replay = process.env.FUZZ_SEED
+    ? { seed: Number(process.env.FUZZ_SEED), path: process.env.FUZZ_PATH, endOnFailure: true }
+    : {};
   const result = await fc.check(target.property as fc.IAsyncProperty<[unknown]>, {
     numRuns: Number.MAX_SAFE_INTEGER,
     interruptAfterTimeLimit: share,
     markInterruptAsFailure: false,
+    ...replay,
   });
+  if (result.failed && process.env.FUZZ_COUNTEREXAMPLE)
+    fs.writeFileSync(process.env.FUZZ_COUNTEREXAMPLE, JSON.stringify(result.counterexample));
   const runs = result.numRuns;
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   if (result.failed) {
     failed = true;
+    // The error first: a shrunk counterexample can be long enough to hide it.
+    const cause =
+      result.errorInstance instanceof Error ? result.errorInstance.message : String(result.errorInstance);
     console.error(
-      `FAIL ${target.name} after ${runs} inputs (${seconds} s): ${(fc.defaultReportMessage(result) ?? '').slice(0, 3000)}`,
+      `FAIL ${target.name} after ${runs} inputs (${seconds} s): ${cause.slice(0, 500)}\n` +
+        `seed ${result.seed}, path ${result.counterexamplePath ?? '-'}\n` +
+        `counterexample: ${JSON.stringify(result.counterexample).slice(0, 2000)}`,
     );
   } else console.log(`ok   ${target.name}: ${runs} inputs in ${seconds} s`);
 }

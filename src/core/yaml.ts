@@ -40,26 +40,27 @@ function invalid(file: string, why: string): UnderstudyError {
 export function parseConfigYaml(text: string, file: string): unknown {
   if (text.length > maxConfigBytes) throw invalid(file, `larger than ${maxConfigBytes} bytes`);
   if (flowDepth(text) > maxFlowDepth) throw invalid(file, `collections nested deeper than ${maxFlowDepth}`);
-  const doc = parseDocument(text, { prettyErrors: false });
-  const first = doc.errors[0];
-  if (first) {
-    const line = first.linePos?.[0].line;
-    throw invalid(file, `${line ? `line ${line}: ` : ''}${first.message.split('\n')[0] ?? ''}`);
-  }
-  let aliases = 0;
-  let cyclic = false;
-  visit(doc, {
-    Alias(_key, node, path) {
-      aliases++;
-      if (path.some((p) => isNode(p) && (p as Node).anchor === node.source)) cyclic = true;
-    },
-  });
-  if (aliases > maxAliases) throw invalid(file, `more than ${maxAliases} aliases`);
-  if (cyclic) throw invalid(file, 'an alias refers to the node that contains it');
   try {
+    const doc = parseDocument(text, { prettyErrors: false });
+    const first = doc.errors[0];
+    if (first) {
+      const line = first.linePos?.[0].line;
+      throw invalid(file, `${line ? `line ${line}: ` : ''}${first.message.split('\n')[0] ?? ''}`);
+    }
+    let aliases = 0;
+    let cyclic = false;
+    visit(doc, {
+      Alias(_key, node, path) {
+        aliases++;
+        if (path.some((p) => isNode(p) && (p as Node).anchor === node.source)) cyclic = true;
+      },
+    });
+    if (aliases > maxAliases) throw invalid(file, `more than ${maxAliases} aliases`);
+    if (cyclic) throw invalid(file, 'an alias refers to the node that contains it');
     return doc.toJS({ maxAliasCount: maxAliases });
   } catch (error) {
-    // The yaml package throws ReferenceError for unresolved or excessive aliases.
+    // The yaml package throws ReferenceError for unresolved or excessive aliases, and a nesting its
+    // recursive parser cannot hold (e.g. a long run of implicit keys) overflows the stack: RangeError.
     if (error instanceof ReferenceError || error instanceof TypeError || error instanceof RangeError)
       throw invalid(file, error.message.split('\n')[0] ?? 'unreadable');
     throw error;
