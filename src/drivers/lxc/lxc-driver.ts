@@ -34,6 +34,7 @@ import { readFileInRoot, writeFileInRoot } from '../rootfs-io.ts';
 import { lxcConfig, type CgroupVersion, type InitKind, type LxcIdmap } from './config.ts';
 import { deleteSubvolumesUnder, makeTraversable } from './disks.ts';
 import { diskAt, imageOnPool } from '../lc-disks.ts';
+import { waitUntilRunning } from '../wait-up.ts';
 import { leaseIdmap, releaseIdmap } from './idmap.ts';
 import { readOutbox, removeReport } from '../control-outbox.ts';
 
@@ -388,24 +389,13 @@ export class LxcDriver implements PartitioningDriver {
   }
 
   async waitUntilUp(lc: string, options: { timeoutMs?: number } = {}): Promise<void> {
-    const timeoutMs = options.timeoutMs ?? 60_000;
-    let last: LcStatus | undefined;
-    const up = await waitFor(
-      async () => {
-        last = await this.status(lc);
-        if (last.state === 'running') return true;
-        if (last.state === 'stopped' || last.state === 'crashed') return false;
-        return undefined;
-      },
-      { timeoutMs, intervalMs: 20 },
-    );
-    if (up !== true) {
-      throw new UnderstudyError(
-        'LC_BOOT_FAILED',
-        `The logical computer "${lc}" ${up === false ? `is ${last?.state ?? 'down'}` : `did not finish booting within ${timeoutMs} ms`}:\n${this.consoleTail(lc)}`,
-        { hint: `Read ${path.join(this.lcDir(lc), 'console.log')}.` },
-      );
-    }
+    await waitUntilRunning({
+      lc,
+      status: () => this.status(lc),
+      timeoutMs: options.timeoutMs ?? 60_000,
+      consoleTail: () => this.consoleTail(lc),
+      consoleLogPath: path.join(this.lcDir(lc), 'console.log'),
+    });
   }
 
   private async requireInit(lc: string): Promise<number> {

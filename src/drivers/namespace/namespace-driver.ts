@@ -44,6 +44,7 @@ import {
 import { readFileInRoot, writeFileInRoot } from '../rootfs-io.ts';
 import { readOutbox, removeReport } from '../control-outbox.ts';
 import { diskAt, imageOnPool } from '../lc-disks.ts';
+import { waitUntilRunning } from '../wait-up.ts';
 
 const scriptDir = path.dirname(fileURLToPath(import.meta.url));
 /** A report is a small JSON document (a patch table); anything bigger is refused unread. */
@@ -318,24 +319,13 @@ export class NamespaceDriver implements PartitioningDriver {
   }
 
   async waitUntilUp(lc: string, options: { timeoutMs?: number } = {}): Promise<void> {
-    const timeoutMs = options.timeoutMs ?? 30_000;
-    let last: LcStatus | undefined;
-    const up = await waitFor(
-      async () => {
-        last = await this.status(lc);
-        if (last.state === 'running') return true;
-        if (last.state === 'stopped' || last.state === 'crashed') return false;
-        return undefined;
-      },
-      { timeoutMs, intervalMs: 20 },
-    );
-    if (up !== true) {
-      throw new UnderstudyError(
-        'LC_BOOT_FAILED',
-        `The logical computer "${lc}" ${up === false ? `is ${last?.state ?? 'down'}` : `did not finish booting within ${timeoutMs} ms`}:\n${this.consoleTail(lc)}`,
-        { hint: `Read ${path.join(this.runtimeDir(lc), 'console.log')}.` },
-      );
-    }
+    await waitUntilRunning({
+      lc,
+      status: () => this.status(lc),
+      timeoutMs: options.timeoutMs ?? 30_000,
+      consoleTail: () => this.consoleTail(lc),
+      consoleLogPath: path.join(this.runtimeDir(lc), 'console.log'),
+    });
   }
 
   private async requireInit(lc: string): Promise<number> {
