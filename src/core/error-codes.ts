@@ -350,8 +350,8 @@ export const errorCatalogue = {
   },
   SWITCH_WRITES_TOO_SLOW: {
     meaning:
-      "Before the switch, the active LC's service had writes in flight that would not finish within the hold budget (maxHoldMs); nothing was changed.",
-    fix: 'Switch at a quieter moment, raise maxHoldMs, or choose to proceed (the hold then lasts as long as those writes).',
+      'Writes in flight on the active LC would outlast the hold budget (maxHoldMs); nothing was changed.',
+    fix: 'Switch at a quieter moment, raise maxHoldMs, or proceed anyway (onSlowWrites: proceed).',
   },
   SWITCH_REVERSED: {
     meaning: 'The switch failed and was reversed; the service stays on the old LC.',
