@@ -417,6 +417,11 @@ export const errorCatalogue = {
     meaning: 'The standby did not report its patch results in time; it was discarded.',
     fix: 'Read its console log; raise --boot-timeout for slow patches.',
   },
+  RUN_PATCH_UNVERIFIED: {
+    meaning:
+      "The standby reported a patch applied, but its system disk does not show it (dpkg status, the package's files, the archive's manifest.after); the standby was discarded and the service stayed on the original LC.",
+    fix: "Read the differences in the message and the standby's patch output (`understudy run show`); check the patch execution script and the image the standby booted.",
+  },
   RUN_REPORT_INVALID: {
     meaning: 'The standby sent a malformed patch report.',
     fix: 'Check the patch execution script in the image (/etc/rc.d/S05understudy-patch).',
