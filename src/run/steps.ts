@@ -411,6 +411,10 @@ export async function moveService(
           });
           return c.crash(`switch/${phase}`, 'after');
         },
+        // What the operator must know before the switch (slow writes, a wait for a quieter moment)
+        // and where the hold went after it.
+        onNote: (message, detail) =>
+          c.emit({ step: options.step, state: 'note', message, progress: { ...detail } }),
       },
     });
   } catch (error) {
