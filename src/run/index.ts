@@ -34,3 +34,9 @@ export {
   type BindSwitchOptions,
 } from './switch-binding.ts';
 export { crashPoint } from './crash-point.ts';
+export {
+  verifyPatchesOnDisk,
+  parseDpkgStatus,
+  parseManifest,
+  type PatchVerification,
+} from './verify-standby.ts';
