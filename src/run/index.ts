@@ -27,7 +27,9 @@ export { RunJournal } from './journal.ts';
 export {
   bindSwitch,
   bindPlannedSwitch,
-  syncDataDisks,
+  syncDisks,
+  catchUpDisks,
+  type DisksSyncReport,
   syncNicRecords,
   recordSwitch,
   defaultServicePidFile,
