@@ -1,9 +1,11 @@
 // A real PostgreSQL 15 for the fleet's component tests: its own CA, initdb in a temp dir, a free
 // port, TLS on; stopped by pid and removed after the test, even when it fails.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
+import { exec } from '../../../src/core/index.ts';
 import {
   bootstrapControlDatabase,
   controlRole,
@@ -36,7 +38,10 @@ export interface FleetDb {
   enrolAgent(host: string): Promise<ClientIdentity & { serial: string }>;
 }
 
-export async function startFleetDb(t: { after: (fn: () => unknown) => void }): Promise<FleetDb> {
+export async function startFleetDb(
+  t: { after: (fn: () => unknown) => void },
+  options: { host?: string } = {},
+): Promise<FleetDb> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'us-fleet-'));
   fs.chmodSync(dir, 0o711); // the server runs as postgres and must reach its data directory
   const pools: pg.Pool[] = [];
@@ -49,7 +54,12 @@ export async function startFleetDb(t: { after: (fn: () => unknown) => void }): P
     fs.rmSync(dir, { recursive: true, force: true });
   });
   const ca = await createCa(path.join(dir, 'ca'));
-  const cluster = await createCluster({ dir: path.join(dir, 'pg'), ca, port: await freePort() });
+  const cluster = await createCluster({
+    dir: path.join(dir, 'pg'),
+    ca,
+    port: await freePort(),
+    ...(options.host ? { host: options.host } : {}),
+  });
   started.cluster = cluster;
   await startCluster(cluster);
   const controlCert = await issueCertificate(ca, {
@@ -86,4 +96,33 @@ export async function startFleetDb(t: { after: (fn: () => unknown) => void }): P
       return { user: enrolled.role, certFile, keyFile, serial: enrolled.serial };
     },
   };
+}
+
+export interface ControlNetwork {
+  bridge: string;
+  /** The control plane's address on it, e.g. 198.18.42.1. */
+  address: string;
+}
+
+/**
+ * A bridge of its own for the control plane in this network namespace, with an address in
+ * 198.18.0.0/15 (third octet chosen among those no interface of this host uses yet); agents on this
+ * host reach the control plane there. Removed at teardown, even after a failure.
+ */
+export async function createControlNetwork(t: {
+  after: (fn: () => unknown) => void;
+}): Promise<ControlNetwork> {
+  const used = (await exec(['ip', '-o', '-4', 'addr', 'show'])).stdout;
+  let third = 0;
+  for (let i = 0; i < 50 && (third === 0 || used.includes(` 198.18.${third}.`)); i += 1)
+    third = crypto.randomInt(1, 254);
+  const bridge = `usfc${crypto.randomBytes(4).toString('hex')}`;
+  const address = `198.18.${third}.1`;
+  await exec(['ip', 'link', 'add', bridge, 'type', 'bridge']);
+  t.after(async () => {
+    await exec(['ip', 'link', 'del', bridge], { okCodes: [0, 1] });
+  });
+  await exec(['ip', 'addr', 'add', `${address}/24`, 'dev', bridge]);
+  await exec(['ip', 'link', 'set', bridge, 'up']);
+  return { bridge, address };
 }
