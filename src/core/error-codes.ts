@@ -348,6 +348,11 @@ export const errorCatalogue = {
     meaning: 'A step of the switch failed.',
     fix: 'Read the step and cause in the message; the switch was reversed.',
   },
+  SWITCH_WRITES_TOO_SLOW: {
+    meaning:
+      'Writes in flight on the active LC would outlast the hold budget (maxHoldMs); nothing was changed.',
+    fix: 'Switch at a quieter moment, raise maxHoldMs, or proceed anyway (onSlowWrites: proceed).',
+  },
   SWITCH_REVERSED: {
     meaning: 'The switch failed and was reversed; the service stays on the old LC.',
     fix: 'Read the cause; fix it and switch again.',
