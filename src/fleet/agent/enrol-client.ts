@@ -42,6 +42,7 @@ function postJson(url: string, caPem: string, body: unknown): Promise<{ status: 
       url,
       {
         method: 'POST',
+        agent: false,
         ca: caPem,
         rejectUnauthorized: true,
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },

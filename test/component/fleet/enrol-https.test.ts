@@ -37,7 +37,7 @@ function get(
   options: { ca: string; cert?: string; key?: string },
 ): Promise<{ status: number; body: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
-    const req = https.request(url, { ...options, rejectUnauthorized: true }, (res) => {
+    const req = https.request(url, { ...options, agent: false, rejectUnauthorized: true }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () =>
@@ -53,8 +53,8 @@ function get(
 }
 
 test('an agent enrols over HTTPS in the test network with a one-time token and then works over mutual TLS', async (t) => {
-  const net = await createControlNetwork(t);
-  const fx = await startFleetDb(t, { host: net.address });
+  const net = await createControlNetwork();
+  const fx = await startFleetDb(t, { network: net });
   const server = await startEnrolServer({
     db: fx.db,
     ca: fx.ca,

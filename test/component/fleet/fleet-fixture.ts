@@ -40,7 +40,7 @@ export interface FleetDb {
 
 export async function startFleetDb(
   t: { after: (fn: () => unknown) => void },
-  options: { host?: string } = {},
+  options: { network?: ControlNetwork } = {},
 ): Promise<FleetDb> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'us-fleet-'));
   fs.chmodSync(dir, 0o711); // the server runs as postgres and must reach its data directory
@@ -51,6 +51,8 @@ export async function startFleetDb(
     for (const fn of deferred.reverse()) await fn();
     for (const p of pools) await p.end().catch(() => undefined);
     if (started.cluster) await stopCluster(started.cluster);
+    // The address goes only after every connection to it ended (else they hang half closed).
+    await options.network?.remove();
     fs.rmSync(dir, { recursive: true, force: true });
   });
   const ca = await createCa(path.join(dir, 'ca'));
@@ -58,7 +60,7 @@ export async function startFleetDb(
     dir: path.join(dir, 'pg'),
     ca,
     port: await freePort(),
-    ...(options.host ? { host: options.host } : {}),
+    ...(options.network ? { host: options.network.address } : {}),
   });
   started.cluster = cluster;
   await startCluster(cluster);
@@ -102,27 +104,32 @@ export interface ControlNetwork {
   bridge: string;
   /** The control plane's address on it, e.g. 198.18.42.1. */
   address: string;
+  remove(): Promise<void>;
 }
 
 /**
  * A bridge of its own for the control plane in this network namespace, with an address in
  * 198.18.0.0/15 (third octet chosen among those no interface of this host uses yet); agents on this
- * host reach the control plane there. Removed at teardown, even after a failure.
+ * host reach the control plane there. startFleetDb removes it after PostgreSQL stopped (connections
+ * to an address that went away would hang half closed).
  */
-export async function createControlNetwork(t: {
-  after: (fn: () => unknown) => void;
-}): Promise<ControlNetwork> {
+export async function createControlNetwork(): Promise<ControlNetwork> {
   const used = (await exec(['ip', '-o', '-4', 'addr', 'show'])).stdout;
   let third = 0;
   for (let i = 0; i < 50 && (third === 0 || used.includes(` 198.18.${third}.`)); i += 1)
     third = crypto.randomInt(1, 254);
   const bridge = `usfc${crypto.randomBytes(4).toString('hex')}`;
   const address = `198.18.${third}.1`;
-  await exec(['ip', 'link', 'add', bridge, 'type', 'bridge']);
-  t.after(async () => {
+  const remove = async (): Promise<void> => {
     await exec(['ip', 'link', 'del', bridge], { okCodes: [0, 1] });
-  });
-  await exec(['ip', 'addr', 'add', `${address}/24`, 'dev', bridge]);
-  await exec(['ip', 'link', 'set', bridge, 'up']);
-  return { bridge, address };
+  };
+  await exec(['ip', 'link', 'add', bridge, 'type', 'bridge']);
+  try {
+    await exec(['ip', 'addr', 'add', `${address}/24`, 'dev', bridge]);
+    await exec(['ip', 'link', 'set', bridge, 'up']);
+  } catch (error) {
+    await remove();
+    throw error;
+  }
+  return { bridge, address, remove };
 }
