@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.ts';
 import { registerPatchCommands } from './patch.ts';
 import { registerFeedCommands } from './feed.ts';
+import { registerUpdatesCommand } from './updates.ts';
 import { registerMonitorCommands } from './monitor.ts';
 import { registerServeCommands } from './serve.ts';
 import { registerApproveCodeCommands } from './approve-code.ts';
@@ -31,6 +32,7 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerPatchCommands(program, ctx);
   registerRunCommands(program, ctx);
   registerFeedCommands(program, ctx);
+  registerUpdatesCommand(program, ctx);
   registerMonitorCommands(program, ctx);
   registerServeCommands(program, ctx);
   registerApproveCodeCommands(program, ctx);
