@@ -479,6 +479,11 @@ export const errorCatalogue = {
       "An agent's enrolment was refused: the one-time token is unknown, used, expired or for another host.",
     fix: 'Make a new token with `understudy control token <host>` and enrol once with it.',
   },
+  FLEET_ENROL_UNREACHABLE: {
+    meaning:
+      "The control plane's HTTPS enrolment endpoint cannot be reached, or its certificate is not the fleet CA's.",
+    fix: 'Check the URL, that `understudy control run --enrol-listen` serves it, and that --ca is the fleet CA certificate.',
+  },
   FLEET_FORBIDDEN: {
     meaning: 'An agent asked for work or reports of a host that is not its own.',
     fix: 'An agent only acts for the host named in its certificate; check which certificate it uses.',

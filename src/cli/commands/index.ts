@@ -18,6 +18,7 @@ import { registerSwitchCommands } from './switch.ts';
 import { lcSwitchBinder } from './switch-binder.ts';
 import { registerTokenCommands } from './token.ts';
 import { registerControlCommands } from './control.ts';
+import { registerAgentCommands } from './agent.ts';
 
 export function registerCommands(program: Command, ctx: CliContext): void {
   // Each group: registerXxxCommands(program, ctx) from ./xxx.ts
@@ -37,4 +38,5 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerApproveCodeCommands(program, ctx);
   registerTokenCommands(program, ctx);
   registerControlCommands(program, ctx);
+  registerAgentCommands(program, ctx);
 }
