@@ -6,7 +6,7 @@
  * poll throughout and give the poll latency.
  *
  * Measures: time to plan a rollout (selection + waves), time to dispatch one wave of every host
- * (tick → every work row made by graphile-worker jobs), jobs/s, rows and bytes per host, p99 of an
+ * (tick → every work row made by graphile-worker jobs), targets/s, rows and bytes per host, p99 of an
  * agent's poll. Target: linear or better from 1,000 to 10,000; a 1,000-host wave in under 10 s.
  *
  * Run as root: `npm run bench:fleet` (options: --sizes 1000,10000 --agents 10 --concurrency 4).
@@ -169,7 +169,7 @@ try {
       planSeconds,
       queueSeconds: queuedSeconds,
       dispatchSeconds,
-      jobsPerSecond: size / dispatchSeconds,
+      targetsPerSecond: size / dispatchSeconds,
       rowsPerHost: Number(counted.rows[0]?.rows) / size,
       bytesPerHost: Number(sizes.rows[0]?.bytes) / size,
       pollP50Ms: percentile(pollMs, 50),
@@ -192,10 +192,10 @@ try {
   console.log(
     `command: npm run bench:fleet -- --sizes ${values.sizes} --agents ${agentCount} --concurrency ${values.concurrency}`,
   );
-  console.log('hosts   plan s  dispatch s  jobs/s  rows/host  bytes/host  poll p50 ms  poll p99 ms');
+  console.log('hosts   plan s  dispatch s  targets/s  rows/host  bytes/host  poll p50 ms  poll p99 ms');
   for (const r of results)
     console.log(
-      `${String(r.hosts).padEnd(7)} ${fmt(r.planSeconds ?? 0).padStart(6)}  ${fmt(r.dispatchSeconds ?? 0).padStart(10)}  ${fmt(r.jobsPerSecond ?? 0, 0).padStart(6)}  ${fmt(r.rowsPerHost ?? 0, 1).padStart(9)}  ${fmt(r.bytesPerHost ?? 0, 0).padStart(10)}  ${fmt(r.pollP50Ms ?? 0, 1).padStart(11)}  ${fmt(r.pollP99Ms ?? 0, 1).padStart(11)}`,
+      `${String(r.hosts).padEnd(7)} ${fmt(r.planSeconds ?? 0).padStart(6)}  ${fmt(r.dispatchSeconds ?? 0).padStart(10)}  ${fmt(r.targetsPerSecond ?? 0, 0).padStart(9)}  ${fmt(r.rowsPerHost ?? 0, 1).padStart(9)}  ${fmt(r.bytesPerHost ?? 0, 0).padStart(10)}  ${fmt(r.pollP50Ms ?? 0, 1).padStart(11)}  ${fmt(r.pollP99Ms ?? 0, 1).padStart(11)}`,
     );
   const [small, big] = results;
   if (small && big) {

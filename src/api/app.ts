@@ -53,6 +53,9 @@ const exact: Partial<Record<ErrorCode, number>> = {
   IMAGE_UNKNOWN: 400,
   SWITCH_METHOD_UNKNOWN: 400,
   SWITCH_PLAN_INVALID: 400,
+  SWITCH_ADDRESS_NOT_HELD: 409,
+  SWITCH_ADDRESS_CONFLICT: 409,
+  SWITCH_STANDBY_UNHEALTHY: 409,
   PATCH_HASH_MISMATCH: 400,
   PATCH_FILE_INVALID: 400,
   PATCH_TOO_LARGE: 413,
@@ -221,6 +224,16 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
   });
+
+  // The monitor's polls (scheduled or asked for) and mails go to the event stream as they happen.
+  const unsubscribeMonitor = deps.monitor.subscribe((event) => {
+    const { kind, ...data } = event;
+    events.append({
+      type: kind === 'mail.sent' ? 'monitor.mail' : 'monitor.poll',
+      data: { phase: kind, ...data },
+    });
+  });
+  app.addHook('onClose', async () => unsubscribeMonitor());
 
   app.get('/v1/health', { config: { public: true } }, async () => ({ ok: true }));
   inventoryRoutes(app, operations);

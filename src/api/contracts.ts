@@ -84,6 +84,23 @@ export const runStartBody = z
   })
   .strict();
 
+/** A switch on its own, as `understudy switch <from> <to>` takes it (same defaults, same checks). */
+export const switchStartBody = z
+  .object({
+    from: name.describe('the LC that serves now'),
+    to: name.describe('the LC that takes the service over'),
+    method: z.string().min(1).max(32).describe('move-nic | swap-address | instant'),
+    stateful: z.boolean().default(false).describe('final sync of the application disk before <to> serves'),
+    fromAddress: z.string().optional().describe('CIDR address <from> takes after the switch'),
+    drainTimeoutMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(10_000)
+      .describe('longest wait for accepted requests to finish'),
+  })
+  .strict();
+
 export const runListQuery = z.object({ lc: name.optional() }).strict();
 
 export const pollBody = z.object({ feed: name.optional() }).strict().default({});

@@ -37,7 +37,8 @@ import {
   type RunOptions,
   type RunRecord,
 } from '../run/index.ts';
-import { SwitchJournal, type SwitchRecord } from '../switch/index.ts';
+import { SwitchJournal, type SwitchRecord, type SwitchRequest } from '../switch/index.ts';
+import { createSwitchOperations, type StartedSwitch } from './switches.ts';
 import type { z } from 'zod';
 import type { lcCreateBody } from './contracts.ts';
 
@@ -145,6 +146,8 @@ export interface Operations {
   stop(): Promise<void>;
   switches(): SwitchRecord[];
   switchRecord(id: string): SwitchRecord;
+  /** Starts a switch on its own (as `understudy switch`); resolves once its first phase ended. */
+  startSwitch(request: SwitchRequest): Promise<StartedSwitch>;
 }
 
 const noHost = (): UnderstudyError =>
@@ -164,6 +167,7 @@ export function createOperations(deps: OperationsDeps): Operations {
     if (!deps.host) throw noHost();
     return deps.host;
   };
+  const switchOps = createSwitchOperations({ db: manager.db, host: requireHost, events, logger });
 
   /**
    * Starts `work` in the background and resolves with the run's record once its id is known (the
@@ -349,10 +353,12 @@ export function createOperations(deps: OperationsDeps): Operations {
     },
     async settled() {
       await Promise.all([...driven.values()].map((d) => d.done));
+      await switchOps.settled();
     },
     async stop() {
       shutdown.abort();
       await Promise.all([...driven.values()].map((d) => d.done));
+      await switchOps.settled();
     },
     switches: () => new SwitchJournal(manager.db).list(100),
     switchRecord(id) {
@@ -363,5 +369,6 @@ export function createOperations(deps: OperationsDeps): Operations {
         });
       return record;
     },
+    startSwitch: (request) => switchOps.start(request),
   };
 }

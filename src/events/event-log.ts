@@ -12,12 +12,22 @@ import type { Db } from '../store/index.ts';
  * - `run.note`: progress inside a step (copy passes and bytes, switch phases, health checks).
  * - `run.state`: a run changed state (started, switched, failed, rolled back, cancelled).
  * - `switch.phase`: a phase of a switch started on its own (`understudy switch`) ended, with its duration.
- * - `monitor.poll`: a feed was polled.
+ * - `switch.state`: such a switch ended: `switched`, `reversed` or `failed` (with the error's code).
+ * - `monitor.poll`: a feed poll started or ended (with its outcome and the patches it registered).
+ * - `monitor.mail`: the monitor mailed an administrator about new patches.
  * - `approval`: an approval was accepted or refused.
  * - `audit`: a change made through the API (who, what).
  */
 export type EventType =
-  'run.step' | 'run.note' | 'run.state' | 'switch.phase' | 'monitor.poll' | 'approval' | 'audit';
+  | 'run.step'
+  | 'run.note'
+  | 'run.state'
+  | 'switch.phase'
+  | 'switch.state'
+  | 'monitor.poll'
+  | 'monitor.mail'
+  | 'approval'
+  | 'audit';
 
 export interface NewEvent {
   type: EventType;
@@ -88,13 +98,17 @@ export class EventLog {
     return (rows as EventRow[]).map(fromRow);
   }
 
-  /** The newest `limit` events, newest last. */
-  latest(limit: number, options: { type?: EventType } = {}): StoredEvent[] {
-    const rows = options.type
-      ? this.db
-          .prepare('SELECT * FROM events WHERE type = ? ORDER BY id DESC LIMIT ?')
-          .all(options.type, limit)
-      : this.db.prepare('SELECT * FROM events ORDER BY id DESC LIMIT ?').all(limit);
+  /** The newest `limit` events (of these types, when given), newest last. */
+  latest(limit: number, options: { type?: EventType; types?: readonly EventType[] } = {}): StoredEvent[] {
+    const types = options.types ?? (options.type ? [options.type] : []);
+    const rows =
+      types.length > 0
+        ? this.db
+            .prepare(
+              `SELECT * FROM events WHERE type IN (${types.map(() => '?').join(', ')}) ORDER BY id DESC LIMIT ?`,
+            )
+            .all(...types, limit)
+        : this.db.prepare('SELECT * FROM events ORDER BY id DESC LIMIT ?').all(limit);
     return (rows as EventRow[]).map(fromRow).reverse();
   }
 

@@ -5,6 +5,8 @@ export {
   type Monitor,
   type MonitorDeps,
   type MonitorStatus,
+  type MonitorEvent,
+  type PollTrigger,
   type ManagedLcs,
   type StartPatchRun,
 } from './monitor.ts';

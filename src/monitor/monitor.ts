@@ -72,7 +72,34 @@ export interface MonitorStatus {
   lastMailError: string | null;
 }
 
+/**
+ * What the monitor reports as it works (the daemon puts these on its event log):
+ * - `poll.started` / `poll.ended`: a poll of one feed, on the schedule or asked for (`request`);
+ *   its end carries the outcome, the patches it registered, the error and the next poll time.
+ * - `patches.found`: a poll registered new patches (1802–1804).
+ * - `mail.sent`: an administrator was mailed about new patches (1805).
+ */
+export type MonitorEvent =
+  | { kind: 'poll.started'; feed: string; trigger: PollTrigger }
+  | {
+      kind: 'poll.ended';
+      feed: string;
+      trigger: PollTrigger;
+      outcome: PollResult['outcome'];
+      registered: string[];
+      error: string | null;
+      code: string | null;
+      ms: number;
+      nextPollAt: string | null;
+    }
+  | { kind: 'patches.found'; feed: string; patches: string[] }
+  | { kind: 'mail.sent'; admin: string; patches: string[] };
+
+export type PollTrigger = 'schedule' | 'request';
+
 export interface Monitor {
+  /** Calls `listener` for every MonitorEvent; returns the unsubscribe function. */
+  subscribe(listener: (event: MonitorEvent) => void): () => void;
   /** Starts the schedule (one timer; each feed has its own next-poll time). */
   start(): void;
   /** Stops the schedule and waits for the running tick to end. */
@@ -102,6 +129,17 @@ export function createMonitor(deps: MonitorDeps): Monitor {
   let notifyFailures = 0;
   let notifyRetryAt = 0;
   const abort = new AbortController();
+  const listeners = new Set<(event: MonitorEvent) => void>();
+  const emit = (event: MonitorEvent): void => {
+    for (const listener of listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        // A listener (the event log) failing must not fail the poll; it is logged as a bug.
+        log.error({ event: 'monitor.listener_failed', err: error }, 'a monitor event listener failed');
+      }
+    }
+  };
 
   const applyDeps: ApplyDeps = {
     db,
@@ -129,13 +167,14 @@ export function createMonitor(deps: MonitorDeps): Monitor {
     return next;
   }
 
-  function pollFeed(feed: Feed): Promise<PollResult & { feed: string }> {
-    return exclusive(() => pollFeedNow(feed));
+  function pollFeed(feed: Feed, trigger: PollTrigger): Promise<PollResult & { feed: string }> {
+    return exclusive(() => pollFeedNow(feed, trigger));
   }
 
-  async function pollFeedNow(feed: Feed): Promise<PollResult & { feed: string }> {
+  async function pollFeedNow(feed: Feed, trigger: PollTrigger): Promise<PollResult & { feed: string }> {
     const state = getFeedState(db, feed.name);
     const started = performance.now();
+    emit({ kind: 'poll.started', feed: feed.name, trigger });
     const result =
       feed.kind === 'apt'
         ? await pollApt(feed, state, { ...pollContext(), db, managedLcs: deps.managedLcs })
@@ -160,6 +199,19 @@ export function createMonitor(deps: MonitorDeps): Monitor {
         'feed poll failed',
       );
     else log.info(fields, 'feed polled');
+    emit({
+      kind: 'poll.ended',
+      feed: feed.name,
+      trigger,
+      outcome: result.outcome,
+      registered: result.registeredNames,
+      error: result.error?.message ?? null,
+      code: result.error?.code ?? null,
+      ms: fields.ms,
+      nextPollAt: after.nextPollAt,
+    });
+    if (result.registeredNames.length > 0)
+      emit({ kind: 'patches.found', feed: feed.name, patches: result.registeredNames });
     if (isStale(after))
       log.warn(
         {
@@ -252,6 +304,7 @@ export function createMonitor(deps: MonitorDeps): Monitor {
       db.transaction(() => mine.forEach((p) => mark.run(p.name, admin.name, challenge.challenge, sentAt)))();
       sent++;
       log.info({ event: 'mail.notified', admin: admin.name, patches: mine.length }, 'notification mailed');
+      emit({ kind: 'mail.sent', admin: admin.name, patches: mine.map((p) => p.name) });
     }
     const remove = db.prepare('DELETE FROM pending_notifications WHERE patch = ?');
     db.transaction(() => pending.forEach((p) => remove.run(p.patch)))();
@@ -431,7 +484,7 @@ export function createMonitor(deps: MonitorDeps): Monitor {
     const t = now();
     for (const feed of dueFeeds(db, t)) {
       if (!running) return;
-      await pollFeed(feed);
+      await pollFeed(feed, 'schedule');
     }
     await autoApprove(applyDeps, config.autoApprove);
     if (Date.now() >= notifyRetryAt) {
@@ -480,6 +533,10 @@ export function createMonitor(deps: MonitorDeps): Monitor {
   }
 
   return {
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     start() {
       if (running) return;
       running = true;
@@ -497,7 +554,7 @@ export function createMonitor(deps: MonitorDeps): Monitor {
     async pollNow(name) {
       const feeds = name ? [getFeed(db, name)] : listFeeds(db);
       const results = [];
-      for (const feed of feeds) results.push(await pollFeed(feed));
+      for (const feed of feeds) results.push(await pollFeed(feed, 'request'));
       try {
         await notifyPending();
       } catch (error) {

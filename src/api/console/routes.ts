@@ -23,6 +23,7 @@ import { page } from './layout.ts';
 import {
   approvalsSection,
   auditSection,
+  monitorSection,
   hostSection,
   lcsSection,
   runSection,
@@ -171,6 +172,7 @@ export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
     runs: async () => runsSection(ops.runs({}).slice(0, 20)),
     approvals: async (csrf) => approvalsSection(listChallenges(deps.db, { state: 'open' }), csrf),
     audit: async () => auditSection(listAudit(deps.db, 50)),
+    monitor: async () => monitorSection(deps.events.latest(20, { types: ['monitor.poll', 'monitor.mail'] })),
     run: async (csrf, id) =>
       runSection(
         ops.run(id ?? ''),
@@ -263,7 +265,7 @@ export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
           after,
           body: html`<h1>Overview</h1>
             ${await parts.host?.(csrf)} ${await parts.lcs?.(csrf)} ${csrf ? startRunForm(lcs, csrf) : ''}
-            ${await parts.runs?.(csrf)} ${await parts.approvals?.(csrf)}`,
+            ${await parts.runs?.(csrf)} ${await parts.approvals?.(csrf)} ${await parts.monitor?.(csrf)}`,
         }),
       );
     }),
@@ -273,6 +275,7 @@ export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
     ['/runs', 'runs', 'Patch runs'],
     ['/approvals', 'approvals', 'Approvals'],
     ['/audit', 'audit', 'Audit log'],
+    ['/monitor', 'monitor', 'Patch monitor'],
   ] as const) {
     app.get(
       url,

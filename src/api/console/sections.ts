@@ -309,6 +309,55 @@ export function approvalsSection(open: Challenge[], csrf: string | null): Html {
   </section>`;
 }
 
+/** One line for an event of the patch monitor (a poll's start or end, new patches, a mail). */
+function describeMonitorEvent(e: StoredEvent): string {
+  const d = e.data as {
+    phase?: string;
+    feed?: string;
+    trigger?: string;
+    outcome?: string;
+    registered?: string[];
+    patches?: string[];
+    admin?: string;
+    error?: string | null;
+    ms?: number;
+  };
+  const by = d.trigger === 'schedule' ? 'scheduled' : 'asked for';
+  switch (d.phase) {
+    case 'poll.started':
+      return `poll of ${d.feed ?? '?'} started (${by})`;
+    case 'poll.ended':
+      return `poll of ${d.feed ?? '?'} ended: ${d.outcome ?? '?'} in ${d.ms ?? 0} ms, ${d.registered?.length ?? 0} new${d.error ? ` — ${d.error}` : ''}`;
+    case 'patches.found':
+      return `new patches on ${d.feed ?? '?'}: ${(d.patches ?? []).join(', ')}`;
+    case 'mail.sent':
+      return `mailed ${d.admin ?? '?'} about ${(d.patches ?? []).join(', ')}`;
+    default:
+      return `${e.type} ${JSON.stringify(e.data)}`;
+  }
+}
+
+/** The patch monitor's recent work, newest first: polls on its schedule or asked for, new patches, mails. */
+export function monitorSection(events: StoredEvent[]): Html {
+  return html`<section id="monitor" aria-labelledby="monitor-h" data-refresh="/ui/part/monitor">
+    <h2 id="monitor-h">Patch monitor</h2>
+    ${
+      events.length === 0
+        ? html`<p>No poll yet.</p>`
+        : html`<ol class="activity" reversed>
+            ${[...events]
+              .reverse()
+              .map(
+                (e) =>
+                  html`<li data-event="${e.id}" data-phase="${String(e.data.phase ?? '')}">
+                    <time datetime="${e.at}">${e.at.slice(11, 19)}</time> ${describeMonitorEvent(e)}
+                  </li>`,
+              )}
+          </ol>`
+    }
+  </section>`;
+}
+
 export function auditSection(entries: AuditEntry[]): Html {
   return html`<section id="audit" aria-labelledby="audit-h" data-refresh="/ui/part/audit">
     <h2 id="audit-h">Audit log</h2>

@@ -88,14 +88,15 @@ export function monitorRoutes(app: FastifyInstance, deps: MonitorRouteDeps): voi
     target: ({ body }) => body.feed,
     handler: async ({ body }) => {
       const results = await deps.monitor.pollNow(body.feed);
-      const summary = results.map((r) => ({
-        feed: r.feed,
-        outcome: r.outcome,
-        registered: r.registeredNames,
-        error: r.error ?? null,
-      }));
-      for (const r of summary) deps.events.append({ type: 'monitor.poll', data: r });
-      return { results: summary };
+      // Each poll's start and end reach the event stream from the monitor itself (see buildApi).
+      return {
+        results: results.map((r) => ({
+          feed: r.feed,
+          outcome: r.outcome,
+          registered: r.registeredNames,
+          error: r.error ?? null,
+        })),
+      };
     },
   });
   addRoute(app, {

@@ -1,7 +1,8 @@
 /** Patch runs (Fig. 7) and the switch journal. */
 import type { FastifyInstance } from 'fastify';
 import { addRoute } from '../route.ts';
-import { idParams, runListQuery, runStartBody } from '../contracts.ts';
+import { parseSwitchMethod } from '../../switch/index.ts';
+import { idParams, runListQuery, runStartBody, switchStartBody } from '../contracts.ts';
 import type { Operations } from '../operations.ts';
 
 export function runRoutes(app: FastifyInstance, ops: Operations): void {
@@ -67,6 +68,26 @@ export function runRoutes(app: FastifyInstance, ops: Operations): void {
     tag: 'switches',
     summary: 'the switch journal, newest first',
     handler: async () => ({ switches: ops.switches() }),
+  });
+  addRoute(app, {
+    method: 'POST',
+    url: '/v1/switches',
+    tag: 'switches',
+    summary:
+      'move the service from one LC to another (as understudy switch); answers once its first phase ended, its phases follow on /v1/events',
+    body: switchStartBody,
+    status: 202,
+    target: ({ body }) => `${body.from} -> ${body.to}`,
+    handler: async ({ body }) =>
+      ops.startSwitch({
+        from: body.from,
+        to: body.to,
+        // SWITCH_METHOD_UNKNOWN, as the CLI's --method answers.
+        method: parseSwitchMethod(body.method),
+        stateful: body.stateful,
+        fromAddress: body.fromAddress,
+        drainTimeoutMs: body.drainTimeoutMs,
+      }),
   });
   addRoute(app, {
     method: 'GET',

@@ -6,7 +6,7 @@
  * `SwitchBinder` so this file imports neither (the composition root provides it; see docs/switch.md).
  */
 import type { Command } from 'commander';
-import { UnderstudyError } from '../../core/index.ts';
+import { UnderstudyError, errorCatalogue, type ErrorCode } from '../../core/index.ts';
 import { openApp, type App } from '../../app/index.ts';
 import {
   SwitchJournal,
@@ -17,11 +17,13 @@ import {
   type SwitchPlanInput,
   type SwitchRecord,
   type SwitchRequest,
+  type SwitchResult,
 } from '../../switch/index.ts';
 import { table, type CliContext } from '../context.ts';
 import { EventLog, eventsSchema } from '../../events/index.ts';
 import { ensureSchemas } from '../../store/index.ts';
-import { createProgressDisplay } from '../progress.ts';
+import { createProgressDisplay, type ProgressEvent } from '../progress.ts';
+import type { ApiClient } from '../api-client.ts';
 
 export type { SwitchRequest };
 
@@ -45,6 +47,44 @@ const unbound: SwitchBinder = (request) =>
       },
     ),
   );
+
+/**
+ * Starts the switch on a running `serve` and follows its events until it ends: the phases go to
+ * `show`; a switch that failed throws the daemon's error, as the local command would.
+ */
+async function switchOverApi(
+  api: ApiClient,
+  request: SwitchRequest,
+  show: ((event: ProgressEvent) => void) | undefined,
+): Promise<SwitchResult> {
+  const started = await api.request<{ eventsAfter: number; result?: SwitchResult }>(
+    'POST',
+    '/v1/switches',
+    request,
+  );
+  let end: Record<string, unknown> | undefined;
+  await api.follow({ after: started.eventsAfter }, (event) => {
+    const d = event.data;
+    if (d.from !== request.from || d.to !== request.to) return false;
+    if (event.type === 'switch.phase')
+      show?.({
+        runId: '',
+        step: `switch ${String(d.phase)}`,
+        state: 'done',
+        durationMs: Number(d.durationMs),
+      });
+    if (event.type !== 'switch.state') return false;
+    end = d;
+    return true;
+  });
+  if (!end) throw new UnderstudyError('API_NOT_AVAILABLE', `The event stream of ${api.url} ended early`);
+  if (end.result) return end.result as SwitchResult;
+  const code = String(end.code ?? 'INTERNAL');
+  throw new UnderstudyError(
+    (code in errorCatalogue ? code : 'INTERNAL') as ErrorCode,
+    String(end.error ?? `the switch ${String(end.switchId)} ended ${String(end.state)}`),
+  );
+}
 
 function renderRecord(r: SwitchRecord): string {
   const head = `${r.id}  ${r.plan.method}  ${r.plan.from.lc} -> ${r.plan.to.lc}  ${r.state}${r.error ? `\n  error: ${r.error}` : ''}`;
@@ -99,6 +139,29 @@ export function registerSwitchCommands(
             `--drain-timeout: "${o.drainTimeout}" is not a number of milliseconds`,
           );
         }
+        const follow = o.follow
+          ? createProgressDisplay({
+              json: ctx.json(),
+              tty: process.stderr.isTTY === true,
+              out: (text) => process.stdout.write(text),
+              err: (text) => process.stderr.write(text),
+            })
+          : undefined;
+        const printResult = (result: SwitchResult): void => {
+          if (o.follow && ctx.json()) process.stdout.write(`${JSON.stringify({ result })}\n`);
+          else
+            ctx.print(
+              result,
+              () =>
+                `${result.id}: switched ${from} -> ${to} by ${result.method} in ${result.durationMs} ms (drain ${result.drainMs} ms)`,
+            );
+        };
+        const api = ctx.api();
+        if (api) {
+          ctx.progress(`switching ${from} -> ${to} by ${request.method} on ${api.url}…`);
+          printResult(await switchOverApi(api, request, follow));
+          return;
+        }
         const app = openApp(ctx.stateDir());
         try {
           const { plan, binding, after } = await binder(request, app);
@@ -106,14 +169,7 @@ export function registerSwitchCommands(
           // Each phase goes to the store's event log (a running serve streams it) and, with --follow, to the screen.
           ensureSchemas(app.db, [eventsSchema]);
           const log = new EventLog(app.db);
-          const show = o.follow
-            ? createProgressDisplay({
-                json: ctx.json(),
-                tty: process.stderr.isTTY === true,
-                out: (text) => process.stdout.write(text),
-                err: (text) => process.stderr.write(text),
-              })
-            : undefined;
+          const show = follow;
           let phaseStarted = performance.now();
           const afterStep = async (phase: string): Promise<void> => {
             const durationMs = Math.round(performance.now() - phaseStarted);
@@ -129,13 +185,7 @@ export function registerSwitchCommands(
           };
           const result = await runSwitch(plan, { db: app.db, ...binding, afterStep });
           await after?.();
-          if (o.follow && ctx.json()) process.stdout.write(`${JSON.stringify({ result })}\n`);
-          else
-            ctx.print(
-              result,
-              () =>
-                `${result.id}: switched ${from} -> ${to} by ${result.method} in ${result.durationMs} ms (drain ${result.drainMs} ms)`,
-            );
+          printResult(result);
         } finally {
           app.close();
         }

@@ -144,16 +144,60 @@ export async function loadWork(
   );
 }
 
-/** Makes one target's work row; a retried or repeated dispatch of the same target makes nothing. */
-export async function insertWork(db: pg.Pool | pg.ClientBase, job: DispatchJob): Promise<boolean> {
+/** Targets of one rollout, wave and kind whose work rows are made in one statement. */
+export interface DispatchBatch {
+  rolloutId: number;
+  wave: number;
+  kind: 'patch' | 'rollback';
+  targets: { host: string; lc: string }[];
+}
+
+/** Splits per-target jobs into batches of at most `size` targets of one rollout, wave and kind. */
+export function batchJobs(jobs: readonly DispatchJob[], size: number): DispatchBatch[] {
+  const groups = new Map<string, DispatchBatch[]>();
+  for (const job of jobs) {
+    const key = `${job.rolloutId}:${job.wave}:${job.kind}`;
+    const batches = groups.get(key) ?? [];
+    let last = batches.at(-1);
+    if (!last || last.targets.length >= size) {
+      last = { rolloutId: job.rolloutId, wave: job.wave, kind: job.kind, targets: [] };
+      batches.push(last);
+      groups.set(key, batches);
+    }
+    last.targets.push({ host: job.host, lc: job.lc });
+  }
+  return [...groups.values()].flat();
+}
+
+/**
+ * Makes the work rows of a batch of targets in one statement; a retried or repeated dispatch of
+ * the same targets makes nothing again (`UNIQUE (rollout_id, host_id, lc, kind)`), and a target
+ * whose host is no longer enrolled is skipped. Returns the number of rows made.
+ */
+export async function insertWorkBatch(db: pg.Pool | pg.ClientBase, batch: DispatchBatch): Promise<number> {
   const r = await db.query(
     `INSERT INTO fleet.work (rollout_id, wave, host_id, lc, kind, patches)
-     SELECT r.id, $2, $3, $4, $5, r.patch_set FROM fleet.rollouts r
-     WHERE r.id = $1 AND (r.state = 'running' OR $5 = 'rollback')
+     SELECT r.id, $2, t.host, t.lc, $3, r.patch_set
+     FROM fleet.rollouts r, unnest($4::text[], $5::text[]) WITH ORDINALITY AS t(host, lc, n)
+     JOIN fleet.hosts h ON h.id = t.host
+     WHERE r.id = $1 AND (r.state = 'running' OR $3 = 'rollback')
+     ORDER BY t.n
      ON CONFLICT (rollout_id, host_id, lc, kind) DO NOTHING`,
-    [job.rolloutId, job.wave, job.host, job.lc, job.kind],
+    [
+      batch.rolloutId,
+      batch.wave,
+      batch.kind,
+      batch.targets.map((t) => t.host),
+      batch.targets.map((t) => t.lc),
+    ],
   );
-  return r.rowCount === 1;
+  return r.rowCount ?? 0;
+}
+
+/** Makes one target's work row; a retried or repeated dispatch of the same target makes nothing. */
+export async function insertWork(db: pg.Pool | pg.ClientBase, job: DispatchJob): Promise<boolean> {
+  const made = await insertWorkBatch(db, { ...job, targets: [{ host: job.host, lc: job.lc }] });
+  return made === 1;
 }
 
 async function setState(

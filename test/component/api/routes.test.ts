@@ -68,6 +68,7 @@ void test('auth: no token, wrong token, revoked token → 401; read-only token o
     ['POST', '/v1/runs/r1/resume', {}],
     ['POST', '/v1/runs/r1/rollback', {}],
     ['POST', '/v1/runs/r1/cancel', {}],
+    ['POST', '/v1/switches', { from: 'lc1', to: 'lc2', method: 'instant' }],
     ['POST', '/v1/monitor/poll', {}],
     ['POST', '/v1/approvals', { admin: 'alice', challenge: 'abcdefgh', decision: 'reject', code: '1' }],
   ] as const;
@@ -135,6 +136,13 @@ void test('schema validation: wrong fields answer 400 INVALID_ARGUMENT naming th
     ['POST', '/v1/approvals', { admin: 'alice' }, /body\.challenge/],
     ['GET', '/v1/audit?limit=0', undefined, /query\.limit/],
     ['GET', '/v1/events?after=-1&follow=false', undefined, /query\.after/],
+    ['POST', '/v1/switches', { from: 'lc1', method: 'instant' }, /body\.to/],
+    [
+      'POST',
+      '/v1/switches',
+      { from: 'lc1', to: 'lc2', method: 'instant', drainTimeoutMs: -5 },
+      /body\.drainTimeoutMs/,
+    ],
   ] as const;
   for (const [method, url, payload, field] of cases) {
     const res = await app.inject({ method, url, headers: bearer(admin), payload });
@@ -217,11 +225,16 @@ void test('routes answer from the store; errors carry the catalogue code and the
     ['POST', '/v1/lcs/lc1/start', {}],
     ['POST', '/v1/lcs/lc1/stop', {}],
     ['DELETE', '/v1/lcs/lc1?force=true', undefined],
+    ['POST', '/v1/switches', { from: 'lc1', to: 'lc2', method: 'instant' }],
   ] as const) {
     const res = await app.inject({ method, url, headers: bearer(admin), payload });
     assert.equal(res.statusCode, 409, `${method} ${url}: ${res.body}`);
     assert.equal((res.json() as { code: string }).code, 'HOST_NOT_INITIALISED');
   }
+  // An unknown switch method is refused as the CLI's --method refuses it.
+  const teleport = await post('/v1/switches', { from: 'lc1', to: 'lc2', method: 'teleport' });
+  assert.equal(teleport.statusCode, 400);
+  assert.equal((teleport.json() as { code: string }).code, 'SWITCH_METHOD_UNKNOWN');
 
   // Patches: upload (hash checked), list security first, mark for the next run.
   const content = Buffer.from('#!/bin/sh\necho patched\n');

@@ -28,3 +28,33 @@ test('YAML config: alias bombs, cyclic aliases, deep nesting and syntax errors a
     other: { x: 1 },
   });
 });
+
+test('YAML config: a long run of implicit keys or of nested block collections on one line is CONFIG_INVALID, not a crash', () => {
+  // `npm run fuzz` found `port:: port:: …` overflowing the yaml package's recursive composer. The second
+  // input of each pair used to kill the whole process (V8: "RegExpCompiler Allocation failed") once the
+  // first had run: no catch can help, so the nesting is refused before the document is built.
+  const deep = [
+    `${'- '.repeat(2_000)}x`,
+    `${'- '.repeat(20_000)}x`,
+    'port:: '.repeat(3_000),
+    'port:: '.repeat(30_000),
+    `${'? '.repeat(2_000)}x`,
+    `${'? '.repeat(20_000)}x`,
+    `mail:\n  smtp: ${'port: '.repeat(10_000)}25\n`,
+    // The fuzz counterexample (seed 1769351330): the yaml package's own parser overflowed on it.
+    `${'mail:: '.repeat(2_500)}}: `,
+    // Ever deeper indentation.
+    Array.from({ length: 1_000 }, (_, i) => `${' '.repeat(i)}a:`).join('\n'),
+  ];
+  for (const text of deep) {
+    const started = performance.now();
+    assert.throws(() => parseConfigYaml(text, 'monitor.yaml'), { code: 'CONFIG_INVALID' }, text.slice(0, 40));
+    assert.throws(() => parseHostConfig(text, 'host.yaml'), { code: 'CONFIG_INVALID' }, text.slice(0, 40));
+    const ms = performance.now() - started;
+    assert.ok(ms < 1000, `${text.slice(0, 30)}… took ${Math.round(ms)} ms`);
+  }
+  // Ordinary nesting is still read.
+  assert.deepEqual(parseConfigYaml('mail:\n  smtp:\n    port: 25\n  to: [a, {b: [c]}]\n', 'ok.yaml'), {
+    mail: { smtp: { port: 25 }, to: ['a', { b: ['c'] }] },
+  });
+});

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   applyCommand,
+  batchJobs,
   decide,
   isWindowOpen,
   nextOpening,
@@ -191,4 +192,18 @@ test('operator commands and wave rollback', () => {
     ['h001/lc1', { state: 'failed' }],
   ]);
   assert.deepEqual(rollbackTargets(wave, work).map(targetKey), ['h000/lc1']);
+});
+
+test('dispatch batches: one per rollout, wave and kind, at most `size` targets each, in wave order', () => {
+  const jobs = [
+    ...fleet(5).map((t) => ({ rolloutId: 1, wave: 0, host: t.host, lc: t.lc, kind: 'patch' as const })),
+    { rolloutId: 1, wave: 0, host: 'h000', lc: 'lc1', kind: 'rollback' as const },
+    { rolloutId: 2, wave: 1, host: 'h009', lc: 'lc2', kind: 'patch' as const },
+  ];
+  const batches = batchJobs(jobs, 2);
+  assert.deepEqual(
+    batches.map((b) => `${b.rolloutId}:${b.wave}:${b.kind}:${b.targets.map((t) => t.host).join(',')}`),
+    ['1:0:patch:h000,h001', '1:0:patch:h002,h003', '1:0:patch:h004', '1:0:rollback:h000', '2:1:patch:h009'],
+  );
+  assert.deepEqual(batchJobs([], 500), []);
 });

@@ -83,19 +83,29 @@
   source.onerror = function () {
     if (status) status.textContent = 'reconnecting…';
   };
-  ['run.step', 'run.note', 'run.state', 'switch.phase', 'monitor.poll', 'approval', 'audit'].forEach(
-    function (type) {
-      source.addEventListener(type, function (message) {
-        var event = JSON.parse(message.data);
-        onRunEvent(event);
-        if (type.indexOf('run.') === 0 && type !== 'run.note')
-          schedule('[data-refresh="/ui/part/runs"], [data-refresh="/ui/part/lcs"]');
-        if (type === 'approval' || type === 'audit')
-          schedule(
-            '[data-refresh="/ui/part/approvals"], [data-refresh="/ui/part/audit"], [data-refresh="/ui/part/lcs"]',
-          );
-        if (status) status.textContent = 'live · last event ' + event.id;
-      });
-    },
-  );
+  [
+    'run.step',
+    'run.note',
+    'run.state',
+    'switch.phase',
+    'switch.state',
+    'monitor.poll',
+    'monitor.mail',
+    'approval',
+    'audit',
+  ].forEach(function (type) {
+    source.addEventListener(type, function (message) {
+      var event = JSON.parse(message.data);
+      onRunEvent(event);
+      if ((type.indexOf('run.') === 0 && type !== 'run.note') || type === 'switch.state')
+        schedule('[data-refresh="/ui/part/runs"], [data-refresh="/ui/part/lcs"]');
+      if (type.indexOf('monitor.') === 0)
+        schedule('[data-refresh="/ui/part/monitor"], [data-refresh="/ui/part/lcs"]');
+      if (type === 'approval' || type === 'audit')
+        schedule(
+          '[data-refresh="/ui/part/approvals"], [data-refresh="/ui/part/audit"], [data-refresh="/ui/part/lcs"]',
+        );
+      if (status) status.textContent = 'live · last event ' + event.id;
+    });
+  });
 })();

@@ -1,0 +1,167 @@
+/**
+ * A switch on its own (`POST /v1/switches`, the CLI's `understudy switch` through `--api`) as an
+ * operation of the daemon: the same binding, leases and errors as the CLI command, run in the
+ * background with every phase on the event log.
+ *
+ * Events: `switch.phase` for each phase that ended (with its duration), then one `switch.state`
+ * when the switch is over (`switched`, `reversed` or `failed`, with the error's code). Both carry
+ * `from`, `to` and, once the switch journal has its record, `switchId`.
+ */
+import { UnderstudyError, createOwner, isUnderstudyError, type Logger } from '../core/index.ts';
+import type { Db } from '../store/index.ts';
+import { releaseLeases, takeLeases } from '../store/index.ts';
+import type { EventLog } from '../events/index.ts';
+import type { HostContext } from '../app/index.ts';
+import { bindLcSwitch } from '../run/index.ts';
+import {
+  SwitchJournal,
+  runSwitch,
+  type SwitchRecord,
+  type SwitchRequest,
+  type SwitchResult,
+} from '../switch/index.ts';
+
+export interface SwitchOperationDeps {
+  db: Db;
+  /** The host the switch acts on; throws HOST_NOT_INITIALISED without one. */
+  host: () => HostContext;
+  events: EventLog;
+  logger: Logger;
+}
+
+export interface StartedSwitch {
+  /** The journal's record once it exists (null when the switch ended before its first phase did). */
+  switch: SwitchRecord | null;
+  /** The switch's events are the `switch.*` events after this id with its `from` and `to`. */
+  eventsAfter: number;
+  /** Present when the switch already ended. */
+  result?: SwitchResult;
+}
+
+export interface SwitchOperations {
+  /**
+   * Leases both LCs and starts the switch. Resolves once its first phase ended (or it ended);
+   * rejects with the error of a switch that could not start (RUN_BUSY, SWITCH_ADDRESS_NOT_HELD, a
+   * failed preflight, …) — the same errors as `understudy switch`.
+   */
+  start(request: SwitchRequest): Promise<StartedSwitch>;
+  /** Resolves when every switch this process drives has ended. */
+  settled(): Promise<void>;
+}
+
+export function createSwitchOperations(deps: SwitchOperationDeps): SwitchOperations {
+  const { db, events, logger } = deps;
+  const running = new Set<Promise<unknown>>();
+
+  return {
+    async start(request) {
+      const host = deps.host();
+      const { from, to, method } = request;
+      // Each switch has its own owner: the leases of this daemon's runs block it like anyone else's.
+      const owner = createOwner().id;
+      const leases = [`lc:${from}`, `lc:${to}`];
+      const held = takeLeases(db, leases, owner, `switch ${from} -> ${to}`);
+      if (held)
+        throw new UnderstudyError(
+          'RUN_BUSY',
+          `"${held.resource.slice(3)}" is in use by a live process (${held.purpose}, pid ${held.owner.split(':')[0] ?? '?'})`,
+          { hint: 'Wait for it to finish; GET /v1/runs and GET /v1/switches show what runs.' },
+        );
+      let bound: ReturnType<typeof bindLcSwitch>;
+      try {
+        bound = bindLcSwitch(db, host, request);
+      } catch (error) {
+        releaseLeases(db, leases, owner);
+        throw error;
+      }
+      const eventsAfter = events.lastId();
+      const journal = new SwitchJournal(db);
+      const startedAt = new Date().toISOString();
+      let switchId: string | undefined;
+      // The journal's record of this switch: the newest one between these LCs begun after startedAt
+      // (the leases keep any other switch of them out meanwhile).
+      const findRecord = (): SwitchRecord | undefined => {
+        if (switchId) return journal.get(switchId);
+        const record = journal
+          .list(10)
+          .find((r) => r.plan.from.lc === from && r.plan.to.lc === to && r.startedAt >= startedAt);
+        switchId = record?.id;
+        return record;
+      };
+      let firstPhase: () => void = () => undefined;
+      const phaseEnded = new Promise<void>((resolve) => (firstPhase = resolve));
+      let phaseStarted = performance.now();
+      const afterStep = (phase: string): void => {
+        const durationMs = Math.round(performance.now() - phaseStarted);
+        phaseStarted = performance.now();
+        findRecord();
+        events.append({
+          type: 'switch.phase',
+          lc: from,
+          data: { switchId: switchId ?? null, from, to, method, phase, durationMs },
+        });
+        firstPhase();
+      };
+      const work = (async (): Promise<SwitchResult> => {
+        try {
+          const result = await runSwitch(bound.plan, { db, logger, ...bound.binding, afterStep });
+          await bound.after();
+          return result;
+        } finally {
+          releaseLeases(db, leases, owner);
+        }
+      })();
+      const ended = work.then(
+        (result) => {
+          switchId = result.id;
+          events.append({
+            type: 'switch.state',
+            lc: from,
+            data: {
+              switchId,
+              from,
+              to,
+              method,
+              state: result.outcome,
+              durationMs: result.durationMs,
+              drainMs: result.drainMs,
+              result,
+            },
+          });
+          return { ok: true as const, result };
+        },
+        (error: unknown) => {
+          const record = findRecord();
+          events.append({
+            type: 'switch.state',
+            lc: from,
+            data: {
+              switchId: switchId ?? null,
+              from,
+              to,
+              method,
+              state: record?.state ?? 'failed',
+              error: error instanceof Error ? error.message.split('\n')[0] : String(error),
+              ...(isUnderstudyError(error) ? { code: error.code } : {}),
+            },
+          });
+          logger.warn({ err: error, switchId, from, to }, 'switch ended with an error');
+          return { ok: false as const, error };
+        },
+      );
+      running.add(ended);
+      void ended.finally(() => running.delete(ended));
+      const first = await Promise.race([phaseEnded.then(() => null), ended]);
+      if (first === null) return { switch: findRecord() ?? null, eventsAfter };
+      // Ended before its first phase did: a switch that never started answers with its error.
+      if (!first.ok) {
+        if (!findRecord()) throw first.error;
+        return { switch: findRecord() ?? null, eventsAfter };
+      }
+      return { switch: journal.get(first.result.id) ?? null, eventsAfter, result: first.result };
+    },
+    async settled() {
+      await Promise.all([...running]);
+    },
+  };
+}

@@ -1,0 +1,147 @@
+/**
+ * A switch on its own through the daemon: `understudy --api … switch` and `POST /v1/switches` on a
+ * real host with LC1 serving under load. The service moves with its data and no failed request;
+ * every phase is an event of the stream; errors are the ones the local command gives.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { getLc } from '../../../src/inventory/index.ts';
+import { waitFor } from '../../../src/core/index.ts';
+import { createRunFixture, type RunFixture } from '../run/run-fixture.ts';
+import { startServe, type ServeProcess } from './serve-fixture.ts';
+
+describe('switches through the API', { timeout: 300_000 }, () => {
+  let f: RunFixture;
+  let serve: ServeProcess;
+  before(async () => {
+    f = await createRunFixture();
+    await f.t.host.driver.start(getLc(f.t.app.db, 'lc2'));
+    await f.t.host.driver.waitUntilUp('lc2');
+    serve = await startServe(f.t.stateDir);
+  });
+  after(async () => {
+    await serve?.stop();
+    await f?.dispose();
+  });
+
+  test('understudy --api switch --follow: one JSON object per phase, the service moves with its data, 0 failed requests', async () => {
+    assert.equal(await f.put('/kv/k', 'from lc1'), 200);
+    const load = await f.load(200);
+    const out = await f.t.cli([
+      '--api',
+      serve.base,
+      '--json',
+      'switch',
+      'lc1',
+      'lc2',
+      '--method',
+      'instant',
+      '--stateful',
+      '--follow',
+    ]);
+    const report = await load.stop();
+    const lines = out.stdout
+      .trim()
+      .split('\n')
+      .map(
+        (l) => JSON.parse(l) as { step?: string; state?: string; result?: { id: string; outcome: string } },
+      );
+    const result = lines.at(-1)?.result;
+    assert.equal(result?.outcome, 'switched', out.stdout);
+    const phases = lines.slice(0, -1);
+    assert.ok(phases.length >= 3, `phases shown: ${out.stdout}`);
+    assert.ok(phases.every((p) => p.state === 'done' && p.step?.startsWith('switch ')));
+    assert.equal(report.summary.failed, 0, JSON.stringify(report.summary.byOutcome));
+    const moved = await f.get('/kv/k');
+    assert.equal(moved.servedBy, 'lc2');
+    assert.equal(moved.body, 'from lc1', 'the final sync carried the data over');
+    assert.equal(getLc(f.t.app.db, 'lc2').role, 'active');
+
+    // The stream has the same phases with the switch's id, then its end.
+    const events = (await serve.events()).filter((e) => e.type.startsWith('switch.'));
+    const mine = events.filter((e) => e.data.switchId === result?.id);
+    assert.deepEqual(
+      mine.filter((e) => e.type === 'switch.phase').map((e) => `switch ${String(e.data.phase)}`),
+      phases.map((p) => p.step),
+    );
+    assert.equal(mine.at(-1)?.type, 'switch.state');
+    assert.equal(mine.at(-1)?.data.state, 'switched');
+    const record = await serve.api<{ switch: { state: string } }>('GET', `/v1/switches/${result?.id}`);
+    assert.equal(record.body.switch.state, 'switched');
+    const audit = await serve.api<{ entries: { action: string; target: string; status: number }[] }>(
+      'GET',
+      '/v1/audit',
+    );
+    assert.ok(
+      audit.body.entries.some(
+        (e) => e.action === 'POST /v1/switches' && e.target === 'lc1 -> lc2' && e.status === 202,
+      ),
+      JSON.stringify(audit.body.entries),
+    );
+  });
+
+  test('the errors of the local command: an LC that does not hold the address, an unknown method, a missing LC', async () => {
+    const notHeld = await f.t.cli(
+      ['--api', serve.base, '--json', 'switch', 'lc1', 'lc2', '--method', 'instant'],
+      {
+        okCodes: [1],
+      },
+    );
+    const local = await f.t.cli(['--json', 'switch', 'lc1', 'lc2', '--method', 'instant'], { okCodes: [1] });
+    const code = (s: string): string => (JSON.parse(s) as { error: { code: string } }).error.code;
+    assert.equal(code(notHeld.stdout), 'SWITCH_ADDRESS_NOT_HELD');
+    assert.equal(code(local.stdout), 'SWITCH_ADDRESS_NOT_HELD');
+    const teleport = await serve.api<{ code: string; message: string }>('POST', '/v1/switches', {
+      from: 'lc2',
+      to: 'lc1',
+      method: 'teleport',
+    });
+    assert.equal(teleport.status, 400);
+    assert.equal(teleport.body.code, 'SWITCH_METHOD_UNKNOWN');
+    const badDrain = await serve.api<{ code: string; message: string }>('POST', '/v1/switches', {
+      from: 'lc2',
+      to: 'lc1',
+      method: 'instant',
+      drainTimeoutMs: -1,
+    });
+    assert.equal(badDrain.status, 400);
+    assert.match(badDrain.body.message, /body\.drainTimeoutMs/);
+    const missing = await serve.api<{ code: string }>('POST', '/v1/switches', {
+      from: 'lc9',
+      to: 'lc1',
+      method: 'instant',
+    });
+    assert.equal(missing.status, 404);
+    assert.equal(missing.body.code, 'LC_NOT_FOUND');
+  });
+
+  test('POST /v1/switches moves the service back (swap-address); the answer comes once the switch has its id', async () => {
+    const after0 = (await serve.events()).at(-1)?.id ?? 0;
+    const load = await f.load(200);
+    const started = await serve.api<{ switch: { id: string } | null; eventsAfter: number }>(
+      'POST',
+      '/v1/switches',
+      {
+        from: 'lc2',
+        to: 'lc1',
+        method: 'swap-address',
+        stateful: true,
+      },
+    );
+    assert.equal(started.status, 202, JSON.stringify(started.body));
+    const id = started.body.switch?.id;
+    assert.ok(id, 'the answer names the switch');
+    assert.ok(started.body.eventsAfter >= after0);
+    const end = await waitFor(
+      async () =>
+        (await serve.events(started.body.eventsAfter)).find(
+          (e) => e.type === 'switch.state' && e.data.switchId === id,
+        ),
+      { timeoutMs: 60_000, intervalMs: 200 },
+    );
+    const report = await load.stop();
+    assert.equal(end?.data.state, 'switched', JSON.stringify(end));
+    assert.equal(report.summary.failed, 0, JSON.stringify(report.summary.byOutcome));
+    assert.equal((await f.get('/version')).servedBy, 'lc1');
+  });
+});
