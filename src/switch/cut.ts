@@ -83,7 +83,7 @@ export async function cutGate(
   port: number,
   policy: CutPolicy,
   logger: Logger,
-  note: (message: string, detail: Record<string, unknown>) => void,
+  note: (message: string, detail: Record<string, number | string>) => void,
 ): Promise<GateOutcome> {
   const started = Date.now();
   if (policy.kind === 'connections')

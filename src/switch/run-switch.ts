@@ -41,7 +41,7 @@ export interface SwitchDeps extends SwitchBinding {
    * Told what an operator should know as it happens, before the switch changes anything (slow writes
    * found, a wait for a quieter moment, a fallback to the connection drain) and after it (the phases).
    */
-  onNote?: (message: string, detail: Record<string, unknown>) => void;
+  onNote?: (message: string, detail: Record<string, number | string>) => void;
 }
 
 export interface RecoverDeps {
@@ -188,6 +188,16 @@ function resultOf(x: Execution, outcome: SwitchResult['outcome']): SwitchResult 
       : {}),
     steps: x.times,
   };
+}
+
+/** The phases as flat numbers (sync phases prefixed `sync`), for progress events. */
+function flatPhases(result: SwitchResult): Record<string, number | string> {
+  const flat: Record<string, number | string> = { phase: 'phases', cut: result.cut ?? '' };
+  const { sync, holdExceeded, ...rest } = result.phases ?? {};
+  for (const [k, v] of Object.entries(rest)) if (typeof v === 'number') flat[k] = v;
+  for (const [k, v] of Object.entries(sync ?? {})) flat[`sync${k.charAt(0).toUpperCase()}${k.slice(1)}`] = v;
+  if (holdExceeded) flat.holdExceeded = 1;
+  return flat;
 }
 
 /** One line on where the hold of a stateful switch went. */
@@ -362,7 +372,7 @@ export async function runSwitch(input: SwitchPlanInput, deps: SwitchDeps): Promi
   const phases = describePhases(result);
   if (phases) {
     logger.info({ switchId: id, cut: result.cut, ...result.phases }, 'switch phases');
-    note(phases, { ...result.phases });
+    note(phases, flatPhases(result));
   }
   return result;
 }
