@@ -30,7 +30,8 @@ import { makeVersionPatch } from './demo-patch.ts';
 /**
  * The demo service as the LC declares it: a pid-file process of the busybox image (/etc/rc.d/S50demo)
  * that drains on SIGUSR1 (Connection: close, idle keep-alive sockets closed) and undrains on SIGUSR2,
- * is held by SIGSTOP/SIGCONT, keeps its data under /srv/data and tells its version at /version.
+ * is held by SIGSTOP/SIGCONT, keeps its data under /srv/data, tells its version at /version and speaks
+ * the switch's cut protocol.
  */
 export const demoService = {
   name: 'demo',
@@ -42,6 +43,7 @@ export const demoService = {
   hold: { kind: 'signal' },
   data: ['/srv/data'],
   versionPath: '/version',
+  cut: 'http',
 } as const;
 
 export interface DemoOptions {

@@ -17,6 +17,7 @@
  *       drain: { kind: reload }                          # stop | reload | signal | command | none
  *       hold: { kind: signal }                           # SIGSTOP/SIGCONT to the service's processes, or none
  *       data: [/srv/app]
+ *       cut: none                                        # http: it speaks the switch's cut protocol
  */
 import { z } from 'zod';
 import { UnderstudyError } from '../core/index.ts';
@@ -90,6 +91,12 @@ export const serviceSchema = z
     undrain: actionSchema.optional(),
     hold: holdSchema.default({ kind: 'signal' }),
     data: z.array(absolutePath).default([]),
+    /**
+     * Whether the service speaks the switch's cut protocol (`http`: it reports and quiesces its writes
+     * at `/.understudy/*` on its port, like the demo service) or not (`none`: the stateful switch cuts
+     * when LC1 has no connection left, and holds LC2 with the hold above).
+     */
+    cut: z.enum(['http', 'none']).default('none'),
     /** An HTTP path answering JSON with a `version` field (recorded before and after a run). */
     versionPath: z.string().startsWith('/').optional(),
   })
@@ -151,6 +158,8 @@ export interface ServiceFlags {
   hold?: string;
   data?: string[];
   versionPath?: string;
+  /** `http` or `none` (the switch's cut protocol). */
+  cut?: string;
 }
 
 const words = (text: string): string[] => text.split(/\s+/).filter(Boolean);
@@ -196,6 +205,7 @@ export function serviceFromFlags(f: ServiceFlags): ServiceDefinition | undefined
     ...(f.hold === undefined ? {} : { hold: parseHold(f.hold) }),
     ...(f.data === undefined ? {} : { data: f.data }),
     ...(f.versionPath === undefined ? {} : { versionPath: f.versionPath }),
+    ...(f.cut === undefined ? {} : { cut: f.cut }),
   };
   return validateServices([input], 'service flags')[0];
 }

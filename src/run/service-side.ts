@@ -8,6 +8,7 @@ import type { HostContext } from '../host/index.ts';
 import { undrainOf, type ServiceAction, type ServiceDefinition } from '../inventory/index.ts';
 import {
   checkHealth,
+  type CutAction,
   type HealthCheck,
   type HealthOutcome,
   type ServiceSignal,
@@ -109,6 +110,20 @@ export function serviceControl(host: HostContext, lc: string, service: ServiceDe
     name: lc,
     netExec: (argv, options) => host.driver.netExec(lc, argv, options),
     signalService: (signal) => onSignal[signal](),
+    // `http`: the switch asks the service itself over HTTP (its own default); `none`: the switch is told
+    // at once, without a request, and cuts by connections.
+    ...(service.cut === 'none'
+      ? {
+          cutControl: (action: CutAction) =>
+            Promise.reject(
+              new UnderstudyError(
+                'SWITCH_STEP_FAILED',
+                `The service "${service.name}" on ${lc} does not offer the cut protocol (${action}): its definition says cut: none`,
+                { hint: 'It is switched with the connection drain.', details: { lc, action } },
+              ),
+            ),
+        }
+      : {}),
   };
   const port = service.ports[0] ?? 80;
   return {

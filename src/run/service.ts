@@ -25,6 +25,7 @@ export function pidFileService(o: ServiceFlagsOfRun): ServiceDefinition {
         undrain: { kind: 'signal', signal: 'USR2' },
         hold: { kind: 'signal' },
         versionPath: '/version',
+        cut: 'http',
       },
     ],
     'run flags',

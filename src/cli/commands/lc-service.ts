@@ -25,7 +25,8 @@ export function serviceOptions(command: Command): Command {
     .option('--undrain <how>', 'undoing the drain (default: start after stop, else none)')
     .option('--hold <how>', 'stateful hold: signal (STOP/CONT) | none | command:<pause argv>;<resume argv>')
     .option('--data <path>', 'a path holding its data (repeatable)', collect)
-    .option('--version-path <path>', 'HTTP path answering JSON with a version field');
+    .option('--version-path <path>', 'HTTP path answering JSON with a version field')
+    .option('--cut <protocol>', "http: it speaks the switch's cut protocol | none (default)");
 }
 
 /** The service the flags describe (undefined when neither --service-unit nor --service-pid-file). */
@@ -44,6 +45,7 @@ export function serviceOfFlags(o: Record<string, unknown>): ServiceDefinition | 
     hold: text('hold'),
     data: list('data'),
     versionPath: text('versionPath'),
+    cut: text('cut'),
   };
   return serviceFromFlags(flags);
 }

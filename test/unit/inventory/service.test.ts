@@ -14,6 +14,7 @@ test('a systemd service from YAML gets its defaults; signal names lose their SIG
     drain: { kind: 'signal', signal: 'QUIT' },
     hold: { kind: 'signal' },
     data: [],
+    cut: 'none',
   });
   assert.deepEqual(undrainOf(nginx!), { kind: 'none' });
   assert.deepEqual(undrainOf({ ...nginx!, drain: { kind: 'stop' } }), { kind: 'start' });
@@ -66,6 +67,7 @@ test('flags make the same definition as YAML', () => {
       drain: { kind: 'reload' },
       hold: { kind: 'command', pause: ['/bin/true', 'pause'], resume: ['/bin/true', 'resume'] },
       data: ['/srv/app'],
+      cut: 'none',
     },
   );
   assert.deepEqual(
