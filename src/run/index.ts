@@ -37,7 +37,9 @@ export { RunJournal } from './journal.ts';
 export {
   bindSwitch,
   bindPlannedSwitch,
-  syncDataDisks,
+  syncDisks,
+  catchUpDisks,
+  type DisksSyncReport,
   syncNicRecords,
   recordSwitch,
   switchedService,
@@ -45,3 +47,9 @@ export {
   type BindSwitchOptions,
 } from './switch-binding.ts';
 export { crashPoint } from './crash-point.ts';
+export {
+  verifyPatchesOnDisk,
+  parseDpkgStatus,
+  parseManifest,
+  type PatchVerification,
+} from './verify-standby.ts';

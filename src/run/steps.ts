@@ -16,11 +16,11 @@ import { lc1, saveFacts, standby, type RunContext } from './context.ts';
 import { bindSwitch, recordSwitch } from './switch-binding.ts';
 import { serviceControl, switchHealthOf } from './service-side.ts';
 import { runService } from './service.ts';
-import { checkPackages } from './packages.ts';
 import { freeAddress, planSwitch } from './switch-plan.ts';
 import { parsePatchReport, renderPatchTable, standbyPaths } from './patch-table.ts';
 import { scanTree } from './scan.ts';
 import { chooseStandby, firstAddress } from './standby-choice.ts';
+import { verifyPatchesOnDisk } from './verify-standby.ts';
 
 export interface Step {
   name: string;
@@ -344,18 +344,42 @@ const rebootStandby: Step = {
 };
 
 /**
- * 709: the patch results are in; after the reboot the service's unit is active, the Debian packages of
- * the run's deb patches are at the versions the patches carry (read from the standby's dpkg status), and
- * the patched service passes its health check at the standby's own address.
+ * The standby's report is checked on its system disk (see verify-standby.ts); a patch it reported
+ * applied that the disk does not show fails the run (RUN_PATCH_UNVERIFIED) and is recorded as failed.
+ */
+async function verifyOnDisk(c: RunContext): Promise<{ name: string; outcome: string; detail: string }[]> {
+  const to = standby(c);
+  try {
+    const results = await verifyPatchesOnDisk({
+      root: c.host.disks.mountpoint({ lc: to, disk: 'system' }),
+      standby: to.name,
+      patches: c.options.patches.map((name) => c.catalogue.getPatch(name)),
+    });
+    return results.map((r) => ({ name: r.name, outcome: r.outcome, detail: r.detail }));
+  } catch (error) {
+    if (isUnderstudyError(error, 'RUN_PATCH_UNVERIFIED')) {
+      const problems = error.details.problems as Record<string, string[]>;
+      for (const [name, list] of Object.entries(problems))
+        for (const lc of [to.name, c.options.lc])
+          c.catalogue.recordResult(name, lc, { state: 'failed', exitCode: -1, output: list.join('\n') });
+    }
+    throw error;
+  }
+}
+
+/**
+ * 709: the patch results are in and the standby's disk shows them (for a deb patch: the package at the
+ * file's version in the standby's dpkg status, and its files), the service's systemd unit is active
+ * after the reboot, and the patched service passes its health check at the standby's own address.
  */
 const checkStandby: Step = {
   name: 'check-standby',
   async run(c) {
     const to = standby(c);
+    const verified = await verifyOnDisk(c);
     const address = firstAddress(c.db, to.name).split('/')[0] ?? '';
     const service = serviceControl(c.host, to.name, runService(c.options));
     const hint = 'The standby is discarded and the service stays on the original LC. Check the patch.';
-    const packages = await checkPackages(c, to, hint);
     // A unit may still be starting right after the reboot: its health check below waits for it.
     const health = await service.checkHealth(address);
     // A systemd unit must be active; a pid-file service is judged by its health check alone.
@@ -378,9 +402,8 @@ const checkStandby: Step = {
       const version = await httpGet(c, to.name, `http://${address}:${c.options.port}${versionPath}`);
       c.facts.versionAfter = versionOf(version.body);
     }
-    c.facts.packages = packages;
     saveFacts(c);
-    return { health: health.detail, unit: unit.state, packages, version: c.facts.versionAfter };
+    return { health: health.detail, unit: unit.state, version: c.facts.versionAfter, verified };
   },
 };
 

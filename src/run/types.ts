@@ -88,8 +88,6 @@ export interface RunFacts {
   serviceAddress?: string;
   versionBefore?: string;
   versionAfter?: string;
-  /** Debian packages of the run's deb patches, as the standby's dpkg status shows them after the reboot. */
-  packages?: { name: string; version: string; intended: string }[];
   patchResults?: {
     name: string;
     result: 'ok' | 'failed';

@@ -217,9 +217,15 @@ describe('patch run of real Debian nginx on LXC', () => {
     const common = results.find((r) => r.name === 'nginx-common');
     assert.ok(common?.deb?.conffilesKept.includes(site), JSON.stringify(common?.deb));
     assert.match(common?.output ?? '', /apt|Unpacking|Setting up/);
+    // The check of the standby (709) found both packages at the new version in its dpkg status.
+    const checked = run.steps.find((s) => s.name === 'check-standby')?.output as {
+      verified: { name: string; outcome: string; detail: string }[];
+      unit: string;
+    };
+    assert.equal(checked.unit, 'active');
     assert.deepEqual(
-      run.facts.packages,
-      nginxSet.map((p) => ({ name: p, version: update.to, intended: update.to })),
+      checked.verified.map((v) => [v.name, v.outcome, v.detail.split(',')[0]]),
+      nginxSet.map((p) => [p, 'checked', `${p} ${update.to} installed`]),
     );
 
     // The new version runs on the serving LC, with the administrator's configuration.
