@@ -11,77 +11,26 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createLc, startLc } from '../../../src/app/index.ts';
-import { createCatalogue, patchesDirOf, sha256File, type Catalogue } from '../../../src/catalogue/index.ts';
+import { sha256File, type Catalogue } from '../../../src/catalogue/index.ts';
 import { exec } from '../../../src/core/index.ts';
 import { startClientLoad } from '../../../src/demo/index.ts';
-import { getPool } from '../../../src/host/index.ts';
-import { buildImage } from '../../../src/images/index.ts';
-import { getLc, type ServiceInput } from '../../../src/inventory/index.ts';
+import { getLc } from '../../../src/inventory/index.ts';
 import { startRun } from '../../../src/run/index.ts';
-import { createClient, createTestHost, type TestClient, type TestHost } from '../../helpers/host-fixture.ts';
-import { testImagePackages } from '../lxc/lxc-fixture.ts';
-import { securityUpdate, testCacheDir, type PatchSet } from '../lxc/debs.ts';
-
-/** nginx as the LC declares it: a systemd unit; drained by a graceful reload after the switch. */
-const nginx: ServiceInput = {
-  name: 'web',
-  unit: 'nginx.service',
-  ports: [80],
-  health: { kind: 'http', path: '/', status: 200 },
-  drain: { kind: 'reload' },
-  hold: { kind: 'signal' },
-  data: ['/srv/app'],
-};
-const site = '/etc/nginx/sites-available/default';
-const nginxSet = ['nginx', 'nginx-common'];
+import type { TestClient, TestHost } from '../../helpers/host-fixture.ts';
+import { securityUpdate, type PatchSet } from '../lxc/debs.ts';
+import { createNginxRunBed, defaultSite, nginxSet, type NginxRunBed } from '../lxc/nginx-run-bed.ts';
 
 describe('patch run of real Debian nginx on LXC', () => {
   let t: TestHost;
   let client: TestClient;
   let catalogue: Catalogue;
   let update: PatchSet;
+  let bed: NginxRunBed;
   before(async () => {
-    t = await createTestHost({ images: [], poolSize: 4 * 1024 ** 3 });
-    await buildImage({
-      db: t.app.db,
-      recipe: 'debian',
-      name: 'debian-nginx',
-      suite: 'bookworm',
-      packages: testImagePackages,
-      pool: getPool(t.app.db, 'main'),
-      cacheDir: testCacheDir,
-    });
-    client = await createClient(t);
-    catalogue = createCatalogue({ db: t.app.db, patchesDir: patchesDirOf(t.stateDir) });
-    const lc = (name: string, octet: number, cpus: string, extra: object) =>
-      createLc(t.app.db, t.host, {
-        name,
-        image: 'debian-nginx',
-        driver: 'lxc',
-        cpus,
-        memoryMb: 256,
-        systemDiskMb: 1024,
-        appDiskMb: 256,
-        appMountPath: '/srv/app',
-        addresses: [`${t.prefix}.${octet}`],
-        ...extra,
-      });
-    const lc1 = await lc('lc1', 10, '0', { role: 'active', services: [nginx] });
-    await lc('lc2', 11, '1', {});
-    // The administrator's change to a configuration file of nginx-common: every answer names the LC.
-    const text = (await t.host.driver.readFile(lc1, site)).toString();
-    await t.host.driver.writeFile(
-      lc1,
-      site,
-      text.replace('server_name _;', 'server_name _;\n\tadd_header X-Served-By $hostname always;'),
-    );
-    await startLc(t.app.db, t.host, 'lc1', { timeoutMs: 60_000 });
+    bed = await createNginxRunBed();
+    ({ t, client, catalogue } = bed);
   });
-  after(async () => {
-    await client?.dispose();
-    await t?.dispose();
-  });
+  after(async () => bed?.dispose());
 
   /** A small real .deb built here (for the faults). */
   const buildDeb = async (name: string, control: string, files: Record<string, string>): Promise<string> => {
@@ -215,7 +164,7 @@ describe('patch run of real Debian nginx on LXC', () => {
       nginxSet.map((p) => [p, 'ok', update.from, update.to, 'apt-get']),
     );
     const common = results.find((r) => r.name === 'nginx-common');
-    assert.ok(common?.deb?.conffilesKept.includes(site), JSON.stringify(common?.deb));
+    assert.ok(common?.deb?.conffilesKept.includes(defaultSite), JSON.stringify(common?.deb));
     assert.match(common?.output ?? '', /apt|Unpacking|Setting up/);
     // The check of the standby (709) found both packages at the new version in its dpkg status.
     const checked = run.steps.find((s) => s.name === 'check-standby')?.output as {
@@ -254,6 +203,9 @@ describe('patch run of real Debian nginx on LXC', () => {
     );
     const lc1Files = await t.host.driver.exec('lc1', ['ls', '/var/lib/understudy'], { okCodes: [0, 2] });
     assert.equal(lc1Files.stdout.trim(), '', 'no patch table or patches on lc1');
-    assert.match((await t.host.driver.readFile(getLc(t.app.db, 'lc1'), site)).toString(), /X-Served-By/);
+    assert.match(
+      (await t.host.driver.readFile(getLc(t.app.db, 'lc1'), defaultSite)).toString(),
+      /X-Served-By/,
+    );
   });
 });
