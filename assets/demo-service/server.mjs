@@ -500,7 +500,8 @@ function freshSocketsPending(now) {
  * time: it does not write). Answers once no write is in flight and the logs are on disk, or after
  * `waitMs` with what is still in flight.
  */
-async function handleQuiesce(res, url) {
+async function handleQuiesce(req, res, url) {
+  if (!(await armedUntilFired(req, url))) return undefined;
   const waitMs = Math.min(Math.max(Number(url.searchParams.get('waitMs')) || 0, 0), MAX_QUIESCE_WAIT_MS);
   const started = Date.now();
   if (!quiescedAt) {
@@ -538,7 +539,8 @@ function handleHold(res) {
 }
 
 /** Reads the logs again (the final sync of a switch replaced them while held), then lets requests go. */
-async function handleRelease(res) {
+async function handleRelease(req, res, url) {
+  if (!(await armedUntilFired(req, url))) return undefined;
   const started = Date.now();
   if (held) {
     try {
@@ -561,6 +563,21 @@ async function handleRelease(res) {
   });
 }
 
+/**
+ * `?armed=1`: the manager sends the request ahead of time with a body it ends only when the action is
+ * due, so that the action costs no process start or connection then. Resolves true once the body has
+ * ended, false if the request went away first (the action is then not taken).
+ */
+function armedUntilFired(req, url) {
+  if (url.searchParams.get('armed') !== '1') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    req.on('end', () => resolve(true));
+    req.on('close', () => resolve(false));
+    req.on('error', () => resolve(false));
+    req.resume();
+  });
+}
+
 function routeAdmin(req, res, url) {
   if (!isLoopback(req.socket.remoteAddress)) return send(res, 403, { error: 'only from this machine' });
   const method = req.method;
@@ -568,13 +585,13 @@ function routeAdmin(req, res, url) {
     case '/.understudy/writes':
       return send(res, 200, writeState());
     case '/.understudy/quiesce':
-      return method === 'POST' ? handleQuiesce(res, url) : send(res, 405, { error: 'use POST' });
+      return method === 'POST' ? handleQuiesce(req, res, url) : send(res, 405, { error: 'use POST' });
     case '/.understudy/unquiesce':
       return method === 'POST' ? handleUnquiesce(res) : send(res, 405, { error: 'use POST' });
     case '/.understudy/hold':
       return method === 'POST' ? handleHold(res) : send(res, 405, { error: 'use POST' });
     case '/.understudy/release':
-      return method === 'POST' ? handleRelease(res) : send(res, 405, { error: 'use POST' });
+      return method === 'POST' ? handleRelease(req, res, url) : send(res, 405, { error: 'use POST' });
     default:
       return send(res, 404, { error: `no route ${method} ${url.pathname}` });
   }
@@ -616,7 +633,7 @@ const server = createServer((req, res) => {
   res.on('finish', finish);
   res.on('close', finish);
   const handle = admin
-    ? Promise.resolve(routeAdmin(req, res, url))
+    ? Promise.resolve().then(() => routeAdmin(req, res, url))
     : held
       ? held.promise.then(() => route(req, res))
       : route(req, res);

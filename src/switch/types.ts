@@ -184,7 +184,10 @@ export interface SwitchPhases {
   releaseMs?: number;
   /** Part of releaseMs: LC2's service reading its data again. */
   reloadMs?: number;
-  /** How long new requests were held at LC2 (from the hold to the release). */
+  /**
+   * How long new requests were held at LC2: from the moment they could reach it (instant: LC2 took
+   * the address; otherwise: the hold) to the release.
+   */
   holdMs?: number;
   /** The writes in flight outlasted maxHoldMs at the cut (they were waited for: nothing is lost). */
   holdExceeded?: boolean;
@@ -203,7 +206,10 @@ export interface SwitchResult {
   drainMs: number;
   /** Connections LC1 still held when the drain timed out (0 = clean drain). */
   leftOnLc1: number;
-  /** How long new connections were held in LC2's backlog for the final sync (stateful only). */
+  /**
+   * How long new requests were held at LC2 for the final sync (stateful only): from the moment they
+   * could reach it (instant: LC2 took the address; otherwise: the hold) to the release.
+   */
   holdMs: number;
   /** Duration of finalSync (stateful only). */
   syncMs: number;

@@ -444,3 +444,40 @@ test('hold keeps requests waiting; release reads the replaced logs first', async
   assert.ok(answeredAt >= releasedAt);
   assert.equal(answer.body.toString(), 'fresh');
 });
+
+test('an armed cut action is taken when its body ends, never when the request goes away first', async (t) => {
+  const { demo } = await withDemo(t);
+  const armed = (action: string): { req: ReturnType<typeof request>; answer: Promise<WriteState> } => {
+    let req!: ReturnType<typeof request>;
+    const answer = new Promise<WriteState>((resolve, reject) => {
+      req = request(
+        { host: '127.0.0.1', port: demo.port, method: 'POST', path: `/.understudy/${action}?armed=1` },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve(JSON.parse(body) as WriteState));
+        },
+      );
+      req.on('error', reject);
+      req.write('x'); // headers and a first chunk go now
+    });
+    return { req, answer };
+  };
+  const withdrawn = armed('quiesce');
+  await sleep(200);
+  assert.equal((await admin(demo.port, 'writes', 'GET')).quiesced, false, 'armed, not taken');
+  withdrawn.answer.catch(() => undefined);
+  withdrawn.req.destroy();
+  await sleep(100);
+  assert.equal((await admin(demo.port, 'writes', 'GET')).quiesced, false, 'withdrawn, never taken');
+
+  const fired = armed('quiesce');
+  await sleep(200);
+  assert.equal((await admin(demo.port, 'writes', 'GET')).quiesced, false);
+  const firedAt = Date.now();
+  fired.req.end();
+  const state = await fired.answer;
+  assert.equal(state.quiesced, true);
+  assert.equal(state.quiet, true);
+  assert.ok(Date.now() - firedAt < 500);
+});
