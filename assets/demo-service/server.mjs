@@ -12,13 +12,15 @@
 // (every response carries `Connection: close`, idle keep-alive sockets are closed); SIGUSR2 leave it.
 //
 // The cut of a switch (answered only to loopback peers, i.e. the manager inside this machine):
-//   POST /.understudy/quiesce?waitMs=N  no new write starts, old keep-alive sockets are closed; answers
-//                                       when the last write in flight is on disk (or after N ms)
+//   POST /.understudy/quiesce?waitMs=N[&forwardTo=ip:port]  no new write starts, old keep-alive
+//                                       sockets are closed, requests on connections that carried none
+//                                       yet go to forwardTo; answers when the last write in flight is on
+//                                       disk (or after N ms)
 //   POST /.understudy/unquiesce         back to normal
 //   POST /.understudy/hold              requests are accepted and parsed but wait (the standby)
 //   POST /.understudy/release           the logs are read again from disk, then held requests proceed
 //   GET  /.understudy/writes            writes in flight, the age of the oldest, whether quiesced/held
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -293,6 +295,8 @@ let served = 0;
 const writesInFlight = new Set();
 /** Since when no new write may start (0: not quiesced). */
 let quiescedAt = 0;
+/** Quiesced: where requests on connections that carried none yet are passed (the new server), or null. */
+let forwardTo = null;
 /** While the standby is held: requests wait for this promise before they are routed. */
 let held = null;
 /**
@@ -464,6 +468,28 @@ async function route(req, res) {
   return send(res, 404, { error: `no route ${method} ${path}` });
 }
 
+/** Passes a request to `target` and its answer back, closing the connection after it. */
+function forward(req, res, target) {
+  const upstream = httpRequest(
+    {
+      host: target.host,
+      port: target.port,
+      method: req.method,
+      path: req.url,
+      headers: { ...req.headers, connection: 'close' },
+    },
+    (answer) => {
+      res.writeHead(answer.statusCode ?? 502, { ...answer.headers, connection: 'close' });
+      answer.pipe(res);
+    },
+  );
+  upstream.on('error', (error) => {
+    log(`forwarding ${req.method} ${req.url} to ${target.host}:${target.port} failed: ${error.message}`);
+    res.destroy();
+  });
+  req.pipe(upstream);
+}
+
 /** Requests that change the store. */
 function isWrite(method, path) {
   if (path.startsWith('/kv/')) return method === 'PUT' || method === 'DELETE';
@@ -504,6 +530,8 @@ async function handleQuiesce(req, res, url) {
   if (!(await armedUntilFired(req, url))) return undefined;
   const waitMs = Math.min(Math.max(Number(url.searchParams.get('waitMs')) || 0, 0), MAX_QUIESCE_WAIT_MS);
   const started = Date.now();
+  const target = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(url.searchParams.get('forwardTo') ?? '');
+  if (target) forwardTo = { host: target[1], port: Number(target[2]) };
   if (!quiescedAt) {
     quiescedAt = started;
     log(
@@ -514,7 +542,8 @@ async function handleQuiesce(req, res, url) {
     sweepIdleSockets();
     const state = writeState();
     const now = Date.now();
-    const quiet = state.writesInFlight === 0 && !state.journalsBusy && !freshSocketsPending(now);
+    const quiet =
+      state.writesInFlight === 0 && !state.journalsBusy && (forwardTo !== null || !freshSocketsPending(now));
     if (quiet || now - started >= waitMs) {
       return send(res, 200, { ...state, quiet, waitedMs: now - started, inFlight: inFlight - 1 });
     }
@@ -525,6 +554,7 @@ async function handleQuiesce(req, res, url) {
 function handleUnquiesce(res) {
   if (quiescedAt) log('quiesce ended');
   quiescedAt = 0;
+  forwardTo = null;
   return send(res, 200, writeState());
 }
 
@@ -603,12 +633,32 @@ const server = createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://demo');
   const admin = url.pathname.startsWith('/.understudy/');
   const write = !admin && isWrite(req.method, url.pathname);
-  if (quiescedAt && !admin && (write || (state && state.requests > 0))) {
-    // Quiesced: this request is neither read nor answered. On a keep-alive socket it is the race of
-    // a client reusing the socket as the service closes it, and the client sends it again on a new
-    // connection (RFC 9110 §9.2.2), which reaches the new server; a write never starts here.
-    socket.destroy();
-    return;
+  if (quiescedAt && !admin) {
+    if (state && state.requests > 0) {
+      // Quiesced, on a keep-alive socket that already carried a request: the race of a client reusing
+      // the socket as the service closes it. Neither read nor answered; the client sends it again on a
+      // new connection (RFC 9110 §9.2.2), which reaches the new server.
+      socket.destroy();
+      return;
+    }
+    if (forwardTo) {
+      // A connection that reached this server just before the address moved: its requests are passed
+      // to the new server (held there until it serves), so no write starts here.
+      if (state) {
+        state.requests += 1;
+        state.active += 1;
+        res.on('close', () => {
+          state.active -= 1;
+          state.idleSince = Date.now();
+        });
+      }
+      forward(req, res, forwardTo);
+      return;
+    }
+    if (write) {
+      socket.destroy();
+      return;
+    }
   }
   if (state) state.requests += 1;
   if (state) state.active += 1;
@@ -660,21 +710,18 @@ server.on('clientError', (error, socket) => {
 
 /**
  * In drain, quiesce or stop mode: close keep-alive sockets that have had no request for the grace
- * period (none when stopping or quiesced; quiesced, a socket that has not carried a request yet gets
- * FRESH_SOCKET_GRACE_MS to present it).
+ * period (none when stopping or quiesced; quiesced, a socket that has not carried a request yet is
+ * left open).
  */
 function sweepIdleSockets() {
   if (!draining && !stopping && !quiescedAt) return;
   const now = Date.now();
   for (const [socket, state] of sockets) {
     if (state.active > 0) continue;
-    const grace = stopping
-      ? 0
-      : quiescedAt
-        ? state.requests > 0
-          ? 0
-          : FRESH_SOCKET_GRACE_MS
-        : DRAIN_IDLE_GRACE_MS;
+    // Quiesced, a socket that has carried no request yet is left to present it (it is forwarded, or
+    // served when it reads); closing it could fail a client that has not been answered at all.
+    if (quiescedAt && !stopping && state.requests === 0) continue;
+    const grace = stopping ? 0 : quiescedAt ? 0 : DRAIN_IDLE_GRACE_MS;
     const since = state.requests > 0 ? state.idleSince : state.acceptedAt;
     if (now - since >= grace) socket.end();
   }

@@ -21,7 +21,7 @@ function asWriteState(value: unknown): ServiceWriteState | undefined {
 export async function cutControl(
   side: SwitchSide,
   action: CutAction,
-  options: { port: number; waitMs?: number },
+  options: { port: number; waitMs?: number; forwardTo?: string },
 ): Promise<ServiceWriteState> {
   if (side.cutControl) return side.cutControl(action, options);
   const request = cutRequest(action, options, false);
@@ -30,11 +30,12 @@ export async function cutControl(
 
 function cutRequest(
   action: CutAction,
-  options: { port: number; waitMs?: number; armedForMs?: number },
+  options: { port: number; waitMs?: number; armedForMs?: number; forwardTo?: string },
   armed: boolean,
 ): { url: string; argv: string[]; execOptions: { okCodes: number[]; timeoutMs: number } } {
   const query = new URLSearchParams();
   if (options.waitMs !== undefined) query.set('waitMs', String(Math.round(options.waitMs)));
+  if (options.forwardTo !== undefined) query.set('forwardTo', options.forwardTo);
   if (armed) query.set('armed', '1');
   const url = `http://127.0.0.1:${options.port}${cutPathPrefix}/${action}${query.size > 0 ? `?${query.toString()}` : ''}`;
   const maxSeconds = ((options.waitMs ?? 0) + (options.armedForMs ?? 0) + 5000) / 1000;
@@ -96,7 +97,7 @@ export interface ArmedCut {
 export function armCut(
   side: SwitchSide,
   action: 'quiesce' | 'release',
-  options: { port: number; waitMs?: number; armedForMs: number },
+  options: { port: number; waitMs?: number; armedForMs: number; forwardTo?: string },
 ): ArmedCut {
   if (side.cutControl) {
     return { fire: () => cutControl(side, action, options), cancel: () => undefined };

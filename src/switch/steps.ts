@@ -47,6 +47,8 @@ export interface SwitchFacts {
   syncMs?: number;
   /** Stateful: how the cut is made (decided before the switch, see cutGate). */
   cut?: 'writes' | 'connections';
+  /** LC2's own address, where LC1's quiesced service passes requests of connections that carried none. */
+  lc2Address?: string;
   /** How LC2 holds new requests: its service holds them (cut protocol), or it is stopped (SIGSTOP). */
   holdBy?: 'service' | 'signal';
   gateMs?: number;
@@ -116,6 +118,13 @@ const lc2PrivateAddressCleanup: Step = {
 
 const cutByWrites = (c: StepContext): boolean => c.facts.cut === 'writes';
 
+/** LC2's own address on its NIC (not the service address), where LC1 passes late requests. */
+async function ownAddress(c: StepContext): Promise<string | undefined> {
+  const service = hostOf(c.plan.service.address);
+  const own = (await listAddresses(c.to, c.plan.to.nic)).find((a) => hostOf(a) !== service);
+  return own ? hostOf(own) : undefined;
+}
+
 /**
  * Stateful: LC2 holds new requests until the final sync is in. With the cut protocol its service
  * accepts and parses them and lets them wait; otherwise it is stopped (SIGSTOP) and new connections
@@ -137,8 +146,15 @@ const hold: Step = {
     if (cutByWrites(c)) {
       const port = c.plan.service.port;
       const armedForMs = c.plan.drainTimeoutMs + 120_000;
+      c.facts.lc2Address ??= await ownAddress(c);
+      const forwardTo = c.facts.lc2Address ? `${c.facts.lc2Address}:${port}` : undefined;
       c.armed = {
-        quiesce: armCut(c.from, 'quiesce', { port, waitMs: c.plan.cut?.maxHoldMs ?? 100, armedForMs }),
+        quiesce: armCut(c.from, 'quiesce', {
+          port,
+          waitMs: c.plan.cut?.maxHoldMs ?? 100,
+          armedForMs,
+          forwardTo,
+        }),
         ...(c.facts.holdBy === 'service' ? { release: armCut(c.to, 'release', { port, armedForMs }) } : {}),
       };
     }
@@ -186,7 +202,10 @@ const quiesce: Step = {
     const port = c.plan.service.port;
     const budget = c.plan.cut?.maxHoldMs ?? 100;
     const armed = c.armed?.quiesce;
-    let state = armed ? await armed.fire() : await cutControl(c.from, 'quiesce', { port, waitMs: budget });
+    const forwardTo = c.facts.lc2Address ? `${c.facts.lc2Address}:${port}` : undefined;
+    let state = armed
+      ? await armed.fire()
+      : await cutControl(c.from, 'quiesce', { port, waitMs: budget, forwardTo });
     if (!state.quiet) {
       c.facts.holdExceeded = true;
       c.logger.warn(
@@ -194,7 +213,7 @@ const quiesce: Step = {
         'writes in flight outlast the hold budget; waiting for them',
       );
       const left = Math.max(0, c.plan.drainTimeoutMs - (Date.now() - started));
-      state = await cutControl(c.from, 'quiesce', { port, waitMs: left });
+      state = await cutControl(c.from, 'quiesce', { port, waitMs: left, forwardTo });
       if (!state.quiet)
         throw new UnderstudyError(
           'SWITCH_STEP_FAILED',
