@@ -38,6 +38,11 @@ export const errorCatalogue = {
     meaning: 'Another understudy process holds the store busy.',
     fix: 'Wait for it to finish, or check for a stuck process.',
   },
+  STATE_DIR_FULL: {
+    meaning:
+      'The filesystem of the state directory is full: SQLite cannot write the store (SQLITE_FULL). A patch run stops where its journal ends, as if the manager had crashed there; the journal itself stays intact.',
+    fix: 'Free space on the filesystem holding the state directory (`df -h <dir>`), then `understudy run resume <run>` (or restart `understudy serve`).',
+  },
 
   // --- host
   HOST_NOT_INITIALISED: {
@@ -416,6 +421,16 @@ export const errorCatalogue = {
   RUN_STANDBY_TIMEOUT: {
     meaning: 'The standby did not report its patch results in time; it was discarded.',
     fix: 'Read its console log; raise --boot-timeout for slow patches.',
+  },
+  RUN_PATCH_UNVERIFIED: {
+    meaning:
+      "The standby reported a patch applied, but its system disk does not show it (dpkg status, the package's files, the archive's manifest.after); the standby was discarded and the service stayed on the original LC.",
+    fix: "Read the differences in the message and the standby's patch output (`understudy run show`); check the patch execution script and the image the standby booted.",
+  },
+  RUN_STANDBY_DISK_FULL: {
+    meaning:
+      "The standby's pool ran out of space during the copy or the patch; the standby was discarded (its own disks restored, partial copies removed) and the service stayed on the original LC.",
+    fix: 'Free space on the pool named in the message (`understudy host status`), or give the standby a larger pool; then run again.',
   },
   RUN_REPORT_INVALID: {
     meaning: 'The standby sent a malformed patch report.',
