@@ -10,6 +10,14 @@
 //
 // Signals: SIGTERM/SIGINT graceful stop (exit 0, forced after 10 s); SIGUSR1 enter drain mode
 // (every response carries `Connection: close`, idle keep-alive sockets are closed); SIGUSR2 leave it.
+//
+// The cut of a switch (answered only to loopback peers, i.e. the manager inside this machine):
+//   POST /.understudy/quiesce?waitMs=N  no new write starts, old keep-alive sockets are closed; answers
+//                                       when the last write in flight is on disk (or after N ms)
+//   POST /.understudy/unquiesce         back to normal
+//   POST /.understudy/hold              requests are accepted and parsed but wait (the standby)
+//   POST /.understudy/release           the logs are read again from disk, then held requests proceed
+//   GET  /.understudy/writes            writes in flight, the age of the oldest, whether quiesced/held
 import { createServer } from 'node:http';
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -23,6 +31,12 @@ const MAX_SLOW_MS = 60_000;
 const FORCE_EXIT_MS = 10_000;
 /** In drain mode, a keep-alive socket with no request for this long is closed. */
 const DRAIN_IDLE_GRACE_MS = 1_000;
+/**
+ * When quiesced, a socket accepted before that has this long to present its first request (a client
+ * sends it with the handshake); the request is then in flight and the quiesce waits for it.
+ */
+const FRESH_SOCKET_GRACE_MS = 20;
+const MAX_QUIESCE_WAIT_MS = 60_000;
 
 const HOST = hostname();
 const startedAt = new Date().toISOString();
@@ -106,6 +120,11 @@ class Journal {
       if (error.code === 'ENOENT') return true;
       throw error;
     }
+  }
+
+  /** A write or a compaction of this log is under way. */
+  get busy() {
+    return this.flushing || this.pending.length > 0;
   }
 
   /** Re-reads the file from scratch (after replacedOnDisk). */
@@ -270,12 +289,21 @@ let draining = false;
 let stopping = false;
 let inFlight = 0;
 let served = 0;
-/** socket -> { active: requests in progress, idleSince: ms timestamp when it last became idle } */
+/** Requests that change the store (PUT/DELETE /kv/…, POST /notes) in progress, each with when it started. */
+const writesInFlight = new Set();
+/** Since when no new write may start (0: not quiesced). */
+let quiescedAt = 0;
+/** While the standby is held: requests wait for this promise before they are routed. */
+let held = null;
+/**
+ * socket -> { active: requests in progress, idleSince: ms timestamp when it last became idle,
+ * requests: requests it has carried, acceptedAt }
+ */
 const sockets = new Map();
 
 /** Every answer goes through here, so drain and stop reach responses to requests already in flight. */
 function send(res, status, body, headers = {}) {
-  if (draining || stopping) headers = { ...headers, Connection: 'close' };
+  if (draining || stopping || quiescedAt) headers = { ...headers, Connection: 'close' };
   const isBuffer = Buffer.isBuffer(body);
   const payload = isBuffer ? body : Buffer.from(JSON.stringify(body) + '\n');
   res.writeHead(status, {
@@ -412,7 +440,13 @@ async function route(req, res) {
   }
   if (path === '/health') return handleHealth(res);
   if (path === '/stats') {
-    return send(res, 200, { connections: sockets.size, inFlight, served, draining: draining || stopping });
+    return send(res, 200, {
+      connections: sockets.size,
+      inFlight,
+      served,
+      draining: draining || stopping || quiescedAt > 0,
+      writesInFlight: writesInFlight.size,
+    });
   }
   if (path === '/kv' || path === '/kv/') return handleKv(req, res, null);
   if (path.startsWith('/kv/')) {
@@ -430,11 +464,140 @@ async function route(req, res) {
   return send(res, 404, { error: `no route ${method} ${path}` });
 }
 
+/** Requests that change the store. */
+function isWrite(method, path) {
+  if (path.startsWith('/kv/')) return method === 'PUT' || method === 'DELETE';
+  return path === '/notes' && method === 'POST';
+}
+
+const isLoopback = (address) =>
+  address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
+
+function writeState() {
+  const now = Date.now();
+  let oldest = 0;
+  for (const write of writesInFlight) oldest = Math.max(oldest, now - write.at);
+  return {
+    writesInFlight: writesInFlight.size,
+    oldestWriteMs: oldest,
+    journalsBusy: Boolean(kvJournal?.busy || notesJournal?.busy),
+    quiesced: quiescedAt > 0,
+    held: held !== null,
+  };
+}
+
+/** True while a socket accepted before the quiesce may still present its first request. */
+function freshSocketsPending(now) {
+  for (const state of sockets.values())
+    if (state.requests === 0 && now - state.acceptedAt < FRESH_SOCKET_GRACE_MS) return true;
+  return false;
+}
+
+/**
+ * The cut of a switch, on the machine that hands the service over: no write starts from now on; the
+ * keep-alive sockets that carried requests are closed as soon as they are idle (their clients open new
+ * connections, which reach the new server); requests in flight finish (a slow upload may take its
+ * time: it does not write). Answers once no write is in flight and the logs are on disk, or after
+ * `waitMs` with what is still in flight.
+ */
+async function handleQuiesce(res, url) {
+  const waitMs = Math.min(Math.max(Number(url.searchParams.get('waitMs')) || 0, 0), MAX_QUIESCE_WAIT_MS);
+  const started = Date.now();
+  if (!quiescedAt) {
+    quiescedAt = started;
+    log(
+      `quiesced: no new writes; connections=${sockets.size} inFlight=${inFlight} writes=${writesInFlight.size}`,
+    );
+  }
+  for (;;) {
+    sweepIdleSockets();
+    const state = writeState();
+    const now = Date.now();
+    const quiet = state.writesInFlight === 0 && !state.journalsBusy && !freshSocketsPending(now);
+    if (quiet || now - started >= waitMs) {
+      return send(res, 200, { ...state, quiet, waitedMs: now - started, inFlight: inFlight - 1 });
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+function handleUnquiesce(res) {
+  if (quiescedAt) log('quiesce ended');
+  quiescedAt = 0;
+  return send(res, 200, writeState());
+}
+
+function handleHold(res) {
+  if (!held) {
+    let release;
+    const promise = new Promise((resolve) => (release = resolve));
+    held = { promise, release };
+    log('held: requests wait until released');
+  }
+  return send(res, 200, writeState());
+}
+
+/** Reads the logs again (the final sync of a switch replaced them while held), then lets requests go. */
+async function handleRelease(res) {
+  const started = Date.now();
+  if (held) {
+    try {
+      if (!storeError) {
+        loadKv(await kvJournal.reopen());
+        loadNotes(await notesJournal.reopen());
+      }
+    } finally {
+      const { release } = held;
+      held = null;
+      release();
+    }
+    log(`released after reading the logs again: keys=${kv.size} notes=${notes.length}`);
+  }
+  return send(res, 200, {
+    ...writeState(),
+    reloadMs: Date.now() - started,
+    keys: kv.size,
+    notes: notes.length,
+  });
+}
+
+function routeAdmin(req, res, url) {
+  if (!isLoopback(req.socket.remoteAddress)) return send(res, 403, { error: 'only from this machine' });
+  const method = req.method;
+  switch (url.pathname) {
+    case '/.understudy/writes':
+      return send(res, 200, writeState());
+    case '/.understudy/quiesce':
+      return method === 'POST' ? handleQuiesce(res, url) : send(res, 405, { error: 'use POST' });
+    case '/.understudy/unquiesce':
+      return method === 'POST' ? handleUnquiesce(res) : send(res, 405, { error: 'use POST' });
+    case '/.understudy/hold':
+      return method === 'POST' ? handleHold(res) : send(res, 405, { error: 'use POST' });
+    case '/.understudy/release':
+      return method === 'POST' ? handleRelease(res) : send(res, 405, { error: 'use POST' });
+    default:
+      return send(res, 404, { error: `no route ${method} ${url.pathname}` });
+  }
+}
+
 const server = createServer((req, res) => {
   const socket = req.socket;
   const state = sockets.get(socket);
+  const url = new URL(req.url ?? '/', 'http://demo');
+  const admin = url.pathname.startsWith('/.understudy/');
+  const write = !admin && isWrite(req.method, url.pathname);
+  if (quiescedAt && !admin && (write || (state && state.requests > 0))) {
+    // Quiesced: this request is neither read nor answered. On a keep-alive socket it is the race of
+    // a client reusing the socket as the service closes it, and the client sends it again on a new
+    // connection (RFC 9110 §9.2.2), which reaches the new server; a write never starts here.
+    socket.destroy();
+    return;
+  }
+  if (state) state.requests += 1;
   if (state) state.active += 1;
   inFlight += 1;
+  const writeToken = write ? { at: Date.now() } : null;
+  if (writeToken) writesInFlight.add(writeToken);
   res.setHeader('X-Served-By', HOST);
   res.setHeader('X-Version', VERSION);
   let done = false;
@@ -443,6 +606,7 @@ const server = createServer((req, res) => {
     done = true;
     inFlight -= 1;
     served += 1;
+    if (writeToken) writesInFlight.delete(writeToken);
     if (state) {
       state.active -= 1;
       state.idleSince = Date.now();
@@ -451,7 +615,12 @@ const server = createServer((req, res) => {
   };
   res.on('finish', finish);
   res.on('close', finish);
-  route(req, res).catch((error) => {
+  const handle = admin
+    ? Promise.resolve(routeAdmin(req, res, url))
+    : held
+      ? held.promise.then(() => route(req, res))
+      : route(req, res);
+  handle.catch((error) => {
     log(`request ${req.method} ${req.url} failed: ${error.message}`);
     if (!res.headersSent) send(res, 500, { error: error.message });
     else res.destroy();
@@ -460,7 +629,7 @@ const server = createServer((req, res) => {
 // Node answers idle keep-alive sockets by closing them after this; clients should close theirs sooner.
 server.keepAliveTimeout = 5_000;
 server.on('connection', (socket) => {
-  sockets.set(socket, { active: 0, idleSince: Date.now() });
+  sockets.set(socket, { active: 0, idleSince: Date.now(), requests: 0, acceptedAt: Date.now() });
   socket.on('close', () => {
     sockets.delete(socket);
     if (stopping) maybeExit();
@@ -472,15 +641,30 @@ server.on('clientError', (error, socket) => {
   } else socket.destroy();
 });
 
-/** In drain or stop mode: close keep-alive sockets that have had no request for the grace period. */
+/**
+ * In drain, quiesce or stop mode: close keep-alive sockets that have had no request for the grace
+ * period (none when stopping or quiesced; quiesced, a socket that has not carried a request yet gets
+ * FRESH_SOCKET_GRACE_MS to present it).
+ */
 function sweepIdleSockets() {
-  if (!draining && !stopping) return;
+  if (!draining && !stopping && !quiescedAt) return;
   const now = Date.now();
   for (const [socket, state] of sockets) {
-    if (state.active === 0 && now - state.idleSince >= (stopping ? 0 : DRAIN_IDLE_GRACE_MS)) socket.end();
+    if (state.active > 0) continue;
+    const grace = stopping
+      ? 0
+      : quiescedAt
+        ? state.requests > 0
+          ? 0
+          : FRESH_SOCKET_GRACE_MS
+        : DRAIN_IDLE_GRACE_MS;
+    const since = state.requests > 0 ? state.idleSince : state.acceptedAt;
+    if (now - since >= grace) socket.end();
   }
 }
 setInterval(sweepIdleSockets, 200).unref();
+// Quiesced, idle sockets are closed the moment they become idle, not at the next sweep.
+setInterval(() => quiescedAt && sweepIdleSockets(), 5).unref();
 
 function enterDrain() {
   if (draining) return;

@@ -64,6 +64,7 @@ export interface App {
 /** The disk store of this host: btrfs pools. */
 function diskStoreFor(db: Db): DiskStore {
   return new BtrfsDiskStore({
+    db,
     poolPath: (pool) => getPool(db, pool).mountpoint,
     poolDevice: (pool) => poolDevice(getPool(db, pool)),
   });

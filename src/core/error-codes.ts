@@ -315,6 +315,15 @@ export const errorCatalogue = {
     meaning: 'The writers of the source could not be frozen for the cut (they were thawed again).',
     fix: "Check the LC's processes (a process stuck in the kernel blocks the cgroup freezer) and copy again.",
   },
+  DISK_SYNC_FAILED: {
+    meaning:
+      'The sync of a disk onto its copy failed part-way; the source is untouched and the sync can be run again.',
+    fix: 'Read the cause in the message (btrfs send or rsync stderr), fix it and run the sync (or the switch) again.',
+  },
+  DISK_SYNC_VERIFY_FAILED: {
+    meaning: 'After a sync, the paths it carried differ between the source at the cut and the destination.',
+    fix: 'Run the sync again; if it persists, report it as a bug with the differing paths named in the message.',
+  },
   // --- switch
   SWITCH_NOT_FOUND: {
     meaning: 'There is no switch with that id in the switch journal.',
@@ -347,6 +356,11 @@ export const errorCatalogue = {
   SWITCH_STEP_FAILED: {
     meaning: 'A step of the switch failed.',
     fix: 'Read the step and cause in the message; the switch was reversed.',
+  },
+  SWITCH_WRITES_TOO_SLOW: {
+    meaning:
+      'Writes in flight on the active LC would outlast the hold budget (maxHoldMs); nothing was changed.',
+    fix: 'Switch at a quieter moment, raise maxHoldMs, or proceed anyway (onSlowWrites: proceed).',
   },
   SWITCH_REVERSED: {
     meaning: 'The switch failed and was reversed; the service stays on the old LC.',

@@ -7,3 +7,4 @@ export {
   type ClientLoadReport,
 } from './client-load.ts';
 export { makeVersionPatch } from './demo-patch.ts';
+export { judgeDemo, demoTargets, type DemoJudgement } from './judge.ts';

@@ -8,7 +8,18 @@
 import { UnderstudyError, type Logger } from '../core/index.ts';
 import type { LcSpec } from '../drivers/index.ts';
 import type { Db } from '../store/index.ts';
-import type { CopyMode, CopyPolicy, CopyProgress, CopyResult, Freezer, Throttle } from './types.ts';
+import type {
+  CatchUpOptions,
+  CatchUpResult,
+  CopyMode,
+  CopyPolicy,
+  CopyProgress,
+  CopyResult,
+  Freezer,
+  SyncOptions,
+  SyncResult,
+  Throttle,
+} from './types.ts';
 
 /** One disk of one LC: `disk` is the name of a disk in `lc.disks`. */
 export interface DiskRef {
@@ -60,15 +71,47 @@ export interface DiskStore {
   /** Removes the snapshots a copy job `jobId` between the two disks left when its process died. */
   removeCopyLeftovers(options: { from: DiskRef; to: DiskRef; jobId: string }): Promise<void>;
   /**
-   * Makes `to` equal to `from` (the final sync of a stateful switch, and the rollback's bulk copy):
-   * only what differs is written; deletions, links, ownership, ACLs and extended attributes follow.
+   * Carries `from`'s changes onto `to` (the final sync of a stateful switch, its catch-up passes, and
+   * the switch back): deletions, links, ownership, ACLs and extended attributes follow. When the two
+   * disks have a sync base (a live copy between them, or an earlier sync, in either direction), only
+   * what either side changed since is looked at, and `options.rule` says whose change wins where
+   * both changed; the pair is then re-based. Without a base, a data disk is synced whole and a
+   * system disk (`receiver-wins`) is skipped; the result says which and why.
+   * Throws POOL_FULL (naming `to`'s pool) or DISK_SYNC_FAILED; `from` is never written, and running
+   * the sync again after a failure finishes it.
    */
-  sync(from: DiskRef, to: DiskRef): Promise<void>;
+  sync(from: DiskRef, to: DiskRef, options?: SyncOptions): Promise<SyncResult>;
   /**
-   * After a crash: removes the leftovers of copy jobs whose process is gone (a job whose lease is held
-   * by a live process is left alone) and marks them failed. Resolves with the ids cleaned up.
+   * Syncs repeatedly while `from` keeps running, until a pass carries few paths (so that the final
+   * sync, after `from`'s last write, is small) or the passes run out (`outpaced`).
+   */
+  catchUp(from: DiskRef, to: DiskRef, options?: CatchUpOptions): Promise<CatchUpResult>;
+  /**
+   * After a crash: removes the leftovers of copy jobs and syncs whose process is gone (a job whose
+   * lease is held by a live process is left alone) and marks the copy jobs failed. Resolves with the
+   * copy job ids and sync pairs cleaned up.
    */
   recoverCopies(db: Db, options?: { logger?: Logger }): Promise<string[]>;
+}
+
+/** Passes of `sync` until one is small enough (the catch-up of DiskStore, for any store). */
+export async function catchUpBySync(
+  store: Pick<DiskStore, 'sync'>,
+  o: { from: DiskRef; to: DiskRef; options?: CatchUpOptions },
+): Promise<CatchUpResult> {
+  const maxPasses = o.options?.maxPasses ?? 5;
+  const smallEnough = o.options?.smallEnoughFiles ?? 100;
+  const passes: SyncResult[] = [];
+  for (let pass = 0; pass < maxPasses; pass++) {
+    const result = await store.sync(o.from, o.to, o.options);
+    passes.push(result);
+    if (result.files <= smallEnough || result.method === 'skipped') return { passes, outpaced: false };
+  }
+  o.options?.logger?.warn(
+    { from: o.from.lc.name, disk: o.from.disk, passes: passes.length },
+    'the writer outpaces the catch-up sync',
+  );
+  return { passes, outpaced: true };
 }
 
 /** The DiskSpec of `ref`; throws DISK_NOT_FOUND naming the LC and the disk. */

@@ -3,7 +3,13 @@
  * source at the cut, with the write history of the copy recorded.
  */
 export { copyDisk } from './btrfs/copy-disk.ts';
-export { diskSpecOf, type DiskStore, type DiskRef, type LiveCopyOptions } from './disk-store.ts';
+export {
+  catchUpBySync,
+  diskSpecOf,
+  type DiskStore,
+  type DiskRef,
+  type LiveCopyOptions,
+} from './disk-store.ts';
 export { BtrfsDiskStore, btrfsDiskPath, type BtrfsDiskStoreOptions } from './btrfs/btrfs-disk-store.ts';
 export type {
   CopyDiskOptions,
@@ -17,7 +23,15 @@ export type {
   PassReport,
   Freezer,
   Throttle,
+  SyncConflictRule,
+  SyncPhases,
+  SyncMethod,
+  SyncResult,
+  SyncOptions,
+  CatchUpOptions,
+  CatchUpResult,
 } from './types.ts';
+export { getSyncBase, listSyncBases, type SyncBase } from './sync-bases.ts';
 export {
   HistoryRecorder,
   describeHistory,
@@ -33,7 +47,7 @@ export {
   type SendCommand,
   type SendCommandName,
 } from './btrfs/send-stream.ts';
-export { hashTree, differingPaths, type TreeHash } from './tree-hash.ts';
+export { hashTree, hashPaths, differingPaths, type TreeHash } from './tree-hash.ts';
 export {
   createCgroup,
   existingCgroupFreezer,

@@ -55,6 +55,22 @@ export const diskCopySchema: ModuleSchema = {
           PRIMARY KEY (job_id, seq)
         );`,
     },
+    {
+      version: 2,
+      description: 'sync bases: the snapshots an incremental sync between two disks starts from',
+      up: `
+        CREATE TABLE sync_bases (
+          pair TEXT PRIMARY KEY,
+          disk_a TEXT NOT NULL,
+          base_a TEXT NOT NULL,
+          disk_b TEXT NOT NULL,
+          base_b TEXT NOT NULL,
+          generation INTEGER NOT NULL,
+          state TEXT NOT NULL,
+          pending TEXT NOT NULL DEFAULT '[]',
+          updated_at TEXT NOT NULL
+        );`,
+    },
   ],
 };
 

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { UnderstudyError, exec, isUnderstudyError } from '../core/index.ts';
+import { UnderstudyError, exec, isErrno, isUnderstudyError } from '../core/index.ts';
 
 export interface TreeHash {
   /** sha256 over every entry line, in path order. */
@@ -21,18 +21,33 @@ export interface TreeHash {
   durationMs: number;
 }
 
-/** Extended attributes of every entry under root, by relative path (`getfattr -R`, one process). */
-async function readXattrs(root: string): Promise<Map<string, string>> {
+/**
+ * Extended attributes by path relative to root: of every entry under root (`getfattr -R`, one
+ * process), or of the given absolute paths only.
+ */
+async function readXattrs(root: string, only?: readonly string[]): Promise<Map<string, string>> {
+  if (only !== undefined) {
+    const merged = new Map<string, string>();
+    // Bounded argv: a few hundred paths per getfattr.
+    for (let i = 0; i < only.length; i += 500) {
+      const part = await readXattrsOf(root, ['getfattr', ...getfattrFlags, ...only.slice(i, i + 500)]);
+      for (const [k, v] of part) merged.set(k, v);
+    }
+    return merged;
+  }
+  return readXattrsOf(root, ['getfattr', '-R', ...getfattrFlags, root]);
+}
+
+const getfattrFlags = ['-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names'];
+
+async function readXattrsOf(root: string, argv: string[]): Promise<Map<string, string>> {
   let stdout: string;
   try {
-    ({ stdout } = await exec(
-      ['getfattr', '-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', root],
-      {
-        timeoutMs: 600_000,
-        maxBuffer: 1024 * 1024 * 1024,
-        okCodes: [0, 1],
-      },
-    ));
+    ({ stdout } = await exec(argv, {
+      timeoutMs: 600_000,
+      maxBuffer: 1024 * 1024 * 1024,
+      okCodes: [0, 1],
+    }));
   } catch (error) {
     if (isUnderstudyError(error, 'EXEC_NOT_FOUND')) {
       throw new UnderstudyError(
@@ -96,16 +111,43 @@ function typeOf(stat: Stats): string {
 
 /** Hashes the tree under `root` (which must not change meanwhile: hash a snapshot or a frozen tree). */
 export async function hashTree(root: string): Promise<TreeHash> {
+  return hashEntries(root, undefined);
+}
+
+/**
+ * Hashes only the entries at `paths` (relative to root, "." the root; directories are not descended
+ * into), with the same line per entry as hashTree; an absent path hashes as absent. Two trees agree
+ * on these paths exactly when the digests are equal.
+ */
+export async function hashPaths(root: string, paths: readonly string[]): Promise<TreeHash> {
+  return hashEntries(root, [...new Set(paths)].sort());
+}
+
+async function hashEntries(root: string, only: string[] | undefined): Promise<TreeHash> {
   const started = performance.now();
-  const xattrs = await readXattrs(root);
+  const absoluteOf = (relative: string): string => (relative === '.' ? root : path.join(root, relative));
+  let present = only;
+  if (only !== undefined) {
+    present = [];
+    for (const relative of only) {
+      if (await fs.lstat(absoluteOf(relative)).then(() => true, absentOnly)) present.push(relative);
+    }
+  }
+  const xattrs = await readXattrs(root, present?.map(absoluteOf));
   const lines = new Map<string, string>();
   const firstPathOfInode = new Map<string, string>();
   const total = createHash('sha256');
   let bytes = 0;
 
-  const visit = async (relative: string): Promise<void> => {
-    const absolute = relative === '.' ? root : path.join(root, relative);
-    const stat = await fs.lstat(absolute);
+  const visit = async (relative: string, descend: boolean): Promise<void> => {
+    const absolute = absoluteOf(relative);
+    const stat = await fs.lstat(absolute).catch(absentOnly);
+    if (stat === false) {
+      const line = `${relative}\0absent`;
+      total.update(`${line}\n`);
+      lines.set(relative, createHash('sha256').update(line).digest('hex'));
+      return;
+    }
     const type = typeOf(stat);
     let content = '';
     if (type === 'f') {
@@ -134,12 +176,13 @@ export async function hashTree(root: string): Promise<TreeHash> {
     ].join('\0');
     total.update(`${line}\n`);
     lines.set(relative, createHash('sha256').update(line).digest('hex'));
-    if (type === 'd') {
+    if (type === 'd' && descend) {
       const names = (await fs.readdir(absolute)).sort();
-      for (const name of names) await visit(relative === '.' ? name : path.join(relative, name));
+      for (const name of names) await visit(relative === '.' ? name : path.join(relative, name), true);
     }
   };
-  await visit('.');
+  if (only === undefined) await visit('.', true);
+  else for (const relative of only) await visit(relative, false);
   return {
     digest: total.digest('hex'),
     entries: lines.size,
@@ -147,6 +190,12 @@ export async function hashTree(root: string): Promise<TreeHash> {
     lines,
     durationMs: performance.now() - started,
   };
+}
+
+/** `false` for a path that does not exist; any other error is thrown. */
+function absentOnly(error: unknown): false {
+  if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) return false;
+  throw error;
 }
 
 /** Up to `limit` paths whose entries differ between two hashes (present in one only, or different). */

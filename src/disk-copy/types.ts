@@ -77,6 +77,12 @@ export interface CopyDiskOptions {
   /** Free text kept with the job, e.g. "lc1/system → lc2/system". */
   label?: string;
   logger?: Logger;
+  /**
+   * Keep the read-only snapshots the copy ends with (the source at the cut, and the one the
+   * destination was cloned from) as the bases of later incremental syncs: they stay in the staging
+   * directories, named in the result's `syncBase`, and the caller owns them.
+   */
+  keepSyncBase?: boolean;
 }
 
 /**
@@ -151,4 +157,72 @@ export interface CopyResult {
   /** The history records (also stored when a db was given). */
   records: HistoryRecord[];
   verification?: { digest: string; entries: number; bytes: number; durationMs: number };
+  /** With keepSyncBase: the source at the cut, and the snapshot the destination is a clone of (equal in snapshot mode). */
+  syncBase?: { source: string; destination: string };
+}
+
+/**
+ * Whose change wins when both disks of a sync changed since they were last made equal:
+ * - `sender-wins` (data disks): the target ends equal to the source;
+ * - `receiver-wins` (system disks: the target was patched): the source's changes are carried except
+ *   the paths the target changed too, which keep the target's version and are reported as conflicts.
+ */
+export type SyncConflictRule = 'sender-wins' | 'receiver-wins';
+
+/** Where the time of a sync went (ms), and what it carried. */
+export interface SyncPhases {
+  /** Read-only snapshots of both disks (before and after the copy). */
+  snapshotMs: number;
+  /** Finding the paths each side changed since the sync base. */
+  diffMs: number;
+  /** Writing those paths onto the target. */
+  copyMs: number;
+  /** Comparing the synced paths on both sides. */
+  verifyMs: number;
+  /** File bytes written. */
+  bytes: number;
+  /** Paths synced. */
+  files: number;
+}
+
+/**
+ * - `incremental`: only what changed since the sync base was looked at;
+ * - `whole`: no sync base (the disks were never copied, or their bases are gone): both trees were
+ *   walked, and bases were taken for the next sync;
+ * - `skipped`: a system disk without a sync base is not synced (a whole sync would undo its patches).
+ */
+export type SyncMethod = 'incremental' | 'whole' | 'skipped';
+
+export interface SyncResult extends SyncPhases {
+  /** `lc/disk` of each side. */
+  from: string;
+  to: string;
+  method: SyncMethod;
+  /** Why the sync was not incremental. */
+  reason?: string;
+  rule: SyncConflictRule;
+  /** Paths both sides changed that kept the target's version (`receiver-wins`), up to a bound. */
+  conflicts: { count: number; paths: string[] };
+  /** How many syncs the pair has had since its copy (0 = the copy). */
+  generation: number;
+  durationMs: number;
+}
+
+export interface SyncOptions {
+  /** Default `sender-wins`. */
+  rule?: SyncConflictRule;
+  logger?: Logger;
+}
+
+export interface CatchUpOptions extends SyncOptions {
+  /** At most this many passes (default 5). */
+  maxPasses?: number;
+  /** Stop once a pass synced at most this many paths (default 100). */
+  smallEnoughFiles?: number;
+}
+
+export interface CatchUpResult {
+  passes: SyncResult[];
+  /** The writer kept changing more than `smallEnoughFiles` paths per pass through every pass. */
+  outpaced: boolean;
 }

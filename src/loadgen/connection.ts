@@ -23,6 +23,9 @@ export interface OutgoingRequest {
 
 /** Why an exchange failed, already classified as the outcome the generator records. */
 export class ExchangeError extends Error {
+  /** The connection ended before a single byte of the response arrived (set by the connection). */
+  nothingReceived = false;
+
   constructor(
     readonly outcome: Exclude<Outcome, 'ok'>,
     readonly code: string,
@@ -49,6 +52,8 @@ export function classifySocketError(error: NodeJS.ErrnoException | undefined): E
 
 interface PendingExchange {
   parser: ResponseParser;
+  /** Response bytes received so far. */
+  received: number;
   resolve: (response: ParsedResponse) => void;
   reject: (error: ExchangeError) => void;
   pacer?: NodeJS.Timeout;
@@ -105,7 +110,7 @@ export class HttpConnection {
         headRequest: request.headRequest ?? false,
         maxBodyBytes: 64 * 1024,
       });
-      const pending: PendingExchange = { parser, resolve, reject };
+      const pending: PendingExchange = { parser, received: 0, resolve, reject };
       this.pending = pending;
       this.socket.write(request.body ? Buffer.concat([request.head, request.body]) : request.head);
       const paced = request.pacedBody;
@@ -152,7 +157,9 @@ export class HttpConnection {
       if (response.closeAfter) this.closeAfter = true;
       pending.resolve(response);
     } else {
-      pending.reject(error ?? classifySocketError(this.lastError));
+      const failure = error ?? classifySocketError(this.lastError);
+      failure.nothingReceived = pending.received === 0;
+      pending.reject(failure);
     }
   }
 
@@ -163,6 +170,7 @@ export class HttpConnection {
       this.destroy();
       return;
     }
+    pending.received += chunk.length;
     let response: ParsedResponse | undefined;
     try {
       response = pending.parser.push(chunk);

@@ -54,7 +54,18 @@ function createKindPicker(mix: ResolvedLoadOptions['mix']): () => RequestKind {
 interface Exchanged {
   response: ParsedResponse;
   reused: boolean;
+  /** Times the request was sent again after a reused connection closed before answering. */
+  resent: number;
 }
+
+/**
+ * How often a request is sent again when a reused keep-alive connection ends before one byte of the
+ * answer arrived. That is the race of a server closing an idle connection while the request is on its
+ * way; HTTP clients (browsers, Go's net/http, curl) resend an idempotent request then (RFC 9110
+ * §9.2.2). Every request this generator sends over the pool (GET, PUT) is idempotent. A connection
+ * that was new, or that answered partly, is never resent: that is a failure.
+ */
+const maxResends = 5;
 
 const timeoutError = (): ExchangeError =>
   new ExchangeError('timeout', 'TIMEOUT', 'no complete response within the request timeout');
@@ -271,7 +282,7 @@ class LoadRun {
       this.newConnections += 1;
       control.setAbort(() => connection.destroy(timeoutError()));
       try {
-        return { response: await connection.exchange(request), reused: false };
+        return { response: await connection.exchange(request), reused: false, resent: 0 };
       } catch (error) {
         connection.destroy();
         throw error;
@@ -279,6 +290,7 @@ class LoadRun {
         connection.close();
       }
     }
+    let resent = 0;
     for (;;) {
       const lease = this.pool.acquire();
       control.setAbort(lease.cancel);
@@ -295,7 +307,12 @@ class LoadRun {
       const reused = connection.completed > 0;
       control.setAbort(() => connection.destroy(timeoutError()));
       try {
-        return { response: await connection.exchange(request), reused };
+        return { response: await connection.exchange(request), reused, resent };
+      } catch (error) {
+        const unanswered =
+          error instanceof ExchangeError && error.nothingReceived && error.outcome === 'reset';
+        if (!reused || !unanswered || resent >= maxResends || control.isSettled()) throw error;
+        resent += 1;
       } finally {
         this.pool.release(connection);
       }
@@ -307,12 +324,13 @@ class LoadRun {
     exchanged: Exchanged,
     write: { key: string; value: string } | undefined,
   ): Omit<RequestRecord, 'seq' | 'kind' | 'scheduledAt' | 'lagMs' | 'latencyMs'> {
-    const { response, reused } = exchanged;
+    const { response, reused, resent } = exchanged;
     const fields = {
       status: response.status,
       servedBy: response.headers['x-served-by'],
       version: response.headers['x-version'],
       reused,
+      ...(resent > 0 ? { resent } : {}),
     };
     if (response.status >= this.options.errorStatusFrom)
       return { ...fields, outcome: 'http-error', errorCode: `HTTP_${response.status}` };

@@ -70,7 +70,9 @@ export function summarize(input: {
   const uploadLatencies: number[] = [];
   const lags: number[] = [];
   let delayedOver1s = 0;
+  let resent = 0;
   for (const record of records) {
+    if (record.resent) resent += 1;
     byOutcome[record.outcome] += 1;
     byKind[record.kind].total += 1;
     if (record.outcome !== 'ok') byKind[record.kind].failed += 1;
@@ -100,6 +102,7 @@ export function summarize(input: {
     lagMaxMs: lagStats.max,
     connectionsOpened: input.connectionsOpened,
     ackedWrites: input.ackedWrites,
+    resent,
   };
 }
 

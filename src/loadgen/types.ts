@@ -104,6 +104,11 @@ export interface RequestRecord {
   version?: string;
   /** The request went over a connection that had already carried a response. */
   reused?: boolean;
+  /**
+   * Times it was sent again because a reused keep-alive connection ended before one byte of the answer
+   * (the server closed it as the request was on its way; see load.ts).
+   */
+  resent?: number;
 }
 
 export interface Mark {
@@ -148,6 +153,8 @@ export interface LoadSummary {
   lagMaxMs: number;
   connectionsOpened: number;
   ackedWrites: number;
+  /** Requests sent again after a reused keep-alive connection closed before answering (not failures). */
+  resent: number;
 }
 
 export interface LoadResult {

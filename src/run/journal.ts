@@ -73,10 +73,18 @@ export class RunJournal {
   private claimLcs(lcs: readonly string[], owner: string, runId: string): void {
     const busy = this.busyLcs(runId);
     for (const lc of lcs) {
-      if (busy.has(lc))
-        throw new UnderstudyError('RUN_BUSY', `"${lc}" is already part of an unfinished patch run`, {
-          hint: '`understudy run list` shows it; resume or roll it back first.',
-        });
+      const other = busy.get(lc);
+      if (other) {
+        const step = other.steps.find((s) => s.state === 'running' || s.state === 'pending')?.name;
+        throw new UnderstudyError(
+          'RUN_BUSY',
+          `"${lc}" is already part of patch run ${other.id} (${lc === other.lc ? 'its LC' : 'its standby'}, ${other.state}${step ? ` at ${step}` : ''}, started ${other.createdAt}): one run at a time per LC`,
+          {
+            hint: `\`understudy run show ${other.id}\` shows how far it got; wait for it, resume it (\`understudy run resume ${other.id}\`) or roll it back.`,
+            details: { runId: other.id, lc },
+          },
+        );
+      }
     }
     const held = takeLeases(
       this.db,
@@ -171,13 +179,13 @@ export class RunJournal {
     ).map((r) => this.get(r.id));
   }
 
-  /** LCs held by unfinished runs (as LC or standby), other than run `except`. */
-  busyLcs(except?: string): Set<string> {
-    const busy = new Set<string>();
+  /** LCs held by unfinished runs (as LC or standby), other than run `except`, with the run holding each. */
+  busyLcs(except?: string): Map<string, RunRecord> {
+    const busy = new Map<string, RunRecord>();
     for (const run of this.unfinished()) {
       if (run.id === except) continue;
-      busy.add(run.lc);
-      if (run.standby) busy.add(run.standby);
+      busy.set(run.lc, run);
+      if (run.standby) busy.set(run.standby, run);
     }
     return busy;
   }

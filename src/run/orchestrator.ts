@@ -24,6 +24,7 @@ import { bindPlannedSwitch } from './switch-binding.ts';
 import { RunJournal } from './journal.ts';
 import { crashPoint } from './crash-point.ts';
 import { rollbackSteps } from './rollback.ts';
+import { chooseStandby } from './standby-choice.ts';
 import { forwardSteps, switchStepName, type Step } from './steps.ts';
 import type { ResolvedRunOptions, RunEvent, RunOptions, RunRecord } from './types.ts';
 
@@ -289,12 +290,30 @@ export async function startRun(options: RunOptions, deps: RunDeps): Promise<RunR
   getLc(deps.db, options.lc); // LC_NOT_FOUND before anything about its patches
   const resolved = resolveRunOptions(options, deps.catalogue);
   const journal = new RunJournal(deps.db);
-  // The busy check and the claim of the LC are one transaction (RUN_BUSY).
-  const id = journal.create(
-    resolved,
-    forwardSteps.map((s) => s.name),
-    (deps.owner ?? processOwner()).id,
-  );
+  const owner = (deps.owner ?? processOwner()).id;
+  // One transaction: the busy checks, the claim of LC1, the run and its steps, the choice and the claim
+  // of the standby. A second start for a busy LC gets RUN_BUSY (or RUN_NO_STANDBY when the only
+  // standby is taken) and leaves nothing written.
+  const id = deps.db
+    .transaction(() => {
+      const runId = journal.create(
+        resolved,
+        forwardSteps.map((s) => s.name),
+        owner,
+      );
+      const choice = chooseStandby({
+        db: deps.db,
+        journal,
+        runId,
+        owner,
+        lc: resolved.lc,
+        wanted: resolved.standby,
+      });
+      journal.setStandby(runId, choice.lc, owner);
+      journal.saveFacts(runId, { standby: choice.lc, serviceAddress: choice.serviceAddress });
+      return runId;
+    })
+    .immediate();
   deps.onEvent?.({ runId: id, step: 'run', state: 'note', message: `run ${id} started` });
   const c = contextFor(deps, journal, journal.get(id));
   const run = await goForward(c);

@@ -8,7 +8,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UnderstudyError, isUnderstudyError, sleep } from '../core/index.ts';
 import { describeHistory } from '../disk-copy/index.ts';
-import { findStandbys, listLcs } from '../inventory/index.ts';
 import { assetsDir } from '../images/index.ts';
 import { checkHealth, type SwitchResult } from '../switch/index.ts';
 import { finishedSwitch, switchOnce } from './switch-once.ts';
@@ -18,6 +17,7 @@ import { bindSwitch, lcSide, recordSwitch } from './switch-binding.ts';
 import { freeAddress, planSwitch } from './switch-plan.ts';
 import { parsePatchReport, renderPatchTable, standbyPaths } from './patch-table.ts';
 import { scanTree } from './scan.ts';
+import { chooseStandby, firstAddress } from './standby-choice.ts';
 
 export interface Step {
   name: string;
@@ -85,56 +85,34 @@ async function unlessCancelled<T>(c: RunContext, step: string, work: Promise<T>)
   }
 }
 
-const firstAddress = (c: RunContext, lc: string): string => {
-  const record = listLcs(c.db).find((l) => l.name === lc);
-  const address = record?.nics[0]?.addresses[0];
-  if (!address)
-    throw new UnderstudyError('RUN_PRECONDITION', `The logical computer "${lc}" has no NIC with an address`, {
-      hint: 'Give it an address (lc create --address).',
-    });
-  return address;
-};
-
-/** 701: the best-fitting unused LC whose resources cover LC1. */
+/**
+ * 701: the standby. `startRun` chooses and claims it in the transaction that records the run; a run
+ * recorded without one (before that) chooses it here. Then LC1's version, for the report.
+ */
 const findStandby: Step = {
   name: 'find-standby',
   async run(c) {
-    const target = lc1(c);
-    if (target.nics.length === 0)
-      throw new UnderstudyError(
-        'RUN_PRECONDITION',
-        `The logical computer "${target.name}" has no NIC, so it serves nothing to switch`,
-      );
-    const busy = new Set([...c.journal.busyLcs(c.runId), ...c.journal.leasedByOthers(c.owner)]);
-    busy.delete(target.name);
-    if (c.facts.standby) busy.delete(c.facts.standby);
-    const search = findStandbys(target, listLcs(c.db), busy);
-    const chosen = c.options.standby
-      ? search.candidates.find((s) => s.lc === c.options.standby)
-      : search.candidates[0];
-    if (!chosen) {
-      const why = search.rejected.map((r) => `${r.lc}: ${r.reasons.join('; ')}`).join('\n  ');
-      throw new UnderstudyError(
-        'RUN_NO_STANDBY',
-        c.options.standby
-          ? `"${c.options.standby}" cannot stand in for "${target.name}":\n  ${why}`
-          : `No logical computer can stand in for "${target.name}":\n  ${why || '(there is no other LC)'}`,
-        {
-          hint: 'Create an LC with at least the same CPU share, memory and disks and a NIC on the same network (role idle or standby).',
-        },
-      );
+    if (!c.facts.standby) {
+      const choice = chooseStandby({
+        db: c.db,
+        journal: c.journal,
+        runId: c.runId,
+        owner: c.owner,
+        lc: c.options.lc,
+        wanted: c.options.standby,
+      });
+      c.journal.setStandby(c.runId, choice.lc, c.owner);
+      c.facts.standby = choice.lc;
+      c.facts.serviceAddress = choice.serviceAddress;
     }
-    c.facts.standby = chosen.lc;
-    c.facts.serviceAddress = firstAddress(c, target.name);
-    c.journal.setStandby(c.runId, chosen.lc, c.owner);
     const before = await httpGet(
       c,
-      target.name,
-      `http://${c.facts.serviceAddress.split('/')[0]}:${c.options.port}/version`,
+      c.options.lc,
+      `http://${(c.facts.serviceAddress ?? '').split('/')[0]}:${c.options.port}/version`,
     );
     c.facts.versionBefore = versionOf(before.body);
     saveFacts(c);
-    return { standby: chosen.lc, excess: chosen.excess, versionBefore: c.facts.versionBefore };
+    return { standby: c.facts.standby, versionBefore: c.facts.versionBefore };
   },
 };
 
@@ -387,7 +365,7 @@ const checkStandby: Step = {
   name: 'check-standby',
   async run(c) {
     const to = standby(c);
-    const address = firstAddress(c, to.name).split('/')[0] ?? '';
+    const address = firstAddress(c.db, to.name).split('/')[0] ?? '';
     // The one health check (the switch's), from inside the standby, at its own address.
     const health = await checkHealth(
       lcSide(c.host, to.name, c.options.servicePidFile),
@@ -480,6 +458,10 @@ export async function moveService(
           });
           return c.crash(`switch/${phase}`, 'after');
         },
+        // What the operator must know before the switch (slow writes, a wait for a quieter moment)
+        // and where the hold went after it.
+        onNote: (message, detail) =>
+          c.emit({ step: options.step, state: 'note', message, progress: { ...detail } }),
       },
     });
   } catch (error) {

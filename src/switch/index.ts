@@ -12,9 +12,15 @@ export type {
   SwitchPlanInput,
   SwitchResult,
   SwitchRequest,
+  CutAction,
+  CutPolicy,
+  FinalSyncPhases,
+  ServiceWriteState,
+  SwitchPhases,
 } from './types.ts';
 export { switchMethods } from './types.ts';
-export { resolvePlan, parseSwitchMethod, isSwitchMethod } from './plan.ts';
+export { resolvePlan, parseSwitchMethod, isSwitchMethod, defaultCut } from './plan.ts';
+export { cutControl, cutGate, cutPathPrefix, type GateOutcome } from './cut.ts';
 export { defaultHealthCheck, checkHealth, type HealthOutcome } from './health.ts';
 export {
   switchSchema,
@@ -27,6 +33,7 @@ export {
   runSwitch,
   recoverSwitches,
   preflightSwitch,
+  describePhases,
   type SwitchDeps,
   type SwitchBinding,
   type RecoverDeps,

@@ -1,7 +1,22 @@
 /** Validates a switch plan once into its complete form (defaults filled in). */
 import { UnderstudyError } from '../core/index.ts';
 import { defaultHealthCheck } from './health.ts';
-import { switchMethods, type SwitchMethod, type SwitchPlan, type SwitchPlanInput } from './types.ts';
+import {
+  switchMethods,
+  type CutPolicy,
+  type SwitchMethod,
+  type SwitchPlan,
+  type SwitchPlanInput,
+} from './types.ts';
+
+/** The cut by default: wait for LC1's writes (not its connections), hold new requests at most 100 ms. */
+export const defaultCut: CutPolicy = {
+  kind: 'writes',
+  maxHoldMs: 100,
+  onSlowWrites: 'wait',
+  retries: 20,
+  retryIntervalMs: 250,
+};
 
 const cidrPattern = /^198\.(1[89])\.\d{1,3}\.\d{1,3}\/\d{1,2}$|^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/;
 const macPattern = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
@@ -55,8 +70,22 @@ export function resolvePlan(input: SwitchPlanInput): SwitchPlan {
     drainTimeoutMs: input.drainTimeoutMs ?? 10_000,
     stateful: input.stateful ?? false,
     tailMs: input.tailMs ?? 1000,
+    cut: { ...defaultCut, ...input.cut },
   };
   if (plan.drainTimeoutMs < 0 || plan.tailMs < 0)
     throw invalid('drainTimeoutMs and tailMs must not be negative');
+  const cut = plan.cut!;
+  if (cut.kind !== 'writes' && cut.kind !== 'connections')
+    throw invalid(`The cut "${String(cut.kind)}" is not writes or connections`);
+  if (!['wait', 'proceed', 'abort'].includes(cut.onSlowWrites))
+    throw invalid(`onSlowWrites "${String(cut.onSlowWrites)}" is not wait, proceed or abort`);
+  for (const [name, value] of [
+    ['maxHoldMs', cut.maxHoldMs],
+    ['retries', cut.retries],
+    ['retryIntervalMs', cut.retryIntervalMs],
+  ] as const) {
+    if (!Number.isInteger(value) || value < 0)
+      throw invalid(`${name} must be a whole number >= 0, not ${value}`);
+  }
   return plan;
 }

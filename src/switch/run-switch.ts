@@ -6,19 +6,30 @@
 import { randomBytes } from 'node:crypto';
 import { UnderstudyError, silentLogger, type Logger } from '../core/index.ts';
 import type { Db } from '../store/index.ts';
+import { cutGate } from './cut.ts';
 import { checkHealth } from './health.ts';
 import { SwitchJournal, type SwitchRecord } from './journal.ts';
 import { devicesOf, hostOf, listAddresses, macOf, otherHolders } from './net-ops.ts';
 import { resolvePlan } from './plan.ts';
 import { stepsFor, type Step, type StepContext, type SwitchFacts } from './steps.ts';
-import type { MoveNic, SwitchPlan, SwitchPlanInput, SwitchResult, SwitchSide } from './types.ts';
+import type {
+  FinalSyncPhases,
+  MoveNic,
+  SwitchPlan,
+  SwitchPlanInput,
+  SwitchResult,
+  SwitchSide,
+} from './types.ts';
 
 export interface SwitchBinding {
   from: SwitchSide;
   to: SwitchSide;
   moveNic: MoveNic;
-  /** Stateful switches: the last incremental copy of the application disk (from the disk copy). */
-  finalSync?: () => Promise<void>;
+  /**
+   * Stateful switches: the last incremental copy of the data disks (from the disk copy), run after
+   * LC1's last write and before LC2 serves; may report its own phases.
+   */
+  finalSync?: () => Promise<FinalSyncPhases | void>;
 }
 
 export interface SwitchDeps extends SwitchBinding {
@@ -26,6 +37,11 @@ export interface SwitchDeps extends SwitchBinding {
   logger?: Logger;
   /** Called after each step is journalled done; a test uses it to inject faults or simulate a crash. */
   afterStep?: (step: string) => Promise<void> | void;
+  /**
+   * Told what an operator should know as it happens, before the switch changes anything (slow writes
+   * found, a wait for a quieter moment, a fallback to the connection drain) and after it (the phases).
+   */
+  onNote?: (message: string, detail: Record<string, number | string>) => void;
 }
 
 export interface RecoverDeps {
@@ -153,8 +169,51 @@ function resultOf(x: Execution, outcome: SwitchResult['outcome']): SwitchResult 
     leftOnLc1: f.leftOnLc1 ?? 0,
     holdMs: f.holdMs ?? 0,
     syncMs: f.syncMs ?? 0,
+    ...(x.c.plan.stateful && f.cut
+      ? {
+          cut: f.cut,
+          phases: {
+            gateMs: f.gateMs,
+            gateRetries: f.gateRetries,
+            drainMs: f.drainMs,
+            syncMs: f.syncMs,
+            sync: f.syncPhases,
+            releaseMs: f.releaseMs,
+            reloadMs: f.reloadMs,
+            holdMs: f.holdMs,
+            holdExceeded: f.holdExceeded,
+            finishMs: f.finishMs,
+          },
+        }
+      : {}),
     steps: x.times,
   };
+}
+
+/** The phases as flat numbers (sync phases prefixed `sync`), for progress events. */
+function flatPhases(result: SwitchResult): Record<string, number | string> {
+  const flat: Record<string, number | string> = { phase: 'phases', cut: result.cut ?? '' };
+  const { sync, holdExceeded, ...rest } = result.phases ?? {};
+  for (const [k, v] of Object.entries(rest)) if (typeof v === 'number') flat[k] = v;
+  for (const [k, v] of Object.entries(sync ?? {})) flat[`sync${k.charAt(0).toUpperCase()}${k.slice(1)}`] = v;
+  if (holdExceeded) flat.holdExceeded = 1;
+  return flat;
+}
+
+/** One line on where the hold of a stateful switch went. */
+export function describePhases(result: SwitchResult): string | undefined {
+  const p = result.phases;
+  if (!p) return undefined;
+  const ms = (v: number | undefined): string => (v === undefined ? '-' : `${Math.round(v)} ms`);
+  const sync = p.sync
+    ? ` (snapshot ${ms(p.sync.snapshotMs)}, send ${ms(p.sync.diffMs)}, receive ${ms(p.sync.copyMs)}, verify ${ms(p.sync.verifyMs)}, ${p.sync.files} files, ${p.sync.bytes} bytes)`
+    : '';
+  return (
+    `cut by ${result.cut}: hold ${ms(p.holdMs)}${p.holdExceeded ? ' (over maxHoldMs: writes in flight were waited for)' : ''}` +
+    ` = drain to the last write ${ms(p.drainMs)}, final sync ${ms(p.syncMs)}${sync}, release ${ms(p.releaseMs)}` +
+    `${p.reloadMs === undefined ? '' : ` (reload ${ms(p.reloadMs)})`}; before it: check of writes ${ms(p.gateMs)}` +
+    `${p.gateRetries ? ` (${p.gateRetries} waits)` : ''}; after it: old LC finished in ${ms(p.finishMs)}`
+  );
 }
 
 /** Undoes steps [0, upTo] that are not known to be undone, in reverse; throws SWITCH_REVERSED or SWITCH_REVERSE_FAILED. */
@@ -275,6 +334,16 @@ export async function runSwitch(input: SwitchPlanInput, deps: SwitchDeps): Promi
   await preflightSwitch(resolved, deps.from, deps.to);
   const journal = new SwitchJournal(deps.db);
   const plan = await settlePlan(resolved, deps.from, deps.to, journal);
+  const note = deps.onNote ?? (() => undefined);
+  const facts: SwitchFacts = {};
+  if (plan.stateful && plan.cut) {
+    // Before anything changes: can LC1's writes in flight finish within the hold budget?
+    const gate =
+      plan.method === 'instant'
+        ? await cutGate(deps.from, plan.service.port, plan.cut, logger, note)
+        : { cut: 'connections' as const, gateMs: 0, retries: 0 };
+    Object.assign(facts, { cut: gate.cut, gateMs: gate.gateMs, gateRetries: gate.retries });
+  }
   const id = newSwitchId();
   journal.begin(id, plan);
   logger.info(
@@ -291,7 +360,7 @@ export async function runSwitch(input: SwitchPlanInput, deps: SwitchDeps): Promi
       to: deps.to,
       moveNic: deps.moveNic,
       finalSync: deps.finalSync,
-      facts: {},
+      facts,
       logger,
       background: [],
     },
@@ -299,7 +368,13 @@ export async function runSwitch(input: SwitchPlanInput, deps: SwitchDeps): Promi
     times: [],
     started: Date.now(),
   };
-  return runFrom(x, 0);
+  const result = await runFrom(x, 0);
+  const phases = describePhases(result);
+  if (phases) {
+    logger.info({ switchId: id, cut: result.cut, ...result.phases }, 'switch phases');
+    note(phases, flatPhases(result));
+  }
+  return result;
 }
 
 /**

@@ -4,6 +4,7 @@
  * after the point of no return (LC2 passed its health check): they are finished, never undone.
  */
 import { UnderstudyError, sleep, type Logger } from '../core/index.ts';
+import { cutControl } from './cut.ts';
 import { checkHealth } from './health.ts';
 import {
   addAddress,
@@ -22,7 +23,7 @@ import {
   waitForDrain,
   type SavedSysctls,
 } from './net-ops.ts';
-import type { MoveNic, SwitchPlan, SwitchSide } from './types.ts';
+import type { FinalSyncPhases, MoveNic, SwitchPlan, SwitchSide } from './types.ts';
 
 /** Facts learned while switching that later steps or undos need; journalled after every step. */
 export interface SwitchFacts {
@@ -42,6 +43,20 @@ export interface SwitchFacts {
   holdStartedAt?: number;
   holdMs?: number;
   syncMs?: number;
+  /** Stateful: how the cut is made (decided before the switch, see cutGate). */
+  cut?: 'writes' | 'connections';
+  /** How LC2 holds new requests: its service holds them (cut protocol), or it is stopped (SIGSTOP). */
+  holdBy?: 'service' | 'signal';
+  gateMs?: number;
+  gateRetries?: number;
+  /** The writes in flight at the cut outlasted maxHoldMs (waited for). */
+  holdExceeded?: boolean;
+  syncPhases?: FinalSyncPhases;
+  syncEndedAt?: number;
+  releaseMs?: number;
+  reloadMs?: number;
+  /** After the release: LC1 finishing its last requests while LC2 serves. */
+  finishMs?: number;
 }
 
 export interface StepContext {
@@ -49,7 +64,7 @@ export interface StepContext {
   from: SwitchSide;
   to: SwitchSide;
   moveNic: MoveNic;
-  finalSync?: () => Promise<void>;
+  finalSync?: () => Promise<FinalSyncPhases | void>;
   facts: SwitchFacts;
   logger: Logger;
   /** arping processes still lingering; awaited at the end of the switch. */
@@ -92,23 +107,86 @@ const lc2PrivateAddressCleanup: Step = {
   run: lc2PrivateAddress.undo!,
 };
 
-/** Stateful: LC2's service stops accepting, so new connections wait in its backlog for the final sync. */
+const cutByWrites = (c: StepContext): boolean => c.facts.cut === 'writes';
+
+/**
+ * Stateful: LC2 holds new requests until the final sync is in. With the cut protocol its service
+ * accepts and parses them and lets them wait; otherwise it is stopped (SIGSTOP) and new connections
+ * wait in its accept backlog.
+ */
 const hold: Step = {
   name: 'hold',
   async run(c) {
-    await c.to.signalService('pause');
+    if (cutByWrites(c) && c.facts.holdBy !== 'signal') {
+      try {
+        await cutControl(c.to, 'hold', { port: c.plan.service.port });
+        c.facts.holdBy = 'service';
+      } catch (error) {
+        c.logger.warn({ lc: c.to.name, err: error }, 'the standby cannot hold requests itself; stopping it');
+        c.facts.holdBy = 'signal';
+      }
+    } else c.facts.holdBy ??= 'signal';
+    if (c.facts.holdBy === 'signal') await c.to.signalService('pause');
     c.facts.holdStartedAt ??= Date.now();
   },
   async undo(c) {
-    await c.to.signalService('resume');
+    if (c.facts.holdBy === 'service') await cutControl(c.to, 'release', { port: c.plan.service.port });
+    else await c.to.signalService('resume');
   },
 };
 
 const releaseHold: Step = {
   name: 'release-hold',
   async run(c) {
-    await c.to.signalService('resume');
-    if (c.facts.holdStartedAt !== undefined) c.facts.holdMs = Date.now() - c.facts.holdStartedAt;
+    const started = Date.now();
+    if (c.facts.holdBy === 'service') {
+      const state = await cutControl(c.to, 'release', { port: c.plan.service.port });
+      c.facts.reloadMs = state.reloadMs;
+    } else await c.to.signalService('resume');
+    const now = Date.now();
+    c.facts.releaseMs = now - (c.facts.syncEndedAt ?? started);
+    if (c.facts.holdStartedAt !== undefined) c.facts.holdMs = now - c.facts.holdStartedAt;
+  },
+};
+
+/**
+ * The cut's drain, cut by writes: LC1's service starts no new write and closes its keep-alive sockets
+ * as they become idle; this resolves when its last write in flight is on disk. Requests that do not
+ * write (a slow upload) go on and may finish after LC2 serves (step `drain`). The hold budget is
+ * maxHoldMs; writes that outlast it are waited for (an acknowledged write is never lost), up to the
+ * drain timeout, and reported.
+ */
+const quiesce: Step = {
+  name: 'quiesce',
+  async run(c) {
+    const started = Date.now();
+    if (!cutByWrites(c)) {
+      await drainConnections(c);
+      return;
+    }
+    const port = c.plan.service.port;
+    const budget = c.plan.cut?.maxHoldMs ?? 100;
+    let state = await cutControl(c.from, 'quiesce', { port, waitMs: budget });
+    if (!state.quiet) {
+      c.facts.holdExceeded = true;
+      c.logger.warn(
+        { lc: c.from.name, writesInFlight: state.writesInFlight, oldestWriteMs: state.oldestWriteMs },
+        'writes in flight outlast the hold budget; waiting for them',
+      );
+      const left = Math.max(0, c.plan.drainTimeoutMs - (Date.now() - started));
+      state = await cutControl(c.from, 'quiesce', { port, waitMs: left });
+      if (!state.quiet)
+        throw new UnderstudyError(
+          'SWITCH_STEP_FAILED',
+          `${c.from.name} still had ${state.writesInFlight} write(s) in flight after the drain timeout (${c.plan.drainTimeoutMs} ms)`,
+          { details: { lc: c.from.name, ...state } },
+        );
+    }
+    c.facts.drainMs = Date.now() - started;
+  },
+  async undo(c) {
+    if (cutByWrites(c)) await cutControl(c.from, 'unquiesce', { port: c.plan.service.port });
+    await c.from.signalService('undrain');
   },
 };
 
@@ -131,15 +209,26 @@ const lc1PassNewFlows: Step = {
 };
 
 /** LC1's service finishes the requests it accepted and closes its keep-alive connections. */
+async function drainConnections(c: StepContext): Promise<number> {
+  const started = Date.now();
+  await c.from.signalService('drain');
+  c.facts.leftOnLc1 = await waitForDrain(c.from, c.plan.service.port, c.plan.drainTimeoutMs);
+  const ms = Date.now() - started;
+  c.facts.drainMs ??= ms;
+  if (c.facts.leftOnLc1 > 0)
+    c.logger.warn({ lc: c.from.name, left: c.facts.leftOnLc1 }, 'drain timed out; switching anyway');
+  return ms;
+}
+
+/**
+ * LC1's service finishes the requests it accepted and closes its keep-alive connections. After a cut
+ * by writes this comes after the release: LC2 already serves while LC1 finishes (uploads).
+ */
 const drain: Step = {
   name: 'drain',
   async run(c) {
-    const started = Date.now();
-    await c.from.signalService('drain');
-    c.facts.leftOnLc1 = await waitForDrain(c.from, c.plan.service.port, c.plan.drainTimeoutMs);
-    c.facts.drainMs = Date.now() - started;
-    if (c.facts.leftOnLc1 > 0)
-      c.logger.warn({ lc: c.from.name, left: c.facts.leftOnLc1 }, 'drain timed out; switching anyway');
+    const ms = await drainConnections(c);
+    if (c.facts.holdStartedAt !== undefined && c.facts.holdMs !== undefined) c.facts.finishMs = ms;
   },
   async undo(c) {
     await c.from.signalService('undrain');
@@ -157,8 +246,10 @@ const finalSync: Step = {
         {},
       );
     const started = Date.now();
-    await c.finalSync();
-    c.facts.syncMs = Date.now() - started;
+    const phases = await c.finalSync();
+    c.facts.syncEndedAt = Date.now();
+    c.facts.syncMs = c.facts.syncEndedAt - started;
+    if (phases) c.facts.syncPhases = phases;
   },
 };
 
@@ -183,11 +274,18 @@ const healthAfter: Step = {
   },
 };
 
+/** LC1's service back to normal: it may serve again after a later switch back. */
 const lc1Undrain: Step = {
   name: 'lc1-undrain',
   cleanup: true,
   async run(c) {
     await c.from.signalService('undrain');
+    if (cutByWrites(c)) {
+      // A service that is gone (stopped after the switch) has nothing to undo.
+      await cutControl(c.from, 'unquiesce', { port: c.plan.service.port }).catch((error: unknown) =>
+        c.logger.warn({ lc: c.from.name, err: error }, 'could not end the quiesce of the old service'),
+      );
+    }
   },
 };
 
@@ -469,6 +567,24 @@ export function stepsFor(plan: SwitchPlan): Step[] {
         lc1Undrain,
       ];
     case 'instant':
+      if (plan.stateful && plan.cut)
+        // LC2 is held only from just before it takes the address; LC1 stops writing once LC2 holds new
+        // requests; LC2 serves as soon as the sync is in, while LC1 finishes what does not write.
+        return [
+          lc2PassOldFlows,
+          lc1NewAddress,
+          lc1PrivateAddress,
+          hold,
+          lc2TakesAddress,
+          quiesce,
+          finalSync,
+          releaseHold,
+          drain,
+          healthAfter,
+          lift,
+          lc2ReleaseSpares,
+          lc1Undrain,
+        ];
       return [
         ...stateful([hold]),
         lc2PassOldFlows,

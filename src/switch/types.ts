@@ -26,6 +26,32 @@ export type ServiceSignal =
   /** accept again */
   | 'resume';
 
+/**
+ * The cut of a stateful switch, asked of the service itself (see `docs/switch.md`, "The cut"):
+ * - `writes`: report the writes in flight, change nothing;
+ * - `quiesce`: start no new write, close keep-alive sockets as they become idle, answer once the last
+ *   write in flight is on disk or after `waitMs`;
+ * - `unquiesce`: back to normal (the switch was undone);
+ * - `hold`: accept and parse requests but let them wait (the standby, until the final sync is in);
+ * - `release`: read the data again from disk, then let the waiting requests proceed.
+ */
+export type CutAction = 'writes' | 'quiesce' | 'unquiesce' | 'hold' | 'release';
+
+/** What the service answers to a cut action. */
+export interface ServiceWriteState {
+  writesInFlight: number;
+  /** Age of the oldest write in flight (0 when none). */
+  oldestWriteMs: number;
+  quiesced: boolean;
+  held: boolean;
+  /** quiesce: no write in flight and the data on disk. */
+  quiet?: boolean;
+  /** quiesce: how long the service waited for its last write. */
+  waitedMs?: number;
+  /** release: how long reading the data again took. */
+  reloadMs?: number;
+}
+
 /** One LC as the switch sees it. */
 export interface SwitchSide {
   /** LC name (messages, journal). */
@@ -34,6 +60,49 @@ export interface SwitchSide {
   netExec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult>;
   /** Delivers a signal to the LC's service. Must be idempotent. */
   signalService(signal: ServiceSignal): Promise<void>;
+  /**
+   * Asks the service for a cut action. Optional: without it the switch speaks the demo service's
+   * protocol, HTTP on loopback at the service port (`POST /.understudy/<action>`, JSON answers). Throws
+   * when the service does not offer it (the switch then falls back to the connection drain).
+   */
+  cutControl?(action: CutAction, options: { port: number; waitMs?: number }): Promise<ServiceWriteState>;
+}
+
+/** What the final sync reports about its own phases (the disk copy's last incremental). */
+export interface FinalSyncPhases {
+  /** Freezing LC1's disks and taking the snapshot of the cut. */
+  snapshotMs: number;
+  /** Finding/sending what changed since the last pass. */
+  diffMs: number;
+  /** Receiving/copying it onto LC2's disks. */
+  copyMs: number;
+  verifyMs: number;
+  bytes: number;
+  files: number;
+}
+
+/**
+ * How a stateful switch finds LC1's last write:
+ * - `writes`: the service is quiesced (no new write starts, it reports when its last write is on
+ *   disk); requests that do not write (a slow upload) may finish on LC1 after LC2 serves.
+ * - `connections`: wait until LC1 has no connection left (for services without the cut protocol;
+ *   also used when LC1's service does not answer it).
+ */
+export interface CutPolicy {
+  kind: 'writes' | 'connections';
+  /** Budget of the hold for LC1's writes in flight (default 100 ms). */
+  maxHoldMs: number;
+  /**
+   * Before any traffic moves, LC1's service is asked for its writes in flight; a write in flight for
+   * at least maxHoldMs / 2 (a slow body) would hold new requests too long. Then:
+   * `wait` — look again every `retryIntervalMs`, at most `retries` times, and switch at the first
+   * quiet moment (SWITCH_WRITES_TOO_SLOW when none comes); `proceed` — switch anyway, the hold lasts
+   * as long as those writes (reported); `abort` — SWITCH_WRITES_TOO_SLOW at once. Nothing is changed
+   * before the check passes.
+   */
+  onSlowWrites: 'wait' | 'proceed' | 'abort';
+  retries: number;
+  retryIntervalMs: number;
 }
 
 /**
@@ -87,10 +156,41 @@ export interface SwitchPlan {
   stateful: boolean;
   /** swap-address: how long LC1 keeps passing on packets from clients that still use its MAC. */
   tailMs: number;
+  /**
+   * Stateful: how the cut finds LC1's last write. Absent only in plans journalled before it existed
+   * (they keep the connection drain and their step order).
+   */
+  cut?: CutPolicy;
 }
 
-export type SwitchPlanInput = Omit<SwitchPlan, 'health' | 'drainTimeoutMs' | 'stateful' | 'tailMs'> &
-  Partial<Pick<SwitchPlan, 'health' | 'drainTimeoutMs' | 'stateful' | 'tailMs'>>;
+export type SwitchPlanInput = Omit<SwitchPlan, 'health' | 'drainTimeoutMs' | 'stateful' | 'tailMs' | 'cut'> &
+  Partial<Pick<SwitchPlan, 'health' | 'drainTimeoutMs' | 'stateful' | 'tailMs'>> & {
+    cut?: Partial<CutPolicy>;
+  };
+
+/** Where the time of a stateful switch went (ms; absent when the phase did not happen). */
+export interface SwitchPhases {
+  /** Before the switch: the check of LC1's writes in flight, including waits for a quieter moment. */
+  gateMs?: number;
+  /** Times the check found slow writes and waited. */
+  gateRetries?: number;
+  /** The cut's drain: from asking LC1 to quiesce to its last write on disk (or, connection cut, to its last connection). */
+  drainMs?: number;
+  /** The final sync, whole. */
+  syncMs?: number;
+  /** The final sync's own phases, when it reports them. */
+  sync?: FinalSyncPhases;
+  /** From the end of the sync to LC2 serving (the release, with the service reading its data again). */
+  releaseMs?: number;
+  /** Part of releaseMs: LC2's service reading its data again. */
+  reloadMs?: number;
+  /** How long new requests were held at LC2 (from the hold to the release). */
+  holdMs?: number;
+  /** The writes in flight outlasted maxHoldMs at the cut (they were waited for: nothing is lost). */
+  holdExceeded?: boolean;
+  /** After the release: LC1 finishing its last requests (uploads), while LC2 already serves. */
+  finishMs?: number;
+}
 
 /** What a finished switch reports. */
 export interface SwitchResult {
@@ -107,6 +207,9 @@ export interface SwitchResult {
   holdMs: number;
   /** Duration of finalSync (stateful only). */
   syncMs: number;
+  /** Stateful: how the cut was made, and where its time went. */
+  cut?: 'writes' | 'connections';
+  phases?: SwitchPhases;
   steps: { name: string; ms: number }[];
 }
 

@@ -1,7 +1,7 @@
 /** `understudy demo`: the main job — a zero-downtime patch of a running LC under load, with a report. */
 import type { Command } from 'commander';
 import { UnderstudyError, requireRoot } from '../../core/index.ts';
-import { runDemo, type DemoReport } from '../../demo/index.ts';
+import { judgeDemo, runDemo, type DemoReport } from '../../demo/index.ts';
 import { isSwitchMethod } from '../../switch/index.ts';
 import type { CliContext } from '../context.ts';
 import { renderRun } from './run.ts';
@@ -14,6 +14,7 @@ export function renderDemo(r: DemoReport): string {
   const served = Object.entries(s.byServedBy)
     .map(([lc, n]) => `${lc} ${n}`)
     .join(', ');
+  const verdict = judgeDemo(r);
   const versions = Object.entries(s.byVersion)
     .map(([v, n]) => `${v} ${n}`)
     .join(', ');
@@ -32,9 +33,11 @@ export function renderDemo(r: DemoReport): string {
     `version:    ${r.versionBefore ?? '?'} before → ${r.versionAfter ?? '?'} after`,
     `data:       ${r.dataChecked} keys checked (200 written before, ${r.load.ackedWrites.length} acknowledged during the run), ${r.dataLost.length} lost`,
     `wall time:  ${(r.wallMs / 1000).toFixed(1)} s (host setup, image, LCs, data, load, patch run, checks)`,
-    r.load.summary.failed === 0 && r.dataLost.length === 0 && r.versionAfter !== r.versionBefore
-      ? 'RESULT: patched with 0 failed requests and no data lost'
-      : 'RESULT: NOT CLEAN — see above',
+    'targets:',
+    ...verdict.lines.map((l) => `  ${l}`),
+    verdict.ok
+      ? 'RESULT: ok — patched with 0 failed requests, no data lost, and every switch figure within its target'
+      : `RESULT: NOT MET — ${verdict.lines.filter((l) => l.startsWith('MISSED')).length} target(s) missed (above)`,
   ]
     .filter((l) => l !== '')
     .join('\n');
@@ -62,6 +65,6 @@ export function registerDemoCommand(program: Command, ctx: CliContext): void {
       });
       const { records: _records, ...load } = report.load;
       ctx.print({ ...report, load }, () => renderDemo(report));
-      if (report.load.summary.failed > 0 || report.dataLost.length > 0) process.exitCode = 1;
+      if (!judgeDemo(report).ok) process.exitCode = 1;
     });
 }

@@ -1,18 +1,27 @@
 /**
  * The disk store on btrfs: every disk is a subvolume `<pool>/lcs/<lc>/<disk>`; the live copy is
  * copyDisk (snapshots, send/receive, the cut), a disk set aside is the same subvolume renamed
- * `<disk>.before-<tag>`, and the final sync is rsync between the two subvolumes.
+ * `<disk>.before-<tag>`, and a sync carries what either side changed since their sync base (sync-pair.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { exec, isUnderstudyError, sleep, type Logger } from '../../core/index.ts';
 import type { Db } from '../../store/index.ts';
-import { diskSpecOf, type DiskRef, type DiskStore, type LiveCopyOptions } from '../disk-store.ts';
-import type { CopyResult } from '../types.ts';
+import {
+  catchUpBySync,
+  diskSpecOf,
+  type DiskRef,
+  type DiskStore,
+  type LiveCopyOptions,
+} from '../disk-store.ts';
+import type { CatchUpOptions, CatchUpResult, CopyResult, SyncOptions, SyncResult } from '../types.ts';
+import { adoptCopyBases, recoverSyncs, syncPair, type SyncSide } from './sync-pair.ts';
 import { copyDisk } from './copy-disk.ts';
 import { recoverCopyJobs } from './recover.ts';
 
 export interface BtrfsDiskStoreOptions {
+  /** Where the sync bases of disk pairs are recorded; without it every sync is whole. */
+  db?: Db;
   /** Mount point of a storage pool (a btrfs filesystem). */
   poolPath(pool: string): string;
   /** The block device a pool is mounted from. */
@@ -63,7 +72,8 @@ export class BtrfsDiskStore implements DiskStore {
 
   async copyLive(o: LiveCopyOptions): Promise<CopyResult> {
     const target = this.location(o.to);
-    return copyDisk({
+    const db = this.options.db ?? o.db;
+    const result = await copyDisk({
       source: this.location(o.from),
       destination: { poolPath: path.dirname(target), name: path.basename(target) },
       freezer: o.freezer,
@@ -77,7 +87,17 @@ export class BtrfsDiskStore implements DiskStore {
       signal: o.signal,
       logger: o.logger,
       onProgress: o.onProgress,
+      keepSyncBase: db !== undefined,
     });
+    // The copy's last snapshots become the bases of the incremental syncs between the two disks.
+    if (db && result.syncBase)
+      await adoptCopyBases(db, {
+        from: this.side(o.from),
+        to: this.side(o.to),
+        source: result.syncBase.source,
+        destination: result.syncBase.destination,
+      });
+    return result;
   }
 
   async setAside(ref: DiskRef, tag: string): Promise<void> {
@@ -115,23 +135,30 @@ export class BtrfsDiskStore implements DiskStore {
     }
   }
 
-  async sync(from: DiskRef, to: DiskRef): Promise<void> {
-    // rsync of what changed: nanosecond mtimes, deletions, hard links, ACLs, xattrs, numeric owners.
-    await exec(
-      [
-        'rsync',
-        '-aHAX',
-        '--numeric-ids',
-        '--delete',
-        '--modify-window=-1',
-        `${this.location(from)}/`,
-        `${this.location(to)}/`,
-      ],
-      { timeoutMs: 30 * 60_000 },
-    );
+  private side(ref: DiskRef): SyncSide {
+    const pool = diskSpecOf(ref).pool;
+    return {
+      key: `${ref.lc.name}/${ref.disk}`,
+      path: this.location(ref),
+      pool: { name: pool, path: this.options.poolPath(pool) },
+    };
   }
 
-  recoverCopies(db: Db, options: { logger?: Logger } = {}): Promise<string[]> {
-    return recoverCopyJobs(db, options);
+  async sync(from: DiskRef, to: DiskRef, options: SyncOptions = {}): Promise<SyncResult> {
+    return syncPair({
+      ...(this.options.db ? { db: this.options.db } : {}),
+      from: this.side(from),
+      to: this.side(to),
+      rule: options.rule ?? 'sender-wins',
+      ...(options.logger ? { logger: options.logger } : {}),
+    });
+  }
+
+  catchUp(from: DiskRef, to: DiskRef, options: CatchUpOptions = {}): Promise<CatchUpResult> {
+    return catchUpBySync(this, { from, to, options });
+  }
+
+  async recoverCopies(db: Db, options: { logger?: Logger } = {}): Promise<string[]> {
+    return [...(await recoverCopyJobs(db, options)), ...(await recoverSyncs(db, options))];
   }
 }

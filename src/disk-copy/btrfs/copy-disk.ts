@@ -128,6 +128,7 @@ async function runSnapshotMode(ctx: CopyJobContext, policy: ResolvedCopyPolicy):
   await snapshot({ source: cut, target: ctx.destination, readOnly: false });
   return {
     cutSnapshot: cut,
+    receivedCut: cut,
     cutAt,
     freezeMs: frozen.frozenMs,
     freezeAttempts: frozen.attempts,
@@ -236,8 +237,10 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopyResult> {
         durationMs: expected.durationMs > actual.durationMs ? expected.durationMs : actual.durationMs,
       };
     }
-    await removeStagingDir(ctx.sourceStage);
-    await removeStagingDir(ctx.destinationStage);
+    if (!options.keepSyncBase) {
+      await removeStagingDir(ctx.sourceStage);
+      await removeStagingDir(ctx.destinationStage);
+    }
     const summary = recorder.summary();
     const result: CopyResult = {
       jobId,
@@ -255,6 +258,9 @@ export async function copyDisk(options: CopyDiskOptions): Promise<CopyResult> {
       history: { ...summary, text: describeHistory(summary) },
       records: recorder.records,
       ...(verification ? { verification } : {}),
+      ...(options.keepSyncBase
+        ? { syncBase: { source: outcome.cutSnapshot, destination: outcome.receivedCut } }
+        : {}),
     };
     if (options.db) finishCopyJob(options.db, jobId, result);
     ctx.progress({

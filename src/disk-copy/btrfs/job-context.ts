@@ -25,6 +25,8 @@ export interface CopyJobContext {
 export interface CutOutcome {
   /** Read-only snapshot of the source at the cut (removed with the staging directory). */
   cutSnapshot: string;
+  /** The snapshot the destination was cloned from (send-receive: the received cut; kept only with keepSyncBase). */
+  receivedCut: string;
   cutAt: string;
   freezeMs: number;
   freezeAttempts: number;

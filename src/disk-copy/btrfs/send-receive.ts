@@ -224,8 +224,16 @@ export async function runSendReceive(
     // btrfs receive creates new files under temporary names in the root directory and renames them,
     // which changes the root's times; the stream only restores them when the source root changed.
     await exec(['touch', '--no-dereference', '-r', cutSnapshot, ctx.destination]);
-    await deleteSubvolume(received('cut'));
-    return { cutSnapshot, cutAt, freezeMs, freezeAttempts: frozen.attempts, convergence, throttledMs };
+    if (!ctx.options.keepSyncBase) await deleteSubvolume(received('cut'));
+    return {
+      cutSnapshot,
+      receivedCut: received('cut'),
+      cutAt,
+      freezeMs,
+      freezeAttempts: frozen.attempts,
+      convergence,
+      throttledMs,
+    };
   } finally {
     // On failure: lift a throttle still in force (an error doing so must not hide the original one).
     await liftThrottle().catch((error: unknown) =>

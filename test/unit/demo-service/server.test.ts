@@ -104,7 +104,7 @@ test('keeps one connection alive across several requests and labels every answer
     string,
     unknown
   >;
-  assert.deepEqual(stats, { connections: 1, inFlight: 1, served: 6, draining: false });
+  assert.deepEqual(stats, { connections: 1, inFlight: 1, served: 6, draining: false, writesInFlight: 0 });
 });
 
 test('acknowledged writes survive kill -9 and a torn last log line', async (t) => {
@@ -304,4 +304,143 @@ test('a store replaced on disk from outside (the final sync of a switch) is read
   // And it keeps appending to the new file.
   assert.equal((await call(second.port, { method: 'PUT', path: '/kv/k2', body: 'after' })).status, 200);
   assert.match(await readFile(join(b, 'kv.log'), 'utf8'), /"k":"k2"/);
+});
+
+interface WriteState {
+  writesInFlight: number;
+  oldestWriteMs: number;
+  journalsBusy: boolean;
+  quiesced: boolean;
+  held: boolean;
+  quiet?: boolean;
+  waitedMs?: number;
+  reloadMs?: number;
+  keys?: number;
+}
+
+async function admin(port: number, path: string, method = 'POST'): Promise<WriteState> {
+  const answer = await call(port, { method, path: `/.understudy/${path}` });
+  assert.equal(answer.status, 200, answer.body.toString());
+  return JSON.parse(answer.body.toString()) as WriteState;
+}
+
+test('quiesce answers once the last write in flight is on disk; a slow upload does not delay it', async (t) => {
+  const { dir, demo } = await withDemo(t);
+  // A write whose body is still arriving, and an upload that takes 1.5 s; both started before the quiesce.
+  const write = call(demo.port, {
+    method: 'PUT',
+    path: '/kv/slow-write',
+    chunks: [Buffer.from('part-1 '), Buffer.from('part-2')],
+    chunkDelayMs: 300,
+  });
+  const upload = call(demo.port, {
+    method: 'POST',
+    path: '/upload',
+    chunks: [randomBytes(1000), randomBytes(1000), randomBytes(1000), randomBytes(1000)],
+    chunkDelayMs: 500,
+  });
+  await sleep(100);
+  assert.equal((await admin(demo.port, 'writes', 'GET')).writesInFlight, 1);
+  const started = Date.now();
+  const quiesced = await admin(demo.port, 'quiesce?waitMs=5000');
+  const waited = Date.now() - started;
+  assert.equal(quiesced.quiet, true);
+  assert.equal(quiesced.writesInFlight, 0);
+  assert.ok(
+    waited >= 150 && waited < 1000,
+    `the quiesce waited for the write (${waited} ms), not the upload`,
+  );
+  const written = await write;
+  assert.equal(written.status, 200);
+  assert.equal(written.headers['connection'], 'close');
+  assert.match(await readFile(join(dir, 'data/kv.log'), 'utf8'), /"k":"slow-write"/);
+  const uploaded = await upload;
+  assert.equal(uploaded.status, 200, 'the upload finished on the quiesced service');
+  assert.ok(Date.now() - started > 1000);
+});
+
+test('quiesced: a write on an old keep-alive socket is neither read nor answered, and nothing is written', async (t) => {
+  const { dir, demo } = await withDemo(t);
+  // allowHalfOpen: the client can still write after the service's FIN, as a request already on its
+  // way when the service closes the socket does.
+  const socket = connect({ host: '127.0.0.1', port: demo.port, allowHalfOpen: true });
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  let received = '';
+  socket.on('data', (c: Buffer) => (received += c.toString()));
+  socket.on('error', () => undefined);
+  let serverEnded = false;
+  const ended = new Promise<void>((resolve) =>
+    socket.once('end', () => {
+      serverEnded = true;
+      resolve();
+    }),
+  );
+  socket.write('GET /version HTTP/1.1\r\nHost: x\r\n\r\n');
+  await sleep(100);
+  assert.match(received, /^HTTP\/1.1 200/);
+  received = '';
+  const q = await admin(demo.port, 'quiesce?waitMs=1000');
+  assert.equal(q.quiesced, true);
+  await Promise.race([ended, sleep(1000)]);
+  assert.ok(serverEnded, 'the service closed the idle keep-alive socket at once');
+  socket.write('PUT /kv/late HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nlate');
+  await sleep(300);
+  socket.destroy();
+  assert.equal(received, '', 'no answer on the old socket');
+  await sleep(50);
+  assert.doesNotMatch(await readFile(join(dir, 'data/kv.log'), 'utf8').catch(() => ''), /"k":"late"/);
+  await admin(demo.port, 'unquiesce');
+  assert.equal((await call(demo.port, { method: 'PUT', path: '/kv/after', body: 'x' })).status, 200);
+  const stats = JSON.parse((await call(demo.port, { path: '/stats' })).body.toString()) as {
+    draining: boolean;
+  };
+  assert.equal(stats.draining, false);
+});
+
+test('quiesce reports a write that does not finish within the wait', async (t) => {
+  const { demo } = await withDemo(t);
+  const write = call(demo.port, {
+    method: 'PUT',
+    path: '/kv/very-slow',
+    chunks: [Buffer.from('a'), Buffer.from('b')],
+    chunkDelayMs: 800,
+  });
+  await sleep(100);
+  const q = await admin(demo.port, 'quiesce?waitMs=100');
+  assert.equal(q.quiet, false);
+  assert.equal(q.writesInFlight, 1);
+  assert.ok(q.oldestWriteMs >= 150, JSON.stringify(q));
+  assert.equal((await write).status, 200, 'the write in flight still finishes');
+});
+
+test('hold keeps requests waiting; release reads the replaced logs first', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'demo-test-'));
+  const a = join(dir, 'a');
+  const b = join(dir, 'b');
+  const first = await startDemo({ dataDir: a });
+  const second = await startDemo({ dataDir: b });
+  t.after(async () => {
+    await first.kill();
+    await second.kill();
+    await rm(dir, { recursive: true, force: true });
+  });
+  assert.equal((await call(first.port, { method: 'PUT', path: '/kv/k', body: 'fresh' })).status, 200);
+  assert.equal((await admin(second.port, 'hold')).held, true);
+  let answeredAt = 0;
+  const waiting = call(second.port, { path: '/kv/k' }).then((answer) => {
+    answeredAt = Date.now();
+    return answer;
+  });
+  await sleep(200);
+  assert.equal(answeredAt, 0, 'a request to the held service waits');
+  // The final sync rewrites the log in place (same inode, as an incremental receive may do).
+  const { copyFile } = await import('node:fs/promises');
+  await copyFile(join(a, 'kv.log'), join(b, 'kv.log'));
+  const releasedAt = Date.now();
+  const released = await admin(second.port, 'release');
+  assert.equal(released.held, false);
+  assert.equal(released.keys, 1);
+  const answer = await waiting;
+  assert.ok(answeredAt >= releasedAt);
+  assert.equal(answer.body.toString(), 'fresh');
 });

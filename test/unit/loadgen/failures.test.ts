@@ -126,3 +126,51 @@ test('stop() ends a run early; mark() timestamps land inside the run', async (t)
   assert.deepEqual(result.marks, [mark]);
   assert.ok(mark.at > result.startedAt && mark.at < result.endedAt);
 });
+
+test('a reused keep-alive connection closed before any answer byte: the request is sent again on a new one, as HTTP clients do', async (t) => {
+  const served = new Map<Socket, number>();
+  let unanswered = 0;
+  const { port } = await serve(t, (req, res) => {
+    const n = (served.get(req.socket) ?? 0) + 1;
+    served.set(req.socket, n);
+    if (n === 2 && [...served.keys()].indexOf(req.socket) < 4) {
+      // The server closes the idle connection just as the client reuses it: nothing is answered.
+      unanswered += 1;
+      req.socket.destroy();
+      return;
+    }
+    res.writeHead(200, { 'X-Served-By': 'lc' });
+    res.end('ok');
+  });
+  const result = await startLoad(
+    quick(port, { mix: { keepalive: 1, write: 1 }, rate: 100, durationMs: 600, maxRequests: 40 }),
+  ).done;
+  assert.equal(result.summary.failed, 0, JSON.stringify(result.records.filter((r) => r.outcome !== 'ok')));
+  assert.ok(unanswered > 0);
+  assert.equal(
+    result.records.reduce((sum, r) => sum + (r.resent ?? 0), 0),
+    unanswered,
+    'each unanswered request was sent again',
+  );
+  assert.equal(result.ackedWrites.length, result.summary.byKind.write.total);
+});
+
+test('a reused connection that answered partly, or a new one closed unanswered, is a failure, never resent', async (t) => {
+  const served = new Map<Socket, number>();
+  const { port } = await serve(t, (req, res) => {
+    const n = (served.get(req.socket) ?? 0) + 1;
+    served.set(req.socket, n);
+    if (n === 2) {
+      res.writeHead(200, { 'Content-Length': '100' });
+      res.write('part');
+      setTimeout(() => req.socket.destroy(), 10);
+      return;
+    }
+    res.end('ok');
+  });
+  const result = await startLoad(
+    quick(port, { mix: { keepalive: 1 }, rate: 100, durationMs: 400, maxRequests: 20 }),
+  ).done;
+  assert.ok(result.summary.byOutcome.reset > 0);
+  assert.equal(result.summary.resent, 0);
+});

@@ -365,3 +365,136 @@ test('serviceSide signals the service through its pid file with a fixed script',
     'the signal and the pid file are arguments, not spliced in',
   );
 });
+
+/** Gives a fake LC a service that speaks the cut protocol; `writes` lists the ages of its writes in flight. */
+function withCut(lc: FakeLc, name: string, log: string[], service: { writes: number[] }): void {
+  lc.side.cutControl = async (action, options) => {
+    log.push(`${name} cut ${action}`);
+    if (action === 'quiesce') service.writes = [];
+    return {
+      writesInFlight: service.writes.length,
+      oldestWriteMs: Math.max(0, ...service.writes),
+      quiesced: action === 'quiesce',
+      held: action === 'hold',
+      ...(action === 'quiesce' ? { quiet: true, waitedMs: 3 } : {}),
+      ...(action === 'release' ? { reloadMs: 2 } : {}),
+      ...(options.port === 80 ? {} : { unexpectedPort: options.port }),
+    };
+  };
+}
+
+test('stateful instant, cut by writes: hold, address, quiesce, sync, release, then LC1 finishes', async () => {
+  const { log, lc1, lc2, plan, deps } = setUp('instant');
+  withCut(lc1, 'lc1', log, { writes: [3] });
+  withCut(lc2, 'lc2', log, { writes: [] });
+  const phases = { snapshotMs: 4, diffMs: 5, copyMs: 6, verifyMs: 1, bytes: 4096, files: 2 };
+  const notes: string[] = [];
+  const result = await runSwitch(
+    { ...plan, stateful: true },
+    {
+      ...deps,
+      finalSync: async () => {
+        log.push('sync');
+        return phases;
+      },
+      onNote: (message) => notes.push(message),
+    },
+  );
+  const at = (entry: string): number => {
+    const i = log.indexOf(entry);
+    assert.ok(i >= 0, `${entry} in ${JSON.stringify(log)}`);
+    return i;
+  };
+  assert.ok(
+    at('lc1 cut writes') < at('lc2 steer old-flows'),
+    'the writes are checked before anything changes',
+  );
+  assert.ok(at('lc2 cut hold') < at('lc2 addr replace 198.18.0.10/24 eth0'));
+  assert.ok(at('lc2 addr replace 198.18.0.10/24 eth0') < at('lc1 cut quiesce'));
+  assert.ok(at('lc1 cut quiesce') < at('sync'));
+  assert.ok(at('sync') < at('lc2 cut release'));
+  assert.ok(at('lc2 cut release') < at('lc1 signal drain'), 'LC1 finishes its connections after LC2 serves');
+  assert.ok(at('lc1 signal drain') < at('lc2 steer removed'));
+  assert.ok(!lc2.signals.includes('pause'), 'LC2 held by its service, not stopped');
+  assert.equal(at('lc1 cut unquiesce') > at('lc2 cut release'), true, 'LC1 back to normal afterwards');
+  assert.equal(result.cut, 'writes');
+  assert.deepEqual(result.phases?.sync, phases);
+  assert.equal(result.phases?.reloadMs, 2);
+  assert.ok((result.phases?.holdMs ?? -1) >= 0);
+  assert.match(notes.at(-1) ?? '', /cut by writes: hold .* final sync .*snapshot 4 ms/);
+});
+
+test('slow writes in flight before the cut: abort changes nothing, wait retries, proceed goes on', async () => {
+  {
+    const { log, lc1, lc2, plan, deps, db } = setUp('instant');
+    withCut(lc1, 'lc1', log, { writes: [400] });
+    withCut(lc2, 'lc2', log, { writes: [] });
+    await assert.rejects(
+      runSwitch(
+        { ...plan, stateful: true, cut: { onSlowWrites: 'abort', maxHoldMs: 100 } },
+        { ...deps, finalSync: async () => undefined },
+      ),
+      (e) =>
+        isUnderstudyError(e, 'SWITCH_WRITES_TOO_SLOW') &&
+        /1 write\(s\) in flight, the oldest for 400 ms/.test(e.message),
+    );
+    assert.deepEqual(log, ['lc1 cut writes'], 'nothing but the check happened');
+    assert.deepEqual(new SwitchJournal(db).list(), []);
+  }
+  {
+    const { log, lc1, lc2, plan, deps } = setUp('instant');
+    const service = { writes: [400] };
+    withCut(lc1, 'lc1', log, service);
+    withCut(lc2, 'lc2', log, { writes: [] });
+    const notes: string[] = [];
+    let checks = 0;
+    const original = lc1.side.cutControl!;
+    lc1.side.cutControl = async (action, options) => {
+      if (action === 'writes' && ++checks === 3) service.writes = [];
+      return original(action, options);
+    };
+    const result = await runSwitch(
+      { ...plan, stateful: true, cut: { onSlowWrites: 'wait', retries: 5, retryIntervalMs: 1 } },
+      { ...deps, finalSync: async () => undefined, onNote: (m) => notes.push(m) },
+    );
+    assert.equal(result.outcome, 'switched');
+    assert.equal(result.phases?.gateRetries, 2);
+    assert.match(notes[0] ?? '', /waiting 1 ms for a quieter moment \(1\/5\)/);
+  }
+  {
+    const { log, lc1, lc2, plan, deps } = setUp('instant');
+    withCut(lc1, 'lc1', log, { writes: [400] });
+    withCut(lc2, 'lc2', log, { writes: [] });
+    await assert.rejects(
+      runSwitch(
+        { ...plan, stateful: true, cut: { onSlowWrites: 'wait', retries: 2, retryIntervalMs: 1 } },
+        { ...deps, finalSync: async () => undefined },
+      ),
+      (e) => isUnderstudyError(e, 'SWITCH_WRITES_TOO_SLOW') && /after 2 waits/.test(e.message),
+    );
+    const proceed = setUp('instant');
+    withCut(proceed.lc1, 'lc1', proceed.log, { writes: [400] });
+    withCut(proceed.lc2, 'lc2', proceed.log, { writes: [] });
+    const result = await runSwitch(
+      { ...proceed.plan, stateful: true, cut: { onSlowWrites: 'proceed' } },
+      { ...proceed.deps, finalSync: async () => undefined },
+    );
+    assert.equal(result.outcome, 'switched');
+  }
+});
+
+test('a service without the cut protocol is switched with the connection drain before the sync', async () => {
+  const { log, lc2, plan, deps } = setUp('instant');
+  const result = await runSwitch(
+    { ...plan, stateful: true },
+    {
+      ...deps,
+      finalSync: async () => {
+        log.push('sync');
+      },
+    },
+  );
+  assert.equal(result.cut, 'connections');
+  assert.ok(log.indexOf('lc1 signal drain') < log.indexOf('sync'));
+  assert.ok(lc2.signals.includes('pause') && lc2.signals.includes('resume'));
+});

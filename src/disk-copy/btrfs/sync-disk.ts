@@ -1,0 +1,264 @@
+/**
+ * The sync of one disk onto its copy (the final sync of a stateful switch, its catch-up passes, and
+ * the switch back): the copy's disk is made to hold what the source's disk holds now, at a cost that
+ * follows what changed since the two were last equal, not the size of either.
+ *
+ * Incremental (both sides have a sync base, the snapshots taken when they were last made equal):
+ *   1. snapshot: a read-only snapshot of the source now (`cut`) and of the target now (`now`);
+ *   2. diff: the paths each side changed since its base (metadata-only `btrfs send -p`, see
+ *      change-set.ts), the directories renamed on either side taken whole, every other name of a
+ *      hard-linked file added;
+ *   3. copy: exactly those paths from `cut` onto the target's live tree (rsync `--files-from`, a path
+ *      absent from `cut` is deleted), with the attributes, links, ACLs, xattrs and owners;
+ *   4. verify: a read-only snapshot of the target after the copy (`after`, the target's next base) and
+ *      the hash of the synced paths in `cut` and in `after` must be equal.
+ * Which paths are synced depends on the rule:
+ *   - `sender-wins` (data disks): both sides' changes; the target ends equal to `cut`;
+ *   - `receiver-wins` (system disks, where the target was patched): the source's changes except the
+ *     paths the target changed too (or that lie in a directory the target removed or moved), which
+ *     are reported as conflicts and keep the target's version.
+ * Whole (no base): `cut` is rsynced onto the target with deletions (a walk of both trees), then
+ * `after` is taken so that the next sync can be incremental.
+ *
+ * The source is never written. A failure leaves the target's live tree partly synced (every file
+ * rsync finished is whole); the bases stay valid, so running the sync again finishes it.
+ */
+import type { Stats } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { UnderstudyError, exec, isErrno, isUnderstudyError } from '../../core/index.ts';
+import { differingPaths, hashPaths } from '../tree-hash.ts';
+import type { SyncConflictRule } from '../types.ts';
+import { snapshot } from './btrfs.ts';
+import { changedPaths, type ChangeSet } from './change-set.ts';
+
+export interface SyncDiskOptions {
+  /** Live subvolume of the source disk (read only through snapshots). */
+  source: string;
+  /** Live subvolume of the target disk (written in place). */
+  target: string;
+  /** The sync bases (read-only snapshots), absent for a whole sync. */
+  base?: { source: string; target: string };
+  /** Where the snapshots of this sync go (each path must not exist; its parent must). */
+  snapshots: { cut: string; now: string; after: string };
+  rule: SyncConflictRule;
+  /** Names used in messages ("lc1/app"). */
+  labels: { source: string; target: string };
+  /** How many conflicting paths to name in the result (default 50). */
+  conflictLimit?: number;
+}
+
+export interface SyncDiskOutcome {
+  method: 'incremental' | 'whole';
+  snapshotMs: number;
+  diffMs: number;
+  copyMs: number;
+  verifyMs: number;
+  /** File bytes rsync wrote. */
+  bytes: number;
+  /** Paths synced (whole: entries rsync looked at). */
+  files: number;
+  conflicts: { count: number; paths: string[] };
+}
+
+/** rsync's attribute set: nanosecond mtimes, hard links, ACLs, xattrs, numeric owners. */
+const RSYNC_FLAGS = ['-aHAX', '--numeric-ids', '--modify-window=-1', '--stats'];
+
+const timed = async <T>(run: () => Promise<T>): Promise<[T, number]> => {
+  const started = performance.now();
+  const value = await run();
+  return [value, performance.now() - started];
+};
+
+const join = (root: string, relative: string): string =>
+  relative === '.' ? root : path.join(root, relative);
+
+async function statOrUndefined(p: string): Promise<Stats | undefined> {
+  try {
+    return await fs.lstat(p);
+  } catch (error) {
+    if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) return undefined;
+    throw error;
+  }
+}
+
+const isDirectory = async (p: string): Promise<boolean> => (await statOrUndefined(p))?.isDirectory() ?? false;
+
+/** Every entry below `relative` in `root` (its whole subtree), added to `into`. */
+async function addSubtree(root: string, relative: string, into: Set<string>): Promise<void> {
+  const entries = await fs.readdir(join(root, relative), { withFileTypes: true });
+  for (const entry of entries) {
+    const child = relative === '.' ? entry.name : path.join(relative, entry.name);
+    into.add(child);
+    if (entry.isDirectory()) await addSubtree(root, child, into);
+  }
+}
+
+/** The renamed directories (present in `root`) of the change sets, taken whole. */
+async function addMovedDirectories(root: string, sets: ChangeSet[], into: Set<string>): Promise<void> {
+  for (const set of sets)
+    for (const moved of set.moved)
+      if (await isDirectory(join(root, moved))) await addSubtree(root, moved, into);
+}
+
+/** Every other name of each hard-linked regular file in the list (`btrfs inspect-internal inode-resolve`). */
+async function addHardLinkNames(root: string, into: Set<string>): Promise<void> {
+  const seen = new Set<number>();
+  for (const relative of [...into]) {
+    const stat = await statOrUndefined(join(root, relative));
+    if (!stat?.isFile() || stat.nlink < 2 || seen.has(stat.ino)) continue;
+    seen.add(stat.ino);
+    const out = await exec(['btrfs', 'inspect-internal', 'inode-resolve', String(stat.ino), root]);
+    for (const line of out.stdout.split('\n'))
+      if (line.startsWith(`${root}/`)) into.add(path.relative(root, line));
+  }
+}
+
+/** Whether the target's change excludes `p`: it changed p, or removed/moved a directory above it. */
+async function heldByTarget(p: string, changed: Set<string>, now: string): Promise<boolean> {
+  if (changed.has(p)) return true;
+  for (let parent = path.dirname(p); parent !== '.' && parent !== '/'; parent = path.dirname(parent))
+    if (changed.has(parent) && !(await isDirectory(join(now, parent)))) return true;
+  return false;
+}
+
+async function rsync(
+  argv: string[],
+  labels: SyncDiskOptions['labels'],
+): Promise<{ bytes: number; files: number }> {
+  try {
+    // Exit 24 ("vanished") is how rsync reports a listed directory absent from the source, which it
+    // then deletes: the source is a read-only snapshot, nothing else can vanish from it.
+    const out = await exec(['rsync', ...RSYNC_FLAGS, ...argv], {
+      timeoutMs: 60 * 60_000,
+      maxBuffer: 64 << 20,
+      okCodes: [0, 24],
+    });
+    const number = (label: string): number =>
+      Number(new RegExp(`${label}: ([\\d,]+)`).exec(out.stdout)?.[1]?.replace(/,/g, '') ?? 0);
+    return { bytes: number('Total transferred file size'), files: number('Number of files') };
+  } catch (error) {
+    if (!isUnderstudyError(error)) throw error;
+    throw new UnderstudyError(
+      'DISK_SYNC_FAILED',
+      `The sync of ${labels.source} onto ${labels.target} failed: ${error.message}`,
+      {
+        cause: error,
+        details: { ...error.details },
+        hint: `${labels.source} is untouched. Fix the cause and run the sync again: it carries what is still missing.`,
+      },
+    );
+  }
+}
+
+/** Syncs one disk; see the file comment. The caller owns (and removes) the three snapshots. */
+export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
+  const limit = o.conflictLimit ?? 50;
+  let snapshotMs = 0;
+  const snap = async (source: string, target: string): Promise<void> => {
+    const [, ms] = await timed(() => snapshot({ source, target, readOnly: true }));
+    snapshotMs += ms;
+  };
+  await Promise.all([snap(o.source, o.snapshots.cut), o.base ? snap(o.target, o.snapshots.now) : undefined]);
+  if (!o.base) {
+    const [copied, copyMs] = await timed(() =>
+      rsync(['--delete', `${o.snapshots.cut}/`, `${o.target}/`], o.labels),
+    );
+    await snap(o.target, o.snapshots.after);
+    return {
+      method: 'whole',
+      snapshotMs,
+      diffMs: 0,
+      copyMs,
+      verifyMs: 0,
+      ...copied,
+      conflicts: { count: 0, paths: [] },
+    };
+  }
+  const base = o.base;
+  const { cut, now, after } = o.snapshots;
+
+  const [list, diffMs] = await timed(async () => {
+    const [sent, received] = await Promise.all([
+      changedPaths(base.source, cut),
+      changedPaths(base.target, now),
+    ]);
+    const conflicts: string[] = [];
+    const selected = new Set<string>();
+    if (o.rule === 'sender-wins') {
+      for (const p of sent.paths) selected.add(p);
+      for (const p of received.paths) selected.add(p);
+      await addMovedDirectories(cut, [sent, received], selected);
+      await addHardLinkNames(cut, selected);
+    } else {
+      const candidates = new Set(sent.paths);
+      await addMovedDirectories(cut, [sent], candidates);
+      await addHardLinkNames(cut, candidates);
+      for (const p of candidates) {
+        if (!(await heldByTarget(p, received.paths, now))) selected.add(p);
+        else if (!((await isDirectory(join(cut, p))) && (await isDirectory(join(now, p))))) conflicts.push(p);
+      }
+    }
+    // Writing an entry changes its directory's times on the target: the directories of the listed
+    // paths are listed too, so that rsync sets their times (and attributes) back afterwards.
+    for (const p of [...selected]) {
+      const parent = path.dirname(p);
+      if (selected.has(parent) || p === '.') continue;
+      if (o.rule === 'sender-wins' || !(await heldByTarget(parent, received.paths, now)))
+        selected.add(parent);
+    }
+    // A path absent on both sides (a transient name of the stream) needs nothing.
+    const paths: string[] = [];
+    for (const p of [...selected].sort())
+      if ((await statOrUndefined(join(cut, p))) || (await statOrUndefined(join(o.target, p)))) paths.push(p);
+    return { paths, conflicts: conflicts.sort() };
+  });
+
+  const listDir = await fs.mkdtemp(path.join(os.tmpdir(), 'understudy-sync-'));
+  try {
+    const listFile = path.join(listDir, 'paths');
+    await fs.writeFile(listFile, list.paths.map((p) => `${p}\0`).join(''));
+    const [copied, copyMs] = await timed(() =>
+      list.paths.length === 0
+        ? Promise.resolve({ bytes: 0, files: 0 })
+        : rsync(
+            [
+              '--from0',
+              `--files-from=${listFile}`,
+              '--delete-missing-args',
+              '--force',
+              '--no-implied-dirs',
+              `${cut}/`,
+              `${o.target}/`,
+            ],
+            o.labels,
+          ),
+    );
+    await snap(o.target, after);
+    const [, verifyMs] = await timed(async () => {
+      const [expected, actual] = await Promise.all([
+        hashPaths(cut, list.paths),
+        hashPaths(after, list.paths),
+      ]);
+      if (expected.digest !== actual.digest)
+        throw new UnderstudyError(
+          'DISK_SYNC_VERIFY_FAILED',
+          `After the sync of ${o.labels.source} onto ${o.labels.target}, these paths differ: ${differingPaths(expected, actual).join(', ')}`,
+          { hint: 'Run the sync again; if the paths still differ, report it with these paths.' },
+        );
+    });
+    return {
+      method: 'incremental',
+      snapshotMs,
+      diffMs,
+      copyMs,
+      verifyMs,
+      bytes: copied.bytes,
+      files: list.paths.length,
+      conflicts: { count: list.conflicts.length, paths: list.conflicts.slice(0, limit) },
+    };
+  } finally {
+    await fs.rm(listDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,264 @@
+/**
+ * A sync between two btrfs disks with its bookkeeping: the bases recorded for the pair (see
+ * sync-bases.ts) are checked and used, the sync's snapshots are named in the store before they are
+ * made, and after a sync the pair is re-based on the source's cut and the target's state right after
+ * the sync (so the next sync, in either direction, is incremental), the older bases removed.
+ *
+ * Snapshots live in `<lc dir>/.understudy-sync/<holder>/<snapshot>` beside each disk (a read-only
+ * subvolume cannot be moved to another directory; its holder directory can).
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { UnderstudyError, exec, isUnderstudyError, processOwner, type Logger } from '../../core/index.ts';
+import { liveLease, releaseLeases, takeLeases, type Db } from '../../store/index.ts';
+import { formatBytes } from '../history.ts';
+import {
+  baseOf,
+  deleteSyncBase,
+  getSyncBase,
+  listSyncBases,
+  pairKey,
+  putSyncBase,
+  settleSyncBase,
+  startSync,
+  type SyncBase,
+} from '../sync-bases.ts';
+import type { SyncConflictRule, SyncResult } from '../types.ts';
+import { freeBytes, isSubvolume, removeStagingDir } from './btrfs.ts';
+import { syncDisk } from './sync-disk.ts';
+
+/** One side of a sync: its key (`lc/disk`), live subvolume and pool. */
+export interface SyncSide {
+  key: string;
+  path: string;
+  pool: { name: string; path: string };
+}
+
+export const syncDirOf = (disk: string): string => path.join(path.dirname(disk), '.understudy-sync');
+
+const syncLease = (pair: string): string => `sync:${pair}`;
+
+/** Removes the holder directory of a snapshot (and the snapshot). */
+const removeHolder = (snapshotPath: string): Promise<void> => removeStagingDir(path.dirname(snapshotPath));
+
+async function subvolumeIds(target: string): Promise<{ uuid: string; parent: string }> {
+  const out = await exec(['btrfs', 'subvolume', 'show', target]);
+  const field = (name: string): string =>
+    new RegExp(`^\\s*${name}:\\s*(\\S+)`, 'm').exec(out.stdout)?.[1] ?? '-';
+  return { uuid: field('UUID'), parent: field('Parent UUID') };
+}
+
+/** Whether `base` is a snapshot of `live`, or `live` a clone of `base`. */
+async function descends(base: string, live: string): Promise<boolean> {
+  if (!(await isSubvolume(base))) return false;
+  const [b, l] = await Promise.all([subvolumeIds(base), subvolumeIds(live)]);
+  return b.parent === l.uuid || l.parent === b.uuid;
+}
+
+async function usableBase(db: Db, from: SyncSide, to: SyncSide): Promise<SyncBase | undefined> {
+  const base = getSyncBase(db, from.key, to.key);
+  if (!base || base.baseA === '' || base.baseB === '') return undefined;
+  const [a, b] = await Promise.all([
+    descends(baseOf(base, from.key), from.path),
+    descends(baseOf(base, to.key), to.path),
+  ]);
+  return a && b ? base : undefined;
+}
+
+/** Makes a holder directory for one snapshot and returns the snapshot's path (not created yet). */
+async function holder(side: SyncSide, generation: number, kind: string): Promise<string> {
+  const dir = path.join(
+    syncDirOf(side.path),
+    `${path.basename(side.path)}-g${generation}-${kind}-${randomBytes(3).toString('hex')}`,
+  );
+  await fs.mkdir(dir, { recursive: true });
+  return path.join(dir, 'snap');
+}
+
+/** An ENOSPC from rsync or btrfs as POOL_FULL naming the target's pool; other errors unchanged. */
+async function explainFull(error: unknown, from: SyncSide, to: SyncSide): Promise<unknown> {
+  const text = isUnderstudyError(error)
+    ? `${error.message} ${String(error.details.stderr ?? '')}`
+    : String(error);
+  if (!/No space left on device|ENOSPC/i.test(text)) return error;
+  const free = await freeBytes(to.pool.path).catch(() => 0);
+  return new UnderstudyError(
+    'POOL_FULL',
+    `The pool "${to.pool.name}" (${to.pool.path}) holding ${to.key} is full (${formatBytes(free)} free): the sync of ${from.key} onto ${to.key} stopped part-way`,
+    {
+      cause: error,
+      details: { pool: to.pool.name, poolPath: to.pool.path, freeBytes: free },
+      hint: `Nothing is lost: ${from.key} is untouched and keeps serving. Free space in the pool "${to.pool.name}" (or grow it), then run the sync (the switch) again.`,
+    },
+  );
+}
+
+/**
+ * Records the snapshots a live copy ended with as the pair's first bases: their staging directories
+ * are moved into each disk's sync directory; the pair's older bases are removed.
+ */
+export async function adoptCopyBases(
+  db: Db,
+  o: { from: SyncSide; to: SyncSide; source: string; destination: string },
+): Promise<void> {
+  const move = async (snapshotPath: string, side: SyncSide): Promise<string> => {
+    const dir = path.join(
+      syncDirOf(side.path),
+      `${path.basename(side.path)}-g0-copy-${randomBytes(3).toString('hex')}`,
+    );
+    await fs.mkdir(path.dirname(dir), { recursive: true });
+    await fs.rename(path.dirname(snapshotPath), dir);
+    return path.join(dir, path.basename(snapshotPath));
+  };
+  const fromBase = await move(o.source, o.from);
+  const toBase = o.destination === o.source ? fromBase : await move(o.destination, o.to);
+  const previous = getSyncBase(db, o.from.key, o.to.key);
+  const leftovers = previous ? [previous.baseA, previous.baseB, ...previous.pending].filter(Boolean) : [];
+  putSyncBase(db, { from: o.from.key, fromBase, to: o.to.key, toBase, generation: 0, leftovers });
+  await removeLeftovers(db, pairKey(o.from.key, o.to.key));
+}
+
+async function removeLeftovers(db: Db, pair: string): Promise<void> {
+  const row = listSyncBases(db).find((b) => b.pair === pair);
+  if (!row) return;
+  const keep = new Set([row.baseA, row.baseB]);
+  for (const p of row.pending) if (!keep.has(p)) await removeHolder(p);
+  settleSyncBase(db, pair);
+}
+
+/** Syncs `to` from `from` (see sync-disk.ts); without a db (or a base) the sync is whole. */
+export async function syncPair(o: {
+  db?: Db;
+  from: SyncSide;
+  to: SyncSide;
+  rule: SyncConflictRule;
+  logger?: Logger;
+}): Promise<SyncResult> {
+  const started = performance.now();
+  const pair = pairKey(o.from.key, o.to.key);
+  const [base, checkMs] = await (async (): Promise<[SyncBase | undefined, number]> => {
+    const t = performance.now();
+    const found = o.db ? await usableBase(o.db, o.from, o.to) : undefined;
+    return [found, performance.now() - t];
+  })();
+  const common = { from: o.from.key, to: o.to.key, rule: o.rule };
+  if (!base && o.rule === 'receiver-wins') {
+    return {
+      ...common,
+      method: 'skipped',
+      reason: `no sync base for ${o.from.key} and ${o.to.key} (never copied, or replaced since): a whole sync would undo ${o.to.key}'s own changes`,
+      snapshotMs: 0,
+      diffMs: checkMs,
+      copyMs: 0,
+      verifyMs: 0,
+      bytes: 0,
+      files: 0,
+      conflicts: { count: 0, paths: [] },
+      generation: 0,
+      durationMs: performance.now() - started,
+    };
+  }
+  const owner = processOwner().id;
+  if (o.db) {
+    const held = takeLeases(o.db, [syncLease(pair)], owner, `sync ${o.from.key} → ${o.to.key}`);
+    if (held)
+      throw new UnderstudyError(
+        'DISK_SYNC_FAILED',
+        `${o.from.key} and ${o.to.key} are being synced by another process`,
+        {
+          hint: `Wait for process ${held.owner.split(':')[0] ?? '?'} to finish.`,
+        },
+      );
+  }
+  const generation = base ? base.generation + 1 : 0;
+  const snapshots = {
+    cut: await holder(o.from, generation, 'cut'),
+    now: await holder(o.to, generation, 'now'),
+    after: await holder(o.to, generation, 'after'),
+  };
+  const scratch = [snapshots.cut, snapshots.now, snapshots.after];
+  try {
+    if (o.db) {
+      if (!base)
+        putSyncBase(o.db, {
+          from: o.from.key,
+          fromBase: '',
+          to: o.to.key,
+          toBase: '',
+          generation,
+          leftovers: [],
+        });
+      startSync(o.db, pair, [...scratch, ...(base?.pending ?? [])]);
+    }
+    const outcome = await syncDisk({
+      source: o.from.path,
+      target: o.to.path,
+      ...(base ? { base: { source: baseOf(base, o.from.key), target: baseOf(base, o.to.key) } } : {}),
+      snapshots,
+      rule: o.rule,
+      labels: { source: o.from.key, target: o.to.key },
+    }).catch(async (error: unknown) => {
+      throw await explainFull(error, o.from, o.to);
+    });
+    if (o.db) {
+      putSyncBase(o.db, {
+        from: o.from.key,
+        fromBase: snapshots.cut,
+        to: o.to.key,
+        toBase: snapshots.after,
+        generation,
+        leftovers: [...(base ? [base.baseA, base.baseB, ...base.pending] : []), snapshots.now],
+      });
+      await removeLeftovers(o.db, pair);
+    } else for (const p of scratch) await removeHolder(p);
+    const result: SyncResult = {
+      ...common,
+      method: outcome.method,
+      ...(outcome.method === 'whole'
+        ? { reason: `no sync base for ${o.from.key} and ${o.to.key}: both trees were walked` }
+        : {}),
+      snapshotMs: outcome.snapshotMs,
+      diffMs: outcome.diffMs + checkMs,
+      copyMs: outcome.copyMs,
+      verifyMs: outcome.verifyMs,
+      bytes: outcome.bytes,
+      files: outcome.files,
+      conflicts: outcome.conflicts,
+      generation,
+      durationMs: performance.now() - started,
+    };
+    o.logger?.info({ sync: result }, 'disk sync done');
+    return result;
+  } catch (error) {
+    // The bases stay valid (the source is untouched; the target's partial sync is one more change of
+    // the target since its base): remove this sync's snapshots and keep the pair ready for a re-run.
+    for (const p of scratch) await removeHolder(p).catch(() => undefined);
+    if (o.db) {
+      if (base) settleSyncBase(o.db, pair);
+      else deleteSyncBase(o.db, pair);
+    }
+    throw error;
+  } finally {
+    if (o.db) releaseLeases(o.db, [syncLease(pair)], owner);
+  }
+}
+
+/**
+ * After a crash: syncs whose process is gone get their snapshots removed (the bases stay; the sync
+ * can run again), and leftovers of finished syncs are removed. Returns the pairs cleaned up.
+ */
+export async function recoverSyncs(db: Db, options: { logger?: Logger } = {}): Promise<string[]> {
+  const cleaned: string[] = [];
+  for (const row of listSyncBases(db)) {
+    if (row.state === 'syncing' && liveLease(db, syncLease(row.pair))) continue;
+    if (row.state === 'ready' && row.pending.length === 0) continue;
+    if (row.baseA === '' || row.baseB === '') {
+      for (const p of row.pending) await removeHolder(p);
+      deleteSyncBase(db, row.pair);
+    } else await removeLeftovers(db, row.pair);
+    options.logger?.warn({ pair: row.pair }, 'removed the leftovers of an interrupted disk sync');
+    cleaned.push(row.pair);
+  }
+  return cleaned;
+}

@@ -1,0 +1,118 @@
+/**
+ * The sync bases of disk pairs in the store (module 'disk-copy', table `sync_bases`): for two disks
+ * that were made equal (a live copy, then each sync), the read-only snapshot of each side at that
+ * moment. An incremental sync compares each side's disk now with its base. The row also names the
+ * snapshots a sync in progress creates (`pending`), so that the recovery after a crash removes them.
+ *
+ * States:
+ * - `ready`: the bases are in place; `pending` lists leftovers still to remove (normally empty);
+ * - `syncing`: a sync runs (or its process died); `pending` lists what it may have created.
+ */
+import type { Db } from '../store/index.ts';
+
+export type SyncBaseState = 'ready' | 'syncing';
+
+export interface SyncBase {
+  /** `<disk a>|<disk b>`, the two disk keys (`lc/disk`) in sorted order. */
+  pair: string;
+  diskA: string;
+  baseA: string;
+  diskB: string;
+  baseB: string;
+  generation: number;
+  state: SyncBaseState;
+  /** Holder directories (each with a snapshot inside) that are not bases and must be removed. */
+  pending: string[];
+}
+
+interface Row {
+  pair: string;
+  disk_a: string;
+  base_a: string;
+  disk_b: string;
+  base_b: string;
+  generation: number;
+  state: SyncBaseState;
+  pending: string;
+}
+
+/** The pair key of two disks (the same whichever way the sync goes). */
+export function pairKey(one: string, other: string): string {
+  return [one, other].sort().join('|');
+}
+
+const toBase = (row: Row): SyncBase => ({
+  pair: row.pair,
+  diskA: row.disk_a,
+  baseA: row.base_a,
+  diskB: row.disk_b,
+  baseB: row.base_b,
+  generation: row.generation,
+  state: row.state,
+  pending: JSON.parse(row.pending) as string[],
+});
+
+export function getSyncBase(db: Db, one: string, other: string): SyncBase | undefined {
+  const row = db.prepare('SELECT * FROM sync_bases WHERE pair = ?').get(pairKey(one, other)) as
+    Row | undefined;
+  return row ? toBase(row) : undefined;
+}
+
+export function listSyncBases(db: Db): SyncBase[] {
+  return (db.prepare('SELECT * FROM sync_bases ORDER BY pair').all() as Row[]).map(toBase);
+}
+
+/** The base of `disk` in the pair (`disk` must be one of its two disks). */
+export function baseOf(base: SyncBase, disk: string): string {
+  return base.diskA === disk ? base.baseA : base.baseB;
+}
+
+/**
+ * Records new bases for the two disks (after a copy or a sync), in state `ready`; `leftovers` (the
+ * previous bases and the sync's scratch snapshots) are kept in `pending` until removed.
+ */
+export function putSyncBase(
+  db: Db,
+  o: { from: string; fromBase: string; to: string; toBase: string; generation: number; leftovers: string[] },
+): void {
+  const [a, b] = o.from < o.to ? [o.from, o.to] : [o.to, o.from];
+  const baseOfDisk = (disk: string): string => (disk === o.from ? o.fromBase : o.toBase);
+  const keep = new Set([o.fromBase, o.toBase]);
+  db.prepare(
+    `INSERT INTO sync_bases (pair, disk_a, base_a, disk_b, base_b, generation, state, pending, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, 'ready', ?, ?)
+     ON CONFLICT(pair) DO UPDATE SET disk_a = excluded.disk_a, base_a = excluded.base_a, disk_b = excluded.disk_b,
+       base_b = excluded.base_b, generation = excluded.generation, state = 'ready', pending = excluded.pending,
+       updated_at = excluded.updated_at`,
+  ).run(
+    pairKey(a, b),
+    a,
+    baseOfDisk(a),
+    b,
+    baseOfDisk(b),
+    o.generation,
+    JSON.stringify([...new Set(o.leftovers)].filter((p) => !keep.has(p))),
+    new Date().toISOString(),
+  );
+}
+
+/** Marks a sync of the pair as running; `scratch` are the holders it is about to create. */
+export function startSync(db: Db, pair: string, scratch: string[]): void {
+  db.prepare(`UPDATE sync_bases SET state = 'syncing', pending = ?, updated_at = ? WHERE pair = ?`).run(
+    JSON.stringify(scratch),
+    new Date().toISOString(),
+    pair,
+  );
+}
+
+/** The pair is back to `ready` with nothing pending (its scratch and leftovers are gone). */
+export function settleSyncBase(db: Db, pair: string): void {
+  db.prepare(`UPDATE sync_bases SET state = 'ready', pending = '[]', updated_at = ? WHERE pair = ?`).run(
+    new Date().toISOString(),
+    pair,
+  );
+}
+
+export function deleteSyncBase(db: Db, pair: string): void {
+  db.prepare('DELETE FROM sync_bases WHERE pair = ?').run(pair);
+}

@@ -1,0 +1,347 @@
+/**
+ * The incremental sync of a disk onto its copy (the final sync of a stateful switch, and the switch
+ * back), against real btrfs pools on loop devices, through the DiskStore port: after a live copy, a
+ * sync carries exactly what either side changed (new, modified, deleted, renamed files and
+ * directories, hard links, symlinks, xattrs, owners), looks only at those paths, keeps a patched
+ * system disk's own changes, runs the other way after a re-base, falls back to a whole sync without a
+ * base, and fails cleanly (pool full, a failure half-way, the manager killed) with nothing lost.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { exec, isUnderstudyError, spawnProcess } from '../../../src/core/index.ts';
+import {
+  BtrfsDiskStore,
+  diskCopySchema,
+  getSyncBase,
+  hashTree,
+  listSyncBases,
+  type DiskRef,
+} from '../../../src/disk-copy/index.ts';
+import type { LcSpec } from '../../../src/drivers/index.ts';
+import { openStore, type Db } from '../../../src/store/index.ts';
+import { createPool, createSubvolume, fillTree, tag, type Pool } from './fixtures.ts';
+import { assertSameTree } from './helpers.ts';
+
+const noFreeze = { async freeze() {}, async thaw() {} };
+
+function lcSpec(name: string, pool: string): LcSpec {
+  return {
+    name,
+    image: 'none',
+    cpus: '0',
+    cpuSharePercent: 100,
+    memoryMb: 64,
+    disks: [
+      { name: 'system', pool, sizeMb: 512, mountPath: '/' },
+      { name: 'app', pool, sizeMb: 512, mountPath: '/srv' },
+    ],
+    nics: [],
+  };
+}
+
+async function write(root: string, relative: string, data: string): Promise<void> {
+  await fs.mkdir(path.dirname(path.join(root, relative)), { recursive: true });
+  await fs.writeFile(path.join(root, relative), data);
+}
+
+/** Holder directories of sync snapshots left beside a disk. */
+async function syncHolders(disk: string): Promise<string[]> {
+  return fs.readdir(path.join(path.dirname(disk), '.understudy-sync')).catch(() => []);
+}
+
+void describe('disk sync (btrfs pools on loop devices)', () => {
+  let poolA: Pool;
+  let poolB: Pool;
+  let db: Db;
+  let dbDir: string;
+  let store: BtrfsDiskStore;
+  const pools = new Map<string, Pool>();
+  const run = tag();
+  const lc1 = lcSpec(`s1-${run}`, 'pa');
+  const lc2 = lcSpec(`s2-${run}`, 'pb');
+  const ref = (lc: LcSpec, disk: string): DiskRef => ({ lc, disk });
+
+  before(async () => {
+    poolA = await createPool(1024, 'sa');
+    poolB = await createPool(1024, 'sb');
+    pools.set('pa', poolA).set('pb', poolB);
+    dbDir = await fs.mkdtemp(path.join(os.tmpdir(), `us-sync-db-${tag()}-`));
+    db = openStore(path.join(dbDir, 'store.db'), [diskCopySchema]);
+    store = new BtrfsDiskStore({
+      db,
+      poolPath: (pool) => pools.get(pool)?.path ?? '/nonexistent',
+      poolDevice: (pool) => pools.get(pool)?.device ?? '/dev/null',
+    });
+    for (const disk of ['system', 'app']) {
+      const source = store.mountpoint(ref(lc1, disk));
+      await fs.mkdir(path.dirname(source), { recursive: true });
+      await fs.mkdir(path.dirname(store.mountpoint(ref(lc2, disk))), { recursive: true });
+      await createSubvolume(source);
+      await fillTree(source, { smallFiles: 300 });
+      await store.copyLive({
+        from: ref(lc1, disk),
+        to: ref(lc2, disk),
+        jobId: `sync-${run}-${disk}`,
+        freezer: noFreeze,
+        verify: true,
+      });
+    }
+  });
+  after(async () => {
+    db?.close();
+    await poolA?.cleanup();
+    await poolB?.cleanup();
+    if (dbDir) await fs.rm(dbDir, { recursive: true, force: true });
+  });
+
+  void it('a copy leaves a sync base for the pair, recorded in the store', async () => {
+    const base = getSyncBase(db, `${lc1.name}/app`, `${lc2.name}/app`);
+    assert.ok(base, 'a sync base is recorded');
+    assert.equal(base.generation, 0);
+    assert.equal(base.state, 'ready');
+    for (const snapshot of [base.baseA, base.baseB]) {
+      const flags = await exec(['btrfs', 'property', 'get', snapshot, 'ro']);
+      assert.match(flags.stdout, /ro=true/, `${snapshot} is a read-only snapshot`);
+    }
+  });
+
+  void it('a data-disk sync carries exactly what changed on either side, looking only at those paths', async () => {
+    const a = store.mountpoint(ref(lc1, 'app'));
+    const b = store.mountpoint(ref(lc2, 'app'));
+    // The source's changes since the copy.
+    await write(a, 'new/deep/file.txt', 'new file in new dirs');
+    await fs.appendFile(path.join(a, 'etc/d1/f11.conf'), 'modified');
+    await fs.rm(path.join(a, 'etc/d2/f12.conf'));
+    await fs.rename(path.join(a, 'etc/d3/f13.conf'), path.join(a, 'etc/d3/f13.renamed'));
+    await fs.rename(path.join(a, 'etc/d4'), path.join(a, 'moved-d4')); // 30 files come with it
+    await fs.rm(path.join(a, 'etc/d5'), { recursive: true });
+    await fs.link(path.join(a, 'etc/d6/f16.conf'), path.join(a, 'etc/d6/f16.link'));
+    await fs.appendFile(path.join(a, 'var/hardlink.conf'), 'through one name of a hard-linked file');
+    await fs.symlink('../etc/d7/f17.conf', path.join(a, 'var/new-symlink'));
+    await exec(['setfattr', '-n', 'user.changed', '-v', 'yes', path.join(a, 'etc/d8/f18.conf')]);
+    await fs.chown(path.join(a, 'etc/d9/f19.conf'), 4321, 8765);
+    await fs.chmod(path.join(a, 'etc/d0/f10.conf'), 0o600);
+    // The copy's own changes since the copy: the sender wins on a data disk.
+    await write(b, 'b-only.txt', 'written by the standby only');
+    await fs.appendFile(path.join(b, 'etc/d7/f27.conf'), 'changed on the standby');
+    await fs.rm(path.join(b, 'etc/d8/f28.conf'));
+
+    const result = await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
+    assert.equal(result.method, 'incremental');
+    assert.equal(result.generation, 1);
+    await assertSameTree(a, b);
+    // The tree holds ~330 entries; the change names ~60 (30 of them the moved directory's content).
+    assert.ok(result.files > 10 && result.files < 90, `synced ${result.files} paths, not the whole tree`);
+    for (const phase of ['snapshotMs', 'diffMs', 'copyMs', 'verifyMs'] as const)
+      assert.ok(result[phase] >= 0 && result[phase] < 60_000, `${phase}: ${result[phase]}`);
+    assert.ok(result.bytes > 0);
+    const base = getSyncBase(db, `${lc1.name}/app`, `${lc2.name}/app`);
+    assert.equal(base?.generation, 1);
+    assert.equal(base?.pending.length, 0);
+    // Two bases (source side, target side) and nothing else beside the disks.
+    assert.equal((await syncHolders(a)).filter((h) => h.startsWith('app-')).length, 1);
+    assert.equal((await syncHolders(b)).filter((h) => h.startsWith('app-')).length, 1);
+  });
+
+  void it('the switch back carries the standby writes to the original disk, incrementally', async () => {
+    const a = store.mountpoint(ref(lc1, 'app'));
+    const b = store.mountpoint(ref(lc2, 'app'));
+    await write(b, 'after-switch/key-1', 'acknowledged write on the standby');
+    await fs.rm(path.join(b, 'new/deep/file.txt'));
+    await fs.rename(path.join(b, 'moved-d4'), path.join(b, 'moved-again'));
+    const result = await store.sync(ref(lc2, 'app'), ref(lc1, 'app'));
+    assert.equal(result.method, 'incremental');
+    assert.equal(result.generation, 2);
+    await assertSameTree(b, a);
+    assert.equal(
+      await fs.readFile(path.join(a, 'after-switch/key-1'), 'utf8'),
+      'acknowledged write on the standby',
+    );
+    assert.ok(result.files < 60, `synced ${result.files} paths`);
+  });
+
+  void it('a sync that changes nothing looks at nothing', async () => {
+    const result = await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
+    assert.equal(result.method, 'incremental');
+    // Only the roots' times may be named.
+    assert.ok(result.files <= 1, `synced ${result.files} paths`);
+    assert.equal(result.bytes, 0);
+  });
+
+  void it("a system-disk sync keeps the standby's patched files and carries the source's log line", async () => {
+    const a = store.mountpoint(ref(lc1, 'system'));
+    const b = store.mountpoint(ref(lc2, 'system'));
+    const patched = 'etc/d1/f1.conf'; // stands for the dpkg database the patch changed
+    await write(b, patched, 'patched on the standby');
+    await write(b, 'usr/lib/new-package/file', 'installed by the patch');
+    await write(a, 'var/log/app.log', 'a log line written after the copy\n');
+    await write(a, patched, 'changed on the original after the copy'); // a conflict
+    await write(a, 'etc/app.conf', 'config changed on the original');
+    const result = await store.sync(ref(lc1, 'system'), ref(lc2, 'system'), { rule: 'receiver-wins' });
+    assert.equal(result.method, 'incremental');
+    assert.equal(await fs.readFile(path.join(b, patched), 'utf8'), 'patched on the standby');
+    assert.equal(
+      await fs.readFile(path.join(b, 'usr/lib/new-package/file'), 'utf8'),
+      'installed by the patch',
+    );
+    assert.equal(
+      await fs.readFile(path.join(b, 'var/log/app.log'), 'utf8'),
+      'a log line written after the copy\n',
+    );
+    assert.equal(await fs.readFile(path.join(b, 'etc/app.conf'), 'utf8'), 'config changed on the original');
+    assert.deepEqual(result.conflicts, { count: 1, paths: [patched] });
+
+    // Back (a rollback): the standby's log line goes to the original; the patch stays on the standby.
+    await fs.appendFile(path.join(b, 'var/log/app.log'), 'a log line written on the standby\n');
+    const back = await store.sync(ref(lc2, 'system'), ref(lc1, 'system'), { rule: 'receiver-wins' });
+    assert.equal(back.method, 'incremental');
+    assert.equal(
+      await fs.readFile(path.join(a, 'var/log/app.log'), 'utf8'),
+      'a log line written after the copy\na log line written on the standby\n',
+    );
+    assert.equal(await fs.readFile(path.join(a, patched), 'utf8'), 'changed on the original after the copy');
+    assert.equal(await fs.lstat(path.join(a, 'usr/lib/new-package')).catch(() => undefined), undefined);
+  });
+
+  void it('without a base a data disk is synced whole (and says so), a system disk is skipped', async () => {
+    const lc3 = lcSpec(`s3-${run}`, 'pb');
+    const target = store.mountpoint(ref(lc3, 'app'));
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    await createSubvolume(target);
+    await write(target, 'stale', 'not on the source');
+    const whole = await store.sync(ref(lc1, 'app'), ref(lc3, 'app'));
+    assert.equal(whole.method, 'whole');
+    assert.match(whole.reason ?? '', /no sync base/);
+    await assertSameTree(store.mountpoint(ref(lc1, 'app')), target);
+    await write(store.mountpoint(ref(lc1, 'app')), 'after-whole', 'x');
+    const next = await store.sync(ref(lc1, 'app'), ref(lc3, 'app'));
+    assert.equal(next.method, 'incremental', 'the whole sync left bases for the next one');
+    await assertSameTree(store.mountpoint(ref(lc1, 'app')), target);
+
+    await createSubvolume(store.mountpoint(ref(lc3, 'system')));
+    const skipped = await store.sync(ref(lc1, 'system'), ref(lc3, 'system'), { rule: 'receiver-wins' });
+    assert.equal(skipped.method, 'skipped');
+    assert.deepEqual(await fs.readdir(store.mountpoint(ref(lc3, 'system'))), []);
+  });
+
+  void it('a sync failing half-way leaves the source untouched and finishes when run again', async () => {
+    const a = store.mountpoint(ref(lc1, 'app'));
+    const b = store.mountpoint(ref(lc2, 'app'));
+    for (let i = 0; i < 20; i++) await write(a, `half/a${i}/file`, `file ${i}`);
+    await write(a, 'etc/d9/zz-late', 'sorted after the blocked directory');
+    const before = (await hashTree(a)).digest;
+    // An immutable directory on the standby makes rsync fail part-way through the list.
+    await fs.mkdir(path.join(b, 'half/a5'), { recursive: true });
+    await exec(['chattr', '+i', path.join(b, 'half/a5')]);
+    try {
+      await assert.rejects(store.sync(ref(lc1, 'app'), ref(lc2, 'app')), (error: unknown) => {
+        assert.ok(isUnderstudyError(error, 'DISK_SYNC_FAILED'), String(error));
+        assert.match(error.message, new RegExp(`${lc1.name}/app onto ${lc2.name}/app`));
+        return true;
+      });
+    } finally {
+      await exec(['chattr', '-i', path.join(b, 'half/a5')]);
+    }
+    assert.equal((await hashTree(a)).digest, before, 'the source is untouched');
+    assert.equal(getSyncBase(db, `${lc1.name}/app`, `${lc2.name}/app`)?.state, 'ready');
+    const again = await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
+    assert.equal(again.method, 'incremental');
+    await assertSameTree(a, b);
+  });
+
+  void it("the standby's pool full: POOL_FULL names the pool and what to do; nothing is lost; the re-run finishes", async () => {
+    const a = store.mountpoint(ref(lc1, 'app'));
+    const b = store.mountpoint(ref(lc2, 'app'));
+    // Fill the standby's pool with a ballast outside the disk, then write more than is left on the source.
+    const ballast = path.join(poolB.path, `ballast-${run}`);
+    await exec(['fallocate', '-l', '10M', ballast]);
+    const free = Number(
+      /Free \(estimated\):\s+(\d+)/.exec(
+        (await exec(['btrfs', 'filesystem', 'usage', '-b', poolB.path])).stdout,
+      )?.[1],
+    );
+    await exec(['fallocate', '-l', String(Math.max(0, free - 40 * 1024 * 1024)), `${ballast}-2`]);
+    await exec([
+      'dd',
+      'if=/dev/urandom',
+      `of=${path.join(a, 'big.bin')}`,
+      'bs=1M',
+      'count=120',
+      'status=none',
+    ]);
+    const before = (await hashTree(a)).digest;
+    await assert.rejects(store.sync(ref(lc1, 'app'), ref(lc2, 'app')), (error: unknown) => {
+      assert.ok(isUnderstudyError(error, 'POOL_FULL'), String(error));
+      assert.match(error.message, /pool "pb"/);
+      assert.match(error.message, new RegExp(poolB.path));
+      assert.match(error.hint ?? '', /Free space in the pool "pb"/);
+      return true;
+    });
+    assert.equal((await hashTree(a)).digest, before, 'the source is untouched');
+    await fs.rm(`${ballast}-2`);
+    await fs.rm(ballast);
+    const again = await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
+    assert.equal(again.method, 'incremental');
+    await assertSameTree(a, b);
+  });
+
+  void it('the manager killed during a sync: recovery removes its snapshots, the bases stay, the re-run finishes', async () => {
+    const a = store.mountpoint(ref(lc1, 'app'));
+    const b = store.mountpoint(ref(lc2, 'app'));
+    await exec([
+      'dd',
+      'if=/dev/urandom',
+      `of=${path.join(a, 'big2.bin')}`,
+      'bs=1M',
+      'count=200',
+      'status=none',
+    ]);
+    const holdersBefore = await syncHolders(a);
+    const holdersBeforeB = await syncHolders(b);
+    const child = spawnProcess(
+      [
+        process.execPath,
+        '--import',
+        'tsx',
+        path.join(path.dirname(fileURLToPath(import.meta.url)), 'sync-child.ts'),
+        JSON.stringify({
+          db: path.join(dbDir, 'store.db'),
+          pools: { pa: poolA.path, pb: poolB.path },
+          from: lc1,
+          to: lc2,
+        }),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    // Kill it once its rsync is writing.
+    for (let i = 0; i < 600; i++) {
+      const state = listSyncBases(db).find((s) => s.diskA === `${lc1.name}/app`)?.state;
+      const partial = (await fs.readdir(b)).some((name) => name.startsWith('.big2.bin'));
+      if (state === 'syncing' && partial) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    child.child.kill('SIGKILL');
+    await child.done;
+    assert.equal(listSyncBases(db).find((s) => s.diskA === `${lc1.name}/app`)?.state, 'syncing');
+    // The manager's rsync may outlive it: wait for it (it writes only what the sync would).
+    await exec(['sh', '-c', 'while pgrep -f "^rsync .*understudy-sync" >/dev/null; do sleep 0.1; done'], {
+      timeoutMs: 60_000,
+    });
+    const cleaned = await store.recoverCopies(db);
+    assert.ok(
+      cleaned.some((c) => c.includes(`${lc1.name}/app`)),
+      `recovered: ${cleaned.join(', ')}`,
+    );
+    const base = getSyncBase(db, `${lc1.name}/app`, `${lc2.name}/app`);
+    assert.equal(base?.state, 'ready');
+    assert.deepEqual(await syncHolders(a), holdersBefore, 'only the bases are left beside the source');
+    assert.deepEqual(await syncHolders(b), holdersBeforeB, 'only the bases are left beside the target');
+    const again = await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
+    assert.equal(again.method, 'incremental');
+    await assertSameTree(a, b);
+  });
+});
