@@ -23,6 +23,8 @@ export interface StartedImageBuild {
   recipe: string;
   /** The image's name when the request named it (a debian system's name is derived from its inputs). */
   image: string | null;
+  /** The build's events are the `image.build` events after this id with its `buildId`. */
+  eventsAfter: number;
 }
 
 export interface ImageBuilds {
@@ -55,6 +57,7 @@ export function createImageBuilds(deps: {
       await requireHost(deps.db);
       const id = `b${new Date().toISOString().slice(2, 10).replaceAll('-', '')}-${crypto.randomBytes(3).toString('hex')}`;
       const started = performance.now();
+      const eventsAfter = deps.events.lastId();
       const base = { buildId: id, recipe: request.recipe, image: request.name ?? null };
       let lastPhase: string | undefined;
       let lastAt = 0;
@@ -123,7 +126,7 @@ export function createImageBuilds(deps: {
       const first = await Promise.race([progressed.then(() => null), ended]);
       // A build that failed before it reported anything answers with its error.
       if (first && !first.ok) throw first.error;
-      return { id, recipe: request.recipe, image: request.name ?? null };
+      return { id, recipe: request.recipe, image: request.name ?? null, eventsAfter };
     },
     async settled() {
       await Promise.all([...running]);

@@ -86,6 +86,17 @@ describe('image builds through the API', { timeout: 600_000 }, () => {
     );
   });
 
+  test("understudy --api image build: the daemon builds it, its phases are the CLI's progress lines", async () => {
+    const out = await t.cli(['--api', serve.base, 'image', 'build', 'busybox', '--name', 'bb-api']);
+    assert.match(out.stdout, /^image bb-api: \d+ MiB, built in [\d.]+ s by http/m);
+    assert.match(out.stderr, /\]\s+installing busybox and its init/);
+    assert.match(out.stderr, /\]\s+sealing the image/);
+    const images = await serve.api<{ images: { name: string }[] }>('GET', '/v1/images');
+    assert.ok(images.body.images.some((i) => i.name === 'bb-api'));
+    const failed = await t.cli(['--api', serve.base, '--json', 'image', 'build', 'gentoo'], { okCodes: [1] });
+    assert.equal((JSON.parse(failed.stdout) as { error: { code: string } }).error.code, 'IMAGE_UNKNOWN');
+  });
+
   test('the errors of understudy image build: an unknown recipe, a suite for busybox, a bad name', async () => {
     const unknown = await serve.api<{ code: string }>('POST', '/v1/images', { recipe: 'gentoo' });
     assert.equal(unknown.status, 400);
