@@ -86,6 +86,8 @@ export interface DiskStore {
    * sync, after `from`'s last write, is small) or the passes run out (`outpaced`).
    */
   catchUp(from: DiskRef, to: DiskRef, options?: CatchUpOptions): Promise<CatchUpResult>;
+  /** Resolves once the background work of earlier syncs (removing the bases they replaced) is done. */
+  settled(): Promise<void>;
   /**
    * After a crash: removes the leftovers of copy jobs and syncs whose process is gone (a job whose
    * lease is held by a live process is left alone) and marks the copy jobs failed. Resolves with the

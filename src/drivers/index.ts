@@ -16,6 +16,7 @@ export { cgroupVersion, LcCgroup } from './cgroups.ts';
 export {
   writeFileInRoot,
   readFileInRoot,
+  hashFileInRoot,
   listDirInRoot,
   removeInRoot,
   DEFAULT_MAX_READ_BYTES,

@@ -172,11 +172,16 @@ export interface ReadInRootOptions {
 }
 
 /**
- * Reads the regular file at `lcPath` inside `root`. Throws LC_FILE_UNSAFE for anything else (FIFO,
- * device, socket, directory, a symlink when `followLast` is false) or a file over `maxBytes`; ENOENT
- * when it does not exist.
+ * Opens the regular file at `lcPath` inside `root` for reading and hands its fd to `use`. Throws
+ * LC_FILE_UNSAFE for anything else (FIFO, device, socket, directory, a symlink when `followLast` is
+ * false) or a file over `maxBytes`; ENOENT when it does not exist.
  */
-export function readFileInRoot(root: string, lcPath: string, options: ReadInRootOptions = {}): Buffer {
+function withFileInRoot<T>(
+  root: string,
+  lcPath: string,
+  options: ReadInRootOptions,
+  use: (fd: number, maxBytes: number, tooBig: () => Error) => T,
+): T {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_READ_BYTES;
   const { stack, name } = walk(root, lcPath, { followLast: options.followLast ?? true, createDirs: false });
   try {
@@ -190,7 +195,7 @@ export function readFileInRoot(root: string, lcPath: string, options: ReadInRoot
       // Re-opening the O_PATH handle opens exactly the inode checked above.
       const fd = fs.openSync(self(handle), O_RDONLY | O_NONBLOCK);
       try {
-        return readBounded(fd, maxBytes, () => unsafe(root, lcPath, `is larger than ${maxBytes} bytes`));
+        return use(fd, maxBytes, () => unsafe(root, lcPath, `is larger than ${maxBytes} bytes`));
       } finally {
         fs.closeSync(fd);
       }
@@ -200,6 +205,45 @@ export function readFileInRoot(root: string, lcPath: string, options: ReadInRoot
   } finally {
     closeAll(stack);
   }
+}
+
+/**
+ * Reads the regular file at `lcPath` inside `root`. Throws LC_FILE_UNSAFE for anything else (FIFO,
+ * device, socket, directory, a symlink when `followLast` is false) or a file over `maxBytes`; ENOENT
+ * when it does not exist.
+ */
+export function readFileInRoot(root: string, lcPath: string, options: ReadInRootOptions = {}): Buffer {
+  return withFileInRoot(root, lcPath, options, readBounded);
+}
+
+/**
+ * The hex digest (`algorithm`, e.g. sha256) of the regular file at `lcPath` inside `root`, read in
+ * chunks (no size cap unless `maxBytes` is given). Same refusals as readFileInRoot.
+ */
+export function hashFileInRoot(
+  root: string,
+  lcPath: string,
+  algorithm: string,
+  options: ReadInRootOptions = {},
+): string {
+  return withFileInRoot(
+    root,
+    lcPath,
+    { maxBytes: Number.MAX_SAFE_INTEGER, ...options },
+    (fd, maxBytes, tooBig) => {
+      const hash = crypto.createHash(algorithm);
+      const chunk = Buffer.alloc(1024 * 1024);
+      let total = 0;
+      for (;;) {
+        const n = fs.readSync(fd, chunk, 0, chunk.length, null);
+        if (n === 0) break;
+        total += n;
+        if (total > maxBytes) throw tooBig();
+        hash.update(chunk.subarray(0, n));
+      }
+      return hash.digest('hex');
+    },
+  );
 }
 
 /** Reads fd to its end, throwing tooBig() as soon as more than maxBytes came (the file may grow while read). */

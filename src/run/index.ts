@@ -27,10 +27,18 @@ export { RunJournal } from './journal.ts';
 export {
   bindSwitch,
   bindPlannedSwitch,
-  syncDataDisks,
+  syncDisks,
+  catchUpDisks,
+  type DisksSyncReport,
   syncNicRecords,
   recordSwitch,
   defaultServicePidFile,
   type BindSwitchOptions,
 } from './switch-binding.ts';
 export { crashPoint } from './crash-point.ts';
+export {
+  verifyPatchesOnDisk,
+  parseDpkgStatus,
+  parseManifest,
+  type PatchVerification,
+} from './verify-standby.ts';

@@ -17,7 +17,7 @@ import {
 import { getLc, setRole } from '../inventory/index.ts';
 import type { Catalogue } from '../catalogue/index.ts';
 import type { HostContext } from '../host/index.ts';
-import type { Db } from '../store/index.ts';
+import { isStoreFull, storeFullError, type Db } from '../store/index.ts';
 import { checkHealth, recoverSwitches, type SwitchPlan, type SwitchSide } from '../switch/index.ts';
 import type { RunContext } from './context.ts';
 import { bindPlannedSwitch } from './switch-binding.ts';
@@ -182,10 +182,31 @@ async function discardStandby(c: RunContext): Promise<void> {
   if (c.facts.standby) setRole(c.db, c.facts.standby, 'idle');
 }
 
+/**
+ * The store's filesystem is full: the run cannot record what it does, so it does nothing more — it
+ * stops where its journal ends, exactly as a crash of the manager there would (every step can run
+ * again), and hands itself to recovery when that can still be written.
+ */
+function stopOnFullStore(c: RunContext, error: unknown): UnderstudyError {
+  try {
+    c.journal.handOver(c.runId, c.owner);
+  } catch (handOverError) {
+    if (!isStoreFull(handOverError)) throw handOverError;
+  }
+  c.logger.error({ err: error }, 'the state directory is full: the run stopped where its journal ends');
+  return storeFullError(
+    c.db,
+    error,
+    `run ${c.runId} cannot record its next step and stopped where its journal ends (nothing after it was done or undone)`,
+    `Then \`understudy run resume ${c.runId}\` goes on from there (a running \`understudy serve\` does it when it starts again). The service stays where it was: on ${c.options.lc} unless the run had switched.`,
+  );
+}
+
 async function goForward(c: RunContext): Promise<RunRecord> {
   try {
     await drive(c, forwardSteps, 0);
   } catch (error) {
+    if (isStoreFull(error)) throw stopOnFullStore(c, error);
     if (isUnderstudyError(error, 'RUN_INTERRUPTED')) {
       c.journal.handOver(c.runId, c.owner);
       throw error;
@@ -294,26 +315,37 @@ export async function startRun(options: RunOptions, deps: RunDeps): Promise<RunR
   // One transaction: the busy checks, the claim of LC1, the run and its steps, the choice and the claim
   // of the standby. A second start for a busy LC gets RUN_BUSY (or RUN_NO_STANDBY when the only
   // standby is taken) and leaves nothing written.
-  const id = deps.db
-    .transaction(() => {
-      const runId = journal.create(
-        resolved,
-        forwardSteps.map((s) => s.name),
-        owner,
+  const start = deps.db.transaction(() => {
+    const runId = journal.create(
+      resolved,
+      forwardSteps.map((s) => s.name),
+      owner,
+    );
+    const choice = chooseStandby({
+      db: deps.db,
+      journal,
+      runId,
+      owner,
+      lc: resolved.lc,
+      wanted: resolved.standby,
+    });
+    journal.setStandby(runId, choice.lc, owner);
+    journal.saveFacts(runId, { standby: choice.lc, serviceAddress: choice.serviceAddress });
+    return runId;
+  });
+  let id: string;
+  try {
+    id = start.immediate();
+  } catch (error) {
+    if (isStoreFull(error))
+      throw storeFullError(
+        deps.db,
+        error,
+        `the patch run of ${resolved.lc} cannot be recorded`,
+        'Then start it again.',
       );
-      const choice = chooseStandby({
-        db: deps.db,
-        journal,
-        runId,
-        owner,
-        lc: resolved.lc,
-        wanted: resolved.standby,
-      });
-      journal.setStandby(runId, choice.lc, owner);
-      journal.saveFacts(runId, { standby: choice.lc, serviceAddress: choice.serviceAddress });
-      return runId;
-    })
-    .immediate();
+    throw error;
+  }
   deps.onEvent?.({ runId: id, step: 'run', state: 'note', message: `run ${id} started` });
   const c = contextFor(deps, journal, journal.get(id));
   const run = await goForward(c);
@@ -361,6 +393,7 @@ async function goBack(c: RunContext): Promise<RunRecord> {
   try {
     await drive(c, rollbackSteps, base);
   } catch (error) {
+    if (isStoreFull(error)) throw stopOnFullStore(c, error);
     if (isUnderstudyError(error, 'RUN_INTERRUPTED')) {
       c.journal.handOver(c.runId, c.owner);
       throw error;

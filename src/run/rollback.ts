@@ -1,13 +1,13 @@
 /**
  * Rollback (`understudy rollback <run>`): the service moves back to LC1 at any time after the switch,
- * and the data written on LC2 since comes with it: a bulk copy of LC2's application disk onto LC1's
- * while LC2 serves, then the final copy inside the switch, after LC2's last write.
+ * and the data written on LC2 since comes with it: catch-up syncs of LC2's disks onto LC1's while LC2
+ * serves, then the final sync inside the switch, after LC2's last write.
  */
 import { UnderstudyError } from '../core/index.ts';
 import { addNicRecord, deleteNicRecord, getLc } from '../inventory/index.ts';
 import { moveService, type Step } from './steps.ts';
 import { lc1, saveFacts, standby, type RunContext } from './context.ts';
-import { syncDataDisks, syncNicRecords } from './switch-binding.ts';
+import { catchUpDisks, syncNicRecords } from './switch-binding.ts';
 import { freeAddress } from './switch-plan.ts';
 
 /** LC1 runs and has a NIC on the bridge (after move-nic it has none: it gets a temporary one). */
@@ -49,13 +49,18 @@ const prepareLc1: Step = {
   },
 };
 
-/** Bulk copy of what LC2 wrote since the switch, while LC2 keeps serving. */
+/** Catch-up of what LC2 wrote since the switch, while LC2 keeps serving (every disk, by role). */
 const presync: Step = {
   name: 'rollback-presync',
   async run(c) {
     if (!c.options.stateful) return { skipped: true };
-    const ms = await syncDataDisks(c.host, standby(c), lc1(c));
-    return { durationMs: Math.round(ms) };
+    const caught = await catchUpDisks(c.host, standby(c), lc1(c), { logger: c.logger });
+    return {
+      durationMs: Math.round(caught.durationMs),
+      passes: caught.disks.length,
+      files: caught.files,
+      outpaced: caught.outpaced,
+    };
   },
 };
 

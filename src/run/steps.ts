@@ -18,6 +18,7 @@ import { freeAddress, planSwitch } from './switch-plan.ts';
 import { parsePatchReport, renderPatchTable, standbyPaths } from './patch-table.ts';
 import { scanTree } from './scan.ts';
 import { chooseStandby, firstAddress } from './standby-choice.ts';
+import { verifyPatchesOnDisk } from './verify-standby.ts';
 
 export interface Step {
   name: string;
@@ -360,11 +361,39 @@ const rebootStandby: Step = {
   },
 };
 
-/** 709: the patch results are in, and the patched service answers at the standby's own address. */
+/**
+ * The standby's report is checked on its system disk (see verify-standby.ts); a patch it reported
+ * applied that the disk does not show fails the run (RUN_PATCH_UNVERIFIED) and is recorded as failed.
+ */
+async function verifyOnDisk(c: RunContext): Promise<{ name: string; outcome: string; detail: string }[]> {
+  const to = standby(c);
+  try {
+    const results = await verifyPatchesOnDisk({
+      root: c.host.disks.mountpoint({ lc: to, disk: 'system' }),
+      standby: to.name,
+      patches: c.options.patches.map((name) => c.catalogue.getPatch(name)),
+    });
+    return results.map((r) => ({ name: r.name, outcome: r.outcome, detail: r.detail }));
+  } catch (error) {
+    if (isUnderstudyError(error, 'RUN_PATCH_UNVERIFIED')) {
+      const problems = error.details.problems as Record<string, string[]>;
+      for (const [name, list] of Object.entries(problems))
+        for (const lc of [to.name, c.options.lc])
+          c.catalogue.recordResult(name, lc, { state: 'failed', exitCode: -1, output: list.join('\n') });
+    }
+    throw error;
+  }
+}
+
+/**
+ * 709: the patch results are in and the standby's disk shows them, and the patched service answers at
+ * the standby's own address.
+ */
 const checkStandby: Step = {
   name: 'check-standby',
   async run(c) {
     const to = standby(c);
+    const verified = await verifyOnDisk(c);
     const address = firstAddress(c.db, to.name).split('/')[0] ?? '';
     // The one health check (the switch's), from inside the standby, at its own address.
     const health = await checkHealth(
@@ -392,7 +421,7 @@ const checkStandby: Step = {
     const version = await httpGet(c, to.name, `http://${address}:${c.options.port}/version`);
     c.facts.versionAfter = versionOf(version.body);
     saveFacts(c);
-    return { health: 200, version: c.facts.versionAfter };
+    return { health: 200, version: c.facts.versionAfter, verified };
   },
 };
 

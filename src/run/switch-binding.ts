@@ -1,14 +1,17 @@
 /**
  * The one binding of the switch to this host: the sides are `serviceSide`s over the driver (what the
  * switch's own tests exercise), a NIC moves with the driver and the resource table follows it, and
- * the final sync of a stateful switch copies every data disk through the disk store. `understudy
+ * the final sync of a stateful switch carries every disk (by role) through the disk store. `understudy
  * switch`, the patch run, the rollback and the recovery of an interrupted switch all use it.
  */
-import { UnderstudyError } from '../core/index.ts';
+import { UnderstudyError, type Logger } from '../core/index.ts';
+import type { CatchUpOptions, SyncConflictRule, SyncPhases, SyncResult } from '../disk-copy/index.ts';
+import type { DiskSpec } from '../drivers/index.ts';
 import type { HostContext } from '../host/index.ts';
 import {
-  dataDisks,
+  disksByRole,
   diskRole,
+  systemRole,
   getLc,
   moveNicRecord,
   setNicAddresses,
@@ -17,7 +20,13 @@ import {
   type LcRole,
 } from '../inventory/index.ts';
 import type { Db } from '../store/index.ts';
-import { serviceSide, type SwitchBinding, type SwitchPlan, type SwitchSide } from '../switch/index.ts';
+import {
+  serviceSide,
+  type FinalSyncPhases,
+  type SwitchBinding,
+  type SwitchPlan,
+  type SwitchSide,
+} from '../switch/index.ts';
 
 /** Where the demo service (and any service following its contract) keeps its pid inside an LC. */
 export const defaultServicePidFile = '/run/demo.pid';
@@ -25,7 +34,7 @@ export const defaultServicePidFile = '/run/demo.pid';
 export interface BindSwitchOptions {
   from: string;
   to: string;
-  /** The data disks are copied after LC1's last write and before LC2 serves. */
+  /** Every disk is synced after LC1's last write and before LC2 serves. */
   stateful: boolean;
   servicePidFile?: string;
 }
@@ -54,9 +63,16 @@ export function bindSwitch(db: Db, host: HostContext, o: BindSwitchOptions): Swi
       setNicAddresses(db, to.name, newName, [...addresses]);
       return newName;
     },
-    finalSync: o.stateful
-      ? async () => void (await syncDataDisks(host, getLc(db, o.from), getLc(db, o.to)))
-      : undefined,
+    finalSync: o.stateful ? finalSyncOf(host, db, o) : undefined,
+  };
+}
+
+/** The final sync of a stateful switch: every disk, with the phases summed over the disks. */
+function finalSyncOf(host: HostContext, db: Db, o: BindSwitchOptions): () => Promise<FinalSyncPhases> {
+  return async () => {
+    const report = await syncDisks(host, getLc(db, o.from), getLc(db, o.to));
+    const { snapshotMs, diffMs, copyMs, verifyMs, bytes, files } = report;
+    return { snapshotMs, diffMs, copyMs, verifyMs, bytes, files };
   };
 }
 
@@ -66,21 +82,96 @@ export function bindPlannedSwitch(db: Db, host: HostContext, plan: SwitchPlan): 
 }
 
 /**
- * Makes every data disk of `to` equal to the disk of `from` with the same role (the final sync, and
- * the rollback's bulk copy). Resolves with how long it took, in ms.
+ * What the sync of every disk of one LC onto the other's did: the phases summed over the disks (the
+ * shape the switch reports as its final sync's phases), conflicts kept on the receiving side, and
+ * each disk's own result.
  */
-export async function syncDataDisks(host: HostContext, from: LcRecord, to: LcRecord): Promise<number> {
+export interface DisksSyncReport extends SyncPhases {
+  conflicts: number;
+  durationMs: number;
+  disks: SyncResult[];
+}
+
+/** The disk of `to` with the role of `disk` of `from` (what a copy or a sync maps it to). */
+function counterpart(from: LcRecord, to: LcRecord, disk: DiskSpec): DiskSpec {
+  const target = to.disks.find((d) => diskRole(d) === diskRole(disk));
+  if (!target)
+    throw new UnderstudyError(
+      'DISK_NOT_FOUND',
+      `"${to.name}" has no ${diskRole(disk)} disk to receive "${from.name}"'s ${disk.name} disk`,
+    );
+  return target;
+}
+
+/** The system disk keeps the receiver's changes (it was patched); a data disk ends equal to the sender's. */
+const ruleFor = (disk: DiskSpec): SyncConflictRule =>
+  diskRole(disk) === systemRole ? 'receiver-wins' : 'sender-wins';
+
+function summarise(results: SyncResult[], durationMs: number): DisksSyncReport {
+  const sum = (key: keyof SyncPhases): number => results.reduce((total, r) => total + r[key], 0);
+  return {
+    snapshotMs: sum('snapshotMs'),
+    diffMs: sum('diffMs'),
+    copyMs: sum('copyMs'),
+    verifyMs: sum('verifyMs'),
+    bytes: sum('bytes'),
+    files: sum('files'),
+    conflicts: results.reduce((total, r) => total + r.conflicts.count, 0),
+    durationMs,
+    disks: results,
+  };
+}
+
+/**
+ * Carries every disk of `from` onto the disk of `to` with the same role (the final sync of a
+ * stateful switch, after `from`'s last write): data disks end equal to `from`'s, the system disk
+ * takes `from`'s changes except what `to` changed itself (see DiskStore.sync).
+ */
+export async function syncDisks(
+  host: HostContext,
+  from: LcRecord,
+  to: LcRecord,
+  options: { logger?: Logger } = {},
+): Promise<DisksSyncReport> {
   const started = performance.now();
-  for (const disk of dataDisks(from)) {
-    const target = to.disks.find((d) => diskRole(d) === diskRole(disk));
-    if (!target)
-      throw new UnderstudyError(
-        'DISK_NOT_FOUND',
-        `"${to.name}" has no ${diskRole(disk)} disk to receive "${from.name}"'s ${disk.name} disk`,
-      );
-    await host.disks.sync({ lc: from, disk: disk.name }, { lc: to, disk: target.name });
+  const results: SyncResult[] = [];
+  for (const disk of disksByRole(from)) {
+    const target = counterpart(from, to, disk);
+    results.push(
+      await host.disks.sync(
+        { lc: from, disk: disk.name },
+        { lc: to, disk: target.name },
+        { rule: ruleFor(disk), ...(options.logger ? { logger: options.logger } : {}) },
+      ),
+    );
   }
-  return performance.now() - started;
+  return summarise(results, performance.now() - started);
+}
+
+/**
+ * Catch-up passes of every disk while `from` still serves, so that the final sync after its last
+ * write carries little. `outpaced` names the disks whose writer kept ahead through every pass.
+ */
+export async function catchUpDisks(
+  host: HostContext,
+  from: LcRecord,
+  to: LcRecord,
+  options: CatchUpOptions = {},
+): Promise<DisksSyncReport & { outpaced: string[] }> {
+  const started = performance.now();
+  const results: SyncResult[] = [];
+  const outpaced: string[] = [];
+  for (const disk of disksByRole(from)) {
+    const target = counterpart(from, to, disk);
+    const caught = await host.disks.catchUp(
+      { lc: from, disk: disk.name },
+      { lc: to, disk: target.name },
+      { ...options, rule: ruleFor(disk) },
+    );
+    results.push(...caught.passes);
+    if (caught.outpaced) outpaced.push(`${from.name}/${disk.name}`);
+  }
+  return { ...summarise(results, performance.now() - started), outpaced };
 }
 
 /** Writes the addresses the LC's NICs really hold into the resource table (after a switch). */

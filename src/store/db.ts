@@ -31,6 +31,26 @@ function applyMigrations(db: Db, schema: ModuleSchema): void {
   }
 }
 
+/**
+ * Whether `error` (or an error it was caused by) is SQLite's "database or disk is full": the filesystem
+ * of the store has no room for the write. SQLite rolled the transaction back; the file is intact.
+ */
+export function isStoreFull(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause)
+    if ((e as { code?: unknown }).code === 'SQLITE_FULL') return true;
+  return false;
+}
+
+/** STATE_DIR_FULL naming the store's directory, with `what` could not be recorded and what to do. */
+export function storeFullError(db: Db, error: unknown, what: string, hint: string): UnderstudyError {
+  const dir = path.dirname(db.name);
+  return new UnderstudyError(
+    'STATE_DIR_FULL',
+    `The filesystem of the state directory ${dir} is full: ${what} (SQLite: database or disk is full)`,
+    { cause: error, hint: `Free space on the filesystem holding ${dir} (\`df -h ${dir}\`). ${hint}` },
+  );
+}
+
 /** Brings more module schemas up to date on a store that is already open. */
 export function ensureSchemas(db: Db, schemas: readonly ModuleSchema[]): void {
   for (const schema of schemas) applyMigrations(db, schema);

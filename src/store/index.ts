@@ -1,2 +1,10 @@
-export { openStore, ensureSchemas, type Db, type Migration, type ModuleSchema } from './db.ts';
+export {
+  openStore,
+  ensureSchemas,
+  isStoreFull,
+  storeFullError,
+  type Db,
+  type Migration,
+  type ModuleSchema,
+} from './db.ts';
 export { leasesSchema, liveLease, takeLeases, releaseLeases, type Lease } from './leases.ts';

@@ -35,9 +35,16 @@ export interface TestHost {
 }
 
 export async function createTestHost(
-  options: { images?: string[]; poolSize?: number } = {},
+  options: {
+    images?: string[];
+    poolSize?: number;
+    /** An empty directory the caller owns (e.g. a small filesystem) instead of a fresh temp dir; emptied by dispose. */
+    stateDir?: string;
+    /** A block device for the main pool instead of a loop image in the state dir. */
+    poolDevice?: string;
+  } = {},
 ): Promise<TestHost> {
-  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-test-'));
+  const stateDir = options.stateDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-test-'));
   const third = crypto.randomInt(1, 254);
   const prefix = `198.19.${third}`;
   const subnet = `${prefix}.0/24`;
@@ -51,11 +58,20 @@ export async function createTestHost(
       await destroyHost(app.db).catch((e: unknown) => console.error(e));
     } finally {
       app.close();
-      fs.rmSync(stateDir, { recursive: true, force: true });
+      if (options.stateDir)
+        for (const entry of fs.readdirSync(stateDir))
+          fs.rmSync(path.join(stateDir, entry), { recursive: true, force: true });
+      else fs.rmSync(stateDir, { recursive: true, force: true });
     }
   };
   try {
-    await initHost({ db: app.db, stateDir, subnet, poolSizeBytes: options.poolSize ?? 3 * 1024 ** 3 });
+    await initHost({
+      db: app.db,
+      stateDir,
+      subnet,
+      poolSizeBytes: options.poolSize ?? 3 * 1024 ** 3,
+      device: options.poolDevice,
+    });
     for (const recipe of options.images ?? ['busybox']) {
       await buildImage({
         db: app.db,

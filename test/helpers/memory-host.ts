@@ -238,6 +238,7 @@ export class MemoryDiskStore implements DiskStore {
     this.log.push(`sync ${fromKey} -> ${toKey}`);
     return result;
   }
+  async settled(): Promise<void> {}
   catchUp(from: DiskRef, to: DiskRef, options: CatchUpOptions = {}): Promise<CatchUpResult> {
     return catchUpBySync(this, { from, to, options });
   }

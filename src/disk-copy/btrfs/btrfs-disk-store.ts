@@ -15,7 +15,7 @@ import {
   type LiveCopyOptions,
 } from '../disk-store.ts';
 import type { CatchUpOptions, CatchUpResult, CopyResult, SyncOptions, SyncResult } from '../types.ts';
-import { adoptCopyBases, recoverSyncs, syncPair, type SyncSide } from './sync-pair.ts';
+import { adoptCopyBases, recoverSyncs, settleSyncs, syncPair, type SyncSide } from './sync-pair.ts';
 import { copyDisk } from './copy-disk.ts';
 import { recoverCopyJobs } from './recover.ts';
 
@@ -156,6 +156,10 @@ export class BtrfsDiskStore implements DiskStore {
 
   catchUp(from: DiskRef, to: DiskRef, options: CatchUpOptions = {}): Promise<CatchUpResult> {
     return catchUpBySync(this, { from, to, options });
+  }
+
+  settled(): Promise<void> {
+    return settleSyncs();
   }
 
   async recoverCopies(db: Db, options: { logger?: Logger } = {}): Promise<string[]> {

@@ -119,6 +119,13 @@ export async function adoptCopyBases(
   await removeLeftovers(db, pairKey(o.from.key, o.to.key));
 }
 
+const removals = new Set<Promise<unknown>>();
+
+/** Resolves once the removals of old sync bases started by earlier syncs are done. */
+export async function settleSyncs(): Promise<void> {
+  while (removals.size > 0) await Promise.all([...removals]);
+}
+
 async function removeLeftovers(db: Db, pair: string): Promise<void> {
   const row = listSyncBases(db).find((b) => b.pair === pair);
   if (!row) return;
@@ -135,6 +142,7 @@ export async function syncPair(o: {
   rule: SyncConflictRule;
   logger?: Logger;
 }): Promise<SyncResult> {
+  await settleSyncs();
   const started = performance.now();
   const pair = pairKey(o.from.key, o.to.key);
   const [base, checkMs] = await (async (): Promise<[SyncBase | undefined, number]> => {
@@ -210,7 +218,15 @@ export async function syncPair(o: {
         generation,
         leftovers: [...(base ? [base.baseA, base.baseB, ...base.pending] : []), snapshots.now],
       });
-      await removeLeftovers(o.db, pair);
+      // The previous bases and the scratch snapshot are removed after the sync returns (the switch
+      // is waiting for it); they stay named in the store until gone, so a crash meanwhile leaves them
+      // to the recovery. settleSyncs() waits for the removals in progress.
+      const db = o.db;
+      const removal = removeLeftovers(db, pair).catch((error: unknown) =>
+        o.logger?.warn({ err: error, pair }, 'could not remove the previous sync bases (the recovery will)'),
+      );
+      removals.add(removal);
+      void removal.finally(() => removals.delete(removal));
     } else for (const p of scratch) await removeHolder(p);
     const result: SyncResult = {
       ...common,

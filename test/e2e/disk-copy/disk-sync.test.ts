@@ -139,6 +139,7 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
     for (const phase of ['snapshotMs', 'diffMs', 'copyMs', 'verifyMs'] as const)
       assert.ok(result[phase] >= 0 && result[phase] < 60_000, `${phase}: ${result[phase]}`);
     assert.ok(result.bytes > 0);
+    await store.settled();
     const base = getSyncBase(db, `${lc1.name}/app`, `${lc2.name}/app`);
     assert.equal(base?.generation, 1);
     assert.equal(base?.pending.length, 0);
@@ -300,6 +301,7 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
       'count=200',
       'status=none',
     ]);
+    await store.settled();
     const holdersBefore = await syncHolders(a);
     const holdersBeforeB = await syncHolders(b);
     const child = spawnProcess(

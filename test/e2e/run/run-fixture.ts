@@ -38,14 +38,27 @@ export interface RunFixture {
   dispose(): Promise<void>;
 }
 
-export async function createRunFixture(): Promise<RunFixture> {
-  const t = await createTestHost();
+export async function createRunFixture(
+  options: {
+    /** Passed to createTestHost (e.g. a state dir on a small filesystem, a device for the main pool). */
+    host?: Parameters<typeof createTestHost>[0];
+    /** The standby pool: its size (default 2 GiB) or a block device for it. */
+    standbyPool?: { sizeBytes?: number; device?: string };
+  } = {},
+): Promise<RunFixture> {
+  const t = await createTestHost(options.host);
   let client: ClientHost | undefined;
   try {
     const service = `${t.prefix}.10`;
     await t.lc({ name: 'lc1', addresses: [service], role: 'active', cpus: '0' });
     // The standby's disks are on another pool (the seed's DISK3/DISK4 on other media): a real send/receive copy.
-    await addPool({ db: t.app.db, stateDir: t.stateDir, name: 'standby', sizeBytes: 2 * 1024 ** 3 });
+    await addPool({
+      db: t.app.db,
+      stateDir: t.stateDir,
+      name: 'standby',
+      sizeBytes: options.standbyPool?.sizeBytes ?? 2 * 1024 ** 3,
+      device: options.standbyPool?.device,
+    });
     await t.lc({ name: 'lc2', addresses: [`${t.prefix}.11`], cpus: '1', pool: 'standby' }, { start: false });
     client = await createClientHost({ bridge: t.host.network.bridge, address: `${t.prefix}.200/24` });
     const catalogue = createCatalogue({ db: t.app.db, patchesDir: patchesDirOf(t.stateDir) });

@@ -1,0 +1,262 @@
+/**
+ * Benchmark of the final sync of a stateful switch: is its time flat in the size of the disk?
+ *   node --import tsx bench/final-sync.ts [--quick] [--repeats N] [--rows 1k,100k,1m,1g,8g]
+ * For each row, an application disk (a btrfs subvolume on a sparse loop pool under /tmp) is filled,
+ * copied onto a second pool (the live copy, send/receive), then, N times: a fixed small change is
+ * made on the source (100 files written — 50 changed, 50 new — and 10 deleted) and synced by the
+ * DiskStore's incremental sync; the same change is made again and synced by a whole-tree rsync (the
+ * final sync before the incremental one). Then the same for the switch back (changes made on the
+ * copy, synced onto the source). Prints medians per phase and judges "flat": the median incremental
+ * sync of every row within 20 % of the fastest row's (PASS/FAIL).
+ * --quick: rows 1k and 20k, 3 repeats (a smoke run, not the published figures).
+ */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { exec } from '../src/core/index.ts';
+import { BtrfsDiskStore, diskCopySchema, type DiskRef, type SyncResult } from '../src/disk-copy/index.ts';
+import type { LcSpec } from '../src/drivers/index.ts';
+import { openStore } from '../src/store/index.ts';
+import { createPool, createSubvolume, type Pool } from '../test/e2e/disk-copy/fixtures.ts';
+
+interface Row {
+  name: string;
+  smallFiles: number;
+  dataGiB: number;
+  poolMb: number;
+}
+
+const allRows: Row[] = [
+  { name: '1k', smallFiles: 1_000, dataGiB: 0, poolMb: 2048 },
+  { name: '20k', smallFiles: 20_000, dataGiB: 0, poolMb: 2048 },
+  { name: '100k', smallFiles: 100_000, dataGiB: 0, poolMb: 4096 },
+  { name: '1m', smallFiles: 1_000_000, dataGiB: 0, poolMb: 16384 },
+  { name: '1g', smallFiles: 1_000, dataGiB: 1, poolMb: 4096 },
+  { name: '8g', smallFiles: 1_000, dataGiB: 8, poolMb: 14336 },
+];
+const quick = process.argv.includes('--quick');
+const argValue = (flag: string): string | undefined => {
+  const i = process.argv.indexOf(flag);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
+const repeats = Number(argValue('--repeats') ?? (quick ? 3 : 5));
+const rowNames = (argValue('--rows') ?? (quick ? '1k,20k' : '1k,100k,1m,1g,8g')).split(',');
+const rows = allRows.filter((r) => rowNames.includes(r.name));
+const noFreeze = { async freeze() {}, async thaw() {} };
+const FILES_PER_DIR = 1000;
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+};
+const ms = (value: number): string => `${value.toFixed(1)} ms`;
+
+function printTable(title: string, headers: string[], body: string[][]): void {
+  const widths = headers.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string =>
+    `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  console.log(
+    `\n${title}\n${line(headers)}\n|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|\n${body.map(line).join('\n')}`,
+  );
+}
+
+const fileOf = (root: string, i: number): string =>
+  path.join(root, 'files', `d${Math.floor(i / FILES_PER_DIR)}`, `f${i}`);
+
+/** `count` small files (~100 bytes) in directories of 1,000, written from this process. */
+async function fillSmallFiles(root: string, count: number): Promise<void> {
+  const body = Buffer.alloc(100, 'x');
+  for (let dir = 0; dir * FILES_PER_DIR < count; dir++) {
+    await fs.mkdir(path.join(root, 'files', `d${dir}`), { recursive: true });
+    const writes: Promise<void>[] = [];
+    for (let i = dir * FILES_PER_DIR; i < Math.min(count, (dir + 1) * FILES_PER_DIR); i++)
+      writes.push(fs.writeFile(fileOf(root, i), body));
+    await Promise.all(writes);
+  }
+}
+
+async function fillData(root: string, gib: number): Promise<void> {
+  await fs.mkdir(path.join(root, 'data'), { recursive: true });
+  for (let i = 0; i < gib * 8; i++)
+    await exec(
+      [
+        'dd',
+        'if=/dev/urandom',
+        `of=${path.join(root, 'data', `blob${i}`)}`,
+        'bs=1M',
+        'count=128',
+        'status=none',
+      ],
+      { timeoutMs: 600_000 },
+    );
+}
+
+/**
+ * The fixed change: 50 existing files rewritten, 50 new files, 10 existing files deleted. `round`
+ * picks different files each time (never one deleted before).
+ */
+async function change(root: string, total: number, round: number, side: string): Promise<void> {
+  const stride = Math.max(1, Math.floor(total / 200));
+  const pick = (k: number): number => (round * 61 + k * stride) % total;
+  for (let k = 0; k < 50; k++) {
+    const file = fileOf(root, pick(k));
+    await fs.writeFile(file, `rewritten by ${side} in round ${round}\n`).catch(() => undefined);
+  }
+  await fs.mkdir(path.join(root, 'new', side), { recursive: true });
+  for (let k = 0; k < 50; k++)
+    await fs.writeFile(path.join(root, 'new', side, `r${round}-${k}`), `new ${k}\n`);
+  for (let k = 50; k < 60; k++) await fs.rm(fileOf(root, pick(k)), { force: true });
+}
+
+async function rsyncWhole(from: string, to: string): Promise<number> {
+  const started = performance.now();
+  await exec(['rsync', '-aHAX', '--numeric-ids', '--delete', '--modify-window=-1', `${from}/`, `${to}/`], {
+    timeoutMs: 3_600_000,
+  });
+  return performance.now() - started;
+}
+
+interface Figures {
+  incremental: SyncResult[];
+  rsyncMs: number[];
+}
+
+async function runRow(row: Row): Promise<{ forward: Figures; back: Figures; setupS: number }> {
+  const setupStarted = performance.now();
+  const a = await createPool(row.poolMb, 'fsa');
+  const b = await createPool(row.poolMb, 'fsb');
+  const dbDir = await fs.mkdtemp(path.join(os.tmpdir(), 'us-bench-sync-'));
+  const db = openStore(path.join(dbDir, 'store.db'), [diskCopySchema]);
+  const pools: Record<string, Pool> = { pa: a, pb: b };
+  try {
+    const store = new BtrfsDiskStore({
+      db,
+      poolPath: (p) => pools[p]?.path ?? '/nonexistent',
+      poolDevice: (p) => pools[p]?.device ?? '/dev/null',
+    });
+    const spec = (name: string, pool: string): LcSpec => ({
+      name,
+      image: 'none',
+      cpus: '0',
+      cpuSharePercent: 100,
+      memoryMb: 64,
+      disks: [{ name: 'app', pool, sizeMb: row.poolMb, mountPath: '/srv' }],
+      nics: [],
+    });
+    const from: DiskRef = { lc: spec('bench1', 'pa'), disk: 'app' };
+    const to: DiskRef = { lc: spec('bench2', 'pb'), disk: 'app' };
+    const source = store.mountpoint(from);
+    const target = store.mountpoint(to);
+    await fs.mkdir(path.dirname(source), { recursive: true });
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    await createSubvolume(source);
+    await fillSmallFiles(source, row.smallFiles);
+    await fillData(source, row.dataGiB);
+    await exec(['sync']);
+    await store.copyLive({ from, to, jobId: `bench-${row.name}`, freezer: noFreeze, verify: false });
+    const setupS = (performance.now() - setupStarted) / 1000;
+    console.error(`row ${row.name}: filled and copied in ${setupS.toFixed(0)} s`);
+
+    const measure = async (
+      sender: DiskRef,
+      receiver: DiskRef,
+      side: string,
+      first: number,
+    ): Promise<Figures> => {
+      const figures: Figures = { incremental: [], rsyncMs: [] };
+      const senderPath = store.mountpoint(sender);
+      const receiverPath = store.mountpoint(receiver);
+      for (let r = 0; r < repeats; r++) {
+        await change(senderPath, row.smallFiles, first + 2 * r, side);
+        await exec(['sync']);
+        figures.incremental.push(await store.sync(sender, receiver));
+        await change(senderPath, row.smallFiles, first + 2 * r + 1, side);
+        await exec(['sync']);
+        figures.rsyncMs.push(await rsyncWhole(senderPath, receiverPath));
+        // Re-base after the rsync (not timed), so that the next incremental sync starts equal.
+        await store.sync(sender, receiver);
+      }
+      return figures;
+    };
+    const forward = await measure(from, to, 'lc1', 0);
+    const back = await measure(to, from, 'lc2', 1000);
+    return { forward, back, setupS };
+  } finally {
+    db.close();
+    await b.cleanup();
+    await a.cleanup();
+    await fs.rm(dbDir, { recursive: true, force: true });
+  }
+}
+
+function report(direction: string, results: { row: Row; figures: Figures }[]): boolean {
+  const total = (r: SyncResult): number => r.durationMs;
+  const medians = results.map(({ figures }) => median(figures.incremental.map(total)));
+  const fastest = Math.min(...medians);
+  printTable(
+    `Final sync, ${direction}: 100 files written + 10 deleted after the copy (median of ${repeats})`,
+    [
+      'disk',
+      'incremental (as the switch waits)',
+      'vs fastest row',
+      'snapshot',
+      'diff',
+      'copy',
+      'verify',
+      'paths',
+      'whole-tree rsync',
+      'rsync / incremental',
+    ],
+    results.map(({ row, figures }, i) => {
+      const m = (pick: (r: SyncResult) => number): number => median(figures.incremental.map(pick));
+      const rsync = median(figures.rsyncMs);
+      return [
+        row.dataGiB
+          ? `${row.dataGiB} GiB + ${row.smallFiles} files`
+          : `${row.smallFiles.toLocaleString('en')} files`,
+        ms(medians[i] ?? 0),
+        `${(((medians[i] ?? 0) / fastest) * 100).toFixed(0)} %`,
+        ms(m((r) => r.snapshotMs)),
+        ms(m((r) => r.diffMs)),
+        ms(m((r) => r.copyMs)),
+        ms(m((r) => r.verifyMs)),
+        String(m((r) => r.files)),
+        ms(rsync),
+        `${(rsync / (medians[i] ?? 1)).toFixed(1)}x`,
+      ];
+    }),
+  );
+  const flat = Math.max(...medians) <= fastest * 1.2;
+  console.log(
+    `${direction}: ${flat ? 'PASS' : 'FAIL'} — slowest row ${((Math.max(...medians) / fastest) * 100).toFixed(0)} % of the fastest (flat = within 120 %)`,
+  );
+  return flat;
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('run as root (loop devices, btrfs)');
+  const started = performance.now();
+  const results: { row: Row; forward: Figures; back: Figures }[] = [];
+  for (const row of rows) results.push({ row, ...(await runRow(row)) });
+  console.log(
+    `\nMachine: ${os.cpus().length} CPUs, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
+  const forward = report(
+    'LC1 → LC2 (switch)',
+    results.map(({ row, forward: f }) => ({ row, figures: f })),
+  );
+  const back = report(
+    'LC2 → LC1 (switch back)',
+    results.map(({ row, back: f }) => ({ row, figures: f })),
+  );
+  console.log(
+    `\nTotal ${((performance.now() - started) / 60_000).toFixed(1)} min; overall ${forward && back ? 'PASS' : 'FAIL'}`,
+  );
+  if (!(forward && back)) process.exitCode = 1;
+}
+
+await main();
