@@ -90,16 +90,21 @@ describe('cancel a patch run', { timeout: 600_000 }, () => {
         .filter((n) => n.includes('.before-') || n.includes('.understudy-copy-'));
       assert.deepEqual(left, [], `nothing left in ${dir}`);
     }
-    // No child of serve is left (btrfs send/receive, the standby's waits).
-    const children = await exec(['ps', '-o', 'pid=,args=', '--ppid', String(serve.proc.child.pid)], {
-      okCodes: [0, 1],
-    });
+    // No child of serve is left (btrfs send/receive, the standby's waits). The traffic sampler goes on
+    // for 5 s after a run ended (its curl and cat come and go), so this waits for that to pass.
     // (tsx's esbuild service, which compiles the daemon's TypeScript, is the loader's, not the run's.)
-    const left = children.stdout
-      .split('\n')
-      .filter((l) => l.trim() && !/esbuild --service/.test(l))
-      .join('\n');
-    assert.equal(left, '', `children of serve: ${children.stdout}`);
+    const childrenOfServe = async (): Promise<string> =>
+      (
+        await exec(['ps', '-o', 'pid=,args=', '--ppid', String(serve.proc.child.pid)], { okCodes: [0, 1] })
+      ).stdout
+        .split('\n')
+        .filter((l) => l.trim() && !/esbuild --service/.test(l))
+        .join('\n');
+    const settled = await waitFor(async () => ((await childrenOfServe()) === '' ? true : undefined), {
+      timeoutMs: 15_000,
+      intervalMs: 200,
+    });
+    assert.ok(settled, `children of serve: ${await childrenOfServe()}`);
     // The run's LC leases are given up.
     const db = openStore(statePaths(f.t.stateDir).database, allSchemas);
     try {
