@@ -56,6 +56,39 @@ function versionOf(body: string): string | undefined {
   }
 }
 
+/** Throws RUN_CANCELLED once the run is cancelled: the step stops there and is undone. */
+function throwIfCancelled(c: RunContext, step: string): void {
+  if (c.signal?.aborted)
+    throw new UnderstudyError('RUN_CANCELLED', `Run ${c.runId} was cancelled during ${step}`);
+}
+
+/**
+ * Waits for `work`, or rejects with RUN_CANCELLED as soon as the run is cancelled. Only for waits that
+ * end by themselves once the step is undone (a wait for the standby to come up ends when the undo
+ * stops it); their late outcome is logged, not lost.
+ */
+async function unlessCancelled<T>(c: RunContext, step: string, work: Promise<T>): Promise<T> {
+  const signal = c.signal;
+  if (!signal) return work;
+  let onAbort: () => void = () => undefined;
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => {
+      work.then(
+        () => c.logger.debug({ step }, 'a wait ended after the cancel'),
+        (error: unknown) => c.logger.debug({ step, err: error }, 'a wait failed after the cancel'),
+      );
+      reject(new UnderstudyError('RUN_CANCELLED', `Run ${c.runId} was cancelled during ${step}`));
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work, aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
 /**
  * 701: the standby. `startRun` chooses and claims it in the transaction that records the run; a run
  * recorded without one (before that) chooses it here. Then LC1's version, for the report.
@@ -257,6 +290,7 @@ const bootStandby: Step = {
     if (state === 'stopped' || state === 'crashed') await c.host.driver.start(to);
     const deadline = Date.now() + c.options.bootTimeoutMs;
     for (;;) {
+      throwIfCancelled(c, 'boot-standby');
       const report = (await c.host.driver.readReports(to.name)).find((r) => r.kind === 'patch-report');
       if (report) {
         const parsed = parsePatchReport(report.body, c.options.patches);
@@ -328,9 +362,18 @@ const bootStandby: Step = {
     };
   },
   async undo(c) {
-    await c.host.driver.stop(standby(c).name, { timeoutMs: 15_000 });
+    await stopDiscardedStandby(c);
   },
 };
+
+/**
+ * Stops a standby that is being discarded. Its disks are put back next, so there is nothing to shut
+ * down cleanly: a short grace, then the kill (an init still running the patch script at start-up
+ * does not answer the stop request, and a cancel should not wait 15 s for it).
+ */
+async function stopDiscardedStandby(c: RunContext): Promise<void> {
+  await c.host.driver.stop(standby(c).name, { timeoutMs: 2000 });
+}
 
 /** 708: restart the standby so that the patches take effect. */
 const rebootStandby: Step = {
@@ -345,11 +388,15 @@ const rebootStandby: Step = {
     }
     if (status.state === 'stopped' || status.state === 'crashed') await c.host.driver.start(to);
     else if (status.reboots <= facts.rebootsBefore) await c.host.driver.reboot(to.name);
-    await c.host.driver.waitUntilUp(to.name, { timeoutMs: c.options.bootTimeoutMs });
+    await unlessCancelled(
+      c,
+      'reboot-standby',
+      c.host.driver.waitUntilUp(to.name, { timeoutMs: c.options.bootTimeoutMs }),
+    );
     return { reboots: (await c.host.driver.status(to.name)).reboots };
   },
   async undo(c) {
-    await c.host.driver.stop(standby(c).name, { timeoutMs: 15_000 });
+    await stopDiscardedStandby(c);
   },
 };
 
