@@ -38,12 +38,21 @@ function poolSpace(c: RunContext, lc: LcRecord, disk: string): { sizeBytes: numb
  */
 export function standbyDiskFull(
   c: RunContext,
-  options: { lc: LcRecord; disk: string; phase: 'copy' | 'patch'; error: unknown; output?: string },
+  options: {
+    lc: LcRecord;
+    disk: string;
+    phase: 'copy' | 'patch';
+    error: unknown;
+    output?: string;
+    /** Judge by the pool's free space alone (the error's text may quote an earlier boot's console). */
+    spaceOnly?: boolean;
+  },
 ): UnderstudyError | undefined {
   const spec = options.lc.disks.find((d) => d.name === options.disk);
   if (!spec) return undefined;
   const space = poolSpace(c, options.lc, options.disk);
-  if (!outOfSpace(options.error, options.output) && space.freeBytes >= nearlyFullBytes) return undefined;
+  const said = !options.spaceOnly && outOfSpace(options.error, options.output);
+  if (!said && space.freeBytes >= nearlyFullBytes) return undefined;
   const during =
     options.phase === 'copy'
       ? `while ${c.options.lc}'s ${options.disk} disk was copied onto it`

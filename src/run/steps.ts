@@ -287,13 +287,24 @@ const bootStandby: Step = {
   async run(c) {
     const to = standby(c);
     const state = (await c.host.driver.status(to.name)).state;
-    if (state === 'stopped' || state === 'crashed') await c.host.driver.start(to);
+    if (state === 'stopped' || state === 'crashed') {
+      // A report left in the control channel by an earlier boot (a failed run) is not this boot's.
+      for (const stale of await c.host.driver.readReports(to.name))
+        if (stale.kind === 'patch-report') await c.host.driver.acknowledgeReport(to.name, stale.id);
+      await c.host.driver.start(to);
+    }
     const deadline = Date.now() + c.options.bootTimeoutMs;
     for (;;) {
       throwIfCancelled(c, 'boot-standby');
       const report = (await c.host.driver.readReports(to.name)).find((r) => r.kind === 'patch-report');
       if (report) {
-        const parsed = parsePatchReport(report.body, c.options.patches);
+        let parsed: ReturnType<typeof parsePatchReport>;
+        try {
+          parsed = parsePatchReport(report.body, c.options.patches);
+        } catch (error) {
+          await c.host.driver.acknowledgeReport(to.name, report.id); // never read again by a later run
+          throw error;
+        }
         const entries = parsed.entries;
         if (parsed.restart) c.facts.restartNeeds = parsed.restart;
         const outputs = await Promise.all(
@@ -603,6 +614,24 @@ const recordApplied: Step = {
   },
 };
 
+/**
+ * `step` failing while the standby's pool is full (the patch script cannot even write its table, the
+ * standby cannot boot) fails with RUN_STANDBY_DISK_FULL naming the pool, not with the symptom.
+ */
+function namingFullStandbyDisk(step: Step): Step {
+  return {
+    ...step,
+    run: (c) =>
+      step.run(c).catch((error: unknown) => {
+        if (isUnderstudyError(error, 'RUN_CANCELLED')) throw error;
+        throw (
+          standbyDiskFull(c, { lc: standby(c), disk: 'system', phase: 'patch', error, spaceOnly: true }) ??
+          error
+        );
+      }),
+  };
+}
+
 export const forwardSteps: readonly Step[] = [
   findStandby,
   scan,
@@ -610,7 +639,7 @@ export const forwardSteps: readonly Step[] = [
   copyStep('system'),
   copyStep('app'),
   writePatches,
-  bootStandby,
+  namingFullStandbyDisk(bootStandby),
   rebootStandby,
   checkStandby,
   switchTraffic,
