@@ -10,6 +10,7 @@ packages=(
   clamav
   keepalived tcpdump
   dpkg-dev apt-utils gnupg gpgv
+  debian-archive-keyring  # trust anchor of apt feeds of the Debian archives (feed add --debian-archive-keyring)
   dovecot-imapd vsftpd
   lxc uidmap
   postgresql-15 openssl  # the fleet control plane (tests run their own clusters, never the service)

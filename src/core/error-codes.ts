@@ -246,6 +246,19 @@ export const errorCatalogue = {
     meaning: 'A repository index is dated in the future (beyond a small clock skew).',
     fix: "Check the server's clock and the host's clock; a future date would stop newer patches from being seen, so the index is refused.",
   },
+  DPKG_STATUS_INVALID: {
+    meaning: "An LC's dpkg database (/var/lib/dpkg/status) is missing, too large, or lists invalid packages.",
+    fix: 'Check the LC is a Debian system; inside it, `dpkg --audit` names a broken database.',
+  },
+  UPDATE_PACKAGE_NOT_IN_FEED: {
+    meaning: 'An upgrade needs a package (or a version of it) that no configured apt feed has.',
+    fix: 'Add the feed that carries it (for example the main archive beside the security archive), or leave the update out.',
+  },
+  UPDATE_DEPENDENCY_UNSATISFIABLE: {
+    meaning:
+      "An upgrade's dependency can be met neither by the installed packages nor by the feeds (or a held package would have to move).",
+    fix: 'Read the dependency in the message; add a feed that carries it, release a hold, or leave the update out.',
+  },
   APPROVAL_REJECTED: {
     meaning: 'An approval (mail reply or link) was not accepted.',
     fix: 'Read the reason in the message; compute a fresh code with `understudy approve-code` for the current challenge.',
@@ -465,6 +478,11 @@ export const errorCatalogue = {
     meaning:
       "An agent's enrolment was refused: the one-time token is unknown, used, expired or for another host.",
     fix: 'Make a new token with `understudy control token <host>` and enrol once with it.',
+  },
+  FLEET_ENROL_UNREACHABLE: {
+    meaning:
+      "The control plane's HTTPS enrolment endpoint cannot be reached, or its certificate is not the fleet CA's.",
+    fix: 'Check the URL, that `understudy control run --enrol-listen` serves it, and that --ca is the fleet CA certificate.',
   },
   FLEET_FORBIDDEN: {
     meaning: 'An agent asked for work or reports of a host that is not its own.',

@@ -114,3 +114,19 @@ export {
   type LcCompliance,
   type GroupCompliance,
 } from './control/index.ts';
+export {
+  startEnrolServer,
+  type EnrolServer,
+  type EnrolServerOptions,
+  type EnrolResponse,
+} from './control/index.ts';
+export {
+  AppHostRunner,
+  runSummary,
+  enrolOverHttps,
+  readAgentConfig,
+  agentConfigFile,
+  type AppRunnerOptions,
+  type AgentRunOptions,
+  type AgentConfig,
+} from './agent/index.ts';

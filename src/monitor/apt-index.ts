@@ -64,7 +64,36 @@ export function parseRelease(text: string, url: string): ReleaseInfo {
   };
 }
 
-export interface PackageEntry {
+/** The source package a binary stanza was built from: `Source: name` or `Source: name (version)`. */
+export function sourceOf(
+  stanza: Stanza,
+  pkg: string,
+  version: string,
+): { source: string; sourceVersion: string } {
+  const field = stanza.get('Source');
+  if (!field) return { source: pkg, sourceVersion: version };
+  const m = /^(\S+)(?:\s*\(([^)\s]+)\))?/.exec(field.trim());
+  return { source: m?.[1] ?? pkg, sourceVersion: m?.[2] ?? version };
+}
+
+/** The relation fields of a binary package, as written (see deb-relations.ts). */
+export interface PackageRelations {
+  depends: string;
+  preDepends: string;
+  breaks: string;
+  provides: string;
+}
+
+export function relationsOf(stanza: Stanza): PackageRelations {
+  return {
+    depends: stanza.get('Depends') ?? '',
+    preDepends: stanza.get('Pre-Depends') ?? '',
+    breaks: stanza.get('Breaks') ?? '',
+    provides: stanza.get('Provides') ?? '',
+  };
+}
+
+export interface PackageEntry extends PackageRelations {
   package: string;
   version: string;
   architecture: string;
@@ -72,19 +101,25 @@ export interface PackageEntry {
   size: number;
   sha256: string;
   description: string;
+  source: string;
+  sourceVersion: string;
 }
 
 export function parsePackages(text: string, url: string): PackageEntry[] {
   const out: PackageEntry[] = [];
   for (const s of parseDeb822(text)) {
-    const entry = {
-      package: s.get('Package') ?? '',
-      version: s.get('Version') ?? '',
+    const pkg = s.get('Package') ?? '';
+    const version = s.get('Version') ?? '';
+    const entry: PackageEntry = {
+      package: pkg,
+      version,
       architecture: s.get('Architecture') ?? '',
       filename: s.get('Filename') ?? '',
       size: Number(s.get('Size') ?? NaN),
       sha256: s.get('SHA256') ?? '',
       description: s.get('Description') ?? '',
+      ...sourceOf(s, pkg, version),
+      ...relationsOf(s),
     };
     if (
       !entry.package ||

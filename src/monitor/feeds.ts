@@ -26,6 +26,11 @@ export interface AptOptions {
   /** Fingerprints of the keys allowed to sign InRelease (a key in the keyring is not enough). */
   fingerprints?: string[];
   /**
+   * Every key of the keyring may sign (apt's Signed-By rule) instead of listed fingerprints: for a
+   * keyring that holds only the archive's keys, such as debian-archive-keyring's.
+   */
+  trustKeyring?: boolean;
+  /**
    * Only these packages are looked for. Without it, the packages the managed LCs report as installed
    * are (validated and bounded: an LC's root controls that report).
    */
@@ -130,12 +135,12 @@ export function addFeed(db: Db, feed: Omit<Feed, 'createdAt'>, now = new Date())
     }
     const fingerprints = o.fingerprints ?? [];
     if (
-      fingerprints.length === 0 ||
+      (fingerprints.length === 0 && !o.trustKeyring) ||
       !fingerprints.every((f) => /^[0-9A-F]{40}$/i.test(f.replace(/\s+/g, '')))
     )
       throw new UnderstudyError(
         'INVALID_ARGUMENT',
-        `Feed ${feed.name}: an apt feed needs the fingerprint(s) of its signing key(s) (--fingerprint, 40 hex digits)`,
+        `Feed ${feed.name}: an apt feed needs the fingerprint(s) of its signing key(s) (--fingerprint, 40 hex digits), or a keyring of only the archive's keys (--debian-archive-keyring)`,
         { hint: 'gpg --show-keys --with-colons <keyring> lists them (fpr lines).' },
       );
   }

@@ -2,8 +2,8 @@
  * Judging an OpenPGP signature by what gpgv reports on `--status-fd`, not by its exit code: gpgv exits
  * 0 for a signature made by an expired or revoked key, or with a weak digest, as long as it verifies.
  * A signature counts only when its block (from NEWSIG to the next) has GOODSIG, no EXPSIG, EXPKEYSIG,
- * REVKEYSIG, BADSIG or ERRSIG, and a VALIDSIG whose key (or primary key) fingerprint is one of the
- * configured ones and whose digest is SHA-224 or stronger.
+ * REVKEYSIG, BADSIG or ERRSIG, and a VALIDSIG whose key (or primary key) fingerprint is an accepted
+ * one and whose digest is SHA-224 or stronger.
  */
 
 /** OpenPGP hash algorithm ids accepted (RFC 4880 §9.4): SHA256, SHA384, SHA512, SHA224. */
@@ -17,9 +17,18 @@ export function normaliseFingerprint(text: string): string {
   return text.replace(/\s+/g, '').toUpperCase();
 }
 
-export function judgeGpgvStatus(status: string, fingerprints: readonly string[]): SignatureJudgement {
-  const wanted = new Set(fingerprints.map(normaliseFingerprint));
-  if (wanted.size === 0)
+/**
+ * `accepted` is the list of fingerprints allowed to sign, or `any-key-in-keyring`: every key of the
+ * keyring gpgv used may sign (apt's Signed-By rule, for a keyring that holds only the archive's keys,
+ * such as debian-archive-keyring's).
+ */
+export function judgeGpgvStatus(
+  status: string,
+  accepted: readonly string[] | 'any-key-in-keyring',
+): SignatureJudgement {
+  const anyKey = accepted === 'any-key-in-keyring';
+  const wanted = new Set(anyKey ? [] : accepted.map(normaliseFingerprint));
+  if (!anyKey && wanted.size === 0)
     return { ok: false, reason: 'no signing key fingerprint is configured for the feed' };
   const blocks: string[][][] = [];
   for (const line of status.split('\n')) {
@@ -43,7 +52,7 @@ export function judgeGpgvStatus(status: string, fingerprints: readonly string[])
     const fingerprint = valid?.[1] ?? '';
     const primary = valid?.[10] ?? fingerprint;
     const digest = valid?.[8] ?? '';
-    if (!wanted.has(fingerprint) && !wanted.has(primary)) {
+    if (!anyKey && !wanted.has(fingerprint) && !wanted.has(primary)) {
       reasons.push(`signed by ${primary || 'an unknown key'}, not a configured key`);
       continue;
     }

@@ -38,9 +38,39 @@ export {
 } from './patch-index.ts';
 export { pollPatchServer, defaultMaxPatchBytes, type PollResult } from './poll-patch-server.ts';
 export { pollApt } from './poll-apt.ts';
+export {
+  fetchAptIndex,
+  debianArchiveKeyring,
+  debPatchName,
+  type AptIndex,
+  type FeedPackage,
+} from './apt-feed.ts';
+export {
+  readHostSources,
+  parseOneLineSources,
+  parseDeb822Sources,
+  isSecuritySuite,
+  type AptSource,
+} from './host-sources.ts';
+export {
+  pendingUpdates,
+  type PendingUpdate,
+  type PendingUpdates,
+  type PendingUpdatesOptions,
+} from './pending-updates.ts';
 export { applyDecision, autoApprove } from './decisions.ts';
 export { compareDebianVersions } from './debian-version.ts';
 export { parsePackages, parseRelease, type PackageEntry } from './apt-index.ts';
+export { parseRelations, versionSatisfies, type Relation, type Clause } from './deb-relations.ts';
+export { parseDpkgStatus, dpkgStatusPath, maxDpkgStatusBytes, type InstalledPackage } from './dpkg-status.ts';
+export {
+  planUpgrade,
+  describeUpgradeReason,
+  type UpgradePlan,
+  type PlannedUpgrade,
+  type UpgradeReason,
+  type PlanUpgradeOptions,
+} from './upgrade-plan.ts';
 export {
   loadMonitorConfig,
   resolveMonitorConfig,

@@ -36,6 +36,8 @@ import {
   startControlWorker,
   stopCluster,
   syncInventory,
+  startEnrolServer,
+  type EnrolServer,
   type ClientIdentity,
   type DbEndpoint,
   type PgCluster,
@@ -93,13 +95,15 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
       'make a PostgreSQL 15 cluster with TLS for the control plane, its role and schema, and start it',
     )
     .option(...dirOption)
-    .option('--port <port>', 'TCP port on 127.0.0.1 (default: a free one)')
-    .action(async (o: { dir: string; port?: string }) => {
+    .option('--host <address>', 'the address PostgreSQL listens on (agents connect to it)', '127.0.0.1')
+    .option('--port <port>', 'TCP port (default: a free one)')
+    .action(async (o: { dir: string; host: string; port?: string }) => {
       const dir = path.resolve(o.dir);
       const ca = openCa(path.join(dir, 'ca'));
       const cluster = await createCluster({
         dir: path.join(dir, 'pg'),
         ca,
+        host: o.host,
         port: o.port ? Number(o.port) : await freePort(),
       });
       await startCluster(cluster);
@@ -278,11 +282,34 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     .command('run')
     .description('run the scheduler (graphile-worker) and fold agent inventory in, until interrupted')
     .option(...dirOption)
-    .action(async (o: { dir: string }) => {
+    .option(
+      '--enrol-listen <address:port>',
+      'serve enrolment over HTTPS (server certificate of the fleet CA) on this address and port',
+    )
+    .option('--tick <ms>', 'how often a rollout waiting on agents is looked at again', '5000')
+    .action(async (o: { dir: string; enrolListen?: string; tick: string }) => {
       const c = readControl(o.dir);
       const db = openPool(c.endpoint, c.identity, 8);
-      const worker = await startControlWorker({ db });
+      const worker = await startControlWorker({ db, tickMs: Number(o.tick) });
       ctx.progress(`control plane scheduling on ${c.endpoint.host}:${c.endpoint.port}; Ctrl-C to stop`);
+      let enrol: EnrolServer | undefined;
+      if (o.enrolListen) {
+        const at = o.enrolListen.lastIndexOf(':');
+        if (at <= 0)
+          throw new UnderstudyError(
+            'INVALID_ARGUMENT',
+            `--enrol-listen "${o.enrolListen}" is not address:port`,
+          );
+        enrol = await startEnrolServer({
+          db,
+          ca: openCa(path.join(o.dir, 'ca')),
+          host: o.enrolListen.slice(0, at),
+          port: Number(o.enrolListen.slice(at + 1)),
+          database: { host: c.endpoint.host, port: c.endpoint.port, database: c.endpoint.database },
+          tlsDir: path.join(o.dir, 'enrol-tls'),
+        });
+        ctx.progress(`enrolment on ${enrol.url}/v1/enrol`);
+      }
       const stop = new AbortController();
       process.once('SIGINT', () => stop.abort());
       process.once('SIGTERM', () => stop.abort());
@@ -290,6 +317,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
         await syncInventory(db);
         await new Promise((r) => setTimeout(r, 5_000));
       }
+      await enrol?.close();
       await worker.stop();
       await db.end();
     });

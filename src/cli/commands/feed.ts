@@ -2,9 +2,13 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { openApp } from '../../app/index.ts';
-import { UnderstudyError } from '../../core/index.ts';
+import { UnderstudyError, exec } from '../../core/index.ts';
 import {
   addFeed,
+  debianArchiveKeyring,
+  isSecuritySuite,
+  readHostSources,
+  type AptSource,
   listFeeds,
   parseEd25519PublicKey,
   removeFeed,
@@ -33,9 +37,30 @@ function positive(name: string, value: string | undefined): number | undefined {
   return n;
 }
 
+/** The host's apt source for `suite`, or its security archive. */
+function hostSource(suite: string | undefined): AptSource {
+  const sources = readHostSources();
+  const found = sources.find((s) => (suite ? s.suite === suite : isSecuritySuite(s.suite)));
+  if (!found)
+    throw new UnderstudyError(
+      'INVALID_ARGUMENT',
+      `The host's apt sources have no ${suite ? `suite "${suite}"` : 'security archive'} (read: /etc/apt/sources.list, /etc/apt/sources.list.d)`,
+      {
+        hint: `Suites configured: ${[...new Set(sources.map((s) => s.suite))].join(', ') || 'none'}. Give --url and --suite instead.`,
+      },
+    );
+  return found;
+}
+
+async function hostArchitecture(): Promise<string> {
+  return (await exec(['dpkg', '--print-architecture'])).stdout.trim();
+}
+
 interface AddOptions {
   kind: string;
-  url: string;
+  url?: string;
+  debianArchiveKeyring?: boolean;
+  fromHostSources?: boolean;
   interval: string;
   publicKey?: string;
   suite?: string;
@@ -57,10 +82,7 @@ export function registerFeedCommands(program: Command, ctx: CliContext): void {
     .command('add <name>')
     .description('add a feed')
     .requiredOption('--kind <kind>', 'patch-server | apt')
-    .requiredOption(
-      '--url <url>',
-      'http(s):// or ftp:// directory of the patch server, or the apt repository root',
-    )
+    .option('--url <url>', 'http(s):// or ftp:// directory of the patch server, or the apt repository root')
     .option('--interval <seconds>', 'poll interval', '3600')
     .option(
       '--public-key <key>',
@@ -76,10 +98,19 @@ export function registerFeedCommands(program: Command, ctx: CliContext): void {
       collect,
       [],
     )
+    .option(
+      '--debian-archive-keyring',
+      `apt: verify with Debian's archive keys (${debianArchiveKeyring}, package debian-archive-keyring)`,
+    )
+    .option(
+      '--from-host-sources',
+      "apt: the URL, suite, components and keyring of one of the host's apt sources (default: its security archive; --suite picks another)",
+    )
     .option('--security', 'apt: register as security patches (default: when the suite says security)')
     .option('--max-size <bytes>', 'largest patch file accepted')
     .option('--timeout <ms>', 'per-request timeout')
-    .action((name: string, o: AddOptions) => {
+    .action(async (name: string, o: AddOptions) => {
+      let url = o.url;
       if (o.kind !== 'patch-server' && o.kind !== 'apt')
         throw new UnderstudyError('INVALID_ARGUMENT', `--kind must be patch-server or apt, not "${o.kind}"`);
       const kind: FeedKind = o.kind;
@@ -96,23 +127,40 @@ export function registerFeedCommands(program: Command, ctx: CliContext): void {
           : o.publicKey;
         parseEd25519PublicKey(publicKey);
         options = { publicKey, ...common };
+      } else if (o.fromHostSources) {
+        const source = hostSource(o.suite);
+        url = source.uri;
+        const keyring = o.keyring ?? source.signedBy ?? debianArchiveKeyring;
+        options = {
+          suite: source.suite,
+          components: o.component.length ? o.component : source.components,
+          architectures: o.arch.length ? o.arch : [await hostArchitecture()],
+          keyring,
+          fingerprints: o.fingerprint,
+          // apt's rule for a Signed-By keyring: every key in it may sign.
+          trustKeyring: o.fingerprint.length === 0,
+          security: o.security,
+          ...common,
+        };
       } else {
         options = {
           suite: o.suite ?? '',
           components: o.component.length ? o.component : ['main'],
           architectures: o.arch.length ? o.arch : ['amd64'],
-          keyring: o.keyring ?? '',
+          keyring: o.debianArchiveKeyring ? debianArchiveKeyring : (o.keyring ?? ''),
           fingerprints: o.fingerprint,
+          trustKeyring: o.debianArchiveKeyring === true && o.fingerprint.length === 0 ? true : undefined,
           security: o.security,
           ...common,
         };
       }
+      if (!url) throw new UnderstudyError('INVALID_ARGUMENT', 'A feed needs --url (or --from-host-sources)');
       const { db } = openApp(ctx.stateDir());
       try {
         const added = addFeed(db, {
           name,
           kind,
-          url: o.url,
+          url,
           intervalSeconds: positive('--interval', o.interval) ?? 3600,
           options,
         });

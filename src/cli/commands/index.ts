@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.ts';
 import { registerPatchCommands } from './patch.ts';
 import { registerFeedCommands } from './feed.ts';
+import { registerUpdatesCommand } from './updates.ts';
 import { registerMonitorCommands } from './monitor.ts';
 import { registerServeCommands } from './serve.ts';
 import { registerApproveCodeCommands } from './approve-code.ts';
@@ -17,6 +18,7 @@ import { registerSwitchCommands } from './switch.ts';
 import { lcSwitchBinder } from './switch-binder.ts';
 import { registerTokenCommands } from './token.ts';
 import { registerControlCommands } from './control.ts';
+import { registerAgentCommands } from './agent.ts';
 
 export function registerCommands(program: Command, ctx: CliContext): void {
   // Each group: registerXxxCommands(program, ctx) from ./xxx.ts
@@ -30,9 +32,11 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerPatchCommands(program, ctx);
   registerRunCommands(program, ctx);
   registerFeedCommands(program, ctx);
+  registerUpdatesCommand(program, ctx);
   registerMonitorCommands(program, ctx);
   registerServeCommands(program, ctx);
   registerApproveCodeCommands(program, ctx);
   registerTokenCommands(program, ctx);
   registerControlCommands(program, ctx);
+  registerAgentCommands(program, ctx);
 }

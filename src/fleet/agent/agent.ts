@@ -58,6 +58,8 @@ export interface AgentOptions {
   maxParallel?: number;
   pollMs?: number;
   onError?: (error: unknown) => void;
+  /** Called when a run ends on the host, before its outcome is reported. */
+  onOutcome?: (workId: number, outcome: RunOutcome) => void;
 }
 
 interface WorkRow {
@@ -137,6 +139,7 @@ export class FleetAgent {
       };
     }
     this.journal.finish(entry.workId, outcome.outcome, outcome.detail, new Date());
+    this.options.onOutcome?.(entry.workId, outcome);
     await this.reportFinished().catch((error: unknown) => this.options.onError?.(error));
   }
 

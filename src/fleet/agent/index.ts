@@ -10,3 +10,5 @@ export {
 } from './agent.ts';
 export { AgentJournal, type JournalEntry, type JournalState, type Outcome } from './journal.ts';
 export { FakeHostRunner, type FakeRunnerOptions } from './fake-runner.ts';
+export { AppHostRunner, runSummary, type AppRunnerOptions, type AgentRunOptions } from './app-runner.ts';
+export { enrolOverHttps, readAgentConfig, agentConfigFile, type AgentConfig } from './enrol-client.ts';

@@ -66,3 +66,9 @@ export {
   type LcCompliance,
   type GroupCompliance,
 } from './compliance.ts';
+export {
+  startEnrolServer,
+  type EnrolServer,
+  type EnrolServerOptions,
+  type EnrolResponse,
+} from './enrol-server.ts';

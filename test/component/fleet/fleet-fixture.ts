@@ -1,9 +1,11 @@
 // A real PostgreSQL 15 for the fleet's component tests: its own CA, initdb in a temp dir, a free
 // port, TLS on; stopped by pid and removed after the test, even when it fails.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
+import { exec } from '../../../src/core/index.ts';
 import {
   bootstrapControlDatabase,
   controlRole,
@@ -36,7 +38,10 @@ export interface FleetDb {
   enrolAgent(host: string): Promise<ClientIdentity & { serial: string }>;
 }
 
-export async function startFleetDb(t: { after: (fn: () => unknown) => void }): Promise<FleetDb> {
+export async function startFleetDb(
+  t: { after: (fn: () => unknown) => void },
+  options: { network?: ControlNetwork } = {},
+): Promise<FleetDb> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'us-fleet-'));
   fs.chmodSync(dir, 0o711); // the server runs as postgres and must reach its data directory
   const pools: pg.Pool[] = [];
@@ -46,10 +51,17 @@ export async function startFleetDb(t: { after: (fn: () => unknown) => void }): P
     for (const fn of deferred.reverse()) await fn();
     for (const p of pools) await p.end().catch(() => undefined);
     if (started.cluster) await stopCluster(started.cluster);
+    // The address goes only after every connection to it ended (else they hang half closed).
+    await options.network?.remove();
     fs.rmSync(dir, { recursive: true, force: true });
   });
   const ca = await createCa(path.join(dir, 'ca'));
-  const cluster = await createCluster({ dir: path.join(dir, 'pg'), ca, port: await freePort() });
+  const cluster = await createCluster({
+    dir: path.join(dir, 'pg'),
+    ca,
+    port: await freePort(),
+    ...(options.network ? { host: options.network.address } : {}),
+  });
   started.cluster = cluster;
   await startCluster(cluster);
   const controlCert = await issueCertificate(ca, {
@@ -86,4 +98,38 @@ export async function startFleetDb(t: { after: (fn: () => unknown) => void }): P
       return { user: enrolled.role, certFile, keyFile, serial: enrolled.serial };
     },
   };
+}
+
+export interface ControlNetwork {
+  bridge: string;
+  /** The control plane's address on it, e.g. 198.18.42.1. */
+  address: string;
+  remove(): Promise<void>;
+}
+
+/**
+ * A bridge of its own for the control plane in this network namespace, with an address in
+ * 198.18.0.0/15 (third octet chosen among those no interface of this host uses yet); agents on this
+ * host reach the control plane there. startFleetDb removes it after PostgreSQL stopped (connections
+ * to an address that went away would hang half closed).
+ */
+export async function createControlNetwork(): Promise<ControlNetwork> {
+  const used = (await exec(['ip', '-o', '-4', 'addr', 'show'])).stdout;
+  let third = 0;
+  for (let i = 0; i < 50 && (third === 0 || used.includes(` 198.18.${third}.`)); i += 1)
+    third = crypto.randomInt(1, 254);
+  const bridge = `usfc${crypto.randomBytes(4).toString('hex')}`;
+  const address = `198.18.${third}.1`;
+  const remove = async (): Promise<void> => {
+    await exec(['ip', 'link', 'del', bridge], { okCodes: [0, 1] });
+  };
+  await exec(['ip', 'link', 'add', bridge, 'type', 'bridge']);
+  try {
+    await exec(['ip', 'addr', 'add', `${address}/24`, 'dev', bridge]);
+    await exec(['ip', 'link', 'set', bridge, 'up']);
+  } catch (error) {
+    await remove();
+    throw error;
+  }
+  return { bridge, address, remove };
 }

@@ -107,6 +107,13 @@ export class AptRepo {
     await this.exportKeyring();
   }
 
+  /** Puts a ready .deb (e.g. a real Debian package) into the pool under its own file name. */
+  addDebFile(file: string): void {
+    const pool = path.join(this.root, 'pool/main');
+    fs.mkdirSync(pool, { recursive: true, mode: 0o755 });
+    fs.copyFileSync(file, path.join(pool, path.basename(file)));
+  }
+
   async addPackage(p: TestPackage): Promise<void> {
     const build = tempDir('us-deb');
     try {
