@@ -97,7 +97,8 @@ async function inPlaceOnce(bed: LxcBed, i: number, debs: readonly string[]): Pro
           'apt-get',
           'install',
           '-y',
-          '--no-download',
+          // No --no-download: apt takes local .deb paths as relative with it. The LC has no route out;
+          // every dependency is installed already, so apt has nothing to fetch.
           '-o',
           'Dpkg::Options::=--force-confold',
           ...inside,

@@ -60,6 +60,8 @@ interface SwitchRow {
   windowMaxMs: number;
   delayed1s: number;
   failed: number;
+  /** kind/error code -> count, of the failed requests. */
+  failures: Record<string, number>;
   lost: number;
   resent: number;
   holdMs: number;
@@ -211,6 +213,13 @@ async function bench(cut: Cut): Promise<{ rows: SwitchRow[]; baselineP99: number
         windowMaxMs: windowMax,
         delayed1s: inCall.filter((r) => delayOf(r) >= 1000).length,
         failed: inCall.filter((r) => r.outcome !== 'ok').length,
+        failures: inCall
+          .filter((r) => r.outcome !== 'ok')
+          .reduce<Record<string, number>>((m, r) => {
+            const k = `${r.kind}/${r.errorCode ?? r.outcome}${r.reused ? '/reused' : ''}`;
+            m[k] = (m[k] ?? 0) + 1;
+            return m;
+          }, {}),
         lost,
         resent: inCall.filter((r) => (r.resent ?? 0) > 0).length,
         holdMs: w.result?.holdMs ?? NaN,
@@ -247,7 +256,7 @@ for (const r of results) {
   r.rows.forEach((row, i) => {
     const p = row.phases;
     console.log(
-      `| ${r.cut} | ${i + 1} | ${row.direction}${row.ok ? '' : ' (FAILED)'} | ${f(row.maxAddedMs)} | ${f(row.windowMaxMs)} | ${row.delayed1s} | ${row.failed} | ${row.lost} | ${row.resent} | ${f(row.holdMs)} | ${f(p?.drainMs)} | ${f(p?.syncMs)} | ${f(p?.releaseMs)} (${f(p?.reloadMs)}) | ${f(p?.finishMs)} | ${f(row.durationMs)} |`,
+      `| ${r.cut} | ${i + 1} | ${row.direction}${row.ok ? '' : ' (FAILED)'} | ${f(row.maxAddedMs)} | ${f(row.windowMaxMs)} | ${row.delayed1s} | ${row.failed}${row.failed > 0 ? ` ${JSON.stringify(row.failures)}` : ''} | ${row.lost} | ${row.resent} | ${f(row.holdMs)} | ${f(p?.drainMs)} | ${f(p?.syncMs)} | ${f(p?.releaseMs)} (${f(p?.reloadMs)}) | ${f(p?.finishMs)} | ${f(row.durationMs)} |`,
     );
   });
 }

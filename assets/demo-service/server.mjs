@@ -12,13 +12,15 @@
 // (every response carries `Connection: close`, idle keep-alive sockets are closed); SIGUSR2 leave it.
 //
 // The cut of a switch (answered only to loopback peers, i.e. the manager inside this machine):
-//   POST /.understudy/quiesce?waitMs=N  no new write starts, old keep-alive sockets are closed; answers
-//                                       when the last write in flight is on disk (or after N ms)
+//   POST /.understudy/quiesce?waitMs=N[&forwardTo=ip:port]  no new write starts, old keep-alive
+//                                       sockets are closed, requests on connections that carried none
+//                                       yet go to forwardTo; answers when the last write in flight is on
+//                                       disk (or after N ms)
 //   POST /.understudy/unquiesce         back to normal
 //   POST /.understudy/hold              requests are accepted and parsed but wait (the standby)
 //   POST /.understudy/release           the logs are read again from disk, then held requests proceed
 //   GET  /.understudy/writes            writes in flight, the age of the oldest, whether quiesced/held
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -293,6 +295,8 @@ let served = 0;
 const writesInFlight = new Set();
 /** Since when no new write may start (0: not quiesced). */
 let quiescedAt = 0;
+/** Quiesced: where requests on connections that carried none yet are passed (the new server), or null. */
+let forwardTo = null;
 /** While the standby is held: requests wait for this promise before they are routed. */
 let held = null;
 /**
@@ -464,6 +468,28 @@ async function route(req, res) {
   return send(res, 404, { error: `no route ${method} ${path}` });
 }
 
+/** Passes a request to `target` and its answer back, closing the connection after it. */
+function forward(req, res, target) {
+  const upstream = httpRequest(
+    {
+      host: target.host,
+      port: target.port,
+      method: req.method,
+      path: req.url,
+      headers: { ...req.headers, connection: 'close' },
+    },
+    (answer) => {
+      res.writeHead(answer.statusCode ?? 502, { ...answer.headers, connection: 'close' });
+      answer.pipe(res);
+    },
+  );
+  upstream.on('error', (error) => {
+    log(`forwarding ${req.method} ${req.url} to ${target.host}:${target.port} failed: ${error.message}`);
+    res.destroy();
+  });
+  req.pipe(upstream);
+}
+
 /** Requests that change the store. */
 function isWrite(method, path) {
   if (path.startsWith('/kv/')) return method === 'PUT' || method === 'DELETE';
@@ -500,9 +526,12 @@ function freshSocketsPending(now) {
  * time: it does not write). Answers once no write is in flight and the logs are on disk, or after
  * `waitMs` with what is still in flight.
  */
-async function handleQuiesce(res, url) {
+async function handleQuiesce(req, res, url) {
+  if (!(await armedUntilFired(req, url))) return undefined;
   const waitMs = Math.min(Math.max(Number(url.searchParams.get('waitMs')) || 0, 0), MAX_QUIESCE_WAIT_MS);
   const started = Date.now();
+  const target = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(url.searchParams.get('forwardTo') ?? '');
+  if (target) forwardTo = { host: target[1], port: Number(target[2]) };
   if (!quiescedAt) {
     quiescedAt = started;
     log(
@@ -513,7 +542,8 @@ async function handleQuiesce(res, url) {
     sweepIdleSockets();
     const state = writeState();
     const now = Date.now();
-    const quiet = state.writesInFlight === 0 && !state.journalsBusy && !freshSocketsPending(now);
+    const quiet =
+      state.writesInFlight === 0 && !state.journalsBusy && (forwardTo !== null || !freshSocketsPending(now));
     if (quiet || now - started >= waitMs) {
       return send(res, 200, { ...state, quiet, waitedMs: now - started, inFlight: inFlight - 1 });
     }
@@ -524,6 +554,7 @@ async function handleQuiesce(res, url) {
 function handleUnquiesce(res) {
   if (quiescedAt) log('quiesce ended');
   quiescedAt = 0;
+  forwardTo = null;
   return send(res, 200, writeState());
 }
 
@@ -538,7 +569,8 @@ function handleHold(res) {
 }
 
 /** Reads the logs again (the final sync of a switch replaced them while held), then lets requests go. */
-async function handleRelease(res) {
+async function handleRelease(req, res, url) {
+  if (!(await armedUntilFired(req, url))) return undefined;
   const started = Date.now();
   if (held) {
     try {
@@ -561,6 +593,21 @@ async function handleRelease(res) {
   });
 }
 
+/**
+ * `?armed=1`: the manager sends the request ahead of time with a body it ends only when the action is
+ * due, so that the action costs no process start or connection then. Resolves true once the body has
+ * ended, false if the request went away first (the action is then not taken).
+ */
+function armedUntilFired(req, url) {
+  if (url.searchParams.get('armed') !== '1') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    req.on('end', () => resolve(true));
+    req.on('close', () => resolve(false));
+    req.on('error', () => resolve(false));
+    req.resume();
+  });
+}
+
 function routeAdmin(req, res, url) {
   if (!isLoopback(req.socket.remoteAddress)) return send(res, 403, { error: 'only from this machine' });
   const method = req.method;
@@ -568,13 +615,13 @@ function routeAdmin(req, res, url) {
     case '/.understudy/writes':
       return send(res, 200, writeState());
     case '/.understudy/quiesce':
-      return method === 'POST' ? handleQuiesce(res, url) : send(res, 405, { error: 'use POST' });
+      return method === 'POST' ? handleQuiesce(req, res, url) : send(res, 405, { error: 'use POST' });
     case '/.understudy/unquiesce':
       return method === 'POST' ? handleUnquiesce(res) : send(res, 405, { error: 'use POST' });
     case '/.understudy/hold':
       return method === 'POST' ? handleHold(res) : send(res, 405, { error: 'use POST' });
     case '/.understudy/release':
-      return method === 'POST' ? handleRelease(res) : send(res, 405, { error: 'use POST' });
+      return method === 'POST' ? handleRelease(req, res, url) : send(res, 405, { error: 'use POST' });
     default:
       return send(res, 404, { error: `no route ${method} ${url.pathname}` });
   }
@@ -586,12 +633,32 @@ const server = createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://demo');
   const admin = url.pathname.startsWith('/.understudy/');
   const write = !admin && isWrite(req.method, url.pathname);
-  if (quiescedAt && !admin && (write || (state && state.requests > 0))) {
-    // Quiesced: this request is neither read nor answered. On a keep-alive socket it is the race of
-    // a client reusing the socket as the service closes it, and the client sends it again on a new
-    // connection (RFC 9110 §9.2.2), which reaches the new server; a write never starts here.
-    socket.destroy();
-    return;
+  if (quiescedAt && !admin) {
+    if (state && state.requests > 0) {
+      // Quiesced, on a keep-alive socket that already carried a request: the race of a client reusing
+      // the socket as the service closes it. Neither read nor answered; the client sends it again on a
+      // new connection (RFC 9110 §9.2.2), which reaches the new server.
+      socket.destroy();
+      return;
+    }
+    if (forwardTo) {
+      // A connection that reached this server just before the address moved: its requests are passed
+      // to the new server (held there until it serves), so no write starts here.
+      if (state) {
+        state.requests += 1;
+        state.active += 1;
+        res.on('close', () => {
+          state.active -= 1;
+          state.idleSince = Date.now();
+        });
+      }
+      forward(req, res, forwardTo);
+      return;
+    }
+    if (write) {
+      socket.destroy();
+      return;
+    }
   }
   if (state) state.requests += 1;
   if (state) state.active += 1;
@@ -616,7 +683,7 @@ const server = createServer((req, res) => {
   res.on('finish', finish);
   res.on('close', finish);
   const handle = admin
-    ? Promise.resolve(routeAdmin(req, res, url))
+    ? Promise.resolve().then(() => routeAdmin(req, res, url))
     : held
       ? held.promise.then(() => route(req, res))
       : route(req, res);
@@ -643,21 +710,18 @@ server.on('clientError', (error, socket) => {
 
 /**
  * In drain, quiesce or stop mode: close keep-alive sockets that have had no request for the grace
- * period (none when stopping or quiesced; quiesced, a socket that has not carried a request yet gets
- * FRESH_SOCKET_GRACE_MS to present it).
+ * period (none when stopping or quiesced; quiesced, a socket that has not carried a request yet is
+ * left open).
  */
 function sweepIdleSockets() {
   if (!draining && !stopping && !quiescedAt) return;
   const now = Date.now();
   for (const [socket, state] of sockets) {
     if (state.active > 0) continue;
-    const grace = stopping
-      ? 0
-      : quiescedAt
-        ? state.requests > 0
-          ? 0
-          : FRESH_SOCKET_GRACE_MS
-        : DRAIN_IDLE_GRACE_MS;
+    // Quiesced, a socket that has carried no request yet is left to present it (it is forwarded, or
+    // served when it reads); closing it could fail a client that has not been answered at all.
+    if (quiescedAt && !stopping && state.requests === 0) continue;
+    const grace = stopping ? 0 : quiescedAt ? 0 : DRAIN_IDLE_GRACE_MS;
     const since = state.requests > 0 ? state.idleSince : state.acceptedAt;
     if (now - since >= grace) socket.end();
   }

@@ -4,14 +4,15 @@
  * code or signal and shows the tail of stderr. Every child is tracked so that shutdown leaves no orphan.
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { Readable } from 'node:stream';
 import { UnderstudyError } from './errors.ts';
 
 export interface ExecOptions {
   /** Kill the command after this many milliseconds (default 120 s). */
   timeoutMs?: number;
   signal?: AbortSignal;
-  /** Written to the command's stdin, then stdin is closed. */
-  input?: string | Buffer;
+  /** Written to the command's stdin, then stdin is closed (a stream: piped, closed when it ends). */
+  input?: string | Buffer | Readable;
   cwd?: string;
   /** Added to (not replacing) the environment. */
   env?: Record<string, string>;
@@ -171,7 +172,8 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
     child.stdin.on('error', () => {
       /* the command may exit without reading its input; its exit code tells the story */
     });
-    if (options.input !== undefined) child.stdin.end(options.input);
+    if (options.input instanceof Readable) options.input.pipe(child.stdin);
+    else if (options.input !== undefined) child.stdin.end(options.input);
     else child.stdin.end();
     const timer = setTimeout(() => {
       timedOut = true;

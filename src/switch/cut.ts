@@ -3,7 +3,8 @@
  * (see `CutAction`). A side may bring its own `cutControl`; otherwise the service is asked over HTTP on
  * loopback at its port from inside the LC's network namespace (the demo service's protocol).
  */
-import { UnderstudyError, sleep, type Logger } from '../core/index.ts';
+import { PassThrough } from 'node:stream';
+import { UnderstudyError, sleep, type ExecResult, type Logger } from '../core/index.ts';
 import type { CutAction, CutPolicy, ServiceWriteState, SwitchSide } from './types.ts';
 
 /** The path prefix of the HTTP cut protocol. */
@@ -20,26 +21,45 @@ function asWriteState(value: unknown): ServiceWriteState | undefined {
 export async function cutControl(
   side: SwitchSide,
   action: CutAction,
-  options: { port: number; waitMs?: number },
+  options: { port: number; waitMs?: number; forwardTo?: string },
 ): Promise<ServiceWriteState> {
   if (side.cutControl) return side.cutControl(action, options);
-  const query = options.waitMs === undefined ? '' : `?waitMs=${Math.round(options.waitMs)}`;
-  const url = `http://127.0.0.1:${options.port}${cutPathPrefix}/${action}${query}`;
-  const maxSeconds = ((options.waitMs ?? 0) + 5000) / 1000;
-  const r = await side.netExec(
-    [
+  const request = cutRequest(action, options, false);
+  return parseAnswer(side, action, request.url, await side.netExec(request.argv, request.execOptions));
+}
+
+function cutRequest(
+  action: CutAction,
+  options: { port: number; waitMs?: number; armedForMs?: number; forwardTo?: string },
+  armed: boolean,
+): { url: string; argv: string[]; execOptions: { okCodes: number[]; timeoutMs: number } } {
+  const query = new URLSearchParams();
+  if (options.waitMs !== undefined) query.set('waitMs', String(Math.round(options.waitMs)));
+  if (options.forwardTo !== undefined) query.set('forwardTo', options.forwardTo);
+  if (armed) query.set('armed', '1');
+  const url = `http://127.0.0.1:${options.port}${cutPathPrefix}/${action}${query.size > 0 ? `?${query.toString()}` : ''}`;
+  const maxSeconds = ((options.waitMs ?? 0) + (options.armedForMs ?? 0) + 5000) / 1000;
+  // Armed: the body comes from stdin, chunked, and ends when the action is due (no 100-continue wait).
+  const body = armed ? ['-H', 'Expect:', '-H', 'Content-Type: application/octet-stream', '-T', '-'] : [];
+  return {
+    url,
+    argv: [
       'curl',
       '-sS',
       '-X',
       action === 'writes' ? 'GET' : 'POST',
+      ...body,
       '--max-time',
       maxSeconds.toFixed(3),
       '-w',
       '\n%{http_code}',
       url,
     ],
-    { okCodes: [0, 7, 28, 52, 56], timeoutMs: maxSeconds * 1000 + 2000 },
-  );
+    execOptions: { okCodes: [0, 7, 28, 52, 56], timeoutMs: maxSeconds * 1000 + 2000 },
+  };
+}
+
+function parseAnswer(side: SwitchSide, action: CutAction, url: string, r: ExecResult): ServiceWriteState {
   const lines = r.stdout.trimEnd().split('\n');
   const status = Number(lines.pop());
   let state: ServiceWriteState | undefined;
@@ -59,6 +79,54 @@ export async function cutControl(
     );
   }
   return state;
+}
+
+/** A cut action sent ahead of time; `fire` lets the service take it now, `cancel` withdraws it. */
+export interface ArmedCut {
+  fire(): Promise<ServiceWriteState>;
+  cancel(): void;
+}
+
+/**
+ * Sends the request for `action` now, with a body that ends only on `fire()`: the service takes the
+ * action the moment the body ends, so the action costs no process start or connection when it is due
+ * (the hold of a stateful switch is made of such moments). `cancel()` kills the request: the service
+ * never takes the action. A side with its own `cutControl` is simply asked on `fire()`. When the armed
+ * request fails, `fire()` asks again the plain way.
+ */
+export function armCut(
+  side: SwitchSide,
+  action: 'quiesce' | 'release',
+  options: { port: number; waitMs?: number; armedForMs: number; forwardTo?: string },
+): ArmedCut {
+  if (side.cutControl) {
+    return { fire: () => cutControl(side, action, options), cancel: () => undefined };
+  }
+  const body = new PassThrough();
+  const abort = new AbortController();
+  const request = cutRequest(action, options, true);
+  const answer = side
+    .netExec(request.argv, { ...request.execOptions, input: body, signal: abort.signal })
+    .then((r) => parseAnswer(side, action, request.url, r));
+  // An armed request that is cancelled or fails is never awaited by anyone but fire().
+  answer.catch(() => undefined);
+  let fired = false;
+  return {
+    async fire() {
+      fired = true;
+      body.end();
+      try {
+        return await answer;
+      } catch {
+        return cutControl(side, action, options);
+      }
+    },
+    cancel() {
+      if (fired) return;
+      abort.abort();
+      body.destroy();
+    },
+  };
 }
 
 /** What the check before the switch found. */

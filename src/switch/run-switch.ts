@@ -368,7 +368,13 @@ export async function runSwitch(input: SwitchPlanInput, deps: SwitchDeps): Promi
     times: [],
     started: Date.now(),
   };
-  const result = await runFrom(x, 0);
+  let result: SwitchResult;
+  try {
+    result = await runFrom(x, 0);
+  } finally {
+    x.c.armed?.quiesce?.cancel();
+    x.c.armed?.release?.cancel();
+  }
   const phases = describePhases(result);
   if (phases) {
     logger.info({ switchId: id, cut: result.cut, ...result.phases }, 'switch phases');

@@ -4,7 +4,7 @@
  * after the point of no return (LC2 passed its health check): they are finished, never undone.
  */
 import { UnderstudyError, sleep, type Logger } from '../core/index.ts';
-import { cutControl } from './cut.ts';
+import { armCut, cutControl, type ArmedCut } from './cut.ts';
 import { checkHealth } from './health.ts';
 import {
   addAddress,
@@ -41,10 +41,14 @@ export interface SwitchFacts {
   drainMs?: number;
   leftOnLc1?: number;
   holdStartedAt?: number;
+  /** Held and instant: when LC2 took the address, i.e. when new connections began to reach it. */
+  reachableAt?: number;
   holdMs?: number;
   syncMs?: number;
   /** Stateful: how the cut is made (decided before the switch, see cutGate). */
   cut?: 'writes' | 'connections';
+  /** LC2's own address, where LC1's quiesced service passes requests of connections that carried none. */
+  lc2Address?: string;
   /** How LC2 holds new requests: its service holds them (cut protocol), or it is stopped (SIGSTOP). */
   holdBy?: 'service' | 'signal';
   gateMs?: number;
@@ -69,6 +73,11 @@ export interface StepContext {
   logger: Logger;
   /** arping processes still lingering; awaited at the end of the switch. */
   background: Promise<void>[];
+  /**
+   * Cut actions sent ahead of time by the hold (quiesce of LC1, release of LC2), so that inside the
+   * hold they cost no process start; withdrawn when the switch ends without firing them.
+   */
+  armed?: { quiesce?: ArmedCut; release?: ArmedCut };
 }
 
 export interface Step {
@@ -109,6 +118,13 @@ const lc2PrivateAddressCleanup: Step = {
 
 const cutByWrites = (c: StepContext): boolean => c.facts.cut === 'writes';
 
+/** LC2's own address on its NIC (not the service address), where LC1 passes late requests. */
+async function ownAddress(c: StepContext): Promise<string | undefined> {
+  const service = hostOf(c.plan.service.address);
+  const own = (await listAddresses(c.to, c.plan.to.nic)).find((a) => hostOf(a) !== service);
+  return own ? hostOf(own) : undefined;
+}
+
 /**
  * Stateful: LC2 holds new requests until the final sync is in. With the cut protocol its service
  * accepts and parses them and lets them wait; otherwise it is stopped (SIGSTOP) and new connections
@@ -127,6 +143,21 @@ const hold: Step = {
       }
     } else c.facts.holdBy ??= 'signal';
     if (c.facts.holdBy === 'signal') await c.to.signalService('pause');
+    if (cutByWrites(c)) {
+      const port = c.plan.service.port;
+      const armedForMs = c.plan.drainTimeoutMs + 120_000;
+      c.facts.lc2Address ??= await ownAddress(c);
+      const forwardTo = c.facts.lc2Address ? `${c.facts.lc2Address}:${port}` : undefined;
+      c.armed = {
+        quiesce: armCut(c.from, 'quiesce', {
+          port,
+          waitMs: c.plan.cut?.maxHoldMs ?? 100,
+          armedForMs,
+          forwardTo,
+        }),
+        ...(c.facts.holdBy === 'service' ? { release: armCut(c.to, 'release', { port, armedForMs }) } : {}),
+      };
+    }
     c.facts.holdStartedAt ??= Date.now();
   },
   async undo(c) {
@@ -140,12 +171,16 @@ const releaseHold: Step = {
   async run(c) {
     const started = Date.now();
     if (c.facts.holdBy === 'service') {
-      const state = await cutControl(c.to, 'release', { port: c.plan.service.port });
+      const armed = c.armed?.release;
+      const state = armed
+        ? await armed.fire()
+        : await cutControl(c.to, 'release', { port: c.plan.service.port });
       c.facts.reloadMs = state.reloadMs;
     } else await c.to.signalService('resume');
     const now = Date.now();
     c.facts.releaseMs = now - (c.facts.syncEndedAt ?? started);
-    if (c.facts.holdStartedAt !== undefined) c.facts.holdMs = now - c.facts.holdStartedAt;
+    const heldSince = c.facts.reachableAt ?? c.facts.holdStartedAt;
+    if (heldSince !== undefined) c.facts.holdMs = now - heldSince;
   },
 };
 
@@ -166,7 +201,11 @@ const quiesce: Step = {
     }
     const port = c.plan.service.port;
     const budget = c.plan.cut?.maxHoldMs ?? 100;
-    let state = await cutControl(c.from, 'quiesce', { port, waitMs: budget });
+    const armed = c.armed?.quiesce;
+    const forwardTo = c.facts.lc2Address ? `${c.facts.lc2Address}:${port}` : undefined;
+    let state = armed
+      ? await armed.fire()
+      : await cutControl(c.from, 'quiesce', { port, waitMs: budget, forwardTo });
     if (!state.quiet) {
       c.facts.holdExceeded = true;
       c.logger.warn(
@@ -174,7 +213,7 @@ const quiesce: Step = {
         'writes in flight outlast the hold budget; waiting for them',
       );
       const left = Math.max(0, c.plan.drainTimeoutMs - (Date.now() - started));
-      state = await cutControl(c.from, 'quiesce', { port, waitMs: left });
+      state = await cutControl(c.from, 'quiesce', { port, waitMs: left, forwardTo });
       if (!state.quiet)
         throw new UnderstudyError(
           'SWITCH_STEP_FAILED',
@@ -461,6 +500,10 @@ const lc2TakesAddress: Step = {
   name: 'lc2-takes-address',
   async run(c) {
     await addAddress(c.to, c.plan.service.address, c.plan.to.nic);
+    // From here clients reach LC2: a held LC2 holds them from now on (instant; the other methods pass
+    // new connections to LC2 earlier, so their hold counts from the hold itself).
+    if (c.plan.method === 'instant' && c.facts.holdStartedAt !== undefined)
+      c.facts.reachableAt ??= Date.now();
     await announceFrom(c, c.to, c.plan.service.address, c.plan.to.nic);
   },
   async undo(c) {

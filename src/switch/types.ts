@@ -29,8 +29,9 @@ export type ServiceSignal =
 /**
  * The cut of a stateful switch, asked of the service itself (see `docs/switch.md`, "The cut"):
  * - `writes`: report the writes in flight, change nothing;
- * - `quiesce`: start no new write, close keep-alive sockets as they become idle, answer once the last
- *   write in flight is on disk or after `waitMs`;
+ * - `quiesce`: start no new write, close keep-alive sockets as they become idle, pass requests on
+ *   connections that have carried none yet to `forwardTo` (the new server's own ip:port), answer once
+ *   the last write in flight is on disk or after `waitMs`;
  * - `unquiesce`: back to normal (the switch was undone);
  * - `hold`: accept and parse requests but let them wait (the standby, until the final sync is in);
  * - `release`: read the data again from disk, then let the waiting requests proceed.
@@ -65,7 +66,10 @@ export interface SwitchSide {
    * protocol, HTTP on loopback at the service port (`POST /.understudy/<action>`, JSON answers). Throws
    * when the service does not offer it (the switch then falls back to the connection drain).
    */
-  cutControl?(action: CutAction, options: { port: number; waitMs?: number }): Promise<ServiceWriteState>;
+  cutControl?(
+    action: CutAction,
+    options: { port: number; waitMs?: number; forwardTo?: string },
+  ): Promise<ServiceWriteState>;
 }
 
 /** What the final sync reports about its own phases (the disk copy's last incremental). */
@@ -184,7 +188,10 @@ export interface SwitchPhases {
   releaseMs?: number;
   /** Part of releaseMs: LC2's service reading its data again. */
   reloadMs?: number;
-  /** How long new requests were held at LC2 (from the hold to the release). */
+  /**
+   * How long new requests were held at LC2: from the moment they could reach it (instant: LC2 took
+   * the address; otherwise: the hold) to the release.
+   */
   holdMs?: number;
   /** The writes in flight outlasted maxHoldMs at the cut (they were waited for: nothing is lost). */
   holdExceeded?: boolean;
@@ -203,7 +210,10 @@ export interface SwitchResult {
   drainMs: number;
   /** Connections LC1 still held when the drain timed out (0 = clean drain). */
   leftOnLc1: number;
-  /** How long new connections were held in LC2's backlog for the final sync (stateful only). */
+  /**
+   * How long new requests were held at LC2 for the final sync (stateful only): from the moment they
+   * could reach it (instant: LC2 took the address; otherwise: the hold) to the release.
+   */
   holdMs: number;
   /** Duration of finalSync (stateful only). */
   syncMs: number;

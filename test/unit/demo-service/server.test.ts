@@ -444,3 +444,67 @@ test('hold keeps requests waiting; release reads the replaced logs first', async
   assert.ok(answeredAt >= releasedAt);
   assert.equal(answer.body.toString(), 'fresh');
 });
+
+test('an armed cut action is taken when its body ends, never when the request goes away first', async (t) => {
+  const { demo } = await withDemo(t);
+  const armed = (action: string): { req: ReturnType<typeof request>; answer: Promise<WriteState> } => {
+    let req!: ReturnType<typeof request>;
+    const answer = new Promise<WriteState>((resolve, reject) => {
+      req = request(
+        { host: '127.0.0.1', port: demo.port, method: 'POST', path: `/.understudy/${action}?armed=1` },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve(JSON.parse(body) as WriteState));
+        },
+      );
+      req.on('error', reject);
+      req.write('x'); // headers and a first chunk go now
+    });
+    return { req, answer };
+  };
+  const withdrawn = armed('quiesce');
+  await sleep(200);
+  assert.equal((await admin(demo.port, 'writes', 'GET')).quiesced, false, 'armed, not taken');
+  withdrawn.answer.catch(() => undefined);
+  withdrawn.req.destroy();
+  await sleep(100);
+  assert.equal((await admin(demo.port, 'writes', 'GET')).quiesced, false, 'withdrawn, never taken');
+
+  const fired = armed('quiesce');
+  await sleep(200);
+  assert.equal((await admin(demo.port, 'writes', 'GET')).quiesced, false);
+  const firedAt = Date.now();
+  fired.req.end();
+  const state = await fired.answer;
+  assert.equal(state.quiesced, true);
+  assert.equal(state.quiet, true);
+  assert.ok(Date.now() - firedAt < 500);
+});
+
+test('quiesced with forwardTo: a connection that carried no request yet has its write served by the new server', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'demo-test-'));
+  const old = await startDemo({ dataDir: join(dir, 'old') });
+  const next = await startDemo({ dataDir: join(dir, 'new'), env: { DEMO_LISTEN: '127.0.0.2:0' } });
+  t.after(async () => {
+    await old.kill();
+    await next.kill();
+    await rm(dir, { recursive: true, force: true });
+  });
+  // Connected before the quiesce (its SYN reached the old server), first request after it.
+  const socket = connect({ host: '127.0.0.1', port: old.port });
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  let received = '';
+  socket.on('data', (c: Buffer) => (received += c.toString()));
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  const q = await admin(old.port, `quiesce?waitMs=100&forwardTo=127.0.0.2:${next.port}`);
+  assert.equal(q.quiet, true);
+  await sleep(100);
+  assert.equal(socket.destroyed, false, 'the fresh connection is left open');
+  socket.write('PUT /kv/late HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nlate');
+  await Promise.race([closed, sleep(3000)]);
+  assert.match(received, /^HTTP\/1.1 200/, `${old.output()}\n${next.output()}`);
+  assert.match(received, /connection: close/i);
+  assert.equal(await (await fetch(`http://127.0.0.2:${next.port}/kv/late`)).text(), 'late');
+  assert.doesNotMatch(await readFile(join(dir, 'old/kv.log'), 'utf8').catch(() => ''), /"k":"late"/);
+});
