@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import { z } from 'zod';
 import { UnderstudyError, isErrno, parseConfigYaml } from '../core/index.ts';
+import { serviceSchema } from '../inventory/index.ts';
 
 const lcSchema = z
   .object({
@@ -25,6 +26,8 @@ const lcSchema = z
     /** Partitioning driver (namespace | lxc); an unknown name is refused when the LC is created. */
     driver: z.string().default('namespace'),
     start: z.boolean().default(false),
+    /** The services it runs (see src/inventory/service.ts). */
+    services: z.array(serviceSchema).default([]),
   })
   .strict();
 

@@ -133,6 +133,10 @@ export const errorCatalogue = {
     meaning: 'The logical computer did not shut down in time and was killed.',
     fix: 'Check the services inside for slow shutdown.',
   },
+  SERVICE_INVALID: {
+    meaning: 'A service definition (LC YAML, flags or API) does not validate.',
+    fix: 'Fix the field named in the message; docs/lxc.md (services) lists what is accepted.',
+  },
   LXC_IDMAP_UNAVAILABLE: {
     meaning: 'No free range of subordinate uids/gids for an unprivileged LXC logical computer.',
     fix: 'Give root subordinate ids in /etc/subuid and /etc/subgid (scripts/install-deps.sh does), or destroy unused LCs.',
@@ -447,7 +451,7 @@ export const errorCatalogue = {
   },
   RUN_REPORT_INVALID: {
     meaning: 'The standby sent a malformed patch report.',
-    fix: 'Check the patch execution script in the image (/etc/rc.d/S05understudy-patch).',
+    fix: 'Check the patch execution script (assets/patch/understudy-patch, written into the standby).',
   },
   RUN_STANDBY_UNHEALTHY: {
     meaning: 'The patched service on the standby fails its health check; no switch was made.',

@@ -27,6 +27,25 @@ import { createClientHost } from './client.ts';
 import { startClientLoad, type ClientLoadReport } from './client-load.ts';
 import { makeVersionPatch } from './demo-patch.ts';
 
+/**
+ * The demo service as the LC declares it: a pid-file process of the busybox image (/etc/rc.d/S50demo)
+ * that drains on SIGUSR1 (Connection: close, idle keep-alive sockets closed) and undrains on SIGUSR2,
+ * is held by SIGSTOP/SIGCONT, keeps its data under /srv/data, tells its version at /version and speaks
+ * the switch's cut protocol.
+ */
+export const demoService = {
+  name: 'demo',
+  pidFile: '/run/demo.pid',
+  ports: [80],
+  health: { kind: 'http', path: '/health', status: 200 },
+  drain: { kind: 'signal', signal: 'USR1' },
+  undrain: { kind: 'signal', signal: 'USR2' },
+  hold: { kind: 'signal' },
+  data: ['/srv/data'],
+  versionPath: '/version',
+  cut: 'http',
+} as const;
+
 export interface DemoOptions {
   method?: SwitchMethod;
   rate?: number;
@@ -87,6 +106,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       appDiskMb: 256,
       addresses: [service],
       role: 'active',
+      services: [demoService],
     });
     await startLc(app.db, host, 'lc1');
     const cpus = os.availableParallelism() > 1 ? '1' : '0';

@@ -1,4 +1,4 @@
-export { runDemo, type DemoOptions, type DemoReport } from './demo.ts';
+export { runDemo, demoService, type DemoOptions, type DemoReport } from './demo.ts';
 export { createClientHost, type ClientHost } from './client.ts';
 export {
   startClientLoad,

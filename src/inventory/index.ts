@@ -32,3 +32,16 @@ export {
   type StandbySearchResult,
 } from './standby.ts';
 export { diskRole, disksByRole, dataDisks, systemRole } from './disk-roles.ts';
+export {
+  serviceSchema,
+  validateServices,
+  serviceFromFlags,
+  servicesOf,
+  setServices,
+  undrainOf,
+  type ServiceDefinition,
+  type ServiceInput,
+  type ServiceAction,
+  type ServiceHealth,
+  type ServiceFlags,
+} from './service.ts';

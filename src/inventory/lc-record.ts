@@ -5,6 +5,7 @@
 import { UnderstudyError } from '../core/index.ts';
 import type { Db } from '../store/index.ts';
 import type { LcSpec, DiskSpec, NicSpec } from '../drivers/index.ts';
+import { servicesOf, setServices, type ServiceDefinition } from './service.ts';
 
 /**
  * What an LC is for:
@@ -20,6 +21,8 @@ export interface LcRecord extends LcSpec {
   driver: string;
   role: LcRole;
   createdAt: string;
+  /** The services the LC declares (see service.ts); the first one is what a patch run moves. */
+  services: ServiceDefinition[];
 }
 
 interface LcRow {
@@ -74,6 +77,7 @@ function rowToRecord(db: Db, row: LcRow): LcRecord {
     createdAt: row.created_at,
     disks: loadDisks(db, row.name),
     nics: loadNics(db, row.name),
+    services: servicesOf(db, row.name),
   };
 }
 
@@ -94,7 +98,10 @@ export function listLcs(db: Db): LcRecord[] {
   );
 }
 
-export function insertLc(db: Db, record: Omit<LcRecord, 'createdAt'>): LcRecord {
+export function insertLc(
+  db: Db,
+  record: Omit<LcRecord, 'createdAt' | 'services'> & { services?: ServiceDefinition[] },
+): LcRecord {
   const createdAt = new Date().toISOString();
   db.transaction(() => {
     db.prepare(
@@ -121,8 +128,9 @@ export function insertLc(db: Db, record: Omit<LcRecord, 'createdAt'>): LcRecord 
         .prepare('INSERT INTO lc_nics (lc, name, bridge, mac, addresses, position) VALUES (?, ?, ?, ?, ?, ?)')
         .run(record.name, n.name, n.bridge, n.mac, JSON.stringify(n.addresses), i),
     );
+    setServices(db, record.name, record.services ?? []);
   })();
-  return { ...record, createdAt };
+  return { ...record, services: record.services ?? [], createdAt };
 }
 
 export function deleteLc(db: Db, name: string): void {

@@ -37,5 +37,17 @@ export const inventorySchema: ModuleSchema = {
           PRIMARY KEY (lc, name)
         );`,
     },
+    {
+      version: 2,
+      description: 'the services an LC declares (see service.ts)',
+      up: `
+        CREATE TABLE lc_services (
+          lc TEXT NOT NULL REFERENCES lcs(name) ON DELETE CASCADE,
+          name TEXT NOT NULL,
+          definition TEXT NOT NULL,       -- JSON of a ServiceDefinition
+          position INTEGER NOT NULL,
+          PRIMARY KEY (lc, name)
+        );`,
+    },
   ],
 };

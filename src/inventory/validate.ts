@@ -9,6 +9,7 @@ import type { Db } from '../store/index.ts';
 import type { DiskSpec, NicSpec } from '../drivers/index.ts';
 import { parseAddress, parseSubnet, subnetContains, type HostNetwork, type Pool } from '../host/index.ts';
 import { findLc, listLcs, type LcRecord, type LcRole } from './lc-record.ts';
+import { validateServices } from './service.ts';
 
 export interface LcRequest {
   name: string;
@@ -33,6 +34,8 @@ export interface LcRequest {
   role?: LcRole;
   /** Partitioning driver that runs the LC (default namespace): namespace | lxc. */
   driver?: string;
+  /** The services the LC runs (checked with validateServices). */
+  services?: unknown[];
 }
 
 export interface HostCapacity {
@@ -239,5 +242,6 @@ export function validateLcRequest(options: ValidateLcOptions): Omit<LcRecord, 'c
     role: r.role ?? 'idle',
     disks,
     nics,
+    services: validateServices(r.services ?? [], 'services'),
   };
 }

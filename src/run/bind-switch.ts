@@ -1,7 +1,7 @@
 /**
  * Binds `understudy switch <from> <to>` (the switch on its own, outside a patch run) to the resource
  * table and the driver: the service address is the one <from> holds, LC1's new address is free in the
- * subnet, the sides signal the service through its pid file, moved NICs are recorded.
+ * subnet, the sides drive the service the LCs declare (service-side.ts), moved NICs are recorded.
  */
 import { UnderstudyError } from '../core/index.ts';
 import { getLc, listLcs, type LcRecord } from '../inventory/index.ts';
@@ -13,7 +13,8 @@ import {
   type SwitchPlanInput,
   type SwitchRequest,
 } from '../switch/index.ts';
-import { bindSwitch, recordSwitch, syncNicRecords } from './switch-binding.ts';
+import { bindSwitch, recordSwitch, switchedService, syncNicRecords } from './switch-binding.ts';
+import { switchHealthOf } from './service-side.ts';
 import { freeAddress, planSwitch } from './switch-plan.ts';
 
 export type LcSwitchRequest = SwitchRequest;
@@ -65,12 +66,14 @@ export function bindLcSwitch(
   }
   // LC1's address after the switch when it holds no other (every method: move-nic gives LC1 a NIC back).
   const newAddress = request.fromAddress ?? freeAddress(db, host.network, from.name);
+  const service = switchedService(db, from.name, to.name);
   const plan = planSwitch(db, {
     from: from.name,
     to: to.name,
     service: serviceAddress,
-    port: 80,
-    healthPath: '/health',
+    port: service.ports[0] ?? 80,
+    healthPath: service.health.kind === 'http' ? service.health.path : '/',
+    health: switchHealthOf(service),
     method: request.method,
     stateful: request.stateful,
     newAddress,
@@ -78,7 +81,7 @@ export function bindLcSwitch(
   });
   return {
     plan,
-    binding: bindSwitch(db, host, { from: from.name, to: to.name, stateful: request.stateful }),
+    binding: bindSwitch(db, host, { from: from.name, to: to.name, stateful: request.stateful, service }),
     after: async () => {
       // The NIC records follow the devices; the roles change only when the active LC handed over.
       if (from.role === 'active')

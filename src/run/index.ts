@@ -11,7 +11,17 @@ export {
   type RunDeps,
 } from './orchestrator.ts';
 export { scanTree, type ScanResult } from './scan.ts';
-export { renderPatchTable, parsePatchReport, standbyPaths, type PatchReportEntry } from './patch-table.ts';
+export {
+  renderPatchTable,
+  parsePatchReport,
+  standbyPaths,
+  type PatchReportEntry,
+  type PatchReport,
+  type PackageOutcome,
+  type RestartNeeds,
+} from './patch-table.ts';
+export { serviceControl, switchHealthOf, type ServiceControl } from './service-side.ts';
+export { pidFileService } from './service.ts';
 export type {
   RunOptions,
   ResolvedRunOptions,
@@ -32,6 +42,7 @@ export {
   type DisksSyncReport,
   syncNicRecords,
   recordSwitch,
+  switchedService,
   defaultServicePidFile,
   type BindSwitchOptions,
 } from './switch-binding.ts';

@@ -14,7 +14,9 @@ import {
   type Logger,
   type Owner,
 } from '../core/index.ts';
-import { getLc, setRole } from '../inventory/index.ts';
+import { getLc, setRole, type ServiceDefinition } from '../inventory/index.ts';
+import { pidFileService, runService } from './service.ts';
+import { switchHealthOf } from './service-side.ts';
 import type { Catalogue } from '../catalogue/index.ts';
 import type { HostContext } from '../host/index.ts';
 import { isStoreFull, storeFullError, type Db } from '../store/index.ts';
@@ -69,10 +71,24 @@ function nothingToDo(lc: string, catalogue: Catalogue): UnderstudyError {
   });
 }
 
-export function resolveRunOptions(options: RunOptions, catalogue: Catalogue): ResolvedRunOptions {
+/**
+ * The complete options of a run. `declared`: the services LC1 declares; the first is the one the run
+ * moves, otherwise the pid-file definition of the flags.
+ */
+export function resolveRunOptions(
+  options: RunOptions,
+  catalogue: Catalogue,
+  declared: readonly ServiceDefinition[] = [],
+): ResolvedRunOptions {
   const patches = options.patches ?? catalogue.patchesForNextRun(options.lc).map((p) => p.name);
   if (patches.length === 0) throw nothingToDo(options.lc, catalogue);
   for (const name of patches) catalogue.getPatch(name); // PATCH_NOT_FOUND names a missing one
+  const flags = {
+    healthPath: options.healthPath ?? '/health',
+    port: options.port ?? 80,
+    servicePidFile: options.servicePidFile ?? '/run/demo.pid',
+  };
+  const service = declared[0] ?? pidFileService(flags);
   return {
     lc: options.lc,
     patches,
@@ -81,11 +97,12 @@ export function resolveRunOptions(options: RunOptions, catalogue: Catalogue): Re
     scanDatabase: options.scanDatabase,
     skipScan: options.skipScan ?? false,
     bootTimeoutMs: options.bootTimeoutMs ?? 120_000,
-    healthPath: options.healthPath ?? '/health',
-    port: options.port ?? 80,
+    healthPath: service.health.kind === 'http' ? service.health.path : flags.healthPath,
+    port: service.ports[0] ?? flags.port,
     watchMs: options.watchMs ?? 0,
-    servicePidFile: options.servicePidFile ?? '/run/demo.pid',
+    servicePidFile: service.pidFile ?? flags.servicePidFile,
     stateful: options.stateful ?? true,
+    service,
   };
 }
 
@@ -124,9 +141,10 @@ async function drive(c: RunContext, steps: readonly Step[], base: number): Promi
         `Run ${c.runId} stopped before ${step.name}: the manager is shutting down`,
         { hint: 'The next understudy command (or serve) finishes it.' },
       );
-    if (c.signal?.aborted && i <= lastCancellable)
-      throw new UnderstudyError('RUN_CANCELLED', `Run ${c.runId} was cancelled before step ${step.name}`);
     await c.crash(step.name, 'before');
+    // Checked right before the step is journalled as started, with no await in between: a cancel
+    // that saw the switch step pending is never overtaken by the switch.
+    if (c.signal?.aborted && i <= lastCancellable) throw cancelledBefore(c, step.name);
     c.journal.stepStarted(c.runId, seq);
     c.emit({ step: step.name, state: 'running' });
     const started = performance.now();
@@ -144,6 +162,10 @@ async function drive(c: RunContext, steps: readonly Step[], base: number): Promi
     }
     await c.crash(step.name, 'after');
   }
+}
+
+function cancelledBefore(c: RunContext, step: string): UnderstudyError {
+  return new UnderstudyError('RUN_CANCELLED', `Run ${c.runId} was cancelled before step ${step}`);
 }
 
 /** Undoes the done (or interrupted) forward steps in reverse order: the standby is discarded. */
@@ -208,6 +230,20 @@ async function goForward(c: RunContext): Promise<RunRecord> {
     }
     const run = c.journal.get(c.runId);
     const switched = run.steps.find((s) => s.name === switchStepName)?.state === 'done';
+    const switchStarted =
+      (run.steps.find((s) => s.name === switchStepName)?.state ?? 'pending') !== 'pending';
+    if (c.signal?.aborted && !switchStarted) {
+      // Cancelled: the running step stopped on the signal; the standby is discarded as after a failure.
+      const during = run.steps.find((s) => s.state === 'failed')?.name;
+      await discardStandby(c);
+      const cancelled = new UnderstudyError(
+        'RUN_CANCELLED',
+        `Run ${c.runId} was cancelled by an operator${during ? ` during ${during}` : ''}; the standby was discarded`,
+        { hint: `The service stayed on ${c.options.lc}. Start a new run when ready.`, cause: error },
+      );
+      c.journal.setState(c.runId, 'cancelled', cancelled.message);
+      throw cancelled;
+    }
     if (switched) {
       // After the switch only bookkeeping is left: the service runs patched; keep the run switched.
       c.journal.setState(c.runId, 'switched', (error as Error).message);
@@ -249,7 +285,10 @@ export async function watchRun(
   const run = journal.get(id);
   const address = run.facts.serviceAddress?.split('/')[0];
   if (run.state !== 'switched' || !address) return run;
-  const url = `http://${address}:${run.options.port}${run.options.healthPath}`;
+  const service = runService(run.options);
+  const port = service.ports[0] ?? run.options.port;
+  const check = { ...switchHealthOf(service), retries: 0, intervalMs: 0 };
+  const url = check.kind === 'http' ? `http://${address}:${port}${check.path}` : `tcp ${address}:${port}`;
   const deadline = Date.now() + options.watchMs;
   let failedInRow = 0;
   deps.onEvent?.({
@@ -259,19 +298,7 @@ export async function watchRun(
     message: `watching ${url} for ${Math.round(options.watchMs / 1000)} s`,
   });
   while (Date.now() < deadline && !deps.stop?.aborted) {
-    const { ok } = await checkHealth(
-      hostSide,
-      {
-        kind: 'http',
-        path: run.options.healthPath,
-        expectStatus: 200,
-        timeoutMs: 2000,
-        retries: 0,
-        intervalMs: 0,
-      },
-      address,
-      run.options.port,
-    );
+    const { ok } = await checkHealth(hostSide, check, address, port);
     failedInRow = ok ? 0 : failedInRow + 1;
     if (failedInRow >= (options.failures ?? 3)) {
       deps.onEvent?.({
@@ -289,8 +316,8 @@ export async function watchRun(
 }
 
 export async function startRun(options: RunOptions, deps: RunDeps): Promise<RunRecord> {
-  getLc(deps.db, options.lc); // LC_NOT_FOUND before anything about its patches
-  const resolved = resolveRunOptions(options, deps.catalogue);
+  const target = getLc(deps.db, options.lc); // LC_NOT_FOUND before anything about its patches
+  const resolved = resolveRunOptions(options, deps.catalogue, target.services);
   const journal = new RunJournal(deps.db);
   const owner = (deps.owner ?? processOwner()).id;
   // One transaction: the busy checks, the claim of LC1, the run and its steps, the choice and the claim

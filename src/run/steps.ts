@@ -9,12 +9,14 @@ import path from 'node:path';
 import { UnderstudyError, isUnderstudyError, sleep } from '../core/index.ts';
 import { describeHistory } from '../disk-copy/index.ts';
 import { assetsDir } from '../images/index.ts';
-import { checkHealth, type SwitchResult } from '../switch/index.ts';
+import type { SwitchResult } from '../switch/index.ts';
 import { finishedSwitch, switchOnce } from './switch-once.ts';
 import { sha256Hex } from '../catalogue/index.ts';
 import { lc1, saveFacts, standby, type RunContext } from './context.ts';
-import { bindSwitch, catchUpDisks, lcSide, recordSwitch } from './switch-binding.ts';
+import { bindSwitch, catchUpDisks, recordSwitch } from './switch-binding.ts';
 import { getLc } from '../inventory/index.ts';
+import { serviceControl, switchHealthOf } from './service-side.ts';
+import { runService } from './service.ts';
 import { freeAddress, planSwitch } from './switch-plan.ts';
 import { parsePatchReport, renderPatchTable, standbyPaths } from './patch-table.ts';
 import { scanTree } from './scan.ts';
@@ -54,6 +56,39 @@ function versionOf(body: string): string | undefined {
   }
 }
 
+/** Throws RUN_CANCELLED once the run is cancelled: the step stops there and is undone. */
+function throwIfCancelled(c: RunContext, step: string): void {
+  if (c.signal?.aborted)
+    throw new UnderstudyError('RUN_CANCELLED', `Run ${c.runId} was cancelled during ${step}`);
+}
+
+/**
+ * Waits for `work`, or rejects with RUN_CANCELLED as soon as the run is cancelled. Only for waits that
+ * end by themselves once the step is undone (a wait for the standby to come up ends when the undo
+ * stops it); their late outcome is logged, not lost.
+ */
+async function unlessCancelled<T>(c: RunContext, step: string, work: Promise<T>): Promise<T> {
+  const signal = c.signal;
+  if (!signal) return work;
+  let onAbort: () => void = () => undefined;
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => {
+      work.then(
+        () => c.logger.debug({ step }, 'a wait ended after the cancel'),
+        (error: unknown) => c.logger.debug({ step, err: error }, 'a wait failed after the cancel'),
+      );
+      reject(new UnderstudyError('RUN_CANCELLED', `Run ${c.runId} was cancelled during ${step}`));
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work, aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
 /**
  * 701: the standby. `startRun` chooses and claims it in the transaction that records the run; a run
  * recorded without one (before that) chooses it here. Then LC1's version, for the report.
@@ -74,12 +109,15 @@ const findStandby: Step = {
       c.facts.standby = choice.lc;
       c.facts.serviceAddress = choice.serviceAddress;
     }
-    const before = await httpGet(
-      c,
-      c.options.lc,
-      `http://${(c.facts.serviceAddress ?? '').split('/')[0]}:${c.options.port}/version`,
-    );
-    c.facts.versionBefore = versionOf(before.body);
+    const { versionPath } = runService(c.options);
+    if (versionPath) {
+      const before = await httpGet(
+        c,
+        c.options.lc,
+        `http://${(c.facts.serviceAddress ?? '').split('/')[0]}:${c.options.port}${versionPath}`,
+      );
+      c.facts.versionBefore = versionOf(before.body);
+    }
     saveFacts(c);
     return { standby: c.facts.standby, versionBefore: c.facts.versionBefore };
   },
@@ -210,13 +248,29 @@ const writePatches: Step = {
       await c.host.driver.writeFile(to, `${standbyPaths.patches}/${patch.name}`, data, 0o600);
     }
     await c.host.driver.writeFile(to, standbyPaths.table, renderPatchTable(patches));
-    await c.host.driver.writeFile(
-      to,
-      standbyPaths.script,
-      fs.readFileSync(path.join(assetsDir, 'patch/understudy-patch')),
-      0o755,
+    const script = fs.readFileSync(path.join(assetsDir, 'patch/understudy-patch'));
+    // Every write resolves its path inside the standby's root (the driver's writeFile): a link planted
+    // in the copied tree cannot lead out of it.
+    const systemd = await c.host.driver.readFile(to, '/etc/systemd/system.conf').then(
+      () => true,
+      () => false,
     );
-    return { patches: patches.map((p) => p.name) };
+    if (systemd) {
+      await c.host.driver.writeFile(to, standbyPaths.unitScript, script, 0o755);
+      await c.host.driver.writeFile(
+        to,
+        standbyPaths.unit,
+        fs.readFileSync(path.join(assetsDir, 'systemd/understudy-patch.service')),
+      );
+      await c.host.driver.writeFile(
+        to,
+        standbyPaths.unitWants,
+        '# Pulls the understudy patch unit into the boot (written by the patch manager).\n[Unit]\nWants=understudy-patch.service\n',
+      );
+    } else {
+      await c.host.driver.writeFile(to, standbyPaths.script, script, 0o755);
+    }
+    return { patches: patches.map((p) => p.name), init: systemd ? 'systemd' : 'rc.d' };
   },
 };
 
@@ -229,9 +283,12 @@ const bootStandby: Step = {
     if (state === 'stopped' || state === 'crashed') await c.host.driver.start(to);
     const deadline = Date.now() + c.options.bootTimeoutMs;
     for (;;) {
+      throwIfCancelled(c, 'boot-standby');
       const report = (await c.host.driver.readReports(to.name)).find((r) => r.kind === 'patch-report');
       if (report) {
-        const entries = parsePatchReport(report.body, c.options.patches);
+        const parsed = parsePatchReport(report.body, c.options.patches);
+        const entries = parsed.entries;
+        if (parsed.restart) c.facts.restartNeeds = parsed.restart;
         const outputs = await Promise.all(
           entries.map(async (e) =>
             (
@@ -286,13 +343,28 @@ const bootStandby: Step = {
       );
     }
     return {
-      results: c.facts.patchResults?.map((r) => ({ name: r.name, result: r.result, exitCode: r.exitCode })),
+      results: c.facts.patchResults?.map((r) => ({
+        name: r.name,
+        result: r.result,
+        exitCode: r.exitCode,
+        ...(r.deb ? { deb: r.deb } : {}),
+      })),
+      restart: c.facts.restartNeeds,
     };
   },
   async undo(c) {
-    await c.host.driver.stop(standby(c).name, { timeoutMs: 15_000 });
+    await stopDiscardedStandby(c);
   },
 };
+
+/**
+ * Stops a standby that is being discarded. Its disks are put back next, so there is nothing to shut
+ * down cleanly: a short grace, then the kill (an init still running the patch script at start-up
+ * does not answer the stop request, and a cancel should not wait 15 s for it).
+ */
+async function stopDiscardedStandby(c: RunContext): Promise<void> {
+  await c.host.driver.stop(standby(c).name, { timeoutMs: 2000 });
+}
 
 /** 708: restart the standby so that the patches take effect. */
 const rebootStandby: Step = {
@@ -307,11 +379,15 @@ const rebootStandby: Step = {
     }
     if (status.state === 'stopped' || status.state === 'crashed') await c.host.driver.start(to);
     else if (status.reboots <= facts.rebootsBefore) await c.host.driver.reboot(to.name);
-    await c.host.driver.waitUntilUp(to.name, { timeoutMs: c.options.bootTimeoutMs });
+    await unlessCancelled(
+      c,
+      'reboot-standby',
+      c.host.driver.waitUntilUp(to.name, { timeoutMs: c.options.bootTimeoutMs }),
+    );
     return { reboots: (await c.host.driver.status(to.name)).reboots };
   },
   async undo(c) {
-    await c.host.driver.stop(standby(c).name, { timeoutMs: 15_000 });
+    await stopDiscardedStandby(c);
   },
 };
 
@@ -340,8 +416,9 @@ async function verifyOnDisk(c: RunContext): Promise<{ name: string; outcome: str
 }
 
 /**
- * 709: the patch results are in and the standby's disk shows them, and the patched service answers at
- * the standby's own address.
+ * 709: the patch results are in and the standby's disk shows them (for a deb patch: the package at the
+ * file's version in the standby's dpkg status, and its files), the service's systemd unit is active
+ * after the reboot, and the patched service passes its health check at the standby's own address.
  */
 const checkStandby: Step = {
   name: 'check-standby',
@@ -349,35 +426,43 @@ const checkStandby: Step = {
     const to = standby(c);
     const verified = await verifyOnDisk(c);
     const address = firstAddress(c.db, to.name).split('/')[0] ?? '';
-    // The one health check (the switch's), from inside the standby, at its own address.
-    const health = await checkHealth(
-      lcSide(c.host, to.name, c.options.servicePidFile),
-      {
-        kind: 'http',
-        path: c.options.healthPath,
-        expectStatus: 200,
-        timeoutMs: 3000,
-        retries: 19,
-        intervalMs: 250,
-      },
-      address,
-      c.options.port,
-    );
+    const service = serviceControl(c.host, to.name, runService(c.options));
+    const hint = 'The standby is discarded and the service stays on the original LC. Check the patch.';
+    // A unit may still be starting right after the reboot: its health check below waits for it.
+    const health = await service.checkHealth(address);
+    // A systemd unit must be active; a pid-file service is judged by its health check alone.
+    const unit = service.service.unit ? await service.isActive() : { active: true, state: 'pid file' };
+    if (!unit.active)
+      throw new UnderstudyError(
+        'RUN_STANDBY_UNHEALTHY',
+        `The service "${service.service.name}" (${service.service.unit ?? service.service.pidFile ?? ''}) on "${to.name}" is not running after the reboot: ${unit.state}\n${await unitLog(c, to.name, service.service.unit)}`,
+        { hint },
+      );
     if (!health.ok) {
       throw new UnderstudyError(
         'RUN_STANDBY_UNHEALTHY',
-        `The patched service on "${to.name}" (${address}) fails its health check ${c.options.healthPath}: ${health.detail}`,
-        {
-          hint: 'The standby is discarded and the service stays on the original LC. Check the patch.',
-        },
+        `The patched service on "${to.name}" (${address}) fails its health check: ${health.detail}`,
+        { hint },
       );
     }
-    const version = await httpGet(c, to.name, `http://${address}:${c.options.port}/version`);
-    c.facts.versionAfter = versionOf(version.body);
+    const { versionPath } = service.service;
+    if (versionPath) {
+      const version = await httpGet(c, to.name, `http://${address}:${c.options.port}${versionPath}`);
+      c.facts.versionAfter = versionOf(version.body);
+    }
     saveFacts(c);
-    return { health: 200, version: c.facts.versionAfter, verified };
+    return { health: health.detail, unit: unit.state, version: c.facts.versionAfter, verified };
   },
 };
+
+/** The last lines of a unit's journal inside the LC (for the error of a unit that did not come up). */
+async function unitLog(c: RunContext, lc: string, unit: string | undefined): Promise<string> {
+  if (!unit) return '';
+  const out = await c.host.driver
+    .exec(lc, ['journalctl', '-u', unit, '-n', '12', '--no-pager', '-o', 'cat'], { okCodes: [0, 1] })
+    .catch(() => undefined);
+  return out?.stdout.trim() ?? '';
+}
 
 /**
  * Moves the service from one LC to the other with the run's method, at most once (a switch the journal
@@ -405,12 +490,14 @@ export async function moveService(
     await recordSwitch(c.db, c.host, { from: options.from, to: options.to, fromRole: options.fromRole });
     return adopted;
   }
+  const service = runService(c.options);
   const input = planSwitch(c.db, {
     from: options.from,
     to: options.to,
     service: c.facts.serviceAddress ?? '',
     port: c.options.port,
     healthPath: c.options.healthPath,
+    health: switchHealthOf(service),
     method: c.options.method,
     stateful: c.options.stateful,
     newAddress: options.newAddress,
@@ -439,7 +526,7 @@ export async function moveService(
           from: options.from,
           to: options.to,
           stateful: c.options.stateful,
-          servicePidFile: c.options.servicePidFile,
+          service,
         }),
         afterStep: (phase) => {
           const ms = Math.round(performance.now() - phaseStarted);

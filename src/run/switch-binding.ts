@@ -1,6 +1,6 @@
 /**
- * The one binding of the switch to this host: the sides are `serviceSide`s over the driver (what the
- * switch's own tests exercise), a NIC moves with the driver and the resource table follows it, and
+ * The one binding of the switch to this host: the sides are the LCs' declared service driven over the
+ * driver (service-side.ts), a NIC moves with the driver and the resource table follows it, and
  * the final sync of a stateful switch carries every disk (by role) through the disk store. `understudy
  * switch`, the patch run, the rollback and the recovery of an interrupted switch all use it.
  */
@@ -16,20 +16,18 @@ import {
   moveNicRecord,
   setNicAddresses,
   setRole,
+  setServices,
   type LcRecord,
   type LcRole,
+  type ServiceDefinition,
 } from '../inventory/index.ts';
 import type { Db } from '../store/index.ts';
 import { crashPoint } from './crash-point.ts';
-import {
-  serviceSide,
-  type FinalSyncPhases,
-  type SwitchBinding,
-  type SwitchPlan,
-  type SwitchSide,
-} from '../switch/index.ts';
+import type { FinalSyncPhases, SwitchBinding, SwitchPlan, SwitchSide } from '../switch/index.ts';
+import { serviceControl } from './service-side.ts';
+import { pidFileService } from './service.ts';
 
-/** Where the demo service (and any service following its contract) keeps its pid inside an LC. */
+/** The pid file of the busybox images' service (for LCs that declare no service). */
 export const defaultServicePidFile = '/run/demo.pid';
 
 export interface BindSwitchOptions {
@@ -37,21 +35,30 @@ export interface BindSwitchOptions {
   to: string;
   /** Every disk is synced after LC1's last write and before LC2 serves. */
   stateful: boolean;
-  servicePidFile?: string;
+  /** The service moved (both LCs run it: LC2 boots from LC1's copy). Default: the one LC1 declares. */
+  service?: ServiceDefinition;
+}
+
+/**
+ * The service a switch between these LCs moves: the one `from` declares, else the one `to` declares
+ * (after a switch both run it), else the busybox images' pid-file service.
+ */
+export function switchedService(db: Db, from: string, to: string): ServiceDefinition {
+  return (
+    getLc(db, from).services[0] ??
+    getLc(db, to).services[0] ??
+    pidFileService({ port: 80, healthPath: '/health', servicePidFile: defaultServicePidFile })
+  );
 }
 
 /** An LC as the switch (and the health check) sees it: its network context and its service. */
-export function lcSide(host: HostContext, lc: string, servicePidFile = defaultServicePidFile): SwitchSide {
-  return serviceSide({
-    name: lc,
-    netExec: (argv, options) => host.driver.netExec(lc, argv, options),
-    exec: (argv, options) => host.driver.exec(lc, argv, options),
-    servicePidFile,
-  });
+export function lcSide(host: HostContext, lc: string, service: ServiceDefinition): SwitchSide {
+  return serviceControl(host, lc, service).side;
 }
 
 export function bindSwitch(db: Db, host: HostContext, o: BindSwitchOptions): SwitchBinding {
-  const side = (lc: string): SwitchSide => lcSide(host, lc, o.servicePidFile);
+  const service = o.service ?? switchedService(db, o.from, o.to);
+  const side = (lc: string): SwitchSide => lcSide(host, lc, service);
   return {
     from: side(o.from),
     to: side(o.to),
@@ -197,6 +204,9 @@ export async function recordSwitch(
 ): Promise<void> {
   await syncNicRecords(db, host, o.from);
   await syncNicRecords(db, host, o.to);
+  // `to` now runs what `from` ran (it booted from its copy): it declares the same services.
+  const moved = getLc(db, o.from).services;
+  if (moved.length > 0 && getLc(db, o.to).services.length === 0) setServices(db, o.to, moved);
   setRole(db, o.to, 'active');
   setRole(db, o.from, o.fromRole);
 }

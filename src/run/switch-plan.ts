@@ -6,7 +6,7 @@ import { UnderstudyError } from '../core/index.ts';
 import { ipToNumber, nthAddress, parseSubnet, subnetContains, type HostNetwork } from '../host/index.ts';
 import { getLc, listLcs } from '../inventory/index.ts';
 import type { Db } from '../store/index.ts';
-import type { SwitchMethod, SwitchPlanInput } from '../switch/index.ts';
+import type { HealthCheck, SwitchMethod, SwitchPlanInput } from '../switch/index.ts';
 
 const hostOf = (cidr: string): string => cidr.split('/')[0] ?? '';
 
@@ -34,6 +34,8 @@ export interface PlanSwitchOptions {
   service: string;
   port: number;
   healthPath: string;
+  /** The service's own check (default: HTTP GET healthPath answering 200). */
+  health?: HealthCheck;
   method: SwitchMethod;
   stateful: boolean;
   /** LC1's address after the switch (not for move-nic). */
@@ -57,7 +59,7 @@ export function planSwitch(db: Db, o: PlanSwitchOptions): SwitchPlanInput {
     service: { address: o.service, port: o.port },
     from: { lc: o.from, nic: fromNic.name, mac: fromNic.mac, newAddress: o.newAddress },
     to: { lc: o.to, nic: toNic.name, mac: toNic.mac },
-    health: {
+    health: o.health ?? {
       kind: 'http',
       path: o.healthPath,
       expectStatus: 200,

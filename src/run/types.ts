@@ -1,5 +1,7 @@
 /** The vocabulary of the patch run (Fig. 7). */
+import type { ServiceDefinition } from '../inventory/index.ts';
 import type { SwitchMethod } from '../switch/index.ts';
+import type { PackageOutcome, RestartNeeds } from './patch-table.ts';
 
 /**
  * State of a run:
@@ -8,8 +10,10 @@ import type { SwitchMethod } from '../switch/index.ts';
  * - `switched`: the service runs on the patched standby; LC1 is kept as the rollback target.
  * - `rolling-back`: the service is being moved back to LC1.
  * - `rolled-back`: the service runs on LC1 again, with the data written meanwhile.
+ * - `cancelled`: an operator cancelled it before the switch; the running step was stopped, the
+ *   standby discarded, LC1 serves as before.
  */
-export type RunState = 'running' | 'failed' | 'switched' | 'rolling-back' | 'rolled-back';
+export type RunState = 'running' | 'failed' | 'switched' | 'rolling-back' | 'rolled-back' | 'cancelled';
 
 /** State of a step: `pending`, `running` (started, maybe interrupted), `done`, `failed`, `undone`. */
 export type StepState = 'pending' | 'running' | 'done' | 'failed' | 'undone';
@@ -27,13 +31,14 @@ export interface RunOptions {
   skipScan?: boolean;
   /** How long the standby may take to boot and report (default 120 s). */
   bootTimeoutMs?: number;
-  /** Health check of the service: HTTP path and expected status. */
+  /**
+   * For an LC that declares no service: its health check path, port and pid file (see service.ts).
+   * An LC's declared service wins over these.
+   */
   healthPath?: string;
-  /** Port of the service. */
   port?: number;
   /** Watch the service after the switch for this long and roll back by itself if it fails (0 = no). */
   watchMs?: number;
-  /** The service's pid file inside an LC (the switch signals the service through it). */
   servicePidFile?: string;
   /** The application disk holds data to carry over at the switch (default: when the LC has one). */
   stateful?: boolean;
@@ -43,6 +48,8 @@ export type ResolvedRunOptions = Required<
   Omit<RunOptions, 'patches' | 'standby' | 'scanDatabase' | 'stateful'>
 > & {
   stateful: boolean;
+  /** The service the run moves (LC1's declared one, else the pid-file definition of the flags). */
+  service?: ServiceDefinition;
   patches: string[];
   standby?: string;
   scanDatabase?: string;
@@ -89,7 +96,11 @@ export interface RunFacts {
     exitCode: number;
     appliedAt: string;
     output?: string;
+    /** For a `deb` patch: the package, its versions before and after, the configuration files kept. */
+    deb?: PackageOutcome;
   }[];
+  /** What the standby said needs a restart after patching (it is rebooted anyway, 708). */
+  restartNeeds?: RestartNeeds;
   copies?: {
     disk: string;
     jobId: string;

@@ -68,6 +68,7 @@ export function registerApplyCommand(program: Command, ctx: CliContext): void {
               mac: lc.mac,
               role: lc.role,
               driver: lc.driver,
+              services: lc.services,
             });
             done.push(`lc ${lc.name} created`);
           }

@@ -24,6 +24,7 @@ import {
 } from '../../inventory/index.ts';
 import { table, type CliContext } from '../context.ts';
 import { registerLcImportCommand } from './lc-import.ts';
+import { registerLcServiceCommands, serviceOfFlags, serviceOptions } from './lc-service.ts';
 
 function intOption(value: string, name: string): number {
   const n = Number(value);
@@ -120,7 +121,7 @@ function registerNicCommands(lc: Command, ctx: CliContext): void {
 export function registerLcCommands(program: Command, ctx: CliContext): void {
   const lc = program.command('lc').description('logical computers (the resource table of Fig. 5)');
 
-  lc.command('create <name>')
+  serviceOptions(lc.command('create <name>'))
     .description('create a logical computer from an image')
     .requiredOption('--image <image>', 'image to create it from (see `image list`)')
     .option('--cpus <set>', 'CPU set, e.g. 0 or 0-1', '0')
@@ -156,6 +157,7 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
           mac: o.mac as string | undefined,
           role: o.role as LcRole,
           driver: o.driver as string,
+          services: [serviceOfFlags(o)].filter((s) => s !== undefined),
         });
         const status = o.start ? await startLc(app.db, host, name) : await host.driver.status(name);
         ctx.print({ ...record, status }, () => `created ${name}${o.start ? ` (${status.state})` : ''}`);
@@ -163,6 +165,7 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
     );
 
   registerLcImportCommand(lc, ctx);
+  registerLcServiceCommands(lc, ctx);
 
   lc.command('list')
     .description('the resource table, with the state of each LC')

@@ -44,7 +44,16 @@ export function renderRun(run: RunRecord): string {
     lines.push(
       `copy ${copy.disk}: ${copy.summary}; frozen ${copy.freezeMs.toFixed(1)} ms (${copy.convergence})`,
     );
-  for (const p of f.patchResults ?? []) lines.push(`patch ${p.name}: ${p.result} (exit ${p.exitCode})`);
+  for (const p of f.patchResults ?? []) {
+    const deb = p.deb
+      ? ` — ${p.deb.package} ${p.deb.oldVersion || '(none)'} → ${p.deb.newVersion || '(none)'} by ${p.deb.tool}${p.deb.conffilesKept.length > 0 ? `, kept ${p.deb.conffilesKept.join(', ')}` : ''}`
+      : '';
+    lines.push(`patch ${p.name}: ${p.result} (exit ${p.exitCode})${deb}`);
+  }
+  if (f.restartNeeds && (f.restartNeeds.processes.length > 0 || f.restartNeeds.rebootRequired))
+    lines.push(
+      `restart: ${f.restartNeeds.processes.map((r) => `${r.command}[${r.pid}]`).join(', ') || '-'} mapped replaced files${f.restartNeeds.rebootRequired ? '; reboot required' : ''} (the standby was rebooted)`,
+    );
   if (f.versionBefore || f.versionAfter)
     lines.push(`version: ${f.versionBefore ?? '?'} → ${f.versionAfter ?? '?'}`);
   const sw = f.switchResult as
@@ -67,7 +76,7 @@ function runDisplay(ctx: CliContext, follow: boolean): (event: ProgressEvent) =>
   });
 }
 
-const finalStates = new Set(['switched', 'failed', 'rolled-back']);
+const finalStates = new Set(['switched', 'failed', 'rolled-back', 'cancelled']);
 
 /** A stored event of a run as the progress display takes it. */
 function progressOf(e: StreamEvent | StoredEvent): ProgressEvent | null {
@@ -217,8 +226,8 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
     .option('--scan-database <path>', 'ClamAV signature database for the scan (step 702)')
     .option('--skip-scan', 'do not scan the system disk (recorded in the run)')
     .option('--boot-timeout <ms>', 'how long the standby may take to patch and boot', '120000')
-    .option('--health-path <path>', 'HTTP path of the health check', '/health')
-    .option('--port <port>', 'TCP port of the service', '80')
+    .option('--health-path <path>', 'HTTP health check path (an LC that declares no service)', '/health')
+    .option('--port <port>', 'TCP port of the service (an LC that declares no service)', '80')
     .option('--stateless', 'the application disk holds no data to carry over at the switch')
     .option(
       '--watch <seconds>',
@@ -359,7 +368,8 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       ).run;
       ctx.print(
         record,
-        () => `run ${id}: cancelling (the standby is discarded; the service stays on ${record.lc})`,
+        () =>
+          `run ${id}: cancelling (the running step is stopped, the standby discarded; the service stays on ${record.lc})`,
       );
     });
 

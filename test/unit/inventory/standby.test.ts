@@ -21,6 +21,7 @@ function lc(
     memoryMb,
     role,
     createdAt: '',
+    services: [],
     disks: disks.map(([n, size], i) => ({
       name: n,
       pool: 'main',
