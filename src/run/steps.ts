@@ -22,6 +22,7 @@ import { parsePatchReport, renderPatchTable, standbyPaths } from './patch-table.
 import { scanTree } from './scan.ts';
 import { chooseStandby, firstAddress } from './standby-choice.ts';
 import { verifyPatchesOnDisk } from './verify-standby.ts';
+import { standbyDiskFull } from './disk-full.ts';
 
 export interface Step {
   name: string;
@@ -177,36 +178,43 @@ function copyStep(disk: 'system' | 'app'): Step {
       await c.host.disks.setAside(target, c.runId);
       const device = c.host.disks.device(source);
       const started = performance.now();
-      const result = await c.host.disks.copyLive({
-        from: source,
-        to: target,
-        freezer: { freeze: () => c.host.driver.freeze(from.name), thaw: () => c.host.driver.thaw(from.name) },
-        throttle: {
-          limit: (bps) => c.host.driver.setWriteLimit(from.name, device, bps),
-          lift: () => c.host.driver.setWriteLimit(from.name, device, null),
-        },
-        verify: true,
-        db: c.db,
-        jobId,
-        label: `${from.name}/${disk} → ${to.name}/${disk}`,
-        signal: c.signal,
-        logger: c.logger,
-        onProgress: (e) => {
-          if (e.phase === 'full' && e.bytesDone > 0) void c.crash(`copy-${disk}`, 'during');
-          c.emit({
-            step: `copy-${disk}`,
-            state: 'note',
-            message: `${e.phase} pass ${e.pass}: ${(e.bytesDone / 1024 ** 2).toFixed(1)} MiB`,
-            progress: {
-              phase: e.phase,
-              pass: e.pass,
-              bytesDone: e.bytesDone,
-              bytesTotal: e.bytesTotal,
-              bytesPerSecond: e.bytesPerSecond,
-            },
-          });
-        },
-      });
+      const result = await c.host.disks
+        .copyLive({
+          from: source,
+          to: target,
+          freezer: {
+            freeze: () => c.host.driver.freeze(from.name),
+            thaw: () => c.host.driver.thaw(from.name),
+          },
+          throttle: {
+            limit: (bps) => c.host.driver.setWriteLimit(from.name, device, bps),
+            lift: () => c.host.driver.setWriteLimit(from.name, device, null),
+          },
+          verify: true,
+          db: c.db,
+          jobId,
+          label: `${from.name}/${disk} → ${to.name}/${disk}`,
+          signal: c.signal,
+          logger: c.logger,
+          onProgress: (e) => {
+            if (e.phase === 'full' && e.bytesDone > 0) void c.crash(`copy-${disk}`, 'during');
+            c.emit({
+              step: `copy-${disk}`,
+              state: 'note',
+              message: `${e.phase} pass ${e.pass}: ${(e.bytesDone / 1024 ** 2).toFixed(1)} MiB`,
+              progress: {
+                phase: e.phase,
+                pass: e.pass,
+                bytesDone: e.bytesDone,
+                bytesTotal: e.bytesTotal,
+                bytesPerSecond: e.bytesPerSecond,
+              },
+            });
+          },
+        })
+        .catch((error: unknown) => {
+          throw standbyDiskFull(c, { lc: to, disk, phase: 'copy', error }) ?? error;
+        });
       const summary = describeHistory(result.history);
       const entry = {
         disk,
@@ -334,13 +342,15 @@ const bootStandby: Step = {
           exitCode: r.exitCode,
           output: r.output,
         });
-      throw new UnderstudyError(
+      const error = new UnderstudyError(
         'RUN_PATCH_FAILED',
         `${failed.length} patch(es) failed on the standby: ${failed.map((r) => `${r.name} (exit ${r.exitCode}): ${(r.output ?? '').trim().split('\n').slice(-3).join(' / ')}`).join('; ')}`,
         {
           hint: 'The standby is discarded; the service stayed on the original LC. Fix or replace the patch and run again.',
         },
       );
+      const output = failed.map((r) => r.output ?? '').join('\n');
+      throw standbyDiskFull(c, { lc: to, disk: 'system', phase: 'patch', error, output }) ?? error;
     }
     return {
       results: c.facts.patchResults?.map((r) => ({
