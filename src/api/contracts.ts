@@ -30,6 +30,17 @@ export const lcCreateBody = z
   })
   .strict();
 
+/** An image build, as `understudy image build <recipe>` takes it. */
+export const imageBuildBody = z
+  .object({
+    recipe: z.string().min(1).max(32).describe('busybox | debian'),
+    name: z.string().min(1).max(64).optional().describe('default: the recipe name'),
+    rebuild: z.boolean().default(false),
+    suite: z.string().min(1).max(32).optional().describe('debian: a real Debian system of this suite'),
+    packages: z.array(z.string().min(1).max(100)).max(100).optional().describe('debian: packages to install'),
+  })
+  .strict();
+
 export const lcStartBody = z
   .object({ wait: z.boolean().default(true), timeoutMs: z.number().int().positive().default(30_000) })
   .strict()

@@ -27,6 +27,7 @@ import { buildApi } from './app.ts';
 import { ensureFirstToken } from './auth.ts';
 import { createOperations, type Operations } from './operations.ts';
 import { apiSchema } from './schema.ts';
+import { createTrafficSampler } from './traffic.ts';
 
 export interface DaemonOptions {
   stateDir: string;
@@ -105,6 +106,23 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
   const app = buildApi({ db, catalogue, monitor, config, logger: log, events, operations });
   const url = await app.listen({ host: config.api.listen, port: options.port ?? config.api.port });
   monitor.start();
+  // The service's traffic during runs and switches, sampled by the daemon itself (see traffic.ts).
+  const traffic = options.host
+    ? createTrafficSampler({
+        db,
+        host: options.host,
+        events,
+        logger: log,
+        switches: () =>
+          operations.activeSwitches().map((s) => ({
+            runId: null,
+            switchId: s.switchId,
+            lcs: [s.from, s.to],
+            port: s.port,
+          })),
+      })
+    : null;
+  traffic?.start();
   log.info(
     {
       event: 'daemon.started',
@@ -122,6 +140,7 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
     (closing ??= (async () => {
       log.info({ event: 'daemon.stopping' }, 'understudy daemon stopping');
       await app.close();
+      await traffic?.stop();
       await monitor.stop();
       // Runs stop at a step boundary and are left to recovery before the store can be closed.
       await operations.stop();

@@ -17,3 +17,11 @@ export { apiSchema } from './schema.ts';
 export { listAudit, type AuditEntry } from './audit.ts';
 export { createOperations, runEventRecorder, type Operations, type OperationsDeps } from './operations.ts';
 export { runDaemon, noManagedLcs, type Daemon, type DaemonOptions } from './daemon.ts';
+export {
+  createTrafficSampler,
+  parseOutRsts,
+  rate,
+  type TrafficSampler,
+  type TrafficSample,
+  type TrafficWindow,
+} from './traffic.ts';

@@ -38,7 +38,8 @@ import {
   type RunRecord,
 } from '../run/index.ts';
 import { SwitchJournal, type SwitchRecord, type SwitchRequest } from '../switch/index.ts';
-import { createSwitchOperations, type StartedSwitch } from './switches.ts';
+import { createImageBuilds, type ImageBuildRequest, type StartedImageBuild } from './image-builds.ts';
+import { createSwitchOperations, type StartedSwitch, type SwitchOperations } from './switches.ts';
 import type { z } from 'zod';
 import type { lcCreateBody } from './contracts.ts';
 
@@ -148,6 +149,10 @@ export interface Operations {
   switchRecord(id: string): SwitchRecord;
   /** Starts a switch on its own (as `understudy switch`); resolves once its first phase ended. */
   startSwitch(request: SwitchRequest): Promise<StartedSwitch>;
+  /** Starts an image build in the background; resolves once it reported its first progress. */
+  buildImage(request: ImageBuildRequest): Promise<StartedImageBuild>;
+  /** Switches on their own going on now in this process. */
+  activeSwitches(): ReturnType<SwitchOperations['active']>;
 }
 
 const noHost = (): UnderstudyError =>
@@ -168,6 +173,7 @@ export function createOperations(deps: OperationsDeps): Operations {
     return deps.host;
   };
   const switchOps = createSwitchOperations({ db: manager.db, host: requireHost, events, logger });
+  const imageBuilds = createImageBuilds({ db: manager.db, stateDir: manager.stateDir, events, logger });
 
   /**
    * Starts `work` in the background and resolves with the run's record once its id is known (the
@@ -336,17 +342,26 @@ export function createOperations(deps: OperationsDeps): Operations {
       const run = getRun(manager.db, id);
       const entry = driven.get(id);
       const switchStep = run.steps.find((s) => s.name === 'switch');
-      if (run.state !== 'running' || !entry || (switchStep && switchStep.state !== 'pending'))
+      if (run.state !== 'running' || !entry || (switchStep && switchStep.state !== 'pending')) {
+        const pastSwitch = run.state === 'switched' || (switchStep && switchStep.state !== 'pending');
         throw new UnderstudyError(
           'RUN_NOT_CANCELLABLE',
           `Run ${id} cannot be cancelled: ${
-            run.state !== 'running'
-              ? `it is ${run.state}`
-              : !entry
-                ? 'another process drives it'
-                : 'its switch has started (the point of no return)'
+            run.state === 'running' && pastSwitch
+              ? 'its switch has started (the point of no return); it only rolls forward'
+              : run.state !== 'running'
+                ? `it is ${run.state}`
+                : 'another process drives it'
           }`,
+          {
+            hint: pastSwitch
+              ? `Let it finish, then move the service back with \`understudy rollback ${id}\` (POST /v1/runs/${id}/rollback).`
+              : run.state === 'running'
+                ? 'Only the process driving a run can cancel it: the daemon for runs it started.'
+                : 'Nothing to cancel.',
+          },
         );
+      }
       entry.controller.abort();
       events.append({ runId: id, lc: run.lc, type: 'run.state', data: { state: 'cancelling' } });
       return getRun(manager.db, id);
@@ -354,11 +369,13 @@ export function createOperations(deps: OperationsDeps): Operations {
     async settled() {
       await Promise.all([...driven.values()].map((d) => d.done));
       await switchOps.settled();
+      await imageBuilds.settled();
     },
     async stop() {
       shutdown.abort();
       await Promise.all([...driven.values()].map((d) => d.done));
       await switchOps.settled();
+      await imageBuilds.stop();
     },
     switches: () => new SwitchJournal(manager.db).list(100),
     switchRecord(id) {
@@ -370,5 +387,7 @@ export function createOperations(deps: OperationsDeps): Operations {
       return record;
     },
     startSwitch: (request) => switchOps.start(request),
+    activeSwitches: () => switchOps.active(),
+    buildImage: (request) => imageBuilds.start(request),
   };
 }

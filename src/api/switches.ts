@@ -47,11 +47,17 @@ export interface SwitchOperations {
   start(request: SwitchRequest): Promise<StartedSwitch>;
   /** Resolves when every switch this process drives has ended. */
   settled(): Promise<void>;
+  /** The switches going on now: their LCs and the service's port (for the traffic sampler). */
+  active(): { switchId: string | null; from: string; to: string; port: number }[];
 }
 
 export function createSwitchOperations(deps: SwitchOperationDeps): SwitchOperations {
   const { db, events, logger } = deps;
   const running = new Set<Promise<unknown>>();
+  const inProgress = new Map<
+    Promise<unknown>,
+    { switchId: () => string | null; from: string; to: string; port: number }
+  >();
 
   return {
     async start(request) {
@@ -150,7 +156,11 @@ export function createSwitchOperations(deps: SwitchOperationDeps): SwitchOperati
         },
       );
       running.add(ended);
-      void ended.finally(() => running.delete(ended));
+      inProgress.set(ended, { switchId: () => switchId ?? null, from, to, port: bound.plan.service.port });
+      void ended.finally(() => {
+        running.delete(ended);
+        inProgress.delete(ended);
+      });
       const first = await Promise.race([phaseEnded.then(() => null), ended]);
       if (first === null) return { switch: findRecord() ?? null, eventsAfter };
       // Ended before its first phase did: a switch that never started answers with its error.
@@ -163,5 +173,6 @@ export function createSwitchOperations(deps: SwitchOperationDeps): SwitchOperati
     async settled() {
       await Promise.all([...running]);
     },
+    active: () => [...inProgress.values()].map((s) => ({ ...s, switchId: s.switchId() })),
   };
 }

@@ -20,6 +20,8 @@ export interface ExecOptions {
   okCodes?: readonly number[];
   /** Stop keeping stdout/stderr beyond this many bytes each (default 16 MiB). */
   maxBuffer?: number;
+  /** Called with each complete line of stdout as it arrives (a long command's own progress). */
+  onStdoutLine?: (line: string) => void;
 }
 
 export interface ExecResult {
@@ -161,9 +163,14 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
     let errBytes = 0;
     let timedOut = false;
     let spawnError: unknown;
+    let partial = '';
     child.stdout.on('data', (chunk: Buffer) => {
       if (outBytes < maxBuffer) out.push(chunk);
       outBytes += chunk.length;
+      if (!options.onStdoutLine) return;
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) options.onStdoutLine(line);
     });
     child.stderr.on('data', (chunk: Buffer) => {
       if (errBytes < maxBuffer) err.push(chunk);
@@ -185,6 +192,7 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
     child.on('close', (exitCode, signal) => {
       clearTimeout(timer);
       tracked.delete(child);
+      if (partial && options.onStdoutLine) options.onStdoutLine(partial);
       const result: ExecResult = {
         argv,
         exitCode,

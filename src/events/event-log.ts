@@ -15,6 +15,8 @@ import type { Db } from '../store/index.ts';
  * - `switch.state`: such a switch ended: `switched`, `reversed` or `failed` (with the error's code).
  * - `monitor.poll`: a feed poll started or ended (with its outcome and the patches it registered).
  * - `monitor.mail`: the monitor mailed an administrator about new patches.
+ * - `image.build`: progress of an image build started through the API (phase, line), then built or failed.
+ * - `traffic`: the service's requests and the LCs' TCP resets per second during a run or a switch.
  * - `approval`: an approval was accepted or refused.
  * - `audit`: a change made through the API (who, what).
  */
@@ -26,6 +28,8 @@ export type EventType =
   | 'switch.state'
   | 'monitor.poll'
   | 'monitor.mail'
+  | 'traffic'
+  | 'image.build'
   | 'approval'
   | 'audit';
 

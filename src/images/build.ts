@@ -15,6 +15,7 @@ import {
   type ResolvedDebianSystemInputs,
 } from './debian-system.ts';
 import { recipeNames, recipes, type RecipeName } from './recipes.ts';
+import type { ImageProgress } from './progress.ts';
 import { shiftIdsDown, type IdShift } from './shift-ids.ts';
 import { bootsWithSystemd, installSystemdReporting } from './system-image.ts';
 
@@ -93,7 +94,7 @@ export interface BuildImageOptions {
    */
   suite?: string;
   packages?: readonly string[];
-  progress?: (line: string) => void;
+  progress?: ImageProgress;
   signal?: AbortSignal;
 }
 
@@ -153,7 +154,10 @@ async function fillDebianSystem(
     progress,
     signal: options.signal,
   });
-  progress(`${cached ? 'using the cached' : 'unpacking the new'} ${inputs.suite} tree (${inputs.key})`);
+  progress(
+    `${cached ? 'using the cached' : 'unpacking the new'} ${inputs.suite} tree (${inputs.key})`,
+    cached ? 'debootstrap-cached' : 'unpack',
+  );
   await exec(['tar', '-C', root, '--numeric-owner', '--xattrs', '--xattrs-include=*', '-xf', tarball], {
     timeoutMs: 10 * 60_000,
   });
@@ -167,7 +171,7 @@ export interface ImportImageOptions {
   name: string;
   pool: { name: string; mountpoint: string };
   rebuild?: boolean;
-  progress?: (line: string) => void;
+  progress?: ImageProgress;
   /** The tree comes from an unprivileged container whose uid/gid 0 is this base on disk: shift it back. */
   shiftIds?: IdShift;
   /** Recorded with the image (e.g. the container it was imported from). */
@@ -196,7 +200,7 @@ export async function importImage(options: ImportImageOptions): Promise<ImageRec
     recipe: 'import',
     inputs: { source, kind: stat.isDirectory() ? 'directory' : 'tar', ...options.origin },
     fill: async (root) => {
-      progress(`copying ${source}`);
+      progress(`copying ${source}`, 'copy');
       if (stat.isDirectory()) {
         await exec(['cp', '-a', '--reflink=auto', `${source}/.`, root], { timeoutMs: 30 * 60_000 });
       } else {
@@ -205,7 +209,7 @@ export async function importImage(options: ImportImageOptions): Promise<ImageRec
         });
       }
       if (options.shiftIds) {
-        progress(`shifting owners down by ${options.shiftIds.uidBase} (the container's idmap)`);
+        progress(`shifting owners down by ${options.shiftIds.uidBase} (the container's idmap)`, 'shift-ids');
         shiftIdsDown(root, options.shiftIds);
       }
       for (const required of ['etc', 'usr'])
@@ -229,7 +233,7 @@ async function sealImage(options: {
   recipe: string;
   pool: { name: string; mountpoint: string };
   inputs?: Record<string, unknown>;
-  progress?: (line: string) => void;
+  progress?: ImageProgress;
   fill: (root: string) => Promise<void>;
 }): Promise<ImageRecord> {
   const { db, pool, name } = options;
@@ -246,7 +250,7 @@ async function sealImage(options: {
   await exec(['btrfs', 'subvolume', 'create', work]);
   try {
     await options.fill(work);
-    progress('sealing the image (read-only snapshot)');
+    progress('sealing the image (read-only snapshot)', 'seal');
     if (fs.existsSync(final)) await exec(['btrfs', 'subvolume', 'delete', final]);
     await exec(['btrfs', 'subvolume', 'snapshot', '-r', work, final]);
   } catch (error) {

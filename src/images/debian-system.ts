@@ -9,6 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { UnderstudyError, exec, isUnderstudyError } from '../core/index.ts';
+import { debootstrapLine, type ImageProgress } from './progress.ts';
 
 /** What every system image gets besides the operator's packages. */
 export const basePackages = ['systemd', 'systemd-sysv', 'iproute2', 'procps'] as const;
@@ -146,7 +147,7 @@ function debootstrapError(
 export async function debootstrapCached(options: {
   inputs: ResolvedDebianSystemInputs;
   cacheDir: string;
-  progress: (line: string) => void;
+  progress: ImageProgress;
   signal?: AbortSignal;
 }): Promise<{ tarball: string; cached: boolean }> {
   const { inputs, cacheDir } = options;
@@ -156,7 +157,7 @@ export async function debootstrapCached(options: {
   requireSpace(cacheDir, 'The image cache');
   const work = path.join(cacheDir, `.debootstrap-${inputs.key}-${crypto.randomBytes(3).toString('hex')}`);
   const include = [...basePackages, ...inputs.packages].join(',');
-  options.progress(`debootstrap ${inputs.suite} from ${inputs.mirror} with ${include}`);
+  options.progress(`debootstrap ${inputs.suite} from ${inputs.mirror} with ${include}`, 'debootstrap');
   try {
     try {
       await exec(
@@ -164,6 +165,7 @@ export async function debootstrapCached(options: {
         {
           timeoutMs: 30 * 60_000,
           signal: options.signal,
+          onStdoutLine: (line) => debootstrapLine(line, options.progress),
         },
       );
     } catch (error) {
@@ -174,7 +176,7 @@ export async function debootstrapCached(options: {
       }
       throw error;
     }
-    options.progress('caching the debootstrapped tree');
+    options.progress('caching the debootstrapped tree', 'debootstrap-cache-store');
     await exec(
       ['tar', '-C', work, '--numeric-owner', '--xattrs', '--xattrs-include=*', '-cf', `${tarball}.tmp`, '.'],
       { timeoutMs: 10 * 60_000 },

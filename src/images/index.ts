@@ -13,3 +13,4 @@ export {
 export { recipeNames, type RecipeName } from './recipes.ts';
 export { assetsDir } from './rootfs.ts';
 export { hostDebianMirror, basePackages } from './debian-system.ts';
+export { debootstrapLine, type ImageBuildPhase, type ImageProgress } from './progress.ts';

@@ -7,11 +7,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { exec } from '../core/index.ts';
 import { installBusybox, installNode, installUnderstudyFiles, writeBaseEtc } from './rootfs.ts';
+import { debootstrapLine, type ImageProgress } from './progress.ts';
 
 export interface RecipeContext {
   root: string;
   cacheDir: string;
-  progress: (line: string) => void;
+  progress: ImageProgress;
   signal?: AbortSignal;
 }
 
@@ -19,10 +20,10 @@ export type RecipeName = 'busybox' | 'debian';
 export const recipeNames: readonly RecipeName[] = ['busybox', 'debian'];
 
 async function buildBusybox(ctx: RecipeContext): Promise<void> {
-  ctx.progress('installing busybox and its init');
+  ctx.progress('installing busybox and its init', 'install');
   await installBusybox(ctx.root, { links: true });
   writeBaseEtc(ctx.root);
-  ctx.progress('installing Node.js and the demo service');
+  ctx.progress('installing Node.js and the demo service', 'install');
   await installNode(ctx.root);
   installUnderstudyFiles(ctx.root);
 }
@@ -44,14 +45,16 @@ async function buildDebian(ctx: RecipeContext): Promise<void> {
   const suite = process.env.UNDERSTUDY_DEBIAN_SUITE ?? 'bookworm';
   const tarball = path.join(ctx.cacheDir, `debootstrap-${suite}-minbase.tar`);
   if (!fs.existsSync(tarball)) {
-    ctx.progress(`debootstrap ${suite} (minbase) — cached for later builds`);
+    ctx.progress(`debootstrap ${suite} (minbase) — cached for later builds`, 'debootstrap');
     fs.mkdirSync(ctx.cacheDir, { recursive: true });
     const work = path.join(ctx.cacheDir, `debootstrap-${suite}.work-${process.pid}`);
     try {
       await exec(['debootstrap', '--variant=minbase', suite, work, debianMirror()], {
         timeoutMs: 20 * 60_000,
         signal: ctx.signal,
+        onStdoutLine: (line) => debootstrapLine(line, ctx.progress),
       });
+      ctx.progress('caching the debootstrapped tree', 'debootstrap-cache-store');
       await exec(['tar', '-C', work, '--numeric-owner', '--xattrs', '-cf', `${tarball}.tmp`, '.'], {
         timeoutMs: 10 * 60_000,
       });
@@ -60,12 +63,12 @@ async function buildDebian(ctx: RecipeContext): Promise<void> {
       fs.rmSync(work, { recursive: true, force: true });
       fs.rmSync(`${tarball}.tmp`, { force: true });
     }
-  } else ctx.progress(`using cached debootstrap ${suite}`);
-  ctx.progress('unpacking the base system');
+  } else ctx.progress(`using cached debootstrap ${suite}`, 'debootstrap-cached');
+  ctx.progress('unpacking the base system', 'unpack');
   await exec(['tar', '-C', ctx.root, '--numeric-owner', '--xattrs', '-xf', tarball], {
     timeoutMs: 10 * 60_000,
   });
-  ctx.progress('installing busybox init, Node.js and the demo service');
+  ctx.progress('installing busybox init, Node.js and the demo service', 'install');
   await installBusybox(ctx.root, { links: false });
   fs.writeFileSync(path.join(ctx.root, 'etc/os-release.understudy'), 'understudy debian image\n');
   await installNode(ctx.root);

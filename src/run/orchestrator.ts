@@ -141,9 +141,10 @@ async function drive(c: RunContext, steps: readonly Step[], base: number): Promi
         `Run ${c.runId} stopped before ${step.name}: the manager is shutting down`,
         { hint: 'The next understudy command (or serve) finishes it.' },
       );
-    if (c.signal?.aborted && i <= lastCancellable)
-      throw new UnderstudyError('RUN_CANCELLED', `Run ${c.runId} was cancelled before step ${step.name}`);
     await c.crash(step.name, 'before');
+    // Checked right before the step is journalled as started, with no await in between: a cancel
+    // that saw the switch step pending is never overtaken by the switch.
+    if (c.signal?.aborted && i <= lastCancellable) throw cancelledBefore(c, step.name);
     c.journal.stepStarted(c.runId, seq);
     c.emit({ step: step.name, state: 'running' });
     const started = performance.now();
@@ -161,6 +162,10 @@ async function drive(c: RunContext, steps: readonly Step[], base: number): Promi
     }
     await c.crash(step.name, 'after');
   }
+}
+
+function cancelledBefore(c: RunContext, step: string): UnderstudyError {
+  return new UnderstudyError('RUN_CANCELLED', `Run ${c.runId} was cancelled before step ${step}`);
 }
 
 /** Undoes the done (or interrupted) forward steps in reverse order: the standby is discarded. */
@@ -225,6 +230,20 @@ async function goForward(c: RunContext): Promise<RunRecord> {
     }
     const run = c.journal.get(c.runId);
     const switched = run.steps.find((s) => s.name === switchStepName)?.state === 'done';
+    const switchStarted =
+      (run.steps.find((s) => s.name === switchStepName)?.state ?? 'pending') !== 'pending';
+    if (c.signal?.aborted && !switchStarted) {
+      // Cancelled: the running step stopped on the signal; the standby is discarded as after a failure.
+      const during = run.steps.find((s) => s.state === 'failed')?.name;
+      await discardStandby(c);
+      const cancelled = new UnderstudyError(
+        'RUN_CANCELLED',
+        `Run ${c.runId} was cancelled by an operator${during ? ` during ${during}` : ''}; the standby was discarded`,
+        { hint: `The service stayed on ${c.options.lc}. Start a new run when ready.`, cause: error },
+      );
+      c.journal.setState(c.runId, 'cancelled', cancelled.message);
+      throw cancelled;
+    }
     if (switched) {
       // After the switch only bookkeeping is left: the service runs patched; keep the run switched.
       c.journal.setState(c.runId, 'switched', (error as Error).message);

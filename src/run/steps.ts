@@ -21,6 +21,7 @@ import { parsePatchReport, renderPatchTable, standbyPaths } from './patch-table.
 import { scanTree } from './scan.ts';
 import { chooseStandby, firstAddress } from './standby-choice.ts';
 import { verifyPatchesOnDisk } from './verify-standby.ts';
+import { standbyDiskFull } from './disk-full.ts';
 
 export interface Step {
   name: string;
@@ -52,6 +53,39 @@ function versionOf(body: string): string | undefined {
     return (JSON.parse(body) as { version?: string }).version;
   } catch {
     return undefined;
+  }
+}
+
+/** Throws RUN_CANCELLED once the run is cancelled: the step stops there and is undone. */
+function throwIfCancelled(c: RunContext, step: string): void {
+  if (c.signal?.aborted)
+    throw new UnderstudyError('RUN_CANCELLED', `Run ${c.runId} was cancelled during ${step}`);
+}
+
+/**
+ * Waits for `work`, or rejects with RUN_CANCELLED as soon as the run is cancelled. Only for waits that
+ * end by themselves once the step is undone (a wait for the standby to come up ends when the undo
+ * stops it); their late outcome is logged, not lost.
+ */
+async function unlessCancelled<T>(c: RunContext, step: string, work: Promise<T>): Promise<T> {
+  const signal = c.signal;
+  if (!signal) return work;
+  let onAbort: () => void = () => undefined;
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => {
+      work.then(
+        () => c.logger.debug({ step }, 'a wait ended after the cancel'),
+        (error: unknown) => c.logger.debug({ step, err: error }, 'a wait failed after the cancel'),
+      );
+      reject(new UnderstudyError('RUN_CANCELLED', `Run ${c.runId} was cancelled during ${step}`));
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work, aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
 }
 
@@ -143,36 +177,43 @@ function copyStep(disk: 'system' | 'app'): Step {
       await c.host.disks.setAside(target, c.runId);
       const device = c.host.disks.device(source);
       const started = performance.now();
-      const result = await c.host.disks.copyLive({
-        from: source,
-        to: target,
-        freezer: { freeze: () => c.host.driver.freeze(from.name), thaw: () => c.host.driver.thaw(from.name) },
-        throttle: {
-          limit: (bps) => c.host.driver.setWriteLimit(from.name, device, bps),
-          lift: () => c.host.driver.setWriteLimit(from.name, device, null),
-        },
-        verify: true,
-        db: c.db,
-        jobId,
-        label: `${from.name}/${disk} → ${to.name}/${disk}`,
-        signal: c.signal,
-        logger: c.logger,
-        onProgress: (e) => {
-          if (e.phase === 'full' && e.bytesDone > 0) void c.crash(`copy-${disk}`, 'during');
-          c.emit({
-            step: `copy-${disk}`,
-            state: 'note',
-            message: `${e.phase} pass ${e.pass}: ${(e.bytesDone / 1024 ** 2).toFixed(1)} MiB`,
-            progress: {
-              phase: e.phase,
-              pass: e.pass,
-              bytesDone: e.bytesDone,
-              bytesTotal: e.bytesTotal,
-              bytesPerSecond: e.bytesPerSecond,
-            },
-          });
-        },
-      });
+      const result = await c.host.disks
+        .copyLive({
+          from: source,
+          to: target,
+          freezer: {
+            freeze: () => c.host.driver.freeze(from.name),
+            thaw: () => c.host.driver.thaw(from.name),
+          },
+          throttle: {
+            limit: (bps) => c.host.driver.setWriteLimit(from.name, device, bps),
+            lift: () => c.host.driver.setWriteLimit(from.name, device, null),
+          },
+          verify: true,
+          db: c.db,
+          jobId,
+          label: `${from.name}/${disk} → ${to.name}/${disk}`,
+          signal: c.signal,
+          logger: c.logger,
+          onProgress: (e) => {
+            if (e.phase === 'full' && e.bytesDone > 0) void c.crash(`copy-${disk}`, 'during');
+            c.emit({
+              step: `copy-${disk}`,
+              state: 'note',
+              message: `${e.phase} pass ${e.pass}: ${(e.bytesDone / 1024 ** 2).toFixed(1)} MiB`,
+              progress: {
+                phase: e.phase,
+                pass: e.pass,
+                bytesDone: e.bytesDone,
+                bytesTotal: e.bytesTotal,
+                bytesPerSecond: e.bytesPerSecond,
+              },
+            });
+          },
+        })
+        .catch((error: unknown) => {
+          throw standbyDiskFull(c, { lc: to, disk, phase: 'copy', error }) ?? error;
+        });
       const summary = describeHistory(result.history);
       const entry = {
         disk,
@@ -249,6 +290,7 @@ const bootStandby: Step = {
     if (state === 'stopped' || state === 'crashed') await c.host.driver.start(to);
     const deadline = Date.now() + c.options.bootTimeoutMs;
     for (;;) {
+      throwIfCancelled(c, 'boot-standby');
       const report = (await c.host.driver.readReports(to.name)).find((r) => r.kind === 'patch-report');
       if (report) {
         const parsed = parsePatchReport(report.body, c.options.patches);
@@ -299,13 +341,15 @@ const bootStandby: Step = {
           exitCode: r.exitCode,
           output: r.output,
         });
-      throw new UnderstudyError(
+      const error = new UnderstudyError(
         'RUN_PATCH_FAILED',
         `${failed.length} patch(es) failed on the standby: ${failed.map((r) => `${r.name} (exit ${r.exitCode}): ${(r.output ?? '').trim().split('\n').slice(-3).join(' / ')}`).join('; ')}`,
         {
           hint: 'The standby is discarded; the service stayed on the original LC. Fix or replace the patch and run again.',
         },
       );
+      const output = failed.map((r) => r.output ?? '').join('\n');
+      throw standbyDiskFull(c, { lc: to, disk: 'system', phase: 'patch', error, output }) ?? error;
     }
     return {
       results: c.facts.patchResults?.map((r) => ({
@@ -318,9 +362,18 @@ const bootStandby: Step = {
     };
   },
   async undo(c) {
-    await c.host.driver.stop(standby(c).name, { timeoutMs: 15_000 });
+    await stopDiscardedStandby(c);
   },
 };
+
+/**
+ * Stops a standby that is being discarded. Its disks are put back next, so there is nothing to shut
+ * down cleanly: a short grace, then the kill (an init still running the patch script at start-up
+ * does not answer the stop request, and a cancel should not wait 15 s for it).
+ */
+async function stopDiscardedStandby(c: RunContext): Promise<void> {
+  await c.host.driver.stop(standby(c).name, { timeoutMs: 2000 });
+}
 
 /** 708: restart the standby so that the patches take effect. */
 const rebootStandby: Step = {
@@ -335,11 +388,15 @@ const rebootStandby: Step = {
     }
     if (status.state === 'stopped' || status.state === 'crashed') await c.host.driver.start(to);
     else if (status.reboots <= facts.rebootsBefore) await c.host.driver.reboot(to.name);
-    await c.host.driver.waitUntilUp(to.name, { timeoutMs: c.options.bootTimeoutMs });
+    await unlessCancelled(
+      c,
+      'reboot-standby',
+      c.host.driver.waitUntilUp(to.name, { timeoutMs: c.options.bootTimeoutMs }),
+    );
     return { reboots: (await c.host.driver.status(to.name)).reboots };
   },
   async undo(c) {
-    await c.host.driver.stop(standby(c).name, { timeoutMs: 15_000 });
+    await stopDiscardedStandby(c);
   },
 };
 

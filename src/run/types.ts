@@ -10,8 +10,10 @@ import type { PackageOutcome, RestartNeeds } from './patch-table.ts';
  * - `switched`: the service runs on the patched standby; LC1 is kept as the rollback target.
  * - `rolling-back`: the service is being moved back to LC1.
  * - `rolled-back`: the service runs on LC1 again, with the data written meanwhile.
+ * - `cancelled`: an operator cancelled it before the switch; the running step was stopped, the
+ *   standby discarded, LC1 serves as before.
  */
-export type RunState = 'running' | 'failed' | 'switched' | 'rolling-back' | 'rolled-back';
+export type RunState = 'running' | 'failed' | 'switched' | 'rolling-back' | 'rolled-back' | 'cancelled';
 
 /** State of a step: `pending`, `running` (started, maybe interrupted), `done`, `failed`, `undone`. */
 export type StepState = 'pending' | 'running' | 'done' | 'failed' | 'undone';

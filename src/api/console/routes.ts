@@ -173,12 +173,15 @@ export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
     approvals: async (csrf) => approvalsSection(listChallenges(deps.db, { state: 'open' }), csrf),
     audit: async () => auditSection(listAudit(deps.db, 50)),
     monitor: async () => monitorSection(deps.events.latest(20, { types: ['monitor.poll', 'monitor.mail'] })),
-    run: async (csrf, id) =>
-      runSection(
+    run: async (csrf, id) => {
+      const events = deps.events.after(0, { runId: id, limit: 5000 });
+      return runSection(
         ops.run(id ?? ''),
-        deps.events.after(0, { runId: id, limit: 5000 }).filter((e) => e.type === 'run.note'),
+        events.filter((e) => e.type === 'run.note'),
         csrf,
-      ),
+        events.filter((e) => e.type === 'traffic'),
+      );
+    },
   };
 
   for (const [name, asset] of Object.entries(assetFiles)) {
@@ -313,6 +316,20 @@ export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
             after,
             // The chart lives outside the section so that refreshing the section keeps it.
             body: html`${await (parts.run as (c: string | null, id: string) => Promise<Html>)(csrf, id)}
+              <figure
+                id="traffic-chart"
+                aria-label="requests and TCP resets per second during the run"
+                data-samples="${JSON.stringify(
+                  deps.events
+                    .after(0, { runId: id, limit: 5000 })
+                    .filter((e) => e.type === 'traffic')
+                    .map((e) => [
+                      Date.parse(e.at) / 1000,
+                      (e.data as { requestsPerSecond: number }).requestsPerSecond,
+                      (e.data as { resetsPerSecond: number }).resetsPerSecond,
+                    ]),
+                )}"
+              ></figure>
               <figure id="copy-chart" aria-label="copy progress over time"></figure>`,
           }),
         );

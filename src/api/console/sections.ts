@@ -199,7 +199,26 @@ const stepRow = (s: StepRecord): Html =>
     >${s.error ? html`<span class="err">${s.error.split('\n')[0]}</span>` : ''}
   </li>`;
 
-export function runSection(run: RunRecord, notes: StoredEvent[], csrf: string | null): Html {
+/** The service's traffic during the run as text (the chart draws the same samples). */
+function trafficSummary(samples: StoredEvent[]): Html {
+  if (samples.length === 0) return html``;
+  const rates = samples.map((e) => e.data as { requestsPerSecond: number; resetsPerSecond: number });
+  const lastRate = rates[rates.length - 1] as { requestsPerSecond: number; resetsPerSecond: number };
+  const peak = (key: 'requestsPerSecond' | 'resetsPerSecond'): number =>
+    Math.max(...rates.map((r) => r[key]));
+  return html`<p id="traffic-summary">
+    Service traffic, measured in the LCs (${samples.length} samples): now
+    <strong>${lastRate.requestsPerSecond} requests/s</strong> and ${lastRate.resetsPerSecond} TCP resets/s; at
+    most ${peak('requestsPerSecond')} requests/s and ${peak('resetsPerSecond')} resets/s.
+  </p>`;
+}
+
+export function runSection(
+  run: RunRecord,
+  notes: StoredEvent[],
+  csrf: string | null,
+  traffic: StoredEvent[] = [],
+): Html {
   const copies = new Map<string, StoredEvent>();
   const phases: StoredEvent[] = [];
   for (const n of notes) {
@@ -233,6 +252,7 @@ export function runSection(run: RunRecord, notes: StoredEvent[], csrf: string | 
             </ol>`
         : ''
     }
+    ${trafficSummary(traffic)}
     <div id="copy-progress">
       ${[...copies.values()].map((n) => {
         const p = (n.data.progress ?? {}) as { bytesDone?: number; bytesTotal?: number | null };

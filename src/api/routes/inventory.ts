@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { addRoute } from '../route.ts';
 import {
+  imageBuildBody,
   lcCreateBody,
   lcDestroyQuery,
   lcStartBody,
@@ -25,6 +26,17 @@ export function inventoryRoutes(app: FastifyInstance, ops: Operations): void {
     tag: 'images',
     summary: 'built images',
     handler: async () => ({ images: ops.images() }),
+  });
+  addRoute(app, {
+    method: 'POST',
+    url: '/v1/images',
+    tag: 'images',
+    summary:
+      'build an image (as understudy image build); answers once it started, its progress follows on /v1/events as image.build',
+    body: imageBuildBody,
+    status: 202,
+    target: ({ body }) => body.name ?? body.recipe,
+    handler: async ({ body }) => ({ build: await ops.buildImage(body) }),
   });
   addRoute(app, {
     method: 'GET',

@@ -3,8 +3,50 @@ import type { Command } from 'commander';
 import { buildImage, importImage, listImages, recipeNames, removeImage } from '../../images/index.ts';
 import { getPool, requireHost } from '../../host/index.ts';
 import { openApp } from '../../app/index.ts';
-import { requireRoot } from '../../core/index.ts';
+import { UnderstudyError, errorCatalogue, requireRoot, type ErrorCode } from '../../core/index.ts';
+import type { ImageRecord } from '../../images/index.ts';
+import type { ApiClient } from '../api-client.ts';
 import { table, type CliContext } from '../context.ts';
+
+/**
+ * Builds the image on a running `serve` and follows its `image.build` events: each phase is a line
+ * of progress, as the local build prints it; a failed build throws the daemon's error.
+ */
+async function buildOverApi(
+  api: ApiClient,
+  ctx: CliContext,
+  request: { recipe: string; name?: string; rebuild?: boolean; suite?: string; packages?: string[] },
+): Promise<ImageRecord> {
+  const { build } = await api.request<{ build: { id: string; eventsAfter: number } }>(
+    'POST',
+    '/v1/images',
+    request,
+  );
+  let end: Record<string, unknown> | undefined;
+  await api.follow({ after: build.eventsAfter }, (event) => {
+    const d = event.data;
+    if (event.type !== 'image.build' || d.buildId !== build.id) return false;
+    if (d.phase === 'built' || d.phase === 'failed') {
+      end = d;
+      return true;
+    }
+    ctx.progress(`[${(Number(d.elapsedMs) / 1000).toFixed(1).padStart(5)}s] ${String(d.message)}`);
+    return false;
+  });
+  if (!end) throw new UnderstudyError('API_NOT_AVAILABLE', `The event stream of ${api.url} ended early`);
+  if (end.phase === 'failed') {
+    const code = String(end.code ?? 'INTERNAL');
+    throw new UnderstudyError(
+      (code in errorCatalogue ? code : 'INTERNAL') as ErrorCode,
+      String(end.error ?? 'the image build failed'),
+    );
+  }
+  const { images } = await api.request<{ images: ImageRecord[] }>('GET', '/v1/images');
+  const image = images.find((i) => i.name === end?.image);
+  if (!image)
+    throw new UnderstudyError('INTERNAL', `${api.url} built "${String(end.image)}" but does not list it`);
+  return image;
+}
 
 export function registerImageCommands(program: Command, ctx: CliContext): void {
   const image = program.command('image').description('root-filesystem images LCs are created from');
@@ -24,6 +66,20 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
         recipe: string,
         opts: { name?: string; rebuild?: boolean; suite?: string; packages?: string },
       ) => {
+        const packages = opts.packages
+          ?.split(',')
+          .map((p) => p.trim())
+          .filter(Boolean);
+        const api = ctx.api();
+        if (api) {
+          const record = await buildOverApi(api, ctx, { recipe, ...opts, packages });
+          ctx.print(
+            record,
+            () =>
+              `image ${record.name}: ${(record.sizeBytes / 1024 ** 2).toFixed(0)} MiB, built in ${(record.buildMs / 1000).toFixed(1)} s by ${api.url}`,
+          );
+          return;
+        }
         requireRoot('image build');
         const app = openApp(ctx.stateDir());
         try {
@@ -35,10 +91,7 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
             name: opts.name,
             rebuild: opts.rebuild,
             suite: opts.suite,
-            packages: opts.packages
-              ?.split(',')
-              .map((p) => p.trim())
-              .filter(Boolean),
+            packages,
             pool: getPool(app.db, 'main'),
             cacheDir: app.paths.cache,
             progress: (line) =>

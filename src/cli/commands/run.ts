@@ -76,7 +76,7 @@ function runDisplay(ctx: CliContext, follow: boolean): (event: ProgressEvent) =>
   });
 }
 
-const finalStates = new Set(['switched', 'failed', 'rolled-back']);
+const finalStates = new Set(['switched', 'failed', 'rolled-back', 'cancelled']);
 
 /** A stored event of a run as the progress display takes it. */
 function progressOf(e: StreamEvent | StoredEvent): ProgressEvent | null {
@@ -368,7 +368,8 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       ).run;
       ctx.print(
         record,
-        () => `run ${id}: cancelling (the standby is discarded; the service stays on ${record.lc})`,
+        () =>
+          `run ${id}: cancelling (the running step is stopped, the standby discarded; the service stays on ${record.lc})`,
       );
     });
 

@@ -22,6 +22,12 @@ export interface RunOutcome {
   detail: Record<string, unknown>;
 }
 
+/** The health of a switched LC's service, as the host sees it now. */
+export interface HealthReport {
+  healthy: boolean;
+  detail: Record<string, unknown>;
+}
+
 export interface PendingPackage {
   name: string;
   security: boolean;
@@ -46,6 +52,11 @@ export interface HostRunner {
   patch(request: RunRequest): Promise<RunOutcome>;
   rollback(request: Omit<RunRequest, 'patches'>): Promise<RunOutcome>;
   inventory(): Promise<LcInventory[]>;
+  /**
+   * The health now of the service a patch run switched (`result` is what the run reported). The
+   * agent asks it on every poll while the patch is recent and reports it to the control plane.
+   */
+  health?(request: { workId: number; lc: string; result: Record<string, unknown> }): Promise<HealthReport>;
 }
 
 export interface AgentOptions {
@@ -58,6 +69,11 @@ export interface AgentOptions {
   maxParallel?: number;
   pollMs?: number;
   onError?: (error: unknown) => void;
+  /**
+   * How long after a patch switched the agent reports its service's health on every poll (ms,
+   * default 10 minutes): the control plane's post-switch watch reads these reports.
+   */
+  healthWindowMs?: number;
   /** Called when a run ends on the host, before its outcome is reported. */
   onOutcome?: (workId: number, outcome: RunOutcome) => void;
 }
@@ -187,6 +203,35 @@ export class FleetAgent {
     return n;
   }
 
+  /**
+   * Reports the health of every service a patch switched within the health window; a report the
+   * control plane cannot take now is not kept (the next poll makes a fresh one). Returns how many
+   * were sent.
+   */
+  async reportHealth(now: Date = new Date()): Promise<number> {
+    const health = this.options.runner.health?.bind(this.options.runner);
+    if (!health) return 0;
+    const since = new Date(now.getTime() - (this.options.healthWindowMs ?? 600_000));
+    let n = 0;
+    for (const entry of this.journal.switchedSince(since)) {
+      let report: HealthReport;
+      try {
+        report = await health({ workId: entry.workId, lc: entry.lc, result: entry.result ?? {} });
+      } catch (error) {
+        report = {
+          healthy: false,
+          detail: { error: error instanceof Error ? error.message : String(error) },
+        };
+      }
+      await this.db.query(
+        `INSERT INTO fleet.reports (host_id, work_id, kind, body) VALUES ($1, $2, 'health', $3)`,
+        [this.options.host, entry.workId, { lc: entry.lc, ...report.detail, healthy: report.healthy }],
+      );
+      n += 1;
+    }
+    return n;
+  }
+
   /** Sends the host's LCs, services, installed and pending packages. */
   async reportInventory(): Promise<number> {
     const lcs = await this.options.runner.inventory();
@@ -211,6 +256,7 @@ export class FleetAgent {
             inventoryDue = false;
           }
           await this.pollOnce();
+          await this.reportHealth();
         } catch (error) {
           this.options.onError?.(error);
         }

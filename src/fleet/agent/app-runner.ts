@@ -22,7 +22,7 @@ import {
   type RunOptions,
   type RunRecord,
 } from '../../run/index.ts';
-import type { HostRunner, LcInventory, RunOutcome, RunRequest } from './agent.ts';
+import type { HealthReport, HostRunner, LcInventory, RunOutcome, RunRequest } from './agent.ts';
 
 /** Run options the agent applies to every patch run of this host (the CLI's `run` options). */
 export type AgentRunOptions = Omit<RunOptions, 'lc' | 'patches'>;
@@ -180,6 +180,45 @@ export class AppHostRunner implements HostRunner {
           ...runSummary(run),
           error: error instanceof Error ? error.message.split('\n')[0] : String(error),
         },
+      };
+    }
+  }
+
+  /**
+   * The switched service's health check (the run's own: HTTP GET of its health path on its address
+   * and port), from this host, within 3 s.
+   */
+  async health(request: {
+    workId: number;
+    lc: string;
+    result: Record<string, unknown>;
+  }): Promise<HealthReport> {
+    const runId =
+      typeof request.result.runId === 'string' ? request.result.runId : this.runOf(request.workId, 'patch');
+    if (runId === undefined) return { healthy: false, detail: { error: 'no run recorded for this work' } };
+    const run = getRun(this.options.app.db, runId);
+    const address = run.facts.serviceAddress?.split('/')[0];
+    if (!address) return { healthy: false, detail: { runId, error: 'the run recorded no service address' } };
+    const url = `http://${address}:${run.options.port}${run.options.healthPath}`;
+    const started = performance.now();
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(3000) });
+      await response.arrayBuffer();
+      return {
+        healthy: response.status === 200,
+        detail: {
+          runId,
+          url,
+          status: response.status,
+          ms: Math.round(performance.now() - started),
+          servedBy: response.headers.get('x-served-by'),
+          version: response.headers.get('x-version'),
+        },
+      };
+    } catch (error) {
+      return {
+        healthy: false,
+        detail: { runId, url, error: error instanceof Error ? error.message : String(error) },
       };
     }
   }

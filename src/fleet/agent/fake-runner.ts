@@ -3,7 +3,7 @@
  * it keeps the contract of HostRunner (idempotent per work id) and counts how often each work id
  * really ran, so a test can prove that nothing ran twice. Real LCs go through the host's patch run.
  */
-import type { HostRunner, LcInventory, RunOutcome, RunRequest } from './agent.ts';
+import type { HealthReport, HostRunner, LcInventory, RunOutcome, RunRequest } from './agent.ts';
 
 export interface FakeRunnerOptions {
   lcs: LcInventory[];
@@ -11,6 +11,8 @@ export interface FakeRunnerOptions {
   runMs?: number;
   /** LCs whose patch run fails (the service stays on the original). */
   failing?: ReadonlySet<string>;
+  /** LCs whose service is unhealthy after their patch switched. */
+  unhealthy?: ReadonlySet<string>;
 }
 
 export class FakeHostRunner implements HostRunner {
@@ -38,6 +40,11 @@ export class FakeHostRunner implements HostRunner {
       outcome: 'succeeded',
       detail: { lc: request.lc, rolledBack: true },
     }));
+  }
+
+  health(request: { workId: number; lc: string }): Promise<HealthReport> {
+    const healthy = this.options.unhealthy?.has(request.lc) !== true;
+    return Promise.resolve({ healthy, detail: { status: healthy ? 200 : 503 } });
   }
 
   inventory(): Promise<LcInventory[]> {

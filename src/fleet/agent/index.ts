@@ -5,6 +5,7 @@ export {
   type HostRunner,
   type RunRequest,
   type RunOutcome,
+  type HealthReport,
   type LcInventory,
   type PendingPackage,
 } from './agent.ts';

@@ -81,6 +81,17 @@ export class AgentJournal {
     ).map(toEntry);
   }
 
+  /** Patches that switched (succeeded) at or after `since`, whatever their report state. */
+  switchedSince(since: Date): JournalEntry[] {
+    return (
+      this.db
+        .prepare(
+          `SELECT * FROM agent_work WHERE kind = 'patch' AND outcome = 'succeeded' AND finished_at >= ? ORDER BY work_id`,
+        )
+        .all(since.toISOString()) as Row[]
+    ).map(toEntry);
+  }
+
   close(): void {
     this.db.close();
   }

@@ -13,6 +13,8 @@ export interface LcCompliance {
   lastRunAt: string | null;
   lastRunResult: string | null;
   daysSinceLastPatch: number | null;
+  /** The last health report of the LC's service after a patch switched it (agents send them during the watch). */
+  lastHealth: { healthy: boolean; at: string } | null;
 }
 
 export interface GroupCompliance {
@@ -22,6 +24,8 @@ export interface GroupCompliance {
   oldestPendingSecurityDays: number | null;
   lcsLastRunFailed: number;
   maxDaysSinceLastPatch: number | null;
+  /** LCs whose last health report says unhealthy. */
+  lcsUnhealthy: number;
 }
 
 const dayMs = 24 * 3600 * 1000;
@@ -37,6 +41,8 @@ export async function lcCompliance(db: pg.Pool, now: Date = new Date()): Promise
     last_run_at: Date | null;
     last_run_state: string | null;
     last_patch_at: Date | null;
+    last_healthy: boolean | null;
+    last_health_at: Date | null;
   }>(
     `SELECT l.host_id, l.lc, l.group_name,
        (SELECT json_agg(json_build_object('name', p.name, 'first_seen', p.first_seen) ORDER BY p.first_seen)
@@ -44,8 +50,12 @@ export async function lcCompliance(db: pg.Pool, now: Date = new Date()): Promise
           WHERE i.host_id = l.host_id AND i.lc = l.lc AND p.security) AS pending,
        lw.finished_at AS last_run_at, lw.state AS last_run_state,
        (SELECT max(finished_at) FROM fleet.work w WHERE w.host_id = l.host_id AND w.lc = l.lc
-          AND w.kind = 'patch' AND w.state = 'succeeded') AS last_patch_at
+          AND w.kind = 'patch' AND w.state = 'succeeded') AS last_patch_at,
+       lh.healthy AS last_healthy, lh.at AS last_health_at
      FROM fleet.lcs l
+     LEFT JOIN LATERAL (SELECT (r.body->>'healthy')::boolean AS healthy, r.at FROM fleet.reports r
+        WHERE r.host_id = l.host_id AND r.kind = 'health' AND r.body->>'lc' = l.lc
+        ORDER BY r.at DESC LIMIT 1) lh ON true
      LEFT JOIN LATERAL (SELECT finished_at, state FROM fleet.work w
         WHERE w.host_id = l.host_id AND w.lc = l.lc AND w.finished_at IS NOT NULL
         ORDER BY finished_at DESC LIMIT 1) lw ON true
@@ -62,6 +72,10 @@ export async function lcCompliance(db: pg.Pool, now: Date = new Date()): Promise
     lastRunAt: r.last_run_at ? r.last_run_at.toISOString() : null,
     lastRunResult: r.last_run_state,
     daysSinceLastPatch: days(r.last_patch_at, now),
+    lastHealth:
+      r.last_health_at && r.last_healthy !== null
+        ? { healthy: r.last_healthy, at: r.last_health_at.toISOString() }
+        : null,
   }));
 }
 
@@ -79,6 +93,7 @@ export function groupCompliance(lcs: readonly LcCompliance[]): GroupCompliance[]
       lcsLastRunFailed: members.filter((m) => m.lastRunResult === 'failed' || m.lastRunResult === 'reverted')
         .length,
       maxDaysSinceLastPatch: since.length > 0 ? Math.max(...since) : null,
+      lcsUnhealthy: members.filter((m) => m.lastHealth?.healthy === false).length,
     };
   });
 }
@@ -100,6 +115,8 @@ export function complianceCsv(lcs: readonly LcCompliance[]): string {
     'last_run_at',
     'last_run_result',
     'days_since_last_patch',
+    'last_health',
+    'last_health_at',
   ];
   const lines = lcs.map((l) =>
     [
@@ -111,6 +128,8 @@ export function complianceCsv(lcs: readonly LcCompliance[]): string {
       l.lastRunAt,
       l.lastRunResult,
       l.daysSinceLastPatch,
+      l.lastHealth ? (l.lastHealth.healthy ? 'healthy' : 'unhealthy') : '',
+      l.lastHealth?.at,
     ]
       .map(csvCell)
       .join(','),
@@ -126,6 +145,7 @@ export function groupComplianceCsv(groups: readonly GroupCompliance[]): string {
     'oldest_pending_security_days',
     'lcs_last_run_failed',
     'max_days_since_last_patch',
+    'lcs_unhealthy',
   ];
   const lines = groups.map((g) =>
     [
@@ -135,6 +155,7 @@ export function groupComplianceCsv(groups: readonly GroupCompliance[]): string {
       g.oldestPendingSecurityDays,
       g.lcsLastRunFailed,
       g.maxDaysSinceLastPatch,
+      g.lcsUnhealthy,
     ]
       .map(csvCell)
       .join(','),

@@ -132,14 +132,27 @@ export async function loadWork(
   rolloutId: number,
   kind: 'patch' | 'rollback' = 'patch',
 ): Promise<Map<string, WorkView>> {
-  const rows = await db.query<{ host_id: string; lc: string; state: WorkState; finished_at: Date | null }>(
-    'SELECT host_id, lc, state, finished_at FROM fleet.work WHERE rollout_id = $1 AND kind = $2',
+  const rows = await db.query<{
+    host_id: string;
+    lc: string;
+    state: WorkState;
+    finished_at: Date | null;
+    unhealthy: boolean;
+  }>(
+    `SELECT w.host_id, w.lc, w.state, w.finished_at,
+       EXISTS (SELECT 1 FROM fleet.reports r WHERE r.work_id = w.id AND r.kind = 'health'
+               AND (r.body->>'healthy')::boolean IS NOT TRUE) AS unhealthy
+     FROM fleet.work w WHERE w.rollout_id = $1 AND w.kind = $2`,
     [rolloutId, kind],
   );
   return new Map(
     rows.rows.map((r) => [
       targetKey({ host: r.host_id, lc: r.lc }),
-      { state: r.state, ...(r.finished_at ? { finishedAt: r.finished_at } : {}) },
+      {
+        state: r.state,
+        ...(r.finished_at ? { finishedAt: r.finished_at } : {}),
+        ...(r.unhealthy ? { unhealthy: true } : {}),
+      },
     ]),
   );
 }

@@ -211,6 +211,11 @@ export const migrations: readonly Migration[] = [
       END $f$;
     `,
   },
+  {
+    version: 3,
+    name: 'health reports by work item',
+    sql: `CREATE INDEX reports_work_health ON fleet.reports (work_id) WHERE kind = 'health';`,
+  },
 ];
 
 /** Applies the migrations not applied yet; returns the versions applied now. */

@@ -43,6 +43,8 @@ export const terminalWorkStates: readonly WorkState[] = ['succeeded', 'failed', 
 export interface WorkView {
   state: WorkState;
   finishedAt?: Date;
+  /** An agent reported the switched service unhealthy after the switch (during the watch). */
+  unhealthy?: boolean;
 }
 
 /** Splits the targets into waves: a canary of `canary` targets, then waves of `maxConcurrency`. */
@@ -71,10 +73,15 @@ export interface DecideInput {
   now: Date;
 }
 
-/** Failures so far: runs that failed and LCs that had to go back to their original. */
+/**
+ * Failures so far: runs that failed, LCs that had to go back to their original, and switched LCs
+ * whose agent reported their service unhealthy after the switch.
+ */
 export function countFailures(work: ReadonlyMap<string, WorkView>): number {
   let n = 0;
-  for (const w of work.values()) if (w.state === 'failed' || w.state === 'reverted') n += 1;
+  for (const w of work.values())
+    if (w.state === 'failed' || w.state === 'reverted' || (w.state === 'succeeded' && w.unhealthy === true))
+      n += 1;
   return n;
 }
 

@@ -69,6 +69,7 @@ void test('auth: no token, wrong token, revoked token → 401; read-only token o
     ['POST', '/v1/runs/r1/rollback', {}],
     ['POST', '/v1/runs/r1/cancel', {}],
     ['POST', '/v1/switches', { from: 'lc1', to: 'lc2', method: 'instant' }],
+    ['POST', '/v1/images', { recipe: 'busybox' }],
     ['POST', '/v1/monitor/poll', {}],
     ['POST', '/v1/approvals', { admin: 'alice', challenge: 'abcdefgh', decision: 'reject', code: '1' }],
   ] as const;
@@ -137,6 +138,7 @@ void test('schema validation: wrong fields answer 400 INVALID_ARGUMENT naming th
     ['GET', '/v1/audit?limit=0', undefined, /query\.limit/],
     ['GET', '/v1/events?after=-1&follow=false', undefined, /query\.after/],
     ['POST', '/v1/switches', { from: 'lc1', method: 'instant' }, /body\.to/],
+    ['POST', '/v1/images', { recipe: 'busybox', packages: 'nginx' }, /body\.packages/],
     [
       'POST',
       '/v1/switches',
@@ -226,6 +228,7 @@ void test('routes answer from the store; errors carry the catalogue code and the
     ['POST', '/v1/lcs/lc1/stop', {}],
     ['DELETE', '/v1/lcs/lc1?force=true', undefined],
     ['POST', '/v1/switches', { from: 'lc1', to: 'lc2', method: 'instant' }],
+    ['POST', '/v1/images', { recipe: 'busybox' }],
   ] as const) {
     const res = await app.inject({ method, url, headers: bearer(admin), payload });
     assert.equal(res.statusCode, 409, `${method} ${url}: ${res.body}`);

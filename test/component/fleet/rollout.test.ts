@@ -44,7 +44,12 @@ function lcsOf(host: string): LcInventory[] {
 
 async function startFleet(
   t: { after: (fn: () => unknown) => void },
-  options: { runMs?: number; failing?: Record<string, string[]>; clock?: Clock } = {},
+  options: {
+    runMs?: number;
+    failing?: Record<string, string[]>;
+    unhealthy?: Record<string, string[]>;
+    clock?: Clock;
+  } = {},
 ) {
   const fx = await startFleetDb(t);
   const agents: FleetAgent[] = [];
@@ -56,6 +61,7 @@ async function startFleet(
       lcs: lcsOf(host),
       runMs: options.runMs ?? 50,
       failing: new Set(options.failing?.[host] ?? []),
+      unhealthy: new Set(options.unhealthy?.[host] ?? []),
     });
     runners.set(host, runner);
     const agent = new FleetAgent({
@@ -179,8 +185,12 @@ test('six LCs on three agents: a canary, then waves after a green watch; a failu
   const csv = complianceCsv(lcs).split('\n');
   assert.equal(
     csv[0],
-    'host,lc,group,pending_security,oldest_pending_days,last_run_at,last_run_result,days_since_last_patch',
+    'host,lc,group,pending_security,oldest_pending_days,last_run_at,last_run_result,days_since_last_patch,last_health,last_health_at',
   );
+  // the agents reported the health of the switched LCs during the watch
+  assert.equal(byKey.get('h1/lc-a')?.lastHealth?.healthy, true);
+  assert.equal(byKey.get('h2/lc-a')?.lastHealth, null, 'a failed run has no switched service to watch');
+  assert.match(csv.find((l) => l.startsWith('h1,lc-a,')) ?? '', /,healthy,/);
   assert.match(csv.find((l) => l.startsWith('h2,lc-a,')) ?? '', /,failed,/);
 });
 
@@ -290,4 +300,32 @@ test('roll back a whole wave, pause, stop: agents revert the switched LCs, nothi
   );
   const starts = [...runners.values()].flatMap((r) => [...r.starts.values()]);
   assert.deepEqual(starts, [1, 1, 1, 1]);
+});
+
+test('health reports during the watch: a switched LC reported unhealthy counts as a failure and halts the rollout', async (t) => {
+  const { fx, worker, runners } = await startFleet(t, { unhealthy: { h1: ['lc-a'] } });
+  const rollout = await createRollout(
+    fx.db,
+    { name: 'watched', canary: 1, maxConcurrency: 2, maxErrors: 0, watchSeconds: 3 },
+    new Date(),
+  );
+  await worker.kick(rollout.id);
+  const halted = await untilState(fx, rollout.id, ['halted', 'completed']);
+  assert.equal(halted.state, 'halted');
+  assert.match(halted.reason ?? '', /wave 1: 1 failures > max errors 0/);
+  // the canary switched (its run succeeded) but its service is unhealthy: nothing more is dispatched
+  await sleep(1000);
+  assert.deepEqual(
+    (await workRows(fx, rollout.id)).map((r) => `${r.wave}:${r.host_id}/${r.lc}:${r.state}`),
+    ['0:h1/lc-a:succeeded'],
+  );
+  assert.equal(runners.get('h1')?.starts.size, 1);
+  const health = await fx.db.query<{ host_id: string; healthy: boolean; lc: string }>(
+    `SELECT host_id, (body->>'healthy')::boolean AS healthy, body->>'lc' AS lc FROM fleet.reports WHERE kind = 'health'`,
+  );
+  assert.ok(health.rows.length >= 1);
+  assert.ok(health.rows.every((r) => r.host_id === 'h1' && r.lc === 'lc-a' && !r.healthy));
+  const lcs = await lcCompliance(fx.db);
+  assert.equal(lcs.find((l) => l.host === 'h1' && l.lc === 'lc-a')?.lastHealth?.healthy, false);
+  assert.equal(groupCompliance(lcs)[0]?.lcsUnhealthy, 1);
 });

@@ -220,76 +220,146 @@ describe('console in a real browser', { timeout: 600_000 }, () => {
     );
   });
 
-  test('start a patch run from the page and watch its steps turn green live', async () => {
-    await page.getByLabel('Logical computer', { exact: true }).selectOption('lc1');
-    await page.getByLabel('Switch method').selectOption('instant');
-    await page.getByLabel('Skip the virus scan').check();
-    await page.getByRole('button', { name: 'Start run' }).click();
-    await page.waitForURL(/\/runs\/r/);
-    const runId = page.url().split('/').pop() as string;
-    assert.match(await page.locator('#steps').innerText(), /701 find a standby/);
-    await page.waitForFunction(
-      () => document.getElementById('live-status')?.textContent?.startsWith('live'),
-      undefined,
-      { timeout: 10_000 },
-    );
-    // Wait for every step to be done, as the page shows it (updated from the event stream only).
-    await page.waitForFunction(
-      () => {
-        const steps = Array.from(document.querySelectorAll('#steps .step'));
-        return (
-          steps.length > 0 &&
-          steps.every((s) => s.classList.contains('s-done') || s.classList.contains('s-failed'))
-        );
-      },
-      undefined,
-      { timeout: 300_000, polling: 100 },
-    );
-    await shot('run');
-    const run = (
-      await api<{ run: { state: string; steps: { name: string; state: string; durationMs: number }[] } }>(
-        `/v1/runs/${runId}`,
-      )
-    ).run;
-    const pageSteps = await page.$$eval('#steps .step', (els) =>
-      els.map((e) => [e.getAttribute('data-step'), e.querySelector('.state')?.textContent]),
-    );
-    assert.deepEqual(
-      pageSteps,
-      run.steps.map((s) => [s.name, s.state]),
-      'the page shows what the API says',
-    );
-    assert.ok(
-      run.steps.every((s) => s.state === 'done'),
-      JSON.stringify(run.steps),
-    );
-    const shown = (
-      await page.evaluate(
-        () =>
-          (window as unknown as { understudyShown: { at: string; state: string; shownAt: number }[] })
-            .understudyShown,
-      )
-    ).filter((s) => s.state === 'done');
-    assert.ok(shown.length >= run.steps.length - 1, `live updates seen: ${shown.length}`);
-    const latencies = shown.map((s) => s.shownAt - Date.parse(s.at));
-    figures.sseStepLatencyMs = {
-      median: median(latencies),
-      max: Math.max(...latencies),
-      samples: latencies.length,
+  test('start a patch run from the page under load; watch its steps turn green and the traffic chart move live', async () => {
+    // A real client sends 200 requests/s through the whole run: the chart must show it.
+    const load = await f.load(200);
+    let loadStopped = false;
+    const stopLoad = async () => {
+      loadStopped = true;
+      return load.stop();
     };
-    assert.ok(median(latencies) < 1000, `median latency ${median(latencies)} ms`);
-    assert.ok(await page.locator('#copy-chart canvas').count(), 'the copy chart is drawn');
-    // The run finished: the state arrives by the section refresh.
-    await page.waitForFunction(
-      () => document.getElementById('run-state')?.textContent?.includes('switched'),
-      undefined,
-      { timeout: 10_000 },
-    );
-    const served = await f.get('/version');
-    assert.equal(served.servedBy, 'lc2');
-    assert.equal(served.version, '1.0.1');
-    await checkAccessibility('run page');
-    await shot('run-done');
+    try {
+      await page.getByLabel('Logical computer', { exact: true }).selectOption('lc1');
+      await page.getByLabel('Switch method').selectOption('instant');
+      await page.getByLabel('Skip the virus scan').check();
+      await page.getByRole('button', { name: 'Start run' }).click();
+      await page.waitForURL(/\/runs\/r/);
+      const runId = page.url().split('/').pop() as string;
+      assert.match(await page.locator('#steps').innerText(), /701 find a standby/);
+      await page.waitForFunction(
+        () => document.getElementById('live-status')?.textContent?.startsWith('live'),
+        undefined,
+        { timeout: 10_000 },
+      );
+      // Wait for every step to be done, as the page shows it (updated from the event stream only).
+      await page.waitForFunction(
+        () => {
+          const steps = Array.from(document.querySelectorAll('#steps .step'));
+          return (
+            steps.length > 0 &&
+            steps.every((s) => s.classList.contains('s-done') || s.classList.contains('s-failed'))
+          );
+        },
+        undefined,
+        { timeout: 300_000, polling: 100 },
+      );
+      await shot('run');
+      const run = (
+        await api<{ run: { state: string; steps: { name: string; state: string; durationMs: number }[] } }>(
+          `/v1/runs/${runId}`,
+        )
+      ).run;
+      const pageSteps = await page.$$eval('#steps .step', (els) =>
+        els.map((e) => [e.getAttribute('data-step'), e.querySelector('.state')?.textContent]),
+      );
+      assert.deepEqual(
+        pageSteps,
+        run.steps.map((s) => [s.name, s.state]),
+        'the page shows what the API says',
+      );
+      assert.ok(
+        run.steps.every((s) => s.state === 'done'),
+        JSON.stringify(run.steps),
+      );
+      const shown = (
+        await page.evaluate(
+          () =>
+            (window as unknown as { understudyShown: { at: string; state: string; shownAt: number }[] })
+              .understudyShown,
+        )
+      ).filter((s) => s.state === 'done');
+      assert.ok(shown.length >= run.steps.length - 1, `live updates seen: ${shown.length}`);
+      const latencies = shown.map((s) => s.shownAt - Date.parse(s.at));
+      figures.sseStepLatencyMs = {
+        median: median(latencies),
+        max: Math.max(...latencies),
+        samples: latencies.length,
+      };
+      assert.ok(median(latencies) < 1000, `median latency ${median(latencies)} ms`);
+      assert.ok(await page.locator('#copy-chart canvas').count(), 'the copy chart is drawn');
+      // The daemon keeps sampling for 5 s after the run ended: where the traffic settled is charted.
+      await new Promise((r) => setTimeout(r, 3000));
+      const report = await stopLoad();
+      assert.equal(report.summary.failed, 0, JSON.stringify(report.summary.byOutcome));
+      // The traffic chart: samples taken by the daemon in the LCs arrived live and were drawn.
+      const traffic = await page.evaluate(
+        () =>
+          (
+            window as unknown as {
+              understudyTraffic: {
+                at: string;
+                requestsPerSecond: number;
+                resetsPerSecond: number;
+                shownAt: number;
+              }[];
+            }
+          ).understudyTraffic,
+      );
+      assert.ok(traffic.length >= 5, `traffic samples shown live: ${traffic.length}`);
+      assert.ok(
+        new Set(traffic.map((s) => s.shownAt)).size >= 5,
+        'the chart moved: samples arrived at different times',
+      );
+      assert.ok(await page.locator('#traffic-chart canvas').count(), 'the traffic chart is drawn');
+      const stored = (
+        await (
+          await fetch(`${base}/v1/events?run=${runId}&follow=false`, {
+            headers: { authorization: `Bearer ${token}` },
+          })
+        ).text()
+      )
+        .split('\n')
+        .filter((l) => l.startsWith('data: '))
+        .map(
+          (l) =>
+            JSON.parse(l.slice(6)) as {
+              type: string;
+              at: string;
+              data: { requestsPerSecond: number; lcs: { lc: string; requestsPerSecond: number | null }[] };
+            },
+        )
+        .filter((e) => e.type === 'traffic');
+      for (const shownSample of traffic)
+        assert.ok(
+          stored.some(
+            (e) => e.at === shownSample.at && e.data.requestsPerSecond === shownSample.requestsPerSecond,
+          ),
+          'every point drawn is a sample the daemon stored',
+        );
+      // The rate the daemon measured is the client's: 200 requests/s give about 200 served/s.
+      const rates = stored.map((e) => e.data.requestsPerSecond).sort((a, b) => a - b);
+      const medianRate = rates[Math.floor(rates.length / 2)] ?? 0;
+      assert.ok(medianRate > 120 && medianRate < 320, `median requests/s ${medianRate} for a load of 200/s`);
+      // The service moved: lc2 served during the run's last samples, after the switch.
+      assert.ok(
+        stored.some((e) => e.data.lcs.some((l) => l.lc === 'lc2' && (l.requestsPerSecond ?? 0) > 50)),
+        'lc2 served after the switch',
+      );
+      figures.trafficSamples = { samples: stored.length, medianRequestsPerSecond: medianRate, load: 200 };
+      // The run finished: the state arrives by the section refresh.
+      await page.waitForFunction(
+        () => document.getElementById('run-state')?.textContent?.includes('switched'),
+        undefined,
+        { timeout: 10_000 },
+      );
+      const served = await f.get('/version');
+      assert.equal(served.servedBy, 'lc2');
+      assert.equal(served.version, '1.0.1');
+      await checkAccessibility('run page');
+      await shot('run-done');
+    } finally {
+      if (!loadStopped) await load.stop().catch(() => undefined);
+    }
   });
 
   test('approve a pending patch with the administrator’s code', async () => {

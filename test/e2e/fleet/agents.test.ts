@@ -5,7 +5,8 @@
  * namespace driver) and client, enrol with `understudy agent enrol` and run `understudy agent run`
  * as child processes. Canary on the first host, then a wave on the second, whose patch fails: the
  * rollout halts at max errors 0, the third host is never dispatched, and each served address answers
- * every request of a real load (0 failed) throughout.
+ * every request of a real load (0 failed) throughout. The canary's agent reports its switched
+ * service's health during the watch, and compliance shows it.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -185,10 +186,25 @@ test('three agents, real LCs: canary, then a wave whose failing host halts the r
     ['lc2:1.0.1', 'lc1:1.0.0', 'lc1:1.0.0'],
   );
 
+  // During the watch the canary's agent reported the switched service's health: the patched LC2.
+  const health = await fx.db.query<{
+    host_id: string;
+    healthy: boolean;
+    served_by: string;
+    version: string;
+  }>(
+    `SELECT host_id, (body->>'healthy')::boolean AS healthy, body->>'servedBy' AS served_by,
+       body->>'version' AS version FROM fleet.reports WHERE kind = 'health'`,
+  );
+  assert.ok(health.rows.length >= 1, 'health reports arrived during the watch');
+  for (const h of health.rows)
+    assert.deepEqual([h.host_id, h.healthy, h.served_by, h.version], ['fa', true, 'lc2', '1.0.1']);
+
   // Compliance from what the agents reported: the failed host still has the patch pending.
   await syncInventory(fx.db);
   const compliance = new Map((await lcCompliance(fx.db)).map((c) => [`${c.host}/${c.lc}`, c]));
   assert.equal(compliance.get('fa/lc1')?.lastRunResult, 'succeeded');
+  assert.equal(compliance.get('fa/lc1')?.lastHealth?.healthy, true);
   assert.equal(compliance.get('fb/lc1')?.lastRunResult, 'failed');
   assert.deepEqual(
     compliance.get('fb/lc1')?.pendingSecurity.map((p) => p.name),

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import {
   applyCommand,
   batchJobs,
+  countFailures,
   decide,
   isWindowOpen,
   nextOpening,
@@ -206,4 +207,34 @@ test('dispatch batches: one per rollout, wave and kind, at most `size` targets e
     ['1:0:patch:h000,h001', '1:0:patch:h002,h003', '1:0:patch:h004', '1:0:rollback:h000', '2:1:patch:h009'],
   );
   assert.deepEqual(batchJobs([], 500), []);
+});
+
+test('a switched LC reported unhealthy during the watch counts against max errors', () => {
+  const spec = resolveRolloutSpec({
+    name: 'r',
+    canary: 1,
+    maxConcurrency: 2,
+    maxErrors: 0,
+    watchSeconds: 60,
+  });
+  const waves = planWaves(fleet(3), spec);
+  const finishedAt = new Date(now.getTime() - 10_000);
+  const healthy = new Map<string, WorkView>([[targetKey(waves[0]![0]!), { state: 'succeeded', finishedAt }]]);
+  assert.equal(countFailures(healthy), 0);
+  assert.deepEqual(decide({ spec, state: 'running', waves, work: healthy, now }), {
+    kind: 'wait',
+    wave: 0,
+    reason: 'watch',
+    until: new Date(finishedAt.getTime() + 60_000),
+  });
+  const unhealthy = new Map<string, WorkView>([
+    [targetKey(waves[0]![0]!), { state: 'succeeded', finishedAt, unhealthy: true }],
+  ]);
+  assert.equal(countFailures(unhealthy), 1);
+  assert.deepEqual(decide({ spec, state: 'running', waves, work: unhealthy, now }), {
+    kind: 'halt',
+    wave: 0,
+    failures: 1,
+    maxErrors: 0,
+  });
 });

@@ -47,6 +47,53 @@
     } else chart.setData(series);
   }
 
+  // The service's traffic during the run: requests/s (the service's own counter) and TCP resets/s
+  // (the LCs' kernels), sampled by the daemon once a second; starts with the samples stored so far.
+  var trafficEl = document.getElementById('traffic-chart');
+  var traffic = [[], [], []];
+  var trafficChart = null;
+  var trafficShown = (window.understudyTraffic = []);
+  if (trafficEl) {
+    JSON.parse(trafficEl.getAttribute('data-samples') || '[]').forEach(function (s) {
+      traffic[0].push(s[0]);
+      traffic[1].push(s[1]);
+      traffic[2].push(s[2]);
+    });
+  }
+  function drawTraffic() {
+    if (!trafficEl || !window.uPlot || traffic[0].length === 0) return;
+    if (!trafficChart) {
+      trafficChart = new window.uPlot(
+        {
+          title: 'service traffic (per second)',
+          width: Math.min(trafficEl.clientWidth || 600, 600),
+          height: 180,
+          series: [
+            {},
+            { label: 'requests/s', stroke: '#166534' },
+            { label: 'TCP resets/s', stroke: '#b91c1c' },
+          ],
+        },
+        traffic,
+        trafficEl,
+      );
+    } else trafficChart.setData(traffic);
+  }
+  drawTraffic();
+  function plotTraffic(event) {
+    traffic[0].push(Date.parse(event.at) / 1000);
+    traffic[1].push(event.data.requestsPerSecond);
+    traffic[2].push(event.data.resetsPerSecond);
+    trafficShown.push({
+      id: event.id,
+      at: event.at,
+      requestsPerSecond: event.data.requestsPerSecond,
+      resetsPerSecond: event.data.resetsPerSecond,
+      shownAt: Date.now(),
+    });
+    drawTraffic();
+  }
+
   function onRunEvent(event) {
     var section = document.getElementById('run');
     if (!section || section.getAttribute('data-run') !== event.runId) return false;
@@ -70,6 +117,9 @@
       schedule('#run');
     } else if (event.type === 'run.state') {
       schedule('#run');
+    } else if (event.type === 'traffic') {
+      plotTraffic(event);
+      schedule('#run');
     }
     return true;
   }
@@ -91,6 +141,8 @@
     'switch.state',
     'monitor.poll',
     'monitor.mail',
+    'traffic',
+    'image.build',
     'approval',
     'audit',
   ].forEach(function (type) {
