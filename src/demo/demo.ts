@@ -194,12 +194,21 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       if (event.step === 'switch' && event.state === 'running') load.mark('switch-start');
       if (event.step === 'switch' && (event.state === 'done' || event.state === 'failed'))
         load.mark('switch-end');
-      if (event.state === 'note') return;
+      if (event.state === 'note') {
+        // The switch's notices before it (slow writes) and where its hold went.
+        if (
+          event.step === 'switch' &&
+          /^cut by|write\(s\) in flight|does not report its writes/.test(event.message ?? '')
+        )
+          progress(`  note    switch: ${event.message ?? ''}`);
+        return;
+      }
       progress(
         `  ${event.state.padEnd(7)} ${event.step}${event.durationMs === undefined ? '' : ` (${(event.durationMs / 1000).toFixed(2)} s)`}${event.message ? `: ${event.message.split('\n')[0]}` : ''}`,
       );
     };
     progress('run: patching lc1 without stopping its service');
+    load.mark('run-start'); // the 2 s before are the baseline without a switch
     const run = await startRun(
       {
         lc: 'lc1',

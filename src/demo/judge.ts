@@ -13,7 +13,11 @@ export interface DemoJudgement {
   ok: boolean;
   /** Requests scheduled while the switch ran. */
   windowRequests: number;
-  /** The steady p99 outside the switch window (uploads by their delay beyond the pacing time). */
+  /**
+   * The baseline: p99 of the requests scheduled before the patch run began (no switch, no copy),
+   * or, without that mark, of those outside the switch window (uploads by their delay beyond the
+   * pacing time).
+   */
   steadyP99Ms: number;
   /** The worst delay in the switch window, and how much it exceeds the steady p99. */
   windowMaxMs: number;
@@ -34,7 +38,11 @@ export function judgeDemo(r: DemoReport): DemoJudgement {
   const inWindow = (t: number): boolean => start !== undefined && end !== undefined && t >= start && t <= end;
   const ok = r.load.records.filter((x) => x.outcome === 'ok');
   const window = r.load.records.filter((x) => inWindow(x.scheduledAt));
-  const steadyP99Ms = latencyStats(ok.filter((x) => !inWindow(x.scheduledAt)).map(delay)).p99;
+  const runStart = r.load.marks.find((m) => m.label === 'run-start')?.at;
+  const before = runStart === undefined ? [] : ok.filter((x) => x.scheduledAt < runStart);
+  const steadyP99Ms = latencyStats(
+    (before.length > 0 ? before : ok.filter((x) => !inWindow(x.scheduledAt))).map(delay),
+  ).p99;
   const windowDelays = window.filter((x) => x.outcome === 'ok').map(delay);
   const windowMaxMs = windowDelays.length > 0 ? Math.max(...windowDelays) : 0;
   const maxAddedMs = Math.max(0, windowMaxMs - steadyP99Ms);
@@ -49,7 +57,7 @@ export function judgeDemo(r: DemoReport): DemoJudgement {
       lost <= demoTargets.lost,
     ],
     [
-      `switch window: max added ${maxAddedMs.toFixed(1)} ms over the steady p99 of ${steadyP99Ms.toFixed(1)} ms (target <= ${demoTargets.maxAddedMs} ms)`,
+      `switch window: max added ${maxAddedMs.toFixed(1)} ms (worst ${windowMaxMs.toFixed(1)} ms over the baseline p99 of ${steadyP99Ms.toFixed(1)} ms before the run) (target <= ${demoTargets.maxAddedMs} ms)`,
       start !== undefined && end !== undefined && maxAddedMs <= demoTargets.maxAddedMs,
     ],
     [

@@ -1,7 +1,8 @@
 /**
  * Test hook for crash safety: UNDERSTUDY_CRASH_AT=<point>:<before|after|during> kills this process with
  * SIGKILL at that point, exactly as a crash of the manager would. Points: every step name (before,
- * after), `copy-system` / `copy-app` (during the full transfer), `switch/<switch step>` (after).
+ * after), `copy-system` / `copy-app` (during the full transfer), `switch/<switch step>` (after),
+ * `switch/final-sync` (during: after the first disk of the final sync, before the next).
  */
 export function crashPoint(point: string, when: 'before' | 'after' | 'during'): void {
   if (process.env.UNDERSTUDY_CRASH_AT === `${point}:${when}`) process.kill(process.pid, 'SIGKILL');

@@ -13,7 +13,8 @@ import type { SwitchResult } from '../switch/index.ts';
 import { finishedSwitch, switchOnce } from './switch-once.ts';
 import { sha256Hex } from '../catalogue/index.ts';
 import { lc1, saveFacts, standby, type RunContext } from './context.ts';
-import { bindSwitch, recordSwitch } from './switch-binding.ts';
+import { bindSwitch, catchUpDisks, recordSwitch } from './switch-binding.ts';
+import { getLc } from '../inventory/index.ts';
 import { serviceControl, switchHealthOf } from './service-side.ts';
 import { runService } from './service.ts';
 import { freeAddress, planSwitch } from './switch-plan.ts';
@@ -511,6 +512,17 @@ export async function moveService(
     stateful: c.options.stateful,
     newAddress: options.newAddress,
   });
+  if (c.options.stateful) {
+    // Catch-up syncs while LC1 still serves, so that the final sync inside the switch carries little.
+    const caught = await catchUpDisks(c.host, getLc(c.db, options.from), getLc(c.db, options.to), {
+      logger: c.logger,
+    });
+    c.emit({
+      step: options.step,
+      state: 'note',
+      message: `catch-up sync: ${caught.files} paths in ${caught.disks.length} passes, ${Math.round(caught.durationMs)} ms${caught.outpaced.length ? `; the writer outpaces the sync on ${caught.outpaced.join(', ')}` : ''}`,
+    });
+  }
   let result: SwitchResult & { cleanupPending?: string };
   let phaseStarted = performance.now();
   try {

@@ -22,6 +22,7 @@ import {
   type ServiceDefinition,
 } from '../inventory/index.ts';
 import type { Db } from '../store/index.ts';
+import { crashPoint } from './crash-point.ts';
 import type { FinalSyncPhases, SwitchBinding, SwitchPlan, SwitchSide } from '../switch/index.ts';
 import { serviceControl } from './service-side.ts';
 import { pidFileService } from './service.ts';
@@ -144,6 +145,8 @@ export async function syncDisks(
   const results: SyncResult[] = [];
   for (const disk of disksByRole(from)) {
     const target = counterpart(from, to, disk);
+    // Half-way through the final sync (after the first disk): where the crash tests kill the manager.
+    if (results.length === 1) crashPoint('switch/final-sync', 'during');
     results.push(
       await host.disks.sync(
         { lc: from, disk: disk.name },

@@ -17,7 +17,7 @@ import {
   type RunDeps,
   type RunRecord,
 } from '../../run/index.ts';
-import { isSwitchMethod, type SwitchMethod } from '../../switch/index.ts';
+import { describePhases, isSwitchMethod, type SwitchMethod, type SwitchResult } from '../../switch/index.ts';
 import { table, type CliContext } from '../context.ts';
 
 const seconds = (ms: number | null | undefined): string =>
@@ -62,6 +62,8 @@ export function renderRun(run: RunRecord): string {
     lines.push(
       `switch: ${sw.method} in ${seconds(sw.durationMs)} (drain ${seconds(sw.drainMs)}, hold ${seconds(sw.holdMs)}, final sync ${seconds(sw.syncMs)})`,
     );
+  const phases = sw ? describePhases(sw as SwitchResult) : undefined;
+  if (phases) lines.push(`switch phases: ${phases}`);
   return lines.join('\n');
 }
 
