@@ -10,7 +10,6 @@ const ms = (v: number): string => `${v.toFixed(1)} ms`;
 
 export function renderDemo(r: DemoReport): string {
   const s = r.load.summary;
-  const w = r.load.markWindow;
   const served = Object.entries(s.byServedBy)
     .map(([lc, n]) => `${lc} ${n}`)
     .join(', ');
@@ -27,9 +26,7 @@ export function renderDemo(r: DemoReport): string {
     `served by:  ${served}`,
     `versions:   ${versions}`,
     `latency:    p50 ${ms(s.latency.p50)}, p99 ${ms(s.latency.p99)}, max ${ms(s.latency.max)}; ${s.delayedOver1s} delayed >= 1 s`,
-    w
-      ? `switch window: ${w.window.count} requests, max ${ms(w.window.max)} (steady max ${ms(w.steady.max)}); added p99 ${ms(w.addedP99Ms)}, added max ${ms(w.addedMaxMs)}`
-      : '',
+    `switch window: ${verdict.windowRequests} requests scheduled while the switch ran, worst ${ms(verdict.windowMaxMs)}, ${verdict.windowDelayedOver1s} delayed >= 1 s (baseline p99 before the run ${ms(verdict.steadyP99Ms)})`,
     `version:    ${r.versionBefore ?? '?'} before → ${r.versionAfter ?? '?'} after`,
     `data:       ${r.dataChecked} keys checked (200 written before, ${r.load.ackedWrites.length} acknowledged during the run), ${r.dataLost.length} lost`,
     `wall time:  ${(r.wallMs / 1000).toFixed(1)} s (host setup, image, LCs, data, load, patch run, checks)`,
