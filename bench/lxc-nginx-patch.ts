@@ -5,7 +5,8 @@
  * the host's archives (apt-get download; the security archive's) as one apt transaction on the standby,
  * reboots and checks it, and switches (instant). Reports per run: failed requests (by outcome), the
  * latency of the 5 s before the run (baseline), the max latency during the run and the max added
- * latency (run max − baseline p50), and the run's wall time with its steps. A fresh bed per run.
+ * latency (the run window's max − the steady state's max, 5 s before and after, as bench/inplace-apt.ts
+ * measures it), and the run's wall time with its steps. A fresh bed per run.
  *
  * Run as root: `node --import tsx bench/lxc-nginx-patch.ts [--runs N] [--rate R]`.
  */
@@ -72,6 +73,7 @@ for (let i = 1; i <= runs; i++) {
     });
     await new Promise((r) => setTimeout(r, baselineS * 1000));
     const runStarted = Date.now();
+    load.mark('run-start');
     let run: RunRecord | undefined;
     let error: unknown;
     try {
@@ -83,7 +85,8 @@ for (let i = 1; i <= runs; i++) {
       error = e;
     }
     const runEnded = Date.now();
-    await new Promise((r) => setTimeout(r, 1000));
+    load.mark('run-end');
+    await new Promise((r) => setTimeout(r, baselineS * 1000));
     const report = await load.stop();
     const ok = report.records.filter((r) => r.outcome === 'ok');
     const baseline = ok
@@ -108,7 +111,8 @@ for (let i = 1; i <= runs; i++) {
       baselineMax: Math.round(Math.max(0, ...baseline) * 10) / 10,
       runMax: Math.round(runMax),
       runP99: Math.round(percentile(during, 99)),
-      addedMax: Math.round(runMax - baselineP50),
+      // As bench/inplace-apt.ts: the run window's max against the steady state's max (loadgen markWindow).
+      addedMax: Math.round(report.markWindow?.addedMaxMs ?? runMax - baselineP50),
       wallS: Math.round((runEnded - runStarted) / 100) / 10,
       steps: Object.fromEntries(
         (run?.steps ?? []).map((s) => [s.name, Math.round((s.durationMs ?? 0) / 10) / 100]),
