@@ -28,6 +28,8 @@ export interface PendingUpdatesOptions {
   feeds?: readonly string[];
   /** Download, register and mark the plan's packages for the LC's next run. */
   apply?: boolean;
+  /** Only the updates of these installed packages and what must move with them (default: every one). */
+  packages?: readonly string[];
 }
 
 export interface PendingUpdate extends Omit<PlannedUpgrade, 'entry'> {
@@ -97,7 +99,13 @@ export async function pendingUpdates(o: PendingUpdatesOptions): Promise<PendingU
     available.push(...index.entries);
     security.set(feed.name, feedIsSecurity(feed, index.release));
   }
-  const plan: UpgradePlan = planUpgrade({ installed, available, architecture, system: o.lc });
+  const plan: UpgradePlan = planUpgrade({
+    installed,
+    available,
+    architecture,
+    system: o.lc,
+    only: o.packages && o.packages.length > 0 ? o.packages : undefined,
+  });
   const updates = plan.upgrades.map(({ entry, ...rest }) => {
     const e = entry as FeedPackage;
     return { ...rest, feed: e.feed, filename: e.filename, size: e.size, sha256: e.sha256 };

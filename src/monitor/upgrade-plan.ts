@@ -71,6 +71,11 @@ export interface PlanUpgradeOptions {
   architecture: string;
   /** Names the system for messages (the LC). */
   system: string;
+  /**
+   * Start the set from these installed packages only (one security fix, e.g. nginx), instead of every
+   * installed package the feed has newer; the set is still closed over as above. Default: all.
+   */
+  only?: readonly string[];
 }
 
 interface Node extends RelationTarget {
@@ -179,7 +184,9 @@ export function planUpgrade(options: PlanUpgradeOptions): UpgradePlan {
     });
 
   const heldNewer: string[] = [];
+  const seeds = options.only === undefined ? undefined : new Set(options.only);
   for (const p of installed.values()) {
+    if (seeds && !seeds.has(p.name)) continue;
     const newest = byName.get(p.name)?.[0];
     if (!newest || compareDebianVersions(newest.version, p.version) <= 0) continue;
     if (p.held) heldNewer.push(p.name);

@@ -65,10 +65,16 @@ export function registerUpdatesCommand(program: Command, ctx: CliContext): void 
       [],
     )
     .option(
+      '--package <name>',
+      'only the updates of these installed packages and what must move with them (repeat or comma-separate)',
+      collect,
+      [],
+    )
+    .option(
       '--apply',
       "download and verify the .deb files, register them as patches and mark them for the LC's next run",
     )
-    .action(async (lcName: string, o: { feed: string[]; apply?: boolean }) => {
+    .action(async (lcName: string, o: { feed: string[]; package: string[]; apply?: boolean }) => {
       const app = openApp(ctx.stateDir());
       try {
         const lc = getLc(app.db, lcName);
@@ -94,6 +100,7 @@ export function registerUpdatesCommand(program: Command, ctx: CliContext): void 
           lc: lcName,
           dpkgStatus,
           feeds: o.feed,
+          packages: o.package,
           apply: o.apply === true,
         });
         ctx.print(result, () => render(result, o.apply === true));

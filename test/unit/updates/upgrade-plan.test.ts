@@ -83,12 +83,13 @@ const openssl = (v: string): Pkg[] => [
   { name: 'libssl3', source: 'openssl', version: v, depends: 'libc6 (>= 2.34)' },
 ];
 
-function plan(installed: Pkg[], feed: Pkg[]): UpgradePlan {
+function plan(installed: Pkg[], feed: Pkg[], only?: string[]): UpgradePlan {
   return planUpgrade({
     installed: parseDpkgStatus(status(installed), 'lc1'),
     available: packages(feed),
     architecture: 'amd64',
     system: 'lc1',
+    only,
   });
 }
 
@@ -120,6 +121,22 @@ void test('nginx moves with nginx-common, libssl3 with openssl; nothing else', (
   const common = p.upgrades.find((u) => u.package === 'nginx-common');
   assert.equal(common?.source, 'nginx');
   assert.equal(common?.entry.filename, 'pool/main/nginx-common_1.22.1-9+deb12u11_all.deb');
+});
+
+void test('only nginx: the set starts from nginx alone and still takes nginx-common along; openssl stays', () => {
+  const p = plan(
+    [...base, ...nginx('1.22.1-9+deb12u9'), ...openssl('3.0.20-1~deb12u2')],
+    [...nginx('1.22.1-9+deb12u11'), ...openssl('3.0.22-1~deb12u2')],
+    ['nginx'],
+  );
+  assert.deepEqual(summary(p), [
+    'nginx 1.22.1-9+deb12u9 -> 1.22.1-9+deb12u11 [newer]',
+    'nginx-common 1.22.1-9+deb12u9 -> 1.22.1-9+deb12u11 [same-source]',
+  ]);
+  assert.deepEqual(
+    summary(plan([...base, ...openssl('3.0.20-1~deb12u2')], nginx('1.22.1-9+deb12u11'), ['nginx'])),
+    [],
+  );
 });
 
 void test('same source: a sibling at an older source version moves to the build of the same source version', () => {
