@@ -42,7 +42,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerCommands(program, ctx);
   try {
     await program.parseAsync([...argv], { from: 'user' });
-    return 0;
+    // A command may set its own exit status (`lc exec` passes the command's on, the demo says NOT MET).
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
     const opts = program.opts<{ json?: boolean; debug?: boolean }>();
     return renderError(error, opts.json === true, opts.debug === true);
