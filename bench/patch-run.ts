@@ -32,7 +32,7 @@ const log = (line: string): void => void process.stderr.write(`${line}\n`);
 const reports: DemoReport[] = [];
 for (let i = 0; i < runs; i++) {
   log(`patch run ${i + 1}/${runs} (the demo, ${rate} req/s)…`);
-  reports.push(await runDemo({ rate }));
+  reports.push(await runDemo({ driver: 'namespace', rate }));
 }
 
 // The baseline: the same patch applied in place under the same load.

@@ -225,6 +225,16 @@ export const errorCatalogue = {
     meaning: 'A patch file is larger than the configured size limit.',
     fix: 'Check the source; raise maxPatchBytes of the feed if the size is legitimate.',
   },
+  DEMO_ARCHIVE_UNAVAILABLE: {
+    meaning:
+      "The demo found no security archive among the host's apt sources, or apt has no index of it (apt-get update).",
+    fix: 'Add the Debian security archive to /etc/apt/sources.list(.d) and run apt-get update.',
+  },
+  DEMO_NO_SECURITY_UPDATE: {
+    meaning:
+      "The host's Debian security archive has no newer version of the demo's package than the image's main archive.",
+    fix: 'The demo needs a pending security update to apply; `apt-cache policy nginx` shows both versions.',
+  },
   FEED_NOT_FOUND: { meaning: 'No feed of that name.', fix: '`understudy feed list` shows the feeds.' },
   FEED_EXISTS: {
     meaning: 'A feed of that name already exists.',

@@ -1,4 +1,6 @@
-export { runDemo, demoService, type DemoOptions, type DemoReport } from './demo.ts';
+export { runDemo, demoService, type DemoDriver, type DemoOptions, type DemoReport } from './demo.ts';
+export { nginxDemoService, nginxDemoPackages, defaultImageCacheDir } from './nginx-demo.ts';
+export { startArchiveMirror, type ArchiveMirror } from './archive-mirror.ts';
 export { createClientHost, type ClientHost } from './client.ts';
 export {
   startClientLoad,

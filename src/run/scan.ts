@@ -18,7 +18,15 @@ export async function scanTree(options: {
   database?: string;
   signal?: AbortSignal;
 }): Promise<ScanResult> {
+  // The scan reads the whole system disk while the LC serves: at the lowest CPU and I/O priority, so
+  // that it takes the host's cores and disk only when the service does not need them.
   const argv = [
+    'nice',
+    '-n',
+    '19',
+    'ionice',
+    '-c',
+    '3',
     'clamscan',
     '--recursive',
     '--infected',

@@ -223,7 +223,7 @@ describe('operator input', () => {
     'issue 16 item 6: host destroy removes the demo client namespace and the patch files',
     { timeout: 600_000 },
     async () => {
-      // Two pools of 3 GiB sparse images under /tmp, a short patch run at 100 requests/s.
+      // The busybox demo: two pools of sparse images under /tmp, a short patch run at 100 requests/s.
       const demo = await exec(
         [
           process.execPath,
@@ -232,6 +232,8 @@ describe('operator input', () => {
           path.join(repoRoot, 'src/cli/entry.ts'),
           '--json',
           'demo',
+          '--driver',
+          'namespace',
           '--keep',
           '--rate',
           '100',

@@ -14,10 +14,17 @@ function report(windowLatencies: number[], extra: Partial<DemoReport> = {}): Dem
   add(5100, 2100, 'upload'); // an upload paced over 2 s: 100 ms of delay
   return {
     stateDir: '/tmp/x',
+    driver: 'namespace',
+    bridge: 'usbr0',
+    client: 'ustc-0',
+    service: 'the demo service',
+    patch: 'demo-1.0.1',
+    stateful: true,
     run: {} as DemoReport['run'],
     load: {
       summary: { failed: 0 } as DemoReport['load']['summary'],
       marks: [
+        { label: 'run-start', at: 3000 },
         { label: 'switch-start', at: 4990 },
         { label: 'switch-end', at: 6000 },
       ],
@@ -49,4 +56,52 @@ test('the demo meets its targets only when every switch figure is within them', 
   assert.equal(lost.ok, false);
   const unpatched = judgeDemo(report([20], { versionAfter: '1.0.0' }));
   assert.equal(unpatched.ok, false);
+
+  // A request delayed by 1 s or more anywhere in the run (here while the copy ran) misses the run's target.
+  const copy = report([20]);
+  copy.load.records.push({
+    seq: 9999,
+    kind: 'new-conn',
+    scheduledAt: 4000,
+    latencyMs: 1200,
+    lagMs: 0,
+    outcome: 'ok',
+  });
+  const slowCopy = judgeDemo(copy);
+  assert.equal(slowCopy.ok, false);
+  assert.equal(slowCopy.runDelayedOver1s, 1);
+  assert.ok(
+    slowCopy.lines.some(
+      (l) => l.startsWith('MISSED') && l.includes('whole run') && l.includes('1 requests delayed'),
+    ),
+  );
+  assert.ok(
+    slowCopy.lines.some((l) => l.startsWith('met') && l.includes('switch window: 0 requests delayed')),
+  );
+
+  // No request sent while the switch ran (the load ended before it): the switch figures are not met.
+  const unloaded = report([]);
+  unloaded.load.records = unloaded.load.records.filter((x) => x.scheduledAt < 4990);
+  const none = judgeDemo(unloaded);
+  assert.equal(none.ok, false);
+  assert.equal(none.lines.filter((l) => l.startsWith('MISSED') && l.includes('switch window')).length, 2);
+
+  // A long run at 1,000 requests/s: hundreds of thousands of records are judged (no spread into Math.max).
+  const long = report([20]);
+  for (let i = 0; i < 300_000; i++)
+    long.load.records.push({
+      seq: 10_000 + i,
+      kind: 'keepalive',
+      scheduledAt: 3000 + (i % 1000),
+      latencyMs: 8,
+      lagMs: 0,
+      outcome: 'ok',
+    });
+  assert.equal(judgeDemo(long).ok, true);
+
+  // A service without data the demo writes (nginx serving a site): no data line, the rest still judged.
+  const site = judgeDemo(report([20, 60], { stateful: false, dataChecked: 0 }));
+  assert.equal(site.ok, true, site.lines.join('\n'));
+  assert.ok(!site.lines.some((l) => l.includes('writes lost')));
+  assert.equal(judgeDemo(report([20, 2000], { stateful: false, dataChecked: 0 })).ok, false);
 });
