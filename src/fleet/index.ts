@@ -131,3 +131,12 @@ export {
   type AgentRunOptions,
   type AgentConfig,
 } from './agent/index.ts';
+export {
+  composeRolloutNotification,
+  notifyRolloutApprovals,
+  processRolloutReplies,
+  startRolloutApprovals,
+  type RolloutApprovalOptions,
+  type RolloutApprovalVerdict,
+  type RolloutApprovals,
+} from './control/index.ts';

@@ -69,7 +69,10 @@ export async function loadTargets(db: pg.Pool): Promise<FleetTarget[]> {
   return rows.rows.map((r) => ({ host: r.host_id, lc: r.lc, group: r.group_name, labels: r.labels }));
 }
 
-/** Makes a rollout in state running; throws FLEET_ROLLOUT_INVALID when it selects no patch or no LC. */
+/**
+ * Makes a rollout in state running (awaiting-approval when its spec requires a mail approval);
+ * throws FLEET_ROLLOUT_INVALID when it selects no patch or no LC.
+ */
 export async function createRollout(db: pg.Pool, input: unknown, now: Date): Promise<RolloutRow> {
   const spec = resolveRolloutSpec(input);
   const patches = selectPatches(await loadCatalogue(db), spec.patches, now);
@@ -88,10 +91,11 @@ export async function createRollout(db: pg.Pool, input: unknown, now: Date): Pro
     });
   const waves = planWaves(targets, spec);
   const patchSet = patches.map((p) => p.name);
+  const state: RolloutState = spec.requireApproval ? 'awaiting-approval' : 'running';
   const row = await db.query<{ id: string }>(
     `INSERT INTO fleet.rollouts (name, spec, patch_set, waves, state, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, 'running', $5, $5) RETURNING id`,
-    [spec.name, spec, JSON.stringify(patchSet), JSON.stringify(waves), now],
+     VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id`,
+    [spec.name, spec, JSON.stringify(patchSet), JSON.stringify(waves), state, now],
   );
   return {
     id: Number(row.rows[0]?.id),
@@ -99,7 +103,7 @@ export async function createRollout(db: pg.Pool, input: unknown, now: Date): Pro
     spec,
     patchSet,
     waves,
-    state: 'running',
+    state,
     reason: null,
   };
 }

@@ -187,6 +187,13 @@ test('operator commands and wave rollback', () => {
   assert.equal(applyCommand('paused', 'stop'), 'stopped');
   assert.throws(() => applyCommand('halted', 'resume'), /cannot resume a rollout that is halted/);
   assert.throws(() => applyCommand('completed', 'pause'), /FLEET_ROLLOUT_STATE|cannot pause/);
+  // Only an accepted approval starts a rollout awaiting one; an operator may still stop it.
+  assert.throws(
+    () => applyCommand('awaiting-approval', 'resume'),
+    /cannot resume a rollout that is awaiting/,
+  );
+  assert.throws(() => applyCommand('awaiting-approval', 'pause'), /cannot pause/);
+  assert.equal(applyCommand('awaiting-approval', 'stop'), 'stopped');
   const wave = fleet(3);
   const work = new Map<string, WorkView>([
     ['h000/lc1', { state: 'succeeded' }],
