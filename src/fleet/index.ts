@@ -26,6 +26,7 @@ export {
   decide,
   applyCommand,
   rollbackTargets,
+  unhealthyTargets,
   countFailures,
   rolloutStates,
   workStates,

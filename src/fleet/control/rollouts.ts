@@ -19,6 +19,7 @@ import {
   decide,
   planWaves,
   rollbackTargets,
+  unhealthyTargets,
   type Decision,
   type RolloutCommand,
   type RolloutState,
@@ -231,15 +232,19 @@ async function setState(
     now,
   ]);
   if (state === 'stopped' || state === 'halted')
+    // Rollback work is never cancelled: it takes a switched LC back to its unpatched original.
     await db.query(
-      `UPDATE fleet.work SET state = 'cancelled', finished_at = $2 WHERE rollout_id = $1 AND state = 'queued'`,
+      `UPDATE fleet.work SET state = 'cancelled', finished_at = $2
+       WHERE rollout_id = $1 AND state = 'queued' AND kind = 'patch'`,
       [id, now],
     );
 }
 
 /**
- * Moves a rollout one step: decides from its state, its work and the clock, then dispatches,
- * halts or completes. Returns the decision (a wait says until when, if known).
+ * Moves a rollout one step: first queues the rollback of every switched LC reported unhealthy
+ * during the watch (unless the spec turns automatic rollback off), then decides from its state,
+ * its work and the clock, and dispatches, halts or completes. Returns the decision (a wait says
+ * until when, if known).
  */
 export async function tickRollout(
   db: pg.Pool,
@@ -249,6 +254,18 @@ export async function tickRollout(
 ): Promise<Decision> {
   const rollout = await getRollout(db, id);
   const work = await loadWork(db, id);
+  if (rollout.spec.autoRollback) {
+    const back = unhealthyTargets(rollout.waves, work, await loadWork(db, id, 'rollback'));
+    await queue.dispatch(
+      back.map(({ wave, target }) => ({
+        rolloutId: id,
+        wave,
+        host: target.host,
+        lc: target.lc,
+        kind: 'rollback' as const,
+      })),
+    );
+  }
   const decision = decide({ spec: rollout.spec, state: rollout.state, waves: rollout.waves, work, now });
   switch (decision.kind) {
     case 'dispatch':

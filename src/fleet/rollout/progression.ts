@@ -158,6 +158,25 @@ export function applyCommand(state: RolloutState, command: RolloutCommand): Roll
   return to;
 }
 
+/**
+ * Switched LCs an agent reported unhealthy during the watch that have no rollback work yet, with
+ * their wave: the control plane rolls each back to its unpatched original.
+ */
+export function unhealthyTargets(
+  waves: readonly (readonly FleetTarget[])[],
+  work: ReadonlyMap<string, WorkView>,
+  rollbacks: ReadonlyMap<string, WorkView>,
+): { wave: number; target: FleetTarget }[] {
+  return waves.flatMap((targets, wave) =>
+    targets
+      .filter((t) => {
+        const w = work.get(targetKey(t));
+        return w?.state === 'succeeded' && w.unhealthy === true && !rollbacks.has(targetKey(t));
+      })
+      .map((target) => ({ wave, target })),
+  );
+}
+
 /** The targets of a wave to roll back: those whose LC switched to the patched standby. */
 export function rollbackTargets(
   wave: readonly FleetTarget[],

@@ -61,6 +61,11 @@ export const rolloutSpecSchema = z.object({
    * before the first wave.
    */
   requireApproval: z.boolean().default(false),
+  /**
+   * Roll a switched LC back to its unpatched original as soon as its agent reports it unhealthy
+   * during the watch (it counts against max errors either way).
+   */
+  autoRollback: z.boolean().default(true),
   /** How long a wave's switched LCs must stay healthy before the next wave starts. */
   watchSeconds: z.number().nonnegative().default(600),
 });
