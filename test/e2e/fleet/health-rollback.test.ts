@@ -5,8 +5,8 @@
  * with `understudy agent enrol` and running `understudy agent run` as child processes.
  *
  * The canary's patch run switches (1.0.1 served by LC2) and its agent reports the service healthy;
- * then the patched service goes unhealthy during the watch (its data directory turns read-only, so
- * GET /health answers 503 while requests are still served). The agent reports it, the control plane
+ * then the patched service goes unhealthy during the watch (its data directory turns read-only for
+ * new files, so GET /health answers 503 while every request is still served). The agent reports it, the control plane
  * counts the failure (max errors 0 crossed), queues the LC's rollback and halts the rollout in the
  * same tick: the agent rolls the LC back (1.0.0 served by LC1 again), the second host gets no work,
  * and each served address answers every request of a real load (0 failed) throughout.
@@ -147,16 +147,14 @@ test('real LCs: a canary reported unhealthy during its watch is rolled back auto
   const versionAfter = await agents[0]!.f.get('/version');
   assert.deepEqual([versionAfter.servedBy, versionAfter.version], ['lc2', '1.0.1']);
 
-  // The patched service goes unhealthy during the watch: its data directory turns read-only inside
-  // LC2 (a read-only mount over it), so /health answers 503; GET / is still served.
+  // The patched service goes unhealthy during the watch: its data directory turns read-only for new
+  // files inside LC2 (a read-only bind mount over itself), so the health probe, which creates a
+  // file there, fails and /health answers 503; the logs the service already holds open stay
+  // writable, so every request of the load is still served.
   await agents[0]!.f.t.host.driver.exec('lc2', [
-    'mount',
-    '-t',
-    'tmpfs',
-    '-o',
-    'ro,size=64k',
-    'tmpfs',
-    '/srv/data',
+    'sh',
+    '-c',
+    'mount -o bind /srv/data /srv/data && mount -o remount,ro,bind /srv/data',
   ]);
   const broke = await agents[0]!.f.get('/health');
   assert.equal(broke.status, 503, 'the patched service reports itself unhealthy');
