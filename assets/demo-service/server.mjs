@@ -699,7 +699,11 @@ const server = createServer((req, res) => {
   const handle = admin
     ? Promise.resolve().then(() => routeAdmin(req, res, url))
     : held
-      ? held.promise.then(() => route(req, res))
+      ? held.promise.then(() =>
+          // Quiesced with a forward target while held: a switch was reversed, and the requests this
+          // server held go to the server that keeps the service.
+          quiescedAt && forwardTo ? forward(req, res, forwardTo) : route(req, res),
+        )
       : route(req, res);
   handle.catch((error) => {
     log(`request ${req.method} ${req.url} failed: ${error.message}`);
