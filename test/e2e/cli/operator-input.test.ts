@@ -238,7 +238,8 @@ describe('operator input', () => {
           '--rate',
           '100',
         ],
-        { cwd: repoRoot, timeoutMs: 300_000 },
+        // Exit 1 is the demo's verdict on a missed latency target; what is checked here is the cleanup.
+        { cwd: repoRoot, timeoutMs: 300_000, okCodes: [0, 1] },
       );
       const { stateDir } = JSON.parse(demo.stdout) as { stateDir: string };
       const clients: string[] = [];
