@@ -79,9 +79,31 @@ export function bindSwitch(db: Db, host: HostContext, o: BindSwitchOptions): Swi
 function finalSyncOf(host: HostContext, db: Db, o: BindSwitchOptions): () => Promise<FinalSyncPhases> {
   return async () => {
     const report = await syncDisks(host, getLc(db, o.from), getLc(db, o.to));
-    const { snapshotMs, diffMs, copyMs, verifyMs, bytes, files } = report;
-    return { snapshotMs, diffMs, copyMs, verifyMs, bytes, files };
+    const { snapshotMs, diffMs, copyMs, verifyMs, bytes, files, conflicts } = report;
+    return {
+      snapshotMs,
+      diffMs,
+      copyMs,
+      verifyMs,
+      bytes,
+      files,
+      conflicts,
+      conflictPaths: report.disks.flatMap((d) => d.conflicts.paths.map((p) => `${d.to}:${p}`)).slice(0, 10),
+      disks: report.disks.map(describeDiskSync),
+    };
   };
+}
+
+/** One disk's part of a sync, in a line: "lc1/app → lc2/app: 12 paths in-process, 31 ms". */
+export function describeDiskSync(r: SyncResult): string {
+  const what =
+    r.method === 'skipped'
+      ? `skipped (${r.reason ?? 'no base'})`
+      : r.files === 0
+        ? 'nothing to carry'
+        : `${r.files} paths${r.copier ? ` ${r.copier}` : ''}${r.method === 'whole' ? ' (whole)' : ''}`;
+  const conflicts = r.conflicts.count > 0 ? `, ${r.conflicts.count} kept on ${r.to} (conflicts)` : '';
+  return `${r.from} → ${r.to}: ${what}${conflicts}, ${Math.round(r.durationMs)} ms`;
 }
 
 /** The binding of a journalled switch plan (recovery after a crash). */
