@@ -54,7 +54,8 @@ export interface SyncDiskOutcome {
   method: 'incremental' | 'whole';
   /**
    * Incremental, and nothing to carry (no change on either side, or none on the source of a
-   * receiver-wins sync): nothing was written and no `after` snapshot was taken; the bases stay.
+   * receiver-wins sync): nothing was written and no `after` snapshot was taken (`now` is the
+   * target's state after the sync).
    */
   unchanged?: boolean;
   copier?: 'in-process' | 'rsync';

@@ -292,23 +292,19 @@ export async function syncPair(o: {
     });
     if (o.db) {
       const db = o.db;
-      // Nothing carried: the pair keeps its bases and this sync's snapshots go. Otherwise the pair is
-      // re-based on the source's cut and the target's state after the copy. With the lease given back,
-      // in one write to disk.
-      const bases =
-        base && outcome.unchanged
-          ? {
-              fromBase: baseOf(base, o.from.key),
-              toBase: baseOf(base, o.to.key),
-              generation: base.generation,
-              leftovers: [...base.pending, ...scratch],
-            }
-          : {
-              fromBase: snapshots.cut,
-              toBase: snapshots.after,
-              generation,
-              leftovers: [...(base ? [base.baseA, base.baseB, ...base.pending] : []), snapshots.now],
-            };
+      // Re-based on the source's cut and the target's state after the copy: the snapshot taken after
+      // it, or, when nothing was copied, the target's snapshot before it (the same state). The
+      // target's own changes so far are then part of its base (a system disk's patch is not carried
+      // back by the switch back). With the lease given back, in one write to disk.
+      const bases = {
+        fromBase: snapshots.cut,
+        toBase: outcome.unchanged ? snapshots.now : snapshots.after,
+        generation,
+        leftovers: [
+          ...(base ? [base.baseA, base.baseB, ...base.pending] : []),
+          outcome.unchanged ? snapshots.after : snapshots.now,
+        ],
+      };
       db.transaction(() => {
         putSyncBase(db, { from: o.from.key, to: o.to.key, ...bases });
         releaseLeases(db, [syncLease(pair)], owner);
@@ -318,7 +314,7 @@ export async function syncPair(o: {
     if (o.db) {
       // The new bases are snapshots of the two live disks taken by this sync.
       const row = getSyncBase(o.db, o.from.key, o.to.key);
-      if (row && !outcome.unchanged) await trust(pair, [row.baseA, row.baseB], [o.from.path, o.to.path]);
+      if (row) await trust(pair, [row.baseA, row.baseB], [o.from.path, o.to.path]);
       // The previous bases and the scratch snapshot are removed after the sync returns (the switch
       // is waiting for it); they stay named in the store until gone, so a crash meanwhile leaves them
       // to the recovery. settleSyncs() waits for the removals in progress.
@@ -337,7 +333,7 @@ export async function syncPair(o: {
       bytes: outcome.bytes,
       files: outcome.files,
       conflicts: outcome.conflicts,
-      generation: outcome.unchanged && base ? base.generation : generation,
+      generation,
       durationMs: performance.now() - started,
       ...(outcome.copier ? { copier: outcome.copier } : {}),
     };

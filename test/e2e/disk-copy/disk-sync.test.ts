@@ -369,7 +369,7 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    // Kill it once its rsync is writing.
+    // Kill it once its copy is writing (the temporary .big2.bin.* beside the file).
     for (let i = 0; i < 600; i++) {
       const state = listSyncBases(db).find((s) => s.diskA === `${lc1.name}/app`)?.state;
       const partial = (await fs.readdir(b)).some((name) => name.startsWith('.big2.bin'));
@@ -379,7 +379,8 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
     child.child.kill('SIGKILL');
     await child.done;
     assert.equal(listSyncBases(db).find((s) => s.diskA === `${lc1.name}/app`)?.state, 'syncing');
-    // The manager's rsync may outlive it: wait for it (it writes only what the sync would).
+    // An rsync of the manager (a copy with extended attributes) may outlive it: wait for it (it
+    // writes only what the sync would).
     await exec(['sh', '-c', 'while pgrep -f "^rsync .*understudy-sync" >/dev/null; do sleep 0.1; done'], {
       timeoutMs: 60_000,
     });
