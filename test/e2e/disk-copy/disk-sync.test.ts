@@ -256,6 +256,16 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
     );
     assert.equal(await fs.readFile(path.join(a, patched), 'utf8'), 'changed on the original after the copy');
     assert.equal(await fs.lstat(path.join(a, 'usr/lib/new-package')).catch(() => undefined), undefined);
+
+    // A switch whose final sync has nothing to carry (the original changed nothing), then back: the
+    // standby's second patch stays on the standby, its later log line goes back.
+    await write(b, 'usr/lib/second-package/file', 'installed by a second patch');
+    const quiet = await store.sync(ref(lc1, 'system'), ref(lc2, 'system'), { rule: 'receiver-wins' });
+    assert.equal(quiet.files, 0);
+    await fs.appendFile(path.join(b, 'var/log/app.log'), 'after the quiet switch\n');
+    await store.sync(ref(lc2, 'system'), ref(lc1, 'system'), { rule: 'receiver-wins' });
+    assert.match(await fs.readFile(path.join(a, 'var/log/app.log'), 'utf8'), /after the quiet switch\n$/);
+    assert.equal(await fs.lstat(path.join(a, 'usr/lib/second-package')).catch(() => undefined), undefined);
   });
 
   void it('without a base a data disk is synced whole (and says so), a system disk is skipped', async () => {
