@@ -68,30 +68,6 @@ function parseListen(text) {
 // mid-write) is dropped and truncated away at open. After any write error the journal refuses all
 // further writes until restart, so a half-written record can never swallow a later acknowledged one.
 
-async function readIfExists(file) {
-  try {
-    return await fsp.readFile(file);
-  } catch (error) {
-    if (error.code !== 'ENOENT') throw error;
-    return Buffer.alloc(0);
-  }
-}
-
-/** The intact JSON-line records of `data` from byte `start`, and where the last intact one ends. */
-function parseRecords(data, start) {
-  const records = [];
-  let good = start;
-  for (let nl = data.indexOf(10, good); nl !== -1; nl = data.indexOf(10, good)) {
-    try {
-      records.push(JSON.parse(data.toString('utf8', good, nl)));
-    } catch {
-      break; // a torn line can only be the last one written; nothing after it was acknowledged
-    }
-    good = nl + 1;
-  }
-  return { records, good };
-}
-
 class Journal {
   constructor(file) {
     this.file = file;
@@ -100,8 +76,6 @@ class Journal {
     this.flushing = false;
     this.failed = null;
     this.size = 0;
-    /** sha256 of the file's first `size` bytes, as this journal read and wrote them. */
-    this.digest = createHash('sha256');
     /** Compact once the file grows past this; doubled after a compaction that could not shrink it. */
     this.compactAt = compactBytes;
     /** Set by the owner: returns the records that rebuild the current state, or null to skip. */
@@ -110,18 +84,22 @@ class Journal {
 
   /** Reads and returns every intact record, then opens the file for appending. */
   async open() {
-    const data = await readIfExists(this.file);
-    const { records, good } = parseRecords(data, 0);
-    this.digest = createHash('sha256').update(data.subarray(0, good));
-    await this.openForAppend(data, good);
-    return records;
-  }
-
-  /**
-   * Opens the file for appending after its first `good` bytes were read (a torn last record beyond
-   * them is truncated away).
-   */
-  async openForAppend(data, good) {
+    let data = Buffer.alloc(0);
+    try {
+      data = await fsp.readFile(this.file);
+    } catch (error) {
+      if (error.code !== 'ENOENT') throw error;
+    }
+    const records = [];
+    let good = 0;
+    for (let nl = data.indexOf(10, good); nl !== -1; nl = data.indexOf(10, good)) {
+      try {
+        records.push(JSON.parse(data.toString('utf8', good, nl)));
+      } catch {
+        break; // a torn line can only be the last one written; nothing after it was acknowledged
+      }
+      good = nl + 1;
+    }
     const existed = data.length > 0;
     this.fh = await fsp.open(this.file, 'a');
     if (good < data.length) {
@@ -132,27 +110,7 @@ class Journal {
     if (!existed) await syncDir(dataDir);
     this.size = good;
     this.ino = (await this.fh.stat()).ino;
-  }
-
-  /**
-   * Reads the file again after it was replaced from outside (the final sync of a switch). When it
-   * begins with exactly the bytes this journal holds (sha256 of them), only the records after them
-   * are parsed: `{ records, tail: true }`, to apply on top of the current state. Otherwise (rewritten,
-   * compacted, shorter) every record: `{ records, tail: false }`, to rebuild the state from.
-   */
-  async reload() {
-    const data = await readIfExists(this.file);
-    const known = this.size;
-    const same =
-      data.length >= known &&
-      createHash('sha256').update(data.subarray(0, known)).digest('hex') === this.digest.copy().digest('hex');
-    await this.fh?.close();
-    this.fh = null;
-    const { records, good } = parseRecords(data, same ? known : 0);
-    if (same) this.digest.update(data.subarray(known, good));
-    else this.digest = createHash('sha256').update(data.subarray(0, good));
-    await this.openForAppend(data, good);
-    return { records, tail: same };
+    return records;
   }
 
   /**
@@ -206,7 +164,6 @@ class Journal {
         await this.fh.write(data);
         await this.fh.datasync();
         this.size += data.length;
-        this.digest.update(data);
         for (const entry of batch) {
           entry.apply?.();
           entry.resolve();
@@ -245,7 +202,6 @@ class Journal {
       this.fh = await fsp.open(this.file, 'a');
       await old.close();
       this.size = data.length;
-      this.digest = createHash('sha256').update(data);
     } catch (error) {
       log(`compaction of ${this.file} failed (the old log stays valid): ${error.message}`);
     }
@@ -279,10 +235,6 @@ let storeError = null;
 
 function loadKv(records) {
   kv.clear();
-  applyKv(records);
-}
-
-function applyKv(records) {
   for (const record of records) {
     if (record.op === 'put') kv.set(record.k, Buffer.from(record.v, 'base64'));
     else if (record.op === 'del') kv.delete(record.k);
@@ -292,10 +244,6 @@ function applyKv(records) {
 function loadNotes(records) {
   notes.length = 0;
   nextNoteId = 1;
-  applyNotes(records);
-}
-
-function applyNotes(records) {
   for (const record of records) {
     notes.push(record);
     nextNoteId = Math.max(nextNoteId, Number(record.id) + 1);
@@ -627,30 +575,22 @@ function handleHold(res) {
 async function handleRelease(req, res, url) {
   if (!(await armedUntilFired(req, res, url))) return undefined;
   const started = Date.now();
-  let reloadedTail = false;
   if (held) {
     try {
       if (!storeError) {
-        // Usually the logs only grew (the old server's appends): only the new records are read.
-        const kvRead = await kvJournal.reload();
-        (kvRead.tail ? applyKv : loadKv)(kvRead.records);
-        const notesRead = await notesJournal.reload();
-        (notesRead.tail ? applyNotes : loadNotes)(notesRead.records);
-        reloadedTail = kvRead.tail && notesRead.tail;
+        loadKv(await kvJournal.reopen());
+        loadNotes(await notesJournal.reopen());
       }
     } finally {
       const { release } = held;
       held = null;
       release();
     }
-    log(
-      `released after reading the logs again (${reloadedTail ? 'their new records' : 'whole'}): keys=${kv.size} notes=${notes.length}`,
-    );
+    log(`released after reading the logs again: keys=${kv.size} notes=${notes.length}`);
   }
   return send(res, 200, {
     ...writeState(),
     reloadMs: Date.now() - started,
-    reloadedTail,
     keys: kv.size,
     notes: notes.length,
   });
