@@ -64,7 +64,7 @@ test('serve shuts down while a client follows the event stream (an open dashboar
     stateDir: f.dir,
     logger: silentLogger,
     port: 0,
-    manager: { stateDir: f.dir, db: f.db },
+    manager: { stateDir: f.dir, db: f.db, catalogue: f.catalogue },
     host: f.mem.host,
   });
   const token = createApiToken(f.db, { operator: 'ann', scope: 'read' }).token;
