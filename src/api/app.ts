@@ -31,6 +31,9 @@ import { eventRoutes } from './routes/events.ts';
 import { lcAdminRoutes } from './routes/lc-admin.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { consoleRoutes } from './console/routes.ts';
+import { fleetRoutes } from './routes/fleet.ts';
+import type { FleetReader } from './fleet-reader.ts';
+import { fleetConsoleRoutes } from './console/fleet.ts';
 
 export interface ApiDeps {
   db: Db;
@@ -43,6 +46,8 @@ export interface ApiDeps {
   /** Default: the operations over `db` with no host (reads work, LC changes and runs answer 409). */
   operations?: Operations;
   now?: () => Date;
+  /** The fleet's control plane, when this daemon runs next to one: /v1/fleet/… and /fleet pages. */
+  fleet?: FleetReader;
 }
 
 /** The name of the console's session cookie; it holds an API token, HttpOnly and SameSite=Strict. */
@@ -276,6 +281,19 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     sessionCookie,
     presentedToken,
   });
+  if (deps.fleet) {
+    fleetRoutes(app, deps.fleet);
+    fleetConsoleRoutes(app, {
+      fleet: deps.fleet,
+      session: (request) => authenticate(deps.db, presentedToken(request), deps.config.api.token),
+      send: (reply, body, status = 200) =>
+        reply
+          .status(status)
+          .type('text/html; charset=utf-8')
+          .header('cache-control', 'no-store')
+          .send(body.text),
+    });
+  }
 
   return app;
 }
