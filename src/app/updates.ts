@@ -26,6 +26,8 @@ export interface LcUpdatesOptions {
   lc: string;
   /** The apt feeds to use (default: every apt feed). */
   feeds?: readonly string[];
+  /** Only the updates of these installed packages and what must move with them (default: every one). */
+  packages?: readonly string[];
   apply: boolean;
   fetcher?: Fetcher;
   signal?: AbortSignal;
@@ -59,6 +61,7 @@ export async function lcPendingUpdates(o: LcUpdatesOptions): Promise<PendingUpda
     lc: o.lc,
     dpkgStatus,
     feeds: o.feeds ?? [],
+    packages: o.packages,
     apply: o.apply,
     signal: o.signal,
   });
