@@ -288,7 +288,18 @@ export async function watchRun(
   const service = runService(run.options);
   const port = service.ports[0] ?? run.options.port;
   const check = { ...switchHealthOf(service), retries: 0, intervalMs: 0 };
-  const url = check.kind === 'http' ? `http://${address}:${port}${check.path}` : `tcp ${address}:${port}`;
+  const url =
+    check.kind === 'http'
+      ? `http://${address}:${port}${check.path}`
+      : check.kind === 'tcp'
+        ? `tcp ${address}:${port}`
+        : `"${check.argv.join(' ')}" in ${run.standby ?? 'the standby'}`;
+  // From the host's network; a command check runs inside the LC that now serves.
+  const standby = run.standby;
+  const side: SwitchSide =
+    check.kind === 'command' && standby
+      ? { ...hostSide, exec: (argv, o) => deps.host.driver.exec(standby, argv, o) }
+      : hostSide;
   const deadline = Date.now() + options.watchMs;
   let failedInRow = 0;
   deps.onEvent?.({
@@ -298,7 +309,7 @@ export async function watchRun(
     message: `watching ${url} for ${Math.round(options.watchMs / 1000)} s`,
   });
   while (Date.now() < deadline && !deps.stop?.aborted) {
-    const { ok } = await checkHealth(hostSide, check, address, port);
+    const { ok } = await checkHealth(side, check, address, port);
     failedInRow = ok ? 0 : failedInRow + 1;
     if (failedInRow >= (options.failures ?? 3)) {
       deps.onEvent?.({
