@@ -13,6 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
 import { silentLogger, waitFor } from '../src/core/index.ts';
 import { runDaemon } from '../src/api/index.ts';
+import { openApp, type App } from '../src/app/index.ts';
 import {
   addFeed,
   createMonitor,
@@ -134,6 +135,7 @@ async function benchDelay(): Promise<void> {
   const stateDir = tempDir('us-bench-delay-state');
   const http = await startHttpServer(served);
   let daemon: Awaited<ReturnType<typeof runDaemon>> | undefined;
+  let app: App | undefined;
   try {
     const dir = new PatchServerDir(served);
     dir.publish();
@@ -160,7 +162,8 @@ async function benchDelay(): Promise<void> {
       });
       db.close();
     }
-    daemon = await runDaemon({ stateDir, configPath, logger: silentLogger, port: 0 });
+    app = openApp(stateDir);
+    daemon = await runDaemon({ manager: app, stateDir, configPath, logger: silentLogger, port: 0 });
     const delays: number[] = [];
     for (let i = 0; i < delayRuns; i++) {
       const before = (await world.inbox('admin')).length;
@@ -182,6 +185,7 @@ async function benchDelay(): Promise<void> {
     );
   } finally {
     await daemon?.close();
+    app?.close();
     await http.close();
     await world.close();
     fs.rmSync(served, { recursive: true, force: true });

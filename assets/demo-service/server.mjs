@@ -39,6 +39,9 @@ const DRAIN_IDLE_GRACE_MS = 1_000;
  */
 const FRESH_SOCKET_GRACE_MS = 20;
 const MAX_QUIESCE_WAIT_MS = 60_000;
+/** The word that ends the body of an armed cut request when its action is due, and the most such a body may hold. */
+const ARMED_WORD = 'fire';
+const MAX_ARMED_BODY = 64;
 
 const HOST = hostname();
 const startedAt = new Date().toISOString();
@@ -527,7 +530,7 @@ function freshSocketsPending(now) {
  * `waitMs` with what is still in flight.
  */
 async function handleQuiesce(req, res, url) {
-  if (!(await armedUntilFired(req, url))) return undefined;
+  if (!(await armedUntilFired(req, res, url))) return undefined;
   const waitMs = Math.min(Math.max(Number(url.searchParams.get('waitMs')) || 0, 0), MAX_QUIESCE_WAIT_MS);
   const started = Date.now();
   const target = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(url.searchParams.get('forwardTo') ?? '');
@@ -570,7 +573,7 @@ function handleHold(res) {
 
 /** Reads the logs again (the final sync of a switch replaced them while held), then lets requests go. */
 async function handleRelease(req, res, url) {
-  if (!(await armedUntilFired(req, url))) return undefined;
+  if (!(await armedUntilFired(req, res, url))) return undefined;
   const started = Date.now();
   if (held) {
     try {
@@ -595,16 +598,27 @@ async function handleRelease(req, res, url) {
 
 /**
  * `?armed=1`: the manager sends the request ahead of time with a body it ends only when the action is
- * due, so that the action costs no process start or connection then. Resolves true once the body has
- * ended, false if the request went away first (the action is then not taken).
+ * due, so that the action costs no process start or connection then. The body must end with the word
+ * `fire`: a body that ends without it is a manager that went away (its curl saw the end of its input
+ * and ended the body), and the action is not taken then, nor if the request goes away first. Resolves
+ * true when the action is due; otherwise false, having answered the request when it is still there.
  */
-function armedUntilFired(req, url) {
+function armedUntilFired(req, res, url) {
   if (url.searchParams.get('armed') !== '1') return Promise.resolve(true);
   return new Promise((resolve) => {
-    req.on('end', () => resolve(true));
+    let tail = '';
+    let size = 0;
+    req.on('data', (chunk) => {
+      size += chunk.length;
+      tail = (tail + chunk.toString('latin1')).slice(-ARMED_WORD.length);
+    });
+    req.on('end', () => {
+      if (size <= MAX_ARMED_BODY && tail === ARMED_WORD) return resolve(true);
+      send(res, 409, { error: `the armed request ended without "${ARMED_WORD}": nothing was done` });
+      resolve(false);
+    });
     req.on('close', () => resolve(false));
     req.on('error', () => resolve(false));
-    req.resume();
   });
 }
 
@@ -685,7 +699,11 @@ const server = createServer((req, res) => {
   const handle = admin
     ? Promise.resolve().then(() => routeAdmin(req, res, url))
     : held
-      ? held.promise.then(() => route(req, res))
+      ? held.promise.then(() =>
+          // Quiesced with a forward target while held: a switch was reversed, and the requests this
+          // server held go to the server that keeps the service.
+          quiescedAt && forwardTo ? forward(req, res, forwardTo) : route(req, res),
+        )
       : route(req, res);
   handle.catch((error) => {
     log(`request ${req.method} ${req.url} failed: ${error.message}`);

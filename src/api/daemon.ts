@@ -1,12 +1,12 @@
 /**
- * `understudy serve`: the long-running daemon. Opens the store, loads the monitor configuration,
- * runs the monitor's schedule and serves the API; on SIGTERM/SIGINT (or `close()`) it stops
- * taking requests, lets the running poll finish, and closes the store.
+ * `understudy serve`: the long-running daemon. On the store and catalogue the composition root opened
+ * (`openApp`), it loads the monitor configuration, runs the monitor's schedule and serves the API; on
+ * SIGTERM/SIGINT (or `close()`) it stops taking requests, lets the running poll finish and the runs
+ * reach a step boundary. The store stays open: whoever opened it closes it.
  * On its first start (no token anywhere) it makes an admin token in `<stateDir>/api-token`.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from '../core/index.ts';
-import { createCatalogue, patchesDirOf } from '../catalogue/index.ts';
 import { EventLog, eventsSchema } from '../events/index.ts';
 import { allSchemas, type App, type HostContext } from '../app/index.ts';
 import { ensureSchemas } from '../store/index.ts';
@@ -15,8 +15,6 @@ import {
   createMonitor,
   defaultConfigPath,
   loadMonitorConfig,
-  monitorSchemas,
-  openMonitorStore,
   realFetcher,
   type ManagedLcs,
   type Monitor,
@@ -38,8 +36,9 @@ export interface DaemonOptions {
   managedLcs?: ManagedLcs;
   /** Approved patches start runs through this; default: the daemon's own runs (needs `host`). */
   startPatchRun?: StartPatchRun;
-  /** The store and host the API acts on; without them the daemon opens the store itself and has no host. */
-  manager?: Pick<App, 'stateDir' | 'db'>;
+  /** The store and catalogue the composition root opened (`openApp`); the daemon never opens its own. */
+  manager: Pick<App, 'stateDir' | 'db' | 'catalogue'>;
+  /** The host the API acts on; without it the API answers host operations with HOST_NOT_INITIALISED. */
   host?: HostContext;
   fetcher?: Fetcher;
   /** Override the configured listen port (0 = any free port). */
@@ -68,16 +67,11 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
   const config = loadMonitorConfig(options.configPath ?? defaultConfigPath(options.stateDir), {
     required: options.configPath !== undefined,
   });
-  const { db, catalogue } = options.manager
-    ? {
-        db: options.manager.db,
-        catalogue: createCatalogue({ db: options.manager.db, patchesDir: patchesDirOf(options.stateDir) }),
-      }
-    : openMonitorStore(options.stateDir);
-  ensureSchemas(db, [...monitorSchemas, ...allSchemas, apiSchema, eventsSchema]);
+  const { db, catalogue } = options.manager;
+  ensureSchemas(db, [...allSchemas, apiSchema, eventsSchema]);
   const events = new EventLog(db);
   const operations = createOperations({
-    manager: options.manager ?? { stateDir: options.stateDir, db },
+    manager: options.manager,
     host: options.host,
     catalogue,
     events,
@@ -144,7 +138,6 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
       await monitor.stop();
       // Runs stop at a step boundary and are left to recovery before the store can be closed.
       await operations.stop();
-      if (!options.manager) db.close();
       if (options.handleSignals) {
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);

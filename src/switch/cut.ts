@@ -9,6 +9,8 @@ import type { CutAction, CutPolicy, ServiceWriteState, SwitchSide } from './type
 
 /** The path prefix of the HTTP cut protocol. */
 export const cutPathPrefix = '/.understudy';
+/** The word that ends an armed request's body when its action is due; a body that ends without it is not acted on. */
+const armedWord = 'fire';
 
 function asWriteState(value: unknown): ServiceWriteState | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
@@ -114,7 +116,8 @@ export function armCut(
   return {
     async fire() {
       fired = true;
-      body.end();
+      // Only this word makes the service act: should the manager die, curl ends the body without it.
+      body.end(armedWord);
       try {
         return await answer;
       } catch {

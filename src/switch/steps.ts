@@ -161,8 +161,13 @@ const hold: Step = {
     c.facts.holdStartedAt ??= Date.now();
   },
   async undo(c) {
-    if (c.facts.holdBy === 'service') await cutControl(c.to, 'release', { port: c.plan.service.port });
-    else await c.to.signalService('resume');
+    if (c.facts.holdBy === 'service') {
+      const port = c.plan.service.port;
+      await cutControl(c.to, 'release', { port });
+      // Undoes what a reversed lc2-takes-address left: LC2 answers its own requests again.
+      await cutControl(c.to, 'unquiesce', { port });
+      await c.to.signalService('undrain');
+    } else await c.to.signalService('resume');
   },
 };
 
@@ -507,6 +512,21 @@ const lc2TakesAddress: Step = {
     await announceFrom(c, c.to, c.plan.service.address, c.plan.to.nic);
   },
   async undo(c) {
+    if (c.facts.holdBy === 'service' && cutByWrites(c) && c.plan.from.newAddress) {
+      // LC2's service holds the requests of the connections it accepted: before LC2 lets the address
+      // go, they (and any that still reach LC2) are passed to LC1, and LC2 waits until they are answered.
+      const port = c.plan.service.port;
+      const forwardTo = `${hostOf(c.plan.from.newAddress)}:${port}`;
+      await cutControl(c.to, 'quiesce', { port, waitMs: 0, forwardTo });
+      await cutControl(c.to, 'release', { port });
+      await c.to.signalService('drain');
+      const left = await waitForDrain(c.to, port, c.plan.drainTimeoutMs);
+      if (left > 0)
+        c.logger.warn(
+          { lc: c.to.name, left },
+          'connections still open on the standby as it lets the address go',
+        );
+    }
     await removeAddress(c.to, c.plan.service.address, c.plan.to.nic);
   },
 };

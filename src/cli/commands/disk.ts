@@ -1,15 +1,13 @@
 /**
- * `understudy disk copy|copy-path|history|copies`: the live disk copy (seed 703/704) from the command
- * line, with a progress bar, and the write history of past copies.
+ * `understudy disk copy|history|copies`: the live disk copy (seed 703/704) of an LC's disk from the
+ * command line, with a progress bar, and the write history of past copies. Disks are named by LC and
+ * disk, never by host path: the disk store of the host decides where they are.
  */
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import type { Command } from 'commander';
 import { UnderstudyError, requireRoot } from '../../core/index.ts';
 import {
-  copyDisk,
   describeHistory,
-  existingCgroupFreezer,
   formatBytes,
   getCopyJob,
   listCopyHistory,
@@ -187,38 +185,6 @@ export function registerDiskCommands(program: Command, ctx: CliContext): void {
       ctx.print({ ...result, records: undefined }, () => describeResult(result));
     });
   });
-
-  addCopyFlags(
-    disk
-      .command('copy-path <source>')
-      .description('copy a volume of the disk store (by host path) into a pool directory')
-      .requiredOption('--to-pool <dir>', 'directory in the destination pool')
-      .requiredOption('--name <name>', 'name of the new subvolume there')
-      .option(
-        '--freeze-cgroup <dir>',
-        'cgroup whose processes are frozen for the cut (v1 freezer or v2 dir)',
-      ),
-  ).action(
-    async (source: string, flags: CopyFlags & { toPool: string; name: string; freezeCgroup?: string }) => {
-      requireRoot('disk copy-path');
-      const freezer = flags.freezeCgroup ? await existingCgroupFreezer(flags.freezeCgroup) : noFreeze;
-      await withStore(ctx, async (app) => {
-        const result = await cancellable((signal) =>
-          copyDisk({
-            source,
-            destination: { poolPath: flags.toPool, name: flags.name },
-            freezer,
-            ...copyOptions(flags),
-            db: app.db,
-            label: `${source} → ${path.join(flags.toPool, flags.name)}`,
-            onProgress: progressRenderer(ctx),
-            signal,
-          }),
-        );
-        ctx.print({ ...result, records: undefined }, () => describeResult(result));
-      });
-    },
-  );
 
   disk
     .command('history <copy-id>')

@@ -20,7 +20,7 @@ test('finding 9: serve shutdown stops a run at a step boundary and hands it to r
     stateDir: f.dir,
     logger: silentLogger,
     port: 0,
-    manager: { stateDir: f.dir, db: f.db },
+    manager: { stateDir: f.dir, db: f.db, catalogue: f.catalogue },
     host: f.mem.host,
   });
   const run = await daemon.operations.startRun({ lc: 'lc1', skipScan: true });

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
 import { createLogger, silentLogger, waitFor } from '../../../src/core/index.ts';
 import { runDaemon, sessionCookie } from '../../../src/api/index.ts';
+import { openApp } from '../../../src/app/index.ts';
 import { addFeed, openMonitorStore } from '../../../src/monitor/index.ts';
 import { PatchServerDir, startHttpServer, tempDir } from '../monitor/fixtures.ts';
 import { startMailWorld } from '../mail/mail-servers.ts';
@@ -68,13 +69,18 @@ void test(
       });
       db.close();
     }
+    const app = openApp(stateDir);
     const daemon = await runDaemon({
+      manager: app,
       stateDir,
       configPath,
       logger: process.env.DEBUG_LOG ? createLogger({ pretty: false, level: 'debug' }) : silentLogger,
       port: 0,
     });
-    t.after(() => daemon.close());
+    t.after(async () => {
+      await daemon.close();
+      app.close();
+    });
     const headers = { authorization: `Bearer ${token}` };
     const stream = async (): Promise<Streamed[]> => {
       const res = await fetch(`${daemon.url}/v1/events?after=0&follow=false`, { headers });

@@ -18,6 +18,7 @@ import { pino } from 'pino';
 import { exec, redactedPaths, statePaths, waitFor } from '../../../src/core/index.ts';
 import { openStore } from '../../../src/store/index.ts';
 import { runDaemon } from '../../../src/api/index.ts';
+import { openApp } from '../../../src/app/index.ts';
 import { addFeed, monitorSchemas, openMonitorStore } from '../../../src/monitor/index.ts';
 import { computeApprovalCode, issueChallenge } from '../../../src/mail/index.ts';
 import { PatchServerDir, startHttpServer, tempDir } from '../monitor/fixtures.ts';
@@ -100,7 +101,9 @@ void test(
       { level: 'debug', redact: { paths: redactedPaths, censor: '[redacted]' } },
       new Writable({ write: (c: Buffer, _e, done) => done(void logLines.push(c.toString())) }),
     );
+    const app = openApp(stateDir);
     const daemon = await runDaemon({
+      manager: app,
       stateDir,
       configPath,
       logger,
@@ -108,7 +111,10 @@ void test(
       managedLcs: { list: async () => ['lc1', 'lc2'], installedPackages: async () => new Map() },
       startPatchRun: async (request) => void runs.push(request),
     });
-    t.after(() => daemon.close());
+    t.after(async () => {
+      await daemon.close();
+      app.close();
+    });
 
     // 1801–1805: a patch appears on the server; the administrators get a mail.
     const appeared = Date.now();

@@ -195,3 +195,40 @@ test('a write that would outlast maxHoldMs is reported before the switch: abort 
   }
   assert.ok(result.holdMs < 1000, `hold ${result.holdMs} ms`);
 });
+
+test('the final sync fails under load: the switch is reversed, the requests LC2 held are served by LC1, no acknowledged write is lost', async (t) => {
+  const { topo, db, plan } = await setUp(t);
+  const load = startClientLoad(topo.clientNs, {
+    url: `http://${topo.net}.10:${topo.port}/`,
+    rate: 400,
+    durationMs: 5000,
+    maxRequests: 100_000,
+    mix: { newconn: 0.4, keepalive: 0.4, write: 0.2 },
+  });
+  await sleep(1500);
+  await assert.rejects(
+    runSwitch(plan, {
+      db,
+      from: topo.side(topo.lc1),
+      to: topo.side(topo.lc2),
+      moveNic: topo.moveNic,
+      finalSync: async () => {
+        // LC2 holds the requests that reach it meanwhile.
+        await sleep(300);
+        throw new Error('the final sync failed half-way');
+      },
+    }),
+    (e) => isUnderstudyError(e, 'SWITCH_REVERSED'),
+  );
+  const run = await load;
+  const onLc2 = run.records.filter((r) => r.servedBy === topo.lc2.name);
+  assert.equal(onLc2.length, 0, 'LC2 answered nothing itself');
+  let lost = 0;
+  for (const w of run.ackedWrites) {
+    const got = await fetchIn(topo, w.path);
+    if (got.status !== 200 || got.body !== w.value) lost += 1;
+  }
+  assert.equal(lost, 0, `${lost} of ${run.ackedWrites.length} acknowledged writes are missing on LC1`);
+  assert.equal(run.summary.failed, 0, JSON.stringify(run.summary.byOutcome));
+  t.diagnostic(`acknowledged writes ${run.ackedWrites.length}, ${JSON.stringify(run.summary.byOutcome)}`);
+});

@@ -445,7 +445,7 @@ test('hold keeps requests waiting; release reads the replaced logs first', async
   assert.equal(answer.body.toString(), 'fresh');
 });
 
-test('an armed cut action is taken when its body ends, never when the request goes away first', async (t) => {
+test('an armed cut action is taken when its body ends with the word, never when it ends without it or goes away', async (t) => {
   const { demo } = await withDemo(t);
   const armed = (action: string): { req: ReturnType<typeof request>; answer: Promise<WriteState> } => {
     let req!: ReturnType<typeof request>;
@@ -471,11 +471,21 @@ test('an armed cut action is taken when its body ends, never when the request go
   await sleep(100);
   assert.equal((await admin(demo.port, 'writes', 'GET')).quiesced, false, 'withdrawn, never taken');
 
+  // The manager died: its curl ended the body without the word.
+  const orphaned = armed('release');
+  const hold = await admin(demo.port, 'hold');
+  assert.equal(hold.held, true);
+  orphaned.req.end();
+  const refusal = (await orphaned.answer) as unknown as { error?: string };
+  assert.match(refusal.error ?? '', /without "fire": nothing was done/);
+  assert.equal((await admin(demo.port, 'writes', 'GET')).held, true, 'ended without the word: still held');
+  await admin(demo.port, 'release');
+
   const fired = armed('quiesce');
   await sleep(200);
   assert.equal((await admin(demo.port, 'writes', 'GET')).quiesced, false);
   const firedAt = Date.now();
-  fired.req.end();
+  fired.req.end('fire');
   const state = await fired.answer;
   assert.equal(state.quiesced, true);
   assert.equal(state.quiet, true);
