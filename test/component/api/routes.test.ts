@@ -127,7 +127,9 @@ void test('schema validation: wrong fields answer 400 INVALID_ARGUMENT naming th
     ['POST', '/v1/lcs', { name: 'x', image: 'busybox', memoryMb: 'lots' }, /body\.memoryMb/],
     ['POST', '/v1/lcs', { name: 'x', image: 'busybox', bogus: 1 }, /body/],
     ['POST', '/v1/runs', { lc: 'lc1', method: 'teleport' }, /body\.method/],
-    ['POST', '/v1/runs', { lc: 'lc1', port: 70000 }, /body\.port/],
+    ['POST', '/v1/runs', { lc: 'lc1', bootTimeoutMs: -5 }, /body\.bootTimeoutMs/],
+    // The service's port and health check come from the LC's declared service, never from a run.
+    ['POST', '/v1/runs', { lc: 'lc1', port: 80 }, /Unrecognized key: "port"/],
     ['POST', '/v1/patches/p1/next-run', { lc: 'lc1' }, /body\.nextRun/],
     [
       'POST',
