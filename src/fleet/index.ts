@@ -26,6 +26,7 @@ export {
   decide,
   applyCommand,
   rollbackTargets,
+  unhealthyTargets,
   countFailures,
   rolloutStates,
   workStates,
@@ -131,3 +132,12 @@ export {
   type AgentRunOptions,
   type AgentConfig,
 } from './agent/index.ts';
+export {
+  composeRolloutNotification,
+  notifyRolloutApprovals,
+  processRolloutReplies,
+  startRolloutApprovals,
+  type RolloutApprovalOptions,
+  type RolloutApprovalVerdict,
+  type RolloutApprovals,
+} from './control/index.ts';

@@ -9,7 +9,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { UnderstudyError } from '../../core/index.ts';
+import { UnderstudyError, createLogger } from '../../core/index.ts';
+import { createImapReader, createSmtpSender } from '../../mail/index.ts';
+import { loadMonitorConfig } from '../../monitor/index.ts';
 import {
   bootstrapControlDatabase,
   commandRollout,
@@ -37,7 +39,9 @@ import {
   stopCluster,
   syncInventory,
   startEnrolServer,
+  startRolloutApprovals,
   type EnrolServer,
+  type RolloutApprovals,
   type ClientIdentity,
   type DbEndpoint,
   type PgCluster,
@@ -287,11 +291,40 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
       'serve enrolment over HTTPS (server certificate of the fleet CA) on this address and port',
     )
     .option('--tick <ms>', 'how often a rollout waiting on agents is looked at again', '5000')
-    .action(async (o: { dir: string; enrolListen?: string; tick: string }) => {
+    .option(
+      '--mail-config <file>',
+      'ask for and read rollout approvals by mail: the mail and administrators of this monitor.yaml-format file (IMAP required)',
+    )
+    .action(async (o: { dir: string; enrolListen?: string; tick: string; mailConfig?: string }) => {
       const c = readControl(o.dir);
+      const mail = o.mailConfig ? loadMonitorConfig(o.mailConfig, { required: true }) : null;
+      if (mail && !mail.mail?.imap)
+        throw new UnderstudyError(
+          'CONFIG_INVALID',
+          `${o.mailConfig} has no mail.imap: rollout approvals are read from an IMAP mailbox`,
+          { hint: 'Add mail.smtp, mail.imap (with trustedAuthServId) and administrators to the file.' },
+        );
       const db = openPool(c.endpoint, c.identity, 8);
       const worker = await startControlWorker({ db, tickMs: Number(o.tick) });
       ctx.progress(`control plane scheduling on ${c.endpoint.host}:${c.endpoint.port}; Ctrl-C to stop`);
+      let approvals: RolloutApprovals | undefined;
+      if (mail?.mail?.imap) {
+        approvals = startRolloutApprovals({
+          db,
+          admins: mail.administrators,
+          from: mail.mail.from,
+          mailer: createSmtpSender(mail.mail.smtp),
+          mailbox: createImapReader(mail.mail.imap),
+          trustedAuthServId: mail.mail.imap.trustedAuthServId,
+          challengeTtlMs: mail.approval.challengeTtlHours * 3600_000,
+          codeWindowMinutes: mail.approval.codeWindowMinutes,
+          maxFailedAttempts: mail.approval.maxFailedAttempts,
+          pollMs: mail.mail.imap.pollSeconds * 1000,
+          onDecided: (id) => worker.kick(id),
+          logger: createLogger({ pretty: false, name: 'understudy-control' }),
+        });
+        ctx.progress(`rollout approvals by mail from ${mail.mail.from}`);
+      }
       let enrol: EnrolServer | undefined;
       if (o.enrolListen) {
         const at = o.enrolListen.lastIndexOf(':');
@@ -318,6 +351,7 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
         await new Promise((r) => setTimeout(r, 5_000));
       }
       await enrol?.close();
+      await approvals?.stop();
       await worker.stop();
       await db.end();
     });

@@ -72,3 +72,12 @@ export {
   type EnrolServerOptions,
   type EnrolResponse,
 } from './enrol-server.ts';
+export {
+  composeRolloutNotification,
+  notifyRolloutApprovals,
+  processRolloutReplies,
+  startRolloutApprovals,
+  type RolloutApprovalOptions,
+  type RolloutApprovalVerdict,
+  type RolloutApprovals,
+} from './approval.ts';

@@ -19,6 +19,7 @@ import {
   decide,
   planWaves,
   rollbackTargets,
+  unhealthyTargets,
   type Decision,
   type RolloutCommand,
   type RolloutState,
@@ -69,7 +70,10 @@ export async function loadTargets(db: pg.Pool): Promise<FleetTarget[]> {
   return rows.rows.map((r) => ({ host: r.host_id, lc: r.lc, group: r.group_name, labels: r.labels }));
 }
 
-/** Makes a rollout in state running; throws FLEET_ROLLOUT_INVALID when it selects no patch or no LC. */
+/**
+ * Makes a rollout in state running (awaiting-approval when its spec requires a mail approval);
+ * throws FLEET_ROLLOUT_INVALID when it selects no patch or no LC.
+ */
 export async function createRollout(db: pg.Pool, input: unknown, now: Date): Promise<RolloutRow> {
   const spec = resolveRolloutSpec(input);
   const patches = selectPatches(await loadCatalogue(db), spec.patches, now);
@@ -88,10 +92,11 @@ export async function createRollout(db: pg.Pool, input: unknown, now: Date): Pro
     });
   const waves = planWaves(targets, spec);
   const patchSet = patches.map((p) => p.name);
+  const state: RolloutState = spec.requireApproval ? 'awaiting-approval' : 'running';
   const row = await db.query<{ id: string }>(
     `INSERT INTO fleet.rollouts (name, spec, patch_set, waves, state, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, 'running', $5, $5) RETURNING id`,
-    [spec.name, spec, JSON.stringify(patchSet), JSON.stringify(waves), now],
+     VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id`,
+    [spec.name, spec, JSON.stringify(patchSet), JSON.stringify(waves), state, now],
   );
   return {
     id: Number(row.rows[0]?.id),
@@ -99,7 +104,7 @@ export async function createRollout(db: pg.Pool, input: unknown, now: Date): Pro
     spec,
     patchSet,
     waves,
-    state: 'running',
+    state,
     reason: null,
   };
 }
@@ -227,15 +232,19 @@ async function setState(
     now,
   ]);
   if (state === 'stopped' || state === 'halted')
+    // Rollback work is never cancelled: it takes a switched LC back to its unpatched original.
     await db.query(
-      `UPDATE fleet.work SET state = 'cancelled', finished_at = $2 WHERE rollout_id = $1 AND state = 'queued'`,
+      `UPDATE fleet.work SET state = 'cancelled', finished_at = $2
+       WHERE rollout_id = $1 AND state = 'queued' AND kind = 'patch'`,
       [id, now],
     );
 }
 
 /**
- * Moves a rollout one step: decides from its state, its work and the clock, then dispatches,
- * halts or completes. Returns the decision (a wait says until when, if known).
+ * Moves a rollout one step: first queues the rollback of every switched LC reported unhealthy
+ * during the watch (unless the spec turns automatic rollback off), then decides from its state,
+ * its work and the clock, and dispatches, halts or completes. Returns the decision (a wait says
+ * until when, if known).
  */
 export async function tickRollout(
   db: pg.Pool,
@@ -245,6 +254,18 @@ export async function tickRollout(
 ): Promise<Decision> {
   const rollout = await getRollout(db, id);
   const work = await loadWork(db, id);
+  if (rollout.spec.autoRollback) {
+    const back = unhealthyTargets(rollout.waves, work, await loadWork(db, id, 'rollback'));
+    await queue.dispatch(
+      back.map(({ wave, target }) => ({
+        rolloutId: id,
+        wave,
+        host: target.host,
+        lc: target.lc,
+        kind: 'rollback' as const,
+      })),
+    );
+  }
   const decision = decide({ spec: rollout.spec, state: rollout.state, waves: rollout.waves, work, now });
   switch (decision.kind) {
     case 'dispatch':

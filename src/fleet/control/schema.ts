@@ -216,6 +216,40 @@ export const migrations: readonly Migration[] = [
     name: 'health reports by work item',
     sql: `CREATE INDEX reports_work_health ON fleet.reports (work_id) WHERE kind = 'health';`,
   },
+  {
+    version: 4,
+    name: 'rollouts awaiting a mail approval, their challenges and the replies read',
+    sql: `
+      ALTER TABLE fleet.rollouts DROP CONSTRAINT rollouts_state_check;
+      ALTER TABLE fleet.rollouts ADD CONSTRAINT rollouts_state_check
+        CHECK (state IN ('awaiting-approval','running','paused','stopped','halted','completed'));
+
+      -- One challenge per administrator and rollout, bound to the rollout's frozen patch set.
+      -- open: waiting; used: a decision was accepted (or another administrator's was); locked: too
+      -- many wrong codes.
+      CREATE TABLE fleet.rollout_challenges (
+        challenge text PRIMARY KEY CHECK (challenge ~ '^[0-9a-f]{40}$'),
+        rollout_id bigint NOT NULL REFERENCES fleet.rollouts(id),
+        admin text NOT NULL,
+        patch_set jsonb NOT NULL,
+        created_at timestamptz NOT NULL,
+        expires_at timestamptz NOT NULL,
+        state text NOT NULL DEFAULT 'open' CHECK (state IN ('open','used','locked')),
+        failed_attempts integer NOT NULL DEFAULT 0,
+        used_at timestamptz,
+        decision text,
+        UNIQUE (rollout_id, admin)
+      );
+
+      -- Replies already read (by Message-ID, else IMAP uid): a message is judged once.
+      CREATE TABLE fleet.approval_replies (
+        message_key text PRIMARY KEY,
+        processed_at timestamptz NOT NULL DEFAULT now(),
+        outcome text NOT NULL CHECK (outcome IN ('accepted','refused')),
+        reason text
+      );
+    `,
+  },
 ];
 
 /** Applies the migrations not applied yet; returns the versions applied now. */

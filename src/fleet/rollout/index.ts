@@ -15,6 +15,7 @@ export {
   decide,
   applyCommand,
   rollbackTargets,
+  unhealthyTargets,
   countFailures,
   rolloutStates,
   workStates,

@@ -9,13 +9,22 @@ import { targetKey, type FleetTarget } from './selection.ts';
 import { groupMayPatch, nextOpening } from './windows.ts';
 
 /**
+ * - awaiting-approval: made with `requireApproval`; nothing is dispatched until an administrator's
+ *              authenticated mail reply approves its exact patch set (a rejection stops it)
  * - running:   waves are dispatched as windows, health and rate controls allow
  * - paused:    nothing new is dispatched; work already taken by agents finishes
  * - stopped:   ended by an operator; work not yet taken by an agent is cancelled
  * - halted:    ended because failures exceeded max errors; work not yet taken is cancelled
  * - completed: every wave finished and stayed healthy for the watch time
  */
-export const rolloutStates = ['running', 'paused', 'stopped', 'halted', 'completed'] as const;
+export const rolloutStates = [
+  'awaiting-approval',
+  'running',
+  'paused',
+  'stopped',
+  'halted',
+  'completed',
+] as const;
 export type RolloutState = (typeof rolloutStates)[number];
 
 /**
@@ -128,7 +137,13 @@ export function applyCommand(state: RolloutState, command: RolloutCommand): Roll
   const next: Record<RolloutCommand, Partial<Record<RolloutState, RolloutState>>> = {
     pause: { running: 'paused', paused: 'paused' },
     resume: { paused: 'running', running: 'running' },
-    stop: { running: 'stopped', paused: 'stopped', stopped: 'stopped' },
+    // Resume never applies to a rollout awaiting approval: only an accepted approval starts it.
+    stop: {
+      'awaiting-approval': 'stopped',
+      running: 'stopped',
+      paused: 'stopped',
+      stopped: 'stopped',
+    },
   };
   const to = next[command][state];
   if (!to)
@@ -136,9 +151,30 @@ export function applyCommand(state: RolloutState, command: RolloutCommand): Roll
       hint:
         state === 'halted'
           ? 'A halted rollout ended at max errors; start a new one after fixing the cause.'
-          : undefined,
+          : state === 'awaiting-approval'
+            ? 'The rollout starts when an administrator approves it by mail (its code binds its patch set).'
+            : undefined,
     });
   return to;
+}
+
+/**
+ * Switched LCs an agent reported unhealthy during the watch that have no rollback work yet, with
+ * their wave: the control plane rolls each back to its unpatched original.
+ */
+export function unhealthyTargets(
+  waves: readonly (readonly FleetTarget[])[],
+  work: ReadonlyMap<string, WorkView>,
+  rollbacks: ReadonlyMap<string, WorkView>,
+): { wave: number; target: FleetTarget }[] {
+  return waves.flatMap((targets, wave) =>
+    targets
+      .filter((t) => {
+        const w = work.get(targetKey(t));
+        return w?.state === 'succeeded' && w.unhealthy === true && !rollbacks.has(targetKey(t));
+      })
+      .map((target) => ({ wave, target })),
+  );
 }
 
 /** The targets of a wave to roll back: those whose LC switched to the patched standby. */

@@ -56,6 +56,16 @@ export const rolloutSpecSchema = z.object({
   canary: amount.default(1),
   maxConcurrency: amount.default('10%'),
   maxErrors: amount.default(0),
+  /**
+   * Wait for an administrator's approval by mail (a code bound to this rollout's exact patch set)
+   * before the first wave.
+   */
+  requireApproval: z.boolean().default(false),
+  /**
+   * Roll a switched LC back to its unpatched original as soon as its agent reports it unhealthy
+   * during the watch (it counts against max errors either way).
+   */
+  autoRollback: z.boolean().default(true),
   /** How long a wave's switched LCs must stay healthy before the next wave starts. */
   watchSeconds: z.number().nonnegative().default(600),
 });

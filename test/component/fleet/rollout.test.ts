@@ -302,7 +302,7 @@ test('roll back a whole wave, pause, stop: agents revert the switched LCs, nothi
   assert.deepEqual(starts, [1, 1, 1, 1]);
 });
 
-test('health reports during the watch: a switched LC reported unhealthy counts as a failure and halts the rollout', async (t) => {
+test('health reports during the watch: a switched LC reported unhealthy counts as a failure, is rolled back, and halts the rollout', async (t) => {
   const { fx, worker, runners } = await startFleet(t, { unhealthy: { h1: ['lc-a'] } });
   const rollout = await createRollout(
     fx.db,
@@ -313,13 +313,28 @@ test('health reports during the watch: a switched LC reported unhealthy counts a
   const halted = await untilState(fx, rollout.id, ['halted', 'completed']);
   assert.equal(halted.state, 'halted');
   assert.match(halted.reason ?? '', /wave 1: 1 failures > max errors 0/);
-  // the canary switched (its run succeeded) but its service is unhealthy: nothing more is dispatched
+  // the canary switched (its run succeeded) but its service is unhealthy: it is rolled back to its
+  // original (the patch work becomes reverted) and nothing more is dispatched
+  const reverted = await waitFor(
+    async () => {
+      const rows = await workRows(fx, rollout.id);
+      return rows[0]?.state === 'reverted' ? rows : undefined;
+    },
+    { timeoutMs: 20_000, intervalMs: 100 },
+  );
+  assert.ok(reverted, 'the unhealthy canary was rolled back');
   await sleep(1000);
   assert.deepEqual(
     (await workRows(fx, rollout.id)).map((r) => `${r.wave}:${r.host_id}/${r.lc}:${r.state}`),
-    ['0:h1/lc-a:succeeded'],
+    ['0:h1/lc-a:reverted'],
   );
-  assert.equal(runners.get('h1')?.starts.size, 1);
+  const rollbacks = await fx.db.query<{ host_id: string; lc: string; state: string }>(
+    `SELECT host_id, lc, state FROM fleet.work WHERE rollout_id = $1 AND kind = 'rollback'`,
+    [rollout.id],
+  );
+  assert.deepEqual(rollbacks.rows, [{ host_id: 'h1', lc: 'lc-a', state: 'succeeded' }]);
+  // one patch run and one rollback on h1, each started once
+  assert.deepEqual([...(runners.get('h1')?.starts.values() ?? [])], [1, 1]);
   const health = await fx.db.query<{ host_id: string; healthy: boolean; lc: string }>(
     `SELECT host_id, (body->>'healthy')::boolean AS healthy, body->>'lc' AS lc FROM fleet.reports WHERE kind = 'health'`,
   );

@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { SMTPServer } from 'smtp-server';
 import { ImapFlow } from 'imapflow';
 import { simpleParser, type ParsedMail } from 'mailparser';
+import { authenticate } from 'mailauth';
 import { spawnProcess, waitFor } from '../../../src/core/index.ts';
 import { freePort, tempDir } from '../monitor/fixtures.ts';
 
@@ -69,6 +70,31 @@ export interface MailWorldOptions {
   domain?: string;
   /** Server certificate and key (PEM files) and the CA that signed them: TLS required. */
   tls?: { cert: string; key: string; ca: string };
+  /**
+   * The receiving server authenticates mail as a real MX does: it verifies DKIM signatures and
+   * DMARC (mailauth) against `dns` (a name → TXT records table standing in for DNS: the domain's
+   * DKIM key and DMARC policy), removes any Authentication-Results header the message already
+   * carries, and prepends its own under the authserv-id `authServId`.
+   */
+  authenticate?: { authServId: string; dns: ReadonlyMap<string, string[][]> };
+}
+
+/** The header block of a raw message without its Authentication-Results fields (continuations included). */
+function withoutAuthResults(message: Buffer): Buffer {
+  const text = message.toString('latin1');
+  const end = text.search(/\r?\n\r?\n/);
+  const head = end === -1 ? text : text.slice(0, end);
+  const kept: string[] = [];
+  let dropping = false;
+  for (const line of head.split(/\r?\n/)) {
+    if (/^[ \t]/.test(line)) {
+      if (!dropping) kept.push(line);
+      continue;
+    }
+    dropping = /^authentication-results\s*:/i.test(line);
+    if (!dropping) kept.push(line);
+  }
+  return Buffer.from(kept.join('\r\n') + (end === -1 ? '' : text.slice(end)), 'latin1');
 }
 
 export async function startMailWorld(
@@ -146,16 +172,36 @@ service imap-login {
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
         stream.on('end', () => {
-          const message = Buffer.concat(chunks);
-          try {
-            for (const rcpt of session.envelope.rcptTo) {
-              const [local, host] = rcpt.address.toLowerCase().split('@');
-              if (host === domain && local && passwords.has(local)) deliver(root, local, message);
+          void (async () => {
+            let message: Buffer = Buffer.concat(chunks);
+            const auth = options.authenticate;
+            if (auth) {
+              message = withoutAuthResults(message);
+              const result = await authenticate(message, {
+                ip: session.remoteAddress,
+                helo: session.hostNameAppearsAs,
+                sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+                mta: auth.authServId,
+                disableArc: true,
+                disableBimi: true,
+                resolver: async (name: string, rr: string) => {
+                  const records = rr === 'TXT' ? auth.dns.get(name.toLowerCase()) : undefined;
+                  if (records) return records;
+                  throw Object.assign(new Error(`${name} ${rr}: not found`), { code: 'ENOTFOUND' });
+                },
+              });
+              message = Buffer.concat([Buffer.from(result.headers), message]);
             }
-            callback();
-          } catch (error) {
-            callback(error as Error);
-          }
+            try {
+              for (const rcpt of session.envelope.rcptTo) {
+                const [local, host] = rcpt.address.toLowerCase().split('@');
+                if (host === domain && local && passwords.has(local)) deliver(root, local, message);
+              }
+              callback();
+            } catch (error) {
+              callback(error as Error);
+            }
+          })().catch((error: unknown) => callback(error as Error));
         });
       },
       onRcptTo(address, _session, callback) {

@@ -16,6 +16,7 @@ import {
   selectPatches,
   selectTargets,
   targetKey,
+  unhealthyTargets,
   type FleetTarget,
   type WorkView,
 } from '../../../src/fleet/index.ts';
@@ -187,6 +188,13 @@ test('operator commands and wave rollback', () => {
   assert.equal(applyCommand('paused', 'stop'), 'stopped');
   assert.throws(() => applyCommand('halted', 'resume'), /cannot resume a rollout that is halted/);
   assert.throws(() => applyCommand('completed', 'pause'), /FLEET_ROLLOUT_STATE|cannot pause/);
+  // Only an accepted approval starts a rollout awaiting one; an operator may still stop it.
+  assert.throws(
+    () => applyCommand('awaiting-approval', 'resume'),
+    /cannot resume a rollout that is awaiting/,
+  );
+  assert.throws(() => applyCommand('awaiting-approval', 'pause'), /cannot pause/);
+  assert.equal(applyCommand('awaiting-approval', 'stop'), 'stopped');
   const wave = fleet(3);
   const work = new Map<string, WorkView>([
     ['h000/lc1', { state: 'succeeded' }],
@@ -237,4 +245,27 @@ test('a switched LC reported unhealthy during the watch counts against max error
     failures: 1,
     maxErrors: 0,
   });
+});
+
+test('automatic rollback: switched LCs reported unhealthy, without rollback work yet, with their wave', () => {
+  const waves = [fleet(1), fleet(3).slice(1)];
+  const work = new Map<string, WorkView>([
+    ['h000/lc1', { state: 'succeeded', unhealthy: true }],
+    ['h001/lc1', { state: 'succeeded', unhealthy: true }],
+    ['h002/lc1', { state: 'succeeded' }],
+  ]);
+  assert.deepEqual(
+    unhealthyTargets(waves, work, new Map()).map((u) => `${u.wave}:${targetKey(u.target)}`),
+    ['0:h000/lc1', '1:h001/lc1'],
+  );
+  // one already has its rollback work: never queued twice
+  const rollbacks = new Map<string, WorkView>([['h000/lc1', { state: 'queued' }]]);
+  assert.deepEqual(
+    unhealthyTargets(waves, work, rollbacks).map((u) => targetKey(u.target)),
+    ['h001/lc1'],
+  );
+  // a reverted or failed LC is not switched any more
+  work.set('h001/lc1', { state: 'reverted', unhealthy: true });
+  assert.deepEqual(unhealthyTargets(waves, work, rollbacks), []);
+  assert.equal(resolveRolloutSpec({ name: 'x' }).autoRollback, true);
 });
