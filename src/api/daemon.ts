@@ -26,6 +26,7 @@ import { ensureFirstToken } from './auth.ts';
 import { createOperations, type Operations } from './operations.ts';
 import { apiSchema } from './schema.ts';
 import { createTrafficSampler } from './traffic.ts';
+import type { FleetReader } from './fleet-reader.ts';
 
 export interface DaemonOptions {
   stateDir: string;
@@ -45,6 +46,8 @@ export interface DaemonOptions {
   port?: number;
   /** Install SIGTERM/SIGINT handlers (the CLI does; tests do not). */
   handleSignals?: boolean;
+  /** The fleet's control plane, read for /v1/fleet/… and the /fleet pages. */
+  fleet?: FleetReader;
 }
 
 export interface Daemon {
@@ -97,7 +100,16 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
     mailbox,
     logger: log,
   });
-  const app = buildApi({ db, catalogue, monitor, config, logger: log, events, operations });
+  const app = buildApi({
+    db,
+    catalogue,
+    monitor,
+    config,
+    logger: log,
+    events,
+    operations,
+    ...(options.fleet ? { fleet: options.fleet } : {}),
+  });
   const url = await app.listen({ host: config.api.listen, port: options.port ?? config.api.port });
   monitor.start();
   // The service's traffic during runs and switches, sampled by the daemon itself (see traffic.ts).

@@ -25,3 +25,10 @@ export {
   type TrafficSample,
   type TrafficWindow,
 } from './traffic.ts';
+export {
+  type FleetReader,
+  type FleetRolloutSummary,
+  type FleetRolloutDetail,
+  type FleetHost,
+  type FleetWaveTarget,
+} from './fleet-reader.ts';

@@ -141,3 +141,15 @@ export {
   type RolloutApprovalVerdict,
   type RolloutApprovals,
 } from './control/index.ts';
+export {
+  listRolloutSummaries,
+  rolloutDetail,
+  listHostViews,
+  fleetReader,
+  type RolloutSummary,
+  type RolloutDetail,
+  type WaveView,
+  type WaveState,
+  type WaveTargetView,
+  type HostView,
+} from './control/index.ts';

@@ -54,7 +54,8 @@ interface ControlFile {
   cluster?: PgCluster;
 }
 
-function readControl(dir: string): ControlFile {
+/** The control plane's directory description (control.json); FLEET_NOT_FOUND when it was not made. */
+export function readControl(dir: string): ControlFile {
   const file = path.join(path.resolve(dir), 'control.json');
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8')) as ControlFile;

@@ -5,7 +5,9 @@ import { runDaemon } from '../../api/index.ts';
 import { listLcs } from '../../inventory/index.ts';
 import { openApp, type App, type HostContext } from '../../app/index.ts';
 import type { ManagedLcs } from '../../monitor/index.ts';
+import { fleetReader, openPool } from '../../fleet/index.ts';
 import type { CliContext } from '../context.ts';
+import { readControl } from './control.ts';
 
 /** The LCs the monitor manages: the active ones; their Debian packages are read with dpkg-query inside. */
 function managedLcs(app: App, host: HostContext | undefined): ManagedLcs {
@@ -37,7 +39,11 @@ export function registerServeCommands(program: Command, ctx: CliContext): void {
     )
     .option('--config <file>', 'monitor configuration (default <state-dir>/monitor.yaml)')
     .option('--port <port>', 'override api.port')
-    .action(async (o: { config?: string; port?: string }) => {
+    .option(
+      '--control-dir <dir>',
+      "the fleet's control plane (understudy control init --dir): serve /v1/fleet/… and the /fleet pages",
+    )
+    .action(async (o: { config?: string; port?: string; controlDir?: string }) => {
       const port = o.port === undefined ? undefined : Number(o.port);
       if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536))
         throw new UnderstudyError('INVALID_ARGUMENT', `--port must be a port number, not "${o.port}"`);
@@ -46,6 +52,8 @@ export function registerServeCommands(program: Command, ctx: CliContext): void {
       const app = openApp(ctx.stateDir());
       // Before serving: what a crashed manager left half done is finished or reversed.
       const host = (await app.hostIfReady()) && (await app.start({ logger }));
+      const control = o.controlDir ? readControl(o.controlDir) : undefined;
+      const fleetDb = control ? openPool(control.endpoint, control.identity, 4) : undefined;
       const daemon = await runDaemon({
         stateDir: ctx.stateDir(),
         configPath: o.config,
@@ -55,6 +63,7 @@ export function registerServeCommands(program: Command, ctx: CliContext): void {
         managedLcs: managedLcs(app, host),
         manager: app,
         host,
+        ...(fleetDb ? { fleet: fleetReader(fleetDb) } : {}),
       });
       ctx.progress(`understudy daemon listening on ${daemon.url}`);
       if (daemon.firstTokenFile)
@@ -62,6 +71,7 @@ export function registerServeCommands(program: Command, ctx: CliContext): void {
           `the first admin API token is in ${daemon.firstTokenFile} (understudy token create makes more)`,
         );
       await daemon.closed;
+      await fleetDb?.end();
       app.close();
     });
 }

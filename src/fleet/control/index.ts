@@ -81,3 +81,15 @@ export {
   type RolloutApprovalVerdict,
   type RolloutApprovals,
 } from './approval.ts';
+export {
+  listRolloutSummaries,
+  rolloutDetail,
+  listHostViews,
+  fleetReader,
+  type RolloutSummary,
+  type RolloutDetail,
+  type WaveView,
+  type WaveState,
+  type WaveTargetView,
+  type HostView,
+} from './views.ts';

@@ -1,0 +1,35 @@
+/**
+ * The fleet, read-only, when this daemon runs next to a control plane: rollouts with their state and
+ * work counts, one rollout's waves with each target's work, and the enrolled hosts (read scope).
+ */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { addRoute } from '../route.ts';
+import type { FleetReader } from '../fleet-reader.ts';
+
+const rolloutParams = z.object({ id: z.coerce.number().int().positive() });
+
+export function fleetRoutes(app: FastifyInstance, fleet: FleetReader): void {
+  addRoute(app, {
+    method: 'GET',
+    url: '/v1/fleet/rollouts',
+    tag: 'fleet',
+    summary: 'rollouts, newest first, with their state and their work by state',
+    handler: async () => ({ rollouts: await fleet.rollouts() }),
+  });
+  addRoute(app, {
+    method: 'GET',
+    url: '/v1/fleet/rollouts/:id',
+    tag: 'fleet',
+    summary: "one rollout: its spec, patch set, and waves with each target's work and rollback",
+    params: rolloutParams,
+    handler: async ({ params }) => ({ rollout: await fleet.rollout(params.id) }),
+  });
+  addRoute(app, {
+    method: 'GET',
+    url: '/v1/fleet/hosts',
+    tag: 'fleet',
+    summary: 'enrolled hosts with their last heartbeat, LCs and open work',
+    handler: async () => ({ hosts: await fleet.hosts() }),
+  });
+}

@@ -1,0 +1,177 @@
+/// <reference lib="dom" />
+/**
+ * The console's fleet pages in a real Chromium (Debian's package, driven by playwright-core):
+ * `understudy serve --control-dir` runs as a real process next to a real PostgreSQL 15 (TLS) control
+ * plane on which two agents (fake host runner) ran a rollout that halted in its second wave. The
+ * operator is sent to sign in, lands on /fleet, sees the rollout and the hosts as the API has them,
+ * follows the rollout's link and sees each wave's state and each LC's work. Screenshots go to
+ * test-artifacts/console/.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import { sleep, spawnProcess, waitFor } from '../../../src/core/index.ts';
+import {
+  FakeHostRunner,
+  FleetAgent,
+  createRollout,
+  getRollout,
+  startControlWorker,
+  syncInventory,
+  type LcInventory,
+} from '../../../src/fleet/index.ts';
+import { repoRoot } from '../../helpers/host-fixture.ts';
+import { freePort } from '../monitor/fixtures.ts';
+import { startFleetDb } from '../../component/fleet/fleet-fixture.ts';
+
+const artifacts = path.join(repoRoot, 'test-artifacts/console');
+const lcs: LcInventory[] = ['lc-a', 'lc-b'].map((lc) => ({
+  lc,
+  group: 'web',
+  labels: {},
+  services: ['http'],
+  installed: [],
+  pending: [{ name: 'openssl-3.0.15', security: true }],
+}));
+
+test('fleet pages in a real browser: sign in, the rollouts and hosts, one rollout with its waves', async (t) => {
+  fs.mkdirSync(artifacts, { recursive: true });
+  const fx = await startFleetDb(t);
+  const agents: FleetAgent[] = [];
+  for (const host of ['bh1', 'bh2']) {
+    const agent = new FleetAgent({
+      host,
+      endpoint: fx.endpoint,
+      identity: await fx.enrolAgent(host),
+      journalFile: path.join(fx.dir, 'agents', host, 'journal.db'),
+      runner: new FakeHostRunner({ lcs, runMs: 50, failing: new Set(host === 'bh2' ? ['lc-a'] : []) }),
+      pollMs: 150,
+    });
+    await agent.reportInventory();
+    agents.push(agent);
+  }
+  await syncInventory(fx.db);
+  const worker = await startControlWorker({ db: fx.db, tickMs: 200, pollIntervalMs: 200 });
+  fx.defer(async () => {
+    for (const a of agents) await a.stop();
+    await worker.stop();
+  });
+  for (const a of agents) a.start();
+  const rollout = await createRollout(
+    fx.db,
+    { name: 'openssl', canary: 1, maxConcurrency: 2, maxErrors: 0, watchSeconds: 0.5 },
+    new Date(),
+  );
+  await worker.kick(rollout.id);
+  const halted = await waitFor(
+    async () => ((await getRollout(fx.db, rollout.id)).state === 'halted' ? true : undefined),
+    { timeoutMs: 60_000, intervalMs: 100 },
+  );
+  assert.ok(halted, 'the rollout halted');
+  await sleep(500); // the work taken before the halt finishes
+
+  // `understudy serve` next to the control plane (its control.json: where and as whom to connect).
+  const controlDir = path.join(fx.dir, 'control-dir');
+  fs.mkdirSync(controlDir);
+  fs.writeFileSync(
+    path.join(controlDir, 'control.json'),
+    JSON.stringify({ endpoint: fx.endpoint, identity: fx.control }),
+  );
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'us-fleet-console-'));
+  t.after(() => fs.rmSync(stateDir, { recursive: true, force: true }));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  fs.writeFileSync(path.join(stateDir, 'monitor.yaml'), `api:\n  listen: 127.0.0.1\n  port: ${port}\n`);
+  const serve = spawnProcess(
+    [
+      process.execPath,
+      '--import',
+      'tsx',
+      'src/cli/entry.ts',
+      '--state-dir',
+      stateDir,
+      'serve',
+      '--control-dir',
+      controlDir,
+    ],
+    { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  const serveLog: string[] = [];
+  serve.child.stderr?.on('data', (c: Buffer) => serveLog.push(c.toString()));
+  fx.defer(async () => {
+    if (serve.child.exitCode !== null) return;
+    serve.child.kill('SIGTERM');
+    const ended = await Promise.race([serve.done.then(() => true), sleep(60_000).then(() => false)]);
+    if (!ended) serve.child.kill('SIGKILL');
+    await serve.done.catch(() => undefined);
+  });
+  const up = await waitFor(
+    async () =>
+      (await fetch(`${base}/v1/health`)
+        .then((r) => r.ok)
+        .catch(() => false)) || undefined,
+    { timeoutMs: 30_000, intervalMs: 100 },
+  );
+  assert.ok(up, `serve answers\n${serveLog.join('')}`);
+  const token = fs.readFileSync(path.join(stateDir, 'api-token'), 'utf8').trim();
+  const api = async <T>(url: string): Promise<T> => {
+    const res = await fetch(`${base}${url}`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(res.status, 200, url);
+    return (await res.json()) as T;
+  };
+
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'us-chromium-'));
+  t.after(() => fs.rmSync(userDataDir, { recursive: true, force: true }));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: '/usr/bin/chromium',
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+    ],
+    headless: true,
+    viewport: { width: 1200, height: 900 },
+  });
+  fx.defer(() => context.close());
+  const page = context.pages()[0] ?? (await context.newPage());
+
+  await page.goto(`${base}/fleet`);
+  assert.match(page.url(), /\/login\?next=%2Ffleet/);
+  await page.getByLabel('API token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(`${base}/fleet`);
+  assert.equal(await page.getByRole('heading', { level: 1 }).innerText(), 'Fleet');
+
+  // The page agrees with the API.
+  const { rollouts } = await api<{ rollouts: { id: number; state: string; reason: string }[] }>(
+    '/v1/fleet/rollouts',
+  );
+  assert.equal(rollouts[0]?.state, 'halted');
+  const rolloutRow = page.locator('#fleet-rollouts tbody tr').first();
+  const rowText = await rolloutRow.innerText();
+  assert.match(rowText, new RegExp(`${rollout.id} openssl`));
+  assert.match(rowText, /halted/);
+  assert.match(rowText, new RegExp(rollouts[0]?.reason ?? 'no reason'));
+  const { hosts } = await api<{ hosts: { id: string }[] }>('/v1/fleet/hosts');
+  const hostRows = await page.locator('#fleet-hosts tbody tr td:first-child').allInnerTexts();
+  assert.deepEqual(
+    hostRows.map((h) => h.trim()),
+    hosts.map((h) => h.id),
+  );
+  await page.screenshot({ path: path.join(artifacts, 'fleet.png'), fullPage: true });
+
+  await page.getByRole('link', { name: `${rollout.id} openssl` }).click();
+  await page.waitForURL(`${base}/fleet/rollouts/${rollout.id}`);
+  const captions = (await page.locator('table.wave caption').allInnerTexts()).map((c) =>
+    c.replace(/\s+/g, ' ').trim(),
+  );
+  assert.deepEqual(captions, ['canary done', 'wave 2 failed', 'wave 3 pending']);
+  const failedRow = await page.locator('table.wave tr', { hasText: 'bh2' }).first().innerText();
+  assert.match(failedRow, /bh2\s+lc-a\s+web\s+failed/);
+  await page.screenshot({ path: path.join(artifacts, 'fleet-rollout.png'), fullPage: true });
+});
