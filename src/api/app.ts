@@ -28,6 +28,8 @@ import { patchRoutes } from './routes/patches.ts';
 import { runRoutes } from './routes/runs.ts';
 import { applyApproval, monitorRoutes, verifyCodeApproval } from './routes/monitor.ts';
 import { eventRoutes } from './routes/events.ts';
+import { lcAdminRoutes } from './routes/lc-admin.ts';
+import { adminRoutes } from './routes/admin.ts';
 import { consoleRoutes } from './console/routes.ts';
 import { fleetRoutes } from './routes/fleet.ts';
 import type { FleetReader } from './fleet-reader.ts';
@@ -64,6 +66,8 @@ const exact: Partial<Record<ErrorCode, number>> = {
   PATCH_HASH_MISMATCH: 400,
   PATCH_FILE_INVALID: 400,
   PATCH_TOO_LARGE: 413,
+  SERVICE_INVALID: 400,
+  DRIVER_UNKNOWN: 400,
   API_UNAUTHORIZED: 401,
   API_FORBIDDEN: 403,
   APPROVAL_REJECTED: 403,
@@ -81,6 +85,14 @@ const exact: Partial<Record<ErrorCode, number>> = {
   RUN_PRECONDITION: 409,
   RUN_NOT_SWITCHED: 409,
   RUN_NOT_CANCELLABLE: 409,
+  DPKG_STATUS_INVALID: 409,
+  UPDATE_PACKAGE_NOT_IN_FEED: 409,
+  UPDATE_DEPENDENCY_UNSATISFIABLE: 409,
+  FEED_UNREACHABLE: 502,
+  FEED_INDEX_INVALID: 502,
+  FEED_SIGNATURE_INVALID: 502,
+  FEED_REPLAY: 502,
+  FEED_DATE_INVALID: 502,
   STORE_LOCKED: 409,
 };
 
@@ -102,6 +114,7 @@ const reasonPhrase: Record<number, string> = {
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
   500: 'Internal Server Error',
+  502: 'Bad Gateway',
   503: 'Service Unavailable',
 };
 
@@ -242,6 +255,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   app.get('/v1/health', { config: { public: true } }, async () => ({ ok: true }));
   inventoryRoutes(app, operations);
+  lcAdminRoutes(app, operations);
+  adminRoutes(app, { db: deps.db });
   patchRoutes(app, operations, deps.catalogue);
   runRoutes(app, operations);
   const monitorDeps = {

@@ -26,6 +26,12 @@ export const lcCreateBody = z
     addresses: z.array(z.string()).default([]).describe('CIDR addresses of eth0; [] = no NIC'),
     mac: z.string().optional(),
     role: z.enum(lcRoles as [LcRole, ...LcRole[]]).default('idle'),
+    driver: z.string().min(1).max(32).optional().describe('partitioning driver: namespace (default) | lxc'),
+    services: z
+      .array(z.record(z.string(), z.unknown()))
+      .max(16)
+      .optional()
+      .describe('the services it runs, as in the LC’s YAML (see PUT /v1/lcs/{name}/services)'),
     start: z.boolean().default(false).describe('boot it once created'),
   })
   .strict();
@@ -148,3 +154,56 @@ export const errorBody = z.object({
   hint: z.string().optional(),
   details: z.record(z.string(), z.unknown()).optional(),
 });
+
+/**
+ * The services an LC declares, as in its YAML (`services:`): each `{name, unit | pidFile, ports,
+ * health, drain, undrain, hold, data, cut, versionPath}`. The definitions themselves are checked by
+ * the inventory (SERVICE_INVALID naming the field, as the CLI's flags and the YAML are).
+ */
+export const servicesBody = z
+  .object({
+    services: z
+      .array(z.record(z.string(), z.unknown()))
+      .max(16)
+      .describe('service definitions (docs/lxc.md, services); [] declares none'),
+  })
+  .strict();
+
+const feedNames = z
+  .string()
+  .max(1000)
+  .transform((s) =>
+    s
+      .split(',')
+      .map((f) => f.trim())
+      .filter(Boolean),
+  )
+  .pipe(z.array(name).max(20));
+
+export const updatesQuery = z
+  .object({
+    feed: feedNames.optional().describe('apt feeds to use, comma-separated (default: every apt feed)'),
+  })
+  .strict();
+
+export const updatesApplyBody = z
+  .object({
+    feeds: z.array(name).max(20).default([]).describe('apt feeds to use (default: every apt feed)'),
+  })
+  .strict()
+  .default({ feeds: [] });
+
+export const roleBody = z.object({ role: z.enum(lcRoles as [LcRole, ...LcRole[]]) }).strict();
+
+export const tokenCreateBody = z
+  .object({
+    operator: z.string().min(1).max(64).describe('letters, digits, dot, @, dash or underscore'),
+    scope: z.enum(['read', 'admin']).default('read'),
+  })
+  .strict();
+
+export const copyHistoryQuery = z
+  .object({
+    limit: z.coerce.number().int().min(0).max(1000).default(50).describe('write records (0 = summary only)'),
+  })
+  .strict();

@@ -42,6 +42,7 @@ import { createImageBuilds, type ImageBuildRequest, type StartedImageBuild } fro
 import { createSwitchOperations, type StartedSwitch, type SwitchOperations } from './switches.ts';
 import type { z } from 'zod';
 import type { lcCreateBody } from './contracts.ts';
+import { createLcAdminOperations, type LcAdminOperations } from './lc-admin.ts';
 
 export interface OperationsDeps {
   /** The store the composition root opened. */
@@ -110,7 +111,7 @@ export interface ServiceHealth {
 
 export type LcCreateInput = z.output<typeof lcCreateBody>;
 
-export interface Operations {
+export interface Operations extends LcAdminOperations {
   host(): Promise<HostStatus & { capacity: ReturnType<typeof hostCapacity> }>;
   images(): ImageRecord[];
   lcs(): Promise<LcView[]>;
@@ -237,6 +238,7 @@ export function createOperations(deps: OperationsDeps): Operations {
   }
 
   return {
+    ...createLcAdminOperations({ db: manager.db, stateDir: manager.stateDir, catalogue, requireHost }),
     async host() {
       return { ...(await hostStatus(manager.db, manager.stateDir)), capacity: hostCapacity() };
     },

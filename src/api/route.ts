@@ -19,7 +19,7 @@ export interface RouteInput<P, Q, B> {
 }
 
 export interface RouteDef<P = unknown, Q = unknown, B = unknown> {
-  method: 'GET' | 'POST' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   url: string;
   summary: string;
   tag: string;

@@ -4,3 +4,4 @@ export { createLc, destroyLc, startLc, describeLcs, type LcView } from './lcs.ts
 export { driverFactories, driverNames, DriverRegistry } from './drivers.ts';
 export type { HostContext } from '../host/index.ts';
 export { recoverAtStart, type RecoveryReport, type RecoverOptions } from './recover.ts';
+export { lcPendingUpdates, type LcUpdatesOptions } from './updates.ts';

@@ -83,6 +83,11 @@ export interface FinalSyncPhases {
   verifyMs: number;
   bytes: number;
   files: number;
+  /** Paths both LCs changed that kept LC2's version (its patched system disk), and the first of them. */
+  conflicts?: number;
+  conflictPaths?: string[];
+  /** One line per disk: what it carried and how ("lc1/app → lc2/app: 12 paths in-process, 31 ms"). */
+  disks?: string[];
 }
 
 /**

@@ -33,7 +33,9 @@ export const formatSse = (e: StoredEvent): string =>
 
 export function eventRoutes(app: FastifyInstance, deps: { db: Db; events: EventLog; version: string }): void {
   const open = new Set<() => void>();
-  app.addHook('onClose', async () => {
+  // Before the server closes: it waits for every open connection, and a followed stream never ends
+  // by itself (an open dashboard would keep serve from shutting down).
+  app.addHook('preClose', async () => {
     for (const end of open) end();
   });
 

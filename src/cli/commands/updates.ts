@@ -3,18 +3,9 @@
  * status (read from its system disk, inside its root) against the verified indexes of the apt feeds;
  * with --apply, exactly those .deb files are registered and marked for the LC's next patch run.
  */
-import path from 'node:path';
 import type { Command } from 'commander';
-import { openApp } from '../../app/index.ts';
-import { UnderstudyError, isErrno } from '../../core/index.ts';
-import { getLc } from '../../inventory/index.ts';
-import {
-  describeUpgradeReason,
-  dpkgStatusPath,
-  pendingUpdates,
-  realFetcher,
-  type PendingUpdates,
-} from '../../monitor/index.ts';
+import { lcPendingUpdates, openApp } from '../../app/index.ts';
+import { describeUpgradeReason, type PendingUpdates } from '../../monitor/index.ts';
 import { table, type CliContext } from '../context.ts';
 
 function collect(value: string, previous: string[]): string[] {
@@ -71,28 +62,12 @@ export function registerUpdatesCommand(program: Command, ctx: CliContext): void 
     .action(async (lcName: string, o: { feed: string[]; apply?: boolean }) => {
       const app = openApp(ctx.stateDir());
       try {
-        const lc = getLc(app.db, lcName);
-        const host = await app.host();
-        let dpkgStatus: Buffer;
-        try {
-          dpkgStatus = await host.driver.readFile(lc, dpkgStatusPath);
-        } catch (error) {
-          if (!isErrno(error, 'ENOENT')) throw error;
-          throw new UnderstudyError(
-            'DPKG_STATUS_INVALID',
-            `${lcName} has no ${dpkgStatusPath}: not a Debian system`,
-            {
-              cause: error,
-            },
-          );
-        }
-        const result = await pendingUpdates({
+        const result = await lcPendingUpdates({
           db: app.db,
           catalogue: app.catalogue,
-          fetcher: realFetcher,
-          workDir: path.join(app.stateDir, 'cache', 'monitor'),
+          host: await app.host(),
+          stateDir: app.stateDir,
           lc: lcName,
-          dpkgStatus,
           feeds: o.feed,
           apply: o.apply === true,
         });

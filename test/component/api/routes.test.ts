@@ -72,8 +72,19 @@ void test('auth: no token, wrong token, revoked token → 401; read-only token o
     ['POST', '/v1/images', { recipe: 'busybox' }],
     ['POST', '/v1/monitor/poll', {}],
     ['POST', '/v1/approvals', { admin: 'alice', challenge: 'abcdefgh', decision: 'reject', code: '1' }],
+    ['PUT', '/v1/lcs/lc1/services', { services: [] }],
+    ['POST', '/v1/lcs/lc1/role', { role: 'idle' }],
+    ['POST', '/v1/lcs/lc1/reboot', {}],
+    ['POST', '/v1/lcs/lc1/updates', {}],
+    ['DELETE', '/v1/images/busybox', undefined],
+    ['DELETE', '/v1/feeds/sec', undefined],
+    ['POST', '/v1/tokens', { operator: 'mallory', scope: 'admin' }],
+    ['DELETE', '/v1/tokens/abc', undefined],
   ] as const;
   const reads = [
+    '/v1/feeds',
+    '/v1/tokens',
+    '/v1/disk-copies',
     '/v1/host',
     '/v1/images',
     '/v1/lcs',
@@ -145,6 +156,13 @@ void test('schema validation: wrong fields answer 400 INVALID_ARGUMENT naming th
       { from: 'lc1', to: 'lc2', method: 'instant', drainTimeoutMs: -5 },
       /body\.drainTimeoutMs/,
     ],
+    ['PUT', '/v1/lcs/lc1/services', { services: 'web' }, /body\.services/],
+    ['PUT', '/v1/lcs/lc1/services', { services: Array.from({ length: 17 }, () => ({})) }, /body\.services/],
+    ['POST', '/v1/lcs/lc1/role', { role: 'boss' }, /body\.role/],
+    ['POST', '/v1/lcs/lc1/updates', { feeds: ['x'.repeat(65)] }, /body\.feeds\.0/],
+    ['GET', `/v1/lcs/lc1/updates?feed=${'a,'.repeat(21)}`, undefined, /query\.feed/],
+    ['POST', '/v1/tokens', { operator: 'x', scope: 'root' }, /body\.scope/],
+    ['GET', '/v1/disk-copies/c1?limit=5000', undefined, /query\.limit/],
   ] as const;
   for (const [method, url, payload, field] of cases) {
     const res = await app.inject({ method, url, headers: bearer(admin), payload });
@@ -434,6 +452,20 @@ void test('the OpenAPI document lists every route with its scope and schemas', a
     ['/v1/approvals', 'post'],
     ['/v1/events', 'get'],
     ['/v1/audit', 'get'],
+    ['/v1/lcs/{name}/services', 'get'],
+    ['/v1/lcs/{name}/services', 'put'],
+    ['/v1/lcs/{name}/role', 'post'],
+    ['/v1/lcs/{name}/reboot', 'post'],
+    ['/v1/lcs/{name}/updates', 'get'],
+    ['/v1/lcs/{name}/updates', 'post'],
+    ['/v1/images/{name}', 'delete'],
+    ['/v1/feeds', 'get'],
+    ['/v1/feeds/{name}', 'delete'],
+    ['/v1/tokens', 'get'],
+    ['/v1/tokens', 'post'],
+    ['/v1/tokens/{id}', 'delete'],
+    ['/v1/disk-copies', 'get'],
+    ['/v1/disk-copies/{id}', 'get'],
   ] as const) {
     const op = doc.paths[url]?.[method];
     assert.ok(op, `${method} ${url} is documented`);

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { runDaemon } from '../../../src/api/index.ts';
+import { createApiToken, runDaemon } from '../../../src/api/index.ts';
 import { recoverAtStart } from '../../../src/app/index.ts';
 import { createOwner, silentLogger, sleep } from '../../../src/core/index.ts';
 import { getRun } from '../../../src/run/index.ts';
@@ -55,4 +55,29 @@ test('finding 9: serve shutdown stops a run at a step boundary and hands it to r
   assert.deepEqual(report.errors, []);
   assert.equal(getRun(f.db, run.id).state, 'switched');
   assert.deepEqual(f.served(), { by: ['lc2'], version: '1.0.1' });
+});
+
+test('serve shuts down while a client follows the event stream (an open dashboard)', async (t) => {
+  const f = await createMemoryRun();
+  t.after(() => f.close());
+  const daemon = await runDaemon({
+    stateDir: f.dir,
+    logger: silentLogger,
+    port: 0,
+    manager: { stateDir: f.dir, db: f.db, catalogue: f.catalogue },
+    host: f.mem.host,
+  });
+  const token = createApiToken(f.db, { operator: 'ann', scope: 'read' }).token;
+  const res = await fetch(`${daemon.url}/v1/events?after=0`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  assert.equal(res.status, 200);
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  await reader.read(); // the stream is open: its first bytes arrived
+  const started = Date.now();
+  const closed = await Promise.race([daemon.close().then(() => true), sleep(10_000).then(() => false)]);
+  assert.ok(closed, 'the daemon closed within 10 s with a client on the stream');
+  assert.ok(Date.now() - started < 5_000);
+  // The client sees its stream end (and would reconnect with Last-Event-ID to the next daemon).
+  for (;;) if ((await reader.read()).done) break;
 });

@@ -2,7 +2,9 @@
  * The patch monitor's own schedule on the event stream: with real servers (an HTTP patch server and
  * an SMTP server delivering to dovecot's Maildir), the daemon's scheduled poll starts and ends as
  * events, the new patch it found and the mail it sent are events, a poll asked for through the API
- * is told apart from a scheduled one, and the console's monitor section shows them.
+ * is told apart from a scheduled one, and the console's monitor section shows them — as HTML without
+ * JavaScript, and in Debian's Chromium, where the scheduled polls arrive live (screenshot
+ * `test-artifacts/console/monitor.png`, the one in docs/console.md).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +19,7 @@ import { addFeed, openMonitorStore } from '../../../src/monitor/index.ts';
 import { PatchServerDir, startHttpServer, tempDir } from '../monitor/fixtures.ts';
 import { startMailWorld } from '../mail/mail-servers.ts';
 import { createTestCa } from '../../helpers/test-ca.ts';
+import { consoleArtifacts, openChromium } from '../console/chromium.ts';
 
 interface Streamed {
   id: number;
@@ -26,7 +29,7 @@ interface Streamed {
 
 void test(
   'scheduled polls, new patches and mails are events of the stream and lines of the console',
-  { timeout: 60_000 },
+  { timeout: 120_000 },
   async (t) => {
     const caDir = tempDir('us-mon-ev-ca');
     t.after(() => fs.rmSync(caDir, { recursive: true, force: true }));
@@ -158,5 +161,36 @@ void test(
     assert.match(htmlText, /poll of vendor ended: ok in \d+ ms, 1 new/);
     assert.match(htmlText, /\(scheduled\)/);
     assert.match(htmlText, /\(asked for\)/);
+
+    // The same page in a real browser: the lines are there, and the schedule's next polls arrive
+    // live from the event stream (no reload), as items newer than any the page was served with.
+    const browser = await openChromium();
+    t.after(() => browser.close());
+    const { context, page: tab } = browser;
+    await context.addCookies([{ name: sessionCookie, value: encodeURIComponent(token), url: daemon.url }]);
+    await tab.goto(`${daemon.url}/monitor`);
+    assert.equal(await tab.locator('h1').textContent(), 'Patch monitor');
+    const ids = async (): Promise<number[]> =>
+      (await tab.locator('#monitor li[data-event]').evaluateAll((lis) => lis.map((li) => li.dataset.event)))
+        .map(Number)
+        .filter((n) => n > 0);
+    const newest = Math.max(...(await ids()));
+    assert.ok(newest > 0, 'the page lists the monitor’s events');
+    await tab
+      .getByText(/poll of vendor ended: ok in \d+ ms/)
+      .first()
+      .waitFor();
+    await tab.waitForFunction(
+      (last) =>
+        Array.from(document.querySelectorAll<HTMLElement>('#monitor li[data-event]')).some(
+          (li) => Number(li.dataset.event) > last && li.dataset.phase === 'poll.ended',
+        ),
+      newest,
+      { timeout: 15_000 },
+    );
+    assert.ok(Math.max(...(await ids())) > newest, 'a later poll appeared without a reload');
+    assert.match((await tab.locator('#live-status').textContent()) ?? '', /^live · last event \d+/);
+    fs.mkdirSync(consoleArtifacts, { recursive: true });
+    await tab.screenshot({ path: path.join(consoleArtifacts, 'monitor.png'), fullPage: true });
   },
 );

@@ -11,11 +11,15 @@ export interface ServeProcess {
   /** The admin token serve made on its first start. */
   token: string;
   proc: SpawnedProcess;
-  /** GET or POST with the admin token; resolves with the status and the JSON body. */
+  /**
+   * A request with the admin token (or `options.token`; null sends none); resolves with the status
+   * and the JSON body.
+   */
   api<T = Record<string, unknown>>(
-    method: 'GET' | 'POST',
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
     url: string,
     body?: unknown,
+    options?: { token?: string | null },
   ): Promise<{ status: number; body: T }>;
   /** Every stored event after `after` (the stream with follow=false). */
   events(
@@ -57,12 +61,20 @@ export async function startServe(stateDir: string, yaml: string[] = []): Promise
     await stop();
     assert.fail(`serve did not answer at ${base}`);
   }
-  const token = fs.readFileSync(path.join(stateDir, 'api-token'), 'utf8').trim();
-  const api: ServeProcess['api'] = async (method, url, body) => {
+  let token: string;
+  try {
+    token = fs.readFileSync(path.join(stateDir, 'api-token'), 'utf8').trim();
+  } catch (error) {
+    // No first token (the store already had one): nothing to talk with, and serve must not outlive the test.
+    await stop();
+    throw error;
+  }
+  const api: ServeProcess['api'] = async (method, url, body, options = {}) => {
+    const bearer = options.token === undefined ? token : options.token;
     const res = await fetch(`${base}${url}`, {
       method,
       headers: {
-        authorization: `Bearer ${token}`,
+        ...(bearer === null ? {} : { authorization: `Bearer ${bearer}` }),
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
       },
       body: body === undefined ? undefined : JSON.stringify(body),
