@@ -25,10 +25,7 @@ import type { Db } from '../store/index.ts';
 import { crashPoint } from './crash-point.ts';
 import type { FinalSyncPhases, SwitchBinding, SwitchPlan, SwitchSide } from '../switch/index.ts';
 import { serviceControl } from './service-side.ts';
-import { pidFileService } from './service.ts';
-
-/** The pid file of the busybox images' service (for LCs that declare no service). */
-export const defaultServicePidFile = '/run/demo.pid';
+import { serviceNotDeclared } from './service.ts';
 
 export interface BindSwitchOptions {
   from: string;
@@ -41,14 +38,16 @@ export interface BindSwitchOptions {
 
 /**
  * The service a switch between these LCs moves: the one `from` declares, else the one `to` declares
- * (after a switch both run it), else the busybox images' pid-file service.
+ * (after a switch both run it). SERVICE_NOT_DECLARED, naming `from`, when neither declares one.
  */
 export function switchedService(db: Db, from: string, to: string): ServiceDefinition {
-  return (
-    getLc(db, from).services[0] ??
-    getLc(db, to).services[0] ??
-    pidFileService({ port: 80, healthPath: '/health', servicePidFile: defaultServicePidFile })
-  );
+  const service = getLc(db, from).services[0] ?? getLc(db, to).services[0];
+  if (!service)
+    throw serviceNotDeclared(
+      from,
+      `the switch to ${to} cannot tell how to check, drain or hold it (${to} declares none either)`,
+    );
+  return service;
 }
 
 /** An LC as the switch (and the health check) sees it: its network context and its service. */

@@ -53,8 +53,8 @@ export interface SyncDiskOptions {
 export interface SyncDiskOutcome {
   method: 'incremental' | 'whole';
   /**
-   * Incremental, and nothing to carry (no change on either side, or none on the source of a
-   * receiver-wins sync): nothing was written and no `after` snapshot was taken (`now` is the
+   * Incremental, and nothing to carry (no change on either side, none on the source of a
+   * receiver-wins sync, or only changes the target keeps as conflicts): nothing was written and no `after` snapshot was taken (`now` is the
    * target's state after the sync).
    */
   unchanged?: boolean;
@@ -225,7 +225,8 @@ export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
     return { paths, conflicts: conflicts.sort() };
   });
 
-  if (!list)
+  // Nothing to copy (no change, or only the target's own: conflicts kept on a system disk).
+  if (!list || list.paths.length === 0)
     return {
       method: 'incremental',
       unchanged: true,
@@ -235,7 +236,7 @@ export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
       verifyMs: 0,
       bytes: 0,
       files: 0,
-      conflicts: { count: 0, paths: [] },
+      conflicts: { count: list?.conflicts.length ?? 0, paths: (list?.conflicts ?? []).slice(0, limit) },
     };
   // `cut` does not change: its side of the verification is hashed while the copy runs.
   const expectedHash = hashPaths(cut, list.paths);
