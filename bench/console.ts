@@ -107,7 +107,6 @@ function seed(stateDir: string): void {
         healthPath: '/health',
         port: 80,
         watchMs: 0,
-        servicePidFile: '/run/demo.pid',
         stateful: true,
       } as const;
       const id = journal.create(options as never, steps);

@@ -249,22 +249,33 @@ console.log(
   `\nStateful instant switch, ${rate} requests/s (newconn 0.3, keepalive 0.55, upload 0.05 of 2 s, write 0.1), ${switches} switches and ${switches} switches back per cut\n`,
 );
 console.log(
-  '| cut | # | direction | max added ms | window max ms | delayed >= 1 s | failed | keys lost | resent | hold ms | drain to last write ms | final sync ms | release ms (reload) | LC1 finished after ms | switch ms |',
+  '| cut | # | direction | max added ms | window max ms | delayed >= 1 s | failed | keys lost | resent | hold ms | drain to last write ms | final sync ms | release ms (reload) | LC1 finished after ms | switch ms | this switch |',
 );
-console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+/** Each switch judged on its own against the targets (the verdict below is on the medians). */
+const rowVerdict = (row: SwitchRow): string => {
+  const misses = [
+    row.ok ? '' : 'failed',
+    row.maxAddedMs > targets.maxAddedMs ? `max added > ${targets.maxAddedMs} ms` : '',
+    row.delayed1s > targets.delayed1s ? 'delayed >= 1 s' : '',
+    row.failed > targets.failed ? 'failed requests' : '',
+    row.lost > targets.lost ? 'keys lost' : '',
+  ].filter(Boolean);
+  return misses.length === 0 ? 'within targets' : `MISSED: ${misses.join(', ')}`;
+};
 for (const r of results) {
   r.rows.forEach((row, i) => {
     const p = row.phases;
     console.log(
-      `| ${r.cut} | ${i + 1} | ${row.direction}${row.ok ? '' : ' (FAILED)'} | ${f(row.maxAddedMs)} | ${f(row.windowMaxMs)} | ${row.delayed1s} | ${row.failed}${row.failed > 0 ? ` ${JSON.stringify(row.failures)}` : ''} | ${row.lost} | ${row.resent} | ${f(row.holdMs)} | ${f(p?.drainMs)} | ${f(p?.syncMs)} | ${f(p?.releaseMs)} (${f(p?.reloadMs)}) | ${f(p?.finishMs)} | ${f(row.durationMs)} |`,
+      `| ${r.cut} | ${i + 1} | ${row.direction}${row.ok ? '' : ' (FAILED)'} | ${f(row.maxAddedMs)} | ${f(row.windowMaxMs)} | ${row.delayed1s} | ${row.failed}${row.failed > 0 ? ` ${JSON.stringify(row.failures)}` : ''} | ${row.lost} | ${row.resent} | ${f(row.holdMs)} | ${f(p?.drainMs)} | ${f(p?.syncMs)} | ${f(p?.releaseMs)} (${f(p?.reloadMs)}) | ${f(p?.finishMs)} | ${f(row.durationMs)} | ${rowVerdict(row)} |`,
     );
   });
 }
 
 console.log(
-  '\n| cut | direction | switches | baseline p99 ms | median max added ms | median delayed >= 1 s | failed (total) | keys lost (total) | median hold ms | median drain ms | median sync ms | median release ms | client lag p99 ms | load average after | verdict |',
+  '\n| cut | direction | switches | baseline p99 ms | median max added ms | median delayed >= 1 s | failed (total) | keys lost (total) | median hold ms | median drain ms | median sync ms | median release ms | client lag p99 ms | load average after | switches within targets | verdict |',
 );
-console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 let allPass = true;
 for (const r of results) {
   for (const direction of ['switch', 'back'] as const) {
@@ -276,7 +287,11 @@ for (const r of results) {
       lost: rows.reduce((s, x) => s + x.lost, 0),
       switched: rows.every((x) => x.ok),
     };
+    // Added latency is measured against the baseline p99: when the baseline alone is beyond the
+    // target, the machine is too loaded for the figure to mean anything.
+    const judged = r.baselineP99 <= targets.maxAddedMs;
     const pass =
+      judged &&
       m.switched &&
       rows.length >= 5 &&
       m.added <= targets.maxAddedMs &&
@@ -285,6 +300,9 @@ for (const r of results) {
       m.lost <= targets.lost;
     if (r.cut === 'writes') allPass &&= pass;
     const why = [
+      judged
+        ? ''
+        : `no verdict: baseline p99 ${f(r.baselineP99)} ms > ${targets.maxAddedMs} ms, machine too loaded`,
       !m.switched ? 'a switch failed' : '',
       rows.length < 5 ? 'fewer than 5 switches' : '',
       m.added > targets.maxAddedMs ? `max added ${f(m.added)} > ${targets.maxAddedMs} ms` : '',
@@ -295,7 +313,7 @@ for (const r of results) {
       .filter(Boolean)
       .join(', ');
     console.log(
-      `| ${r.cut} | ${direction} | ${rows.length} | ${f(r.baselineP99)} | ${f(m.added)} | ${m.delayed} | ${m.failed} | ${m.lost} | ${f(median(rows.map((x) => x.holdMs)))} | ${f(median(rows.map((x) => x.phases?.drainMs ?? NaN)))} | ${f(median(rows.map((x) => x.phases?.syncMs ?? NaN)))} | ${f(median(rows.map((x) => x.phases?.releaseMs ?? NaN)))} | ${f(r.lagP99)} | ${r.load} | ${pass ? 'PASS' : `FAIL (${why})`} |`,
+      `| ${r.cut} | ${direction} | ${rows.length} | ${f(r.baselineP99)} | ${f(m.added)} | ${m.delayed} | ${m.failed} | ${m.lost} | ${f(median(rows.map((x) => x.holdMs)))} | ${f(median(rows.map((x) => x.phases?.drainMs ?? NaN)))} | ${f(median(rows.map((x) => x.phases?.syncMs ?? NaN)))} | ${f(median(rows.map((x) => x.phases?.releaseMs ?? NaN)))} | ${f(r.lagP99)} | ${r.load} | ${rows.filter((x) => rowVerdict(x) === 'within targets').length}/${rows.length} | ${pass ? 'PASS' : `FAIL (${why})`} |`,
     );
   }
 }

@@ -94,8 +94,6 @@ export const runStartBody = z
     scanDatabase: z.string().optional(),
     skipScan: z.boolean().default(false),
     bootTimeoutMs: z.number().int().positive().default(120_000),
-    healthPath: z.string().startsWith('/').default('/health'),
-    port: z.number().int().min(1).max(65535).default(80),
     stateful: z.boolean().default(true),
     watchMs: z.number().int().min(0).default(0),
   })

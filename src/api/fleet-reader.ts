@@ -41,9 +41,33 @@ export interface FleetHost {
   openWork: number;
 }
 
+export interface FleetLcCompliance {
+  host: string;
+  lc: string;
+  group: string;
+  pendingSecurity: { name: string; ageDays: number }[];
+  lastRunAt: string | null;
+  lastRunResult: string | null;
+  daysSinceLastPatch: number | null;
+  lastHealth: { healthy: boolean; at: string } | null;
+}
+
+export interface FleetGroupCompliance {
+  group: string;
+  lcs: number;
+  lcsWithPendingSecurity: number;
+  oldestPendingSecurityDays: number | null;
+  lcsLastRunFailed: number;
+  maxDaysSinceLastPatch: number | null;
+  lcsUnhealthy: number;
+}
+
 /** Reads the control plane's database. `rollout` throws FLEET_NOT_FOUND (404) for an unknown id. */
 export interface FleetReader {
   rollouts(): Promise<FleetRolloutSummary[]>;
   rollout(id: number): Promise<FleetRolloutDetail>;
   hosts(): Promise<FleetHost[]>;
+  compliance(): Promise<{ lcs: FleetLcCompliance[]; groups: FleetGroupCompliance[] }>;
+  /** The same as CSV (cells that would start a formula neutralised), per LC or per group. */
+  complianceCsv(by: 'lc' | 'group'): Promise<string>;
 }

@@ -31,4 +31,6 @@ export {
   type FleetRolloutDetail,
   type FleetHost,
   type FleetWaveTarget,
+  type FleetLcCompliance,
+  type FleetGroupCompliance,
 } from './fleet-reader.ts';

@@ -137,6 +137,11 @@ export const errorCatalogue = {
     meaning: 'A service definition (LC YAML, flags or API) does not validate.',
     fix: 'Fix the field named in the message; docs/lxc.md (services) lists what is accepted.',
   },
+  SERVICE_NOT_DECLARED: {
+    meaning:
+      'A patch run or a switch was asked of an LC that declares no service, so nothing says how to check, drain or hold it.',
+    fix: 'Declare it: understudy lc service set <lc> --service-unit <unit> (or --service-pid-file) --service-port <port> --health … (docs/lxc.md, services).',
+  },
   LXC_IDMAP_UNAVAILABLE: {
     meaning: 'No free range of subordinate uids/gids for an unprivileged LXC logical computer.',
     fix: 'Give root subordinate ids in /etc/subuid and /etc/subgid (scripts/install-deps.sh does), or destroy unused LCs.',

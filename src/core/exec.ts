@@ -77,6 +77,36 @@ export function debianPackageFor(program: string): string | undefined {
 
 const tracked = new Set<ChildProcess>();
 
+/** What an observer of external commands is told when one ends. */
+export interface ExecRecord {
+  argv: readonly string[];
+  /** performance.now() when it was started. */
+  startedAt: number;
+  durationMs: number;
+  exitCode: number | null;
+}
+
+const observers = new Set<(record: ExecRecord) => void>();
+
+/**
+ * Calls `listener` each time an external command (exec or spawnProcess) ends, e.g. to count and time
+ * the commands of one operation (the benchmarks' profile). Returns the function that stops it.
+ */
+export function observeExec(listener: (record: ExecRecord) => void): () => void {
+  observers.add(listener);
+  return () => observers.delete(listener);
+}
+
+function notifyObservers(result: ExecResult, started: number): void {
+  for (const listener of observers)
+    listener({
+      argv: result.argv,
+      startedAt: started,
+      durationMs: result.durationMs,
+      exitCode: result.exitCode,
+    });
+}
+
 /** Children still running (for shutdown and for tests that check nothing was left behind). */
 export function trackedChildren(): ReadonlySet<ChildProcess> {
   return tracked;
@@ -201,6 +231,7 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
         stderr: Buffer.concat(err).toString('utf8'),
         durationMs: performance.now() - started,
       };
+      notifyObservers(result, started);
       if ((spawnError as NodeJS.ErrnoException | undefined)?.code === 'ENOENT')
         return reject(notFound(argv, spawnError));
       if (spawnError && (spawnError as Error).name === 'AbortError') {
@@ -270,14 +301,16 @@ export function spawnProcess(argv: readonly string[], options: SpawnOptions = {}
       if (resolved) return;
       resolved = true;
       tracked.delete(child);
-      resolve({
+      const result: ExecResult = {
         argv,
         exitCode,
         signal,
         stdout: '',
         stderr: Buffer.concat(errChunks).toString('utf8'),
         durationMs: performance.now() - started,
-      });
+      };
+      notifyObservers(result, started);
+      resolve(result);
     };
     child.on('error', (error) => {
       errChunks.push(Buffer.from(String(error)));

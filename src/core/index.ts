@@ -9,6 +9,8 @@ export {
   trackedChildren,
   killTrackedChildren,
   realRunner,
+  observeExec,
+  type ExecRecord,
   type ExecOptions,
   type ExecResult,
   type SpawnOptions,

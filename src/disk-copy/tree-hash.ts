@@ -40,6 +40,15 @@ async function readXattrs(root: string, only?: readonly string[]): Promise<Map<s
 
 const getfattrFlags = ['-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names'];
 
+/** Whether any of the given absolute paths has an extended attribute (ACLs included), links not followed. */
+export async function anyXattrs(paths: readonly string[]): Promise<boolean> {
+  for (let i = 0; i < paths.length; i += 500) {
+    const found = await readXattrsOf('/', ['getfattr', ...getfattrFlags, ...paths.slice(i, i + 500)]);
+    if (found.size > 0) return true;
+  }
+  return false;
+}
+
 async function readXattrsOf(root: string, argv: string[]): Promise<Map<string, string>> {
   let stdout: string;
   try {
@@ -128,10 +137,10 @@ async function hashEntries(root: string, only: string[] | undefined): Promise<Tr
   const absoluteOf = (relative: string): string => (relative === '.' ? root : path.join(root, relative));
   let present = only;
   if (only !== undefined) {
-    present = [];
-    for (const relative of only) {
-      if (await fs.lstat(absoluteOf(relative)).then(() => true, absentOnly)) present.push(relative);
-    }
+    const exists = await Promise.all(
+      only.map((relative) => fs.lstat(absoluteOf(relative)).then(() => true, absentOnly)),
+    );
+    present = only.filter((_, i) => exists[i]);
   }
   const xattrs = await readXattrs(root, present?.map(absoluteOf));
   const lines = new Map<string, string>();

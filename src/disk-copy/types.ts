@@ -206,6 +206,11 @@ export interface SyncResult extends SyncPhases {
   /** How many syncs the pair has had since its copy (0 = the copy). */
   generation: number;
   durationMs: number;
+  /**
+   * What copied the paths: this process (files, directories, links), or rsync (a whole sync, or a path
+   * with extended attributes, ACLs or a special file). Absent when nothing was copied.
+   */
+  copier?: 'in-process' | 'rsync';
 }
 
 export interface SyncOptions {

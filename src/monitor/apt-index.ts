@@ -82,6 +82,8 @@ export interface PackageRelations {
   preDepends: string;
   breaks: string;
   provides: string;
+  conflicts: string;
+  replaces: string;
 }
 
 export function relationsOf(stanza: Stanza): PackageRelations {
@@ -90,6 +92,8 @@ export function relationsOf(stanza: Stanza): PackageRelations {
     preDepends: stanza.get('Pre-Depends') ?? '',
     breaks: stanza.get('Breaks') ?? '',
     provides: stanza.get('Provides') ?? '',
+    conflicts: stanza.get('Conflicts') ?? '',
+    replaces: stanza.get('Replaces') ?? '',
   };
 }
 

@@ -1,6 +1,6 @@
 /**
  * Debian package relations (deb-control(5) "Package interrelationship fields"): Depends, Pre-Depends,
- * Breaks and Provides as they appear in a binary Packages index and in dpkg's status file.
+ * Breaks, Conflicts, Replaces and Provides as they appear in a binary Packages index and in dpkg's status file.
  * `a (>= 1) | b, c:any` is two clauses; the first is satisfied by a or b.
  */
 import { compareDebianVersions } from './debian-version.ts';
@@ -103,4 +103,28 @@ export function relationSatisfied(
 /** The clause as written, for messages. */
 export function clauseText(clause: Clause): string {
   return clause.map((r) => r.text).join(' | ');
+}
+
+/**
+ * The packages of `candidates` that `relation` (of a Conflicts, Breaks or Replaces field of `self`)
+ * hits: the package of that name at a matching version, or another package providing the name (a
+ * versioned relation hits only a versioned provide that matches). A package never hits itself
+ * (Debian policy 7.6.2: a package may conflict with a virtual package it provides).
+ */
+export function relationHits(
+  relation: Relation,
+  self: string,
+  candidates: readonly RelationTarget[],
+): RelationTarget[] {
+  return candidates.filter((c) => {
+    if (c.name === self) return false;
+    if (c.name === relation.name) return versionSatisfies(c.version, relation);
+    return c.provides.some((clause) =>
+      clause.some(
+        (p) =>
+          p.name === relation.name &&
+          (relation.op === null || (p.version !== null && versionSatisfies(p.version, relation))),
+      ),
+    );
+  });
 }

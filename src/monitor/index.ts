@@ -68,6 +68,7 @@ export {
   describeUpgradeReason,
   type UpgradePlan,
   type PlannedUpgrade,
+  type PlannedRemoval,
   type UpgradeReason,
   type PlanUpgradeOptions,
 } from './upgrade-plan.ts';

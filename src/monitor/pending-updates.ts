@@ -11,7 +11,7 @@ import { getFeedState, listFeeds, type Feed } from './feeds.ts';
 import type { Fetcher } from './fetch.ts';
 import { feedIsSecurity, fetchAptIndex, registerDebFromFeed, type FeedPackage } from './apt-feed.ts';
 import { parseDpkgStatus, type InstalledPackage } from './dpkg-status.ts';
-import { planUpgrade, type PlannedUpgrade, type UpgradePlan } from './upgrade-plan.ts';
+import { planUpgrade, type PlannedRemoval, type PlannedUpgrade, type UpgradePlan } from './upgrade-plan.ts';
 
 export interface PendingUpdatesOptions {
   db: Db;
@@ -44,6 +44,8 @@ export interface PendingUpdates {
   feeds: string[];
   updates: PendingUpdate[];
   held: string[];
+  /** Installed packages a new version conflicts with and replaces: the transaction removes them. */
+  removals: PlannedRemoval[];
   /** With apply: the deb patches registered (or already there) and marked for the LC's next run. */
   patches: Patch[];
 }
@@ -121,5 +123,13 @@ export async function pendingUpdates(o: PendingUpdatesOptions): Promise<PendingU
     // Marked only once every file of the set is registered: the set moves together or not at all.
     for (const patch of patches) o.catalogue.markNextRun(patch.name, o.lc, true);
   }
-  return { lc: o.lc, architecture, feeds: feeds.map((f) => f.name), updates, held: plan.held, patches };
+  return {
+    lc: o.lc,
+    architecture,
+    feeds: feeds.map((f) => f.name),
+    updates,
+    held: plan.held,
+    removals: plan.removals,
+    patches,
+  };
 }

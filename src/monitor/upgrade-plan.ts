@@ -12,7 +12,13 @@
  * - reverse dependencies: an installed package whose dependency the upgrade breaks (an exact `(= version)`
  *   on a package that moves) moves too;
  * - Breaks: an installed package that a new version breaks moves to a version it does not break.
- * A package on hold never moves; when the closure needs it, that is an error.
+ * - Conflicts (Debian policy 7.4, 7.6.2): an installed package that a new version conflicts with — by
+ *   name and version, or by a virtual name it provides — is removed when that new version also
+ *   Replaces it (the package is taken over: dpkg removes it in the same transaction; listed in
+ *   `removals`), otherwise it moves to a version the conflict does not hit; an installed package whose
+ *   own Conflicts hits a new version is treated the same way. A conflict nothing resolves is an error.
+ *   Replaces without Conflicts changes nothing in the set (files may pass between the packages).
+ * A package on hold never moves and is never removed; when the closure needs it, that is an error.
  */
 import { UnderstudyError } from '../core/index.ts';
 import type { PackageEntry } from './apt-index.ts';
@@ -20,6 +26,7 @@ import { compareDebianVersions } from './debian-version.ts';
 import {
   clauseText,
   parseRelations,
+  relationHits,
   relationSatisfied,
   versionSatisfies,
   type Clause,
@@ -41,7 +48,24 @@ export type UpgradeReason =
   /** The installed version needs `relation`, which the upgrade of `on` no longer satisfies. */
   | { kind: 'reverse-dependency'; on: string; relation: string }
   /** `by`'s new version breaks the installed version (`relation`). */
-  | { kind: 'breaks'; by: string; relation: string };
+  | { kind: 'breaks'; by: string; relation: string }
+  /** `by`'s new version conflicts with the installed version (`relation`) and does not replace it. */
+  | { kind: 'conflicts'; by: string; relation: string }
+  /** The installed version conflicts (`relation`) with the new version of `on`. */
+  | { kind: 'conflicts-with'; on: string; relation: string };
+
+/**
+ * An installed package the upgrade removes: a new version of `by` conflicts with it and replaces it
+ * (Conflicts + Replaces, Debian policy 7.6.2), so dpkg removes it when `by` is unpacked.
+ */
+export interface PlannedRemoval {
+  package: string;
+  installed: string;
+  by: string;
+  /** The relations of `by`'s new version that hit it, as written. */
+  conflicts: string;
+  replaces: string;
+}
 
 export interface PlannedUpgrade {
   package: string;
@@ -61,6 +85,8 @@ export interface UpgradePlan {
   upgrades: PlannedUpgrade[];
   /** Held packages the feed has a newer version of (left alone). */
   held: string[];
+  /** Installed packages a new version conflicts with and replaces. */
+  removals: PlannedRemoval[];
 }
 
 export interface PlanUpgradeOptions {
@@ -76,6 +102,8 @@ export interface PlanUpgradeOptions {
 interface Node extends RelationTarget {
   depends: Clause[];
   breaks: Clause[];
+  conflicts: Clause[];
+  replaces: Clause[];
 }
 
 function describeReason(r: UpgradeReason): string {
@@ -92,6 +120,10 @@ function describeReason(r: UpgradeReason): string {
       return `needs ${r.relation}, no longer met once ${r.on} moves`;
     case 'breaks':
       return `${r.by} breaks ${r.relation}`;
+    case 'conflicts':
+      return `${r.by} conflicts with ${r.relation}`;
+    case 'conflicts-with':
+      return `conflicts with ${r.relation}, the new version of ${r.on}`;
   }
 }
 
@@ -123,6 +155,8 @@ export function planUpgrade(options: PlanUpgradeOptions): UpgradePlan {
       provides: parseRelations(p.provides),
       depends: [...parseRelations(p.preDepends), ...parseRelations(p.depends)],
       breaks: parseRelations(p.breaks),
+      conflicts: parseRelations(p.conflicts),
+      replaces: parseRelations(p.replaces),
     };
   };
   const installedNodes = new Map([...installed.values()].map((p) => [p.name, nodeOf(p)]));
@@ -131,11 +165,13 @@ export function planUpgrade(options: PlanUpgradeOptions): UpgradePlan {
   for (const n of installedNodes.values())
     for (const c of n.provides)
       for (const r of c) installedProviders.set(r.name, [...(installedProviders.get(r.name) ?? []), n]);
+  const removals = new Map<string, PlannedRemoval>();
   const before = (name: string): Node | undefined => installedNodes.get(name);
-  const after = (name: string): Node | undefined => movingNodes.get(name) ?? installedNodes.get(name);
+  const after = (name: string): Node | undefined =>
+    movingNodes.get(name) ?? (removals.has(name) ? undefined : installedNodes.get(name));
   const providersBefore = (name: string): Node[] => installedProviders.get(name) ?? [];
   const providersAfter = (name: string): Node[] => [
-    ...providersBefore(name).filter((n) => !movingNodes.has(n.name)),
+    ...providersBefore(name).filter((n) => !movingNodes.has(n.name) && !removals.has(n.name)),
     ...[...movingNodes.values()].filter((n) => n.provides.some((c) => c.some((r) => r.name === name))),
   ];
   const satisfiedAfter = (clause: Clause): boolean =>
@@ -231,9 +267,57 @@ export function planUpgrade(options: PlanUpgradeOptions): UpgradePlan {
     move(entry, reason);
   };
 
+  /** The installed packages that stay as they are (neither moving nor removed). */
+  const staying = (): Node[] =>
+    [...installedNodes.values()].filter((n) => !movingNodes.has(n.name) && !removals.has(n.name));
+  /**
+   * `newer` (moving) and the staying installed `old` conflict (`relation`, of `owner`'s Conflicts):
+   * `old` is removed when `newer` replaces it, else moves to a version that `accept` takes, or throws.
+   */
+  const resolveConflict = (o: {
+    newer: Node;
+    old: Node;
+    relation: Relation;
+    reason: UpgradeReason;
+    why: string;
+    accept: (entry: PackageEntry) => boolean;
+  }): void => {
+    const replaces = o.newer.replaces.flat().filter((r) => relationHits(r, o.newer.name, [o.old]).length > 0);
+    if (replaces.length > 0) {
+      if (held(o.old.name))
+        throw heldError(o.old.name, `${o.why}, and ${o.newer.name} ${o.newer.version} replaces it`);
+      removals.set(o.old.name, {
+        package: o.old.name,
+        installed: o.old.version,
+        by: o.newer.name,
+        conflicts: o.relation.text,
+        replaces: replaces.map((r) => r.text).join(', '),
+      });
+      return;
+    }
+    if (!byName.get(o.old.name)?.some(o.accept))
+      throw new UnderstudyError(
+        'UPDATE_DEPENDENCY_UNSATISFIABLE',
+        `${system}: ${o.why}; ${o.newer.name} ${o.newer.version} does not replace ${o.old.name}, and the feed has no version of ${o.old.name} without the conflict`,
+        {
+          hint: `Remove ${o.old.name} inside the LC if it is no longer needed, add a feed with a version of it that does not conflict, or leave the update out.`,
+          details: {
+            package: o.old.name,
+            installed: o.old.version,
+            with: o.newer.name,
+            relation: o.relation.text,
+          },
+        },
+      );
+    moveInstalled(o.old.name, o.why, o.reason, o.accept);
+  };
+  /** True when none of `conflicts` hits a moving package (other than `self`). */
+  const clearOfMoving = (self: string, conflicts: Clause[]): boolean =>
+    conflicts.every((c) => c.every((r) => relationHits(r, self, [...movingNodes.values()]).length === 0));
+
   // Until nothing more joins the set (each round only adds; a package joins once).
-  for (let count = -1; count !== moving.size;) {
-    count = moving.size;
+  for (let count = -1; count !== moving.size + removals.size;) {
+    count = moving.size + removals.size;
     for (const name of [...order]) {
       const up = moving.get(name) as PlannedUpgrade;
       const node = movingNodes.get(name) as Node;
@@ -273,10 +357,27 @@ export function planUpgrade(options: PlanUpgradeOptions): UpgradePlan {
           );
         }
       }
+      for (const r of node.conflicts.flat()) {
+        for (const hit of relationHits(r, name, [...movingNodes.values()]))
+          throw new UnderstudyError(
+            'UPDATE_DEPENDENCY_UNSATISFIABLE',
+            `${system}: ${name} ${up.candidate} conflicts with ${r.text}, and ${hit.name} ${hit.version} moves with it`,
+            { details: { package: name, relation: r.text, with: hit.name } },
+          );
+        for (const hit of relationHits(r, name, staying()))
+          resolveConflict({
+            newer: node,
+            old: hit as Node,
+            relation: r,
+            reason: { kind: 'conflicts', by: name, relation: r.text },
+            why: `${name} ${up.candidate} conflicts with ${r.text}, which the installed ${hit.name} ${hit.version} is`,
+            accept: (e) => relationHits(r, name, [nodeOf(e)]).length === 0,
+          });
+      }
     }
     // Installed packages that stay: a dependency the upgrade broke, or a Breaks of theirs that now hits.
     for (const [name, node] of installedNodes) {
-      if (moving.has(name)) continue;
+      if (moving.has(name) || removals.has(name)) continue;
       for (const clause of node.depends) {
         if (satisfiedAfter(clause) || !satisfiedBefore(clause)) continue;
         const on = clause.find((r) => moving.has(r.name))?.name ?? clause[0]?.name ?? '';
@@ -305,7 +406,25 @@ export function planUpgrade(options: PlanUpgradeOptions): UpgradePlan {
         );
         break;
       }
+      if (moving.has(name) || removals.has(name)) continue;
+      for (const r of node.conflicts.flat()) {
+        const [hit] = relationHits(r, name, [...movingNodes.values()]);
+        if (!hit) continue;
+        resolveConflict({
+          newer: hit as Node,
+          old: node,
+          relation: r,
+          reason: { kind: 'conflicts-with', on: hit.name, relation: r.text },
+          why: `the installed ${name} ${node.version} conflicts with ${r.text}, the new version of ${hit.name}`,
+          accept: (e) => clearOfMoving(name, nodeOf(e).conflicts),
+        });
+        break;
+      }
     }
   }
-  return { upgrades: order.map((n) => moving.get(n) as PlannedUpgrade), held: heldNewer.sort() };
+  return {
+    upgrades: order.map((n) => moving.get(n) as PlannedUpgrade),
+    held: heldNewer.sort(),
+    removals: [...removals.values()],
+  };
 }

@@ -21,7 +21,6 @@ export {
   type RestartNeeds,
 } from './patch-table.ts';
 export { serviceControl, switchHealthOf, type ServiceControl } from './service-side.ts';
-export { pidFileService } from './service.ts';
 export type {
   RunOptions,
   ResolvedRunOptions,
@@ -43,7 +42,6 @@ export {
   syncNicRecords,
   recordSwitch,
   switchedService,
-  defaultServicePidFile,
   type BindSwitchOptions,
 } from './switch-binding.ts';
 export { crashPoint } from './crash-point.ts';

@@ -15,7 +15,7 @@ import {
   type Owner,
 } from '../core/index.ts';
 import { getLc, setRole, type ServiceDefinition } from '../inventory/index.ts';
-import { pidFileService, runService } from './service.ts';
+import { runService, serviceOfLc } from './service.ts';
 import { switchHealthOf } from './service-side.ts';
 import type { Catalogue } from '../catalogue/index.ts';
 import type { HostContext } from '../host/index.ts';
@@ -73,22 +73,17 @@ function nothingToDo(lc: string, catalogue: Catalogue): UnderstudyError {
 
 /**
  * The complete options of a run. `declared`: the services LC1 declares; the first is the one the run
- * moves, otherwise the pid-file definition of the flags.
+ * moves (SERVICE_NOT_DECLARED when there is none).
  */
 export function resolveRunOptions(
   options: RunOptions,
   catalogue: Catalogue,
   declared: readonly ServiceDefinition[] = [],
 ): ResolvedRunOptions {
+  const service = serviceOfLc(options.lc, declared);
   const patches = options.patches ?? catalogue.patchesForNextRun(options.lc).map((p) => p.name);
   if (patches.length === 0) throw nothingToDo(options.lc, catalogue);
   for (const name of patches) catalogue.getPatch(name); // PATCH_NOT_FOUND names a missing one
-  const flags = {
-    healthPath: options.healthPath ?? '/health',
-    port: options.port ?? 80,
-    servicePidFile: options.servicePidFile ?? '/run/demo.pid',
-  };
-  const service = declared[0] ?? pidFileService(flags);
   return {
     lc: options.lc,
     patches,
@@ -97,10 +92,9 @@ export function resolveRunOptions(
     scanDatabase: options.scanDatabase,
     skipScan: options.skipScan ?? false,
     bootTimeoutMs: options.bootTimeoutMs ?? 120_000,
-    healthPath: service.health.kind === 'http' ? service.health.path : flags.healthPath,
-    port: service.ports[0] ?? flags.port,
+    healthPath: service.health.kind === 'http' ? service.health.path : '/',
+    port: service.ports[0] ?? 80,
     watchMs: options.watchMs ?? 0,
-    servicePidFile: service.pidFile ?? flags.servicePidFile,
     stateful: options.stateful ?? true,
     service,
   };
@@ -288,7 +282,18 @@ export async function watchRun(
   const service = runService(run.options);
   const port = service.ports[0] ?? run.options.port;
   const check = { ...switchHealthOf(service), retries: 0, intervalMs: 0 };
-  const url = check.kind === 'http' ? `http://${address}:${port}${check.path}` : `tcp ${address}:${port}`;
+  const url =
+    check.kind === 'http'
+      ? `http://${address}:${port}${check.path}`
+      : check.kind === 'tcp'
+        ? `tcp ${address}:${port}`
+        : `"${check.argv.join(' ')}" in ${run.standby ?? 'the standby'}`;
+  // From the host's network; a command check runs inside the LC that now serves.
+  const standby = run.standby;
+  const side: SwitchSide =
+    check.kind === 'command' && standby
+      ? { ...hostSide, exec: (argv, o) => deps.host.driver.exec(standby, argv, o) }
+      : hostSide;
   const deadline = Date.now() + options.watchMs;
   let failedInRow = 0;
   deps.onEvent?.({
@@ -298,7 +303,7 @@ export async function watchRun(
     message: `watching ${url} for ${Math.round(options.watchMs / 1000)} s`,
   });
   while (Date.now() < deadline && !deps.stop?.aborted) {
-    const { ok } = await checkHealth(hostSide, check, address, port);
+    const { ok } = await checkHealth(side, check, address, port);
     failedInRow = ok ? 0 : failedInRow + 1;
     if (failedInRow >= (options.failures ?? 3)) {
       deps.onEvent?.({

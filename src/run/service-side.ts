@@ -3,7 +3,7 @@
  * main PID (systemd's, or the pid file's), its drain, undrain and hold as the switch asks for them
  * (`SwitchSide.signalService`), its health check and whether its unit is active.
  */
-import { UnderstudyError, sleep, type ExecResult } from '../core/index.ts';
+import { UnderstudyError, type ExecResult } from '../core/index.ts';
 import type { HostContext } from '../host/index.ts';
 import { undrainOf, type ServiceAction, type ServiceDefinition } from '../inventory/index.ts';
 import {
@@ -32,25 +32,33 @@ export interface ServiceControl {
   act(action: ServiceAction): Promise<void>;
   /** The LC as the switch sees it, with this service behind `signalService`. */
   side: SwitchSide;
-  /** The service's health check, from inside the LC against address:port (the first port). */
+  /**
+   * The service's health check against address:port (the first port) from the LC's network context,
+   * or its command inside the LC.
+   */
   checkHealth(address: string, options?: { retries?: number; intervalMs?: number }): Promise<HealthOutcome>;
   /** `systemctl is-active` of the unit (a pid-file service: whether its main process runs). */
   isActive(): Promise<{ active: boolean; state: string }>;
 }
 
-/** The health check of the definition in the switch's terms (journalled with the switch plan). */
+/** How long one attempt of a service's health check may take (a command check: its run inside the LC). */
+const healthTimeoutMs = 2000;
+
+/**
+ * The health check of the definition in the switch's terms (journalled with the switch plan): an
+ * HTTP GET or a TCP connect to the service's port from the LC's network context, or the command run
+ * inside the LC through the driver's exec.
+ */
 export function switchHealthOf(service: ServiceDefinition): HealthCheck {
-  // A command check runs inside the LC; the switch checks from the network, so it connects instead.
-  return service.health.kind === 'http'
-    ? {
-        kind: 'http',
-        path: service.health.path,
-        expectStatus: service.health.status,
-        timeoutMs: 2000,
-        retries: 5,
-        intervalMs: 200,
-      }
-    : { kind: 'tcp', timeoutMs: 2000, retries: 5, intervalMs: 200 };
+  const timing = { timeoutMs: healthTimeoutMs, retries: 5, intervalMs: 200 };
+  switch (service.health.kind) {
+    case 'http':
+      return { kind: 'http', path: service.health.path, expectStatus: service.health.status, ...timing };
+    case 'tcp':
+      return { kind: 'tcp', ...timing };
+    case 'command':
+      return { kind: 'command', argv: [...service.health.argv], ...timing };
+  }
 }
 
 export function serviceControl(host: HostContext, lc: string, service: ServiceDefinition): ServiceControl {
@@ -109,6 +117,7 @@ export function serviceControl(host: HostContext, lc: string, service: ServiceDe
   const side: SwitchSide = {
     name: lc,
     netExec: (argv, options) => host.driver.netExec(lc, argv, options),
+    exec: (argv, options) => host.driver.exec(lc, argv, options),
     signalService: (signal) => onSignal[signal](),
     // `http`: the switch asks the service itself over HTTP (its own default); `none`: the switch is told
     // at once, without a request, and cuts by connections.
@@ -138,30 +147,14 @@ export function serviceControl(host: HostContext, lc: string, service: ServiceDe
       const pid = Number(out.stdout.trim());
       return out.exitCode === 0 && Number.isInteger(pid) && pid > 0 ? pid : undefined;
     },
-    async checkHealth(address, options = {}) {
-      const retries = options.retries ?? 19;
-      const intervalMs = options.intervalMs ?? 250;
-      const health = service.health;
-      if (health.kind !== 'command')
-        return checkHealth(
-          side,
-          { ...switchHealthOf(service), timeoutMs: 3000, retries, intervalMs },
-          address,
-          port,
-        );
-      let last = { ok: false, detail: 'not run' };
-      for (let i = 0; i <= retries; i++) {
-        if (i > 0) await sleep(intervalMs);
-        last = await host.driver.exec(lc, health.argv, { timeoutMs: 10_000 }).then(
-          () => ({ ok: true, detail: `${health.argv.join(' ')} exited 0` }),
-          (error: unknown) => ({
-            ok: false,
-            detail: `${health.argv.join(' ')} failed: ${error instanceof Error ? error.message.split('\n').slice(-3).join(' / ') : String(error)}`,
-          }),
-        );
-        if (last.ok) return { ...last, attempts: i + 1 };
-      }
-      return { ...last, attempts: retries + 1 };
+    checkHealth(address, options = {}) {
+      const check = {
+        ...switchHealthOf(service),
+        timeoutMs: 3000,
+        retries: options.retries ?? 19,
+        intervalMs: options.intervalMs ?? 250,
+      };
+      return checkHealth(side, check, address, port);
     },
     async isActive() {
       if (unit) {

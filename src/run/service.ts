@@ -1,39 +1,29 @@
 /**
- * Which service a run moves: the first service LC1 declares (resource table), or, for an LC that declares
- * none, the pid-file definition of the run's own flags (`--port`, `--health-path`, `--service-pid-file`):
- * the convention of the busybox images (a service writing its pid file, draining on SIGUSR1 and
- * undraining on SIGUSR2, answering `GET <health path>`).
+ * Which service a run moves: the first service LC1 declares (resource table). An LC that declares none
+ * has nothing that says how to check, drain or hold its service: the run refuses it.
  */
-import { validateServices, type ServiceDefinition } from '../inventory/index.ts';
+import { UnderstudyError } from '../core/index.ts';
+import type { ServiceDefinition } from '../inventory/index.ts';
 import type { ResolvedRunOptions } from './types.ts';
 
-export interface ServiceFlagsOfRun {
-  port: number;
-  healthPath: string;
-  servicePidFile: string;
+/** The error for an LC that declares no service, naming it and the command that declares one. */
+export function serviceNotDeclared(lc: string, what: string): UnderstudyError {
+  return new UnderstudyError('SERVICE_NOT_DECLARED', `${lc} declares no service, so ${what}`, {
+    hint: `Declare it: understudy lc service set ${lc} --service-unit <unit.service> (or --service-pid-file <path>) --service-port <port> --health http:/<path>:200 (docs/lxc.md, services).`,
+    details: { lc },
+  });
 }
 
-export function pidFileService(o: ServiceFlagsOfRun): ServiceDefinition {
-  const [service] = validateServices(
-    [
-      {
-        name: 'service',
-        pidFile: o.servicePidFile,
-        ports: [o.port],
-        health: { kind: 'http', path: o.healthPath, status: 200 },
-        drain: { kind: 'signal', signal: 'USR1' },
-        undrain: { kind: 'signal', signal: 'USR2' },
-        hold: { kind: 'signal' },
-        versionPath: '/version',
-        cut: 'http',
-      },
-    ],
-    'run flags',
-  );
-  return service as ServiceDefinition;
+/** The service LC1 declares first; SERVICE_NOT_DECLARED when it declares none. */
+export function serviceOfLc(lc: string, declared: readonly ServiceDefinition[]): ServiceDefinition {
+  const [service] = declared;
+  if (!service) throw serviceNotDeclared(lc, 'a patch run cannot tell how to check, drain or hold it');
+  return service;
 }
 
-/** The service of a run (runs journalled before services were declared have none recorded). */
+/** The service of a run, as journalled when it started. */
 export function runService(options: ResolvedRunOptions): ServiceDefinition {
-  return options.service ?? pidFileService(options);
+  if (!options.service)
+    throw serviceNotDeclared(options.lc, 'the run (journalled without the service it moves) cannot go on');
+  return options.service;
 }

@@ -13,6 +13,7 @@ import type { SwitchResult } from '../switch/index.ts';
 import { finishedSwitch, switchOnce } from './switch-once.ts';
 import { sha256Hex } from '../catalogue/index.ts';
 import { lc1, saveFacts, standby, type RunContext } from './context.ts';
+import type { RunEvent } from './types.ts';
 import { bindSwitch, catchUpDisks, recordSwitch } from './switch-binding.ts';
 import { getLc } from '../inventory/index.ts';
 import { serviceControl, switchHealthOf } from './service-side.ts';
@@ -536,6 +537,11 @@ export async function moveService(
   }
   let result: SwitchResult & { cleanupPending?: string };
   let phaseStarted = performance.now();
+  let holding = false;
+  const held: Omit<RunEvent, 'runId'>[] = [];
+  const flushHeld = (): void => {
+    for (const event of held.splice(0)) c.emit(event);
+  };
   try {
     result = await switchOnce({
       since: options.since,
@@ -552,12 +558,17 @@ export async function moveService(
         afterStep: (phase) => {
           const ms = Math.round(performance.now() - phaseStarted);
           phaseStarted = performance.now();
-          c.emit({
+          // Inside the hold of a stateful switch every write to disk delays the held requests: the
+          // notes of its steps are written once it is released.
+          if (phase === 'hold') holding = true;
+          held.push({
             step: options.step,
             state: 'note',
             message: `${phase} done (${ms} ms)`,
             progress: { phase, durationMs: ms },
           });
+          if (phase === 'release-hold') holding = false;
+          if (!holding) flushHeld();
           return c.crash(`switch/${phase}`, 'after');
         },
         // What the operator must know before the switch (slow writes, a wait for a quieter moment)
@@ -567,6 +578,7 @@ export async function moveService(
       },
     });
   } catch (error) {
+    flushHeld();
     if (!isUnderstudyError(error, 'SWITCH_STEP_FAILED')) throw error;
     const switchId = typeof error.details.switchId === 'string' ? error.details.switchId : '';
     c.logger.error({ err: error, switchId }, 'the service moved; a cleanup step of the switch failed');

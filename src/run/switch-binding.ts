@@ -25,10 +25,7 @@ import type { Db } from '../store/index.ts';
 import { crashPoint } from './crash-point.ts';
 import type { FinalSyncPhases, SwitchBinding, SwitchPlan, SwitchSide } from '../switch/index.ts';
 import { serviceControl } from './service-side.ts';
-import { pidFileService } from './service.ts';
-
-/** The pid file of the busybox images' service (for LCs that declare no service). */
-export const defaultServicePidFile = '/run/demo.pid';
+import { serviceNotDeclared } from './service.ts';
 
 export interface BindSwitchOptions {
   from: string;
@@ -41,14 +38,16 @@ export interface BindSwitchOptions {
 
 /**
  * The service a switch between these LCs moves: the one `from` declares, else the one `to` declares
- * (after a switch both run it), else the busybox images' pid-file service.
+ * (after a switch both run it). SERVICE_NOT_DECLARED, naming `from`, when neither declares one.
  */
 export function switchedService(db: Db, from: string, to: string): ServiceDefinition {
-  return (
-    getLc(db, from).services[0] ??
-    getLc(db, to).services[0] ??
-    pidFileService({ port: 80, healthPath: '/health', servicePidFile: defaultServicePidFile })
-  );
+  const service = getLc(db, from).services[0] ?? getLc(db, to).services[0];
+  if (!service)
+    throw serviceNotDeclared(
+      from,
+      `the switch to ${to} cannot tell how to check, drain or hold it (${to} declares none either)`,
+    );
+  return service;
 }
 
 /** An LC as the switch (and the health check) sees it: its network context and its service. */
@@ -79,9 +78,31 @@ export function bindSwitch(db: Db, host: HostContext, o: BindSwitchOptions): Swi
 function finalSyncOf(host: HostContext, db: Db, o: BindSwitchOptions): () => Promise<FinalSyncPhases> {
   return async () => {
     const report = await syncDisks(host, getLc(db, o.from), getLc(db, o.to));
-    const { snapshotMs, diffMs, copyMs, verifyMs, bytes, files } = report;
-    return { snapshotMs, diffMs, copyMs, verifyMs, bytes, files };
+    const { snapshotMs, diffMs, copyMs, verifyMs, bytes, files, conflicts } = report;
+    return {
+      snapshotMs,
+      diffMs,
+      copyMs,
+      verifyMs,
+      bytes,
+      files,
+      conflicts,
+      conflictPaths: report.disks.flatMap((d) => d.conflicts.paths.map((p) => `${d.to}:${p}`)).slice(0, 10),
+      disks: report.disks.map(describeDiskSync),
+    };
   };
+}
+
+/** One disk's part of a sync, in a line: "lc1/app → lc2/app: 12 paths in-process, 31 ms". */
+export function describeDiskSync(r: SyncResult): string {
+  const what =
+    r.method === 'skipped'
+      ? `skipped (${r.reason ?? 'no base'})`
+      : r.files === 0
+        ? 'nothing to carry'
+        : `${r.files} paths${r.copier ? ` ${r.copier}` : ''}${r.method === 'whole' ? ' (whole)' : ''}`;
+  const conflicts = r.conflicts.count > 0 ? `, ${r.conflicts.count} kept on ${r.to} (conflicts)` : '';
+  return `${r.from} → ${r.to}: ${what}${conflicts}, ${Math.round(r.durationMs)} ms`;
 }
 
 /** The binding of a journalled switch plan (recovery after a crash). */
@@ -90,9 +111,9 @@ export function bindPlannedSwitch(db: Db, host: HostContext, plan: SwitchPlan): 
 }
 
 /**
- * What the sync of every disk of one LC onto the other's did: the phases summed over the disks (the
- * shape the switch reports as its final sync's phases), conflicts kept on the receiving side, and
- * each disk's own result.
+ * What the sync of every disk of one LC onto the other's did: the phases over the disks (the longest
+ * disk's when they were synced together, else summed; the shape the switch reports as its final
+ * sync's phases), conflicts kept on the receiving side, and each disk's own result.
  */
 export interface DisksSyncReport extends SyncPhases {
   conflicts: number;
@@ -115,13 +136,16 @@ function counterpart(from: LcRecord, to: LcRecord, disk: DiskSpec): DiskSpec {
 const ruleFor = (disk: DiskSpec): SyncConflictRule =>
   diskRole(disk) === systemRole ? 'receiver-wins' : 'sender-wins';
 
-function summarise(results: SyncResult[], durationMs: number): DisksSyncReport {
+function summarise(results: SyncResult[], durationMs: number, concurrent: boolean): DisksSyncReport {
   const sum = (key: keyof SyncPhases): number => results.reduce((total, r) => total + r[key], 0);
+  // Disks synced together: a phase took as long as its longest disk.
+  const time = (key: keyof SyncPhases): number =>
+    concurrent ? Math.max(0, ...results.map((r) => r[key])) : sum(key);
   return {
-    snapshotMs: sum('snapshotMs'),
-    diffMs: sum('diffMs'),
-    copyMs: sum('copyMs'),
-    verifyMs: sum('verifyMs'),
+    snapshotMs: time('snapshotMs'),
+    diffMs: time('diffMs'),
+    copyMs: time('copyMs'),
+    verifyMs: time('verifyMs'),
     bytes: sum('bytes'),
     files: sum('files'),
     conflicts: results.reduce((total, r) => total + r.conflicts.count, 0),
@@ -142,20 +166,27 @@ export async function syncDisks(
   options: { logger?: Logger } = {},
 ): Promise<DisksSyncReport> {
   const started = performance.now();
-  const results: SyncResult[] = [];
-  for (const disk of disksByRole(from)) {
-    const target = counterpart(from, to, disk);
-    // Half-way through the final sync (after the first disk): where the crash tests kill the manager.
-    if (results.length === 1) crashPoint('switch/final-sync', 'during');
-    results.push(
-      await host.disks.sync(
+  // The disks are independent pairs (each with its own bases and lease): they are synced together.
+  // A failure is thrown once every disk has finished, so that nothing writes after the sync returned.
+  let finished = 0;
+  const settled = await Promise.allSettled(
+    disksByRole(from).map(async (disk) => {
+      const target = counterpart(from, to, disk);
+      const result = await host.disks.sync(
         { lc: from, disk: disk.name },
         { lc: to, disk: target.name },
         { rule: ruleFor(disk), ...(options.logger ? { logger: options.logger } : {}) },
-      ),
-    );
-  }
-  return summarise(results, performance.now() - started);
+      );
+      // Once the first disk is synced (the others may still be syncing): where the crash tests kill
+      // the manager.
+      if (++finished === 1) crashPoint('switch/final-sync', 'during');
+      return result;
+    }),
+  );
+  const failed = settled.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  const results = settled.map((r) => (r as PromiseFulfilledResult<SyncResult>).value);
+  return summarise(results, performance.now() - started, true);
 }
 
 /**
@@ -181,7 +212,7 @@ export async function catchUpDisks(
     results.push(...caught.passes);
     if (caught.outpaced) outpaced.push(`${from.name}/${disk.name}`);
   }
-  return { ...summarise(results, performance.now() - started), outpaced };
+  return { ...summarise(results, performance.now() - started, false), outpaced };
 }
 
 /** Writes the addresses the LC's NICs really hold into the resource table (after a switch). */

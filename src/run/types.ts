@@ -31,15 +31,8 @@ export interface RunOptions {
   skipScan?: boolean;
   /** How long the standby may take to boot and report (default 120 s). */
   bootTimeoutMs?: number;
-  /**
-   * For an LC that declares no service: its health check path, port and pid file (see service.ts).
-   * An LC's declared service wins over these.
-   */
-  healthPath?: string;
-  port?: number;
   /** Watch the service after the switch for this long and roll back by itself if it fails (0 = no). */
   watchMs?: number;
-  servicePidFile?: string;
   /** The application disk holds data to carry over at the switch (default: when the LC has one). */
   stateful?: boolean;
 }
@@ -48,7 +41,10 @@ export type ResolvedRunOptions = Required<
   Omit<RunOptions, 'patches' | 'standby' | 'scanDatabase' | 'stateful'>
 > & {
   stateful: boolean;
-  /** The service the run moves (LC1's declared one, else the pid-file definition of the flags). */
+  /** From the service: the path of its HTTP check ('/' for another kind) and its first port. */
+  healthPath: string;
+  port: number;
+  /** The service the run moves (LC1's declared one); absent only in runs journalled before services. */
   service?: ServiceDefinition;
   patches: string[];
   standby?: string;

@@ -1,5 +1,8 @@
-/** The health check (HTTP path + expected status via curl, or a TCP connect), run in an LC's network namespace. */
-import { sleep } from '../core/index.ts';
+/**
+ * The health check: an HTTP path + expected status via curl or a TCP connect, run in an LC's network
+ * namespace; or a command run inside the LC.
+ */
+import { isUnderstudyError, sleep, type ExecResult } from '../core/index.ts';
 import type { HealthCheck, SwitchSide } from './types.ts';
 
 export const defaultHealthCheck: HealthCheck = {
@@ -18,12 +21,63 @@ export interface HealthOutcome {
   attempts: number;
 }
 
+/** How much of a check command's stdout and stderr is kept (each); the rest is discarded. */
+export const commandOutputBytes = 4096;
+/** Every exit status is an outcome of the check, not a failure to run it. */
+const anyExitStatus = Array.from({ length: 256 }, (_, code) => code);
+
+/** The last line of what a check command printed (stderr first), at most 200 characters. */
+function lastLine(r: ExecResult): string {
+  const text = (r.stderr.trim() || r.stdout.trim()).split('\n').pop() ?? '';
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+}
+
+/**
+ * Runs the check's argv inside the LC, bounded twice: `timeout` inside the LC ends the command itself
+ * (killing the exec on the host would leave it running in the LC), and the exec is killed 2 s later
+ * should the LC not answer at all.
+ */
+async function attemptCommand(
+  side: SwitchSide,
+  check: Extract<HealthCheck, { kind: 'command' }>,
+): Promise<{ ok: boolean; detail: string }> {
+  const shown = check.argv.join(' ');
+  if (!side.exec) return { ok: false, detail: `${side.name} cannot run "${shown}" inside it (no exec)` };
+  const seconds = (check.timeoutMs / 1000).toFixed(3);
+  let r: ExecResult;
+  try {
+    r = await side.exec(['timeout', seconds, ...check.argv], {
+      okCodes: anyExitStatus,
+      timeoutMs: check.timeoutMs + 2000,
+      maxBuffer: commandOutputBytes,
+    });
+  } catch (error) {
+    if (isUnderstudyError(error) && error.code === 'EXEC_TIMEOUT')
+      return {
+        ok: false,
+        detail: `"${shown}" in ${side.name} did not answer within ${check.timeoutMs + 2000} ms`,
+      };
+    throw error;
+  }
+  if (r.exitCode === 0) return { ok: true, detail: `"${shown}" exited 0` };
+  // coreutils' timeout exits 124 when the time ran out, busybox's 143 (its SIGTERM).
+  const timedOut = (r.exitCode === 124 || r.exitCode === 143) && r.durationMs >= check.timeoutMs;
+  const said = lastLine(r);
+  return {
+    ok: false,
+    detail: timedOut
+      ? `"${shown}" in ${side.name} did not finish within ${check.timeoutMs} ms`
+      : `"${shown}" in ${side.name} exited ${String(r.exitCode ?? r.signal)}${said ? `: ${said}` : ''}`,
+  };
+}
+
 async function attempt(
   side: SwitchSide,
   check: HealthCheck,
   host: string,
   port: number,
 ): Promise<{ ok: boolean; detail: string }> {
+  if (check.kind === 'command') return attemptCommand(side, check);
   const seconds = (check.timeoutMs / 1000).toFixed(3);
   if (check.kind === 'tcp') {
     // bash's /dev/tcp opens a plain TCP connection; timeout(1) bounds the connect.
@@ -55,7 +109,10 @@ async function attempt(
   };
 }
 
-/** Runs the check from inside `side` against host:port, with retries; never throws for a failed check. */
+/**
+ * Runs the check from inside `side` against host:port (a command check runs inside the LC and ignores
+ * them), with retries; never throws for a failed check.
+ */
 export async function checkHealth(
   side: SwitchSide,
   check: HealthCheck,

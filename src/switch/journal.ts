@@ -99,6 +99,14 @@ export class SwitchJournal {
     this.db.prepare('UPDATE switches SET facts = ? WHERE id = ?').run(JSON.stringify(facts), id);
   }
 
+  /** The step is done, with the facts it learned: one transaction (one write to disk inside a hold). */
+  stepDone(id: string, seq: number, facts: Record<string, unknown>): void {
+    this.db.transaction(() => {
+      this.saveFacts(id, facts);
+      this.stepState(id, seq, 'done');
+    })();
+  }
+
   stepStarted(id: string, seq: number, name: string): void {
     this.db
       .prepare(

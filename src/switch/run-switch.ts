@@ -195,7 +195,8 @@ function flatPhases(result: SwitchResult): Record<string, number | string> {
   const flat: Record<string, number | string> = { phase: 'phases', cut: result.cut ?? '' };
   const { sync, holdExceeded, ...rest } = result.phases ?? {};
   for (const [k, v] of Object.entries(rest)) if (typeof v === 'number') flat[k] = v;
-  for (const [k, v] of Object.entries(sync ?? {})) flat[`sync${k.charAt(0).toUpperCase()}${k.slice(1)}`] = v;
+  for (const [k, v] of Object.entries(sync ?? {}))
+    if (typeof v === 'number') flat[`sync${k.charAt(0).toUpperCase()}${k.slice(1)}`] = v;
   if (holdExceeded) flat.holdExceeded = 1;
   return flat;
 }
@@ -205,8 +206,12 @@ export function describePhases(result: SwitchResult): string | undefined {
   const p = result.phases;
   if (!p) return undefined;
   const ms = (v: number | undefined): string => (v === undefined ? '-' : `${Math.round(v)} ms`);
+  const conflicts = p.sync?.conflicts
+    ? `, ${p.sync.conflicts} conflicts kept on the new LC (${(p.sync.conflictPaths ?? []).join(', ')})`
+    : '';
+  const disks = p.sync?.disks?.length ? `; ${p.sync.disks.join('; ')}` : '';
   const sync = p.sync
-    ? ` (snapshot ${ms(p.sync.snapshotMs)}, send ${ms(p.sync.diffMs)}, receive ${ms(p.sync.copyMs)}, verify ${ms(p.sync.verifyMs)}, ${p.sync.files} files, ${p.sync.bytes} bytes)`
+    ? ` (snapshot ${ms(p.sync.snapshotMs)}, send ${ms(p.sync.diffMs)}, receive ${ms(p.sync.copyMs)}, verify ${ms(p.sync.verifyMs)}, ${p.sync.files} files, ${p.sync.bytes} bytes${conflicts}${disks})`
     : '';
   return (
     `cut by ${result.cut}: hold ${ms(p.holdMs)}${p.holdExceeded ? ' (over maxHoldMs: writes in flight were waited for)' : ''}` +
@@ -301,8 +306,7 @@ async function runFrom(x: Execution, first: number): Promise<SwitchResult> {
         return reverse(x, i, error);
       }
     }
-    journal.saveFacts(id, c.facts as Record<string, unknown>);
-    journal.stepState(id, i, 'done');
+    journal.stepDone(id, i, c.facts as Record<string, unknown>);
     x.times.push({ name: step.name, ms: Date.now() - t0 });
     c.logger.info({ switchId: id, step: step.name, ms: Date.now() - t0 }, 'switch step done');
     if (x.afterStep) {

@@ -59,6 +59,11 @@ export interface SwitchSide {
   readonly name: string;
   /** Runs a host program (ip, nft, ss, sysctl, arping, curl, timeout, bash) in the LC's network namespace. */
   netExec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult>;
+  /**
+   * Runs argv inside the LC (its filesystem, namespaces and limits): the driver's exec. Needed by a
+   * `command` health check; a side without it fails such a check.
+   */
+  exec?(argv: readonly string[], options?: ExecOptions): Promise<ExecResult>;
   /** Delivers a signal to the LC's service. Must be idempotent. */
   signalService(signal: ServiceSignal): Promise<void>;
   /**
@@ -83,6 +88,11 @@ export interface FinalSyncPhases {
   verifyMs: number;
   bytes: number;
   files: number;
+  /** Paths both LCs changed that kept LC2's version (its patched system disk), and the first of them. */
+  conflicts?: number;
+  conflictPaths?: string[];
+  /** One line per disk: what it carried and how ("lc1/app → lc2/app: 12 paths in-process, 31 ms"). */
+  disks?: string[];
 }
 
 /**
@@ -120,7 +130,13 @@ export type MoveNic = (options: {
   addresses: readonly string[];
 }) => Promise<string>;
 
-/** How to tell that a service answers. `retries` extra attempts, `intervalMs` apart. */
+/**
+ * How to tell that a service answers. `retries` extra attempts, `intervalMs` apart, each bounded by
+ * `timeoutMs`:
+ * - `http`: GET path from the LC's network context, answering expectStatus;
+ * - `tcp`: a TCP connect from the LC's network context;
+ * - `command`: argv run inside the LC (the side's exec); exit status 0 is healthy.
+ */
 export type HealthCheck =
   | {
       kind: 'http';
@@ -130,7 +146,8 @@ export type HealthCheck =
       retries: number;
       intervalMs: number;
     }
-  | { kind: 'tcp'; timeoutMs: number; retries: number; intervalMs: number };
+  | { kind: 'tcp'; timeoutMs: number; retries: number; intervalMs: number }
+  | { kind: 'command'; argv: string[]; timeoutMs: number; retries: number; intervalMs: number };
 
 export interface SwitchPlan {
   method: SwitchMethod;

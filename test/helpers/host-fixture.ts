@@ -4,7 +4,7 @@
  * failed test, and only what it made.
  */
 import crypto from 'node:crypto';
-import { createClientHost, type ClientHost } from '../../src/demo/index.ts';
+import { createClientHost, demoService, type ClientHost } from '../../src/demo/index.ts';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +16,8 @@ import { createLc, destroyLc, openApp, startLc, type HostContext, type App } fro
 import type { LcRequest } from '../../src/inventory/index.ts';
 
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
+/** The images whose start-up scripts run the demo service (src/demo's demoService). */
+export const demoImages = ['busybox', 'debian'];
 
 export interface TestHost {
   stateDir: string;
@@ -24,7 +26,10 @@ export interface TestHost {
   subnet: string;
   app: App;
   host: HostContext;
-  /** Creates and (by default) starts an LC from the busybox image. */
+  /**
+   * Creates and (by default) starts an LC from the busybox image. An active LC of an image that runs
+   * the demo service (busybox, debian minbase) declares it, unless the request gives its services.
+   */
   lc(request: Partial<LcRequest> & { name: string }, options?: { start?: boolean }): Promise<void>;
   /** Runs the understudy CLI against this host in a child process. */
   cli(
@@ -88,7 +93,15 @@ export async function createTestHost(
       app,
       host,
       async lc(request, lcOptions = {}) {
-        await createLc(app.db, host, { image: 'busybox', systemDiskMb: 512, appDiskMb: 256, ...request });
+        const image = request.image ?? 'busybox';
+        const declares = request.role === 'active' && demoImages.includes(image);
+        await createLc(app.db, host, {
+          image,
+          systemDiskMb: 512,
+          appDiskMb: 256,
+          ...(declares ? { services: [demoService] } : {}),
+          ...request,
+        });
         if (lcOptions.start !== false) await startLc(app.db, host, request.name);
       },
       cli(args, cliOptions = {}) {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { allSchemas, createLc } from '../../src/app/index.ts';
 import { createCatalogue, sha256File, type Catalogue } from '../../src/catalogue/index.ts';
 import { silentLogger } from '../../src/core/index.ts';
+import { demoService } from '../../src/demo/index.ts';
 import type { LcRequest } from '../../src/inventory/index.ts';
 import type { RunDeps, RunEvent } from '../../src/run/index.ts';
 import { openStore, type Db } from '../../src/store/index.ts';
@@ -53,7 +54,7 @@ export async function createMemoryRun(): Promise<MemoryRun> {
       appDiskMb: 32,
       ...request,
     });
-  await lc({ name: 'lc1', addresses: [serviceAddress], role: 'active' });
+  await lc({ name: 'lc1', addresses: [serviceAddress], role: 'active', services: [demoService] });
   await lc({ name: 'lc2', addresses: ['198.18.0.11/24'] });
   await mem.driver.start(mem.driver.lcs.get('lc1')!.spec);
   const catalogue = createCatalogue({ db, patchesDir: path.join(dir, 'patches') });

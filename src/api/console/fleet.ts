@@ -1,13 +1,19 @@
 /**
  * The console's fleet pages, when the daemon runs next to a control plane: `/fleet` lists the
  * rollouts (state, reason, work by state) and the enrolled hosts (last heartbeat, open work);
- * `/fleet/rollouts/:id` shows one rollout's waves, each target with its work, rollback and health.
+ * the compliance of every LC (with CSV and JSON exports); `/fleet/rollouts/:id` shows one rollout's waves, each target with its work, rollback and health.
  * Read-only; the same sign-in as every console page.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isUnderstudyError } from '../../core/index.ts';
 import type { Principal } from '../auth.ts';
-import type { FleetHost, FleetReader, FleetRolloutDetail, FleetRolloutSummary } from '../fleet-reader.ts';
+import type {
+  FleetHost,
+  FleetLcCompliance,
+  FleetReader,
+  FleetRolloutDetail,
+  FleetRolloutSummary,
+} from '../fleet-reader.ts';
 import { html, type Html } from './html.ts';
 import { page } from './layout.ts';
 
@@ -86,6 +92,44 @@ export function hostsSection(hosts: readonly FleetHost[]): Html {
   </section>`;
 }
 
+export function complianceSection(lcs: readonly FleetLcCompliance[]): Html {
+  return html`<section id="fleet-compliance" aria-labelledby="fleet-compliance-h">
+    <h2 id="fleet-compliance-h">Compliance</h2>
+    <p>
+      Export: <a href="/v1/fleet/compliance?format=csv&amp;by=lc">CSV per LC</a> ·
+      <a href="/v1/fleet/compliance?format=csv&amp;by=group">CSV per group</a> ·
+      <a href="/v1/fleet/compliance">JSON</a>
+    </p>
+    <table>
+      <thead>
+        <tr>
+          <th scope="col">Host</th>
+          <th scope="col">LC</th>
+          <th scope="col">Group</th>
+          <th scope="col">Pending security updates (age in days)</th>
+          <th scope="col">Last run</th>
+          <th scope="col">Days since last patch</th>
+          <th scope="col">Last health</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${lcs.map(
+          (c) =>
+            html`<tr>
+              <td>${c.host}</td>
+              <td>${c.lc}</td>
+              <td>${c.group}</td>
+              <td>${c.pendingSecurity.map((p) => `${p.name} (${p.ageDays})`).join(', ') || 'none'}</td>
+              <td>${c.lastRunResult ? badge(c.lastRunResult) : 'never'}</td>
+              <td>${c.daysSinceLastPatch ?? 'never patched'}</td>
+              <td>${c.lastHealth ? badge(c.lastHealth.healthy ? 'healthy' : 'failing') : ''}</td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>
+  </section>`;
+}
+
 export function rolloutSection(r: FleetRolloutDetail): Html {
   return html`<section id="fleet-rollout" aria-labelledby="fleet-rollout-h">
     <h1 id="fleet-rollout-h">Rollout ${r.id} ${r.name} ${badge(r.state)}</h1>
@@ -147,7 +191,11 @@ export function fleetConsoleRoutes(app: FastifyInstance, deps: FleetConsoleDeps)
   app.get(
     '/fleet',
     signedIn(async (_request, reply, principal) => {
-      const [rollouts, hosts] = await Promise.all([deps.fleet.rollouts(), deps.fleet.hosts()]);
+      const [rollouts, hosts, compliance] = await Promise.all([
+        deps.fleet.rollouts(),
+        deps.fleet.hosts(),
+        deps.fleet.compliance(),
+      ]);
       return deps.send(
         reply,
         page({
@@ -155,7 +203,7 @@ export function fleetConsoleRoutes(app: FastifyInstance, deps: FleetConsoleDeps)
           principal,
           live: false,
           body: html`<h1>Fleet</h1>
-            ${rolloutsSection(rollouts)} ${hostsSection(hosts)}`,
+            ${rolloutsSection(rollouts)} ${hostsSection(hosts)} ${complianceSection(compliance.lcs)}`,
         }),
       );
     }),

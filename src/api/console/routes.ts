@@ -415,7 +415,6 @@ export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
       const run = await ops.startRun({
         lc: body.lc ?? '',
         method: (body.method ?? 'instant') as SwitchMethod,
-        port: body.port ? Number(body.port) : 80,
         skipScan: body.skipScan === 'true',
       });
       return `/runs/${run.id}`;

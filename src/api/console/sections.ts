@@ -144,8 +144,6 @@ export function startRunForm(lcs: LcView[], csrf: string): Html {
         <option value="move-nic">move-nic</option>
         <option value="swap-address">swap-address</option>
       </select>
-      <label for="run-port">Service port</label>
-      <input id="run-port" name="port" type="number" min="1" max="65535" value="80" />
       <label for="run-skip-scan"
         ><input id="run-skip-scan" name="skipScan" type="checkbox" value="true" /> Skip the virus scan</label
       >

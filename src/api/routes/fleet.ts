@@ -7,6 +7,11 @@ import { z } from 'zod';
 import { addRoute } from '../route.ts';
 import type { FleetReader } from '../fleet-reader.ts';
 
+const complianceQuery = z.object({
+  format: z.enum(['json', 'csv']).default('json'),
+  by: z.enum(['lc', 'group']).default('lc'),
+});
+
 const rolloutParams = z.object({ id: z.coerce.number().int().positive() });
 
 export function fleetRoutes(app: FastifyInstance, fleet: FleetReader): void {
@@ -31,5 +36,20 @@ export function fleetRoutes(app: FastifyInstance, fleet: FleetReader): void {
     tag: 'fleet',
     summary: 'enrolled hosts with their last heartbeat, LCs and open work',
     handler: async () => ({ hosts: await fleet.hosts() }),
+  });
+  addRoute(app, {
+    method: 'GET',
+    url: '/v1/fleet/compliance',
+    tag: 'fleet',
+    summary:
+      'compliance per LC and per group: pending security updates with their age, last run and result, days since the last patch, last health (format=csv, by=lc|group)',
+    query: complianceQuery,
+    handler: async ({ query, reply }) => {
+      if (query.format === 'json') return fleet.compliance();
+      reply
+        .type('text/csv; charset=utf-8')
+        .header('content-disposition', `attachment; filename="compliance-by-${query.by}.csv"`);
+      return fleet.complianceCsv(query.by);
+    },
   });
 }

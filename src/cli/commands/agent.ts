@@ -65,8 +65,6 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
     .option('--group <group>', "the group of this host's LCs", 'default')
     .option('--label <key=value>', "a label of this host's LCs (repeatable)", collect)
     .option('--method <method>', 'switch method: instant | move-nic | swap-address', 'instant')
-    .option('--port <port>', 'TCP port of the service', '80')
-    .option('--health-path <path>', 'HTTP path of the health check', '/health')
     .option('--boot-timeout <ms>', 'how long a standby may take to patch and boot', '120000')
     .option('--skip-scan', 'do not scan the system disk (recorded in each run)')
     .option('--scan-database <path>', 'ClamAV signature database for the scan')
@@ -78,8 +76,6 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
         group: string;
         label?: string[];
         method: string;
-        port: string;
-        healthPath: string;
         bootTimeout: string;
         skipScan?: boolean;
         scanDatabase?: string;
@@ -96,8 +92,6 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
         const logger = createLogger({ pretty: false, level: process.env.UNDERSTUDY_LOG_LEVEL ?? 'warn' });
         const runOptions: AgentRunOptions = {
           method: o.method as SwitchMethod,
-          port: Number(o.port),
-          healthPath: o.healthPath,
           bootTimeoutMs: Number(o.bootTimeout),
           skipScan: o.skipScan === true,
           ...(o.scanDatabase ? { scanDatabase: o.scanDatabase } : {}),

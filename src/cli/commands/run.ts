@@ -228,8 +228,6 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
     .option('--scan-database <path>', 'ClamAV signature database for the scan (step 702)')
     .option('--skip-scan', 'do not scan the system disk (recorded in the run)')
     .option('--boot-timeout <ms>', 'how long the standby may take to patch and boot', '120000')
-    .option('--health-path <path>', 'HTTP health check path (an LC that declares no service)', '/health')
-    .option('--port <port>', 'TCP port of the service (an LC that declares no service)', '80')
     .option('--stateless', 'the application disk holds no data to carry over at the switch')
     .option(
       '--watch <seconds>',
@@ -261,8 +259,6 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
         scanDatabase: o.scanDatabase as string | undefined,
         skipScan: o.skipScan === true,
         bootTimeoutMs: Number(o.bootTimeout),
-        healthPath: o.healthPath as string,
-        port: Number(o.port),
         stateful: o.stateless !== true,
         watchMs: Number(o.watch) * 1000,
       };

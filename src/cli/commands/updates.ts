@@ -35,6 +35,10 @@ function render(r: PendingUpdates, apply: boolean): string {
     ),
   ];
   if (r.held.length) lines.push(`held (left alone): ${r.held.join(', ')}`);
+  for (const x of r.removals)
+    lines.push(
+      `removed by the transaction: ${x.package} ${x.installed} (${x.by} conflicts with ${x.conflicts} and replaces ${x.replaces})`,
+    );
   lines.push(
     apply
       ? `Registered and marked for ${r.lc}'s next run: ${r.patches.map((p) => p.name).join(', ')}`

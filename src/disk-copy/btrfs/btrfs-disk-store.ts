@@ -15,7 +15,14 @@ import {
   type LiveCopyOptions,
 } from '../disk-store.ts';
 import type { CatchUpOptions, CatchUpResult, CopyResult, SyncOptions, SyncResult } from '../types.ts';
-import { adoptCopyBases, recoverSyncs, settleSyncs, syncPair, type SyncSide } from './sync-pair.ts';
+import {
+  adoptCopyBases,
+  forgetSyncTrust,
+  recoverSyncs,
+  settleSyncs,
+  syncPair,
+  type SyncSide,
+} from './sync-pair.ts';
 import { copyDisk } from './copy-disk.ts';
 import { recoverCopyJobs } from './recover.ts';
 
@@ -72,6 +79,7 @@ export class BtrfsDiskStore implements DiskStore {
 
   async copyLive(o: LiveCopyOptions): Promise<CopyResult> {
     const target = this.location(o.to);
+    forgetSyncTrust(target);
     const db = this.options.db ?? o.db;
     const result = await copyDisk({
       source: this.location(o.from),
@@ -102,6 +110,7 @@ export class BtrfsDiskStore implements DiskStore {
 
   async setAside(ref: DiskRef, tag: string): Promise<void> {
     const disk = this.location(ref);
+    forgetSyncTrust(disk);
     const aside = asidePath(disk, tag);
     if (fs.existsSync(aside)) {
       // Already set aside by an earlier attempt: what is in the disk's place now is a partial copy.
@@ -113,6 +122,7 @@ export class BtrfsDiskStore implements DiskStore {
 
   async restoreAside(ref: DiskRef, tag: string): Promise<void> {
     const disk = this.location(ref);
+    forgetSyncTrust(disk);
     const aside = asidePath(disk, tag);
     if (!fs.existsSync(aside)) return;
     await deleteSubvolume(disk);

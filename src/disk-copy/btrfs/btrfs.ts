@@ -18,7 +18,10 @@ import { formatBytes } from '../history.ts';
 
 const BTRFS = 'btrfs';
 
-/** True when `target` is the root of a btrfs subvolume (inode 256 on btrfs). */
+/** statfs f_type of btrfs (BTRFS_SUPER_MAGIC). */
+const BTRFS_MAGIC = 0x9123683e;
+
+/** True when `target` is the root of a btrfs subvolume (inode 256 on btrfs); no process is started. */
 export async function isSubvolume(target: string): Promise<boolean> {
   try {
     const stat = await fs.stat(target);
@@ -27,13 +30,11 @@ export async function isSubvolume(target: string): Promise<boolean> {
     if (isErrno(error, 'ENOENT')) return false;
     throw error;
   }
-  const result = await exec(['stat', '-f', '-c', '%T', target]);
-  return result.stdout.trim() === 'btrfs';
+  return isBtrfs(target);
 }
 
 export async function isBtrfs(target: string): Promise<boolean> {
-  const result = await exec(['stat', '-f', '-c', '%T', target]);
-  return result.stdout.trim() === 'btrfs';
+  return (await fs.statfs(target)).type === BTRFS_MAGIC;
 }
 
 /**

@@ -28,7 +28,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { UnderstudyError, exec, isErrno, isUnderstudyError } from '../../core/index.ts';
-import { differingPaths, hashPaths } from '../tree-hash.ts';
+import { anyXattrs, differingPaths, hashPaths } from '../tree-hash.ts';
+import { applyPlan, planApply, planPaths, type ApplyPlan } from './apply-paths.ts';
 import type { SyncConflictRule } from '../types.ts';
 import { snapshot } from './btrfs.ts';
 import { changedPaths, type ChangeSet } from './change-set.ts';
@@ -51,6 +52,13 @@ export interface SyncDiskOptions {
 
 export interface SyncDiskOutcome {
   method: 'incremental' | 'whole';
+  /**
+   * Incremental, and nothing to carry (no change on either side, none on the source of a
+   * receiver-wins sync, or only changes the target keeps as conflicts): nothing was written and no `after` snapshot was taken (`now` is the
+   * target's state after the sync).
+   */
+  unchanged?: boolean;
+  copier?: 'in-process' | 'rsync';
   snapshotMs: number;
   diffMs: number;
   copyMs: number;
@@ -168,6 +176,7 @@ export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
     await snap(o.target, o.snapshots.after);
     return {
       method: 'whole',
+      copier: 'rsync',
       snapshotMs,
       diffMs: 0,
       copyMs,
@@ -184,6 +193,7 @@ export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
       changedPaths(base.source, cut),
       changedPaths(base.target, now),
     ]);
+    if (sent.paths.size === 0 && (o.rule === 'receiver-wins' || received.paths.size === 0)) return undefined;
     const conflicts: string[] = [];
     const selected = new Set<string>();
     if (o.rule === 'sender-wins') {
@@ -215,49 +225,91 @@ export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
     return { paths, conflicts: conflicts.sort() };
   });
 
+  // Nothing to copy (no change, or only the target's own: conflicts kept on a system disk).
+  if (!list || list.paths.length === 0)
+    return {
+      method: 'incremental',
+      unchanged: true,
+      snapshotMs,
+      diffMs,
+      copyMs: 0,
+      verifyMs: 0,
+      bytes: 0,
+      files: 0,
+      conflicts: { count: list?.conflicts.length ?? 0, paths: (list?.conflicts ?? []).slice(0, limit) },
+    };
+  // `cut` does not change: its side of the verification is hashed while the copy runs.
+  const expectedHash = hashPaths(cut, list.paths);
+  expectedHash.catch(() => undefined); // awaited below; a copy that fails first must not leave it unhandled
+  const [copied, copyMs] = await timed(() => copyListed(cut, o.target, list.paths, o.labels));
+  await snap(o.target, after);
+  const [, verifyMs] = await timed(async () => {
+    const [expected, actual] = await Promise.all([expectedHash, hashPaths(after, list.paths)]);
+    if (expected.digest !== actual.digest)
+      throw new UnderstudyError(
+        'DISK_SYNC_VERIFY_FAILED',
+        `After the sync of ${o.labels.source} onto ${o.labels.target}, these paths differ: ${differingPaths(expected, actual).join(', ')}`,
+        { hint: 'Run the sync again; if the paths still differ, report it with these paths.' },
+      );
+  });
+  return {
+    method: 'incremental',
+    snapshotMs,
+    diffMs,
+    copyMs,
+    verifyMs,
+    bytes: copied.bytes,
+    files: list.paths.length,
+    ...(copied.copier ? { copier: copied.copier } : {}),
+    conflicts: { count: list.conflicts.length, paths: list.conflicts.slice(0, limit) },
+  };
+}
+
+/**
+ * Copies the listed paths from the snapshot `cut` onto the live `target`: in this process
+ * (apply-paths.ts), or with rsync when a path needs what only rsync does exactly (extended
+ * attributes, ACLs, special files). Throws DISK_SYNC_FAILED naming the two disks.
+ */
+async function copyListed(
+  cut: string,
+  target: string,
+  paths: string[],
+  labels: SyncDiskOptions['labels'],
+): Promise<{ bytes: number; copier?: 'in-process' | 'rsync' }> {
+  if (paths.length === 0) return { bytes: 0 };
+  let plan: ApplyPlan | undefined;
+  try {
+    plan = await planApply({ source: cut, target, paths });
+    if (plan && (await anyXattrs(planPaths({ source: cut, target, plan })))) plan = undefined;
+    if (plan) return { bytes: await applyPlan({ source: cut, target, plan }), copier: 'in-process' };
+  } catch (error) {
+    if (isUnderstudyError(error)) throw error;
+    throw new UnderstudyError(
+      'DISK_SYNC_FAILED',
+      `The sync of ${labels.source} onto ${labels.target} failed: ${error instanceof Error ? error.message : String(error)}`,
+      {
+        cause: error,
+        hint: `${labels.source} is untouched. Fix the cause and run the sync again: it carries what is still missing.`,
+      },
+    );
+  }
   const listDir = await fs.mkdtemp(path.join(os.tmpdir(), 'understudy-sync-'));
   try {
     const listFile = path.join(listDir, 'paths');
-    await fs.writeFile(listFile, list.paths.map((p) => `${p}\0`).join(''));
-    const [copied, copyMs] = await timed(() =>
-      list.paths.length === 0
-        ? Promise.resolve({ bytes: 0, files: 0 })
-        : rsync(
-            [
-              '--from0',
-              `--files-from=${listFile}`,
-              '--delete-missing-args',
-              '--force',
-              '--no-implied-dirs',
-              `${cut}/`,
-              `${o.target}/`,
-            ],
-            o.labels,
-          ),
+    await fs.writeFile(listFile, paths.map((p) => `${p}\0`).join(''));
+    const copied = await rsync(
+      [
+        '--from0',
+        `--files-from=${listFile}`,
+        '--delete-missing-args',
+        '--force',
+        '--no-implied-dirs',
+        `${cut}/`,
+        `${target}/`,
+      ],
+      labels,
     );
-    await snap(o.target, after);
-    const [, verifyMs] = await timed(async () => {
-      const [expected, actual] = await Promise.all([
-        hashPaths(cut, list.paths),
-        hashPaths(after, list.paths),
-      ]);
-      if (expected.digest !== actual.digest)
-        throw new UnderstudyError(
-          'DISK_SYNC_VERIFY_FAILED',
-          `After the sync of ${o.labels.source} onto ${o.labels.target}, these paths differ: ${differingPaths(expected, actual).join(', ')}`,
-          { hint: 'Run the sync again; if the paths still differ, report it with these paths.' },
-        );
-    });
-    return {
-      method: 'incremental',
-      snapshotMs,
-      diffMs,
-      copyMs,
-      verifyMs,
-      bytes: copied.bytes,
-      files: list.paths.length,
-      conflicts: { count: list.conflicts.length, paths: list.conflicts.slice(0, limit) },
-    };
+    return { bytes: copied.bytes, copier: 'rsync' };
   } finally {
     await fs.rm(listDir, { recursive: true, force: true });
   }

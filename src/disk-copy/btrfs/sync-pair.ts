@@ -10,7 +10,14 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { UnderstudyError, exec, isUnderstudyError, processOwner, type Logger } from '../../core/index.ts';
+import {
+  UnderstudyError,
+  exec,
+  isErrno,
+  isUnderstudyError,
+  processOwner,
+  type Logger,
+} from '../../core/index.ts';
 import { liveLease, releaseLeases, takeLeases, type Db } from '../../store/index.ts';
 import { formatBytes } from '../history.ts';
 import {
@@ -56,23 +63,73 @@ async function descends(base: string, live: string): Promise<boolean> {
   return b.parent === l.uuid || l.parent === b.uuid;
 }
 
+/**
+ * Bases this process knows to descend from the live disks (it checked them, or a sync of its own made
+ * them), by pair, with the identity (device number) each live disk had then. Checking again costs
+ * four `btrfs subvolume show`, which the final sync of a switch cannot afford inside its hold; a base
+ * known here is trusted while both live disks keep their identity, for at most `trustMs`, and until
+ * the disk store replaces a disk of the pair (forgetSyncTrust).
+ */
+const trusted = new Map<string, { bases: [string, string]; lives: [string, number][]; at: number }>();
+const trustMs = 10 * 60_000;
+
+async function deviceOf(p: string): Promise<number | undefined> {
+  try {
+    return (await fs.stat(p)).dev;
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return undefined;
+    throw error;
+  }
+}
+
+async function trust(pair: string, bases: [string, string], lives: string[]): Promise<void> {
+  const devices: [string, number][] = [];
+  for (const live of lives) {
+    const dev = await deviceOf(live);
+    if (dev === undefined) return;
+    devices.push([live, dev]);
+  }
+  trusted.set(pair, { bases, lives: devices, at: Date.now() });
+}
+
+async function isTrusted(pair: string, bases: [string, string], lives: string[]): Promise<boolean> {
+  const known = trusted.get(pair);
+  if (!known || Date.now() - known.at > trustMs) return false;
+  if (known.bases[0] !== bases[0] || known.bases[1] !== bases[1]) return false;
+  for (const live of lives) {
+    const dev = known.lives.find(([p]) => p === live)?.[1];
+    if (dev === undefined || (await deviceOf(live)) !== dev) return false;
+  }
+  const [a, b] = await Promise.all(bases.map((base) => isSubvolume(base)));
+  return a === true && b === true;
+}
+
+/** Forgets what this process trusts about the bases of every pair with a disk at `live` (it is being replaced). */
+export function forgetSyncTrust(live: string): void {
+  for (const [pair, known] of trusted) if (known.lives.some(([p]) => p === live)) trusted.delete(pair);
+}
+
 async function usableBase(db: Db, from: SyncSide, to: SyncSide): Promise<SyncBase | undefined> {
   const base = getSyncBase(db, from.key, to.key);
   if (!base || base.baseA === '' || base.baseB === '') return undefined;
+  const bases: [string, string] = [base.baseA, base.baseB];
+  const lives = [from.path, to.path];
+  if (await isTrusted(base.pair, bases, lives)) return base;
   const [a, b] = await Promise.all([
     descends(baseOf(base, from.key), from.path),
     descends(baseOf(base, to.key), to.path),
   ]);
-  return a && b ? base : undefined;
+  if (!(a && b)) return undefined;
+  await trust(base.pair, bases, lives);
+  return base;
 }
 
-/** Makes a holder directory for one snapshot and returns the snapshot's path (not created yet). */
-async function holder(side: SyncSide, generation: number, kind: string): Promise<string> {
+/** The path of one snapshot of a sync, in its own holder directory (neither is created here). */
+function holderPath(side: SyncSide, generation: number, kind: string): string {
   const dir = path.join(
     syncDirOf(side.path),
     `${path.basename(side.path)}-g${generation}-${kind}-${randomBytes(3).toString('hex')}`,
   );
-  await fs.mkdir(dir, { recursive: true });
   return path.join(dir, 'snap');
 }
 
@@ -119,11 +176,27 @@ export async function adoptCopyBases(
   await removeLeftovers(db, pairKey(o.from.key, o.to.key));
 }
 
-const removals = new Set<Promise<unknown>>();
+/** Removals of old sync bases in progress, by pair. */
+const removals = new Map<string, Promise<unknown>>();
 
-/** Resolves once the removals of old sync bases started by earlier syncs are done. */
-export async function settleSyncs(): Promise<void> {
-  while (removals.size > 0) await Promise.all([...removals]);
+/** Resolves once the removals of old sync bases started by earlier syncs (of one pair, or of all) are done. */
+export async function settleSyncs(pair?: string): Promise<void> {
+  for (;;) {
+    const pending = pair === undefined ? [...removals.values()] : [removals.get(pair)].filter(Boolean);
+    if (pending.length === 0) return;
+    await Promise.all(pending);
+  }
+}
+
+function removeInBackground(db: Db, pair: string, logger: Logger | undefined): void {
+  const removal = removeLeftovers(db, pair)
+    .catch((error: unknown) =>
+      logger?.warn({ err: error, pair }, 'could not remove the previous sync bases (the recovery will)'),
+    )
+    .finally(() => {
+      if (removals.get(pair) === removal) removals.delete(pair);
+    });
+  removals.set(pair, removal);
 }
 
 async function removeLeftovers(db: Db, pair: string): Promise<void> {
@@ -142,9 +215,9 @@ export async function syncPair(o: {
   rule: SyncConflictRule;
   logger?: Logger;
 }): Promise<SyncResult> {
-  await settleSyncs();
-  const started = performance.now();
   const pair = pairKey(o.from.key, o.to.key);
+  await settleSyncs(pair);
+  const started = performance.now();
   const [base, checkMs] = await (async (): Promise<[SyncBase | undefined, number]> => {
     const t = performance.now();
     const found = o.db ? await usableBase(o.db, o.from, o.to) : undefined;
@@ -168,8 +241,33 @@ export async function syncPair(o: {
     };
   }
   const owner = processOwner().id;
+  const generation = base ? base.generation + 1 : 0;
+  const snapshots = {
+    cut: holderPath(o.from, generation, 'cut'),
+    now: holderPath(o.to, generation, 'now'),
+    after: holderPath(o.to, generation, 'after'),
+  };
+  const scratch = [snapshots.cut, snapshots.now, snapshots.after];
   if (o.db) {
-    const held = takeLeases(o.db, [syncLease(pair)], owner, `sync ${o.from.key} → ${o.to.key}`);
+    // One transaction (one write to disk): the lease, and the snapshots this sync is about to make.
+    const db = o.db;
+    const held = db
+      .transaction(() => {
+        const blocking = takeLeases(db, [syncLease(pair)], owner, `sync ${o.from.key} → ${o.to.key}`);
+        if (blocking) return blocking;
+        if (!base)
+          putSyncBase(db, {
+            from: o.from.key,
+            fromBase: '',
+            to: o.to.key,
+            toBase: '',
+            generation,
+            leftovers: [],
+          });
+        startSync(db, pair, [...scratch, ...(base?.pending ?? [])]);
+        return undefined;
+      })
+      .immediate();
     if (held)
       throw new UnderstudyError(
         'DISK_SYNC_FAILED',
@@ -179,26 +277,9 @@ export async function syncPair(o: {
         },
       );
   }
-  const generation = base ? base.generation + 1 : 0;
-  const snapshots = {
-    cut: await holder(o.from, generation, 'cut'),
-    now: await holder(o.to, generation, 'now'),
-    after: await holder(o.to, generation, 'after'),
-  };
-  const scratch = [snapshots.cut, snapshots.now, snapshots.after];
+  let released = false;
   try {
-    if (o.db) {
-      if (!base)
-        putSyncBase(o.db, {
-          from: o.from.key,
-          fromBase: '',
-          to: o.to.key,
-          toBase: '',
-          generation,
-          leftovers: [],
-        });
-      startSync(o.db, pair, [...scratch, ...(base?.pending ?? [])]);
-    }
+    await Promise.all(scratch.map((p) => fs.mkdir(path.dirname(p), { recursive: true })));
     const outcome = await syncDisk({
       source: o.from.path,
       target: o.to.path,
@@ -210,23 +291,34 @@ export async function syncPair(o: {
       throw await explainFull(error, o.from, o.to);
     });
     if (o.db) {
-      putSyncBase(o.db, {
-        from: o.from.key,
+      const db = o.db;
+      // Re-based on the source's cut and the target's state after the copy: the snapshot taken after
+      // it, or, when nothing was copied, the target's snapshot before it (the same state). The
+      // target's own changes so far are then part of its base (a system disk's patch is not carried
+      // back by the switch back). With the lease given back, in one write to disk.
+      const bases = {
         fromBase: snapshots.cut,
-        to: o.to.key,
-        toBase: snapshots.after,
+        toBase: outcome.unchanged ? snapshots.now : snapshots.after,
         generation,
-        leftovers: [...(base ? [base.baseA, base.baseB, ...base.pending] : []), snapshots.now],
-      });
+        leftovers: [
+          ...(base ? [base.baseA, base.baseB, ...base.pending] : []),
+          outcome.unchanged ? snapshots.after : snapshots.now,
+        ],
+      };
+      db.transaction(() => {
+        putSyncBase(db, { from: o.from.key, to: o.to.key, ...bases });
+        releaseLeases(db, [syncLease(pair)], owner);
+      }).immediate();
+      released = true;
+    }
+    if (o.db) {
+      // The new bases are snapshots of the two live disks taken by this sync.
+      const row = getSyncBase(o.db, o.from.key, o.to.key);
+      if (row) await trust(pair, [row.baseA, row.baseB], [o.from.path, o.to.path]);
       // The previous bases and the scratch snapshot are removed after the sync returns (the switch
       // is waiting for it); they stay named in the store until gone, so a crash meanwhile leaves them
       // to the recovery. settleSyncs() waits for the removals in progress.
-      const db = o.db;
-      const removal = removeLeftovers(db, pair).catch((error: unknown) =>
-        o.logger?.warn({ err: error, pair }, 'could not remove the previous sync bases (the recovery will)'),
-      );
-      removals.add(removal);
-      void removal.finally(() => removals.delete(removal));
+      removeInBackground(o.db, pair, o.logger);
     } else for (const p of scratch) await removeHolder(p);
     const result: SyncResult = {
       ...common,
@@ -243,6 +335,7 @@ export async function syncPair(o: {
       conflicts: outcome.conflicts,
       generation,
       durationMs: performance.now() - started,
+      ...(outcome.copier ? { copier: outcome.copier } : {}),
     };
     o.logger?.info({ sync: result }, 'disk sync done');
     return result;
@@ -256,7 +349,7 @@ export async function syncPair(o: {
     }
     throw error;
   } finally {
-    if (o.db) releaseLeases(o.db, [syncLease(pair)], owner);
+    if (o.db && !released) releaseLeases(o.db, [syncLease(pair)], owner);
   }
 }
 

@@ -6,6 +6,14 @@
 import type pg from 'pg';
 import { targetKey, type FleetTarget, type RolloutState, type WorkState } from '../rollout/index.ts';
 import { getRollout, loadWork } from './rollouts.ts';
+import {
+  complianceCsv,
+  groupCompliance,
+  groupComplianceCsv,
+  lcCompliance,
+  type GroupCompliance,
+  type LcCompliance,
+} from './compliance.ts';
 
 export interface RolloutSummary {
   id: number;
@@ -171,15 +179,25 @@ export async function listHostViews(db: pg.Pool): Promise<HostView[]> {
   }));
 }
 
-/** The three views over one pool (what the API's FleetReader asks for). */
+/** The views over one pool (what the API's FleetReader asks for). */
 export function fleetReader(db: pg.Pool): {
   rollouts(): Promise<RolloutSummary[]>;
   rollout(id: number): Promise<RolloutDetail>;
   hosts(): Promise<HostView[]>;
+  compliance(): Promise<{ lcs: LcCompliance[]; groups: GroupCompliance[] }>;
+  complianceCsv(by: 'lc' | 'group'): Promise<string>;
 } {
   return {
     rollouts: () => listRolloutSummaries(db),
     rollout: (id) => rolloutDetail(db, id),
     hosts: () => listHostViews(db),
+    async compliance() {
+      const lcs = await lcCompliance(db);
+      return { lcs, groups: groupCompliance(lcs) };
+    },
+    async complianceCsv(by) {
+      const lcs = await lcCompliance(db);
+      return by === 'group' ? groupComplianceCsv(groupCompliance(lcs)) : complianceCsv(lcs);
+    },
   };
 }

@@ -10,7 +10,8 @@ import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { silentLogger } from '../../../src/core/index.ts';
 import { buildApi, createApiToken, listApiTokens, revokeApiToken } from '../../../src/api/index.ts';
-import { insertLc } from '../../../src/inventory/index.ts';
+import { insertLc, validateServices } from '../../../src/inventory/index.ts';
+import { demoService } from '../../../src/demo/index.ts';
 import { RunJournal, resolveRunOptions } from '../../../src/run/index.ts';
 import {
   createMonitor,
@@ -137,7 +138,9 @@ void test('schema validation: wrong fields answer 400 INVALID_ARGUMENT naming th
     ['POST', '/v1/lcs', { name: 'x', image: 'busybox', memoryMb: 'lots' }, /body\.memoryMb/],
     ['POST', '/v1/lcs', { name: 'x', image: 'busybox', bogus: 1 }, /body/],
     ['POST', '/v1/runs', { lc: 'lc1', method: 'teleport' }, /body\.method/],
-    ['POST', '/v1/runs', { lc: 'lc1', port: 70000 }, /body\.port/],
+    ['POST', '/v1/runs', { lc: 'lc1', bootTimeoutMs: -5 }, /body\.bootTimeoutMs/],
+    // The service's port and health check come from the LC's declared service, never from a run.
+    ['POST', '/v1/runs', { lc: 'lc1', port: 80 }, /Unrecognized key: "port"/],
     ['POST', '/v1/patches/p1/next-run', { lc: 'lc1' }, /body\.nextRun/],
     [
       'POST',
@@ -318,11 +321,10 @@ void test('routes answer from the store; errors carry the catalogue code and the
 
   // Runs: a run in the journal shows with every step and its timing; actions check its state.
   const journal = new RunJournal(db);
-  const id = journal.create(resolveRunOptions({ lc: 'lc1', patches: ['p-sec'] }, catalogue), [
-    'find-standby',
-    'scan',
-    'switch',
-  ]);
+  const id = journal.create(
+    resolveRunOptions({ lc: 'lc1', patches: ['p-sec'] }, catalogue, validateServices([demoService])),
+    ['find-standby', 'scan', 'switch'],
+  );
   journal.stepStarted(id, 0);
   journal.stepEnded(id, 0, 'done', { durationMs: 12, output: { standby: 'lc2' } });
   const shown = (await get(`/v1/runs/${id}`)).json() as {

@@ -173,6 +173,29 @@ test('fleet API and console pages: rollouts, waves, hosts and their states, behi
   );
   for (const h of hosts.hosts) assert.ok(h.lastSeen && Date.now() - Date.parse(h.lastSeen) < 60_000, h.id);
 
+  // Compliance from what the agents reported and what the rollout did, as JSON and CSV.
+  const compliance = (await app.inject({ url: '/v1/fleet/compliance', headers: auth })).json() as {
+    lcs: { host: string; lc: string; lastRunResult: string | null; pendingSecurity: { name: string }[] }[];
+    groups: { group: string; lcs: number; lcsLastRunFailed: number }[];
+  };
+  const byLc = new Map(compliance.lcs.map((c) => [`${c.host}/${c.lc}`, c]));
+  assert.equal(byLc.get('fh1/lc-a')?.lastRunResult, 'succeeded');
+  assert.equal(byLc.get('fh2/lc-a')?.lastRunResult, 'failed');
+  assert.deepEqual(
+    byLc.get('fh2/lc-b')?.pendingSecurity.map((p) => p.name),
+    ['openssl-3.0.15'],
+  );
+  assert.equal(byLc.get('fh2/lc-b')?.lastRunResult, null);
+  assert.deepEqual(
+    compliance.groups.map((g) => `${g.group}:${g.lcs}:${g.lcsLastRunFailed}`),
+    ['web:4:1'],
+  );
+  const csv = await app.inject({ url: '/v1/fleet/compliance?format=csv&by=group', headers: auth });
+  assert.equal(csv.statusCode, 200);
+  assert.match(String(csv.headers['content-type']), /^text\/csv/);
+  assert.match(csv.body.split('\n')[1] ?? '', /^web,4,/);
+  assert.equal((await app.inject({ url: '/v1/fleet/compliance' })).statusCode, 401);
+
   // The console: the sign-in page for anyone else, the pages for a signed-in operator.
   const anonymousPage = await app.inject({ url: '/fleet' });
   assert.equal(anonymousPage.statusCode, 303);
@@ -190,6 +213,10 @@ test('fleet API and console pages: rollouts, waves, hosts and their states, behi
   assert.match(body, /<span class="badge s-halted">halted<\/span>/);
   assert.match(body, /wave 2: 1 failures &gt; max errors 0/);
   assert.match(body, /<td>fh1<\/td>/);
+  assert.match(
+    body,
+    /<td>fh2<\/td><td>lc-a<\/td><td>web<\/td><td>openssl-3\.0\.15 \([\d.]+\)<\/td><td><span class="badge s-failed">failed<\/span>/,
+  );
   const rolloutPage = squash(
     (await app.inject({ url: `/fleet/rollouts/${rollout.id}`, headers: { cookie } })).body,
   );

@@ -4,8 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { getLc } from '../../../src/inventory/index.ts';
-import { bindPlannedSwitch, rollbackRun, startRun } from '../../../src/run/index.ts';
+import { isUnderstudyError } from '../../../src/core/index.ts';
+import { getLc, setServices } from '../../../src/inventory/index.ts';
+import { bindLcSwitch, bindPlannedSwitch, listRuns, rollbackRun, startRun } from '../../../src/run/index.ts';
 import { SwitchJournal, recoverSwitches } from '../../../src/switch/index.ts';
 import { createMemoryRun } from '../../helpers/memory-run.ts';
 
@@ -64,4 +65,33 @@ test('finding 2: a cleanup failure after the point of no return never undoes the
   );
   assert.equal(new SwitchJournal(f.db).list(1)[0]?.state, 'switched');
   assert.deepEqual(f.served(), { by: ['lc2'], version: '1.0.1' });
+});
+
+test('an LC that declares no service: the run and the switch are refused before anything is done, naming the LC and the fix', async (t) => {
+  const f = await createMemoryRun();
+  t.after(() => f.close());
+  setServices(f.db, 'lc1', []);
+  await f.addVersionPatch('1.0.1');
+  const notDeclared = (e: unknown): boolean => {
+    assert.ok(isUnderstudyError(e), String(e));
+    assert.equal(e.code, 'SERVICE_NOT_DECLARED');
+    assert.match(e.message, /^lc1 declares no service/);
+    assert.match(e.hint ?? '', /understudy lc service set lc1 --service-unit/);
+    return true;
+  };
+  await assert.rejects(startRun({ lc: 'lc1', skipScan: true }, f.deps), notDeclared);
+  assert.equal(listRuns(f.db).length, 0, 'no run recorded');
+  assert.equal(f.mem.driver.lcs.get('lc2')?.state, 'stopped', 'the standby untouched');
+  assert.throws(
+    () =>
+      bindLcSwitch(f.db, f.mem.host, {
+        from: 'lc1',
+        to: 'lc2',
+        method: 'instant',
+        stateful: false,
+        drainTimeoutMs: 1000,
+      }),
+    notDeclared,
+  );
+  assert.deepEqual(f.served(), { by: ['lc1'], version: '1.0.0' });
 });

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { createLc } from '../../../src/app/index.ts';
 import { exec } from '../../../src/core/index.ts';
+import { demoService } from '../../../src/demo/index.ts';
 import { listRuns } from '../../../src/run/index.ts';
 import { createMemoryRun, type MemoryRun } from '../../helpers/memory-run.ts';
 
@@ -82,6 +83,7 @@ test('finding 18: two processes start runs of two LCs that only one standby cove
       appDiskMb: 32,
       addresses: ['198.18.0.12/24'],
       role: 'active',
+      services: [demoService],
     });
     await f.addVersionPatch('1.0.1', 'lc1');
     await f.addVersionPatch('1.0.2', 'lc3');

@@ -3,7 +3,8 @@
  * The console's fleet pages in a real Chromium (Debian's package, driven by playwright-core):
  * `understudy serve --control-dir` runs as a real process next to a real PostgreSQL 15 (TLS) control
  * plane on which two agents (fake host runner) ran a rollout that halted in its second wave. The
- * operator is sent to sign in, lands on /fleet, sees the rollout and the hosts as the API has them,
+ * operator is sent to sign in, lands on /fleet, sees the rollout and the hosts as the API has them
+ * and every LC's compliance (the CSV export answers to the session),
  * follows the rollout's link and sees each wave's state and each LC's work. Screenshots go to
  * test-artifacts/console/.
  */
@@ -163,6 +164,15 @@ test('fleet pages in a real browser: sign in, the rollouts and hosts, one rollou
     hostRows.map((h) => h.trim()),
     hosts.map((h) => h.id),
   );
+  // Compliance: every LC, the failed one with its pending patch; the CSV export answers to the session.
+  const compliance = await page.locator('#fleet-compliance tbody tr').allInnerTexts();
+  assert.equal(compliance.length, 4);
+  assert.match(
+    compliance.find((r) => /bh2\s+lc-a/.test(r)) ?? '',
+    /bh2\s+lc-a\s+web\s+openssl-3\.0\.15 \([\d.]+\)\s+failed/,
+  );
+  const csv = await page.evaluate(async () => (await fetch('/v1/fleet/compliance?format=csv&by=lc')).text());
+  assert.match(csv.split('\n')[0] ?? '', /^host,lc,group/);
   await page.screenshot({ path: path.join(artifacts, 'fleet.png'), fullPage: true });
 
   await page.getByRole('link', { name: `${rollout.id} openssl` }).click();

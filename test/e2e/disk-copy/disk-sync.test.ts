@@ -165,6 +165,56 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
     assert.ok(result.files < 60, `synced ${result.files} paths`);
   });
 
+  void it('without extended attributes the copy is made in-process, with every kind of change, never through a link', async () => {
+    const a = store.mountpoint(ref(lc1, 'app'));
+    const b = store.mountpoint(ref(lc2, 'app'));
+    await write(a, 'ip/new/deep/file', 'new file in new directories');
+    await fs.appendFile(path.join(a, 'etc/d1/f21.conf'), 'modified in place');
+    await fs.rm(path.join(a, 'etc/d2/f22.conf'));
+    await fs.rename(path.join(a, 'etc/d6'), path.join(a, 'ip/moved-d6'));
+    await write(a, 'ip/linked-1', 'one inode, two names');
+    await fs.link(path.join(a, 'ip/linked-1'), path.join(a, 'ip/linked-2'));
+    await fs.symlink('../etc/d7/f17.conf', path.join(a, 'ip/symlink'));
+    await fs.chown(path.join(a, 'etc/d9/f29.conf'), 2222, 3333);
+    await fs.chmod(path.join(a, 'etc/d9/f29.conf'), 0o4750);
+    await write(a, 'ip/was-dir', 'a file where the copy has a directory');
+    await fs.mkdir(path.join(a, 'ip/was-file'));
+    await write(a, 'ip/was-file/inside', 'a directory where the copy has a file');
+    await fs.mkdir(path.join(a, 'ip/dir-0700'), { mode: 0o700 });
+    await fs.chown(path.join(a, 'ip/dir-0700'), 77, 88);
+    // The standby's own changes, undone by the sender's version; one of them a link out of the disk
+    // where the source has a directory: the copy must replace it, never write through it.
+    const outside = await fs.mkdtemp(path.join(os.tmpdir(), `us-sync-outside-${tag()}-`));
+    await write(b, 'ip/was-dir/child', 'standby file in a directory');
+    await write(b, 'ip/was-file', 'standby file');
+    await fs.symlink(outside, path.join(b, 'ip/dir-0700'));
+    try {
+      const result = await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
+      assert.equal(result.method, 'incremental');
+      assert.equal(result.copier, 'in-process');
+      await assertSameTree(a, b);
+      assert.deepEqual(await fs.readdir(outside), [], 'nothing was written through the link');
+      const [one, two] = await Promise.all([
+        fs.stat(path.join(b, 'ip/linked-1')),
+        fs.stat(path.join(b, 'ip/linked-2')),
+      ]);
+      assert.equal(one.ino, two.ino, 'the two names share one inode on the copy');
+      const dir = await fs.lstat(path.join(b, 'ip/dir-0700'));
+      assert.ok(dir.isDirectory());
+      assert.equal(dir.mode & 0o7777, 0o700);
+      assert.deepEqual([dir.uid, dir.gid], [77, 88]);
+      const file = await fs.stat(path.join(b, 'etc/d9/f29.conf'));
+      assert.equal(file.mode & 0o7777, 0o4750, 'set-user-ID kept after the owner changed');
+      const times = await Promise.all([fs.stat(path.join(a, 'ip')), fs.stat(path.join(b, 'ip'))]);
+      assert.ok(
+        Math.abs(times[0].mtimeMs - times[1].mtimeMs) < 0.01,
+        'directory times set after its entries',
+      );
+    } finally {
+      await fs.rm(outside, { recursive: true, force: true });
+    }
+  });
+
   void it('a sync that changes nothing looks at nothing', async () => {
     const result = await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
     assert.equal(result.method, 'incremental');
@@ -206,6 +256,16 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
     );
     assert.equal(await fs.readFile(path.join(a, patched), 'utf8'), 'changed on the original after the copy');
     assert.equal(await fs.lstat(path.join(a, 'usr/lib/new-package')).catch(() => undefined), undefined);
+
+    // A switch whose final sync has nothing to carry (the original changed nothing), then back: the
+    // standby's second patch stays on the standby, its later log line goes back.
+    await write(b, 'usr/lib/second-package/file', 'installed by a second patch');
+    const quiet = await store.sync(ref(lc1, 'system'), ref(lc2, 'system'), { rule: 'receiver-wins' });
+    assert.equal(quiet.files, 0);
+    await fs.appendFile(path.join(b, 'var/log/app.log'), 'after the quiet switch\n');
+    await store.sync(ref(lc2, 'system'), ref(lc1, 'system'), { rule: 'receiver-wins' });
+    assert.match(await fs.readFile(path.join(a, 'var/log/app.log'), 'utf8'), /after the quiet switch\n$/);
+    assert.equal(await fs.lstat(path.join(a, 'usr/lib/second-package')).catch(() => undefined), undefined);
   });
 
   void it('without a base a data disk is synced whole (and says so), a system disk is skipped', async () => {
@@ -319,7 +379,7 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    // Kill it once its rsync is writing.
+    // Kill it once its copy is writing (the temporary .big2.bin.* beside the file).
     for (let i = 0; i < 600; i++) {
       const state = listSyncBases(db).find((s) => s.diskA === `${lc1.name}/app`)?.state;
       const partial = (await fs.readdir(b)).some((name) => name.startsWith('.big2.bin'));
@@ -329,7 +389,8 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
     child.child.kill('SIGKILL');
     await child.done;
     assert.equal(listSyncBases(db).find((s) => s.diskA === `${lc1.name}/app`)?.state, 'syncing');
-    // The manager's rsync may outlive it: wait for it (it writes only what the sync would).
+    // An rsync of the manager (a copy with extended attributes) may outlive it: wait for it (it
+    // writes only what the sync would).
     await exec(['sh', '-c', 'while pgrep -f "^rsync .*understudy-sync" >/dev/null; do sleep 0.1; done'], {
       timeoutMs: 60_000,
     });

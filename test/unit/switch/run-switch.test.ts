@@ -387,7 +387,17 @@ test('stateful instant, cut by writes: hold, address, quiesce, sync, release, th
   const { log, lc1, lc2, plan, deps } = setUp('instant');
   withCut(lc1, 'lc1', log, { writes: [3] });
   withCut(lc2, 'lc2', log, { writes: [] });
-  const phases = { snapshotMs: 4, diffMs: 5, copyMs: 6, verifyMs: 1, bytes: 4096, files: 2 };
+  const phases = {
+    snapshotMs: 4,
+    diffMs: 5,
+    copyMs: 6,
+    verifyMs: 1,
+    bytes: 4096,
+    files: 2,
+    conflicts: 1,
+    conflictPaths: ['lc2/system:var/lib/dpkg/status'],
+    disks: ['lc1/app → lc2/app: 2 paths in-process, 9 ms'],
+  };
   const notes: string[] = [];
   const result = await runSwitch(
     { ...plan, stateful: true },
@@ -422,6 +432,8 @@ test('stateful instant, cut by writes: hold, address, quiesce, sync, release, th
   assert.equal(result.phases?.reloadMs, 2);
   assert.ok((result.phases?.holdMs ?? -1) >= 0);
   assert.match(notes.at(-1) ?? '', /cut by writes: hold .* final sync .*snapshot 4 ms/);
+  assert.match(notes.at(-1) ?? '', /1 conflicts kept on the new LC \(lc2\/system:var\/lib\/dpkg\/status\)/);
+  assert.match(notes.at(-1) ?? '', /lc1\/app → lc2\/app: 2 paths in-process/);
 });
 
 test('slow writes in flight before the cut: abort changes nothing, wait retries, proceed goes on', async () => {
