@@ -16,6 +16,7 @@ import type { Db } from '../store/index.ts';
 import type { EventLog } from '../events/index.ts';
 import type { HostContext } from '../app/index.ts';
 import { RunJournal } from '../run/index.ts';
+import { SwitchJournal } from '../switch/index.ts';
 
 /** What to sample: the LCs of one run or one switch, and the service's port. */
 export interface TrafficWindow {
@@ -76,7 +77,10 @@ export interface TrafficSamplerDeps {
   host: HostContext;
   events: EventLog;
   logger: Logger;
-  /** Switches on their own this process drives (runs are found in the store). */
+  /**
+   * Switches on their own this process drives, known before their journal record exists. Runs and
+   * switches that any process (the CLI too) records in the store are found there.
+   */
   switches: () => TrafficWindow[];
   intervalMs?: number;
   /** How long after a run ended its LCs are still sampled (default 5 s). */
@@ -95,6 +99,7 @@ export interface TrafficSampler {
 export function createTrafficSampler(deps: TrafficSamplerDeps): TrafficSampler {
   const intervalMs = deps.intervalMs ?? 1000;
   const tailMs = deps.tailMs ?? 5000;
+  const staleMs = 10 * 60_000;
   const last = new Map<string, Counters>();
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<unknown> | null = null;
@@ -109,8 +114,36 @@ export function createTrafficSampler(deps: TrafficSamplerDeps): TrafficSampler {
         window: { runId: r.id, lcs: [r.lc, ...(r.standby ? [r.standby] : [])], port: r.options.port },
         until: now + tailMs,
       });
+    // Switches on their own, from the journal: going on, or ended less than tailMs ago. A switch a
+    // crash left unfinished is sampled at most staleMs after it began; a run's own switch is the run's.
+    for (const s of new SwitchJournal(deps.db).list(20)) {
+      const finished = s.finishedAt ? Date.parse(s.finishedAt) : null;
+      const live = finished === null ? now - Date.parse(s.startedAt) < staleMs : now - finished < tailMs;
+      if (live)
+        recent.set(`switch:${s.id}`, {
+          window: {
+            runId: null,
+            switchId: s.id,
+            lcs: [s.plan.from.lc, s.plan.to.lc],
+            port: s.plan.service.port,
+          },
+          until: finished === null ? now + tailMs : finished + tailMs,
+        });
+    }
     for (const [id, entry] of recent) if (entry.until < now) recent.delete(id);
-    return [...[...recent.values()].map((e) => e.window), ...deps.switches()];
+    const runs = [...recent.values()].map((e) => e.window).filter((w) => w.runId !== null);
+    const active = deps.switches();
+    const samePair = (a: TrafficWindow, b: TrafficWindow): boolean =>
+      a.lcs.length === b.lcs.length && a.lcs.every((lc) => b.lcs.includes(lc));
+    const journalSwitches = [...recent.values()]
+      .map((e) => e.window)
+      .filter(
+        (w) =>
+          w.runId === null &&
+          !runs.some((r) => samePair(r, w)) &&
+          !active.some((a) => a.switchId === w.switchId || (a.switchId === null && samePair(a, w))),
+      );
+    return [...runs, ...active, ...journalSwitches];
   };
 
   /** An expected failure to read (the LC stopped, no such endpoint) is a null, never a made-up value. */

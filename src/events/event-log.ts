@@ -91,9 +91,20 @@ export class EventLog {
     return stored;
   }
 
-  /** Events with an id above `afterId`, oldest first, at most `limit`; only one run's when `runId` is given. */
-  after(afterId: number, options: { limit?: number; runId?: string } = {}): StoredEvent[] {
+  /**
+   * Events with an id above `afterId`, oldest first, at most `limit`; only one run's when `runId` is
+   * given, only those carrying `switchId` (a switch on its own: its phases, end and traffic) when that is.
+   */
+  after(afterId: number, options: { limit?: number; runId?: string; switchId?: string } = {}): StoredEvent[] {
     const limit = options.limit ?? 1000;
+    if (options.switchId)
+      return (
+        this.db
+          .prepare(
+            "SELECT * FROM events WHERE id > ? AND json_extract(data, '$.switchId') = ? ORDER BY id LIMIT ?",
+          )
+          .all(afterId, options.switchId, limit) as EventRow[]
+      ).map(fromRow);
     const rows = options.runId
       ? this.db
           .prepare('SELECT * FROM events WHERE id > ? AND run_id = ? ORDER BY id LIMIT ?')

@@ -34,7 +34,8 @@ export function page(options: {
             p
               ? html`<nav aria-label="main">
                     <a href="/">Overview</a> <a href="/runs">Runs</a> <a href="/approvals">Approvals</a>
-                    <a href="/monitor">Monitor</a> <a href="/audit">Audit log</a>
+                    <a href="/switches">Switches</a> <a href="/monitor">Monitor</a>
+                    <a href="/audit">Audit log</a>
                   </nav>
                   <form method="post" action="/logout" class="who">
                     <span>${p.operator} (${p.scope})</span> <button type="submit">Sign out</button>

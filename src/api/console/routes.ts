@@ -20,6 +20,7 @@ import { listAudit, recordAudit } from '../audit.ts';
 import type { Operations } from '../operations.ts';
 import { html, type Html } from './html.ts';
 import { page } from './layout.ts';
+import { switchSection, switchesSection, trafficFigure } from './switches.ts';
 import {
   approvalsSection,
   auditSection,
@@ -173,6 +174,9 @@ export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
     approvals: async (csrf) => approvalsSection(listChallenges(deps.db, { state: 'open' }), csrf),
     audit: async () => auditSection(listAudit(deps.db, 50)),
     monitor: async () => monitorSection(deps.events.latest(20, { types: ['monitor.poll', 'monitor.mail'] })),
+    switches: async () => switchesSection(ops.switches().slice(0, 20)),
+    switch: async (_csrf, id) =>
+      switchSection(ops.switchRecord(id ?? ''), deps.events.after(0, { switchId: id, limit: 5000 })),
     run: async (csrf, id) => {
       const events = deps.events.after(0, { runId: id, limit: 5000 });
       return runSection(
@@ -279,6 +283,7 @@ export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
     ['/approvals', 'approvals', 'Approvals'],
     ['/audit', 'audit', 'Audit log'],
     ['/monitor', 'monitor', 'Patch monitor'],
+    ['/switches', 'switches', 'Switches'],
   ] as const) {
     app.get(
       url,
@@ -316,20 +321,10 @@ export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
             after,
             // The chart lives outside the section so that refreshing the section keeps it.
             body: html`${await (parts.run as (c: string | null, id: string) => Promise<Html>)(csrf, id)}
-              <figure
-                id="traffic-chart"
-                aria-label="requests and TCP resets per second during the run"
-                data-samples="${JSON.stringify(
-                  deps.events
-                    .after(0, { runId: id, limit: 5000 })
-                    .filter((e) => e.type === 'traffic')
-                    .map((e) => [
-                      Date.parse(e.at) / 1000,
-                      (e.data as { requestsPerSecond: number }).requestsPerSecond,
-                      (e.data as { resetsPerSecond: number }).resetsPerSecond,
-                    ]),
-                )}"
-              ></figure>
+              ${trafficFigure(
+                deps.events.after(0, { runId: id, limit: 5000 }).filter((e) => e.type === 'traffic'),
+                'requests and TCP resets per second during the run',
+              )}
               <figure id="copy-chart" aria-label="copy progress over time"></figure>`,
           }),
         );
@@ -350,7 +345,7 @@ export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
     signedIn(async (request, reply, s) => {
       const name = (request.params as { name: string }).name;
       const render = parts[name];
-      if (!render || name === 'run') return reply.status(404).send('');
+      if (!render || name === 'run' || name === 'switch') return reply.status(404).send('');
       return send(reply, await render(s.principal.scope === 'admin' ? csrfOf(s.token) : null));
     }),
   );
@@ -362,6 +357,51 @@ export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
         reply,
         await (parts.run as (c: string | null, id: string) => Promise<Html>)(
           s.principal.scope === 'admin' ? csrfOf(s.token) : null,
+          (request.params as { id: string }).id,
+        ),
+      ),
+    ),
+  );
+
+  app.get(
+    '/switches/:id',
+    { config: { public: true } },
+    signedIn(async (request, reply, s) => {
+      const id = (request.params as { id: string }).id;
+      try {
+        const section = await (parts.switch as (c: null, id: string) => Promise<Html>)(null, id);
+        const traffic = deps.events
+          .after(0, { switchId: id, limit: 5000 })
+          .filter((e) => e.type === 'traffic');
+        return send(
+          reply,
+          page({
+            title: `Switch ${id}`,
+            principal: s.principal,
+            after: deps.events.lastId(),
+            // The chart lives outside the section so that refreshing the section keeps it.
+            body: html`${section}
+            ${trafficFigure(traffic, 'requests and TCP resets per second during the switch')}`,
+          }),
+        );
+      } catch (error) {
+        if (!isUnderstudyError(error, 'SWITCH_NOT_FOUND')) throw error;
+        return send(
+          reply,
+          page({ title: 'No such switch', principal: s.principal, body: html`<h1>No switch ${id}</h1>` }),
+          404,
+        );
+      }
+    }),
+  );
+  app.get(
+    '/ui/part/switch/:id',
+    { config: { public: true } },
+    signedIn(async (request, reply) =>
+      send(
+        reply,
+        await (parts.switch as (c: null, id: string) => Promise<Html>)(
+          null,
           (request.params as { id: string }).id,
         ),
       ),

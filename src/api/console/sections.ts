@@ -28,7 +28,7 @@ export const seedStep: Record<string, string> = {
   'rollback-switch': 'switch back',
 };
 
-const stateBadge = (state: string): Html => html`<span class="badge s-${state}">${state}</span>`;
+export const stateBadge = (state: string): Html => html`<span class="badge s-${state}">${state}</span>`;
 
 export function hostSection(host: HostStatus & { capacity: { cpuCount: number; memoryMb: number } }): Html {
   if (!host.initialised)
@@ -198,7 +198,7 @@ const stepRow = (s: StepRecord): Html =>
   </li>`;
 
 /** The service's traffic during the run as text (the chart draws the same samples). */
-function trafficSummary(samples: StoredEvent[]): Html {
+export function trafficSummary(samples: StoredEvent[]): Html {
   if (samples.length === 0) return html``;
   const rates = samples.map((e) => e.data as { requestsPerSecond: number; resetsPerSecond: number });
   const lastRate = rates[rates.length - 1] as { requestsPerSecond: number; resetsPerSecond: number };

@@ -1,12 +1,13 @@
 /**
  * A switch on its own through the daemon: `understudy --api … switch` and `POST /v1/switches` on a
  * real host with LC1 serving under load. The service moves with its data and no failed request;
- * every phase is an event of the stream; errors are the ones the local command gives.
+ * every phase is an event of the stream; errors are the ones the local command gives. A switch the
+ * CLI runs on its own is sampled for traffic by serve and charted on the console's switch page.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { getLc } from '../../../src/inventory/index.ts';
-import { waitFor } from '../../../src/core/index.ts';
+import { sleep, waitFor } from '../../../src/core/index.ts';
 import { createRunFixture, type RunFixture } from '../run/run-fixture.ts';
 import { startServe, type ServeProcess } from './serve-fixture.ts';
 
@@ -143,5 +144,63 @@ describe('switches through the API', { timeout: 300_000 }, () => {
     assert.equal(end?.data.state, 'switched', JSON.stringify(end));
     assert.equal(report.summary.failed, 0, JSON.stringify(report.summary.byOutcome));
     assert.equal((await f.get('/version')).servedBy, 'lc1');
+  });
+
+  test('a switch the CLI runs without the daemon: serve samples its traffic from the journal, the console’s switch page charts it', async () => {
+    const load = await f.load(200);
+    let samples: { id: number; data: Record<string, unknown> }[] | undefined;
+    let result: { id: string; outcome: string };
+    try {
+      // No --api: the CLI drives the switch itself, on the same store serve reads.
+      const out = await f.t.cli(['--json', 'switch', 'lc1', 'lc2', '--method', 'swap-address', '--stateful']);
+      result = JSON.parse(out.stdout) as { id: string; outcome: string };
+      assert.equal(result.outcome, 'switched', out.stdout);
+      // The daemon samples a switch from the journal while it goes on and for 5 s after it ended:
+      // the samples are complete once that tail has passed.
+      await sleep(7_000);
+      samples = (await serve.events()).filter((e) => e.type === 'traffic' && e.data.switchId === result.id);
+    } finally {
+      const report = await load.stop();
+      assert.equal(report.summary.failed, 0, JSON.stringify(report.summary.byOutcome));
+    }
+    assert.ok(samples && samples.length >= 3, `at least 3 traffic samples: ${JSON.stringify(samples)}`);
+    assert.equal((await f.get('/version')).servedBy, 'lc2');
+    // Measured in the LCs once the switch is over: the client's 200 requests/s, all served by lc2.
+    const last = samples.at(-1)?.data as {
+      requestsPerSecond: number;
+      lcs: { lc: string; requestsPerSecond: number | null }[];
+    };
+    assert.ok(
+      last.requestsPerSecond >= 120 && last.requestsPerSecond <= 320,
+      JSON.stringify(samples.map((e) => e.data.requestsPerSecond)),
+    );
+    assert.ok((last.lcs.find((l) => l.lc === 'lc2')?.requestsPerSecond ?? 0) >= 120, JSON.stringify(last));
+    assert.ok(samples.every((e) => e.data.switchId === result.id));
+
+    // The console: the switch is listed, its page has its steps and the samples for the chart.
+    const cookie = { cookie: `understudy_token=${encodeURIComponent(serve.token)}` };
+    const list = await (await fetch(`${serve.base}/switches`, { headers: cookie })).text();
+    assert.match(list, new RegExp(`href="/switches/${result.id}"`));
+    const pageRes = await fetch(`${serve.base}/switches/${result.id}`, { headers: cookie });
+    assert.equal(pageRes.status, 200);
+    const pageHtml = await pageRes.text();
+    assert.match(pageHtml, /<strong>lc1<\/strong> → <strong>lc2<\/strong>\s+by\s+swap-address/);
+    assert.match(pageHtml, /id="traffic-summary"/);
+    const attribute = /data-samples="([^"]*)"/.exec(pageHtml)?.[1] ?? '[]';
+    const drawn = JSON.parse(attribute.replace(/&quot;/g, '"')) as [number, number, number][];
+    const stored = (await serve.events()).filter(
+      (e) => e.type === 'traffic' && e.data.switchId === result.id,
+    );
+    assert.deepEqual(
+      drawn.map((d) => d[1]),
+      stored.map((e) => e.data.requestsPerSecond),
+      'the page charts every sample the daemon stored for this switch',
+    );
+    const record = await serve.api<{ switch: { steps: { name: string }[] } }>(
+      'GET',
+      `/v1/switches/${result.id}`,
+    );
+    for (const step of record.body.switch.steps)
+      assert.match(pageHtml, new RegExp(`data-step="${step.name}"`));
   });
 });

@@ -20,6 +20,7 @@
   function schedule(selector) {
     document.querySelectorAll(selector).forEach(function (el) {
       if (el.closest('#run') && selector !== '#run') return;
+      if (el.closest('#switch') && selector !== '#switch') return;
       pending[el.getAttribute('data-refresh')] = true;
     });
     if (!timer) timer = setTimeout(refresh, 300);
@@ -94,7 +95,24 @@
     drawTraffic();
   }
 
+  // A switch's page: its traffic samples are charted, its phases and end refresh its section.
+  function onSwitchEvent(event) {
+    var section = document.getElementById('switch');
+    if (!section) return false;
+    var d = event.data || {};
+    var mine =
+      d.switchId === section.getAttribute('data-switch') ||
+      (!d.switchId &&
+        d.from === section.getAttribute('data-from') &&
+        d.to === section.getAttribute('data-to'));
+    if (!mine) return false;
+    if (event.type === 'traffic') plotTraffic(event);
+    if (event.type === 'traffic' || event.type.indexOf('switch.') === 0) schedule('#switch');
+    return true;
+  }
+
   function onRunEvent(event) {
+    if (onSwitchEvent(event)) return true;
     var section = document.getElementById('run');
     if (!section || section.getAttribute('data-run') !== event.runId) return false;
     if (event.type === 'run.step') {
@@ -150,7 +168,9 @@
       var event = JSON.parse(message.data);
       onRunEvent(event);
       if ((type.indexOf('run.') === 0 && type !== 'run.note') || type === 'switch.state')
-        schedule('[data-refresh="/ui/part/runs"], [data-refresh="/ui/part/lcs"]');
+        schedule(
+          '[data-refresh="/ui/part/runs"], [data-refresh="/ui/part/lcs"], [data-refresh="/ui/part/switches"]',
+        );
       if (type.indexOf('monitor.') === 0)
         schedule('[data-refresh="/ui/part/monitor"], [data-refresh="/ui/part/lcs"]');
       if (type === 'approval' || type === 'audit')
