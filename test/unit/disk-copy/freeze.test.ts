@@ -42,7 +42,8 @@ void describe('freezing for the cut', () => {
     const result = await whileFrozen(freezer, { what: 'disk', timeoutMs: 30 }, async () => 'cut');
     assert.equal(result.attempts, 3);
     assert.deepEqual(freezer.log, ['freeze', 'thaw', 'freeze', 'thaw', 'freeze', 'thaw']);
-    assert.ok(result.frozenMs >= 60, `the failed attempts count as frozen time (${result.frozenMs} ms)`);
+    // Node's timers may fire up to a millisecond before performance.now() shows the full delay.
+    assert.ok(result.frozenMs >= 2 * 29, `the failed attempts count as frozen time (${result.frozenMs} ms)`);
   });
 
   void it('gives up with DISK_COPY_FREEZE_FAILED, thawed, after the attempts', async () => {
