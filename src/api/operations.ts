@@ -43,6 +43,7 @@ import { createSwitchOperations, type StartedSwitch, type SwitchOperations } fro
 import type { z } from 'zod';
 import type { lcCreateBody } from './contracts.ts';
 import { createLcAdminOperations, type LcAdminOperations } from './lc-admin.ts';
+import { createHostAdminOperations, type HostAdminOperations } from './host-admin.ts';
 
 export interface OperationsDeps {
   /** The store the composition root opened. */
@@ -111,7 +112,7 @@ export interface ServiceHealth {
 
 export type LcCreateInput = z.output<typeof lcCreateBody>;
 
-export interface Operations extends LcAdminOperations {
+export interface Operations extends LcAdminOperations, HostAdminOperations {
   host(): Promise<HostStatus & { capacity: ReturnType<typeof hostCapacity> }>;
   images(): ImageRecord[];
   lcs(): Promise<LcView[]>;
@@ -239,6 +240,7 @@ export function createOperations(deps: OperationsDeps): Operations {
 
   return {
     ...createLcAdminOperations({ db: manager.db, stateDir: manager.stateDir, catalogue, requireHost }),
+    ...createHostAdminOperations({ db: manager.db, stateDir: manager.stateDir, requireHost }),
     async host() {
       return { ...(await hostStatus(manager.db, manager.stateDir)), capacity: hostCapacity() };
     },

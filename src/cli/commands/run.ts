@@ -1,7 +1,7 @@
 /** `understudy run <lc>|list|show|resume`, `understudy rollback <run>`: the patch run (Fig. 7). */
 import type { Command } from 'commander';
 import { UnderstudyError, createLogger, requireRoot } from '../../core/index.ts';
-import { openApp, type App } from '../../app/index.ts';
+import { type App } from '../../app/index.ts';
 import { runEventRecorder } from '../../api/index.ts';
 import { EventLog, eventsSchema, type StoredEvent } from '../../events/index.ts';
 import { ensureSchemas } from '../../store/index.ts';
@@ -130,7 +130,7 @@ async function followLocal(
   id: string,
   show: (event: ProgressEvent) => void,
 ): Promise<RunRecord> {
-  const manager = openApp(ctx.stateDir());
+  const manager = ctx.openApp();
   try {
     ensureSchemas(manager.db, [eventsSchema]);
     const log = new EventLog(manager.db);
@@ -170,7 +170,7 @@ async function withRunDeps(
   fn: (deps: RunDeps) => Promise<RunRecord>,
 ): Promise<RunRecord> {
   requireRoot('a patch run');
-  const manager = openApp(ctx.stateDir());
+  const manager = ctx.openApp();
   try {
     ensureSchemas(manager.db, [eventsSchema]);
     const log = new EventLog(manager.db);
@@ -289,7 +289,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
     .description('patch runs, newest first')
     .action(async () => {
       const api = ctx.api();
-      const manager = api ? null : openApp(ctx.stateDir());
+      const manager = api ? null : ctx.openApp();
       try {
         const runs = api
           ? (await api.request<{ runs: RunRecord[] }>('GET', '/v1/runs')).runs
@@ -326,7 +326,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
         ctx.print(record, () => renderRun(record));
         return;
       }
-      const manager = openApp(ctx.stateDir());
+      const manager = ctx.openApp();
       try {
         const record = getRun(manager.db, id);
         ctx.print(record, () => renderRun(record));

@@ -7,7 +7,7 @@
  */
 import type { Command } from 'commander';
 import { UnderstudyError, errorCatalogue, type ErrorCode } from '../../core/index.ts';
-import { openApp, type App } from '../../app/index.ts';
+import { type App } from '../../app/index.ts';
 import {
   SwitchJournal,
   parseSwitchMethod,
@@ -97,6 +97,22 @@ function renderRecord(r: SwitchRecord): string {
   ].join('\n');
 }
 
+function renderJournal(records: readonly SwitchRecord[]): string {
+  return records.length === 0
+    ? 'No switches yet.'
+    : table(
+        ['ID', 'METHOD', 'FROM', 'TO', 'STATE', 'STARTED'],
+        records.map((r) => [
+          r.id,
+          r.plan.method,
+          r.plan.from.lc,
+          r.plan.to.lc,
+          r.state,
+          r.startedAt.slice(0, 19),
+        ]),
+      );
+}
+
 export function registerSwitchCommands(
   program: Command,
   ctx: CliContext,
@@ -162,7 +178,7 @@ export function registerSwitchCommands(
           printResult(await switchOverApi(api, request, follow));
           return;
         }
-        const app = openApp(ctx.stateDir());
+        const app = ctx.openApp();
         try {
           const { plan, binding, after } = await binder(request, app);
           ctx.progress(`switching ${from} -> ${to} by ${request.method}…`);
@@ -195,8 +211,22 @@ export function registerSwitchCommands(
   program
     .command('switches [id]')
     .description('the switch journal: recent switches, or the steps of one')
-    .action((id: string | undefined) => {
-      const app = openApp(ctx.stateDir());
+    .action(async (id: string | undefined) => {
+      const api = ctx.api();
+      if (api) {
+        if (id) {
+          const { switch: record } = await api.request<{ switch: SwitchRecord }>(
+            'GET',
+            `/v1/switches/${encodeURIComponent(id)}`,
+          );
+          ctx.print(record, () => renderRecord(record));
+        } else {
+          const { switches } = await api.request<{ switches: SwitchRecord[] }>('GET', '/v1/switches');
+          ctx.print(switches, () => renderJournal(switches));
+        }
+        return;
+      }
+      const app = ctx.openApp();
       try {
         const journal = new SwitchJournal(app.db);
         if (id) {
@@ -209,21 +239,7 @@ export function registerSwitchCommands(
           return;
         }
         const records = journal.list();
-        ctx.print(records, () =>
-          records.length === 0
-            ? 'No switches yet.'
-            : table(
-                ['ID', 'METHOD', 'FROM', 'TO', 'STATE', 'STARTED'],
-                records.map((r) => [
-                  r.id,
-                  r.plan.method,
-                  r.plan.from.lc,
-                  r.plan.to.lc,
-                  r.state,
-                  r.startedAt.slice(0, 19),
-                ]),
-              ),
-        );
+        ctx.print(records, () => renderJournal(records));
       } finally {
         app.close();
       }
