@@ -63,6 +63,15 @@ export function runEventRecorder(events: EventLog): (event: RunEvent) => void {
   const lastNote = new Map<string, number>();
   return (event) => {
     const base = { runId: event.runId };
+    if (event.health) {
+      events.append({
+        ...base,
+        lc: event.health.lc,
+        type: 'health',
+        data: { step: event.step, ...event.health },
+      });
+      return;
+    }
     if (event.state === 'note') {
       if (event.step === 'run') {
         events.append({ ...base, type: 'run.state', data: { state: 'running', message: event.message } });

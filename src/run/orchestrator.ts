@@ -302,8 +302,27 @@ export async function watchRun(
     state: 'running',
     message: `watching ${url} for ${Math.round(options.watchMs / 1000)} s`,
   });
+  let lastOk: boolean | undefined;
   while (Date.now() < deadline && !deps.stop?.aborted) {
-    const { ok } = await checkHealth(side, check, address, port);
+    const outcome = await checkHealth(side, check, address, port);
+    const { ok } = outcome;
+    // Reported: the first check, every failed one and the first that passed again (not every pass).
+    if (!ok || lastOk !== true)
+      deps.onEvent?.({
+        runId: id,
+        step: 'watch',
+        state: 'note',
+        message: `health ${ok ? 'ok' : 'failed'}: ${outcome.detail}`,
+        health: {
+          ...outcome,
+          lc: standby ?? run.lc,
+          phase: 'watch',
+          check: check.kind,
+          target: address,
+          port,
+        },
+      });
+    lastOk = ok;
     failedInRow = ok ? 0 : failedInRow + 1;
     if (failedInRow >= (options.failures ?? 3)) {
       deps.onEvent?.({

@@ -107,6 +107,15 @@ function progressOf(e: StreamEvent | StoredEvent): ProgressEvent | null {
     };
   if (e.type === 'run.state')
     return { runId: e.runId ?? '', step: 'run', state: 'note', message: `run ${d.state ?? ''}` };
+  if (e.type === 'health' && e.runId) {
+    const h = e.data as { phase?: string; lc?: string; ok?: boolean; detail?: string };
+    return {
+      runId: e.runId,
+      step: d.step ?? 'health',
+      state: 'note',
+      message: `health ${h.phase ?? ''} on ${h.lc ?? '?'}: ${h.ok ? 'ok' : 'failed'} (${h.detail ?? ''})`,
+    };
+  }
   return null;
 }
 

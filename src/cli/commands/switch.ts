@@ -6,12 +6,13 @@
  * `SwitchBinder` so this file imports neither (the composition root provides it; see docs/switch.md).
  */
 import type { Command } from 'commander';
-import { UnderstudyError, errorCatalogue, type ErrorCode } from '../../core/index.ts';
+import { UnderstudyError, errorCatalogue, isUnderstudyError, type ErrorCode } from '../../core/index.ts';
 import { type App } from '../../app/index.ts';
 import {
   SwitchJournal,
   parseSwitchMethod,
   runSwitch,
+  type HealthReport,
   type SwitchBinding,
   type SwitchDeps,
   type SwitchPlanInput,
@@ -187,19 +188,54 @@ export function registerSwitchCommands(
           const log = new EventLog(app.db);
           const show = follow;
           let phaseStarted = performance.now();
-          const afterStep = async (phase: string): Promise<void> => {
+          let switchId: string | null = null;
+          const base = { from, to, method: request.method };
+          const afterStep = async (phase: string, id: string): Promise<void> => {
             const durationMs = Math.round(performance.now() - phaseStarted);
             phaseStarted = performance.now();
+            switchId = id;
             log.append({
               type: 'switch.phase',
               lc: from,
-              data: { from, to, method: request.method, phase, durationMs },
+              data: { switchId, ...base, phase, durationMs },
             });
             show?.({ runId: '', step: `switch ${phase}`, state: 'done', durationMs });
             // The binding's own hook (the crash points of the crash tests) runs after the phase is logged.
-            await binding.afterStep?.(phase);
+            await binding.afterStep?.(phase, id);
           };
-          const result = await runSwitch(plan, { db: app.db, ...binding, afterStep });
+          const onHealth = (report: HealthReport): void => {
+            log.append({ type: 'health', lc: report.lc, data: { switchId, ...base, ...report } });
+          };
+          let result: SwitchResult;
+          try {
+            result = await runSwitch(plan, { db: app.db, ...binding, afterStep, onHealth });
+          } catch (error) {
+            const record = switchId ? new SwitchJournal(app.db).get(switchId) : undefined;
+            log.append({
+              type: 'switch.state',
+              lc: from,
+              data: {
+                switchId,
+                ...base,
+                state: record?.state ?? 'failed',
+                error: error instanceof Error ? error.message.split('\n')[0] : String(error),
+                ...(isUnderstudyError(error) ? { code: error.code } : {}),
+              },
+            });
+            throw error;
+          }
+          log.append({
+            type: 'switch.state',
+            lc: from,
+            data: {
+              switchId: result.id,
+              ...base,
+              state: result.outcome,
+              durationMs: result.durationMs,
+              drainMs: result.drainMs,
+              result,
+            },
+          });
           await after?.();
           printResult(result);
         } finally {
