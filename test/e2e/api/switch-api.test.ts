@@ -5,11 +5,14 @@
  * CLI runs on its own is sampled for traffic by serve and charted on the console's switch page.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { getLc } from '../../../src/inventory/index.ts';
 import { sleep, waitFor } from '../../../src/core/index.ts';
 import { createRunFixture, type RunFixture } from '../run/run-fixture.ts';
 import { startServe, type ServeProcess } from './serve-fixture.ts';
+import { consoleArtifacts, openChromium } from '../console/chromium.ts';
 
 describe('switches through the API', { timeout: 300_000 }, () => {
   let f: RunFixture;
@@ -237,5 +240,19 @@ describe('switches through the API', { timeout: 300_000 }, () => {
     );
     for (const step of record.body.switch.steps)
       assert.match(pageHtml, new RegExp(`data-step="${step.name}"`));
+
+    // In Chromium: the chart is drawn from those samples; the page is kept as a test artifact.
+    const browser = await openChromium();
+    try {
+      await browser.context.addCookies([
+        { name: 'understudy_token', value: encodeURIComponent(serve.token), url: serve.base },
+      ]);
+      await browser.page.goto(`${serve.base}/switches/${result.id}`);
+      await browser.page.locator('#traffic-chart canvas').first().waitFor({ timeout: 10_000 });
+      fs.mkdirSync(consoleArtifacts, { recursive: true });
+      await browser.page.screenshot({ path: path.join(consoleArtifacts, 'switch.png'), fullPage: true });
+    } finally {
+      await browser.close();
+    }
   });
 });
