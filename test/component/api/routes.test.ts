@@ -9,7 +9,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { silentLogger } from '../../../src/core/index.ts';
-import { buildApi, createApiToken, listApiTokens, revokeApiToken } from '../../../src/api/index.ts';
+import {
+  buildApi,
+  createApiToken,
+  listApiTokens,
+  revokeApiToken,
+  runEventRecorder,
+} from '../../../src/api/index.ts';
 import { insertLc, validateServices } from '../../../src/inventory/index.ts';
 import { demoService } from '../../../src/demo/index.ts';
 import { RunJournal, resolveRunOptions } from '../../../src/run/index.ts';
@@ -552,6 +558,47 @@ void test('the event stream: stored events in order, resumed after Last-Event-ID
     ],
   );
   assert.equal((await app.inject({ url: '/v1/events?follow=false' })).statusCode, 401);
+});
+
+void test('a run’s health checks are health events of the stream, with the run and the LC', async (t) => {
+  const { app, db, reader } = await setup(t);
+  const record = runEventRecorder(new EventLog(db));
+  record({ runId: 'r7', step: 'check-standby', state: 'running' });
+  record({
+    runId: 'r7',
+    step: 'check-standby',
+    state: 'note',
+    message: 'health of lc2: ok',
+    health: {
+      lc: 'lc2',
+      phase: 'standby',
+      check: 'http',
+      target: '198.18.0.12',
+      port: 80,
+      ok: true,
+      detail: 'GET http://198.18.0.12:80/health answered 200, expected 200',
+      attempts: 2,
+    },
+  });
+  const res = await app.inject({ url: '/v1/events?run=r7&follow=false', headers: bearer(reader) });
+  const events = res.body
+    .split('\n')
+    .filter((l) => l.startsWith('data: '))
+    .map(
+      (l) =>
+        JSON.parse(l.slice(6)) as { type: string; runId: string; lc: string; data: Record<string, unknown> },
+    );
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ['run.step', 'health'],
+  );
+  const health = events[1];
+  assert.equal(health?.lc, 'lc2');
+  assert.equal(health?.runId, 'r7');
+  assert.deepEqual(
+    [health?.data.step, health?.data.phase, health?.data.ok, health?.data.attempts],
+    ['check-standby', 'standby', true, 2],
+  );
 });
 
 void test('live: an event appended while a client follows reaches it at once', async (t) => {

@@ -244,7 +244,7 @@ describe('the CLI through serve (--api): every command that reads or changes the
     ]);
     assert.ok(copy.jobId);
     const copies = await json<{ id: string; state: string }[]>(['disk', 'copies']);
-    assert.equal(copies.find((c) => c.id === copy.jobId)?.state, 'done');
+    assert.equal(copies.find((c) => c.id === copy.jobId)?.state, 'succeeded');
     const history = await json<{ job: { id: string } }>(['disk', 'history', copy.jobId, '--limit', '0']);
     assert.equal(history.job.id, copy.jobId);
     // The copy is on spare's disk: it boots with web's file.
