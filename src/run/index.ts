@@ -29,8 +29,8 @@ export type {
   StepRecord,
   StepState,
   RunEvent,
-  RunFacts,
 } from './types.ts';
+export type { RunFacts, RunSwitchResult } from './facts.ts';
 export { bindLcSwitch, type LcSwitchRequest } from './bind-switch.ts';
 export { RunJournal } from './journal.ts';
 export {

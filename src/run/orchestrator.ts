@@ -247,14 +247,11 @@ async function goForward(c: RunContext): Promise<RunRecord> {
     c.journal.setState(c.runId, 'failed', (error as Error).message);
     throw error;
   }
-  const switchOutput = c.journal.get(c.runId).steps.find((s) => s.name === switchStepName)?.output as
-    { cleanupPending?: string } | undefined;
+  const pending = c.facts.switchResult?.cleanupPending;
   c.journal.setState(
     c.runId,
     'switched',
-    switchOutput?.cleanupPending
-      ? `the switch's cleanup is pending: ${switchOutput.cleanupPending}`
-      : undefined,
+    pending ? `the switch's cleanup is pending: ${pending}` : undefined,
   );
   return c.journal.get(c.runId);
 }
@@ -452,10 +449,11 @@ export async function recoverRuns(
   const journal = new RunJournal(deps.db);
   const resumed: RunRecord[] = [];
   const errors: UnderstudyError[] = [];
-  for (const run of journal.unfinished()) {
-    if (journal.ownerAlive(run)) continue;
+  // Run by run: a run whose record does not read (RUN_RECORD_INVALID) is reported, the others go on.
+  for (const id of journal.unfinishedIds()) {
     try {
-      resumed.push(await resumeRun(run.id, deps));
+      if (journal.ownerAlive(journal.get(id))) continue;
+      resumed.push(await resumeRun(id, deps));
     } catch (error) {
       if (isUnderstudyError(error)) errors.push(error);
       else throw error;

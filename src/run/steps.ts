@@ -9,11 +9,12 @@ import path from 'node:path';
 import { UnderstudyError, isUnderstudyError, sleep } from '../core/index.ts';
 import { describeHistory } from '../disk-copy/index.ts';
 import { assetsDir } from '../images/index.ts';
-import type { SwitchResult } from '../switch/index.ts';
 import { finishedSwitch, switchOnce } from './switch-once.ts';
 import { sha256Hex } from '../catalogue/index.ts';
 import { lc1, saveFacts, standby, type RunContext } from './context.ts';
 import type { RunEvent } from './types.ts';
+import type { RunSwitchResult } from './facts.ts';
+import type { OutputKind, StepOutput } from './step-outputs.ts';
 import { bindSwitch, catchUpDisks, recordSwitch } from './switch-binding.ts';
 import { getLc } from '../inventory/index.ts';
 import { serviceControl, switchHealthOf } from './service-side.ts';
@@ -25,13 +26,16 @@ import { chooseStandby, firstAddress } from './standby-choice.ts';
 import { verifyPatchesOnDisk } from './verify-standby.ts';
 import { standbyDiskFull } from './disk-full.ts';
 
-export interface Step {
+export interface Step<O = unknown> {
   name: string;
-  /** Does the step's work; resolves with a JSON-able summary kept with the step. Must be re-runnable. */
-  run(c: RunContext): Promise<unknown>;
+  /** Does the step's work; resolves with its summary, kept with the step. Must be re-runnable. */
+  run(c: RunContext): Promise<O>;
   /** Reverses the step's effect on the world (before the switch only). */
   undo?(c: RunContext): Promise<void>;
 }
+
+/** A step whose output has the schema of `kind` (the journal validates it when read back). */
+export const defineStep = <K extends OutputKind>(_kind: K, step: Step<StepOutput<K>>): Step => step;
 
 async function httpGet(
   c: RunContext,
@@ -95,7 +99,7 @@ async function unlessCancelled<T>(c: RunContext, step: string, work: Promise<T>)
  * 701: the standby. `startRun` chooses and claims it in the transaction that records the run; a run
  * recorded without one (before that) chooses it here. Then LC1's version, for the report.
  */
-const findStandby: Step = {
+const findStandby = defineStep('find-standby', {
   name: 'find-standby',
   async run(c) {
     if (!c.facts.standby) {
@@ -123,10 +127,10 @@ const findStandby: Step = {
     saveFacts(c);
     return { standby: c.facts.standby, versionBefore: c.facts.versionBefore };
   },
-};
+});
 
 /** 702: scan LC1's system disk for malicious programs before anything is copied. */
-const scan: Step = {
+const scan = defineStep('scan', {
   name: 'scan',
   async run(c) {
     if (c.options.skipScan) {
@@ -154,16 +158,16 @@ const scan: Step = {
     }
     return { files: result.files, durationMs: Math.round(result.durationMs), database: result.database };
   },
-};
+});
 
 /** The standby must be stopped before its disks are replaced. */
-const stopStandby: Step = {
+const stopStandby = defineStep('stop-standby', {
   name: 'stop-standby',
   async run(c) {
     const result = await c.host.driver.stop(standby(c).name, { timeoutMs: 15_000 });
     return result;
   },
-};
+});
 
 function copyStep(disk: 'system' | 'app'): Step {
   return {
@@ -238,7 +242,7 @@ function copyStep(disk: 'system' | 'app'): Step {
 }
 
 /** 705/706: the patch files, the patch table and the patch execution script, into the standby's system disk. */
-const writePatches: Step = {
+const writePatches = defineStep('write-patches', {
   name: 'write-patches',
   async run(c) {
     const to = standby(c);
@@ -281,10 +285,10 @@ const writePatches: Step = {
     }
     return { patches: patches.map((p) => p.name), init: systemd ? 'systemd' : 'rc.d' };
   },
-};
+});
 
 /** 707: boot the standby from the copy; its start-up script applies the patches and reports (1201–1207). */
-const bootStandby: Step = {
+const bootStandby = defineStep('boot-standby', {
   name: 'boot-standby',
   async run(c) {
     const to = standby(c);
@@ -377,7 +381,7 @@ const bootStandby: Step = {
   async undo(c) {
     await stopDiscardedStandby(c);
   },
-};
+});
 
 /**
  * Stops a standby that is being discarded. Its disks are put back next, so there is nothing to shut
@@ -389,18 +393,17 @@ async function stopDiscardedStandby(c: RunContext): Promise<void> {
 }
 
 /** 708: restart the standby so that the patches take effect. */
-const rebootStandby: Step = {
+const rebootStandby = defineStep('reboot-standby', {
   name: 'reboot-standby',
   async run(c) {
     const to = standby(c);
     const status = await c.host.driver.status(to.name);
-    const facts = c.facts as { rebootsBefore?: number };
-    if (facts.rebootsBefore === undefined) {
-      facts.rebootsBefore = status.reboots;
+    if (c.facts.rebootsBefore === undefined) {
+      c.facts.rebootsBefore = status.reboots;
       saveFacts(c);
     }
     if (status.state === 'stopped' || status.state === 'crashed') await c.host.driver.start(to);
-    else if (status.reboots <= facts.rebootsBefore) await c.host.driver.reboot(to.name);
+    else if (status.reboots <= c.facts.rebootsBefore) await c.host.driver.reboot(to.name);
     await unlessCancelled(
       c,
       'reboot-standby',
@@ -411,7 +414,7 @@ const rebootStandby: Step = {
   async undo(c) {
     await stopDiscardedStandby(c);
   },
-};
+});
 
 /**
  * The standby's report is checked on its system disk (see verify-standby.ts); a patch it reported
@@ -442,7 +445,7 @@ async function verifyOnDisk(c: RunContext): Promise<{ name: string; outcome: str
  * file's version in the standby's dpkg status, and its files), the service's systemd unit is active
  * after the reboot, and the patched service passes its health check at the standby's own address.
  */
-const checkStandby: Step = {
+const checkStandby = defineStep('check-standby', {
   name: 'check-standby',
   async run(c) {
     const to = standby(c);
@@ -475,7 +478,7 @@ const checkStandby: Step = {
     saveFacts(c);
     return { health: health.detail, unit: unit.state, version: c.facts.versionAfter, verified };
   },
-};
+});
 
 /** The last lines of a unit's journal inside the LC (for the error of a unit that did not come up). */
 async function unitLog(c: RunContext, lc: string, unit: string | undefined): Promise<string> {
@@ -505,7 +508,7 @@ export async function moveService(
     /** The run's step doing this move; each finished phase of the switch is a progress note of it. */
     step: string;
   },
-): Promise<SwitchResult & { cleanupPending?: string }> {
+): Promise<RunSwitchResult> {
   // Finished before a crash of the manager (and maybe recorded by the recovery): adopted as it is.
   const adopted = finishedSwitch(c.db, options.from, options.to, options.since);
   if (adopted) {
@@ -535,7 +538,7 @@ export async function moveService(
       message: `catch-up sync: ${caught.files} paths in ${caught.disks.length} passes, ${Math.round(caught.durationMs)} ms${caught.outpaced.length ? `; the writer outpaces the sync on ${caught.outpaced.join(', ')}` : ''}`,
     });
   }
-  let result: SwitchResult & { cleanupPending?: string };
+  let result: RunSwitchResult;
   let phaseStarted = performance.now();
   let holding = false;
   const held: Omit<RunEvent, 'runId'>[] = [];
@@ -601,13 +604,13 @@ export async function moveService(
 }
 
 /** The switch (Fig. 13–17, 21–26), with the final sync of the application disk when stateful. */
-const switchTraffic: Step = {
+const switchTraffic = defineStep('switch', {
   name: 'switch',
   async run(c) {
     if (c.facts.switchResult) return c.facts.switchResult; // finished before a crash of the manager
     // LC1's address after the switch when it holds no other (every method: move-nic gives LC1 a NIC back).
     const newAddress = (c.facts.lc1NewAddress ??= freeAddress(c.db, c.host.network, c.options.lc));
-    const since = ((c.facts as { switchStartedAt?: string }).switchStartedAt ??= new Date().toISOString());
+    const since = (c.facts.switchStartedAt ??= new Date().toISOString());
     saveFacts(c);
     const result = await moveService(c, {
       step: 'switch',
@@ -622,10 +625,10 @@ const switchTraffic: Step = {
     saveFacts(c);
     return result;
   },
-};
+});
 
 /** Record the applied dates and clear the next-run flags; drop the standby's old disks. */
-const recordApplied: Step = {
+const recordApplied = defineStep('record-applied', {
   name: 'record-applied',
   async run(c) {
     const to = standby(c);
@@ -636,7 +639,7 @@ const recordApplied: Step = {
     for (const disk of to.disks) await c.host.disks.dropAside({ lc: to, disk: disk.name }, c.runId);
     return { applied: (c.facts.patchResults ?? []).map((r) => r.name) };
   },
-};
+});
 
 /**
  * `step` failing while the standby's pool is full (the patch script cannot even write its table, the
