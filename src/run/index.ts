@@ -1,7 +1,6 @@
 export { runSchema } from './schema.ts';
 export {
   startRun,
-  watchRun,
   resumeRun,
   rollbackRun,
   recoverRuns,

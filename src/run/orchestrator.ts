@@ -7,7 +7,6 @@
  */
 import {
   UnderstudyError,
-  exec,
   isUnderstudyError,
   processOwner,
   silentLogger,
@@ -15,12 +14,11 @@ import {
   type Owner,
 } from '../core/index.ts';
 import { getLc, setRole, type ServiceDefinition } from '../inventory/index.ts';
-import { runService, serviceOfLc } from './service.ts';
-import { switchHealthOf } from './service-side.ts';
+import { serviceOfLc } from './service.ts';
 import type { Catalogue } from '../catalogue/index.ts';
 import type { HostContext } from '../host/index.ts';
 import { isStoreFull, storeFullError, type Db } from '../store/index.ts';
-import { checkHealth, recoverSwitches, type SwitchPlan, type SwitchSide } from '../switch/index.ts';
+import { recoverSwitches, type SwitchPlan } from '../switch/index.ts';
 import type { RunContext } from './context.ts';
 import { bindPlannedSwitch } from './switch-binding.ts';
 import { RunJournal } from './journal.ts';
@@ -247,6 +245,15 @@ async function goForward(c: RunContext): Promise<RunRecord> {
     c.journal.setState(c.runId, 'failed', (error as Error).message);
     throw error;
   }
+  if (c.facts.watchOutcome === 'unhealthy') {
+    // The watch saw the patched service fail: the run rolls back by itself (still holding its LCs).
+    c.emit({ step: 'watch', state: 'note', message: `${c.facts.watchDetail ?? 'unhealthy'}: rolling back` });
+    c.journal.beginRollback(
+      c.runId,
+      rollbackSteps.map((s) => s.name),
+    );
+    return goBack(c);
+  }
   const pending = c.facts.switchResult?.cleanupPending;
   c.journal.setState(
     c.runId,
@@ -254,67 +261,6 @@ async function goForward(c: RunContext): Promise<RunRecord> {
     pending ? `the switch's cleanup is pending: ${pending}` : undefined,
   );
   return c.journal.get(c.runId);
-}
-
-/** The host itself, as the clients on the bridge see the service: the watch checks from here. */
-const hostSide: SwitchSide = {
-  name: 'host',
-  netExec: (argv, options) => exec(argv, options),
-  signalService: async () => undefined,
-};
-
-/**
- * The post-switch health watch: checks the service at its address every `intervalMs` for `watchMs`;
- * after `failures` failed checks in a row it rolls the run back by itself. Resolves with the run.
- */
-export async function watchRun(
-  id: string,
-  deps: RunDeps,
-  options: { watchMs: number; intervalMs?: number; failures?: number },
-): Promise<RunRecord> {
-  const journal = new RunJournal(deps.db);
-  const run = journal.get(id);
-  const address = run.facts.serviceAddress?.split('/')[0];
-  if (run.state !== 'switched' || !address) return run;
-  const service = runService(run.options);
-  const port = service.ports[0] ?? run.options.port;
-  const check = { ...switchHealthOf(service), retries: 0, intervalMs: 0 };
-  const url =
-    check.kind === 'http'
-      ? `http://${address}:${port}${check.path}`
-      : check.kind === 'tcp'
-        ? `tcp ${address}:${port}`
-        : `"${check.argv.join(' ')}" in ${run.standby ?? 'the standby'}`;
-  // From the host's network; a command check runs inside the LC that now serves.
-  const standby = run.standby;
-  const side: SwitchSide =
-    check.kind === 'command' && standby
-      ? { ...hostSide, exec: (argv, o) => deps.host.driver.exec(standby, argv, o) }
-      : hostSide;
-  const deadline = Date.now() + options.watchMs;
-  let failedInRow = 0;
-  deps.onEvent?.({
-    runId: id,
-    step: 'watch',
-    state: 'running',
-    message: `watching ${url} for ${Math.round(options.watchMs / 1000)} s`,
-  });
-  while (Date.now() < deadline && !deps.stop?.aborted) {
-    const { ok } = await checkHealth(side, check, address, port);
-    failedInRow = ok ? 0 : failedInRow + 1;
-    if (failedInRow >= (options.failures ?? 3)) {
-      deps.onEvent?.({
-        runId: id,
-        step: 'watch',
-        state: 'failed',
-        message: `the service failed ${failedInRow} health checks in a row on ${run.standby ?? 'the standby'}: rolling back`,
-      });
-      return rollbackRun(id, deps);
-    }
-    await new Promise((r) => setTimeout(r, options.intervalMs ?? 500));
-  }
-  deps.onEvent?.({ runId: id, step: 'watch', state: 'done', message: 'the service stayed healthy' });
-  return journal.get(id);
 }
 
 export async function startRun(options: RunOptions, deps: RunDeps): Promise<RunRecord> {
@@ -358,8 +304,7 @@ export async function startRun(options: RunOptions, deps: RunDeps): Promise<RunR
   }
   deps.onEvent?.({ runId: id, step: 'run', state: 'note', message: `run ${id} started` });
   const c = contextFor(deps, journal, journal.get(id));
-  const run = await goForward(c);
-  return resolved.watchMs > 0 ? watchRun(id, deps, { watchMs: resolved.watchMs }) : run;
+  return goForward(c);
 }
 
 /** Makes LC1 safe after a crash: a copy may have left it frozen or throttled. */

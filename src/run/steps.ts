@@ -25,6 +25,7 @@ import { scanTree } from './scan.ts';
 import { chooseStandby, firstAddress } from './standby-choice.ts';
 import { verifyPatchesOnDisk } from './verify-standby.ts';
 import { standbyDiskFull } from './disk-full.ts';
+import { watchService } from './watch.ts';
 
 export interface Step<O = unknown> {
   name: string;
@@ -627,18 +628,39 @@ const switchTraffic = defineStep('switch', {
   },
 });
 
-/** Record the applied dates and clear the next-run flags; drop the standby's old disks. */
+/**
+ * Record the applied dates and clear the next-run flags; drop the standby's old disks. Each patch is
+ * recorded in one transaction with the fact that it was, so that a rerun after a crash records none
+ * twice (its applied date stays the first one).
+ */
 const recordApplied = defineStep('record-applied', {
   name: 'record-applied',
   async run(c) {
     const to = standby(c);
     for (const r of c.facts.patchResults ?? []) {
-      c.catalogue.recordResult(r.name, c.options.lc, { state: 'ok', exitCode: r.exitCode, output: r.output });
-      c.catalogue.markNextRun(r.name, c.options.lc, false);
+      if (c.facts.recorded?.includes(r.name)) continue;
+      const recorded = [...(c.facts.recorded ?? []), r.name];
+      c.db.transaction(() => {
+        c.catalogue.recordResult(r.name, c.options.lc, {
+          state: 'ok',
+          exitCode: r.exitCode,
+          output: r.output,
+        });
+        c.catalogue.markNextRun(r.name, c.options.lc, false);
+        c.journal.saveFacts(c.runId, { ...c.facts, recorded });
+      })();
+      c.facts.recorded = recorded;
     }
+    await c.crash('record-applied', 'during');
     for (const disk of to.disks) await c.host.disks.dropAside({ lc: to, disk: disk.name }, c.runId);
     return { applied: (c.facts.patchResults ?? []).map((r) => r.name) };
   },
+});
+
+/** After the switch: the patched service watched for the run's watch time (see watch.ts). */
+const watch = defineStep('watch', {
+  name: 'watch',
+  run: (c) => watchService(c),
 });
 
 /**
@@ -671,6 +693,7 @@ export const forwardSteps: readonly Step[] = [
   checkStandby,
   switchTraffic,
   recordApplied,
+  watch,
 ];
 
 export const switchStepName = switchTraffic.name;
