@@ -25,7 +25,7 @@ import { RunJournal } from './journal.ts';
 import { crashPoint } from './crash-point.ts';
 import { rollbackSteps } from './rollback.ts';
 import { chooseStandby } from './standby-choice.ts';
-import { forwardSteps, switchStepName, type Step } from './steps.ts';
+import { forwardStep, forwardStepsFor, switchStepName, type Step } from './steps.ts';
 import type { ResolvedRunOptions, RunEvent, RunOptions, RunRecord } from './types.ts';
 
 export interface RunDeps {
@@ -117,12 +117,35 @@ function contextFor(deps: RunDeps, journal: RunJournal, run: RunRecord): RunCont
   };
 }
 
+/**
+ * The forward steps of a run, as its journal names them (the copy steps depend on LC1's disks when
+ * the run started). RUN_RECORD_INVALID for a step this version does not know.
+ */
+function forwardStepsOf(run: RunRecord): Step[] {
+  const rollbackNames = new Set(rollbackSteps.map((s) => s.name));
+  return run.steps
+    .filter((s) => !rollbackNames.has(s.name))
+    .map((record) => {
+      const step = forwardStep(record.name);
+      if (!step)
+        throw new UnderstudyError(
+          'RUN_RECORD_INVALID',
+          `The record of run ${run.id} is invalid: its step ${record.seq + 1} "${record.name}" is not a step of a patch run`,
+          {
+            hint: 'The run was journalled by another version of understudy; finish it with that version, or restore the state directory from a backup.',
+            details: { runId: run.id, step: record.name, field: 'name' },
+          },
+        );
+      return step;
+    });
+}
+
 /** Runs `steps` (whose journal rows start at `base`) from the first one not done. */
 async function drive(c: RunContext, steps: readonly Step[], base: number): Promise<void> {
   const run = c.journal.get(c.runId);
-  // Cancelling is possible up to the switch (the point of no return), never after it.
-  const lastCancellable =
-    steps === forwardSteps ? forwardSteps.findIndex((s) => s.name === switchStepName) : -1;
+  // Cancelling is possible up to the switch (the point of no return), never after it; the rollback's
+  // steps have no switch step, so none of them is cancellable.
+  const lastCancellable = steps.findIndex((s) => s.name === switchStepName);
   for (let i = 0; i < steps.length; i++) {
     const step = steps[i] as Step;
     const seq = base + i;
@@ -163,9 +186,10 @@ function cancelledBefore(c: RunContext, step: string): UnderstudyError {
 /** Undoes the done (or interrupted) forward steps in reverse order: the standby is discarded. */
 async function discardStandby(c: RunContext): Promise<void> {
   const run = c.journal.get(c.runId);
-  for (let seq = forwardSteps.length - 1; seq >= 0; seq--) {
+  const forward = forwardStepsOf(run);
+  for (let seq = forward.length - 1; seq >= 0; seq--) {
     const record = run.steps[seq];
-    const step = forwardSteps[seq] as Step;
+    const step = forward[seq] as Step;
     if (
       !record ||
       (record.state !== 'done' && record.state !== 'running' && record.state !== 'failed') ||
@@ -213,7 +237,7 @@ function stopOnFullStore(c: RunContext, error: unknown): UnderstudyError {
 
 async function goForward(c: RunContext): Promise<RunRecord> {
   try {
-    await drive(c, forwardSteps, 0);
+    await drive(c, forwardStepsOf(c.journal.get(c.runId)), 0);
   } catch (error) {
     if (isStoreFull(error)) throw stopOnFullStore(c, error);
     if (isUnderstudyError(error, 'RUN_INTERRUPTED')) {
@@ -274,7 +298,7 @@ export async function startRun(options: RunOptions, deps: RunDeps): Promise<RunR
   const start = deps.db.transaction(() => {
     const runId = journal.create(
       resolved,
-      forwardSteps.map((s) => s.name),
+      forwardStepsFor(target).map((s) => s.name),
       owner,
     );
     const choice = chooseStandby({
@@ -286,7 +310,11 @@ export async function startRun(options: RunOptions, deps: RunDeps): Promise<RunR
       wanted: resolved.standby,
     });
     journal.setStandby(runId, choice.lc, owner);
-    journal.saveFacts(runId, { standby: choice.lc, serviceAddress: choice.serviceAddress });
+    journal.saveFacts(runId, {
+      standby: choice.lc,
+      serviceAddress: choice.serviceAddress,
+      diskMap: choice.diskMap,
+    });
     return runId;
   });
   let id: string;

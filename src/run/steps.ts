@@ -16,7 +16,7 @@ import type { RunEvent } from './types.ts';
 import type { RunSwitchResult } from './facts.ts';
 import type { OutputKind, StepOutput } from './step-outputs.ts';
 import { bindSwitch, catchUpDisks, recordSwitch } from './switch-binding.ts';
-import { getLc } from '../inventory/index.ts';
+import { diskRole, disksByRole, getLc, type LcRecord } from '../inventory/index.ts';
 import { serviceControl, switchHealthOf } from './service-side.ts';
 import { runService } from './service.ts';
 import { freeAddress, planSwitch } from './switch-plan.ts';
@@ -26,6 +26,7 @@ import { chooseStandby, firstAddress } from './standby-choice.ts';
 import { verifyPatchesOnDisk } from './verify-standby.ts';
 import { standbyDiskFull } from './disk-full.ts';
 import { watchService } from './watch.ts';
+import { counterpart, invertDiskMap, systemDiskOf } from './disk-map.ts';
 
 export interface Step<O = unknown> {
   name: string;
@@ -115,6 +116,7 @@ const findStandby = defineStep('find-standby', {
       c.journal.setStandby(c.runId, choice.lc, c.owner);
       c.facts.standby = choice.lc;
       c.facts.serviceAddress = choice.serviceAddress;
+      c.facts.diskMap = choice.diskMap;
     }
     const { versionPath } = runService(c.options);
     if (versionPath) {
@@ -139,7 +141,8 @@ const scan = defineStep('scan', {
       saveFacts(c);
       return { skipped: true };
     }
-    const root = c.host.disks.mountpoint({ lc: lc1(c), disk: 'system' });
+    const from = lc1(c);
+    const root = c.host.disks.mountpoint({ lc: from, disk: systemDiskOf(from) });
     const result = await scanTree({ root, database: c.options.scanDatabase, signal: c.signal });
     c.facts.scan = {
       files: result.files,
@@ -170,16 +173,29 @@ const stopStandby = defineStep('stop-standby', {
   },
 });
 
-function copyStep(disk: 'system' | 'app'): Step {
-  return {
-    name: `copy-${disk}`,
+/**
+ * 703/704 and every further disk: LC1's disk with `role` copied live onto the standby's disk the run's
+ * disk map gives it (see disk-map.ts), the standby's own disk set aside first.
+ */
+function copyStep(role: string): Step {
+  const name = `copy-${role}`;
+  /** LC1's disk with the role and the standby's disk that receives it (none: LC1 has no such disk). */
+  const pair = (c: RunContext): { from: LcRecord; to: LcRecord; disk: string; onto: string } | undefined => {
+    const from = lc1(c);
+    const to = standby(c);
+    const disk = from.disks.find((d) => diskRole(d) === role);
+    if (!disk) return undefined;
+    return { from, to, disk: disk.name, onto: counterpart(from, to, disk, c.facts.diskMap).name };
+  };
+  return defineStep('copy', {
+    name,
     async run(c) {
-      const from = lc1(c);
-      const to = standby(c);
-      if (!from.disks.some((d) => d.name === disk)) return { skipped: `${from.name} has no ${disk} disk` };
+      const disks = pair(c);
+      if (!disks) return { skipped: `${c.options.lc} has no ${role} disk` };
+      const { from, to, disk, onto } = disks;
       const source = { lc: from, disk };
-      const target = { lc: to, disk };
-      const jobId = `${c.runId}-${disk}`;
+      const target = { lc: to, disk: onto };
+      const jobId = `${c.runId}-${role}`;
       await c.host.disks.removeCopyLeftovers({ from: source, to: target, jobId });
       await c.host.disks.setAside(target, c.runId);
       const device = c.host.disks.device(source);
@@ -199,13 +215,13 @@ function copyStep(disk: 'system' | 'app'): Step {
           verify: true,
           db: c.db,
           jobId,
-          label: `${from.name}/${disk} → ${to.name}/${disk}`,
+          label: `${from.name}/${disk} → ${to.name}/${onto}`,
           signal: c.signal,
           logger: c.logger,
           onProgress: (e) => {
-            if (e.phase === 'full' && e.bytesDone > 0) void c.crash(`copy-${disk}`, 'during');
+            if (e.phase === 'full' && e.bytesDone > 0) void c.crash(name, 'during');
             c.emit({
-              step: `copy-${disk}`,
+              step: name,
               state: 'note',
               message: `${e.phase} pass ${e.pass}: ${(e.bytesDone / 1024 ** 2).toFixed(1)} MiB`,
               progress: {
@@ -219,11 +235,12 @@ function copyStep(disk: 'system' | 'app'): Step {
           },
         })
         .catch((error: unknown) => {
-          throw standbyDiskFull(c, { lc: to, disk, phase: 'copy', error }) ?? error;
+          throw standbyDiskFull(c, { lc: to, disk: onto, phase: 'copy', error }) ?? error;
         });
       const summary = describeHistory(result.history);
       const entry = {
         disk,
+        to: onto,
         jobId,
         summary,
         freezeMs: result.freezeMs,
@@ -236,10 +253,10 @@ function copyStep(disk: 'system' | 'app'): Step {
       return entry;
     },
     async undo(c) {
-      const to = standby(c);
-      if (to.disks.some((d) => d.name === disk)) await c.host.disks.restoreAside({ lc: to, disk }, c.runId);
+      const disks = pair(c);
+      if (disks) await c.host.disks.restoreAside({ lc: disks.to, disk: disks.onto }, c.runId);
     },
-  };
+  });
 }
 
 /** 705/706: the patch files, the patch table and the patch execution script, into the standby's system disk. */
@@ -367,7 +384,7 @@ const bootStandby = defineStep('boot-standby', {
         },
       );
       const output = failed.map((r) => r.output ?? '').join('\n');
-      throw standbyDiskFull(c, { lc: to, disk: 'system', phase: 'patch', error, output }) ?? error;
+      throw standbyDiskFull(c, { lc: to, disk: systemDiskOf(to), phase: 'patch', error, output }) ?? error;
     }
     return {
       results: c.facts.patchResults?.map((r) => ({
@@ -425,7 +442,7 @@ async function verifyOnDisk(c: RunContext): Promise<{ name: string; outcome: str
   const to = standby(c);
   try {
     const results = await verifyPatchesOnDisk({
-      root: c.host.disks.mountpoint({ lc: to, disk: 'system' }),
+      root: c.host.disks.mountpoint({ lc: to, disk: systemDiskOf(to) }),
       standby: to.name,
       patches: c.options.patches.map((name) => c.catalogue.getPatch(name)),
     });
@@ -517,6 +534,8 @@ export async function moveService(
     return adopted;
   }
   const service = runService(c.options);
+  // The run's disk map goes from LC1 to the standby; a move back uses it the other way round.
+  const diskMap = options.from === c.options.lc ? c.facts.diskMap : invertDiskMap(c.facts.diskMap);
   const input = planSwitch(c.db, {
     from: options.from,
     to: options.to,
@@ -532,6 +551,7 @@ export async function moveService(
     // Catch-up syncs while LC1 still serves, so that the final sync inside the switch carries little.
     const caught = await catchUpDisks(c.host, getLc(c.db, options.from), getLc(c.db, options.to), {
       logger: c.logger,
+      diskMap,
     });
     c.emit({
       step: options.step,
@@ -558,6 +578,7 @@ export async function moveService(
           to: options.to,
           stateful: c.options.stateful,
           service,
+          diskMap,
         }),
         afterStep: (phase) => {
           const ms = Math.round(performance.now() - phaseStarted);
@@ -674,19 +695,23 @@ function namingFullStandbyDisk(step: Step): Step {
       step.run(c).catch((error: unknown) => {
         if (isUnderstudyError(error, 'RUN_CANCELLED')) throw error;
         throw (
-          standbyDiskFull(c, { lc: standby(c), disk: 'system', phase: 'patch', error, spaceOnly: true }) ??
-          error
+          standbyDiskFull(c, {
+            lc: standby(c),
+            disk: systemDiskOf(standby(c)),
+            phase: 'patch',
+            error,
+            spaceOnly: true,
+          }) ?? error
         );
       }),
   };
 }
 
-export const forwardSteps: readonly Step[] = [
+/** The forward steps journalled by name (the copy steps are made per disk). */
+const fixedSteps: readonly Step[] = [
   findStandby,
   scan,
   stopStandby,
-  copyStep('system'),
-  copyStep('app'),
   writePatches,
   namingFullStandbyDisk(bootStandby),
   rebootStandby,
@@ -695,5 +720,20 @@ export const forwardSteps: readonly Step[] = [
   recordApplied,
   watch,
 ];
+
+/** The forward steps of a run of `lc`: one copy step for each disk it declares, by role (system first). */
+export function forwardStepsFor(lc: LcRecord): Step[] {
+  return [
+    ...fixedSteps.slice(0, 3),
+    ...disksByRole(lc).map((d) => copyStep(diskRole(d))),
+    ...fixedSteps.slice(3),
+  ];
+}
+
+/** The forward step journalled as `name`; undefined for a name this version does not know. */
+export function forwardStep(name: string): Step | undefined {
+  if (name.startsWith('copy-')) return copyStep(name.slice('copy-'.length));
+  return fixedSteps.find((s) => s.name === name);
+}
 
 export const switchStepName = switchTraffic.name;
