@@ -42,7 +42,7 @@ export function renderRun(run: RunRecord): string {
     );
   for (const copy of f.copies ?? [])
     lines.push(
-      `copy ${copy.disk}: ${copy.summary}; frozen ${copy.freezeMs.toFixed(1)} ms (${copy.convergence})`,
+      `copy ${copy.disk}${copy.to && copy.to !== copy.disk ? ` → ${copy.to}` : ''}: ${copy.summary}; frozen ${copy.freezeMs.toFixed(1)} ms (${copy.convergence})`,
     );
   for (const p of f.patchResults ?? []) {
     const deb = p.deb
@@ -63,6 +63,9 @@ export function renderRun(run: RunRecord): string {
     );
   const phases = sw ? describePhases(sw) : undefined;
   if (phases) lines.push(`switch phases: ${phases}`);
+  if (f.watchOutcome && f.watchOutcome !== 'skipped')
+    lines.push(`watch: ${f.watchOutcome} — ${f.watchDetail ?? ''}`);
+  else if (f.watchUntil) lines.push(`watch: until ${f.watchUntil}`);
   return lines.join('\n');
 }
 
