@@ -6,7 +6,24 @@
  * surfacing later as a wrong value.
  */
 import { z } from 'zod';
+import { serviceSchema } from '../inventory/index.ts';
 import { switchMethods, type SwitchPhases } from '../switch/index.ts';
+
+/** A run's resolved options as journalled when it started (see ResolvedRunOptions). */
+export const runOptionsSchema = z.object({
+  lc: z.string(),
+  patches: z.array(z.string()),
+  standby: z.string().optional(),
+  method: z.enum(switchMethods),
+  scanDatabase: z.string().optional(),
+  skipScan: z.boolean().default(false),
+  bootTimeoutMs: z.number(),
+  healthPath: z.string(),
+  port: z.number(),
+  watchMs: z.number().default(0),
+  stateful: z.boolean().default(true),
+  service: serviceSchema.optional(),
+});
 
 const packageOutcome = z.object({
   package: z.string(),

@@ -2,7 +2,7 @@
 import crypto from 'node:crypto';
 import { UnderstudyError, isOwnerAlive, processOwner } from '../core/index.ts';
 import { releaseLeases, takeLeases, type Db } from '../store/index.ts';
-import { parseFacts, issuePath, type RecordProblem, type RunFacts } from './facts.ts';
+import { parseFacts, issuePath, runOptionsSchema, type RecordProblem, type RunFacts } from './facts.ts';
 import { outputKindOf, stepOutputs } from './step-outputs.ts';
 import type { ResolvedRunOptions, RunRecord, RunState, StepRecord, StepState } from './types.ts';
 
@@ -69,6 +69,18 @@ function readOutput(runId: string, step: string, text: string | null): unknown {
   throw recordInvalid(runId, {
     step,
     field: `output${issue && issue.path.length > 0 ? `.${issuePath(issue.path)}` : ''}`,
+    problem: issue?.message ?? 'invalid',
+  });
+}
+
+/** The run's options as read back (as journalled when it started). */
+function readOptions(runId: string, text: string): ResolvedRunOptions {
+  const parsed = runOptionsSchema.safeParse(parseJson(runId, text, { step: '(the run)', field: 'options' }));
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw recordInvalid(runId, {
+    step: '(the start of the run)',
+    field: `options${issue && issue.path.length > 0 ? `.${issuePath(issue.path)}` : ''}`,
     problem: issue?.message ?? 'invalid',
   });
 }
@@ -198,7 +210,7 @@ export class RunJournal {
       id: row.id,
       lc: row.lc,
       standby: row.standby,
-      options: JSON.parse(row.options) as ResolvedRunOptions,
+      options: readOptions(id, row.options),
       state: row.state,
       facts: readFacts(id, row.facts),
       error: row.error,
