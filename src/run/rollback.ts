@@ -9,6 +9,7 @@ import { defineStep, moveService, type Step } from './steps.ts';
 import { lc1, saveFacts, standby, type RunContext } from './context.ts';
 import { catchUpDisks, syncNicRecords } from './switch-binding.ts';
 import { freeAddress } from './switch-plan.ts';
+import { invertDiskMap } from './disk-map.ts';
 
 /** LC1 runs and has a NIC on the bridge (after move-nic it has none: it gets a temporary one). */
 const prepareLc1 = defineStep('rollback-prepare', {
@@ -54,7 +55,10 @@ const presync = defineStep('rollback-presync', {
   name: 'rollback-presync',
   async run(c) {
     if (!c.options.stateful) return { skipped: true };
-    const caught = await catchUpDisks(c.host, standby(c), lc1(c), { logger: c.logger });
+    const caught = await catchUpDisks(c.host, standby(c), lc1(c), {
+      logger: c.logger,
+      diskMap: invertDiskMap(c.facts.diskMap),
+    });
     return {
       durationMs: Math.round(caught.durationMs),
       passes: caught.disks.length,
