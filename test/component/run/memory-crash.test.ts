@@ -141,9 +141,9 @@ test('the manager dies during the watch: the next start watches only the time th
   const watchMs = 2000;
   const first = createOwner();
   const dying = dyingAt(f, 'watch:during', first);
-  const started = Date.now();
   void startRun({ lc: 'lc1', skipScan: true, watchMs }, dying.deps);
   await dying.died;
+  const diedAt = Date.now();
   first.end();
   await new Promise((r) => setTimeout(r, 800));
   const resumedAt = Date.now();
@@ -155,7 +155,7 @@ test('the manager dies during the watch: the next start watches only the time th
   assert.equal(step?.state, 'done');
   assert.equal(step?.attempts, 2, 'the watch step ran again after the crash');
   assert.deepEqual(
-    [run?.facts.watchOutcome, Date.parse(run?.facts.watchUntil ?? '') <= started + watchMs + 50],
+    [run?.facts.watchOutcome, Date.parse(run?.facts.watchUntil ?? '') <= diedAt + watchMs],
     ['healthy', true],
     'the watch kept the end it fixed when it first started',
   );
