@@ -68,8 +68,19 @@ export const lcDestroyQuery = z.object({ force: z.enum(['true', 'false']).option
 
 export const serviceQuery = z
   .object({
-    port: z.coerce.number().int().min(1).max(65535).default(80),
-    path: z.string().startsWith('/').max(200).default('/health'),
+    port: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .optional()
+      .describe("an HTTP GET at this port instead of the declared check (default: the service's first port)"),
+    path: z
+      .string()
+      .startsWith('/')
+      .max(200)
+      .optional()
+      .describe('an HTTP GET of this path instead of the declared check (default: /)'),
   })
   .strict();
 
