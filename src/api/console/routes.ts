@@ -162,10 +162,7 @@ export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
               Number(b.categories.includes('security')) - Number(a.categories.includes('security')) ||
               a.name.localeCompare(b.name),
           );
-        const health =
-          lc.role === 'active'
-            ? (await ops.serviceHealth(lc.name, { port: 80, path: '/health' })).state
-            : 'unknown';
+        const health = lc.role === 'active' ? (await ops.serviceHealth(lc.name, {})).state : 'unknown';
         return { lc, health, pending };
       }),
     );

@@ -6,6 +6,7 @@ import { addPool, getPool, initHost, listPools, parseSize } from '../../host/ind
 import { buildImage, findImage } from '../../images/index.ts';
 import { createLc, openApp, startLc } from '../../app/index.ts';
 import { findLc } from '../../inventory/index.ts';
+import { developmentDriverWarning } from '../../drivers/index.ts';
 import type { CliContext } from '../context.ts';
 
 export function registerApplyCommand(program: Command, ctx: CliContext): void {
@@ -71,6 +72,8 @@ export function registerApplyCommand(program: Command, ctx: CliContext): void {
               services: lc.services,
             });
             done.push(`lc ${lc.name} created`);
+            const warning = developmentDriverWarning(lc.name, lc.driver);
+            if (warning) ctx.progress(warning);
           }
           if (lc.start) {
             const state = (await host.driver.status(lc.name)).state;

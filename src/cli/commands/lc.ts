@@ -22,6 +22,7 @@ import {
   validateNic,
   type LcRole,
 } from '../../inventory/index.ts';
+import { defaultDriver, describeDrivers, developmentDriverWarning } from '../../drivers/index.ts';
 import { table, type CliContext } from '../context.ts';
 import { registerLcImportCommand } from './lc-import.ts';
 import { registerLcServiceCommands, serviceOfFlags, serviceOptions } from './lc-service.ts';
@@ -134,7 +135,7 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
     .option('--address <cidr>', 'address of eth0 (repeatable; none = no NIC)', collect, [])
     .option('--mac <mac>', 'MAC of eth0 (default: generated)')
     .option('--role <role>', `role: ${lcRoles.join(' | ')}`, 'idle')
-    .option('--driver <driver>', `partitioning driver: ${driverNames().join(' | ')}`, 'namespace')
+    .option('--driver <driver>', `partitioning driver: ${describeDrivers(driverNames())}`, defaultDriver)
     .option('--start', 'start it after creating it')
     .action(async (name: string, o: Record<string, string | string[] | boolean | undefined>) =>
       withHost(ctx, async (app, host) => {
@@ -159,6 +160,8 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
           driver: o.driver as string,
           services: [serviceOfFlags(o)].filter((s) => s !== undefined),
         });
+        const warning = developmentDriverWarning(name, record.driver);
+        if (warning) ctx.progress(warning);
         const status = o.start ? await startLc(app.db, host, name) : await host.driver.status(name);
         ctx.print({ ...record, status }, () => `created ${name}${o.start ? ` (${status.state})` : ''}`);
       }),
