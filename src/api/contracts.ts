@@ -5,6 +5,8 @@
 import { z } from 'zod';
 import { patchCategories, patchFormats, type PatchCategory, type PatchFormat } from '../catalogue/index.ts';
 import { lcRoles, type LcRole } from '../inventory/index.ts';
+import { describeDrivers } from '../drivers/index.ts';
+import { driverNames } from '../app/index.ts';
 import { switchMethods, type SwitchMethod } from '../switch/index.ts';
 
 const name = z.string().min(1).max(64);
@@ -26,7 +28,12 @@ export const lcCreateBody = z
     addresses: z.array(z.string()).default([]).describe('CIDR addresses of eth0; [] = no NIC'),
     mac: z.string().optional(),
     role: z.enum(lcRoles as [LcRole, ...LcRole[]]).default('idle'),
-    driver: z.string().min(1).max(32).optional().describe('partitioning driver: namespace (default) | lxc'),
+    driver: z
+      .string()
+      .min(1)
+      .max(32)
+      .optional()
+      .describe(`partitioning driver: ${describeDrivers(driverNames())}`),
     services: z
       .array(z.record(z.string(), z.unknown()))
       .max(16)
@@ -61,8 +68,19 @@ export const lcDestroyQuery = z.object({ force: z.enum(['true', 'false']).option
 
 export const serviceQuery = z
   .object({
-    port: z.coerce.number().int().min(1).max(65535).default(80),
-    path: z.string().startsWith('/').max(200).default('/health'),
+    port: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .optional()
+      .describe("an HTTP GET at this port instead of the declared check (default: the service's first port)"),
+    path: z
+      .string()
+      .startsWith('/')
+      .max(200)
+      .optional()
+      .describe('an HTTP GET of this path instead of the declared check (default: /)'),
   })
   .strict();
 

@@ -38,6 +38,7 @@ import {
   type RunRecord,
 } from '../run/index.ts';
 import { SwitchJournal, type SwitchRecord, type SwitchRequest } from '../switch/index.ts';
+import { checkServiceHealth, type ServiceHealth, type ServiceHealthQuery } from './service-health.ts';
 import { createImageBuilds, type ImageBuildRequest, type StartedImageBuild } from './image-builds.ts';
 import { createSwitchOperations, type StartedSwitch, type SwitchOperations } from './switches.ts';
 import type { z } from 'zod';
@@ -109,16 +110,6 @@ export function runEventRecorder(events: EventLog): (event: RunEvent) => void {
   };
 }
 
-export interface ServiceHealth {
-  lc: string;
-  url: string | null;
-  /** `unknown` when the LC has no address or is not running. */
-  state: 'healthy' | 'failing' | 'unknown';
-  status: number | null;
-  ms: number | null;
-  error: string | null;
-}
-
 export type LcCreateInput = z.output<typeof lcCreateBody>;
 
 export interface Operations extends LcAdminOperations, HostAdminOperations {
@@ -131,8 +122,8 @@ export interface Operations extends LcAdminOperations, HostAdminOperations {
   stopLc(name: string, options: { timeoutMs: number }): Promise<unknown>;
   destroyLc(name: string, options: { force: boolean }): Promise<void>;
   standbyFor(name: string): StandbySearchResult;
-  /** The LC's service as a client sees it: an HTTP GET of `path` at its first address. */
-  serviceHealth(name: string, options: { port: number; path: string }): Promise<ServiceHealth>;
+  /** The health of the LC's declared service, checked once (src/api/service-health.ts). */
+  serviceHealth(name: string, query: ServiceHealthQuery): Promise<ServiceHealth>;
   addPatch(input: {
     name: string;
     categories: string[];
@@ -282,23 +273,7 @@ export function createOperations(deps: OperationsDeps): Operations {
       await destroyLc(manager.db, requireHost(), name, options);
     },
     standbyFor: (name) => findStandbys(getLc(manager.db, name), listLcs(manager.db)),
-    async serviceHealth(name, options) {
-      const lc = getLc(manager.db, name);
-      const address = lc.nics[0]?.addresses[0]?.split('/')[0];
-      const state = deps.host ? (await deps.host.driver.status(name)).state : 'stopped';
-      if (!address || state !== 'running')
-        return { lc: name, url: null, state: 'unknown', status: null, ms: null, error: null };
-      const url = `http://${address}:${options.port}${options.path}`;
-      const started = performance.now();
-      try {
-        const res = await fetch(url, { signal: AbortSignal.timeout(1500) });
-        await res.arrayBuffer();
-        const ms = Math.round(performance.now() - started);
-        return { lc: name, url, state: res.ok ? 'healthy' : 'failing', status: res.status, ms, error: null };
-      } catch (error) {
-        return { lc: name, url, state: 'failing', status: null, ms: null, error: (error as Error).message };
-      }
-    },
+    serviceHealth: (name, query) => checkServiceHealth({ db: manager.db, host: deps.host, lc: name, query }),
     async addPatch(input) {
       // The catalogue registers files: the upload goes to a private temp file first.
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-upload-'));

@@ -20,7 +20,7 @@ import { authenticate, type Principal } from '../auth.ts';
 import { listAudit, recordAudit } from '../audit.ts';
 import type { Operations } from '../operations.ts';
 import { html, type Html } from './html.ts';
-import { page } from './layout.ts';
+import { page as framedPage } from './layout.ts';
 import { switchSection, switchesSection, trafficFigure } from './switches.ts';
 import { lcPageSection } from './lc-page.ts';
 import {
@@ -49,6 +49,8 @@ export interface ConsoleDeps {
   events: EventLog;
   sessionCookie: string;
   presentedToken: (request: FastifyRequest) => string | undefined;
+  /** A fleet control plane is configured: the navigation links /fleet. */
+  fleet?: boolean;
 }
 
 const nodeModules = path.resolve(import.meta.dirname, '../../../node_modules');
@@ -68,6 +70,8 @@ const csrfOf = (token: string): string =>
 
 export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
   const ops = deps.operations;
+  const page = (options: Parameters<typeof framedPage>[0]): Html =>
+    framedPage({ ...options, fleet: deps.fleet === true });
   const session = (request: FastifyRequest): { principal: Principal; token: string } | null => {
     const token = deps.presentedToken(request);
     const principal = authenticate(deps.db, token, deps.config.api.token);
@@ -161,10 +165,7 @@ export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
           Number(b.categories.includes('security')) - Number(a.categories.includes('security')) ||
           a.name.localeCompare(b.name),
       );
-    const health =
-      lc.role === 'active'
-        ? (await ops.serviceHealth(lc.name, { port: 80, path: '/health' })).state
-        : 'unknown';
+    const health = lc.role === 'active' ? (await ops.serviceHealth(lc.name, {})).state : 'unknown';
     return { lc, health, pending };
   }
   /** One LC's page section: LC_NOT_FOUND for an unknown name. */

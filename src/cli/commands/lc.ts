@@ -22,7 +22,14 @@ import {
   type LcRole,
   type StandbySearchResult,
 } from '../../inventory/index.ts';
-import type { LcStatus, NicSpec, StopResult } from '../../drivers/index.ts';
+import {
+  defaultDriver,
+  describeDrivers,
+  developmentDriverWarning,
+  type LcStatus,
+  type NicSpec,
+  type StopResult,
+} from '../../drivers/index.ts';
 import { table, type CliContext } from '../context.ts';
 import { registerLcImportCommand } from './lc-import.ts';
 import { registerLcServiceCommands, serviceOfFlags, serviceOptions } from './lc-service.ts';
@@ -151,7 +158,7 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
     .option('--address <cidr>', 'address of eth0 (repeatable; none = no NIC)', collect, [])
     .option('--mac <mac>', 'MAC of eth0 (default: generated)')
     .option('--role <role>', `role: ${lcRoles.join(' | ')}`, 'idle')
-    .option('--driver <driver>', `partitioning driver: ${driverNames().join(' | ')}`, 'namespace')
+    .option('--driver <driver>', `partitioning driver: ${describeDrivers(driverNames())}`, defaultDriver)
     .option('--start', 'start it after creating it')
     .action(async (name: string, o: Record<string, string | string[] | boolean | undefined>) => {
       if (!lcRoles.includes(o.role as LcRole))
@@ -183,6 +190,8 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
             const status = o.start ? await startLc(app.db, host, name) : await host.driver.status(name);
             return { ...record, status };
           });
+      const warning = developmentDriverWarning(name, created.driver);
+      if (warning) ctx.progress(warning);
       ctx.print(created, () => `created ${name}${o.start ? ` (${created.status.state})` : ''}`);
     });
 

@@ -113,6 +113,8 @@ describe('the CLI through serve (--api): every command that reads or changes the
       'api1',
       '--image',
       'busybox',
+      '--driver',
+      'namespace',
       '--memory',
       '64',
       '--system-disk',
@@ -217,6 +219,7 @@ describe('the CLI through serve (--api): every command that reads or changes the
       [
         'lcs:',
         '  - name: api2',
+        '    driver: namespace',
         '    memory: 64',
         '    disks: { system: 256, app: 0 }',
         `    addresses: [${t.prefix}.32/24]`,
