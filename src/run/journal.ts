@@ -61,6 +61,8 @@ function parseJson(runId: string, text: string, where: { step: string; field: st
 function readOutput(runId: string, step: string, text: string | null): unknown {
   if (text === null) return null;
   const raw = parseJson(runId, text, { step, field: 'output' });
+  // A step undone before it ended has no output; older records wrote that as JSON null.
+  if (raw === null) return null;
   const kind = outputKindOf(step);
   if (!kind) return raw;
   const parsed = stepOutputs[kind].safeParse(raw);
@@ -351,7 +353,7 @@ export class RunJournal {
         state,
         now(),
         Math.round(options.durationMs),
-        options.output === undefined ? null : JSON.stringify(options.output),
+        options.output === undefined || options.output === null ? null : JSON.stringify(options.output),
         options.error ?? null,
         id,
         seq,
