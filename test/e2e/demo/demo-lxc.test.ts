@@ -77,6 +77,11 @@ void test(
     console.log(
       `# data: ${report.dataChecked} keys read back (200 before, ${report.load.ackedWrites.length} acknowledged during the run), ${report.dataLost.length} lost; switch cut by ${(report.run.facts.switchResult as { cut?: string } | undefined)?.cut ?? '?'}`,
     );
+    const switched = report.run.facts.switchResult as
+      { holdMs?: number; syncMs?: number; phases?: Record<string, unknown> } | undefined;
+    console.log(
+      `# switch: hold ${switched?.holdMs?.toFixed(0) ?? '?'} ms, final sync ${switched?.syncMs?.toFixed(0) ?? '?'} ms; phases ${JSON.stringify(switched?.phases ?? {})}`,
+    );
     for (const step of report.run.steps)
       console.log(`#   ${step.name} ${((step.durationMs ?? 0) / 1000).toFixed(2)} s`);
     for (const line of report.verdict.lines) console.log(`#   ${line}`);
