@@ -480,6 +480,11 @@ export const errorCatalogue = {
     meaning: 'Discarding the standby after a failure failed.',
     fix: 'The service is on the original LC; inspect the standby by hand.',
   },
+  RUN_RECORD_INVALID: {
+    meaning:
+      "A patch run's record in the store does not have the shape its steps write (changed by hand, or written by an incompatible version of understudy).",
+    fix: 'Read the run, step and field in the message; restore the state directory from a backup, or correct that field of the run in the store.',
+  },
   RUN_NOT_SWITCHED: {
     meaning: 'Only a run that switched can be rolled back.',
     fix: 'Check the run state with `understudy run show`.',

@@ -1,10 +1,11 @@
 /**
  * The one binding of the switch to this host: the sides are the LCs' declared service driven over the
  * driver (service-side.ts), a NIC moves with the driver and the resource table follows it, and
- * the final sync of a stateful switch carries every disk (by role) through the disk store. `understudy
- * switch`, the patch run, the rollback and the recovery of an interrupted switch all use it.
+ * the final sync of a stateful switch carries every disk (by the run's disk map, else by role) through
+ * the disk store. `understudy switch`, the patch run, the rollback and the recovery of an interrupted
+ * switch all use it.
  */
-import { UnderstudyError, type Logger } from '../core/index.ts';
+import type { Logger } from '../core/index.ts';
 import type { CatchUpOptions, SyncConflictRule, SyncPhases, SyncResult } from '../disk-copy/index.ts';
 import type { DiskSpec } from '../drivers/index.ts';
 import type { HostContext } from '../host/index.ts';
@@ -23,6 +24,7 @@ import {
 } from '../inventory/index.ts';
 import type { Db } from '../store/index.ts';
 import { crashPoint } from './crash-point.ts';
+import { counterpart, diskMapOfSwitch, type DiskMap } from './disk-map.ts';
 import type { FinalSyncPhases, SwitchBinding, SwitchPlan, SwitchSide } from '../switch/index.ts';
 import { serviceControl } from './service-side.ts';
 import { serviceNotDeclared } from './service.ts';
@@ -34,6 +36,8 @@ export interface BindSwitchOptions {
   stateful: boolean;
   /** The service moved (both LCs run it: LC2 boots from LC1's copy). Default: the one LC1 declares. */
   service?: ServiceDefinition;
+  /** `from`'s disks → `to`'s disks (a run's disk map); default: by role. */
+  diskMap?: DiskMap;
 }
 
 /**
@@ -77,7 +81,7 @@ export function bindSwitch(db: Db, host: HostContext, o: BindSwitchOptions): Swi
 /** The final sync of a stateful switch: every disk, with the phases summed over the disks. */
 function finalSyncOf(host: HostContext, db: Db, o: BindSwitchOptions): () => Promise<FinalSyncPhases> {
   return async () => {
-    const report = await syncDisks(host, getLc(db, o.from), getLc(db, o.to));
+    const report = await syncDisks(host, getLc(db, o.from), getLc(db, o.to), { diskMap: o.diskMap });
     const { snapshotMs, diffMs, copyMs, verifyMs, bytes, files, conflicts } = report;
     return {
       snapshotMs,
@@ -107,7 +111,12 @@ export function describeDiskSync(r: SyncResult): string {
 
 /** The binding of a journalled switch plan (recovery after a crash). */
 export function bindPlannedSwitch(db: Db, host: HostContext, plan: SwitchPlan): SwitchBinding {
-  return bindSwitch(db, host, { from: plan.from.lc, to: plan.to.lc, stateful: plan.stateful });
+  return bindSwitch(db, host, {
+    from: plan.from.lc,
+    to: plan.to.lc,
+    stateful: plan.stateful,
+    diskMap: diskMapOfSwitch(db, plan.from.lc, plan.to.lc),
+  });
 }
 
 /**
@@ -119,17 +128,6 @@ export interface DisksSyncReport extends SyncPhases {
   conflicts: number;
   durationMs: number;
   disks: SyncResult[];
-}
-
-/** The disk of `to` with the role of `disk` of `from` (what a copy or a sync maps it to). */
-function counterpart(from: LcRecord, to: LcRecord, disk: DiskSpec): DiskSpec {
-  const target = to.disks.find((d) => diskRole(d) === diskRole(disk));
-  if (!target)
-    throw new UnderstudyError(
-      'DISK_NOT_FOUND',
-      `"${to.name}" has no ${diskRole(disk)} disk to receive "${from.name}"'s ${disk.name} disk`,
-    );
-  return target;
 }
 
 /** The system disk keeps the receiver's changes (it was patched); a data disk ends equal to the sender's. */
@@ -163,7 +161,7 @@ export async function syncDisks(
   host: HostContext,
   from: LcRecord,
   to: LcRecord,
-  options: { logger?: Logger } = {},
+  options: { logger?: Logger; diskMap?: DiskMap } = {},
 ): Promise<DisksSyncReport> {
   const started = performance.now();
   // The disks are independent pairs (each with its own bases and lease): they are synced together.
@@ -171,7 +169,7 @@ export async function syncDisks(
   let finished = 0;
   const settled = await Promise.allSettled(
     disksByRole(from).map(async (disk) => {
-      const target = counterpart(from, to, disk);
+      const target = counterpart(from, to, disk, options.diskMap);
       const result = await host.disks.sync(
         { lc: from, disk: disk.name },
         { lc: to, disk: target.name },
@@ -197,17 +195,18 @@ export async function catchUpDisks(
   host: HostContext,
   from: LcRecord,
   to: LcRecord,
-  options: CatchUpOptions = {},
+  options: CatchUpOptions & { diskMap?: DiskMap } = {},
 ): Promise<DisksSyncReport & { outpaced: string[] }> {
+  const { diskMap, ...catchUp } = options;
   const started = performance.now();
   const results: SyncResult[] = [];
   const outpaced: string[] = [];
   for (const disk of disksByRole(from)) {
-    const target = counterpart(from, to, disk);
+    const target = counterpart(from, to, disk, diskMap);
     const caught = await host.disks.catchUp(
       { lc: from, disk: disk.name },
       { lc: to, disk: target.name },
-      { ...options, rule: ruleFor(disk) },
+      { ...catchUp, rule: ruleFor(disk) },
     );
     results.push(...caught.passes);
     if (caught.outpaced) outpaced.push(`${from.name}/${disk.name}`);

@@ -19,7 +19,7 @@ import { authenticate, type Principal } from '../auth.ts';
 import { listAudit, recordAudit } from '../audit.ts';
 import type { Operations } from '../operations.ts';
 import { html, type Html } from './html.ts';
-import { page } from './layout.ts';
+import { page as framedPage } from './layout.ts';
 import { switchSection, switchesSection, trafficFigure } from './switches.ts';
 import {
   approvalsSection,
@@ -47,6 +47,8 @@ export interface ConsoleDeps {
   events: EventLog;
   sessionCookie: string;
   presentedToken: (request: FastifyRequest) => string | undefined;
+  /** A fleet control plane is configured: the navigation links /fleet. */
+  fleet?: boolean;
 }
 
 const nodeModules = path.resolve(import.meta.dirname, '../../../node_modules');
@@ -66,6 +68,8 @@ const csrfOf = (token: string): string =>
 
 export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
   const ops = deps.operations;
+  const page = (options: Parameters<typeof framedPage>[0]): Html =>
+    framedPage({ ...options, fleet: deps.fleet === true });
   const session = (request: FastifyRequest): { principal: Principal; token: string } | null => {
     const token = deps.presentedToken(request);
     const principal = authenticate(deps.db, token, deps.config.api.token);

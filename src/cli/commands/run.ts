@@ -17,7 +17,7 @@ import {
   type RunDeps,
   type RunRecord,
 } from '../../run/index.ts';
-import { describePhases, isSwitchMethod, type SwitchMethod, type SwitchResult } from '../../switch/index.ts';
+import { describePhases, isSwitchMethod, type SwitchMethod } from '../../switch/index.ts';
 import { table, type CliContext } from '../context.ts';
 
 const seconds = (ms: number | null | undefined): string =>
@@ -42,7 +42,7 @@ export function renderRun(run: RunRecord): string {
     );
   for (const copy of f.copies ?? [])
     lines.push(
-      `copy ${copy.disk}: ${copy.summary}; frozen ${copy.freezeMs.toFixed(1)} ms (${copy.convergence})`,
+      `copy ${copy.disk}${copy.to && copy.to !== copy.disk ? ` → ${copy.to}` : ''}: ${copy.summary}; frozen ${copy.freezeMs.toFixed(1)} ms (${copy.convergence})`,
     );
   for (const p of f.patchResults ?? []) {
     const deb = p.deb
@@ -56,14 +56,16 @@ export function renderRun(run: RunRecord): string {
     );
   if (f.versionBefore || f.versionAfter)
     lines.push(`version: ${f.versionBefore ?? '?'} → ${f.versionAfter ?? '?'}`);
-  const sw = f.switchResult as
-    { method?: string; durationMs?: number; drainMs?: number; holdMs?: number; syncMs?: number } | undefined;
+  const sw = f.switchResult;
   if (sw)
     lines.push(
       `switch: ${sw.method} in ${seconds(sw.durationMs)} (drain ${seconds(sw.drainMs)}, hold ${seconds(sw.holdMs)}, final sync ${seconds(sw.syncMs)})`,
     );
-  const phases = sw ? describePhases(sw as SwitchResult) : undefined;
+  const phases = sw ? describePhases(sw) : undefined;
   if (phases) lines.push(`switch phases: ${phases}`);
+  if (f.watchOutcome && f.watchOutcome !== 'skipped')
+    lines.push(`watch: ${f.watchOutcome} — ${f.watchDetail ?? ''}`);
+  else if (f.watchUntil) lines.push(`watch: until ${f.watchUntil}`);
   return lines.join('\n');
 }
 

@@ -73,6 +73,10 @@ void test('console: sign in, read the pages without JavaScript, forms need admin
 
   const overview = await app.inject({ url: '/', headers: asAdmin });
   assert.equal(overview.statusCode, 200);
+  // No fleet control plane configured: the navigation does not link /fleet (which is not served).
+  assert.match(overview.body, /<nav aria-label="main">/);
+  assert.doesNotMatch(overview.body, /href="\/fleet"/);
+  assert.equal((await app.inject({ url: '/fleet', headers: asAdmin })).statusCode, 404);
   for (const heading of [
     'Overview',
     'Host',

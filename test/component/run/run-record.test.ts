@@ -1,0 +1,67 @@
+/**
+ * A run's record is validated when read back from the store: the facts against the schemas of the
+ * steps that write them, each step's output against its own. A record that does not validate fails
+ * with RUN_RECORD_INVALID naming the run, the step and the field.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { isUnderstudyError } from '../../../src/core/index.ts';
+import { getRun, startRun } from '../../../src/run/index.ts';
+import { createMemoryRun } from '../../helpers/memory-run.ts';
+
+test('a run read back has typed facts and outputs', async (t) => {
+  const f = await createMemoryRun();
+  t.after(() => f.close());
+  await f.addVersionPatch('1.0.1');
+  const run = await startRun({ lc: 'lc1', skipScan: true }, f.deps);
+  const read = getRun(f.db, run.id);
+  assert.equal(read.facts.standby, 'lc2');
+  assert.equal(read.facts.switchResult?.outcome, 'switched');
+  assert.deepEqual(
+    read.facts.patchResults?.map((p) => [p.name, p.result]),
+    [['demo-1.0.1', 'ok']],
+  );
+  assert.deepEqual(read.steps.find((s) => s.name === 'record-applied')?.output, { applied: ['demo-1.0.1'] });
+});
+
+test('a fact of the wrong type: RUN_RECORD_INVALID names the run, the step that writes it and the field', async (t) => {
+  const f = await createMemoryRun();
+  t.after(() => f.close());
+  await f.addVersionPatch('1.0.1');
+  const run = await startRun({ lc: 'lc1', skipScan: true }, f.deps);
+  const facts = JSON.parse(
+    (f.db.prepare('SELECT facts FROM runs WHERE id = ?').get(run.id) as { facts: string }).facts,
+  ) as Record<string, unknown>;
+  facts.switchResult = { ...(facts.switchResult as object), method: 'teleport' };
+  f.db.prepare('UPDATE runs SET facts = ? WHERE id = ?').run(JSON.stringify(facts), run.id);
+  assert.throws(
+    () => getRun(f.db, run.id),
+    (e: unknown) => {
+      assert.ok(isUnderstudyError(e, 'RUN_RECORD_INVALID'), String(e));
+      assert.match(e.message, new RegExp(`run ${run.id}`));
+      assert.match(e.message, /"switchResult\.method" written by step switch/);
+      assert.match(e.hint, /Restore the state directory from a backup/);
+      assert.equal(e.details.step, 'switch');
+      return true;
+    },
+  );
+});
+
+test("a step's output of the wrong shape, or facts that are not JSON, fail the same way", async (t) => {
+  const f = await createMemoryRun();
+  t.after(() => f.close());
+  await f.addVersionPatch('1.0.1');
+  const run = await startRun({ lc: 'lc1', skipScan: true }, f.deps);
+  f.db
+    .prepare("UPDATE run_steps SET output = ? WHERE run_id = ? AND name = 'reboot-standby'")
+    .run(JSON.stringify({ reboots: 'many' }), run.id);
+  assert.throws(() => getRun(f.db, run.id), /"output\.reboots" written by step reboot-standby/);
+  f.db
+    .prepare("UPDATE run_steps SET output = ? WHERE run_id = ? AND name = 'reboot-standby'")
+    .run(JSON.stringify({ reboots: 1 }), run.id);
+  f.db.prepare('UPDATE runs SET facts = ? WHERE id = ?').run('{"standby": ', run.id);
+  assert.throws(
+    () => getRun(f.db, run.id),
+    (e: unknown) => isUnderstudyError(e, 'RUN_RECORD_INVALID') && /"facts".*not JSON/.test(e.message),
+  );
+});
