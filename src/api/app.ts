@@ -30,6 +30,7 @@ import { applyApproval, monitorRoutes, verifyCodeApproval } from './routes/monit
 import { eventRoutes } from './routes/events.ts';
 import { lcAdminRoutes } from './routes/lc-admin.ts';
 import { adminRoutes } from './routes/admin.ts';
+import { hostAdminRoutes } from './routes/host-admin.ts';
 import { consoleRoutes } from './console/routes.ts';
 import { fleetControlRoutes, fleetRoutes } from './routes/fleet.ts';
 import type { FleetControl, FleetReader } from './fleet-reader.ts';
@@ -261,6 +262,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   inventoryRoutes(app, operations);
   lcAdminRoutes(app, operations);
   adminRoutes(app, { db: deps.db });
+  hostAdminRoutes(app, operations);
   patchRoutes(app, operations, deps.catalogue);
   runRoutes(app, operations);
   const monitorDeps = {

@@ -308,6 +308,11 @@ export const errorCatalogue = {
       'The daemon cannot do this: the host is not initialised, or the run is driven by another process.',
     fix: 'Initialise the host (`understudy host init`) and restart `serve`, or act on the run from the process that drives it.',
   },
+  API_UNSUPPORTED: {
+    meaning:
+      'This command cannot go through `--api` (a running `serve`): it acts on what the daemon itself holds, or on nothing of the host.',
+    fix: 'Run it without `--api` (and without UNDERSTUDY_API); the message says when `serve` must be stopped first.',
+  },
   RUN_CANCELLED: {
     meaning:
       'The patch run was cancelled by an operator before the point of no return; the standby was discarded.',

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { UnderstudyError, createLogger } from '../../core/index.ts';
 import { runDaemon } from '../../api/index.ts';
 import { listLcs } from '../../inventory/index.ts';
-import { openApp, type App, type HostContext } from '../../app/index.ts';
+import { type App, type HostContext } from '../../app/index.ts';
 import type { ManagedLcs } from '../../monitor/index.ts';
 import { fleetReader, openJobQueue, openPool, rolloutSteering } from '../../fleet/index.ts';
 import type { CliContext } from '../context.ts';
@@ -49,7 +49,7 @@ export function registerServeCommands(program: Command, ctx: CliContext): void {
         throw new UnderstudyError('INVALID_ARGUMENT', `--port must be a port number, not "${o.port}"`);
       // The daemon logs NDJSON to stderr; pretty only on a terminal.
       const logger = createLogger({ pretty: process.stderr.isTTY && !ctx.json(), name: 'understudy-daemon' });
-      const app = openApp(ctx.stateDir());
+      const app = ctx.openApp();
       // Before serving: what a crashed manager left half done is finished or reversed.
       const host = (await app.hostIfReady()) && (await app.start({ logger }));
       const control = o.controlDir ? readControl(o.controlDir) : undefined;
