@@ -44,6 +44,7 @@ import { createSwitchOperations, type StartedSwitch, type SwitchOperations } fro
 import type { z } from 'zod';
 import type { lcCreateBody } from './contracts.ts';
 import { createLcAdminOperations, type LcAdminOperations } from './lc-admin.ts';
+import { createHostAdminOperations, type HostAdminOperations } from './host-admin.ts';
 
 export interface OperationsDeps {
   /** The store the composition root opened. */
@@ -63,6 +64,15 @@ export function runEventRecorder(events: EventLog): (event: RunEvent) => void {
   const lastNote = new Map<string, number>();
   return (event) => {
     const base = { runId: event.runId };
+    if (event.health) {
+      events.append({
+        ...base,
+        lc: event.health.lc,
+        type: 'health',
+        data: { step: event.step, ...event.health },
+      });
+      return;
+    }
     if (event.state === 'note') {
       if (event.step === 'run') {
         events.append({ ...base, type: 'run.state', data: { state: 'running', message: event.message } });
@@ -102,7 +112,7 @@ export function runEventRecorder(events: EventLog): (event: RunEvent) => void {
 
 export type LcCreateInput = z.output<typeof lcCreateBody>;
 
-export interface Operations extends LcAdminOperations {
+export interface Operations extends LcAdminOperations, HostAdminOperations {
   host(): Promise<HostStatus & { capacity: ReturnType<typeof hostCapacity> }>;
   images(): ImageRecord[];
   lcs(): Promise<LcView[]>;
@@ -230,6 +240,7 @@ export function createOperations(deps: OperationsDeps): Operations {
 
   return {
     ...createLcAdminOperations({ db: manager.db, stateDir: manager.stateDir, catalogue, requireHost }),
+    ...createHostAdminOperations({ db: manager.db, stateDir: manager.stateDir, requireHost }),
     async host() {
       return { ...(await hostStatus(manager.db, manager.stateDir)), capacity: hostCapacity() };
     },

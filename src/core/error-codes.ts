@@ -240,6 +240,10 @@ export const errorCatalogue = {
       "The host's Debian security archive has no newer version of the demo's package than the image's main archive.",
     fix: 'The demo needs a pending security update to apply; `apt-cache policy nginx` shows both versions.',
   },
+  DEMO_SERVICE_DOWN: {
+    meaning: "The demo's key-value store did not come up in its LC (its unit's journal is in the message).",
+    fix: "Its Node.js is the host's, copied into the LC: the image needs the host's glibc and libstdc++ (a Debian image of the host's release).",
+  },
   FEED_NOT_FOUND: { meaning: 'No feed of that name.', fix: '`understudy feed list` shows the feeds.' },
   FEED_EXISTS: {
     meaning: 'A feed of that name already exists.',
@@ -303,6 +307,11 @@ export const errorCatalogue = {
     meaning:
       'The daemon cannot do this: the host is not initialised, or the run is driven by another process.',
     fix: 'Initialise the host (`understudy host init`) and restart `serve`, or act on the run from the process that drives it.',
+  },
+  API_UNSUPPORTED: {
+    meaning:
+      'This command cannot go through `--api` (a running `serve`): it acts on what the daemon itself holds, or on nothing of the host.',
+    fix: 'Run it without `--api` (and without UNDERSTUDY_API); the message says when `serve` must be stopped first.',
   },
   RUN_CANCELLED: {
     meaning:

@@ -473,6 +473,19 @@ const checkStandby = defineStep('check-standby', {
     const hint = 'The standby is discarded and the service stays on the original LC. Check the patch.';
     // A unit may still be starting right after the reboot: its health check below waits for it.
     const health = await service.checkHealth(address);
+    c.emit({
+      step: 'check-standby',
+      state: 'note',
+      message: `health of ${to.name}: ${health.ok ? 'ok' : 'failed'} (${health.detail})`,
+      health: {
+        ...health,
+        lc: to.name,
+        phase: 'standby',
+        check: service.service.health.kind,
+        target: address,
+        port: service.service.ports[0] ?? 80,
+      },
+    });
     // A systemd unit must be active; a pid-file service is judged by its health check alone.
     const unit = service.service.unit ? await service.isActive() : { active: true, state: 'pid file' };
     if (!unit.active)
@@ -600,6 +613,13 @@ export async function moveService(
         // and where the hold went after it.
         onNote: (message, detail) =>
           c.emit({ step: options.step, state: 'note', message, progress: { ...detail } }),
+        onHealth: (health) =>
+          c.emit({
+            step: options.step,
+            state: 'note',
+            message: `health ${health.phase} on ${health.lc}: ${health.ok ? 'ok' : 'failed'} (${health.detail})`,
+            health,
+          }),
       },
     });
   } catch (error) {

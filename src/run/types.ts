@@ -1,4 +1,5 @@
 /** The vocabulary of the patch run (Fig. 7). */
+import type { HealthReport } from '../switch/index.ts';
 import type { ServiceDefinition } from '../inventory/index.ts';
 import type { SwitchMethod } from '../switch/index.ts';
 import type { RunFacts } from './facts.ts';
@@ -88,4 +89,6 @@ export interface RunEvent {
   durationMs?: number;
   /** Structured progress of a note (e.g. a copy pass: phase, pass, bytesDone, bytesTotal, bytesPerSecond). */
   progress?: Record<string, number | string | null>;
+  /** A note that reports a health check (the standby's, or the service's around and after the switch). */
+  health?: HealthReport;
 }

@@ -65,6 +65,7 @@ export async function watchService(c: RunContext): Promise<StepOutput<'watch'>> 
   const started = performance.now();
   let failedInRow = 0;
   let first = true;
+  let lastOk: boolean | undefined;
   while (Date.now() < until) {
     if (c.stop?.aborted)
       throw new UnderstudyError(
@@ -73,6 +74,15 @@ export async function watchService(c: RunContext): Promise<StepOutput<'watch'>> 
         { hint: 'The next understudy command (or serve) resumes the watch for the time that is left.' },
       );
     const outcome = await checkHealth(side, check, address, port);
+    // Reported: the first check, every failed one and the first that passes again (not every pass).
+    if (!outcome.ok || lastOk !== true)
+      c.emit({
+        step: 'watch',
+        state: 'note',
+        message: `health ${outcome.ok ? 'ok' : 'failed'}: ${outcome.detail}`,
+        health: { ...outcome, lc: standby, phase: 'watch', check: check.kind, target: address, port },
+      });
+    lastOk = outcome.ok;
     failedInRow = outcome.ok ? 0 : failedInRow + 1;
     if (first) {
       first = false;

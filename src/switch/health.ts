@@ -23,6 +23,20 @@ export interface HealthOutcome {
   status?: number;
 }
 
+/**
+ * A health check a switch or a run made, as it is reported (the event stream's `health` events):
+ * which LC, when (`phase`: `before` the switch, on the standby; `after` it, at the service address;
+ * `standby` after the standby's patch and reboot, step 709; `watch` after a run's switch), the
+ * check's kind, what it reached and its outcome.
+ */
+export interface HealthReport extends HealthOutcome {
+  lc: string;
+  phase: 'before' | 'after' | 'standby' | 'watch';
+  check: HealthCheck['kind'];
+  target: string;
+  port: number;
+}
+
 /** How much of a check command's stdout and stderr is kept (each); the rest is discarded. */
 export const commandOutputBytes = 4096;
 /** Every exit status is an outcome of the check, not a failure to run it. */

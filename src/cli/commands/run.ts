@@ -1,7 +1,7 @@
 /** `understudy run <lc>|list|show|resume`, `understudy rollback <run>`: the patch run (Fig. 7). */
 import type { Command } from 'commander';
 import { UnderstudyError, createLogger, requireRoot } from '../../core/index.ts';
-import { openApp, type App } from '../../app/index.ts';
+import { type App } from '../../app/index.ts';
 import { runEventRecorder } from '../../api/index.ts';
 import { EventLog, eventsSchema, type StoredEvent } from '../../events/index.ts';
 import { ensureSchemas } from '../../store/index.ts';
@@ -109,6 +109,15 @@ function progressOf(e: StreamEvent | StoredEvent): ProgressEvent | null {
     };
   if (e.type === 'run.state')
     return { runId: e.runId ?? '', step: 'run', state: 'note', message: `run ${d.state ?? ''}` };
+  if (e.type === 'health' && e.runId) {
+    const h = e.data as { phase?: string; lc?: string; ok?: boolean; detail?: string };
+    return {
+      runId: e.runId,
+      step: d.step ?? 'health',
+      state: 'note',
+      message: `health ${h.phase ?? ''} on ${h.lc ?? '?'}: ${h.ok ? 'ok' : 'failed'} (${h.detail ?? ''})`,
+    };
+  }
   return null;
 }
 
@@ -132,7 +141,7 @@ async function followLocal(
   id: string,
   show: (event: ProgressEvent) => void,
 ): Promise<RunRecord> {
-  const manager = openApp(ctx.stateDir());
+  const manager = ctx.openApp();
   try {
     ensureSchemas(manager.db, [eventsSchema]);
     const log = new EventLog(manager.db);
@@ -172,7 +181,7 @@ async function withRunDeps(
   fn: (deps: RunDeps) => Promise<RunRecord>,
 ): Promise<RunRecord> {
   requireRoot('a patch run');
-  const manager = openApp(ctx.stateDir());
+  const manager = ctx.openApp();
   try {
     ensureSchemas(manager.db, [eventsSchema]);
     const log = new EventLog(manager.db);
@@ -291,7 +300,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
     .description('patch runs, newest first')
     .action(async () => {
       const api = ctx.api();
-      const manager = api ? null : openApp(ctx.stateDir());
+      const manager = api ? null : ctx.openApp();
       try {
         const runs = api
           ? (await api.request<{ runs: RunRecord[] }>('GET', '/v1/runs')).runs
@@ -328,7 +337,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
         ctx.print(record, () => renderRun(record));
         return;
       }
-      const manager = openApp(ctx.stateDir());
+      const manager = ctx.openApp();
       try {
         const record = getRun(manager.db, id);
         ctx.print(record, () => renderRun(record));
