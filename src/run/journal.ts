@@ -61,10 +61,9 @@ function parseJson(runId: string, text: string, where: { step: string; field: st
 function readOutput(runId: string, step: string, text: string | null): unknown {
   if (text === null) return null;
   const raw = parseJson(runId, text, { step, field: 'output' });
-  // A step undone before it ended has no output; older records wrote that as JSON null.
-  if (raw === null) return null;
   const kind = outputKindOf(step);
-  if (!kind) return raw;
+  // null: the step has no output (it failed, or was undone after failing).
+  if (!kind || raw === null) return raw;
   const parsed = stepOutputs[kind].safeParse(raw);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
