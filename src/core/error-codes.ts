@@ -240,6 +240,10 @@ export const errorCatalogue = {
       "The host's Debian security archive has no newer version of the demo's package than the image's main archive.",
     fix: 'The demo needs a pending security update to apply; `apt-cache policy nginx` shows both versions.',
   },
+  DEMO_SERVICE_DOWN: {
+    meaning: "The demo's key-value store did not come up in its LC (its unit's journal is in the message).",
+    fix: "Its Node.js is the host's, copied into the LC: the image needs the host's glibc and libstdc++ (a Debian image of the host's release).",
+  },
   FEED_NOT_FOUND: { meaning: 'No feed of that name.', fix: '`understudy feed list` shows the feeds.' },
   FEED_EXISTS: {
     meaning: 'A feed of that name already exists.',
