@@ -62,7 +62,8 @@ function readOutput(runId: string, step: string, text: string | null): unknown {
   if (text === null) return null;
   const raw = parseJson(runId, text, { step, field: 'output' });
   const kind = outputKindOf(step);
-  if (!kind) return raw;
+  // null: the step has no output (it failed, or was undone after failing).
+  if (!kind || raw === null) return raw;
   const parsed = stepOutputs[kind].safeParse(raw);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
@@ -351,7 +352,7 @@ export class RunJournal {
         state,
         now(),
         Math.round(options.durationMs),
-        options.output === undefined ? null : JSON.stringify(options.output),
+        options.output === undefined || options.output === null ? null : JSON.stringify(options.output),
         options.error ?? null,
         id,
         seq,

@@ -198,7 +198,7 @@ async function discardStandby(c: RunContext): Promise<void> {
       continue;
     try {
       await step.undo(c);
-      c.journal.stepEnded(c.runId, seq, 'undone', { durationMs: 0, output: record.output });
+      c.journal.stepEnded(c.runId, seq, 'undone', { durationMs: 0, output: record.output ?? undefined });
       c.emit({ step: step.name, state: 'undone' });
     } catch (error) {
       c.logger.error({ err: error, step: step.name }, 'undo failed');

@@ -144,6 +144,12 @@ test('rollouts created and steered through the API: admin scope, approval codes,
   const nobody = await post('/v1/fleet/rollouts', { ...spec, targets: { groups: ['db'] } });
   assert.equal(nobody.statusCode, 400);
   assert.equal((nobody.json() as { code: string }).code, 'FLEET_ROLLOUT_INVALID');
+  const nowhere = await post('/v1/fleet/rollouts', {
+    ...spec,
+    windows: { web: [{ timeZone: 'Mars/Olympus_Mons', start: '02:00', durationMinutes: 60 }] },
+  });
+  assert.equal(nowhere.statusCode, 400);
+  assert.match((nowhere.json() as { message: string }).message, /not a known time zone/);
   assert.equal(await rolloutCount(), 0);
 
   // 1. Made through the API, paused after the canary, resumed, run to its end.
@@ -268,6 +274,24 @@ test('rollouts created and steered through the API: admin scope, approval codes,
   assert.equal(gatedDone.state, 'completed');
   // A challenge only for a rollout awaiting approval.
   assert.equal((await post(`/v1/fleet/rollouts/${gated.id}/challenges`, { admin: 'alice' })).statusCode, 409);
+  // Its second wave (two LCs) rolled back after the end; a read token may not, wave 9 does not exist.
+  assert.equal((await post(`/v1/fleet/rollouts/${gated.id}/waves/2/rollback`, {}, reader)).statusCode, 403);
+  assert.equal((await post(`/v1/fleet/rollouts/${gated.id}/waves/9/rollback`)).statusCode, 404);
+  const waveBack = await post(`/v1/fleet/rollouts/${gated.id}/waves/2/rollback`);
+  assert.equal(waveBack.statusCode, 202, waveBack.body);
+  assert.deepEqual(waveBack.json(), { id: gated.id, wave: 2, rollingBack: 2 });
+  const waveReverted = await waitFor(
+    async () => {
+      const d = await detail(gated.id);
+      return d.wavesDetail[1]?.targets.every((x) => x.state === 'reverted' && x.rollback === 'succeeded')
+        ? d
+        : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 100 },
+  );
+  assert.ok(waveReverted, 'both LCs of wave 2 were rolled back');
+  assert.equal(waveReverted.state, 'completed');
+  assert.equal(waveReverted.wavesDetail[0]?.targets[0]?.state, 'succeeded', 'the canary stays patched');
 
   // 4. One LC of the completed first rollout rolled back: the rollout's record shows it.
   assert.equal(
@@ -316,6 +340,8 @@ test('rollouts created and steered through the API: admin scope, approval codes,
     'alice:rollout.approve:allowed:',
     'ada:rollout.approve:refused:reused',
     'ada:rollout.challenge:refused:',
+    'ada:rollout.rollback-wave:refused:',
+    'ada:rollout.rollback-wave:allowed:',
   ]);
 
   // The daemon's own audit log has every change, refused ones too, with the code redacted.
