@@ -32,6 +32,7 @@ const steps = [
   'check-standby',
   'switch',
   'record-applied',
+  'watch',
 ];
 
 const freePort = (): Promise<number> =>
@@ -129,6 +130,7 @@ function seed(stateDir: string): void {
               },
             },
           });
+        // Each step's output as a real run stores it (the journal validates it when read back).
         journal.stepEnded(id, seq, 'done', { durationMs: 100 + seq * 37, output: outputOf(step, r, lc) });
         events.append({
           runId: id,
