@@ -211,23 +211,28 @@ export function createOperations(deps: OperationsDeps): Operations {
       (run) => ({ ok: true as const, run }),
       (error: unknown) => ({ ok: false as const, error }),
     );
-    entry.done = outcome.then((o) => {
-      if (id === null) return;
-      driven.delete(id);
-      const run = getRun(manager.db, id);
-      const error = o.ok ? undefined : o.error;
-      events.append({
-        runId: id,
-        lc: run.lc,
-        type: 'run.state',
-        data: {
-          state: run.state,
-          ...(o.ok ? {} : { error: error instanceof Error ? error.message : String(error) }),
-          ...(isUnderstudyError(error) ? { code: error.code } : {}),
-        },
-      });
-      if (!o.ok) logger.warn({ runId: id, err: error }, 'patch run ended with an error');
-    });
+    entry.done = outcome
+      .then((o) => {
+        if (id === null) return;
+        driven.delete(id);
+        const run = getRun(manager.db, id);
+        const error = o.ok ? undefined : o.error;
+        events.append({
+          runId: id,
+          lc: run.lc,
+          type: 'run.state',
+          data: {
+            state: run.state,
+            ...(o.ok ? {} : { error: error instanceof Error ? error.message : String(error) }),
+            ...(isUnderstudyError(error) ? { code: error.code } : {}),
+          },
+        });
+        if (!o.ok) logger.warn({ runId: id, err: error }, 'patch run ended with an error');
+      })
+      // The run is over either way; a record that cannot be read back must not take the daemon down.
+      .catch((error: unknown) =>
+        logger.error({ runId: id, err: error }, 'the end of a patch run could not be recorded'),
+      );
     if (knownId !== null) {
       driven.set(knownId, entry);
       announce(knownId);

@@ -352,7 +352,7 @@ export class RunJournal {
         state,
         now(),
         Math.round(options.durationMs),
-        options.output === undefined ? null : JSON.stringify(options.output),
+        options.output === undefined || options.output === null ? null : JSON.stringify(options.output),
         options.error ?? null,
         id,
         seq,

@@ -94,8 +94,9 @@ export function lcPageSection(row: LcRow, runs: RunRecord[], health: StoredEvent
             ${runs.map(
               (r) =>
                 html`<li>
-                  <a href="/runs/${r.id}">${r.id}</a> ${stateBadge(r.state)} ${r.options.method}, standby
-                  ${r.standby ?? '-'}, ${r.createdAt.slice(0, 19).replace('T', ' ')}
+                  <a href="/runs/${r.id}">${r.id}</a> ${stateBadge(r.state)}
+                  ${r.lc === lc.name ? html`patched, standby ${r.standby ?? '-'}` : html`stood in for ${r.lc}`},
+                  ${r.options.method}, ${r.createdAt.slice(0, 19).replace('T', ' ')}
                 </li>`,
             )}
           </ul>`

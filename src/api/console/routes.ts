@@ -177,7 +177,11 @@ export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
       .slice(-20);
     return lcPageSection(
       await lcRow(lc, deps.catalogue.listPatches()),
-      ops.runs({ lc: name }).slice(0, 20),
+      // The runs that patched it, and those it stood in for.
+      ops
+        .runs({})
+        .filter((r) => r.lc === name || r.standby === name)
+        .slice(0, 20),
       health,
     );
   };

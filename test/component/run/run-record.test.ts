@@ -9,7 +9,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { sha256File } from '../../../src/catalogue/index.ts';
 import { isUnderstudyError } from '../../../src/core/index.ts';
-import { getRun, listRuns, startRun } from '../../../src/run/index.ts';
+import { RunJournal, getRun, listRuns, startRun } from '../../../src/run/index.ts';
 import { createMemoryRun } from '../../helpers/memory-run.ts';
 
 test('a run read back has typed facts and outputs', async (t) => {
@@ -67,6 +67,28 @@ test("a step's output of the wrong shape, or facts that are not JSON, fail the s
     () => getRun(f.db, run.id),
     (e: unknown) => isUnderstudyError(e, 'RUN_RECORD_INVALID') && /"facts".*not JSON/.test(e.message),
   );
+});
+
+test('a step undone before it ended (a cancelled copy) reads back without an output', async (t) => {
+  const f = await createMemoryRun();
+  t.after(() => f.close());
+  await f.addVersionPatch('1.0.1');
+  const run = await startRun({ lc: 'lc1', skipScan: true }, f.deps);
+  const copy = getRun(f.db, run.id).steps.find((s) => s.name.startsWith('copy-'));
+  assert.ok(copy);
+  // What the discard of a cancelled run wrote for a copy that never ended: no output.
+  new RunJournal(f.db).stepEnded(run.id, copy.seq, 'undone', { durationMs: 0, output: null });
+  assert.equal(
+    (
+      f.db.prepare('SELECT output FROM run_steps WHERE run_id = ? AND seq = ?').get(run.id, copy.seq) as {
+        output: string | null;
+      }
+    ).output,
+    null,
+  );
+  // Records written as JSON null before read back the same.
+  f.db.prepare("UPDATE run_steps SET output = 'null' WHERE run_id = ? AND seq = ?").run(run.id, copy.seq);
+  assert.equal(getRun(f.db, run.id).steps.find((s) => s.seq === copy.seq)?.output, null);
 });
 
 test('a failed run whose steps were undone reads back (an undone step without output is valid)', async (t) => {

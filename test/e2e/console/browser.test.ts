@@ -379,6 +379,7 @@ describe('console in a real browser', { timeout: 600_000 }, () => {
     assert.match(text, new RegExp(lc2.lc.status.state));
     // The run's health checks of lc2 (step 709, and after the switch) are listed on its page.
     assert.match(text, /standby of r/);
+    assert.match(text, /stood in for lc1/);
     await checkAccessibility('LC page');
     await shot('lc');
 
