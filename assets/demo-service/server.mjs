@@ -114,13 +114,15 @@ class Journal {
   }
 
   /**
-   * True when the file on disk is no longer the one this journal appends to: it was replaced from
-   * outside, e.g. by the final copy of the application disk when the service moves between machines.
+   * True when the file on disk is no longer what this journal wrote: it was replaced or written from
+   * outside, e.g. by the final sync of the application disk when the service moves between machines
+   * (a new file renamed into place, or the old one patched in place with the new records).
    */
   async replacedOnDisk() {
     if (this.flushing || this.pending.length > 0) return false;
     try {
-      return (await fsp.stat(this.file)).ino !== this.ino;
+      const stat = await fsp.stat(this.file);
+      return stat.ino !== this.ino || stat.size !== this.size;
     } catch (error) {
       if (error.code === 'ENOENT') return true;
       throw error;

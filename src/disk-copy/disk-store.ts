@@ -86,6 +86,11 @@ export interface DiskStore {
    * sync, after `from`'s last write, is small) or the passes run out (`outpaced`).
    */
   catchUp(from: DiskRef, to: DiskRef, options?: CatchUpOptions): Promise<CatchUpResult>;
+  /**
+   * Writes what the disk's filesystem holds in memory to its device (on btrfs, a transaction commit),
+   * so that a snapshot taken soon after has little to write: the switch calls it just before its hold.
+   */
+  flush(disk: DiskRef): Promise<void>;
   /** Resolves once the background work of earlier syncs (removing the bases they replaced) is done. */
   settled(): Promise<void>;
   /**

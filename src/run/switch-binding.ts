@@ -71,13 +71,37 @@ export function bindSwitch(db: Db, host: HostContext, o: BindSwitchOptions): Swi
       return newName;
     },
     finalSync: o.stateful ? finalSyncOf(host, db, o) : undefined,
+    prepareFinalSync: o.stateful ? prepareFinalSyncOf(host, db, o) : undefined,
   };
 }
 
-/** The final sync of a stateful switch: every disk, with the phases summed over the disks. */
+/**
+ * Before the hold of a stateful switch: every disk of both LCs is flushed (the snapshots of the cut
+ * then have little to write), and the system disks are synced. A system disk's writers are the LC's
+ * system, which the cut does not stop (LC1 keeps running and logging after the switch); what the
+ * service's cut waits for is its data. Carrying the system disk here keeps it out of the hold.
+ */
+function prepareFinalSyncOf(host: HostContext, db: Db, o: BindSwitchOptions): () => Promise<void> {
+  return async () => {
+    const from = getLc(db, o.from);
+    const to = getLc(db, o.to);
+    await Promise.all([
+      syncDisks(host, from, to, { only: 'system' }),
+      ...[from, to].flatMap((lc) =>
+        lc.disks.filter((d) => diskRole(d) !== systemRole).map((d) => host.disks.flush({ lc, disk: d.name })),
+      ),
+    ]);
+  };
+}
+
+/**
+ * The final sync of a stateful switch, inside the hold: every data disk (the system disks were
+ * synced just before the hold), with the phases of the longest disk. LC2 is held, so the sync takes
+ * no snapshot of LC2's disks after the copy (SyncOptions.final).
+ */
 function finalSyncOf(host: HostContext, db: Db, o: BindSwitchOptions): () => Promise<FinalSyncPhases> {
   return async () => {
-    const report = await syncDisks(host, getLc(db, o.from), getLc(db, o.to));
+    const report = await syncDisks(host, getLc(db, o.from), getLc(db, o.to), { only: 'data', final: true });
     const { snapshotMs, diffMs, copyMs, verifyMs, bytes, files, conflicts } = report;
     return {
       snapshotMs,
@@ -163,19 +187,32 @@ export async function syncDisks(
   host: HostContext,
   from: LcRecord,
   to: LcRecord,
-  options: { logger?: Logger } = {},
+  options: {
+    logger?: Logger;
+    /** Only the system disk or only the data disks (default: every disk). */
+    only?: 'system' | 'data';
+    /** The final sync of a switch: `to` is held (SyncOptions.final). */
+    final?: boolean;
+  } = {},
 ): Promise<DisksSyncReport> {
   const started = performance.now();
+  const chosen = disksByRole(from).filter(
+    (disk) => options.only === undefined || (diskRole(disk) === systemRole) === (options.only === 'system'),
+  );
   // The disks are independent pairs (each with its own bases and lease): they are synced together.
   // A failure is thrown once every disk has finished, so that nothing writes after the sync returned.
   let finished = 0;
   const settled = await Promise.allSettled(
-    disksByRole(from).map(async (disk) => {
+    chosen.map(async (disk) => {
       const target = counterpart(from, to, disk);
       const result = await host.disks.sync(
         { lc: from, disk: disk.name },
         { lc: to, disk: target.name },
-        { rule: ruleFor(disk), ...(options.logger ? { logger: options.logger } : {}) },
+        {
+          rule: ruleFor(disk),
+          ...(options.final ? { final: true } : {}),
+          ...(options.logger ? { logger: options.logger } : {}),
+        },
       );
       // Once the first disk is synced (the others may still be syncing): where the crash tests kill
       // the manager.

@@ -30,6 +30,12 @@ export interface SwitchBinding {
    * LC1's last write and before LC2 serves; may report its own phases.
    */
   finalSync?: () => Promise<FinalSyncPhases | void>;
+  /**
+   * Stateful switches: what can be done for the final sync before requests are held (flushing the
+   * disks so that the cut's snapshots cost little, syncing what the cut need not stop). Called by the
+   * `hold` step before LC2 becomes reachable; must be safe to repeat.
+   */
+  prepareFinalSync?: () => Promise<void>;
 }
 
 export interface SwitchDeps extends SwitchBinding {
@@ -175,6 +181,7 @@ function resultOf(x: Execution, outcome: SwitchResult['outcome']): SwitchResult 
           phases: {
             gateMs: f.gateMs,
             gateRetries: f.gateRetries,
+            prepareMs: f.prepareMs,
             drainMs: f.drainMs,
             syncMs: f.syncMs,
             sync: f.syncPhases,
@@ -217,7 +224,7 @@ export function describePhases(result: SwitchResult): string | undefined {
     `cut by ${result.cut}: hold ${ms(p.holdMs)}${p.holdExceeded ? ' (over maxHoldMs: writes in flight were waited for)' : ''}` +
     ` = drain to the last write ${ms(p.drainMs)}, final sync ${ms(p.syncMs)}${sync}, release ${ms(p.releaseMs)}` +
     `${p.reloadMs === undefined ? '' : ` (reload ${ms(p.reloadMs)})`}; before it: check of writes ${ms(p.gateMs)}` +
-    `${p.gateRetries ? ` (${p.gateRetries} waits)` : ''}; after it: old LC finished in ${ms(p.finishMs)}`
+    `${p.gateRetries ? ` (${p.gateRetries} waits)` : ''}${p.prepareMs === undefined ? '' : `, preparation of the sync ${ms(p.prepareMs)}`}; after it: old LC finished in ${ms(p.finishMs)}`
   );
 }
 
@@ -364,6 +371,7 @@ export async function runSwitch(input: SwitchPlanInput, deps: SwitchDeps): Promi
       to: deps.to,
       moveNic: deps.moveNic,
       finalSync: deps.finalSync,
+      prepareFinalSync: deps.prepareFinalSync,
       facts,
       logger,
       background: [],

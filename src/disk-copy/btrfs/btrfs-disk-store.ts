@@ -160,12 +160,17 @@ export class BtrfsDiskStore implements DiskStore {
       from: this.side(from),
       to: this.side(to),
       rule: options.rule ?? 'sender-wins',
+      ...(options.final ? { final: true } : {}),
       ...(options.logger ? { logger: options.logger } : {}),
     });
   }
 
   catchUp(from: DiskRef, to: DiskRef, options: CatchUpOptions = {}): Promise<CatchUpResult> {
     return catchUpBySync(this, { from, to, options });
+  }
+
+  async flush(ref: DiskRef): Promise<void> {
+    await exec(['btrfs', 'filesystem', 'sync', this.location(ref)], { timeoutMs: 120_000 });
   }
 
   settled(): Promise<void> {

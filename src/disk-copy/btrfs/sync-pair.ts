@@ -213,6 +213,8 @@ export async function syncPair(o: {
   from: SyncSide;
   to: SyncSide;
   rule: SyncConflictRule;
+  /** The target is held until the caller lets it go: see SyncDiskOptions.final. */
+  final?: boolean;
   logger?: Logger;
 }): Promise<SyncResult> {
   const pair = pairKey(o.from.key, o.to.key);
@@ -287,6 +289,7 @@ export async function syncPair(o: {
       snapshots,
       rule: o.rule,
       labels: { source: o.from.key, target: o.to.key },
+      ...(o.final ? { final: true } : {}),
     }).catch(async (error: unknown) => {
       throw await explainFull(error, o.from, o.to);
     });
@@ -295,14 +298,17 @@ export async function syncPair(o: {
       // Re-based on the source's cut and the target's state after the copy: the snapshot taken after
       // it, or, when nothing was copied, the target's snapshot before it (the same state). The
       // target's own changes so far are then part of its base (a system disk's patch is not carried
-      // back by the switch back). With the lease given back, in one write to disk.
+      // back by the switch back). A final sync takes no snapshot after the copy: the target is
+      // re-based on its snapshot before it, and the paths copied count as the target's changes in the
+      // next sync (whose sender wins: both sides' changes are carried). With the lease given back, in
+      // one write to disk.
       const bases = {
         fromBase: snapshots.cut,
-        toBase: outcome.unchanged ? snapshots.now : snapshots.after,
+        toBase: outcome.baseIsNow ? snapshots.now : snapshots.after,
         generation,
         leftovers: [
           ...(base ? [base.baseA, base.baseB, ...base.pending] : []),
-          outcome.unchanged ? snapshots.after : snapshots.now,
+          outcome.baseIsNow ? snapshots.after : snapshots.now,
         ],
       };
       db.transaction(() => {
@@ -336,6 +342,7 @@ export async function syncPair(o: {
       generation,
       durationMs: performance.now() - started,
       ...(outcome.copier ? { copier: outcome.copier } : {}),
+      ...(outcome.patched ? { patched: outcome.patched } : {}),
     };
     o.logger?.info({ sync: result }, 'disk sync done');
     return result;

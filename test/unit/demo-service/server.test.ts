@@ -306,6 +306,32 @@ test('a store replaced on disk from outside (the final sync of a switch) is read
   assert.match(await readFile(join(b, 'kv.log'), 'utf8'), /"k":"k2"/);
 });
 
+test('a log patched in place from outside (the same file, grown) is read again before the next request', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'demo-test-'));
+  const a = join(dir, 'a');
+  const b = join(dir, 'b');
+  const first = await startDemo({ dataDir: a });
+  t.after(async () => {
+    await first.kill();
+    await second?.kill();
+    await rm(dir, { recursive: true, force: true });
+  });
+  assert.equal((await call(first.port, { method: 'PUT', path: '/kv/k1', body: 'one' })).status, 200);
+  const { appendFile, copyFile, mkdir, stat } = await import('node:fs/promises');
+  await mkdir(b);
+  await copyFile(join(a, 'kv.log'), join(b, 'kv.log'));
+  const second: DemoProcess | undefined = await startDemo({ dataDir: b });
+  assert.equal((await call(first.port, { method: 'PUT', path: '/kv/k2', body: 'two' })).status, 200);
+  // What the final sync's patch does: the new bytes written into the same file.
+  const inode = (await stat(join(b, 'kv.log'))).ino;
+  const grown = await readFile(join(a, 'kv.log'));
+  const known = (await stat(join(b, 'kv.log'))).size;
+  await appendFile(join(b, 'kv.log'), grown.subarray(known));
+  assert.equal((await stat(join(b, 'kv.log'))).ino, inode);
+  assert.equal((await call(second.port, { path: '/kv/k2' })).body.toString(), 'two');
+  assert.equal((await call(second.port, { path: '/kv/k1' })).body.toString(), 'one');
+});
+
 interface WriteState {
   writesInFlight: number;
   oldestWriteMs: number;
