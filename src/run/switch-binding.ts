@@ -9,6 +9,7 @@ import type { CatchUpOptions, SyncConflictRule, SyncPhases, SyncResult } from '.
 import type { DiskSpec } from '../drivers/index.ts';
 import type { HostContext } from '../host/index.ts';
 import {
+  dataDisks,
   disksByRole,
   diskRole,
   systemRole,
@@ -81,16 +82,15 @@ export function bindSwitch(db: Db, host: HostContext, o: BindSwitchOptions): Swi
  * system, which the cut does not stop (LC1 keeps running and logging after the switch); what the
  * service's cut waits for is its data. Carrying the system disk here keeps it out of the hold.
  */
-function prepareFinalSyncOf(host: HostContext, db: Db, o: BindSwitchOptions): () => Promise<void> {
+function prepareFinalSyncOf(host: HostContext, db: Db, o: BindSwitchOptions): () => Promise<FinalSyncPhases> {
   return async () => {
     const from = getLc(db, o.from);
     const to = getLc(db, o.to);
-    await Promise.all([
+    const [report] = await Promise.all([
       syncDisks(host, from, to, { only: 'system' }),
-      ...[from, to].flatMap((lc) =>
-        lc.disks.filter((d) => diskRole(d) !== systemRole).map((d) => host.disks.flush({ lc, disk: d.name })),
-      ),
+      ...[from, to].flatMap((lc) => dataDisks(lc).map((d) => host.disks.flush({ lc, disk: d.name }))),
     ]);
+    return phasesOf(report);
   };
 }
 
@@ -100,20 +100,23 @@ function prepareFinalSyncOf(host: HostContext, db: Db, o: BindSwitchOptions): ()
  * no snapshot of LC2's disks after the copy (SyncOptions.final).
  */
 function finalSyncOf(host: HostContext, db: Db, o: BindSwitchOptions): () => Promise<FinalSyncPhases> {
-  return async () => {
-    const report = await syncDisks(host, getLc(db, o.from), getLc(db, o.to), { only: 'data', final: true });
-    const { snapshotMs, diffMs, copyMs, verifyMs, bytes, files, conflicts } = report;
-    return {
-      snapshotMs,
-      diffMs,
-      copyMs,
-      verifyMs,
-      bytes,
-      files,
-      conflicts,
-      conflictPaths: report.disks.flatMap((d) => d.conflicts.paths.map((p) => `${d.to}:${p}`)).slice(0, 10),
-      disks: report.disks.map(describeDiskSync),
-    };
+  return async () =>
+    phasesOf(await syncDisks(host, getLc(db, o.from), getLc(db, o.to), { only: 'data', final: true }));
+}
+
+/** The phases a switch reports of a sync of several disks. */
+function phasesOf(report: DisksSyncReport): FinalSyncPhases {
+  const { snapshotMs, diffMs, copyMs, verifyMs, bytes, files, conflicts } = report;
+  return {
+    snapshotMs,
+    diffMs,
+    copyMs,
+    verifyMs,
+    bytes,
+    files,
+    conflicts,
+    conflictPaths: report.disks.flatMap((d) => d.conflicts.paths.map((p) => `${d.to}:${p}`)).slice(0, 10),
+    disks: report.disks.map(describeDiskSync),
   };
 }
 
@@ -124,7 +127,7 @@ export function describeDiskSync(r: SyncResult): string {
       ? `skipped (${r.reason ?? 'no base'})`
       : r.files === 0
         ? 'nothing to carry'
-        : `${r.files} paths${r.copier ? ` ${r.copier}` : ''}${r.method === 'whole' ? ' (whole)' : ''}`;
+        : `${r.files} paths${r.copier ? ` ${r.copier}` : ''}${r.patched ? ` (${r.patched} files patched in place)` : ''}${r.method === 'whole' ? ' (whole)' : ''}`;
   const conflicts = r.conflicts.count > 0 ? `, ${r.conflicts.count} kept on ${r.to} (conflicts)` : '';
   return `${r.from} → ${r.to}: ${what}${conflicts}, ${Math.round(r.durationMs)} ms`;
 }

@@ -35,7 +35,7 @@ export interface SwitchBinding {
    * disks so that the cut's snapshots cost little, syncing what the cut need not stop). Called by the
    * `hold` step before LC2 becomes reachable; must be safe to repeat.
    */
-  prepareFinalSync?: () => Promise<void>;
+  prepareFinalSync?: () => Promise<FinalSyncPhases | void>;
 }
 
 export interface SwitchDeps extends SwitchBinding {
@@ -182,6 +182,7 @@ function resultOf(x: Execution, outcome: SwitchResult['outcome']): SwitchResult 
             gateMs: f.gateMs,
             gateRetries: f.gateRetries,
             prepareMs: f.prepareMs,
+            prepare: f.preparePhases,
             drainMs: f.drainMs,
             syncMs: f.syncMs,
             sync: f.syncPhases,
@@ -217,6 +218,9 @@ export function describePhases(result: SwitchResult): string | undefined {
     ? `, ${p.sync.conflicts} conflicts kept on the new LC (${(p.sync.conflictPaths ?? []).join(', ')})`
     : '';
   const disks = p.sync?.disks?.length ? `; ${p.sync.disks.join('; ')}` : '';
+  const prepared = p.prepare?.disks?.length
+    ? ` (${p.prepare.disks.join('; ')}${p.prepare.conflicts ? `, ${p.prepare.conflicts} conflicts kept on the new LC (${(p.prepare.conflictPaths ?? []).join(', ')})` : ''})`
+    : '';
   const sync = p.sync
     ? ` (snapshot ${ms(p.sync.snapshotMs)}, send ${ms(p.sync.diffMs)}, receive ${ms(p.sync.copyMs)}, verify ${ms(p.sync.verifyMs)}, ${p.sync.files} files, ${p.sync.bytes} bytes${conflicts}${disks})`
     : '';
@@ -224,7 +228,7 @@ export function describePhases(result: SwitchResult): string | undefined {
     `cut by ${result.cut}: hold ${ms(p.holdMs)}${p.holdExceeded ? ' (over maxHoldMs: writes in flight were waited for)' : ''}` +
     ` = drain to the last write ${ms(p.drainMs)}, final sync ${ms(p.syncMs)}${sync}, release ${ms(p.releaseMs)}` +
     `${p.reloadMs === undefined ? '' : ` (reload ${ms(p.reloadMs)})`}; before it: check of writes ${ms(p.gateMs)}` +
-    `${p.gateRetries ? ` (${p.gateRetries} waits)` : ''}${p.prepareMs === undefined ? '' : `, preparation of the sync ${ms(p.prepareMs)}`}; after it: old LC finished in ${ms(p.finishMs)}`
+    `${p.gateRetries ? ` (${p.gateRetries} waits)` : ''}${p.prepareMs === undefined ? '' : `, preparation of the sync ${ms(p.prepareMs)}${prepared}`}; after it: old LC finished in ${ms(p.finishMs)}`
   );
 }
 

@@ -57,6 +57,7 @@ export interface SwitchFacts {
   holdExceeded?: boolean;
   /** Stateful: the final sync's preparation before the hold (see SwitchBinding.prepareFinalSync). */
   prepareMs?: number;
+  preparePhases?: FinalSyncPhases;
   syncPhases?: FinalSyncPhases;
   syncEndedAt?: number;
   releaseMs?: number;
@@ -71,7 +72,7 @@ export interface StepContext {
   to: SwitchSide;
   moveNic: MoveNic;
   finalSync?: () => Promise<FinalSyncPhases | void>;
-  prepareFinalSync?: () => Promise<void>;
+  prepareFinalSync?: () => Promise<FinalSyncPhases | void>;
   facts: SwitchFacts;
   logger: Logger;
   /** arping processes still lingering; awaited at the end of the switch. */
@@ -165,8 +166,9 @@ const hold: Step = {
     // LC1's last write.
     if (c.prepareFinalSync && c.facts.holdStartedAt === undefined) {
       const started = Date.now();
-      await c.prepareFinalSync();
+      const prepared = await c.prepareFinalSync();
       c.facts.prepareMs = Date.now() - started;
+      if (prepared) c.facts.preparePhases = prepared;
     }
     c.facts.holdStartedAt ??= Date.now();
   },
