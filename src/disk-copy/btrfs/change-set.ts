@@ -32,7 +32,7 @@ export interface ChangeSet {
   paths: Set<string>;
   /** Sources and destinations of renames. */
   moved: Set<string>;
-  /** Paths whose only changes were to bytes in place (and attributes); see ContentEdit. */
+  /** Paths whose only changes were to bytes in place or to their owner, mode or times; see ContentEdit. */
   edits: Map<string, ContentEdit>;
   /** Size of the metadata stream, bytes. */
   streamBytes: number;
@@ -97,7 +97,8 @@ export async function changedPaths(base: string, now: string): Promise<ChangeSet
         const size = readU64(command.attributes.get(sendAttributes.size));
         if (size === undefined) whole.add(p);
         else editOf(p).truncatedTo.push(size);
-      } else if (!(attribute === sendAttributes.path && attributeOnly.has(command.name))) whole.add(p);
+      } else if (attribute === sendAttributes.path && attributeOnly.has(command.name)) editOf(p);
+      else whole.add(p);
       if (command.name === 'utimes' && attribute === sendAttributes.path) {
         const mtime = command.attributes.get(sendAttributes.mtime);
         if (mtime && mtime.length >= 12)
