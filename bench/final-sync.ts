@@ -7,9 +7,10 @@
  *   - catch-up pass: a fixed change on the source (100 files written — 50 changed, 50 new — and 10
  *     deleted) synced by the DiskStore's incremental sync; the same change again synced by a
  *     whole-tree rsync (the final sync before the incremental one);
- *   - final increment, as inside the hold of a switch: 100 records appended to the log, one file
- *     rewritten, one created; both disks flushed (the switch does it before the hold); then
- *     DiskStore.sync with `final` (no snapshot after the copy; the log patched in place).
+ *   - final increment, as inside the hold of a switch: both disks flushed and the final sync
+ *     prepared (the receiver's snapshot and changes, before the hold); then 100 records appended to
+ *     the log, one file rewritten, one created; then DiskStore.sync with `final` (the sender's
+ *     snapshot and diff, the log patched in place, no snapshot after the copy) is timed.
  * Then the same for the switch back (changes made on the copy, synced onto the source). Prints
  * medians per phase and judges: the final increment flat (every row within 20 % of the fastest) and
  * under 50 ms; the catch-up pass flat. Each sync's external processes are counted (observeExec).
@@ -227,8 +228,10 @@ async function runRow(row: Row): Promise<{ forward: Figures; back: Figures; setu
         await store.sync(sender, receiver);
         // The final increment, as inside the hold: the disks were flushed just before it.
         await store.settled();
-        await finalChange(senderPath, row.smallFiles, first + 2 * r, side);
         await Promise.all([store.flush(sender), store.flush(receiver)]);
+        await store.prepareFinalSync(sender, receiver);
+        await finalChange(senderPath, row.smallFiles, first + 2 * r, side);
+        await store.flush(sender);
         const [final, finalProcesses] = await countedSync(() =>
           store.sync(sender, receiver, { final: true }),
         );

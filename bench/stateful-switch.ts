@@ -18,7 +18,8 @@
  * The final sync is the real one: each LC's demo service keeps its data on a btrfs disk (a subvolume
  * on a pool of its own, a sparse loop image), LC2's disk a live copy of LC1's; before each switch the
  * catch-up passes run as in a patch run (DiskStore.catchUp), the hold step flushes both disks
- * (prepareFinalSync), and the final sync inside the hold is DiskStore.sync with `final`. `--log-mb`
+ * and prepares LC2's side (prepareFinalSync), and the final sync inside the hold is DiskStore.sync
+ * with `final`. `--log-mb`
  * fills LC1's key-value log with that many MB of records before the copy (the final sync and the
  * release must not grow with it).
  */
@@ -259,6 +260,7 @@ async function bench(cut: Cut): Promise<{ rows: SwitchRow[]; baselineP99: number
           moveNic: topo.moveNic,
           prepareFinalSync: async () => {
             await Promise.all([store.flush(fromDisk), store.flush(toDisk)]);
+            await store.prepareFinalSync(fromDisk, toDisk);
           },
           finalSync: async () => phasesOf(await store.sync(fromDisk, toDisk, { final: true })),
           afterStep: (step) => {

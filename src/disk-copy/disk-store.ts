@@ -82,6 +82,14 @@ export interface DiskStore {
    */
   sync(from: DiskRef, to: DiskRef, options?: SyncOptions): Promise<SyncResult>;
   /**
+   * Does ahead of a final sync (`sync(from, to, { final: true })`) what does not wait for `from`'s last
+   * write, once `to` is held (nobody writes it until the final sync is done): on btrfs the pair's
+   * lease, `to`'s snapshot and its changes since the base. The final sync then only snapshots and
+   * diffs `from`. Any other sync of the pair drops what was prepared. A no-op where nothing can be
+   * prepared (no base, `receiver-wins`).
+   */
+  prepareFinalSync(from: DiskRef, to: DiskRef, options?: SyncOptions): Promise<void>;
+  /**
    * Syncs repeatedly while `from` keeps running, until a pass carries few paths (so that the final
    * sync, after `from`'s last write, is small) or the passes run out (`outpaced`).
    */

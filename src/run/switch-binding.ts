@@ -77,8 +77,9 @@ export function bindSwitch(db: Db, host: HostContext, o: BindSwitchOptions): Swi
 }
 
 /**
- * Before the hold of a stateful switch: every disk of both LCs is flushed (the snapshots of the cut
- * then have little to write), and the system disks are synced. A system disk's writers are the LC's
+ * Before the hold of a stateful switch (LC2 is already held): the data disks of both LCs are flushed
+ * (the snapshots of the cut then have little to write) and their final syncs prepared (LC2's side:
+ * its snapshot and its changes), and the system disks are synced. A system disk's writers are the LC's
  * system, which the cut does not stop (LC1 keeps running and logging after the switch); what the
  * service's cut waits for is its data. Carrying the system disk here keeps it out of the hold.
  */
@@ -86,10 +87,21 @@ function prepareFinalSyncOf(host: HostContext, db: Db, o: BindSwitchOptions): ()
   return async () => {
     const from = getLc(db, o.from);
     const to = getLc(db, o.to);
-    const [report] = await Promise.all([
-      syncDisks(host, from, to, { only: 'system' }),
-      ...[from, to].flatMap((lc) => dataDisks(lc).map((d) => host.disks.flush({ lc, disk: d.name }))),
-    ]);
+    const prepareData = async (): Promise<void> => {
+      await Promise.all(
+        [from, to].flatMap((lc) => dataDisks(lc).map((d) => host.disks.flush({ lc, disk: d.name }))),
+      );
+      await Promise.all(
+        dataDisks(from).map((disk) =>
+          host.disks.prepareFinalSync(
+            { lc: from, disk: disk.name },
+            { lc: to, disk: counterpart(from, to, disk).name },
+            { rule: ruleFor(disk) },
+          ),
+        ),
+      );
+    };
+    const [report] = await Promise.all([syncDisks(host, from, to, { only: 'system' }), prepareData()]);
     return phasesOf(report);
   };
 }

@@ -180,6 +180,7 @@ export class MemoryDiskStore implements DiskStore {
   }
   async removeCopyLeftovers(): Promise<void> {}
   async flush(): Promise<void> {}
+  async prepareFinalSync(): Promise<void> {}
   /**
    * Like the btrfs store: with a base (set by copyLive and every sync) only the paths either side
    * changed since are carried, by the rule; without one a data disk is copied whole and a system

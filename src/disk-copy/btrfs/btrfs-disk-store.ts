@@ -18,6 +18,7 @@ import type { CatchUpOptions, CatchUpResult, CopyResult, SyncOptions, SyncResult
 import {
   adoptCopyBases,
   forgetSyncTrust,
+  prepareFinal,
   recoverSyncs,
   settleSyncs,
   syncPair,
@@ -162,6 +163,15 @@ export class BtrfsDiskStore implements DiskStore {
       rule: options.rule ?? 'sender-wins',
       ...(options.final ? { final: true } : {}),
       ...(options.logger ? { logger: options.logger } : {}),
+    });
+  }
+
+  async prepareFinalSync(from: DiskRef, to: DiskRef, options: SyncOptions = {}): Promise<void> {
+    await prepareFinal({
+      ...(this.options.db ? { db: this.options.db } : {}),
+      from: this.side(from),
+      to: this.side(to),
+      rule: options.rule ?? 'sender-wins',
     });
   }
 

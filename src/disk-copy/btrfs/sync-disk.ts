@@ -56,6 +56,11 @@ export interface SyncDiskOptions {
    * for `sender-wins`; ignored otherwise.
    */
   final?: boolean;
+  /**
+   * The target's side, done ahead (prepareFinal): its `now` snapshot exists and these are its changes
+   * since its base. Only with `final` (nobody writes the target from then on).
+   */
+  prepared?: { received: ChangeSet };
 }
 
 export interface SyncDiskOutcome {
@@ -184,7 +189,11 @@ export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
     const [, ms] = await timed(() => snapshot({ source, target, readOnly: true }));
     snapshotMs += ms;
   };
-  await Promise.all([snap(o.source, o.snapshots.cut), o.base ? snap(o.target, o.snapshots.now) : undefined]);
+  const prepared = o.base && o.final ? o.prepared : undefined;
+  await Promise.all([
+    snap(o.source, o.snapshots.cut),
+    o.base && !prepared ? snap(o.target, o.snapshots.now) : undefined,
+  ]);
   if (!o.base) {
     const [copied, copyMs] = await timed(() =>
       rsync(['--delete', `${o.snapshots.cut}/`, `${o.target}/`], o.labels),
@@ -207,7 +216,7 @@ export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
   const [list, diffMs] = await timed(async () => {
     const [sent, received] = await Promise.all([
       changedPaths(base.source, cut),
-      changedPaths(base.target, now),
+      prepared ? prepared.received : changedPaths(base.target, now),
     ]);
     if (sent.paths.size === 0 && (o.rule === 'receiver-wins' || received.paths.size === 0)) return undefined;
     const conflicts: string[] = [];

@@ -230,6 +230,13 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
     await write(a, log, `${'r'.repeat(99)}\n`.repeat(40_000)); // 4 MB
     await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
     const inode = (await fs.stat(path.join(b, log))).ino;
+    // The standby is held: its side of the final sync is done ahead. A sync prepared and then not
+    // used (another sync comes first) leaves nothing behind.
+    await store.prepareFinalSync(ref(lc1, 'app'), ref(lc2, 'app'));
+    await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
+    await store.settled();
+    assert.equal((await syncHolders(b)).filter((h) => h.startsWith('app-')).length, 1);
+    await store.prepareFinalSync(ref(lc1, 'app'), ref(lc2, 'app'));
     // The service appends, and creates a file, after the last pass.
     await fs.appendFile(path.join(a, log), 'the last acknowledged record\n');
     await write(a, 'log/new-file', 'created after the last pass');
@@ -258,6 +265,7 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
       /acknowledged record\nwritten on the standby\n$/,
     );
     await fs.appendFile(path.join(a, log), 'and once more on the original\n');
+    await store.prepareFinalSync(ref(lc1, 'app'), ref(lc2, 'app'));
     await store.sync(ref(lc1, 'app'), ref(lc2, 'app'), { final: true });
     await assertSameTree(a, b);
     await store.sync(ref(lc2, 'app'), ref(lc1, 'app'));
