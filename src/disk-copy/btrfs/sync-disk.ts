@@ -251,7 +251,7 @@ export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
       o.rule === 'sender-wins'
         ? await patchableFiles({ sent, received, paths, base: base.source, cut, target: o.target })
         : [];
-    return { paths, conflicts: conflicts.sort(), patches };
+    return { paths, conflicts: conflicts.sort(), patches, sent, received };
   });
 
   // Nothing to copy (no change, or only the target's own: conflicts kept on a system disk).
@@ -271,7 +271,11 @@ export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
   const final = o.final === true && o.rule === 'sender-wins';
   const patched = new Set(list.patches.map((p) => p.relative));
   const whole = list.paths.filter((p) => !patched.has(p));
-  const plan = await planCopy(cut, o.target, whole, o.labels);
+  // A path neither side changed but in its owner, mode or times (a directory listed for its times).
+  const attributesOnly = (p: string): boolean =>
+    (!list.sent.paths.has(p) || list.sent.edits.has(p)) &&
+    (!list.received.paths.has(p) || list.received.edits.has(p));
+  const plan = await planCopy(cut, o.target, whole, o.labels, attributesOnly);
   // `cut` does not change: its side of the verification is hashed while the copy runs. Paths the
   // in-process copy takes were found without extended attributes on either side (and it sets none).
   const hashOptions = { xattrs: plan.kind !== 'in-process' };
@@ -378,11 +382,18 @@ async function planCopy(
   target: string,
   paths: string[],
   labels: SyncDiskOptions['labels'],
+  attributesOnly: (relative: string) => boolean,
 ): Promise<CopyPlan> {
   if (paths.length === 0) return { kind: 'nothing' };
   try {
     const plan = await planApply({ source: cut, target, paths });
-    if (plan && !(await anyXattrs(planPaths({ source: cut, target, plan }))))
+    // Directories on both sides whose only change is their owner, mode or times keep their extended
+    // attributes, which neither side changed: the copy only sets those three (no getfattr needed).
+    const onlyDirectoryAttributes =
+      plan?.entries.every(
+        (e) => e.source?.kind === 'dir' && e.target?.kind === 'dir' && attributesOnly(e.relative),
+      ) === true;
+    if (plan && (onlyDirectoryAttributes || !(await anyXattrs(planPaths({ source: cut, target, plan })))))
       return { kind: 'in-process', plan, paths };
     return { kind: 'rsync', paths };
   } catch (error) {
