@@ -229,9 +229,9 @@ export async function syncDisks(
           ...(options.logger ? { logger: options.logger } : {}),
         },
       );
-      // Once the first disk is synced (the others may still be syncing): where the crash tests kill
-      // the manager.
-      if (++finished === 1) crashPoint('switch/final-sync', 'during');
+      // Once the first disk of a switch's final sync is synced (the others may still be syncing):
+      // where the crash tests kill the manager.
+      if (options.final && ++finished === 1) crashPoint('switch/final-sync', 'during');
       return result;
     }),
   );
