@@ -53,6 +53,7 @@ try {
       await createLc(t.app.db, t.host, {
         name,
         image,
+        driver: 'namespace',
         systemDiskMb: 256,
         appDiskMb: 64,
         addresses: [`${t.prefix}.${20 + i}`],
@@ -95,6 +96,7 @@ try {
     await createLc(t.app.db, t.host, {
       name,
       image: 'busybox',
+      driver: 'namespace',
       systemDiskMb: 256,
       appDiskMb: 64,
       addresses: [],

@@ -30,9 +30,10 @@ import { applyApproval, monitorRoutes, verifyCodeApproval } from './routes/monit
 import { eventRoutes } from './routes/events.ts';
 import { lcAdminRoutes } from './routes/lc-admin.ts';
 import { adminRoutes } from './routes/admin.ts';
+import { hostAdminRoutes } from './routes/host-admin.ts';
 import { consoleRoutes } from './console/routes.ts';
-import { fleetRoutes } from './routes/fleet.ts';
-import type { FleetReader } from './fleet-reader.ts';
+import { fleetControlRoutes, fleetRoutes } from './routes/fleet.ts';
+import type { FleetControl, FleetReader } from './fleet-reader.ts';
 import { fleetConsoleRoutes } from './console/fleet.ts';
 
 export interface ApiDeps {
@@ -48,6 +49,8 @@ export interface ApiDeps {
   now?: () => Date;
   /** The fleet's control plane, when this daemon runs next to one: /v1/fleet/… and /fleet pages. */
   fleet?: FleetReader;
+  /** Steering the fleet's rollouts (POST /v1/fleet/…), next to `fleet`. */
+  fleetControl?: FleetControl;
 }
 
 /** The name of the console's session cookie; it holds an API token, HttpOnly and SameSite=Strict. */
@@ -88,6 +91,8 @@ const exact: Partial<Record<ErrorCode, number>> = {
   DPKG_STATUS_INVALID: 409,
   UPDATE_PACKAGE_NOT_IN_FEED: 409,
   UPDATE_DEPENDENCY_UNSATISFIABLE: 409,
+  FLEET_ROLLOUT_INVALID: 400,
+  FLEET_ROLLOUT_STATE: 409,
   FEED_UNREACHABLE: 502,
   FEED_INDEX_INVALID: 502,
   FEED_SIGNATURE_INVALID: 502,
@@ -257,6 +262,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   inventoryRoutes(app, operations);
   lcAdminRoutes(app, operations);
   adminRoutes(app, { db: deps.db });
+  hostAdminRoutes(app, operations);
   patchRoutes(app, operations, deps.catalogue);
   runRoutes(app, operations);
   const monitorDeps = {
@@ -280,9 +286,11 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     operations,
     sessionCookie,
     presentedToken,
+    fleet: deps.fleet !== undefined,
   });
   if (deps.fleet) {
     fleetRoutes(app, deps.fleet);
+    if (deps.fleetControl) fleetControlRoutes(app, { control: deps.fleetControl, config: deps.config });
     fleetConsoleRoutes(app, {
       fleet: deps.fleet,
       session: (request) => authenticate(deps.db, presentedToken(request), deps.config.api.token),

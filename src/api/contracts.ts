@@ -5,6 +5,8 @@
 import { z } from 'zod';
 import { patchCategories, patchFormats, type PatchCategory, type PatchFormat } from '../catalogue/index.ts';
 import { lcRoles, type LcRole } from '../inventory/index.ts';
+import { describeDrivers } from '../drivers/index.ts';
+import { driverNames } from '../app/index.ts';
 import { switchMethods, type SwitchMethod } from '../switch/index.ts';
 
 const name = z.string().min(1).max(64);
@@ -26,7 +28,12 @@ export const lcCreateBody = z
     addresses: z.array(z.string()).default([]).describe('CIDR addresses of eth0; [] = no NIC'),
     mac: z.string().optional(),
     role: z.enum(lcRoles as [LcRole, ...LcRole[]]).default('idle'),
-    driver: z.string().min(1).max(32).optional().describe('partitioning driver: namespace (default) | lxc'),
+    driver: z
+      .string()
+      .min(1)
+      .max(32)
+      .optional()
+      .describe(`partitioning driver: ${describeDrivers(driverNames())}`),
     services: z
       .array(z.record(z.string(), z.unknown()))
       .max(16)
@@ -61,8 +68,19 @@ export const lcDestroyQuery = z.object({ force: z.enum(['true', 'false']).option
 
 export const serviceQuery = z
   .object({
-    port: z.coerce.number().int().min(1).max(65535).default(80),
-    path: z.string().startsWith('/').max(200).default('/health'),
+    port: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .optional()
+      .describe("an HTTP GET at this port instead of the declared check (default: the service's first port)"),
+    path: z
+      .string()
+      .startsWith('/')
+      .max(200)
+      .optional()
+      .describe('an HTTP GET of this path instead of the declared check (default: /)'),
   })
   .strict();
 
@@ -178,18 +196,37 @@ const feedNames = z
   )
   .pipe(z.array(name).max(20));
 
+const packageNames = z
+  .string()
+  .max(4000)
+  .transform((s) =>
+    s
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean),
+  )
+  .pipe(z.array(z.string().min(1).max(100)).max(200));
+
 export const updatesQuery = z
   .object({
     feed: feedNames.optional().describe('apt feeds to use, comma-separated (default: every apt feed)'),
+    package: packageNames
+      .optional()
+      .describe('only the updates of these installed packages and what must move with them, comma-separated'),
   })
   .strict();
 
 export const updatesApplyBody = z
   .object({
     feeds: z.array(name).max(20).default([]).describe('apt feeds to use (default: every apt feed)'),
+    packages: z
+      .array(z.string().min(1).max(100))
+      .max(200)
+      .default([])
+      .describe('only the updates of these installed packages and what must move with them'),
   })
   .strict()
-  .default({ feeds: [] });
+  .default({ feeds: [], packages: [] });
 
 export const roleBody = z.object({ role: z.enum(lcRoles as [LcRole, ...LcRole[]]) }).strict();
 
@@ -203,5 +240,106 @@ export const tokenCreateBody = z
 export const copyHistoryQuery = z
   .object({
     limit: z.coerce.number().int().min(0).max(1000).default(50).describe('write records (0 = summary only)'),
+  })
+  .strict();
+
+/** `host pool-add`: another storage pool, on a device or a sparse loop image of sizeBytes. */
+export const poolAddBody = z
+  .object({
+    name: z.string().min(1).max(20).describe('a-z, 0-9, -, starting with a letter'),
+    device: z.string().startsWith('/').optional().describe('block device (default: a sparse loop image)'),
+    sizeBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(8 * 1024 ** 3)
+      .describe('size of the loop image'),
+  })
+  .strict();
+
+/** `image import`: an image of a directory or tar archive on the daemon's host. */
+export const imageImportBody = z
+  .object({
+    source: z.string().startsWith('/').describe('absolute path on the host: a root filesystem or a tar'),
+    name,
+    rebuild: z.boolean().default(false),
+  })
+  .strict();
+
+/** `lc import`: an existing (stopped) LXC container on the daemon's host. */
+export const lcImportBody = z
+  .object({
+    container: name,
+    lxcPath: z.string().startsWith('/').default('/var/lib/lxc'),
+    name: z.string().min(1).max(20).optional().describe('name of the LC (default: the container name)'),
+    pool: name.default('main'),
+  })
+  .strict();
+
+/** `lc exec`: a command inside the LC; the answer carries its exit code and output. */
+export const lcExecBody = z
+  .object({
+    argv: z.array(z.string().max(4096)).min(1).max(256),
+    timeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .max(24 * 3600_000)
+      .default(600_000),
+  })
+  .strict();
+
+/** `lc nic add`: a NIC on the bridge. */
+export const nicAddBody = z
+  .object({
+    addresses: z.array(z.string()).max(16).default([]).describe('CIDR addresses; [] = none'),
+    mac: z.string().optional(),
+    name: z.string().min(1).max(15).optional().describe('name inside the LC (default: the lowest free ethN)'),
+  })
+  .strict();
+
+export const nicParams = z.object({ name, nic: z.string().min(1).max(15) });
+
+/** `apply <file>`: the YAML text of a host description (the host must be initialised). */
+export const applyBody = z
+  .object({
+    yaml: z
+      .string()
+      .min(1)
+      .max(256 * 1024),
+    file: z.string().max(1000).optional().describe('the file it came from, for messages'),
+  })
+  .strict();
+
+/** `disk copy`: a live copy of an LC's disk onto a stopped LC's disk. */
+export const diskCopyBody = z
+  .object({
+    from: name.describe('the LC whose disk is copied (it may run)'),
+    disk: name,
+    to: name.describe('the LC whose disk receives the copy (stopped)'),
+    toDisk: name.optional().describe('default: the same name'),
+    mode: z.enum(['auto', 'send-receive', 'snapshot']).default('auto'),
+    policy: z
+      .object({
+        maxPasses: z.number().int().min(0).optional(),
+        cutBelowBytes: z.number().int().min(0).optional(),
+        onNoConvergence: z.enum(['throttle', 'long-freeze', 'fail']).optional(),
+      })
+      .strict()
+      .default({}),
+    verify: z.boolean().default(false),
+  })
+  .strict();
+
+/** `feed add`: a patch source, with options as the CLI resolves them from its flags. */
+export const feedAddBody = z
+  .object({
+    name,
+    kind: z.enum(['patch-server', 'apt']),
+    url: z.string().min(1).max(2000),
+    intervalSeconds: z.number().positive().default(3600),
+    options: z
+      .record(z.string(), z.unknown())
+      .describe('patch-server: {publicKey}; apt: {suite, components, architectures, keyring, fingerprints}'),
   })
   .strict();

@@ -26,7 +26,7 @@ import { ensureFirstToken } from './auth.ts';
 import { createOperations, type Operations } from './operations.ts';
 import { apiSchema } from './schema.ts';
 import { createTrafficSampler } from './traffic.ts';
-import type { FleetReader } from './fleet-reader.ts';
+import type { FleetControl, FleetReader } from './fleet-reader.ts';
 
 export interface DaemonOptions {
   stateDir: string;
@@ -48,6 +48,8 @@ export interface DaemonOptions {
   handleSignals?: boolean;
   /** The fleet's control plane, read for /v1/fleet/… and the /fleet pages. */
   fleet?: FleetReader;
+  /** Steering its rollouts through the API (next to `fleet`). */
+  fleetControl?: FleetControl;
 }
 
 export interface Daemon {
@@ -109,6 +111,7 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
     events,
     operations,
     ...(options.fleet ? { fleet: options.fleet } : {}),
+    ...(options.fleetControl ? { fleetControl: options.fleetControl } : {}),
   });
   const url = await app.listen({ host: config.api.listen, port: options.port ?? config.api.port });
   monitor.start();

@@ -27,6 +27,7 @@ export {
 } from './traffic.ts';
 export {
   type FleetReader,
+  type FleetControl,
   type FleetRolloutSummary,
   type FleetRolloutDetail,
   type FleetHost,

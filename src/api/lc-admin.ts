@@ -35,7 +35,10 @@ export interface LcAdminOperations {
   /** Restarts the LC and waits until it is up again. */
   rebootLc(name: string): Promise<LcStatus>;
   /** The updates pending for the LC; with `apply`, registered and marked for its next run. */
-  updates(name: string, options: { feeds: string[]; apply: boolean }): Promise<PendingUpdates>;
+  updates(
+    name: string,
+    options: { feeds: string[]; packages?: string[]; apply: boolean },
+  ): Promise<PendingUpdates>;
   removeImage(name: string): Promise<void>;
 }
 
@@ -68,6 +71,7 @@ export function createLcAdminOperations(deps: LcAdminDeps): LcAdminOperations {
         stateDir: deps.stateDir,
         lc: name,
         feeds: options.feeds,
+        packages: options.packages,
         apply: options.apply,
       }),
     removeImage: (name) => removeImage(db, name),

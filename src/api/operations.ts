@@ -38,11 +38,13 @@ import {
   type RunRecord,
 } from '../run/index.ts';
 import { SwitchJournal, type SwitchRecord, type SwitchRequest } from '../switch/index.ts';
+import { checkServiceHealth, type ServiceHealth, type ServiceHealthQuery } from './service-health.ts';
 import { createImageBuilds, type ImageBuildRequest, type StartedImageBuild } from './image-builds.ts';
 import { createSwitchOperations, type StartedSwitch, type SwitchOperations } from './switches.ts';
 import type { z } from 'zod';
 import type { lcCreateBody } from './contracts.ts';
 import { createLcAdminOperations, type LcAdminOperations } from './lc-admin.ts';
+import { createHostAdminOperations, type HostAdminOperations } from './host-admin.ts';
 
 export interface OperationsDeps {
   /** The store the composition root opened. */
@@ -62,6 +64,15 @@ export function runEventRecorder(events: EventLog): (event: RunEvent) => void {
   const lastNote = new Map<string, number>();
   return (event) => {
     const base = { runId: event.runId };
+    if (event.health) {
+      events.append({
+        ...base,
+        lc: event.health.lc,
+        type: 'health',
+        data: { step: event.step, ...event.health },
+      });
+      return;
+    }
     if (event.state === 'note') {
       if (event.step === 'run') {
         events.append({ ...base, type: 'run.state', data: { state: 'running', message: event.message } });
@@ -99,19 +110,9 @@ export function runEventRecorder(events: EventLog): (event: RunEvent) => void {
   };
 }
 
-export interface ServiceHealth {
-  lc: string;
-  url: string | null;
-  /** `unknown` when the LC has no address or is not running. */
-  state: 'healthy' | 'failing' | 'unknown';
-  status: number | null;
-  ms: number | null;
-  error: string | null;
-}
-
 export type LcCreateInput = z.output<typeof lcCreateBody>;
 
-export interface Operations extends LcAdminOperations {
+export interface Operations extends LcAdminOperations, HostAdminOperations {
   host(): Promise<HostStatus & { capacity: ReturnType<typeof hostCapacity> }>;
   images(): ImageRecord[];
   lcs(): Promise<LcView[]>;
@@ -121,8 +122,8 @@ export interface Operations extends LcAdminOperations {
   stopLc(name: string, options: { timeoutMs: number }): Promise<unknown>;
   destroyLc(name: string, options: { force: boolean }): Promise<void>;
   standbyFor(name: string): StandbySearchResult;
-  /** The LC's service as a client sees it: an HTTP GET of `path` at its first address. */
-  serviceHealth(name: string, options: { port: number; path: string }): Promise<ServiceHealth>;
+  /** The health of the LC's declared service, checked once (src/api/service-health.ts). */
+  serviceHealth(name: string, query: ServiceHealthQuery): Promise<ServiceHealth>;
   addPatch(input: {
     name: string;
     categories: string[];
@@ -210,23 +211,28 @@ export function createOperations(deps: OperationsDeps): Operations {
       (run) => ({ ok: true as const, run }),
       (error: unknown) => ({ ok: false as const, error }),
     );
-    entry.done = outcome.then((o) => {
-      if (id === null) return;
-      driven.delete(id);
-      const run = getRun(manager.db, id);
-      const error = o.ok ? undefined : o.error;
-      events.append({
-        runId: id,
-        lc: run.lc,
-        type: 'run.state',
-        data: {
-          state: run.state,
-          ...(o.ok ? {} : { error: error instanceof Error ? error.message : String(error) }),
-          ...(isUnderstudyError(error) ? { code: error.code } : {}),
-        },
-      });
-      if (!o.ok) logger.warn({ runId: id, err: error }, 'patch run ended with an error');
-    });
+    entry.done = outcome
+      .then((o) => {
+        if (id === null) return;
+        driven.delete(id);
+        const run = getRun(manager.db, id);
+        const error = o.ok ? undefined : o.error;
+        events.append({
+          runId: id,
+          lc: run.lc,
+          type: 'run.state',
+          data: {
+            state: run.state,
+            ...(o.ok ? {} : { error: error instanceof Error ? error.message : String(error) }),
+            ...(isUnderstudyError(error) ? { code: error.code } : {}),
+          },
+        });
+        if (!o.ok) logger.warn({ runId: id, err: error }, 'patch run ended with an error');
+      })
+      // The run is over either way; a record that cannot be read back must not take the daemon down.
+      .catch((error: unknown) =>
+        logger.error({ runId: id, err: error }, 'the end of a patch run could not be recorded'),
+      );
     if (knownId !== null) {
       driven.set(knownId, entry);
       announce(knownId);
@@ -239,6 +245,7 @@ export function createOperations(deps: OperationsDeps): Operations {
 
   return {
     ...createLcAdminOperations({ db: manager.db, stateDir: manager.stateDir, catalogue, requireHost }),
+    ...createHostAdminOperations({ db: manager.db, stateDir: manager.stateDir, requireHost }),
     async host() {
       return { ...(await hostStatus(manager.db, manager.stateDir)), capacity: hostCapacity() };
     },
@@ -271,23 +278,7 @@ export function createOperations(deps: OperationsDeps): Operations {
       await destroyLc(manager.db, requireHost(), name, options);
     },
     standbyFor: (name) => findStandbys(getLc(manager.db, name), listLcs(manager.db)),
-    async serviceHealth(name, options) {
-      const lc = getLc(manager.db, name);
-      const address = lc.nics[0]?.addresses[0]?.split('/')[0];
-      const state = deps.host ? (await deps.host.driver.status(name)).state : 'stopped';
-      if (!address || state !== 'running')
-        return { lc: name, url: null, state: 'unknown', status: null, ms: null, error: null };
-      const url = `http://${address}:${options.port}${options.path}`;
-      const started = performance.now();
-      try {
-        const res = await fetch(url, { signal: AbortSignal.timeout(1500) });
-        await res.arrayBuffer();
-        const ms = Math.round(performance.now() - started);
-        return { lc: name, url, state: res.ok ? 'healthy' : 'failing', status: res.status, ms, error: null };
-      } catch (error) {
-        return { lc: name, url, state: 'failing', status: null, ms: null, error: (error as Error).message };
-      }
-    },
+    serviceHealth: (name, query) => checkServiceHealth({ db: manager.db, host: deps.host, lc: name, query }),
     async addPatch(input) {
       // The catalogue registers files: the upload goes to a private temp file first.
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-upload-'));

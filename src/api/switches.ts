@@ -3,9 +3,10 @@
  * operation of the daemon: the same binding, leases and errors as the CLI command, run in the
  * background with every phase on the event log.
  *
- * Events: `switch.phase` for each phase that ended (with its duration), then one `switch.state`
- * when the switch is over (`switched`, `reversed` or `failed`, with the error's code). Both carry
- * `from`, `to` and, once the switch journal has its record, `switchId`.
+ * Events: `switch.phase` for each phase that ended (with its duration), `health` for each health
+ * check (the standby's before the switch, the service's after it), then one `switch.state` when the
+ * switch is over (`switched`, `reversed` or `failed`, with the error's code). All carry `from`, `to`
+ * and, once the switch journal has its record, `switchId`.
  */
 import { UnderstudyError, createOwner, isUnderstudyError, type Logger } from '../core/index.ts';
 import type { Db } from '../store/index.ts';
@@ -16,6 +17,7 @@ import { bindLcSwitch } from '../run/index.ts';
 import {
   SwitchJournal,
   runSwitch,
+  type HealthReport,
   type SwitchRecord,
   type SwitchRequest,
   type SwitchResult,
@@ -97,10 +99,10 @@ export function createSwitchOperations(deps: SwitchOperationDeps): SwitchOperati
       let firstPhase: () => void = () => undefined;
       const phaseEnded = new Promise<void>((resolve) => (firstPhase = resolve));
       let phaseStarted = performance.now();
-      const afterStep = (phase: string): void => {
+      const afterStep = (phase: string, id: string): void => {
         const durationMs = Math.round(performance.now() - phaseStarted);
         phaseStarted = performance.now();
-        findRecord();
+        switchId = id;
         events.append({
           type: 'switch.phase',
           lc: from,
@@ -110,7 +112,14 @@ export function createSwitchOperations(deps: SwitchOperationDeps): SwitchOperati
       };
       const work = (async (): Promise<SwitchResult> => {
         try {
-          const result = await runSwitch(bound.plan, { db, logger, ...bound.binding, afterStep });
+          const onHealth = (report: HealthReport): void => {
+            events.append({
+              type: 'health',
+              lc: report.lc,
+              data: { switchId: switchId ?? null, from, to, method, ...report },
+            });
+          };
+          const result = await runSwitch(bound.plan, { db, logger, ...bound.binding, afterStep, onHealth });
           await bound.after();
           return result;
         } finally {

@@ -16,9 +16,10 @@ import { getLc } from '../inventory/index.ts';
 import type { ExecOptions, ExecResult } from '../core/index.ts';
 import type { LcSpec, NicSpec } from '../drivers/index.ts';
 
+/** lxc is the default (src/drivers/driver-choice.ts); namespace is for tests and development. */
 export const driverFactories: Readonly<Record<string, DriverFactory>> = {
-  namespace: (env) => new NamespaceDriver(env),
   lxc: (env) => new LxcDriver({ ...env, lxcPath: path.join(env.stateDir, 'lxc') }),
+  namespace: (env) => new NamespaceDriver(env),
 };
 
 export const driverNames = (): string[] => Object.keys(driverFactories);

@@ -9,7 +9,7 @@ import { UnderstudyError, errorCatalogue, isErrno, type ErrorCode } from '../cor
 
 export interface ApiClient {
   url: string;
-  request<T>(method: 'GET' | 'POST' | 'DELETE', pathname: string, body?: unknown): Promise<T>;
+  request<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', pathname: string, body?: unknown): Promise<T>;
   /** Reads `/v1/events` (Server-Sent Events) and calls `onEvent` until it returns true or the stream ends. */
   follow(
     query: { run?: string; after?: number },
@@ -49,7 +49,11 @@ export function createApiClient(url: string, token: string): ApiClient {
     });
   return {
     url: base,
-    async request<T>(method: 'GET' | 'POST' | 'DELETE', pathname: string, body?: unknown): Promise<T> {
+    async request<T>(
+      method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+      pathname: string,
+      body?: unknown,
+    ): Promise<T> {
       const res = await fetch(`${base}${pathname}`, {
         method,
         headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },

@@ -3,7 +3,8 @@
  * helpers that render either for a person or as JSON.
  */
 import type { Command } from 'commander';
-import { resolveStateDir } from '../core/index.ts';
+import { UnderstudyError, resolveStateDir } from '../core/index.ts';
+import { openApp, type App } from '../app/index.ts';
 import { createApiClient, resolveToken, type ApiClient } from './api-client.ts';
 
 export interface GlobalOptions {
@@ -24,11 +25,38 @@ export interface CliContext {
   progress(line: string): void;
   /** The client of a running `serve` when --api (or UNDERSTUDY_API) is given, else null. */
   api(): ApiClient | null;
+  /**
+   * Opens the store in this process. With --api it throws API_UNSUPPORTED instead: a command given
+   * --api talks to the daemon or refuses, it never opens the store behind the daemon's back.
+   */
+  openApp(): App;
+  /** The command being run, e.g. `lc nic add` (set before its action runs). */
+  command(): string;
+  setCommand(name: string): void;
+}
+
+/** Whether --api (or UNDERSTUDY_API) names a daemon. */
+export function apiRequested(opts: GlobalOptions): boolean {
+  return Boolean(opts.api ?? process.env.UNDERSTUDY_API);
 }
 
 export function createContext(program: Command): CliContext {
   const opts = (): GlobalOptions => program.opts<GlobalOptions>();
+  let command = '';
   return {
+    command: () => command,
+    setCommand(name) {
+      command = name;
+    },
+    openApp() {
+      if (apiRequested(opts()))
+        throw new UnderstudyError(
+          'API_UNSUPPORTED',
+          `\`understudy ${command}\` cannot go through --api: it has no route on serve`,
+          { hint: 'Run it without --api (unset UNDERSTUDY_API) on the host itself.' },
+        );
+      return openApp(resolveStateDir(opts().stateDir));
+    },
     stateDir: () => resolveStateDir(opts().stateDir),
     json: () => opts().json === true,
     print(data, human) {

@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { UnderstudyError, killTrackedChildren } from '../core/index.ts';
-import { createContext } from './context.ts';
+import { apiRequested, createContext, type GlobalOptions } from './context.ts';
 import { registerCommands } from './commands/index.ts';
 
 function renderError(error: unknown, json: boolean, debug: boolean): number {
@@ -28,6 +28,29 @@ function renderError(error: unknown, json: boolean, debug: boolean): number {
   return 70;
 }
 
+/**
+ * Commands that cannot go through `--api`, and why. Every other command that reads or changes the
+ * host's state talks to the daemon when --api is given (and no command opens the store then: see
+ * CliContext.openApp).
+ */
+const refusesApi: Record<string, string> = {
+  demo: 'the demo makes a throwaway host with its own manager and tears it down; a daemon cannot host it',
+  serve: 'serve is the daemon that --api talks to',
+  'host init':
+    'the daemon takes its pools and bridge at its start: run `understudy host init` with serve stopped, then start serve',
+  'host destroy':
+    'it removes the store and the pools the daemon holds: stop serve, then run `understudy host destroy`',
+  control: "the fleet's control plane runs on PostgreSQL beside serve, not through it (docs/fleet.md)",
+  agent: "the fleet agent is itself a manager of this host's LCs: run it instead of serve, not through it",
+};
+
+/** The full name of a command, e.g. `lc nic add`. */
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c?.parent; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
   const program = new Command('understudy')
     .description('Patch running Linux servers without stopping their service.')
@@ -40,6 +63,20 @@ export async function main(argv: readonly string[]): Promise<number> {
     .exitOverride();
   const ctx = createContext(program);
   registerCommands(program, ctx);
+  program.hook('preAction', (_program, action) => {
+    const name = commandPath(action);
+    ctx.setCommand(name);
+    if (!apiRequested(program.opts<GlobalOptions>())) return;
+    const reason = refusesApi[name] ?? refusesApi[name.split(' ')[0] ?? ''];
+    if (reason)
+      throw new UnderstudyError(
+        'API_UNSUPPORTED',
+        `\`understudy ${name}\` cannot go through --api: ${reason}`,
+        {
+          hint: 'Run it without --api (unset UNDERSTUDY_API).',
+        },
+      );
+  });
   try {
     await program.parseAsync([...argv], { from: 'user' });
     // A command may set its own exit status (`lc exec` passes the command's on, the demo says NOT MET).

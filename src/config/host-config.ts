@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import { z } from 'zod';
 import { UnderstudyError, isErrno, parseConfigYaml } from '../core/index.ts';
+import { defaultDriver } from '../drivers/index.ts';
 import { serviceSchema } from '../inventory/index.ts';
 
 const lcSchema = z
@@ -23,8 +24,11 @@ const lcSchema = z
     addresses: z.array(z.string()).default([]),
     mac: z.string().optional(),
     role: z.enum(['active', 'standby', 'idle', 'retired']).default('idle'),
-    /** Partitioning driver (namespace | lxc); an unknown name is refused when the LC is created. */
-    driver: z.string().default('namespace'),
+    /**
+     * Partitioning driver: lxc (the default) | namespace (tests and development only, weaker
+     * isolation); an unknown name is refused when the LC is created.
+     */
+    driver: z.string().default(defaultDriver),
     start: z.boolean().default(false),
     /** The services it runs (see src/inventory/service.ts). */
     services: z.array(serviceSchema).default([]),

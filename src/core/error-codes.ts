@@ -240,6 +240,10 @@ export const errorCatalogue = {
       "The host's Debian security archive has no newer version of the demo's package than the image's main archive.",
     fix: 'The demo needs a pending security update to apply; `apt-cache policy nginx` shows both versions.',
   },
+  DEMO_SERVICE_DOWN: {
+    meaning: "The demo's key-value store did not come up in its LC (its unit's journal is in the message).",
+    fix: "Its Node.js is the host's, copied into the LC: the image needs the host's glibc and libstdc++ (a Debian image of the host's release).",
+  },
   FEED_NOT_FOUND: { meaning: 'No feed of that name.', fix: '`understudy feed list` shows the feeds.' },
   FEED_EXISTS: {
     meaning: 'A feed of that name already exists.',
@@ -303,6 +307,11 @@ export const errorCatalogue = {
     meaning:
       'The daemon cannot do this: the host is not initialised, or the run is driven by another process.',
     fix: 'Initialise the host (`understudy host init`) and restart `serve`, or act on the run from the process that drives it.',
+  },
+  API_UNSUPPORTED: {
+    meaning:
+      'This command cannot go through `--api` (a running `serve`): it acts on what the daemon itself holds, or on nothing of the host.',
+    fix: 'Run it without `--api` (and without UNDERSTUDY_API); the message says when `serve` must be stopped first.',
   },
   RUN_CANCELLED: {
     meaning:
@@ -475,6 +484,11 @@ export const errorCatalogue = {
   RUN_UNDO_FAILED: {
     meaning: 'Discarding the standby after a failure failed.',
     fix: 'The service is on the original LC; inspect the standby by hand.',
+  },
+  RUN_RECORD_INVALID: {
+    meaning:
+      "A patch run's record in the store does not have the shape its steps write (changed by hand, or written by an incompatible version of understudy).",
+    fix: 'Read the run, step and field in the message; restore the state directory from a backup, or correct that field of the run in the store.',
   },
   RUN_NOT_SWITCHED: {
     meaning: 'Only a run that switched can be rolled back.',

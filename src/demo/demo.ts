@@ -2,9 +2,10 @@
  * The main job, end to end on a fresh host (`understudy demo`): a host with two storage pools, LC1
  * serving, an idle standby LC2 on the other pool, a security patch for LC1, a real client sending
  * >= 1,000 requests/s — and the patch run (Fig. 7) under that load. Prints a report and tears everything
- * down (unless --keep). Two demos: `lxc` (default), real Debian nginx in an unprivileged LXC container
- * patched with the security archive's nginx (nginx-demo.ts); `namespace`, the busybox demo service with
- * data in a namespace LC, patched from 1.0.0 to 1.0.1 by a diff (this file).
+ * down (unless --keep). Two demos: `lxc` (default), real Debian nginx in an unprivileged LXC container,
+ * with the key-value store beside it, patched with the security archive's nginx (nginx-demo.ts);
+ * `namespace` (a test and development driver), the busybox demo service with data in a namespace LC,
+ * patched from 1.0.0 to 1.0.1 by a diff (this file).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';

@@ -4,7 +4,10 @@
  * the host's Debian archive, serving a site; an idle standby LC2 on the other pool; the host's Debian
  * security archive as the monitor's apt feed, verified with debian-archive-keyring, whose newer nginx
  * (with nginx-common, the set that moves together) is registered and marked for LC1 from LC1's own dpkg
- * status; a real client in its own network namespace; and the patch run (Fig. 7) under that load.
+ * status; beside nginx, the project's key-value store with its data on the application disk (behind
+ * nginx at /kv/, kv-service.ts); a real client in its own network namespace, reading the site and
+ * writing keys; and the patch run (Fig. 7) under that load, stateful: every write the store
+ * acknowledged, before or during the run, is read back from the patched LC afterwards.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -25,22 +28,13 @@ import { startRun } from '../run/index.ts';
 import { startArchiveMirror } from './archive-mirror.ts';
 import { createClientHost } from './client.ts';
 import { startClientLoad } from './client-load.ts';
+import { installKvService, nginxKvService, startKvService, withKvLocations } from './kv-service.ts';
 import type { DemoContext, DemoReport } from './types.ts';
 
-/**
- * Debian's nginx as the LC declares it: a systemd unit, drained by a graceful reload after the switch.
- * It serves a static site and writes nothing worth keeping, so it declares no data and the run's switch
- * is stateless (no hold, no final sync of the application disk).
- */
-export const nginxDemoService: ServiceInput = {
-  name: 'web',
-  unit: 'nginx.service',
-  ports: [80],
-  health: { kind: 'http', path: '/', status: 200 },
-  drain: { kind: 'reload' },
-  hold: { kind: 'signal' },
-  data: [],
-};
+/** nginx with the key-value store behind it, as the demo's LC declares it (kv-service.ts). */
+export const nginxDemoService: ServiceInput = nginxKvService;
+/** Keys written before the run (then read back after it, with every write acknowledged during it). */
+const keysBefore = 200;
 
 /** The image's packages: the same list as the LXC tests' image, so a host that ran them has it cached. */
 export const nginxDemoPackages = ['nginx', 'kmod', 'curl'];
@@ -93,15 +87,22 @@ export async function runNginxDemo(
     pool: 'main',
     extra: { role: 'active', services: [nginxDemoService] },
   });
-  // The administrator's change to a configuration file of nginx-common: every answer names the LC
-  // that served it (kept through the upgrade: apt keeps changed configuration files).
+  // The administrator's changes to a configuration file of nginx-common (kept through the upgrade: apt
+  // keeps changed configuration files): every answer names the LC that served it, and the store sits
+  // behind nginx.
   const site = (await host.driver.readFile(lc1, defaultSite)).toString();
   await host.driver.writeFile(
     lc1,
     defaultSite,
-    site.replace('server_name _;', 'server_name _;\n\tadd_header X-Served-By $hostname always;'),
+    withKvLocations(site).replace(
+      'server_name _;',
+      'server_name _;\n\tadd_header X-Served-By $hostname always;',
+    ),
   );
+  progress('lc1: with the key-value store beside nginx (Node.js, data on the application disk at /srv/app)');
+  await installKvService(host, lc1);
   await startLc(app.db, host, 'lc1', { timeoutMs: 120_000 });
+  await startKvService(host, { lc: 'lc1', healthUrl: `http://${service}/health`, timeoutMs: 60_000 });
   const cpus = os.availableParallelism() > 1 ? '1' : '0';
   progress(`lc2: the idle standby (CPU${cpus}, 256 MB, disks on pool standby)`);
   await lc('lc2', { octet: 11, cpus, pool: 'standby', extra: { role: 'standby' } });
@@ -161,6 +162,18 @@ export async function runNginxDemo(
   }
   progress(`patch: ${moving} (verified against the archive's signed index) marked for lc1's next run`);
 
+  progress(`data: ${keysBefore} keys written to the store on lc1 (each acknowledged once on disk)`);
+  for (let i = 0; i < keysBefore; i++) {
+    const response = await fetch(`http://${service}/kv/before-${i}`, {
+      method: 'PUT',
+      body: `value-${i}`,
+      signal: AbortSignal.timeout(5000),
+    });
+    await response.arrayBuffer();
+    if (response.status !== 200)
+      throw new UnderstudyError('INTERNAL', `writing the demo's data failed: HTTP ${response.status}`);
+  }
+
   const client = await createClientHost({ bridge: host.network.bridge, address: `${prefix}.200/24` });
   recordClientHost(app.db, client);
   cleanup.unshift(async () => {
@@ -169,7 +182,7 @@ export async function runNginxDemo(
   });
   const rate = c.rate;
   progress(
-    `load: a client at ${prefix}.200 sends ${rate} requests/s to nginx (half new connections, half keep-alive)`,
+    `load: a client at ${prefix}.200 sends ${rate} requests/s to nginx (45 % new connections, 45 % keep-alive, 10 % writes to the store)`,
   );
   const load = await startClientLoad({
     netns: client.netns,
@@ -178,7 +191,7 @@ export async function runNginxDemo(
     // An upper bound only (the load is stopped after the run): the scan and copy of a Debian system
     // disk take minutes on a busy host.
     maxDurationS: 1200,
-    mix: 'newconn=0.5,keepalive=0.5',
+    mix: 'newconn=0.45,keepalive=0.45,write=0.1',
   });
   let loadStopped = false;
   cleanup.unshift(async () => {
@@ -186,13 +199,13 @@ export async function runNginxDemo(
   });
   await new Promise((r) => setTimeout(r, 2000)); // steady state before the run
 
-  progress('run: patching lc1 without stopping nginx');
+  progress('run: patching lc1 without stopping nginx or losing a write');
   load.mark('run-start');
   const run = await startRun(
     {
       lc: 'lc1',
       method: c.method,
-      stateful: false,
+      stateful: true,
       scanDatabase: path.join(assetsDir, 'clamav/eicar-test.hdb'),
       bootTimeoutMs: 240_000,
     },
@@ -208,16 +221,28 @@ export async function runNginxDemo(
   const report = await load.stop();
   loadStopped = true;
   const active = run.state === 'switched' ? 'lc2' : 'lc1';
+
+  progress('data: reading back every key written before and every write acknowledged during the run');
+  const expected = new Map<string, string>();
+  for (let i = 0; i < keysBefore; i++) expected.set(`/kv/before-${i}`, `value-${i}`);
+  for (const w of report.ackedWrites) expected.set(w.path, w.value);
+  const lost: string[] = [];
+  for (const [key, value] of expected) {
+    const response = await fetch(`http://${service}${key}`, { signal: AbortSignal.timeout(5000) });
+    const body = await response.text();
+    if (response.status !== 200 || body !== value) lost.push(key);
+  }
   return {
-    service: 'Debian nginx in an unprivileged LXC container (systemd)',
+    service:
+      'Debian nginx in an unprivileged LXC container (systemd), with the key-value store beside it (data on the application disk)',
     client: client.netns,
     patch: moving,
     run,
     load: report,
     versionBefore,
     versionAfter: await nginxVersion(active),
-    dataChecked: 0,
-    dataLost: [],
-    stateful: false,
+    dataChecked: expected.size,
+    dataLost: lost,
+    stateful: true,
   };
 }

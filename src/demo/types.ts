@@ -33,7 +33,7 @@ export interface DemoReport {
   load: ClientLoadReport;
   versionBefore: string | undefined;
   versionAfter: string | undefined;
-  /** False when the service keeps no data the demo writes (nginx serving a site): no data check. */
+  /** False when the service keeps no data the demo writes: no data check. */
   stateful: boolean;
   dataChecked: number;
   dataLost: string[];

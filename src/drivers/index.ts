@@ -33,3 +33,9 @@ export {
   type ExistingContainer,
   type ExistingNic,
 } from './lxc/existing.ts';
+export {
+  defaultDriver,
+  developmentDrivers,
+  describeDrivers,
+  developmentDriverWarning,
+} from './driver-choice.ts';

@@ -13,6 +13,9 @@ import type { Db } from '../store/index.ts';
  * - `run.state`: a run changed state (started, switched, failed, rolled back, cancelled).
  * - `switch.phase`: a phase of a switch started on its own (`understudy switch`) ended, with its duration.
  * - `switch.state`: such a switch ended: `switched`, `reversed` or `failed` (with the error's code).
+ * - `health`: a health check a run or a switch made: the LC, `phase` (`before` the switch on the
+ *   standby, `after` it at the service address, `standby` after its patch and reboot, `watch` after a
+ *   run's switch), the check, `ok`, `detail` and `attempts`; with the run's id or `switchId`.
  * - `monitor.poll`: a feed poll started or ended (with its outcome and the patches it registered).
  * - `monitor.mail`: the monitor mailed an administrator about new patches.
  * - `image.build`: progress of an image build started through the API (phase, line), then built or failed.
@@ -26,6 +29,7 @@ export type EventType =
   | 'run.state'
   | 'switch.phase'
   | 'switch.state'
+  | 'health'
   | 'monitor.poll'
   | 'monitor.mail'
   | 'traffic'

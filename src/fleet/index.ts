@@ -75,6 +75,7 @@ export {
   tickRollout,
   commandRollout,
   rollbackWave,
+  rollbackTarget,
   insertWork,
   insertWorkBatch,
   batchJobs,
@@ -137,6 +138,13 @@ export {
   notifyRolloutApprovals,
   processRolloutReplies,
   startRolloutApprovals,
+  decideRolloutApproval,
+  recordVerdict,
+  reissueChallenge,
+  refusalText,
+  type RolloutRefusal,
+  type ApprovalCheckOptions,
+  type ApprovalAttempt,
   type RolloutApprovalOptions,
   type RolloutApprovalVerdict,
   type RolloutApprovals,
@@ -144,6 +152,7 @@ export {
 export {
   listRolloutSummaries,
   rolloutDetail,
+  rolloutHistory,
   listHostViews,
   fleetReader,
   type RolloutSummary,
@@ -152,4 +161,12 @@ export {
   type WaveState,
   type WaveTargetView,
   type HostView,
+  type RolloutHistoryEntry,
+} from './control/index.ts';
+export {
+  rolloutSteering,
+  type RolloutSteering,
+  type SteeringOptions,
+  type ApiApproval,
+  type ApiApprovalOutcome,
 } from './control/index.ts';

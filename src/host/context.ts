@@ -3,6 +3,7 @@
  * (the port every LC operation goes through; it dispatches to the LC's own driver) and the disk store
  * (the port every disk operation goes through). The composition root (`src/app`) builds it.
  */
+import type { ExecOptions, ExecResult } from '../core/index.ts';
 import type { DiskStore } from '../disk-copy/index.ts';
 import type { PartitioningDriver } from '../drivers/index.ts';
 import type { HostNetwork } from './network.ts';
@@ -11,4 +12,9 @@ export interface HostContext {
   network: HostNetwork;
   driver: PartitioningDriver;
   disks: DiskStore;
+  /**
+   * Runs a program in the host's own network, where the clients of the bridge are (the post-switch
+   * watch checks the service from there). Default: core's exec on this host.
+   */
+  hostExec?(argv: readonly string[], options?: ExecOptions): Promise<ExecResult>;
 }

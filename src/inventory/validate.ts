@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import os from 'node:os';
 import { UnderstudyError } from '../core/index.ts';
 import type { Db } from '../store/index.ts';
-import type { DiskSpec, NicSpec } from '../drivers/index.ts';
+import { defaultDriver, type DiskSpec, type NicSpec } from '../drivers/index.ts';
 import { parseAddress, parseSubnet, subnetContains, type HostNetwork, type Pool } from '../host/index.ts';
 import { findLc, listLcs, type LcRecord, type LcRole } from './lc-record.ts';
 import { validateServices } from './service.ts';
@@ -32,7 +32,7 @@ export interface LcRequest {
   addresses?: string[];
   mac?: string;
   role?: LcRole;
-  /** Partitioning driver that runs the LC (default namespace): namespace | lxc. */
+  /** Partitioning driver that runs the LC (default lxc): lxc | namespace (tests and development). */
   driver?: string;
   /** The services the LC runs (checked with validateServices). */
   services?: unknown[];
@@ -234,7 +234,7 @@ export function validateLcRequest(options: ValidateLcOptions): Omit<LcRecord, 'c
 
   return {
     name: r.name,
-    driver: r.driver ?? options.driver ?? 'namespace',
+    driver: r.driver ?? options.driver ?? defaultDriver,
     image: r.image,
     cpus,
     cpuSharePercent: share,

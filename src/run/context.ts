@@ -5,7 +5,8 @@ import { getLc, type LcRecord } from '../inventory/index.ts';
 import type { HostContext } from '../host/index.ts';
 import type { Db } from '../store/index.ts';
 import type { RunJournal } from './journal.ts';
-import type { ResolvedRunOptions, RunEvent, RunFacts } from './types.ts';
+import type { RunFacts } from './facts.ts';
+import type { ResolvedRunOptions, RunEvent } from './types.ts';
 
 export interface RunContext {
   runId: string;

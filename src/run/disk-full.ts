@@ -1,7 +1,7 @@
 /**
  * The standby's pool filling up during the copy or the patch: such a failure is named for what it is
  * (RUN_STANDBY_DISK_FULL: which LC, disk and pool, how much is free) instead of the raw error of the
- * tool that hit it (btrfs receive, cp, dpkg), so that the operator knows what to free or enlarge.
+ * tool that hit it (the disk store's copy, dpkg), so that the operator knows what to free or enlarge.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,7 +9,7 @@ import { UnderstudyError, isErrno } from '../core/index.ts';
 import type { LcRecord } from '../inventory/index.ts';
 import type { RunContext } from './context.ts';
 
-/** Less free space than this on the pool counts as full (btrfs keeps some for its own metadata). */
+/** Less free space than this on the pool counts as full (a disk store keeps some for its own metadata). */
 const nearlyFullBytes = 16 * 1024 * 1024;
 
 const mib = (bytes: number): string => `${(bytes / 1024 ** 2).toFixed(1)} MiB`;

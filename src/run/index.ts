@@ -1,7 +1,6 @@
 export { runSchema } from './schema.ts';
 export {
   startRun,
-  watchRun,
   resumeRun,
   rollbackRun,
   recoverRuns,
@@ -29,8 +28,8 @@ export type {
   StepRecord,
   StepState,
   RunEvent,
-  RunFacts,
 } from './types.ts';
+export type { RunFacts, RunSwitchResult } from './facts.ts';
 export { bindLcSwitch, type LcSwitchRequest } from './bind-switch.ts';
 export { RunJournal } from './journal.ts';
 export {

@@ -2,7 +2,9 @@
 import crypto from 'node:crypto';
 import { UnderstudyError, isOwnerAlive, processOwner } from '../core/index.ts';
 import { releaseLeases, takeLeases, type Db } from '../store/index.ts';
-import type { ResolvedRunOptions, RunFacts, RunRecord, RunState, StepRecord, StepState } from './types.ts';
+import { parseFacts, issuePath, runOptionsSchema, type RecordProblem, type RunFacts } from './facts.ts';
+import { outputKindOf, stepOutputs } from './step-outputs.ts';
+import type { ResolvedRunOptions, RunRecord, RunState, StepRecord, StepState } from './types.ts';
 
 interface RunRow {
   id: string;
@@ -32,6 +34,64 @@ interface StepRow {
 }
 
 const now = (): string => new Date().toISOString();
+
+/** RUN_RECORD_INVALID for a field of run `runId` that does not validate. */
+function recordInvalid(runId: string, problem: RecordProblem, cause?: unknown): UnderstudyError {
+  return new UnderstudyError(
+    'RUN_RECORD_INVALID',
+    `The record of run ${runId} is invalid: the field "${problem.field}" written by step ${problem.step}: ${problem.problem}`,
+    {
+      hint: `The store was changed outside understudy or by an incompatible version. Restore the state directory from a backup, or correct "${problem.field}" of run ${runId} in the store (table runs, column facts; table run_steps, column output).`,
+      details: { runId, ...problem },
+      ...(cause === undefined ? {} : { cause }),
+    },
+  );
+}
+
+/** Parses a JSON column of run `runId`; RUN_RECORD_INVALID names the step and field when it is not JSON. */
+function parseJson(runId: string, text: string, where: { step: string; field: string }): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw recordInvalid(runId, { ...where, problem: 'not JSON' }, error);
+  }
+}
+
+/** A step's output as read back, validated against the step's schema. */
+function readOutput(runId: string, step: string, text: string | null): unknown {
+  if (text === null) return null;
+  const raw = parseJson(runId, text, { step, field: 'output' });
+  const kind = outputKindOf(step);
+  // null: the step has no output (it failed, or was undone after failing).
+  if (!kind || raw === null) return raw;
+  const parsed = stepOutputs[kind].safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw recordInvalid(runId, {
+    step,
+    field: `output${issue && issue.path.length > 0 ? `.${issuePath(issue.path)}` : ''}`,
+    problem: issue?.message ?? 'invalid',
+  });
+}
+
+/** The run's options as read back (as journalled when it started). */
+function readOptions(runId: string, text: string): ResolvedRunOptions {
+  const parsed = runOptionsSchema.safeParse(parseJson(runId, text, { step: '(the run)', field: 'options' }));
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw recordInvalid(runId, {
+    step: '(the start of the run)',
+    field: `options${issue && issue.path.length > 0 ? `.${issuePath(issue.path)}` : ''}`,
+    problem: issue?.message ?? 'invalid',
+  });
+}
+
+/** The run's facts as read back, validated against the schemas of the steps that write them. */
+function readFacts(runId: string, text: string): RunFacts {
+  const parsed = parseFacts(parseJson(runId, text, { step: '(the run)', field: 'facts' }));
+  if ('problem' in parsed) throw recordInvalid(runId, parsed.problem);
+  return parsed.facts;
+}
 
 function pidAlive(pid: number): boolean {
   try {
@@ -144,16 +204,16 @@ export class RunJournal {
       startedAt: s.started_at,
       endedAt: s.ended_at,
       durationMs: s.duration_ms,
-      output: s.output === null ? null : (JSON.parse(s.output) as unknown),
+      output: readOutput(id, s.name, s.output),
       error: s.error,
     }));
     return {
       id: row.id,
       lc: row.lc,
       standby: row.standby,
-      options: JSON.parse(row.options) as ResolvedRunOptions,
+      options: readOptions(id, row.options),
       state: row.state,
-      facts: JSON.parse(row.facts) as RunFacts,
+      facts: readFacts(id, row.facts),
       error: row.error,
       ownerPid: row.owner_pid,
       owner: row.owner,
@@ -170,13 +230,18 @@ export class RunJournal {
     );
   }
 
-  /** Runs that are not finished (running or rolling back). */
-  unfinished(): RunRecord[] {
+  /** The ids of the runs that are not finished (running or rolling back), oldest first. */
+  unfinishedIds(): string[] {
     return (
       this.db
         .prepare("SELECT id FROM runs WHERE state IN ('running', 'rolling-back') ORDER BY created_at")
         .all() as { id: string }[]
-    ).map((r) => this.get(r.id));
+    ).map((r) => r.id);
+  }
+
+  /** Runs that are not finished (running or rolling back). */
+  unfinished(): RunRecord[] {
+    return this.unfinishedIds().map((id) => this.get(id));
   }
 
   /** LCs held by unfinished runs (as LC or standby), other than run `except`, with the run holding each. */
@@ -287,7 +352,7 @@ export class RunJournal {
         state,
         now(),
         Math.round(options.durationMs),
-        options.output === undefined ? null : JSON.stringify(options.output),
+        options.output === undefined || options.output === null ? null : JSON.stringify(options.output),
         options.error ?? null,
         id,
         seq,

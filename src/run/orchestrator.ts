@@ -7,7 +7,6 @@
  */
 import {
   UnderstudyError,
-  exec,
   isUnderstudyError,
   processOwner,
   silentLogger,
@@ -15,19 +14,18 @@ import {
   type Owner,
 } from '../core/index.ts';
 import { getLc, setRole, type ServiceDefinition } from '../inventory/index.ts';
-import { runService, serviceOfLc } from './service.ts';
-import { switchHealthOf } from './service-side.ts';
+import { serviceOfLc } from './service.ts';
 import type { Catalogue } from '../catalogue/index.ts';
 import type { HostContext } from '../host/index.ts';
 import { isStoreFull, storeFullError, type Db } from '../store/index.ts';
-import { checkHealth, recoverSwitches, type SwitchPlan, type SwitchSide } from '../switch/index.ts';
+import { recoverSwitches, type SwitchPlan } from '../switch/index.ts';
 import type { RunContext } from './context.ts';
 import { bindPlannedSwitch } from './switch-binding.ts';
 import { RunJournal } from './journal.ts';
 import { crashPoint } from './crash-point.ts';
 import { rollbackSteps } from './rollback.ts';
 import { chooseStandby } from './standby-choice.ts';
-import { forwardSteps, switchStepName, type Step } from './steps.ts';
+import { forwardStep, forwardStepsFor, switchStepName, type Step } from './steps.ts';
 import type { ResolvedRunOptions, RunEvent, RunOptions, RunRecord } from './types.ts';
 
 export interface RunDeps {
@@ -119,12 +117,35 @@ function contextFor(deps: RunDeps, journal: RunJournal, run: RunRecord): RunCont
   };
 }
 
+/**
+ * The forward steps of a run, as its journal names them (the copy steps depend on LC1's disks when
+ * the run started). RUN_RECORD_INVALID for a step this version does not know.
+ */
+function forwardStepsOf(run: RunRecord): Step[] {
+  const rollbackNames = new Set(rollbackSteps.map((s) => s.name));
+  return run.steps
+    .filter((s) => !rollbackNames.has(s.name))
+    .map((record) => {
+      const step = forwardStep(record.name);
+      if (!step)
+        throw new UnderstudyError(
+          'RUN_RECORD_INVALID',
+          `The record of run ${run.id} is invalid: its step ${record.seq + 1} "${record.name}" is not a step of a patch run`,
+          {
+            hint: 'The run was journalled by another version of understudy; finish it with that version, or restore the state directory from a backup.',
+            details: { runId: run.id, step: record.name, field: 'name' },
+          },
+        );
+      return step;
+    });
+}
+
 /** Runs `steps` (whose journal rows start at `base`) from the first one not done. */
 async function drive(c: RunContext, steps: readonly Step[], base: number): Promise<void> {
   const run = c.journal.get(c.runId);
-  // Cancelling is possible up to the switch (the point of no return), never after it.
-  const lastCancellable =
-    steps === forwardSteps ? forwardSteps.findIndex((s) => s.name === switchStepName) : -1;
+  // Cancelling is possible up to the switch (the point of no return), never after it; the rollback's
+  // steps have no switch step, so none of them is cancellable.
+  const lastCancellable = steps.findIndex((s) => s.name === switchStepName);
   for (let i = 0; i < steps.length; i++) {
     const step = steps[i] as Step;
     const seq = base + i;
@@ -165,9 +186,10 @@ function cancelledBefore(c: RunContext, step: string): UnderstudyError {
 /** Undoes the done (or interrupted) forward steps in reverse order: the standby is discarded. */
 async function discardStandby(c: RunContext): Promise<void> {
   const run = c.journal.get(c.runId);
-  for (let seq = forwardSteps.length - 1; seq >= 0; seq--) {
+  const forward = forwardStepsOf(run);
+  for (let seq = forward.length - 1; seq >= 0; seq--) {
     const record = run.steps[seq];
-    const step = forwardSteps[seq] as Step;
+    const step = forward[seq] as Step;
     if (
       !record ||
       (record.state !== 'done' && record.state !== 'running' && record.state !== 'failed') ||
@@ -176,7 +198,7 @@ async function discardStandby(c: RunContext): Promise<void> {
       continue;
     try {
       await step.undo(c);
-      c.journal.stepEnded(c.runId, seq, 'undone', { durationMs: 0, output: record.output });
+      c.journal.stepEnded(c.runId, seq, 'undone', { durationMs: 0, output: record.output ?? undefined });
       c.emit({ step: step.name, state: 'undone' });
     } catch (error) {
       c.logger.error({ err: error, step: step.name }, 'undo failed');
@@ -215,7 +237,7 @@ function stopOnFullStore(c: RunContext, error: unknown): UnderstudyError {
 
 async function goForward(c: RunContext): Promise<RunRecord> {
   try {
-    await drive(c, forwardSteps, 0);
+    await drive(c, forwardStepsOf(c.journal.get(c.runId)), 0);
   } catch (error) {
     if (isStoreFull(error)) throw stopOnFullStore(c, error);
     if (isUnderstudyError(error, 'RUN_INTERRUPTED')) {
@@ -247,77 +269,22 @@ async function goForward(c: RunContext): Promise<RunRecord> {
     c.journal.setState(c.runId, 'failed', (error as Error).message);
     throw error;
   }
-  const switchOutput = c.journal.get(c.runId).steps.find((s) => s.name === switchStepName)?.output as
-    { cleanupPending?: string } | undefined;
+  if (c.facts.watchOutcome === 'unhealthy') {
+    // The watch saw the patched service fail: the run rolls back by itself (still holding its LCs).
+    c.emit({ step: 'watch', state: 'note', message: `${c.facts.watchDetail ?? 'unhealthy'}: rolling back` });
+    c.journal.beginRollback(
+      c.runId,
+      rollbackSteps.map((s) => s.name),
+    );
+    return goBack(c);
+  }
+  const pending = c.facts.switchResult?.cleanupPending;
   c.journal.setState(
     c.runId,
     'switched',
-    switchOutput?.cleanupPending
-      ? `the switch's cleanup is pending: ${switchOutput.cleanupPending}`
-      : undefined,
+    pending ? `the switch's cleanup is pending: ${pending}` : undefined,
   );
   return c.journal.get(c.runId);
-}
-
-/** The host itself, as the clients on the bridge see the service: the watch checks from here. */
-const hostSide: SwitchSide = {
-  name: 'host',
-  netExec: (argv, options) => exec(argv, options),
-  signalService: async () => undefined,
-};
-
-/**
- * The post-switch health watch: checks the service at its address every `intervalMs` for `watchMs`;
- * after `failures` failed checks in a row it rolls the run back by itself. Resolves with the run.
- */
-export async function watchRun(
-  id: string,
-  deps: RunDeps,
-  options: { watchMs: number; intervalMs?: number; failures?: number },
-): Promise<RunRecord> {
-  const journal = new RunJournal(deps.db);
-  const run = journal.get(id);
-  const address = run.facts.serviceAddress?.split('/')[0];
-  if (run.state !== 'switched' || !address) return run;
-  const service = runService(run.options);
-  const port = service.ports[0] ?? run.options.port;
-  const check = { ...switchHealthOf(service), retries: 0, intervalMs: 0 };
-  const url =
-    check.kind === 'http'
-      ? `http://${address}:${port}${check.path}`
-      : check.kind === 'tcp'
-        ? `tcp ${address}:${port}`
-        : `"${check.argv.join(' ')}" in ${run.standby ?? 'the standby'}`;
-  // From the host's network; a command check runs inside the LC that now serves.
-  const standby = run.standby;
-  const side: SwitchSide =
-    check.kind === 'command' && standby
-      ? { ...hostSide, exec: (argv, o) => deps.host.driver.exec(standby, argv, o) }
-      : hostSide;
-  const deadline = Date.now() + options.watchMs;
-  let failedInRow = 0;
-  deps.onEvent?.({
-    runId: id,
-    step: 'watch',
-    state: 'running',
-    message: `watching ${url} for ${Math.round(options.watchMs / 1000)} s`,
-  });
-  while (Date.now() < deadline && !deps.stop?.aborted) {
-    const { ok } = await checkHealth(side, check, address, port);
-    failedInRow = ok ? 0 : failedInRow + 1;
-    if (failedInRow >= (options.failures ?? 3)) {
-      deps.onEvent?.({
-        runId: id,
-        step: 'watch',
-        state: 'failed',
-        message: `the service failed ${failedInRow} health checks in a row on ${run.standby ?? 'the standby'}: rolling back`,
-      });
-      return rollbackRun(id, deps);
-    }
-    await new Promise((r) => setTimeout(r, options.intervalMs ?? 500));
-  }
-  deps.onEvent?.({ runId: id, step: 'watch', state: 'done', message: 'the service stayed healthy' });
-  return journal.get(id);
 }
 
 export async function startRun(options: RunOptions, deps: RunDeps): Promise<RunRecord> {
@@ -331,7 +298,7 @@ export async function startRun(options: RunOptions, deps: RunDeps): Promise<RunR
   const start = deps.db.transaction(() => {
     const runId = journal.create(
       resolved,
-      forwardSteps.map((s) => s.name),
+      forwardStepsFor(target).map((s) => s.name),
       owner,
     );
     const choice = chooseStandby({
@@ -343,7 +310,11 @@ export async function startRun(options: RunOptions, deps: RunDeps): Promise<RunR
       wanted: resolved.standby,
     });
     journal.setStandby(runId, choice.lc, owner);
-    journal.saveFacts(runId, { standby: choice.lc, serviceAddress: choice.serviceAddress });
+    journal.saveFacts(runId, {
+      standby: choice.lc,
+      serviceAddress: choice.serviceAddress,
+      diskMap: choice.diskMap,
+    });
     return runId;
   });
   let id: string;
@@ -361,8 +332,7 @@ export async function startRun(options: RunOptions, deps: RunDeps): Promise<RunR
   }
   deps.onEvent?.({ runId: id, step: 'run', state: 'note', message: `run ${id} started` });
   const c = contextFor(deps, journal, journal.get(id));
-  const run = await goForward(c);
-  return resolved.watchMs > 0 ? watchRun(id, deps, { watchMs: resolved.watchMs }) : run;
+  return goForward(c);
 }
 
 /** Makes LC1 safe after a crash: a copy may have left it frozen or throttled. */
@@ -452,10 +422,11 @@ export async function recoverRuns(
   const journal = new RunJournal(deps.db);
   const resumed: RunRecord[] = [];
   const errors: UnderstudyError[] = [];
-  for (const run of journal.unfinished()) {
-    if (journal.ownerAlive(run)) continue;
+  // Run by run: a run whose record does not read (RUN_RECORD_INVALID) is reported, the others go on.
+  for (const id of journal.unfinishedIds()) {
     try {
-      resumed.push(await resumeRun(run.id, deps));
+      if (journal.ownerAlive(journal.get(id))) continue;
+      resumed.push(await resumeRun(id, deps));
     } catch (error) {
       if (isUnderstudyError(error)) errors.push(error);
       else throw error;

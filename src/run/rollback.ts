@@ -5,13 +5,14 @@
  */
 import { UnderstudyError } from '../core/index.ts';
 import { addNicRecord, deleteNicRecord, getLc } from '../inventory/index.ts';
-import { moveService, type Step } from './steps.ts';
+import { defineStep, moveService, type Step } from './steps.ts';
 import { lc1, saveFacts, standby, type RunContext } from './context.ts';
 import { catchUpDisks, syncNicRecords } from './switch-binding.ts';
 import { freeAddress } from './switch-plan.ts';
+import { invertDiskMap } from './disk-map.ts';
 
 /** LC1 runs and has a NIC on the bridge (after move-nic it has none: it gets a temporary one). */
-const prepareLc1: Step = {
+const prepareLc1 = defineStep('rollback-prepare', {
   name: 'rollback-prepare',
   async run(c) {
     const back = lc1(c);
@@ -42,19 +43,22 @@ const prepareLc1: Step = {
       };
       await c.host.driver.addNic(back, nic);
       addNicRecord(c.db, back.name, nic);
-      (c.facts as { tempNic?: string }).tempNic = mac;
+      c.facts.tempNic = mac;
       saveFacts(c);
     }
     return { lc: back.name };
   },
-};
+});
 
 /** Catch-up of what LC2 wrote since the switch, while LC2 keeps serving (every disk, by role). */
-const presync: Step = {
+const presync = defineStep('rollback-presync', {
   name: 'rollback-presync',
   async run(c) {
     if (!c.options.stateful) return { skipped: true };
-    const caught = await catchUpDisks(c.host, standby(c), lc1(c), { logger: c.logger });
+    const caught = await catchUpDisks(c.host, standby(c), lc1(c), {
+      logger: c.logger,
+      diskMap: invertDiskMap(c.facts.diskMap),
+    });
     return {
       durationMs: Math.round(caught.durationMs),
       passes: caught.disks.length,
@@ -62,16 +66,14 @@ const presync: Step = {
       outpaced: caught.outpaced,
     };
   },
-};
+});
 
-const switchBack: Step = {
+const switchBack = defineStep('rollback-switch', {
   name: 'rollback-switch',
   async run(c) {
-    const facts = c.facts as { rollbackResult?: unknown };
-    if (facts.rollbackResult) return facts.rollbackResult;
-    const facts2 = c.facts as { rollbackNewAddress?: string; rollbackStartedAt?: string };
-    const newAddress = (facts2.rollbackNewAddress ??= freeAddress(c.db, c.host.network, c.options.lc));
-    const since = (facts2.rollbackStartedAt ??= new Date().toISOString());
+    if (c.facts.rollbackResult) return c.facts.rollbackResult; // finished before a crash of the manager
+    const newAddress = (c.facts.rollbackNewAddress ??= freeAddress(c.db, c.host.network, c.options.lc));
+    const since = (c.facts.rollbackStartedAt ??= new Date().toISOString());
     saveFacts(c);
     const result = await moveService(c, {
       step: 'rollback-switch',
@@ -82,11 +84,11 @@ const switchBack: Step = {
       fromRole: 'idle',
     });
     c.facts.rollbackSwitchId = result.id;
-    facts.rollbackResult = result;
+    c.facts.rollbackResult = result;
     saveFacts(c);
     return result;
   },
-};
+});
 
 /** Drops an address from whichever NIC of the LC holds it (idempotent). */
 async function dropAddress(c: RunContext, lc: string, address: string | undefined): Promise<void> {
@@ -100,14 +102,13 @@ async function dropAddress(c: RunContext, lc: string, address: string | undefine
 }
 
 /** Removes what only the switches needed: LC1's temporary NIC or address, LC2's temporary address. */
-const finish: Step = {
+const finish = defineStep('rollback-finish', {
   name: 'rollback-finish',
   async run(c) {
     await dropAddress(c, lc1(c).name, c.facts.lc1NewAddress);
-    await dropAddress(c, standby(c).name, (c.facts as { rollbackNewAddress?: string }).rollbackNewAddress);
+    await dropAddress(c, standby(c).name, c.facts.rollbackNewAddress);
     const back = lc1(c);
-    const tempMac = (c.facts as { tempNic?: string }).tempNic;
-    const temp = back.nics.find((n) => n.mac === tempMac);
+    const temp = back.nics.find((n) => n.mac === c.facts.tempNic);
     if (temp && back.nics.length > 1) {
       await c.host.driver.removeNic(back, temp.name);
       deleteNicRecord(c.db, back.name, temp.name);
@@ -116,6 +117,6 @@ const finish: Step = {
       c.catalogue.recordRolledBack(r.name, back.name, `rolled back by run ${c.runId}`);
     return { lc: back.name, nics: getLc(c.db, back.name).nics.map((n) => n.name) };
   },
-};
+});
 
 export const rollbackSteps: readonly Step[] = [prepareLc1, presync, switchBack, finish];

@@ -9,13 +9,14 @@ import path from 'node:path';
 import { UnderstudyError, isUnderstudyError, sleep } from '../core/index.ts';
 import { describeHistory } from '../disk-copy/index.ts';
 import { assetsDir } from '../images/index.ts';
-import type { SwitchResult } from '../switch/index.ts';
 import { finishedSwitch, switchOnce } from './switch-once.ts';
 import { sha256Hex } from '../catalogue/index.ts';
 import { lc1, saveFacts, standby, type RunContext } from './context.ts';
 import type { RunEvent } from './types.ts';
+import type { RunSwitchResult } from './facts.ts';
+import type { OutputKind, StepOutput } from './step-outputs.ts';
 import { bindSwitch, catchUpDisks, recordSwitch } from './switch-binding.ts';
-import { getLc } from '../inventory/index.ts';
+import { diskRole, disksByRole, getLc, type LcRecord } from '../inventory/index.ts';
 import { serviceControl, switchHealthOf } from './service-side.ts';
 import { runService } from './service.ts';
 import { freeAddress, planSwitch } from './switch-plan.ts';
@@ -24,14 +25,19 @@ import { scanTree } from './scan.ts';
 import { chooseStandby, firstAddress } from './standby-choice.ts';
 import { verifyPatchesOnDisk } from './verify-standby.ts';
 import { standbyDiskFull } from './disk-full.ts';
+import { watchService } from './watch.ts';
+import { counterpart, invertDiskMap, systemDiskOf } from './disk-map.ts';
 
-export interface Step {
+export interface Step<O = unknown> {
   name: string;
-  /** Does the step's work; resolves with a JSON-able summary kept with the step. Must be re-runnable. */
-  run(c: RunContext): Promise<unknown>;
+  /** Does the step's work; resolves with its summary, kept with the step. Must be re-runnable. */
+  run(c: RunContext): Promise<O>;
   /** Reverses the step's effect on the world (before the switch only). */
   undo?(c: RunContext): Promise<void>;
 }
+
+/** A step whose output has the schema of `kind` (the journal validates it when read back). */
+export const defineStep = <K extends OutputKind>(_kind: K, step: Step<StepOutput<K>>): Step => step;
 
 async function httpGet(
   c: RunContext,
@@ -95,7 +101,7 @@ async function unlessCancelled<T>(c: RunContext, step: string, work: Promise<T>)
  * 701: the standby. `startRun` chooses and claims it in the transaction that records the run; a run
  * recorded without one (before that) chooses it here. Then LC1's version, for the report.
  */
-const findStandby: Step = {
+const findStandby = defineStep('find-standby', {
   name: 'find-standby',
   async run(c) {
     if (!c.facts.standby) {
@@ -110,6 +116,7 @@ const findStandby: Step = {
       c.journal.setStandby(c.runId, choice.lc, c.owner);
       c.facts.standby = choice.lc;
       c.facts.serviceAddress = choice.serviceAddress;
+      c.facts.diskMap = choice.diskMap;
     }
     const { versionPath } = runService(c.options);
     if (versionPath) {
@@ -123,10 +130,10 @@ const findStandby: Step = {
     saveFacts(c);
     return { standby: c.facts.standby, versionBefore: c.facts.versionBefore };
   },
-};
+});
 
 /** 702: scan LC1's system disk for malicious programs before anything is copied. */
-const scan: Step = {
+const scan = defineStep('scan', {
   name: 'scan',
   async run(c) {
     if (c.options.skipScan) {
@@ -134,7 +141,8 @@ const scan: Step = {
       saveFacts(c);
       return { skipped: true };
     }
-    const root = c.host.disks.mountpoint({ lc: lc1(c), disk: 'system' });
+    const from = lc1(c);
+    const root = c.host.disks.mountpoint({ lc: from, disk: systemDiskOf(from) });
     const result = await scanTree({ root, database: c.options.scanDatabase, signal: c.signal });
     c.facts.scan = {
       files: result.files,
@@ -154,27 +162,40 @@ const scan: Step = {
     }
     return { files: result.files, durationMs: Math.round(result.durationMs), database: result.database };
   },
-};
+});
 
 /** The standby must be stopped before its disks are replaced. */
-const stopStandby: Step = {
+const stopStandby = defineStep('stop-standby', {
   name: 'stop-standby',
   async run(c) {
     const result = await c.host.driver.stop(standby(c).name, { timeoutMs: 15_000 });
     return result;
   },
-};
+});
 
-function copyStep(disk: 'system' | 'app'): Step {
-  return {
-    name: `copy-${disk}`,
+/**
+ * 703/704 and every further disk: LC1's disk with `role` copied live onto the standby's disk the run's
+ * disk map gives it (see disk-map.ts), the standby's own disk set aside first.
+ */
+function copyStep(role: string): Step {
+  const name = `copy-${role}`;
+  /** LC1's disk with the role and the standby's disk that receives it (none: LC1 has no such disk). */
+  const pair = (c: RunContext): { from: LcRecord; to: LcRecord; disk: string; onto: string } | undefined => {
+    const from = lc1(c);
+    const to = standby(c);
+    const disk = from.disks.find((d) => diskRole(d) === role);
+    if (!disk) return undefined;
+    return { from, to, disk: disk.name, onto: counterpart(from, to, disk, c.facts.diskMap).name };
+  };
+  return defineStep('copy', {
+    name,
     async run(c) {
-      const from = lc1(c);
-      const to = standby(c);
-      if (!from.disks.some((d) => d.name === disk)) return { skipped: `${from.name} has no ${disk} disk` };
+      const disks = pair(c);
+      if (!disks) return { skipped: `${c.options.lc} has no ${role} disk` };
+      const { from, to, disk, onto } = disks;
       const source = { lc: from, disk };
-      const target = { lc: to, disk };
-      const jobId = `${c.runId}-${disk}`;
+      const target = { lc: to, disk: onto };
+      const jobId = `${c.runId}-${role}`;
       await c.host.disks.removeCopyLeftovers({ from: source, to: target, jobId });
       await c.host.disks.setAside(target, c.runId);
       const device = c.host.disks.device(source);
@@ -194,13 +215,13 @@ function copyStep(disk: 'system' | 'app'): Step {
           verify: true,
           db: c.db,
           jobId,
-          label: `${from.name}/${disk} → ${to.name}/${disk}`,
+          label: `${from.name}/${disk} → ${to.name}/${onto}`,
           signal: c.signal,
           logger: c.logger,
           onProgress: (e) => {
-            if (e.phase === 'full' && e.bytesDone > 0) void c.crash(`copy-${disk}`, 'during');
+            if (e.phase === 'full' && e.bytesDone > 0) void c.crash(name, 'during');
             c.emit({
-              step: `copy-${disk}`,
+              step: name,
               state: 'note',
               message: `${e.phase} pass ${e.pass}: ${(e.bytesDone / 1024 ** 2).toFixed(1)} MiB`,
               progress: {
@@ -214,11 +235,12 @@ function copyStep(disk: 'system' | 'app'): Step {
           },
         })
         .catch((error: unknown) => {
-          throw standbyDiskFull(c, { lc: to, disk, phase: 'copy', error }) ?? error;
+          throw standbyDiskFull(c, { lc: to, disk: onto, phase: 'copy', error }) ?? error;
         });
       const summary = describeHistory(result.history);
       const entry = {
         disk,
+        to: onto,
         jobId,
         summary,
         freezeMs: result.freezeMs,
@@ -231,14 +253,14 @@ function copyStep(disk: 'system' | 'app'): Step {
       return entry;
     },
     async undo(c) {
-      const to = standby(c);
-      if (to.disks.some((d) => d.name === disk)) await c.host.disks.restoreAside({ lc: to, disk }, c.runId);
+      const disks = pair(c);
+      if (disks) await c.host.disks.restoreAside({ lc: disks.to, disk: disks.onto }, c.runId);
     },
-  };
+  });
 }
 
 /** 705/706: the patch files, the patch table and the patch execution script, into the standby's system disk. */
-const writePatches: Step = {
+const writePatches = defineStep('write-patches', {
   name: 'write-patches',
   async run(c) {
     const to = standby(c);
@@ -281,10 +303,10 @@ const writePatches: Step = {
     }
     return { patches: patches.map((p) => p.name), init: systemd ? 'systemd' : 'rc.d' };
   },
-};
+});
 
 /** 707: boot the standby from the copy; its start-up script applies the patches and reports (1201–1207). */
-const bootStandby: Step = {
+const bootStandby = defineStep('boot-standby', {
   name: 'boot-standby',
   async run(c) {
     const to = standby(c);
@@ -362,7 +384,7 @@ const bootStandby: Step = {
         },
       );
       const output = failed.map((r) => r.output ?? '').join('\n');
-      throw standbyDiskFull(c, { lc: to, disk: 'system', phase: 'patch', error, output }) ?? error;
+      throw standbyDiskFull(c, { lc: to, disk: systemDiskOf(to), phase: 'patch', error, output }) ?? error;
     }
     return {
       results: c.facts.patchResults?.map((r) => ({
@@ -377,7 +399,7 @@ const bootStandby: Step = {
   async undo(c) {
     await stopDiscardedStandby(c);
   },
-};
+});
 
 /**
  * Stops a standby that is being discarded. Its disks are put back next, so there is nothing to shut
@@ -389,18 +411,17 @@ async function stopDiscardedStandby(c: RunContext): Promise<void> {
 }
 
 /** 708: restart the standby so that the patches take effect. */
-const rebootStandby: Step = {
+const rebootStandby = defineStep('reboot-standby', {
   name: 'reboot-standby',
   async run(c) {
     const to = standby(c);
     const status = await c.host.driver.status(to.name);
-    const facts = c.facts as { rebootsBefore?: number };
-    if (facts.rebootsBefore === undefined) {
-      facts.rebootsBefore = status.reboots;
+    if (c.facts.rebootsBefore === undefined) {
+      c.facts.rebootsBefore = status.reboots;
       saveFacts(c);
     }
     if (status.state === 'stopped' || status.state === 'crashed') await c.host.driver.start(to);
-    else if (status.reboots <= facts.rebootsBefore) await c.host.driver.reboot(to.name);
+    else if (status.reboots <= c.facts.rebootsBefore) await c.host.driver.reboot(to.name);
     await unlessCancelled(
       c,
       'reboot-standby',
@@ -411,7 +432,7 @@ const rebootStandby: Step = {
   async undo(c) {
     await stopDiscardedStandby(c);
   },
-};
+});
 
 /**
  * The standby's report is checked on its system disk (see verify-standby.ts); a patch it reported
@@ -421,7 +442,7 @@ async function verifyOnDisk(c: RunContext): Promise<{ name: string; outcome: str
   const to = standby(c);
   try {
     const results = await verifyPatchesOnDisk({
-      root: c.host.disks.mountpoint({ lc: to, disk: 'system' }),
+      root: c.host.disks.mountpoint({ lc: to, disk: systemDiskOf(to) }),
       standby: to.name,
       patches: c.options.patches.map((name) => c.catalogue.getPatch(name)),
     });
@@ -442,7 +463,7 @@ async function verifyOnDisk(c: RunContext): Promise<{ name: string; outcome: str
  * file's version in the standby's dpkg status, and its files), the service's systemd unit is active
  * after the reboot, and the patched service passes its health check at the standby's own address.
  */
-const checkStandby: Step = {
+const checkStandby = defineStep('check-standby', {
   name: 'check-standby',
   async run(c) {
     const to = standby(c);
@@ -452,6 +473,19 @@ const checkStandby: Step = {
     const hint = 'The standby is discarded and the service stays on the original LC. Check the patch.';
     // A unit may still be starting right after the reboot: its health check below waits for it.
     const health = await service.checkHealth(address);
+    c.emit({
+      step: 'check-standby',
+      state: 'note',
+      message: `health of ${to.name}: ${health.ok ? 'ok' : 'failed'} (${health.detail})`,
+      health: {
+        ...health,
+        lc: to.name,
+        phase: 'standby',
+        check: service.service.health.kind,
+        target: address,
+        port: service.service.ports[0] ?? 80,
+      },
+    });
     // A systemd unit must be active; a pid-file service is judged by its health check alone.
     const unit = service.service.unit ? await service.isActive() : { active: true, state: 'pid file' };
     if (!unit.active)
@@ -475,7 +509,7 @@ const checkStandby: Step = {
     saveFacts(c);
     return { health: health.detail, unit: unit.state, version: c.facts.versionAfter, verified };
   },
-};
+});
 
 /** The last lines of a unit's journal inside the LC (for the error of a unit that did not come up). */
 async function unitLog(c: RunContext, lc: string, unit: string | undefined): Promise<string> {
@@ -505,7 +539,7 @@ export async function moveService(
     /** The run's step doing this move; each finished phase of the switch is a progress note of it. */
     step: string;
   },
-): Promise<SwitchResult & { cleanupPending?: string }> {
+): Promise<RunSwitchResult> {
   // Finished before a crash of the manager (and maybe recorded by the recovery): adopted as it is.
   const adopted = finishedSwitch(c.db, options.from, options.to, options.since);
   if (adopted) {
@@ -513,6 +547,8 @@ export async function moveService(
     return adopted;
   }
   const service = runService(c.options);
+  // The run's disk map goes from LC1 to the standby; a move back uses it the other way round.
+  const diskMap = options.from === c.options.lc ? c.facts.diskMap : invertDiskMap(c.facts.diskMap);
   const input = planSwitch(c.db, {
     from: options.from,
     to: options.to,
@@ -528,6 +564,7 @@ export async function moveService(
     // Catch-up syncs while LC1 still serves, so that the final sync inside the switch carries little.
     const caught = await catchUpDisks(c.host, getLc(c.db, options.from), getLc(c.db, options.to), {
       logger: c.logger,
+      diskMap,
     });
     c.emit({
       step: options.step,
@@ -535,7 +572,7 @@ export async function moveService(
       message: `catch-up sync: ${caught.files} paths in ${caught.disks.length} passes, ${Math.round(caught.durationMs)} ms${caught.outpaced.length ? `; the writer outpaces the sync on ${caught.outpaced.join(', ')}` : ''}`,
     });
   }
-  let result: SwitchResult & { cleanupPending?: string };
+  let result: RunSwitchResult;
   let phaseStarted = performance.now();
   let holding = false;
   const held: Omit<RunEvent, 'runId'>[] = [];
@@ -554,6 +591,7 @@ export async function moveService(
           to: options.to,
           stateful: c.options.stateful,
           service,
+          diskMap,
         }),
         afterStep: (phase) => {
           const ms = Math.round(performance.now() - phaseStarted);
@@ -575,6 +613,13 @@ export async function moveService(
         // and where the hold went after it.
         onNote: (message, detail) =>
           c.emit({ step: options.step, state: 'note', message, progress: { ...detail } }),
+        onHealth: (health) =>
+          c.emit({
+            step: options.step,
+            state: 'note',
+            message: `health ${health.phase} on ${health.lc}: ${health.ok ? 'ok' : 'failed'} (${health.detail})`,
+            health,
+          }),
       },
     });
   } catch (error) {
@@ -601,13 +646,13 @@ export async function moveService(
 }
 
 /** The switch (Fig. 13–17, 21–26), with the final sync of the application disk when stateful. */
-const switchTraffic: Step = {
+const switchTraffic = defineStep('switch', {
   name: 'switch',
   async run(c) {
     if (c.facts.switchResult) return c.facts.switchResult; // finished before a crash of the manager
     // LC1's address after the switch when it holds no other (every method: move-nic gives LC1 a NIC back).
     const newAddress = (c.facts.lc1NewAddress ??= freeAddress(c.db, c.host.network, c.options.lc));
-    const since = ((c.facts as { switchStartedAt?: string }).switchStartedAt ??= new Date().toISOString());
+    const since = (c.facts.switchStartedAt ??= new Date().toISOString());
     saveFacts(c);
     const result = await moveService(c, {
       step: 'switch',
@@ -622,21 +667,42 @@ const switchTraffic: Step = {
     saveFacts(c);
     return result;
   },
-};
+});
 
-/** Record the applied dates and clear the next-run flags; drop the standby's old disks. */
-const recordApplied: Step = {
+/**
+ * Record the applied dates and clear the next-run flags; drop the standby's old disks. Each patch is
+ * recorded in one transaction with the fact that it was, so that a rerun after a crash records none
+ * twice (its applied date stays the first one).
+ */
+const recordApplied = defineStep('record-applied', {
   name: 'record-applied',
   async run(c) {
     const to = standby(c);
     for (const r of c.facts.patchResults ?? []) {
-      c.catalogue.recordResult(r.name, c.options.lc, { state: 'ok', exitCode: r.exitCode, output: r.output });
-      c.catalogue.markNextRun(r.name, c.options.lc, false);
+      if (c.facts.recorded?.includes(r.name)) continue;
+      const recorded = [...(c.facts.recorded ?? []), r.name];
+      c.db.transaction(() => {
+        c.catalogue.recordResult(r.name, c.options.lc, {
+          state: 'ok',
+          exitCode: r.exitCode,
+          output: r.output,
+        });
+        c.catalogue.markNextRun(r.name, c.options.lc, false);
+        c.journal.saveFacts(c.runId, { ...c.facts, recorded });
+      })();
+      c.facts.recorded = recorded;
     }
+    await c.crash('record-applied', 'during');
     for (const disk of to.disks) await c.host.disks.dropAside({ lc: to, disk: disk.name }, c.runId);
     return { applied: (c.facts.patchResults ?? []).map((r) => r.name) };
   },
-};
+});
+
+/** After the switch: the patched service watched for the run's watch time (see watch.ts). */
+const watch = defineStep('watch', {
+  name: 'watch',
+  run: (c) => watchService(c),
+});
 
 /**
  * `step` failing while the standby's pool is full (the patch script cannot even write its table, the
@@ -649,25 +715,45 @@ function namingFullStandbyDisk(step: Step): Step {
       step.run(c).catch((error: unknown) => {
         if (isUnderstudyError(error, 'RUN_CANCELLED')) throw error;
         throw (
-          standbyDiskFull(c, { lc: standby(c), disk: 'system', phase: 'patch', error, spaceOnly: true }) ??
-          error
+          standbyDiskFull(c, {
+            lc: standby(c),
+            disk: systemDiskOf(standby(c)),
+            phase: 'patch',
+            error,
+            spaceOnly: true,
+          }) ?? error
         );
       }),
   };
 }
 
-export const forwardSteps: readonly Step[] = [
+/** The forward steps journalled by name (the copy steps are made per disk). */
+const fixedSteps: readonly Step[] = [
   findStandby,
   scan,
   stopStandby,
-  copyStep('system'),
-  copyStep('app'),
   writePatches,
   namingFullStandbyDisk(bootStandby),
   rebootStandby,
   checkStandby,
   switchTraffic,
   recordApplied,
+  watch,
 ];
+
+/** The forward steps of a run of `lc`: one copy step for each disk it declares, by role (system first). */
+export function forwardStepsFor(lc: LcRecord): Step[] {
+  return [
+    ...fixedSteps.slice(0, 3),
+    ...disksByRole(lc).map((d) => copyStep(diskRole(d))),
+    ...fixedSteps.slice(3),
+  ];
+}
+
+/** The forward step journalled as `name`; undefined for a name this version does not know. */
+export function forwardStep(name: string): Step | undefined {
+  if (name.startsWith('copy-')) return copyStep(name.slice('copy-'.length));
+  return fixedSteps.find((s) => s.name === name);
+}
 
 export const switchStepName = switchTraffic.name;

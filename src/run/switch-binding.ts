@@ -1,10 +1,11 @@
 /**
  * The one binding of the switch to this host: the sides are the LCs' declared service driven over the
  * driver (service-side.ts), a NIC moves with the driver and the resource table follows it, and
- * the final sync of a stateful switch carries every disk (by role) through the disk store. `understudy
- * switch`, the patch run, the rollback and the recovery of an interrupted switch all use it.
+ * the final sync of a stateful switch carries every disk (by the run's disk map, else by role) through
+ * the disk store. `understudy switch`, the patch run, the rollback and the recovery of an interrupted
+ * switch all use it.
  */
-import { UnderstudyError, type Logger } from '../core/index.ts';
+import type { Logger } from '../core/index.ts';
 import type { CatchUpOptions, SyncConflictRule, SyncPhases, SyncResult } from '../disk-copy/index.ts';
 import type { DiskSpec } from '../drivers/index.ts';
 import type { HostContext } from '../host/index.ts';
@@ -24,6 +25,7 @@ import {
 } from '../inventory/index.ts';
 import type { Db } from '../store/index.ts';
 import { crashPoint } from './crash-point.ts';
+import { counterpart, diskMapOfSwitch, type DiskMap } from './disk-map.ts';
 import type { FinalSyncPhases, SwitchBinding, SwitchPlan, SwitchSide } from '../switch/index.ts';
 import { serviceControl } from './service-side.ts';
 import { serviceNotDeclared } from './service.ts';
@@ -35,6 +37,8 @@ export interface BindSwitchOptions {
   stateful: boolean;
   /** The service moved (both LCs run it: LC2 boots from LC1's copy). Default: the one LC1 declares. */
   service?: ServiceDefinition;
+  /** `from`'s disks → `to`'s disks (a run's disk map); default: by role. */
+  diskMap?: DiskMap;
 }
 
 /**
@@ -95,13 +99,16 @@ function prepareFinalSyncOf(host: HostContext, db: Db, o: BindSwitchOptions): ()
         dataDisks(from).map((disk) =>
           host.disks.prepareFinalSync(
             { lc: from, disk: disk.name },
-            { lc: to, disk: counterpart(from, to, disk).name },
+            { lc: to, disk: counterpart(from, to, disk, o.diskMap).name },
             { rule: ruleFor(disk) },
           ),
         ),
       );
     };
-    const [report] = await Promise.all([syncDisks(host, from, to, { only: 'system' }), prepareData()]);
+    const [report] = await Promise.all([
+      syncDisks(host, from, to, { only: 'system', diskMap: o.diskMap }),
+      prepareData(),
+    ]);
     return phasesOf(report);
   };
 }
@@ -113,7 +120,13 @@ function prepareFinalSyncOf(host: HostContext, db: Db, o: BindSwitchOptions): ()
  */
 function finalSyncOf(host: HostContext, db: Db, o: BindSwitchOptions): () => Promise<FinalSyncPhases> {
   return async () =>
-    phasesOf(await syncDisks(host, getLc(db, o.from), getLc(db, o.to), { only: 'data', final: true }));
+    phasesOf(
+      await syncDisks(host, getLc(db, o.from), getLc(db, o.to), {
+        only: 'data',
+        final: true,
+        diskMap: o.diskMap,
+      }),
+    );
 }
 
 /** The phases a switch reports of a sync of several disks. */
@@ -146,7 +159,12 @@ export function describeDiskSync(r: SyncResult): string {
 
 /** The binding of a journalled switch plan (recovery after a crash). */
 export function bindPlannedSwitch(db: Db, host: HostContext, plan: SwitchPlan): SwitchBinding {
-  return bindSwitch(db, host, { from: plan.from.lc, to: plan.to.lc, stateful: plan.stateful });
+  return bindSwitch(db, host, {
+    from: plan.from.lc,
+    to: plan.to.lc,
+    stateful: plan.stateful,
+    diskMap: diskMapOfSwitch(db, plan.from.lc, plan.to.lc),
+  });
 }
 
 /**
@@ -158,17 +176,6 @@ export interface DisksSyncReport extends SyncPhases {
   conflicts: number;
   durationMs: number;
   disks: SyncResult[];
-}
-
-/** The disk of `to` with the role of `disk` of `from` (what a copy or a sync maps it to). */
-function counterpart(from: LcRecord, to: LcRecord, disk: DiskSpec): DiskSpec {
-  const target = to.disks.find((d) => diskRole(d) === diskRole(disk));
-  if (!target)
-    throw new UnderstudyError(
-      'DISK_NOT_FOUND',
-      `"${to.name}" has no ${diskRole(disk)} disk to receive "${from.name}"'s ${disk.name} disk`,
-    );
-  return target;
 }
 
 /** The system disk keeps the receiver's changes (it was patched); a data disk ends equal to the sender's. */
@@ -204,6 +211,7 @@ export async function syncDisks(
   to: LcRecord,
   options: {
     logger?: Logger;
+    diskMap?: DiskMap;
     /** Only the system disk or only the data disks (default: every disk). */
     only?: 'system' | 'data';
     /** The final sync of a switch: `to` is held (SyncOptions.final). */
@@ -219,7 +227,7 @@ export async function syncDisks(
   let finished = 0;
   const settled = await Promise.allSettled(
     chosen.map(async (disk) => {
-      const target = counterpart(from, to, disk);
+      const target = counterpart(from, to, disk, options.diskMap);
       const result = await host.disks.sync(
         { lc: from, disk: disk.name },
         { lc: to, disk: target.name },
@@ -249,17 +257,18 @@ export async function catchUpDisks(
   host: HostContext,
   from: LcRecord,
   to: LcRecord,
-  options: CatchUpOptions = {},
+  options: CatchUpOptions & { diskMap?: DiskMap } = {},
 ): Promise<DisksSyncReport & { outpaced: string[] }> {
+  const { diskMap, ...catchUp } = options;
   const started = performance.now();
   const results: SyncResult[] = [];
   const outpaced: string[] = [];
   for (const disk of disksByRole(from)) {
-    const target = counterpart(from, to, disk);
+    const target = counterpart(from, to, disk, diskMap);
     const caught = await host.disks.catchUp(
       { lc: from, disk: disk.name },
       { lc: to, disk: target.name },
-      { ...options, rule: ruleFor(disk) },
+      { ...catchUp, rule: ruleFor(disk) },
     );
     results.push(...caught.passes);
     if (caught.outpaced) outpaced.push(`${from.name}/${disk.name}`);

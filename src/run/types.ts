@@ -1,7 +1,8 @@
 /** The vocabulary of the patch run (Fig. 7). */
+import type { HealthReport } from '../switch/index.ts';
 import type { ServiceDefinition } from '../inventory/index.ts';
 import type { SwitchMethod } from '../switch/index.ts';
-import type { PackageOutcome, RestartNeeds } from './patch-table.ts';
+import type { RunFacts } from './facts.ts';
 
 /**
  * State of a run:
@@ -80,41 +81,6 @@ export interface RunRecord {
   steps: StepRecord[];
 }
 
-/** What the steps learn and later steps (and the report) need. Saved with the run. */
-export interface RunFacts {
-  standby?: string;
-  serviceAddress?: string;
-  versionBefore?: string;
-  versionAfter?: string;
-  patchResults?: {
-    name: string;
-    result: 'ok' | 'failed';
-    exitCode: number;
-    appliedAt: string;
-    output?: string;
-    /** For a `deb` patch: the package, its versions before and after, the configuration files kept. */
-    deb?: PackageOutcome;
-  }[];
-  /** What the standby said needs a restart after patching (it is rebooted anyway, 708). */
-  restartNeeds?: RestartNeeds;
-  copies?: {
-    disk: string;
-    jobId: string;
-    summary: string;
-    freezeMs: number;
-    convergence: string;
-    durationMs: number;
-    bytes: number;
-  }[];
-  switchId?: string;
-  switchResult?: unknown;
-  rollbackSwitchId?: string;
-  scan?: { files: number; infected: string[]; database: string; skipped?: boolean };
-  lc1NicAfter?: string;
-  lc1NewAddress?: string;
-  movedNic?: string;
-}
-
 export interface RunEvent {
   runId: string;
   step: string;
@@ -123,4 +89,6 @@ export interface RunEvent {
   durationMs?: number;
   /** Structured progress of a note (e.g. a copy pass: phase, pass, bytesDone, bytesTotal, bytesPerSecond). */
   progress?: Record<string, number | string | null>;
+  /** A note that reports a health check (the standby's, or the service's around and after the switch). */
+  health?: HealthReport;
 }

@@ -19,6 +19,22 @@ export interface HealthOutcome {
   /** What the last attempt saw, e.g. "HTTP 503" or "connect failed". */
   detail: string;
   attempts: number;
+  /** The HTTP status the last attempt of an `http` check got (absent when none came, or not http). */
+  status?: number;
+}
+
+/**
+ * A health check a switch or a run made, as it is reported (the event stream's `health` events):
+ * which LC, when (`phase`: `before` the switch, on the standby; `after` it, at the service address;
+ * `standby` after the standby's patch and reboot, step 709; `watch` after a run's switch), the
+ * check's kind, what it reached and its outcome.
+ */
+export interface HealthReport extends HealthOutcome {
+  lc: string;
+  phase: 'before' | 'after' | 'standby' | 'watch';
+  check: HealthCheck['kind'];
+  target: string;
+  port: number;
 }
 
 /** How much of a check command's stdout and stderr is kept (each); the rest is discarded. */
@@ -76,7 +92,7 @@ async function attempt(
   check: HealthCheck,
   host: string,
   port: number,
-): Promise<{ ok: boolean; detail: string }> {
+): Promise<{ ok: boolean; detail: string; status?: number }> {
   if (check.kind === 'command') return attemptCommand(side, check);
   const seconds = (check.timeoutMs / 1000).toFixed(3);
   if (check.kind === 'tcp') {
@@ -106,6 +122,7 @@ async function attempt(
   return {
     ok: status === check.expectStatus,
     detail: `GET ${url} answered ${status}, expected ${check.expectStatus}`,
+    status,
   };
 }
 
@@ -119,7 +136,7 @@ export async function checkHealth(
   host: string,
   port: number,
 ): Promise<HealthOutcome> {
-  let last = { ok: false, detail: 'not run' };
+  let last: { ok: boolean; detail: string; status?: number } = { ok: false, detail: 'not run' };
   for (let i = 0; i <= check.retries; i++) {
     if (i > 0) await sleep(check.intervalMs);
     last = await attempt(side, check, host, port);

@@ -21,7 +21,7 @@ export type {
 export { switchMethods } from './types.ts';
 export { resolvePlan, parseSwitchMethod, isSwitchMethod, defaultCut } from './plan.ts';
 export { cutControl, cutGate, cutPathPrefix, type GateOutcome } from './cut.ts';
-export { defaultHealthCheck, checkHealth, type HealthOutcome } from './health.ts';
+export { defaultHealthCheck, checkHealth, type HealthOutcome, type HealthReport } from './health.ts';
 export {
   switchSchema,
   SwitchJournal,

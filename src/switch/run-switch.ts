@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { UnderstudyError, silentLogger, type Logger } from '../core/index.ts';
 import type { Db } from '../store/index.ts';
 import { cutGate } from './cut.ts';
-import { checkHealth } from './health.ts';
+import { checkHealth, type HealthReport } from './health.ts';
 import { SwitchJournal, type SwitchRecord } from './journal.ts';
 import { devicesOf, hostOf, listAddresses, macOf, otherHolders } from './net-ops.ts';
 import { resolvePlan } from './plan.ts';
@@ -42,7 +42,9 @@ export interface SwitchDeps extends SwitchBinding {
   db: Db;
   logger?: Logger;
   /** Called after each step is journalled done; a test uses it to inject faults or simulate a crash. */
-  afterStep?: (step: string) => Promise<void> | void;
+  afterStep?: (step: string, switchId: string) => Promise<void> | void;
+  /** Told the outcome of each health check: LC2's before the switch, the service's after it. */
+  onHealth?: (report: HealthReport) => void;
   /**
    * Told what an operator should know as it happens, before the switch changes anything (slow writes
    * found, a wait for a quieter moment, a fallback to the connection drain) and after it (the phases).
@@ -63,7 +65,12 @@ export interface RecoverDeps {
 }
 
 /** Checks everything that can be checked without changing anything; throws the first problem found. */
-export async function preflightSwitch(plan: SwitchPlan, from: SwitchSide, to: SwitchSide): Promise<void> {
+export async function preflightSwitch(
+  plan: SwitchPlan,
+  from: SwitchSide,
+  to: SwitchSide,
+  onHealth?: (report: HealthReport) => void,
+): Promise<void> {
   const service = plan.service.address;
   const held = await listAddresses(from, plan.from.nic);
   if (!held.some((a) => hostOf(a) === hostOf(service))) {
@@ -112,6 +119,14 @@ export async function preflightSwitch(plan: SwitchPlan, from: SwitchSide, to: Sw
   const own = (await listAddresses(to, plan.to.nic))[0];
   const target = own ? hostOf(own) : '127.0.0.1';
   const health = await checkHealth(to, plan.health, target, plan.service.port);
+  onHealth?.({
+    ...health,
+    lc: to.name,
+    phase: 'before',
+    check: plan.health.kind,
+    target,
+    port: plan.service.port,
+  });
   if (!health.ok) {
     throw new UnderstudyError(
       'SWITCH_STANDBY_UNHEALTHY',
@@ -159,7 +174,7 @@ interface Execution {
   journal: SwitchJournal;
   steps: Step[];
   c: StepContext;
-  afterStep?: (step: string) => Promise<void> | void;
+  afterStep?: (step: string, switchId: string) => Promise<void> | void;
   times: { name: string; ms: number }[];
   started: number;
 }
@@ -322,7 +337,7 @@ async function runFrom(x: Execution, first: number): Promise<SwitchResult> {
     c.logger.info({ switchId: id, step: step.name, ms: Date.now() - t0 }, 'switch step done');
     if (x.afterStep) {
       try {
-        await x.afterStep(step.name);
+        await x.afterStep(step.name, id);
       } catch (error) {
         const next = x.steps[i + 1];
         if (next?.cleanup || step.cleanup) throw error;
@@ -346,7 +361,7 @@ async function runFrom(x: Execution, first: number): Promise<SwitchResult> {
 export async function runSwitch(input: SwitchPlanInput, deps: SwitchDeps): Promise<SwitchResult> {
   const logger = deps.logger ?? silentLogger;
   const resolved = resolvePlan(input);
-  await preflightSwitch(resolved, deps.from, deps.to);
+  await preflightSwitch(resolved, deps.from, deps.to, deps.onHealth);
   const journal = new SwitchJournal(deps.db);
   const plan = await settlePlan(resolved, deps.from, deps.to, journal);
   const note = deps.onNote ?? (() => undefined);
@@ -379,6 +394,7 @@ export async function runSwitch(input: SwitchPlanInput, deps: SwitchDeps): Promi
       facts,
       logger,
       background: [],
+      onHealth: deps.onHealth,
     },
     afterStep: deps.afterStep,
     times: [],

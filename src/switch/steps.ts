@@ -5,7 +5,7 @@
  */
 import { UnderstudyError, sleep, type Logger } from '../core/index.ts';
 import { armCut, cutControl, type ArmedCut } from './cut.ts';
-import { checkHealth } from './health.ts';
+import { checkHealth, type HealthReport } from './health.ts';
 import {
   addAddress,
   announce,
@@ -82,6 +82,8 @@ export interface StepContext {
    * hold they cost no process start; withdrawn when the switch ends without firing them.
    */
   armed?: { quiesce?: ArmedCut; release?: ArmedCut };
+  /** Told the outcome of each health check the switch makes. */
+  onHealth?: (report: HealthReport) => void;
 }
 
 export interface Step {
@@ -312,12 +314,16 @@ const finalSync: Step = {
 const healthAfter: Step = {
   name: 'health-after',
   async run(c) {
-    const outcome = await checkHealth(
-      c.to,
-      c.plan.health,
-      hostOf(c.plan.service.address),
-      c.plan.service.port,
-    );
+    const target = hostOf(c.plan.service.address);
+    const outcome = await checkHealth(c.to, c.plan.health, target, c.plan.service.port);
+    c.onHealth?.({
+      ...outcome,
+      lc: c.to.name,
+      phase: 'after',
+      check: c.plan.health.kind,
+      target,
+      port: c.plan.service.port,
+    });
     if (!outcome.ok) {
       throw new UnderstudyError(
         'SWITCH_HEALTH_FAILED',

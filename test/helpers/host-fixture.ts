@@ -27,8 +27,9 @@ export interface TestHost {
   app: App;
   host: HostContext;
   /**
-   * Creates and (by default) starts an LC from the busybox image. An active LC of an image that runs
-   * the demo service (busybox, debian minbase) declares it, unless the request gives its services.
+   * Creates and (by default) starts an LC from the busybox image, on the namespace driver (the fast
+   * test driver) unless the request names another. An active LC of an image that runs the demo
+   * service (busybox, debian minbase) declares it, unless the request gives its services.
    */
   lc(request: Partial<LcRequest> & { name: string }, options?: { start?: boolean }): Promise<void>;
   /** Runs the understudy CLI against this host in a child process. */
@@ -97,6 +98,7 @@ export async function createTestHost(
         const declares = request.role === 'active' && demoImages.includes(image);
         await createLc(app.db, host, {
           image,
+          driver: 'namespace',
           systemDiskMb: 512,
           appDiskMb: 256,
           ...(declares ? { services: [demoService] } : {}),

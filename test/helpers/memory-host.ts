@@ -382,14 +382,14 @@ export class MemoryDriver implements PartitioningDriver {
   }
 
   /** What an HTTP GET of `url` from inside `from` gets: the LC that holds the address answers. */
-  private http(from: MemoryLc, url: string): { status: number; body: string } {
+  private http(from: MemoryLc | undefined, url: string): { status: number; body: string } {
     const parsed = new URL(url);
     const holds = (lc: MemoryLc, devs: (dev: string) => boolean): boolean =>
       [...lc.nics].some(
         ([dev, nic]) => devs(dev) && nic.addresses.some((a) => hostOf(a) === parsed.hostname),
       );
     const target =
-      (holds(from, () => true) ? from : undefined) ??
+      (from && holds(from, () => true) ? from : undefined) ??
       [...this.lcs.values()].find((lc) => holds(lc, (dev) => dev !== 'lo'));
     if (!target || target.state !== 'running') return { status: 0, body: '' };
     const disks = this.disks;
@@ -473,6 +473,18 @@ export class MemoryDriver implements PartitioningDriver {
       return ok(argv, toStdout ? `${answer.body}\n${answer.status}` : String(answer.status));
     }
     throw new Error(`the memory driver does not know ${argv.join(' ')}`);
+  }
+
+  /** A command in the host's own network (the clients' side of the bridge): an HTTP GET with curl. */
+  async fromHost(argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
+    if (argv[0] !== 'curl') throw new Error(`the memory host does not know ${argv.join(' ')}`);
+    const answer = this.http(undefined, argv[argv.length - 1] ?? '');
+    if (answer.status === 0) {
+      if ((options?.okCodes ?? [0]).includes(7)) return ok(argv, '', 7);
+      throw new Error(`host: ${argv.join(' ')} failed with exit 7`);
+    }
+    const toStdout = argv[argv.indexOf('-o') + 1] === '-';
+    return ok(argv, toStdout ? `${answer.body}\n${answer.status}` : String(answer.status));
   }
 
   async writeFile(spec: LcSpec, lcPath: string, data: string | Buffer): Promise<void> {
@@ -565,5 +577,7 @@ export function createMemoryHost(network?: Partial<HostNetwork>): MemoryHost {
     hostAddress: '198.18.0.1/24',
     ...network,
   } as HostNetwork;
-  return { host: { network: full, driver, disks }, driver, disks, files };
+  const hostExec = (argv: readonly string[], options?: ExecOptions): Promise<ExecResult> =>
+    driver.fromHost(argv, options);
+  return { host: { network: full, driver, disks, hostExec }, driver, disks, files };
 }

@@ -34,7 +34,13 @@ export interface MemoryRun {
 
 export const serviceAddress = '198.18.0.10/24';
 
-export async function createMemoryRun(): Promise<MemoryRun> {
+/** LC1 and LC2 as the fixture makes them, with these changes (e.g. extra disks). */
+export interface MemoryRunOptions {
+  lc1?: Partial<LcRequest>;
+  lc2?: Partial<LcRequest>;
+}
+
+export async function createMemoryRun(options: MemoryRunOptions = {}): Promise<MemoryRun> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-memory-run-'));
   const db = openStore(path.join(dir, 'understudy.db'), allSchemas);
   const now = new Date().toISOString();
@@ -54,8 +60,14 @@ export async function createMemoryRun(): Promise<MemoryRun> {
       appDiskMb: 32,
       ...request,
     });
-  await lc({ name: 'lc1', addresses: [serviceAddress], role: 'active', services: [demoService] });
-  await lc({ name: 'lc2', addresses: ['198.18.0.11/24'] });
+  await lc({
+    name: 'lc1',
+    addresses: [serviceAddress],
+    role: 'active',
+    services: [demoService],
+    ...options.lc1,
+  });
+  await lc({ name: 'lc2', addresses: ['198.18.0.11/24'], ...options.lc2 });
   await mem.driver.start(mem.driver.lcs.get('lc1')!.spec);
   const catalogue = createCatalogue({ db, patchesDir: path.join(dir, 'patches') });
   const events: RunEvent[] = [];

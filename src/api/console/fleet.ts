@@ -31,7 +31,10 @@ export function rolloutsSection(rollouts: readonly FleetRolloutSummary[]): Html 
     <h2 id="fleet-rollouts-h">Rollouts</h2>
     ${
       rollouts.length === 0
-        ? html`<p>No rollout yet: <code>understudy control rollout create SPEC.json</code> makes one.</p>`
+        ? html`<p>
+            No rollout yet: <code>understudy control rollout create SPEC.json</code> or
+            <code>POST /v1/fleet/rollouts</code> makes one.
+          </p>`
         : html`<table>
             <thead>
               <tr>
@@ -170,7 +173,43 @@ export function rolloutSection(r: FleetRolloutDetail): Html {
           </tbody>
         </table>`,
     )}
+    ${historySection(r.history)}
   </section>`;
+}
+
+/** The rollout's record: who did what to it, allowed or refused. */
+function historySection(history: FleetRolloutDetail['history']): Html {
+  if (history.length === 0) return html``;
+  return html`<table class="history">
+    <caption>
+      Record
+    </caption>
+    <thead>
+      <tr>
+        <th scope="col">When</th>
+        <th scope="col">Who</th>
+        <th scope="col">Action</th>
+        <th scope="col">Outcome</th>
+        <th scope="col">Detail</th>
+      </tr>
+    </thead>
+    <tbody>
+      ${history.map(
+        (h) =>
+          html`<tr>
+            <td>${h.at}</td>
+            <td>${h.actor}</td>
+            <td>${h.action}</td>
+            <td>${badge(h.outcome)}</td>
+            <td>
+              ${Object.entries(h.detail)
+                .map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`)
+                .join(', ')}
+            </td>
+          </tr>`,
+      )}
+    </tbody>
+  </table>`;
 }
 
 export interface FleetConsoleDeps {
@@ -202,6 +241,7 @@ export function fleetConsoleRoutes(app: FastifyInstance, deps: FleetConsoleDeps)
           title: 'Fleet',
           principal,
           live: false,
+          fleet: true,
           body: html`<h1>Fleet</h1>
             ${rolloutsSection(rollouts)} ${hostsSection(hosts)} ${complianceSection(compliance.lcs)}`,
         }),
@@ -216,7 +256,13 @@ export function fleetConsoleRoutes(app: FastifyInstance, deps: FleetConsoleDeps)
         const rollout = await deps.fleet.rollout(id);
         return deps.send(
           reply,
-          page({ title: `Rollout ${rollout.id}`, principal, live: false, body: rolloutSection(rollout) }),
+          page({
+            title: `Rollout ${rollout.id}`,
+            principal,
+            live: false,
+            fleet: true,
+            body: rolloutSection(rollout),
+          }),
         );
       } catch (error) {
         if (!isUnderstudyError(error) || error.code !== 'FLEET_NOT_FOUND') throw error;
@@ -226,6 +272,7 @@ export function fleetConsoleRoutes(app: FastifyInstance, deps: FleetConsoleDeps)
             title: 'Not found',
             principal,
             live: false,
+            fleet: true,
             body: html`<section role="alert">
               <h1>No rollout ${String(id)}</h1>
               <p><a href="/fleet">Fleet</a></p>

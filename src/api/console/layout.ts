@@ -1,14 +1,18 @@
 import { html, type Html } from './html.ts';
 import type { Principal } from '../auth.ts';
 
-/** The page frame: navigation, the live-update script (the page reads fine without it). */
-/** `after`: the id of the newest event the page shows, so the live stream starts right after it. */
+/**
+ * The page frame: navigation, the live-update script (the page reads fine without it).
+ * `after`: the id of the newest event the page shows, so the live stream starts right after it.
+ * `fleet`: the daemon runs next to a fleet control plane, so the navigation links /fleet.
+ */
 export function page(options: {
   title: string;
   principal?: Principal;
   body: Html;
   live?: boolean;
   after?: number;
+  fleet?: boolean;
 }): Html {
   const p = options.principal;
   return html`<!doctype html>
@@ -34,7 +38,8 @@ export function page(options: {
             p
               ? html`<nav aria-label="main">
                     <a href="/">Overview</a> <a href="/runs">Runs</a> <a href="/approvals">Approvals</a>
-                    <a href="/switches">Switches</a> <a href="/monitor">Monitor</a>
+                    <a href="/switches">Switches</a>
+                    <a href="/monitor">Monitor</a> ${options.fleet ? html`<a href="/fleet">Fleet</a>` : ''}
                     <a href="/audit">Audit log</a>
                   </nav>
                   <form method="post" action="/logout" class="who">

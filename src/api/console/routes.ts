@@ -10,7 +10,8 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { UnderstudyError, isUnderstudyError } from '../../core/index.ts';
 import type { Db } from '../../store/index.ts';
-import type { Catalogue } from '../../catalogue/index.ts';
+import type { Catalogue, Patch } from '../../catalogue/index.ts';
+import type { LcView } from '../../app/index.ts';
 import type { EventLog } from '../../events/index.ts';
 import { listChallenges } from '../../mail/index.ts';
 import type { ResolvedMonitorConfig } from '../../monitor/index.ts';
@@ -19,8 +20,9 @@ import { authenticate, type Principal } from '../auth.ts';
 import { listAudit, recordAudit } from '../audit.ts';
 import type { Operations } from '../operations.ts';
 import { html, type Html } from './html.ts';
-import { page } from './layout.ts';
+import { page as framedPage } from './layout.ts';
 import { switchSection, switchesSection, trafficFigure } from './switches.ts';
+import { lcPageSection } from './lc-page.ts';
 import {
   approvalsSection,
   auditSection,
@@ -47,6 +49,8 @@ export interface ConsoleDeps {
   events: EventLog;
   sessionCookie: string;
   presentedToken: (request: FastifyRequest) => string | undefined;
+  /** A fleet control plane is configured: the navigation links /fleet. */
+  fleet?: boolean;
 }
 
 const nodeModules = path.resolve(import.meta.dirname, '../../../node_modules');
@@ -66,6 +70,8 @@ const csrfOf = (token: string): string =>
 
 export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
   const ops = deps.operations;
+  const page = (options: Parameters<typeof framedPage>[0]): Html =>
+    framedPage({ ...options, fleet: deps.fleet === true });
   const session = (request: FastifyRequest): { principal: Principal; token: string } | null => {
     const token = deps.presentedToken(request);
     const principal = authenticate(deps.db, token, deps.config.api.token);
@@ -147,29 +153,43 @@ export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
   const lcRows = async (): Promise<LcRow[]> => {
     const lcs = await ops.lcs();
     const patches = deps.catalogue.listPatches();
-    return Promise.all(
-      lcs.map(async (lc) => {
-        const states = new Map(deps.catalogue.lcStates({ lc: lc.name }).map((s) => [s.patch, s]));
-        const pending = patches
-          .map((p) => ({ ...p, state: states.get(p.name) ?? null }))
-          .filter((p) => !p.state?.appliedAt)
-          .sort(
-            (a, b) =>
-              Number(b.categories.includes('security')) - Number(a.categories.includes('security')) ||
-              a.name.localeCompare(b.name),
-          );
-        const health =
-          lc.role === 'active'
-            ? (await ops.serviceHealth(lc.name, { port: 80, path: '/health' })).state
-            : 'unknown';
-        return { lc, health, pending };
-      }),
+    return Promise.all(lcs.map((lc) => lcRow(lc, patches)));
+  };
+  async function lcRow(lc: LcView, patches: Patch[]): Promise<LcRow> {
+    const states = new Map(deps.catalogue.lcStates({ lc: lc.name }).map((s) => [s.patch, s]));
+    const pending = patches
+      .map((p) => ({ ...p, state: states.get(p.name) ?? null }))
+      .filter((p) => !p.state?.appliedAt)
+      .sort(
+        (a, b) =>
+          Number(b.categories.includes('security')) - Number(a.categories.includes('security')) ||
+          a.name.localeCompare(b.name),
+      );
+    const health = lc.role === 'active' ? (await ops.serviceHealth(lc.name, {})).state : 'unknown';
+    return { lc, health, pending };
+  }
+  /** One LC's page section: LC_NOT_FOUND for an unknown name. */
+  const lcPart = async (name: string): Promise<Html> => {
+    const lc = await ops.lc(name);
+    const health = deps.events
+      .latest(500, { type: 'health' })
+      .filter((e) => e.lc === name)
+      .slice(-20);
+    return lcPageSection(
+      await lcRow(lc, deps.catalogue.listPatches()),
+      // The runs that patched it, and those it stood in for.
+      ops
+        .runs({})
+        .filter((r) => r.lc === name || r.standby === name)
+        .slice(0, 20),
+      health,
     );
   };
 
   const parts: Record<string, (csrf: string | null, id?: string) => Promise<Html>> = {
     host: async () => hostSection(await ops.host()),
     lcs: async () => lcsSection(await lcRows()),
+    lc: async (_csrf, id) => lcPart(id ?? ''),
     runs: async () => runsSection(ops.runs({}).slice(0, 20)),
     approvals: async (csrf) => approvalsSection(listChallenges(deps.db, { state: 'open' }), csrf),
     audit: async () => auditSection(listAudit(deps.db, 50)),
@@ -306,6 +326,32 @@ export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
   }
 
   app.get(
+    '/lcs/:name',
+    { config: { public: true } },
+    signedIn(async (request, reply, s) => {
+      const name = (request.params as { name: string }).name;
+      try {
+        return send(
+          reply,
+          page({
+            title: `LC ${name}`,
+            principal: s.principal,
+            after: deps.events.lastId(),
+            body: await lcPart(name),
+          }),
+        );
+      } catch (error) {
+        if (!isUnderstudyError(error, 'LC_NOT_FOUND')) throw error;
+        return send(
+          reply,
+          page({ title: 'No such LC', principal: s.principal, body: html`<h1>No LC ${name}</h1>` }),
+          404,
+        );
+      }
+    }),
+  );
+
+  app.get(
     '/runs/:id',
     { config: { public: true } },
     signedIn(async (request, reply, s) => {
@@ -345,10 +391,16 @@ export function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): void {
     signedIn(async (request, reply, s) => {
       const name = (request.params as { name: string }).name;
       const render = parts[name];
-      if (!render || name === 'run' || name === 'switch') return reply.status(404).send('');
+      if (!render || name === 'run' || name === 'switch' || name === 'lc') return reply.status(404).send('');
       return send(reply, await render(s.principal.scope === 'admin' ? csrfOf(s.token) : null));
     }),
   );
+  app.get(
+    '/ui/part/lc/:id',
+    { config: { public: true } },
+    signedIn(async (request, reply) => send(reply, await lcPart((request.params as { id: string }).id))),
+  );
+
   app.get(
     '/ui/part/run/:id',
     { config: { public: true } },

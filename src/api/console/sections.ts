@@ -98,7 +98,9 @@ export function lcsSection(rows: LcRow[]): Html {
               ${rows.map(
                 ({ lc, health, pending }) =>
                   html`<tr id="lc-${lc.name}">
-                    <td><strong>${lc.name}</strong></td>
+                    <td>
+                      <strong><a href="/lcs/${lc.name}">${lc.name}</a></strong>
+                    </td>
                     <td>${lc.role}</td>
                     <td>${stateBadge(lc.status.state)}</td>
                     <td>${stateBadge(health)}</td>

@@ -100,7 +100,8 @@ export function inventoryRoutes(app: FastifyInstance, ops: Operations): void {
     method: 'GET',
     url: '/v1/lcs/:name/service',
     tag: 'lcs',
-    summary: 'the health of the LC’s service: an HTTP GET of path at its address',
+    summary:
+      'the health of the LC’s declared service, checked once as a patch run checks it (HTTP path and status, TCP connect, or a command inside); ?port= or ?path= ask for an HTTP GET instead',
     params: nameParams,
     query: serviceQuery,
     handler: async ({ params, query }) => ops.serviceHealth(params.name, query),

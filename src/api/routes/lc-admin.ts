@@ -53,7 +53,8 @@ export function lcAdminRoutes(app: FastifyInstance, ops: Operations): void {
       'the Debian updates pending for the LC (as updates <lc>): its dpkg status against the verified apt feeds, the packages that must move together',
     params: nameParams,
     query: updatesQuery,
-    handler: async ({ params, query }) => ops.updates(params.name, { feeds: query.feed ?? [], apply: false }),
+    handler: async ({ params, query }) =>
+      ops.updates(params.name, { feeds: query.feed ?? [], packages: query.package ?? [], apply: false }),
   });
   addRoute(app, {
     method: 'POST',
@@ -64,7 +65,8 @@ export function lcAdminRoutes(app: FastifyInstance, ops: Operations): void {
     params: nameParams,
     body: updatesApplyBody,
     target: ({ params }) => params.name,
-    handler: async ({ params, body }) => ops.updates(params.name, { feeds: body.feeds, apply: true }),
+    handler: async ({ params, body }) =>
+      ops.updates(params.name, { feeds: body.feeds, packages: body.packages, apply: true }),
   });
   addRoute(app, {
     method: 'DELETE',

@@ -8,7 +8,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { UnderstudyError, createLogger, requireRoot } from '../../core/index.ts';
-import { openApp } from '../../app/index.ts';
+
 import { isSwitchMethod, type SwitchMethod } from '../../switch/index.ts';
 import {
   AppHostRunner,
@@ -97,7 +97,7 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
           ...(o.scanDatabase ? { scanDatabase: o.scanDatabase } : {}),
           ...(o.stateless ? { stateful: false } : {}),
         };
-        const app = openApp(ctx.stateDir());
+        const app = ctx.openApp();
         const runner = new AppHostRunner({
           app,
           runsFile: path.join(dir, 'runs.db'),

@@ -7,6 +7,7 @@
  * (--dir), described by its control.json.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { UnderstudyError, createLogger } from '../../core/index.ts';
@@ -14,12 +15,12 @@ import { createImapReader, createSmtpSender } from '../../mail/index.ts';
 import { loadMonitorConfig } from '../../monitor/index.ts';
 import {
   bootstrapControlDatabase,
-  commandRollout,
-  createRollout,
   getRollout,
   loadWork,
   openJobQueue,
-  rollbackWave,
+  rolloutHistory,
+  rolloutSteering,
+  type RolloutSteering,
   complianceCsv,
   controlRole,
   createCa,
@@ -79,6 +80,24 @@ async function withDb<T>(
   } finally {
     await db.end();
   }
+}
+
+/**
+ * Runs `fn` with the steering of rollouts over the control plane's database and job queue; the
+ * actions are audited under the local user's name, from the CLI.
+ */
+async function withSteering<T>(
+  dir: string,
+  fn: (steering: RolloutSteering, operator: string) => Promise<T>,
+): Promise<T> {
+  return withDb(dir, async (db) => {
+    const jobs = await openJobQueue(db);
+    try {
+      return await fn(rolloutSteering({ db, jobs, via: 'cli' }), os.userInfo().username);
+    } finally {
+      await jobs.release();
+    }
+  });
 }
 
 export function registerControlCommands(program: Command, ctx: CliContext): void {
@@ -201,40 +220,34 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
 
   const rollout = control
     .command('rollout')
-    .description('rollouts: create, show, pause, resume, stop, roll back a wave');
+    .description(
+      'rollouts: create, show, pause, resume, stop, roll back a wave or one LC, issue an approval challenge',
+    );
   rollout
     .command('create <spec>')
     .description(
-      'create a rollout from a JSON file (patches, targets, windows, canary, maxConcurrency, maxErrors, watchSeconds)',
+      'create a rollout from a JSON file (patches, targets, windows, canary, maxConcurrency, maxErrors, watchSeconds, requireApproval)',
     )
     .option(...dirOption)
     .action(async (specFile: string, o: { dir: string }) => {
       const spec: unknown = JSON.parse(fs.readFileSync(specFile, 'utf8'));
-      const made = await withDb(o.dir, async (db) => {
-        await syncInventory(db);
-        const r = await createRollout(db, spec, new Date());
-        const jobs = await openJobQueue(db);
-        try {
-          await jobs.kick(r.id);
-        } finally {
-          await jobs.release();
-        }
-        return r;
-      });
+      const made = await withSteering(o.dir, (steering, operator) => steering.create(spec, operator));
       ctx.print(
         made,
         () =>
-          `rollout ${made.id} (${made.name}): ${made.patchSet.join(', ')} to ${made.waves.flat().length} LCs in ${made.waves.length} waves`,
+          `rollout ${made.id} (${made.name}): ${made.patchSet.join(', ')} to ${made.targets} LCs in ${made.waves} waves (${made.state})`,
       );
     });
   rollout
     .command('show <id>')
-    .description('a rollout with the state of each target')
+    .description("a rollout with the state of each target and its record (operators' actions, approvals)")
     .option(...dirOption)
     .action(async (id: string, o: { dir: string }) => {
       const shown = await withDb(o.dir, async (db) => ({
         ...(await getRollout(db, Number(id))),
         work: Object.fromEntries(await loadWork(db, Number(id))),
+        rollbacks: Object.fromEntries(await loadWork(db, Number(id), 'rollback')),
+        history: await rolloutHistory(db, Number(id)),
       }));
       ctx.print(
         shown,
@@ -242,7 +255,12 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
           `rollout ${shown.id} ${shown.name}: ${shown.state}${shown.reason ? ` (${shown.reason})` : ''}\n${Object.entries(
             shown.work,
           )
-            .map(([k, w]) => `  ${k}: ${w.state}`)
+            .map(
+              ([k, w]) =>
+                `  ${k}: ${w.state}${shown.rollbacks[k] ? ` (rollback ${shown.rollbacks[k].state})` : ''}`,
+            )
+            .join('\n')}\n${shown.history
+            .map((h) => `  ${h.at} ${h.actor} ${h.action} ${h.outcome}`)
             .join('\n')}`,
       );
     });
@@ -252,34 +270,52 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
       .description(`${command} a rollout`)
       .option(...dirOption)
       .action(async (id: string, o: { dir: string }) => {
-        const state = await withDb(o.dir, async (db) => {
-          const next = await commandRollout(db, Number(id), command, new Date());
-          const jobs = await openJobQueue(db);
-          try {
-            if (next === 'running') await jobs.kick(Number(id));
-          } finally {
-            await jobs.release();
-          }
-          return next;
-        });
-        ctx.print({ id: Number(id), state }, () => `rollout ${id}: ${state}`);
+        const done = await withSteering(o.dir, (steering, operator) =>
+          steering.command(Number(id), command, operator),
+        );
+        ctx.print(done, () => `rollout ${id}: ${done.state}`);
       });
   rollout
     .command('rollback-wave <id> <wave>')
     .description('roll back every switched LC of a wave (1 = the canary); the rollout pauses')
     .option(...dirOption)
     .action(async (id: string, wave: string, o: { dir: string }) => {
-      const n = await withDb(o.dir, async (db) => {
-        const jobs = await openJobQueue(db);
-        try {
-          return await rollbackWave(db, jobs.queue, Number(id), Number(wave) - 1, new Date());
-        } finally {
-          await jobs.release();
-        }
-      });
+      const done = await withSteering(o.dir, (steering, operator) =>
+        steering.rollbackWave(Number(id), Number(wave), operator),
+      );
+      ctx.print(done, () => `rollout ${id} wave ${wave}: rolling back ${done.rollingBack} LCs`);
+    });
+  rollout
+    .command('rollback-lc <id> <host> <lc>')
+    .description(
+      "roll one switched LC of a rollout back to its unpatched original, also after the rollout ended (the rollout's record shows it)",
+    )
+    .option(...dirOption)
+    .action(async (id: string, host: string, lc: string, o: { dir: string }) => {
+      const done = await withSteering(o.dir, (steering, operator) =>
+        steering.rollbackLc(Number(id), { host, lc }, operator),
+      );
+      ctx.print(done, () => `rollout ${id}: rolling back ${host}/${lc} (work ${done.workId})`);
+    });
+  rollout
+    .command('challenge <id>')
+    .description(
+      "issue an administrator a new approval challenge for a rollout awaiting approval (the mail expired or was lost): the earlier one's code is refused from now on; `control run --mail-config` mails it",
+    )
+    .requiredOption('--admin <name>', 'the administrator (as named in the administrators section)')
+    .option('--ttl <hours>', 'hours the challenge stays valid', '24')
+    .option(...dirOption)
+    .action(async (id: string, o: { dir: string; admin: string; ttl: string }) => {
+      const hours = Number(o.ttl);
+      if (!(hours > 0))
+        throw new UnderstudyError('INVALID_ARGUMENT', `--ttl must be a positive number of hours`);
+      const issued = await withSteering(o.dir, (steering, operator) =>
+        steering.reissueChallenge(Number(id), { admin: o.admin, ttlMs: hours * 3600_000 }, operator),
+      );
       ctx.print(
-        { id: Number(id), wave: Number(wave), rollingBack: n },
-        () => `rollout ${id} wave ${wave}: rolling back ${n} LCs`,
+        issued,
+        () =>
+          `Challenge: ${issued.challenge}\n(for ${issued.admin}, rollout ${id}, until ${issued.expiresAt}; ${issued.replaced} earlier challenge(s) replaced)\nThe code: understudy approve-code ${issued.challenge} --decision "approve all"`,
       );
     });
 

@@ -3,7 +3,6 @@
  * command line, with a progress bar, and the write history of past copies. Disks are named by LC and
  * disk, never by host path: the disk store of the host decides where they are.
  */
-import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { UnderstudyError, requireRoot } from '../../core/index.ts';
 import {
@@ -14,12 +13,12 @@ import {
   listCopyJobs,
   type CopyDiskOptions,
   type CopyProgress,
+  type CopyJob,
   type CopyResult,
-  type Freezer,
+  type HistoryRecord,
   type NoConvergenceAction,
 } from '../../disk-copy/index.ts';
-import { getLc } from '../../inventory/index.ts';
-import { openApp, type App } from '../../app/index.ts';
+import { copyLcDisk, type App } from '../../app/index.ts';
 import { table, type CliContext } from '../context.ts';
 
 interface CopyFlags {
@@ -29,8 +28,6 @@ interface CopyFlags {
   cutBelowMb?: string;
   onNoConvergence?: string;
 }
-
-const noFreeze: Freezer = { async freeze() {}, async thaw() {} };
 
 /** One line of progress; on a terminal it redraws itself as a bar. */
 export function formatProgress(e: CopyProgress): string {
@@ -90,7 +87,7 @@ function describeResult(r: CopyResult): string {
 }
 
 async function withStore<T>(ctx: CliContext, fn: (app: App) => Promise<T> | T): Promise<T> {
-  const app = openApp(ctx.stateDir());
+  const app = ctx.openApp();
   try {
     return await fn(app);
   } finally {
@@ -131,117 +128,93 @@ export function registerDiskCommands(program: Command, ctx: CliContext): void {
       .requiredOption('--to <lc2>', 'the LC whose disk receives the copy')
       .option('--to-disk <name>', 'name of the target disk (default: the same name)'),
   ).action(async (lcName: string, diskName: string, flags: CopyFlags & { to: string; toDisk?: string }) => {
-    requireRoot('disk copy');
-    await withStore(ctx, async (app) => {
-      const host = await app.start();
-      const from = getLc(app.db, lcName);
-      const to = getLc(app.db, flags.to);
-      const targetDisk = flags.toDisk ?? diskName;
-      const source = { lc: from, disk: diskName };
-      const target = { lc: to, disk: targetDisk };
-      if ((await host.driver.status(to.name)).state !== 'stopped') {
-        throw new UnderstudyError(
-          'LC_RUNNING',
-          `${to.name} must be stopped before its disk ${targetDisk} is replaced by a copy`,
-          { hint: `understudy lc stop ${to.name}` },
+    const options = {
+      from: lcName,
+      disk: diskName,
+      to: flags.to,
+      toDisk: flags.toDisk,
+      ...copyOptions(flags),
+    };
+    const api = ctx.api();
+    let result: CopyResult;
+    if (api) result = (await api.request<{ copy: CopyResult }>('POST', '/v1/disk-copies', options)).copy;
+    else {
+      requireRoot('disk copy');
+      result = await withStore(ctx, async (app) => {
+        const host = await app.start();
+        return cancellable((signal) =>
+          copyLcDisk(app.db, host, { ...options, onProgress: progressRenderer(ctx), signal }),
         );
-      }
-      const running = (await host.driver.status(from.name)).state !== 'stopped';
-      const device = host.disks.device(source);
-      const jobId = randomBytes(4).toString('hex');
-      // The target's old content is kept aside until the copy is in its place.
-      const tag = `replaced-${jobId}`;
-      await host.disks.setAside(target, tag);
-      let result: CopyResult;
-      try {
-        result = await cancellable((signal) =>
-          host.disks.copyLive({
-            from: source,
-            to: target,
-            jobId,
-            freezer: running
-              ? { freeze: () => host.driver.freeze(from.name), thaw: () => host.driver.thaw(from.name) }
-              : noFreeze,
-            ...(running
-              ? {
-                  throttle: {
-                    limit: (bps: number) => host.driver.setWriteLimit(from.name, device, bps),
-                    lift: () => host.driver.setWriteLimit(from.name, device, null),
-                  },
-                }
-              : {}),
-            ...copyOptions(flags),
-            db: app.db,
-            label: `${from.name}/${diskName} → ${to.name}/${targetDisk}`,
-            onProgress: progressRenderer(ctx),
-            signal,
-          }),
-        );
-      } catch (error) {
-        await host.disks.restoreAside(target, tag);
-        throw error;
-      }
-      await host.disks.dropAside(target, tag);
-      ctx.print({ ...result, records: undefined }, () => describeResult(result));
-    });
+      });
+    }
+    ctx.print({ ...result, records: undefined }, () => describeResult(result));
   });
 
   disk
     .command('history <copy-id>')
     .description('the write history recorded during a copy')
     .option('--limit <n>', 'records to show (0 = summary only)', '50')
-    .action(async (jobId: string, flags: { limit: string }) =>
-      withStore(ctx, (app) => {
-        const job = getCopyJob(app.db, jobId);
-        const limit = Number(flags.limit);
-        const records = limit > 0 ? listCopyHistory(app.db, jobId, { limit }) : [];
-        ctx.print({ job, records }, () =>
-          [
-            `copy ${job.id}: ${job.label ?? `${job.source} → ${job.destination}`} — ${job.state}${job.error ? ` (${job.error.code}: ${job.error.message})` : ''}`,
-            job.cutAt ? `cut at ${job.cutAt}; frozen ${job.freezeMs?.toFixed(1)} ms; ${job.convergence}` : '',
-            `write history: ${describeHistory(job.history)}`,
-            records.length
-              ? table(
-                  ['PASS', 'AT', 'OP', 'PATH', 'OFFSET', 'LENGTH'],
-                  records.map((r) => [
-                    String(r.pass),
-                    r.at,
-                    r.op,
-                    r.pathTo ? `${r.path} → ${r.pathTo}` : r.path,
-                    r.offset === undefined ? '' : String(r.offset),
-                    r.length === undefined ? '' : String(r.length),
-                  ]),
-                )
-              : '',
-          ]
-            .filter(Boolean)
-            .join('\n'),
-        );
-      }),
-    );
+    .action(async (jobId: string, flags: { limit: string }) => {
+      const limit = Number(flags.limit);
+      const api = ctx.api();
+      const { job, records } = api
+        ? await api
+            .request<{ copy: CopyJob; records: HistoryRecord[] }>(
+              'GET',
+              `/v1/disk-copies/${encodeURIComponent(jobId)}?limit=${limit}`,
+            )
+            .then((r) => ({ job: r.copy, records: r.records }))
+        : await withStore(ctx, (app) => ({
+            job: getCopyJob(app.db, jobId),
+            records: limit > 0 ? listCopyHistory(app.db, jobId, { limit }) : [],
+          }));
+      ctx.print({ job, records }, () =>
+        [
+          `copy ${job.id}: ${job.label ?? `${job.source} → ${job.destination}`} — ${job.state}${job.error ? ` (${job.error.code}: ${job.error.message})` : ''}`,
+          job.cutAt ? `cut at ${job.cutAt}; frozen ${job.freezeMs?.toFixed(1)} ms; ${job.convergence}` : '',
+          `write history: ${describeHistory(job.history)}`,
+          records.length
+            ? table(
+                ['PASS', 'AT', 'OP', 'PATH', 'OFFSET', 'LENGTH'],
+                records.map((r) => [
+                  String(r.pass),
+                  r.at,
+                  r.op,
+                  r.pathTo ? `${r.path} → ${r.pathTo}` : r.path,
+                  r.offset === undefined ? '' : String(r.offset),
+                  r.length === undefined ? '' : String(r.length),
+                ]),
+              )
+            : '',
+        ]
+          .filter(Boolean)
+          .join('\n'),
+      );
+    });
 
   disk
     .command('copies')
     .description('recent disk copies')
-    .action(async () =>
-      withStore(ctx, (app) => {
-        const jobs = listCopyJobs(app.db);
-        ctx.print(jobs, () =>
-          jobs.length === 0
-            ? 'no disk copies yet'
-            : table(
-                ['ID', 'STATE', 'MODE', 'STARTED', 'FROZEN', 'HISTORY', 'COPY'],
-                jobs.map((j) => [
-                  j.id,
-                  j.state,
-                  j.mode,
-                  j.startedAt,
-                  j.freezeMs === null ? '' : `${j.freezeMs.toFixed(1)} ms`,
-                  `${j.history.writes} writes, ${formatBytes(j.history.bytes)}`,
-                  j.label ?? j.destination,
-                ]),
-              ),
-        );
-      }),
-    );
+    .action(async () => {
+      const api = ctx.api();
+      const jobs = api
+        ? (await api.request<{ copies: CopyJob[] }>('GET', '/v1/disk-copies')).copies
+        : await withStore(ctx, (app) => listCopyJobs(app.db));
+      ctx.print(jobs, () =>
+        jobs.length === 0
+          ? 'no disk copies yet'
+          : table(
+              ['ID', 'STATE', 'MODE', 'STARTED', 'FROZEN', 'HISTORY', 'COPY'],
+              jobs.map((j) => [
+                j.id,
+                j.state,
+                j.mode,
+                j.startedAt,
+                j.freezeMs === null ? '' : `${j.freezeMs.toFixed(1)} ms`,
+                `${j.history.writes} writes, ${formatBytes(j.history.bytes)}`,
+                j.label ?? j.destination,
+              ]),
+            ),
+      );
+    });
 }

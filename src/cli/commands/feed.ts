@@ -1,7 +1,7 @@
 /** `understudy feed add|list|remove`: the patch sources the monitor polls. */
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { openApp } from '../../app/index.ts';
+
 import { UnderstudyError, exec } from '../../core/index.ts';
 import {
   addFeed,
@@ -14,6 +14,7 @@ import {
   removeFeed,
   safeUrl,
   type AptOptions,
+  type Feed,
   type FeedKind,
   type PatchServerOptions,
 } from '../../monitor/index.ts';
@@ -155,55 +156,71 @@ export function registerFeedCommands(program: Command, ctx: CliContext): void {
         };
       }
       if (!url) throw new UnderstudyError('INVALID_ARGUMENT', 'A feed needs --url (or --from-host-sources)');
-      const { db } = openApp(ctx.stateDir());
-      try {
-        const added = addFeed(db, {
-          name,
-          kind,
-          url,
-          intervalSeconds: positive('--interval', o.interval) ?? 3600,
-          options,
-        });
-        ctx.print(
-          { feed: added },
-          () =>
-            `Added feed ${added.name} (${added.kind}, ${safeUrl(added.url)}, every ${added.intervalSeconds}s)`,
-        );
-      } finally {
-        db.close();
+      const feedInput = {
+        name,
+        kind,
+        url,
+        intervalSeconds: positive('--interval', o.interval) ?? 3600,
+        options,
+      };
+      const api = ctx.api();
+      let added: Feed;
+      // The daemon runs the same checks (addFeed); a keyring is a path on its host, which is this one.
+      if (api) added = (await api.request<{ feed: Feed }>('POST', '/v1/feeds', feedInput)).feed;
+      else {
+        const { db } = ctx.openApp();
+        try {
+          added = addFeed(db, feedInput);
+        } finally {
+          db.close();
+        }
       }
+      ctx.print(
+        { feed: added },
+        () =>
+          `Added feed ${added.name} (${added.kind}, ${safeUrl(added.url)}, every ${added.intervalSeconds}s)`,
+      );
     });
 
   feed
     .command('list')
     .description('list feeds')
-    .action(() => {
-      const { db } = openApp(ctx.stateDir());
-      try {
-        const feeds = listFeeds(db);
-        ctx.print({ feeds: feeds.map((f) => ({ ...f, url: safeUrl(f.url) })) }, () =>
-          feeds.length === 0
-            ? 'No feeds.'
-            : table(
-                ['NAME', 'KIND', 'URL', 'INTERVAL'],
-                feeds.map((f) => [f.name, f.kind, safeUrl(f.url), `${f.intervalSeconds}s`]),
-              ),
-        );
-      } finally {
-        db.close();
+    .action(async () => {
+      const api = ctx.api();
+      let feeds: Feed[];
+      if (api) feeds = (await api.request<{ feeds: Feed[] }>('GET', '/v1/feeds')).feeds;
+      else {
+        const { db } = ctx.openApp();
+        try {
+          feeds = listFeeds(db);
+        } finally {
+          db.close();
+        }
       }
+      ctx.print({ feeds: feeds.map((f) => ({ ...f, url: safeUrl(f.url) })) }, () =>
+        feeds.length === 0
+          ? 'No feeds.'
+          : table(
+              ['NAME', 'KIND', 'URL', 'INTERVAL'],
+              feeds.map((f) => [f.name, f.kind, safeUrl(f.url), `${f.intervalSeconds}s`]),
+            ),
+      );
     });
 
   feed
     .command('remove <name>')
     .description('remove a feed (registered patches stay)')
-    .action((name: string) => {
-      const { db } = openApp(ctx.stateDir());
-      try {
-        removeFeed(db, name);
-        ctx.print({ removed: name }, () => `Removed feed ${name}`);
-      } finally {
-        db.close();
+    .action(async (name: string) => {
+      const api = ctx.api();
+      if (api) await api.request('DELETE', `/v1/feeds/${encodeURIComponent(name)}`);
+      else {
+        const { db } = ctx.openApp();
+        try {
+          removeFeed(db, name);
+        } finally {
+          db.close();
+        }
       }
+      ctx.print({ removed: name }, () => `Removed feed ${name}`);
     });
 }

@@ -2,11 +2,11 @@
 import { rmSync, rmdirSync } from 'node:fs';
 import type { Command } from 'commander';
 import { addPool, destroyHost, hostStatus, initHost, parseSize } from '../../host/index.ts';
-import { destroyLc, describeLcs, openApp } from '../../app/index.ts';
+import { destroyLc, describeLcs } from '../../app/index.ts';
 import { UnderstudyError, isErrno, requireRoot, statePaths } from '../../core/index.ts';
 import { patchesDirOf } from '../../catalogue/index.ts';
 import { table, type CliContext } from '../context.ts';
-import type { HostStatus } from '../../host/index.ts';
+import type { HostStatus, Pool } from '../../host/index.ts';
 
 const gib = (bytes: number): string => `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
 
@@ -48,7 +48,7 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
     .option('--subnet <cidr>', 'bridge subnet inside 198.18.0.0/15', '198.18.0.0/24')
     .option('--bridge <name>', 'bridge name (default: generated)')
     .action(async (opts: { device?: string; poolSize: string; subnet: string; bridge?: string }) => {
-      const app = openApp(ctx.stateDir());
+      const app = ctx.openApp();
       try {
         const status = await initHost({
           db: app.db,
@@ -68,7 +68,13 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
     .command('status')
     .description('show pools, network and logical computers')
     .action(async () => {
-      const app = openApp(ctx.stateDir());
+      const api = ctx.api();
+      if (api) {
+        const status = await api.request<HostStatus>('GET', '/v1/host');
+        ctx.print(status, () => renderHostStatus(status));
+        return;
+      }
+      const app = ctx.openApp();
       try {
         const status = await hostStatus(app.db, app.stateDir);
         ctx.print(status, () => renderHostStatus(status));
@@ -83,7 +89,17 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
     .option('--device <dev>', 'block device (default: a sparse loop image)')
     .option('--size <size>', 'size of the loop image', '8G')
     .action(async (name: string, opts: { device?: string; size: string }) => {
-      const app = openApp(ctx.stateDir());
+      const api = ctx.api();
+      if (api) {
+        const { pool } = await api.request<{ pool: Pool }>('POST', '/v1/host/pools', {
+          name,
+          ...(opts.device ? { device: opts.device } : {}),
+          sizeBytes: parseSize(opts.size),
+        });
+        ctx.print(pool, () => `pool ${pool.name} mounted at ${pool.mountpoint}`);
+        return;
+      }
+      const app = ctx.openApp();
       try {
         const pool = await addPool({
           db: app.db,
@@ -106,7 +122,7 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
     .option('--force', 'also stop and destroy logical computers')
     .action(async (opts: { force?: boolean }) => {
       requireRoot('host destroy');
-      const app = openApp(ctx.stateDir());
+      const app = ctx.openApp();
       try {
         const status = await hostStatus(app.db, app.stateDir);
         const lcs = await describeLcs(app.db, undefined);

@@ -1,8 +1,9 @@
 /** `understudy image build|list|remove`. */
+import path from 'node:path';
 import type { Command } from 'commander';
 import { buildImage, importImage, listImages, recipeNames, removeImage } from '../../images/index.ts';
 import { getPool, requireHost } from '../../host/index.ts';
-import { openApp } from '../../app/index.ts';
+
 import { UnderstudyError, errorCatalogue, requireRoot, type ErrorCode } from '../../core/index.ts';
 import type { ImageRecord } from '../../images/index.ts';
 import type { ApiClient } from '../api-client.ts';
@@ -81,7 +82,7 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
           return;
         }
         requireRoot('image build');
-        const app = openApp(ctx.stateDir());
+        const app = ctx.openApp();
         try {
           await requireHost(app.db);
           const started = Date.now();
@@ -114,8 +115,23 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
     .requiredOption('--name <name>', 'image name')
     .option('--rebuild', 'replace an image of that name')
     .action(async (source: string, opts: { name: string; rebuild?: boolean }) => {
+      const api = ctx.api();
+      if (api) {
+        // The source is a path on the daemon's host (the host it manages).
+        const { image: record } = await api.request<{ image: ImageRecord }>('POST', '/v1/images/import', {
+          source: path.resolve(source),
+          name: opts.name,
+          rebuild: opts.rebuild === true,
+        });
+        ctx.print(
+          record,
+          () =>
+            `image ${record.name}: ${(record.sizeBytes / 1024 ** 2).toFixed(0)} MiB, imported from ${source} by ${api.url}`,
+        );
+        return;
+      }
       requireRoot('image import');
-      const app = openApp(ctx.stateDir());
+      const app = ctx.openApp();
       try {
         await requireHost(app.db);
         const record = await importImage({
@@ -139,38 +155,42 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
   image
     .command('list')
     .description('list built images')
-    .action(() => {
-      const app = openApp(ctx.stateDir());
-      try {
-        const images = listImages(app.db);
-        ctx.print(images, () =>
-          images.length === 0
-            ? 'no images; build one with `understudy image build busybox`'
-            : table(
-                ['NAME', 'RECIPE', 'SIZE', 'BUILT'],
-                images.map((i) => [
-                  i.name,
-                  i.recipe,
-                  `${(i.sizeBytes / 1024 ** 2).toFixed(0)} MiB`,
-                  i.builtAt,
-                ]),
-              ),
-        );
-      } finally {
-        app.close();
+    .action(async () => {
+      const api = ctx.api();
+      let images: ImageRecord[];
+      if (api) images = (await api.request<{ images: ImageRecord[] }>('GET', '/v1/images')).images;
+      else {
+        const app = ctx.openApp();
+        try {
+          images = listImages(app.db);
+        } finally {
+          app.close();
+        }
       }
+      ctx.print(images, () =>
+        images.length === 0
+          ? 'no images; build one with `understudy image build busybox`'
+          : table(
+              ['NAME', 'RECIPE', 'SIZE', 'BUILT'],
+              images.map((i) => [i.name, i.recipe, `${(i.sizeBytes / 1024 ** 2).toFixed(0)} MiB`, i.builtAt]),
+            ),
+      );
     });
 
   image
     .command('remove <name>')
     .description('delete an image (LCs made from it keep working)')
     .action(async (name: string) => {
-      const app = openApp(ctx.stateDir());
-      try {
-        await removeImage(app.db, name);
-        ctx.print({ removed: name }, () => `image ${name} removed`);
-      } finally {
-        app.close();
+      const api = ctx.api();
+      if (api) await api.request('DELETE', `/v1/images/${encodeURIComponent(name)}`);
+      else {
+        const app = ctx.openApp();
+        try {
+          await removeImage(app.db, name);
+        } finally {
+          app.close();
+        }
       }
+      ctx.print({ removed: name }, () => `image ${name} removed`);
     });
 }

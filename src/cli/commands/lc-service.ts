@@ -1,6 +1,6 @@
 /** The service flags of `lc create` and `understudy lc service set|show|clear`. */
 import type { Command } from 'commander';
-import { openApp } from '../../app/index.ts';
+
 import { requireRoot } from '../../core/index.ts';
 import {
   getLc,
@@ -60,33 +60,56 @@ const describe = (s: ServiceDefinition): string =>
 export function registerLcServiceCommands(lc: Command, ctx: CliContext): void {
   const service = lc.command('service').description('the service an LC runs (what a patch run moves)');
   serviceOptions(service.command('set <lc>').description("declare the LC's service (replaces it)")).action(
-    (name: string, o: Record<string, unknown>) => {
-      requireRoot('this command');
-      const app = openApp(ctx.stateDir());
-      try {
-        getLc(app.db, name);
-        const definition = serviceOfFlags(o);
-        setServices(app.db, name, definition ? [definition] : []);
-        ctx.print(definition ?? null, () =>
-          definition ? describe(definition) : `${name} declares no service now`,
-        );
-      } finally {
-        app.close();
+    async (name: string, o: Record<string, unknown>) => {
+      const definition = serviceOfFlags(o);
+      const services = definition ? [definition] : [];
+      const api = ctx.api();
+      let stored: ServiceDefinition[] = services;
+      if (api)
+        stored = (
+          await api.request<{ services: ServiceDefinition[] }>(
+            'PUT',
+            `/v1/lcs/${encodeURIComponent(name)}/services`,
+            { services },
+          )
+        ).services;
+      else {
+        requireRoot('this command');
+        const app = ctx.openApp();
+        try {
+          getLc(app.db, name);
+          setServices(app.db, name, services);
+        } finally {
+          app.close();
+        }
       }
+      const shown = stored[0] ?? null;
+      ctx.print(shown, () => (shown ? describe(shown) : `${name} declares no service now`));
     },
   );
   service
     .command('show <lc>')
     .description('the services the LC declares')
-    .action((name: string) => {
-      const app = openApp(ctx.stateDir());
-      try {
-        const { services } = getLc(app.db, name);
-        ctx.print(services, () =>
-          services.length === 0 ? `${name} declares no service` : services.map(describe).join('\n'),
-        );
-      } finally {
-        app.close();
+    .action(async (name: string) => {
+      const api = ctx.api();
+      let services: ServiceDefinition[];
+      if (api)
+        services = (
+          await api.request<{ services: ServiceDefinition[] }>(
+            'GET',
+            `/v1/lcs/${encodeURIComponent(name)}/services`,
+          )
+        ).services;
+      else {
+        const app = ctx.openApp();
+        try {
+          services = getLc(app.db, name).services;
+        } finally {
+          app.close();
+        }
       }
+      ctx.print(services, () =>
+        services.length === 0 ? `${name} declares no service` : services.map(describe).join('\n'),
+      );
     });
 }

@@ -1,7 +1,7 @@
 /** `understudy run <lc>|list|show|resume`, `understudy rollback <run>`: the patch run (Fig. 7). */
 import type { Command } from 'commander';
 import { UnderstudyError, createLogger, requireRoot } from '../../core/index.ts';
-import { openApp, type App } from '../../app/index.ts';
+import { type App } from '../../app/index.ts';
 import { runEventRecorder } from '../../api/index.ts';
 import { EventLog, eventsSchema, type StoredEvent } from '../../events/index.ts';
 import { ensureSchemas } from '../../store/index.ts';
@@ -17,7 +17,7 @@ import {
   type RunDeps,
   type RunRecord,
 } from '../../run/index.ts';
-import { describePhases, isSwitchMethod, type SwitchMethod, type SwitchResult } from '../../switch/index.ts';
+import { describePhases, isSwitchMethod, type SwitchMethod } from '../../switch/index.ts';
 import { table, type CliContext } from '../context.ts';
 
 const seconds = (ms: number | null | undefined): string =>
@@ -42,7 +42,7 @@ export function renderRun(run: RunRecord): string {
     );
   for (const copy of f.copies ?? [])
     lines.push(
-      `copy ${copy.disk}: ${copy.summary}; frozen ${copy.freezeMs.toFixed(1)} ms (${copy.convergence})`,
+      `copy ${copy.disk}${copy.to && copy.to !== copy.disk ? ` → ${copy.to}` : ''}: ${copy.summary}; frozen ${copy.freezeMs.toFixed(1)} ms (${copy.convergence})`,
     );
   for (const p of f.patchResults ?? []) {
     const deb = p.deb
@@ -56,14 +56,16 @@ export function renderRun(run: RunRecord): string {
     );
   if (f.versionBefore || f.versionAfter)
     lines.push(`version: ${f.versionBefore ?? '?'} → ${f.versionAfter ?? '?'}`);
-  const sw = f.switchResult as
-    { method?: string; durationMs?: number; drainMs?: number; holdMs?: number; syncMs?: number } | undefined;
+  const sw = f.switchResult;
   if (sw)
     lines.push(
       `switch: ${sw.method} in ${seconds(sw.durationMs)} (drain ${seconds(sw.drainMs)}, hold ${seconds(sw.holdMs)}, final sync ${seconds(sw.syncMs)})`,
     );
-  const phases = sw ? describePhases(sw as SwitchResult) : undefined;
+  const phases = sw ? describePhases(sw) : undefined;
   if (phases) lines.push(`switch phases: ${phases}`);
+  if (f.watchOutcome && f.watchOutcome !== 'skipped')
+    lines.push(`watch: ${f.watchOutcome} — ${f.watchDetail ?? ''}`);
+  else if (f.watchUntil) lines.push(`watch: until ${f.watchUntil}`);
   return lines.join('\n');
 }
 
@@ -107,6 +109,15 @@ function progressOf(e: StreamEvent | StoredEvent): ProgressEvent | null {
     };
   if (e.type === 'run.state')
     return { runId: e.runId ?? '', step: 'run', state: 'note', message: `run ${d.state ?? ''}` };
+  if (e.type === 'health' && e.runId) {
+    const h = e.data as { phase?: string; lc?: string; ok?: boolean; detail?: string };
+    return {
+      runId: e.runId,
+      step: d.step ?? 'health',
+      state: 'note',
+      message: `health ${h.phase ?? ''} on ${h.lc ?? '?'}: ${h.ok ? 'ok' : 'failed'} (${h.detail ?? ''})`,
+    };
+  }
   return null;
 }
 
@@ -130,7 +141,7 @@ async function followLocal(
   id: string,
   show: (event: ProgressEvent) => void,
 ): Promise<RunRecord> {
-  const manager = openApp(ctx.stateDir());
+  const manager = ctx.openApp();
   try {
     ensureSchemas(manager.db, [eventsSchema]);
     const log = new EventLog(manager.db);
@@ -170,7 +181,7 @@ async function withRunDeps(
   fn: (deps: RunDeps) => Promise<RunRecord>,
 ): Promise<RunRecord> {
   requireRoot('a patch run');
-  const manager = openApp(ctx.stateDir());
+  const manager = ctx.openApp();
   try {
     ensureSchemas(manager.db, [eventsSchema]);
     const log = new EventLog(manager.db);
@@ -289,7 +300,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
     .description('patch runs, newest first')
     .action(async () => {
       const api = ctx.api();
-      const manager = api ? null : openApp(ctx.stateDir());
+      const manager = api ? null : ctx.openApp();
       try {
         const runs = api
           ? (await api.request<{ runs: RunRecord[] }>('GET', '/v1/runs')).runs
@@ -326,7 +337,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
         ctx.print(record, () => renderRun(record));
         return;
       }
-      const manager = openApp(ctx.stateDir());
+      const manager = ctx.openApp();
       try {
         const record = getRun(manager.db, id);
         ctx.print(record, () => renderRun(record));

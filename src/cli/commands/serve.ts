@@ -3,9 +3,9 @@ import type { Command } from 'commander';
 import { UnderstudyError, createLogger } from '../../core/index.ts';
 import { runDaemon } from '../../api/index.ts';
 import { listLcs } from '../../inventory/index.ts';
-import { openApp, type App, type HostContext } from '../../app/index.ts';
+import { type App, type HostContext } from '../../app/index.ts';
 import type { ManagedLcs } from '../../monitor/index.ts';
-import { fleetReader, openPool } from '../../fleet/index.ts';
+import { fleetReader, openJobQueue, openPool, rolloutSteering } from '../../fleet/index.ts';
 import type { CliContext } from '../context.ts';
 import { readControl } from './control.ts';
 
@@ -49,11 +49,13 @@ export function registerServeCommands(program: Command, ctx: CliContext): void {
         throw new UnderstudyError('INVALID_ARGUMENT', `--port must be a port number, not "${o.port}"`);
       // The daemon logs NDJSON to stderr; pretty only on a terminal.
       const logger = createLogger({ pretty: process.stderr.isTTY && !ctx.json(), name: 'understudy-daemon' });
-      const app = openApp(ctx.stateDir());
+      const app = ctx.openApp();
       // Before serving: what a crashed manager left half done is finished or reversed.
       const host = (await app.hostIfReady()) && (await app.start({ logger }));
       const control = o.controlDir ? readControl(o.controlDir) : undefined;
       const fleetDb = control ? openPool(control.endpoint, control.identity, 4) : undefined;
+      // Rollouts created or steered through the API are ticked by `understudy control run`.
+      const jobs = fleetDb ? await openJobQueue(fleetDb) : undefined;
       const daemon = await runDaemon({
         stateDir: ctx.stateDir(),
         configPath: o.config,
@@ -63,7 +65,12 @@ export function registerServeCommands(program: Command, ctx: CliContext): void {
         managedLcs: managedLcs(app, host),
         manager: app,
         host,
-        ...(fleetDb ? { fleet: fleetReader(fleetDb) } : {}),
+        ...(fleetDb && jobs
+          ? {
+              fleet: fleetReader(fleetDb),
+              fleetControl: rolloutSteering({ db: fleetDb, jobs, logger, via: 'api' }),
+            }
+          : {}),
       });
       ctx.progress(`understudy daemon listening on ${daemon.url}`);
       if (daemon.firstTokenFile)
@@ -71,6 +78,7 @@ export function registerServeCommands(program: Command, ctx: CliContext): void {
           `the first admin API token is in ${daemon.firstTokenFile} (understudy token create makes more)`,
         );
       await daemon.closed;
+      await jobs?.release();
       await fleetDb?.end();
       app.close();
     });

@@ -6,12 +6,13 @@
  * `SwitchBinder` so this file imports neither (the composition root provides it; see docs/switch.md).
  */
 import type { Command } from 'commander';
-import { UnderstudyError, errorCatalogue, type ErrorCode } from '../../core/index.ts';
-import { openApp, type App } from '../../app/index.ts';
+import { UnderstudyError, errorCatalogue, isUnderstudyError, type ErrorCode } from '../../core/index.ts';
+import { type App } from '../../app/index.ts';
 import {
   SwitchJournal,
   parseSwitchMethod,
   runSwitch,
+  type HealthReport,
   type SwitchBinding,
   type SwitchDeps,
   type SwitchPlanInput,
@@ -97,6 +98,22 @@ function renderRecord(r: SwitchRecord): string {
   ].join('\n');
 }
 
+function renderJournal(records: readonly SwitchRecord[]): string {
+  return records.length === 0
+    ? 'No switches yet.'
+    : table(
+        ['ID', 'METHOD', 'FROM', 'TO', 'STATE', 'STARTED'],
+        records.map((r) => [
+          r.id,
+          r.plan.method,
+          r.plan.from.lc,
+          r.plan.to.lc,
+          r.state,
+          r.startedAt.slice(0, 19),
+        ]),
+      );
+}
+
 export function registerSwitchCommands(
   program: Command,
   ctx: CliContext,
@@ -162,7 +179,7 @@ export function registerSwitchCommands(
           printResult(await switchOverApi(api, request, follow));
           return;
         }
-        const app = openApp(ctx.stateDir());
+        const app = ctx.openApp();
         try {
           const { plan, binding, after } = await binder(request, app);
           ctx.progress(`switching ${from} -> ${to} by ${request.method}…`);
@@ -171,19 +188,54 @@ export function registerSwitchCommands(
           const log = new EventLog(app.db);
           const show = follow;
           let phaseStarted = performance.now();
-          const afterStep = async (phase: string): Promise<void> => {
+          let switchId: string | null = null;
+          const base = { from, to, method: request.method };
+          const afterStep = async (phase: string, id: string): Promise<void> => {
             const durationMs = Math.round(performance.now() - phaseStarted);
             phaseStarted = performance.now();
+            switchId = id;
             log.append({
               type: 'switch.phase',
               lc: from,
-              data: { from, to, method: request.method, phase, durationMs },
+              data: { switchId, ...base, phase, durationMs },
             });
             show?.({ runId: '', step: `switch ${phase}`, state: 'done', durationMs });
             // The binding's own hook (the crash points of the crash tests) runs after the phase is logged.
-            await binding.afterStep?.(phase);
+            await binding.afterStep?.(phase, id);
           };
-          const result = await runSwitch(plan, { db: app.db, ...binding, afterStep });
+          const onHealth = (report: HealthReport): void => {
+            log.append({ type: 'health', lc: report.lc, data: { switchId, ...base, ...report } });
+          };
+          let result: SwitchResult;
+          try {
+            result = await runSwitch(plan, { db: app.db, ...binding, afterStep, onHealth });
+          } catch (error) {
+            const record = switchId ? new SwitchJournal(app.db).get(switchId) : undefined;
+            log.append({
+              type: 'switch.state',
+              lc: from,
+              data: {
+                switchId,
+                ...base,
+                state: record?.state ?? 'failed',
+                error: error instanceof Error ? error.message.split('\n')[0] : String(error),
+                ...(isUnderstudyError(error) ? { code: error.code } : {}),
+              },
+            });
+            throw error;
+          }
+          log.append({
+            type: 'switch.state',
+            lc: from,
+            data: {
+              switchId: result.id,
+              ...base,
+              state: result.outcome,
+              durationMs: result.durationMs,
+              drainMs: result.drainMs,
+              result,
+            },
+          });
           await after?.();
           printResult(result);
         } finally {
@@ -195,8 +247,22 @@ export function registerSwitchCommands(
   program
     .command('switches [id]')
     .description('the switch journal: recent switches, or the steps of one')
-    .action((id: string | undefined) => {
-      const app = openApp(ctx.stateDir());
+    .action(async (id: string | undefined) => {
+      const api = ctx.api();
+      if (api) {
+        if (id) {
+          const { switch: record } = await api.request<{ switch: SwitchRecord }>(
+            'GET',
+            `/v1/switches/${encodeURIComponent(id)}`,
+          );
+          ctx.print(record, () => renderRecord(record));
+        } else {
+          const { switches } = await api.request<{ switches: SwitchRecord[] }>('GET', '/v1/switches');
+          ctx.print(switches, () => renderJournal(switches));
+        }
+        return;
+      }
+      const app = ctx.openApp();
       try {
         const journal = new SwitchJournal(app.db);
         if (id) {
@@ -209,21 +275,7 @@ export function registerSwitchCommands(
           return;
         }
         const records = journal.list();
-        ctx.print(records, () =>
-          records.length === 0
-            ? 'No switches yet.'
-            : table(
-                ['ID', 'METHOD', 'FROM', 'TO', 'STATE', 'STARTED'],
-                records.map((r) => [
-                  r.id,
-                  r.plan.method,
-                  r.plan.from.lc,
-                  r.plan.to.lc,
-                  r.state,
-                  r.startedAt.slice(0, 19),
-                ]),
-              ),
-        );
+        ctx.print(records, () => renderJournal(records));
       } finally {
         app.close();
       }

@@ -8,13 +8,14 @@ import {
   listApiTokens,
   revokeApiToken,
   tokenScopes,
+  type TokenInfo,
   type TokenScope,
 } from '../../api/index.ts';
-import { openApp, type App } from '../../app/index.ts';
+import { type App } from '../../app/index.ts';
 import { table, type CliContext } from '../context.ts';
 
 function withStore<T>(ctx: CliContext, fn: (manager: App) => T): T {
-  const manager = openApp(ctx.stateDir());
+  const manager = ctx.openApp();
   try {
     ensureSchemas(manager.db, [apiSchema]);
     return fn(manager);
@@ -30,13 +31,19 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
     .command('create <operator>')
     .description('make a token (printed once; only its hash is stored)')
     .option('--scope <scope>', `${tokenScopes.join(' | ')}`, 'read')
-    .action((operator: string, o: { scope: string }) => {
+    .action(async (operator: string, o: { scope: string }) => {
       if (!tokenScopes.includes(o.scope as TokenScope))
         throw new UnderstudyError(
           'INVALID_ARGUMENT',
           `--scope: "${o.scope}" is not one of ${tokenScopes.join(', ')}`,
         );
-      const created = withStore(ctx, (m) => createApiToken(m.db, { operator, scope: o.scope as TokenScope }));
+      const api = ctx.api();
+      const request = { operator, scope: o.scope as TokenScope };
+      const created = api
+        ? await api
+            .request<TokenInfo & { token: string }>('POST', '/v1/tokens', request)
+            .then(({ token, ...info }) => ({ token, info }))
+        : withStore(ctx, (m) => createApiToken(m.db, request));
       ctx.print(
         { token: created.token, ...created.info },
         () =>
@@ -47,8 +54,11 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
   token
     .command('list')
     .description('tokens with their operator, scope and last use (never the tokens themselves)')
-    .action(() => {
-      const tokens = withStore(ctx, (m) => listApiTokens(m.db));
+    .action(async () => {
+      const api = ctx.api();
+      const tokens = api
+        ? (await api.request<{ tokens: TokenInfo[] }>('GET', '/v1/tokens')).tokens
+        : withStore(ctx, (m) => listApiTokens(m.db));
       ctx.print(tokens, () =>
         tokens.length === 0
           ? 'no API tokens; `understudy serve` makes the first, `understudy token create` more'
@@ -69,8 +79,11 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
   token
     .command('revoke <id>')
     .description('revoke a token at once')
-    .action((id: string) => {
-      const info = withStore(ctx, (m) => revokeApiToken(m.db, id));
+    .action(async (id: string) => {
+      const api = ctx.api();
+      const info = api
+        ? (await api.request<{ token: TokenInfo }>('DELETE', `/v1/tokens/${encodeURIComponent(id)}`)).token
+        : withStore(ctx, (m) => revokeApiToken(m.db, id));
       ctx.print(info, () => `token ${id} of ${info.operator} revoked`);
     });
 }

@@ -4,7 +4,7 @@
  * with --apply, exactly those .deb files are registered and marked for the LC's next patch run.
  */
 import type { Command } from 'commander';
-import { lcPendingUpdates, openApp } from '../../app/index.ts';
+import { lcPendingUpdates } from '../../app/index.ts';
 import { describeUpgradeReason, type PendingUpdates } from '../../monitor/index.ts';
 import { table, type CliContext } from '../context.ts';
 
@@ -70,7 +70,25 @@ export function registerUpdatesCommand(program: Command, ctx: CliContext): void 
       "download and verify the .deb files, register them as patches and mark them for the LC's next run",
     )
     .action(async (lcName: string, o: { feed: string[]; package: string[]; apply?: boolean }) => {
-      const app = openApp(ctx.stateDir());
+      const api = ctx.api();
+      if (api) {
+        const lc = encodeURIComponent(lcName);
+        const result = o.apply
+          ? await api.request<PendingUpdates>('POST', `/v1/lcs/${lc}/updates`, {
+              feeds: o.feed,
+              packages: o.package,
+            })
+          : await api.request<PendingUpdates>(
+              'GET',
+              `/v1/lcs/${lc}/updates?${new URLSearchParams({
+                ...(o.feed.length ? { feed: o.feed.join(',') } : {}),
+                ...(o.package.length ? { package: o.package.join(',') } : {}),
+              })}`,
+            );
+        ctx.print(result, () => render(result, o.apply === true));
+        return;
+      }
+      const app = ctx.openApp();
       try {
         const result = await lcPendingUpdates({
           db: app.db,

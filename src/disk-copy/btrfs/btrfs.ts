@@ -193,6 +193,7 @@ export async function transfer(options: TransferOptions): Promise<TransferResult
   if (options.signal?.aborted) onAbort();
   options.signal?.addEventListener('abort', onAbort, { once: true });
   let poll: NodeJS.Timeout | undefined;
+  let polling = true;
   if (tapped) {
     const receiveIn = receive.child.stdin;
     if (!receiveIn) throw new UnderstudyError('INTERNAL', 'btrfs receive started without a stdin pipe');
@@ -219,17 +220,30 @@ export async function transfer(options: TransferOptions): Promise<TransferResult
     });
     sendOut.on('end', () => receiveIn.end());
   } else {
-    poll = setInterval(() => {
-      void bytesWritten(send.child.pid).then(
-        (written) => {
-          if (written !== undefined) {
-            bytes = written;
-            options.onBytes?.(bytes);
-          }
+    // Read every 20 ms until send has written something, then every 200 ms: even a full pass of a
+    // second or less reports its bytes while send and receive run (the run's `copy-<disk>:during`
+    // crash point waits for that report).
+    const read = (): void => {
+      poll = setTimeout(
+        () => {
+          void bytesWritten(send.child.pid).then(
+            (written) => {
+              if (!polling) return;
+              if (written !== undefined) {
+                bytes = written;
+                options.onBytes?.(bytes);
+              }
+              read();
+            },
+            () => {
+              if (polling) read();
+            },
+          );
         },
-        () => undefined,
+        bytes > 0 ? 200 : 20,
       );
-    }, 200);
+    };
+    read();
   }
   // Whichever command fails first is the cause; the other is stopped (a dead receive would otherwise
   // leave send blocked on a full pipe forever).
@@ -256,7 +270,8 @@ export async function transfer(options: TransferOptions): Promise<TransferResult
       );
     }
   } finally {
-    if (poll) clearInterval(poll);
+    polling = false;
+    if (poll) clearTimeout(poll);
     options.signal?.removeEventListener('abort', onAbort);
   }
   await exec([BTRFS, 'filesystem', 'sync', options.receiveDir], {

@@ -42,7 +42,7 @@ export interface AppRunnerOptions {
 
 /** What the control plane learns of a run: its id, state and figures. */
 export function runSummary(run: RunRecord): Record<string, unknown> {
-  const sw = run.facts.switchResult as { method?: string; durationMs?: number } | undefined;
+  const sw = run.facts.switchResult;
   return {
     runId: run.id,
     lc: run.lc,

@@ -13,7 +13,7 @@
  * the challenge and starting (or stopping) the rollout happen in one transaction.
  */
 import type pg from 'pg';
-import { silentLogger, type Logger } from '../../core/index.ts';
+import { UnderstudyError, silentLogger, type Logger } from '../../core/index.ts';
 import {
   canonicalDecision,
   parseReply,
@@ -51,10 +51,46 @@ export interface RolloutApprovalOptions {
   now?: () => Date;
 }
 
-/** The outcome of one reply. */
+/**
+ * Why an approval was refused: the mail module's reasons, a reply too large to read, or `replaced`
+ * (a newer challenge was issued to that administrator for that rollout).
+ */
+export type RolloutRefusal = RejectionReason | 'too-large' | 'replaced';
+
+export const refusalText = (reason: RolloutRefusal): string =>
+  reason === 'too-large'
+    ? 'the reply is too large to be read'
+    : reason === 'replaced'
+      ? 'a newer challenge was issued for this rollout; use the code of the newest one'
+      : rejectionText[reason];
+
+/** The outcome of one reply (or one approval through the API). */
 export type RolloutApprovalVerdict =
   | { ok: true; rolloutId: number; admin: string; decision: Decision; state: 'running' | 'stopped' }
-  | { ok: false; reason: RejectionReason | 'too-large'; from: string; rolloutId?: number };
+  | { ok: false; reason: RolloutRefusal; from: string; rolloutId?: number };
+
+/** What checking an approval code needs (the mail's and the API's approvals share it). */
+export interface ApprovalCheckOptions {
+  db: pg.Pool;
+  /** Codes computed up to this many minutes before the check are accepted (default 30). */
+  codeWindowMinutes?: number;
+  maxFailedAttempts?: number;
+  now?: () => Date;
+}
+
+/** One decision to check: the administrator, the challenge, the decision and its code. */
+export interface ApprovalAttempt {
+  admin: ApprovalAdmin;
+  /** Who sent it, for the refusal (an address by mail, the operator through the API). */
+  from: string;
+  challenge: string;
+  decision: Decision;
+  code: string;
+  /** How it arrived, in the rollout's reason: "by mail", "through the API (operator rick)". */
+  via: string;
+  /** The rollout the decision is meant for; a challenge of another rollout is refused (foreign). */
+  rolloutId?: number;
+}
 
 interface ChallengeRow {
   challenge: string;
@@ -62,7 +98,7 @@ interface ChallengeRow {
   admin: string;
   patch_set: string[];
   expires_at: Date;
-  state: 'open' | 'used' | 'locked';
+  state: 'open' | 'used' | 'locked' | 'replaced';
   rollout_state: string;
   rollout_patch_set: string[];
 }
@@ -103,10 +139,11 @@ export function composeRolloutNotification(o: {
 }
 
 /**
- * Mails every administrator who has no challenge yet for a rollout awaiting approval. The challenge
- * row is written before the mail is sent, so a crash between the two never sends a challenge the
- * database does not know; a send that fails removes the row, to be retried at the next call.
- * Returns the number of mails sent.
+ * Makes the first challenge of every administrator for each rollout awaiting approval, and mails
+ * every open challenge not mailed yet (first ones, and those a reissue made). The challenge row is
+ * written before the mail is sent, so a crash between the two never sends a challenge the database
+ * does not know; `mailed_at` is set after the send, so a send that fails is retried at the next
+ * call (with the same challenge). Returns the number of mails sent.
  */
 export async function notifyRolloutApprovals(o: RolloutApprovalOptions): Promise<number> {
   const now = o.now?.() ?? new Date();
@@ -117,15 +154,28 @@ export async function notifyRolloutApprovals(o: RolloutApprovalOptions): Promise
   let sent = 0;
   for (const r of rollouts.rows) {
     for (const admin of o.admins) {
-      const challenge = randomBytes(20).toString('hex');
-      const expiresAt = new Date(now.getTime() + (o.challengeTtlMs ?? 24 * 3600_000));
-      const made = await o.db.query(
+      // Only the first challenge is made here: once one expired or was locked, a new one is
+      // issued explicitly (`reissueChallenge`).
+      await o.db.query(
         `INSERT INTO fleet.rollout_challenges (challenge, rollout_id, admin, patch_set, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (rollout_id, admin) DO NOTHING`,
-        [challenge, r.id, admin.name, JSON.stringify(r.patch_set), now, expiresAt],
+         SELECT $1, $2, $3, $4, $5, $6
+         WHERE NOT EXISTS (SELECT 1 FROM fleet.rollout_challenges WHERE rollout_id = $2 AND admin = $3)
+         ON CONFLICT DO NOTHING`,
+        [
+          randomBytes(20).toString('hex'),
+          r.id,
+          admin.name,
+          JSON.stringify(r.patch_set),
+          now,
+          new Date(now.getTime() + (o.challengeTtlMs ?? 24 * 3600_000)),
+        ],
       );
-      if (made.rowCount !== 1) continue;
-      try {
+      const due = await o.db.query<{ challenge: string; expires_at: Date }>(
+        `SELECT challenge, expires_at FROM fleet.rollout_challenges
+         WHERE rollout_id = $1 AND admin = $2 AND state = 'open' AND mailed_at IS NULL AND expires_at > $3`,
+        [r.id, admin.name, now],
+      );
+      for (const c of due.rows) {
         await o.mailer.send(
           composeRolloutNotification({
             from: o.from,
@@ -138,19 +188,20 @@ export async function notifyRolloutApprovals(o: RolloutApprovalOptions): Promise
               targets: r.waves.reduce((n, w) => n + w.length, 0),
               waves: r.waves.length,
             },
-            challenge,
-            expiresAt,
+            challenge: c.challenge,
+            expiresAt: c.expires_at,
           }),
         );
-      } catch (error) {
-        await o.db.query('DELETE FROM fleet.rollout_challenges WHERE challenge = $1', [challenge]);
-        throw error;
+        await o.db.query('UPDATE fleet.rollout_challenges SET mailed_at = $2 WHERE challenge = $1', [
+          c.challenge,
+          now,
+        ]);
+        log.info(
+          { event: 'fleet.approval.requested', rolloutId: Number(r.id), admin: admin.name },
+          'rollout approval requested by mail',
+        );
+        sent += 1;
       }
-      log.info(
-        { event: 'fleet.approval.requested', rolloutId: Number(r.id), admin: admin.name },
-        'rollout approval requested by mail',
-      );
-      sent += 1;
     }
   }
   return sent;
@@ -182,12 +233,17 @@ export async function processRolloutReplies(o: RolloutApprovalOptions): Promise<
       else if (!reply.approval) verdict = { ok: false, reason: 'malformed', from: reply.from };
       else {
         challenge = reply.approval.challenge;
-        verdict = await judgeApproval(o, {
-          from: reply.from,
-          challenge,
-          decision: reply.approval.decision,
-          code: reply.approval.code,
-        });
+        const admin = o.admins.find((a) => a.email.toLowerCase() === reply.from);
+        verdict = admin
+          ? await decideRolloutApproval(o, {
+              admin,
+              from: reply.from,
+              challenge,
+              decision: reply.approval.decision,
+              code: reply.approval.code,
+              via: 'by mail',
+            })
+          : { ok: false, reason: 'unknown-sender', from: reply.from };
       }
     }
     await o.db.query(
@@ -195,45 +251,7 @@ export async function processRolloutReplies(o: RolloutApprovalOptions): Promise<
        ON CONFLICT (message_key) DO NOTHING`,
       [key, verdict.ok ? 'accepted' : 'refused', verdict.ok ? null : verdict.reason],
     );
-    await audit(o.db, {
-      actor: verdict.ok ? verdict.admin : verdict.from || 'unknown',
-      action: 'rollout.approve',
-      outcome: verdict.ok ? 'allowed' : 'refused',
-      detail: {
-        messageKey: key.slice(0, 200),
-        ...(verdict.ok
-          ? {
-              rolloutId: verdict.rolloutId,
-              decision: canonicalDecision(verdict.decision),
-              state: verdict.state,
-            }
-          : {
-              reason: verdict.reason,
-              ...(verdict.rolloutId !== undefined ? { rolloutId: verdict.rolloutId } : {}),
-              ...(challenge ? { challenge: challenge.slice(0, 8) } : {}),
-            }),
-      },
-    });
-    if (verdict.ok)
-      log.info(
-        {
-          event: 'fleet.approval.accepted',
-          rolloutId: verdict.rolloutId,
-          admin: verdict.admin,
-          state: verdict.state,
-        },
-        'rollout approval accepted',
-      );
-    else
-      log.warn(
-        {
-          event: 'fleet.approval.refused',
-          from: verdict.from,
-          reason: verdict.reason,
-          rolloutId: verdict.rolloutId,
-        },
-        `rollout approval refused: ${verdict.reason === 'too-large' ? 'the reply is too large to be read' : rejectionText[verdict.reason]}`,
-      );
+    await recordVerdict(o.db, log, verdict, { messageKey: key.slice(0, 200), via: 'mail', challenge });
     verdicts.push(verdict);
   }
   await o.mailbox.markSeen(seen);
@@ -241,16 +259,74 @@ export async function processRolloutReplies(o: RolloutApprovalOptions): Promise<
 }
 
 /**
- * Checks an approval against its challenge and, when it counts, consumes the challenge (and the
- * other administrators' challenges of that rollout) and moves the rollout, in one transaction.
+ * Writes an approval's verdict to the audit (action `rollout.approve`) and the log
+ * (`fleet.approval.accepted` / `fleet.approval.refused`).
  */
-async function judgeApproval(
-  o: RolloutApprovalOptions,
-  reply: { from: string; challenge: string; decision: Decision; code: string },
+export async function recordVerdict(
+  db: pg.Pool,
+  log: Logger,
+  verdict: RolloutApprovalVerdict,
+  context: { via: 'mail' | 'api' | 'cli'; challenge: string | null } & Record<string, unknown>,
+): Promise<void> {
+  const { challenge, ...rest } = context;
+  await audit(db, {
+    actor: verdict.ok ? verdict.admin : verdict.from || 'unknown',
+    action: 'rollout.approve',
+    outcome: verdict.ok ? 'allowed' : 'refused',
+    detail: {
+      ...rest,
+      ...(verdict.ok
+        ? {
+            rolloutId: verdict.rolloutId,
+            decision: canonicalDecision(verdict.decision),
+            state: verdict.state,
+          }
+        : {
+            reason: verdict.reason,
+            ...(verdict.rolloutId !== undefined ? { rolloutId: verdict.rolloutId } : {}),
+            ...(challenge ? { challenge: challenge.slice(0, 8) } : {}),
+          }),
+    },
+  });
+  if (verdict.ok)
+    log.info(
+      {
+        event: 'fleet.approval.accepted',
+        rolloutId: verdict.rolloutId,
+        admin: verdict.admin,
+        state: verdict.state,
+        via: context.via,
+      },
+      'rollout approval accepted',
+    );
+  else
+    log.warn(
+      {
+        event: 'fleet.approval.refused',
+        from: verdict.from,
+        reason: verdict.reason,
+        rolloutId: verdict.rolloutId,
+        via: context.via,
+      },
+      `rollout approval refused: ${refusalText(verdict.reason)}`,
+    );
+}
+
+/**
+ * Checks an administrator's decision against its challenge and, when it counts, consumes the
+ * challenge (and the other administrators' open challenges of that rollout) and moves the rollout
+ * (approve: running, reject: stopped), in one transaction. The rules are the same however the
+ * decision arrived: the challenge must exist, be the administrator's, be open (not used, locked,
+ * replaced by a newer one, or expired), still match the rollout's patch set, and the code must be
+ * the administrator's for that challenge and decision, computed within the code window; a wrong
+ * code counts, and locks the challenge at the limit. Does not audit (see recordVerdict).
+ */
+export async function decideRolloutApproval(
+  o: ApprovalCheckOptions,
+  reply: ApprovalAttempt,
 ): Promise<RolloutApprovalVerdict> {
   const now = o.now?.() ?? new Date();
-  const admin = o.admins.find((a) => a.email.toLowerCase() === reply.from);
-  if (!admin) return { ok: false, reason: 'unknown-sender', from: reply.from };
+  const admin = reply.admin;
   const client = await o.db.connect();
   try {
     await client.query('BEGIN');
@@ -259,10 +335,10 @@ async function judgeApproval(
          r.state AS rollout_state, r.patch_set AS rollout_patch_set
        FROM fleet.rollout_challenges c JOIN fleet.rollouts r ON r.id = c.rollout_id
        WHERE c.challenge = $1 FOR UPDATE OF c, r`,
-      [reply.challenge],
+      [reply.challenge.toLowerCase()],
     );
     const row = found.rows[0];
-    const refuse = async (reason: RejectionReason): Promise<RolloutApprovalVerdict> => {
+    const refuse = async (reason: RolloutRefusal): Promise<RolloutApprovalVerdict> => {
       await client.query('COMMIT');
       return {
         ok: false,
@@ -273,7 +349,10 @@ async function judgeApproval(
     };
     if (!row) return await refuse('unknown-challenge');
     if (row.admin !== admin.name) return await refuse('foreign');
+    if (reply.rolloutId !== undefined && Number(row.rollout_id) !== reply.rolloutId)
+      return await refuse('foreign');
     if (row.state === 'used' || row.rollout_state !== 'awaiting-approval') return await refuse('reused');
+    if (row.state === 'replaced') return await refuse('replaced');
     if (row.state === 'locked') return await refuse('locked');
     if (row.expires_at.getTime() <= now.getTime()) return await refuse('expired');
     // The code binds the challenge; the challenge binds this patch set, which must still be the
@@ -285,7 +364,7 @@ async function judgeApproval(
       return await refuse('foreign');
     const valid = verifyApprovalCode({
       secret: admin.secret,
-      challenge: reply.challenge,
+      challenge: row.challenge,
       decision: reply.decision,
       code: reply.code,
       at: now,
@@ -296,7 +375,7 @@ async function judgeApproval(
         `UPDATE fleet.rollout_challenges SET failed_attempts = failed_attempts + 1,
            state = CASE WHEN failed_attempts + 1 >= $2 THEN 'locked' ELSE state END
          WHERE challenge = $1`,
-        [reply.challenge, o.maxFailedAttempts ?? DEFAULT_MAX_FAILED_ATTEMPTS],
+        [row.challenge, o.maxFailedAttempts ?? DEFAULT_MAX_FAILED_ATTEMPTS],
       );
       return await refuse('wrong-code');
     }
@@ -305,13 +384,13 @@ async function judgeApproval(
       `UPDATE fleet.rollout_challenges SET state = 'used', used_at = $2,
          decision = CASE WHEN challenge = $3 THEN $4 ELSE 'decided by ' || $5 END
        WHERE rollout_id = $1 AND state = 'open'`,
-      [row.rollout_id, now, reply.challenge, decision, admin.name],
+      [row.rollout_id, now, row.challenge, decision, admin.name],
     );
     const state = reply.decision.kind === 'reject' ? 'stopped' : 'running';
     await client.query(`UPDATE fleet.rollouts SET state = $2, reason = $3, updated_at = $4 WHERE id = $1`, [
       row.rollout_id,
       state,
-      state === 'stopped' ? `rejected by ${admin.name} by mail` : `approved by ${admin.name} by mail`,
+      `${state === 'stopped' ? 'rejected' : 'approved'} by ${admin.name} ${reply.via}`,
       now,
     ]);
     await client.query('COMMIT');
@@ -321,6 +400,62 @@ async function judgeApproval(
       admin: admin.name,
       decision: reply.decision,
       state,
+    };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/**
+ * Issues a new challenge to `admin` for a rollout awaiting approval (the earlier one expired, was
+ * locked, or its mail was lost): every earlier challenge of that administrator for that rollout
+ * becomes `replaced` (its code is refused from now on) and the new one is to be mailed (the
+ * approvals' next round sends it). Throws FLEET_NOT_FOUND for an unknown rollout and
+ * FLEET_ROLLOUT_STATE when it is not awaiting approval.
+ */
+export async function reissueChallenge(
+  db: pg.Pool,
+  options: { rolloutId: number; admin: string; ttlMs?: number; now?: Date },
+): Promise<{ challenge: string; admin: string; expiresAt: Date; patchSet: string[]; replaced: number }> {
+  const now = options.now ?? new Date();
+  if (!/^[\w.@-]{1,64}$/.test(options.admin))
+    throw new UnderstudyError('INVALID_ARGUMENT', `"${options.admin}" is not an administrator's name`);
+  const client = await db.connect();
+  try {
+    await client.query('BEGIN');
+    const r = await client.query<{ state: string; patch_set: string[] }>(
+      'SELECT state, patch_set FROM fleet.rollouts WHERE id = $1 FOR UPDATE',
+      [options.rolloutId],
+    );
+    const rollout = r.rows[0];
+    if (!rollout) throw new UnderstudyError('FLEET_NOT_FOUND', `rollout ${options.rolloutId} does not exist`);
+    if (rollout.state !== 'awaiting-approval')
+      throw new UnderstudyError(
+        'FLEET_ROLLOUT_STATE',
+        `rollout ${options.rolloutId} is ${rollout.state}, not awaiting approval: there is nothing to approve`,
+      );
+    const replaced = await client.query(
+      `UPDATE fleet.rollout_challenges SET state = 'replaced'
+       WHERE rollout_id = $1 AND admin = $2 AND state IN ('open','locked')`,
+      [options.rolloutId, options.admin],
+    );
+    const challenge = randomBytes(20).toString('hex');
+    const expiresAt = new Date(now.getTime() + (options.ttlMs ?? 24 * 3600_000));
+    await client.query(
+      `INSERT INTO fleet.rollout_challenges (challenge, rollout_id, admin, patch_set, created_at, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6)`,
+      [challenge, options.rolloutId, options.admin, JSON.stringify(rollout.patch_set), now, expiresAt],
+    );
+    await client.query('COMMIT');
+    return {
+      challenge,
+      admin: options.admin,
+      expiresAt,
+      patchSet: rollout.patch_set,
+      replaced: replaced.rowCount ?? 0,
     };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);

@@ -37,6 +37,7 @@ export {
   tickRollout,
   commandRollout,
   rollbackWave,
+  rollbackTarget,
   insertWork,
   insertWorkBatch,
   batchJobs,
@@ -77,6 +78,13 @@ export {
   notifyRolloutApprovals,
   processRolloutReplies,
   startRolloutApprovals,
+  decideRolloutApproval,
+  recordVerdict,
+  reissueChallenge,
+  refusalText,
+  type RolloutRefusal,
+  type ApprovalCheckOptions,
+  type ApprovalAttempt,
   type RolloutApprovalOptions,
   type RolloutApprovalVerdict,
   type RolloutApprovals,
@@ -84,6 +92,7 @@ export {
 export {
   listRolloutSummaries,
   rolloutDetail,
+  rolloutHistory,
   listHostViews,
   fleetReader,
   type RolloutSummary,
@@ -92,4 +101,12 @@ export {
   type WaveState,
   type WaveTargetView,
   type HostView,
+  type RolloutHistoryEntry,
 } from './views.ts';
+export {
+  rolloutSteering,
+  type RolloutSteering,
+  type SteeringOptions,
+  type ApiApproval,
+  type ApiApprovalOutcome,
+} from './steering.ts';

@@ -298,17 +298,63 @@ export async function tickRollout(
   return decision;
 }
 
-/** Pause, resume or stop; stop cancels work no agent has taken yet. */
+/**
+ * Pause, resume or stop (`by`: who, in the rollout's reason); stop cancels work no agent has taken
+ * yet. Throws FLEET_ROLLOUT_STATE when the command does not apply to the rollout's state.
+ */
 export async function commandRollout(
   db: pg.Pool,
   id: number,
   command: RolloutCommand,
   now: Date,
+  by = 'an operator',
 ): Promise<RolloutState> {
   const rollout = await getRollout(db, id);
   const next = applyCommand(rollout.state, command);
-  await setState(db, id, next, command === 'stop' ? 'stopped by an operator' : null, now);
+  const reason = { stop: `stopped by ${by}`, pause: `paused by ${by}`, resume: null }[command];
+  await setState(db, id, next, reason, now);
   return next;
+}
+
+/**
+ * Rolls one LC of a rollout back to its unpatched original, whatever the rollout's state (also
+ * after it completed, halted or was stopped: no tick is needed, the work row is made here). The LC
+ * must have switched (its patch work succeeded) and have no rollback yet. While the rollout runs,
+ * the reverted LC counts against max errors like any other. Returns the rollback work's id.
+ */
+export async function rollbackTarget(
+  db: pg.Pool,
+  id: number,
+  target: { host: string; lc: string },
+): Promise<{ wave: number; workId: number }> {
+  const rollout = await getRollout(db, id);
+  const wave = rollout.waves.findIndex((w) => w.some((t) => t.host === target.host && t.lc === target.lc));
+  if (wave < 0)
+    throw new UnderstudyError('FLEET_NOT_FOUND', `rollout ${id} has no LC ${target.host}/${target.lc}`, {
+      hint: 'GET /v1/fleet/rollouts/:id (or `understudy control rollout show`) lists its LCs by wave.',
+    });
+  const key = targetKey(target);
+  const patch = (await loadWork(db, id)).get(key);
+  const back = (await loadWork(db, id, 'rollback')).get(key);
+  if (back)
+    throw new UnderstudyError(
+      'FLEET_ROLLOUT_STATE',
+      `${target.host}/${target.lc} of rollout ${id} already has a rollback (${back.state})`,
+    );
+  if (patch?.state !== 'succeeded')
+    throw new UnderstudyError(
+      'FLEET_ROLLOUT_STATE',
+      `${target.host}/${target.lc} of rollout ${id} did not switch to a patched LC (its patch work is ${patch?.state ?? 'not dispatched'}): there is nothing to roll back`,
+    );
+  await insertWork(db, { rolloutId: id, wave, host: target.host, lc: target.lc, kind: 'rollback' });
+  const made = await db.query<{ id: string }>(
+    `SELECT id FROM fleet.work WHERE rollout_id = $1 AND host_id = $2 AND lc = $3 AND kind = 'rollback'`,
+    [id, target.host, target.lc],
+  );
+  const workId = made.rows[0]?.id;
+  if (workId === undefined)
+    throw new UnderstudyError('FLEET_NOT_FOUND', `host ${target.host} is no longer enrolled`);
+  return { wave, workId: Number(workId) };
 }
 
 /**

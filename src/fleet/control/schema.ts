@@ -250,6 +250,28 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: 'approval challenges reissued (replaced), mailed apart from being made; audit by rollout',
+    sql: `
+      -- replaced: a newer challenge was issued to the same administrator for the same rollout
+      -- (the old mail expired or was lost); its code is refused from then on.
+      ALTER TABLE fleet.rollout_challenges DROP CONSTRAINT rollout_challenges_state_check;
+      ALTER TABLE fleet.rollout_challenges ADD CONSTRAINT rollout_challenges_state_check
+        CHECK (state IN ('open','used','locked','replaced'));
+      -- At most one open challenge per administrator and rollout; earlier ones stay, replaced.
+      ALTER TABLE fleet.rollout_challenges DROP CONSTRAINT rollout_challenges_rollout_id_admin_key;
+      CREATE UNIQUE INDEX rollout_challenges_open ON fleet.rollout_challenges (rollout_id, admin)
+        WHERE state = 'open';
+      -- When the challenge's mail was sent; NULL: still to be mailed (made by a reissue, or the
+      -- send failed and is retried).
+      ALTER TABLE fleet.rollout_challenges ADD COLUMN mailed_at timestamptz;
+      UPDATE fleet.rollout_challenges SET mailed_at = created_at;
+
+      -- A rollout's record: every operator action and approval on it, from the audit.
+      CREATE INDEX audit_rollout ON fleet.audit ((detail->>'rolloutId')) WHERE detail ? 'rolloutId';
+    `,
+  },
 ];
 
 /** Applies the migrations not applied yet; returns the versions applied now. */

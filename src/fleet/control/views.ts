@@ -54,9 +54,20 @@ export interface WaveView {
   targets: WaveTargetView[];
 }
 
+/** One entry of a rollout's record: an operator's action or an approval, allowed or refused. */
+export interface RolloutHistoryEntry {
+  at: string;
+  actor: string;
+  /** rollout.create, rollout.pause, rollout.resume, rollout.stop, rollout.rollback-wave, rollout.rollback-lc, rollout.challenge, rollout.approve */
+  action: string;
+  outcome: 'allowed' | 'refused';
+  detail: Record<string, unknown>;
+}
+
 export interface RolloutDetail extends RolloutSummary {
   spec: Record<string, unknown>;
   wavesDetail: WaveView[];
+  history: RolloutHistoryEntry[];
 }
 
 export interface HostView {
@@ -120,7 +131,26 @@ function waveState(targets: readonly WaveTargetView[]): WaveState {
   return 'done';
 }
 
-/** One rollout with its waves; throws FLEET_NOT_FOUND for an unknown id. */
+/** A rollout's record, oldest first: what operators and administrators did to it (from the audit). */
+export async function rolloutHistory(db: pg.Pool, id: number): Promise<RolloutHistoryEntry[]> {
+  const rows = await db.query<{
+    at: Date;
+    actor: string;
+    action: string;
+    outcome: 'allowed' | 'refused';
+    detail: Record<string, unknown>;
+  }>(
+    `SELECT at, actor, action, outcome, detail FROM fleet.audit
+     WHERE detail ? 'rolloutId' AND detail->>'rolloutId' = $1::text ORDER BY id`,
+    [String(id)],
+  );
+  return rows.rows.map((r) => {
+    const { rolloutId: _id, messageKey: _key, ...detail } = r.detail;
+    return { at: r.at.toISOString(), actor: r.actor, action: r.action, outcome: r.outcome, detail };
+  });
+}
+
+/** One rollout with its waves and its record; throws FLEET_NOT_FOUND for an unknown id. */
 export async function rolloutDetail(db: pg.Pool, id: number): Promise<RolloutDetail> {
   const rollout = await getRollout(db, id);
   const [summary] = await listRolloutSummaries(db, { id });
@@ -151,6 +181,7 @@ export async function rolloutDetail(db: pg.Pool, id: number): Promise<RolloutDet
     ...(summary as RolloutSummary),
     spec: rollout.spec as unknown as Record<string, unknown>,
     wavesDetail,
+    history: await rolloutHistory(db, id),
   };
 }
 

@@ -16,6 +16,8 @@ import {
   resolveMonitorConfig,
 } from '../../../src/monitor/index.ts';
 import { issueChallenge } from '../../../src/mail/index.ts';
+import { insertLc } from '../../../src/inventory/index.ts';
+import { EventLog } from '../../../src/events/index.ts';
 
 async function setup(t: { after: (fn: () => unknown) => void }) {
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'us-console-'));
@@ -73,6 +75,10 @@ void test('console: sign in, read the pages without JavaScript, forms need admin
 
   const overview = await app.inject({ url: '/', headers: asAdmin });
   assert.equal(overview.statusCode, 200);
+  // No fleet control plane configured: the navigation does not link /fleet (which is not served).
+  assert.match(overview.body, /<nav aria-label="main">/);
+  assert.doesNotMatch(overview.body, /href="\/fleet"/);
+  assert.equal((await app.inject({ url: '/fleet', headers: asAdmin })).statusCode, 404);
   for (const heading of [
     'Overview',
     'Host',
@@ -90,6 +96,32 @@ void test('console: sign in, read the pages without JavaScript, forms need admin
   for (const url of ['/runs', '/approvals', '/audit', '/ui/part/lcs', '/ui/part/host'])
     assert.equal((await app.inject({ url, headers: asReader })).statusCode, 200, url);
   assert.equal((await app.inject({ url: '/runs/r000-none', headers: asReader })).statusCode, 404);
+  // One LC's page: linked from the overview, with its resources and the health checks runs made.
+  insertLc(db, {
+    name: 'lc1',
+    driver: 'namespace',
+    image: 'busybox',
+    cpus: '0',
+    cpuSharePercent: 100,
+    memoryMb: 128,
+    role: 'active',
+    disks: [{ name: 'system', pool: 'main', sizeMb: 1024, mountPath: '/' }],
+    nics: [{ name: 'eth0', mac: '02:00:00:00:00:01', addresses: ['198.18.0.11/24'], bridge: 'br0' }],
+  });
+  new EventLog(db).append({
+    type: 'health',
+    runId: 'r1',
+    lc: 'lc1',
+    data: { phase: 'standby', lc: 'lc1', check: 'http', ok: true, detail: 'GET answered 200', attempts: 1 },
+  });
+  assert.match((await app.inject({ url: '/', headers: asReader })).body, /<a href="\/lcs\/lc1">lc1<\/a>/);
+  const lcPage = await app.inject({ url: '/lcs/lc1', headers: asReader });
+  assert.equal(lcPage.statusCode, 200);
+  assert.match(squash(lcPage.body), /<h1 id="lc-h">Logical computer lc1<\/h1>/);
+  assert.match(lcPage.body, /198\.18\.0\.11\/24/);
+  assert.match(squash(lcPage.body), /standby of ?<a href="\/runs\/r1">r1<\/a>/);
+  assert.equal((await app.inject({ url: '/ui/part/lc/lc1', headers: asReader })).statusCode, 200);
+  assert.equal((await app.inject({ url: '/lcs/none', headers: asReader })).statusCode, 404);
   // The event stream accepts the session cookie (EventSource cannot send headers).
   assert.equal((await app.inject({ url: '/v1/events?follow=false', headers: asReader })).statusCode, 200);
 

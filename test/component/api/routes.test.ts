@@ -9,7 +9,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { silentLogger } from '../../../src/core/index.ts';
-import { buildApi, createApiToken, listApiTokens, revokeApiToken } from '../../../src/api/index.ts';
+import {
+  buildApi,
+  createApiToken,
+  listApiTokens,
+  revokeApiToken,
+  runEventRecorder,
+} from '../../../src/api/index.ts';
 import { insertLc, validateServices } from '../../../src/inventory/index.ts';
 import { demoService } from '../../../src/demo/index.ts';
 import { RunJournal, resolveRunOptions } from '../../../src/run/index.ts';
@@ -81,6 +87,15 @@ void test('auth: no token, wrong token, revoked token → 401; read-only token o
     ['DELETE', '/v1/feeds/sec', undefined],
     ['POST', '/v1/tokens', { operator: 'mallory', scope: 'admin' }],
     ['DELETE', '/v1/tokens/abc', undefined],
+    ['POST', '/v1/host/pools', { name: 'fast' }],
+    ['POST', '/v1/images/import', { source: '/srv/rootfs', name: 'mine' }],
+    ['POST', '/v1/lcs/import', { container: 'web' }],
+    ['POST', '/v1/lcs/lc1/exec', { argv: ['true'] }],
+    ['POST', '/v1/lcs/lc1/nics', { addresses: [] }],
+    ['DELETE', '/v1/lcs/lc1/nics/eth1', undefined],
+    ['POST', '/v1/apply', { yaml: 'host: {}' }],
+    ['POST', '/v1/disk-copies', { from: 'lc1', disk: 'app', to: 'lc2' }],
+    ['POST', '/v1/feeds', { name: 'sec', kind: 'apt', url: 'http://x/', options: {} }],
   ] as const;
   const reads = [
     '/v1/feeds',
@@ -166,6 +181,15 @@ void test('schema validation: wrong fields answer 400 INVALID_ARGUMENT naming th
     ['GET', `/v1/lcs/lc1/updates?feed=${'a,'.repeat(21)}`, undefined, /query\.feed/],
     ['POST', '/v1/tokens', { operator: 'x', scope: 'root' }, /body\.scope/],
     ['GET', '/v1/disk-copies/c1?limit=5000', undefined, /query\.limit/],
+    ['POST', '/v1/host/pools', { name: 'fast', device: 'sdb' }, /body\.device/],
+    ['POST', '/v1/images/import', { source: 'rootfs', name: 'mine' }, /body\.source/],
+    ['POST', '/v1/lcs/import', { lxcPath: '/var/lib/lxc' }, /body\.container/],
+    ['POST', '/v1/lcs/lc1/exec', { argv: [] }, /body\.argv/],
+    ['POST', '/v1/lcs/lc1/exec', { argv: ['sleep', '1'], timeoutMs: 0 }, /body\.timeoutMs/],
+    ['POST', '/v1/lcs/lc1/nics', { addresses: '198.18.0.5/24' }, /body\.addresses/],
+    ['POST', '/v1/apply', { yaml: '' }, /body\.yaml/],
+    ['POST', '/v1/disk-copies', { from: 'lc1', disk: 'app', to: 'lc2', mode: 'rsync' }, /body\.mode/],
+    ['POST', '/v1/feeds', { name: 'sec', kind: 'rss', url: 'http://x/', options: {} }, /body\.kind/],
   ] as const;
   for (const [method, url, payload, field] of cases) {
     const res = await app.inject({ method, url, headers: bearer(admin), payload });
@@ -468,6 +492,15 @@ void test('the OpenAPI document lists every route with its scope and schemas', a
     ['/v1/tokens/{id}', 'delete'],
     ['/v1/disk-copies', 'get'],
     ['/v1/disk-copies/{id}', 'get'],
+    ['/v1/disk-copies', 'post'],
+    ['/v1/host/pools', 'post'],
+    ['/v1/images/import', 'post'],
+    ['/v1/lcs/import', 'post'],
+    ['/v1/lcs/{name}/exec', 'post'],
+    ['/v1/lcs/{name}/nics', 'post'],
+    ['/v1/lcs/{name}/nics/{nic}', 'delete'],
+    ['/v1/apply', 'post'],
+    ['/v1/feeds', 'post'],
   ] as const) {
     const op = doc.paths[url]?.[method];
     assert.ok(op, `${method} ${url} is documented`);
@@ -525,6 +558,47 @@ void test('the event stream: stored events in order, resumed after Last-Event-ID
     ],
   );
   assert.equal((await app.inject({ url: '/v1/events?follow=false' })).statusCode, 401);
+});
+
+void test('a run’s health checks are health events of the stream, with the run and the LC', async (t) => {
+  const { app, db, reader } = await setup(t);
+  const record = runEventRecorder(new EventLog(db));
+  record({ runId: 'r7', step: 'check-standby', state: 'running' });
+  record({
+    runId: 'r7',
+    step: 'check-standby',
+    state: 'note',
+    message: 'health of lc2: ok',
+    health: {
+      lc: 'lc2',
+      phase: 'standby',
+      check: 'http',
+      target: '198.18.0.12',
+      port: 80,
+      ok: true,
+      detail: 'GET http://198.18.0.12:80/health answered 200, expected 200',
+      attempts: 2,
+    },
+  });
+  const res = await app.inject({ url: '/v1/events?run=r7&follow=false', headers: bearer(reader) });
+  const events = res.body
+    .split('\n')
+    .filter((l) => l.startsWith('data: '))
+    .map(
+      (l) =>
+        JSON.parse(l.slice(6)) as { type: string; runId: string; lc: string; data: Record<string, unknown> },
+    );
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ['run.step', 'health'],
+  );
+  const health = events[1];
+  assert.equal(health?.lc, 'lc2');
+  assert.equal(health?.runId, 'r7');
+  assert.deepEqual(
+    [health?.data.step, health?.data.phase, health?.data.ok, health?.data.attempts],
+    ['check-standby', 'standby', true, 2],
+  );
 });
 
 void test('live: an event appended while a client follows reaches it at once', async (t) => {

@@ -31,6 +31,58 @@ test('forward: the standby is patched, the service moves with its data; rollback
   assert.equal(getLc(f.db, 'lc1').role, 'active');
 });
 
+test("an LC with an extra disk: every disk is copied onto the standby's disk for it (the standby's own disk map), and comes back at the rollback", async (t) => {
+  // LC2 has no disk named "logs": the standby search maps LC1's logs disk onto LC2's "spare" disk,
+  // which is mounted elsewhere.
+  const f = await createMemoryRun({
+    lc1: { extraDisks: [{ name: 'logs', sizeMb: 16, mountPath: '/var/logs' }] },
+    lc2: { extraDisks: [{ name: 'spare', sizeMb: 24, mountPath: '/spare' }] },
+  });
+  t.after(() => f.close());
+  await f.addVersionPatch('1.0.1');
+  const lc1 = f.mem.driver.lcs.get('lc1')!.spec;
+  const lc2 = f.mem.driver.lcs.get('lc2')!.spec;
+  f.mem.files.write(lc1, '/var/logs/boot.log', 'before the copy');
+  const run = await startRun(
+    { lc: 'lc1', skipScan: true },
+    {
+      ...f.deps,
+      onEvent: (e) => {
+        // Written after the copy, while LC1 still serves: the syncs of the switch carry it.
+        if (e.step === 'check-standby' && e.state === 'running')
+          f.mem.files.write(lc1, '/var/logs/late.log', 'after the copy');
+      },
+    },
+  );
+  assert.equal(run.state, 'switched', run.error ?? '');
+  assert.deepEqual(
+    run.steps.filter((s) => s.name.startsWith('copy-')).map((s) => [s.name, s.state]),
+    [
+      ['copy-system', 'done'],
+      ['copy-app', 'done'],
+      ['copy-logs', 'done'],
+    ],
+  );
+  assert.deepEqual(run.facts.diskMap, { system: 'system', app: 'app', logs: 'spare' });
+  assert.deepEqual(
+    run.facts.copies?.map((c) => [c.disk, c.to]),
+    [
+      ['system', 'system'],
+      ['app', 'app'],
+      ['logs', 'spare'],
+    ],
+  );
+  assert.equal(f.mem.files.read(lc2, '/spare/boot.log')?.toString(), 'before the copy');
+  assert.equal(f.mem.files.read(lc2, '/spare/late.log')?.toString(), 'after the copy');
+  assert.deepEqual(f.served(), { by: ['lc2'], version: '1.0.1' });
+
+  f.mem.files.write(lc2, '/spare/rolled.log', 'written on lc2');
+  const back = await rollbackRun(run.id, f.deps);
+  assert.equal(back.state, 'rolled-back', back.error ?? '');
+  assert.equal(f.mem.files.read(lc1, '/var/logs/rolled.log')?.toString(), 'written on lc2');
+  assert.deepEqual(f.served(), { by: ['lc1'], version: '1.0.0' });
+});
+
 test('finding 2: a cleanup failure after the point of no return never undoes the switch; the cleanup is retried and reported', async (t) => {
   const f = await createMemoryRun();
   t.after(() => f.close());

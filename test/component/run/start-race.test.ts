@@ -57,8 +57,12 @@ test('finding 18: two processes start a run of the same LC at once: one wins, th
     assert.equal(runs.length, 1, 'one run recorded');
     const [run] = runs;
     assert.equal(run?.standby, 'lc2');
-    assert.deepEqual(run?.facts, { standby: 'lc2', serviceAddress: '198.18.0.10/24' });
-    assert.equal(run?.steps.length, 11);
+    assert.deepEqual(run?.facts, {
+      standby: 'lc2',
+      serviceAddress: '198.18.0.10/24',
+      diskMap: { system: 'system', app: 'app' },
+    });
+    assert.equal(run?.steps.length, 12);
     assert.ok(run?.steps.every((s) => s.state === 'pending'));
     assert.deepEqual(
       leases(f).map((l) => [l.resource, l.purpose]),

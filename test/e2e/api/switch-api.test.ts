@@ -5,11 +5,14 @@
  * CLI runs on its own is sampled for traffic by serve and charted on the console's switch page.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { getLc } from '../../../src/inventory/index.ts';
 import { sleep, waitFor } from '../../../src/core/index.ts';
 import { createRunFixture, type RunFixture } from '../run/run-fixture.ts';
 import { startServe, type ServeProcess } from './serve-fixture.ts';
+import { consoleArtifacts, openChromium } from '../console/chromium.ts';
 
 describe('switches through the API', { timeout: 300_000 }, () => {
   let f: RunFixture;
@@ -67,6 +70,19 @@ describe('switches through the API', { timeout: 300_000 }, () => {
     );
     assert.equal(mine.at(-1)?.type, 'switch.state');
     assert.equal(mine.at(-1)?.data.state, 'switched');
+    // Its health checks are events too: lc2's before the switch, the service's on lc2 after it.
+    const health = (await serve.events()).filter(
+      (e) => e.type === 'health' && e.data.from === 'lc1' && e.data.to === 'lc2',
+    );
+    assert.deepEqual(
+      health.map((e) => [e.data.phase, e.data.lc, e.data.ok]),
+      [
+        ['before', 'lc2', true],
+        ['after', 'lc2', true],
+      ],
+      JSON.stringify(health),
+    );
+    assert.equal(health.at(-1)?.data.switchId, result?.id);
     const record = await serve.api<{ switch: { state: string } }>('GET', `/v1/switches/${result?.id}`);
     assert.equal(record.body.switch.state, 'switched');
     const audit = await serve.api<{ entries: { action: string; target: string; status: number }[] }>(
@@ -176,6 +192,32 @@ describe('switches through the API', { timeout: 300_000 }, () => {
     );
     assert.ok((last.lcs.find((l) => l.lc === 'lc2')?.requestsPerSecond ?? 0) >= 120, JSON.stringify(last));
     assert.ok(samples.every((e) => e.data.switchId === result.id));
+    // The CLI's own phases carry the switch's id, as the daemon's do, and end with its state.
+    const stream = await serve.events();
+    const record = await serve.api<{ switch: { steps: { name: string }[] } }>(
+      'GET',
+      `/v1/switches/${result.id}`,
+    );
+    const mine = stream.filter((e) => e.type.startsWith('switch.') && e.data.switchId === result.id);
+    assert.deepEqual(
+      mine.filter((e) => e.type === 'switch.phase').map((e) => e.data.phase),
+      record.body.switch.steps.map((s) => s.name),
+    );
+    assert.ok(
+      stream.every((e) => e.type !== 'switch.phase' || e.data.switchId),
+      'no switch phase without its id',
+    );
+    assert.equal(mine.at(-1)?.type, 'switch.state');
+    assert.equal(mine.at(-1)?.data.state, 'switched');
+    const health = stream.filter((e) => e.type === 'health' && e.data.from === 'lc1' && e.data.to === 'lc2');
+    assert.deepEqual(
+      health.slice(-2).map((e) => [e.data.phase, e.data.lc, e.data.ok]),
+      [
+        ['before', 'lc2', true],
+        ['after', 'lc2', true],
+      ],
+    );
+    assert.equal(health.at(-1)?.data.switchId, result.id);
 
     // The console: the switch is listed, its page has its steps and the samples for the chart.
     const cookie = { cookie: `understudy_token=${encodeURIComponent(serve.token)}` };
@@ -196,11 +238,21 @@ describe('switches through the API', { timeout: 300_000 }, () => {
       stored.map((e) => e.data.requestsPerSecond),
       'the page charts every sample the daemon stored for this switch',
     );
-    const record = await serve.api<{ switch: { steps: { name: string }[] } }>(
-      'GET',
-      `/v1/switches/${result.id}`,
-    );
     for (const step of record.body.switch.steps)
       assert.match(pageHtml, new RegExp(`data-step="${step.name}"`));
+
+    // In Chromium: the chart is drawn from those samples; the page is kept as a test artifact.
+    const browser = await openChromium();
+    try {
+      await browser.context.addCookies([
+        { name: 'understudy_token', value: encodeURIComponent(serve.token), url: serve.base },
+      ]);
+      await browser.page.goto(`${serve.base}/switches/${result.id}`);
+      await browser.page.locator('#traffic-chart canvas').first().waitFor({ timeout: 10_000 });
+      fs.mkdirSync(consoleArtifacts, { recursive: true });
+      await browser.page.screenshot({ path: path.join(consoleArtifacts, 'switch.png'), fullPage: true });
+    } finally {
+      await browser.close();
+    }
   });
 });

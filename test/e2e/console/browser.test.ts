@@ -186,6 +186,9 @@ describe('console in a real browser', { timeout: 600_000 }, () => {
     assert.match(await page.locator('#host').innerText(), new RegExp(host.network.bridge));
     await checkAccessibility('overview');
     await shot('overview');
+    // The overview's two halves on their own: the host, and the LCs.
+    await page.locator('#host').screenshot({ path: path.join(artifacts, 'host.png') });
+    await page.locator('#lcs').screenshot({ path: path.join(artifacts, 'lcs.png') });
   });
 
   test('status colours have enough contrast (WCAG AA, 4.5:1)', async () => {
@@ -360,6 +363,32 @@ describe('console in a real browser', { timeout: 600_000 }, () => {
     } finally {
       if (!loadStopped) await load.stop().catch(() => undefined);
     }
+  });
+
+  test('the runs, the LC that now serves and the switch journal have their pages', async () => {
+    await page.goto(`${base}/runs`);
+    const runs = await api<{ runs: { id: string }[] }>('/v1/runs');
+    for (const r of runs.runs) assert.match(await page.locator('#runs').innerText(), new RegExp(r.id));
+    await checkAccessibility('runs');
+    await shot('runs');
+
+    await page.goto(`${base}/lcs/lc2`);
+    const lc2 = await api<{ lc: { role: string; status: { state: string } } }>('/v1/lcs/lc2');
+    const text = await page.locator('#lc').innerText();
+    assert.match(text, new RegExp(`role ${lc2.lc.role}`));
+    assert.match(text, new RegExp(lc2.lc.status.state));
+    // The run's health checks of lc2 (step 709, and after the switch) are listed on its page.
+    assert.match(text, /standby of r/);
+    assert.match(text, /stood in for lc1/);
+    await checkAccessibility('LC page');
+    await shot('lc');
+
+    await page.goto(`${base}/switches`);
+    const switches = await api<{ switches: { id: string }[] }>('/v1/switches');
+    for (const sw of switches.switches.slice(0, 5))
+      assert.match(await page.locator('#switches').innerText(), new RegExp(sw.id));
+    await checkAccessibility('switches');
+    await shot('switches');
   });
 
   test('approve a pending patch with the administrator’s code', async () => {

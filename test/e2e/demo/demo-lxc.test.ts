@@ -3,10 +3,12 @@
  * patches real Debian nginx in an unprivileged LXC container booting systemd, with the security
  * archive's nginx taken in through the monitor's apt feed (the host's security archive as apt fetched
  * it, served on the demo's bridge and verified with debian-archive-keyring), under 1,000 requests/s from
- * a client namespace. The test checks what the report claims against the facts: 0 failed requests,
- * served by both LCs, nginx moved from the image's version to the security archive's, the .debs from
- * the feed, a verdict that names every missed figure and an exit status that follows it; and that the
- * demo leaves nothing behind. The image comes from the test cache (same inputs as the LXC tests' image).
+ * a client namespace, 10 % of them writes to the key-value store beside nginx (data on the application
+ * disk). The test checks what the report claims against the facts: 0 failed requests, served by both
+ * LCs, nginx moved from the image's version to the security archive's, the .debs from the feed, every
+ * key written before the run and every write acknowledged during it read back after it (a stateful run,
+ * cut by the store's writes), a verdict that names every missed figure and an exit status that follows
+ * it; and that the demo leaves nothing behind. The image comes from the test cache (same inputs as the LXC tests' image).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -72,6 +74,14 @@ void test(
     console.log(
       `# ${s.total} requests at ${s.achievedRate.toFixed(0)}/s, ${s.failed} failed, served by ${JSON.stringify(s.byServedBy)}; run ${report.run.state}, wall ${(report.wallMs / 1000).toFixed(1)} s`,
     );
+    console.log(
+      `# data: ${report.dataChecked} keys read back (200 before, ${report.load.ackedWrites.length} acknowledged during the run), ${report.dataLost.length} lost; switch cut by ${(report.run.facts.switchResult as { cut?: string } | undefined)?.cut ?? '?'}`,
+    );
+    const switched = report.run.facts.switchResult as
+      { holdMs?: number; syncMs?: number; phases?: Record<string, unknown> } | undefined;
+    console.log(
+      `# switch: hold ${switched?.holdMs?.toFixed(0) ?? '?'} ms, final sync ${switched?.syncMs?.toFixed(0) ?? '?'} ms; phases ${JSON.stringify(switched?.phases ?? {})}`,
+    );
     for (const step of report.run.steps)
       console.log(`#   ${step.name} ${((step.durationMs ?? 0) / 1000).toFixed(2)} s`);
     for (const line of report.verdict.lines) console.log(`#   ${line}`);
@@ -81,6 +91,26 @@ void test(
     assert.ok(s.achievedRate >= 900, `the client sent ${s.achievedRate.toFixed(0)} requests/s`);
     assert.equal(s.failed, 0, `failed requests: ${JSON.stringify(s.byOutcome)}`);
     assert.ok((s.byServedBy.lc1 ?? 0) > 0 && (s.byServedBy.lc2 ?? 0) > 0, JSON.stringify(s.byServedBy));
+
+    // The store beside nginx: every key written before and every write acknowledged during the run
+    // reads back from the patched LC.
+    assert.equal(report.stateful, true);
+    assert.ok(report.load.ackedWrites.length > 0, 'writes were acknowledged during the run');
+    assert.equal(
+      report.dataChecked,
+      200 + new Set(report.load.ackedWrites.map((w) => w.path)).size,
+      'every key before and every acknowledged write is checked',
+    );
+    assert.deepEqual(report.dataLost, []);
+    assert.equal(
+      (report.run.facts.switchResult as { cut?: string } | undefined)?.cut,
+      'writes',
+      "the stateful switch cut by the store's writes (its cut protocol through nginx)",
+    );
+    assert.ok(
+      report.verdict.lines.some((l) => /^met +acknowledged writes lost 0 of \d+/.test(l)),
+      report.verdict.lines.join('\n'),
+    );
 
     // nginx moved from the image's version (the main archive's) to the security archive's newest.
     const [newest] = await archiveVersions('nginx');

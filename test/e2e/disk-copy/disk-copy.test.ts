@@ -55,6 +55,7 @@ void describe('disk copy (btrfs pools on loop devices)', () => {
     for (let run = 0; run < 3; run += 1) {
       const freezer = recordingFreezer(writer.cgroup.freezer, source, poolA.path);
       const phases: CopyPhase[] = [];
+      let fullWithBytes = 0;
       const result = await copyDisk({
         source,
         destination: { poolPath: poolB.path, name: `disk3-${run}` },
@@ -64,9 +65,13 @@ void describe('disk copy (btrfs pools on loop devices)', () => {
         label: `run ${run}`,
         onProgress: (e) => {
           if (phases.at(-1) !== e.phase) phases.push(e.phase);
+          if (e.phase === 'full' && e.bytesDone > 0) fullWithBytes += 1;
         },
       });
       cuts.push(...freezer.snapshots);
+      // Bytes while send runs (read every 20 ms until the first), not only the count at the pass's end:
+      // the patch run's copy-<disk>:during crash point waits for such a report.
+      assert.ok(fullWithBytes >= 2, `the full pass reported bytes ${fullWithBytes} time(s)`);
       assert.equal(result.mode, 'send-receive');
       assert.equal(freezer.freezes, 1, 'frozen exactly once, for the cut');
       assert.equal(freezer.thaws, 1);

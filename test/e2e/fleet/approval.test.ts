@@ -10,7 +10,9 @@
  * From (unsigned, with a forged Authentication-Results header), one signed with another key, a wrong
  * code and another administrator's challenge are refused and audited, and leave the challenge open.
  * Then alice's reply, with the code from `understudy approve-code`, starts it and it completes; the
- * same approval sent again is refused; bob's rejection of a second rollout stops it.
+ * same approval sent again is refused. For a second rollout, bob's lost challenge is replaced by a new
+ * one (mailed at the next round; the lost one's code is refused), and his rejection with the new one
+ * stops it.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -29,6 +31,7 @@ import {
   commandRollout,
   createRollout,
   getRollout,
+  reissueChallenge,
   startControlWorker,
   startRolloutApprovals,
   syncInventory,
@@ -327,7 +330,20 @@ test('a rollout waits for an authenticated mail approval of its patch set; forge
     { name: 'openssl again', patches: { securityOnly: true }, requireApproval: true, watchSeconds: 0 },
     new Date(),
   );
-  const bobSecond = challengeOf(await mailOf('bob', 2));
+  const bobLost = challengeOf(await mailOf('bob', 2));
+  // Bob's mail is lost: a new challenge is issued; it is mailed at the approvals' next round and
+  // the lost one's code is refused from then on.
+  const reissued = await reissueChallenge(fx.db, { rolloutId: second.id, admin: 'bob' });
+  assert.equal(reissued.replaced, 1);
+  const bobSecond = challengeOf(await mailOf('bob', 3));
+  assert.equal(bobSecond, reissued.challenge);
+  await reply({
+    from: 'bob',
+    body: lines(bobLost, 'reject', await code(bobLost, 'reject', secrets.bob)),
+    dkim: key,
+  });
+  assert.equal((await refusals(6))[5]?.reason, 'replaced');
+  assert.equal((await getRollout(fx.db, second.id)).state, 'awaiting-approval');
   await reply({
     from: 'bob',
     body: lines(bobSecond, 'reject', await code(bobSecond, 'reject', secrets.bob)),

@@ -1,7 +1,8 @@
 /**
- * The LXC driver chosen per LC through the CLI (`lc create --driver lxc`) and the YAML (`driver: lxc`):
- * the resource table records the driver and every later command (start, exec, reboot, stop, destroy)
- * reaches the LC through it.
+ * The LXC driver is the default of `lc create` and of the YAML of `apply` (no `--driver`, no `driver:`):
+ * the resource table records it and every later command (start, exec, reboot, stop, destroy) reaches
+ * the LC through it. The namespace driver only when asked for by name, with a warning that it is a
+ * test and development driver with weaker isolation.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -16,15 +17,13 @@ describe('LXC driver from the CLI and the YAML', () => {
   });
   after(async () => bed?.dispose());
 
-  test('lc create --driver lxc, then start, exec, reboot, stop and destroy reach it through that driver', async () => {
+  test('lc create without --driver makes an LXC LC; start, exec, reboot, stop and destroy reach it through that driver', async () => {
     const address = `${bed.t.prefix}.80`;
     const created = await bed.t.cli([
       '--json',
       'lc',
       'create',
       'web',
-      '--driver',
-      'lxc',
       '--image',
       'debian-nginx',
       '--memory',
@@ -65,7 +64,7 @@ describe('LXC driver from the CLI and the YAML', () => {
     assert.ok(!fs.readdirSync(lxcDir).some((d) => d.endsWith('-web')), 'its LXC directory is gone');
   });
 
-  test('driver: lxc in the YAML of `apply`; an unknown driver is refused with the known ones', async () => {
+  test('the YAML of `apply` without driver: makes an LXC LC; namespace only by name, with a warning; an unknown driver is refused', async () => {
     const file = path.join(bed.t.stateDir, 'host.yaml');
     fs.writeFileSync(
       file,
@@ -76,15 +75,24 @@ describe('LXC driver from the CLI and the YAML', () => {
         'lcs:',
         '  - name: yweb',
         '    image: debian-nginx',
-        '    driver: lxc',
         '    memory: 256',
         `    addresses: [${bed.t.prefix}.81]`,
         '    start: true',
+        '  - name: ydev',
+        '    image: debian-nginx',
+        '    driver: namespace',
+        '    memory: 64',
+        '    disks: { system: 256, app: 0 }',
         '',
       ].join('\n'),
     );
     const applied = await bed.t.cli(['apply', file]);
     assert.match(applied.stdout, /lc yweb created/);
+    assert.doesNotMatch(applied.stderr, /warning: yweb/);
+    assert.match(
+      applied.stderr,
+      /warning: ydev runs on the namespace driver \(tests and development only, weaker isolation/,
+    );
     const show = JSON.parse((await bed.t.cli(['--json', 'lc', 'show', 'yweb'])).stdout) as {
       driver: string;
       status: { state: string };
@@ -92,10 +100,39 @@ describe('LXC driver from the CLI and the YAML', () => {
     assert.deepEqual([show.driver, show.status.state], ['lxc', 'running']);
     assert.equal((await bed.client.get(`http://${bed.t.prefix}.81/`)).status, 200);
     await bed.t.cli(['lc', 'destroy', 'yweb', '--force']);
+    const dev = JSON.parse((await bed.t.cli(['--json', 'lc', 'show', 'ydev'])).stdout) as { driver: string };
+    assert.equal(dev.driver, 'namespace');
+    await bed.t.cli(['lc', 'destroy', 'ydev']);
+    const byFlag = await bed.t.cli([
+      'lc',
+      'create',
+      'zdev',
+      '--driver',
+      'namespace',
+      '--image',
+      'debian-nginx',
+      '--memory',
+      '64',
+      '--system-disk',
+      '256',
+      '--app-disk',
+      '0',
+    ]);
+    assert.match(byFlag.stderr, /warning: zdev runs on the namespace driver \(tests and development only/);
+    await bed.t.cli(['lc', 'destroy', 'zdev']);
+    const help = await bed.t.cli(['lc', 'create', '--help']);
+    assert.match(
+      help.stdout.replace(/\s+/g, ' '),
+      /--driver <driver> partitioning driver: lxc \(the default/,
+    );
+    assert.match(
+      help.stdout.replace(/\s+/g, ' '),
+      /namespace \(tests and development only, weaker isolation/,
+    );
     const unknown = await bed.t.cli(['lc', 'create', 'x', '--driver', 'qemu', '--image', 'debian-nginx'], {
       okCodes: [1],
     });
     assert.match(unknown.stderr, /There is no partitioning driver "qemu"/);
-    assert.match(unknown.stderr, /namespace, lxc/);
+    assert.match(unknown.stderr, /lxc, namespace/);
   });
 });

@@ -1,12 +1,13 @@
 /**
  * Two LXC LCs from the Debian bookworm image with unmodified nginx (cached by its inputs), lc1 serving
  * at .10 with nginx declared as its service and the administrator's change to the default site (every
- * answer names the LC in X-Served-By), lc2 idle at .11, a client namespace, the catalogue. Used by the
+ * answer names the LC in X-Served-By), lc2 idle at .11 (on the main pool, or on a standby pool of its
+ * own), a client namespace, the catalogue. Used by the
  * nginx patch-run test and bench/lxc-nginx-patch.ts.
  */
 import { createLc, startLc } from '../../../src/app/index.ts';
 import { createCatalogue, patchesDirOf, type Catalogue } from '../../../src/catalogue/index.ts';
-import { getPool } from '../../../src/host/index.ts';
+import { addPool, getPool } from '../../../src/host/index.ts';
 import { buildImage } from '../../../src/images/index.ts';
 import type { ServiceInput } from '../../../src/inventory/index.ts';
 import { createClient, createTestHost, type TestClient, type TestHost } from '../../helpers/host-fixture.ts';
@@ -34,7 +35,16 @@ export interface NginxRunBed {
   dispose(): Promise<void>;
 }
 
-export async function createNginxRunBed(): Promise<NginxRunBed> {
+export async function createNginxRunBed(
+  options: {
+    /**
+     * LC2's disks on a pool of their own (the seed's DISK3/DISK4 on other media), so that the copy is a
+     * real btrfs send/receive with a full pass, as in the demo; by default both LCs share the main
+     * pool and the copy is a snapshot.
+     */
+    standbyPool?: boolean;
+  } = {},
+): Promise<NginxRunBed> {
   const t = await createTestHost({ images: [], poolSize: 4 * 1024 ** 3 });
   let client: TestClient | undefined;
   const dispose = async (): Promise<void> => {
@@ -66,7 +76,9 @@ export async function createNginxRunBed(): Promise<NginxRunBed> {
         ...extra,
       });
     const lc1 = await lc('lc1', 10, '0', { role: 'active', services: [nginxService] });
-    await lc('lc2', 11, '1', {});
+    if (options.standbyPool)
+      await addPool({ db: t.app.db, stateDir: t.stateDir, name: 'standby', sizeBytes: 2 * 1024 ** 3 });
+    await lc('lc2', 11, '1', options.standbyPool ? { pool: 'standby' } : {});
     // The administrator's change to a configuration file of nginx-common: every answer names the LC.
     const text = (await t.host.driver.readFile(lc1, defaultSite)).toString();
     await t.host.driver.writeFile(

@@ -1,8 +1,9 @@
 /**
  * Crash safety on a real server: the patch run of Debian nginx (nginx + nginx-common to the security
  * version, one apt transaction on the standby) between two unprivileged LXC LCs booting systemd, under
- * load from a client namespace, with the manager killed (SIGKILL) again and again: before and after the
- * copy of the system disk, after the copy of the application disk, after the patches are written, after
+ * load from a client namespace, with the manager killed (SIGKILL) again and again: before the copy of
+ * the system disk, in the middle of its full pass (LC2's disks are on a pool of their own, so the copy
+ * is a real btrfs send/receive, as in the demo) and after it, after the copy of the application disk, after the patches are written, after
  * the patched standby booted, rebooted and was checked, in the middle of the switch (LC2 held, before
  * it takes the address: reversed, then switched again), right after the point of no return (LC2 took
  * the address: finished). Each time the next understudy command resumes the run (recovery at its
@@ -10,6 +11,7 @@
  * fails; the service ends on the patched LC2 with LC1's data; LC1 is left as it was.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { spawnProcess } from '../../../src/core/index.ts';
@@ -28,6 +30,7 @@ import { createNginxRunBed, nginxSet, type NginxRunBed } from '../lxc/nginx-run-
  */
 const crashPoints = [
   'copy-system:before',
+  'copy-system:during',
   'copy-system:after',
   'copy-app:after',
   'write-patches:after',
@@ -38,12 +41,29 @@ const crashPoints = [
   'switch/lc2-takes-address:after',
 ];
 
+/** `btrfs send`/`btrfs receive` processes whose command line names `dir`. */
+function btrfsProcessesNaming(dir: string): string[] {
+  const out: string[] = [];
+  for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (/btrfs$/.test(argv[0] ?? '') && argv.some((a) => a.includes(dir)))
+        out.push(`${pid}: ${argv.join(' ')}`);
+    } catch (error) {
+      // The process ended while the list was read.
+      if (!(error instanceof Error && 'code' in error && (error.code === 'ENOENT' || error.code === 'ESRCH')))
+        throw error;
+    }
+  }
+  return out;
+}
+
 describe('the manager is killed at every step of a real nginx patch run on LXC', () => {
   let bed: NginxRunBed;
   let t: TestHost;
   let client: TestClient;
   before(async () => {
-    bed = await createNginxRunBed();
+    bed = await createNginxRunBed({ standbyPool: true });
     ({ t, client } = bed);
   });
   after(async () => bed?.dispose());
@@ -125,6 +145,8 @@ describe('the manager is killed at every step of a real nginx patch run on LXC',
       `# killed at ${killed.length} points; ${report.summary.total} requests, ${report.summary.failed} failed, served by ${JSON.stringify(report.summary.byServedBy)}; latency max ${report.summary.latency.max} ms`,
     );
     assert.deepEqual(killed, crashPoints);
+    // The send and receive the kill in the middle of the copy left behind were ended by the recovery.
+    assert.deepEqual(btrfsProcessesNaming(t.stateDir), []);
     assert.equal(run.state, 'switched', run.error ?? '');
     assert.equal(report.summary.failed, 0, `failed requests: ${JSON.stringify(report.summary.byOutcome)}`);
     assert.ok((report.summary.byServedBy.lc1 ?? 0) > 0 && (report.summary.byServedBy.lc2 ?? 0) > 0);

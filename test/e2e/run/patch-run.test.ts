@@ -95,12 +95,15 @@ describe('post-switch health watch', () => {
     await f.addVersionPatch();
     const running = startRun({ lc: 'lc1', skipScan: true, watchMs: 60_000 }, f.deps);
     // Wait for the switch, write on LC2, then make LC2's service fail.
-    for (let i = 0; i < 600 && listRuns(f.t.app.db)[0]?.state !== 'switched'; i++)
-      await new Promise((r) => setTimeout(r, 100));
+    // The run stays running while it watches: the switch step is done.
+    const switched = (): boolean =>
+      listRuns(f.t.app.db)[0]?.steps.find((s) => s.name === 'switch')?.state === 'done';
+    for (let i = 0; i < 600 && !switched(); i++) await new Promise((r) => setTimeout(r, 100));
     assert.equal(await f.put('/kv/written-on-lc2', 'keep me'), 200);
     await f.t.host.driver.exec('lc2', ['sh', '-c', 'kill -9 "$(cat /run/demo.pid)"']);
     const run = await running;
     assert.equal(run.state, 'rolled-back');
+    assert.equal(run.facts.watchOutcome, 'unhealthy');
     const now = await f.get('/kv/written-on-lc2');
     assert.equal(now.servedBy, 'lc1');
     assert.equal(now.body, 'keep me', 'data written on LC2 before it failed came back');

@@ -54,6 +54,8 @@ describe('LC request validation', () => {
     );
     assert.deepEqual(record.nics[0]?.addresses, ['198.18.0.11/24']);
     assert.match(record.nics[0]?.mac ?? '', /^02:75:73(:[0-9a-f]{2}){3}$/);
+    assert.equal(record.driver, 'lxc', 'LXC is the default driver');
+    assert.equal(setup()({ driver: 'namespace' }).driver, 'namespace', 'namespace only by name');
   });
   test('bad input is refused with the field named', () => {
     const validate = setup();
@@ -101,6 +103,7 @@ describe('host config file', () => {
     const config = parseHostConfig('lcs:\n  - name: lc1\n    addresses: [198.18.0.10]\n', 'x.yaml');
     assert.equal(config.host.subnet, '198.18.0.0/24');
     assert.equal(config.lcs[0]?.memory, 128);
+    assert.equal(config.lcs[0]?.driver, 'lxc', 'LXC is the default driver of the YAML');
   });
   test('errors name the field by its path in the file', () => {
     refused(

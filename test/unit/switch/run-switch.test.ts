@@ -14,6 +14,7 @@ import {
   runSwitch,
   steerRuleset,
   switchSchema,
+  type HealthReport,
   type ServiceSignal,
   type SwitchPlanInput,
   type SwitchSide,
@@ -170,13 +171,38 @@ test('instant: LC2 passes old flows before it takes the address; LC1 keeps it on
   assert.equal(lc1.sysctl.get('net.ipv4.conf.all.arp_ignore'), '0', 'ARP settings restored');
 });
 
+test('each step reports the switch id; each health check its LC, phase and outcome', async () => {
+  const { plan, deps, db } = setUp('swap-address');
+  const steps: [string, string][] = [];
+  const health: HealthReport[] = [];
+  const result = await runSwitch(plan, {
+    ...deps,
+    afterStep: (step, switchId) => void steps.push([step, switchId]),
+    onHealth: (report) => health.push(report),
+  });
+  const [record] = new SwitchJournal(db).list();
+  assert.deepEqual(
+    steps,
+    record?.steps.map((s) => [s.name, result.id]),
+  );
+  assert.deepEqual(
+    health.map((h) => [h.phase, h.lc, h.ok, h.check]),
+    [
+      ['before', 'lc2', true, 'http'],
+      ['after', 'lc2', true, 'http'],
+    ],
+  );
+});
+
 test('a failed health check after the switch reverses every step, in reverse order', async () => {
   const { log, lc1, lc2, plan, deps, db } = setUp('swap-address');
+  const health: HealthReport[] = [];
   const failing = {
     ...deps,
     afterStep: (step: string) => {
       if (step === 'lc2-takes-address') lc2.healthy = false;
     },
+    onHealth: (report: HealthReport) => health.push(report),
   };
   await assert.rejects(
     runSwitch(plan, failing),
@@ -188,6 +214,13 @@ test('a failed health check after the switch reverses every step, in reverse ord
   assert.deepEqual(lc1.signals, ['drain', 'undrain']);
   assert.ok(
     log.indexOf('lc2 addr del 198.18.0.10/24 eth0') < log.indexOf('lc1 addr replace 198.18.0.10/24 eth0'),
+  );
+  assert.deepEqual(
+    health.map((h) => [h.phase, h.ok]),
+    [
+      ['before', true],
+      ['after', false],
+    ],
   );
   const [record] = new SwitchJournal(db).list();
   assert.equal(record?.state, 'reversed');
