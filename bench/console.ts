@@ -32,6 +32,7 @@ const steps = [
   'check-standby',
   'switch',
   'record-applied',
+  'watch',
 ];
 
 const freePort = (): Promise<number> =>
@@ -129,7 +130,8 @@ function seed(stateDir: string): void {
               },
             },
           });
-        journal.stepEnded(id, seq, 'done', { durationMs: 100 + seq * 37, output: { ok: true } });
+        // No output: each step's output has its own schema (the journal validates it when read back).
+        journal.stepEnded(id, seq, 'done', { durationMs: 100 + seq * 37 });
         events.append({
           runId: id,
           type: 'run.step',

@@ -114,6 +114,7 @@ describe('fault: the state directory is full', () => {
         'pending',
         'pending',
         'pending',
+        'pending',
       ],
     );
     assert.equal(await fx.put('/kv/during', 'written while the state dir was full'), 200);
