@@ -108,6 +108,8 @@ class Journal {
     this.flushing = false;
     this.failed = null;
     this.size = 0;
+    /** Batches of records written so far (a write that began is counted before it reaches the file). */
+    this.batches = 0;
     /** The last bytes (at most tailBytes) of the file's first `size` bytes, as this journal read or wrote them. */
     this.tail = Buffer.alloc(0);
     /** Compact once the file grows past this; doubled after a compaction that could not shrink it. */
@@ -180,8 +182,11 @@ class Journal {
    */
   async replacedOnDisk() {
     if (this.flushing || this.pending.length > 0) return false;
+    const batches = this.batches;
     try {
       const stat = await fsp.stat(this.file);
+      // A write of this journal that began meanwhile grows the file before `size` counts it.
+      if (this.busy || this.batches !== batches) return false;
       return stat.ino !== this.ino || stat.size !== this.size;
     } catch (error) {
       if (error.code === 'ENOENT') return true;
@@ -220,6 +225,7 @@ class Journal {
     while (this.pending.length > 0) {
       const batch = this.pending;
       this.pending = [];
+      this.batches += 1;
       try {
         if (this.failed) throw this.failed;
         const data = Buffer.concat(batch.map((entry) => entry.line));
@@ -266,7 +272,6 @@ class Journal {
       await old.close();
       this.size = data.length;
       this.tail = lastBytes(data);
-      this.ino = (await this.fh.stat()).ino;
     } catch (error) {
       log(`compaction of ${this.file} failed (the old log stays valid): ${error.message}`);
     }
