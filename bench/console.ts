@@ -130,8 +130,8 @@ function seed(stateDir: string): void {
               },
             },
           });
-        // No output: each step's output has its own schema (the journal validates it when read back).
-        journal.stepEnded(id, seq, 'done', { durationMs: 100 + seq * 37 });
+        // Each step's output as a real run stores it (the journal validates it when read back).
+        journal.stepEnded(id, seq, 'done', { durationMs: 100 + seq * 37, output: outputOf(step, r, lc) });
         events.append({
           runId: id,
           type: 'run.step',
@@ -143,6 +143,58 @@ function seed(stateDir: string): void {
     }
   } finally {
     manager.close();
+  }
+}
+
+/** What each step of a switched run returns (valid against the run's output schemas), of a typical size. */
+function outputOf(step: string, r: number, lc: string): unknown {
+  const standby = `lc${(r % 5) * 2 + 2}`;
+  const switchResult = {
+    id: `sw-20261204-${String(r).padStart(8, '0')}`,
+    method: 'instant',
+    outcome: 'switched',
+    durationMs: 812,
+    drainMs: 240,
+    leftOnLc1: 0,
+    holdMs: 31,
+    syncMs: 120,
+    steps: ['lc2-private-address', 'hold', 'drain', 'final-sync', 'lc2-takes-address', 'release-hold'].map(
+      (name, i) => ({ name, ms: 20 + i * 7 }),
+    ),
+  };
+  switch (step) {
+    case 'find-standby':
+      return { standby, versionBefore: '1.0.0' };
+    case 'scan':
+      return { skipped: 'skip-scan' };
+    case 'stop-standby':
+      return { outcome: 'clean', durationMs: 310 };
+    case 'copy-system':
+    case 'copy-app':
+      return {
+        disk: step.slice(5),
+        to: step.slice(5),
+        jobId: `${lc}-${r}-${step}`,
+        summary: '3 passes, 40 MiB, converged',
+        freezeMs: 12.5,
+        convergence: 'converged',
+        durationMs: 2100,
+        bytes: 40 * 1024 ** 2,
+      };
+    case 'write-patches':
+      return { patches: ['demo-1.0.1'], init: 'rc.d' };
+    case 'boot-standby':
+      return { results: [{ name: 'demo-1.0.1', result: 'ok', exitCode: 0 }] };
+    case 'reboot-standby':
+      return { reboots: 1 };
+    case 'check-standby':
+      return { health: 'ok', unit: 'pid file', version: '1.0.1', verified: [] };
+    case 'switch':
+      return switchResult;
+    case 'record-applied':
+      return { applied: ['demo-1.0.1'] };
+    default:
+      return undefined;
   }
 }
 
