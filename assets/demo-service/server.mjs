@@ -68,6 +68,38 @@ function parseListen(text) {
 // mid-write) is dropped and truncated away at open. After any write error the journal refuses all
 // further writes until restart, so a half-written record can never swallow a later acknowledged one.
 
+/** How many of its last bytes a journal keeps to recognise its own file grown (see Journal.reload). */
+const tailBytes = 4096;
+
+const lastBytes = (data) => Buffer.from(data.subarray(Math.max(0, data.length - tailBytes)));
+
+/** The intact JSON-line records of `data`, and where the last intact one ends. */
+function parseRecords(data) {
+  const records = [];
+  let good = 0;
+  for (let nl = data.indexOf(10, good); nl !== -1; nl = data.indexOf(10, good)) {
+    try {
+      records.push(JSON.parse(data.toString('utf8', good, nl)));
+    } catch {
+      break; // a torn line can only be the last one written; nothing after it was acknowledged
+    }
+    good = nl + 1;
+  }
+  return { records, good };
+}
+
+/** `length` bytes of `handle` from `position` (fewer when the file ends first). */
+async function readAt(handle, length, position) {
+  const buffer = Buffer.alloc(length);
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await handle.read(buffer, done, length - done, position + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return buffer.subarray(0, done);
+}
+
 class Journal {
   constructor(file) {
     this.file = file;
@@ -76,6 +108,10 @@ class Journal {
     this.flushing = false;
     this.failed = null;
     this.size = 0;
+    /** Batches of records written so far (a write that began is counted before it reaches the file). */
+    this.batches = 0;
+    /** The last bytes (at most tailBytes) of the file's first `size` bytes, as this journal read or wrote them. */
+    this.tail = Buffer.alloc(0);
     /** Compact once the file grows past this; doubled after a compaction that could not shrink it. */
     this.compactAt = compactBytes;
     /** Set by the owner: returns the records that rebuild the current state, or null to skip. */
@@ -90,16 +126,7 @@ class Journal {
     } catch (error) {
       if (error.code !== 'ENOENT') throw error;
     }
-    const records = [];
-    let good = 0;
-    for (let nl = data.indexOf(10, good); nl !== -1; nl = data.indexOf(10, good)) {
-      try {
-        records.push(JSON.parse(data.toString('utf8', good, nl)));
-      } catch {
-        break; // a torn line can only be the last one written; nothing after it was acknowledged
-      }
-      good = nl + 1;
-    }
+    const { records, good } = parseRecords(data);
     const existed = data.length > 0;
     this.fh = await fsp.open(this.file, 'a');
     if (good < data.length) {
@@ -109,18 +136,58 @@ class Journal {
     }
     if (!existed) await syncDir(dataDir);
     this.size = good;
+    this.tail = lastBytes(data.subarray(0, good));
     this.ino = (await this.fh.stat()).ino;
     return records;
   }
 
   /**
-   * True when the file on disk is no longer the one this journal appends to: it was replaced from
-   * outside, e.g. by the final copy of the application disk when the service moves between machines.
+   * Reads the file again after it changed from outside (the final sync of a switch). When it is the
+   * same file, grown, and the bytes this journal holds end as they did (the sync patched in the other
+   * machine's appends), only the records after them are read: `{ records, tail: true }`, to apply on
+   * top of the current state; the cost follows what was appended, not the size of the log. Otherwise
+   * (a new file renamed into place, compacted, shorter, different, or a torn last record) the file is
+   * read whole: `{ records, tail: false }`, to rebuild the state from.
+   */
+  async reload() {
+    const known = this.size;
+    let handle = null;
+    try {
+      handle = await fsp.open(this.file, 'r');
+      const stat = await handle.stat();
+      if (stat.ino === this.ino && stat.size >= known && known >= this.tail.length) {
+        const end = await readAt(handle, this.tail.length, known - this.tail.length);
+        if (end.equals(this.tail)) {
+          const added = await readAt(handle, stat.size - known, known);
+          const { records, good } = parseRecords(added);
+          if (good === added.length) {
+            this.size = known + good;
+            this.tail = lastBytes(Buffer.concat([this.tail, added]));
+            return { records, tail: true };
+          }
+        }
+      }
+    } catch (error) {
+      if (error.code !== 'ENOENT') throw error;
+    } finally {
+      await handle?.close();
+    }
+    return { records: await this.reopen(), tail: false };
+  }
+
+  /**
+   * True when the file on disk is no longer what this journal wrote: it was replaced or written from
+   * outside, e.g. by the final sync of the application disk when the service moves between machines
+   * (a new file renamed into place, or the old one patched in place with the new records).
    */
   async replacedOnDisk() {
     if (this.flushing || this.pending.length > 0) return false;
+    const batches = this.batches;
     try {
-      return (await fsp.stat(this.file)).ino !== this.ino;
+      const stat = await fsp.stat(this.file);
+      // A write of this journal that began meanwhile grows the file before `size` counts it.
+      if (this.busy || this.batches !== batches) return false;
+      return stat.ino !== this.ino || stat.size !== this.size;
     } catch (error) {
       if (error.code === 'ENOENT') return true;
       throw error;
@@ -158,12 +225,14 @@ class Journal {
     while (this.pending.length > 0) {
       const batch = this.pending;
       this.pending = [];
+      this.batches += 1;
       try {
         if (this.failed) throw this.failed;
         const data = Buffer.concat(batch.map((entry) => entry.line));
         await this.fh.write(data);
         await this.fh.datasync();
         this.size += data.length;
+        this.tail = lastBytes(Buffer.concat([this.tail, data]));
         for (const entry of batch) {
           entry.apply?.();
           entry.resolve();
@@ -202,6 +271,7 @@ class Journal {
       this.fh = await fsp.open(this.file, 'a');
       await old.close();
       this.size = data.length;
+      this.tail = lastBytes(data);
     } catch (error) {
       log(`compaction of ${this.file} failed (the old log stays valid): ${error.message}`);
     }
@@ -235,6 +305,10 @@ let storeError = null;
 
 function loadKv(records) {
   kv.clear();
+  applyKv(records);
+}
+
+function applyKv(records) {
   for (const record of records) {
     if (record.op === 'put') kv.set(record.k, Buffer.from(record.v, 'base64'));
     else if (record.op === 'del') kv.delete(record.k);
@@ -244,6 +318,10 @@ function loadKv(records) {
 function loadNotes(records) {
   notes.length = 0;
   nextNoteId = 1;
+  applyNotes(records);
+}
+
+function applyNotes(records) {
   for (const record of records) {
     notes.push(record);
     nextNoteId = Math.max(nextNoteId, Number(record.id) + 1);
@@ -273,12 +351,14 @@ function refreshStore() {
   reloading ??= (async () => {
     try {
       if (await kvJournal.replacedOnDisk()) {
-        loadKv(await kvJournal.reopen());
-        log('kv.log was replaced on disk; reloaded');
+        const read = await kvJournal.reload();
+        (read.tail ? applyKv : loadKv)(read.records);
+        log(`kv.log was changed on disk; ${read.tail ? 'its new records' : 'it'} read again`);
       }
       if (await notesJournal.replacedOnDisk()) {
-        loadNotes(await notesJournal.reopen());
-        log('notes.log was replaced on disk; reloaded');
+        const read = await notesJournal.reload();
+        (read.tail ? applyNotes : loadNotes)(read.records);
+        log(`notes.log was changed on disk; ${read.tail ? 'its new records' : 'it'} read again`);
       }
     } finally {
       reloading = null;
@@ -575,22 +655,31 @@ function handleHold(res) {
 async function handleRelease(req, res, url) {
   if (!(await armedUntilFired(req, res, url))) return undefined;
   const started = Date.now();
+  let reloadedTail = false;
   if (held) {
     try {
       if (!storeError) {
-        loadKv(await kvJournal.reopen());
-        loadNotes(await notesJournal.reopen());
+        // Usually the logs only grew (the old server's appends, patched in by the final sync): only
+        // their new records are read.
+        const kvRead = await kvJournal.reload();
+        (kvRead.tail ? applyKv : loadKv)(kvRead.records);
+        const notesRead = await notesJournal.reload();
+        (notesRead.tail ? applyNotes : loadNotes)(notesRead.records);
+        reloadedTail = kvRead.tail && notesRead.tail;
       }
     } finally {
       const { release } = held;
       held = null;
       release();
     }
-    log(`released after reading the logs again: keys=${kv.size} notes=${notes.length}`);
+    log(
+      `released after reading the logs again (${reloadedTail ? 'their new records' : 'whole'}): keys=${kv.size} notes=${notes.length}`,
+    );
   }
   return send(res, 200, {
     ...writeState(),
     reloadMs: Date.now() - started,
+    reloadedTail,
     keys: kv.size,
     notes: notes.length,
   });

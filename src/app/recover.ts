@@ -68,22 +68,7 @@ export async function recoverAtStart(o: RecoverOptions): Promise<RecoveryReport>
     logger.error({ err: error }, 'recovery could not finish something');
   };
   try {
-    report.copies = await o.host.disks.recoverCopies(o.db, { logger });
-    // A crash during a copy can leave the source LC frozen or throttled: every LC no live process
-    // works on is thawed and its write limits lifted.
-    for (const lc of listLcs(o.db)) {
-      if (busyElsewhere(o.db, lc.name, o.owner)) continue;
-      const state = (await o.host.driver.status(lc.name)).state;
-      if (state === 'stopped' || state === 'crashed') continue;
-      try {
-        await o.host.driver.thaw(lc.name);
-        for (const disk of lc.disks)
-          await o.host.driver.setWriteLimit(lc.name, o.host.disks.device({ lc, disk: disk.name }), null);
-        report.madeSafe.push(lc.name);
-      } catch (error) {
-        keep(error);
-      }
-    }
+    // First the switches: a switch left inside its hold keeps clients' requests waiting on LC2.
     const switches = await recoverSwitches({
       db: o.db,
       logger,
@@ -103,6 +88,25 @@ export async function recoverAtStart(o: RecoverOptions): Promise<RecoveryReport>
         if (result.outcome === 'switched' && getLc(o.db, from).role === 'active')
           await recordSwitch(o.db, o.host, { from, to, fromRole: 'retired' });
         else for (const lc of [from, to]) await syncNicRecords(o.db, o.host, lc);
+      } catch (error) {
+        keep(error);
+      }
+    }
+    // Then what interrupted copies and syncs left (once the recovered switches' own syncs have removed
+    // what they replaced).
+    await o.host.disks.settled();
+    report.copies = await o.host.disks.recoverCopies(o.db, { logger });
+    // A crash during a copy can leave the source LC frozen or throttled: every LC no live process
+    // works on is thawed and its write limits lifted.
+    for (const lc of listLcs(o.db)) {
+      if (busyElsewhere(o.db, lc.name, o.owner)) continue;
+      const state = (await o.host.driver.status(lc.name)).state;
+      if (state === 'stopped' || state === 'crashed') continue;
+      try {
+        await o.host.driver.thaw(lc.name);
+        for (const disk of lc.disks)
+          await o.host.driver.setWriteLimit(lc.name, o.host.disks.device({ lc, disk: disk.name }), null);
+        report.madeSafe.push(lc.name);
       } catch (error) {
         keep(error);
       }

@@ -82,10 +82,23 @@ export interface DiskStore {
    */
   sync(from: DiskRef, to: DiskRef, options?: SyncOptions): Promise<SyncResult>;
   /**
+   * Does ahead of a final sync (`sync(from, to, { final: true })`) what does not wait for `from`'s last
+   * write, once `to` is held (nobody writes it until the final sync is done): on btrfs the pair's
+   * lease, `to`'s snapshot and its changes since the base. The final sync then only snapshots and
+   * diffs `from`. Any other sync of the pair drops what was prepared. A no-op where nothing can be
+   * prepared (no base, `receiver-wins`).
+   */
+  prepareFinalSync(from: DiskRef, to: DiskRef, options?: SyncOptions): Promise<void>;
+  /**
    * Syncs repeatedly while `from` keeps running, until a pass carries few paths (so that the final
    * sync, after `from`'s last write, is small) or the passes run out (`outpaced`).
    */
   catchUp(from: DiskRef, to: DiskRef, options?: CatchUpOptions): Promise<CatchUpResult>;
+  /**
+   * Writes what the disk's filesystem holds in memory to its device (on btrfs, a transaction commit),
+   * so that a snapshot taken soon after has little to write: the switch calls it just before its hold.
+   */
+  flush(disk: DiskRef): Promise<void>;
   /** Resolves once the background work of earlier syncs (removing the bases they replaced) is done. */
   settled(): Promise<void>;
   /**

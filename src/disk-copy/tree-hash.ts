@@ -126,13 +126,18 @@ export async function hashTree(root: string): Promise<TreeHash> {
 /**
  * Hashes only the entries at `paths` (relative to root, "." the root; directories are not descended
  * into), with the same line per entry as hashTree; an absent path hashes as absent. Two trees agree
- * on these paths exactly when the digests are equal.
+ * on these paths exactly when the digests are equal. `xattrs: false`: the caller knows that none of
+ * them has an extended attribute (no getfattr is run).
  */
-export async function hashPaths(root: string, paths: readonly string[]): Promise<TreeHash> {
-  return hashEntries(root, [...new Set(paths)].sort());
+export async function hashPaths(
+  root: string,
+  paths: readonly string[],
+  options: { xattrs?: boolean } = {},
+): Promise<TreeHash> {
+  return hashEntries(root, [...new Set(paths)].sort(), options.xattrs ?? true);
 }
 
-async function hashEntries(root: string, only: string[] | undefined): Promise<TreeHash> {
+async function hashEntries(root: string, only: string[] | undefined, xattrs = true): Promise<TreeHash> {
   const started = performance.now();
   const absoluteOf = (relative: string): string => (relative === '.' ? root : path.join(root, relative));
   let present = only;
@@ -142,7 +147,10 @@ async function hashEntries(root: string, only: string[] | undefined): Promise<Tr
     );
     present = only.filter((_, i) => exists[i]);
   }
-  const xattrs = await readXattrs(root, present?.map(absoluteOf));
+  const attributes =
+    xattrs || only === undefined
+      ? await readXattrs(root, present?.map(absoluteOf))
+      : new Map<string, string>();
   const lines = new Map<string, string>();
   const firstPathOfInode = new Map<string, string>();
   const total = createHash('sha256');
@@ -181,7 +189,7 @@ async function hashEntries(root: string, only: string[] | undefined): Promise<Tr
       size,
       content,
       link,
-      xattrs.get(relative) ?? '',
+      attributes.get(relative) ?? '',
     ].join('\0');
     total.update(`${line}\n`);
     lines.set(relative, createHash('sha256').update(line).digest('hex'));

@@ -211,11 +211,22 @@ export interface SyncResult extends SyncPhases {
    * with extended attributes, ACLs or a special file). Absent when nothing was copied.
    */
   copier?: 'in-process' | 'rsync';
+  /**
+   * Files patched in place: only the byte ranges the source changed since the base were written (a
+   * log that grew costs what it grew by, not its size).
+   */
+  patched?: number;
 }
 
 export interface SyncOptions {
   /** Default `sender-wins`. */
   rule?: SyncConflictRule;
+  /**
+   * The final sync of a switch: nobody writes the target until the caller lets it go (the hold), so
+   * the sync takes no snapshot of the target after the copy (a transaction commit) and verifies the
+   * copied paths on the live target. Applies to `sender-wins` only.
+   */
+  final?: boolean;
   logger?: Logger;
 }
 

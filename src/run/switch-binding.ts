@@ -10,6 +10,7 @@ import type { CatchUpOptions, SyncConflictRule, SyncPhases, SyncResult } from '.
 import type { DiskSpec } from '../drivers/index.ts';
 import type { HostContext } from '../host/index.ts';
 import {
+  dataDisks,
   disksByRole,
   diskRole,
   systemRole,
@@ -75,25 +76,72 @@ export function bindSwitch(db: Db, host: HostContext, o: BindSwitchOptions): Swi
       return newName;
     },
     finalSync: o.stateful ? finalSyncOf(host, db, o) : undefined,
+    prepareFinalSync: o.stateful ? prepareFinalSyncOf(host, db, o) : undefined,
   };
 }
 
-/** The final sync of a stateful switch: every disk, with the phases summed over the disks. */
-function finalSyncOf(host: HostContext, db: Db, o: BindSwitchOptions): () => Promise<FinalSyncPhases> {
+/**
+ * Before the hold of a stateful switch (LC2 is already held): the data disks of both LCs are flushed
+ * (the snapshots of the cut then have little to write) and their final syncs prepared (LC2's side:
+ * its snapshot and its changes), and the system disks are synced. A system disk's writers are the LC's
+ * system, which the cut does not stop (LC1 keeps running and logging after the switch); what the
+ * service's cut waits for is its data. Carrying the system disk here keeps it out of the hold.
+ */
+function prepareFinalSyncOf(host: HostContext, db: Db, o: BindSwitchOptions): () => Promise<FinalSyncPhases> {
   return async () => {
-    const report = await syncDisks(host, getLc(db, o.from), getLc(db, o.to), { diskMap: o.diskMap });
-    const { snapshotMs, diffMs, copyMs, verifyMs, bytes, files, conflicts } = report;
-    return {
-      snapshotMs,
-      diffMs,
-      copyMs,
-      verifyMs,
-      bytes,
-      files,
-      conflicts,
-      conflictPaths: report.disks.flatMap((d) => d.conflicts.paths.map((p) => `${d.to}:${p}`)).slice(0, 10),
-      disks: report.disks.map(describeDiskSync),
+    const from = getLc(db, o.from);
+    const to = getLc(db, o.to);
+    const prepareData = async (): Promise<void> => {
+      await Promise.all(
+        [from, to].flatMap((lc) => dataDisks(lc).map((d) => host.disks.flush({ lc, disk: d.name }))),
+      );
+      await Promise.all(
+        dataDisks(from).map((disk) =>
+          host.disks.prepareFinalSync(
+            { lc: from, disk: disk.name },
+            { lc: to, disk: counterpart(from, to, disk, o.diskMap).name },
+            { rule: ruleFor(disk) },
+          ),
+        ),
+      );
     };
+    const [report] = await Promise.all([
+      syncDisks(host, from, to, { only: 'system', diskMap: o.diskMap }),
+      prepareData(),
+    ]);
+    return phasesOf(report);
+  };
+}
+
+/**
+ * The final sync of a stateful switch, inside the hold: every data disk (the system disks were
+ * synced just before the hold), with the phases of the longest disk. LC2 is held, so the sync takes
+ * no snapshot of LC2's disks after the copy (SyncOptions.final).
+ */
+function finalSyncOf(host: HostContext, db: Db, o: BindSwitchOptions): () => Promise<FinalSyncPhases> {
+  return async () =>
+    phasesOf(
+      await syncDisks(host, getLc(db, o.from), getLc(db, o.to), {
+        only: 'data',
+        final: true,
+        diskMap: o.diskMap,
+      }),
+    );
+}
+
+/** The phases a switch reports of a sync of several disks. */
+function phasesOf(report: DisksSyncReport): FinalSyncPhases {
+  const { snapshotMs, diffMs, copyMs, verifyMs, bytes, files, conflicts } = report;
+  return {
+    snapshotMs,
+    diffMs,
+    copyMs,
+    verifyMs,
+    bytes,
+    files,
+    conflicts,
+    conflictPaths: report.disks.flatMap((d) => d.conflicts.paths.map((p) => `${d.to}:${p}`)).slice(0, 10),
+    disks: report.disks.map(describeDiskSync),
   };
 }
 
@@ -104,7 +152,7 @@ export function describeDiskSync(r: SyncResult): string {
       ? `skipped (${r.reason ?? 'no base'})`
       : r.files === 0
         ? 'nothing to carry'
-        : `${r.files} paths${r.copier ? ` ${r.copier}` : ''}${r.method === 'whole' ? ' (whole)' : ''}`;
+        : `${r.files} paths${r.copier ? ` ${r.copier}` : ''}${r.patched ? ` (${r.patched} files patched in place)` : ''}${r.method === 'whole' ? ' (whole)' : ''}`;
   const conflicts = r.conflicts.count > 0 ? `, ${r.conflicts.count} kept on ${r.to} (conflicts)` : '';
   return `${r.from} → ${r.to}: ${what}${conflicts}, ${Math.round(r.durationMs)} ms`;
 }
@@ -161,23 +209,37 @@ export async function syncDisks(
   host: HostContext,
   from: LcRecord,
   to: LcRecord,
-  options: { logger?: Logger; diskMap?: DiskMap } = {},
+  options: {
+    logger?: Logger;
+    diskMap?: DiskMap;
+    /** Only the system disk or only the data disks (default: every disk). */
+    only?: 'system' | 'data';
+    /** The final sync of a switch: `to` is held (SyncOptions.final). */
+    final?: boolean;
+  } = {},
 ): Promise<DisksSyncReport> {
   const started = performance.now();
+  const chosen = disksByRole(from).filter(
+    (disk) => options.only === undefined || (diskRole(disk) === systemRole) === (options.only === 'system'),
+  );
   // The disks are independent pairs (each with its own bases and lease): they are synced together.
   // A failure is thrown once every disk has finished, so that nothing writes after the sync returned.
   let finished = 0;
   const settled = await Promise.allSettled(
-    disksByRole(from).map(async (disk) => {
+    chosen.map(async (disk) => {
       const target = counterpart(from, to, disk, options.diskMap);
       const result = await host.disks.sync(
         { lc: from, disk: disk.name },
         { lc: to, disk: target.name },
-        { rule: ruleFor(disk), ...(options.logger ? { logger: options.logger } : {}) },
+        {
+          rule: ruleFor(disk),
+          ...(options.final ? { final: true } : {}),
+          ...(options.logger ? { logger: options.logger } : {}),
+        },
       );
-      // Once the first disk is synced (the others may still be syncing): where the crash tests kill
-      // the manager.
-      if (++finished === 1) crashPoint('switch/final-sync', 'during');
+      // Once the first disk of a switch's final sync is synced (the others may still be syncing):
+      // where the crash tests kill the manager.
+      if (options.final && ++finished === 1) crashPoint('switch/final-sync', 'during');
       return result;
     }),
   );

@@ -30,6 +30,12 @@ export interface SwitchBinding {
    * LC1's last write and before LC2 serves; may report its own phases.
    */
   finalSync?: () => Promise<FinalSyncPhases | void>;
+  /**
+   * Stateful switches: what can be done for the final sync before requests are held (flushing the
+   * disks so that the cut's snapshots cost little, syncing what the cut need not stop). Called by the
+   * `hold` step before LC2 becomes reachable; must be safe to repeat.
+   */
+  prepareFinalSync?: () => Promise<FinalSyncPhases | void>;
 }
 
 export interface SwitchDeps extends SwitchBinding {
@@ -190,6 +196,8 @@ function resultOf(x: Execution, outcome: SwitchResult['outcome']): SwitchResult 
           phases: {
             gateMs: f.gateMs,
             gateRetries: f.gateRetries,
+            prepareMs: f.prepareMs,
+            prepare: f.preparePhases,
             drainMs: f.drainMs,
             syncMs: f.syncMs,
             sync: f.syncPhases,
@@ -225,6 +233,9 @@ export function describePhases(result: SwitchResult): string | undefined {
     ? `, ${p.sync.conflicts} conflicts kept on the new LC (${(p.sync.conflictPaths ?? []).join(', ')})`
     : '';
   const disks = p.sync?.disks?.length ? `; ${p.sync.disks.join('; ')}` : '';
+  const prepared = p.prepare?.disks?.length
+    ? ` (${p.prepare.disks.join('; ')}${p.prepare.conflicts ? `, ${p.prepare.conflicts} conflicts kept on the new LC (${(p.prepare.conflictPaths ?? []).join(', ')})` : ''})`
+    : '';
   const sync = p.sync
     ? ` (snapshot ${ms(p.sync.snapshotMs)}, send ${ms(p.sync.diffMs)}, receive ${ms(p.sync.copyMs)}, verify ${ms(p.sync.verifyMs)}, ${p.sync.files} files, ${p.sync.bytes} bytes${conflicts}${disks})`
     : '';
@@ -232,7 +243,7 @@ export function describePhases(result: SwitchResult): string | undefined {
     `cut by ${result.cut}: hold ${ms(p.holdMs)}${p.holdExceeded ? ' (over maxHoldMs: writes in flight were waited for)' : ''}` +
     ` = drain to the last write ${ms(p.drainMs)}, final sync ${ms(p.syncMs)}${sync}, release ${ms(p.releaseMs)}` +
     `${p.reloadMs === undefined ? '' : ` (reload ${ms(p.reloadMs)})`}; before it: check of writes ${ms(p.gateMs)}` +
-    `${p.gateRetries ? ` (${p.gateRetries} waits)` : ''}; after it: old LC finished in ${ms(p.finishMs)}`
+    `${p.gateRetries ? ` (${p.gateRetries} waits)` : ''}${p.prepareMs === undefined ? '' : `, preparation of the sync ${ms(p.prepareMs)}${prepared}`}; after it: old LC finished in ${ms(p.finishMs)}`
   );
 }
 
@@ -379,6 +390,7 @@ export async function runSwitch(input: SwitchPlanInput, deps: SwitchDeps): Promi
       to: deps.to,
       moveNic: deps.moveNic,
       finalSync: deps.finalSync,
+      prepareFinalSync: deps.prepareFinalSync,
       facts,
       logger,
       background: [],

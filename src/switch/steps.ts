@@ -55,6 +55,9 @@ export interface SwitchFacts {
   gateRetries?: number;
   /** The writes in flight at the cut outlasted maxHoldMs (waited for). */
   holdExceeded?: boolean;
+  /** Stateful: the final sync's preparation before the hold (see SwitchBinding.prepareFinalSync). */
+  prepareMs?: number;
+  preparePhases?: FinalSyncPhases;
   syncPhases?: FinalSyncPhases;
   syncEndedAt?: number;
   releaseMs?: number;
@@ -69,6 +72,7 @@ export interface StepContext {
   to: SwitchSide;
   moveNic: MoveNic;
   finalSync?: () => Promise<FinalSyncPhases | void>;
+  prepareFinalSync?: () => Promise<FinalSyncPhases | void>;
   facts: SwitchFacts;
   logger: Logger;
   /** arping processes still lingering; awaited at the end of the switch. */
@@ -159,6 +163,14 @@ const hold: Step = {
         }),
         ...(c.facts.holdBy === 'service' ? { release: armCut(c.to, 'release', { port, armedForMs }) } : {}),
       };
+    }
+    // Before anyone can reach LC2 (and be held): the part of the final sync that need not wait for
+    // LC1's last write.
+    if (c.prepareFinalSync && c.facts.holdStartedAt === undefined) {
+      const started = Date.now();
+      const prepared = await c.prepareFinalSync();
+      c.facts.prepareMs = Date.now() - started;
+      if (prepared) c.facts.preparePhases = prepared;
     }
     c.facts.holdStartedAt ??= Date.now();
   },

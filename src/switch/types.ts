@@ -195,6 +195,10 @@ export interface SwitchPhases {
   gateMs?: number;
   /** Times the check found slow writes and waited. */
   gateRetries?: number;
+  /** Before the hold: the final sync's preparation (disks flushed, what need not wait for the cut synced). */
+  prepareMs?: number;
+  /** What the preparation synced (the system disks), when it reports it. */
+  prepare?: FinalSyncPhases;
   /** The cut's drain: from asking LC1 to quiesce to its last write on disk (or, connection cut, to its last connection). */
   drainMs?: number;
   /** The final sync, whole. */

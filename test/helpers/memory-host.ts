@@ -179,6 +179,8 @@ export class MemoryDiskStore implements DiskStore {
     this.disks.volumes.delete(`${this.disks.key(ref)}.before-${tag}`);
   }
   async removeCopyLeftovers(): Promise<void> {}
+  async flush(): Promise<void> {}
+  async prepareFinalSync(): Promise<void> {}
   /**
    * Like the btrfs store: with a base (set by copyLive and every sync) only the paths either side
    * changed since are carried, by the rule; without one a data disk is copied whole and a system

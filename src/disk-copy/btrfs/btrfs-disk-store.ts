@@ -18,6 +18,7 @@ import type { CatchUpOptions, CatchUpResult, CopyResult, SyncOptions, SyncResult
 import {
   adoptCopyBases,
   forgetSyncTrust,
+  prepareFinal,
   recoverSyncs,
   settleSyncs,
   syncPair,
@@ -160,12 +161,26 @@ export class BtrfsDiskStore implements DiskStore {
       from: this.side(from),
       to: this.side(to),
       rule: options.rule ?? 'sender-wins',
+      ...(options.final ? { final: true } : {}),
       ...(options.logger ? { logger: options.logger } : {}),
+    });
+  }
+
+  async prepareFinalSync(from: DiskRef, to: DiskRef, options: SyncOptions = {}): Promise<void> {
+    await prepareFinal({
+      ...(this.options.db ? { db: this.options.db } : {}),
+      from: this.side(from),
+      to: this.side(to),
+      rule: options.rule ?? 'sender-wins',
     });
   }
 
   catchUp(from: DiskRef, to: DiskRef, options: CatchUpOptions = {}): Promise<CatchUpResult> {
     return catchUpBySync(this, { from, to, options });
+  }
+
+  async flush(ref: DiskRef): Promise<void> {
+    await exec(['btrfs', 'filesystem', 'sync', this.location(ref)], { timeoutMs: 120_000 });
   }
 
   settled(): Promise<void> {

@@ -14,13 +14,26 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { UnderstudyError, formatArgv, spawnProcess } from '../../core/index.ts';
-import { SendStreamParser, readString, sendAttributes } from './send-stream.ts';
+import { SendStreamParser, readString, readU64, sendAttributes } from './send-stream.ts';
+
+/**
+ * What the stream did to one path's content when it only changed bytes of an existing file in
+ * place: the byte ranges it changed (`update-extent`, the no-data form of a write, a clone or a
+ * hole) and the sizes it truncated to. A path named by any other command (created, renamed, linked,
+ * removed, its extended attributes changed…) has no edit: it must be copied whole.
+ */
+export interface ContentEdit {
+  ranges: [offset: number, length: number][];
+  truncatedTo: number[];
+}
 
 export interface ChangeSet {
   /** Relative paths ("." is the root) named by the stream. */
   paths: Set<string>;
   /** Sources and destinations of renames. */
   moved: Set<string>;
+  /** Paths whose only changes were to bytes in place or to their owner, mode or times; see ContentEdit. */
+  edits: Map<string, ContentEdit>;
   /** Size of the metadata stream, bytes. */
   streamBytes: number;
   commands: number;
@@ -33,6 +46,9 @@ const pathAttributes = [
   sendAttributes.clonePath,
 ];
 
+/** Commands that change only a path's attributes, which the copy sets from the source anyway. */
+const attributeOnly = new Set(['chmod', 'chown', 'utimes']);
+
 const normalise = (p: string): string => (p === '' || p === '/' ? '.' : p.replace(/^\/+|\/+$/g, ''));
 
 /**
@@ -44,11 +60,24 @@ export async function changedPaths(base: string, now: string): Promise<ChangeSet
   const send = spawnProcess(argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   const out = send.child.stdout;
   if (!out) throw new UnderstudyError('INTERNAL', 'btrfs send started without a stdout pipe');
-  const set: ChangeSet = { paths: new Set(), moved: new Set(), streamBytes: 0, commands: 0 };
+  const set: ChangeSet = {
+    paths: new Set(),
+    moved: new Set(),
+    edits: new Map(),
+    streamBytes: 0,
+    commands: 0,
+  };
+  // Paths named by a command other than an in-place edit or an attribute change: copied whole.
+  const whole = new Set<string>();
   let parseError: unknown;
   // Paths named only by `utimes`, with the mtime the stream sets: reading a file changes its atime,
   // which the stream carries too; such a path is dropped below unless its mtime changed.
   const timesOnly = new Map<string, bigint>();
+  const editOf = (p: string): ContentEdit => {
+    let edit = set.edits.get(p);
+    if (!edit) set.edits.set(p, (edit = { ranges: [], truncatedTo: [] }));
+    return edit;
+  };
   const other = new Set<string>();
   const parser = new SendStreamParser((command) => {
     // The stream's first command names the snapshot itself, not a path in it.
@@ -59,6 +88,17 @@ export async function changedPaths(base: string, now: string): Promise<ChangeSet
       const p = normalise(value);
       set.paths.add(p);
       if (command.name === 'rename') set.moved.add(p);
+      if (attribute === sendAttributes.path && command.name === 'update-extent') {
+        const offset = readU64(command.attributes.get(sendAttributes.fileOffset));
+        const length = readU64(command.attributes.get(sendAttributes.size));
+        if (offset === undefined || length === undefined) whole.add(p);
+        else editOf(p).ranges.push([offset, length]);
+      } else if (attribute === sendAttributes.path && command.name === 'truncate') {
+        const size = readU64(command.attributes.get(sendAttributes.size));
+        if (size === undefined) whole.add(p);
+        else editOf(p).truncatedTo.push(size);
+      } else if (attribute === sendAttributes.path && attributeOnly.has(command.name)) editOf(p);
+      else whole.add(p);
       if (command.name === 'utimes' && attribute === sendAttributes.path) {
         const mtime = command.attributes.get(sendAttributes.mtime);
         if (mtime && mtime.length >= 12)
@@ -93,6 +133,7 @@ export async function changedPaths(base: string, now: string): Promise<ChangeSet
       .catch(() => undefined);
     if (was?.mtimeNs === mtimeNs) set.paths.delete(p);
   }
+  for (const p of whole) set.edits.delete(p);
   set.streamBytes = parser.bytes;
   set.commands = parser.commands;
   return set;

@@ -33,6 +33,7 @@ import { applyPlan, planApply, planPaths, type ApplyPlan } from './apply-paths.t
 import type { SyncConflictRule } from '../types.ts';
 import { snapshot } from './btrfs.ts';
 import { changedPaths, type ChangeSet } from './change-set.ts';
+import { differingPatches, patchFiles, type FilePatch } from './patch-files.ts';
 
 export interface SyncDiskOptions {
   /** Live subvolume of the source disk (read only through snapshots). */
@@ -48,6 +49,18 @@ export interface SyncDiskOptions {
   labels: { source: string; target: string };
   /** How many conflicting paths to name in the result (default 50). */
   conflictLimit?: number;
+  /**
+   * The target stays untouched by anyone else until the caller lets it go (the hold of a switch):
+   * no snapshot is taken after the copy (a btrfs transaction commit) and the copied paths are verified
+   * on the live target. The caller re-bases the target on `now` (see SyncDiskOutcome.baseIsNow). Only
+   * for `sender-wins`; ignored otherwise.
+   */
+  final?: boolean;
+  /**
+   * The target's side, done ahead (prepareFinal): its `now` snapshot exists and these are its changes
+   * since its base. Only with `final` (nobody writes the target from then on).
+   */
+  prepared?: { received: ChangeSet };
 }
 
 export interface SyncDiskOutcome {
@@ -58,7 +71,15 @@ export interface SyncDiskOutcome {
    * target's state after the sync).
    */
   unchanged?: boolean;
+  /**
+   * The target's base for the next sync is `now` (its state before the copy): nothing to carry, or a
+   * final sync. Otherwise it is `after`. A base taken before the copy is still a correct base: the
+   * paths copied are then changes of the target since it, which the next sync looks at too.
+   */
+  baseIsNow?: boolean;
   copier?: 'in-process' | 'rsync';
+  /** Files of those paths patched in place: only the byte ranges changed since the base were written. */
+  patched?: number;
   snapshotMs: number;
   diffMs: number;
   copyMs: number;
@@ -168,7 +189,11 @@ export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
     const [, ms] = await timed(() => snapshot({ source, target, readOnly: true }));
     snapshotMs += ms;
   };
-  await Promise.all([snap(o.source, o.snapshots.cut), o.base ? snap(o.target, o.snapshots.now) : undefined]);
+  const prepared = o.base && o.final ? o.prepared : undefined;
+  await Promise.all([
+    snap(o.source, o.snapshots.cut),
+    o.base && !prepared ? snap(o.target, o.snapshots.now) : undefined,
+  ]);
   if (!o.base) {
     const [copied, copyMs] = await timed(() =>
       rsync(['--delete', `${o.snapshots.cut}/`, `${o.target}/`], o.labels),
@@ -191,7 +216,7 @@ export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
   const [list, diffMs] = await timed(async () => {
     const [sent, received] = await Promise.all([
       changedPaths(base.source, cut),
-      changedPaths(base.target, now),
+      prepared ? prepared.received : changedPaths(base.target, now),
     ]);
     if (sent.paths.size === 0 && (o.rule === 'receiver-wins' || received.paths.size === 0)) return undefined;
     const conflicts: string[] = [];
@@ -222,7 +247,11 @@ export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
     const paths: string[] = [];
     for (const p of [...selected].sort())
       if ((await statOrUndefined(join(cut, p))) || (await statOrUndefined(join(o.target, p)))) paths.push(p);
-    return { paths, conflicts: conflicts.sort() };
+    const patches =
+      o.rule === 'sender-wins'
+        ? await patchableFiles({ sent, received, paths, base: base.source, cut, target: o.target })
+        : [];
+    return { paths, conflicts: conflicts.sort(), patches, sent, received };
   });
 
   // Nothing to copy (no change, or only the target's own: conflicts kept on a system disk).
@@ -230,6 +259,7 @@ export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
     return {
       method: 'incremental',
       unchanged: true,
+      baseIsNow: true,
       snapshotMs,
       diffMs,
       copyMs: 0,
@@ -238,65 +268,158 @@ export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
       files: 0,
       conflicts: { count: list?.conflicts.length ?? 0, paths: (list?.conflicts ?? []).slice(0, limit) },
     };
-  // `cut` does not change: its side of the verification is hashed while the copy runs.
-  const expectedHash = hashPaths(cut, list.paths);
+  const final = o.final === true && o.rule === 'sender-wins';
+  const patched = new Set(list.patches.map((p) => p.relative));
+  const whole = list.paths.filter((p) => !patched.has(p));
+  // A path neither side changed but in its owner, mode or times (a directory listed for its times).
+  const attributesOnly = (p: string): boolean =>
+    (!list.sent.paths.has(p) || list.sent.edits.has(p)) &&
+    (!list.received.paths.has(p) || list.received.edits.has(p));
+  const plan = await planCopy(cut, o.target, whole, o.labels, attributesOnly);
+  // `cut` does not change: its side of the verification is hashed while the copy runs. Paths the
+  // in-process copy takes were found without extended attributes on either side (and it sets none).
+  const hashOptions = { xattrs: plan.kind !== 'in-process' };
+  const expectedHash = hashPaths(cut, whole, hashOptions);
   expectedHash.catch(() => undefined); // awaited below; a copy that fails first must not leave it unhandled
-  const [copied, copyMs] = await timed(() => copyListed(cut, o.target, list.paths, o.labels));
-  await snap(o.target, after);
+  const [copied, copyMs] = await timed(async () => {
+    const bytes = await copyPlanned(cut, o.target, plan, o.labels);
+    return bytes + (await patchFiles({ source: cut, target: o.target, patches: list.patches }));
+  });
+  // The copy is checked on a snapshot of the target taken now (the target's next base), or, in a
+  // final sync, on the live target nobody else writes until the caller lets it go.
+  const checked = final ? o.target : after;
+  if (!final) await snap(o.target, after);
   const [, verifyMs] = await timed(async () => {
-    const [expected, actual] = await Promise.all([expectedHash, hashPaths(after, list.paths)]);
-    if (expected.digest !== actual.digest)
+    const [expected, actual, patchesDiffering] = await Promise.all([
+      expectedHash,
+      hashPaths(checked, whole, hashOptions),
+      differingPatches({ source: cut, target: checked, patches: list.patches }),
+    ]);
+    if (expected.digest !== actual.digest || patchesDiffering.length > 0)
       throw new UnderstudyError(
         'DISK_SYNC_VERIFY_FAILED',
-        `After the sync of ${o.labels.source} onto ${o.labels.target}, these paths differ: ${differingPaths(expected, actual).join(', ')}`,
+        `After the sync of ${o.labels.source} onto ${o.labels.target}, these paths differ: ${[...differingPaths(expected, actual), ...patchesDiffering].slice(0, 10).join(', ')}`,
         { hint: 'Run the sync again; if the paths still differ, report it with these paths.' },
       );
   });
   return {
     method: 'incremental',
+    ...(final ? { baseIsNow: true } : {}),
     snapshotMs,
     diffMs,
     copyMs,
     verifyMs,
-    bytes: copied.bytes,
+    bytes: copied,
     files: list.paths.length,
-    ...(copied.copier ? { copier: copied.copier } : {}),
+    ...(plan.kind !== 'nothing'
+      ? { copier: plan.kind }
+      : list.patches.length > 0
+        ? { copier: 'in-process' }
+        : {}),
+    ...(list.patches.length > 0 ? { patched: list.patches.length } : {}),
     conflicts: { count: list.conflicts.length, paths: list.conflicts.slice(0, limit) },
   };
 }
 
 /**
- * Copies the listed paths from the snapshot `cut` onto the live `target`: in this process
+ * The listed files that can be patched in place (patch-files.ts): changed by the source only in their
+ * bytes (never truncated below the base's size, not renamed, not below a renamed directory), not
+ * changed by the target, a single-named regular file on both sides and in the source's base, and the
+ * target's file as large as the base's (the bases of a sender-wins pair hold the same files).
+ */
+async function patchableFiles(o: {
+  sent: ChangeSet;
+  received: ChangeSet;
+  paths: readonly string[];
+  base: string;
+  cut: string;
+  target: string;
+}): Promise<FilePatch[]> {
+  const moved = [...o.sent.moved, ...o.received.moved];
+  const patches: FilePatch[] = [];
+  for (const relative of o.paths) {
+    const edit = o.sent.edits.get(relative);
+    if (!edit || o.received.paths.has(relative)) continue;
+    if (moved.some((m) => m === '.' || relative.startsWith(`${m}/`))) continue;
+    const [was, cutStat, targetStat] = await Promise.all([
+      statOrUndefined(join(o.base, relative)),
+      statOrUndefined(join(o.cut, relative)),
+      statOrUndefined(join(o.target, relative)),
+    ]);
+    const single = (s: Stats | undefined): s is Stats => s?.isFile() === true && s.nlink === 1;
+    if (!single(was) || !single(cutStat) || !single(targetStat)) continue;
+    if (targetStat.size !== was.size || edit.truncatedTo.some((size) => size < was.size)) continue;
+    patches.push({ relative, edit });
+  }
+  return patches;
+}
+
+/** How the listed paths will be copied: in this process (with its plan), by rsync, or not at all. */
+type CopyPlan =
+  | { kind: 'nothing' }
+  | { kind: 'in-process'; plan: ApplyPlan; paths: string[] }
+  | { kind: 'rsync'; paths: string[] };
+
+const syncFailed = (labels: SyncDiskOptions['labels'], error: unknown): UnderstudyError =>
+  isUnderstudyError(error)
+    ? error
+    : new UnderstudyError(
+        'DISK_SYNC_FAILED',
+        `The sync of ${labels.source} onto ${labels.target} failed: ${error instanceof Error ? error.message : String(error)}`,
+        {
+          cause: error,
+          hint: `${labels.source} is untouched. Fix the cause and run the sync again: it carries what is still missing.`,
+        },
+      );
+
+/**
+ * Decides how the listed paths go from the snapshot `cut` onto the live `target`: in this process
  * (apply-paths.ts), or with rsync when a path needs what only rsync does exactly (extended
  * attributes, ACLs, special files). Throws DISK_SYNC_FAILED naming the two disks.
  */
-async function copyListed(
+async function planCopy(
   cut: string,
   target: string,
   paths: string[],
   labels: SyncDiskOptions['labels'],
-): Promise<{ bytes: number; copier?: 'in-process' | 'rsync' }> {
-  if (paths.length === 0) return { bytes: 0 };
-  let plan: ApplyPlan | undefined;
+  attributesOnly: (relative: string) => boolean,
+): Promise<CopyPlan> {
+  if (paths.length === 0) return { kind: 'nothing' };
   try {
-    plan = await planApply({ source: cut, target, paths });
-    if (plan && (await anyXattrs(planPaths({ source: cut, target, plan })))) plan = undefined;
-    if (plan) return { bytes: await applyPlan({ source: cut, target, plan }), copier: 'in-process' };
+    const plan = await planApply({ source: cut, target, paths });
+    // Directories on both sides whose only change is their owner, mode or times keep their extended
+    // attributes, which neither side changed: the copy only sets those three (no getfattr needed).
+    const onlyDirectoryAttributes =
+      plan?.entries.every(
+        (e) => e.source?.kind === 'dir' && e.target?.kind === 'dir' && attributesOnly(e.relative),
+      ) === true;
+    if (plan && (onlyDirectoryAttributes || !(await anyXattrs(planPaths({ source: cut, target, plan })))))
+      return { kind: 'in-process', plan, paths };
+    return { kind: 'rsync', paths };
   } catch (error) {
-    if (isUnderstudyError(error)) throw error;
-    throw new UnderstudyError(
-      'DISK_SYNC_FAILED',
-      `The sync of ${labels.source} onto ${labels.target} failed: ${error instanceof Error ? error.message : String(error)}`,
-      {
-        cause: error,
-        hint: `${labels.source} is untouched. Fix the cause and run the sync again: it carries what is still missing.`,
-      },
-    );
+    throw syncFailed(labels, error);
+  }
+}
+
+/** Copies what `planCopy` decided; returns the file bytes written. Throws DISK_SYNC_FAILED. */
+async function copyPlanned(
+  cut: string,
+  target: string,
+  plan: CopyPlan,
+  labels: SyncDiskOptions['labels'],
+): Promise<number> {
+  if (plan.kind === 'nothing') return 0;
+  if (plan.kind === 'in-process') {
+    try {
+      return await applyPlan({ source: cut, target, plan: plan.plan });
+    } catch (error) {
+      throw syncFailed(labels, error);
+    }
   }
   const listDir = await fs.mkdtemp(path.join(os.tmpdir(), 'understudy-sync-'));
   try {
     const listFile = path.join(listDir, 'paths');
-    await fs.writeFile(listFile, paths.map((p) => `${p}\0`).join(''));
+    await fs.writeFile(listFile, plan.paths.map((p) => `${p}\0`).join(''));
     const copied = await rsync(
       [
         '--from0',
@@ -309,7 +432,7 @@ async function copyListed(
       ],
       labels,
     );
-    return { bytes: copied.bytes, copier: 'rsync' };
+    return copied.bytes;
   } finally {
     await fs.rm(listDir, { recursive: true, force: true });
   }

@@ -32,7 +32,8 @@ import {
   type SyncBase,
 } from '../sync-bases.ts';
 import type { SyncConflictRule, SyncResult } from '../types.ts';
-import { freeBytes, isSubvolume, removeStagingDir } from './btrfs.ts';
+import { freeBytes, isSubvolume, removeStagingDir, snapshot } from './btrfs.ts';
+import { changedPaths, type ChangeSet } from './change-set.ts';
 import { syncDisk } from './sync-disk.ts';
 
 /** One side of a sync: its key (`lc/disk`), live subvolume and pool. */
@@ -207,18 +208,126 @@ async function removeLeftovers(db: Db, pair: string): Promise<void> {
   settleSyncBase(db, pair);
 }
 
+/**
+ * A final sync prepared before the hold of a switch (prepareFinal): the pair's lease is taken and the
+ * sync's snapshots are named in the store, the target's snapshot `now` is taken and its changes since
+ * its base are known. The final sync of the same pair in the same direction uses it; any other sync
+ * of the pair drops it first.
+ */
+interface PreparedFinal {
+  from: string;
+  to: string;
+  base: SyncBase;
+  generation: number;
+  snapshots: { cut: string; now: string; after: string };
+  received: ChangeSet;
+}
+
+const preparedFinals = new Map<string, PreparedFinal>();
+
+/** Removes an unused prepared final sync of the pair (its snapshot; the lease stays this process's). */
+async function dropPrepared(db: Db | undefined, pair: string): Promise<void> {
+  const prepared = preparedFinals.get(pair);
+  if (!prepared) return;
+  preparedFinals.delete(pair);
+  for (const p of Object.values(prepared.snapshots)) await removeHolder(p);
+  if (db) settleSyncBase(db, pair);
+}
+
+/** Takes the pair's lease and names the sync's snapshots in the store, in one write to disk. */
+function leaseSync(
+  db: Db,
+  o: { pair: string; from: SyncSide; to: SyncSide; base: SyncBase | undefined; generation: number },
+  scratch: string[],
+): void {
+  const owner = processOwner().id;
+  const held = db
+    .transaction(() => {
+      const blocking = takeLeases(db, [syncLease(o.pair)], owner, `sync ${o.from.key} → ${o.to.key}`);
+      if (blocking) return blocking;
+      if (!o.base)
+        putSyncBase(db, {
+          from: o.from.key,
+          fromBase: '',
+          to: o.to.key,
+          toBase: '',
+          generation: o.generation,
+          leftovers: [],
+        });
+      startSync(db, o.pair, [...scratch, ...(o.base?.pending ?? [])]);
+      return undefined;
+    })
+    .immediate();
+  if (held)
+    throw new UnderstudyError(
+      'DISK_SYNC_FAILED',
+      `${o.from.key} and ${o.to.key} are being synced by another process`,
+      {
+        hint: `Wait for process ${held.owner.split(':')[0] ?? '?'} to finish.`,
+      },
+    );
+}
+
+/**
+ * Does ahead of a final sync (SyncOptions.final) what does not wait for the source's last write, while
+ * the target is already held (nobody writes it): the lease and the store's record of the snapshots,
+ * the target's snapshot and its changes since its base. The final sync inside the hold then takes
+ * one snapshot (the source's cut) and one metadata send. Nothing is prepared without a db or a base,
+ * or for a `receiver-wins` pair (its final sync is a plain one).
+ */
+export async function prepareFinal(o: {
+  db?: Db;
+  from: SyncSide;
+  to: SyncSide;
+  rule: SyncConflictRule;
+}): Promise<void> {
+  const pair = pairKey(o.from.key, o.to.key);
+  await dropPrepared(o.db, pair);
+  if (!o.db || o.rule !== 'sender-wins') return;
+  await settleSyncs(pair);
+  const base = await usableBase(o.db, o.from, o.to);
+  if (!base) return;
+  const generation = base.generation + 1;
+  const snapshots = {
+    cut: holderPath(o.from, generation, 'cut'),
+    now: holderPath(o.to, generation, 'now'),
+    after: holderPath(o.to, generation, 'after'),
+  };
+  const scratch = Object.values(snapshots);
+  leaseSync(o.db, { pair, from: o.from, to: o.to, base, generation }, scratch);
+  try {
+    await Promise.all(scratch.map((p) => fs.mkdir(path.dirname(p), { recursive: true })));
+    await snapshot({ source: o.to.path, target: snapshots.now, readOnly: true });
+    const received = await changedPaths(baseOf(base, o.to.key), snapshots.now);
+    preparedFinals.set(pair, { from: o.from.key, to: o.to.key, base, generation, snapshots, received });
+  } catch (error) {
+    for (const p of scratch) await removeHolder(p).catch(() => undefined);
+    settleSyncBase(o.db, pair);
+    releaseLeases(o.db, [syncLease(pair)], processOwner().id);
+    throw error;
+  }
+}
+
 /** Syncs `to` from `from` (see sync-disk.ts); without a db (or a base) the sync is whole. */
 export async function syncPair(o: {
   db?: Db;
   from: SyncSide;
   to: SyncSide;
   rule: SyncConflictRule;
+  /** The target is held until the caller lets it go: see SyncDiskOptions.final. */
+  final?: boolean;
   logger?: Logger;
 }): Promise<SyncResult> {
   const pair = pairKey(o.from.key, o.to.key);
-  await settleSyncs(pair);
   const started = performance.now();
+  const ready = preparedFinals.get(pair);
+  const prepared =
+    ready && o.final && o.db && ready.from === o.from.key && ready.to === o.to.key ? ready : undefined;
+  if (prepared) preparedFinals.delete(pair);
+  else await dropPrepared(o.db, pair);
+  if (!prepared) await settleSyncs(pair);
   const [base, checkMs] = await (async (): Promise<[SyncBase | undefined, number]> => {
+    if (prepared) return [prepared.base, 0];
     const t = performance.now();
     const found = o.db ? await usableBase(o.db, o.from, o.to) : undefined;
     return [found, performance.now() - t];
@@ -241,45 +350,19 @@ export async function syncPair(o: {
     };
   }
   const owner = processOwner().id;
-  const generation = base ? base.generation + 1 : 0;
-  const snapshots = {
+  const generation = prepared?.generation ?? (base ? base.generation + 1 : 0);
+  const snapshots = prepared?.snapshots ?? {
     cut: holderPath(o.from, generation, 'cut'),
     now: holderPath(o.to, generation, 'now'),
     after: holderPath(o.to, generation, 'after'),
   };
   const scratch = [snapshots.cut, snapshots.now, snapshots.after];
-  if (o.db) {
-    // One transaction (one write to disk): the lease, and the snapshots this sync is about to make.
-    const db = o.db;
-    const held = db
-      .transaction(() => {
-        const blocking = takeLeases(db, [syncLease(pair)], owner, `sync ${o.from.key} → ${o.to.key}`);
-        if (blocking) return blocking;
-        if (!base)
-          putSyncBase(db, {
-            from: o.from.key,
-            fromBase: '',
-            to: o.to.key,
-            toBase: '',
-            generation,
-            leftovers: [],
-          });
-        startSync(db, pair, [...scratch, ...(base?.pending ?? [])]);
-        return undefined;
-      })
-      .immediate();
-    if (held)
-      throw new UnderstudyError(
-        'DISK_SYNC_FAILED',
-        `${o.from.key} and ${o.to.key} are being synced by another process`,
-        {
-          hint: `Wait for process ${held.owner.split(':')[0] ?? '?'} to finish.`,
-        },
-      );
-  }
+  // One transaction (one write to disk): the lease, and the snapshots this sync is about to make
+  // (already written when the sync was prepared).
+  if (o.db && !prepared) leaseSync(o.db, { pair, from: o.from, to: o.to, base, generation }, scratch);
   let released = false;
   try {
-    await Promise.all(scratch.map((p) => fs.mkdir(path.dirname(p), { recursive: true })));
+    if (!prepared) await Promise.all(scratch.map((p) => fs.mkdir(path.dirname(p), { recursive: true })));
     const outcome = await syncDisk({
       source: o.from.path,
       target: o.to.path,
@@ -287,6 +370,8 @@ export async function syncPair(o: {
       snapshots,
       rule: o.rule,
       labels: { source: o.from.key, target: o.to.key },
+      ...(o.final ? { final: true } : {}),
+      ...(prepared ? { prepared: { received: prepared.received } } : {}),
     }).catch(async (error: unknown) => {
       throw await explainFull(error, o.from, o.to);
     });
@@ -295,14 +380,17 @@ export async function syncPair(o: {
       // Re-based on the source's cut and the target's state after the copy: the snapshot taken after
       // it, or, when nothing was copied, the target's snapshot before it (the same state). The
       // target's own changes so far are then part of its base (a system disk's patch is not carried
-      // back by the switch back). With the lease given back, in one write to disk.
+      // back by the switch back). A final sync takes no snapshot after the copy: the target is
+      // re-based on its snapshot before it, and the paths copied count as the target's changes in the
+      // next sync (whose sender wins: both sides' changes are carried). With the lease given back, in
+      // one write to disk.
       const bases = {
         fromBase: snapshots.cut,
-        toBase: outcome.unchanged ? snapshots.now : snapshots.after,
+        toBase: outcome.baseIsNow ? snapshots.now : snapshots.after,
         generation,
         leftovers: [
           ...(base ? [base.baseA, base.baseB, ...base.pending] : []),
-          outcome.unchanged ? snapshots.after : snapshots.now,
+          outcome.baseIsNow ? snapshots.after : snapshots.now,
         ],
       };
       db.transaction(() => {
@@ -336,6 +424,7 @@ export async function syncPair(o: {
       generation,
       durationMs: performance.now() - started,
       ...(outcome.copier ? { copier: outcome.copier } : {}),
+      ...(outcome.patched ? { patched: outcome.patched } : {}),
     };
     o.logger?.info({ sync: result }, 'disk sync done');
     return result;

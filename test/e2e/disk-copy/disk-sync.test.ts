@@ -223,6 +223,55 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
     assert.equal(result.bytes, 0);
   });
 
+  void it('a file that grew is patched in place with its new bytes only; a final sync takes no snapshot after the copy, and the next syncs carry what changed', async () => {
+    const a = store.mountpoint(ref(lc1, 'app'));
+    const b = store.mountpoint(ref(lc2, 'app'));
+    const log = 'log/journal.log';
+    await write(a, log, `${'r'.repeat(99)}\n`.repeat(40_000)); // 4 MB
+    await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
+    const inode = (await fs.stat(path.join(b, log))).ino;
+    // The standby is held: its side of the final sync is done ahead. A sync prepared and then not
+    // used (another sync comes first) leaves nothing behind.
+    await store.prepareFinalSync(ref(lc1, 'app'), ref(lc2, 'app'));
+    await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
+    await store.settled();
+    assert.equal((await syncHolders(b)).filter((h) => h.startsWith('app-')).length, 1);
+    await store.prepareFinalSync(ref(lc1, 'app'), ref(lc2, 'app'));
+    // The service appends, and creates a file, after the last pass.
+    await fs.appendFile(path.join(a, log), 'the last acknowledged record\n');
+    await write(a, 'log/new-file', 'created after the last pass');
+    const final = await store.sync(ref(lc1, 'app'), ref(lc2, 'app'), { final: true });
+    assert.equal(final.method, 'incremental');
+    assert.equal(final.patched, 1, 'the log is patched, not copied');
+    assert.ok(final.bytes < 64 * 1024, `${final.bytes} bytes written for a 29-byte append`);
+    assert.equal((await fs.stat(path.join(b, log))).ino, inode, 'patched in place');
+    await assertSameTree(a, b);
+    await store.settled();
+    const base = getSyncBase(db, `${lc1.name}/app`, `${lc2.name}/app`);
+    assert.match(
+      base?.diskA === `${lc2.name}/app` ? base.baseA : (base?.baseB ?? ''),
+      /-now-/,
+      "the standby's base is its snapshot before the copy",
+    );
+    // After the switch the standby serves and writes; the switch back carries it, and the sync after
+    // that (the next switch) finds the disks equal again.
+    await fs.appendFile(path.join(b, log), 'written on the standby\n');
+    await write(b, 'log/standby-file', 'the standby wrote this');
+    const back = await store.sync(ref(lc2, 'app'), ref(lc1, 'app'));
+    await assertSameTree(b, a);
+    assert.ok(back.files < 20, `synced ${back.files} paths back`);
+    assert.match(
+      await fs.readFile(path.join(a, log), 'utf8'),
+      /acknowledged record\nwritten on the standby\n$/,
+    );
+    await fs.appendFile(path.join(a, log), 'and once more on the original\n');
+    await store.prepareFinalSync(ref(lc1, 'app'), ref(lc2, 'app'));
+    await store.sync(ref(lc1, 'app'), ref(lc2, 'app'), { final: true });
+    await assertSameTree(a, b);
+    await store.sync(ref(lc2, 'app'), ref(lc1, 'app'));
+    await assertSameTree(b, a);
+  });
+
   void it("a system-disk sync keeps the standby's patched files and carries the source's log line", async () => {
     const a = store.mountpoint(ref(lc1, 'system'));
     const b = store.mountpoint(ref(lc2, 'system'));

@@ -58,8 +58,9 @@ describe('understudy switch killed at its crash points', () => {
     ['switch/lc1-private-address:after', 'reversed'],
     ['switch/lc2-takes-address:after', 'switched'],
     ['switch/drain:after', 'switched'],
-    // Killed between the system disk's final sync and the application disk's: the recovery syncs again
-    // (the interrupted sync's snapshots are removed, its bases kept) and finishes; the key is on LC2.
+    // Killed once the application disk's final sync is done, before the step is journalled (the system
+    // disk was synced before the hold): the recovery syncs again (what the sync left is removed, the
+    // pair re-based on what it recorded) and finishes; the key is on LC2.
     ['switch/final-sync:during', 'switched'],
   ] as const) {
     test(`killed at ${point}: the next command ${outcome === 'switched' ? 'finishes' : 'reverses'} it, 0 failed requests`, async () => {

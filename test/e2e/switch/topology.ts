@@ -20,6 +20,8 @@ export interface FixtureLc {
   /** NIC name -> { mac, addresses } as created. */
   nics: Record<string, { mac: string; addresses: string[] }>;
   dataDir: string;
+  /** Where the service's pid file is (its data dir, unless the data dir was given). */
+  stateDir: string;
   server?: SpawnedProcess;
   serverPid?: number;
 }
@@ -48,6 +50,11 @@ export interface TopologyOptions {
   port?: number;
   /** Start the demo service in both LCs (default true). */
   servers?: boolean;
+  /**
+   * The demo service's data directory in each LC (e.g. a disk the final sync carries); created and
+   * removed by the caller. Default: a temporary directory of the topology.
+   */
+  dataDirs?: { lc1: string; lc2: string };
 }
 
 const run = (argv: string[], options?: ExecOptions): ReturnType<typeof exec> =>
@@ -118,7 +125,7 @@ export async function createTopology(options: TopologyOptions): Promise<Topology
         name: lc.name,
         netExec: (argv, opts) => run(['ip', 'netns', 'exec', lc.ns, ...argv], opts),
         exec: (argv, opts) => run([...argv], opts),
-        servicePidFile: path.join(lc.dataDir, 'server.pid'),
+        servicePidFile: path.join(lc.stateDir, 'server.pid'),
       });
     },
     moveNic: async ({ from, to, nic, addresses }) => {
@@ -130,7 +137,7 @@ export async function createTopology(options: TopologyOptions): Promise<Topology
       return nic;
     },
     async startServer(lc) {
-      const pidFile = path.join(lc.dataDir, 'server.pid');
+      const pidFile = path.join(lc.stateDir, 'server.pid');
       fs.rmSync(pidFile, { force: true });
       const script = 'hostname "$1"; exec node "$2"';
       lc.server = spawnProcess(
@@ -168,9 +175,10 @@ export async function createTopology(options: TopologyOptions): Promise<Topology
       ['lc2', options.lc2Nics],
     ] as const) {
       const ns = await addNs(name);
-      const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `sw${tag}${name}-`));
-      created.dirs.push(dataDir);
-      const lc: FixtureLc = { name: `${name}-${tag}`, ns, nics: {}, dataDir };
+      const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), `sw${tag}${name}-`));
+      created.dirs.push(stateDir);
+      const dataDir = options.dataDirs?.[name] ?? stateDir;
+      const lc: FixtureLc = { name: `${name}-${tag}`, ns, nics: {}, dataDir, stateDir };
       for (const [nic, addresses] of Object.entries(nicsSpec))
         lc.nics[nic] = await addNic(
           ns,

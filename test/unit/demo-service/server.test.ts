@@ -306,6 +306,32 @@ test('a store replaced on disk from outside (the final sync of a switch) is read
   assert.match(await readFile(join(b, 'kv.log'), 'utf8'), /"k":"k2"/);
 });
 
+test('a log patched in place from outside (the same file, grown) is read again before the next request', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'demo-test-'));
+  const a = join(dir, 'a');
+  const b = join(dir, 'b');
+  const first = await startDemo({ dataDir: a });
+  t.after(async () => {
+    await first.kill();
+    await second?.kill();
+    await rm(dir, { recursive: true, force: true });
+  });
+  assert.equal((await call(first.port, { method: 'PUT', path: '/kv/k1', body: 'one' })).status, 200);
+  const { appendFile, copyFile, mkdir, stat } = await import('node:fs/promises');
+  await mkdir(b);
+  await copyFile(join(a, 'kv.log'), join(b, 'kv.log'));
+  const second: DemoProcess | undefined = await startDemo({ dataDir: b });
+  assert.equal((await call(first.port, { method: 'PUT', path: '/kv/k2', body: 'two' })).status, 200);
+  // What the final sync's patch does: the new bytes written into the same file.
+  const inode = (await stat(join(b, 'kv.log'))).ino;
+  const grown = await readFile(join(a, 'kv.log'));
+  const known = (await stat(join(b, 'kv.log'))).size;
+  await appendFile(join(b, 'kv.log'), grown.subarray(known));
+  assert.equal((await stat(join(b, 'kv.log'))).ino, inode);
+  assert.equal((await call(second.port, { path: '/kv/k2' })).body.toString(), 'two');
+  assert.equal((await call(second.port, { path: '/kv/k1' })).body.toString(), 'one');
+});
+
 interface WriteState {
   writesInFlight: number;
   oldestWriteMs: number;
@@ -315,6 +341,7 @@ interface WriteState {
   quiet?: boolean;
   waitedMs?: number;
   reloadMs?: number;
+  reloadedTail?: boolean;
   keys?: number;
 }
 
@@ -443,6 +470,63 @@ test('hold keeps requests waiting; release reads the replaced logs first', async
   const answer = await waiting;
   assert.ok(answeredAt >= releasedAt);
   assert.equal(answer.body.toString(), 'fresh');
+});
+
+test('release reads only the new records of a log patched in place; any other log is read whole', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'demo-test-'));
+  const a = join(dir, 'a');
+  const b = join(dir, 'b');
+  const first = await startDemo({ dataDir: a });
+  let second: DemoProcess | undefined;
+  t.after(async () => {
+    await first.kill();
+    await second?.kill();
+    await rm(dir, { recursive: true, force: true });
+  });
+  for (const k of ['k1', 'k2', 'k3'])
+    assert.equal((await call(first.port, { method: 'PUT', path: `/kv/${k}`, body: `v-${k}` })).status, 200);
+  // The standby starts from a copy of the log (the disk copy), then the old server writes on.
+  const { appendFile, copyFile, mkdir, rename, stat, writeFile } = await import('node:fs/promises');
+  await mkdir(b, { recursive: true });
+  await copyFile(join(a, 'kv.log'), join(b, 'kv.log'));
+  second = await startDemo({ dataDir: b });
+  assert.equal((await call(first.port, { method: 'DELETE', path: '/kv/k1' })).status, 200);
+  assert.equal((await call(first.port, { method: 'PUT', path: '/kv/k2', body: 'v-k2-new' })).status, 200);
+  assert.equal((await call(first.port, { method: 'PUT', path: '/kv/k4', body: 'v-k4' })).status, 200);
+  assert.equal((await admin(second.port, 'hold')).held, true);
+  // The final sync patches the same file with the old server's appends.
+  const known = (await stat(join(b, 'kv.log'))).size;
+  await appendFile(join(b, 'kv.log'), (await readFile(join(a, 'kv.log'))).subarray(known));
+  const released = await admin(second.port, 'release');
+  assert.equal(released.reloadedTail, true, 'only the records after the known ones were read');
+  assert.equal(released.keys, 3);
+  assert.equal((await call(second.port, { path: '/kv/k1' })).status, 404);
+  assert.equal((await call(second.port, { path: '/kv/k2' })).body.toString(), 'v-k2-new');
+  assert.equal((await call(second.port, { path: '/kv/k4' })).body.toString(), 'v-k4');
+  // It appends after what it read: a restart reads the same state.
+  assert.equal((await call(second.port, { method: 'PUT', path: '/kv/k5', body: 'v-k5' })).status, 200);
+  await second.kill();
+  second = await startDemo({ dataDir: b });
+  assert.equal((await call(second.port, { path: '/kv/k2' })).body.toString(), 'v-k2-new');
+  assert.equal((await call(second.port, { path: '/kv/k5' })).body.toString(), 'v-k5');
+  assert.equal((await call(second.port, { path: '/kv/k1' })).status, 404);
+  // A log replaced by another file (rewritten, compacted) is read whole.
+  assert.equal((await admin(second.port, 'hold')).held, true);
+  const record = { op: 'put', k: 'k9', v: Buffer.from('v-k9').toString('base64') };
+  await writeFile(join(b, 'kv.log.new'), `${JSON.stringify(record)}\n`);
+  await rename(join(b, 'kv.log.new'), join(b, 'kv.log'));
+  const whole = await admin(second.port, 'release');
+  assert.equal(whole.reloadedTail, false);
+  assert.equal(whole.keys, 1);
+  assert.equal((await call(second.port, { path: '/kv/k2' })).status, 404);
+  // And one written in place with other records is read whole too.
+  assert.equal((await admin(second.port, 'hold')).held, true);
+  const other = { op: 'put', k: 'k8', v: Buffer.from('v-k8').toString('base64') };
+  await writeFile(join(b, 'kv.log'), `${JSON.stringify(other)}\n`.repeat(3));
+  const rewritten = await admin(second.port, 'release');
+  assert.equal(rewritten.reloadedTail, false);
+  assert.equal(rewritten.keys, 1);
+  assert.equal((await call(second.port, { path: '/kv/k8' })).body.toString(), 'v-k8');
 });
 
 test('an armed cut action is taken when its body ends with the word, never when it ends without it or goes away', async (t) => {
