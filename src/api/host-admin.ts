@@ -12,7 +12,8 @@ import { addPool, getPool, type Pool } from '../host/index.ts';
 import { importImage, type ImageRecord } from '../images/index.ts';
 import { getLc } from '../inventory/index.ts';
 import type { NicSpec } from '../drivers/index.ts';
-import type { CopyResult } from '../disk-copy/index.ts';
+import type { CopyProgress, CopyResult } from '../disk-copy/index.ts';
+import type { EventLog } from '../events/index.ts';
 import { addFeed, parseEd25519PublicKey, type Feed, type FeedKind } from '../monitor/index.ts';
 import {
   addLcNic,
@@ -31,6 +32,8 @@ export interface HostAdminDeps {
   stateDir: string;
   /** Throws HOST_NOT_INITIALISED without a host. */
   requireHost: () => HostContext;
+  /** Where a disk copy's progress goes (`copy.progress`); none: the copy is silent. */
+  events?: EventLog;
 }
 
 export interface HostAdminOperations {
@@ -86,11 +89,42 @@ export function createHostAdminOperations(deps: HostAdminDeps): HostAdminOperati
         progress: () => undefined,
       });
     },
-    copyDisk: (input) => copyLcDisk(db, requireHost(), input),
+    copyDisk: (input) =>
+      copyLcDisk(db, requireHost(), {
+        ...input,
+        ...(deps.events ? { onProgress: copyProgressRecorder(deps.events, input) } : {}),
+      }),
     addFeed(input) {
       if (input.kind === 'patch-server' && typeof input.options.publicKey === 'string')
         parseEd25519PublicKey(input.options.publicKey);
       return addFeed(db, { ...input, options: input.options as never });
     },
+  };
+}
+
+/** Copy progress arrives many times a second: the log keeps at most one event per interval, and the last of each phase. */
+const progressIntervalMs = 250;
+
+/** Writes a disk copy's progress to the event log as `copy.progress`, with what was copied where. */
+export function copyProgressRecorder(
+  events: Pick<EventLog, 'append'>,
+  copy: { from: string; disk: string; to: string; toDisk?: string },
+  now: () => number = Date.now,
+): (progress: CopyProgress) => void {
+  const where = { from: copy.from, disk: copy.disk, to: copy.to, toDisk: copy.toDisk ?? copy.disk };
+  let last: CopyProgress | undefined;
+  let lastWritten: CopyProgress | undefined;
+  let writtenAt = 0;
+  const write = (progress: CopyProgress): void => {
+    events.append({ type: 'copy.progress', data: { jobId: progress.jobId, ...where, progress } });
+    lastWritten = progress;
+    writtenAt = now();
+  };
+  return (progress) => {
+    const phaseChanged = last !== undefined && last.phase !== progress.phase;
+    // How the previous phase ended is kept, even when it came within the interval.
+    if (phaseChanged && last && last !== lastWritten) write(last);
+    last = progress;
+    if (phaseChanged || progress.phase === 'done' || now() - writtenAt >= progressIntervalMs) write(progress);
   };
 }

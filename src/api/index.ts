@@ -25,6 +25,7 @@ export {
   type TrafficSample,
   type TrafficWindow,
 } from './traffic.ts';
+export { copyProgressRecorder } from './host-admin.ts';
 export {
   type FleetReader,
   type FleetControl,

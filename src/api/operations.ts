@@ -247,7 +247,12 @@ export function createOperations(deps: OperationsDeps): Operations {
 
   return {
     ...createLcAdminOperations({ db: manager.db, stateDir: manager.stateDir, catalogue, requireHost }),
-    ...createHostAdminOperations({ db: manager.db, stateDir: manager.stateDir, requireHost }),
+    ...createHostAdminOperations({
+      db: manager.db,
+      stateDir: manager.stateDir,
+      requireHost,
+      events: deps.events,
+    }),
     async host() {
       return { ...(await hostStatus(manager.db, manager.stateDir)), capacity: hostCapacity() };
     },

@@ -10,9 +10,12 @@ import { UnderstudyError, errorCatalogue, isErrno, type ErrorCode } from '../cor
 export interface ApiClient {
   url: string;
   request<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', pathname: string, body?: unknown): Promise<T>;
-  /** Reads `/v1/events` (Server-Sent Events) and calls `onEvent` until it returns true or the stream ends. */
+  /**
+   * Reads `/v1/events` (Server-Sent Events) and calls `onEvent` until it returns true, the stream ends
+   * or `signal` aborts. `onOpen` is called once the stream is open (from then on no event is missed).
+   */
   follow(
-    query: { run?: string; after?: number },
+    query: { run?: string; after?: number; signal?: AbortSignal; onOpen?: () => void },
     onEvent: (event: StreamEvent) => boolean | void,
   ): Promise<void>;
 }
@@ -77,12 +80,19 @@ export function createApiClient(url: string, token: string): ApiClient {
       if (query.run) params.set('run', query.run);
       if (query.after !== undefined) params.set('after', String(query.after));
       const controller = new AbortController();
+      if (query.signal?.aborted) return;
+      const stop = (): void => controller.abort();
+      query.signal?.addEventListener('abort', stop, { once: true });
       const res = await fetch(`${base}/v1/events?${params}`, { headers, signal: controller.signal }).catch(
         (error: unknown) => {
+          query.signal?.removeEventListener('abort', stop);
+          if (query.signal?.aborted) return null;
           throw unreachable(error);
         },
       );
+      if (!res) return;
       if (!res.ok || !res.body) throw unreachable(new Error(`HTTP ${res.status}`));
+      query.onOpen?.();
       const decoder = new TextDecoder();
       let buffer = '';
       try {
@@ -96,7 +106,10 @@ export function createApiClient(url: string, token: string): ApiClient {
             if (data && onEvent(JSON.parse(data) as StreamEvent) === true) return;
           }
         }
+      } catch (error) {
+        if (!query.signal?.aborted) throw error;
       } finally {
+        query.signal?.removeEventListener('abort', stop);
         controller.abort();
       }
     },

@@ -18,6 +18,8 @@ import type { Db } from '../store/index.ts';
  *   run's switch), the check, `ok`, `detail` and `attempts`; with the run's id or `switchId`.
  * - `monitor.poll`: a feed poll started or ended (with its outcome and the patches it registered).
  * - `monitor.mail`: the monitor mailed an administrator about new patches.
+ * - `copy.progress`: progress of a disk copy started through the API (`jobId`, from/disk/to, `progress`:
+ *   phase, pass, bytes), at most 4 a second per copy but the last of every phase.
  * - `image.build`: progress of an image build started through the API (phase, line), then built or failed.
  * - `traffic`: the service's requests and the LCs' TCP resets per second during a run or a switch.
  * - `approval`: an approval was accepted or refused.
@@ -34,6 +36,7 @@ export type EventType =
   | 'monitor.mail'
   | 'traffic'
   | 'image.build'
+  | 'copy.progress'
   | 'approval'
   | 'audit';
 

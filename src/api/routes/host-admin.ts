@@ -99,7 +99,7 @@ export function hostAdminRoutes(app: FastifyInstance, ops: HostAdminOperations):
     url: '/v1/disk-copies',
     tag: 'disk-copies',
     summary:
-      "copy an LC's disk live onto a stopped LC's disk (as disk copy); answers when the copy is in place",
+      "copy an LC's disk live onto a stopped LC's disk (as disk copy); answers when the copy is in place, its progress follows on /v1/events as copy.progress",
     body: diskCopyBody,
     status: 201,
     target: ({ body }) => `${body.from}/${body.disk} -> ${body.to}/${body.toDisk ?? body.disk}`,

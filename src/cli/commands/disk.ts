@@ -20,6 +20,7 @@ import {
 } from '../../disk-copy/index.ts';
 import { copyLcDisk, type App } from '../../app/index.ts';
 import { table, type CliContext } from '../context.ts';
+import type { ApiClient } from '../api-client.ts';
 
 interface CopyFlags {
   verify?: boolean;
@@ -41,8 +42,10 @@ export function formatProgress(e: CopyProgress): string {
   return `pass ${e.pass} ${e.phase.padEnd(9)} ${formatBytes(e.bytesDone)} ${e.bytesDone ? rate : ''}`.trimEnd();
 }
 
-function progressRenderer(ctx: CliContext): (e: CopyProgress) => void {
-  if (ctx.json()) return () => undefined;
+/** The copy's progress: a bar on a terminal, one line per phase otherwise, NDJSON with --json --follow. */
+function progressRenderer(ctx: CliContext, follow: boolean): (e: CopyProgress) => void {
+  if (ctx.json())
+    return follow ? (e) => process.stdout.write(`${JSON.stringify({ progress: e })}\n`) : () => undefined;
   const tty = process.stderr.isTTY;
   let last: CopyProgress | undefined;
   return (e) => {
@@ -95,6 +98,52 @@ async function withStore<T>(ctx: CliContext, fn: (app: App) => Promise<T> | T): 
   }
 }
 
+/** How long the progress of a copy that ended may still take to arrive on the event stream. */
+const lateProgressMs = 2000;
+
+/**
+ * Copies on a running `serve` and shows its progress as the local command does: the daemon's
+ * `copy.progress` events of this copy (same LCs and disks) go to `show` until the copy answered and
+ * its `done` arrived (or, after a failure, at once).
+ */
+async function copyOverApi(
+  api: ApiClient,
+  options: { from: string; disk: string; to: string; toDisk?: string },
+  show: (progress: CopyProgress) => void,
+): Promise<CopyResult> {
+  const toDisk = options.toDisk ?? options.disk;
+  const mine = (d: Record<string, unknown>): boolean =>
+    d.from === options.from && d.disk === options.disk && d.to === options.to && d.toDisk === toDisk;
+  const controller = new AbortController();
+  let jobId: string | undefined;
+  let opened!: () => void;
+  const open = new Promise<void>((resolve) => (opened = resolve));
+  const following = api
+    .follow({ signal: controller.signal, onOpen: opened }, (event) => {
+      if (event.type !== 'copy.progress' || !mine(event.data)) return false;
+      const progress = event.data.progress as CopyProgress;
+      // The first copy seen after the request is this one; another copy of the same disks is not shown.
+      jobId ??= progress.jobId;
+      if (progress.jobId !== jobId) return false;
+      show(progress);
+      return progress.phase === 'done';
+    })
+    // The stream only shows progress: the request's answer (or error) is the command's.
+    .catch(() => undefined)
+    .finally(opened);
+  await open;
+  try {
+    const { copy } = await api.request<{ copy: CopyResult }>('POST', '/v1/disk-copies', options);
+    const late = setTimeout(() => controller.abort(), lateProgressMs);
+    await following.finally(() => clearTimeout(late));
+    return copy;
+  } catch (error) {
+    controller.abort();
+    await following;
+    throw error;
+  }
+}
+
 /** Runs a copy, cancelling it cleanly on Ctrl-C / SIGTERM. */
 async function cancellable(copy: (signal: AbortSignal) => Promise<CopyResult>): Promise<CopyResult> {
   const controller = new AbortController();
@@ -126,29 +175,39 @@ export function registerDiskCommands(program: Command, ctx: CliContext): void {
         "copy a running LC's disk onto another LC's disk of the same name (the target LC must be stopped)",
       )
       .requiredOption('--to <lc2>', 'the LC whose disk receives the copy')
-      .option('--to-disk <name>', 'name of the target disk (default: the same name)'),
-  ).action(async (lcName: string, diskName: string, flags: CopyFlags & { to: string; toDisk?: string }) => {
-    const options = {
-      from: lcName,
-      disk: diskName,
-      to: flags.to,
-      toDisk: flags.toDisk,
-      ...copyOptions(flags),
-    };
-    const api = ctx.api();
-    let result: CopyResult;
-    if (api) result = (await api.request<{ copy: CopyResult }>('POST', '/v1/disk-copies', options)).copy;
-    else {
-      requireRoot('disk copy');
-      result = await withStore(ctx, async (app) => {
-        const host = await app.start();
-        return cancellable((signal) =>
-          copyLcDisk(app.db, host, { ...options, onProgress: progressRenderer(ctx), signal }),
-        );
-      });
-    }
-    ctx.print({ ...result, records: undefined }, () => describeResult(result));
-  });
+      .option('--to-disk <name>', 'name of the target disk (default: the same name)')
+      .option('--follow', 'with --json: one JSON object per progress event, then the result'),
+  ).action(
+    async (
+      lcName: string,
+      diskName: string,
+      flags: CopyFlags & { to: string; toDisk?: string; follow?: boolean },
+    ) => {
+      const options = {
+        from: lcName,
+        disk: diskName,
+        to: flags.to,
+        toDisk: flags.toDisk,
+        ...copyOptions(flags),
+      };
+      const api = ctx.api();
+      let result: CopyResult;
+      const follow = flags.follow === true;
+      if (api) result = await copyOverApi(api, options, progressRenderer(ctx, follow));
+      else {
+        requireRoot('disk copy');
+        result = await withStore(ctx, async (app) => {
+          const host = await app.start();
+          return cancellable((signal) =>
+            copyLcDisk(app.db, host, { ...options, onProgress: progressRenderer(ctx, follow), signal }),
+          );
+        });
+      }
+      if (ctx.json() && follow)
+        process.stdout.write(`${JSON.stringify({ result: { ...result, records: undefined } })}\n`);
+      else ctx.print({ ...result, records: undefined }, () => describeResult(result));
+    },
+  );
 
   disk
     .command('history <copy-id>')

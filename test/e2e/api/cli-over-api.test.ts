@@ -27,7 +27,9 @@ describe('the CLI through serve (--api): every command that reads or changes the
   let work: string;
 
   /** `understudy --api … --json <args>` with an empty state dir of its own. */
-  const remote = (args: string[], okCodes = [0]): Promise<ExecResult> =>
+  const remote = (args: string[], okCodes = [0]): Promise<ExecResult> => plain(['--json', ...args], okCodes);
+  /** `understudy --api … <args>`: what a person sees (stderr is not a terminal here). */
+  const plain = (args: string[], okCodes = [0]): Promise<ExecResult> =>
     exec(
       [
         'node',
@@ -40,7 +42,6 @@ describe('the CLI through serve (--api): every command that reads or changes the
         serve.base,
         '--token',
         serve.token,
-        '--json',
         ...args,
       ],
       { cwd: repoRoot, okCodes, timeoutMs: 180_000 },
@@ -237,15 +238,33 @@ describe('the CLI through serve (--api): every command that reads or changes the
 
   test('disk copy, copies, history', async () => {
     await json(['lc', 'exec', 'web', '--', 'sh', '-c', 'mkdir -p /srv/data && echo kept > /srv/data/file']);
-    const copy = await json<{ jobId: string; bytesSent: number }>([
-      'disk',
-      'copy',
-      'web',
-      'app',
-      '--to',
-      'spare',
-    ]);
-    assert.ok(copy.jobId);
+    // For a person: the result on stdout, the progress of each phase on stderr, as a local copy shows it.
+    const shown = await plain(['disk', 'copy', 'web', 'app', '--to', 'spare']);
+    const firstId = /\(\S+, job (\w+)\)/.exec(shown.stdout)?.[1];
+    assert.ok(firstId, shown.stdout);
+    assert.match(shown.stderr, /^pass 0 full +\[[#.]+\] +\d+% /m, shown.stderr);
+    assert.match(shown.stderr, /^pass \d+ final /m, shown.stderr);
+    const progress = (await serve.events())
+      .filter((e) => e.type === 'copy.progress' && e.data.jobId === firstId)
+      .map((e) => e.data as { from: string; to: string; progress: { phase: string } });
+    const phases = [...new Set(progress.map((d) => d.progress.phase))];
+    for (const phase of ['full', 'final', 'done']) assert.ok(phases.includes(phase), phases.join(' '));
+    assert.equal(phases.at(-1), 'done');
+
+    // --json --follow: one JSON object per progress event, then the result.
+    const followed = await remote(['disk', 'copy', 'web', 'app', '--to', 'spare', '--follow']);
+    const lines = followed.stdout
+      .trim()
+      .split('\n')
+      .map(
+        (l) => JSON.parse(l) as { progress?: { jobId: string; phase: string }; result?: { jobId: string } },
+      );
+    const copy = lines.at(-1)?.result;
+    assert.ok(copy?.jobId, followed.stdout);
+    assert.notEqual(copy.jobId, firstId);
+    const followedPhases = lines.slice(0, -1).map((l) => l.progress);
+    assert.ok(followedPhases.length >= 2 && followedPhases.every((p) => p?.jobId === copy.jobId));
+    assert.equal(followedPhases.at(-1)?.phase, 'done');
     const copies = await json<{ id: string; state: string }[]>(['disk', 'copies']);
     assert.equal(copies.find((c) => c.id === copy.jobId)?.state, 'succeeded');
     const history = await json<{ job: { id: string } }>(['disk', 'history', copy.jobId, '--limit', '0']);
