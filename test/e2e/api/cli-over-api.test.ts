@@ -242,13 +242,14 @@ describe('the CLI through serve (--api): every command that reads or changes the
     const shown = await plain(['disk', 'copy', 'web', 'app', '--to', 'spare']);
     const firstId = /\(\S+, job (\w+)\)/.exec(shown.stdout)?.[1];
     assert.ok(firstId, shown.stdout);
-    assert.match(shown.stderr, /^pass 0 full +\[[#.]+\] +\d+% /m, shown.stderr);
-    assert.match(shown.stderr, /^pass \d+ final /m, shown.stderr);
+    // Either mode (snapshot or send-receive) prepares, then cuts.
+    assert.match(shown.stderr, /^pass 0 preparing /m, shown.stderr);
+    assert.match(shown.stderr, /^pass \d+ cut /m, shown.stderr);
     const progress = (await serve.events())
       .filter((e) => e.type === 'copy.progress' && e.data.jobId === firstId)
       .map((e) => e.data as { from: string; to: string; progress: { phase: string } });
     const phases = [...new Set(progress.map((d) => d.progress.phase))];
-    for (const phase of ['full', 'final', 'done']) assert.ok(phases.includes(phase), phases.join(' '));
+    for (const phase of ['preparing', 'cut', 'done']) assert.ok(phases.includes(phase), phases.join(' '));
     assert.equal(phases.at(-1), 'done');
 
     // --json --follow: one JSON object per progress event, then the result.
