@@ -20,7 +20,9 @@ import {
   realFetcher,
   resolveMonitorConfig,
 } from '../../../src/monitor/index.ts';
+import { openStore } from '../../../src/store/index.ts';
 import {
+  agentJournalSchema,
   FakeHostRunner,
   FleetAgent,
   fleetReader,
@@ -61,7 +63,7 @@ test('rollouts created and steered through the API: admin scope, approval codes,
       host,
       endpoint: fx.endpoint,
       identity: await fx.enrolAgent(host),
-      journalFile: path.join(fx.dir, 'agents', host, 'journal.db'),
+      journal: openStore(path.join(fx.dir, 'agents', host, 'journal.db'), [agentJournalSchema]),
       runner: new FakeHostRunner({ lcs, runMs: 50 }),
       pollMs: 150,
     });

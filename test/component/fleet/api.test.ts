@@ -16,7 +16,9 @@ import {
   realFetcher,
   resolveMonitorConfig,
 } from '../../../src/monitor/index.ts';
+import { openStore } from '../../../src/store/index.ts';
 import {
+  agentJournalSchema,
   FakeHostRunner,
   FleetAgent,
   createRollout,
@@ -48,7 +50,7 @@ test('fleet API and console pages: rollouts, waves, hosts and their states, behi
       host,
       endpoint: fx.endpoint,
       identity,
-      journalFile: path.join(fx.dir, 'agents', host, 'journal.db'),
+      journal: openStore(path.join(fx.dir, 'agents', host, 'journal.db'), [agentJournalSchema]),
       runner: new FakeHostRunner({
         lcs,
         runMs: 50,
