@@ -14,12 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { silentLogger, waitFor } from '../../../src/core/index.ts';
 import { buildApi, createApiToken, listAudit } from '../../../src/api/index.ts';
 import { computeApprovalCode, parseDecision } from '../../../src/mail/index.ts';
-import {
-  createMonitor,
-  openMonitorStore,
-  realFetcher,
-  resolveMonitorConfig,
-} from '../../../src/monitor/index.ts';
+import { createMonitor, realFetcher, resolveMonitorConfig } from '../../../src/monitor/index.ts';
 import { openStore } from '../../../src/store/index.ts';
 import {
   agentJournalSchema,
@@ -32,6 +27,7 @@ import {
   type LcInventory,
 } from '../../../src/fleet/index.ts';
 import { startFleetDb } from './fleet-fixture.ts';
+import { openMonitorStore } from '../../helpers/stores.ts';
 
 const lcs: LcInventory[] = ['lc-a', 'lc-b'].map((lc) => ({
   lc,

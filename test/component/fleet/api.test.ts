@@ -10,12 +10,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { silentLogger, waitFor } from '../../../src/core/index.ts';
 import { buildApi, createApiToken } from '../../../src/api/index.ts';
-import {
-  createMonitor,
-  openMonitorStore,
-  realFetcher,
-  resolveMonitorConfig,
-} from '../../../src/monitor/index.ts';
+import { createMonitor, realFetcher, resolveMonitorConfig } from '../../../src/monitor/index.ts';
 import { openStore } from '../../../src/store/index.ts';
 import {
   agentJournalSchema,
@@ -29,6 +24,7 @@ import {
   type LcInventory,
 } from '../../../src/fleet/index.ts';
 import { startFleetDb } from './fleet-fixture.ts';
+import { openMonitorStore } from '../../helpers/stores.ts';
 
 const lcs: LcInventory[] = ['lc-a', 'lc-b'].map((lc) => ({
   lc,
