@@ -36,9 +36,11 @@ import {
   type RunEvent,
   type RunOptions,
   type RunRecord,
+  checkServiceHealth,
+  type ServiceHealth,
+  type ServiceHealthQuery,
 } from '../run/index.ts';
 import { SwitchJournal, type SwitchRecord, type SwitchRequest } from '../switch/index.ts';
-import { checkServiceHealth, type ServiceHealth, type ServiceHealthQuery } from './service-health.ts';
 import { createImageBuilds, type ImageBuildRequest, type StartedImageBuild } from './image-builds.ts';
 import { createSwitchOperations, type StartedSwitch, type SwitchOperations } from './switches.ts';
 import type { z } from 'zod';
@@ -122,7 +124,7 @@ export interface Operations extends LcAdminOperations, HostAdminOperations {
   stopLc(name: string, options: { timeoutMs: number }): Promise<unknown>;
   destroyLc(name: string, options: { force: boolean }): Promise<void>;
   standbyFor(name: string): StandbySearchResult;
-  /** The health of the LC's declared service, checked once (src/api/service-health.ts). */
+  /** The health of the LC's declared service, checked once (src/run/service-health.ts). */
   serviceHealth(name: string, query: ServiceHealthQuery): Promise<ServiceHealth>;
   addPatch(input: {
     name: string;

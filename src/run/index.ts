@@ -20,6 +20,12 @@ export {
   type RestartNeeds,
 } from './patch-table.ts';
 export { serviceControl, switchHealthOf, type ServiceControl } from './service-side.ts';
+export {
+  checkServiceHealth,
+  checkRunServiceHealth,
+  type ServiceHealth,
+  type ServiceHealthQuery,
+} from './service-health.ts';
 export type {
   RunOptions,
   ResolvedRunOptions,

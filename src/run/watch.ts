@@ -6,26 +6,16 @@
  * After `watchFailures` failed checks in a row the step ends with the outcome `unhealthy`, and the
  * orchestrator rolls the run back.
  */
-import { UnderstudyError, exec, sleep } from '../core/index.ts';
-import { checkHealth, type SwitchSide } from '../switch/index.ts';
+import { UnderstudyError, sleep } from '../core/index.ts';
+import { checkHealth } from '../switch/index.ts';
 import { saveFacts, type RunContext } from './context.ts';
+import { hostNetworkSide } from './service-health.ts';
 import { switchHealthOf } from './service-side.ts';
 import { runService } from './service.ts';
 import type { StepOutput } from './step-outputs.ts';
 
 export const watchIntervalMs = 500;
 export const watchFailures = 3;
-
-/** The host's network as the watch's side: checks run there; a command check runs in the standby. */
-function hostSide(c: RunContext, standby: string): SwitchSide {
-  const host = c.host;
-  return {
-    name: 'host',
-    netExec: (argv, options) => (host.hostExec ? host.hostExec(argv, options) : exec(argv, options)),
-    exec: (argv, options) => host.driver.exec(standby, argv, options),
-    signalService: async () => undefined,
-  };
-}
 
 /**
  * Watches the service until the watch time (from the facts) is over. Resolves with how it ended;
@@ -50,7 +40,7 @@ export async function watchService(c: RunContext): Promise<StepOutput<'watch'>> 
   const service = runService(c.options);
   const port = service.ports[0] ?? c.options.port;
   const check = { ...switchHealthOf(service), retries: 0, intervalMs: 0 };
-  const side = hostSide(c, standby);
+  const side = hostNetworkSide(c.host, standby);
   const what =
     check.kind === 'http'
       ? `http://${address}:${port}${check.path}`

@@ -13,6 +13,7 @@ import type { App } from '../../app/index.ts';
 import type { Db, ModuleSchema } from '../../store/index.ts';
 import { listLcs } from '../../inventory/index.ts';
 import {
+  checkRunServiceHealth,
   getRun,
   listRuns,
   resumeRun,
@@ -200,8 +201,11 @@ export class AppHostRunner implements HostRunner {
   }
 
   /**
-   * The switched service's health check (the run's own: HTTP GET of its health path on its address
-   * and port), from this host, within 3 s.
+   * The switched service's health, from this host: the declared check of the service the run moved
+   * (HTTP path and expected status at its port, a TCP connect, or its command inside the LC now
+   * serving), once, within 3 s, at the run's service address, by the run's own implementation
+   * (run's checkRunServiceHealth, the one the API and the run's watch use). `servedBy` names the LC
+   * the run put in service; `version` is the version the run found there after its switch.
    */
   async health(request: {
     workId: number;
@@ -211,31 +215,25 @@ export class AppHostRunner implements HostRunner {
     const runId =
       typeof request.result.runId === 'string' ? request.result.runId : this.runOf(request.workId, 'patch');
     if (runId === undefined) return { healthy: false, detail: { error: 'no run recorded for this work' } };
+    const { host } = await this.runDeps();
     const run = getRun(this.options.app.db, runId);
-    const address = run.facts.serviceAddress?.split('/')[0];
-    if (!address) return { healthy: false, detail: { runId, error: 'the run recorded no service address' } };
-    const url = `http://${address}:${run.options.port}${run.options.healthPath}`;
-    const started = performance.now();
-    try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(3000) });
-      await response.arrayBuffer();
-      return {
-        healthy: response.status === 200,
-        detail: {
-          runId,
-          url,
-          status: response.status,
-          ms: Math.round(performance.now() - started),
-          servedBy: response.headers.get('x-served-by'),
-          version: response.headers.get('x-version'),
-        },
-      };
-    } catch (error) {
-      return {
-        healthy: false,
-        detail: { runId, url, error: error instanceof Error ? error.message : String(error) },
-      };
-    }
+    const health = await checkRunServiceHealth({ host, run, timeoutMs: 3000 });
+    return {
+      healthy: health.state === 'healthy',
+      detail: {
+        runId,
+        lc: health.lc,
+        service: health.service,
+        check: health.check,
+        url: health.url,
+        state: health.state,
+        status: health.status,
+        ms: health.ms,
+        ...(health.error === null ? {} : { error: health.error }),
+        servedBy: run.standby,
+        version: run.facts.versionAfter ?? null,
+      },
+    };
   }
 
   /** The host's serving LCs with their patches: applied ones as installed, the others as pending. */
