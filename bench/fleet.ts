@@ -15,7 +15,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { openStore } from '../src/store/index.ts';
 import {
+  agentJournalSchema,
   FakeHostRunner,
   FleetAgent,
   bootstrapControlDatabase,
@@ -87,7 +89,7 @@ try {
         host,
         endpoint,
         identity: { user: enrolled.role, certFile: path.join(hostDir, 'agent.crt'), keyFile },
-        journalFile: path.join(hostDir, 'journal.db'),
+        journal: openStore(path.join(hostDir, 'journal.db'), [agentJournalSchema]),
         runner: new FakeHostRunner({ lcs: [], runMs: 0 }),
         maxParallel: 1,
       }),

@@ -17,11 +17,11 @@ import { openApp, type App } from '../src/app/index.ts';
 import {
   addFeed,
   createMonitor,
-  openMonitorStore,
   realFetcher,
   resolveMonitorConfig,
   signPatchIndex,
 } from '../src/monitor/index.ts';
+import { openMonitorStore } from '../test/helpers/stores.ts';
 import { PatchServerDir, startHttpServer, tempDir } from '../test/e2e/monitor/fixtures.ts';
 import { startMailWorld } from '../test/e2e/mail/mail-servers.ts';
 

@@ -9,3 +9,4 @@ export { applyHostConfig, type ApplyOptions } from './apply.ts';
 export { addLcNic, removeLcNic, type AddNicOptions } from './nics.ts';
 export { importLxcContainer, type ImportLxcOptions, type ImportedLc } from './lc-import.ts';
 export { copyLcDisk, type LcDiskCopyOptions } from './disk-copy.ts';
+export { openAgentStores, type AgentStores } from './agent-stores.ts';

@@ -20,4 +20,4 @@ export {
   type PatchResult,
   type PatchResultState,
 } from './types.ts';
-export { openCatalogue, patchesDirOf } from './open.ts';
+export { patchesDirOf } from './paths.ts';

@@ -107,7 +107,13 @@ export {
   type LcInventory,
   type PendingPackage,
 } from './agent/index.ts';
-export { AgentJournal, type JournalEntry, type JournalState, type Outcome } from './agent/index.ts';
+export {
+  AgentJournal,
+  agentJournalSchema,
+  type JournalEntry,
+  type JournalState,
+  type Outcome,
+} from './agent/index.ts';
 export { FakeHostRunner, type FakeRunnerOptions } from './agent/index.ts';
 export {
   lcCompliance,
@@ -125,6 +131,7 @@ export {
 } from './control/index.ts';
 export {
   AppHostRunner,
+  agentRunsSchema,
   runSummary,
   enrolOverHttps,
   readAgentConfig,

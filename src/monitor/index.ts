@@ -79,4 +79,3 @@ export {
   type ResolvedMonitorConfig,
   type Administrator,
 } from './config.ts';
-export { openMonitorStore, monitorSchemas } from './open.ts';

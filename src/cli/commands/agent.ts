@@ -10,9 +10,12 @@ import type { Command } from 'commander';
 import { UnderstudyError, createLogger, requireRoot } from '../../core/index.ts';
 
 import { isSwitchMethod, type SwitchMethod } from '../../switch/index.ts';
+import { openAgentStores } from '../../app/index.ts';
 import {
   AppHostRunner,
   FleetAgent,
+  agentJournalSchema,
+  agentRunsSchema,
   enrolOverHttps,
   readAgentConfig,
   type AgentRunOptions,
@@ -98,9 +101,10 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
           ...(o.stateless ? { stateful: false } : {}),
         };
         const app = ctx.openApp();
+        const stores = openAgentStores(dir, { journal: agentJournalSchema, runs: agentRunsSchema });
         const runner = new AppHostRunner({
           app,
-          runsFile: path.join(dir, 'runs.db'),
+          runs: stores.runs,
           runOptions,
           group: o.group,
           labels: parseLabels(o.label),
@@ -114,7 +118,7 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
           host: config.host,
           endpoint: config.endpoint,
           identity: config.identity,
-          journalFile: path.join(dir, 'journal.db'),
+          journal: stores.journal,
           runner,
           pollMs: Number(o.poll),
           onError: (error) => ctx.progress(`agent ${config.host}: ${(error as Error).message}`),

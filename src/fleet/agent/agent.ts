@@ -9,6 +9,7 @@
  */
 import type pg from 'pg';
 import { openPool, type ClientIdentity, type DbEndpoint } from '../control/index.ts';
+import type { Db } from '../../store/index.ts';
 import { AgentJournal, type JournalEntry, type Outcome } from './journal.ts';
 
 export interface RunRequest {
@@ -63,7 +64,8 @@ export interface AgentOptions {
   host: string;
   endpoint: DbEndpoint;
   identity: ClientIdentity;
-  journalFile: string;
+  /** The agent's journal store (`journal.db`), opened with `agentJournalSchema`; stop() closes it. */
+  journal: Db;
   runner: HostRunner;
   /** How many work items run at once on this host (default 1). */
   maxParallel?: number;
@@ -96,7 +98,7 @@ export class FleetAgent {
   private loop: Promise<void> | undefined;
 
   constructor(private readonly options: AgentOptions) {
-    this.journal = new AgentJournal(options.journalFile);
+    this.journal = new AgentJournal(options.journal);
     this.db = openPool(options.endpoint, options.identity, 2);
   }
 

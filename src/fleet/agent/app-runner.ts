@@ -8,9 +8,9 @@
  * first event), in a SQLite file of the agent's own; a work id seen again (the agent restarted)
  * resumes or reports that run and never starts a second one.
  */
-import Database from 'better-sqlite3';
 import { isUnderstudyError, silentLogger, type Logger } from '../../core/index.ts';
 import type { App } from '../../app/index.ts';
+import type { Db, ModuleSchema } from '../../store/index.ts';
 import { listLcs } from '../../inventory/index.ts';
 import {
   checkRunServiceHealth,
@@ -25,13 +25,32 @@ import {
 } from '../../run/index.ts';
 import type { HealthReport, HostRunner, LcInventory, RunOutcome, RunRequest } from './agent.ts';
 
+/**
+ * The table of work ids and their runs. `IF NOT EXISTS`: a file written before the table had a
+ * migration opens unchanged.
+ */
+export const agentRunsSchema: ModuleSchema = {
+  module: 'agent-runs',
+  migrations: [
+    {
+      version: 1,
+      description: "the host's run for each work id",
+      up: `CREATE TABLE IF NOT EXISTS work_runs (
+        work_id INTEGER NOT NULL, kind TEXT NOT NULL, run_id TEXT NOT NULL, PRIMARY KEY (work_id, kind))`,
+    },
+  ],
+};
+
 /** Run options the agent applies to every patch run of this host (the CLI's `run` options). */
 export type AgentRunOptions = Omit<RunOptions, 'lc' | 'patches'>;
 
 export interface AppRunnerOptions {
   app: App;
-  /** The SQLite file that maps work ids to the host's run ids. */
-  runsFile: string;
+  /**
+   * The agent's store that maps work ids to the host's run ids (`runs.db` in its directory), opened
+   * with `agentRunsSchema`; the runner's close() closes it.
+   */
+  runs: Db;
   runOptions?: AgentRunOptions;
   /** Group and labels of this host's LCs, as the control plane targets them. */
   group?: string;
@@ -72,15 +91,11 @@ function patchOutcome(run: RunRecord): RunOutcome['outcome'] {
 const finalRunStates = new Set(['switched', 'failed', 'rolled-back']);
 
 export class AppHostRunner implements HostRunner {
-  private readonly runs: Database.Database;
+  private readonly runs: Db;
   private deps: Promise<RunDeps> | undefined;
 
   constructor(private readonly options: AppRunnerOptions) {
-    this.runs = new Database(options.runsFile);
-    this.runs.pragma('journal_mode = WAL');
-    this.runs.pragma('synchronous = FULL');
-    this.runs.exec(`CREATE TABLE IF NOT EXISTS work_runs (
-      work_id INTEGER NOT NULL, kind TEXT NOT NULL, run_id TEXT NOT NULL, PRIMARY KEY (work_id, kind))`);
+    this.runs = options.runs;
   }
 
   /** The host's run dependencies; the first call runs the recovery at start (once per process). */

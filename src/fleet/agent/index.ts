@@ -9,7 +9,19 @@ export {
   type LcInventory,
   type PendingPackage,
 } from './agent.ts';
-export { AgentJournal, type JournalEntry, type JournalState, type Outcome } from './journal.ts';
+export {
+  AgentJournal,
+  agentJournalSchema,
+  type JournalEntry,
+  type JournalState,
+  type Outcome,
+} from './journal.ts';
 export { FakeHostRunner, type FakeRunnerOptions } from './fake-runner.ts';
-export { AppHostRunner, runSummary, type AppRunnerOptions, type AgentRunOptions } from './app-runner.ts';
+export {
+  AppHostRunner,
+  agentRunsSchema,
+  runSummary,
+  type AppRunnerOptions,
+  type AgentRunOptions,
+} from './app-runner.ts';
 export { enrolOverHttps, readAgentConfig, agentConfigFile, type AgentConfig } from './enrol-client.ts';

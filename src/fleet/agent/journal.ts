@@ -9,7 +9,24 @@
  * - finished: the run ended; `outcome` and `result` wait to be reported
  * - reported: the control plane has the outcome
  */
-import Database from 'better-sqlite3';
+import type { Db, ModuleSchema } from '../../store/index.ts';
+
+/**
+ * The journal's table, in the agent's own store (`journal.db` in its directory). `IF NOT EXISTS`: a
+ * journal written before the table had a migration opens unchanged.
+ */
+export const agentJournalSchema: ModuleSchema = {
+  module: 'agent-journal',
+  migrations: [
+    {
+      version: 1,
+      description: 'the work this agent took and its state',
+      up: `CREATE TABLE IF NOT EXISTS agent_work (
+        work_id INTEGER PRIMARY KEY, lc TEXT NOT NULL, kind TEXT NOT NULL, patches TEXT NOT NULL,
+        state TEXT NOT NULL, outcome TEXT, result TEXT, finished_at TEXT)`,
+    },
+  ],
+};
 
 export type JournalState = 'started' | 'finished' | 'reported';
 export type Outcome = 'succeeded' | 'failed' | 'reverted';
@@ -37,16 +54,8 @@ interface Row {
 }
 
 export class AgentJournal {
-  private readonly db: Database.Database;
-
-  constructor(file: string) {
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.exec(`CREATE TABLE IF NOT EXISTS agent_work (
-      work_id INTEGER PRIMARY KEY, lc TEXT NOT NULL, kind TEXT NOT NULL, patches TEXT NOT NULL,
-      state TEXT NOT NULL, outcome TEXT, result TEXT, finished_at TEXT)`);
-  }
+  /** `db` is the agent's journal store, opened with `agentJournalSchema`; close() closes it. */
+  constructor(private readonly db: Db) {}
 
   get(workId: number): JournalEntry | undefined {
     const row = this.db.prepare('SELECT * FROM agent_work WHERE work_id = ?').get(workId) as Row | undefined;

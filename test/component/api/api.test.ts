@@ -9,13 +9,9 @@ import { silentLogger } from '../../../src/core/index.ts';
 import { buildApi } from '../../../src/api/index.ts';
 import { sha256Hex } from '../../../src/catalogue/index.ts';
 import { insertLc } from '../../../src/inventory/index.ts';
-import {
-  createMonitor,
-  openMonitorStore,
-  realFetcher,
-  resolveMonitorConfig,
-} from '../../../src/monitor/index.ts';
+import { createMonitor, realFetcher, resolveMonitorConfig } from '../../../src/monitor/index.ts';
 import { computeApprovalCode, issueChallenge, signApprovalLink } from '../../../src/mail/index.ts';
+import { openMonitorStore } from '../../helpers/stores.ts';
 
 async function setup(t: { after: (fn: () => unknown) => void }) {
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'us-api-'));

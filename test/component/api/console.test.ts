@@ -9,15 +9,11 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { silentLogger } from '../../../src/core/index.ts';
 import { buildApi, createApiToken, listAudit } from '../../../src/api/index.ts';
-import {
-  createMonitor,
-  openMonitorStore,
-  realFetcher,
-  resolveMonitorConfig,
-} from '../../../src/monitor/index.ts';
+import { createMonitor, realFetcher, resolveMonitorConfig } from '../../../src/monitor/index.ts';
 import { issueChallenge } from '../../../src/mail/index.ts';
 import { insertLc } from '../../../src/inventory/index.ts';
 import { EventLog } from '../../../src/events/index.ts';
+import { openMonitorStore } from '../../helpers/stores.ts';
 
 async function setup(t: { after: (fn: () => unknown) => void }) {
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'us-console-'));

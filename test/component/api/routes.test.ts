@@ -19,14 +19,10 @@ import {
 import { insertLc, validateServices } from '../../../src/inventory/index.ts';
 import { demoService } from '../../../src/demo/index.ts';
 import { RunJournal, resolveRunOptions } from '../../../src/run/index.ts';
-import {
-  createMonitor,
-  openMonitorStore,
-  realFetcher,
-  resolveMonitorConfig,
-} from '../../../src/monitor/index.ts';
+import { createMonitor, realFetcher, resolveMonitorConfig } from '../../../src/monitor/index.ts';
 import { issueChallenge } from '../../../src/mail/index.ts';
 import { EventLog } from '../../../src/events/index.ts';
+import { openMonitorStore } from '../../helpers/stores.ts';
 
 async function setup(t: { after: (fn: () => unknown) => void }) {
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'us-routes-'));

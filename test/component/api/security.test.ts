@@ -9,13 +9,9 @@ import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { redactedPaths } from '../../../src/core/index.ts';
 import { buildApi } from '../../../src/api/index.ts';
-import {
-  createMonitor,
-  openMonitorStore,
-  realFetcher,
-  resolveMonitorConfig,
-} from '../../../src/monitor/index.ts';
+import { createMonitor, realFetcher, resolveMonitorConfig } from '../../../src/monitor/index.ts';
 import { issueChallenge, signApprovalLink } from '../../../src/mail/index.ts';
+import { openMonitorStore } from '../../helpers/stores.ts';
 
 void test('finding 8: the signed-link token and bearer tokens never appear in the log', async (t) => {
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'us-api-log-'));

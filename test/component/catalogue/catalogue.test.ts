@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openCatalogue, sha256Hex } from '../../../src/catalogue/index.ts';
+import { sha256Hex } from '../../../src/catalogue/index.ts';
 import { isUnderstudyError } from '../../../src/core/index.ts';
+import { openCatalogue } from '../../helpers/stores.ts';
 
 function tempState(t: { after: (fn: () => void) => void }): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'us-cat-'));

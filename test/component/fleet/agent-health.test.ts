@@ -10,7 +10,8 @@ import { test } from 'node:test';
 import { processOwner } from '../../../src/core/index.ts';
 import type { App } from '../../../src/app/index.ts';
 import { demoService } from '../../../src/demo/index.ts';
-import { AppHostRunner } from '../../../src/fleet/index.ts';
+import { AppHostRunner, agentRunsSchema } from '../../../src/fleet/index.ts';
+import { openStore } from '../../../src/store/index.ts';
 import { startRun } from '../../../src/run/index.ts';
 import { createMemoryRun } from '../../helpers/memory-run.ts';
 
@@ -29,7 +30,10 @@ test('the agent reports a switched service healthy by its declared check (404 ex
     owner: processOwner(),
     start: async () => f.mem.host,
   } as unknown as App;
-  const runner = new AppHostRunner({ app, runsFile: path.join(f.dir, 'agent-runs.db') });
+  const runner = new AppHostRunner({
+    app,
+    runs: openStore(path.join(f.dir, 'agent-runs.db'), [agentRunsSchema]),
+  });
   t.after(() => runner.close());
 
   const healthy = await runner.health({ workId: 1, lc: 'lc1', result: { runId: run.id } });

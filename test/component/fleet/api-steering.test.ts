@@ -14,13 +14,10 @@ import { randomBytes } from 'node:crypto';
 import { silentLogger, waitFor } from '../../../src/core/index.ts';
 import { buildApi, createApiToken, listAudit } from '../../../src/api/index.ts';
 import { computeApprovalCode, parseDecision } from '../../../src/mail/index.ts';
+import { createMonitor, realFetcher, resolveMonitorConfig } from '../../../src/monitor/index.ts';
+import { openStore } from '../../../src/store/index.ts';
 import {
-  createMonitor,
-  openMonitorStore,
-  realFetcher,
-  resolveMonitorConfig,
-} from '../../../src/monitor/index.ts';
-import {
+  agentJournalSchema,
   FakeHostRunner,
   FleetAgent,
   fleetReader,
@@ -30,6 +27,7 @@ import {
   type LcInventory,
 } from '../../../src/fleet/index.ts';
 import { startFleetDb } from './fleet-fixture.ts';
+import { openMonitorStore } from '../../helpers/stores.ts';
 
 const lcs: LcInventory[] = ['lc-a', 'lc-b'].map((lc) => ({
   lc,
@@ -61,7 +59,7 @@ test('rollouts created and steered through the API: admin scope, approval codes,
       host,
       endpoint: fx.endpoint,
       identity: await fx.enrolAgent(host),
-      journalFile: path.join(fx.dir, 'agents', host, 'journal.db'),
+      journal: openStore(path.join(fx.dir, 'agents', host, 'journal.db'), [agentJournalSchema]),
       runner: new FakeHostRunner({ lcs, runMs: 50 }),
       pollMs: 150,
     });

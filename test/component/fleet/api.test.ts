@@ -10,13 +10,10 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { silentLogger, waitFor } from '../../../src/core/index.ts';
 import { buildApi, createApiToken } from '../../../src/api/index.ts';
+import { createMonitor, realFetcher, resolveMonitorConfig } from '../../../src/monitor/index.ts';
+import { openStore } from '../../../src/store/index.ts';
 import {
-  createMonitor,
-  openMonitorStore,
-  realFetcher,
-  resolveMonitorConfig,
-} from '../../../src/monitor/index.ts';
-import {
+  agentJournalSchema,
   FakeHostRunner,
   FleetAgent,
   createRollout,
@@ -27,6 +24,7 @@ import {
   type LcInventory,
 } from '../../../src/fleet/index.ts';
 import { startFleetDb } from './fleet-fixture.ts';
+import { openMonitorStore } from '../../helpers/stores.ts';
 
 const lcs: LcInventory[] = ['lc-a', 'lc-b'].map((lc) => ({
   lc,
@@ -48,7 +46,7 @@ test('fleet API and console pages: rollouts, waves, hosts and their states, behi
       host,
       endpoint: fx.endpoint,
       identity,
-      journalFile: path.join(fx.dir, 'agents', host, 'journal.db'),
+      journal: openStore(path.join(fx.dir, 'agents', host, 'journal.db'), [agentJournalSchema]),
       runner: new FakeHostRunner({
         lcs,
         runMs: 50,

@@ -6,7 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { sleep, waitFor } from '../../../src/core/index.ts';
+import { openStore } from '../../../src/store/index.ts';
 import {
+  agentJournalSchema,
   FakeHostRunner,
   commandRollout,
   rollbackWave,
@@ -68,7 +70,7 @@ async function startFleet(
       host,
       endpoint: fx.endpoint,
       identity,
-      journalFile: path.join(fx.dir, 'agents', host, 'journal.db'),
+      journal: openStore(path.join(fx.dir, 'agents', host, 'journal.db'), [agentJournalSchema]),
       runner,
       maxParallel: 2,
       pollMs: 150,

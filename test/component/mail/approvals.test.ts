@@ -12,8 +12,9 @@ import { test } from 'node:test';
 import { silentLogger } from '../../../src/core/index.ts';
 import { createCatalogue } from '../../../src/catalogue/index.ts';
 import { computeApprovalCode, issueChallenge, verifyApproval } from '../../../src/mail/index.ts';
-import { createMonitor, monitorSchemas, resolveMonitorConfig } from '../../../src/monitor/index.ts';
+import { createMonitor, resolveMonitorConfig } from '../../../src/monitor/index.ts';
 import { openStore } from '../../../src/store/index.ts';
+import { monitorSchemas } from '../../helpers/stores.ts';
 
 function setup(t: { after: (f: () => void) => void }) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'us-approvals-'));

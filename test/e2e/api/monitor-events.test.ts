@@ -15,11 +15,12 @@ import { stringify } from 'yaml';
 import { createLogger, silentLogger, waitFor } from '../../../src/core/index.ts';
 import { runDaemon, sessionCookie } from '../../../src/api/index.ts';
 import { openApp } from '../../../src/app/index.ts';
-import { addFeed, openMonitorStore } from '../../../src/monitor/index.ts';
+import { addFeed } from '../../../src/monitor/index.ts';
 import { PatchServerDir, startHttpServer, tempDir } from '../monitor/fixtures.ts';
 import { startMailWorld } from '../mail/mail-servers.ts';
 import { createTestCa } from '../../helpers/test-ca.ts';
 import { consoleArtifacts, openChromium } from '../console/chromium.ts';
+import { openMonitorStore } from '../../helpers/stores.ts';
 
 interface Streamed {
   id: number;

@@ -15,7 +15,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { sleep, spawnProcess, waitFor } from '../../../src/core/index.ts';
+import { openStore } from '../../../src/store/index.ts';
 import {
+  agentJournalSchema,
   FakeHostRunner,
   FleetAgent,
   createRollout,
@@ -47,7 +49,7 @@ test('fleet pages in a real browser: sign in, the rollouts and hosts, one rollou
       host,
       endpoint: fx.endpoint,
       identity: await fx.enrolAgent(host),
-      journalFile: path.join(fx.dir, 'agents', host, 'journal.db'),
+      journal: openStore(path.join(fx.dir, 'agents', host, 'journal.db'), [agentJournalSchema]),
       runner: new FakeHostRunner({ lcs, runMs: 50, failing: new Set(host === 'bh2' ? ['lc-a'] : []) }),
       pollMs: 150,
     });

@@ -17,7 +17,13 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { exec, sleep, spawnProcess, waitFor, type SpawnedProcess } from '../../../src/core/index.ts';
-import { FakeHostRunner, FleetAgent, type LcInventory } from '../../../src/fleet/index.ts';
+import { openStore } from '../../../src/store/index.ts';
+import {
+  agentJournalSchema,
+  FakeHostRunner,
+  FleetAgent,
+  type LcInventory,
+} from '../../../src/fleet/index.ts';
 import { repoRoot } from '../../helpers/host-fixture.ts';
 import { freePort } from '../monitor/fixtures.ts';
 import { startFleetDb, type FleetDb } from '../../component/fleet/fleet-fixture.ts';
@@ -71,7 +77,7 @@ test('a rollout driven over HTTP: created, approved with the newest challenge, p
       host,
       endpoint: fx.endpoint,
       identity: await fx.enrolAgent(host),
-      journalFile: path.join(fx.dir, 'agents', host, 'journal.db'),
+      journal: openStore(path.join(fx.dir, 'agents', host, 'journal.db'), [agentJournalSchema]),
       runner: new FakeHostRunner({ lcs, runMs: 50 }),
       pollMs: 200,
     });

@@ -25,7 +25,9 @@ import nodemailer from 'nodemailer';
 import type { ParsedMail } from 'mailparser';
 import { exec, sleep, waitFor } from '../../../src/core/index.ts';
 import { createImapReader, createSmtpSender } from '../../../src/mail/index.ts';
+import { openStore } from '../../../src/store/index.ts';
 import {
+  agentJournalSchema,
   FakeHostRunner,
   FleetAgent,
   commandRollout,
@@ -106,7 +108,7 @@ test('a rollout waits for an authenticated mail approval of its patch set; forge
       host,
       endpoint: fx.endpoint,
       identity,
-      journalFile: path.join(fx.dir, 'agents', host, 'journal.db'),
+      journal: openStore(path.join(fx.dir, 'agents', host, 'journal.db'), [agentJournalSchema]),
       runner: new FakeHostRunner({ lcs: inventoryOf(), runMs: 50 }),
       pollMs: 150,
     });

@@ -15,7 +15,9 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import nodemailer from 'nodemailer';
 import { exec, sleep, spawnProcess, waitFor } from '../../../src/core/index.ts';
+import { openStore } from '../../../src/store/index.ts';
 import {
+  agentJournalSchema,
   FakeHostRunner,
   FleetAgent,
   createRollout,
@@ -67,7 +69,7 @@ test('control run --mail-config mails the challenge and reads the authenticated 
       host,
       endpoint: fx.endpoint,
       identity: await fx.enrolAgent(host),
-      journalFile: path.join(fx.dir, 'agents', host, 'journal.db'),
+      journal: openStore(path.join(fx.dir, 'agents', host, 'journal.db'), [agentJournalSchema]),
       runner: new FakeHostRunner({ lcs, runMs: 50 }),
       pollMs: 200,
     });

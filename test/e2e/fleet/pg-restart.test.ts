@@ -6,12 +6,13 @@
  * run` as child processes.
  *
  * Canary on the first host, then a wave of two. While the second wave's runs are in progress the
- * server is stopped; the hosts finish their runs without it, then it is started again on the same
- * data directory and port. The agents reconnect and report, the rollout completes, each host ran its
+ * server is shut down at once (immediate shutdown, as after a crash); the hosts finish their runs
+ * without it, then it is started again on the same data directory and port and recovers. The agents reconnect and report, the rollout completes, each host ran its
  * patch exactly once (its local store and the control plane's work rows agree), and a real load on
  * each served address has 0 failed requests throughout.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { sleep, spawnProcess, waitFor, type SpawnedProcess } from '../../../src/core/index.ts';
@@ -134,7 +135,8 @@ test('real LCs: PostgreSQL restarted while a wave is patched; agents reconnect, 
   );
   assert.ok(inProgress, `the second wave is being patched\n${diagnose()}`);
   const stoppedAt = Date.now();
-  await stopCluster(fx.cluster);
+  // Immediate shutdown (SIGQUIT at once, as after a crash): the next start recovers from the WAL.
+  await stopCluster(fx.cluster, 0);
   // Without the control plane the hosts finish their runs.
   const finished = await waitFor(
     () => (waveHosts.every((a) => listRuns(a.f.t.app.db)[0]?.state === 'switched') ? true : undefined),
@@ -159,6 +161,14 @@ test('real LCs: PostgreSQL restarted while a wave is patched; agents reconnect, 
   for (const a of agents) reports.push(await (a.load as ClientLoad).stop());
   for (const a of agents) a.load = undefined;
 
+  // The server recovered from its WAL at the start (written by its logging collector).
+  assert.match(
+    fs
+      .readdirSync(path.join(fx.cluster.dataDir, 'log'))
+      .map((f) => fs.readFileSync(path.join(fx.cluster.dataDir, 'log', f), 'utf8'))
+      .join(''),
+    /not properly shut down; automatic recovery in progress/,
+  );
   // Every agent came back: its heartbeat is after the restart.
   const seen = await fx.db.query<{ id: string; last_seen: Date }>(
     `SELECT id, last_seen FROM fleet.hosts ORDER BY id`,

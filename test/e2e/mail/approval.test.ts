@@ -19,11 +19,12 @@ import { exec, redactedPaths, statePaths, waitFor } from '../../../src/core/inde
 import { openStore } from '../../../src/store/index.ts';
 import { runDaemon } from '../../../src/api/index.ts';
 import { openApp } from '../../../src/app/index.ts';
-import { addFeed, monitorSchemas, openMonitorStore } from '../../../src/monitor/index.ts';
+import { addFeed } from '../../../src/monitor/index.ts';
 import { computeApprovalCode, issueChallenge } from '../../../src/mail/index.ts';
 import { PatchServerDir, startHttpServer, tempDir } from '../monitor/fixtures.ts';
 import { createTestCa } from '../../helpers/test-ca.ts';
 import { startMailWorld } from './mail-servers.ts';
+import { monitorSchemas, openMonitorStore } from '../../helpers/stores.ts';
 
 const repo = path.resolve(import.meta.dirname, '../../..');
 

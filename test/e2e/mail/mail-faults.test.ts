@@ -18,15 +18,11 @@ import {
   findChallenge,
   issueChallenge,
 } from '../../../src/mail/index.ts';
-import {
-  createMonitor,
-  openMonitorStore,
-  realFetcher,
-  resolveMonitorConfig,
-} from '../../../src/monitor/index.ts';
+import { createMonitor, realFetcher, resolveMonitorConfig } from '../../../src/monitor/index.ts';
 import { createTestCa } from '../../helpers/test-ca.ts';
 import { tempDir } from '../monitor/fixtures.ts';
 import { startMailWorld } from './mail-servers.ts';
+import { openMonitorStore } from '../../helpers/stores.ts';
 
 test(
   'fault: the mail server is down when the approval arrives: the approval waits, then counts once',

@@ -10,13 +10,13 @@ import { silentLogger } from '../../../src/core/index.ts';
 import {
   addFeed,
   createMonitor,
-  openMonitorStore,
   realFetcher,
   resolveMonitorConfig,
   type ManagedLcs,
 } from '../../../src/monitor/index.ts';
 import { AptRepo } from './apt-repo.ts';
 import { startHttpServer, tempDir, type TestHttpServer } from './fixtures.ts';
+import { openMonitorStore } from '../../helpers/stores.ts';
 
 const names = Array.from({ length: 12 }, (_, i) => `pkg-${String(i + 1).padStart(2, '0')}`);
 

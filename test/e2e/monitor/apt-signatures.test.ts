@@ -11,7 +11,6 @@ import {
   addFeed,
   createMonitor,
   getFeedState,
-  openMonitorStore,
   realFetcher,
   resolveMonitorConfig,
   type Monitor,
@@ -19,6 +18,7 @@ import {
 import type { Db } from '../../../src/store/index.ts';
 import { AptRepo } from './apt-repo.ts';
 import { startHttpServer, tempDir, type TestHttpServer } from './fixtures.ts';
+import { openMonitorStore } from '../../helpers/stores.ts';
 
 describe('apt InRelease signatures are judged by gpgv status, not its exit code', () => {
   let repo: AptRepo;

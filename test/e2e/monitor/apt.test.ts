@@ -9,12 +9,12 @@ import {
   autoApprove,
   createMonitor,
   getFeedState,
-  openMonitorStore,
   realFetcher,
   resolveMonitorConfig,
 } from '../../../src/monitor/index.ts';
 import { startHttpServer, tempDir } from './fixtures.ts';
 import { AptRepo } from './apt-repo.ts';
+import { openMonitorStore } from '../../helpers/stores.ts';
 
 void test(
   'apt repository: registers newer versions of installed packages; refuses bad signatures, tampering, replay, expiry',

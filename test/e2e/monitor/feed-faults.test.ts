@@ -16,7 +16,6 @@ import {
   addFeed,
   createMonitor,
   getFeedState,
-  openMonitorStore,
   realFetcher,
   resolveMonitorConfig,
   signPatchIndex,
@@ -25,6 +24,7 @@ import {
 import type { Db } from '../../../src/store/index.ts';
 import type { Catalogue } from '../../../src/catalogue/index.ts';
 import { PatchServerDir, tempDir } from './fixtures.ts';
+import { openMonitorStore } from '../../helpers/stores.ts';
 
 type Mode = 'ok' | 'hang' | 'drip' | 'garbage' | 'signed-garbage' | 'truncated';
 

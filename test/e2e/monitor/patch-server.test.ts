@@ -9,11 +9,11 @@ import {
   signPatchIndex,
   createMonitor,
   getFeedState,
-  openMonitorStore,
   realFetcher,
   resolveMonitorConfig,
 } from '../../../src/monitor/index.ts';
 import { PatchServerDir, freePort, startHttpServer, startVsftpd, tempDir } from './fixtures.ts';
+import { openMonitorStore } from '../../helpers/stores.ts';
 
 function setup(t: { after: (fn: () => unknown) => void }) {
   const stateDir = tempDir('us-mon');

@@ -14,11 +14,11 @@ import {
   debianArchiveKeyring,
   fetchAptIndex,
   getFeed,
-  openMonitorStore,
   pendingUpdates,
   realFetcher,
 } from '../../../src/monitor/index.ts';
 import { repoRoot } from '../../helpers/host-fixture.ts';
+import { openMonitorStore } from '../../helpers/stores.ts';
 
 void test(
   'the real security archive, verified with debian-archive-keyring',

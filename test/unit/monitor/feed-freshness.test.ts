@@ -17,11 +17,11 @@ import {
   createMonitor,
   ed25519PublicKeyBase64,
   getFeedState,
-  monitorSchemas,
   resolveMonitorConfig,
   signPatchIndex,
   type Fetcher,
 } from '../../../src/monitor/index.ts';
+import { monitorSchemas } from '../../helpers/stores.ts';
 
 const hour = 3600_000;
 

@@ -12,12 +12,12 @@ import {
   addFeed,
   createMonitor,
   ed25519PublicKeyBase64,
-  monitorSchemas,
   resolveMonitorConfig,
   signPatchIndex,
   type Fetcher,
 } from '../../../src/monitor/index.ts';
 import type { MailSender, OutgoingMail } from '../../../src/mail/index.ts';
+import { monitorSchemas } from '../../helpers/stores.ts';
 
 function fakeServer(files: Map<string, Buffer>): Fetcher {
   const get = (url: string): Buffer => {
