@@ -227,7 +227,9 @@ export class FleetAgent {
       }
       await this.db.query(
         `INSERT INTO fleet.reports (host_id, work_id, kind, body) VALUES ($1, $2, 'health', $3)`,
-        [this.options.host, entry.workId, { lc: entry.lc, ...report.detail, healthy: report.healthy }],
+        // The fleet's name of the LC comes last: a runner's detail must not rename it (it may name the
+        // LC now serving, e.g. the standby, under `servedBy`).
+        [this.options.host, entry.workId, { ...report.detail, lc: entry.lc, healthy: report.healthy }],
       );
       n += 1;
     }

@@ -222,7 +222,6 @@ export class AppHostRunner implements HostRunner {
       healthy: health.state === 'healthy',
       detail: {
         runId,
-        lc: health.lc,
         service: health.service,
         check: health.check,
         url: health.url,
