@@ -109,7 +109,7 @@ export async function createRollout(db: pg.Pool, input: unknown, now: Date): Pro
   };
 }
 
-export async function getRollout(db: pg.Pool, id: number): Promise<RolloutRow> {
+export async function getRollout(db: pg.Pool | pg.PoolClient, id: number): Promise<RolloutRow> {
   const r = await db.query<{
     id: string;
     name: string;
@@ -133,7 +133,7 @@ export async function getRollout(db: pg.Pool, id: number): Promise<RolloutRow> {
 }
 
 export async function loadWork(
-  db: pg.Pool,
+  db: pg.Pool | pg.PoolClient,
   rolloutId: number,
   kind: 'patch' | 'rollback' = 'patch',
 ): Promise<Map<string, WorkView>> {

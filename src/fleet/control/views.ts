@@ -84,7 +84,7 @@ const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 
 /** The newest rollouts first (or only rollout `id`). */
 export async function listRolloutSummaries(
-  db: pg.Pool,
+  db: pg.Pool | pg.PoolClient,
   options: { limit?: number; id?: number } = {},
 ): Promise<RolloutSummary[]> {
   const rows = await db.query<{
@@ -132,7 +132,10 @@ function waveState(targets: readonly WaveTargetView[]): WaveState {
 }
 
 /** A rollout's record, oldest first: what operators and administrators did to it (from the audit). */
-export async function rolloutHistory(db: pg.Pool, id: number): Promise<RolloutHistoryEntry[]> {
+export async function rolloutHistory(
+  db: pg.Pool | pg.PoolClient,
+  id: number,
+): Promise<RolloutHistoryEntry[]> {
   const rows = await db.query<{
     at: Date;
     actor: string;
@@ -151,7 +154,24 @@ export async function rolloutHistory(db: pg.Pool, id: number): Promise<RolloutHi
 }
 
 /** One rollout with its waves and its record; throws FLEET_NOT_FOUND for an unknown id. */
-export async function rolloutDetail(db: pg.Pool, id: number): Promise<RolloutDetail> {
+export async function rolloutDetail(pool: pg.Pool, id: number): Promise<RolloutDetail> {
+  // One snapshot for every read: an agent's report moves a patch to reverted and its rollback to
+  // succeeded in one transaction, and separate reads could show one without the other.
+  const db = await pool.connect();
+  try {
+    await db.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const detail = await readRolloutDetail(db, id);
+    await db.query('COMMIT');
+    return detail;
+  } catch (error) {
+    await db.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    db.release();
+  }
+}
+
+async function readRolloutDetail(db: pg.PoolClient, id: number): Promise<RolloutDetail> {
   const rollout = await getRollout(db, id);
   const [summary] = await listRolloutSummaries(db, { id });
   const work = await loadWork(db, id);
