@@ -11,7 +11,8 @@
  * - flushing the source before a freeze point, so that a snapshot inside the freeze is quick;
  * - a writable clone of a snapshot in the destination's place;
  * - a hash of a snapshot's or the destination's tree (verification);
- * - the end of the job: keeping the cut as the pair's sync base, or removing every snapshot.
+ * - the end of the job: keeping the cut as the pair's sync base, or removing every snapshot;
+ * - after a crash, removing what a job whose process died left (`removeCopy`).
  *
  * Contract of every session: the source is never written; only the job's snapshots, its staging and
  * (after `clone`) the destination are created, and `discard` removes all of them.
@@ -22,7 +23,7 @@ import type { CopyMode } from './types.ts';
 
 /** What a job is called in its record, its result and its errors. */
 export interface CopyNames {
-  /** The source disk (a host path on btrfs). */
+  /** The source disk, as the store names it (a host path, for a store on a filesystem). */
   source: string;
   /** The destination disk, which appears at `clone`. */
   destination: string;
@@ -114,4 +115,10 @@ export interface CopyPrimitives<Disk> {
    * DISK_COPY_SOURCE_INVALID or DISK_COPY_DESTINATION_INVALID; creates nothing.
    */
   openCopy(options: OpenCopyOptions<Disk>): Promise<CopySession>;
+  /**
+   * Removes what a copy job whose process died left, by the names its record keeps: every snapshot,
+   * the staging, and the destination (partial by definition). Idempotent; `sourceStage` may be null
+   * in a record of an old job.
+   */
+  removeCopy(names: Omit<CopyNames, 'sourceStage'> & { sourceStage: string | null }): Promise<void>;
 }

@@ -66,6 +66,20 @@ function hashFiles(files: Files): TreeHash {
   return { digest: digest.digest('hex'), entries: files.size, bytes, lines, durationMs: 0 };
 }
 
+/** Removes what a copy job left: its snapshots on both sides and its destination (see CopyPrimitives.removeCopy). */
+export function removeMemoryCopy(
+  volumes: Map<string, Files>,
+  names: { destination: string; sourceStage: string | null; destinationStage: string | null },
+): void {
+  for (const key of [...volumes.keys()])
+    if (
+      (names.sourceStage && key.startsWith(`${names.sourceStage}/`)) ||
+      (names.destinationStage && key.startsWith(`${names.destinationStage}/`))
+    )
+      volumes.delete(key);
+  volumes.delete(names.destination);
+}
+
 export function openMemoryCopy(o: MemoryCopyOptions): CopySession {
   const { volumes, from, to, jobId } = o;
   if (!volumes.has(from))
@@ -85,7 +99,8 @@ export function openMemoryCopy(o: MemoryCopyOptions): CopySession {
   };
   const removeSnapshots = (): void => {
     for (const key of [...volumes.keys()])
-      if (key.startsWith(`${from}@${jobId}/`) || key.startsWith(`${to}@${jobId}/`)) volumes.delete(key);
+      if (key.startsWith(`${snapshotKey(from, jobId, '')}`) || key.startsWith(snapshotKey(to, jobId, '')))
+        volumes.delete(key);
   };
   return {
     mode,

@@ -10,7 +10,8 @@
  * standby: at boot, every patch marked `yes` in the patch table is applied; a patch file `version X`
  * writes X to `/etc/demo-version`, a patch file `fail` fails with exit 1.
  */
-import type { ExecOptions, ExecResult } from '../../src/core/index.ts';
+import type { ExecOptions, ExecResult, Logger } from '../../src/core/index.ts';
+import type { Db } from '../../src/store/index.ts';
 import type {
   ControlReport,
   LcRuntimeState,
@@ -23,6 +24,7 @@ import type {
 } from '../../src/drivers/index.ts';
 import {
   catchUpBySync,
+  recoverInterruptedCopies,
   type CatchUpOptions,
   type CatchUpResult,
   type CopySession,
@@ -33,7 +35,7 @@ import {
   type SyncResult,
 } from '../../src/disk-copy/index.ts';
 import type { HostContext, HostNetwork } from '../../src/host/index.ts';
-import { openMemoryCopy, type Files, type MemoryCopyHooks } from './memory-copy.ts';
+import { openMemoryCopy, removeMemoryCopy, type Files, type MemoryCopyHooks } from './memory-copy.ts';
 
 interface MemoryNic {
   mac: string;
@@ -236,8 +238,15 @@ export class MemoryDiskStore implements DiskStore {
       ]),
     });
   }
-  async recoverCopies(): Promise<string[]> {
-    return [];
+  async removeCopy(names: {
+    destination: string;
+    sourceStage: string | null;
+    destinationStage: string | null;
+  }) {
+    removeMemoryCopy(this.disks.volumes, names);
+  }
+  recoverCopies(db: Db, options: { logger?: Logger } = {}): Promise<string[]> {
+    return recoverInterruptedCopies(db, this, options);
   }
 }
 

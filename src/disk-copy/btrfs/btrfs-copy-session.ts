@@ -89,6 +89,15 @@ async function validate(o: BtrfsCopyOptions): Promise<void> {
     });
 }
 
+/** See CopyPrimitives.removeCopy. */
+export async function removeBtrfsCopy(
+  names: Pick<CopyNames, 'destination' | 'destinationStage'> & { sourceStage: string | null },
+): Promise<void> {
+  if (names.destinationStage) await removeStagingDir(names.destinationStage);
+  if (names.sourceStage) await removeStagingDir(names.sourceStage);
+  await deleteSubvolume(names.destination);
+}
+
 /** Checks both sides and picks the mode (creates nothing); see CopyPrimitives.openCopy. */
 export async function openBtrfsCopy(o: BtrfsCopyOptions): Promise<CopySession> {
   await validate(o);

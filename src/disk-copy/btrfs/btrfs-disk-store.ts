@@ -19,7 +19,7 @@ import {
   syncPair,
   type SyncSide,
 } from './sync-pair.ts';
-import { openBtrfsCopy } from './btrfs-copy-session.ts';
+import { openBtrfsCopy, removeBtrfsCopy } from './btrfs-copy-session.ts';
 import { recoverCopyJobs } from './recover.ts';
 
 export interface BtrfsDiskStoreOptions {
@@ -91,6 +91,8 @@ export class BtrfsDiskStore implements DiskStore {
         : {}),
     });
   }
+
+  removeCopy = removeBtrfsCopy;
 
   async setAside(ref: DiskRef, tag: string): Promise<void> {
     const disk = this.location(ref);
