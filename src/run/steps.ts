@@ -24,6 +24,7 @@ import { parsePatchReport, renderPatchTable, standbyPaths } from './patch-table.
 import { scanTree } from './scan.ts';
 import { chooseStandby, firstAddress } from './standby-choice.ts';
 import { verifyPatchesOnDisk } from './verify-standby.ts';
+import { summarizePatchFailure } from './patch-failure.ts';
 import { standbyDiskFull } from './disk-full.ts';
 import { watchService } from './watch.ts';
 import { counterpart, invertDiskMap, systemDiskOf } from './disk-map.ts';
@@ -378,9 +379,9 @@ const bootStandby = defineStep('boot-standby', {
         });
       const error = new UnderstudyError(
         'RUN_PATCH_FAILED',
-        `${failed.length} patch(es) failed on the standby: ${failed.map((r) => `${r.name} (exit ${r.exitCode}): ${(r.output ?? '').trim().split('\n').slice(-3).join(' / ')}`).join('; ')}`,
+        `${failed.length} patch(es) failed on the standby: ${failed.map((r) => `${r.name} (exit ${r.exitCode}): ${summarizePatchFailure(r.output ?? '')}`).join('; ')}`,
         {
-          hint: 'The standby is discarded; the service stayed on the original LC. Fix or replace the patch and run again.',
+          hint: `The standby is discarded; the service stayed on the original LC. Read the whole output with \`understudy run show ${c.runId}\`, fix or replace the patch, and run again.`,
         },
       );
       const output = failed.map((r) => r.output ?? '').join('\n');
@@ -470,7 +471,7 @@ const checkStandby = defineStep('check-standby', {
     const verified = await verifyOnDisk(c);
     const address = firstAddress(c.db, to.name).split('/')[0] ?? '';
     const service = serviceControl(c.host, to.name, runService(c.options));
-    const hint = 'The standby is discarded and the service stays on the original LC. Check the patch.';
+    const hint = `The standby is discarded and the service stays on the original LC. Read the service's log above and the patch output (\`understudy run show ${c.runId}\`); fix the patch or the configuration it brings, then run again.`;
     // A unit may still be starting right after the reboot: its health check below waits for it.
     const health = await service.checkHealth(address);
     c.emit({
