@@ -377,9 +377,15 @@ const bootStandby = defineStep('boot-standby', {
           exitCode: r.exitCode,
           output: r.output,
         });
+      // Packages installed as one transaction share its output: each cause is named once, with its patches.
+      const causes = new Map<string, string[]>();
+      for (const r of failed) {
+        const cause = `(exit ${r.exitCode}): ${summarizePatchFailure(r.output ?? '')}`;
+        causes.set(cause, [...(causes.get(cause) ?? []), r.name]);
+      }
       const error = new UnderstudyError(
         'RUN_PATCH_FAILED',
-        `${failed.length} patch(es) failed on the standby: ${failed.map((r) => `${r.name} (exit ${r.exitCode}): ${summarizePatchFailure(r.output ?? '')}`).join('; ')}`,
+        `${failed.length} patch(es) failed on the standby: ${[...causes].map(([cause, names]) => `${names.join(', ')} ${cause}`).join('; ')}`,
         {
           hint: `The standby is discarded; the service stayed on the original LC. Read the whole output with \`understudy run show ${c.runId}\`, fix or replace the patch, and run again.`,
         },
