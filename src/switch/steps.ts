@@ -62,6 +62,8 @@ export interface SwitchFacts {
   syncEndedAt?: number;
   releaseMs?: number;
   reloadMs?: number;
+  /** Instant stateful: the time the journal's writes took inside the hold. */
+  holdJournalMs?: number;
   /** After the release: LC1 finishing its last requests while LC2 serves. */
   finishMs?: number;
 }
