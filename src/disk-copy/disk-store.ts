@@ -19,6 +19,8 @@ import type {
   SyncOptions,
   SyncResult,
   Throttle,
+  TreeCheckOptions,
+  TreeCheckResult,
 } from './types.ts';
 
 /** One disk of one LC: `disk` is the name of a disk in `lc.disks`. */
@@ -89,6 +91,14 @@ export interface DiskStore {
    * prepared (no base, `receiver-wins`).
    */
   prepareFinalSync(from: DiskRef, to: DiskRef, options?: SyncOptions): Promise<void>;
+  /**
+   * The whole-tree check after a final sync, once `to` serves again (in the background: the reads
+   * are paced): `from`'s tree at the cut against `to`'s tree at the same moment, over every path `to`
+   * has not changed since (the final sync's own paths were checked inside the hold). `mismatch` names
+   * the first differing paths. Call it after the final sync and before the pair is synced again (a
+   * later sync makes it `skipped`). Absent where a store cannot check (no sync bases).
+   */
+  verifyFinalSync?(from: DiskRef, to: DiskRef, options?: TreeCheckOptions): Promise<TreeCheckResult>;
   /**
    * Syncs repeatedly while `from` keeps running, until a pass carries few paths (so that the final
    * sync, after `from`'s last write, is small) or the passes run out (`outpaced`).

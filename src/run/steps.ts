@@ -11,6 +11,7 @@ import { describeHistory } from '../disk-copy/index.ts';
 import { assetsDir } from '../images/index.ts';
 import { finishedSwitch, switchOnce } from './switch-once.ts';
 import { stepRecords } from '../switch/index.ts';
+import { startTreeCheck } from './tree-check.ts';
 import { sha256Hex } from '../catalogue/index.ts';
 import { lc1, saveFacts, standby, type RunContext } from './context.ts';
 import type { RunSwitchResult } from './facts.ts';
@@ -637,6 +638,9 @@ export async function moveService(
     };
   }
   await recordSwitch(c.db, c.host, { from: options.from, to: options.to, fromRole: options.fromRole });
+  // The standby serves: its data disks are compared whole with LC1's at the cut, in the background.
+  if (c.options.stateful && result.outcome === 'switched')
+    void startTreeCheck(c, { step: options.step, from: options.from, to: options.to, diskMap });
   return result;
 }
 

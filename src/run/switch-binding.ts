@@ -6,7 +6,14 @@
  * switch all use it.
  */
 import type { Logger } from '../core/index.ts';
-import type { CatchUpOptions, SyncConflictRule, SyncPhases, SyncResult } from '../disk-copy/index.ts';
+import type {
+  CatchUpOptions,
+  SyncConflictRule,
+  SyncPhases,
+  SyncResult,
+  TreeCheckOptions,
+  TreeCheckResult,
+} from '../disk-copy/index.ts';
 import type { DiskSpec } from '../drivers/index.ts';
 import type { HostContext } from '../host/index.ts';
 import {
@@ -247,6 +254,29 @@ export async function syncDisks(
   if (failed) throw failed.reason;
   const results = settled.map((r) => (r as PromiseFulfilledResult<SyncResult>).value);
   return summarise(results, performance.now() - started, true);
+}
+
+/**
+ * After a stateful switch from `from` to `to` (which now serves): the whole-tree check of every data
+ * disk pair (DiskStore.verifyFinalSync), one disk after the other (the reads are paced). The system
+ * disks are not compared: the standby's keeps its patch. A store that cannot check yields nothing.
+ */
+export async function verifyDataDisks(
+  host: HostContext,
+  from: LcRecord,
+  to: LcRecord,
+  options: TreeCheckOptions & { diskMap?: DiskMap } = {},
+): Promise<TreeCheckResult[]> {
+  const { diskMap, ...check } = options;
+  const results: TreeCheckResult[] = [];
+  if (!host.disks.verifyFinalSync) return results;
+  for (const disk of dataDisks(from)) {
+    const target = counterpart(from, to, disk, diskMap);
+    results.push(
+      await host.disks.verifyFinalSync({ lc: from, disk: disk.name }, { lc: to, disk: target.name }, check),
+    );
+  }
+  return results;
 }
 
 /**
