@@ -291,6 +291,10 @@ async function bench(cut: Cut): Promise<{ rows: SwitchRow[]; baselineP99: number
       if (r.kind === 'write' && r.outcome === 'ok') ackedAt.set(String(r.seq), r.scheduledAt + r.latencyMs);
     const rows = windows.map((w): SwitchRow => {
       const inCall = run.records.filter((r) => r.scheduledAt >= w.t0 && r.scheduledAt <= w.t1);
+      for (const r of inCall.filter((x) => x.outcome !== 'ok'))
+        console.error(
+          `failed request: ${new Date(r.scheduledAt).toISOString()} (+${Math.round(r.scheduledAt - w.t0)} ms into the switch call, answer after ${Math.round(r.latencyMs)} ms) ${JSON.stringify(r)}`,
+        );
       const held = ok.filter((r) => r.scheduledAt >= w.h0 && r.scheduledAt <= w.h1).map(delayOf);
       const windowMax = held.length > 0 ? Math.max(...held) : 0;
       // Acknowledged before the switch ended, missing from the service after it.
@@ -311,7 +315,7 @@ async function bench(cut: Cut): Promise<{ rows: SwitchRow[]; baselineP99: number
         failures: inCall
           .filter((r) => r.outcome !== 'ok')
           .reduce<Record<string, number>>((m, r) => {
-            const k = `${r.kind}/${r.errorCode ?? r.outcome}${r.reused ? '/reused' : ''}`;
+            const k = `${r.kind}/${r.errorCode ?? r.outcome}${r.reused ? '/reused' : ''}${r.resent ? `/resent ${r.resent}x` : ''}`;
             m[k] = (m[k] ?? 0) + 1;
             return m;
           }, {}),

@@ -26,6 +26,7 @@ export {
   type TrafficWindow,
 } from './traffic.ts';
 export { copyProgressRecorder } from './host-admin.ts';
+export { stepLabel } from './console/sections.ts';
 export {
   type FleetReader,
   type FleetControl,

@@ -126,11 +126,13 @@ export async function catchUpBySync(
 ): Promise<CatchUpResult> {
   const maxPasses = o.options?.maxPasses ?? 5;
   const smallEnough = o.options?.smallEnoughFiles ?? 100;
+  const smallEnoughBytes = o.options?.smallEnoughBytes ?? 8 * 1024 * 1024;
   const passes: SyncResult[] = [];
   for (let pass = 0; pass < maxPasses; pass++) {
     const result = await store.sync(o.from, o.to, o.options);
     passes.push(result);
-    if (result.files <= smallEnough || result.method === 'skipped') return { passes, outpaced: false };
+    if ((result.files <= smallEnough && result.bytes <= smallEnoughBytes) || result.method === 'skipped')
+      return { passes, outpaced: false };
   }
   o.options?.logger?.warn(
     { from: o.from.lc.name, disk: o.from.disk, passes: passes.length },

@@ -71,6 +71,11 @@ export const diskCopySchema: ModuleSchema = {
           updated_at TEXT NOT NULL
         );`,
     },
+    {
+      version: 3,
+      description: 'sync bases: the paths a final sync wrote into a disk after its base was taken',
+      up: `ALTER TABLE sync_bases ADD COLUMN ahead TEXT;`,
+    },
   ],
 };
 

@@ -23,6 +23,26 @@ export interface SyncBase {
   state: SyncBaseState;
   /** Holder directories (each with a snapshot inside) that are not bases and must be removed. */
   pending: string[];
+  /** See BaseAhead; absent when the two bases hold the same tree. */
+  ahead?: BaseAhead;
+}
+
+/**
+ * One disk of the pair is ahead of its base: a final sync wrote these paths into it after its base was
+ * taken (the target of a final sync is re-based on its snapshot before the copy, since it is held and
+ * takes no snapshot after it). Everywhere else the two bases hold the same tree. The next sync of the
+ * pair syncs these paths again whatever the two sides' changes say (a file the final sync created and
+ * the disk removed since leaves no trace in its changes since its base), and may patch the files of
+ * `patched` onward from this disk (each was patched in place there after its base: its changes since
+ * the base cover every byte in which the two bases differ).
+ */
+export interface BaseAhead {
+  /** The disk key (`lc/disk`) whose base lags its content. */
+  disk: string;
+  /** Every path the final sync wrote (copied, patched or removed) into it. */
+  paths: string[];
+  /** Those of `paths` it patched in place (regular files, same inode). */
+  patched: string[];
 }
 
 interface Row {
@@ -34,6 +54,7 @@ interface Row {
   generation: number;
   state: SyncBaseState;
   pending: string;
+  ahead: string | null;
 }
 
 /** The pair key of two disks (the same whichever way the sync goes). */
@@ -50,6 +71,7 @@ const toBase = (row: Row): SyncBase => ({
   generation: row.generation,
   state: row.state,
   pending: JSON.parse(row.pending) as string[],
+  ...(row.ahead ? { ahead: JSON.parse(row.ahead) as BaseAhead } : {}),
 });
 
 export function getSyncBase(db: Db, one: string, other: string): SyncBase | undefined {
@@ -69,21 +91,30 @@ export function baseOf(base: SyncBase, disk: string): string {
 
 /**
  * Records new bases for the two disks (after a copy or a sync), in state `ready`; `leftovers` (the
- * previous bases and the sync's scratch snapshots) are kept in `pending` until removed.
+ * previous bases and the sync's scratch snapshots) are kept in `pending` until removed; `ahead` says
+ * where the new bases differ (none: they hold the same tree).
  */
 export function putSyncBase(
   db: Db,
-  o: { from: string; fromBase: string; to: string; toBase: string; generation: number; leftovers: string[] },
+  o: {
+    from: string;
+    fromBase: string;
+    to: string;
+    toBase: string;
+    generation: number;
+    leftovers: string[];
+    ahead?: BaseAhead;
+  },
 ): void {
   const [a, b] = o.from < o.to ? [o.from, o.to] : [o.to, o.from];
   const baseOfDisk = (disk: string): string => (disk === o.from ? o.fromBase : o.toBase);
   const keep = new Set([o.fromBase, o.toBase]);
   db.prepare(
-    `INSERT INTO sync_bases (pair, disk_a, base_a, disk_b, base_b, generation, state, pending, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, 'ready', ?, ?)
+    `INSERT INTO sync_bases (pair, disk_a, base_a, disk_b, base_b, generation, state, pending, ahead, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, 'ready', ?, ?, ?)
      ON CONFLICT(pair) DO UPDATE SET disk_a = excluded.disk_a, base_a = excluded.base_a, disk_b = excluded.disk_b,
        base_b = excluded.base_b, generation = excluded.generation, state = 'ready', pending = excluded.pending,
-       updated_at = excluded.updated_at`,
+       ahead = excluded.ahead, updated_at = excluded.updated_at`,
   ).run(
     pairKey(a, b),
     a,
@@ -92,6 +123,7 @@ export function putSyncBase(
     baseOfDisk(b),
     o.generation,
     JSON.stringify([...new Set(o.leftovers)].filter((p) => !keep.has(p))),
+    o.ahead ? JSON.stringify(o.ahead) : null,
     new Date().toISOString(),
   );
 }

@@ -233,13 +233,15 @@ export interface SyncOptions {
 export interface CatchUpOptions extends SyncOptions {
   /** At most this many passes (default 5). */
   maxPasses?: number;
-  /** Stop once a pass synced at most this many paths (default 100). */
+  /** Stop once a pass synced at most this many paths (default 100) … */
   smallEnoughFiles?: number;
+  /** … and at most this many file bytes (default 8 MiB: a log growing fast outpaces too). */
+  smallEnoughBytes?: number;
 }
 
 export interface CatchUpResult {
   passes: SyncResult[];
-  /** The writer kept changing more than `smallEnoughFiles` paths per pass through every pass. */
+  /** The writer kept changing more than `smallEnoughFiles` paths or `smallEnoughBytes` per pass through every pass. */
   outpaced: boolean;
 }
 

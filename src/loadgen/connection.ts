@@ -25,6 +25,10 @@ export interface OutgoingRequest {
 export class ExchangeError extends Error {
   /** The connection ended before a single byte of the response arrived (set by the connection). */
   nothingReceived = false;
+  /** The request went on a reused keep-alive connection (set by the generator). */
+  reused = false;
+  /** Times it had been sent again before this failure (set by the generator). */
+  resent = 0;
 
   constructor(
     readonly outcome: Exclude<Outcome, 'ok'>,

@@ -231,7 +231,12 @@ class LoadRun {
         (error: unknown) => {
           const failure =
             error instanceof ExchangeError ? error : new ExchangeError('reset', 'EINTERNAL', String(error));
-          finish({ outcome: failure.outcome, errorCode: failure.code });
+          finish({
+            outcome: failure.outcome,
+            errorCode: failure.code,
+            ...(failure.reused ? { reused: true } : {}),
+            ...(failure.resent > 0 ? { resent: failure.resent } : {}),
+          });
         },
       );
     });
@@ -311,7 +316,10 @@ class LoadRun {
       } catch (error) {
         const unanswered =
           error instanceof ExchangeError && error.nothingReceived && error.outcome === 'reset';
-        if (!reused || !unanswered || resent >= maxResends || control.isSettled()) throw error;
+        if (!reused || !unanswered || resent >= maxResends || control.isSettled()) {
+          if (error instanceof ExchangeError) Object.assign(error, { reused, resent });
+          throw error;
+        }
         resent += 1;
       } finally {
         this.pool.release(connection);

@@ -17,6 +17,7 @@ import { lc1, saveFacts, standby, type RunContext } from './context.ts';
 import type { RunSwitchResult } from './facts.ts';
 import type { OutputKind, StepOutput } from './step-outputs.ts';
 import { bindSwitch, catchUpDisks, recordSwitch } from './switch-binding.ts';
+import type { DiskSpec } from '../drivers/index.ts';
 import { diskRole, disksByRole, getLc, type LcRecord } from '../inventory/index.ts';
 import { serviceControl, switchHealthOf } from './service-side.ts';
 import { runService } from './service.ts';
@@ -27,7 +28,7 @@ import { chooseStandby, firstAddress } from './standby-choice.ts';
 import { verifyPatchesOnDisk } from './verify-standby.ts';
 import { standbyDiskFull } from './disk-full.ts';
 import { watchService } from './watch.ts';
-import { counterpart, invertDiskMap, systemDiskOf } from './disk-map.ts';
+import { counterpart, invertDiskMap, systemDiskOf, type DiskMap } from './disk-map.ts';
 
 export interface Step<O = unknown> {
   name: string;
@@ -521,6 +522,16 @@ async function unitLog(c: RunContext, lc: string, unit: string | undefined): Pro
   return out?.stdout.trim() ?? '';
 }
 
+interface MoveServiceOptions {
+  from: string;
+  to: string;
+  newAddress: string | undefined;
+  since: string;
+  fromRole: 'retired' | 'idle';
+  /** The run's step doing this move; each finished phase of the switch is a progress note of it. */
+  step: string;
+}
+
 /**
  * Moves the service from one LC to the other with the run's method, at most once (a switch the journal
  * finished after a crash is adopted), then records the NICs and roles as they now are.
@@ -529,18 +540,7 @@ async function unitLog(c: RunContext, lc: string, unit: string | undefined): Pro
  * (SWITCH_STEP_FAILED), the service already runs on `to`; the result says so, with the cleanup left
  * to the recovery of the next start, and nothing of the switch is undone.
  */
-export async function moveService(
-  c: RunContext,
-  options: {
-    from: string;
-    to: string;
-    newAddress: string | undefined;
-    since: string;
-    fromRole: 'retired' | 'idle';
-    /** The run's step doing this move; each finished phase of the switch is a progress note of it. */
-    step: string;
-  },
-): Promise<RunSwitchResult> {
+export async function moveService(c: RunContext, options: MoveServiceOptions): Promise<RunSwitchResult> {
   // Finished before a crash of the manager (and maybe recorded by the recovery): adopted as it is.
   const adopted = finishedSwitch(c.db, options.from, options.to, options.since);
   if (adopted) {
@@ -561,16 +561,62 @@ export async function moveService(
     stateful: c.options.stateful,
     newAddress: options.newAddress,
   });
+  // Write limits the catch-up put on the sender's disks; lifted once the switch is over, whatever its end.
+  const limited: DiskSpec[] = [];
+  const sender = getLc(c.db, options.from);
+  const liftLimits = async (): Promise<void> => {
+    for (const disk of limited.splice(0))
+      await c.host.driver
+        .setWriteLimit(sender.name, c.host.disks.device({ lc: sender, disk: disk.name }), null)
+        .catch((error: unknown) =>
+          c.logger.error(
+            { err: error, lc: sender.name, disk: disk.name },
+            'lifting a catch-up write limit failed',
+          ),
+        );
+  };
+  try {
+    return await moveServiceCaughtUp(c, options, { service, diskMap, input, sender, limited });
+  } finally {
+    await liftLimits();
+  }
+}
+
+async function moveServiceCaughtUp(
+  c: RunContext,
+  options: MoveServiceOptions,
+  o: {
+    service: ReturnType<typeof runService>;
+    diskMap: DiskMap | undefined;
+    input: ReturnType<typeof planSwitch>;
+    sender: LcRecord;
+    limited: DiskSpec[];
+  },
+): Promise<RunSwitchResult> {
+  const { service, diskMap, input } = o;
   if (c.options.stateful) {
-    // Catch-up syncs while LC1 still serves, so that the final sync inside the switch carries little.
-    const caught = await catchUpDisks(c.host, getLc(c.db, options.from), getLc(c.db, options.to), {
+    // Catch-up syncs while LC1 still serves, so that the final sync inside the switch carries little;
+    // a writer that keeps ahead of them is slowed until the switch is over.
+    const caught = await catchUpDisks(c.host, o.sender, getLc(c.db, options.to), {
       logger: c.logger,
       diskMap,
+      throttle: async (disk, bytesPerSecond) => {
+        o.limited.push(disk);
+        await c.host.driver.setWriteLimit(
+          o.sender.name,
+          c.host.disks.device({ lc: o.sender, disk: disk.name }),
+          bytesPerSecond,
+        );
+      },
     });
+    const throttled = caught.throttled.map(
+      (t) => `${t.disk} to ${(t.bytesPerSecond / 1048576).toFixed(1)} MiB/s`,
+    );
     c.emit({
       step: options.step,
       state: 'note',
-      message: `catch-up sync: ${caught.files} paths in ${caught.disks.length} passes, ${Math.round(caught.durationMs)} ms${caught.outpaced.length ? `; the writer outpaces the sync on ${caught.outpaced.join(', ')}` : ''}`,
+      message: `catch-up sync: ${caught.files} paths in ${caught.disks.length} passes, ${Math.round(caught.durationMs)} ms${throttled.length ? `; writes limited on ${throttled.join(', ')} until the switch is over` : ''}${caught.outpaced.length ? `; the writer outpaces the sync on ${caught.outpaced.join(', ')}` : ''}`,
+      progress: { catchUpThrottled: caught.throttled.length, catchUpOutpaced: caught.outpaced.length },
     });
   }
   let result: RunSwitchResult;

@@ -8,6 +8,7 @@
 import type { Logger } from '../core/index.ts';
 import type {
   CatchUpOptions,
+  CatchUpResult,
   SyncConflictRule,
   SyncPhases,
   SyncResult,
@@ -256,6 +257,27 @@ export async function syncDisks(
   return summarise(results, performance.now() - started, true);
 }
 
+/** A write limit the catch-up put on a disk of `from` because its writer kept ahead of the sync. */
+export interface CatchUpThrottle {
+  /** `lc/disk` of the sender. */
+  disk: string;
+  bytesPerSecond: number;
+}
+
+/** The least a catch-up throttle lets a writer write (a service slowed, never stopped). */
+const minThrottleBytesPerSecond = 1024 * 1024;
+
+/**
+ * The write limit for a disk whose writer outpaced the catch-up: half the rate at which the passes
+ * carried bytes across, so that each further pass has less to carry than the one before.
+ */
+export function catchUpThrottleRate(passes: readonly SyncResult[]): number {
+  const bytes = passes.reduce((n, p) => n + p.bytes, 0);
+  const ms = passes.reduce((n, p) => n + p.durationMs, 0);
+  const carried = ms > 0 ? (bytes / ms) * 1000 : 0;
+  return Math.max(minThrottleBytesPerSecond, Math.round(carried / 2));
+}
+
 /**
  * After a stateful switch from `from` to `to` (which now serves): the whole-tree check of every data
  * disk pair (DiskStore.verifyFinalSync), one disk after the other (the reads are paced). The system
@@ -281,29 +303,48 @@ export async function verifyDataDisks(
 
 /**
  * Catch-up passes of every disk while `from` still serves, so that the final sync after its last
- * write carries little. `outpaced` names the disks whose writer kept ahead through every pass.
+ * write carries little. `outpaced` names the disks whose writer kept ahead through every pass. With
+ * `throttle`, such a disk's writers are limited (`throttled` says to what) and its passes run once
+ * more; the caller lifts the limits once the switch is over.
  */
 export async function catchUpDisks(
   host: HostContext,
   from: LcRecord,
   to: LcRecord,
-  options: CatchUpOptions & { diskMap?: DiskMap } = {},
-): Promise<DisksSyncReport & { outpaced: string[] }> {
-  const { diskMap, ...catchUp } = options;
+  options: CatchUpOptions & {
+    diskMap?: DiskMap;
+    throttle?: (disk: DiskSpec, bytesPerSecond: number) => Promise<void>;
+  } = {},
+): Promise<DisksSyncReport & { outpaced: string[]; throttled: CatchUpThrottle[] }> {
+  const { diskMap, throttle, ...catchUp } = options;
   const started = performance.now();
   const results: SyncResult[] = [];
   const outpaced: string[] = [];
+  const throttled: CatchUpThrottle[] = [];
   for (const disk of disksByRole(from)) {
     const target = counterpart(from, to, disk, diskMap);
-    const caught = await host.disks.catchUp(
-      { lc: from, disk: disk.name },
-      { lc: to, disk: target.name },
-      { ...catchUp, rule: ruleFor(disk) },
-    );
+    const pass = (): Promise<CatchUpResult> =>
+      host.disks.catchUp(
+        { lc: from, disk: disk.name },
+        { lc: to, disk: target.name },
+        { ...catchUp, rule: ruleFor(disk) },
+      );
+    let caught = await pass();
     results.push(...caught.passes);
+    if (caught.outpaced && throttle) {
+      const bytesPerSecond = catchUpThrottleRate(caught.passes);
+      await throttle(disk, bytesPerSecond);
+      throttled.push({ disk: `${from.name}/${disk.name}`, bytesPerSecond });
+      options.logger?.warn(
+        { lc: from.name, disk: disk.name, bytesPerSecond },
+        'the writer outpaces the catch-up sync: its writes are limited until the switch is over',
+      );
+      caught = await pass();
+      results.push(...caught.passes);
+    }
     if (caught.outpaced) outpaced.push(`${from.name}/${disk.name}`);
   }
-  return { ...summarise(results, performance.now() - started, false), outpaced };
+  return { ...summarise(results, performance.now() - started, false), outpaced, throttled };
 }
 
 /** Writes the addresses the LC's NICs really hold into the resource table (after a switch). */

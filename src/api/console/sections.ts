@@ -13,7 +13,7 @@ const seconds = (ms: number | null | undefined): string =>
   ms === null || ms === undefined ? '' : `${(ms / 1000).toFixed(2)} s`;
 
 /** Each step of the patch run with the seed's step number (SPEC.md §4). */
-export const seedStep: Record<string, string> = {
+const seedSteps: Record<string, string> = {
   'find-standby': '701 find a standby',
   scan: '702 check the system disk',
   'copy-system': '703 copy the system disk',
@@ -25,8 +25,24 @@ export const seedStep: Record<string, string> = {
   'check-standby': '709 check the result',
   switch: 'switch the network (Fig. 13–17, 21–26)',
   'record-applied': 'record applied patches (Fig. 6)',
+  watch: 'watch the patched service',
+  'rollback-prepare': 'prepare the rollback',
+  'rollback-presync': 'copy the data disks back',
   'rollback-switch': 'switch back',
+  'rollback-finish': 'finish the rollback',
 };
+
+/**
+ * The console's label of a step: the seed's label, and for a `copy-<disk>` step of a data disk beyond
+ * the system and application disks the copy label with the disk's name. An unknown step keeps its name.
+ */
+export function stepLabel(step: string): string {
+  const known = seedSteps[step];
+  if (known !== undefined) return known;
+  if (step.startsWith('copy-') && step.length > 'copy-'.length)
+    return `704 copy the data disk ${step.slice('copy-'.length)}`;
+  return step;
+}
 
 export const stateBadge = (state: string): Html => html`<span class="badge s-${state}">${state}</span>`;
 
@@ -193,7 +209,7 @@ export function runsSection(runs: RunRecord[]): Html {
 
 const stepRow = (s: StepRecord): Html =>
   html`<li id="step-${s.name}" class="step s-${s.state}" data-step="${s.name}">
-    <span class="dot" aria-hidden="true"></span><span class="name">${seedStep[s.name] ?? s.name}</span>
+    <span class="dot" aria-hidden="true"></span><span class="name">${stepLabel(s.name)}</span>
     <span class="state">${s.state}</span
     ><span class="time">${seconds(s.durationMs)}</span
     >${s.error ? html`<span class="err">${s.error.split('\n')[0]}</span>` : ''}

@@ -61,6 +61,12 @@ export interface SyncDiskOptions {
    * since its base. Only with `final` (nobody writes the target from then on).
    */
   prepared?: { received: ChangeSet };
+  /**
+   * Paths a previous final sync wrote into one side after that side's base was taken (SyncBase.ahead),
+   * for `sender-wins` only: they are synced again whatever the change sets say, and when that side
+   * is the source the files it patched in place may be patched onward (see patchableFiles).
+   */
+  ahead?: { side: 'source' | 'target'; paths: readonly string[]; patched: readonly string[] };
 }
 
 export interface SyncDiskOutcome {
@@ -73,13 +79,18 @@ export interface SyncDiskOutcome {
   unchanged?: boolean;
   /**
    * The target's base for the next sync is `now` (its state before the copy): nothing to carry, or a
-   * final sync. Otherwise it is `after`. A base taken before the copy is still a correct base: the
-   * paths copied are then changes of the target since it, which the next sync looks at too.
+   * final sync. Otherwise it is `after`. A final sync's target is then ahead of its base by the paths
+   * it wrote (`ahead`), which the caller records so that the next sync looks at them again.
    */
   baseIsNow?: boolean;
   copier?: 'in-process' | 'rsync';
   /** Files of those paths patched in place: only the byte ranges changed since the base were written. */
   patched?: number;
+  /**
+   * A final sync that wrote something: the paths it wrote into the target (`paths`) and those it
+   * patched in place (`patched`), by which the target is now ahead of its base (`now`).
+   */
+  ahead?: { paths: string[]; patched: string[] };
   snapshotMs: number;
   diffMs: number;
   copyMs: number;
@@ -224,6 +235,7 @@ export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
     if (o.rule === 'sender-wins') {
       for (const p of sent.paths) selected.add(p);
       for (const p of received.paths) selected.add(p);
+      for (const p of o.ahead?.paths ?? []) selected.add(p);
       await addMovedDirectories(cut, [sent, received], selected);
       await addHardLinkNames(cut, selected);
     } else {
@@ -249,7 +261,15 @@ export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
       if ((await statOrUndefined(join(cut, p))) || (await statOrUndefined(join(o.target, p)))) paths.push(p);
     const patches =
       o.rule === 'sender-wins'
-        ? await patchableFiles({ sent, received, paths, base: base.source, cut, target: o.target })
+        ? await patchableFiles({
+            sent,
+            received,
+            paths,
+            base: base.source,
+            cut,
+            target: o.target,
+            aheadPatched: new Set(o.ahead?.side === 'source' ? o.ahead.patched : []),
+          })
         : [];
     return { paths, conflicts: conflicts.sort(), patches, sent, received };
   });
@@ -304,7 +324,7 @@ export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
   });
   return {
     method: 'incremental',
-    ...(final ? { baseIsNow: true } : {}),
+    ...(final ? { baseIsNow: true, ahead: { paths: list.paths, patched: [...patched] } } : {}),
     snapshotMs,
     diffMs,
     copyMs,
@@ -326,6 +346,12 @@ export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
  * bytes (never truncated below the base's size, not renamed, not below a renamed directory), not
  * changed by the target, a single-named regular file on both sides and in the source's base, and the
  * target's file as large as the base's (the bases of a sender-wins pair hold the same files).
+ *
+ * `aheadPatched`: files a final sync patched into the source after the source's base was taken (the
+ * target's file is then the one the source held right after that patch, and may be larger than the
+ * source's base). The source's changes since its base include every byte that patch wrote, so the
+ * target's file equals the source's base outside the ranges to write; only a target file smaller than
+ * the source's base is refused.
  */
 async function patchableFiles(o: {
   sent: ChangeSet;
@@ -334,6 +360,7 @@ async function patchableFiles(o: {
   base: string;
   cut: string;
   target: string;
+  aheadPatched: ReadonlySet<string>;
 }): Promise<FilePatch[]> {
   const moved = [...o.sent.moved, ...o.received.moved];
   const patches: FilePatch[] = [];
@@ -348,7 +375,10 @@ async function patchableFiles(o: {
     ]);
     const single = (s: Stats | undefined): s is Stats => s?.isFile() === true && s.nlink === 1;
     if (!single(was) || !single(cutStat) || !single(targetStat)) continue;
-    if (targetStat.size !== was.size || edit.truncatedTo.some((size) => size < was.size)) continue;
+    const sizeFits = o.aheadPatched.has(relative)
+      ? targetStat.size >= was.size
+      : targetStat.size === was.size;
+    if (!sizeFits || edit.truncatedTo.some((size) => size < was.size)) continue;
     patches.push({ relative, edit });
   }
   return patches;

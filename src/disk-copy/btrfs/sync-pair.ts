@@ -372,6 +372,15 @@ export async function syncPair(o: {
       labels: { source: o.from.key, target: o.to.key },
       ...(o.final ? { final: true } : {}),
       ...(prepared ? { prepared: { received: prepared.received } } : {}),
+      ...(base?.ahead && o.rule === 'sender-wins'
+        ? {
+            ahead: {
+              side: base.ahead.disk === o.from.key ? ('source' as const) : ('target' as const),
+              paths: base.ahead.paths,
+              patched: base.ahead.patched,
+            },
+          }
+        : {}),
     }).catch(async (error: unknown) => {
       throw await explainFull(error, o.from, o.to);
     });
@@ -381,12 +390,13 @@ export async function syncPair(o: {
       // it, or, when nothing was copied, the target's snapshot before it (the same state). The
       // target's own changes so far are then part of its base (a system disk's patch is not carried
       // back by the switch back). A final sync takes no snapshot after the copy: the target is
-      // re-based on its snapshot before it, and the paths copied count as the target's changes in the
-      // next sync (whose sender wins: both sides' changes are carried). With the lease given back, in
-      // one write to disk.
+      // re-based on its snapshot before it, and the paths it wrote are recorded as the target's lead
+      // on its base (SyncBase.ahead), which the next sync, either way, syncs again and patches onward.
+      // With the lease given back, in one write to disk.
       const bases = {
         fromBase: snapshots.cut,
         toBase: outcome.baseIsNow ? snapshots.now : snapshots.after,
+        ...(outcome.ahead ? { ahead: { disk: o.to.key, ...outcome.ahead } } : {}),
         generation,
         leftovers: [
           ...(base ? [base.baseA, base.baseB, ...base.pending] : []),

@@ -15,28 +15,9 @@ import { silentLogger, waitFor } from '../../../src/core/index.ts';
 import { buildApi, createApiToken, listAudit } from '../../../src/api/index.ts';
 import { computeApprovalCode, parseDecision } from '../../../src/mail/index.ts';
 import { createMonitor, realFetcher, resolveMonitorConfig } from '../../../src/monitor/index.ts';
-import { openStore } from '../../../src/store/index.ts';
-import {
-  agentJournalSchema,
-  FakeHostRunner,
-  FleetAgent,
-  fleetReader,
-  getRollout,
-  rolloutSteering,
-  startControlWorker,
-  type LcInventory,
-} from '../../../src/fleet/index.ts';
-import { startFleetDb } from './fleet-fixture.ts';
+import { fleetReader, getRollout, rolloutSteering, startControlWorker } from '../../../src/fleet/index.ts';
+import { createFakeAgents, startFleetDb } from '../../helpers/fleet-fixture.ts';
 import { openMonitorStore } from '../../helpers/stores.ts';
-
-const lcs: LcInventory[] = ['lc-a', 'lc-b'].map((lc) => ({
-  lc,
-  group: 'web',
-  labels: {},
-  services: ['http'],
-  installed: [],
-  pending: [{ name: 'openssl-3.0.15', security: true }],
-}));
 
 interface Detail {
   id: number;
@@ -53,24 +34,9 @@ interface Detail {
 
 test('rollouts created and steered through the API: admin scope, approval codes, rollback of an LC after the end, all audited', async (t) => {
   const fx = await startFleetDb(t);
-  const agents: FleetAgent[] = [];
-  for (const host of ['sh1', 'sh2']) {
-    const agent = new FleetAgent({
-      host,
-      endpoint: fx.endpoint,
-      identity: await fx.enrolAgent(host),
-      journal: openStore(path.join(fx.dir, 'agents', host, 'journal.db'), [agentJournalSchema]),
-      runner: new FakeHostRunner({ lcs, runMs: 50 }),
-      pollMs: 150,
-    });
-    await agent.reportInventory();
-    agents.push(agent);
-  }
+  const agents = await createFakeAgents(fx, { hosts: ['sh1', 'sh2'], pollMs: 150 });
   const worker = await startControlWorker({ db: fx.db, tickMs: 200, pollIntervalMs: 200 });
-  fx.defer(async () => {
-    for (const a of agents) await a.stop();
-    await worker.stop();
-  });
+  fx.defer(() => worker.stop());
   for (const a of agents) a.start();
 
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'us-fleet-steer-'));

@@ -11,58 +11,28 @@ import { randomBytes } from 'node:crypto';
 import { silentLogger, waitFor } from '../../../src/core/index.ts';
 import { buildApi, createApiToken } from '../../../src/api/index.ts';
 import { createMonitor, realFetcher, resolveMonitorConfig } from '../../../src/monitor/index.ts';
-import { openStore } from '../../../src/store/index.ts';
 import {
-  agentJournalSchema,
-  FakeHostRunner,
-  FleetAgent,
   createRollout,
   fleetReader,
   getRollout,
   startControlWorker,
   syncInventory,
-  type LcInventory,
 } from '../../../src/fleet/index.ts';
-import { startFleetDb } from './fleet-fixture.ts';
+import { createFakeAgents, startFleetDb } from '../../helpers/fleet-fixture.ts';
 import { openMonitorStore } from '../../helpers/stores.ts';
-
-const lcs: LcInventory[] = ['lc-a', 'lc-b'].map((lc) => ({
-  lc,
-  group: 'web',
-  labels: {},
-  services: ['http'],
-  installed: [],
-  pending: [{ name: 'openssl-3.0.15', security: true }],
-}));
 
 const squash = (s: string): string => s.replace(/\s+/g, ' ').replace(/>\s+/g, '>').replace(/\s+</g, '<');
 
 test('fleet API and console pages: rollouts, waves, hosts and their states, behind the API token', async (t) => {
   const fx = await startFleetDb(t);
-  const agents: FleetAgent[] = [];
-  for (const host of ['fh1', 'fh2']) {
-    const identity = await fx.enrolAgent(host);
-    const agent = new FleetAgent({
-      host,
-      endpoint: fx.endpoint,
-      identity,
-      journal: openStore(path.join(fx.dir, 'agents', host, 'journal.db'), [agentJournalSchema]),
-      runner: new FakeHostRunner({
-        lcs,
-        runMs: 50,
-        failing: new Set(host === 'fh2' ? ['lc-a'] : []),
-      }),
-      pollMs: 150,
-    });
-    await agent.reportInventory();
-    agents.push(agent);
-  }
+  const agents = await createFakeAgents(fx, {
+    hosts: ['fh1', 'fh2'],
+    pollMs: 150,
+    failing: { fh2: ['lc-a'] },
+  });
   await syncInventory(fx.db);
   const worker = await startControlWorker({ db: fx.db, tickMs: 200, pollIntervalMs: 200 });
-  fx.defer(async () => {
-    for (const a of agents) await a.stop();
-    await worker.stop();
-  });
+  fx.defer(() => worker.stop());
   for (const a of agents) a.start();
   // Waves: canary fh1/lc-a; fh1/lc-b + fh2/lc-a (fails: halt at max errors 0); fh2/lc-b never.
   const rollout = await createRollout(

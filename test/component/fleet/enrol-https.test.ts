@@ -19,7 +19,7 @@ import {
   startEnrolServer,
   type AgentConfig,
 } from '../../../src/fleet/index.ts';
-import { createControlNetwork, startFleetDb } from './fleet-fixture.ts';
+import { createControlNetwork, startFleetDb } from '../../helpers/fleet-fixture.ts';
 
 const repoRoot = path.resolve(import.meta.dirname, '../../..');
 

@@ -25,7 +25,7 @@ import {
   type Clock,
   type LcInventory,
 } from '../../../src/fleet/index.ts';
-import { startFleetDb, type FleetDb } from './fleet-fixture.ts';
+import { startFleetDb, type FleetDb } from '../../helpers/fleet-fixture.ts';
 
 const hosts = ['h1', 'h2', 'h3'];
 

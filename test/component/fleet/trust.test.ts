@@ -18,7 +18,7 @@ import {
   revokeHost,
   type ClientIdentity,
 } from '../../../src/fleet/index.ts';
-import { startFleetDb, type FleetDb } from './fleet-fixture.ts';
+import { startFleetDb, type FleetDb } from '../../helpers/fleet-fixture.ts';
 
 async function connectAs(
   fx: FleetDb,

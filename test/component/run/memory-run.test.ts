@@ -198,3 +198,36 @@ test('the whole-tree check after the stateful switch: an honest switch passes; a
     "LC1's data is not overwritten by the standby's corruption",
   );
 });
+
+test('a writer that keeps ahead of the catch-up sync is slowed until the switch is over, and nothing it wrote is lost', async (t) => {
+  const f = await createMemoryRun();
+  t.after(() => f.close());
+  await f.addVersionPatch('1.0.1');
+  const lc1 = f.mem.driver.lcs.get('lc1')!;
+  // Until LC1's writes are limited, every sync from LC1 finds 150 new files on its app disk.
+  let written = 0;
+  const sync = f.mem.disks.sync.bind(f.mem.disks);
+  const limitsSeen: number[] = [];
+  f.mem.disks.sync = async (from, to, options) => {
+    if (from.lc.name === 'lc1') {
+      if (lc1.writeLimits.size === 0) for (let i = 0; i < 150; i++) f.writeData('lc1', `k${written++}`, 'v');
+      else limitsSeen.push(...lc1.writeLimits.values());
+    }
+    return sync(from, to, options);
+  };
+  const notes: string[] = [];
+  const run = await startRun(
+    { lc: 'lc1', skipScan: true },
+    { ...f.deps, onEvent: (e) => e.step === 'switch' && e.message && notes.push(e.message) },
+  );
+  assert.equal(run.state, 'switched', run.error ?? '');
+  const note = notes.find((n) => n.startsWith('catch-up sync:'));
+  assert.match(
+    note ?? '',
+    /writes limited on lc1\/app to \d+\.\d MiB\/s until the switch is over/,
+    notes.join('\n'),
+  );
+  assert.ok(limitsSeen.length > 0 && limitsSeen.every((bps) => bps >= 1024 * 1024), String(limitsSeen));
+  assert.equal(lc1.writeLimits.size, 0, 'the limit is lifted once the switch is over');
+  for (const key of [`k0`, `k${written - 1}`]) assert.equal(f.data('lc2', key), 'v', key);
+});

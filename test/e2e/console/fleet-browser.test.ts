@@ -28,7 +28,7 @@ import {
 } from '../../../src/fleet/index.ts';
 import { repoRoot } from '../../helpers/host-fixture.ts';
 import { freePort } from '../monitor/fixtures.ts';
-import { startFleetDb } from '../../component/fleet/fleet-fixture.ts';
+import { startFleetDb } from '../../helpers/fleet-fixture.ts';
 
 const artifacts = path.join(repoRoot, 'test-artifacts/console');
 const lcs: LcInventory[] = ['lc-a', 'lc-b'].map((lc) => ({

@@ -253,13 +253,20 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
       /-now-/,
       "the standby's base is its snapshot before the copy",
     );
-    // After the switch the standby serves and writes; the switch back carries it, and the sync after
-    // that (the next switch) finds the disks equal again.
+    // After the switch the standby serves and writes (and removes the file the final sync created,
+    // which leaves no trace in its changes since its base); the switch back carries it, patching the
+    // log onward in place (the original's service then reads only the new records), and the sync
+    // after that (the next switch) finds the disks equal again.
+    const originalInode = (await fs.stat(path.join(a, log))).ino;
     await fs.appendFile(path.join(b, log), 'written on the standby\n');
     await write(b, 'log/standby-file', 'the standby wrote this');
+    await fs.rm(path.join(b, 'log/new-file'));
     const back = await store.sync(ref(lc2, 'app'), ref(lc1, 'app'));
     await assertSameTree(b, a);
     assert.ok(back.files < 20, `synced ${back.files} paths back`);
+    assert.equal(back.patched, 1, 'the log is patched back, not copied');
+    assert.ok(back.bytes < 64 * 1024, `${back.bytes} bytes written back`);
+    assert.equal((await fs.stat(path.join(a, log))).ino, originalInode, 'patched back in place');
     assert.match(
       await fs.readFile(path.join(a, log), 'utf8'),
       /acknowledged record\nwritten on the standby\n$/,
@@ -268,6 +275,18 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
     await store.prepareFinalSync(ref(lc1, 'app'), ref(lc2, 'app'));
     await store.sync(ref(lc1, 'app'), ref(lc2, 'app'), { final: true });
     await assertSameTree(a, b);
+    // A final sync the other way right after a final sync (no catch-up pass between): still patched.
+    await fs.appendFile(path.join(b, log), 'the standby, switched back at once\n');
+    await store.prepareFinalSync(ref(lc2, 'app'), ref(lc1, 'app'));
+    const finalBack = await store.sync(ref(lc2, 'app'), ref(lc1, 'app'), { final: true });
+    await assertSameTree(b, a);
+    assert.equal(finalBack.patched, 1, 'the final sync back patches the log too');
+    assert.equal((await fs.stat(path.join(a, log))).ino, originalInode);
+    await fs.appendFile(path.join(a, log), 'the original again\n');
+    const forth = await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
+    await assertSameTree(a, b);
+    assert.equal(forth.patched, 1);
+    assert.equal((await fs.stat(path.join(b, log))).ino, inode, "the standby's log is still the copy's file");
     await store.sync(ref(lc2, 'app'), ref(lc1, 'app'));
     await assertSameTree(b, a);
   });

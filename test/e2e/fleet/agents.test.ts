@@ -24,7 +24,7 @@ import {
   syncInventory,
 } from '../../../src/fleet/index.ts';
 import type { ClientLoad, ClientLoadReport } from '../../../src/demo/index.ts';
-import { createControlNetwork, startFleetDb } from '../../component/fleet/fleet-fixture.ts';
+import { createControlNetwork, startFleetDb } from '../../helpers/fleet-fixture.ts';
 import { createRunFixture, type RunFixture } from '../run/run-fixture.ts';
 
 const repoRoot = path.resolve(import.meta.dirname, '../../..');

@@ -16,26 +16,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { exec, sleep, spawnProcess, waitFor, type SpawnedProcess } from '../../../src/core/index.ts';
-import { openStore } from '../../../src/store/index.ts';
-import {
-  agentJournalSchema,
-  FakeHostRunner,
-  FleetAgent,
-  type LcInventory,
-} from '../../../src/fleet/index.ts';
+import { exec, sleep, waitFor } from '../../../src/core/index.ts';
 import { repoRoot } from '../../helpers/host-fixture.ts';
 import { freePort } from '../monitor/fixtures.ts';
-import { startFleetDb, type FleetDb } from '../../component/fleet/fleet-fixture.ts';
-
-const lcs: LcInventory[] = ['lc-a', 'lc-b'].map((lc) => ({
-  lc,
-  group: 'web',
-  labels: {},
-  services: ['http'],
-  installed: [],
-  pending: [{ name: 'openssl-3.0.15', security: true }],
-}));
+import {
+  approvalCodeFromCli,
+  createFakeAgents,
+  spawnCliDaemon,
+  startFleetDb,
+  writeControlDir,
+} from '../../helpers/fleet-fixture.ts';
 
 interface Detail {
   id: number;
@@ -52,52 +42,15 @@ interface Detail {
 const cli = (args: string[]) =>
   exec([process.execPath, '--import', 'tsx', 'src/cli/entry.ts', ...args], { cwd: repoRoot });
 
-/** Starts a CLI command that runs until SIGTERM; stopped (by its pid) at teardown. */
-function daemon(fx: FleetDb, args: string[], log: string[]): SpawnedProcess {
-  const child = spawnProcess([process.execPath, '--import', 'tsx', 'src/cli/entry.ts', ...args], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  child.child.stderr?.on('data', (c: Buffer) => log.push(c.toString()));
-  fx.defer(async () => {
-    if (child.child.exitCode !== null) return;
-    child.child.kill('SIGTERM');
-    const ended = await Promise.race([child.done.then(() => true), sleep(30_000).then(() => false)]);
-    if (!ended) child.child.kill('SIGKILL');
-    await child.done.catch(() => undefined);
-  });
-  return child;
-}
-
 test('a rollout driven over HTTP: created, approved with the newest challenge, paused, resumed, completed, one LC rolled back after the end', async (t) => {
   const fx = await startFleetDb(t);
-  const agents: FleetAgent[] = [];
-  for (const host of ['ah1', 'ah2']) {
-    const agent = new FleetAgent({
-      host,
-      endpoint: fx.endpoint,
-      identity: await fx.enrolAgent(host),
-      journal: openStore(path.join(fx.dir, 'agents', host, 'journal.db'), [agentJournalSchema]),
-      runner: new FakeHostRunner({ lcs, runMs: 50 }),
-      pollMs: 200,
-    });
-    await agent.reportInventory();
-    agents.push(agent);
-  }
-  fx.defer(async () => {
-    for (const a of agents) await a.stop();
-  });
+  const agents = await createFakeAgents(fx, { hosts: ['ah1', 'ah2'], pollMs: 200 });
   for (const a of agents) a.start();
 
   // The control plane's directory (where and as whom to connect), its scheduler and the daemon.
-  const controlDir = path.join(fx.dir, 'control-dir');
-  fs.mkdirSync(controlDir);
-  fs.writeFileSync(
-    path.join(controlDir, 'control.json'),
-    JSON.stringify({ endpoint: fx.endpoint, identity: fx.control }),
-  );
+  const controlDir = writeControlDir(fx);
   const log: string[] = [];
-  daemon(fx, ['control', 'run', '--dir', controlDir, '--tick', '300'], log);
+  spawnCliDaemon(fx, ['control', 'run', '--dir', controlDir, '--tick', '300'], { log });
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'us-fleet-api-e2e-'));
   t.after(() => fs.rmSync(stateDir, { recursive: true, force: true }));
   const secret = randomBytes(32).toString('hex');
@@ -118,7 +71,7 @@ test('a rollout driven over HTTP: created, approved with the newest challenge, p
       '',
     ].join('\n'),
   );
-  daemon(fx, ['--state-dir', stateDir, 'serve', '--control-dir', controlDir], log);
+  spawnCliDaemon(fx, ['--state-dir', stateDir, 'serve', '--control-dir', controlDir], { log });
   const up = await waitFor(
     async () =>
       (await fetch(`${base}/v1/health`)
@@ -141,22 +94,8 @@ test('a rollout driven over HTTP: created, approved with the newest challenge, p
   };
   const detail = async (id: number): Promise<Detail> =>
     (await call('GET', `/v1/fleet/rollouts/${id}`)).body.rollout as Detail;
-  const code = async (challenge: string): Promise<string> =>
-    (
-      JSON.parse(
-        (
-          await cli([
-            '--json',
-            'approve-code',
-            challenge,
-            '--decision',
-            'approve all',
-            '--secret-file',
-            secretFile,
-          ])
-        ).stdout,
-      ) as { code: string }
-    ).code;
+  const code = (challenge: string): Promise<string> =>
+    approvalCodeFromCli(challenge, 'approve all', secretFile);
 
   // Made over HTTP, waiting for an approval.
   const made = await call('POST', '/v1/fleet/rollouts', {

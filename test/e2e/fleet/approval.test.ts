@@ -17,19 +17,14 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { pino } from 'pino';
-import nodemailer from 'nodemailer';
 import type { ParsedMail } from 'mailparser';
-import { exec, sleep, waitFor } from '../../../src/core/index.ts';
+import { sleep, waitFor } from '../../../src/core/index.ts';
 import { createImapReader, createSmtpSender } from '../../../src/mail/index.ts';
-import { openStore } from '../../../src/store/index.ts';
 import {
-  agentJournalSchema,
-  FakeHostRunner,
-  FleetAgent,
   commandRollout,
   createRollout,
   getRollout,
@@ -37,36 +32,14 @@ import {
   startControlWorker,
   startRolloutApprovals,
   syncInventory,
-  type LcInventory,
 } from '../../../src/fleet/index.ts';
-import { createTestCa } from '../../helpers/test-ca.ts';
-import { startMailWorld } from '../mail/mail-servers.ts';
-import { startFleetDb, type FleetDb } from '../../component/fleet/fleet-fixture.ts';
-
-const repoRoot = path.resolve(import.meta.dirname, '../../..');
-const domain = 'example.test';
-const authServId = 'mx.example.test';
-
-function inventoryOf(): LcInventory[] {
-  return ['lc-a', 'lc-b'].map((lc) => ({
-    lc,
-    group: 'web',
-    labels: {},
-    services: ['http'],
-    installed: [],
-    pending: [{ name: 'openssl-3.0.15', security: true }],
-  }));
-}
-
-/** An RSA key pair as a DKIM key: the private key (PEM) and its DNS TXT record, in 255-byte strings. */
-function dkimKey(): { privateKey: string; txt: string[] } {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const p = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
-  const record = `v=DKIM1; k=rsa; p=${p}`;
-  const txt: string[] = [];
-  for (let i = 0; i < record.length; i += 255) txt.push(record.slice(i, i + 255));
-  return { privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), txt };
-}
+import {
+  approvalCodeFromCli,
+  createFakeAgents,
+  startFleetDb,
+  type FleetDb,
+} from '../../helpers/fleet-fixture.ts';
+import { authServId, dkimKey, domain, startApprovalMail } from './approval-mail.ts';
 
 const challengeOf = (mail: ParsedMail): string => {
   const m = /^Challenge: ([0-9a-f]{40})$/m.exec(mail.text ?? '');
@@ -83,38 +56,10 @@ async function workCount(fx: FleetDb, rolloutId: number): Promise<number> {
 
 test('a rollout waits for an authenticated mail approval of its patch set; forged and wrong replies are refused and audited', async (t) => {
   const fx = await startFleetDb(t);
-  const caDir = path.join(fx.dir, 'mail-ca');
-  fs.mkdirSync(caDir);
-  const ca = await createTestCa(caDir);
-  const key = dkimKey();
-  const world = await startMailWorld(['understudy', 'alice', 'bob'], {
-    domain,
-    tls: { cert: ca.serverCert, key: ca.serverKey, ca: ca.caCert },
-    authenticate: {
-      authServId,
-      dns: new Map([
-        [`s1._domainkey.${domain}`, [key.txt]],
-        [`_dmarc.${domain}`, [['v=DMARC1; p=reject']]],
-      ]),
-    },
-  });
-  t.after(() => world.close());
+  const { ca, key, world, smtp } = await startApprovalMail(t, fx, ['understudy', 'alice', 'bob']);
 
   // Two hosts with two LCs each, all pending the same security patch.
-  const agents: FleetAgent[] = [];
-  for (const host of ['ha', 'hb']) {
-    const identity = await fx.enrolAgent(host);
-    const agent = new FleetAgent({
-      host,
-      endpoint: fx.endpoint,
-      identity,
-      journal: openStore(path.join(fx.dir, 'agents', host, 'journal.db'), [agentJournalSchema]),
-      runner: new FakeHostRunner({ lcs: inventoryOf(), runMs: 50 }),
-      pollMs: 150,
-    });
-    await agent.reportInventory();
-    agents.push(agent);
-  }
+  const agents = await createFakeAgents(fx, { hosts: ['ha', 'hb'], pollMs: 150 });
   await syncInventory(fx.db);
   const worker = await startControlWorker({ db: fx.db, tickMs: 200, pollIntervalMs: 200 });
   const secrets = { alice: randomBytes(32), bob: randomBytes(32) };
@@ -144,7 +89,6 @@ test('a rollout waits for an authenticated mail approval of its patch set; forge
   });
   fx.defer(async () => {
     await approvals.stop();
-    for (const a of agents) await a.stop();
     await worker.stop();
   });
   for (const a of agents) a.start();
@@ -196,32 +140,8 @@ test('a rollout waits for an authenticated mail approval of its patch set; forge
   const code = async (challenge: string, decision: string, secret: Buffer): Promise<string> => {
     const file = path.join(fx.dir, `secret-${challenge.slice(0, 6)}`);
     fs.writeFileSync(file, secret.toString('hex'), { mode: 0o600 });
-    const out = await exec(
-      [
-        process.execPath,
-        '--import',
-        'tsx',
-        'src/cli/entry.ts',
-        '--json',
-        'approve-code',
-        challenge,
-        '--decision',
-        decision,
-        '--secret-file',
-        file,
-      ],
-      { cwd: repoRoot },
-    );
-    return (JSON.parse(out.stdout) as { code: string }).code;
+    return approvalCodeFromCli(challenge, decision, file);
   };
-  const smtp = nodemailer.createTransport({
-    host: '127.0.0.1',
-    port: world.smtpPort,
-    secure: false,
-    requireTLS: true,
-    tls: { ca: caPem },
-  });
-  t.after(() => smtp.close());
   const reply = async (o: {
     from: string;
     body: string;

@@ -11,82 +11,26 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import nodemailer from 'nodemailer';
-import { exec, sleep, spawnProcess, waitFor } from '../../../src/core/index.ts';
-import { openStore } from '../../../src/store/index.ts';
+import { waitFor } from '../../../src/core/index.ts';
+import { createRollout, getRollout, syncInventory } from '../../../src/fleet/index.ts';
 import {
-  agentJournalSchema,
-  FakeHostRunner,
-  FleetAgent,
-  createRollout,
-  getRollout,
-  syncInventory,
-  type LcInventory,
-} from '../../../src/fleet/index.ts';
-import { createTestCa } from '../../helpers/test-ca.ts';
-import { repoRoot } from '../../helpers/host-fixture.ts';
-import { startMailWorld } from '../mail/mail-servers.ts';
-import { startFleetDb } from '../../component/fleet/fleet-fixture.ts';
-
-const domain = 'example.test';
-const authServId = 'mx.example.test';
-const lcs: LcInventory[] = ['lc-a', 'lc-b'].map((lc) => ({
-  lc,
-  group: 'web',
-  labels: {},
-  services: ['http'],
-  installed: [],
-  pending: [{ name: 'openssl-3.0.15', security: true }],
-}));
+  approvalCodeFromCli,
+  createFakeAgents,
+  spawnCliDaemon,
+  startFleetDb,
+  writeControlDir,
+} from '../../helpers/fleet-fixture.ts';
+import { authServId, domain, startApprovalMail } from './approval-mail.ts';
 
 test('control run --mail-config mails the challenge and reads the authenticated approval', async (t) => {
   const fx = await startFleetDb(t);
-  const caDir = path.join(fx.dir, 'mail-ca');
-  fs.mkdirSync(caDir);
-  const ca = await createTestCa(caDir);
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const record = `v=DKIM1; k=rsa; p=${publicKey.export({ type: 'spki', format: 'der' }).toString('base64')}`;
-  const txt: string[] = [];
-  for (let i = 0; i < record.length; i += 255) txt.push(record.slice(i, i + 255));
-  const world = await startMailWorld(['understudy', 'alice'], {
-    domain,
-    tls: { cert: ca.serverCert, key: ca.serverKey, ca: ca.caCert },
-    authenticate: {
-      authServId,
-      dns: new Map([
-        [`s1._domainkey.${domain}`, [txt]],
-        [`_dmarc.${domain}`, [['v=DMARC1; p=reject']]],
-      ]),
-    },
-  });
-  t.after(() => world.close());
-
-  const agents: FleetAgent[] = [];
-  for (const host of ['mh1', 'mh2']) {
-    const agent = new FleetAgent({
-      host,
-      endpoint: fx.endpoint,
-      identity: await fx.enrolAgent(host),
-      journal: openStore(path.join(fx.dir, 'agents', host, 'journal.db'), [agentJournalSchema]),
-      runner: new FakeHostRunner({ lcs, runMs: 50 }),
-      pollMs: 200,
-    });
-    await agent.reportInventory();
-    agents.push(agent);
-  }
-  fx.defer(async () => {
-    for (const a of agents) await a.stop();
-  });
+  const { ca, key, world, smtp } = await startApprovalMail(t, fx, ['understudy', 'alice']);
+  const agents = await createFakeAgents(fx, { hosts: ['mh1', 'mh2'], pollMs: 200 });
   for (const a of agents) a.start();
 
-  const controlDir = path.join(fx.dir, 'control-dir');
-  fs.mkdirSync(controlDir);
-  fs.writeFileSync(
-    path.join(controlDir, 'control.json'),
-    JSON.stringify({ endpoint: fx.endpoint, identity: fx.control }),
-  );
+  const controlDir = writeControlDir(fx);
   const secret = randomBytes(32).toString('hex');
   const secretFile = path.join(controlDir, 'alice.secret');
   fs.writeFileSync(secretFile, secret, { mode: 0o600 });
@@ -118,30 +62,8 @@ test('control run --mail-config mails the challenge and reads the authenticated 
     ].join('\n'),
   );
   const log: string[] = [];
-  const control = spawnProcess(
-    [
-      process.execPath,
-      '--import',
-      'tsx',
-      'src/cli/entry.ts',
-      'control',
-      'run',
-      '--dir',
-      controlDir,
-      '--tick',
-      '300',
-      '--mail-config',
-      mailConfig,
-    ],
-    { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  control.child.stderr?.on('data', (c: Buffer) => log.push(c.toString()));
-  fx.defer(async () => {
-    if (control.child.exitCode !== null) return;
-    control.child.kill('SIGTERM');
-    const ended = await Promise.race([control.done.then(() => true), sleep(30_000).then(() => false)]);
-    if (!ended) control.child.kill('SIGKILL');
-    await control.done.catch(() => undefined);
+  spawnCliDaemon(fx, ['control', 'run', '--dir', controlDir, '--tick', '300', '--mail-config', mailConfig], {
+    log,
   });
 
   await syncInventory(fx.db);
@@ -167,31 +89,7 @@ test('control run --mail-config mails the challenge and reads the authenticated 
   assert.match(log.join(''), new RegExp(`rollout approvals by mail from understudy@${domain}`));
   const challenge = /^Challenge: ([0-9a-f]{40})$/m.exec(mail.text ?? '')?.[1];
   assert.ok(challenge, `a challenge in: ${mail.text}`);
-  const out = await exec(
-    [
-      process.execPath,
-      '--import',
-      'tsx',
-      'src/cli/entry.ts',
-      '--json',
-      'approve-code',
-      challenge,
-      '--decision',
-      'approve all',
-      '--secret-file',
-      secretFile,
-    ],
-    { cwd: repoRoot },
-  );
-  const code = (JSON.parse(out.stdout) as { code: string }).code;
-  const smtp = nodemailer.createTransport({
-    host: '127.0.0.1',
-    port: world.smtpPort,
-    secure: false,
-    requireTLS: true,
-    tls: { ca: fs.readFileSync(ca.caCert) },
-  });
-  t.after(() => smtp.close());
+  const code = await approvalCodeFromCli(challenge, 'approve all', secretFile);
   const reply = (signed: boolean) =>
     smtp.sendMail({
       from: `alice@${domain}`,
@@ -200,11 +98,7 @@ test('control run --mail-config mails the challenge and reads the authenticated 
       text: `Challenge: ${challenge}\nDecision: approve all\nCode: ${code}\n`,
       ...(signed
         ? {
-            dkim: {
-              domainName: domain,
-              keySelector: 's1',
-              privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-            },
+            dkim: { domainName: domain, keySelector: 's1', privateKey: key.privateKey },
           }
         : {}),
     });

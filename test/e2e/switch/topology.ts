@@ -139,9 +139,26 @@ export async function createTopology(options: TopologyOptions): Promise<Topology
     async startServer(lc) {
       const pidFile = path.join(lc.stateDir, 'server.pid');
       fs.rmSync(pidFile, { force: true });
-      const script = 'hostname "$1"; exec node "$2"';
+      // UNDERSTUDY_SERVICE_LOG_DIR: the services' own logs are appended to <dir>/<lc>.log (a diagnosis).
+      const logDir = process.env.UNDERSTUDY_SERVICE_LOG_DIR;
+      const script = logDir ? 'hostname "$1"; exec node "$2" >> "$3"' : 'hostname "$1"; exec node "$2"';
+      const logFile = logDir ? [path.join(logDir, `${lc.name}.log`)] : [];
       lc.server = spawnProcess(
-        ['ip', 'netns', 'exec', lc.ns, 'unshare', '--uts', 'sh', '-c', script, 'sh', lc.name, demoServer],
+        [
+          'ip',
+          'netns',
+          'exec',
+          lc.ns,
+          'unshare',
+          '--uts',
+          'sh',
+          '-c',
+          script,
+          'sh',
+          lc.name,
+          demoServer,
+          ...logFile,
+        ],
         {
           env: { DEMO_LISTEN: `0.0.0.0:${port}`, DEMO_DATA_DIR: lc.dataDir, DEMO_PID_FILE: pidFile },
           stdio: ['ignore', 'ignore', 'pipe'],

@@ -1,12 +1,18 @@
-// A real PostgreSQL 15 for the fleet's component tests: its own CA, initdb in a temp dir, a free
-// port, TLS on; stopped by pid and removed after the test, even when it fails.
+// The fleet's test fixture, for component and end-to-end tests alike: a real PostgreSQL 15 (its own
+// CA, initdb in a temp dir, a free port, TLS on), optionally on a bridge of its own; agents with the
+// fake host runner; the control plane's directory; CLI daemons as child processes. Everything is
+// named for the run and stopped (by pid) and removed after the test, even when it fails.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
-import { exec } from '../../../src/core/index.ts';
+import { exec, sleep, spawnProcess, type SpawnedProcess } from '../../src/core/index.ts';
+import { openStore } from '../../src/store/index.ts';
 import {
+  agentJournalSchema,
+  FakeHostRunner,
+  FleetAgent,
   bootstrapControlDatabase,
   controlRole,
   createCa,
@@ -22,8 +28,11 @@ import {
   type ClientIdentity,
   type DbEndpoint,
   type FleetCa,
+  type LcInventory,
   type PgCluster,
-} from '../../../src/fleet/index.ts';
+} from '../../src/fleet/index.ts';
+
+const repoRoot = path.resolve(import.meta.dirname, '../..');
 
 export interface FleetDb {
   dir: string;
@@ -132,4 +141,118 @@ export async function createControlNetwork(): Promise<ControlNetwork> {
     throw error;
   }
   return { bridge, address, remove };
+}
+
+/** Two LCs, lc-a and lc-b, in group web, each with the security patch openssl-3.0.15 pending. */
+export function openSslInventory(): LcInventory[] {
+  return ['lc-a', 'lc-b'].map((lc) => ({
+    lc,
+    group: 'web',
+    labels: {},
+    services: ['http'],
+    installed: [],
+    pending: [{ name: 'openssl-3.0.15', security: true }],
+  }));
+}
+
+export interface FakeAgentsOptions {
+  hosts: readonly string[];
+  pollMs: number;
+  /** What each host reports (default: openSslInventory()). */
+  lcs?: LcInventory[];
+  /** Per host, the LCs whose patch runs fail. */
+  failing?: Record<string, string[]>;
+}
+
+/**
+ * One FleetAgent a host on `fx`'s control plane, with the fake host runner (50 ms a run): enrolled with
+ * a fresh token (its journal in the host's enrolment directory), its inventory reported, not started.
+ * Every agent made is stopped at teardown (its pool and journal closed), even when a later one fails.
+ */
+export async function createFakeAgents(fx: FleetDb, options: FakeAgentsOptions): Promise<FleetAgent[]> {
+  const agents: FleetAgent[] = [];
+  fx.defer(async () => {
+    for (const a of agents) await a.stop();
+  });
+  for (const host of options.hosts) {
+    const agent = new FleetAgent({
+      host,
+      endpoint: fx.endpoint,
+      identity: await fx.enrolAgent(host),
+      journal: openStore(path.join(fx.dir, 'agents', host, 'journal.db'), [agentJournalSchema]),
+      runner: new FakeHostRunner({
+        lcs: options.lcs ?? openSslInventory(),
+        runMs: 50,
+        failing: new Set(options.failing?.[host] ?? []),
+      }),
+      pollMs: options.pollMs,
+    });
+    agents.push(agent);
+    await agent.reportInventory();
+  }
+  return agents;
+}
+
+/** The control plane's directory for `understudy control`/`serve --control-dir`: its control.json (where and as whom to connect). */
+export function writeControlDir(fx: FleetDb): string {
+  const controlDir = path.join(fx.dir, 'control-dir');
+  fs.mkdirSync(controlDir);
+  fs.writeFileSync(
+    path.join(controlDir, 'control.json'),
+    JSON.stringify({ endpoint: fx.endpoint, identity: fx.control }),
+  );
+  return controlDir;
+}
+
+/**
+ * Starts an understudy CLI command that runs until SIGTERM (e.g. `control run`, `serve`), its stderr
+ * appended to `log`. At teardown, before the server stops, it gets SIGTERM (by its pid), and SIGKILL
+ * if it has not ended within `stopMs` (default 30 s).
+ */
+export function spawnCliDaemon(
+  fx: FleetDb,
+  args: readonly string[],
+  options: { log: string[]; stopMs?: number },
+): SpawnedProcess {
+  const child = spawnProcess([process.execPath, '--import', 'tsx', 'src/cli/entry.ts', ...args], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  child.child.stderr?.on('data', (c: Buffer) => options.log.push(c.toString()));
+  fx.defer(async () => {
+    if (child.child.exitCode !== null) return;
+    child.child.kill('SIGTERM');
+    const ended = await Promise.race([
+      child.done.then(() => true),
+      sleep(options.stopMs ?? 30_000).then(() => false),
+    ]);
+    if (!ended) child.child.kill('SIGKILL');
+    await child.done.catch(() => undefined);
+  });
+  return child;
+}
+
+/** The approval code `understudy approve-code` gives for `challenge` and `decision` with the secret in `secretFile`. */
+export async function approvalCodeFromCli(
+  challenge: string,
+  decision: string,
+  secretFile: string,
+): Promise<string> {
+  const out = await exec(
+    [
+      process.execPath,
+      '--import',
+      'tsx',
+      'src/cli/entry.ts',
+      '--json',
+      'approve-code',
+      challenge,
+      '--decision',
+      decision,
+      '--secret-file',
+      secretFile,
+    ],
+    { cwd: repoRoot },
+  );
+  return (JSON.parse(out.stdout) as { code: string }).code;
 }
