@@ -9,7 +9,8 @@
  * takes a snapshot of the target now, lists what the target changed since its base (the final
  * sync's paths and what it wrote since it serves: `btrfs send --no-data`), and compares the two bases'
  * tree hashes over every other path. A difference there is a path of the standby that differs from
- * the source's though neither side recorded a change — what an incremental sync cannot see.
+ * the source's though neither side recorded a change — what an incremental sync cannot see. The
+ * paths the final sync wrote (recorded with the bases: SyncBase.ahead) are left out too.
  *
  * The bases are pinned by snapshots of their own (a sync of the pair meanwhile may replace them); the
  * reads are paced (TreeCheckOptions.bytesPerSecond). Everything the check creates lives under
@@ -67,8 +68,12 @@ export async function verifyFinal(o: {
     }
     await snapshot({ source: o.to.path, target: holders.now, readOnly: true });
     const changed = await changedPaths(holders.before, holders.now);
+    // The paths the final sync wrote after the target's base (SyncBase.ahead): the target's changes
+    // name them too, except one the sync created and the target removed since it serves.
+    const ahead = new Set(base.ahead?.paths ?? []);
     const moved = [...changed.moved].map((p) => `${p}/`);
-    const excluded = (p: string): boolean => changed.paths.has(p) || moved.some((m) => p.startsWith(m));
+    const excluded = (p: string): boolean =>
+      changed.paths.has(p) || ahead.has(p) || moved.some((m) => p.startsWith(m));
     const pace = readPace(o.options?.bytesPerSecond ?? 32 * 1024 * 1024);
     const source = await hashTree(holders.cut, { pace });
     const target = await hashTree(holders.before, { pace });

@@ -89,12 +89,15 @@ void describe('the whole-tree check after a final sync (btrfs pools on loop devi
     await finalSync(async () => {
       await fs.appendFile(path.join(a, log), 'the last acknowledged record\n');
       await write(a, 'data/new-key', 'written just before the cut');
+      await write(a, 'etc/d1/created-at-cut', 'created just before the cut');
       await fs.rm(path.join(a, 'etc/d2/f12.conf'));
     });
     // LC2 serves: it writes (these differ from LC1's frozen tree and must not count).
     await fs.appendFile(path.join(b, log), 'written on the standby after the release\n');
     await write(b, 'data/standby-key', 'the standby wrote this');
     await fs.rm(path.join(b, 'etc/d3/f13.conf'));
+    // A file the final sync created, removed by the standby since: no trace in its changes.
+    await fs.rm(path.join(b, 'etc/d1/created-at-cut'));
     const check = await store.verifyFinalSync(app1, app2);
     assert.equal(check.result, 'ok', JSON.stringify(check));
     assert.deepEqual(check.paths, []);
