@@ -8,6 +8,12 @@
 import { readString, readU64, sendAttributes, type SendCommand } from './btrfs/send-stream.ts';
 
 /**
+ * One change carried by an incremental send, in the send stream's encoding (a store whose sends carry
+ * no stream builds these commands for its history).
+ */
+export type HistoryCommand = SendCommand;
+
+/**
  * What a record says happened to the tree:
  * - `write`: bytes written at offset (length bytes); `clone`: a range shared from another file;
  * - `truncate`: the file's size set to `length`;

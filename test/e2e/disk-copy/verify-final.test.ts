@@ -12,7 +12,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { exec } from '../../../src/core/index.ts';
-import { BtrfsDiskStore, diskCopySchema, getSyncBase, type DiskRef } from '../../../src/disk-copy/index.ts';
+import {
+  BtrfsDiskStore,
+  copyLive,
+  diskCopySchema,
+  getSyncBase,
+  type DiskRef,
+} from '../../../src/disk-copy/index.ts';
 import type { LcSpec } from '../../../src/drivers/index.ts';
 import { openStore, type Db } from '../../../src/store/index.ts';
 import { createPool, createSubvolume, fillTree, tag, type Pool } from './fixtures.ts';
@@ -74,7 +80,7 @@ void describe('the whole-tree check after a final sync (btrfs pools on loop devi
     await createSubvolume(source);
     await fillTree(source, { smallFiles: 300 });
     await write(source, log, `${'r'.repeat(99)}\n`.repeat(20_000)); // 2 MB
-    await store.copyLive({ from: app1, to: app2, jobId: `verify-${run}`, freezer: noFreeze, verify: true });
+    await copyLive(store, { from: app1, to: app2, jobId: `verify-${run}`, freezer: noFreeze, verify: true });
   });
   after(async () => {
     db?.close();
