@@ -28,7 +28,13 @@ import path from 'node:path';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { exec, sleep } from '../src/core/index.ts';
-import { BtrfsDiskStore, diskCopySchema, type DiskRef, type SyncResult } from '../src/disk-copy/index.ts';
+import {
+  BtrfsDiskStore,
+  copyLive,
+  diskCopySchema,
+  type DiskRef,
+  type SyncResult,
+} from '../src/disk-copy/index.ts';
 import type { LcSpec } from '../src/drivers/index.ts';
 import { latencyStats, type LoadResult, type RequestRecord } from '../src/loadgen/index.ts';
 import { openStore } from '../src/store/index.ts';
@@ -124,7 +130,7 @@ async function createDisks(db: ReturnType<typeof openStore>): Promise<Disks> {
     await fs.promises.mkdir(path.dirname(store.mountpoint(lc2)), { recursive: true });
     await createSubvolume(source);
     if (logMb > 0) await fillLog(path.join(source, 'kv.log'), logMb);
-    await store.copyLive({
+    await copyLive(store, {
       from: lc1,
       to: lc2,
       jobId: `ssw-${Date.now()}`,

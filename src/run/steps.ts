@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UnderstudyError, isUnderstudyError, sleep } from '../core/index.ts';
-import { describeHistory } from '../disk-copy/index.ts';
+import { copyLive, describeHistory } from '../disk-copy/index.ts';
 import { assetsDir } from '../images/index.ts';
 import { finishedSwitch, switchOnce } from './switch-once.ts';
 import { sha256Hex } from '../catalogue/index.ts';
@@ -202,43 +202,41 @@ function copyStep(role: string): Step {
       await c.host.disks.setAside(target, c.runId);
       const device = c.host.disks.device(source);
       const started = performance.now();
-      const result = await c.host.disks
-        .copyLive({
-          from: source,
-          to: target,
-          freezer: {
-            freeze: () => c.host.driver.freeze(from.name),
-            thaw: () => c.host.driver.thaw(from.name),
-          },
-          throttle: {
-            limit: (bps) => c.host.driver.setWriteLimit(from.name, device, bps),
-            lift: () => c.host.driver.setWriteLimit(from.name, device, null),
-          },
-          verify: true,
-          db: c.db,
-          jobId,
-          label: `${from.name}/${disk} → ${to.name}/${onto}`,
-          signal: c.signal,
-          logger: c.logger,
-          onProgress: (e) => {
-            if (e.phase === 'full' && e.bytesDone > 0) void c.crash(name, 'during');
-            c.emit({
-              step: name,
-              state: 'note',
-              message: `${e.phase} pass ${e.pass}: ${(e.bytesDone / 1024 ** 2).toFixed(1)} MiB`,
-              progress: {
-                phase: e.phase,
-                pass: e.pass,
-                bytesDone: e.bytesDone,
-                bytesTotal: e.bytesTotal,
-                bytesPerSecond: e.bytesPerSecond,
-              },
-            });
-          },
-        })
-        .catch((error: unknown) => {
-          throw standbyDiskFull(c, { lc: to, disk: onto, phase: 'copy', error }) ?? error;
-        });
+      const result = await copyLive(c.host.disks, {
+        from: source,
+        to: target,
+        freezer: {
+          freeze: () => c.host.driver.freeze(from.name),
+          thaw: () => c.host.driver.thaw(from.name),
+        },
+        throttle: {
+          limit: (bps) => c.host.driver.setWriteLimit(from.name, device, bps),
+          lift: () => c.host.driver.setWriteLimit(from.name, device, null),
+        },
+        verify: true,
+        db: c.db,
+        jobId,
+        label: `${from.name}/${disk} → ${to.name}/${onto}`,
+        signal: c.signal,
+        logger: c.logger,
+        onProgress: (e) => {
+          if (e.phase === 'full' && e.bytesDone > 0) void c.crash(name, 'during');
+          c.emit({
+            step: name,
+            state: 'note',
+            message: `${e.phase} pass ${e.pass}: ${(e.bytesDone / 1024 ** 2).toFixed(1)} MiB`,
+            progress: {
+              phase: e.phase,
+              pass: e.pass,
+              bytesDone: e.bytesDone,
+              bytesTotal: e.bytesTotal,
+              bytesPerSecond: e.bytesPerSecond,
+            },
+          });
+        },
+      }).catch((error: unknown) => {
+        throw standbyDiskFull(c, { lc: to, disk: onto, phase: 'copy', error }) ?? error;
+      });
       const summary = describeHistory(result.history);
       const entry = {
         disk,

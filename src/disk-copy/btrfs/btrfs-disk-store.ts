@@ -1,20 +1,15 @@
 /**
- * The disk store on btrfs: every disk is a subvolume `<pool>/lcs/<lc>/<disk>`; the live copy is
- * copyDisk (snapshots, send/receive, the cut), a disk set aside is the same subvolume renamed
+ * The disk store on btrfs: every disk is a subvolume `<pool>/lcs/<lc>/<disk>`; its copy primitives
+ * are subvolume snapshots and send/receive (btrfs-copy-session.ts), a disk set aside is the same subvolume renamed
  * `<disk>.before-<tag>`, and a sync carries what either side changed since their sync base (sync-pair.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { exec, isUnderstudyError, sleep, type Logger } from '../../core/index.ts';
 import type { Db } from '../../store/index.ts';
-import {
-  catchUpBySync,
-  diskSpecOf,
-  type DiskRef,
-  type DiskStore,
-  type LiveCopyOptions,
-} from '../disk-store.ts';
-import type { CatchUpOptions, CatchUpResult, CopyResult, SyncOptions, SyncResult } from '../types.ts';
+import { catchUpBySync, diskSpecOf, type DiskRef, type DiskStore } from '../disk-store.ts';
+import type { CopySession, OpenCopyOptions } from '../copy-session.ts';
+import type { CatchUpOptions, CatchUpResult, SyncOptions, SyncResult } from '../types.ts';
 import {
   adoptCopyBases,
   forgetSyncTrust,
@@ -24,7 +19,7 @@ import {
   syncPair,
   type SyncSide,
 } from './sync-pair.ts';
-import { copyDisk } from './copy-disk.ts';
+import { openBtrfsCopy, removeBtrfsCopy } from './btrfs-copy-session.ts';
 import { recoverCopyJobs } from './recover.ts';
 
 export interface BtrfsDiskStoreOptions {
@@ -78,36 +73,26 @@ export class BtrfsDiskStore implements DiskStore {
     return this.options.poolDevice(diskSpecOf(ref).pool);
   }
 
-  async copyLive(o: LiveCopyOptions): Promise<CopyResult> {
+  async openCopy(o: OpenCopyOptions<DiskRef>): Promise<CopySession> {
     const target = this.location(o.to);
     forgetSyncTrust(target);
-    const db = this.options.db ?? o.db;
-    const result = await copyDisk({
+    const db = this.options.db;
+    return openBtrfsCopy({
       source: this.location(o.from),
       destination: { poolPath: path.dirname(target), name: path.basename(target) },
-      freezer: o.freezer,
-      ...(o.throttle ? { throttle: o.throttle } : {}),
-      verify: o.verify,
-      ...(o.policy ? { policy: o.policy } : {}),
-      ...(o.mode ? { mode: o.mode } : {}),
-      db: o.db,
       jobId: o.jobId,
-      label: o.label,
-      signal: o.signal,
-      logger: o.logger,
-      onProgress: o.onProgress,
-      keepSyncBase: db !== undefined,
+      ...(o.mode ? { mode: o.mode } : {}),
+      // The copy's last snapshots become the bases of the incremental syncs between the two disks.
+      ...(db
+        ? {
+            keepSyncBase: true,
+            adopt: (base) => adoptCopyBases(db, { from: this.side(o.from), to: this.side(o.to), ...base }),
+          }
+        : {}),
     });
-    // The copy's last snapshots become the bases of the incremental syncs between the two disks.
-    if (db && result.syncBase)
-      await adoptCopyBases(db, {
-        from: this.side(o.from),
-        to: this.side(o.to),
-        source: result.syncBase.source,
-        destination: result.syncBase.destination,
-      });
-    return result;
   }
+
+  removeCopy = removeBtrfsCopy;
 
   async setAside(ref: DiskRef, tag: string): Promise<void> {
     const disk = this.location(ref);
