@@ -20,7 +20,13 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { exec, observeExec } from '../src/core/index.ts';
-import { BtrfsDiskStore, diskCopySchema, type DiskRef, type SyncResult } from '../src/disk-copy/index.ts';
+import {
+  BtrfsDiskStore,
+  copyLive,
+  diskCopySchema,
+  type DiskRef,
+  type SyncResult,
+} from '../src/disk-copy/index.ts';
 import type { LcSpec } from '../src/drivers/index.ts';
 import { openStore } from '../src/store/index.ts';
 import { createPool, createSubvolume, type Pool } from '../test/e2e/disk-copy/fixtures.ts';
@@ -199,7 +205,7 @@ async function runRow(row: Row): Promise<{ forward: Figures; back: Figures; setu
     await fillData(source, row.dataGiB);
     await fillLog(source);
     await exec(['sync']);
-    await store.copyLive({ from, to, jobId: `bench-${row.name}`, freezer: noFreeze, verify: false });
+    await copyLive(store, { from, to, jobId: `bench-${row.name}`, freezer: noFreeze, verify: false });
     const setupS = (performance.now() - setupStarted) / 1000;
     console.error(`row ${row.name}: filled and copied in ${setupS.toFixed(0)} s`);
 

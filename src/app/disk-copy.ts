@@ -9,7 +9,13 @@ import { UnderstudyError } from '../core/index.ts';
 import type { Db } from '../store/index.ts';
 import type { HostContext } from '../host/index.ts';
 import { getLc } from '../inventory/index.ts';
-import type { CopyDiskOptions, CopyProgress, CopyResult, Freezer } from '../disk-copy/index.ts';
+import {
+  copyLive,
+  type CopyDiskOptions,
+  type CopyProgress,
+  type CopyResult,
+  type Freezer,
+} from '../disk-copy/index.ts';
 
 const noFreeze: Freezer = { async freeze() {}, async thaw() {} };
 
@@ -47,7 +53,7 @@ export async function copyLcDisk(db: Db, host: HostContext, options: LcDiskCopyO
   await host.disks.setAside(target, tag);
   let result: CopyResult;
   try {
-    result = await host.disks.copyLive({
+    result = await copyLive(host.disks, {
       from: source,
       to: target,
       jobId,

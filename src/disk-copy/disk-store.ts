@@ -1,24 +1,22 @@
 /**
  * The disk store port: where an LC's disks live and the operations the patch run, the switch and the
- * CLI do on them, named by LC and disk, never by host path or storage technology. The btrfs store
- * (`./btrfs/`) implements it with subvolumes, read-only snapshots, incremental send/receive, a
- * snapshot taken while the writers are frozen (the freeze point of the cut) and writable clones; a
- * test implements it in memory.
+ * CLI do on them, named by LC and disk, never by host path or storage technology. For the live copy
+ * it supplies primitives only — snapshots, incremental send/receive, deletion, the flush before the
+ * freeze point, a writable clone (copy-session.ts) — and the copy's algorithm runs above them
+ * (live-copy.ts). The btrfs store (`./btrfs/`) implements it with subvolumes; a test implements it in
+ * memory.
  */
 import { UnderstudyError, type Logger } from '../core/index.ts';
 import type { LcSpec } from '../drivers/index.ts';
 import type { Db } from '../store/index.ts';
+import type { CopyPrimitives } from './copy-session.ts';
 import type {
   CatchUpOptions,
   CatchUpResult,
-  CopyMode,
-  CopyPolicy,
-  CopyProgress,
-  CopyResult,
-  Freezer,
   SyncOptions,
   SyncResult,
-  Throttle,
+  TreeCheckOptions,
+  TreeCheckResult,
 } from './types.ts';
 
 /** One disk of one LC: `disk` is the name of a disk in `lc.disks`. */
@@ -27,41 +25,16 @@ export interface DiskRef {
   disk: string;
 }
 
-export interface LiveCopyOptions {
-  from: DiskRef;
-  /** Receives the copy; its current content must have been set aside (or be absent). */
-  to: DiskRef;
-  /** Names the job's snapshots and its record; unique among running copies. */
-  jobId: string;
-  label?: string;
-  /** Stops `from`'s writers for the freeze point of the cut. */
-  freezer: Freezer;
-  /** Limits `from`'s writers when the copy does not converge. */
-  throttle?: Throttle;
-  /** Compare both trees at the cut and fail unless they are equal. */
-  verify: boolean;
-  /** When to cut and what to do when the writers outpace the copy (defaults: see CopyPolicy). */
-  policy?: CopyPolicy;
-  /** Default `auto`: the store picks. */
-  mode?: 'auto' | CopyMode;
-  /** Where the job and its write history are recorded. */
-  db?: Db;
-  signal?: AbortSignal;
-  logger?: Logger;
-  onProgress?: (event: CopyProgress) => void;
-}
-
-export interface DiskStore {
+/**
+ * A disk store supplies the live copy's primitives (`openCopy`, see copy-session.ts); the copy itself
+ * is `copyLive(store, options)` (live-copy.ts), the same for every store.
+ */
+export interface DiskStore extends CopyPrimitives<DiskRef> {
   readonly name: string;
   /** Host directory where the disk's tree can be read while its LC runs (the scan reads it there). */
   mountpoint(disk: DiskRef): string;
   /** The block device holding the disk (what a write limit applies to). */
   device(disk: DiskRef): string;
-  /**
-   * Live copy (seed 703/704): snapshot, full then incremental send/receive passes while `from` keeps
-   * writing, the cut at a freeze point, a writable clone in `to`'s place. Leaves nothing on failure.
-   */
-  copyLive(options: LiveCopyOptions): Promise<CopyResult>;
   /** Keeps the disk's content aside under `tag` (once: a second call deletes what replaced it). */
   setAside(disk: DiskRef, tag: string): Promise<void>;
   /** Puts the content kept under `tag` back in the disk's place (no-op when nothing is kept). */
@@ -89,6 +62,14 @@ export interface DiskStore {
    * prepared (no base, `receiver-wins`).
    */
   prepareFinalSync(from: DiskRef, to: DiskRef, options?: SyncOptions): Promise<void>;
+  /**
+   * The whole-tree check after a final sync, once `to` serves again (in the background: the reads
+   * are paced): `from`'s tree at the cut against `to`'s tree at the same moment, over every path `to`
+   * has not changed since (the final sync's own paths were checked inside the hold). `mismatch` names
+   * the first differing paths. Call it after the final sync and before the pair is synced again (a
+   * later sync makes it `skipped`). Absent where a store cannot check (no sync bases).
+   */
+  verifyFinalSync?(from: DiskRef, to: DiskRef, options?: TreeCheckOptions): Promise<TreeCheckResult>;
   /**
    * Syncs repeatedly while `from` keeps running, until a pass carries few paths (so that the final
    * sync, after `from`'s last write, is small) or the passes run out (`outpaced`).

@@ -3,13 +3,16 @@
  * source at the cut, with the write history of the copy recorded.
  */
 export { copyDisk } from './btrfs/copy-disk.ts';
-export {
-  catchUpBySync,
-  diskSpecOf,
-  type DiskStore,
-  type DiskRef,
-  type LiveCopyOptions,
-} from './disk-store.ts';
+export { catchUpBySync, diskSpecOf, type DiskStore, type DiskRef } from './disk-store.ts';
+export { copyLive, runLiveCopy, type LiveCopyOptions, type LiveCopyJobOptions } from './live-copy.ts';
+export type {
+  CopyPrimitives,
+  CopySession,
+  CopyNames,
+  OpenCopyOptions,
+  SendOptions,
+  SendResult,
+} from './copy-session.ts';
 export { BtrfsDiskStore, btrfsDiskPath, type BtrfsDiskStoreOptions } from './btrfs/btrfs-disk-store.ts';
 export type {
   CopyDiskOptions,
@@ -30,11 +33,14 @@ export type {
   SyncOptions,
   CatchUpOptions,
   CatchUpResult,
+  TreeCheckOptions,
+  TreeCheckResult,
 } from './types.ts';
 export { getSyncBase, listSyncBases, type SyncBase } from './sync-bases.ts';
 export {
   HistoryRecorder,
   describeHistory,
+  type HistoryChange,
   formatBytes,
   type HistoryRecord,
   type HistoryOp,
@@ -47,6 +53,7 @@ export {
   type SendCommand,
   type SendCommandName,
 } from './btrfs/send-stream.ts';
+export { historyChangeOf } from './btrfs/send-history.ts';
 export { hashTree, hashPaths, differingPaths, type TreeHash } from './tree-hash.ts';
 export {
   createCgroup,
@@ -59,6 +66,7 @@ export {
 export { whileFrozen, type FreezeOptions, type FrozenResult } from './freeze.ts';
 export { resolvePolicy, decideNextStep, type NextStep, type PassState } from './policy.ts';
 export { recoverCopyJobs } from './btrfs/recover.ts';
+export { recoverInterruptedCopies } from './recover-copies.ts';
 export { differingPatches, mergeRanges, patchFiles, type FilePatch } from './btrfs/patch-files.ts';
 export {
   diskCopySchema,

@@ -128,6 +128,19 @@ function debootstrapError(
       { cause, hint: `Check the name with \`apt-cache policy <package>\`, or pick another suite.` },
     );
   }
+  const notFetched = /Couldn't download packages: (.+)/.exec(output)?.[1]?.trim().split(/\s+/);
+  if (notFetched) {
+    const first = /Couldn't download package (\S+) \(ver \S+ arch \S+\) at (\S+)/.exec(output);
+    const named = notFetched.slice(0, 5).join(', ') + (notFetched.length > 5 ? ', …' : '');
+    return new UnderstudyError(
+      'IMAGE_BUILD_FAILED',
+      `debootstrap of ${inputs.suite} stopped half-way: the archive ${inputs.mirror} did not deliver ${notFetched.length} package(s) (${named})${first ? `; the first that failed: ${first[1]} at ${first[2]}` : ''}; the partial tree was removed`,
+      {
+        cause,
+        hint: 'Check that the archive answers (`apt-get update`; the mirror is the first Debian source in /etc/apt/sources.list[.d], or UNDERSTUDY_DEBIAN_MIRROR), then build again.',
+      },
+    );
+  }
   if (/No space left on device/.test(output)) {
     return new UnderstudyError('IMAGE_NO_SPACE', `debootstrap of ${inputs.suite} ran out of disk space`, {
       cause,

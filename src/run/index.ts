@@ -10,6 +10,7 @@ export {
   type RunDeps,
 } from './orchestrator.ts';
 export { scanTree, type ScanResult } from './scan.ts';
+export { summarizePatchFailure } from './patch-failure.ts';
 export {
   renderPatchTable,
   parsePatchReport,

@@ -7,12 +7,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UnderstudyError, isUnderstudyError, sleep } from '../core/index.ts';
-import { describeHistory } from '../disk-copy/index.ts';
+import { copyLive, describeHistory } from '../disk-copy/index.ts';
 import { assetsDir } from '../images/index.ts';
 import { finishedSwitch, switchOnce } from './switch-once.ts';
+import { stepRecords } from '../switch/index.ts';
+import { startTreeCheck } from './tree-check.ts';
 import { sha256Hex } from '../catalogue/index.ts';
 import { lc1, saveFacts, standby, type RunContext } from './context.ts';
-import type { RunEvent } from './types.ts';
 import type { RunSwitchResult } from './facts.ts';
 import type { OutputKind, StepOutput } from './step-outputs.ts';
 import { bindSwitch, catchUpDisks, recordSwitch } from './switch-binding.ts';
@@ -25,6 +26,7 @@ import { parsePatchReport, renderPatchTable, standbyPaths } from './patch-table.
 import { scanTree } from './scan.ts';
 import { chooseStandby, firstAddress } from './standby-choice.ts';
 import { verifyPatchesOnDisk } from './verify-standby.ts';
+import { summarizePatchFailure } from './patch-failure.ts';
 import { standbyDiskFull } from './disk-full.ts';
 import { watchService } from './watch.ts';
 import { counterpart, invertDiskMap, systemDiskOf, type DiskMap } from './disk-map.ts';
@@ -201,43 +203,41 @@ function copyStep(role: string): Step {
       await c.host.disks.setAside(target, c.runId);
       const device = c.host.disks.device(source);
       const started = performance.now();
-      const result = await c.host.disks
-        .copyLive({
-          from: source,
-          to: target,
-          freezer: {
-            freeze: () => c.host.driver.freeze(from.name),
-            thaw: () => c.host.driver.thaw(from.name),
-          },
-          throttle: {
-            limit: (bps) => c.host.driver.setWriteLimit(from.name, device, bps),
-            lift: () => c.host.driver.setWriteLimit(from.name, device, null),
-          },
-          verify: true,
-          db: c.db,
-          jobId,
-          label: `${from.name}/${disk} → ${to.name}/${onto}`,
-          signal: c.signal,
-          logger: c.logger,
-          onProgress: (e) => {
-            if (e.phase === 'full' && e.bytesDone > 0) void c.crash(name, 'during');
-            c.emit({
-              step: name,
-              state: 'note',
-              message: `${e.phase} pass ${e.pass}: ${(e.bytesDone / 1024 ** 2).toFixed(1)} MiB`,
-              progress: {
-                phase: e.phase,
-                pass: e.pass,
-                bytesDone: e.bytesDone,
-                bytesTotal: e.bytesTotal,
-                bytesPerSecond: e.bytesPerSecond,
-              },
-            });
-          },
-        })
-        .catch((error: unknown) => {
-          throw standbyDiskFull(c, { lc: to, disk: onto, phase: 'copy', error }) ?? error;
-        });
+      const result = await copyLive(c.host.disks, {
+        from: source,
+        to: target,
+        freezer: {
+          freeze: () => c.host.driver.freeze(from.name),
+          thaw: () => c.host.driver.thaw(from.name),
+        },
+        throttle: {
+          limit: (bps) => c.host.driver.setWriteLimit(from.name, device, bps),
+          lift: () => c.host.driver.setWriteLimit(from.name, device, null),
+        },
+        verify: true,
+        db: c.db,
+        jobId,
+        label: `${from.name}/${disk} → ${to.name}/${onto}`,
+        signal: c.signal,
+        logger: c.logger,
+        onProgress: (e) => {
+          if (e.phase === 'full' && e.bytesDone > 0) void c.crash(name, 'during');
+          c.emit({
+            step: name,
+            state: 'note',
+            message: `${e.phase} pass ${e.pass}: ${(e.bytesDone / 1024 ** 2).toFixed(1)} MiB`,
+            progress: {
+              phase: e.phase,
+              pass: e.pass,
+              bytesDone: e.bytesDone,
+              bytesTotal: e.bytesTotal,
+              bytesPerSecond: e.bytesPerSecond,
+            },
+          });
+        },
+      }).catch((error: unknown) => {
+        throw standbyDiskFull(c, { lc: to, disk: onto, phase: 'copy', error }) ?? error;
+      });
       const summary = describeHistory(result.history);
       const entry = {
         disk,
@@ -377,11 +377,17 @@ const bootStandby = defineStep('boot-standby', {
           exitCode: r.exitCode,
           output: r.output,
         });
+      // Packages installed as one transaction share its output: each cause is named once, with its patches.
+      const causes = new Map<string, string[]>();
+      for (const r of failed) {
+        const cause = `(exit ${r.exitCode}): ${summarizePatchFailure(r.output ?? '')}`;
+        causes.set(cause, [...(causes.get(cause) ?? []), r.name]);
+      }
       const error = new UnderstudyError(
         'RUN_PATCH_FAILED',
-        `${failed.length} patch(es) failed on the standby: ${failed.map((r) => `${r.name} (exit ${r.exitCode}): ${(r.output ?? '').trim().split('\n').slice(-3).join(' / ')}`).join('; ')}`,
+        `${failed.length} patch(es) failed on the standby: ${[...causes].map(([cause, names]) => `${names.join(', ')} ${cause}`).join('; ')}`,
         {
-          hint: 'The standby is discarded; the service stayed on the original LC. Fix or replace the patch and run again.',
+          hint: `The standby is discarded; the service stayed on the original LC. Read the whole output with \`understudy run show ${c.runId}\`, fix or replace the patch, and run again.`,
         },
       );
       const output = failed.map((r) => r.output ?? '').join('\n');
@@ -471,7 +477,7 @@ const checkStandby = defineStep('check-standby', {
     const verified = await verifyOnDisk(c);
     const address = firstAddress(c.db, to.name).split('/')[0] ?? '';
     const service = serviceControl(c.host, to.name, runService(c.options));
-    const hint = 'The standby is discarded and the service stays on the original LC. Check the patch.';
+    const hint = `The standby is discarded and the service stays on the original LC. Read the service's log above and the patch output (\`understudy run show ${c.runId}\`); fix the patch or the configuration it brings, then run again.`;
     // A unit may still be starting right after the reboot: its health check below waits for it.
     const health = await service.checkHealth(address);
     c.emit({
@@ -620,11 +626,9 @@ async function moveServiceCaughtUp(
   }
   let result: RunSwitchResult;
   let phaseStarted = performance.now();
-  let holding = false;
-  const held: Omit<RunEvent, 'runId'>[] = [];
-  const flushHeld = (): void => {
-    for (const event of held.splice(0)) c.emit(event);
-  };
+  // Inside the hold of a stateful switch every write to disk delays the held requests: the notes of
+  // its steps are written once it is released.
+  const records = stepRecords();
   try {
     result = await switchOnce({
       since: options.since,
@@ -642,17 +646,14 @@ async function moveServiceCaughtUp(
         afterStep: (phase) => {
           const ms = Math.round(performance.now() - phaseStarted);
           phaseStarted = performance.now();
-          // Inside the hold of a stateful switch every write to disk delays the held requests: the
-          // notes of its steps are written once it is released.
-          if (phase === 'hold') holding = true;
-          held.push({
-            step: options.step,
-            state: 'note',
-            message: `${phase} done (${ms} ms)`,
-            progress: { phase, durationMs: ms },
-          });
-          if (phase === 'release-hold') holding = false;
-          if (!holding) flushHeld();
+          records.add(phase, () =>
+            c.emit({
+              step: options.step,
+              state: 'note',
+              message: `${phase} done (${ms} ms)`,
+              progress: { phase, durationMs: ms },
+            }),
+          );
           return c.crash(`switch/${phase}`, 'after');
         },
         // What the operator must know before the switch (slow writes, a wait for a quieter moment)
@@ -669,7 +670,7 @@ async function moveServiceCaughtUp(
       },
     });
   } catch (error) {
-    flushHeld();
+    records.flush();
     if (!isUnderstudyError(error, 'SWITCH_STEP_FAILED')) throw error;
     const switchId = typeof error.details.switchId === 'string' ? error.details.switchId : '';
     c.logger.error({ err: error, switchId }, 'the service moved; a cleanup step of the switch failed');
@@ -688,6 +689,9 @@ async function moveServiceCaughtUp(
     };
   }
   await recordSwitch(c.db, c.host, { from: options.from, to: options.to, fromRole: options.fromRole });
+  // The standby serves: its data disks are compared whole with LC1's at the cut, in the background.
+  if (c.options.stateful && result.outcome === 'switched')
+    void startTreeCheck(c, { step: options.step, from: options.from, to: options.to, diskMap });
   return result;
 }
 

@@ -10,7 +10,8 @@
  * standby: at boot, every patch marked `yes` in the patch table is applied; a patch file `version X`
  * writes X to `/etc/demo-version`, a patch file `fail` fails with exit 1.
  */
-import type { ExecOptions, ExecResult } from '../../src/core/index.ts';
+import type { ExecOptions, ExecResult, Logger } from '../../src/core/index.ts';
+import type { Db } from '../../src/store/index.ts';
 import type {
   ControlReport,
   LcRuntimeState,
@@ -23,18 +24,19 @@ import type {
 } from '../../src/drivers/index.ts';
 import {
   catchUpBySync,
+  recoverInterruptedCopies,
   type CatchUpOptions,
   type CatchUpResult,
-  type CopyResult,
+  type CopySession,
   type DiskRef,
   type DiskStore,
-  type LiveCopyOptions,
+  type OpenCopyOptions,
   type SyncOptions,
   type SyncResult,
+  type TreeCheckResult,
 } from '../../src/disk-copy/index.ts';
 import type { HostContext, HostNetwork } from '../../src/host/index.ts';
-
-type Files = Map<string, Buffer>;
+import { openMemoryCopy, removeMemoryCopy, type Files, type MemoryCopyHooks } from './memory-copy.ts';
 
 interface MemoryNic {
   mac: string;
@@ -97,7 +99,7 @@ export class MemoryDiskStore implements DiskStore {
   readonly name = 'memory';
   /** Every operation, in order (e.g. "copy lc1/app -> lc2/app"). */
   readonly log: string[] = [];
-  /** Throws before the named operation ("sync", "copyLive") when set: a fault of the store. */
+  /** Throws before the named operation ("sync", "copyLive": opening a copy) when set: a fault of the store. */
   failNext: string | undefined;
   constructor(readonly disks: MemoryDisks) {}
 
@@ -114,46 +116,24 @@ export class MemoryDiskStore implements DiskStore {
   device(ref: DiskRef): string {
     return `/dev/memory-${ref.lc.disks.find((d) => d.name === ref.disk)?.pool ?? 'none'}`;
   }
-  async copyLive(o: LiveCopyOptions): Promise<CopyResult> {
+  /** Hooks into the next copy's primitives (a writer during its sends, a failure at one of them). */
+  copyHooks: MemoryCopyHooks | undefined;
+  async openCopy(o: OpenCopyOptions<DiskRef>): Promise<CopySession> {
     this.fault('copyLive');
     const from = this.disks.key(o.from);
     const to = this.disks.key(o.to);
-    if (this.disks.volumes.has(to)) throw new Error(`the destination ${to} already exists`);
-    const source = this.disks.volumes.get(from);
-    if (!source) throw new Error(`the source ${from} does not exist`);
-    await o.freezer.freeze();
-    const copy = new Map([...source].map(([p, b]) => [p, Buffer.from(b)]));
-    await o.freezer.thaw();
-    this.disks.volumes.set(to, copy);
-    this.setBase(from, to, 0);
-    this.log.push(`copy ${from} -> ${to}`);
-    const bytes = [...copy.values()].reduce((s, b) => s + b.length, 0);
-    const history = {
-      writes: 0,
-      files: copy.size,
-      bytes,
-      creates: copy.size,
-      renames: 0,
-      deletes: 0,
-      passes: 0,
-      truncated: false,
-    };
-    return {
+    return openMemoryCopy({
+      volumes: this.disks.volumes,
+      from,
+      to,
       jobId: o.jobId,
-      mode: 'snapshot',
-      source: from,
-      destination: to,
-      cutAt: new Date().toISOString(),
-      freezeMs: 0,
-      freezeAttempts: 1,
-      convergence: 'instant',
-      throttledMs: 0,
-      passes: [],
-      bytesSent: bytes,
-      durationMs: 0,
-      history: { ...history, text: `${copy.size} files` },
-      records: [],
-    };
+      ...(o.mode ? { mode: o.mode } : {}),
+      ...(this.copyHooks ? { hooks: this.copyHooks } : {}),
+      onFinished: () => {
+        this.setBase(from, to, 0);
+        this.log.push(`copy ${from} -> ${to}`);
+      },
+    });
   }
   async setAside(ref: DiskRef, tag: string): Promise<void> {
     const key = this.disks.key(ref);
@@ -182,7 +162,7 @@ export class MemoryDiskStore implements DiskStore {
   async flush(): Promise<void> {}
   async prepareFinalSync(): Promise<void> {}
   /**
-   * Like the btrfs store: with a base (set by copyLive and every sync) only the paths either side
+   * Like the btrfs store: with a base (set by a live copy and every sync) only the paths either side
    * changed since are carried, by the rule; without one a data disk is copied whole and a system
    * disk (`receiver-wins`) is skipped.
    */
@@ -241,6 +221,29 @@ export class MemoryDiskStore implements DiskStore {
     return result;
   }
   async settled(): Promise<void> {}
+  /** Like the btrfs store: the two sides as the last sync left them, compared path by path. */
+  async verifyFinalSync(from: DiskRef, to: DiskRef): Promise<TreeCheckResult> {
+    const fromKey = this.disks.key(from);
+    const toKey = this.disks.key(to);
+    const base = this.bases.get([fromKey, toKey].sort().join('|'));
+    const a = base?.sides.get(fromKey);
+    const b = base?.sides.get(toKey);
+    const result = { from: fromKey, to: toKey, entries: 0, excluded: 0, bytes: 0, durationMs: 0 };
+    if (!a || !b) return { ...result, result: 'skipped', reason: 'no sync base', paths: [] };
+    const all = new Set([...a.keys(), ...b.keys()]);
+    const paths = [...all].filter((p) => !a.get(p)?.equals(b.get(p) ?? Buffer.alloc(0))).sort();
+    this.log.push(`verify ${fromKey} -> ${toKey}`);
+    return { ...result, result: paths.length ? 'mismatch' : 'ok', paths, entries: all.size };
+  }
+  /**
+   * A fault of the standby's copy that no sync sees: `path` of the disk differs from what it was
+   * synced to, and so does its sync base (as if it had been so when the pair was last made equal).
+   */
+  corruptUnseen(disk: DiskRef, path: string, data: string): void {
+    const key = this.disks.key(disk);
+    this.disks.volumes.get(key)?.set(path, Buffer.from(data));
+    for (const base of this.bases.values()) base.sides.get(key)?.set(path, Buffer.from(data));
+  }
   catchUp(from: DiskRef, to: DiskRef, options: CatchUpOptions = {}): Promise<CatchUpResult> {
     return catchUpBySync(this, { from, to, options });
   }
@@ -259,8 +262,15 @@ export class MemoryDiskStore implements DiskStore {
       ]),
     });
   }
-  async recoverCopies(): Promise<string[]> {
-    return [];
+  async removeCopy(names: {
+    destination: string;
+    sourceStage: string | null;
+    destinationStage: string | null;
+  }) {
+    removeMemoryCopy(this.disks.volumes, names);
+  }
+  recoverCopies(db: Db, options: { logger?: Logger } = {}): Promise<string[]> {
+    return recoverInterruptedCopies(db, this, options);
   }
 }
 

@@ -1,20 +1,23 @@
 /**
- * The disk store on btrfs: every disk is a subvolume `<pool>/lcs/<lc>/<disk>`; the live copy is
- * copyDisk (snapshots, send/receive, the cut), a disk set aside is the same subvolume renamed
+ * The disk store on btrfs: every disk is a subvolume `<pool>/lcs/<lc>/<disk>`; its copy primitives
+ * are subvolume snapshots and send/receive (btrfs-copy-session.ts), a disk set aside is the same subvolume renamed
  * `<disk>.before-<tag>`, and a sync carries what either side changed since their sync base (sync-pair.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { exec, isUnderstudyError, sleep, type Logger } from '../../core/index.ts';
 import type { Db } from '../../store/index.ts';
-import {
-  catchUpBySync,
-  diskSpecOf,
-  type DiskRef,
-  type DiskStore,
-  type LiveCopyOptions,
-} from '../disk-store.ts';
-import type { CatchUpOptions, CatchUpResult, CopyResult, SyncOptions, SyncResult } from '../types.ts';
+import { listSyncBases } from '../sync-bases.ts';
+import { catchUpBySync, diskSpecOf, type DiskRef, type DiskStore } from '../disk-store.ts';
+import type { CopySession, OpenCopyOptions } from '../copy-session.ts';
+import type {
+  CatchUpOptions,
+  CatchUpResult,
+  SyncOptions,
+  SyncResult,
+  TreeCheckOptions,
+  TreeCheckResult,
+} from '../types.ts';
 import {
   adoptCopyBases,
   forgetSyncTrust,
@@ -24,8 +27,9 @@ import {
   syncPair,
   type SyncSide,
 } from './sync-pair.ts';
-import { copyDisk } from './copy-disk.ts';
+import { openBtrfsCopy, removeBtrfsCopy } from './btrfs-copy-session.ts';
 import { recoverCopyJobs } from './recover.ts';
+import { removeVerifyLeftovers, verifyFinal } from './verify-final.ts';
 
 export interface BtrfsDiskStoreOptions {
   /** Where the sync bases of disk pairs are recorded; without it every sync is whole. */
@@ -78,36 +82,26 @@ export class BtrfsDiskStore implements DiskStore {
     return this.options.poolDevice(diskSpecOf(ref).pool);
   }
 
-  async copyLive(o: LiveCopyOptions): Promise<CopyResult> {
+  async openCopy(o: OpenCopyOptions<DiskRef>): Promise<CopySession> {
     const target = this.location(o.to);
     forgetSyncTrust(target);
-    const db = this.options.db ?? o.db;
-    const result = await copyDisk({
+    const db = this.options.db;
+    return openBtrfsCopy({
       source: this.location(o.from),
       destination: { poolPath: path.dirname(target), name: path.basename(target) },
-      freezer: o.freezer,
-      ...(o.throttle ? { throttle: o.throttle } : {}),
-      verify: o.verify,
-      ...(o.policy ? { policy: o.policy } : {}),
-      ...(o.mode ? { mode: o.mode } : {}),
-      db: o.db,
       jobId: o.jobId,
-      label: o.label,
-      signal: o.signal,
-      logger: o.logger,
-      onProgress: o.onProgress,
-      keepSyncBase: db !== undefined,
+      ...(o.mode ? { mode: o.mode } : {}),
+      // The copy's last snapshots become the bases of the incremental syncs between the two disks.
+      ...(db
+        ? {
+            keepSyncBase: true,
+            adopt: (base) => adoptCopyBases(db, { from: this.side(o.from), to: this.side(o.to), ...base }),
+          }
+        : {}),
     });
-    // The copy's last snapshots become the bases of the incremental syncs between the two disks.
-    if (db && result.syncBase)
-      await adoptCopyBases(db, {
-        from: this.side(o.from),
-        to: this.side(o.to),
-        source: result.syncBase.source,
-        destination: result.syncBase.destination,
-      });
-    return result;
   }
+
+  removeCopy = removeBtrfsCopy;
 
   async setAside(ref: DiskRef, tag: string): Promise<void> {
     const disk = this.location(ref);
@@ -175,6 +169,27 @@ export class BtrfsDiskStore implements DiskStore {
     });
   }
 
+  async verifyFinalSync(
+    from: DiskRef,
+    to: DiskRef,
+    options: TreeCheckOptions = {},
+  ): Promise<TreeCheckResult> {
+    const db = this.options.db;
+    if (!db)
+      return {
+        from: `${from.lc.name}/${from.disk}`,
+        to: `${to.lc.name}/${to.disk}`,
+        result: 'skipped',
+        reason: 'no store of sync bases',
+        paths: [],
+        entries: 0,
+        excluded: 0,
+        bytes: 0,
+        durationMs: 0,
+      };
+    return verifyFinal({ db, from: this.side(from), to: this.side(to), options });
+  }
+
   catchUp(from: DiskRef, to: DiskRef, options: CatchUpOptions = {}): Promise<CatchUpResult> {
     return catchUpBySync(this, { from, to, options });
   }
@@ -188,6 +203,13 @@ export class BtrfsDiskStore implements DiskStore {
   }
 
   async recoverCopies(db: Db, options: { logger?: Logger } = {}): Promise<string[]> {
-    return [...(await recoverCopyJobs(db, options)), ...(await recoverSyncs(db, options))];
+    const recovered = [...(await recoverCopyJobs(db, options)), ...(await recoverSyncs(db, options))];
+    // The snapshots of whole-tree checks whose process died, next to the disks of the sync pairs.
+    // A base is <directory of the disk>/.understudy-sync/<holder>/snap.
+    const bases = listSyncBases(db).flatMap((b) => [b.baseA, b.baseB]);
+    await removeVerifyLeftovers(
+      bases.filter(Boolean).map((b) => path.dirname(path.dirname(path.dirname(b)))),
+    );
+    return recovered;
   }
 }

@@ -1,30 +1,10 @@
-/**
- * After a crash of the manager: copy jobs still marked `running` whose process is gone (their lease
- * has no live owner) are removed — snapshots and partial destination — and marked failed, so that the
- * patch run can start the copy again from a clean state. A job another live process is still making
- * is left alone. Called by the recovery at every start.
- */
-import { silentLogger, type Logger } from '../../core/index.ts';
+/** The recovery of interrupted copy jobs (recover-copies.ts) over btrfs subvolumes named by host path. */
+import type { Logger } from '../../core/index.ts';
 import type { Db } from '../../store/index.ts';
-import { deleteSubvolume, removeStagingDir } from './btrfs.ts';
-import { copyJobOwned, failCopyJob, listCopyJobs } from '../store.ts';
+import { recoverInterruptedCopies } from '../recover-copies.ts';
+import { removeBtrfsCopy } from './btrfs-copy-session.ts';
 
 /** Returns the ids of the jobs cleaned up. */
-export async function recoverCopyJobs(db: Db, options: { logger?: Logger } = {}): Promise<string[]> {
-  const logger = options.logger ?? silentLogger;
-  const recovered: string[] = [];
-  for (const job of listCopyJobs(db, { limit: 1_000_000 }).filter((j) => j.state === 'running')) {
-    if (copyJobOwned(db, job.id)) continue;
-    if (job.destinationStage) await removeStagingDir(job.destinationStage);
-    if (job.sourceStage) await removeStagingDir(job.sourceStage);
-    // A destination of a job that never finished is partial by definition.
-    await deleteSubvolume(job.destination);
-    failCopyJob(db, job.id, 'failed', {
-      code: 'DISK_COPY_FAILED',
-      message: 'The manager stopped during the copy; the partial copy was removed',
-    });
-    logger.warn({ jobId: job.id, source: job.source }, 'removed the leftovers of an interrupted disk copy');
-    recovered.push(job.id);
-  }
-  return recovered;
+export function recoverCopyJobs(db: Db, options: { logger?: Logger } = {}): Promise<string[]> {
+  return recoverInterruptedCopies(db, { removeCopy: removeBtrfsCopy }, options);
 }

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { exec, isUnderstudyError, spawnProcess } from '../../../src/core/index.ts';
 import {
   BtrfsDiskStore,
+  copyLive,
   diskCopySchema,
   getSyncBase,
   hashTree,
@@ -82,7 +83,7 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
       await fs.mkdir(path.dirname(store.mountpoint(ref(lc2, disk))), { recursive: true });
       await createSubvolume(source);
       await fillTree(source, { smallFiles: 300 });
-      await store.copyLive({
+      await copyLive(store, {
         from: ref(lc1, disk),
         to: ref(lc2, disk),
         jobId: `sync-${run}-${disk}`,

@@ -1,10 +1,13 @@
 /**
  * Real Debian system images: debootstrap from the host's configured archive, cached by inputs (a second
- * build fetches nothing), clear errors for an unknown suite, an unavailable package and no space (with
- * nothing half-built left), and `image import` of a directory or a tarball that then boots under LXC.
+ * build fetches nothing), clear errors for an unknown suite, an unavailable package, no space and a
+ * debootstrap that fails half-way (with nothing half-built left), and `image import` of a directory or
+ * a tarball that then boots under LXC.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
+import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -108,6 +111,82 @@ describe('Debian system images', () => {
     } finally {
       await exec(['umount', small]);
       fs.rmdirSync(small);
+    }
+  });
+
+  test('debootstrap failing half-way (the archive stops delivering packages): named, no half image, nothing in the cache', async () => {
+    // The host's archive behind a mirror that passes the signed indexes and the first 8 packages, then
+    // answers 404 for every .deb: debootstrap has verified the Release, read the Packages index and
+    // fetched part of the system when it fails.
+    const upstream = hostDebianMirror();
+    const okDebs = 8;
+    const served: string[] = [];
+    const refused: string[] = [];
+    const mirror = http.createServer((req, res) => {
+      const rel = req.url ?? '/';
+      if (rel.endsWith('.deb')) {
+        if (served.length >= okDebs) {
+          refused.push(rel);
+          res.writeHead(404).end('not here any more');
+          return;
+        }
+        served.push(rel);
+      }
+      http
+        .get(`${upstream}${rel}`, (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        })
+        .on('error', () => res.destroy());
+    });
+    await new Promise<void>((resolve) => mirror.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(mirror.address() as net.AddressInfo).port}`;
+    const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-halfway-'));
+    const saved = process.env.UNDERSTUDY_DEBIAN_MIRROR;
+    process.env.UNDERSTUDY_DEBIAN_MIRROR = url;
+    const lines: string[] = [];
+    try {
+      await assert.rejects(
+        buildImage({
+          db: bed.t.app.db,
+          recipe: 'debian',
+          name: 'halfway',
+          suite: 'bookworm',
+          packages: testImagePackages,
+          pool: getPool(bed.t.app.db, 'main'),
+          cacheDir: cache,
+          progress: (l) => lines.push(l),
+        }),
+        (e: Error & { code?: string; hint?: string }) => {
+          console.log(`# ${e.code}: ${e.message}\n#   hint: ${e.hint}`);
+          assert.equal(e.code, 'IMAGE_BUILD_FAILED', e.message);
+          assert.match(e.message, /debootstrap of bookworm stopped half-way/);
+          assert.match(e.message, new RegExp(`the archive ${url} did not deliver \\d+ package`));
+          assert.match(
+            e.message,
+            /the first that failed: \S+ at http:\/\/127\.0\.0\.1:\d+\/pool\/main\/.+\.deb/,
+          );
+          assert.match(e.message, /the partial tree was removed/);
+          assert.match(e.hint ?? '', /apt-get update/);
+          return true;
+        },
+      );
+      assert.equal(served.length, okDebs, 'part of the system was fetched before the failure');
+      assert.ok(refused.length > 0);
+      assert.ok(
+        lines.some((l) => l.startsWith('Retrieving')),
+        lines.join('\n'),
+      );
+      assert.deepEqual(fs.readdirSync(cache), [], 'no tarball, no debootstrap work directory');
+      const images = fs.readdirSync(path.join(getPool(bed.t.app.db, 'main').mountpoint, 'images'));
+      assert.ok(!images.some((i) => i.includes('halfway') || i.includes('building')), images.join(' '));
+      assert.equal(findImage(bed.t.app.db, 'halfway'), undefined);
+    } finally {
+      if (saved === undefined) delete process.env.UNDERSTUDY_DEBIAN_MIRROR;
+      else process.env.UNDERSTUDY_DEBIAN_MIRROR = saved;
+      mirror.closeAllConnections();
+      await new Promise((resolve) => mirror.close(resolve));
+      fs.rmSync(cache, { recursive: true, force: true });
     }
   });
 

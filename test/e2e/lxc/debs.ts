@@ -45,12 +45,22 @@ export async function downloadDeb(pkg: string, version: string): Promise<string>
   }
 }
 
-/** A real .deb repacked with another version (and its exact `(= old)` dependencies on the set moved along). */
-export async function repackDeb(file: string, version: string, set: readonly string[]): Promise<string> {
+/**
+ * A real .deb repacked with another version (and its exact `(= old)` dependencies on the set moved along).
+ * `edit` may change the unpacked tree first (its control files are under DEBIAN/); the result is written
+ * to `outDir` (default: beside `file`).
+ */
+export async function repackDeb(
+  file: string,
+  version: string,
+  set: readonly string[],
+  options: { edit?: (root: string) => void; outDir?: string } = {},
+): Promise<string> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-repack-'));
   try {
     const root = path.join(work, 'root');
     await exec(['dpkg-deb', '-R', file, root]);
+    options.edit?.(root);
     const control = path.join(root, 'DEBIAN/control');
     const text = fs.readFileSync(control, 'utf8');
     const old = /^Version: (.+)$/m.exec(text)?.[1] ?? '';
@@ -58,7 +68,10 @@ export async function repackDeb(file: string, version: string, set: readonly str
     for (const pkg of set) next = next.replaceAll(`${pkg} (= ${old})`, `${pkg} (= ${version})`);
     fs.writeFileSync(control, next);
     const pkg = /^Package: (.+)$/m.exec(text)?.[1] ?? 'package';
-    const out = path.join(path.dirname(file), `${pkg}_${version.replace(/:/g, '%3a')}_repacked.deb`);
+    const out = path.join(
+      options.outDir ?? path.dirname(file),
+      `${pkg}_${version.replace(/:/g, '%3a')}_repacked.deb`,
+    );
     await exec(['dpkg-deb', '--root-owner-group', '-b', root, out]);
     return out;
   } finally {

@@ -1,6 +1,7 @@
 /**
  * Taking over an LXC container the operator already runs: an unprivileged Debian container (its tree
- * shifted by its idmap base, its own config with MAC and address) is refused while it runs, then read,
+ * shifted by its idmap base, its own config with MAC and address) is refused while it runs, and while
+ * it uses a feature understudy does not carry over (each named), with nothing created; then read,
  * imported as an image with its owners shifted back, and boots under the LXC driver with its MAC and
  * address, serving as before.
  */
@@ -84,8 +85,71 @@ describe('import of an existing LXC container', () => {
           /"legacy" is RUNNING/.test(e.message) &&
           /lxc-stop/.test(e.hint ?? ''),
       );
+      const error = await importError();
+      assert.equal(error.code, 'LXC_IMPORT_RUNNING', error.message);
+      assert.match(error.hint ?? '', new RegExp(`lxc-stop -P ${lxcPath} -n legacy`));
+      await nothingCreated();
     } finally {
       await exec(['lxc-stop', '-P', lxcPath, '-n', name, '-t', '20']);
+    }
+  });
+
+  /** `understudy lc import legacy` that must fail: its --json error. */
+  const importError = async (): Promise<{ code: string; message: string; hint?: string }> => {
+    const out = await bed.t.cli(['--json', 'lc', 'import', name, '--lxc-path', lxcPath], { okCodes: [1] });
+    return (JSON.parse(out.stdout) as { error: { code: string; message: string; hint?: string } }).error;
+  };
+
+  /** A refused import made no LC and no image, and left the operator's container as it was. */
+  const nothingCreated = async (): Promise<void> => {
+    const lcs = JSON.parse((await bed.t.cli(['--json', 'lc', 'list'])).stdout) as { name: string }[];
+    assert.ok(!lcs.some((l) => l.name === name), `no LC "${name}"`);
+    assert.equal(findImage(bed.t.app.db, `${name}-imported`), undefined, 'no image');
+    const passwd = fs.lstatSync(path.join(lxcPath, name, 'rootfs/etc/passwd'));
+    assert.equal(passwd.uid, base, "the container's tree is untouched");
+  };
+
+  test('features understudy does not carry over are refused, each by name, through lc import; nothing is created', async () => {
+    const configFile = path.join(lxcPath, name, 'config');
+    const original = fs.readFileSync(configFile, 'utf8');
+    const bridge = bed.t.host.network.bridge;
+    const cases: [string, string[], RegExp][] = [
+      ['nesting', ['lxc.include = /usr/share/lxc/config/nesting.conf'], /uses nesting \(nesting\.conf\)/],
+      ['an LVM root', ['lxc.rootfs.path = lvm:/dev/vg0/legacy'], /uses a "lvm" root filesystem/],
+      ['a host mount', ['lxc.mount.entry = /srv/data srv/data none bind 0 0'], /uses a mount of a host path/],
+      ['a hook', ['lxc.hook.pre-start = /usr/local/bin/prepare'], /uses a hook \(lxc\.hook\.pre-start\)/],
+      [
+        'extra devices',
+        ['lxc.cgroup.devices.allow = b 8:* rwm'],
+        /uses extra devices \(lxc\.cgroup\.devices\.allow/,
+      ],
+      ['kept capabilities', ['lxc.cap.keep = sys_admin'], /uses lxc\.cap\.keep/],
+      [
+        'a phys NIC',
+        ['lxc.net.1.type = phys', 'lxc.net.1.link = eth1'],
+        /uses a "phys" network device \(lxc\.net\.1\.type\)/,
+      ],
+      ['a MAC template', ['lxc.net.0.hwaddr = 02:75:73:xx:xx:xx'], /uses a MAC address template/],
+      [
+        'a second NIC',
+        ['lxc.net.1.type = veth', `lxc.net.1.link = ${bridge}`, 'lxc.net.1.hwaddr = 02:75:73:aa:bb:cd'],
+        /has 2 NICs; an imported LC takes one/,
+      ],
+      ['an unknown setting', ['lxc.sched.core = 1'], /uses the setting lxc\.sched\.core/],
+    ];
+    try {
+      for (const [what, lines, pattern] of cases) {
+        fs.writeFileSync(configFile, `${original}${lines.join('\n')}\n`);
+        const error = await importError();
+        assert.equal(error.code, 'LXC_IMPORT_UNSUPPORTED', `${what}: ${error.message}`);
+        assert.match(error.message, /The LXC container "legacy" /, what);
+        assert.match(error.message, pattern, what);
+        assert.match(error.hint ?? '', /import (it|again)/, `${what}: a hint what to do`);
+        console.log(`# ${what}: ${error.message}`);
+      }
+      await nothingCreated();
+    } finally {
+      fs.writeFileSync(configFile, original);
     }
   });
 

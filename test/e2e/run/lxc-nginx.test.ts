@@ -3,9 +3,11 @@
  * with unmodified Debian nginx from the main archive; LC1 serves under load from a client namespace; the
  * run upgrades nginx and nginx-common together, as one apt transaction on the standby, to the version of
  * the security archive (real .debs fetched with `apt-get download`), reboots and checks the standby, and
- * switches with zero failed requests. LC1 is left as it was. Before that, three faults on the standby
- * (a dependency that cannot be satisfied, a failing maintainer script, nginx not coming up after the
- * reboot) each end the run with a clear error while the service stays on LC1.
+ * switches with zero failed requests. LC1 is left as it was. Before that, four faults on the standby
+ * (a dependency that cannot be satisfied, a conffile another package owns, a failing maintainer script
+ * of the real nginx-common, nginx not coming up after the reboot) each end the run with an error that
+ * names the cause and what to do, while the service stays on LC1 and nothing of the failed transaction
+ * is left on the standby's disks.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -17,7 +19,7 @@ import { startClientLoad } from '../../../src/demo/index.ts';
 import { getLc } from '../../../src/inventory/index.ts';
 import { startRun } from '../../../src/run/index.ts';
 import type { TestClient, TestHost } from '../../helpers/host-fixture.ts';
-import { securityUpdate, type PatchSet } from '../lxc/debs.ts';
+import { downloadDeb, repackDeb, securityUpdate, type PatchSet } from '../lxc/debs.ts';
 import { createNginxRunBed, defaultSite, nginxSet, type NginxRunBed } from '../lxc/nginx-run-bed.ts';
 
 describe('patch run of real Debian nginx on LXC', () => {
@@ -56,20 +58,75 @@ describe('patch run of real Debian nginx on LXC', () => {
     return name;
   };
 
-  /** A run of one patch that must fail with `code` and a message matching `pattern`; LC1 keeps serving. */
-  const failingRun = async (patch: string, code: string, pattern: RegExp): Promise<void> => {
+  /** The version of `pkg` in a dpkg status file's text, or undefined when it is not installed. */
+  const statusVersion = (status: string, pkg: string): string | undefined =>
+    status
+      .split('\n\n')
+      .find((stanza) => stanza.split('\n').includes(`Package: ${pkg}`))
+      ?.match(/^Version: (.+)$/m)?.[1];
+
+  /**
+   * A run of `patches` that must fail with `code` and a message matching `pattern`, with a hint that says
+   * what to do; LC1 keeps serving and the standby's system disk is back as it was (no package of the
+   * failed transaction, nginx at the image's version, no patch table).
+   */
+  const failingRun = async (
+    patches: string[],
+    code: string,
+    pattern: RegExp,
+    hint = /understudy run show/,
+  ): Promise<void> => {
     const run = await startRun(
-      { lc: 'lc1', patches: [patch], skipScan: true, bootTimeoutMs: 240_000 },
+      { lc: 'lc1', patches, skipScan: true, bootTimeoutMs: 240_000 },
       { db: t.app.db, host: t.host, catalogue },
-    ).catch((error: unknown) => error as Error & { code?: string });
+    ).catch((error: unknown) => error as Error & { code?: string; hint?: string });
     assert.ok(run instanceof Error, 'the run failed');
     assert.equal(run.code, code, run.message);
     assert.match(run.message, pattern);
+    assert.match(run.hint ?? '', hint);
+    console.log(`# ${run.code}: ${run.message}\n#   hint: ${run.hint}`);
     const now = await client.get(`http://${t.prefix}.10/`);
     assert.equal(now.status, 200);
     assert.equal(now.servedBy, 'lc1', 'the service stayed on lc1');
     assert.equal(getLc(t.app.db, 'lc1').role, 'active');
     assert.equal((await t.host.driver.status('lc2')).state, 'stopped', 'the standby was discarded');
+    const lc2 = getLc(t.app.db, 'lc2');
+    const status = (await t.host.driver.readFile(lc2, '/var/lib/dpkg/status')).toString();
+    const image = (await t.host.driver.readFile(getLc(t.app.db, 'lc1'), '/var/lib/dpkg/status')).toString();
+    for (const p of nginxSet) assert.equal(statusVersion(status, p), statusVersion(image, p), `${p} on lc2`);
+    assert.doesNotMatch(status, /^Package: us-fault-/m, 'no package of the failed run on lc2');
+    await assert.rejects(
+      t.host.driver.readFile(lc2, '/var/lib/understudy/patch-table'),
+      'no patch table left on lc2',
+    );
+  };
+
+  /**
+   * nginx and nginx-common, the real packages of the image's version, repacked one version up, with
+   * `edit` applied to nginx-common's tree; registered under `prefix`-nginx and `prefix`-nginx-common.
+   */
+  const brokenNginxSet = async (prefix: string, edit: (root: string) => void): Promise<string[]> => {
+    const installed = await dpkgVersion('lc1', 'nginx');
+    const version = `${installed}+${prefix.replace(/[^a-z0-9]/g, '')}1`;
+    const outDir = fs.mkdtempSync(path.join(t.stateDir, `repack-${prefix}-`));
+    const names: string[] = [];
+    for (const pkg of nginxSet) {
+      const file = await repackDeb(await downloadDeb(pkg, installed), version, nginxSet, {
+        outDir,
+        ...(pkg === 'nginx-common' ? { edit } : {}),
+      });
+      const name = `${prefix}-${pkg}`;
+      await catalogue.registerPatch({
+        file,
+        name,
+        categories: ['security'],
+        format: 'deb',
+        sha256: (await sha256File(file)).sha256,
+      });
+      names.push(name);
+    }
+    console.log(`# the real ${nginxSet.join(' + ')} ${installed}, repacked as ${version} (${prefix})`);
+    return names;
   };
 
   test('a dependency that cannot be satisfied: the transaction fails on the standby, the service stays on LC1', async () => {
@@ -77,17 +134,50 @@ describe('patch run of real Debian nginx on LXC', () => {
       'usr/share/doc/us-fault-dep/README': 'x\n',
     });
     await failingRun(
-      name,
+      [name],
       'RUN_PATCH_FAILED',
-      /us-fault-dep \(exit 100\).*(unmet|understudy-no-such-package)/is,
+      /us-fault-dep \(exit 100\): us-fault-dep : Depends: understudy-no-such-package \(>= 1\) but it is not installable/,
     );
   });
 
-  test('a maintainer script that fails on the standby: clear error, the service stays on LC1', async () => {
-    const name = await buildDeb('us-fault-postinst', '', {
-      'DEBIAN/postinst': '#!/bin/sh\necho "postinst of us-fault-postinst fails on purpose" >&2\nexit 1\n',
+  test('a conffile conflict: nginx-common ships a configuration file another package owns; named, the service stays on LC1', async () => {
+    // A conffile of base-files (in every Debian system), e.g. /etc/debian_version.
+    const owned =
+      (await t.host.driver.exec('lc1', ['dpkg-query', '-W', '-f', '${Conffiles}', 'base-files'])).stdout
+        .trim()
+        .split('\n')[0]
+        ?.trim()
+        .split(' ')[0] ?? '';
+    assert.ok(owned.startsWith('/etc/'), `a conffile of base-files: ${owned}`);
+    const names = await brokenNginxSet('us-conffile', (root) => {
+      fs.mkdirSync(path.dirname(path.join(root, owned)), { recursive: true });
+      fs.writeFileSync(path.join(root, owned), 'nginx-common claims this file\n');
+      fs.appendFileSync(path.join(root, 'DEBIAN/conffiles'), `${owned}\n`);
     });
-    await failingRun(name, 'RUN_PATCH_FAILED', /us-fault-postinst.*(post-installation|postinst)/is);
+    const quoted = owned.replace(/[/.]/g, (c) => `\\${c}`);
+    await failingRun(
+      names,
+      'RUN_PATCH_FAILED',
+      new RegExp(
+        `us-conffile-nginx-common \\(exit \\d+\\): .*trying to overwrite '${quoted}', which is also in package base-files`,
+      ),
+    );
+  });
+
+  test('a maintainer script that fails on the standby: the real nginx-common postinst exits 1; named, the service stays on LC1', async () => {
+    const names = await brokenNginxSet('us-postinst', (root) => {
+      const postinst = path.join(root, 'DEBIAN/postinst');
+      const [shebang, ...rest] = fs.readFileSync(postinst, 'utf8').split('\n');
+      fs.writeFileSync(
+        postinst,
+        [shebang, 'echo "postinst of nginx-common fails on purpose" >&2', 'exit 1', ...rest].join('\n'),
+      );
+    });
+    await failingRun(
+      names,
+      'RUN_PATCH_FAILED',
+      /us-postinst-nginx-common \(exit \d+\): .*nginx-common package post-installation script subprocess returned error exit status 1/,
+    );
   });
 
   test('a unit that does not come up after the reboot: the check (709) names it, the service stays on LC1', async () => {
@@ -95,9 +185,9 @@ describe('patch run of real Debian nginx on LXC', () => {
       'etc/nginx/conf.d/understudy-broken.conf': 'this_is_not_an_nginx_directive on;\n',
     });
     await failingRun(
-      name,
+      [name],
       'RUN_STANDBY_UNHEALTHY',
-      /nginx\.service.*not running after the reboot: (failed|inactive)/s,
+      /nginx\.service.*not running after the reboot: (failed|inactive).*unknown directive "this_is_not_an_nginx_directive"/s,
     );
   });
 
