@@ -17,7 +17,7 @@
  * Contract of every session: the source is never written; only the job's snapshots, its staging and
  * (after `clone`) the destination are created, and `discard` removes all of them.
  */
-import type { HistoryCommand } from './history.ts';
+import type { HistoryChange } from './history.ts';
 import type { TreeHash } from './tree-hash.ts';
 import type { CopyMode } from './types.ts';
 
@@ -43,7 +43,7 @@ export interface SendOptions {
    * When given, every change the send carries is handed to it (the write history); it may throw to
    * abort the send. A full pass is sent without it.
    */
-  onCommand?: (command: HistoryCommand) => void;
+  onChange?: (change: HistoryChange) => void;
   /** Bytes sent so far, reported while the send runs. */
   onBytes?: (bytes: number) => void;
 }

@@ -1,17 +1,10 @@
 /**
  * The write history (seed Fig. 8–10): what the running LC wrote while its disk was being copied.
- * The incremental send streams *are* that history; the recorder turns their commands into records
+ * The incremental sends *are* that history; the recorder turns the changes they carry into records
  * (time, op, path, offset, length — not the data bytes) and keeps a summary. Contiguous writes to the
  * same file in the same pass are merged into one record, so an append of 100 MiB is one write, not
  * two thousand 48 KiB stream commands.
  */
-import { readString, readU64, sendAttributes, type SendCommand } from './btrfs/send-stream.ts';
-
-/**
- * One change carried by an incremental send, in the send stream's encoding (a store whose sends carry
- * no stream builds these commands for its history).
- */
-export type HistoryCommand = SendCommand;
 
 /**
  * What a record says happened to the tree:
@@ -68,27 +61,19 @@ export interface HistorySummary {
   truncated: boolean;
 }
 
-const opOfCommand: Partial<Record<SendCommand['name'], HistoryOp>> = {
-  write: 'write',
-  'update-extent': 'write',
-  'encoded-write': 'write',
-  clone: 'clone',
-  truncate: 'truncate',
-  mkfile: 'create',
-  mkdir: 'mkdir',
-  symlink: 'symlink',
-  mknod: 'mknod',
-  mkfifo: 'mknod',
-  mksock: 'mknod',
-  link: 'link',
-  rename: 'rename',
-  unlink: 'unlink',
-  rmdir: 'rmdir',
-  'set-xattr': 'set-xattr',
-  'remove-xattr': 'remove-xattr',
-  chmod: 'chmod',
-  chown: 'chown',
-};
+/**
+ * One change an incremental send carried, as the store reads it from its send (on btrfs, one command
+ * of the send stream; see btrfs/send-history.ts).
+ */
+export interface HistoryChange {
+  op: HistoryOp;
+  /** Path relative to the disk's root. */
+  path: string;
+  /** The new name (rename), the link's target (link, symlink). */
+  pathTo?: string;
+  offset?: number;
+  length?: number;
+}
 
 export class HistoryRecorder {
   readonly records: HistoryRecord[] = [];
@@ -109,38 +94,17 @@ export class HistoryRecorder {
     this.#clock = options.clock ?? ((): Date => new Date());
   }
 
-  /** Takes one command of the stream of catch-up pass `pass`. */
-  take(pass: number, command: SendCommand): void {
-    const op = opOfCommand[command.name];
-    if (!op) return;
-    const attrs = command.attributes;
-    const path = readString(attrs.get(sendAttributes.path)) ?? '';
+  /** Takes one change carried by catch-up pass `pass`; contiguous writes to one file are merged. */
+  take(pass: number, change: HistoryChange): void {
+    const { op, path, offset, length } = change;
     this.#passes.add(pass);
-    let offset: number | undefined;
-    let length: number | undefined;
-    if (op === 'write') {
-      offset = readU64(attrs.get(sendAttributes.fileOffset));
-      length =
-        command.name === 'update-extent'
-          ? readU64(attrs.get(sendAttributes.size))
-          : command.name === 'encoded-write'
-            ? readU64(attrs.get(sendAttributes.unencodedFileLength))
-            : (attrs.get(sendAttributes.data)?.length ?? 0);
-      if (this.#extendLast(pass, path, offset ?? 0, length ?? 0)) {
-        this.#bytes += length ?? 0;
-        return;
-      }
-    } else if (op === 'clone') {
-      offset = readU64(attrs.get(sendAttributes.fileOffset));
-      length = readU64(attrs.get(sendAttributes.cloneLength));
-    } else if (op === 'truncate') {
-      length = readU64(attrs.get(sendAttributes.size));
+    if (op === 'write' && this.#extendLast(pass, path, offset ?? 0, length ?? 0)) {
+      this.#bytes += length ?? 0;
+      return;
     }
     const record: HistoryRecord = { pass, at: this.#clock().toISOString(), op, path };
-    const pathTo =
-      readString(attrs.get(sendAttributes.pathTo)) ?? readString(attrs.get(sendAttributes.pathLink));
-    if (pathTo !== undefined && (op === 'rename' || op === 'link' || op === 'symlink'))
-      record.pathTo = pathTo;
+    if (change.pathTo !== undefined && (op === 'rename' || op === 'link' || op === 'symlink'))
+      record.pathTo = change.pathTo;
     if (offset !== undefined) record.offset = offset;
     if (length !== undefined) record.length = length;
     this.#count(record);

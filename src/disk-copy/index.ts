@@ -33,12 +33,14 @@ export type {
   SyncOptions,
   CatchUpOptions,
   CatchUpResult,
+  TreeCheckOptions,
+  TreeCheckResult,
 } from './types.ts';
 export { getSyncBase, listSyncBases, type SyncBase } from './sync-bases.ts';
 export {
   HistoryRecorder,
   describeHistory,
-  type HistoryCommand,
+  type HistoryChange,
   formatBytes,
   type HistoryRecord,
   type HistoryOp,
@@ -51,6 +53,7 @@ export {
   type SendCommand,
   type SendCommandName,
 } from './btrfs/send-stream.ts';
+export { historyChangeOf } from './btrfs/send-history.ts';
 export { hashTree, hashPaths, differingPaths, type TreeHash } from './tree-hash.ts';
 export {
   createCgroup,

@@ -108,7 +108,7 @@ async function runPass(
     snapshot: pass.snapshot,
     ...(pass.parent ? { parent: pass.parent } : {}),
     ...(ctx.signal ? { signal: ctx.signal } : {}),
-    ...(pass.kind === 'full' ? {} : { onCommand: (command) => ctx.recorder.take(pass.number, command) }),
+    ...(pass.kind === 'full' ? {} : { onChange: (change) => ctx.recorder.take(pass.number, change) }),
     onBytes(done) {
       bytes = done;
       emit();

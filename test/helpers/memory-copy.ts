@@ -6,13 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { UnderstudyError } from '../../src/core/index.ts';
-import {
-  sendAttributes,
-  type CopyMode,
-  type CopySession,
-  type HistoryCommand,
-  type TreeHash,
-} from '../../src/disk-copy/index.ts';
+import type { CopyMode, CopySession, TreeHash } from '../../src/disk-copy/index.ts';
 
 export type Files = Map<string, Buffer>;
 
@@ -39,16 +33,6 @@ const copyOf = (files: Files): Files => new Map([...files].map(([p, b]) => [p, B
 
 /** The snapshot keys of job `jobId` on disk `disk`. */
 export const snapshotKey = (disk: string, jobId: string, name: string): string => `${disk}@${jobId}/${name}`;
-
-function command(name: 'write' | 'unlink', path: string, data?: Buffer): HistoryCommand {
-  const attributes = new Map<number, Buffer>([[sendAttributes.path, Buffer.from(path)]]);
-  if (data) {
-    const offset = Buffer.alloc(8);
-    attributes.set(sendAttributes.fileOffset, offset);
-    attributes.set(sendAttributes.data, data);
-  }
-  return { code: name === 'write' ? 15 : 11, name, attributes, wireBytes: 10 + (data?.length ?? 0) };
-}
 
 function hashFiles(files: Files): TreeHash {
   const lines = new Map<string, string>();
@@ -132,12 +116,12 @@ export function openMemoryCopy(o: MemoryCopyOptions): CopySession {
       for (const [path, data] of snapshot) {
         if (parent.get(path)?.equals(data)) continue;
         bytes += data.length;
-        s.onCommand?.(command('write', path, data));
+        s.onChange?.({ op: 'write', path, offset: 0, length: data.length });
       }
       for (const path of parent.keys()) {
         if (snapshot.has(path)) continue;
         bytes += path.length;
-        s.onCommand?.(command('unlink', path));
+        s.onChange?.({ op: 'unlink', path });
       }
       s.onBytes?.(bytes);
       volumes.set(received(s.snapshot), copyOf(snapshot));

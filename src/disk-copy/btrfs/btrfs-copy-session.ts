@@ -24,6 +24,7 @@ import {
   transfer,
   usedBytes,
 } from './btrfs.ts';
+import { historyChangeOf } from './send-history.ts';
 import { SendStreamParser } from './send-stream.ts';
 
 const NAME_PATTERN = /^[A-Za-z0-9][\w.-]{0,99}$/;
@@ -127,8 +128,14 @@ export async function openBtrfsCopy(o: BtrfsCopyOptions): Promise<CopySession> {
     size: (name) => usedBytes(ofSource(name)),
     checkSpace: (bytes) => checkSpace(poolPath, bytes),
     async send(s: SendOptions): Promise<SendResult> {
-      const onCommand = s.onCommand;
-      const parser = onCommand ? new SendStreamParser((command) => onCommand(command)) : undefined;
+      const onChange = s.onChange;
+      // The stream of an incremental send is parsed as it passes: its commands are the history.
+      const parser = onChange
+        ? new SendStreamParser((command) => {
+            const change = historyChangeOf(command);
+            if (change) onChange(change);
+          })
+        : undefined;
       const result = await transfer({
         snapshot: ofSource(s.snapshot),
         ...(s.parent ? { parent: ofSource(s.parent) } : {}),

@@ -4,6 +4,7 @@ import {
   HistoryRecorder,
   SendStreamParser,
   describeHistory,
+  historyChangeOf,
   sendAttributes as A,
   type SendCommand,
 } from '../../../src/disk-copy/index.ts';
@@ -82,7 +83,8 @@ function parseInChunks(
   const commands: SendCommand['name'][] = [];
   const parser = new SendStreamParser((c) => {
     commands.push(c.name);
-    recorder.take(1, c);
+    const change = historyChangeOf(c);
+    if (change) recorder.take(1, change);
   });
   for (let i = 0; i < data.length; i += chunkSize) parser.push(data.subarray(i, i + chunkSize));
   parser.end();
@@ -166,7 +168,10 @@ void describe('send stream parser and write history', () => {
 
   void it('counts records beyond maxRecords in the summary but does not keep them', () => {
     const recorder = new HistoryRecorder({ maxRecords: 2 });
-    const parser = new SendStreamParser((c) => recorder.take(1, c));
+    const parser = new SendStreamParser((c) => {
+      const change = historyChangeOf(c);
+      if (change) recorder.take(1, change);
+    });
     parser.push(sample);
     assert.equal(recorder.records.length, 2);
     assert.equal(recorder.summary().truncated, true);
