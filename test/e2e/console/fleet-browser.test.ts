@@ -14,54 +14,30 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { sleep, spawnProcess, waitFor } from '../../../src/core/index.ts';
-import { openStore } from '../../../src/store/index.ts';
-import {
-  agentJournalSchema,
-  FakeHostRunner,
-  FleetAgent,
-  createRollout,
-  getRollout,
-  startControlWorker,
-  syncInventory,
-  type LcInventory,
-} from '../../../src/fleet/index.ts';
+import { sleep, waitFor } from '../../../src/core/index.ts';
+import { createRollout, getRollout, startControlWorker, syncInventory } from '../../../src/fleet/index.ts';
 import { repoRoot } from '../../helpers/host-fixture.ts';
 import { freePort } from '../monitor/fixtures.ts';
-import { startFleetDb } from '../../helpers/fleet-fixture.ts';
+import {
+  createFakeAgents,
+  spawnCliDaemon,
+  startFleetDb,
+  writeControlDir,
+} from '../../helpers/fleet-fixture.ts';
 
 const artifacts = path.join(repoRoot, 'test-artifacts/console');
-const lcs: LcInventory[] = ['lc-a', 'lc-b'].map((lc) => ({
-  lc,
-  group: 'web',
-  labels: {},
-  services: ['http'],
-  installed: [],
-  pending: [{ name: 'openssl-3.0.15', security: true }],
-}));
 
 test('fleet pages in a real browser: sign in, the rollouts and hosts, one rollout with its waves', async (t) => {
   fs.mkdirSync(artifacts, { recursive: true });
   const fx = await startFleetDb(t);
-  const agents: FleetAgent[] = [];
-  for (const host of ['bh1', 'bh2']) {
-    const agent = new FleetAgent({
-      host,
-      endpoint: fx.endpoint,
-      identity: await fx.enrolAgent(host),
-      journal: openStore(path.join(fx.dir, 'agents', host, 'journal.db'), [agentJournalSchema]),
-      runner: new FakeHostRunner({ lcs, runMs: 50, failing: new Set(host === 'bh2' ? ['lc-a'] : []) }),
-      pollMs: 150,
-    });
-    await agent.reportInventory();
-    agents.push(agent);
-  }
+  const agents = await createFakeAgents(fx, {
+    hosts: ['bh1', 'bh2'],
+    pollMs: 150,
+    failing: { bh2: ['lc-a'] },
+  });
   await syncInventory(fx.db);
   const worker = await startControlWorker({ db: fx.db, tickMs: 200, pollIntervalMs: 200 });
-  fx.defer(async () => {
-    for (const a of agents) await a.stop();
-    await worker.stop();
-  });
+  fx.defer(() => worker.stop());
   for (const a of agents) a.start();
   const rollout = await createRollout(
     fx.db,
@@ -77,39 +53,16 @@ test('fleet pages in a real browser: sign in, the rollouts and hosts, one rollou
   await sleep(500); // the work taken before the halt finishes
 
   // `understudy serve` next to the control plane (its control.json: where and as whom to connect).
-  const controlDir = path.join(fx.dir, 'control-dir');
-  fs.mkdirSync(controlDir);
-  fs.writeFileSync(
-    path.join(controlDir, 'control.json'),
-    JSON.stringify({ endpoint: fx.endpoint, identity: fx.control }),
-  );
+  const controlDir = writeControlDir(fx);
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'us-fleet-console-'));
   t.after(() => fs.rmSync(stateDir, { recursive: true, force: true }));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   fs.writeFileSync(path.join(stateDir, 'monitor.yaml'), `api:\n  listen: 127.0.0.1\n  port: ${port}\n`);
-  const serve = spawnProcess(
-    [
-      process.execPath,
-      '--import',
-      'tsx',
-      'src/cli/entry.ts',
-      '--state-dir',
-      stateDir,
-      'serve',
-      '--control-dir',
-      controlDir,
-    ],
-    { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] },
-  );
   const serveLog: string[] = [];
-  serve.child.stderr?.on('data', (c: Buffer) => serveLog.push(c.toString()));
-  fx.defer(async () => {
-    if (serve.child.exitCode !== null) return;
-    serve.child.kill('SIGTERM');
-    const ended = await Promise.race([serve.done.then(() => true), sleep(60_000).then(() => false)]);
-    if (!ended) serve.child.kill('SIGKILL');
-    await serve.done.catch(() => undefined);
+  spawnCliDaemon(fx, ['--state-dir', stateDir, 'serve', '--control-dir', controlDir], {
+    log: serveLog,
+    stopMs: 60_000,
   });
   const up = await waitFor(
     async () =>
