@@ -23,10 +23,7 @@ import type {
   StopResult,
 } from '../../src/drivers/index.ts';
 import {
-  catchUpBySync,
   recoverInterruptedCopies,
-  type CatchUpOptions,
-  type CatchUpResult,
   type CopySession,
   type DiskRef,
   type DiskStore,
@@ -220,9 +217,6 @@ export class MemoryDiskStore implements DiskStore {
     return result;
   }
   async settled(): Promise<void> {}
-  catchUp(from: DiskRef, to: DiskRef, options: CatchUpOptions = {}): Promise<CatchUpResult> {
-    return catchUpBySync(this, { from, to, options });
-  }
   /** The sync bases of disk pairs: a copy of each side when they were last made equal. */
   readonly bases = new Map<string, { generation: number; sides: Map<string, Files> }>();
   private setBase(one: string, other: string, generation: number): void {

@@ -7,9 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { exec, isUnderstudyError, sleep, type Logger } from '../../core/index.ts';
 import type { Db } from '../../store/index.ts';
-import { catchUpBySync, diskSpecOf, type DiskRef, type DiskStore } from '../disk-store.ts';
+import { diskSpecOf, type DiskRef, type DiskStore } from '../disk-store.ts';
 import type { CopySession, OpenCopyOptions } from '../copy-session.ts';
-import type { CatchUpOptions, CatchUpResult, SyncOptions, SyncResult } from '../types.ts';
+import type { SyncOptions, SyncResult } from '../types.ts';
 import {
   adoptCopyBases,
   forgetSyncTrust,
@@ -158,10 +158,6 @@ export class BtrfsDiskStore implements DiskStore {
       to: this.side(to),
       rule: options.rule ?? 'sender-wins',
     });
-  }
-
-  catchUp(from: DiskRef, to: DiskRef, options: CatchUpOptions = {}): Promise<CatchUpResult> {
-    return catchUpBySync(this, { from, to, options });
   }
 
   async flush(ref: DiskRef): Promise<void> {
