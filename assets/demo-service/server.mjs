@@ -12,10 +12,11 @@
 // (every response carries `Connection: close`, idle keep-alive sockets are closed); SIGUSR2 leave it.
 //
 // The cut of a switch (answered only to loopback peers, i.e. the manager inside this machine):
-//   POST /.understudy/quiesce?waitMs=N[&forwardTo=ip:port]  no new write starts, old keep-alive
-//                                       sockets are closed, requests on connections that carried none
-//                                       yet go to forwardTo; answers when the last write in flight is on
-//                                       disk (or after N ms)
+//   POST /.understudy/quiesce?waitMs=N[&forwardTo=ip:port]  no new write starts; every request read
+//                                       from then on goes to forwardTo (answered with Connection: close;
+//                                       idle keep-alive sockets are closed after 1 s); without forwardTo,
+//                                       idle keep-alive sockets are closed at once; answers when the last
+//                                       write in flight is on disk (or after N ms)
 //   POST /.understudy/unquiesce         back to normal
 //   POST /.understudy/hold              requests are accepted and parsed but wait (the standby)
 //   POST /.understudy/release           the logs are read again from disk, then held requests proceed
@@ -737,16 +738,12 @@ const server = createServer((req, res) => {
   const admin = url.pathname.startsWith('/.understudy/');
   const write = !admin && isWrite(req.method, url.pathname);
   if (quiescedAt && !admin) {
-    if (state && state.requests > 0) {
-      // Quiesced, on a keep-alive socket that already carried a request: the race of a client reusing
-      // the socket as the service closes it. Neither read nor answered; the client sends it again on a
-      // new connection (RFC 9110 §9.2.2), which reaches the new server.
-      socket.destroy();
-      return;
-    }
     if (forwardTo) {
-      // A connection that reached this server just before the address moved: its requests are passed
-      // to the new server (held there until it serves), so no write starts here.
+      // Quiesced with the new server's address: a request read here from now on — on a connection
+      // that reached this server just before the address moved, or on an old keep-alive socket its
+      // client reused as the service was handing over — is passed to the new server (held there until
+      // it serves) and answered with Connection: close. No write starts here, and no client has to
+      // send anything again (which no client does for a POST).
       if (state) {
         state.requests += 1;
         state.active += 1;
@@ -756,6 +753,13 @@ const server = createServer((req, res) => {
         });
       }
       forward(req, res, forwardTo);
+      return;
+    }
+    if (state && state.requests > 0) {
+      // Quiesced without a server to pass it to, on a keep-alive socket that already carried a
+      // request: the race of a client reusing the socket as the service closes it. Neither read nor
+      // answered; the client sends it again on a new connection (RFC 9110 §9.2.2).
+      socket.destroy();
       return;
     }
     if (write) {
@@ -817,8 +821,11 @@ server.on('clientError', (error, socket) => {
 
 /**
  * In drain, quiesce or stop mode: close keep-alive sockets that have had no request for the grace
- * period (none when stopping or quiesced; quiesced, a socket that has not carried a request yet is
- * left open).
+ * period (none when stopping, or quiesced without a new server to pass requests to; quiesced, a socket
+ * that has not carried a request yet is left open). Quiesced with one, an idle socket keeps the grace:
+ * a request its client writes meanwhile is passed on and answered, where closing every idle socket at
+ * once would meet requests already on their way (each then sent again, possibly onto another socket
+ * closing at the same moment).
  */
 function sweepIdleSockets() {
   if (!draining && !stopping && !quiescedAt) return;
@@ -828,13 +835,13 @@ function sweepIdleSockets() {
     // Quiesced, a socket that has carried no request yet is left to present it (it is forwarded, or
     // served when it reads); closing it could fail a client that has not been answered at all.
     if (quiescedAt && !stopping && state.requests === 0) continue;
-    const grace = stopping ? 0 : quiescedAt ? 0 : DRAIN_IDLE_GRACE_MS;
+    const grace = stopping || (quiescedAt && !forwardTo) ? 0 : DRAIN_IDLE_GRACE_MS;
     const since = state.requests > 0 ? state.idleSince : state.acceptedAt;
     if (now - since >= grace) socket.end();
   }
 }
 setInterval(sweepIdleSockets, 200).unref();
-// Quiesced, idle sockets are closed the moment they become idle, not at the next sweep.
+// Quiesced (without a new server), idle sockets are closed the moment they become idle, not at the next sweep.
 setInterval(() => quiescedAt && sweepIdleSockets(), 5).unref();
 
 function enterDrain() {

@@ -17,6 +17,7 @@ import { bindLcSwitch } from '../run/index.ts';
 import {
   SwitchJournal,
   runSwitch,
+  stepRecords,
   type HealthReport,
   type SwitchRecord,
   type SwitchRequest,
@@ -99,15 +100,19 @@ export function createSwitchOperations(deps: SwitchOperationDeps): SwitchOperati
       let firstPhase: () => void = () => undefined;
       const phaseEnded = new Promise<void>((resolve) => (firstPhase = resolve));
       let phaseStarted = performance.now();
+      // The phases inside the hold of a stateful switch are appended once it is released.
+      const records = stepRecords();
       const afterStep = (phase: string, id: string): void => {
         const durationMs = Math.round(performance.now() - phaseStarted);
         phaseStarted = performance.now();
         switchId = id;
-        events.append({
-          type: 'switch.phase',
-          lc: from,
-          data: { switchId: switchId ?? null, from, to, method, phase, durationMs },
-        });
+        records.add(phase, () =>
+          events.append({
+            type: 'switch.phase',
+            lc: from,
+            data: { switchId: id, from, to, method, phase, durationMs },
+          }),
+        );
         firstPhase();
       };
       const work = (async (): Promise<SwitchResult> => {
@@ -123,6 +128,7 @@ export function createSwitchOperations(deps: SwitchOperationDeps): SwitchOperati
           await bound.after();
           return result;
         } finally {
+          records.flush();
           releaseLeases(db, leases, owner);
         }
       })();

@@ -10,7 +10,14 @@ import { UnderstudyError, type Logger } from '../core/index.ts';
 import type { LcSpec } from '../drivers/index.ts';
 import type { Db } from '../store/index.ts';
 import type { CopyPrimitives } from './copy-session.ts';
-import type { CatchUpOptions, CatchUpResult, SyncOptions, SyncResult } from './types.ts';
+import type {
+  CatchUpOptions,
+  CatchUpResult,
+  SyncOptions,
+  SyncResult,
+  TreeCheckOptions,
+  TreeCheckResult,
+} from './types.ts';
 
 /** One disk of one LC: `disk` is the name of a disk in `lc.disks`. */
 export interface DiskRef {
@@ -55,6 +62,14 @@ export interface DiskStore extends CopyPrimitives<DiskRef> {
    * prepared (no base, `receiver-wins`).
    */
   prepareFinalSync(from: DiskRef, to: DiskRef, options?: SyncOptions): Promise<void>;
+  /**
+   * The whole-tree check after a final sync, once `to` serves again (in the background: the reads
+   * are paced): `from`'s tree at the cut against `to`'s tree at the same moment, over every path `to`
+   * has not changed since (the final sync's own paths were checked inside the hold). `mismatch` names
+   * the first differing paths. Call it after the final sync and before the pair is synced again (a
+   * later sync makes it `skipped`). Absent where a store cannot check (no sync bases).
+   */
+  verifyFinalSync?(from: DiskRef, to: DiskRef, options?: TreeCheckOptions): Promise<TreeCheckResult>;
   /**
    * Writes what the disk's filesystem holds in memory to its device (on btrfs, a transaction commit),
    * so that a snapshot taken soon after has little to write: the switch calls it just before its hold.

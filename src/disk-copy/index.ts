@@ -33,6 +33,8 @@ export type {
   SyncOptions,
   CatchUpOptions,
   CatchUpResult,
+  TreeCheckOptions,
+  TreeCheckResult,
 } from './types.ts';
 export { getSyncBase, listSyncBases, type SyncBase } from './sync-bases.ts';
 export {

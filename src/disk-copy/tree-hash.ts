@@ -92,7 +92,27 @@ async function readXattrsOf(root: string, argv: string[]): Promise<Map<string, s
   return byPath;
 }
 
-async function hashFile(file: string): Promise<string> {
+/**
+ * Paces reads to at most `bytesPerSecond` over the whole hash (a background check must not take the
+ * disk from the service): `take(n)` resolves once reading n more bytes keeps within the rate.
+ */
+export interface ReadPace {
+  take(bytes: number): Promise<void>;
+}
+
+export function readPace(bytesPerSecond: number): ReadPace {
+  const started = performance.now();
+  let total = 0;
+  return {
+    async take(bytes) {
+      total += bytes;
+      const due = (total / bytesPerSecond) * 1000 - (performance.now() - started);
+      if (due > 0) await new Promise((resolve) => setTimeout(resolve, due));
+    },
+  };
+}
+
+async function hashFile(file: string, pace?: ReadPace): Promise<string> {
   const hash = createHash('sha256');
   const handle = await fs.open(file, 'r');
   try {
@@ -101,6 +121,7 @@ async function hashFile(file: string): Promise<string> {
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
       if (bytesRead === 0) break;
       hash.update(buffer.subarray(0, bytesRead));
+      await pace?.take(bytesRead);
     }
   } finally {
     await handle.close();
@@ -118,9 +139,12 @@ function typeOf(stat: Stats): string {
   return 's';
 }
 
-/** Hashes the tree under `root` (which must not change meanwhile: hash a snapshot or a frozen tree). */
-export async function hashTree(root: string): Promise<TreeHash> {
-  return hashEntries(root, undefined);
+/**
+ * Hashes the tree under `root` (which must not change meanwhile: hash a snapshot or a frozen tree);
+ * `pace` bounds the rate of its reads.
+ */
+export async function hashTree(root: string, options: { pace?: ReadPace } = {}): Promise<TreeHash> {
+  return hashEntries(root, undefined, true, options.pace);
 }
 
 /**
@@ -137,7 +161,12 @@ export async function hashPaths(
   return hashEntries(root, [...new Set(paths)].sort(), options.xattrs ?? true);
 }
 
-async function hashEntries(root: string, only: string[] | undefined, xattrs = true): Promise<TreeHash> {
+async function hashEntries(
+  root: string,
+  only: string[] | undefined,
+  xattrs = true,
+  pace?: ReadPace,
+): Promise<TreeHash> {
   const started = performance.now();
   const absoluteOf = (relative: string): string => (relative === '.' ? root : path.join(root, relative));
   let present = only;
@@ -168,7 +197,7 @@ async function hashEntries(root: string, only: string[] | undefined, xattrs = tr
     const type = typeOf(stat);
     let content = '';
     if (type === 'f') {
-      content = await hashFile(absolute);
+      content = await hashFile(absolute, pace);
       bytes += stat.size;
     } else if (type === 'l') content = await fs.readlink(absolute);
     else if (type === 'c' || type === 'b') content = String(stat.rdev);

@@ -244,3 +244,34 @@ export interface CatchUpResult {
   /** The writer kept changing more than `smallEnoughFiles` paths or `smallEnoughBytes` per pass through every pass. */
   outpaced: boolean;
 }
+
+/** Options of the whole-tree check after a final sync (DiskStore.verifyFinalSync). */
+export interface TreeCheckOptions {
+  /** The most file bytes read per second over both trees (default 32 MiB/s): the check is off the hot path. */
+  bytesPerSecond?: number;
+  /** How many differing paths to name (default 10). */
+  limit?: number;
+  logger?: Logger;
+}
+
+/**
+ * The whole-tree check after a final sync:
+ * - `ok`: every path of the target that it has not changed since the cut equals the source's at the cut;
+ * - `mismatch`: `paths` name the first that differ (present on one side only, or different);
+ * - `skipped`: nothing to compare (`reason`: no sync base, a sync of the pair in progress).
+ */
+export interface TreeCheckResult {
+  /** `lc/disk` of each side. */
+  from: string;
+  to: string;
+  result: 'ok' | 'mismatch' | 'skipped';
+  reason?: string;
+  paths: string[];
+  /** Entries compared. */
+  entries: number;
+  /** Entries left out: the target changed them since the cut (the final sync's paths, checked inside the hold, and what it wrote since it serves). */
+  excluded: number;
+  /** File bytes read (both trees). */
+  bytes: number;
+  durationMs: number;
+}

@@ -79,8 +79,14 @@ class LoadRun {
   private readonly total: number;
   private readonly pickKind: () => RequestKind;
   private readonly runTag = randomBytes(3).toString('hex');
-  /** Date.now() − performance.now(), fixed at start: turns the monotonic clock into epoch ms. */
-  private readonly epochOffset = Date.now() - performance.now();
+  /**
+   * Date.now() − performance.now(), fixed at start: turns the monotonic clock into epoch ms. The
+   * largest of a few readings: a process preempted between the two reads (a loaded machine) gets one
+   * too small, which would date every record early by the length of the preemption (tens of ms).
+   */
+  private readonly epochOffset = Math.max(
+    ...Array.from({ length: 16 }, () => Date.now() - performance.now()),
+  );
   private readonly uploadChunks: Buffer[];
   private readonly uploadSha256: string;
   private startMono = 0;

@@ -10,9 +10,10 @@ import { UnderstudyError, isUnderstudyError, sleep } from '../core/index.ts';
 import { copyLive, describeHistory } from '../disk-copy/index.ts';
 import { assetsDir } from '../images/index.ts';
 import { finishedSwitch, switchOnce } from './switch-once.ts';
+import { stepRecords } from '../switch/index.ts';
+import { startTreeCheck } from './tree-check.ts';
 import { sha256Hex } from '../catalogue/index.ts';
 import { lc1, saveFacts, standby, type RunContext } from './context.ts';
-import type { RunEvent } from './types.ts';
 import type { RunSwitchResult } from './facts.ts';
 import type { OutputKind, StepOutput } from './step-outputs.ts';
 import { bindSwitch, catchUpDisks, recordSwitch } from './switch-binding.ts';
@@ -625,11 +626,9 @@ async function moveServiceCaughtUp(
   }
   let result: RunSwitchResult;
   let phaseStarted = performance.now();
-  let holding = false;
-  const held: Omit<RunEvent, 'runId'>[] = [];
-  const flushHeld = (): void => {
-    for (const event of held.splice(0)) c.emit(event);
-  };
+  // Inside the hold of a stateful switch every write to disk delays the held requests: the notes of
+  // its steps are written once it is released.
+  const records = stepRecords();
   try {
     result = await switchOnce({
       since: options.since,
@@ -647,17 +646,14 @@ async function moveServiceCaughtUp(
         afterStep: (phase) => {
           const ms = Math.round(performance.now() - phaseStarted);
           phaseStarted = performance.now();
-          // Inside the hold of a stateful switch every write to disk delays the held requests: the
-          // notes of its steps are written once it is released.
-          if (phase === 'hold') holding = true;
-          held.push({
-            step: options.step,
-            state: 'note',
-            message: `${phase} done (${ms} ms)`,
-            progress: { phase, durationMs: ms },
-          });
-          if (phase === 'release-hold') holding = false;
-          if (!holding) flushHeld();
+          records.add(phase, () =>
+            c.emit({
+              step: options.step,
+              state: 'note',
+              message: `${phase} done (${ms} ms)`,
+              progress: { phase, durationMs: ms },
+            }),
+          );
           return c.crash(`switch/${phase}`, 'after');
         },
         // What the operator must know before the switch (slow writes, a wait for a quieter moment)
@@ -674,7 +670,7 @@ async function moveServiceCaughtUp(
       },
     });
   } catch (error) {
-    flushHeld();
+    records.flush();
     if (!isUnderstudyError(error, 'SWITCH_STEP_FAILED')) throw error;
     const switchId = typeof error.details.switchId === 'string' ? error.details.switchId : '';
     c.logger.error({ err: error, switchId }, 'the service moved; a cleanup step of the switch failed');
@@ -693,6 +689,9 @@ async function moveServiceCaughtUp(
     };
   }
   await recordSwitch(c.db, c.host, { from: options.from, to: options.to, fromRole: options.fromRole });
+  // The standby serves: its data disks are compared whole with LC1's at the cut, in the background.
+  if (c.options.stateful && result.outcome === 'switched')
+    void startTreeCheck(c, { step: options.step, from: options.from, to: options.to, diskMap });
   return result;
 }
 

@@ -13,6 +13,8 @@ import {
   type SyncConflictRule,
   type SyncPhases,
   type SyncResult,
+  type TreeCheckOptions,
+  type TreeCheckResult,
 } from '../disk-copy/index.ts';
 import type { DiskSpec } from '../drivers/index.ts';
 import type { HostContext } from '../host/index.ts';
@@ -275,6 +277,29 @@ export function catchUpThrottleRate(passes: readonly SyncResult[]): number {
   const ms = passes.reduce((n, p) => n + p.durationMs, 0);
   const carried = ms > 0 ? (bytes / ms) * 1000 : 0;
   return Math.max(minThrottleBytesPerSecond, Math.round(carried / 2));
+}
+
+/**
+ * After a stateful switch from `from` to `to` (which now serves): the whole-tree check of every data
+ * disk pair (DiskStore.verifyFinalSync), one disk after the other (the reads are paced). The system
+ * disks are not compared: the standby's keeps its patch. A store that cannot check yields nothing.
+ */
+export async function verifyDataDisks(
+  host: HostContext,
+  from: LcRecord,
+  to: LcRecord,
+  options: TreeCheckOptions & { diskMap?: DiskMap } = {},
+): Promise<TreeCheckResult[]> {
+  const { diskMap, ...check } = options;
+  const results: TreeCheckResult[] = [];
+  if (!host.disks.verifyFinalSync) return results;
+  for (const disk of dataDisks(from)) {
+    const target = counterpart(from, to, disk, diskMap);
+    results.push(
+      await host.disks.verifyFinalSync({ lc: from, disk: disk.name }, { lc: to, disk: target.name }, check),
+    );
+  }
+  return results;
 }
 
 /**

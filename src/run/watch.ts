@@ -13,6 +13,30 @@ import { hostNetworkSide } from './service-health.ts';
 import { switchHealthOf } from './service-side.ts';
 import { runService } from './service.ts';
 import type { StepOutput } from './step-outputs.ts';
+import { describeMismatch, forgetTreeCheck, treeCheckOf } from './tree-check.ts';
+
+/**
+ * A mismatch found by the run's whole-tree check (tree-check.ts), in one line; `settledOnly`: only
+ * when the check has already ended (the loop does not wait for it).
+ */
+async function treeMismatch(c: RunContext, o: { settledOnly?: boolean } = {}): Promise<string | undefined> {
+  const check = treeCheckOf(c.runId);
+  if (!check) return undefined;
+  const outcome = o.settledOnly ? await Promise.race([check, Promise.resolve(undefined)]) : await check;
+  return outcome && describeMismatch(outcome);
+}
+
+function unhealthyByTree(c: RunContext, mismatch: string, started: number): StepOutput<'watch'> {
+  forgetTreeCheck(c.runId);
+  c.facts.watchOutcome = 'unhealthy';
+  c.facts.watchDetail = `the whole-tree check after the switch found the standby's data different from LC1's at the cut: ${mismatch}`;
+  saveFacts(c);
+  return {
+    outcome: 'unhealthy',
+    detail: c.facts.watchDetail,
+    watchedMs: Math.round(performance.now() - started),
+  };
+}
 
 export const watchIntervalMs = 500;
 export const watchFailures = 3;
@@ -78,6 +102,8 @@ export async function watchService(c: RunContext): Promise<StepOutput<'watch'>> 
       first = false;
       await c.crash('watch', 'during');
     }
+    const mismatch = await treeMismatch(c, { settledOnly: true });
+    if (mismatch) return unhealthyByTree(c, mismatch, started);
     if (failedInRow >= watchFailures) {
       c.facts.watchOutcome = 'unhealthy';
       c.facts.watchDetail = `the service failed ${failedInRow} health checks in a row on ${standby}: ${outcome.detail}`;
@@ -90,6 +116,10 @@ export async function watchService(c: RunContext): Promise<StepOutput<'watch'>> 
     }
     await sleep(Math.min(watchIntervalMs, Math.max(0, until - Date.now())));
   }
+  // The whole-tree check of the stateful switch's data disks is part of the watch: it is waited for.
+  const mismatch = await treeMismatch(c);
+  if (mismatch) return unhealthyByTree(c, mismatch, started);
+  forgetTreeCheck(c.runId);
   c.facts.watchOutcome = 'healthy';
   c.facts.watchDetail = `${what} stayed healthy`;
   saveFacts(c);

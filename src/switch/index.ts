@@ -40,3 +40,4 @@ export {
 } from './run-switch.ts';
 export { serviceSide, serviceSignals, signalScript, type ServiceSideOptions } from './bind.ts';
 export { steerRuleset, countServiceConnections, type SteerMode, type SteerOptions } from './net-ops.ts';
+export { stepRecords, type StepRecords } from './step-records.ts';

@@ -99,12 +99,37 @@ export class SwitchJournal {
     this.db.prepare('UPDATE switches SET facts = ? WHERE id = ?').run(JSON.stringify(facts), id);
   }
 
-  /** The step is done, with the facts it learned: one transaction (one write to disk inside a hold). */
-  stepDone(id: string, seq: number, facts: Record<string, unknown>): void {
-    this.db.transaction(() => {
-      this.saveFacts(id, facts);
-      this.stepState(id, seq, 'done');
-    })();
+  /**
+   * The step is done, with the facts it learned, and (`next`) the next step started: one transaction.
+   * `durable: false` writes it without waiting for the disk (SQLite's WAL with `synchronous = NORMAL`):
+   * it survives the death of the process (a kill), not a crash of the host, until the next durable
+   * write, which carries it to the disk.
+   */
+  stepDone(
+    id: string,
+    seq: number,
+    facts: Record<string, unknown>,
+    options: { next?: { seq: number; name: string }; durable?: boolean } = {},
+  ): void {
+    const write = (): void =>
+      this.db.transaction(() => {
+        this.saveFacts(id, facts);
+        this.stepState(id, seq, 'done');
+        if (options.next) this.stepStarted(id, options.next.seq, options.next.name);
+      })();
+    if (options.durable ?? true) write();
+    else this.withoutSync(write);
+  }
+
+  /** Runs `write` with the connection's writes not waiting for the disk, then restores the setting. */
+  private withoutSync(write: () => void): void {
+    const previous = this.db.pragma('synchronous', { simple: true }) as number;
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      write();
+    } finally {
+      this.db.pragma(`synchronous = ${previous}`);
+    }
   }
 
   stepStarted(id: string, seq: number, name: string): void {

@@ -168,12 +168,13 @@ export async function announce(
   side: SwitchSide,
   address: string,
   dev: string,
+  options: { waitForFrame?: boolean } = {},
 ): Promise<{ done: Promise<void> }> {
   const ip = hostOf(address);
   const done = side
     .netExec(['arping', '-q', '-U', '-c', '1', '-I', dev, '-s', ip, ip], { timeoutMs: 5000 })
     .then(() => undefined);
-  await sleep(40);
+  if (options.waitForFrame ?? true) await sleep(40);
   return { done };
 }
 

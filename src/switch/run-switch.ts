@@ -205,6 +205,7 @@ function resultOf(x: Execution, outcome: SwitchResult['outcome']): SwitchResult 
             reloadMs: f.reloadMs,
             holdMs: f.holdMs,
             holdExceeded: f.holdExceeded,
+            holdJournalMs: f.holdJournalMs,
             finishMs: f.finishMs,
           },
         }
@@ -242,7 +243,8 @@ export function describePhases(result: SwitchResult): string | undefined {
   return (
     `cut by ${result.cut}: hold ${ms(p.holdMs)}${p.holdExceeded ? ' (over maxHoldMs: writes in flight were waited for)' : ''}` +
     ` = drain to the last write ${ms(p.drainMs)}, final sync ${ms(p.syncMs)}${sync}, release ${ms(p.releaseMs)}` +
-    `${p.reloadMs === undefined ? '' : ` (reload ${ms(p.reloadMs)})`}; before it: check of writes ${ms(p.gateMs)}` +
+    `${p.reloadMs === undefined ? '' : ` (reload ${ms(p.reloadMs)})`}` +
+    `${p.holdJournalMs === undefined ? '' : `, the switch's journal ${ms(p.holdJournalMs)}`}; before it: check of writes ${ms(p.gateMs)}` +
     `${p.gateRetries ? ` (${p.gateRetries} waits)` : ''}${p.prepareMs === undefined ? '' : `, preparation of the sync ${ms(p.prepareMs)}${prepared}`}; after it: old LC finished in ${ms(p.finishMs)}`
   );
 }
@@ -297,13 +299,26 @@ async function reverse(
   );
 }
 
+/**
+ * The hold of an instant stateful switch is on: LC2 took the address and holds the new requests, and
+ * nothing has let them go yet (from `lc2-takes-address` to `release-hold`).
+ */
+const heldWithoutRelease = (c: StepContext): boolean =>
+  c.facts.reachableAt !== undefined && c.facts.releaseMs === undefined;
+
+/** The step lets LC2 serve: what recovery needs must be on disk before it starts. */
+const lets = (step: Step): boolean => step.name === 'release-hold';
+
 /** Runs steps from `first` on; returns the result or throws after reversing. */
 async function runFrom(x: Execution, first: number): Promise<SwitchResult> {
   const { journal, id, c } = x;
+  // Whether step i's start was journalled with step i-1's end (inside the hold).
+  let startJournalled = false;
   for (let i = first; i < x.steps.length; i++) {
     const step = x.steps[i]!;
     const t0 = Date.now();
-    journal.stepStarted(id, i, step.name);
+    if (!startJournalled) journal.stepStarted(id, i, step.name);
+    startJournalled = false;
     let attempts = 0;
     for (;;) {
       try {
@@ -332,16 +347,31 @@ async function runFrom(x: Execution, first: number): Promise<SwitchResult> {
         return reverse(x, i, error);
       }
     }
-    journal.stepDone(id, i, c.facts as Record<string, unknown>);
-    x.times.push({ name: step.name, ms: Date.now() - t0 });
-    c.logger.info({ switchId: id, step: step.name, ms: Date.now() - t0 }, 'switch step done');
+    const ran = Date.now() - t0;
+    const next = x.steps[i + 1];
+    if (heldWithoutRelease(c)) {
+      // Inside the hold every write to disk delays the held requests, and LC2 serves nothing until
+      // `release-hold`: the step's end and the next step's start are one transaction, written to disk
+      // (with everything before it) only when the next step lets LC2 serve. Until then the journal
+      // survives the manager's death (what the recovery handles), not the host's, where LC2's
+      // runtime state is gone too and the switch is reversed (LC2 never served).
+      const t1 = Date.now();
+      journal.stepDone(id, i, c.facts as Record<string, unknown>, {
+        ...(next ? { next: { seq: i + 1, name: next.name } } : {}),
+        durable: next === undefined || lets(next),
+      });
+      c.facts.holdJournalMs = (c.facts.holdJournalMs ?? 0) + (Date.now() - t1);
+      startJournalled = next !== undefined;
+    } else journal.stepDone(id, i, c.facts as Record<string, unknown>);
+    x.times.push({ name: step.name, ms: ran });
+    c.logger.info({ switchId: id, step: step.name, ms: ran }, 'switch step done');
     if (x.afterStep) {
       try {
         await x.afterStep(step.name, id);
       } catch (error) {
-        const next = x.steps[i + 1];
         if (next?.cleanup || step.cleanup) throw error;
-        return reverse(x, i, error);
+        // The next step's start may be journalled already: it is undone too (undos are idempotent).
+        return reverse(x, startJournalled ? i + 1 : i, error);
       }
     }
   }

@@ -62,6 +62,8 @@ export interface SwitchFacts {
   syncEndedAt?: number;
   releaseMs?: number;
   reloadMs?: number;
+  /** Instant stateful: the time the journal's writes took inside the hold. */
+  holdJournalMs?: number;
   /** After the release: LC1 finishing its last requests while LC2 serves. */
   finishMs?: number;
 }
@@ -96,8 +98,14 @@ export interface Step {
 
 const hostAddress = (address: string): string => `${hostOf(address)}/32`;
 
-async function announceFrom(c: StepContext, side: SwitchSide, address: string, dev: string): Promise<void> {
-  const { done } = await announce(side, address, dev);
+async function announceFrom(
+  c: StepContext,
+  side: SwitchSide,
+  address: string,
+  dev: string,
+  options: { waitForFrame?: boolean } = {},
+): Promise<void> {
+  const { done } = await announce(side, address, dev, options);
   c.background.push(
     done.catch((error: unknown) => c.logger.warn({ err: error, lc: side.name }, 'announcement failed')),
   );
@@ -525,9 +533,13 @@ const lc2TakesAddress: Step = {
     await addAddress(c.to, c.plan.service.address, c.plan.to.nic);
     // From here clients reach LC2: a held LC2 holds them from now on (instant; the other methods pass
     // new connections to LC2 earlier, so their hold counts from the hold itself).
-    if (c.plan.method === 'instant' && c.facts.holdStartedAt !== undefined)
-      c.facts.reachableAt ??= Date.now();
-    await announceFrom(c, c.to, c.plan.service.address, c.plan.to.nic);
+    const held = c.plan.method === 'instant' && c.facts.holdStartedAt !== undefined;
+    if (held) c.facts.reachableAt ??= Date.now();
+    // Inside the hold of a cut by writes nothing waits for the frame to be out: a client that still
+    // sends to LC1 reaches it there (the address stays on LC1's lo), and LC1, once quiesced, passes
+    // the requests of such new connections to LC2 (forwardTo), where they are held like the others.
+    const passedOn = held && cutByWrites(c) && c.facts.lc2Address !== undefined;
+    await announceFrom(c, c.to, c.plan.service.address, c.plan.to.nic, { waitForFrame: !passedOn });
   },
   async undo(c) {
     if (c.facts.holdBy === 'service' && cutByWrites(c) && c.plan.from.newAddress) {

@@ -216,6 +216,8 @@ export interface SwitchPhases {
   holdMs?: number;
   /** The writes in flight outlasted maxHoldMs at the cut (they were waited for: nothing is lost). */
   holdExceeded?: boolean;
+  /** Part of holdMs: the switch journal's writes inside the hold. */
+  holdJournalMs?: number;
   /** After the release: LC1 finishing its last requests (uploads), while LC2 already serves. */
   finishMs?: number;
 }

@@ -30,6 +30,7 @@ import {
   type OpenCopyOptions,
   type SyncOptions,
   type SyncResult,
+  type TreeCheckResult,
 } from '../../src/disk-copy/index.ts';
 import type { HostContext, HostNetwork } from '../../src/host/index.ts';
 import { openMemoryCopy, removeMemoryCopy, type Files, type MemoryCopyHooks } from './memory-copy.ts';
@@ -217,6 +218,29 @@ export class MemoryDiskStore implements DiskStore {
     return result;
   }
   async settled(): Promise<void> {}
+  /** Like the btrfs store: the two sides as the last sync left them, compared path by path. */
+  async verifyFinalSync(from: DiskRef, to: DiskRef): Promise<TreeCheckResult> {
+    const fromKey = this.disks.key(from);
+    const toKey = this.disks.key(to);
+    const base = this.bases.get([fromKey, toKey].sort().join('|'));
+    const a = base?.sides.get(fromKey);
+    const b = base?.sides.get(toKey);
+    const result = { from: fromKey, to: toKey, entries: 0, excluded: 0, bytes: 0, durationMs: 0 };
+    if (!a || !b) return { ...result, result: 'skipped', reason: 'no sync base', paths: [] };
+    const all = new Set([...a.keys(), ...b.keys()]);
+    const paths = [...all].filter((p) => !a.get(p)?.equals(b.get(p) ?? Buffer.alloc(0))).sort();
+    this.log.push(`verify ${fromKey} -> ${toKey}`);
+    return { ...result, result: paths.length ? 'mismatch' : 'ok', paths, entries: all.size };
+  }
+  /**
+   * A fault of the standby's copy that no sync sees: `path` of the disk differs from what it was
+   * synced to, and so does its sync base (as if it had been so when the pair was last made equal).
+   */
+  corruptUnseen(disk: DiskRef, path: string, data: string): void {
+    const key = this.disks.key(disk);
+    this.disks.volumes.get(key)?.set(path, Buffer.from(data));
+    for (const base of this.bases.values()) base.sides.get(key)?.set(path, Buffer.from(data));
+  }
   /** The sync bases of disk pairs: a copy of each side when they were last made equal. */
   readonly bases = new Map<string, { generation: number; sides: Map<string, Files> }>();
   private setBase(one: string, other: string, generation: number): void {

@@ -12,6 +12,7 @@ import {
   SwitchJournal,
   parseSwitchMethod,
   runSwitch,
+  stepRecords,
   type HealthReport,
   type SwitchBinding,
   type SwitchDeps,
@@ -190,16 +191,20 @@ export function registerSwitchCommands(
           let phaseStarted = performance.now();
           let switchId: string | null = null;
           const base = { from, to, method: request.method };
+          // The phases inside the hold of a stateful switch are appended once it is released.
+          const records = stepRecords();
           const afterStep = async (phase: string, id: string): Promise<void> => {
             const durationMs = Math.round(performance.now() - phaseStarted);
             phaseStarted = performance.now();
             switchId = id;
-            log.append({
-              type: 'switch.phase',
-              lc: from,
-              data: { switchId, ...base, phase, durationMs },
+            records.add(phase, () => {
+              log.append({
+                type: 'switch.phase',
+                lc: from,
+                data: { switchId: id, ...base, phase, durationMs },
+              });
+              show?.({ runId: '', step: `switch ${phase}`, state: 'done', durationMs });
             });
-            show?.({ runId: '', step: `switch ${phase}`, state: 'done', durationMs });
             // The binding's own hook (the crash points of the crash tests) runs after the phase is logged.
             await binding.afterStep?.(phase, id);
           };
@@ -210,6 +215,7 @@ export function registerSwitchCommands(
           try {
             result = await runSwitch(plan, { db: app.db, ...binding, afterStep, onHealth });
           } catch (error) {
+            records.flush();
             const record = switchId ? new SwitchJournal(app.db).get(switchId) : undefined;
             log.append({
               type: 'switch.state',
@@ -224,6 +230,7 @@ export function registerSwitchCommands(
             });
             throw error;
           }
+          records.flush();
           log.append({
             type: 'switch.state',
             lc: from,

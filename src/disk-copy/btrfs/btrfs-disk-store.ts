@@ -7,9 +7,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { exec, isUnderstudyError, sleep, type Logger } from '../../core/index.ts';
 import type { Db } from '../../store/index.ts';
+import { listSyncBases } from '../sync-bases.ts';
 import { diskSpecOf, type DiskRef, type DiskStore } from '../disk-store.ts';
 import type { CopySession, OpenCopyOptions } from '../copy-session.ts';
-import type { SyncOptions, SyncResult } from '../types.ts';
+import type { SyncOptions, SyncResult, TreeCheckOptions, TreeCheckResult } from '../types.ts';
 import {
   adoptCopyBases,
   forgetSyncTrust,
@@ -21,6 +22,7 @@ import {
 } from './sync-pair.ts';
 import { openBtrfsCopy, removeBtrfsCopy } from './btrfs-copy-session.ts';
 import { recoverCopyJobs } from './recover.ts';
+import { removeVerifyLeftovers, verifyFinal } from './verify-final.ts';
 
 export interface BtrfsDiskStoreOptions {
   /** Where the sync bases of disk pairs are recorded; without it every sync is whole. */
@@ -160,6 +162,27 @@ export class BtrfsDiskStore implements DiskStore {
     });
   }
 
+  async verifyFinalSync(
+    from: DiskRef,
+    to: DiskRef,
+    options: TreeCheckOptions = {},
+  ): Promise<TreeCheckResult> {
+    const db = this.options.db;
+    if (!db)
+      return {
+        from: `${from.lc.name}/${from.disk}`,
+        to: `${to.lc.name}/${to.disk}`,
+        result: 'skipped',
+        reason: 'no store of sync bases',
+        paths: [],
+        entries: 0,
+        excluded: 0,
+        bytes: 0,
+        durationMs: 0,
+      };
+    return verifyFinal({ db, from: this.side(from), to: this.side(to), options });
+  }
+
   async flush(ref: DiskRef): Promise<void> {
     await exec(['btrfs', 'filesystem', 'sync', this.location(ref)], { timeoutMs: 120_000 });
   }
@@ -169,6 +192,13 @@ export class BtrfsDiskStore implements DiskStore {
   }
 
   async recoverCopies(db: Db, options: { logger?: Logger } = {}): Promise<string[]> {
-    return [...(await recoverCopyJobs(db, options)), ...(await recoverSyncs(db, options))];
+    const recovered = [...(await recoverCopyJobs(db, options)), ...(await recoverSyncs(db, options))];
+    // The snapshots of whole-tree checks whose process died, next to the disks of the sync pairs.
+    // A base is <directory of the disk>/.understudy-sync/<holder>/snap.
+    const bases = listSyncBases(db).flatMap((b) => [b.baseA, b.baseB]);
+    await removeVerifyLeftovers(
+      bases.filter(Boolean).map((b) => path.dirname(path.dirname(path.dirname(b)))),
+    );
+    return recovered;
   }
 }

@@ -148,6 +148,57 @@ test('an LC that declares no service: the run and the switch are refused before 
   assert.deepEqual(f.served(), { by: ['lc1'], version: '1.0.0' });
 });
 
+test('the whole-tree check after the stateful switch: an honest switch passes; a standby file that differs unseen fails the watch and the run rolls back with its data', async (t) => {
+  const f = await createMemoryRun();
+  t.after(() => f.close());
+  await f.addVersionPatch('1.0.1');
+  f.writeData('lc1', 'key', 'written on lc1');
+  const honest = await startRun({ lc: 'lc1', skipScan: true, watchMs: 600 }, f.deps);
+  assert.equal(honest.state, 'switched', honest.error ?? '');
+  const verified = f.events.filter((e) => e.progress?.phase === 'verify.tree');
+  assert.deepEqual(
+    verified.map((e) => [e.step, e.progress?.result, e.progress?.from, e.progress?.to]),
+    [['switch', 'ok', 'lc1/app', 'lc2/app']],
+    'one check per data disk (the system disk keeps its patch and is not compared)',
+  );
+  const back = await rollbackRun(honest.id, f.deps);
+  assert.equal(back.state, 'rolled-back', back.error ?? '');
+
+  // LC2's copy of a file differs from LC1's, and no sync sees it (its base says so too).
+  await f.addVersionPatch('1.0.2');
+  f.events.length = 0;
+  const lc2 = f.mem.driver.lcs.get('lc2')!.spec;
+  const run = await startRun(
+    { lc: 'lc1', skipScan: true, watchMs: 600 },
+    {
+      ...f.deps,
+      onEvent: (e) => {
+        f.deps.onEvent?.(e);
+        if (e.step === 'switch' && e.state === 'running')
+          f.mem.disks.corruptUnseen({ lc: lc2, disk: 'app' }, '/key', 'corrupted on lc2');
+      },
+    },
+  );
+  assert.equal(run.state, 'rolled-back', run.error ?? '');
+  assert.equal(run.facts.watchOutcome, 'unhealthy');
+  assert.match(
+    run.facts.watchDetail ?? '',
+    /whole-tree check .* lc2\/app differs from lc1\/app at the cut: \/key/,
+  );
+  const mismatch = f.events.find((e) => e.progress?.phase === 'verify.tree');
+  assert.equal(mismatch?.progress?.result, 'mismatch');
+  assert.match(
+    mismatch?.message ?? '',
+    /verify.tree MISMATCH: lc2\/app differs from lc1\/app at the cut in \/key/,
+  );
+  assert.deepEqual(f.served(), { by: ['lc1'], version: '1.0.0' });
+  assert.equal(
+    f.data('lc1', 'key'),
+    'written on lc1',
+    "LC1's data is not overwritten by the standby's corruption",
+  );
+});
+
 test('a writer that keeps ahead of the catch-up sync is slowed until the switch is over, and nothing it wrote is lost', async (t) => {
   const f = await createMemoryRun();
   t.after(() => f.close());

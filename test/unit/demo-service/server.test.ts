@@ -602,3 +602,48 @@ test('quiesced with forwardTo: a connection that carried no request yet has its 
   assert.equal(await (await fetch(`http://127.0.0.2:${next.port}/kv/late`)).text(), 'late');
   assert.doesNotMatch(await readFile(join(dir, 'old/kv.log'), 'utf8').catch(() => ''), /"k":"late"/);
 });
+
+test('quiesced with forwardTo: requests on old keep-alive sockets are passed to the new server and answered; idle ones are not closed at once', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'demo-test-'));
+  const old = await startDemo({ dataDir: join(dir, 'old') });
+  const next = await startDemo({ dataDir: join(dir, 'new'), env: { DEMO_LISTEN: '127.0.0.2:0' } });
+  t.after(async () => {
+    await old.kill();
+    await next.kill();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const put = await fetch(`http://127.0.0.2:${next.port}/kv/k`, { method: 'PUT', body: 'on the new server' });
+  assert.equal(put.status, 200);
+  // Two keep-alive sockets that each carried a request before the quiesce (a client's pool).
+  const sockets = await Promise.all(
+    [0, 1].map(async () => {
+      const socket = connect({ host: '127.0.0.1', port: old.port, allowHalfOpen: true });
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      const s = { socket, received: '', ended: false };
+      socket.on('data', (c: Buffer) => (s.received += c.toString()));
+      socket.on('end', () => (s.ended = true));
+      socket.on('error', () => undefined);
+      socket.write('GET /version HTTP/1.1\r\nHost: x\r\n\r\n');
+      return s;
+    }),
+  );
+  await sleep(100);
+  for (const s of sockets) assert.match(s.received, /^HTTP\/1.1 200/);
+  for (const s of sockets) s.received = '';
+  const q = await admin(old.port, `quiesce?waitMs=100&forwardTo=127.0.0.2:${next.port}`);
+  assert.equal(q.quiet, true);
+  // The service sweeps idle sockets every 5 ms when quiesced: closing them all at once is what met
+  // requests already on their way, each then unanswered.
+  await sleep(100);
+  for (const s of sockets) assert.equal(s.ended, false, 'an idle old socket is not closed at once');
+  const [first, second] = sockets as [(typeof sockets)[0], (typeof sockets)[0]];
+  first.socket.write('GET /kv/k HTTP/1.1\r\nHost: x\r\n\r\n');
+  second.socket.write('POST /notes HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nnote');
+  await sleep(500);
+  assert.match(first.received, /^HTTP\/1.1 200/, `${old.output()}\n${next.output()}`);
+  assert.match(first.received, /connection: close/i);
+  assert.match(first.received, /on the new server$/, 'answered by the new server, with its data');
+  assert.match(second.received, /^HTTP\/1.1 20[01]/, 'a POST (which no client sends again) is answered');
+  assert.doesNotMatch(await readFile(join(dir, 'old/notes.log'), 'utf8').catch(() => ''), /note/);
+  for (const s of sockets) s.socket.destroy();
+});

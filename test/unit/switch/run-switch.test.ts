@@ -13,6 +13,7 @@ import {
   resolvePlan,
   runSwitch,
   steerRuleset,
+  stepRecords,
   switchSchema,
   type HealthReport,
   type ServiceSignal,
@@ -542,4 +543,138 @@ test('a service without the cut protocol is switched with the connection drain b
   assert.equal(result.cut, 'connections');
   assert.ok(log.indexOf('lc1 signal drain') < log.indexOf('sync'));
   assert.ok(lc2.signals.includes('pause') && lc2.signals.includes('resume'));
+});
+
+test('inside the hold the journal waits for the disk only before the release; a crash during the sync is finished', async () => {
+  const { log, lc1, lc2, plan, deps, db } = setUp('instant');
+  withCut(lc1, 'lc1', log, { writes: [] });
+  withCut(lc2, 'lc2', log, { writes: [] });
+  // Each write of a step's state, with the connection's synchronous setting at that moment
+  // (2 = FULL: the commit waits for the disk; 1 = NORMAL: it survives the process, not the host).
+  const writes: { seq: number; state: string; sync: number }[] = [];
+  const prepare = db.prepare.bind(db);
+  db.prepare = ((sql: string) => {
+    const statement = prepare(sql);
+    if (!sql.startsWith('UPDATE switch_steps SET state')) return statement;
+    const run = statement.run.bind(statement);
+    statement.run = ((...args: unknown[]) => {
+      writes.push({
+        seq: args[4] as number,
+        state: args[0] as string,
+        sync: db.pragma('synchronous', { simple: true }) as number,
+      });
+      return run(...args);
+    }) as typeof statement.run;
+    return statement;
+  }) as typeof db.prepare;
+  let syncs = 0;
+  const stuck = new Promise<void>(() => undefined);
+  void runSwitch(
+    { ...plan, stateful: true },
+    {
+      ...deps,
+      finalSync: async () => {
+        syncs += 1;
+        log.push('sync');
+      },
+      // The manager dies once the final sync is journalled done, before the release.
+      afterStep: (step) => (step === 'final-sync' ? stuck : undefined),
+    },
+  );
+  await new Promise((r) => setTimeout(r, 300));
+  const record = new SwitchJournal(db).list(1)[0]!;
+  const name = (seq: number): string => record.steps.find((s) => s.seq === seq)?.name ?? '?';
+  const syncOf = (step: string): number[] =>
+    writes.filter((w) => name(w.seq) === step && w.state === 'done').map((w) => w.sync);
+  assert.deepEqual(syncOf('hold'), [2], 'before LC2 is reachable: on disk');
+  assert.deepEqual(syncOf('lc2-takes-address'), [1], 'inside the hold: not waited for');
+  assert.deepEqual(syncOf('quiesce'), [1]);
+  assert.deepEqual(syncOf('final-sync'), [2], 'before the release: on disk, with what came before');
+  assert.equal(db.pragma('synchronous', { simple: true }), 2, 'the setting is restored');
+  assert.equal(
+    record.steps.find((s) => s.name === 'release-hold')?.state,
+    'running',
+    'the release is journalled started with the end of the sync',
+  );
+  assert.ok(!log.includes('lc2 cut release'), 'LC2 was not released');
+
+  // The recovery finishes the switch: the sync is journalled done, so it is not run again.
+  const { recovered, errors } = await recoverSwitches({
+    db,
+    bind: () => ({
+      from: lc1.side,
+      to: lc2.side,
+      moveNic: deps.moveNic,
+      finalSync: async () => {
+        syncs += 1;
+      },
+    }),
+  });
+  assert.deepEqual(errors, []);
+  assert.deepEqual(
+    recovered.map((r) => r.outcome),
+    ['switched'],
+  );
+  assert.equal(syncs, 1, 'the sync journalled done is not repeated over what LC2 served');
+  assert.ok(log.includes('lc2 cut release'));
+  assert.equal(holds(lc2, '198.18.0.10').length, 1);
+});
+
+test('a crash inside the hold before the sync is journalled done: the recovery quiesces and syncs again', async () => {
+  const { log, lc1, lc2, plan, deps, db } = setUp('instant');
+  withCut(lc1, 'lc1', log, { writes: [] });
+  withCut(lc2, 'lc2', log, { writes: [] });
+  void runSwitch(
+    { ...plan, stateful: true },
+    {
+      ...deps,
+      finalSync: async () => {
+        log.push('sync');
+      },
+      afterStep: (step) => (step === 'quiesce' ? new Promise<void>(() => undefined) : undefined),
+    },
+  );
+  await new Promise((r) => setTimeout(r, 300));
+  const steps = new SwitchJournal(db).list(1)[0]!.steps;
+  assert.equal(steps.find((s) => s.name === 'quiesce')?.state, 'done');
+  assert.equal(steps.find((s) => s.name === 'final-sync')?.state, 'running');
+  const { recovered } = await recoverSwitches({
+    db,
+    bind: () => ({
+      from: lc1.side,
+      to: lc2.side,
+      moveNic: deps.moveNic,
+      finalSync: async () => {
+        log.push('sync again');
+      },
+    }),
+  });
+  assert.deepEqual(
+    recovered.map((r) => r.outcome),
+    ['switched'],
+  );
+  assert.ok(log.indexOf('sync again') < log.lastIndexOf('lc2 cut release'), 'synced again, then released');
+});
+
+test('step records inside the hold are written once it is released, in order', () => {
+  const written: string[] = [];
+  const records = stepRecords();
+  for (const step of ['lc1-private-address', 'hold', 'lc2-takes-address', 'quiesce', 'final-sync']) {
+    records.add(step, () => written.push(step));
+  }
+  assert.deepEqual(written, ['lc1-private-address']);
+  records.add('release-hold', () => written.push('release-hold'));
+  records.add('drain', () => written.push('drain'));
+  assert.deepEqual(written, [
+    'lc1-private-address',
+    'hold',
+    'lc2-takes-address',
+    'quiesce',
+    'final-sync',
+    'release-hold',
+    'drain',
+  ]);
+  records.add('hold', () => written.push('hold again'));
+  records.flush();
+  assert.equal(written.at(-1), 'hold again', 'flush writes what is kept (a switch that failed)');
 });

@@ -1,0 +1,142 @@
+/**
+ * The whole-tree check after a final sync, run in the background once the target serves: the source
+ * disk at the cut against the target disk at the same moment.
+ *
+ * After a final sync the pair's bases are the source's snapshot at the cut and a snapshot of the
+ * target taken while it was held (before the copy; or, after a whole or a plain sync, after it). The
+ * copy changed on the target only the paths it listed, each checked against the cut inside the hold.
+ * So every path the target has not changed since its base must be equal in the two bases. The check
+ * takes a snapshot of the target now, lists what the target changed since its base (the final
+ * sync's paths and what it wrote since it serves: `btrfs send --no-data`), and compares the two bases'
+ * tree hashes over every other path. A difference there is a path of the standby that differs from
+ * the source's though neither side recorded a change — what an incremental sync cannot see. The
+ * paths the final sync wrote (recorded with the bases: SyncBase.ahead) are left out too.
+ *
+ * The bases are pinned by snapshots of their own (a sync of the pair meanwhile may replace them); the
+ * reads are paced (TreeCheckOptions.bytesPerSecond). Everything the check creates lives under
+ * `.understudy-verify/<pid>-…` next to each disk and is removed at the end, or by the recovery when
+ * the process died (removeVerifyLeftovers).
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { isErrno } from '../../core/index.ts';
+import type { Db } from '../../store/index.ts';
+import { baseOf, getSyncBase } from '../sync-bases.ts';
+import { hashTree, readPace, type TreeHash } from '../tree-hash.ts';
+import type { TreeCheckOptions, TreeCheckResult } from '../types.ts';
+import { deleteSubvolume, snapshot } from './btrfs.ts';
+import { changedPaths } from './change-set.ts';
+import type { SyncSide } from './sync-pair.ts';
+
+const verifyDirOf = (disk: string): string => path.join(path.dirname(disk), '.understudy-verify');
+
+/** Checks `to` against `from` after their final sync; see the file comment. */
+export async function verifyFinal(o: {
+  db: Db;
+  from: SyncSide;
+  to: SyncSide;
+  options?: TreeCheckOptions;
+}): Promise<TreeCheckResult> {
+  const started = performance.now();
+  const empty = { from: o.from.key, to: o.to.key, paths: [], entries: 0, excluded: 0, bytes: 0 };
+  const skipped = (reason: string): TreeCheckResult => ({
+    ...empty,
+    result: 'skipped',
+    reason,
+    durationMs: performance.now() - started,
+  });
+  const base = getSyncBase(o.db, o.from.key, o.to.key);
+  if (!base || !base.baseA || !base.baseB) return skipped(`no sync base for ${o.from.key} and ${o.to.key}`);
+  if (base.state !== 'ready') return skipped(`a sync of ${o.from.key} and ${o.to.key} is in progress`);
+  const id = `${process.pid}-g${base.generation}-${randomBytes(3).toString('hex')}`;
+  const holders = {
+    cut: path.join(verifyDirOf(o.from.path), `${id}-cut`),
+    before: path.join(verifyDirOf(o.to.path), `${id}-base`),
+    now: path.join(verifyDirOf(o.to.path), `${id}-now`),
+  };
+  try {
+    for (const holder of Object.values(holders)) await fs.mkdir(path.dirname(holder), { recursive: true });
+    try {
+      await snapshot({ source: baseOf(base, o.from.key), target: holders.cut, readOnly: true });
+      await snapshot({ source: baseOf(base, o.to.key), target: holders.before, readOnly: true });
+    } catch (error) {
+      // A sync of the pair replaced (and removed) the bases between the read and the snapshot.
+      if (getSyncBase(o.db, o.from.key, o.to.key)?.generation !== base.generation)
+        return skipped(`${o.from.key} and ${o.to.key} were synced again meanwhile`);
+      throw error;
+    }
+    await snapshot({ source: o.to.path, target: holders.now, readOnly: true });
+    const changed = await changedPaths(holders.before, holders.now);
+    // The paths the final sync wrote after the target's base (SyncBase.ahead): the target's changes
+    // name them too, except one the sync created and the target removed since it serves.
+    const ahead = new Set(base.ahead?.paths ?? []);
+    const moved = [...changed.moved].map((p) => `${p}/`);
+    const excluded = (p: string): boolean =>
+      changed.paths.has(p) || ahead.has(p) || moved.some((m) => p.startsWith(m));
+    const pace = readPace(o.options?.bytesPerSecond ?? 32 * 1024 * 1024);
+    const source = await hashTree(holders.cut, { pace });
+    const target = await hashTree(holders.before, { pace });
+    const compared = comparePaths(source, target, excluded, o.options?.limit ?? 10);
+    return {
+      ...empty,
+      result: compared.differing.length > 0 ? 'mismatch' : 'ok',
+      paths: compared.differing,
+      entries: compared.entries,
+      excluded: compared.excluded,
+      bytes: source.bytes + target.bytes,
+      durationMs: performance.now() - started,
+    };
+  } finally {
+    for (const holder of Object.values(holders)) await deleteSubvolume(holder);
+  }
+}
+
+/** The paths (up to `limit`) whose entries differ between two tree hashes, outside `excluded`. */
+function comparePaths(
+  a: TreeHash,
+  b: TreeHash,
+  excluded: (p: string) => boolean,
+  limit: number,
+): { differing: string[]; entries: number; excluded: number } {
+  const differing: string[] = [];
+  let entries = 0;
+  let left = 0;
+  for (const p of new Set([...a.lines.keys(), ...b.lines.keys()])) {
+    if (excluded(p)) {
+      left += 1;
+      continue;
+    }
+    entries += 1;
+    if (a.lines.get(p) !== b.lines.get(p) && differing.length < limit) differing.push(p);
+  }
+  return { differing: differing.sort(), entries, excluded: left };
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    if (isErrno(error, 'ESRCH')) return false;
+    throw error;
+  }
+}
+
+/** Removes the snapshots of checks whose process is gone, in the given directories of disks. */
+export async function removeVerifyLeftovers(diskDirs: readonly string[]): Promise<void> {
+  for (const dir of new Set(diskDirs.map((d) => path.join(d, '.understudy-verify')))) {
+    let entries: string[];
+    try {
+      entries = await fs.readdir(dir);
+    } catch (error) {
+      if (isErrno(error, 'ENOENT')) continue;
+      throw error;
+    }
+    for (const entry of entries) {
+      const pid = Number(entry.split('-')[0]);
+      if (Number.isInteger(pid) && pid !== process.pid && !pidAlive(pid))
+        await deleteSubvolume(path.join(dir, entry));
+    }
+  }
+}
