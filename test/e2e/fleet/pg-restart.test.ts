@@ -15,99 +15,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { sleep, spawnProcess, waitFor, type SpawnedProcess } from '../../../src/core/index.ts';
-import { assetsDir } from '../../../src/images/index.ts';
+import { sleep, waitFor } from '../../../src/core/index.ts';
 import { listRuns } from '../../../src/run/index.ts';
-import {
-  createEnrolToken,
-  createRollout,
-  getRollout,
-  startCluster,
-  startControlWorker,
-  startEnrolServer,
-  stopCluster,
-  syncInventory,
-} from '../../../src/fleet/index.ts';
-import type { ClientLoad, ClientLoadReport } from '../../../src/demo/index.ts';
-import { createControlNetwork, startFleetDb } from '../../helpers/fleet-fixture.ts';
-import { createRunFixture, type RunFixture } from '../run/run-fixture.ts';
-
-const repoRoot = path.resolve(import.meta.dirname, '../../..');
-const cliEntry = path.join(repoRoot, 'src/cli/entry.ts');
-
-interface Agent {
-  host: string;
-  f: RunFixture;
-  proc?: SpawnedProcess;
-  log: string[];
-  load?: ClientLoad;
-}
+import { createRollout, getRollout, startCluster, stopCluster } from '../../../src/fleet/index.ts';
+import { startRealFleet } from './real-fleet.ts';
 
 test('real LCs: PostgreSQL restarted while a wave is patched; agents reconnect, each run once, 0 failed requests', async (t) => {
-  const agents: Agent[] = [];
-  // Registered first so it runs first: agents end (their runs finish), loads stop, hosts go.
-  t.after(async () => {
-    for (const a of agents) {
-      if (!a.proc || a.proc.child.exitCode !== null) continue;
-      a.proc.child.kill('SIGTERM');
-      const ended = await Promise.race([a.proc.done.then(() => true), sleep(120_000).then(() => false)]);
-      if (!ended) a.proc.child.kill('SIGKILL');
-    }
-    for (const a of agents) await a.load?.stop().catch(() => undefined);
-    for (const a of agents) await a.f.dispose().catch((e: unknown) => console.error(e));
-  });
-  const net = await createControlNetwork();
-  const fx = await startFleetDb(t, { network: net });
-  const enrol = await startEnrolServer({
-    db: fx.db,
-    ca: fx.ca,
-    host: net.address,
-    database: { host: fx.endpoint.host, port: fx.endpoint.port, database: fx.endpoint.database },
-    tlsDir: path.join(fx.dir, 'enrol-tls'),
-  });
-  fx.defer(() => enrol.close());
-
-  for (const host of ['ra', 'rb', 'rc']) {
-    const f = await createRunFixture();
-    agents.push({ host, f, log: [] });
-    await f.addVersionPatch();
-    const token = await createEnrolToken(fx.db, { host });
-    await f.t.cli(['agent', 'enrol', host, token, '--url', enrol.url, '--ca', fx.ca.certFile]);
-  }
-  for (const a of agents) {
-    a.proc = spawnProcess(
-      [
-        process.execPath,
-        '--import',
-        'tsx',
-        cliEntry,
-        '--state-dir',
-        a.f.t.stateDir,
-        'agent',
-        'run',
-        '--poll',
-        '500',
-        '--group',
-        'web',
-        '--scan-database',
-        path.join(assetsDir, 'clamav/eicar-test.hdb'),
-      ],
-      { cwd: repoRoot },
-    );
-    a.proc.child.stderr?.on('data', (c: Buffer) => a.log.push(...c.toString('utf8').split('\n')));
-  }
-  const diagnose = (): string =>
-    agents.map((a) => `--- ${a.host}\n${a.log.filter(Boolean).slice(-30).join('\n')}`).join('\n');
-
-  const known = await waitFor(async () => ((await syncInventory(fx.db)) >= 3 ? true : undefined), {
-    timeoutMs: 60_000,
-    intervalMs: 500,
-  });
-  assert.ok(known, `the three agents reported their inventory\n${diagnose()}`);
-
-  for (const a of agents) a.load = await a.f.load(100);
-  const worker = await startControlWorker({ db: fx.db, tickMs: 500, pollIntervalMs: 200 });
-  fx.defer(() => worker.stop());
+  const fleet = await startRealFleet(t, { hosts: ['ra', 'rb', 'rc'] });
+  const { fx, agents, worker, diagnose } = fleet;
   const rollout = await createRollout(
     fx.db,
     {
@@ -157,9 +72,7 @@ test('real LCs: PostgreSQL restarted while a wave is patched; agents reconnect, 
   );
   assert.equal(ended?.state, 'completed', `the rollout completed\n${diagnose()}`);
   await sleep(1500); // the loads keep going over the end of the rollout
-  const reports: ClientLoadReport[] = [];
-  for (const a of agents) reports.push(await (a.load as ClientLoad).stop());
-  for (const a of agents) a.load = undefined;
+  const reports = await fleet.stopLoads();
 
   // The server recovered from its WAL at the start (written by its logging collector).
   assert.match(
