@@ -30,6 +30,7 @@ import { parseArgs } from 'node:util';
 import { exec, sleep } from '../src/core/index.ts';
 import {
   BtrfsDiskStore,
+  catchUp,
   copyLive,
   diskCopySchema,
   type DiskRef,
@@ -256,7 +257,7 @@ async function bench(cut: Cut): Promise<{ rows: SwitchRow[]; baselineP99: number
       };
       try {
         // As a patch run does: catch-up passes while LC1 still serves, so that the final sync is small.
-        await store.catchUp(fromDisk, toDisk);
+        await catchUp(store, { from: fromDisk, to: toDisk });
         await store.settled();
         w.t0 = Date.now();
         w.result = await runSwitch(plan, {
