@@ -30,10 +30,12 @@ import { parseArgs } from 'node:util';
 import { exec, sleep } from '../src/core/index.ts';
 import {
   BtrfsDiskStore,
+  catchUp,
   copyLive,
   diskCopySchema,
   type DiskRef,
   type SyncResult,
+  type TreeCheckResult,
 } from '../src/disk-copy/index.ts';
 import type { LcSpec } from '../src/drivers/index.ts';
 import { latencyStats, type LoadResult, type RequestRecord } from '../src/loadgen/index.ts';
@@ -84,6 +86,7 @@ interface SwitchRow {
   holdMs: number;
   phases?: SwitchPhases;
   durationMs: number;
+  tree?: TreeCheckResult;
 }
 
 const median = (xs: number[]): number => {
@@ -201,6 +204,8 @@ interface Window {
   result?: SwitchResult;
   error?: string;
   keys: Set<string>;
+  /** The whole-tree check of the data disk after the switch (in the background while LC2 serves). */
+  tree?: TreeCheckResult;
 }
 
 async function bench(cut: Cut): Promise<{ rows: SwitchRow[]; baselineP99: number; lagP99: number }> {
@@ -256,7 +261,7 @@ async function bench(cut: Cut): Promise<{ rows: SwitchRow[]; baselineP99: number
       };
       try {
         // As a patch run does: catch-up passes while LC1 still serves, so that the final sync is small.
-        await store.catchUp(fromDisk, toDisk);
+        await catchUp(store, { from: fromDisk, to: toDisk });
         await store.settled();
         w.t0 = Date.now();
         w.result = await runSwitch(plan, {
@@ -281,10 +286,14 @@ async function bench(cut: Cut): Promise<{ rows: SwitchRow[]; baselineP99: number
       w.t1 = Date.now();
       if (!w.h0) w.h0 = w.t0;
       if (!w.h1) w.h1 = w.t1;
-      w.keys = await keysServed(topo);
+      // LC2 serves under the load: the whole-tree check runs now (before the next catch-up sync
+      // replaces the bases it compares), alongside the pause between switches.
+      const tree = w.result ? store.verifyFinalSync?.(fromDisk, toDisk) : undefined;
+      const [keys] = await Promise.all([keysServed(topo), sleep(1500)]);
+      w.keys = keys;
+      if (tree) w.tree = await tree;
       await store.settled();
       windows.push(w);
-      await sleep(1500);
     }
     load.stop();
     const run: LoadResult = await load;
@@ -330,6 +339,7 @@ async function bench(cut: Cut): Promise<{ rows: SwitchRow[]; baselineP99: number
         holdMs: w.result?.holdMs ?? NaN,
         phases: w.result?.phases,
         durationMs: w.t1 - w.t0,
+        ...(w.tree ? { tree: w.tree } : {}),
       };
     });
     return { rows, baselineP99, lagP99: run.summary.lagP99Ms };
@@ -358,9 +368,9 @@ console.log(
   `\nStateful instant switch, ${rate} requests/s (newconn 0.3, keepalive 0.55, upload 0.05 of 2 s, write 0.1), ${switches} switches and ${switches} switches back per cut; the real final sync (btrfs disks, DiskStore.sync final)${logMb > 0 ? `, key-value log prefilled with ${logMb} MB` : ''}\n`,
 );
 console.log(
-  '| cut | # | direction | max added ms | window max ms | delayed >= 1 s | failed | keys lost | resent | hold ms | drain to last write ms | final sync ms (snapshot/diff/copy/verify) | carried | release ms (reload) | switch steps in the hold ms (journal) | prepare before the hold ms | LC1 finished after ms | switch ms | this switch |',
+  '| cut | # | direction | max added ms | window max ms | delayed >= 1 s | failed | keys lost | resent | hold ms | drain to last write ms | final sync ms (snapshot/diff/copy/verify) | carried | release ms (reload) | switch steps in the hold ms (journal) | prepare before the hold ms | LC1 finished after ms | switch ms | verify.tree after it (ms) | this switch |',
 );
-console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 /**
  * The hold less its reported phases (drain, final sync, release): the switch's own steps inside the
  * hold (journal writes, the address taken and announced, the armed requests answered).
@@ -375,6 +385,7 @@ const rowVerdict = (row: SwitchRow): string => {
     row.delayed1s > targets.delayed1s ? 'delayed >= 1 s' : '',
     row.failed > targets.failed ? 'failed requests' : '',
     row.lost > targets.lost ? 'keys lost' : '',
+    row.tree?.result === 'mismatch' ? 'verify.tree mismatch' : '',
   ].filter(Boolean);
   return misses.length === 0 ? 'within targets' : `MISSED: ${misses.join(', ')}`;
 };
@@ -382,7 +393,7 @@ for (const r of results) {
   r.rows.forEach((row, i) => {
     const p = row.phases;
     console.log(
-      `| ${r.cut} | ${i + 1} | ${row.direction}${row.ok ? '' : ' (FAILED)'} | ${f(row.maxAddedMs)} | ${f(row.windowMaxMs)} | ${row.delayed1s} | ${row.failed}${row.failed > 0 ? ` ${JSON.stringify(row.failures)}` : ''} | ${row.lost} | ${row.resent} | ${f(row.holdMs)} | ${f(p?.drainMs)} | ${f(p?.syncMs)} (${f(p?.sync?.snapshotMs)}/${f(p?.sync?.diffMs)}/${f(p?.sync?.copyMs)}/${f(p?.sync?.verifyMs)}) | ${p?.sync ? `${p.sync.files} paths, ${p.sync.bytes} B` : '-'} | ${f(p?.releaseMs)} (${f(p?.reloadMs)}) | ${f(stepsInHold(row.holdMs, p))} (${f(p?.holdJournalMs)}) | ${f(p?.prepareMs)} | ${f(p?.finishMs)} | ${f(row.durationMs)} | ${rowVerdict(row)} |`,
+      `| ${r.cut} | ${i + 1} | ${row.direction}${row.ok ? '' : ' (FAILED)'} | ${f(row.maxAddedMs)} | ${f(row.windowMaxMs)} | ${row.delayed1s} | ${row.failed}${row.failed > 0 ? ` ${JSON.stringify(row.failures)}` : ''} | ${row.lost} | ${row.resent} | ${f(row.holdMs)} | ${f(p?.drainMs)} | ${f(p?.syncMs)} (${f(p?.sync?.snapshotMs)}/${f(p?.sync?.diffMs)}/${f(p?.sync?.copyMs)}/${f(p?.sync?.verifyMs)}) | ${p?.sync ? `${p.sync.files} paths, ${p.sync.bytes} B` : '-'} | ${f(p?.releaseMs)} (${f(p?.reloadMs)}) | ${f(stepsInHold(row.holdMs, p))} (${f(p?.holdJournalMs)}) | ${f(p?.prepareMs)} | ${f(p?.finishMs)} | ${f(row.durationMs)} | ${row.tree ? `${row.tree.result}${row.tree.paths.length ? ` ${row.tree.paths.join(', ')}` : ''} (${f(row.tree.durationMs)})` : '-'} | ${rowVerdict(row)} |`,
     );
   });
 }

@@ -149,6 +149,30 @@ export function createSwitchOperations(deps: SwitchOperationDeps): SwitchOperati
               result,
             },
           });
+          // LC2 serves: its data disks are compared whole with LC1's at the cut, in the background.
+          const verify = bound.verify;
+          if (verify && result.outcome === 'switched')
+            void verify().then(
+              (checks) => {
+                for (const check of checks) {
+                  if (check.result === 'mismatch')
+                    logger.error({ switchId: result.id, check }, 'the standby differs from LC1 at the cut');
+                  events.append({ type: 'verify.tree', lc: to, data: { switchId: result.id, ...check } });
+                }
+              },
+              (error: unknown) => {
+                logger.warn({ switchId: result.id, err: error }, 'the whole-tree check could not run');
+                events.append({
+                  type: 'verify.tree',
+                  lc: to,
+                  data: {
+                    switchId: result.id,
+                    result: 'error',
+                    message: error instanceof Error ? error.message : String(error),
+                  },
+                });
+              },
+            );
           return { ok: true as const, result };
         },
         (error: unknown) => {

@@ -478,8 +478,9 @@ export const errorCatalogue = {
     fix: 'Check the patch execution script (assets/patch/understudy-patch, written into the standby).',
   },
   RUN_STANDBY_UNHEALTHY: {
-    meaning: 'The patched service on the standby fails its health check; no switch was made.',
-    fix: 'Check the patch; the service stays on the original LC.',
+    meaning:
+      'The patched service on the standby is not running after its reboot or fails its health check; no switch was made and the service stays on the original LC.',
+    fix: "Read the service's log in the message and the patch output (`understudy run show <run>`); fix the patch or the configuration it brings, then run again.",
   },
   RUN_UNDO_FAILED: {
     meaning: 'Discarding the standby after a failure failed.',

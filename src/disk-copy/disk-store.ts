@@ -71,11 +71,6 @@ export interface DiskStore extends CopyPrimitives<DiskRef> {
    */
   verifyFinalSync?(from: DiskRef, to: DiskRef, options?: TreeCheckOptions): Promise<TreeCheckResult>;
   /**
-   * Syncs repeatedly while `from` keeps running, until a pass carries few paths (so that the final
-   * sync, after `from`'s last write, is small) or the passes run out (`outpaced`).
-   */
-  catchUp(from: DiskRef, to: DiskRef, options?: CatchUpOptions): Promise<CatchUpResult>;
-  /**
    * Writes what the disk's filesystem holds in memory to its device (on btrfs, a transaction commit),
    * so that a snapshot taken soon after has little to write: the switch calls it just before its hold.
    */
@@ -90,8 +85,12 @@ export interface DiskStore extends CopyPrimitives<DiskRef> {
   recoverCopies(db: Db, options?: { logger?: Logger }): Promise<string[]>;
 }
 
-/** Passes of `sync` until one is small enough (the catch-up of DiskStore, for any store). */
-export async function catchUpBySync(
+/**
+ * Syncs repeatedly while `from` keeps running, until a pass carries few paths (so that the final
+ * sync, after `from`'s last write, is small) or the passes run out (`outpaced`): passes of the
+ * store's `sync`, the same for every store.
+ */
+export async function catchUp(
   store: Pick<DiskStore, 'sync'>,
   o: { from: DiskRef; to: DiskRef; options?: CatchUpOptions },
 ): Promise<CatchUpResult> {

@@ -3,7 +3,7 @@
  * source at the cut, with the write history of the copy recorded.
  */
 export { copyDisk } from './btrfs/copy-disk.ts';
-export { catchUpBySync, diskSpecOf, type DiskStore, type DiskRef } from './disk-store.ts';
+export { catchUp, diskSpecOf, type DiskStore, type DiskRef } from './disk-store.ts';
 export { copyLive, runLiveCopy, type LiveCopyOptions, type LiveCopyJobOptions } from './live-copy.ts';
 export type {
   CopyPrimitives,

@@ -31,6 +31,7 @@ export type EventType =
   | 'run.state'
   | 'switch.phase'
   | 'switch.state'
+  | 'verify.tree'
   | 'health'
   | 'monitor.poll'
   | 'monitor.mail'

@@ -13,7 +13,14 @@ import {
   type SwitchPlanInput,
   type SwitchRequest,
 } from '../switch/index.ts';
-import { bindSwitch, recordSwitch, switchedService, syncNicRecords } from './switch-binding.ts';
+import type { TreeCheckResult } from '../disk-copy/index.ts';
+import {
+  bindSwitch,
+  recordSwitch,
+  switchedService,
+  syncNicRecords,
+  verifyDataDisks,
+} from './switch-binding.ts';
 import { switchHealthOf } from './service-side.ts';
 import { freeAddress, planSwitch } from './switch-plan.ts';
 
@@ -42,7 +49,13 @@ export function bindLcSwitch(
   db: Db,
   host: HostContext,
   request: LcSwitchRequest,
-): { plan: SwitchPlanInput; binding: SwitchBinding; after: () => Promise<void> } {
+): {
+  plan: SwitchPlanInput;
+  binding: SwitchBinding;
+  after: () => Promise<void>;
+  /** Stateful: the whole-tree check of the data disks once the switch is done (see verifyDataDisks). */
+  verify?: () => Promise<TreeCheckResult[]>;
+} {
   const from = getLc(db, request.from);
   const to = getLc(db, request.to);
   const serviceAddress = serviceAddressOf(db, from);
@@ -82,6 +95,9 @@ export function bindLcSwitch(
   return {
     plan,
     binding: bindSwitch(db, host, { from: from.name, to: to.name, stateful: request.stateful, service }),
+    ...(request.stateful
+      ? { verify: () => verifyDataDisks(host, getLc(db, from.name), getLc(db, to.name)) }
+      : {}),
     after: async () => {
       // The NIC records follow the devices; the roles change only when the active LC handed over.
       if (from.role === 'active')

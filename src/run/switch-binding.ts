@@ -6,14 +6,15 @@
  * switch all use it.
  */
 import type { Logger } from '../core/index.ts';
-import type {
-  CatchUpOptions,
-  CatchUpResult,
-  SyncConflictRule,
-  SyncPhases,
-  SyncResult,
-  TreeCheckOptions,
-  TreeCheckResult,
+import {
+  catchUp as catchUpDisk,
+  type CatchUpOptions,
+  type CatchUpResult,
+  type SyncConflictRule,
+  type SyncPhases,
+  type SyncResult,
+  type TreeCheckOptions,
+  type TreeCheckResult,
 } from '../disk-copy/index.ts';
 import type { DiskSpec } from '../drivers/index.ts';
 import type { HostContext } from '../host/index.ts';
@@ -324,11 +325,11 @@ export async function catchUpDisks(
   for (const disk of disksByRole(from)) {
     const target = counterpart(from, to, disk, diskMap);
     const pass = (): Promise<CatchUpResult> =>
-      host.disks.catchUp(
-        { lc: from, disk: disk.name },
-        { lc: to, disk: target.name },
-        { ...catchUp, rule: ruleFor(disk) },
-      );
+      catchUpDisk(host.disks, {
+        from: { lc: from, disk: disk.name },
+        to: { lc: to, disk: target.name },
+        options: { ...catchUp, rule: ruleFor(disk) },
+      });
     let caught = await pass();
     results.push(...caught.passes);
     if (caught.outpaced && throttle) {

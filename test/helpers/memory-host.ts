@@ -23,10 +23,7 @@ import type {
   StopResult,
 } from '../../src/drivers/index.ts';
 import {
-  catchUpBySync,
   recoverInterruptedCopies,
-  type CatchUpOptions,
-  type CatchUpResult,
   type CopySession,
   type DiskRef,
   type DiskStore,
@@ -243,9 +240,6 @@ export class MemoryDiskStore implements DiskStore {
     const key = this.disks.key(disk);
     this.disks.volumes.get(key)?.set(path, Buffer.from(data));
     for (const base of this.bases.values()) base.sides.get(key)?.set(path, Buffer.from(data));
-  }
-  catchUp(from: DiskRef, to: DiskRef, options: CatchUpOptions = {}): Promise<CatchUpResult> {
-    return catchUpBySync(this, { from, to, options });
   }
   /** The sync bases of disk pairs: a copy of each side when they were last made equal. */
   readonly bases = new Map<string, { generation: number; sides: Map<string, Files> }>();

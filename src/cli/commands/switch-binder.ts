@@ -19,9 +19,10 @@ export const lcSwitchBinder: SwitchBinder = async (request, app) => {
       `"${held.resource.slice(3)}" is in use by a live process (${held.purpose}, pid ${held.owner.split(':')[0] ?? '?'})`,
       { hint: 'Wait for it to finish; `understudy run list` and `understudy switches` show what runs.' },
     );
-  const { plan, binding, after } = bindLcSwitch(app.db, host, request);
+  const { plan, binding, after, verify } = bindLcSwitch(app.db, host, request);
   return {
     plan,
+    ...(verify ? { verify } : {}),
     // UNDERSTUDY_CRASH_AT=switch/<step>:after kills the command there (the crash tests).
     binding: { ...binding, afterStep: (step) => crashPoint(`switch/${step}`, 'after') },
     after: async () => {

@@ -23,6 +23,7 @@ import {
 } from '../../switch/index.ts';
 import { table, type CliContext } from '../context.ts';
 import { EventLog, eventsSchema } from '../../events/index.ts';
+import type { TreeCheckResult } from '../../disk-copy/index.ts';
 import { ensureSchemas } from '../../store/index.ts';
 import { createProgressDisplay, type ProgressEvent } from '../progress.ts';
 import type { ApiClient } from '../api-client.ts';
@@ -37,6 +38,8 @@ export type SwitchBinder = (
   plan: SwitchPlanInput;
   binding: SwitchBinding & Pick<SwitchDeps, 'afterStep'>;
   after?: () => Promise<void>;
+  /** Stateful: the whole-tree check of the data disks, run once the switch is done and reported. */
+  verify?: () => Promise<TreeCheckResult[]>;
 }>;
 
 const unbound: SwitchBinder = (request) =>
@@ -182,7 +185,7 @@ export function registerSwitchCommands(
         }
         const app = ctx.openApp();
         try {
-          const { plan, binding, after } = await binder(request, app);
+          const { plan, binding, after, verify } = await binder(request, app);
           ctx.progress(`switching ${from} -> ${to} by ${request.method}…`);
           // Each phase goes to the store's event log (a running serve streams it) and, with --follow, to the screen.
           ensureSchemas(app.db, [eventsSchema]);
@@ -245,6 +248,33 @@ export function registerSwitchCommands(
           });
           await after?.();
           printResult(result);
+          // LC2 serves: the data disks are compared whole with LC1's at the cut (paced reads).
+          if (verify) {
+            ctx.progress('verify.tree: comparing the data disks whole with the old LC at the cut…');
+            // The switch is done either way: a check that cannot run is reported, not thrown.
+            const checks = await verify().catch((error: unknown) => {
+              const message = error instanceof Error ? error.message : String(error);
+              log.append({
+                type: 'verify.tree',
+                lc: to,
+                data: { switchId: result.id, result: 'error', message },
+              });
+              process.stderr.write(`verify.tree could not run: ${message}\n`);
+              return [];
+            });
+            for (const check of checks) {
+              log.append({ type: 'verify.tree', lc: to, data: { switchId: result.id, ...check } });
+              if (check.result === 'mismatch')
+                // An alarm: shown even with --json (on stderr; the result on stdout stays one JSON).
+                process.stderr.write(
+                  `verify.tree MISMATCH: ${check.to} differs from ${check.from} at the cut in ${check.paths.join(', ')}\n`,
+                );
+              else
+                ctx.progress(
+                  `verify.tree ${check.result}: ${check.from} → ${check.to}${check.reason ? ` (${check.reason})` : ''}, ${check.entries} entries compared`,
+                );
+            }
+          }
         } finally {
           app.close();
         }

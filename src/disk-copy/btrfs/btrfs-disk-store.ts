@@ -8,16 +8,9 @@ import path from 'node:path';
 import { exec, isUnderstudyError, sleep, type Logger } from '../../core/index.ts';
 import type { Db } from '../../store/index.ts';
 import { listSyncBases } from '../sync-bases.ts';
-import { catchUpBySync, diskSpecOf, type DiskRef, type DiskStore } from '../disk-store.ts';
+import { diskSpecOf, type DiskRef, type DiskStore } from '../disk-store.ts';
 import type { CopySession, OpenCopyOptions } from '../copy-session.ts';
-import type {
-  CatchUpOptions,
-  CatchUpResult,
-  SyncOptions,
-  SyncResult,
-  TreeCheckOptions,
-  TreeCheckResult,
-} from '../types.ts';
+import type { SyncOptions, SyncResult, TreeCheckOptions, TreeCheckResult } from '../types.ts';
 import {
   adoptCopyBases,
   forgetSyncTrust,
@@ -188,10 +181,6 @@ export class BtrfsDiskStore implements DiskStore {
         durationMs: 0,
       };
     return verifyFinal({ db, from: this.side(from), to: this.side(to), options });
-  }
-
-  catchUp(from: DiskRef, to: DiskRef, options: CatchUpOptions = {}): Promise<CatchUpResult> {
-    return catchUpBySync(this, { from, to, options });
   }
 
   async flush(ref: DiskRef): Promise<void> {

@@ -83,6 +83,22 @@ describe('switches through the API', { timeout: 300_000 }, () => {
       JSON.stringify(health),
     );
     assert.equal(health.at(-1)?.data.switchId, result?.id);
+    // Once LC2 serves, the daemon compares its data disks whole with LC1's at the cut (background).
+    const verified = await waitFor(
+      async () => {
+        const found = (await serve.events()).filter(
+          (e) => e.type === 'verify.tree' && e.data.switchId === result?.id,
+        );
+        return found.length > 0 ? found : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    assert.ok(verified, 'a verify.tree event for the switch');
+    assert.deepEqual(
+      verified.map((e) => e.data.result),
+      verified.map(() => 'ok'),
+      JSON.stringify(verified.map((e) => e.data)),
+    );
     const record = await serve.api<{ switch: { state: string } }>('GET', `/v1/switches/${result?.id}`);
     assert.equal(record.body.switch.state, 'switched');
     const audit = await serve.api<{ entries: { action: string; target: string; status: number }[] }>(

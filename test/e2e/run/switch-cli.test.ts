@@ -1,6 +1,7 @@
 /** `understudy switch <from> <to>` bound to the resource table and the driver, as an operator runs it. */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { EventLog } from '../../../src/events/index.ts';
 import { getLc } from '../../../src/inventory/index.ts';
 import { createRunFixture, type RunFixture } from './run-fixture.ts';
 
@@ -18,6 +19,14 @@ describe('understudy switch', () => {
     const load = await f.load(200);
     const out = await f.t.cli(['--json', 'switch', 'lc1', 'lc2', '--method', 'instant', '--stateful']);
     assert.equal((JSON.parse(out.stdout) as { outcome: string }).outcome, 'switched');
+    // Once LC2 serves, its data disks are compared whole with LC1's at the cut.
+    const checks = new EventLog(f.t.app.db).latest(10, { type: 'verify.tree' });
+    assert.ok(checks.length > 0, out.stderr);
+    assert.deepEqual(
+      checks.map((e) => e.data.result),
+      checks.map(() => 'ok'),
+      JSON.stringify(checks.map((e) => e.data)),
+    );
     const moved = await f.get('/kv/k');
     assert.equal(moved.servedBy, 'lc2');
     assert.equal(moved.body, 'from lc1', 'the final sync carried the data over');
