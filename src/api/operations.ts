@@ -32,6 +32,7 @@ import {
   resumeRun,
   rollbackRun,
   startRun,
+  treeChecksSettled,
   type RunDeps,
   type RunEvent,
   type RunOptions,
@@ -214,9 +215,11 @@ export function createOperations(deps: OperationsDeps): Operations {
       (error: unknown) => ({ ok: false as const, error }),
     );
     entry.done = outcome
-      .then((o) => {
+      .then(async (o) => {
         if (id === null) return;
         driven.delete(id);
+        // The run's whole-tree check (after a stateful switch) reports before the run's end.
+        await treeChecksSettled(id);
         const run = getRun(manager.db, id);
         const error = o.ok ? undefined : o.error;
         events.append({

@@ -18,6 +18,28 @@ import { verifyDataDisks } from './switch-binding.ts';
 export type TreeCheckOutcome = { results: TreeCheckResult[] } | { error: string };
 
 const checks = new Map<string, Promise<TreeCheckOutcome>>();
+/** Every check this process has running (forward and rollback), by run, so that it can wait for them. */
+const pending = new Map<string, Promise<TreeCheckOutcome>>();
+let started = 0;
+
+/**
+ * Resolves once every tree check this process started (of one run, or of all) has finished: a
+ * command waits for it before it records the run's end and closes the store its events go to.
+ */
+export async function treeChecksSettled(runId?: string): Promise<void> {
+  const of = (): Promise<TreeCheckOutcome>[] =>
+    [...pending].filter(([key]) => runId === undefined || key.startsWith(`${runId}#`)).map(([, p]) => p);
+  for (let waiting = of(); waiting.length > 0; waiting = of()) await Promise.allSettled(waiting);
+}
+
+/** Emits a check's event; a store closed under a check ends the report, not the process. */
+function emitSafely(c: RunContext, event: Parameters<RunContext['emit']>[0]): void {
+  try {
+    c.emit(event);
+  } catch (error) {
+    c.logger.warn({ runId: c.runId, err: error }, 'the whole-tree check could not record its outcome');
+  }
+}
 
 /** What the watch judges: the run's tree check in progress or done, if this process started one. */
 export function treeCheckOf(runId: string): Promise<TreeCheckOutcome> | undefined {
@@ -48,7 +70,7 @@ function report(c: RunContext, step: string, r: TreeCheckResult): void {
         : `verify.tree skipped for ${r.from} → ${r.to}: ${r.reason ?? ''}`;
   if (r.result === 'mismatch')
     c.logger.error({ runId: c.runId, check: r }, 'the standby differs from LC1 at the cut');
-  c.emit({
+  emitSafely(c, {
     step,
     state: 'note',
     message,
@@ -85,7 +107,7 @@ export function startTreeCheck(
     (error: unknown) => {
       const message = error instanceof Error ? error.message : String(error);
       c.logger.warn({ runId: c.runId, err: error }, 'the whole-tree check could not run');
-      c.emit({
+      emitSafely(c, {
         step: o.step,
         state: 'note',
         message: `verify.tree could not run: ${message}`,
@@ -94,6 +116,9 @@ export function startTreeCheck(
       return { error: message };
     },
   );
+  const key = `${c.runId}#${++started}`;
+  pending.set(key, check);
+  void check.finally(() => pending.delete(key));
   // The forward switch's check is what the watch judges (and takes); the rollback's is reported only.
   if (o.step === 'switch') checks.set(c.runId, check);
   return check;

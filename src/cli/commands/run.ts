@@ -14,6 +14,7 @@ import {
   resumeRun,
   rollbackRun,
   startRun,
+  treeChecksSettled,
   type RunDeps,
   type RunRecord,
 } from '../../run/index.ts';
@@ -203,6 +204,9 @@ async function withRunDeps(
           show(event);
         },
       });
+      // The whole-tree check of a stateful switch goes on after the run's last step; its outcome
+      // comes before the run's final state, which ends what a follower reads.
+      await treeChecksSettled();
       log.append({ runId: run.id, lc: run.lc, type: 'run.state', data: { state: run.state } });
       return run;
     } catch (error) {
@@ -218,6 +222,8 @@ async function withRunDeps(
       throw error;
     }
   } finally {
+    // A check still running after a failure records its outcome before the store closes.
+    await treeChecksSettled();
     manager.close();
   }
 }
