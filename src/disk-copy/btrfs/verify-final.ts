@@ -20,7 +20,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { isErrno } from '../../core/index.ts';
+import { isErrno, isOwnerAlive, processIdentity } from '../../core/index.ts';
 import type { Db } from '../../store/index.ts';
 import { baseOf, getSyncBase } from '../sync-bases.ts';
 import { hashTree, readPace, type TreeHash } from '../tree-hash.ts';
@@ -49,7 +49,10 @@ export async function verifyFinal(o: {
   const base = getSyncBase(o.db, o.from.key, o.to.key);
   if (!base || !base.baseA || !base.baseB) return skipped(`no sync base for ${o.from.key} and ${o.to.key}`);
   if (base.state !== 'ready') return skipped(`a sync of ${o.from.key} and ${o.to.key} is in progress`);
-  const id = `${process.pid}-g${base.generation}-${randomBytes(3).toString('hex')}`;
+  // Named after this process's identity (pid and start time), so that the leftovers of a process
+  // that is gone are told apart from a live one's even when its pid is reused.
+  const owner = (processIdentity(process.pid) ?? `${process.pid}:0:*`).split(':');
+  const id = `${owner[0]}-${owner[1]}-g${base.generation}-${randomBytes(3).toString('hex')}`;
   const holders = {
     cut: path.join(verifyDirOf(o.from.path), `${id}-cut`),
     before: path.join(verifyDirOf(o.to.path), `${id}-base`),
@@ -113,16 +116,6 @@ function comparePaths(
   return { differing: differing.sort(), entries, excluded: left };
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    if (isErrno(error, 'ESRCH')) return false;
-    throw error;
-  }
-}
-
 /** Removes the snapshots of checks whose process is gone, in the given directories of disks. */
 export async function removeVerifyLeftovers(diskDirs: readonly string[]): Promise<void> {
   for (const dir of new Set(diskDirs.map((d) => path.join(d, '.understudy-verify')))) {
@@ -134,8 +127,8 @@ export async function removeVerifyLeftovers(diskDirs: readonly string[]): Promis
       throw error;
     }
     for (const entry of entries) {
-      const pid = Number(entry.split('-')[0]);
-      if (Number.isInteger(pid) && pid !== process.pid && !pidAlive(pid))
+      const [pid, start] = entry.split('-');
+      if (Number.isInteger(Number(pid)) && Number(pid) !== process.pid && !isOwnerAlive(`${pid}:${start}:*`))
         await deleteSubvolume(path.join(dir, entry));
     }
   }
