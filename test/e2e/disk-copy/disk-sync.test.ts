@@ -351,6 +351,25 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
     assert.equal(plain.patched, 1);
   });
 
+  void it("the final sync's preparation leaves no deleted snapshot to the pools' cleaners (the cut's snapshot does not wait for them)", async () => {
+    const a = store.mountpoint(ref(lc1, 'app'));
+    const b = store.mountpoint(ref(lc2, 'app'));
+    await write(a, 'cleaner/one', 'a change before the last pass');
+    // The pass re-bases the pair; its previous bases are deleted after it returns.
+    await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
+    await store.prepareFinalSync(ref(lc1, 'app'), ref(lc2, 'app'));
+    for (const pool of [poolA, poolB]) {
+      const deleted = await exec(['btrfs', 'subvolume', 'list', '-d', pool.path]);
+      assert.equal(deleted.stdout.trim(), '', `${pool.path}: deleted subvolumes not yet dropped`);
+    }
+    await write(a, 'cleaner/two', 'the last write');
+    const final = await store.sync(ref(lc1, 'app'), ref(lc2, 'app'), { final: true });
+    assert.equal(final.method, 'incremental');
+    await assertSameTree(a, b);
+    await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
+    await store.settled();
+  });
+
   void it("a system-disk sync keeps the standby's patched files and carries the source's log line", async () => {
     const a = store.mountpoint(ref(lc1, 'system'));
     const b = store.mountpoint(ref(lc2, 'system'));
