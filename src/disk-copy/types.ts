@@ -216,6 +216,11 @@ export interface SyncResult extends SyncPhases {
    * log that grew costs what it grew by, not its size).
    */
   patched?: number;
+  /**
+   * The write of the pair's new bases to the store (with the lease given back), when the sync keeps
+   * bases: inside a switch's hold it is part of the pause.
+   */
+  storeMs?: number;
 }
 
 export interface SyncOptions {

@@ -151,6 +151,9 @@ function phasesOf(report: DisksSyncReport): FinalSyncPhases {
     conflicts,
     conflictPaths: report.disks.flatMap((d) => d.conflicts.paths.map((p) => `${d.to}:${p}`)).slice(0, 10),
     disks: report.disks.map(describeDiskSync),
+    ...(report.disks.some((d) => d.storeMs !== undefined)
+      ? { storeMs: Math.max(...report.disks.map((d) => d.storeMs ?? 0)) }
+      : {}),
   };
 }
 

@@ -361,6 +361,7 @@ export async function syncPair(o: {
   // (already written when the sync was prepared).
   if (o.db && !prepared) leaseSync(o.db, { pair, from: o.from, to: o.to, base, generation }, scratch);
   let released = false;
+  let storeMs: number | undefined;
   try {
     if (!prepared) await Promise.all(scratch.map((p) => fs.mkdir(path.dirname(p), { recursive: true })));
     const outcome = await syncDisk({
@@ -403,10 +404,12 @@ export async function syncPair(o: {
           outcome.baseIsNow ? snapshots.after : snapshots.now,
         ],
       };
+      const t = performance.now();
       db.transaction(() => {
         putSyncBase(db, { from: o.from.key, to: o.to.key, ...bases });
         releaseLeases(db, [syncLease(pair)], owner);
       }).immediate();
+      storeMs = performance.now() - t;
       released = true;
     }
     if (o.db) {
@@ -435,6 +438,7 @@ export async function syncPair(o: {
       durationMs: performance.now() - started,
       ...(outcome.copier ? { copier: outcome.copier } : {}),
       ...(outcome.patched ? { patched: outcome.patched } : {}),
+      ...(storeMs === undefined ? {} : { storeMs }),
     };
     o.logger?.info({ sync: result }, 'disk sync done');
     return result;
