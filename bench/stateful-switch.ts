@@ -169,6 +169,7 @@ const phasesOf = (r: SyncResult): FinalSyncPhases => ({
   verifyMs: r.verifyMs,
   bytes: r.bytes,
   files: r.files,
+  ...(r.storeMs === undefined ? {} : { storeMs: r.storeMs }),
   disks: [
     `${r.from} → ${r.to}: ${r.files} paths${r.patched ? ` (${r.patched} patched)` : ''}, ${r.bytes} bytes`,
   ],
