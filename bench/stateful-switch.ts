@@ -274,7 +274,8 @@ async function bench(cut: Cut): Promise<{ rows: SwitchRow[]; baselineP99: number
             await Promise.all([store.flush(fromDisk), store.flush(toDisk)]);
             await store.prepareFinalSync(fromDisk, toDisk);
           },
-          finalSync: async () => phasesOf(await store.sync(fromDisk, toDisk, { final: true })),
+          finalSync: async () =>
+            phasesOf(await store.sync(fromDisk, toDisk, { final: true, deferDurability: true })),
           afterStep: (step) => {
             if (step === 'lc1-private-address') w.h0 = Date.now();
             if (step === 'release-hold') w.h1 = Date.now() + 500;
