@@ -443,7 +443,7 @@ export async function recoverRuns(
       if (
         Object.values(run.facts.treeChecks ?? {}).some((f) => f.state === 'running' && !isOwnerAlive(f.owner))
       )
-        restartTreeChecks(contextFor(deps, journal, run), run.state);
+        void Promise.all(restartTreeChecks(contextFor(deps, journal, run), run.state));
     } catch (error) {
       if (isUnderstudyError(error)) errors.push(error);
       else throw error;

@@ -18,7 +18,7 @@ import {
   treeChecksSettled,
   treeMismatchOf,
 } from '../../../src/run/index.ts';
-import { renderRun } from '../../../src/cli/commands/run.ts';
+import { renderRun } from '../../../src/cli/index.ts';
 import { SwitchJournal, recoverSwitches } from '../../../src/switch/index.ts';
 import { createMemoryRun } from '../../helpers/memory-run.ts';
 
