@@ -1,19 +1,26 @@
 /**
- * Benchmark of the final sync of a stateful switch: is its time flat in the size of the disk?
+ * Benchmark of the final sync of a stateful switch: is its time, and the hold's, flat in the size of
+ * the disk?
  *   node --import tsx bench/final-sync.ts [--quick] [--repeats N] [--rows 1k,100k,1m,1g,8g]
- * For each row, an application disk (a btrfs subvolume on a sparse loop pool under /tmp) is filled
- * (small files or large blobs, and a 64 MiB service log in every row), copied onto a second pool (the
- * live copy, send/receive), then, N times:
- *   - catch-up pass: a fixed change on the source (100 files written — 50 changed, 50 new — and 10
+ * For each row, an application disk (a btrfs subvolume on a sparse loop pool under /tmp, mounted
+ * noatime like the host's pools) is filled (small files or large blobs, and a 64 MiB service log in
+ * every row) and copied onto a second pool (the live copy, send/receive). Every row's pools exist
+ * together (about 2 x (data + 4 KiB a file + 320 MiB) of /tmp, checked first; all removed at the
+ * end, on failure and on SIGINT/SIGTERM). Then N rounds, each row in turn in every round (each round
+ * starting with another row, so that load drifts of a shared machine reach every row alike), both
+ * directions per row (the switch, then the switch back with changes made on the copy):
+ *   - catch-up pass: a fixed change on the sender (100 files written — 50 changed, 50 new — and 10
  *     deleted) synced by the DiskStore's incremental sync; the same change again synced by a
  *     whole-tree rsync (the final sync before the incremental one);
- *   - final increment, as inside the hold of a switch: both disks flushed and the final sync
- *     prepared (the receiver's snapshot and changes, before the hold); then 100 records appended to
- *     the log, one file rewritten, one created; then DiskStore.sync with `final` (the sender's
- *     snapshot and diff, the log patched in place, no snapshot after the copy) is timed.
- * Then the same for the switch back (changes made on the copy, synced onto the source). Prints
- * medians per phase and judges: the final increment flat (every row within 20 % of the fastest) and
- * under 50 ms; the catch-up pass flat. Each sync's external processes are counted (observeExec).
+ *   - final increment, as a switch's hold carries it: before the hold, both disks flushed and the
+ *     final sync prepared (the receiver's snapshot and changes); inside it, the sender's last writes
+ *     (100 records appended to the log, one file rewritten, one created, each fsynced as a service
+ *     acknowledges a write), DiskStore.sync with `final` (the sender's snapshot and diff, the log
+ *     patched in place, no snapshot after the copy), and the receiver reading the appended records
+ *     (the service's reload at the release). The final sync and that hold are timed.
+ * Prints medians per row and phase and judges: the final sync flat (every row's median within 20 % of
+ * the fastest row's) and under 50 ms; the hold flat; the catch-up pass flat. Each sync's external
+ * processes are counted (observeExec).
  * --quick: rows 1k and 20k, 3 repeats (a smoke run, not the published figures).
  */
 import fs from 'node:fs/promises';
@@ -139,6 +146,8 @@ interface Figures {
   /** The final increment as a switch's hold carries it (SyncOptions.final, after the disks were flushed). */
   final: SyncResult[];
   finalProcesses: number[];
+  /** The disk's part of the hold around each final sync (see measureRound). */
+  hold: { holdMs: number; lastWriteMs: number; reloadMs: number; appended: number }[];
 }
 
 /** The service's log, present in every row (grown by the final increment). */
@@ -156,9 +165,18 @@ async function fillLog(root: string): Promise<void> {
  * records appended to its log (10 kB), one file rewritten, one created.
  */
 async function finalChange(root: string, total: number, round: number, side: string): Promise<void> {
-  await fs.appendFile(logFile(root), `${side} round ${round} `.padEnd(99, '.').concat('\n').repeat(100));
-  await fs.writeFile(fileOf(root, (round * 7919) % total), `rewritten last by ${side} in round ${round}\n`);
-  await fs.writeFile(path.join(root, 'log', `${side}-${round}`), 'created last\n');
+  const write = async (file: string, flags: string, data: string): Promise<void> => {
+    const handle = await fs.open(file, flags);
+    try {
+      await handle.write(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  };
+  await write(logFile(root), 'a', `${side} round ${round} `.padEnd(99, '.').concat('\n').repeat(100));
+  await write(fileOf(root, (round * 7919) % total), 'w', `rewritten last by ${side} in round ${round}\n`);
+  await write(path.join(root, 'log', `${side}-${round}`), 'w', 'created last\n');
 }
 
 /** The sync, with the external processes it started counted. */
@@ -172,90 +190,141 @@ async function countedSync(sync: () => Promise<SyncResult>): Promise<[SyncResult
   }
 }
 
-async function runRow(row: Row): Promise<{ forward: Figures; back: Figures; setupS: number }> {
-  const setupStarted = performance.now();
-  const a = await createPool(row.poolMb, 'fsa');
-  const b = await createPool(row.poolMb, 'fsb');
-  const dbDir = await fs.mkdtemp(path.join(os.tmpdir(), 'us-bench-sync-'));
-  const db = openStore(path.join(dbDir, 'store.db'), [diskCopySchema]);
-  const pools: Record<string, Pool> = { pa: a, pb: b };
-  try {
-    const store = new BtrfsDiskStore({
-      db,
-      poolPath: (p) => pools[p]?.path ?? '/nonexistent',
-      poolDevice: (p) => pools[p]?.device ?? '/dev/null',
-    });
-    const spec = (name: string, pool: string): LcSpec => ({
-      name,
-      image: 'none',
-      cpus: '0',
-      cpuSharePercent: 100,
-      memoryMb: 64,
-      disks: [{ name: 'app', pool, sizeMb: row.poolMb, mountPath: '/srv' }],
-      nics: [],
-    });
-    const from: DiskRef = { lc: spec('bench1', 'pa'), disk: 'app' };
-    const to: DiskRef = { lc: spec('bench2', 'pb'), disk: 'app' };
-    const source = store.mountpoint(from);
-    const target = store.mountpoint(to);
-    await fs.mkdir(path.dirname(source), { recursive: true });
-    await fs.mkdir(path.dirname(target), { recursive: true });
-    await createSubvolume(source);
-    await fillSmallFiles(source, row.smallFiles);
-    await fillData(source, row.dataGiB);
-    await fillLog(source);
-    await exec(['sync']);
-    await copyLive(store, { from, to, jobId: `bench-${row.name}`, freezer: noFreeze, verify: false });
-    const setupS = (performance.now() - setupStarted) / 1000;
-    console.error(`row ${row.name}: filled and copied in ${setupS.toFixed(0)} s`);
+/** A row's two pools, its store and its disks, ready for the rounds (filled and copied). */
+interface RowBench {
+  row: Row;
+  store: BtrfsDiskStore;
+  from: DiskRef;
+  to: DiskRef;
+  forward: Figures;
+  back: Figures;
+  setupS: number;
+}
 
-    const measure = async (
-      sender: DiskRef,
-      receiver: DiskRef,
-      side: string,
-      first: number,
-    ): Promise<Figures> => {
-      const figures: Figures = { incremental: [], processes: [], rsyncMs: [], final: [], finalProcesses: [] };
-      const senderPath = store.mountpoint(sender);
-      const receiverPath = store.mountpoint(receiver);
-      for (let r = 0; r < repeats; r++) {
-        await change(senderPath, row.smallFiles, first + 2 * r, side);
-        await exec(['sync']);
-        // The removals of the previous sync's bases run after it returns; a switch's final sync
-        // comes after catch-up passes whose removals are done too.
-        await store.settled();
-        const [result, processes] = await countedSync(() => store.sync(sender, receiver));
-        figures.incremental.push(result);
-        figures.processes.push(processes);
-        await change(senderPath, row.smallFiles, first + 2 * r + 1, side);
-        await exec(['sync']);
-        figures.rsyncMs.push(await rsyncWhole(senderPath, receiverPath));
-        // Re-base after the rsync (not timed), so that the next incremental sync starts equal.
-        await store.sync(sender, receiver);
-        // The final increment, as inside the hold: the disks were flushed just before it.
-        await store.settled();
-        await Promise.all([store.flush(sender), store.flush(receiver)]);
-        await store.prepareFinalSync(sender, receiver);
-        await finalChange(senderPath, row.smallFiles, first + 2 * r, side);
-        await store.flush(sender);
-        const [final, finalProcesses] = await countedSync(() =>
-          store.sync(sender, receiver, { final: true }),
-        );
-        figures.final.push(final);
-        figures.finalProcesses.push(finalProcesses);
-      }
-      return figures;
-    };
-    const forward = await measure(from, to, 'lc1', 0);
-    const back = await measure(to, from, 'lc2', 1000);
-    return { forward, back, setupS };
-  } finally {
+const noFigures = (): Figures => ({
+  incremental: [],
+  processes: [],
+  rsyncMs: [],
+  final: [],
+  finalProcesses: [],
+  hold: [],
+});
+
+/** Everything the bench made (pools, stores); undone in reverse order at the end or on a signal. */
+const cleanups: (() => Promise<void>)[] = [];
+
+async function cleanUp(): Promise<void> {
+  for (const undo of cleanups.splice(0).reverse())
+    await undo().catch((error: unknown) => console.error(`cleanup: ${String(error)}`));
+}
+
+async function setUpRow(row: Row): Promise<RowBench> {
+  const setupStarted = performance.now();
+  // Mounted as the host's pools are (src/host/pool.ts): reads do not dirty the inodes.
+  const a = await createPool(row.poolMb, 'fsa', { mountOptions: ['noatime'] });
+  cleanups.push(() => a.cleanup());
+  const b = await createPool(row.poolMb, 'fsb', { mountOptions: ['noatime'] });
+  cleanups.push(() => b.cleanup());
+  const dbDir = await fs.mkdtemp(path.join(os.tmpdir(), 'us-bench-sync-'));
+  cleanups.push(() => fs.rm(dbDir, { recursive: true, force: true }));
+  const db = openStore(path.join(dbDir, 'store.db'), [diskCopySchema]);
+  cleanups.push(async () => {
     db.close();
-    await b.cleanup();
-    await a.cleanup();
-    await fs.rm(dbDir, { recursive: true, force: true });
+  });
+  const pools: Record<string, Pool> = { pa: a, pb: b };
+  const store = new BtrfsDiskStore({
+    db,
+    poolPath: (p) => pools[p]?.path ?? '/nonexistent',
+    poolDevice: (p) => pools[p]?.device ?? '/dev/null',
+  });
+  cleanups.push(() => store.settled());
+  const spec = (name: string, pool: string): LcSpec => ({
+    name,
+    image: 'none',
+    cpus: '0',
+    cpuSharePercent: 100,
+    memoryMb: 64,
+    disks: [{ name: 'app', pool, sizeMb: row.poolMb, mountPath: '/srv' }],
+    nics: [],
+  });
+  const from: DiskRef = { lc: spec('bench1', 'pa'), disk: 'app' };
+  const to: DiskRef = { lc: spec('bench2', 'pb'), disk: 'app' };
+  const source = store.mountpoint(from);
+  const target = store.mountpoint(to);
+  await fs.mkdir(path.dirname(source), { recursive: true });
+  await fs.mkdir(path.dirname(target), { recursive: true });
+  await createSubvolume(source);
+  await fillSmallFiles(source, row.smallFiles);
+  await fillData(source, row.dataGiB);
+  await fillLog(source);
+  await exec(['sync']);
+  await copyLive(store, { from, to, jobId: `bench-${row.name}`, freezer: noFreeze, verify: false });
+  const setupS = (performance.now() - setupStarted) / 1000;
+  console.error(`row ${row.name}: filled and copied in ${setupS.toFixed(0)} s`);
+  return { row, store, from, to, forward: noFigures(), back: noFigures(), setupS };
+}
+
+/**
+ * One round of one direction of a row: the catch-up pass and the whole-tree rsync of the same change,
+ * then the final increment as a switch's hold carries it.
+ */
+async function measureRound(bench: RowBench, direction: 'forward' | 'back', r: number): Promise<void> {
+  const { row, store } = bench;
+  const [sender, receiver, side, first, figures] =
+    direction === 'forward'
+      ? [bench.from, bench.to, 'lc1', 0, bench.forward]
+      : [bench.to, bench.from, 'lc2', 1000, bench.back];
+  const senderPath = store.mountpoint(sender);
+  const receiverPath = store.mountpoint(receiver);
+  await change(senderPath, row.smallFiles, first + 2 * r, side);
+  await exec(['sync']);
+  // The removals of the previous sync's bases run after it returns; a switch's final sync
+  // comes after catch-up passes whose removals are done too.
+  await store.settled();
+  const [result, processes] = await countedSync(() => store.sync(sender, receiver));
+  figures.incremental.push(result);
+  figures.processes.push(processes);
+  await change(senderPath, row.smallFiles, first + 2 * r + 1, side);
+  await exec(['sync']);
+  figures.rsyncMs.push(await rsyncWhole(senderPath, receiverPath));
+  // Re-base after the rsync (not timed), so that the next incremental sync starts equal.
+  await store.sync(sender, receiver);
+  // Before the hold (the switch's hold step): both disks flushed, the final sync prepared.
+  await store.settled();
+  await Promise.all([store.flush(sender), store.flush(receiver)]);
+  await store.prepareFinalSync(sender, receiver);
+  const logSize = (await fs.stat(logFile(receiverPath))).size;
+  // Inside the hold: the sender's last writes, each on disk before it is acknowledged (fsync, as
+  // the demo service does; no flush of the disk after them), the final sync, then the receiver
+  // reads what was appended to its log (the service's reload at the release).
+  const holdStarted = performance.now();
+  await finalChange(senderPath, row.smallFiles, first + 2 * r, side);
+  const lastWriteMs = performance.now() - holdStarted;
+  const [final, finalProcesses] = await countedSync(() => store.sync(sender, receiver, { final: true }));
+  const reloadStarted = performance.now();
+  const appended = await readFrom(logFile(receiverPath), logSize);
+  const reloadMs = performance.now() - reloadStarted;
+  figures.hold.push({ holdMs: performance.now() - holdStarted, lastWriteMs, reloadMs, appended });
+  figures.final.push(final);
+  figures.finalProcesses.push(finalProcesses);
+}
+
+/** Reads a file from `offset` to its end; returns the bytes read. */
+async function readFrom(file: string, offset: number): Promise<number> {
+  const handle = await fs.open(file, 'r');
+  try {
+    const { size } = await handle.stat();
+    const buffer = Buffer.alloc(Math.max(0, size - offset));
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, offset);
+    return bytesRead;
+  } finally {
+    await handle.close();
   }
 }
+
+/** Rough bytes a row's two pool images take on the disk holding /tmp (they are sparse). */
+const rowBytes = (row: Row): number =>
+  2 * (row.dataGiB * 2 ** 30 + row.smallFiles * 4096 + (logMb + 256) * 2 ** 20);
 
 const rowName = (row: Row): string =>
   row.dataGiB
@@ -281,15 +350,16 @@ function judge(what: string, medians: number[], fixedGoal: number | undefined): 
 }
 
 /**
- * The final increment inside the hold (judged: flat and under the goal), then the catch-up pass of
- * 110 paths beside the whole-tree rsync (judged: flat). True when both verdicts pass.
+ * The final increment inside the hold (judged: flat and under the goal), the hold's disk part around
+ * it (judged: flat), then the catch-up pass of 110 paths beside the whole-tree rsync (judged: flat).
+ * True when every verdict passes.
  */
 function report(direction: string, results: { row: Row; figures: Figures }[]): boolean {
   const total = (r: SyncResult): number => r.durationMs;
   const finals = results.map(({ figures }) => median(figures.final.map(total)));
   const fastestFinal = Math.min(...finals);
   printTable(
-    `Final sync inside the hold, ${direction}: 100 records appended to a ${logMb} MiB log, 1 file rewritten, 1 created; disks flushed before (median of ${repeats})`,
+    `Final sync inside the hold, ${direction}: 100 records appended to a ${logMb} MiB log, 1 file rewritten, 1 created, each fsynced; disks flushed and the sync prepared before the hold (median of ${repeats})`,
     [
       'disk',
       'final sync',
@@ -321,6 +391,22 @@ function report(direction: string, results: { row: Row; figures: Figures }[]): b
     }),
   );
   const finalPass = judge(`${direction}, final sync`, finals, fixedCostGoalMs);
+  const holds = results.map(({ figures }) => median(figures.hold.map((h) => h.holdMs)));
+  const fastestHold = Math.min(...holds);
+  printTable(
+    `Hold (its disk part), ${direction}: the sender's last writes (each fsynced) + the final sync + the receiver reading the appended records (median of ${repeats})`,
+    ['disk', 'hold', 'vs fastest row', 'last writes', 'final sync', 'reload', 'bytes reloaded'],
+    results.map(({ row, figures }, i) => [
+      rowName(row),
+      ms(holds[i] ?? 0),
+      `${(((holds[i] ?? 0) / fastestHold) * 100).toFixed(0)} %`,
+      ms(median(figures.hold.map((h) => h.lastWriteMs))),
+      ms(finals[i] ?? 0),
+      ms(median(figures.hold.map((h) => h.reloadMs))),
+      String(median(figures.hold.map((h) => h.appended))),
+    ]),
+  );
+  const holdPass = judge(`${direction}, hold`, holds, undefined);
   const medians = results.map(({ figures }) => median(figures.incremental.map(total)));
   const fastest = Math.min(...medians);
   printTable(
@@ -359,7 +445,7 @@ function report(direction: string, results: { row: Row; figures: Figures }[]): b
     }),
   );
   const passPass = judge(`${direction}, catch-up pass`, medians, undefined);
-  return finalPass && passPass;
+  return finalPass && holdPass && passPass;
 }
 
 async function main(): Promise<void> {
@@ -369,28 +455,60 @@ async function main(): Promise<void> {
     .loadavg()
     .map((l) => l.toFixed(1))
     .join(' ');
-  const results: { row: Row; forward: Figures; back: Figures }[] = [];
-  for (const row of rows) results.push({ row, ...(await runRow(row)) });
-  console.log(
-    `\nMachine: ${os.cpus().length} CPUs shared with other work, load average at the start ${startLoad}, at the end ${os
-      .loadavg()
-      .map((l) => l.toFixed(1))
-      .join(
-        ' ',
-      )}: single figures carry that noise (every process start and btrfs commit waits for the loaded CPUs and disk).`,
-  );
-  const forward = report(
-    'LC1 → LC2 (switch)',
-    results.map(({ row, forward: f }) => ({ row, figures: f })),
-  );
-  const back = report(
-    'LC2 → LC1 (switch back)',
-    results.map(({ row, back: f }) => ({ row, figures: f })),
-  );
-  console.log(
-    `\nTotal ${((performance.now() - started) / 60_000).toFixed(1)} min; overall ${forward && back ? 'PASS' : 'FAIL'}`,
-  );
-  if (!(forward && back)) process.exitCode = 1;
+  // Every row's pools exist at once (the rounds are interleaved): check the room for their images.
+  const needed = rows.reduce((sum, row) => sum + rowBytes(row), 0);
+  const tmp = await fs.statfs(os.tmpdir());
+  if (tmp.bavail * tmp.bsize < needed * 1.2)
+    throw new Error(
+      `${os.tmpdir()} has ${((tmp.bavail * tmp.bsize) / 2 ** 30).toFixed(1)} GiB free; the rows ${rowNames.join(',')} need about ${((needed * 1.2) / 2 ** 30).toFixed(1)} GiB for their pool images`,
+    );
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.once(signal, () => {
+      console.error(`${signal}: removing the pools`);
+      void cleanUp().finally(() => process.exit(130));
+    });
+  try {
+    const benches: RowBench[] = [];
+    for (const row of rows) benches.push(await setUpRow(row));
+    // Round by round, every row in turn (starting each round with another row), so that the
+    // machine's load drifts reach every row alike; the medians are taken per row over the rounds.
+    for (let r = 0; r < repeats; r++) {
+      for (let k = 0; k < benches.length; k++) {
+        const bench = benches[(r + k) % benches.length];
+        if (!bench) continue;
+        await measureRound(bench, 'forward', r);
+        await measureRound(bench, 'back', r);
+      }
+      console.error(
+        `round ${r + 1}/${repeats} done (${((performance.now() - started) / 60_000).toFixed(1)} min)`,
+      );
+    }
+    console.log(
+      `\nMachine: ${os.cpus().length} CPUs shared with other work, load average at the start ${startLoad}, at the end ${os
+        .loadavg()
+        .map((l) => l.toFixed(1))
+        .join(
+          ' ',
+        )}: single figures carry that noise (every process start and btrfs commit waits for the loaded CPUs and disk); the rounds interleave the rows.`,
+    );
+    console.log(
+      `Set-up (fill + live copy): ${benches.map((b) => `${b.row.name} ${b.setupS.toFixed(0)} s`).join(', ')}`,
+    );
+    const forward = report(
+      'LC1 → LC2 (switch)',
+      benches.map(({ row, forward: f }) => ({ row, figures: f })),
+    );
+    const back = report(
+      'LC2 → LC1 (switch back)',
+      benches.map(({ row, back: f }) => ({ row, figures: f })),
+    );
+    console.log(
+      `\nTotal ${((performance.now() - started) / 60_000).toFixed(1)} min; overall ${forward && back ? 'PASS' : 'FAIL'}`,
+    );
+    if (!(forward && back)) process.exitCode = 1;
+  } finally {
+    await cleanUp();
+  }
 }
 
 await main();

@@ -11,7 +11,10 @@ import { getLc } from '../src/inventory/index.ts';
 import { buildImage } from '../src/images/index.ts';
 import { getPool } from '../src/host/index.ts';
 import { createLc, destroyLc, startLc } from '../src/app/index.ts';
-import { createTestHost } from '../test/helpers/host-fixture.ts';
+import { createTestHost, enableTestDrivers } from '../test/helpers/host-fixture.ts';
+
+// The namespace driver (retired for operators) is the project's own fast test driver; this benchmark measures it.
+enableTestDrivers();
 
 const { values } = parseArgs({
   options: {

@@ -15,7 +15,10 @@ import {
   type DemoReport,
 } from '../src/demo/index.ts';
 import { getLc } from '../src/inventory/index.ts';
-import { createTestHost } from '../test/helpers/host-fixture.ts';
+import { createTestHost, enableTestDrivers } from '../test/helpers/host-fixture.ts';
+
+// The namespace driver (retired for operators) is the project's own fast test driver; this benchmark measures it.
+enableTestDrivers();
 
 const { values } = parseArgs({
   options: { runs: { type: 'string', default: '3' }, rate: { type: 'string', default: '1000' } },

@@ -15,7 +15,8 @@
 //   POST /.understudy/quiesce?waitMs=N[&forwardTo=ip:port]  no new write starts; every request read
 //                                       from then on goes to forwardTo (answered with Connection: close;
 //                                       idle keep-alive sockets are closed after 1 s); without forwardTo,
-//                                       idle keep-alive sockets are closed at once; answers when the last
+//                                       a write read from then on is answered 503 + Retry-After: 0 and
+//                                       not applied, other requests are served; answers when the last
 //                                       write in flight is on disk (or after N ms)
 //   POST /.understudy/unquiesce         back to normal
 //   POST /.understudy/hold              requests are accepted and parsed but wait (the standby)
@@ -34,11 +35,6 @@ const MAX_SLOW_MS = 60_000;
 const FORCE_EXIT_MS = 10_000;
 /** In drain mode, a keep-alive socket with no request for this long is closed. */
 const DRAIN_IDLE_GRACE_MS = 1_000;
-/**
- * When quiesced, a socket accepted before that has this long to present its first request (a client
- * sends it with the handshake); the request is then in flight and the quiesce waits for it.
- */
-const FRESH_SOCKET_GRACE_MS = 20;
 const MAX_QUIESCE_WAIT_MS = 60_000;
 /** The word that ends the body of an armed cut request when its action is due, and the most such a body may hold. */
 const ARMED_WORD = 'fire';
@@ -596,18 +592,12 @@ function writeState() {
   };
 }
 
-/** True while a socket accepted before the quiesce may still present its first request. */
-function freshSocketsPending(now) {
-  for (const state of sockets.values())
-    if (state.requests === 0 && now - state.acceptedAt < FRESH_SOCKET_GRACE_MS) return true;
-  return false;
-}
-
 /**
  * The cut of a switch, on the machine that hands the service over: no write starts from now on; the
- * keep-alive sockets that carried requests are closed as soon as they are idle (their clients open new
- * connections, which reach the new server); requests in flight finish (a slow upload may take its
- * time: it does not write). Answers once no write is in flight and the logs are on disk, or after
+ * keep-alive sockets that carried requests are closed once idle for the grace (their clients open new
+ * connections, which reach the new server), and every request read meanwhile is answered (passed to
+ * `forwardTo`, or without it: a write answered 503, anything else served); requests in flight finish
+ * (a slow upload may take its time: it does not write). Answers once no write is in flight and the logs are on disk, or after
  * `waitMs` with what is still in flight.
  */
 async function handleQuiesce(req, res, url) {
@@ -626,8 +616,9 @@ async function handleQuiesce(req, res, url) {
     sweepIdleSockets();
     const state = writeState();
     const now = Date.now();
-    const quiet =
-      state.writesInFlight === 0 && !state.journalsBusy && (forwardTo !== null || !freshSocketsPending(now));
+    // A write read from now on is never applied here (passed on, or answered 503): the last write
+    // is the last one in flight.
+    const quiet = state.writesInFlight === 0 && !state.journalsBusy;
     if (quiet || now - started >= waitMs) {
       return send(res, 200, { ...state, quiet, waitedMs: now - started, inFlight: inFlight - 1 });
     }
@@ -755,15 +746,34 @@ const server = createServer((req, res) => {
       forward(req, res, forwardTo);
       return;
     }
-    if (state && state.requests > 0) {
-      // Quiesced without a server to pass it to, on a keep-alive socket that already carried a
-      // request: the race of a client reusing the socket as the service closes it. Neither read nor
-      // answered; the client sends it again on a new connection (RFC 9110 §9.2.2).
-      socket.destroy();
-      return;
-    }
     if (write) {
-      socket.destroy();
+      // Quiesced without the new server's address: a write read from now on (on an old keep-alive
+      // socket its client reused, or on a connection that reached this server just before the address
+      // moved) must not be applied here, after the cut, and must not be dropped either (no client
+      // sends a POST again on its own). It is answered, unread and unapplied, with 503 and
+      // `Retry-After: 0` (send it again now: a new connection reaches the server that takes over),
+      // and the connection is closed. A request that does not write is served here (below), with
+      // the data as of the cut.
+      if (state) {
+        state.requests += 1;
+        state.active += 1;
+        res.on('close', () => {
+          state.active -= 1;
+          state.idleSince = Date.now();
+        });
+      }
+      // The body is read (and discarded) first: closing a socket with unread data in it resets the
+      // connection, which can destroy the answer before the client reads it.
+      req.on('end', () =>
+        send(
+          res,
+          503,
+          { error: 'the service is moving to another server; this write was not applied: send it again' },
+          { 'Retry-After': '0' },
+        ),
+      );
+      req.on('error', () => res.destroy());
+      req.resume();
       return;
     }
   }
@@ -821,11 +831,10 @@ server.on('clientError', (error, socket) => {
 
 /**
  * In drain, quiesce or stop mode: close keep-alive sockets that have had no request for the grace
- * period (none when stopping, or quiesced without a new server to pass requests to; quiesced, a socket
- * that has not carried a request yet is left open). Quiesced with one, an idle socket keeps the grace:
- * a request its client writes meanwhile is passed on and answered, where closing every idle socket at
- * once would meet requests already on their way (each then sent again, possibly onto another socket
- * closing at the same moment).
+ * period (none when stopping; quiesced, a socket that has not carried a request yet is left open).
+ * Quiesced, an idle socket keeps the grace: a request its client writes meanwhile is answered (passed
+ * on, served, or a write answered 503), where closing every idle socket at once would meet requests
+ * already on their way (each then sent again, possibly onto another socket closing at the same moment).
  */
 function sweepIdleSockets() {
   if (!draining && !stopping && !quiescedAt) return;
@@ -835,14 +844,12 @@ function sweepIdleSockets() {
     // Quiesced, a socket that has carried no request yet is left to present it (it is forwarded, or
     // served when it reads); closing it could fail a client that has not been answered at all.
     if (quiescedAt && !stopping && state.requests === 0) continue;
-    const grace = stopping || (quiescedAt && !forwardTo) ? 0 : DRAIN_IDLE_GRACE_MS;
+    const grace = stopping ? 0 : DRAIN_IDLE_GRACE_MS;
     const since = state.requests > 0 ? state.idleSince : state.acceptedAt;
     if (now - since >= grace) socket.end();
   }
 }
 setInterval(sweepIdleSockets, 200).unref();
-// Quiesced (without a new server), idle sockets are closed the moment they become idle, not at the next sweep.
-setInterval(() => quiescedAt && sweepIdleSockets(), 5).unref();
 
 function enterDrain() {
   if (draining) return;

@@ -8,7 +8,7 @@ import type { Db } from '../store/index.ts';
 import { addPool, getPool, initHost, listPools, parseSize, type HostContext } from '../host/index.ts';
 import { buildImage, findImage } from '../images/index.ts';
 import { findLc } from '../inventory/index.ts';
-import { developmentDriverWarning } from '../drivers/index.ts';
+import { retiredDriverWarning } from '../drivers/index.ts';
 import { createLc, startLc } from './lcs.ts';
 
 export interface ApplyOptions {
@@ -76,7 +76,7 @@ export async function applyHostConfig(options: ApplyOptions): Promise<string[]> 
         services: lc.services,
       });
       done.push(`lc ${lc.name} created`);
-      const warning = developmentDriverWarning(lc.name, lc.driver);
+      const warning = retiredDriverWarning(lc.name, lc.driver);
       if (warning) options.progress(warning);
     }
     if (lc.start) {

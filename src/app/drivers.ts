@@ -5,6 +5,7 @@
 import { UnderstudyError } from '../core/index.ts';
 import path from 'node:path';
 import {
+  assertDriverUsable,
   LxcDriver,
   NamespaceDriver,
   type DriverEnvironment,
@@ -16,7 +17,7 @@ import { getLc } from '../inventory/index.ts';
 import type { ExecOptions, ExecResult } from '../core/index.ts';
 import type { LcSpec, NicSpec } from '../drivers/index.ts';
 
-/** lxc is the default (src/drivers/driver-choice.ts); namespace is for tests and development. */
+/** lxc is the default (src/drivers/driver-choice.ts); namespace is retired for operators, kept for tests. */
 export const driverFactories: Readonly<Record<string, DriverFactory>> = {
   lxc: (env) => new LxcDriver({ ...env, lxcPath: path.join(env.stateDir, 'lxc') }),
   namespace: (env) => new NamespaceDriver(env),
@@ -56,9 +57,17 @@ export class DriverRegistry implements PartitioningDriver {
     return this.driver(getLc(this.db, lc).driver);
   }
 
-  create = (spec: LcSpec): Promise<void> => this.of(spec.name).create(spec);
+  /** Throws DRIVER_RETIRED for an LC of a retired driver outside the project's tests. */
+  create = async (spec: LcSpec): Promise<void> => {
+    assertDriverUsable({ lc: spec.name, driver: getLc(this.db, spec.name).driver, action: 'create' });
+    await this.of(spec.name).create(spec);
+  };
   destroy = (spec: LcSpec): Promise<void> => this.of(spec.name).destroy(spec);
-  start = (spec: LcSpec): Promise<void> => this.of(spec.name).start(spec);
+  /** Throws DRIVER_RETIRED for an LC of a retired driver outside the project's tests. */
+  start = async (spec: LcSpec): Promise<void> => {
+    assertDriverUsable({ lc: spec.name, driver: getLc(this.db, spec.name).driver, action: 'start' });
+    await this.of(spec.name).start(spec);
+  };
   stop: PartitioningDriver['stop'] = (name, options) => this.of(name).stop(name, options);
   reboot: PartitioningDriver['reboot'] = (name) => this.of(name).reboot(name);
   status: PartitioningDriver['status'] = (name) => this.of(name).status(name);

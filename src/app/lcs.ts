@@ -15,7 +15,7 @@ import {
   type LcRequest,
 } from '../inventory/index.ts';
 import { findImage } from '../images/index.ts';
-import type { LcStatus } from '../drivers/index.ts';
+import { assertDriverUsable, type LcStatus } from '../drivers/index.ts';
 import { driverNames } from './drivers.ts';
 
 /** Validates the request, records the LC and creates it with its driver; leaves nothing on failure. */
@@ -31,6 +31,7 @@ export async function createLc(db: Db, host: HostContext, request: LcRequest): P
     throw new UnderstudyError('DRIVER_UNKNOWN', `There is no partitioning driver "${record.driver}"`, {
       hint: `Known drivers: ${driverNames().join(', ')}.`,
     });
+  assertDriverUsable({ lc: record.name, driver: record.driver, action: 'create' });
   const lc = insertLc(db, record);
   try {
     await host.driver.create(lc);

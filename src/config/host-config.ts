@@ -25,8 +25,8 @@ const lcSchema = z
     mac: z.string().optional(),
     role: z.enum(['active', 'standby', 'idle', 'retired']).default('idle'),
     /**
-     * Partitioning driver: lxc (the default) | namespace (tests and development only, weaker
-     * isolation); an unknown name is refused when the LC is created.
+     * Partitioning driver: lxc (the default) | namespace (retired for operators, the project's tests
+     * only: not isolated like LXC); an unknown or retired name is refused when the LC is created.
      */
     driver: z.string().default(defaultDriver),
     start: z.boolean().default(false),

@@ -185,7 +185,12 @@ export const errorCatalogue = {
   },
   DRIVER_UNKNOWN: {
     meaning: 'No partitioning driver of that name.',
-    fix: 'Use a driver the registry knows (the message lists them); namespace is the default.',
+    fix: 'Use a driver the registry knows (the message lists them); lxc is the default.',
+  },
+  DRIVER_RETIRED: {
+    meaning:
+      "The driver is retired for operators (namespace: not isolated like LXC, root inside can take the host); it runs only in the project's own tests (UNDERSTUDY_TEST_DRIVERS).",
+    fix: 'Create the LC on the lxc driver (the default). An existing namespace LC can still be listed, stopped and destroyed.',
   },
   DRIVER_MISMATCH: {
     meaning: 'An operation needs two LCs of the same partitioning driver (moving a NIC).',

@@ -4,7 +4,7 @@
  * >= 1,000 requests/s — and the patch run (Fig. 7) under that load. Prints a report and tears everything
  * down (unless --keep). Two demos: `lxc` (default), real Debian nginx in an unprivileged LXC container,
  * with the key-value store beside it, patched with the security archive's nginx (nginx-demo.ts);
- * `namespace` (a test and development driver), the busybox demo service with data in a namespace LC,
+ * `namespace` (retired for operators, the project's tests only), the busybox demo service with data in a namespace LC,
  * patched from 1.0.0 to 1.0.1 by a diff (this file).
  */
 import crypto from 'node:crypto';
@@ -21,6 +21,7 @@ import {
   initHost,
   recordClientHost,
 } from '../host/index.ts';
+import { assertDriverUsable } from '../drivers/index.ts';
 import { buildImage, assetsDir } from '../images/index.ts';
 import { listLcs } from '../inventory/index.ts';
 import { createLc, destroyLc, openApp, startLc, type HostContext } from '../app/index.ts';
@@ -61,6 +62,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   const progress = options.progress ?? (() => undefined);
   const started = performance.now();
   const driver = options.driver ?? 'lxc';
+  // Refused before anything is set up when the driver is retired (namespace outside the project's tests).
+  assertDriverUsable({ lc: 'lc1', driver, action: 'create' });
   const stateDir = options.stateDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'understudy-demo-'));
   const third = crypto.randomInt(1, 254);
   const prefix = `198.18.${third}`;

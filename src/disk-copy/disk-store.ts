@@ -59,7 +59,8 @@ export interface DiskStore extends CopyPrimitives<DiskRef> {
    * write, once `to` is held (nobody writes it until the final sync is done): on btrfs the pair's
    * lease, `to`'s snapshot and its changes since the base. The final sync then only snapshots and
    * diffs `from`. Any other sync of the pair drops what was prepared. A no-op where nothing can be
-   * prepared (no base, `receiver-wins`).
+   * prepared (no base, `receiver-wins`). On btrfs it first waits (bounded) until the background work
+   * of deleted snapshots in both pools is done, so that the cut's snapshot does not wait for it.
    */
   prepareFinalSync(from: DiskRef, to: DiskRef, options?: SyncOptions): Promise<void>;
   /**

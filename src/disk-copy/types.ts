@@ -63,7 +63,10 @@ export interface CopyDiskOptions {
   /** Default `auto`. */
   mode?: 'auto' | CopyMode;
   policy?: CopyPolicy;
-  /** Hash both trees at the cut and fail (removing the copy) unless they are equal. */
+  /**
+   * Check the copy against the source at the cut and fail (removing the copy) unless they are equal:
+   * both trees hashed, or in snapshot mode the kernel's comparison of the clone with the cut.
+   */
   verify?: boolean;
   signal?: AbortSignal;
   onProgress?: (event: CopyProgress) => void;
@@ -156,7 +159,19 @@ export interface CopyResult {
   history: HistorySummary & { text: string };
   /** The history records (also stored when a db was given). */
   records: HistoryRecord[];
-  verification?: { digest: string; entries: number; bytes: number; durationMs: number };
+  /**
+   * The check that the copy equals the source at the cut. `tree-hash`: both trees hashed
+   * (tree-hash.ts), `digest` their common hash, `bytes` the file content read on each side;
+   * `clone-diff` (snapshot mode, on a store that can): the store compared the destination with the
+   * cut it is a clone of without reading file data (`digest` and `entries` null, `bytes` 0).
+   */
+  verification?: {
+    method: 'tree-hash' | 'clone-diff';
+    digest: string | null;
+    entries: number | null;
+    bytes: number;
+    durationMs: number;
+  };
   /** With keepSyncBase: the source at the cut, and the snapshot the destination is a clone of (equal in snapshot mode). */
   syncBase?: { source: string; destination: string };
 }

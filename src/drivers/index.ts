@@ -35,7 +35,10 @@ export {
 } from './lxc/existing.ts';
 export {
   defaultDriver,
-  developmentDrivers,
+  retiredDrivers,
+  testDriversVariable,
   describeDrivers,
-  developmentDriverWarning,
+  isDriverRetired,
+  assertDriverUsable,
+  retiredDriverWarning,
 } from './driver-choice.ts';

@@ -32,7 +32,7 @@ export interface LcRequest {
   addresses?: string[];
   mac?: string;
   role?: LcRole;
-  /** Partitioning driver that runs the LC (default lxc): lxc | namespace (tests and development). */
+  /** Partitioning driver that runs the LC (default lxc): lxc | namespace (retired for operators, the project's tests only). */
   driver?: string;
   /** The services the LC runs (checked with validateServices). */
   services?: unknown[];

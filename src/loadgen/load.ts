@@ -6,6 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ExchangeError, HttpConnection, type OutgoingRequest, type Target } from './connection.ts';
 import { resolveLoadOptions } from './options.ts';
 import { ConnectionPool } from './pool.ts';
@@ -63,9 +64,25 @@ interface Exchanged {
  * answer arrived. That is the race of a server closing an idle connection while the request is on its
  * way; HTTP clients (browsers, Go's net/http, curl) resend an idempotent request then (RFC 9110
  * §9.2.2). Every request this generator sends over the pool (GET, PUT) is idempotent. A connection
- * that was new, or that answered partly, is never resent: that is a failure.
+ * that was new, or that answered partly, is never resent: that is a failure. A `503` with a short
+ * `Retry-After` (see retryNow) is sent again too, after that delay, within the same bound.
  */
 const maxResends = 5;
+
+/**
+ * A `503` with `Retry-After` of at most `maxRetryAfterS` seconds: the server says it did not apply the
+ * request and asks for it again (a service handing over to another server answers a write it may no
+ * longer apply so). The delay to wait in ms; undefined for any other answer (an HTTP date in
+ * Retry-After, or a longer delay, is the server's refusal and counted as such).
+ */
+function retryNow(response: ParsedResponse): number | undefined {
+  if (response.status !== 503) return undefined;
+  const value = response.headers['retry-after'];
+  if (value === undefined || !/^\d+$/.test(value) || Number(value) > maxRetryAfterS) return undefined;
+  return Number(value) * 1000;
+}
+
+const maxRetryAfterS = 1;
 
 const timeoutError = (): ExchangeError =>
   new ExchangeError('timeout', 'TIMEOUT', 'no complete response within the request timeout');
@@ -317,8 +334,13 @@ class LoadRun {
       }
       const reused = connection.completed > 0;
       control.setAbort(() => connection.destroy(timeoutError()));
+      let retryAfterMs: number | undefined;
       try {
-        return { response: await connection.exchange(request), reused, resent };
+        const response = await connection.exchange(request);
+        retryAfterMs = retryNow(response);
+        if (retryAfterMs === undefined || resent >= maxResends || control.isSettled())
+          return { response, reused, resent };
+        resent += 1;
       } catch (error) {
         const unanswered =
           error instanceof ExchangeError && error.nothingReceived && error.outcome === 'reset';
@@ -330,6 +352,7 @@ class LoadRun {
       } finally {
         this.pool.release(connection);
       }
+      if (retryAfterMs) await sleep(retryAfterMs);
     }
   }
 

@@ -106,6 +106,16 @@ export const stepFacts = {
         convergence: z.string(),
         durationMs: z.number(),
         bytes: z.number(),
+        /** How the copy was made (`snapshot`: same pool; `send-receive`: across pools). */
+        mode: z.enum(['snapshot', 'send-receive']).optional(),
+        /** Each pass: its kind, the stream bytes it carried and its time (snapshot + transfer), ms. */
+        passes: z
+          .array(z.object({ kind: z.enum(['full', 'catch-up', 'final']), bytes: z.number(), ms: z.number() }))
+          .optional(),
+        /** The verification at the cut: how, and its time, ms (with `bytes` of file content read). */
+        verification: z
+          .object({ method: z.enum(['tree-hash', 'clone-diff']), ms: z.number(), bytesRead: z.number() })
+          .optional(),
       }),
     ),
   }),

@@ -90,9 +90,9 @@ export function bindSwitch(db: Db, host: HostContext, o: BindSwitchOptions): Swi
 }
 
 /**
- * Before the hold of a stateful switch (LC2 is already held): the data disks of both LCs are flushed
- * (the snapshots of the cut then have little to write) and their final syncs prepared (LC2's side:
- * its snapshot and its changes), and the system disks are synced. A system disk's writers are the LC's
+ * Before the hold of a stateful switch (LC2 is already held): the system disks are synced, then the
+ * data disks of both LCs are flushed (the snapshots of the cut then have little to write) and their
+ * final syncs prepared (LC2's side: its snapshot and its changes; the pools' cleaners done). A system disk's writers are the LC's
  * system, which the cut does not stop (LC1 keeps running and logging after the switch); what the
  * service's cut waits for is its data. Carrying the system disk here keeps it out of the hold.
  */
@@ -114,10 +114,11 @@ function prepareFinalSyncOf(host: HostContext, db: Db, o: BindSwitchOptions): ()
         ),
       );
     };
-    const [report] = await Promise.all([
-      syncDisks(host, from, to, { only: 'system', diskMap: o.diskMap }),
-      prepareData(),
-    ]);
+    // The system disks first: their syncs delete their previous bases, often in the pools of the
+    // data disks, and the data disks' preparation waits until the cleaner has dropped them, so that
+    // it does not run under the cut's snapshot (DiskStore.prepareFinalSync).
+    const report = await syncDisks(host, from, to, { only: 'system', diskMap: o.diskMap });
+    await prepareData();
     return phasesOf(report);
   };
 }

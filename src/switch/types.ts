@@ -29,9 +29,10 @@ export type ServiceSignal =
 /**
  * The cut of a stateful switch, asked of the service itself (see `docs/switch.md`, "The cut"):
  * - `writes`: report the writes in flight, change nothing;
- * - `quiesce`: start no new write, close keep-alive sockets as they become idle, pass requests on
- *   connections that have carried none yet to `forwardTo` (the new server's own ip:port), answer once
- *   the last write in flight is on disk or after `waitMs`;
+ * - `quiesce`: start no new write, close keep-alive sockets once idle, pass every request read from
+ *   then on to `forwardTo` (the new server's own ip:port) — without it, answer a write read from then
+ *   on `503` + `Retry-After: 0` (not applied) and serve the rest —, answer once the last write in
+ *   flight is on disk or after `waitMs`;
  * - `unquiesce`: back to normal (the switch was undone);
  * - `hold`: accept and parse requests but let them wait (the standby, until the final sync is in);
  * - `release`: read the data again from disk, then let the waiting requests proceed.

@@ -14,6 +14,18 @@ import { buildImage } from '../../src/images/index.ts';
 import { listLcs } from '../../src/inventory/index.ts';
 import { createLc, destroyLc, openApp, startLc, type HostContext, type App } from '../../src/app/index.ts';
 import type { LcRequest } from '../../src/inventory/index.ts';
+import { testDriversVariable } from '../../src/drivers/index.ts';
+
+/**
+ * Marks this process (and the CLI children it starts) as the project's test suite, so the namespace
+ * driver, retired for operators, runs here (scripts/run-tests.sh sets the same for every test file; this
+ * covers a file run on its own and the benchmarks that use this fixture).
+ */
+export function enableTestDrivers(): void {
+  const enabled = (process.env[testDriversVariable] ?? '').split(',').filter(Boolean);
+  if (!enabled.includes('namespace')) process.env[testDriversVariable] = [...enabled, 'namespace'].join(',');
+}
+enableTestDrivers();
 
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
 /** The images whose start-up scripts run the demo service (src/demo's demoService). */

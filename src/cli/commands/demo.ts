@@ -50,7 +50,7 @@ export function registerDemoCommand(program: Command, ctx: CliContext): void {
     .description('set up a throwaway host and patch a running LC under load, with zero failed requests')
     .option(
       '--driver <driver>',
-      'lxc: Debian nginx and a key-value store in an unprivileged LXC container, patched from the security archive; namespace: the busybox demo service (a test and development driver, weaker isolation)',
+      'lxc: Debian nginx and a key-value store in an unprivileged LXC container, patched from the security archive; namespace: the busybox demo service (retired for operators, tests of the project only: not isolated like LXC)',
       'lxc',
     )
     .option('--method <method>', 'switch method: instant | move-nic | swap-address', 'instant')

@@ -25,7 +25,7 @@ import {
 import {
   defaultDriver,
   describeDrivers,
-  developmentDriverWarning,
+  retiredDriverWarning,
   type LcStatus,
   type NicSpec,
   type StopResult,
@@ -190,7 +190,7 @@ export function registerLcCommands(program: Command, ctx: CliContext): void {
             const status = o.start ? await startLc(app.db, host, name) : await host.driver.status(name);
             return { ...record, status };
           });
-      const warning = developmentDriverWarning(name, created.driver);
+      const warning = retiredDriverWarning(name, created.driver);
       if (warning) ctx.progress(warning);
       ctx.print(created, () => `created ${name}${o.start ? ` (${created.status.state})` : ''}`);
     });

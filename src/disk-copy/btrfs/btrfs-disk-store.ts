@@ -160,6 +160,7 @@ export class BtrfsDiskStore implements DiskStore {
       from: this.side(from),
       to: this.side(to),
       rule: options.rule ?? 'sender-wins',
+      ...(options.logger ? { logger: options.logger } : {}),
     });
   }
 

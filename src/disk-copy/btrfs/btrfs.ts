@@ -8,6 +8,7 @@ import path from 'node:path';
 import {
   UnderstudyError,
   exec,
+  isUnderstudyError,
   spawnProcess,
   formatArgv,
   isErrno,
@@ -65,6 +66,27 @@ export async function snapshot(options: {
     options.target,
   ];
   await exec(argv, { timeoutMs: 60_000 });
+}
+
+/**
+ * Commits the btrfs filesystem holding `target` and waits until its cleaner thread has dropped every
+ * subvolume deleted so far (`btrfs subvolume sync`). A deleted snapshot is dropped in the background
+ * after the commit that records its deletion, in transactions of its own; while that runs, every
+ * commit — a snapshot's — waits for the cleaner's transaction and writes what it freed, so a snapshot
+ * taken meanwhile costs what the dropped snapshot held apart from the live tree. The commit first
+ * puts deletions not yet committed in the cleaner's hands (without it the wait lasts until the next
+ * periodic commit, up to 30 s). Resolves true when the cleaner is done, false when it was not within
+ * `timeoutMs` (nothing is undone: it goes on in the background).
+ */
+export async function settleDeletedSubvolumes(target: string, timeoutMs: number): Promise<boolean> {
+  await exec([BTRFS, 'filesystem', 'sync', target], { timeoutMs: 120_000 });
+  try {
+    await exec([BTRFS, 'subvolume', 'sync', target], { timeoutMs });
+    return true;
+  } catch (error) {
+    if (isUnderstudyError(error) && error.code === 'EXEC_TIMEOUT') return false;
+    throw error;
+  }
 }
 
 /** Deletes a subvolume; a missing one is fine (idempotent). */

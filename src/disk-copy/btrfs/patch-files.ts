@@ -113,6 +113,39 @@ async function setAttributes(to: fs.FileHandle, stat: BigIntStats): Promise<void
 }
 
 /**
+ * Whether `relative` holds the same bytes in `left` and `right` over `edit`'s ranges and, when the
+ * edit truncated the file, from the smallest size it truncated to up to the end (a truncation and a
+ * regrowth leave bytes no range names). Both files must exist and be `size` bytes long; the caller
+ * checks that. Reads only those ranges.
+ */
+export async function sameInEdit(o: {
+  left: string;
+  right: string;
+  relative: string;
+  edit: ContentEdit;
+  size: number;
+}): Promise<boolean> {
+  const ranges: [number, number][] = [...o.edit.ranges];
+  if (o.edit.truncatedTo.length > 0) {
+    const from = Math.min(...o.edit.truncatedTo);
+    ranges.push([from, o.size - from]);
+  }
+  const a = await fs.open(path.join(o.left, o.relative), 'r');
+  try {
+    const b = await fs.open(path.join(o.right, o.relative), 'r');
+    try {
+      for (const [start, end] of mergeRanges(ranges, o.size))
+        if (!(await sameRange(a, b, start, end))) return false;
+      return true;
+    } finally {
+      await b.close();
+    }
+  } finally {
+    await a.close();
+  }
+}
+
+/**
  * The paths of `patches` whose patched ranges, size, mode or owner differ between `source` and
  * `target` (the verification of a patch: the rest of each file was equal before and not written).
  */

@@ -33,7 +33,7 @@ import { applyPlan, planApply, planPaths, type ApplyPlan } from './apply-paths.t
 import type { SyncConflictRule } from '../types.ts';
 import { snapshot } from './btrfs.ts';
 import { changedPaths, type ChangeSet } from './change-set.ts';
-import { differingPatches, patchFiles, type FilePatch } from './patch-files.ts';
+import { differingPatches, patchFiles, sameInEdit, type FilePatch } from './patch-files.ts';
 
 export interface SyncDiskOptions {
   /** Live subvolume of the source disk (read only through snapshots). */
@@ -268,7 +268,9 @@ export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
             base: base.source,
             cut,
             target: o.target,
+            now,
             aheadPatched: new Set(o.ahead?.side === 'source' ? o.ahead.patched : []),
+            targetAheadPatched: new Set(o.ahead?.side === 'target' ? o.ahead.patched : []),
           })
         : [];
     return { paths, conflicts: conflicts.sort(), patches, sent, received };
@@ -352,6 +354,16 @@ export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
  * source's base). The source's changes since its base include every byte that patch wrote, so the
  * target's file equals the source's base outside the ranges to write; only a target file smaller than
  * the source's base is refused.
+ *
+ * `targetAheadPatched`: files a previous final sync the same way patched into the target after the
+ * target's base was taken (the next sync goes the same way: a reversed switch, a crash just after its
+ * final sync). The target's changes since its base then include that patch's bytes, and may include
+ * the target's own writes. Its file is patched onward only when it equals the source's base (the
+ * file that patch wrote): bytes only changed since its base, one name, the base's size, and the same
+ * bytes as the source's base wherever the target changed it since its base (the patch's bytes and
+ * any of its own; everywhere else it is its base's file, which differs from the source's base only
+ * where that patch wrote). Those ranges are read on both sides: the cost follows the patch, not the
+ * file. A file the source did not change since is patched with no range (its attributes only).
  */
 async function patchableFiles(o: {
   sent: ChangeSet;
@@ -360,18 +372,26 @@ async function patchableFiles(o: {
   base: string;
   cut: string;
   target: string;
+  /** The target's snapshot the received change set ends at. */
+  now: string;
   aheadPatched: ReadonlySet<string>;
+  targetAheadPatched: ReadonlySet<string>;
 }): Promise<FilePatch[]> {
   const moved = [...o.sent.moved, ...o.received.moved];
   const patches: FilePatch[] = [];
   for (const relative of o.paths) {
-    const edit = o.sent.edits.get(relative);
-    if (!edit || o.received.paths.has(relative)) continue;
+    const onward = o.targetAheadPatched.has(relative);
+    const edit =
+      o.sent.edits.get(relative) ??
+      (onward && !o.sent.paths.has(relative) ? { ranges: [], truncatedTo: [] } : undefined);
+    const targetEdit = o.received.paths.has(relative) ? o.received.edits.get(relative) : undefined;
+    if (!edit || (o.received.paths.has(relative) && !(onward && targetEdit))) continue;
     if (moved.some((m) => m === '.' || relative.startsWith(`${m}/`))) continue;
-    const [was, cutStat, targetStat] = await Promise.all([
+    const [was, cutStat, targetStat, nowStat] = await Promise.all([
       statOrUndefined(join(o.base, relative)),
       statOrUndefined(join(o.cut, relative)),
       statOrUndefined(join(o.target, relative)),
+      onward ? statOrUndefined(join(o.now, relative)) : undefined,
     ]);
     const single = (s: Stats | undefined): s is Stats => s?.isFile() === true && s.nlink === 1;
     if (!single(was) || !single(cutStat) || !single(targetStat)) continue;
@@ -379,6 +399,17 @@ async function patchableFiles(o: {
       ? targetStat.size >= was.size
       : targetStat.size === was.size;
     if (!sizeFits || edit.truncatedTo.some((size) => size < was.size)) continue;
+    if (onward) {
+      if (!single(nowStat) || nowStat.size !== was.size || nowStat.ino !== targetStat.ino) continue;
+      const sameAsBase = await sameInEdit({
+        left: o.now,
+        right: o.base,
+        relative,
+        edit: targetEdit ?? { ranges: [], truncatedTo: [] },
+        size: was.size,
+      });
+      if (!sameAsBase) continue;
+    }
     patches.push({ relative, edit });
   }
   return patches;

@@ -32,7 +32,7 @@ import {
   type SyncBase,
 } from '../sync-bases.ts';
 import type { SyncConflictRule, SyncResult } from '../types.ts';
-import { freeBytes, isSubvolume, removeStagingDir, snapshot } from './btrfs.ts';
+import { freeBytes, isSubvolume, removeStagingDir, settleDeletedSubvolumes, snapshot } from './btrfs.ts';
 import { changedPaths, type ChangeSet } from './change-set.ts';
 import { syncDisk } from './sync-disk.ts';
 
@@ -268,23 +268,44 @@ function leaseSync(
     );
 }
 
+/** How long the preparation of a final sync waits for the pools' cleaners (see prepareFinal). */
+const cleanerWaitMs = 30_000;
+
 /**
  * Does ahead of a final sync (SyncOptions.final) what does not wait for the source's last write, while
  * the target is already held (nobody writes it): the lease and the store's record of the snapshots,
  * the target's snapshot and its changes since its base. The final sync inside the hold then takes
  * one snapshot (the source's cut) and one metadata send. Nothing is prepared without a db or a base,
  * or for a `receiver-wins` pair (its final sync is a plain one).
+ *
+ * First it waits until both pools' cleaners have dropped the snapshots deleted so far (the previous
+ * bases of the catch-up passes and of every other pair's syncs): the cut's snapshot commits a
+ * transaction, and a commit while the cleaner drops a deleted snapshot waits for it and writes what
+ * it freed — which grows with the number of leaves the catch-up passes changed, so with the tree (a
+ * snapshot of a 1,000,000-file disk cost several times one of a 1,000-file disk while the cleaner
+ * ran, the same once it was done: docs/disk-copy.md).
+ * A cleaner not done within `cleanerWaitMs` is logged and the preparation goes on.
  */
 export async function prepareFinal(o: {
   db?: Db;
   from: SyncSide;
   to: SyncSide;
   rule: SyncConflictRule;
+  logger?: Logger;
 }): Promise<void> {
   const pair = pairKey(o.from.key, o.to.key);
   await dropPrepared(o.db, pair);
   if (!o.db || o.rule !== 'sender-wins') return;
-  await settleSyncs(pair);
+  // Every pair's removals (a system disk's previous bases may lie in the same pool).
+  await settleSyncs();
+  const pools = [...new Set([o.from.pool.path, o.to.pool.path])];
+  const settled = await Promise.all(pools.map((p) => settleDeletedSubvolumes(p, cleanerWaitMs)));
+  const busy = pools.filter((_, i) => !settled[i]);
+  if (busy.length)
+    o.logger?.warn(
+      { pools: busy, waitedMs: cleanerWaitMs },
+      'the btrfs cleaner is still dropping deleted snapshots: the final sync snapshot may take longer',
+    );
   const base = await usableBase(o.db, o.from, o.to);
   if (!base) return;
   const generation = base.generation + 1;

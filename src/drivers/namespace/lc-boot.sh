@@ -18,6 +18,14 @@ while [ $# -ge 2 ]; do
 done
 mkdir -p "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/tmp"
 mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
+# /proc/sys and /proc/sysrq-trigger read-only (the kernel's settings and the magic SysRq key belong to
+# the host). The LC keeps CAP_SYS_ADMIN (docs/logical-computers.md), so this stops writes, not a root
+# that remounts them.
+for ro in sys sysrq-trigger; do
+  [ -e "$root/proc/$ro" ] || continue
+  mount --bind "$root/proc/$ro" "$root/proc/$ro"
+  mount -o remount,bind,ro,nosuid,nodev,noexec "$root/proc/$ro"
+done
 mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$root/sys"
 mount -t tmpfs -o mode=755,nosuid,size=1m devfs "$root/dev"
 for dev in null zero full random urandom tty; do

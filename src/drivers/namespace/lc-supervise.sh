@@ -15,6 +15,9 @@ set -u
 rundir=$1 netns=$2 cgfiles=$3
 shift 4
 here=$(dirname "$(readlink -f "$0")")
+# The capabilities the LC never gets (lc-caps.sh): dropped from the bounding set (and the inheritable
+# set) of everything the boot starts.
+. "$here/lc-caps.sh"
 
 write() { printf '%s\n' "$2" > "$rundir/$1.tmp" && mv -f "$rundir/$1.tmp" "$rundir/$1"; }
 
@@ -28,7 +31,8 @@ while :; do
   (
     IFS=:
     for f in $cgfiles; do echo "$BASHPID" > "$f"; done
-    exec nsenter --net="/run/netns/$netns" -- \
+    exec setpriv --inh-caps=-all --bounding-set="$lc_dropped_caps" -- \
+      nsenter --net="/run/netns/$netns" -- \
       unshare --pid --fork --mount --uts --ipc --propagation private -- "$here/lc-boot.sh" "$@"
   ) >> "$rundir/console.log" 2>&1 < /dev/null &
   child=$!

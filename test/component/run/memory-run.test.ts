@@ -75,6 +75,20 @@ test("an LC with an extra disk: every disk is copied onto the standby's disk for
       ['copy-logs', 'done'],
     ],
   );
+  // Each copy step says what its time went into: the mode, each pass, the verification at the cut.
+  const system = run.steps.find((s) => s.name === 'copy-system')?.output as {
+    mode?: string;
+    passes?: { kind: string; bytes: number; ms: number }[];
+    verification?: { method: string; ms: number; bytesRead: number };
+  };
+  assert.equal(system.mode, 'send-receive');
+  assert.deepEqual(
+    system.passes?.map((p) => p.kind),
+    ['full', 'catch-up', 'final'],
+  );
+  assert.ok(system.passes.every((p) => p.bytes >= 0 && p.ms >= 0));
+  assert.equal(system.verification?.method, 'tree-hash');
+  assert.ok(system.verification.bytesRead > 0, 'both trees were read');
   assert.deepEqual(run.facts.diskMap, { system: 'system', app: 'app', logs: 'spare' });
   assert.deepEqual(
     run.facts.copies?.map((c) => [c.disk, c.to]),

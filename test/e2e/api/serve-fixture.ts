@@ -29,7 +29,12 @@ export interface ServeProcess {
   stop(): Promise<void>;
 }
 
-export async function startServe(stateDir: string, yaml: string[] = []): Promise<ServeProcess> {
+/** `options.env` is added to serve's environment (e.g. to leave the test suite's driver gate unset). */
+export async function startServe(
+  stateDir: string,
+  yaml: string[] = [],
+  options: { env?: Record<string, string> } = {},
+): Promise<ServeProcess> {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   fs.writeFileSync(
@@ -41,6 +46,7 @@ export async function startServe(stateDir: string, yaml: string[] = []): Promise
     {
       cwd: repoRoot,
       stdio: ['ignore', 'ignore', 'pipe'],
+      env: options.env,
     },
   );
   const stop = async (): Promise<void> => {

@@ -321,6 +321,84 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
     await assertSameTree(b, a);
   });
 
+  void it('after a final sync, the next sync the same way (a reversed switch, a crash just after it) patches the log onward too, unless the standby changed it', async (t) => {
+    const a = store.mountpoint(ref(lc1, 'app'));
+    const b = store.mountpoint(ref(lc2, 'app'));
+    const log = 'log/journal.log';
+    const inode = (await fs.stat(path.join(b, log))).ino;
+    const finalSync = async (): Promise<void> => {
+      await fs.appendFile(path.join(a, log), 'acknowledged before the cut\n');
+      await store.prepareFinalSync(ref(lc1, 'app'), ref(lc2, 'app'));
+      const final = await store.sync(ref(lc1, 'app'), ref(lc2, 'app'), { final: true });
+      assert.equal(final.patched, 1);
+      await assertSameTree(a, b);
+    };
+    await finalSync();
+    // The switch was reversed after its final sync: the original keeps serving and appends; the
+    // next catch-up pass goes the same way.
+    await fs.appendFile(path.join(a, log), 'the original serves on after the reversed switch\n');
+    const again = await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
+    t.diagnostic(`same way after a final sync: ${again.bytes} bytes written, ${again.files} paths`);
+    await assertSameTree(a, b);
+    assert.equal(again.patched, 1, 'the log is patched onward, not copied whole');
+    assert.ok(again.bytes < 64 * 1024, `${again.bytes} bytes written for a 50-byte append`);
+    assert.equal((await fs.stat(path.join(b, log))).ino, inode, 'patched in place');
+    // A final sync right after a final sync the same way (no catch-up pass between).
+    await finalSync();
+    await fs.appendFile(path.join(a, log), 'once more\n');
+    await store.prepareFinalSync(ref(lc1, 'app'), ref(lc2, 'app'));
+    const twice = await store.sync(ref(lc1, 'app'), ref(lc2, 'app'), { final: true });
+    await assertSameTree(a, b);
+    assert.equal(twice.patched, 1, 'a final sync after a final sync the same way patches too');
+    assert.ok(twice.bytes < 64 * 1024, `${twice.bytes} bytes written`);
+    assert.equal((await fs.stat(path.join(b, log))).ino, inode);
+    // The standby changed the log itself after the final sync (inside the bytes that sync wrote, and
+    // beyond them): the next sync must not trust its file, and still ends equal to the source.
+    await finalSync();
+    const handle = await fs.open(path.join(b, log), 'r+');
+    const size = (await handle.stat()).size;
+    await handle.write('X', size - 3);
+    await handle.write('written by the standby itself', size);
+    await handle.close();
+    await fs.appendFile(path.join(a, log), 'the original again\n');
+    const changed = await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
+    await assertSameTree(a, b);
+    assert.equal(changed.patched ?? 0, 0, 'a log the standby changed is not patched onto');
+    // The same with a change of the standby only outside the final sync's bytes (its start).
+    await finalSync();
+    const early = await fs.open(path.join(b, log), 'r+');
+    await early.write('Y', 10);
+    await early.close();
+    await fs.appendFile(path.join(a, log), 'and again\n');
+    const changedEarly = await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
+    await assertSameTree(a, b);
+    assert.equal(changedEarly.patched ?? 0, 0);
+    // The pair is back to the plain case: the next sync patches.
+    await fs.appendFile(path.join(a, log), 'plain\n');
+    const plain = await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
+    await assertSameTree(a, b);
+    assert.equal(plain.patched, 1);
+  });
+
+  void it("the final sync's preparation leaves no deleted snapshot to the pools' cleaners (the cut's snapshot does not wait for them)", async () => {
+    const a = store.mountpoint(ref(lc1, 'app'));
+    const b = store.mountpoint(ref(lc2, 'app'));
+    await write(a, 'cleaner/one', 'a change before the last pass');
+    // The pass re-bases the pair; its previous bases are deleted after it returns.
+    await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
+    await store.prepareFinalSync(ref(lc1, 'app'), ref(lc2, 'app'));
+    for (const pool of [poolA, poolB]) {
+      const deleted = await exec(['btrfs', 'subvolume', 'list', '-d', pool.path]);
+      assert.equal(deleted.stdout.trim(), '', `${pool.path}: deleted subvolumes not yet dropped`);
+    }
+    await write(a, 'cleaner/two', 'the last write');
+    const final = await store.sync(ref(lc1, 'app'), ref(lc2, 'app'), { final: true });
+    assert.equal(final.method, 'incremental');
+    await assertSameTree(a, b);
+    await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
+    await store.settled();
+  });
+
   void it("a system-disk sync keeps the standby's patched files and carries the source's log line", async () => {
     const a = store.mountpoint(ref(lc1, 'system'));
     const b = store.mountpoint(ref(lc2, 'system'));

@@ -21,8 +21,16 @@ export interface Pool {
   cleanup(): Promise<void>;
 }
 
-/** A btrfs filesystem of `sizeMb` on a sparse loop image, mounted under a fresh temp dir. */
-export async function createPool(sizeMb: number, label = 'pool'): Promise<Pool> {
+/**
+ * A btrfs filesystem of `sizeMb` on a sparse loop image, mounted under a fresh temp dir.
+ * `mountOptions` (e.g. `['noatime']`, as the host's pools are mounted: src/host/pool.ts) are passed
+ * to mount; without them the kernel's defaults apply (relatime).
+ */
+export async function createPool(
+  sizeMb: number,
+  label = 'pool',
+  options: { mountOptions?: string[] } = {},
+): Promise<Pool> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), `us-dc-${label}-${tag()}-`));
   const image = path.join(dir, 'pool.img');
   const mountPoint = path.join(dir, 'mnt');
@@ -46,7 +54,8 @@ export async function createPool(sizeMb: number, label = 'pool'): Promise<Pool> 
   try {
     device = (await exec(['losetup', '--find', '--show', image])).stdout.trim();
     await exec(['mkfs.btrfs', '-q', '-f', device]);
-    await exec(['mount', device, mountPoint]);
+    const mountOptions = options.mountOptions ?? [];
+    await exec(['mount', ...(mountOptions.length ? ['-o', mountOptions.join(',')] : []), device, mountPoint]);
     mounted = true;
   } catch (error) {
     await cleanup();

@@ -1,8 +1,9 @@
 /**
  * The LXC driver is the default of `lc create` and of the YAML of `apply` (no `--driver`, no `driver:`):
  * the resource table records it and every later command (start, exec, reboot, stop, destroy) reaches
- * the LC through it. The namespace driver only when asked for by name, with a warning that it is a
- * test and development driver with weaker isolation.
+ * the LC through it. The namespace driver only when asked for by name in the project's test suite
+ * (UNDERSTUDY_TEST_DRIVERS=namespace), with a warning that it is retired for operators and not isolated
+ * like LXC (test/e2e/lc/namespace-retired.test.ts: refused without the gate).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -91,7 +92,7 @@ describe('LXC driver from the CLI and the YAML', () => {
     assert.doesNotMatch(applied.stderr, /warning: yweb/);
     assert.match(
       applied.stderr,
-      /warning: ydev runs on the namespace driver \(tests and development only, weaker isolation/,
+      /warning: ydev runs on the namespace driver \(retired for operators, the project's tests only: it is not isolated like LXC/,
     );
     const show = JSON.parse((await bed.t.cli(['--json', 'lc', 'show', 'yweb'])).stdout) as {
       driver: string;
@@ -118,7 +119,7 @@ describe('LXC driver from the CLI and the YAML', () => {
       '--app-disk',
       '0',
     ]);
-    assert.match(byFlag.stderr, /warning: zdev runs on the namespace driver \(tests and development only/);
+    assert.match(byFlag.stderr, /warning: zdev runs on the namespace driver \(retired for operators/);
     await bed.t.cli(['lc', 'destroy', 'zdev']);
     const help = await bed.t.cli(['lc', 'create', '--help']);
     assert.match(
@@ -127,7 +128,7 @@ describe('LXC driver from the CLI and the YAML', () => {
     );
     assert.match(
       help.stdout.replace(/\s+/g, ' '),
-      /namespace \(tests and development only, weaker isolation/,
+      /namespace \(retired for operators, the project's tests only: it is not isolated like LXC/,
     );
     const unknown = await bed.t.cli(['lc', 'create', 'x', '--driver', 'qemu', '--image', 'debian-nginx'], {
       okCodes: [1],

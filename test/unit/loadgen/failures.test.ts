@@ -174,3 +174,39 @@ test('a reused connection that answered partly, or a new one closed unanswered, 
   assert.ok(result.summary.byOutcome.reset > 0);
   assert.equal(result.summary.resent, 0);
 });
+
+test('a 503 with Retry-After: 0 (not applied, send it again) is sent again and counted; a 503 without it is an error', async (t) => {
+  let refused = 0;
+  const { port } = await serve(t, (req, res) => {
+    req.resume();
+    if (req.url?.startsWith('/plain')) {
+      res.writeHead(503, { 'Content-Length': '0' });
+      res.end();
+      return;
+    }
+    if (refused < 5) {
+      refused += 1;
+      res.writeHead(503, { 'Retry-After': '0', Connection: 'close', 'Content-Length': '0' });
+      res.end();
+      return;
+    }
+    res.writeHead(200, { 'X-Served-By': 'lc' });
+    res.end('ok');
+  });
+  const result = await startLoad(
+    quick(port, { mix: { keepalive: 1, write: 1 }, rate: 100, durationMs: 400, maxRequests: 20 }),
+  ).done;
+  assert.equal(result.summary.failed, 0, JSON.stringify(result.records.filter((r) => r.outcome !== 'ok')));
+  assert.equal(
+    result.records.reduce((sum, r) => sum + (r.resent ?? 0), 0),
+    5,
+    'each 503 was sent again',
+  );
+  assert.equal(result.ackedWrites.length, result.summary.byKind.write.total);
+  const plain = await startLoad({
+    ...quick(port, { mix: { keepalive: 1 }, maxRequests: 5 }),
+    url: `http://127.0.0.1:${port}/plain`,
+  }).done;
+  assert.equal(plain.summary.byOutcome['http-error'], 5);
+  assert.equal(plain.summary.resent, 0);
+});
