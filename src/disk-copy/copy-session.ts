@@ -10,7 +10,8 @@
  * - deletion of a snapshot on both sides;
  * - flushing the source before a freeze point, so that a snapshot inside the freeze is quick;
  * - a writable clone of a snapshot in the destination's place;
- * - a hash of a snapshot's or the destination's tree (verification);
+ * - a hash of a snapshot's or the destination's tree (verification), or in snapshot mode a comparison
+ *   of the destination with the snapshot it is a clone of that reads no file data;
  * - the end of the job: keeping the cut as the pair's sync base, or removing every snapshot;
  * - after a crash, removing what a job whose process died left (`removeCopy`).
  *
@@ -84,6 +85,13 @@ export interface CopySession {
   clone(name: string): Promise<void>;
   /** The tree hash of the source's snapshot `name`, or of the destination (after `clone`). */
   hash(what: { snapshot: string } | 'destination'): Promise<TreeHash>;
+  /**
+   * Snapshot mode only, where the store can compare a clone with the snapshot it was made from
+   * without reading file data: up to `limit` paths in which the destination differs from the source's
+   * snapshot `name` (none: equal in content, type, mode, owner, links and extended attributes). A
+   * store without it is verified by hashing both trees.
+   */
+  diffClone?(name: string, limit: number): Promise<string[]>;
   /**
    * After a copy that succeeded: the snapshots of the cut `cut` either become the two disks' sync
    * base (returned) or are removed with every other snapshot of the job and the staging.

@@ -63,7 +63,10 @@ export interface CopyDiskOptions {
   /** Default `auto`. */
   mode?: 'auto' | CopyMode;
   policy?: CopyPolicy;
-  /** Hash both trees at the cut and fail (removing the copy) unless they are equal. */
+  /**
+   * Check the copy against the source at the cut and fail (removing the copy) unless they are equal:
+   * both trees hashed, or in snapshot mode the kernel's comparison of the clone with the cut.
+   */
   verify?: boolean;
   signal?: AbortSignal;
   onProgress?: (event: CopyProgress) => void;
@@ -156,7 +159,19 @@ export interface CopyResult {
   history: HistorySummary & { text: string };
   /** The history records (also stored when a db was given). */
   records: HistoryRecord[];
-  verification?: { digest: string; entries: number; bytes: number; durationMs: number };
+  /**
+   * The check that the copy equals the source at the cut. `tree-hash`: both trees hashed
+   * (tree-hash.ts), `digest` their common hash, `bytes` the file content read on each side;
+   * `clone-diff` (snapshot mode, on a store that can): the store compared the destination with the
+   * cut it is a clone of without reading file data (`digest` and `entries` null, `bytes` 0).
+   */
+  verification?: {
+    method: 'tree-hash' | 'clone-diff';
+    digest: string | null;
+    entries: number | null;
+    bytes: number;
+    durationMs: number;
+  };
   /** With keepSyncBase: the source at the cut, and the snapshot the destination is a clone of (equal in snapshot mode). */
   syncBase?: { source: string; destination: string };
 }
@@ -216,6 +231,11 @@ export interface SyncResult extends SyncPhases {
    * log that grew costs what it grew by, not its size).
    */
   patched?: number;
+  /**
+   * The write of the pair's new bases to the store (with the lease given back), when the sync keeps
+   * bases: inside a switch's hold it is part of the pause.
+   */
+  storeMs?: number;
 }
 
 export interface SyncOptions {
@@ -227,6 +247,16 @@ export interface SyncOptions {
    * copied paths on the live target. Applies to `sender-wins` only.
    */
   final?: boolean;
+  /**
+   * The store's record of the new bases does not wait for the disk: it survives the death of the
+   * process, not a crash of the host, until the caller's next write to the same store that waits for
+   * the disk, which carries it there (the store's log is written in order). For a caller that makes
+   * such a write before anything relies on the sync (the switch journals its final sync done before
+   * the target serves), so that the two cost one wait. A host crash before that write leaves the
+   * pair on its previous bases (still valid) with this sync's snapshots named for removal, or on the
+   * new ones.
+   */
+  deferDurability?: boolean;
   logger?: Logger;
 }
 

@@ -39,6 +39,24 @@ const restartNeeds = z.object({
   rebootRequired: z.boolean(),
 });
 
+/**
+ * The whole-tree check after a stateful switch (tree-check.ts), as the run keeps it:
+ * - `running`: started by the process `owner`; a process that dies leaves it so until the recovery
+ *   of the next start, which re-runs it or says why it cannot;
+ * - `ok`: the standby's data disks equal LC1's at the cut;
+ * - `mismatch`: they differ (`detail` names the first paths): an alarm;
+ * - `skipped`: nothing to compare (`detail` says why: no sync base, the pair synced again since);
+ * - `error`: the check could not run (`detail`).
+ */
+export const treeCheckSchema = z.object({
+  state: z.enum(['running', 'ok', 'mismatch', 'skipped', 'error']),
+  detail: z.string(),
+  from: z.string(),
+  to: z.string(),
+  owner: z.string(),
+  at: z.string(),
+});
+
 /** A switch's result as the run keeps it (see the switch's SwitchResult). */
 export const switchResultSchema = z.object({
   id: z.string(),
@@ -88,6 +106,16 @@ export const stepFacts = {
         convergence: z.string(),
         durationMs: z.number(),
         bytes: z.number(),
+        /** How the copy was made (`snapshot`: same pool; `send-receive`: across pools). */
+        mode: z.enum(['snapshot', 'send-receive']).optional(),
+        /** Each pass: its kind, the stream bytes it carried and its time (snapshot + transfer), ms. */
+        passes: z
+          .array(z.object({ kind: z.enum(['full', 'catch-up', 'final']), bytes: z.number(), ms: z.number() }))
+          .optional(),
+        /** The verification at the cut: how, and its time, ms (with `bytes` of file content read). */
+        verification: z
+          .object({ method: z.enum(['tree-hash', 'clone-diff']), ms: z.number(), bytesRead: z.number() })
+          .optional(),
       }),
     ),
   }),
@@ -118,6 +146,8 @@ export const stepFacts = {
     switchStartedAt: z.string(),
     switchId: z.string(),
     switchResult: switchResultSchema,
+    /** The whole-tree checks after the run's stateful switches, by step (`switch`, `rollback-switch`). */
+    treeChecks: z.record(z.string(), treeCheckSchema),
   }),
   'record-applied': z.object({
     /** The patches recorded as applied on LC1, each in the transaction that recorded it. */

@@ -248,6 +248,22 @@ function copyStep(role: string): Step {
         convergence: result.convergence,
         durationMs: Math.round(performance.now() - started),
         bytes: result.passes.reduce((s, p) => s + p.bytes, 0),
+        // What the step's time went into: each pass, and the check at the cut.
+        mode: result.mode,
+        passes: result.passes.map((p) => ({
+          kind: p.kind,
+          bytes: p.bytes,
+          ms: Math.round(p.snapshotMs + p.durationMs),
+        })),
+        ...(result.verification
+          ? {
+              verification: {
+                method: result.verification.method,
+                ms: Math.round(result.verification.durationMs),
+                bytesRead: result.verification.bytes,
+              },
+            }
+          : {}),
       };
       c.facts.copies = [...(c.facts.copies ?? []).filter((x) => x.disk !== disk), entry];
       saveFacts(c);

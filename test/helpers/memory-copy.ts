@@ -2,7 +2,8 @@
  * The copy primitives in memory: a disk is a map of file contents, a snapshot is a copy of the map kept
  * under `<disk>@<job>/<name>` (and, once received, under the destination's key the same way), a send
  * carries the files that differ from the parent snapshot, and a clone copies the received map into
- * the destination's place. The live copy (src/disk-copy/live-copy.ts) runs over it unchanged.
+ * the destination's place (in snapshot mode, the cut's map, compared with its clone by `diffClone`).
+ * The live copy (src/disk-copy/live-copy.ts) runs over it unchanged.
  */
 import { createHash } from 'node:crypto';
 import { UnderstudyError } from '../../src/core/index.ts';
@@ -15,6 +16,8 @@ export interface MemoryCopyHooks {
   whileSending?: (send: { snapshot: string; parent?: string }) => void | Promise<void>;
   /** Fails the primitive named `<op>:<snapshot>` (e.g. `send:pass-2`, `snapshot:cut`, `clone:cut`). */
   failAt?: string;
+  /** Runs after the destination was cloned: a fault that makes it differ from the cut. */
+  afterClone?: (destination: Files) => void;
 }
 
 export interface MemoryCopyOptions {
@@ -135,10 +138,25 @@ export function openMemoryCopy(o: MemoryCopyOptions): CopySession {
     async clone(name) {
       fault('clone', name);
       volumes.set(to, copyOf(get(mode === 'snapshot' ? ofSource(name) : received(name))));
+      o.hooks?.afterClone?.(get(to));
     },
     async hash(what) {
       return hashFiles(get(what === 'destination' ? to : ofSource(what.snapshot)));
     },
+    // Like btrfs, a store that compares a clone with its snapshot without hashing both trees.
+    ...(mode === 'snapshot'
+      ? {
+          async diffClone(name: string, limit: number) {
+            const cut = get(ofSource(name));
+            const copy = get(to);
+            const paths = new Set([...cut.keys(), ...copy.keys()]);
+            return [...paths]
+              .filter((p) => !(cut.get(p) && copy.get(p)?.equals(cut.get(p) ?? Buffer.alloc(0))))
+              .sort()
+              .slice(0, limit);
+          },
+        }
+      : {}),
     async finish() {
       removeSnapshots();
       o.onFinished?.();

@@ -82,9 +82,12 @@ function describeResult(r: CopyResult): string {
     `${r.passes.length} pass(es), ${formatBytes(r.bytesSent)} sent in ${(r.durationMs / 1000).toFixed(1)} s`,
     `write history: ${r.history.text}`,
   ];
-  if (r.verification)
+  const v = r.verification;
+  if (v?.method === 'clone-diff')
+    lines.push(`verified: the copy is an unchanged clone of the cut (compared by the kernel, no data read)`);
+  else if (v)
     lines.push(
-      `verified: ${r.verification.entries} entries, ${formatBytes(r.verification.bytes)}, sha256 ${r.verification.digest.slice(0, 16)}…`,
+      `verified: ${v.entries ?? 0} entries, ${formatBytes(v.bytes)}, sha256 ${(v.digest ?? '').slice(0, 16)}…`,
     );
   return lines.join('\n');
 }

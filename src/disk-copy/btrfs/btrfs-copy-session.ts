@@ -3,11 +3,11 @@
  * staging directory beside it (`.understudy-copy-<job>-src`), a send is `btrfs send [-p parent] | btrfs
  * receive` into a staging directory in the destination's pool (`.understudy-copy-<job>-dst`), and the
  * destination is a writable snapshot of the received cut (or, in snapshot mode, of the source's cut on
- * the same filesystem).
+ * the same filesystem, verified by the kernel's comparison of the two trees instead of two tree hashes).
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { UnderstudyError, exec, isUnderstudyError } from '../../core/index.ts';
+import { UnderstudyError, exec, isErrno, isUnderstudyError } from '../../core/index.ts';
 import type { CopyNames, CopySession, SendOptions, SendResult } from '../copy-session.ts';
 import { formatBytes } from '../history.ts';
 import { hashTree } from '../tree-hash.ts';
@@ -24,6 +24,7 @@ import {
   transfer,
   usedBytes,
 } from './btrfs.ts';
+import { changedPaths } from './change-set.ts';
 import { historyChangeOf } from './send-history.ts';
 import { SendStreamParser } from './send-stream.ts';
 
@@ -162,6 +163,29 @@ export async function openBtrfsCopy(o: BtrfsCopyOptions): Promise<CopySession> {
         await exec(['touch', '--no-dereference', '-r', ofSource(name), names.destination]);
     },
     hash: (what) => hashTree(what === 'destination' ? names.destination : ofSource(what.snapshot)),
+    ...(mode === 'snapshot'
+      ? {
+          // The kernel compares the two trees (a metadata-only incremental send of a read-only
+          // snapshot of the destination against the cut): its cost follows the difference, and no
+          // file data is read. Every path the stream names differs, times-only changes included.
+          async diffClone(name: string, limit: number): Promise<string[]> {
+            const frozen = ofSource(`${name}-clone`);
+            await snapshot({ source: names.destination, target: frozen, readOnly: true });
+            try {
+              const named = [...(await changedPaths(ofSource(name), frozen)).paths].sort();
+              // New entries pass through transient names (`o<ino>-<gen>-<n>`) that exist in neither tree.
+              const inEither = await Promise.all(
+                named.map(
+                  async (p) => (await exists(path.join(ofSource(name), p))) || exists(path.join(frozen, p)),
+                ),
+              );
+              return named.filter((_, i) => inEither[i]).slice(0, limit);
+            } finally {
+              await deleteSubvolume(frozen);
+            }
+          },
+        }
+      : {}),
     async finish(cut) {
       if (!o.keepSyncBase) {
         await removeStagingDir(sourceStage);
@@ -199,4 +223,15 @@ export async function openBtrfsCopy(o: BtrfsCopyOptions): Promise<CopySession> {
       );
     },
   };
+}
+
+/** Whether `p` exists (a link is not followed); any error but "not there" is thrown. */
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fs.lstat(p);
+    return true;
+  } catch (error) {
+    if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) return false;
+    throw error;
+  }
 }

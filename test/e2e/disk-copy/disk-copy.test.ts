@@ -8,7 +8,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { exec, spawnProcess } from '../../../src/core/index.ts';
+import { writeFileSync } from 'node:fs';
+import { exec, isUnderstudyError, spawnProcess } from '../../../src/core/index.ts';
 import {
   copyDisk,
   diskCopySchema,
@@ -204,11 +205,44 @@ void describe('disk copy (btrfs pools on loop devices)', () => {
     });
     assert.equal(result.mode, 'snapshot');
     assert.equal(result.convergence, 'instant');
+    // Verified by the kernel's comparison of the clone with the cut: no file was read for it.
+    assert.equal(result.verification?.method, 'clone-diff');
+    assert.equal(result.verification.bytes, 0);
     await assertSameTree(freezer.snapshots[0] ?? '', result.destination);
     assert.equal(
       (await exec(['btrfs', 'property', 'get', '-ts', result.destination, 'ro'])).stdout.trim(),
       'ro=false',
     );
+    await assertNoLeftovers([poolA.path]);
+  });
+
+  void it('same pool: a clone changed before its verification fails DISK_COPY_VERIFY_FAILED naming the path; nothing is left', async (t) => {
+    const source = path.join(poolA.path, `disk5-${tag()}`);
+    await createSubvolume(source);
+    await fillTree(source, { largeMb: 1 });
+    const writer = await startWriter({ dir: source, bigMb: 1, pauseSeconds: 0.05 });
+    const freezer = recordingFreezer(writer.cgroup.freezer, source, poolA.path);
+    t.after(async () => {
+      await writer.stop();
+      await deleteSubvolumes(freezer.snapshots);
+    });
+    const destination = path.join(poolA.path, `disk5-copy-${tag()}`);
+    await assert.rejects(
+      copyDisk({
+        source,
+        destination: { poolPath: poolA.path, name: path.basename(destination) },
+        freezer,
+        verify: true,
+        // Someone writes the clone between the cut and its verification.
+        onProgress: (e) => {
+          if (e.phase === 'verifying') writeFileSync(path.join(destination, 'stray'), 'not at the cut');
+        },
+      }),
+      (error: unknown) =>
+        isUnderstudyError(error, 'DISK_COPY_VERIFY_FAILED') &&
+        /differing paths: (\., )?stray$/.test(error.message),
+    );
+    assert.equal(await exists(destination), false, 'the copy is removed');
     await assertNoLeftovers([poolA.path]);
   });
 

@@ -23,6 +23,7 @@ interface Fixture {
   throttle: Throttle & { limits: (number | null)[] };
   progress: CopyProgress[];
   copy(o: {
+    mode?: 'snapshot';
     hooks?: MemoryCopyHooks;
     policy?: CopyPolicy;
     signal?: AbortSignal;
@@ -79,6 +80,7 @@ function fixture(): Fixture {
             from: 'lc1/app',
             to: 'lc2/app',
             jobId: 'job1',
+            ...(o.mode ? { mode: o.mode } : {}),
             ...(o.hooks ? { hooks: o.hooks } : {}),
           }),
       }),
@@ -145,7 +147,8 @@ test('catch-up passes run until one is small, then the cut and a final pass afte
     '/var/log/4',
     '/var/log/5',
   ]);
-  assert.ok(result.verification, 'verified');
+  assert.equal(result.verification?.method, 'tree-hash', 'across stores: both trees hashed');
+  assert.equal(result.verification.bytes, 256 * KiB + 3 + 711 * KiB, 'every byte of the copy was read');
   assert.equal(result.history.writes, 5, 'every catch-up write is in the history');
   assert.deepEqual(f.snapshots(), [], 'no snapshot is left');
   assert.deepEqual(
@@ -175,6 +178,40 @@ test('a writer that outruns every pass is throttled, then frozen through the fin
   assert.equal(f.freezer.frozen, false);
   assert.deepEqual([...(f.volumes.get('lc2/app')?.keys() ?? [])].sort(), [...f.source.keys()].sort());
   assert.deepEqual(f.snapshots(), []);
+});
+
+test('snapshot mode is verified by the store comparing the clone with the cut, no tree hashed', async () => {
+  const f = fixture();
+  const result = await f.copy({ mode: 'snapshot' });
+  assert.equal(result.mode, 'snapshot');
+  assert.equal(result.convergence, 'instant');
+  assert.deepEqual(result.verification && { ...result.verification, durationMs: 0 }, {
+    method: 'clone-diff',
+    digest: null,
+    entries: null,
+    bytes: 0,
+    durationMs: 0,
+  });
+  assert.deepEqual([...(f.volumes.get('lc2/app')?.keys() ?? [])].sort(), ['/etc/hostname', '/var/data']);
+  assert.deepEqual(f.snapshots(), []);
+});
+
+test('snapshot mode: a clone that differs from the cut fails DISK_COPY_VERIFY_FAILED naming the paths, nothing left', async () => {
+  const f = fixture();
+  const hooks: MemoryCopyHooks = {
+    afterClone(destination) {
+      destination.set('/etc/hostname', Buffer.from('changed'));
+      destination.set('/stray', Buffer.from('x'));
+    },
+  };
+  await assert.rejects(
+    f.copy({ mode: 'snapshot', hooks }),
+    (error: unknown) =>
+      isUnderstudyError(error, 'DISK_COPY_VERIFY_FAILED') && /\/etc\/hostname, \/stray/.test(error.message),
+  );
+  assert.equal(f.volumes.has('lc2/app'), false, 'the copy is removed');
+  assert.deepEqual(f.snapshots(), []);
+  assert.equal(f.freezer.frozen, false);
 });
 
 for (const failAt of ['send:pass-0', 'send:pass-2', 'snapshot:cut', 'send:cut', 'clone:cut']) {
