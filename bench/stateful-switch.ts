@@ -169,6 +169,7 @@ const phasesOf = (r: SyncResult): FinalSyncPhases => ({
   verifyMs: r.verifyMs,
   bytes: r.bytes,
   files: r.files,
+  ...(r.storeMs === undefined ? {} : { storeMs: r.storeMs }),
   disks: [
     `${r.from} → ${r.to}: ${r.files} paths${r.patched ? ` (${r.patched} patched)` : ''}, ${r.bytes} bytes`,
   ],
@@ -273,7 +274,8 @@ async function bench(cut: Cut): Promise<{ rows: SwitchRow[]; baselineP99: number
             await Promise.all([store.flush(fromDisk), store.flush(toDisk)]);
             await store.prepareFinalSync(fromDisk, toDisk);
           },
-          finalSync: async () => phasesOf(await store.sync(fromDisk, toDisk, { final: true })),
+          finalSync: async () =>
+            phasesOf(await store.sync(fromDisk, toDisk, { final: true, deferDurability: true })),
           afterStep: (step) => {
             if (step === 'lc1-private-address') w.h0 = Date.now();
             if (step === 'release-hold') w.h1 = Date.now() + 500;
@@ -368,7 +370,7 @@ console.log(
   `\nStateful instant switch, ${rate} requests/s (newconn 0.3, keepalive 0.55, upload 0.05 of 2 s, write 0.1), ${switches} switches and ${switches} switches back per cut; the real final sync (btrfs disks, DiskStore.sync final)${logMb > 0 ? `, key-value log prefilled with ${logMb} MB` : ''}\n`,
 );
 console.log(
-  '| cut | # | direction | max added ms | window max ms | delayed >= 1 s | failed | keys lost | resent | hold ms | drain to last write ms | final sync ms (snapshot/diff/copy/verify) | carried | release ms (reload) | switch steps in the hold ms (journal) | prepare before the hold ms | LC1 finished after ms | switch ms | verify.tree after it (ms) | this switch |',
+  '| cut | # | direction | max added ms | window max ms | delayed >= 1 s | failed | keys lost | resent | hold ms | drain to last write ms | final sync ms (snapshot/diff/copy/verify/store write) | carried | release ms (reload) | switch steps in the hold ms (journal) | prepare before the hold ms | LC1 finished after ms | switch ms | verify.tree after it (ms) | this switch |',
 );
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 /**
@@ -393,13 +395,13 @@ for (const r of results) {
   r.rows.forEach((row, i) => {
     const p = row.phases;
     console.log(
-      `| ${r.cut} | ${i + 1} | ${row.direction}${row.ok ? '' : ' (FAILED)'} | ${f(row.maxAddedMs)} | ${f(row.windowMaxMs)} | ${row.delayed1s} | ${row.failed}${row.failed > 0 ? ` ${JSON.stringify(row.failures)}` : ''} | ${row.lost} | ${row.resent} | ${f(row.holdMs)} | ${f(p?.drainMs)} | ${f(p?.syncMs)} (${f(p?.sync?.snapshotMs)}/${f(p?.sync?.diffMs)}/${f(p?.sync?.copyMs)}/${f(p?.sync?.verifyMs)}) | ${p?.sync ? `${p.sync.files} paths, ${p.sync.bytes} B` : '-'} | ${f(p?.releaseMs)} (${f(p?.reloadMs)}) | ${f(stepsInHold(row.holdMs, p))} (${f(p?.holdJournalMs)}) | ${f(p?.prepareMs)} | ${f(p?.finishMs)} | ${f(row.durationMs)} | ${row.tree ? `${row.tree.result}${row.tree.paths.length ? ` ${row.tree.paths.join(', ')}` : ''} (${f(row.tree.durationMs)})` : '-'} | ${rowVerdict(row)} |`,
+      `| ${r.cut} | ${i + 1} | ${row.direction}${row.ok ? '' : ' (FAILED)'} | ${f(row.maxAddedMs)} | ${f(row.windowMaxMs)} | ${row.delayed1s} | ${row.failed}${row.failed > 0 ? ` ${JSON.stringify(row.failures)}` : ''} | ${row.lost} | ${row.resent} | ${f(row.holdMs)} | ${f(p?.drainMs)} | ${f(p?.syncMs)} (${f(p?.sync?.snapshotMs)}/${f(p?.sync?.diffMs)}/${f(p?.sync?.copyMs)}/${f(p?.sync?.verifyMs)}/${f(p?.sync?.storeMs)}) | ${p?.sync ? `${p.sync.files} paths, ${p.sync.bytes} B` : '-'} | ${f(p?.releaseMs)} (${f(p?.reloadMs)}) | ${f(stepsInHold(row.holdMs, p))} (${f(p?.holdJournalMs)}) | ${f(p?.prepareMs)} | ${f(p?.finishMs)} | ${f(row.durationMs)} | ${row.tree ? `${row.tree.result}${row.tree.paths.length ? ` ${row.tree.paths.join(', ')}` : ''} (${f(row.tree.durationMs)})` : '-'} | ${rowVerdict(row)} |`,
     );
   });
 }
 
 console.log(
-  '\n| cut | direction | switches | baseline p99 ms | median max added ms | median delayed >= 1 s | failed (total) | keys lost (total) | median hold ms | hold / 100 ms | slowest hold / fastest | median drain ms | median sync ms (snapshot/diff/copy/verify) | median release ms (reload) | median switch steps in the hold ms (journal) | client lag p99 ms | load average after | switches within targets | verdict |',
+  '\n| cut | direction | switches | baseline p99 ms | median max added ms | median delayed >= 1 s | failed (total) | keys lost (total) | median hold ms | hold / 100 ms | slowest hold / fastest | median drain ms | median sync ms (snapshot/diff/copy/verify/store write) | median release ms (reload) | median switch steps in the hold ms (journal) | client lag p99 ms | load average after | switches within targets | verdict |',
 );
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 let allPass = true;
@@ -443,7 +445,7 @@ for (const r of results) {
       .filter(Boolean)
       .join(', ');
     console.log(
-      `| ${r.cut} | ${direction} | ${rows.length} | ${f(r.baselineP99)} | ${f(m.added)} | ${m.delayed} | ${m.failed} | ${m.lost} | ${f(hold)} | ${(hold / targets.maxAddedMs).toFixed(2)} | ${(Math.max(...holds) / Math.min(...holds)).toFixed(2)} | ${f(med((p) => p.drainMs))} | ${f(med((p) => p.syncMs))} (${f(med((p) => p.sync?.snapshotMs))}/${f(med((p) => p.sync?.diffMs))}/${f(med((p) => p.sync?.copyMs))}/${f(med((p) => p.sync?.verifyMs))}) | ${f(med((p) => p.releaseMs))} (${f(med((p) => p.reloadMs))}) | ${f(median(rows.map((x) => stepsInHold(x.holdMs, x.phases)).filter((v) => !Number.isNaN(v))))} (${f(med((p) => p.holdJournalMs))}) | ${f(r.lagP99)} | ${r.load} | ${rows.filter((x) => rowVerdict(x) === 'within targets').length}/${rows.length} | ${pass ? 'PASS' : `FAIL (${why})`} |`,
+      `| ${r.cut} | ${direction} | ${rows.length} | ${f(r.baselineP99)} | ${f(m.added)} | ${m.delayed} | ${m.failed} | ${m.lost} | ${f(hold)} | ${(hold / targets.maxAddedMs).toFixed(2)} | ${(Math.max(...holds) / Math.min(...holds)).toFixed(2)} | ${f(med((p) => p.drainMs))} | ${f(med((p) => p.syncMs))} (${f(med((p) => p.sync?.snapshotMs))}/${f(med((p) => p.sync?.diffMs))}/${f(med((p) => p.sync?.copyMs))}/${f(med((p) => p.sync?.verifyMs))}/${f(med((p) => p.sync?.storeMs))}) | ${f(med((p) => p.releaseMs))} (${f(med((p) => p.reloadMs))}) | ${f(median(rows.map((x) => stepsInHold(x.holdMs, x.phases)).filter((v) => !Number.isNaN(v))))} (${f(med((p) => p.holdJournalMs))}) | ${f(r.lagP99)} | ${r.load} | ${rows.filter((x) => rowVerdict(x) === 'within targets').length}/${rows.length} | ${pass ? 'PASS' : `FAIL (${why})`} |`,
     );
   }
 }

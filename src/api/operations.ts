@@ -33,6 +33,7 @@ import {
   rollbackRun,
   startRun,
   treeChecksSettled,
+  treeMismatchOf,
   type RunDeps,
   type RunEvent,
   type RunOptions,
@@ -222,12 +223,14 @@ export function createOperations(deps: OperationsDeps): Operations {
         await treeChecksSettled(id);
         const run = getRun(manager.db, id);
         const error = o.ok ? undefined : o.error;
+        const mismatch = treeMismatchOf(run);
         events.append({
           runId: id,
           lc: run.lc,
           type: 'run.state',
           data: {
             state: run.state,
+            ...(mismatch ? { treeCheck: 'mismatch', mismatch } : {}),
             ...(o.ok ? {} : { error: error instanceof Error ? error.message : String(error) }),
             ...(isUnderstudyError(error) ? { code: error.code } : {}),
           },

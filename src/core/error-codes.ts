@@ -431,6 +431,11 @@ export const errorCatalogue = {
     meaning: 'The manager was asked to stop; the run stopped at a step boundary and waits for recovery.',
     fix: 'Nothing: the next understudy command (or serve) finishes it. `understudy run show <id>` shows where it stopped.',
   },
+  RUN_DATA_MISMATCH: {
+    meaning:
+      "The whole-tree check after the run's stateful switch found the serving LC's data disk different from the old LC's at the cut (the run has no watch to roll it back).",
+    fix: '`understudy run show <id>` names the differing paths. Compare them on both LCs; `understudy rollback <id>` moves the service back with the data written since the switch.',
+  },
   RUN_BUSY: {
     meaning: 'The LC is part of an unfinished patch run.',
     fix: 'Resume or roll back that run first (`understudy run list`).',

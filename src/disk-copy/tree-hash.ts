@@ -141,10 +141,16 @@ function typeOf(stat: Stats): string {
 
 /**
  * Hashes the tree under `root` (which must not change meanwhile: hash a snapshot or a frozen tree);
- * `pace` bounds the rate of its reads.
+ * `pace` bounds the rate of its reads. `linksAmong`: the hard-link groups are taken among the paths
+ * it accepts only (a comparison that leaves paths out must not see them through the links of the
+ * paths it compares): the first accepted path of a group hashes as a file with no other link, each
+ * later one names that first one. The lines of the paths it rejects are not meant to be compared.
  */
-export async function hashTree(root: string, options: { pace?: ReadPace } = {}): Promise<TreeHash> {
-  return hashEntries(root, undefined, true, options.pace);
+export async function hashTree(
+  root: string,
+  options: { pace?: ReadPace; linksAmong?: (relative: string) => boolean } = {},
+): Promise<TreeHash> {
+  return hashEntries(root, undefined, true, options.pace, options.linksAmong);
 }
 
 /**
@@ -166,6 +172,7 @@ async function hashEntries(
   only: string[] | undefined,
   xattrs = true,
   pace?: ReadPace,
+  linksAmong?: (relative: string) => boolean,
 ): Promise<TreeHash> {
   const started = performance.now();
   const absoluteOf = (relative: string): string => (relative === '.' ? root : path.join(root, relative));
@@ -202,11 +209,11 @@ async function hashEntries(
     } else if (type === 'l') content = await fs.readlink(absolute);
     else if (type === 'c' || type === 'b') content = String(stat.rdev);
     let link = '';
-    if (type !== 'd' && stat.nlink > 1) {
+    if (type !== 'd' && stat.nlink > 1 && (linksAmong === undefined || linksAmong(relative))) {
       const key = `${stat.dev}:${stat.ino}`;
       const first = firstPathOfInode.get(key);
       if (first === undefined) firstPathOfInode.set(key, relative);
-      link = first ?? relative;
+      link = first ?? (linksAmong === undefined ? relative : '');
     }
     const size = type === 'd' ? '' : String(stat.size);
     const line = [

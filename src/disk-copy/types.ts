@@ -231,6 +231,11 @@ export interface SyncResult extends SyncPhases {
    * log that grew costs what it grew by, not its size).
    */
   patched?: number;
+  /**
+   * The write of the pair's new bases to the store (with the lease given back), when the sync keeps
+   * bases: inside a switch's hold it is part of the pause.
+   */
+  storeMs?: number;
 }
 
 export interface SyncOptions {
@@ -242,6 +247,16 @@ export interface SyncOptions {
    * copied paths on the live target. Applies to `sender-wins` only.
    */
   final?: boolean;
+  /**
+   * The store's record of the new bases does not wait for the disk: it survives the death of the
+   * process, not a crash of the host, until the caller's next write to the same store that waits for
+   * the disk, which carries it there (the store's log is written in order). For a caller that makes
+   * such a write before anything relies on the sync (the switch journals its final sync done before
+   * the target serves), so that the two cost one wait. A host crash before that write leaves the
+   * pair on its previous bases (still valid) with this sync's snapshots named for removal, or on the
+   * new ones.
+   */
+  deferDurability?: boolean;
   logger?: Logger;
 }
 

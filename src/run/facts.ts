@@ -39,6 +39,24 @@ const restartNeeds = z.object({
   rebootRequired: z.boolean(),
 });
 
+/**
+ * The whole-tree check after a stateful switch (tree-check.ts), as the run keeps it:
+ * - `running`: started by the process `owner`; a process that dies leaves it so until the recovery
+ *   of the next start, which re-runs it or says why it cannot;
+ * - `ok`: the standby's data disks equal LC1's at the cut;
+ * - `mismatch`: they differ (`detail` names the first paths): an alarm;
+ * - `skipped`: nothing to compare (`detail` says why: no sync base, the pair synced again since);
+ * - `error`: the check could not run (`detail`).
+ */
+export const treeCheckSchema = z.object({
+  state: z.enum(['running', 'ok', 'mismatch', 'skipped', 'error']),
+  detail: z.string(),
+  from: z.string(),
+  to: z.string(),
+  owner: z.string(),
+  at: z.string(),
+});
+
 /** A switch's result as the run keeps it (see the switch's SwitchResult). */
 export const switchResultSchema = z.object({
   id: z.string(),
@@ -128,6 +146,8 @@ export const stepFacts = {
     switchStartedAt: z.string(),
     switchId: z.string(),
     switchResult: switchResultSchema,
+    /** The whole-tree checks after the run's stateful switches, by step (`switch`, `rollback-switch`). */
+    treeChecks: z.record(z.string(), treeCheckSchema),
   }),
   'record-applied': z.object({
     /** The patches recorded as applied on LC1, each in the transaction that recorded it. */

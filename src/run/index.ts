@@ -11,7 +11,7 @@ export {
 } from './orchestrator.ts';
 export { scanTree, type ScanResult } from './scan.ts';
 export { summarizePatchFailure } from './patch-failure.ts';
-export { treeChecksSettled } from './tree-check.ts';
+export { treeChecksSettled, treeMismatchOf } from './tree-check.ts';
 export {
   renderPatchTable,
   parsePatchReport,

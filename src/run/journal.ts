@@ -230,6 +230,15 @@ export class RunJournal {
     );
   }
 
+  /** The ids of the runs whose facts record a whole-tree check (tree-check.ts), oldest first. */
+  idsWithTreeChecks(): string[] {
+    return (
+      this.db.prepare(`SELECT id FROM runs WHERE facts LIKE '%"treeChecks"%' ORDER BY created_at`).all() as {
+        id: string;
+      }[]
+    ).map((r) => r.id);
+  }
+
   /** The ids of the runs that are not finished (running or rolling back), oldest first. */
   unfinishedIds(): string[] {
     return (

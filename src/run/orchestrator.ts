@@ -7,6 +7,7 @@
  */
 import {
   UnderstudyError,
+  isOwnerAlive,
   isUnderstudyError,
   processOwner,
   silentLogger,
@@ -23,6 +24,7 @@ import type { RunContext } from './context.ts';
 import { bindPlannedSwitch } from './switch-binding.ts';
 import { RunJournal } from './journal.ts';
 import { crashPoint } from './crash-point.ts';
+import { restartTreeChecks } from './tree-check.ts';
 import { rollbackSteps } from './rollback.ts';
 import { chooseStandby } from './standby-choice.ts';
 import { forwardStep, forwardStepsFor, switchStepName, type Step } from './steps.ts';
@@ -427,6 +429,21 @@ export async function recoverRuns(
     try {
       if (journal.ownerAlive(journal.get(id))) continue;
       resumed.push(await resumeRun(id, deps));
+    } catch (error) {
+      if (isUnderstudyError(error)) errors.push(error);
+      else throw error;
+    }
+  }
+  // The whole-tree checks a dead manager left running after a switch: run again in the background
+  // (the command that started this recovery waits for them before it closes the store), or recorded
+  // as not done.
+  for (const id of journal.idsWithTreeChecks()) {
+    try {
+      const run = journal.get(id);
+      if (
+        Object.values(run.facts.treeChecks ?? {}).some((f) => f.state === 'running' && !isOwnerAlive(f.owner))
+      )
+        void Promise.all(restartTreeChecks(contextFor(deps, journal, run), run.state));
     } catch (error) {
       if (isUnderstudyError(error)) errors.push(error);
       else throw error;

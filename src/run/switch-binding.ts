@@ -126,7 +126,12 @@ function prepareFinalSyncOf(host: HostContext, db: Db, o: BindSwitchOptions): ()
 /**
  * The final sync of a stateful switch, inside the hold: every data disk (the system disks were
  * synced just before the hold), with the phases of the longest disk. LC2 is held, so the sync takes
- * no snapshot of LC2's disks after the copy (SyncOptions.final).
+ * no snapshot of LC2's disks after the copy (SyncOptions.final). The syncs' records of their new
+ * bases do not wait for the disk (SyncOptions.deferDurability): the disk store keeps them in `db`,
+ * the store the switch journals in, and the switch journals the final sync done, waiting for the
+ * disk, before LC2 serves — one wait inside the hold for both. A recovery after a host crash finds
+ * either both (the sync is not run again over what LC2 served) or the switch's sync unfinished
+ * (LC2 never served: the switch is reversed or syncs again over the previous bases).
  */
 function finalSyncOf(host: HostContext, db: Db, o: BindSwitchOptions): () => Promise<FinalSyncPhases> {
   return async () =>
@@ -134,6 +139,7 @@ function finalSyncOf(host: HostContext, db: Db, o: BindSwitchOptions): () => Pro
       await syncDisks(host, getLc(db, o.from), getLc(db, o.to), {
         only: 'data',
         final: true,
+        deferDurability: true,
         diskMap: o.diskMap,
       }),
     );
@@ -152,6 +158,9 @@ function phasesOf(report: DisksSyncReport): FinalSyncPhases {
     conflicts,
     conflictPaths: report.disks.flatMap((d) => d.conflicts.paths.map((p) => `${d.to}:${p}`)).slice(0, 10),
     disks: report.disks.map(describeDiskSync),
+    ...(report.disks.some((d) => d.storeMs !== undefined)
+      ? { storeMs: Math.max(...report.disks.map((d) => d.storeMs ?? 0)) }
+      : {}),
   };
 }
 
@@ -226,6 +235,8 @@ export async function syncDisks(
     only?: 'system' | 'data';
     /** The final sync of a switch: `to` is held (SyncOptions.final). */
     final?: boolean;
+    /** See SyncOptions.deferDurability. */
+    deferDurability?: boolean;
   } = {},
 ): Promise<DisksSyncReport> {
   const started = performance.now();
@@ -244,6 +255,7 @@ export async function syncDisks(
         {
           rule: ruleFor(disk),
           ...(options.final ? { final: true } : {}),
+          ...(options.deferDurability ? { deferDurability: true } : {}),
           ...(options.logger ? { logger: options.logger } : {}),
         },
       );

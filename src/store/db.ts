@@ -57,6 +57,22 @@ export function ensureSchemas(db: Db, schemas: readonly ModuleSchema[]): void {
 }
 
 /**
+ * Runs `write` with the connection's commits not waiting for the disk (SQLite's WAL with
+ * `synchronous = NORMAL`), then restores the setting. What it commits survives the death of the
+ * process, not a crash of the host, until the next commit that waits for the disk: the log is written
+ * in order, so that commit carries everything before it to the disk.
+ */
+export function withoutWaitingForDisk<T>(db: Db, write: () => T): T {
+  const previous = db.pragma('synchronous', { simple: true }) as number;
+  db.pragma('synchronous = NORMAL');
+  try {
+    return write();
+  } finally {
+    db.pragma(`synchronous = ${previous}`);
+  }
+}
+
+/**
  * Opens (creating if needed) the store at `file` and brings the given module schemas up to date.
  * Pass ':memory:' for unit tests.
  */

@@ -3,6 +3,7 @@ export {
   ensureSchemas,
   isStoreFull,
   storeFullError,
+  withoutWaitingForDisk,
   type Db,
   type Migration,
   type ModuleSchema,

@@ -2,7 +2,7 @@
  * The switch journal: one row per switch and one per step, written before and after each step, so
  * that after a crash of the manager `recoverSwitches` knows exactly how far a switch got.
  */
-import type { Db, ModuleSchema } from '../store/index.ts';
+import { withoutWaitingForDisk, type Db, type ModuleSchema } from '../store/index.ts';
 import type { SwitchPlan } from './types.ts';
 
 /**
@@ -118,18 +118,7 @@ export class SwitchJournal {
         if (options.next) this.stepStarted(id, options.next.seq, options.next.name);
       })();
     if (options.durable ?? true) write();
-    else this.withoutSync(write);
-  }
-
-  /** Runs `write` with the connection's writes not waiting for the disk, then restores the setting. */
-  private withoutSync(write: () => void): void {
-    const previous = this.db.pragma('synchronous', { simple: true }) as number;
-    this.db.pragma('synchronous = NORMAL');
-    try {
-      write();
-    } finally {
-      this.db.pragma(`synchronous = ${previous}`);
-    }
+    else withoutWaitingForDisk(this.db, write);
   }
 
   stepStarted(id: string, seq: number, name: string): void {

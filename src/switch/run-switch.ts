@@ -238,7 +238,7 @@ export function describePhases(result: SwitchResult): string | undefined {
     ? ` (${p.prepare.disks.join('; ')}${p.prepare.conflicts ? `, ${p.prepare.conflicts} conflicts kept on the new LC (${(p.prepare.conflictPaths ?? []).join(', ')})` : ''})`
     : '';
   const sync = p.sync
-    ? ` (snapshot ${ms(p.sync.snapshotMs)}, send ${ms(p.sync.diffMs)}, receive ${ms(p.sync.copyMs)}, verify ${ms(p.sync.verifyMs)}, ${p.sync.files} files, ${p.sync.bytes} bytes${conflicts}${disks})`
+    ? ` (snapshot ${ms(p.sync.snapshotMs)}, send ${ms(p.sync.diffMs)}, receive ${ms(p.sync.copyMs)}, verify ${ms(p.sync.verifyMs)}${p.sync.storeMs === undefined ? '' : `, store ${ms(p.sync.storeMs)}`}, ${p.sync.files} files, ${p.sync.bytes} bytes${conflicts}${disks})`
     : '';
   return (
     `cut by ${result.cut}: hold ${ms(p.holdMs)}${p.holdExceeded ? ' (over maxHoldMs: writes in flight were waited for)' : ''}` +

@@ -94,6 +94,8 @@ export interface FinalSyncPhases {
   conflictPaths?: string[];
   /** One line per disk: what it carried and how ("lc1/app → lc2/app: 12 paths in-process, 31 ms"). */
   disks?: string[];
+  /** The sync's own write to the store (its record of the new bases), the longest disk's. */
+  storeMs?: number;
 }
 
 /**

@@ -15,6 +15,7 @@ import {
   rollbackRun,
   startRun,
   treeChecksSettled,
+  treeMismatchOf,
   type RunDeps,
   type RunRecord,
 } from '../../run/index.ts';
@@ -26,8 +27,9 @@ const seconds = (ms: number | null | undefined): string =>
 
 export function renderRun(run: RunRecord): string {
   const f = run.facts;
+  const mismatch = treeMismatchOf(run);
   const lines = [
-    `run ${run.id}: ${run.state}${run.error ? ` — ${run.error.split('\n')[0]}` : ''}`,
+    `run ${run.id}: ${run.state}${mismatch ? ' — DATA MISMATCH after the switch (verify.tree)' : ''}${run.error ? ` — ${run.error.split('\n')[0]}` : ''}`,
     `LC ${run.lc} → standby ${run.standby ?? '(none yet)'}, method ${run.options.method}, patches ${run.options.patches.join(', ')}`,
     '',
     table(
@@ -64,6 +66,10 @@ export function renderRun(run: RunRecord): string {
     );
   const phases = sw ? describePhases(sw) : undefined;
   if (phases) lines.push(`switch phases: ${phases}`);
+  for (const [step, check] of Object.entries(f.treeChecks ?? {}))
+    lines.push(
+      `verify.tree after ${step}: ${check.state === 'mismatch' ? 'MISMATCH' : check.state} — ${check.detail}${check.state === 'running' ? ` (by ${check.owner}, since ${check.at})` : ''}`,
+    );
   if (f.watchOutcome && f.watchOutcome !== 'skipped')
     lines.push(`watch: ${f.watchOutcome} — ${f.watchDetail ?? ''}`);
   else if (f.watchUntil) lines.push(`watch: until ${f.watchUntil}`);
@@ -207,8 +213,15 @@ async function withRunDeps(
       // The whole-tree check of a stateful switch goes on after the run's last step; its outcome
       // comes before the run's final state, which ends what a follower reads.
       await treeChecksSettled();
-      log.append({ runId: run.id, lc: run.lc, type: 'run.state', data: { state: run.state } });
-      return run;
+      const ended = getRun(manager.db, run.id);
+      const mismatch = treeMismatchOf(ended);
+      log.append({
+        runId: run.id,
+        lc: run.lc,
+        type: 'run.state',
+        data: { state: ended.state, ...(mismatch ? { treeCheck: 'mismatch', mismatch } : {}) },
+      });
+      return ended;
     } catch (error) {
       if (runId !== null) {
         const run = getRun(manager.db, runId);
@@ -228,10 +241,24 @@ async function withRunDeps(
   }
 }
 
-/** The run's final record: rendered for a person, JSON (one line after the events with --follow). */
+/**
+ * The run's final record: rendered for a person, JSON (one line after the events with --follow).
+ * Throws RUN_DATA_MISMATCH (the command fails) when the whole-tree check of the switch that put the
+ * service where it is found its data different from the old LC's at the cut.
+ */
 function printResult(ctx: CliContext, record: RunRecord, follow: boolean): void {
   if (ctx.json() && follow) process.stdout.write(`${JSON.stringify({ result: record })}\n`);
   else ctx.print(record, () => renderRun(record));
+  const mismatch = treeMismatchOf(record);
+  if (mismatch)
+    throw new UnderstudyError(
+      'RUN_DATA_MISMATCH',
+      `Run ${record.id} is ${record.state}, but the data now served differs from the old LC's at the cut: ${mismatch}`,
+      {
+        hint: `Nothing was rolled back (the run has no watch). Compare the paths named on both LCs; \`understudy rollback ${record.id}\` moves the service back with the data written since the switch.`,
+        details: { runId: record.id, state: record.state },
+      },
+    );
 }
 
 export function registerRunCommands(program: Command, ctx: CliContext): void {

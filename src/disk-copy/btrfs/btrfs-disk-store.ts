@@ -149,6 +149,7 @@ export class BtrfsDiskStore implements DiskStore {
       to: this.side(to),
       rule: options.rule ?? 'sender-wins',
       ...(options.final ? { final: true } : {}),
+      ...(options.deferDurability ? { deferDurability: true } : {}),
       ...(options.logger ? { logger: options.logger } : {}),
     });
   }

@@ -18,7 +18,7 @@ import {
   processOwner,
   type Logger,
 } from '../../core/index.ts';
-import { liveLease, releaseLeases, takeLeases, type Db } from '../../store/index.ts';
+import { liveLease, releaseLeases, takeLeases, withoutWaitingForDisk, type Db } from '../../store/index.ts';
 import { formatBytes } from '../history.ts';
 import {
   baseOf,
@@ -337,6 +337,8 @@ export async function syncPair(o: {
   rule: SyncConflictRule;
   /** The target is held until the caller lets it go: see SyncDiskOptions.final. */
   final?: boolean;
+  /** See SyncOptions.deferDurability. */
+  deferDurability?: boolean;
   logger?: Logger;
 }): Promise<SyncResult> {
   const pair = pairKey(o.from.key, o.to.key);
@@ -382,6 +384,7 @@ export async function syncPair(o: {
   // (already written when the sync was prepared).
   if (o.db && !prepared) leaseSync(o.db, { pair, from: o.from, to: o.to, base, generation }, scratch);
   let released = false;
+  let storeMs: number | undefined;
   try {
     if (!prepared) await Promise.all(scratch.map((p) => fs.mkdir(path.dirname(p), { recursive: true })));
     const outcome = await syncDisk({
@@ -413,7 +416,8 @@ export async function syncPair(o: {
       // back by the switch back). A final sync takes no snapshot after the copy: the target is
       // re-based on its snapshot before it, and the paths it wrote are recorded as the target's lead
       // on its base (SyncBase.ahead), which the next sync, either way, syncs again and patches onward.
-      // With the lease given back, in one write to disk.
+      // With the lease given back, in one write to disk (or, deferDurability, carried to the disk by
+      // the caller's next write that waits for it).
       const bases = {
         fromBase: snapshots.cut,
         toBase: outcome.baseIsNow ? snapshots.now : snapshots.after,
@@ -424,10 +428,17 @@ export async function syncPair(o: {
           outcome.baseIsNow ? snapshots.after : snapshots.now,
         ],
       };
-      db.transaction(() => {
-        putSyncBase(db, { from: o.from.key, to: o.to.key, ...bases });
-        releaseLeases(db, [syncLease(pair)], owner);
-      }).immediate();
+      const t = performance.now();
+      const write = (): void =>
+        db
+          .transaction(() => {
+            putSyncBase(db, { from: o.from.key, to: o.to.key, ...bases });
+            releaseLeases(db, [syncLease(pair)], owner);
+          })
+          .immediate();
+      if (o.deferDurability) withoutWaitingForDisk(db, write);
+      else write();
+      storeMs = performance.now() - t;
       released = true;
     }
     if (o.db) {
@@ -456,6 +467,7 @@ export async function syncPair(o: {
       durationMs: performance.now() - started,
       ...(outcome.copier ? { copier: outcome.copier } : {}),
       ...(outcome.patched ? { patched: outcome.patched } : {}),
+      ...(storeMs === undefined ? {} : { storeMs }),
     };
     o.logger?.info({ sync: result }, 'disk sync done');
     return result;

@@ -78,8 +78,10 @@ export async function verifyFinal(o: {
     const excluded = (p: string): boolean =>
       changed.paths.has(p) || ahead.has(p) || moved.some((m) => p.startsWith(m));
     const pace = readPace(o.options?.bytesPerSecond ?? 32 * 1024 * 1024);
-    const source = await hashTree(holders.cut, { pace });
-    const target = await hashTree(holders.before, { pace });
+    // A hard-link group with members on both sides of `excluded` is compared by its members outside.
+    const linksAmong = (p: string): boolean => !excluded(p);
+    const source = await hashTree(holders.cut, { pace, linksAmong });
+    const target = await hashTree(holders.before, { pace, linksAmong });
     const compared = comparePaths(source, target, excluded, o.options?.limit ?? 10);
     return {
       ...empty,

@@ -6,7 +6,19 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isUnderstudyError } from '../../../src/core/index.ts';
 import { getLc, setServices } from '../../../src/inventory/index.ts';
-import { bindLcSwitch, bindPlannedSwitch, listRuns, rollbackRun, startRun } from '../../../src/run/index.ts';
+import {
+  RunJournal,
+  bindLcSwitch,
+  bindPlannedSwitch,
+  getRun,
+  listRuns,
+  recoverRuns,
+  rollbackRun,
+  startRun,
+  treeChecksSettled,
+  treeMismatchOf,
+} from '../../../src/run/index.ts';
+import { renderRun } from '../../../src/cli/index.ts';
 import { SwitchJournal, recoverSwitches } from '../../../src/switch/index.ts';
 import { createMemoryRun } from '../../helpers/memory-run.ts';
 
@@ -211,6 +223,76 @@ test('the whole-tree check after the stateful switch: an honest switch passes; a
     'written on lc1',
     "LC1's data is not overwritten by the standby's corruption",
   );
+});
+
+test('without a watch a mismatch of the whole-tree check rolls nothing back but is recorded, shown and alarmed', async (t) => {
+  const f = await createMemoryRun();
+  t.after(() => f.close());
+  await f.addVersionPatch('1.0.1');
+  f.writeData('lc1', 'key', 'written on lc1');
+  const lc2 = f.mem.driver.lcs.get('lc2')!.spec;
+  const run = await startRun(
+    { lc: 'lc1', skipScan: true },
+    {
+      ...f.deps,
+      onEvent: (e) => {
+        f.deps.onEvent?.(e);
+        if (e.step === 'switch' && e.state === 'running')
+          f.mem.disks.corruptUnseen({ lc: lc2, disk: 'app' }, '/key', 'corrupted on lc2');
+      },
+    },
+  );
+  await treeChecksSettled(run.id);
+  const ended = getRun(f.deps.db, run.id);
+  assert.equal(ended.state, 'switched', 'no watch: nothing is rolled back');
+  assert.deepEqual(f.served().by, ['lc2']);
+  assert.equal(ended.facts.treeChecks?.switch?.state, 'mismatch');
+  assert.match(treeMismatchOf(ended) ?? '', /lc2\/app differs from lc1\/app at the cut: \/key/);
+  const shown = renderRun(ended);
+  assert.match(shown.split('\n')[0] ?? '', /switched — DATA MISMATCH after the switch/);
+  assert.match(shown, /verify.tree after switch: MISMATCH — lc2\/app differs/);
+  const event = f.events.find((e) => e.progress?.phase === 'verify.tree');
+  assert.equal(event?.progress?.result, 'mismatch');
+});
+
+test('a whole-tree check left running by a dead manager is run again at the next start, or said not done', async (t) => {
+  const f = await createMemoryRun();
+  t.after(() => f.close());
+  await f.addVersionPatch('1.0.1');
+  const run = await startRun({ lc: 'lc1', skipScan: true }, f.deps);
+  await treeChecksSettled(run.id);
+  const journal = new RunJournal(f.deps.db);
+  const dead = '999999:1:dead';
+  const leaveRunning = (id: string, step: string): void => {
+    const facts = journal.get(id).facts;
+    const fact = facts.treeChecks?.[step];
+    assert.ok(fact, `a ${step} check was recorded`);
+    journal.saveFacts(id, {
+      ...facts,
+      treeChecks: { ...facts.treeChecks, [step]: { ...fact, state: 'running', owner: dead } },
+    });
+  };
+  leaveRunning(run.id, 'switch');
+  f.events.length = 0;
+  await recoverRuns(f.deps);
+  await treeChecksSettled(run.id);
+  assert.equal(getRun(f.deps.db, run.id).facts.treeChecks?.switch?.state, 'ok', 'run again');
+  assert.ok(
+    f.events.some((e) => /stopped during the whole-tree check .* it runs again/.test(e.message ?? '')),
+  );
+
+  // Once the run is rolled back, the forward switch's check cannot be made any more: it says so.
+  await rollbackRun(run.id, f.deps);
+  await treeChecksSettled(run.id);
+  leaveRunning(run.id, 'switch');
+  await recoverRuns(f.deps);
+  const check = getRun(f.deps.db, run.id).facts.treeChecks?.switch;
+  assert.equal(check?.state, 'skipped');
+  assert.match(
+    check?.detail ?? '',
+    /not done: the manager .* stopped during the check, and the run is rolled-back since/,
+  );
+  assert.match(renderRun(getRun(f.deps.db, run.id)), /verify.tree after switch: skipped — not done/);
 });
 
 test('a writer that keeps ahead of the catch-up sync is slowed until the switch is over, and nothing it wrote is lost', async (t) => {

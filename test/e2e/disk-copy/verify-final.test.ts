@@ -22,6 +22,7 @@ import {
 import type { LcSpec } from '../../../src/drivers/index.ts';
 import { openStore, type Db } from '../../../src/store/index.ts';
 import { createPool, createSubvolume, fillTree, tag, type Pool } from './fixtures.ts';
+import { assertSameTree } from './helpers.ts';
 
 const noFreeze = { async freeze() {}, async thaw() {} };
 
@@ -112,6 +113,55 @@ void describe('the whole-tree check after a final sync (btrfs pools on loop devi
     assert.ok(check.bytes > 4_000_000, `${check.bytes} bytes read: both whole trees`);
     for (const disk of [a, b])
       assert.deepEqual(await fs.readdir(path.join(path.dirname(disk), '.understudy-verify')), []);
+  });
+
+  void it("hard-link groups with links inside the final sync's paths and others outside are judged by the links outside", async () => {
+    const a = store.mountpoint(app1);
+    const b = store.mountpoint(app2);
+    await store.sync(app2, app1);
+    await store.sync(app1, app2);
+    await store.settled();
+    // A group the two disks share (var/hardlink.conf = etc/d2/f2.conf, from the fixture), and one
+    // made now on both by a sync.
+    await fs.link(path.join(a, 'etc/d7/f17.conf'), path.join(a, 'var/second-link.conf'));
+    await store.sync(app1, app2);
+    await store.settled();
+    await finalSync(async () => {
+      // Just before the cut LC1 links a new path to a file nobody changed, and unlinks one member of
+      // each shared group: the final sync writes the new link and the removals (its paths); the
+      // other members, outside them, keep their content and must not count as differing.
+      await fs.link(path.join(a, 'etc/d4/f14.conf'), path.join(a, 'data/new-link.conf'));
+      await fs.rm(path.join(a, 'var/hardlink.conf'));
+      await fs.rm(path.join(a, 'etc/d7/f17.conf'));
+    });
+    await assertSameTree(a, b);
+    const check = await store.verifyFinalSync(app1, app2);
+    assert.equal(check.result, 'ok', JSON.stringify(check));
+
+    // A group split on the standby where no sync looks (its base replaced by one holding the split),
+    // while the next final sync writes a link into another group: the split is still named.
+    await store.sync(app2, app1);
+    await store.sync(app1, app2);
+    await store.settled();
+    const split = 'data/new-link.conf';
+    const content = await fs.readFile(path.join(b, split));
+    await fs.rm(path.join(b, split));
+    await fs.writeFile(path.join(b, split), content);
+    const base = getSyncBase(db, `${lc1.name}/app`, `${lc2.name}/app`);
+    assert.ok(base);
+    const standbyBase = base.diskA === `${lc2.name}/app` ? base.baseA : base.baseB;
+    await exec(['btrfs', 'subvolume', 'delete', standbyBase]);
+    await exec(['btrfs', 'subvolume', 'snapshot', '-r', b, standbyBase]);
+    await finalSync(async () => {
+      await fs.appendFile(path.join(a, log), 'one more record\n');
+      await fs.link(path.join(a, 'etc/d6/f16.conf'), path.join(a, 'var/third-link.conf'));
+    });
+    const found = await store.verifyFinalSync(app1, app2);
+    assert.equal(found.result, 'mismatch', JSON.stringify(found));
+    assert.deepEqual(found.paths, ['etc/d4/f14.conf'], 'the later member of the split group');
+    // The group whole again on the standby, for the next test.
+    await fs.rm(path.join(b, 'etc/d4/f14.conf'));
+    await fs.link(path.join(b, split), path.join(b, 'etc/d4/f14.conf'));
   });
 
   void it("a corrupted standby file that no sync sees is found and named; the final sync's own check passes", async () => {

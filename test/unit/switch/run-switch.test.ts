@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ExecResult } from '../../../src/core/index.ts';
 import { isUnderstudyError } from '../../../src/core/index.ts';
-import { openStore } from '../../../src/store/index.ts';
+import { openStore, withoutWaitingForDisk } from '../../../src/store/index.ts';
 import {
   SwitchJournal,
   recoverSwitches,
@@ -618,6 +618,64 @@ test('inside the hold the journal waits for the disk only before the release; a 
   assert.equal(syncs, 1, 'the sync journalled done is not repeated over what LC2 served');
   assert.ok(log.includes('lc2 cut release'));
   assert.equal(holds(lc2, '198.18.0.10').length, 1);
+});
+
+test("inside the hold one write waits for the disk: the journal's before the release, after the final sync's own record (written without waiting)", async () => {
+  const { log, lc1, lc2, plan, deps, db } = setUp('instant');
+  withCut(lc1, 'lc1', log, { writes: [] });
+  withCut(lc2, 'lc2', log, { writes: [] });
+  // The final sync records its new bases in the same store without waiting for the disk, as the
+  // disk store does with SyncOptions.deferDurability.
+  db.exec('CREATE TABLE bases (pair TEXT PRIMARY KEY, generation INTEGER)');
+  // Every write to the store from the hold to the release, with the synchronous setting at that
+  // moment (2 = FULL: the commit waits for the disk; 1 = NORMAL: it does not).
+  const writes: { what: string; sync: number }[] = [];
+  const prepare = db.prepare.bind(db);
+  db.prepare = ((sql: string) => {
+    const statement = prepare(sql);
+    if (!/^(INSERT|UPDATE|DELETE)/.test(sql)) return statement;
+    const run = statement.run.bind(statement);
+    statement.run = ((...args: unknown[]) => {
+      const what = sql.startsWith('UPDATE switch_steps SET state')
+        ? `step ${String(args[4])} ${String(args[0])}`
+        : sql;
+      writes.push({ what, sync: db.pragma('synchronous', { simple: true }) as number });
+      return run(...args);
+    }) as typeof statement.run;
+    return statement;
+  }) as typeof db.prepare;
+  const result = await runSwitch(
+    { ...plan, stateful: true },
+    {
+      ...deps,
+      finalSync: async () => {
+        withoutWaitingForDisk(db, () =>
+          db
+            .prepare('INSERT OR REPLACE INTO bases (pair, generation) VALUES (?, ?)')
+            .run('lc1/app|lc2/app', 1),
+        );
+      },
+    },
+  );
+  assert.equal(result.outcome, 'switched');
+  const steps = new SwitchJournal(db).get(result.id)!.steps;
+  const seq = (name: string): number => steps.find((s) => s.name === name)!.seq;
+  const index = (what: string): number => writes.findIndex((w) => w.what === what);
+  // LC2 holds the new requests from the moment it takes the address until the release starts.
+  const reachable = index(`step ${seq('lc2-takes-address')} done`);
+  const syncDone = index(`step ${seq('final-sync')} done`);
+  const bases = writes.findIndex((w) => w.what.startsWith('INSERT OR REPLACE INTO bases'));
+  assert.ok(reachable < bases && bases < syncDone, JSON.stringify(writes));
+  // The final sync's step done (with the facts, and the release's start): one transaction.
+  const held = writes.slice(reachable, syncDone + 2);
+  assert.deepEqual(
+    held.filter((w) => w.sync === 2).map((w) => w.what),
+    ['UPDATE switches SET facts = ? WHERE id = ?', `step ${seq('final-sync')} done`, held.at(-1)?.what],
+    'one wait for the disk inside the hold, after the sync wrote its record',
+  );
+  assert.match(held.at(-1)?.what ?? '', /^INSERT OR REPLACE INTO switch_steps/);
+  assert.equal(writes[bases]?.sync, 1, "the sync's record does not wait");
+  assert.equal(db.pragma('synchronous', { simple: true }), 2, 'the setting is restored');
 });
 
 test('a crash inside the hold before the sync is journalled done: the recovery quiesces and syncs again', async () => {
