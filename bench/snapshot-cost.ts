@@ -9,7 +9,9 @@
  *   plain         — as above;
  *   cleaner-done  — after the deletion, `btrfs filesystem sync <pool>` and `btrfs subvolume sync
  *                   <pool>` (the cleaner has dropped every deleted snapshot) before the last change;
- *   idle          — the snapshot right after another one, nothing changed in between.
+ *   idle          — the snapshot right after another one, nothing changed in between;
+ *   warm          — as cleaner-done, and 3 other files written and flushed before the last change
+ *                   (a service writing between the last pass and the hold).
  * The last change's 3 writes are each fsynced, and timed too ("last writes").
  * Prints median / p25 / p75 per condition and size, and the time `btrfs subvolume sync` waited.
  */
@@ -97,7 +99,7 @@ async function main(): Promise<void> {
           await exec(['btrfs', 'filesystem', 'sync', s.root]);
           const [mid] = await snap(s);
           await drop(s.base);
-          if (condition === 'cleaner-done') {
+          if (condition === 'cleaner-done' || condition === 'warm') {
             // What the final sync's preparation does: commit (the deletion is then on disk and
             // the cleaner woken), then wait until the cleaner has dropped every deleted snapshot.
             const t = performance.now();
@@ -106,6 +108,13 @@ async function main(): Promise<void> {
             waits.push(performance.now() - t);
           }
           s.base = mid;
+          if (condition === 'warm') {
+            // Writes to other files after the snapshot, as a service keeps writing between the last
+            // pass and the hold: the tree's upper nodes are copied before the last writes.
+            for (let k = 1; k <= 3; k++)
+              await fs.writeFile(fileOf(s.root, (r * 7919 + k * 104_729) % s.n), `warm ${r}\n`);
+            await exec(['btrfs', 'filesystem', 'sync', s.root]);
+          }
           if (condition !== 'idle') {
             // The last writes, each fsynced as a service acknowledges a write (timed apart).
             const t = performance.now();
