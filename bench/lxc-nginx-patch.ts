@@ -92,9 +92,12 @@ const describeCopy = (c: CopyBreakdown | undefined): string => {
     .join(', ');
   const v = c.verification;
   const verify = v
-    ? `verify ${v.method} ${(v.ms / 1000).toFixed(2)} s (${(v.bytesRead / 1024 ** 2).toFixed(0)} MiB read per tree)`
+    ? `verify ${v.method} ${(v.ms / 1000).toFixed(2)} s (${(v.bytesRead / 1024 ** 2).toFixed(0)} MiB of files read per tree)`
     : 'not verified';
-  return `${c.mode}: ${c.passes.length} pass(es) (${passes}); ${verify}; manager CPU ${c.cpuS} s`;
+  const copied = c.passes.length
+    ? `${c.passes.length} pass(es) (${passes})`
+    : 'the cut snapshot cloned in place';
+  return `${c.mode}: ${copied}; ${verify}; manager CPU ${c.cpuS} s`;
 };
 
 const loadavg = (): string =>

@@ -10,6 +10,7 @@
  *   cleaner-done  — after the deletion, `btrfs filesystem sync <pool>` and `btrfs subvolume sync
  *                   <pool>` (the cleaner has dropped every deleted snapshot) before the last change;
  *   idle          — the snapshot right after another one, nothing changed in between.
+ * The last change's 3 writes are each fsynced, and timed too ("last writes").
  * Prints median / p25 / p75 per condition and size, and the time `btrfs subvolume sync` waited.
  */
 import fs from 'node:fs/promises';
@@ -37,6 +38,16 @@ async function fill(root: string, count: number): Promise<void> {
     for (let i = dir * PER_DIR; i < Math.min(count, (dir + 1) * PER_DIR); i++)
       writes.push(fs.writeFile(fileOf(root, i), body));
     await Promise.all(writes);
+  }
+}
+
+async function writeSynced(file: string, flags: string, data: string): Promise<void> {
+  const handle = await fs.open(file, flags);
+  try {
+    await handle.write(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 
@@ -96,13 +107,16 @@ async function main(): Promise<void> {
           }
           s.base = mid;
           if (condition !== 'idle') {
-            await fs.appendFile(path.join(s.root, 'log'), 'x'.repeat(10_000));
-            await fs.writeFile(fileOf(s.root, (r * 7919) % s.n), `last ${r}\n`);
-            await fs.writeFile(path.join(s.root, `new-${r}`), 'new\n');
+            // The last writes, each fsynced as a service acknowledges a write (timed apart).
+            const t = performance.now();
+            await writeSynced(path.join(s.root, 'log'), 'a', 'x'.repeat(10_000));
+            await writeSynced(fileOf(s.root, (r * 7919) % s.n), 'w', `last ${r}\n`);
+            await writeSynced(path.join(s.root, `new-${r}`), 'w', 'new\n');
+            put(`last writes, ${condition} ${s.n}`, performance.now() - t);
           }
           await exec(['btrfs', 'filesystem', 'sync', s.root]);
           const [cut, ms] = await snap(s);
-          put(`${condition} ${s.n}`, ms);
+          put(`snapshot, ${condition} ${s.n}`, ms);
           await drop(s.base);
           s.base = cut;
         }
@@ -110,7 +124,7 @@ async function main(): Promise<void> {
     console.log(`mount ${mountOption}, ${repeats} rounds, snapshot -r timed (ms): median [p25–p75]`);
     for (const [key, values] of figures)
       console.log(
-        `${key.padEnd(22)} ${q(values, 0.5).toFixed(1)} [${q(values, 0.25).toFixed(1)}–${q(values, 0.75).toFixed(1)}]`,
+        `${key.padEnd(36)} ${q(values, 0.5).toFixed(1)} [${q(values, 0.25).toFixed(1)}–${q(values, 0.75).toFixed(1)}]`,
       );
     if (waits.length)
       console.log(
