@@ -112,11 +112,15 @@ export function readPace(bytesPerSecond: number): ReadPace {
   };
 }
 
-async function hashFile(file: string, pace?: ReadPace): Promise<string> {
+/**
+ * sha256 of a file's content, read through `buffer` (one per tree walk, reused for every file: a
+ * fresh 1 MiB buffer per file made every small file cost a large allocation outside the JS heap,
+ * and the full garbage collections they triggered cost more the larger the manager's heap).
+ */
+async function hashFile(file: string, buffer: Buffer, pace?: ReadPace): Promise<string> {
   const hash = createHash('sha256');
   const handle = await fs.open(file, 'r');
   try {
-    const buffer = Buffer.allocUnsafe(1024 * 1024);
     for (;;) {
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
       if (bytesRead === 0) break;
@@ -191,6 +195,8 @@ async function hashEntries(
   const firstPathOfInode = new Map<string, string>();
   const total = createHash('sha256');
   let bytes = 0;
+  // Files are visited one at a time, so one read buffer serves the whole walk.
+  const buffer = Buffer.allocUnsafe(1024 * 1024);
 
   const visit = async (relative: string, descend: boolean): Promise<void> => {
     const absolute = absoluteOf(relative);
@@ -204,7 +210,7 @@ async function hashEntries(
     const type = typeOf(stat);
     let content = '';
     if (type === 'f') {
-      content = await hashFile(absolute, pace);
+      content = await hashFile(absolute, buffer, pace);
       bytes += stat.size;
     } else if (type === 'l') content = await fs.readlink(absolute);
     else if (type === 'c' || type === 'b') content = String(stat.rdev);
