@@ -722,6 +722,17 @@ function routeAdmin(req, res, url) {
   }
 }
 
+/** Counts a request a quiesced server answers on its socket, as active until the answer closes. */
+function countUntilClosed(state, res) {
+  if (!state) return;
+  state.requests += 1;
+  state.active += 1;
+  res.on('close', () => {
+    state.active -= 1;
+    state.idleSince = Date.now();
+  });
+}
+
 const server = createServer((req, res) => {
   const socket = req.socket;
   const state = sockets.get(socket);
@@ -735,14 +746,7 @@ const server = createServer((req, res) => {
       // client reused as the service was handing over — is passed to the new server (held there until
       // it serves) and answered with Connection: close. No write starts here, and no client has to
       // send anything again (which no client does for a POST).
-      if (state) {
-        state.requests += 1;
-        state.active += 1;
-        res.on('close', () => {
-          state.active -= 1;
-          state.idleSince = Date.now();
-        });
-      }
+      countUntilClosed(state, res);
       forward(req, res, forwardTo);
       return;
     }
@@ -754,14 +758,7 @@ const server = createServer((req, res) => {
       // `Retry-After: 0` (send it again now: a new connection reaches the server that takes over),
       // and the connection is closed. A request that does not write is served here (below), with
       // the data as of the cut.
-      if (state) {
-        state.requests += 1;
-        state.active += 1;
-        res.on('close', () => {
-          state.active -= 1;
-          state.idleSince = Date.now();
-        });
-      }
+      countUntilClosed(state, res);
       // The body is read (and discarded) first: closing a socket with unread data in it resets the
       // connection, which can destroy the answer before the client reads it.
       req.on('end', () =>
