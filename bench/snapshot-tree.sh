@@ -3,11 +3,17 @@
 # (mounted noatime, as the host's pools are), each after 3 writes fsynced as a service acknowledges
 # them and with the cleaner done, rounds interleaved; prints each subvolume's root node (level and
 # children) and the sorted times in microseconds. Usage: bench/snapshot-tree.sh (as root, a quiet machine).
+# With --events, each snapshot runs under `perf stat -a -e 'btrfs:*'` instead (5 rounds; the times then
+# include perf's start and mean nothing) and the btrfs events of round 3 are printed per size.
 set -eu
+events=false
+[ "${1:-}" = --events ] && events=true
 id=snaptree$$
+tracefs=
 img=/tmp/$id.img; mnt=/tmp/$id.mnt
-cleanup() { umount "$mnt" 2>/dev/null || true; [ -n "${dev:-}" ] && losetup -d "$dev" 2>/dev/null || true; rm -rf "$img" "$mnt"; }
+cleanup() { [ -n "$tracefs" ] && umount "$tracefs"; rm -f /tmp/$id.perf.*; umount "$mnt" 2>/dev/null || true; [ -n "${dev:-}" ] && losetup -d "$dev" 2>/dev/null || true; rm -rf "$img" "$mnt"; }
 trap cleanup EXIT
+if $events && [ -z "$(ls -A /sys/kernel/tracing)" ]; then mount -t tracefs nodev /sys/kernel/tracing; tracefs=/sys/kernel/tracing; fi
 truncate -s 8G "$img"; dev=$(losetup -f --show "$img"); mkfs.btrfs -q "$dev"; mkdir -p "$mnt"; mount -o noatime "$dev" "$mnt"
 for s in small big; do btrfs -q subvolume create "$mnt/$s"; done
 python3 - "$mnt" <<'PY'
@@ -26,10 +32,20 @@ mount -o noatime "$dev" "$mnt"
 time_snap() { # $1 subvol
   local s=$1 t0 t1
   for k in 1 2 3; do dd if=/dev/urandom of="$mnt/$s/d0000/w$k" bs=4k count=1 conv=fsync status=none; done
-  t0=$(date +%s%N); btrfs -q subvolume snapshot -r "$mnt/$s" "$mnt/$s.snap"; t1=$(date +%s%N)
+  local snap=(btrfs -q subvolume snapshot -r "$mnt/$s" "$mnt/$s.snap")
+  if $events; then snap=(perf stat -x, -o "/tmp/$id.perf.$s.$r" -a -e 'btrfs:*' -- "${snap[@]}"); fi
+  t0=$(date +%s%N); "${snap[@]}"; t1=$(date +%s%N)
   echo "$s $(( (t1 - t0) / 1000 ))"
   btrfs -q subvolume delete "$mnt/$s.snap"; btrfs filesystem sync "$mnt"; btrfs subvolume sync "$mnt" >/dev/null; btrfs filesystem sync "$mnt"
 }
-for r in $(seq 1 15); do time_snap small; time_snap big; done > /tmp/$id.times
+rounds=15
+$events && rounds=5
+for r in $(seq 1 "$rounds"); do time_snap small; time_snap big; done > /tmp/$id.times
 for s in small big; do echo "$s snapshot us: $(grep "^$s " /tmp/$id.times | awk '{print $2}' | sort -n | tr '\n' ' ')"; done
 rm -f /tmp/$id.times
+if $events; then
+  for s in small big; do
+    echo "== $s: btrfs events during the snapshot (round 3)"
+    grep -v '^#' "/tmp/$id.perf.$s.3" | awk -F, '$1 + 0 > 0 {print $1, $3}' | sort -k1 -n -r | head -25
+  done
+fi
