@@ -10,7 +10,7 @@
  *
  * The check runs in the process that made the switch; its state is in the run's facts from its
  * start (`running`, with the process's identity). A manager that dies meanwhile leaves it `running`:
- * the recovery of the next start runs it again (recoverTreeChecks).
+ * the recovery of the next start runs it again (restartTreeChecks).
  */
 import { isOwnerAlive, processOwner } from '../core/index.ts';
 import type { TreeCheckResult } from '../disk-copy/index.ts';

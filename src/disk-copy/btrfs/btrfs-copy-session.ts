@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { UnderstudyError, exec, isErrno, isUnderstudyError } from '../../core/index.ts';
+import { UnderstudyError, exec, isUnderstudyError } from '../../core/index.ts';
 import type { CopyNames, CopySession, SendOptions, SendResult } from '../copy-session.ts';
 import { formatBytes } from '../history.ts';
 import { hashTree } from '../tree-hash.ts';
@@ -24,7 +24,7 @@ import {
   transfer,
   usedBytes,
 } from './btrfs.ts';
-import { changedPaths } from './change-set.ts';
+import { changedPaths, withoutTransient } from './change-set.ts';
 import { historyChangeOf } from './send-history.ts';
 import { SendStreamParser } from './send-stream.ts';
 
@@ -173,13 +173,7 @@ export async function openBtrfsCopy(o: BtrfsCopyOptions): Promise<CopySession> {
             await snapshot({ source: names.destination, target: frozen, readOnly: true });
             try {
               const named = [...(await changedPaths(ofSource(name), frozen)).paths].sort();
-              // New entries pass through transient names (`o<ino>-<gen>-<n>`) that exist in neither tree.
-              const inEither = await Promise.all(
-                named.map(
-                  async (p) => (await exists(path.join(ofSource(name), p))) || exists(path.join(frozen, p)),
-                ),
-              );
-              return named.filter((_, i) => inEither[i]).slice(0, limit);
+              return (await withoutTransient(named, [ofSource(name), frozen])).slice(0, limit);
             } finally {
               await deleteSubvolume(frozen);
             }
@@ -223,15 +217,4 @@ export async function openBtrfsCopy(o: BtrfsCopyOptions): Promise<CopySession> {
       );
     },
   };
-}
-
-/** Whether `p` exists (a link is not followed); any error but "not there" is thrown. */
-async function exists(p: string): Promise<boolean> {
-  try {
-    await fs.lstat(p);
-    return true;
-  } catch (error) {
-    if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) return false;
-    throw error;
-  }
 }

@@ -13,8 +13,36 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { UnderstudyError, formatArgv, spawnProcess } from '../../core/index.ts';
+import { UnderstudyError, formatArgv, isErrno, spawnProcess } from '../../core/index.ts';
 import { SendStreamParser, readString, readU64, sendAttributes } from './send-stream.ts';
+
+/**
+ * The paths of a change set that exist under at least one of `roots` (links not followed), in their
+ * order: a transient name of the stream exists under none, and needs nothing.
+ */
+export async function withoutTransient(
+  paths: readonly string[],
+  roots: readonly string[],
+): Promise<string[]> {
+  const kept: string[] = [];
+  for (const relative of paths)
+    for (const root of roots)
+      if (await presentAt(relative === '.' ? root : path.join(root, relative))) {
+        kept.push(relative);
+        break;
+      }
+  return kept;
+}
+
+async function presentAt(p: string): Promise<boolean> {
+  try {
+    await fs.lstat(p);
+    return true;
+  } catch (error) {
+    if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) return false;
+    throw error;
+  }
+}
 
 /**
  * What the stream did to one path's content when it only changed bytes of an existing file in

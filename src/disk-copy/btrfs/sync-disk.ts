@@ -32,7 +32,7 @@ import { anyXattrs, differingPaths, hashPaths } from '../tree-hash.ts';
 import { applyPlan, planApply, planPaths, type ApplyPlan } from './apply-paths.ts';
 import type { SyncConflictRule } from '../types.ts';
 import { snapshot } from './btrfs.ts';
-import { changedPaths, type ChangeSet } from './change-set.ts';
+import { changedPaths, withoutTransient, type ChangeSet } from './change-set.ts';
 import { differingPatches, patchFiles, sameInEdit, type FilePatch } from './patch-files.ts';
 
 export interface SyncDiskOptions {
@@ -256,9 +256,7 @@ export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
         selected.add(parent);
     }
     // A path absent on both sides (a transient name of the stream) needs nothing.
-    const paths: string[] = [];
-    for (const p of [...selected].sort())
-      if ((await statOrUndefined(join(cut, p))) || (await statOrUndefined(join(o.target, p)))) paths.push(p);
+    const paths = await withoutTransient([...selected].sort(), [cut, o.target]);
     const patches =
       o.rule === 'sender-wins'
         ? await patchableFiles({
