@@ -86,6 +86,7 @@ export function bindSwitch(db: Db, host: HostContext, o: BindSwitchOptions): Swi
     },
     finalSync: o.stateful ? finalSyncOf(host, db, o) : undefined,
     prepareFinalSync: o.stateful ? prepareFinalSyncOf(host, db, o) : undefined,
+    finalSyncSettled: o.stateful ? () => host.disks.settled() : undefined,
   };
 }
 
