@@ -15,17 +15,18 @@ import { fileURLToPath } from 'node:url';
 import { exec, isUnderstudyError, spawnProcess } from '../../../src/core/index.ts';
 import {
   BtrfsDiskStore,
+  changedPaths,
+  completeCut,
   copyLive,
   diskCopySchema,
   getSyncBase,
   hashTree,
   listSyncBases,
+  syncDisk,
   type DiskRef,
 } from '../../../src/disk-copy/index.ts';
 import type { LcSpec } from '../../../src/drivers/index.ts';
 import { openStore, type Db } from '../../../src/store/index.ts';
-import { changedPaths } from '../../../src/disk-copy/btrfs/change-set.ts';
-import { completeCut, syncDisk } from '../../../src/disk-copy/btrfs/sync-disk.ts';
 import { createPool, createSubvolume, fillTree, tag, type Pool } from './fixtures.ts';
 import { assertSameTree } from './helpers.ts';
 
