@@ -30,8 +30,6 @@ export interface RecoveryReport {
   runs: RunRecord[];
   /** LCs whose freeze or write limits were lifted. */
   madeSafe: string[];
-  /** Disks an interrupted final sync had left read-only for its cut, made writable again. */
-  cutsReleased: string[];
   errors: UnderstudyError[];
 }
 
@@ -58,7 +56,6 @@ export async function recoverAtStart(o: RecoverOptions): Promise<RecoveryReport>
     switches: [],
     runs: [],
     madeSafe: [],
-    cutsReleased: [],
     errors: [],
   };
   if (takeLeases(o.db, ['recovery'], o.owner.id, 'recovery at start')) {
@@ -71,14 +68,7 @@ export async function recoverAtStart(o: RecoverOptions): Promise<RecoveryReport>
     logger.error({ err: error }, 'recovery could not finish something');
   };
   try {
-    // First the disks a final sync left read-only for its cut: the recovery of its switch may let the
-    // source LC write again.
-    try {
-      report.cutsReleased = await o.host.disks.releaseCuts(o.db, { logger });
-    } catch (error) {
-      keep(error);
-    }
-    // Then the switches: a switch left inside its hold keeps clients' requests waiting on LC2.
+    // First the switches: a switch left inside its hold keeps clients' requests waiting on LC2.
     const switches = await recoverSwitches({
       db: o.db,
       logger,

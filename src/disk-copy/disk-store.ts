@@ -84,12 +84,6 @@ export interface DiskStore extends CopyPrimitives<DiskRef> {
    * copy job ids and sync pairs cleaned up.
    */
   recoverCopies(db: Db, options?: { logger?: Logger }): Promise<string[]>;
-  /**
-   * After a crash, before anything else runs on the disks (the recovery of a switch lets the source
-   * LC write again): makes writable every disk an interrupted final sync left read-only for its cut,
-   * first completing what the sync had recorded. Resolves with the disks made writable.
-   */
-  releaseCuts(db: Db, options?: { logger?: Logger }): Promise<string[]>;
 }
 
 /**

@@ -68,8 +68,6 @@ export { resolvePolicy, decideNextStep, type NextStep, type PassState } from './
 export { recoverCopyJobs } from './btrfs/recover.ts';
 export { recoverInterruptedCopies } from './recover-copies.ts';
 export { differingPatches, mergeRanges, patchFiles, type FilePatch } from './btrfs/patch-files.ts';
-export { changedPaths, type ChangeSet } from './btrfs/change-set.ts';
-export { completeCut, syncDisk, type CutCheck, type SyncDiskOptions } from './btrfs/sync-disk.ts';
 export {
   diskCopySchema,
   getCopyJob,

@@ -236,14 +236,6 @@ export interface SyncResult extends SyncPhases {
    * bases: inside a switch's hold it is part of the pause.
    */
   storeMs?: number;
-  /**
-   * How the source's state at the cut was read: `snapshot` (a read-only snapshot taken by the sync),
-   * or `in-place` (a final sync prepared ahead: the source itself made read-only, which costs the
-   * same whatever the tree holds; its snapshot, the pair's new base, is taken after the sync returns
-   * and the source made writable again — DiskStore.settled() waits for it). `snapshotMs` is then the
-   * time to make it read-only. Absent when no base was used.
-   */
-  cut?: 'snapshot' | 'in-place';
 }
 
 export interface SyncOptions {

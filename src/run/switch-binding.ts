@@ -86,7 +86,6 @@ export function bindSwitch(db: Db, host: HostContext, o: BindSwitchOptions): Swi
     },
     finalSync: o.stateful ? finalSyncOf(host, db, o) : undefined,
     prepareFinalSync: o.stateful ? prepareFinalSyncOf(host, db, o) : undefined,
-    finalSyncSettled: o.stateful ? () => host.disks.settled() : undefined,
   };
 }
 

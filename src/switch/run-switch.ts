@@ -36,12 +36,6 @@ export interface SwitchBinding {
    * `hold` step before LC2 becomes reachable; must be safe to repeat.
    */
   prepareFinalSync?: () => Promise<FinalSyncPhases | void>;
-  /**
-   * Stateful switches: resolves once what the final sync left to do in the background is done — on
-   * btrfs, LC1's disks, read-only since the cut, are snapshotted and writable again. Awaited before
-   * LC1 may write again (the switch reversed, or LC1's service back to normal after it).
-   */
-  finalSyncSettled?: () => Promise<void>;
 }
 
 export interface SwitchDeps extends SwitchBinding {
@@ -427,7 +421,6 @@ export async function runSwitch(input: SwitchPlanInput, deps: SwitchDeps): Promi
       moveNic: deps.moveNic,
       finalSync: deps.finalSync,
       prepareFinalSync: deps.prepareFinalSync,
-      finalSyncSettled: deps.finalSyncSettled,
       facts,
       logger,
       background: [],

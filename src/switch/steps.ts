@@ -75,7 +75,6 @@ export interface StepContext {
   moveNic: MoveNic;
   finalSync?: () => Promise<FinalSyncPhases | void>;
   prepareFinalSync?: () => Promise<FinalSyncPhases | void>;
-  finalSyncSettled?: () => Promise<void>;
   facts: SwitchFacts;
   logger: Logger;
   /** arping processes still lingering; awaited at the end of the switch. */
@@ -318,10 +317,6 @@ const finalSync: Step = {
     c.facts.syncMs = c.facts.syncEndedAt - started;
     if (phases) c.facts.syncPhases = phases;
   },
-  // LC1 writes again once the switch is reversed: its disks must be writable (SwitchBinding.finalSyncSettled).
-  async undo(c) {
-    await c.finalSyncSettled?.();
-  },
 };
 
 const healthAfter: Step = {
@@ -354,7 +349,6 @@ const lc1Undrain: Step = {
   name: 'lc1-undrain',
   cleanup: true,
   async run(c) {
-    await c.finalSyncSettled?.();
     await c.from.signalService('undrain');
     if (cutByWrites(c)) {
       // A service that is gone (stopped after the switch) has nothing to undo.

@@ -266,10 +266,6 @@ export class MemoryDiskStore implements DiskStore {
   recoverCopies(db: Db, options: { logger?: Logger } = {}): Promise<string[]> {
     return recoverInterruptedCopies(db, this, options);
   }
-  /** Its syncs never make a disk read-only. */
-  async releaseCuts(): Promise<string[]> {
-    return [];
-  }
 }
 
 export class MemoryDriver implements PartitioningDriver {

@@ -69,24 +69,6 @@ export async function snapshot(options: {
 }
 
 /**
- * Sets or clears the read-only flag of the subvolume `target` (`btrfs property set -ts`). Read-only,
- * it can be the source of `btrfs send` without a snapshot; the flag refuses new writes (opening for
- * writing, creating, renaming, removing, changing attributes) but not writes through files already
- * open for writing, so it is set only on a disk whose writers have stopped.
- */
-export async function setReadOnly(target: string, readOnly: boolean): Promise<void> {
-  await exec([BTRFS, 'property', 'set', '-ts', target, 'ro', readOnly ? 'true' : 'false'], {
-    timeoutMs: 60_000,
-  });
-}
-
-/** Whether the subvolume `target` is read-only. */
-export async function isReadOnly(target: string): Promise<boolean> {
-  const out = await exec([BTRFS, 'property', 'get', '-ts', target, 'ro']);
-  return out.stdout.trim() === 'ro=true';
-}
-
-/**
  * Commits the btrfs filesystem holding `target` and waits until its cleaner thread has dropped every
  * subvolume deleted so far (`btrfs subvolume sync`). A deleted snapshot is dropped in the background
  * after the commit that records its deletion, in transactions of its own; while that runs, every

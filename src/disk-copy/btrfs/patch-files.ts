@@ -11,7 +11,6 @@
  * partly patched: one more change of the target since its base, so the next sync copies it whole.
  */
 import type { BigIntStats } from 'node:fs';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { ContentEdit } from './change-set.ts';
@@ -177,30 +176,4 @@ export async function differingPatches(o: {
     }
   }
   return differing;
-}
-
-/**
- * A sha256 over each patched file's size, mode, owner and the bytes of its patched ranges in `root`
- * (the patches in their order): what a cut in place is checked against once its snapshot is taken.
- */
-export async function patchedRangesDigest(root: string, patches: readonly FilePatch[]): Promise<string> {
-  const hash = createHash('sha256');
-  const buffer = Buffer.allocUnsafe(chunk);
-  for (const patch of patches) {
-    const file = await fs.open(path.join(root, patch.relative), 'r');
-    try {
-      const stat = await file.stat({ bigint: true });
-      hash.update(`${patch.relative}\0${stat.size}\0${stat.mode}\0${stat.uid}\0${stat.gid}\0`);
-      for (const [start, end] of mergeRanges(patch.edit.ranges, Number(stat.size)))
-        for (let at = start; at < end;) {
-          const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, end - at), at);
-          if (bytesRead === 0) break;
-          hash.update(buffer.subarray(0, bytesRead));
-          at += bytesRead;
-        }
-    } finally {
-      await file.close();
-    }
-  }
-  return hash.digest('hex');
 }

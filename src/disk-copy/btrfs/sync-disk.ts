@@ -28,18 +28,12 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { UnderstudyError, exec, isErrno, isUnderstudyError } from '../../core/index.ts';
-import { anyXattrs, differingPaths, hashPaths, type TreeHash } from '../tree-hash.ts';
+import { anyXattrs, differingPaths, hashPaths } from '../tree-hash.ts';
 import { applyPlan, planApply, planPaths, type ApplyPlan } from './apply-paths.ts';
 import type { SyncConflictRule } from '../types.ts';
-import { setReadOnly, snapshot } from './btrfs.ts';
+import { snapshot } from './btrfs.ts';
 import { changedPaths, withoutTransient, type ChangeSet } from './change-set.ts';
-import {
-  differingPatches,
-  patchFiles,
-  patchedRangesDigest,
-  sameInEdit,
-  type FilePatch,
-} from './patch-files.ts';
+import { differingPatches, patchFiles, sameInEdit, type FilePatch } from './patch-files.ts';
 
 export interface SyncDiskOptions {
   /** Live subvolume of the source disk (read only through snapshots). */
@@ -73,31 +67,6 @@ export interface SyncDiskOptions {
    * is the source the files it patched in place may be patched onward (see patchableFiles).
    */
   ahead?: { side: 'source' | 'target'; paths: readonly string[]; patched: readonly string[] };
-  /**
-   * The cut without a snapshot (with `final`, `prepared` and a base): the source itself is made
-   * read-only and read in the cut's place (the send of its changes, the copy, the verification), so
-   * the hold pays no snapshot, whose commit grows with the source's tree (docs/disk-copy.md). The
-   * outcome's `cut` then tells the caller to take `snapshots.cut` from the source and make it
-   * writable again (completeCut). Only for a source whose writers have stopped: the read-only flag
-   * refuses new writes, not those through a file kept open, which completeCut detects.
-   */
-  cutInPlace?: boolean;
-}
-
-/**
- * What a final sync whose cut was the read-only source (SyncDiskOptions.cutInPlace) saw of it: what
- * completeCut checks the cut's snapshot against.
- */
-export interface CutCheck {
-  /** The source's changes since its base. */
-  sent: ChangeSet;
-  /** The paths copied whole, and their hash in the source. */
-  whole: string[];
-  wholeHash: TreeHash;
-  xattrs: boolean;
-  /** The files patched in place, and the hash of their patched ranges in the source. */
-  patches: FilePatch[];
-  patchDigest: string;
 }
 
 export interface SyncDiskOutcome {
@@ -131,8 +100,6 @@ export interface SyncDiskOutcome {
   /** Paths synced (whole: entries rsync looked at). */
   files: number;
   conflicts: { count: number; paths: string[] };
-  /** The cut was the source made read-only (SyncDiskOptions.cutInPlace): the caller completes it. */
-  cut?: CutCheck;
 }
 
 /** rsync's attribute set: nanosecond mtimes, hard links, ACLs, xattrs, numeric owners. */
@@ -225,38 +192,8 @@ async function rsync(
   }
 }
 
-/**
- * Syncs one disk; see the file comment. The caller owns (and removes) the three snapshots. With
- * `cutInPlace` the source is read-only from the cut until the caller completes the cut (completeCut);
- * a sync that fails makes it writable again before it throws.
- */
+/** Syncs one disk; see the file comment. The caller owns (and removes) the three snapshots. */
 export async function syncDisk(o: SyncDiskOptions): Promise<SyncDiskOutcome> {
-  if (!(o.cutInPlace && o.final && o.prepared && o.base && o.rule === 'sender-wins'))
-    return syncFrom(o, o.snapshots.cut);
-  const [, readOnlyMs] = await timed(() => setReadOnly(o.source, true));
-  try {
-    const outcome = await syncFrom(o, o.source);
-    return { ...outcome, snapshotMs: outcome.snapshotMs + readOnlyMs };
-  } catch (error) {
-    try {
-      await setReadOnly(o.source, false);
-    } catch (undo) {
-      throw new UnderstudyError(
-        'DISK_SYNC_FAILED',
-        `The sync of ${o.labels.source} onto ${o.labels.target} failed (${error instanceof Error ? error.message : String(error)}), and ${o.labels.source} could not be made writable again: ${undo instanceof Error ? undo.message : String(undo)}`,
-        {
-          cause: error,
-          hint: `Make it writable (btrfs property set -ts ${o.source} ro false) before its LC writes again; the recovery at the next start of the manager does it too.`,
-        },
-      );
-    }
-    throw error;
-  }
-}
-
-/** The sync, reading the source's state at the cut in `cut` (its snapshot, or the read-only source). */
-async function syncFrom(o: SyncDiskOptions, cut: string): Promise<SyncDiskOutcome> {
-  const inPlace = cut === o.source;
   const limit = o.conflictLimit ?? 50;
   let snapshotMs = 0;
   const snap = async (source: string, target: string): Promise<void> => {
@@ -265,11 +202,13 @@ async function syncFrom(o: SyncDiskOptions, cut: string): Promise<SyncDiskOutcom
   };
   const prepared = o.base && o.final ? o.prepared : undefined;
   await Promise.all([
-    inPlace ? undefined : snap(o.source, cut),
+    snap(o.source, o.snapshots.cut),
     o.base && !prepared ? snap(o.target, o.snapshots.now) : undefined,
   ]);
   if (!o.base) {
-    const [copied, copyMs] = await timed(() => rsync(['--delete', `${cut}/`, `${o.target}/`], o.labels));
+    const [copied, copyMs] = await timed(() =>
+      rsync(['--delete', `${o.snapshots.cut}/`, `${o.target}/`], o.labels),
+    );
     await snap(o.target, o.snapshots.after);
     return {
       method: 'whole',
@@ -283,15 +222,13 @@ async function syncFrom(o: SyncDiskOptions, cut: string): Promise<SyncDiskOutcom
     };
   }
   const base = o.base;
-  const { now, after } = o.snapshots;
+  const { cut, now, after } = o.snapshots;
 
-  let sentSet: ChangeSet | undefined;
   const [list, diffMs] = await timed(async () => {
     const [sent, received] = await Promise.all([
       changedPaths(base.source, cut),
       prepared ? prepared.received : changedPaths(base.target, now),
     ]);
-    sentSet = sent;
     if (sent.paths.size === 0 && (o.rule === 'receiver-wins' || received.paths.size === 0)) return undefined;
     const conflicts: string[] = [];
     const selected = new Set<string>();
@@ -350,18 +287,6 @@ async function syncFrom(o: SyncDiskOptions, cut: string): Promise<SyncDiskOutcom
       bytes: 0,
       files: 0,
       conflicts: { count: list?.conflicts.length ?? 0, paths: (list?.conflicts ?? []).slice(0, limit) },
-      ...(inPlace && sentSet
-        ? {
-            cut: {
-              sent: sentSet,
-              whole: [],
-              wholeHash: await hashPaths(cut, [], { xattrs: false }),
-              xattrs: false,
-              patches: [],
-              patchDigest: await patchedRangesDigest(cut, []),
-            },
-          }
-        : {}),
     };
   const final = o.final === true && o.rule === 'sender-wins';
   const patched = new Set(list.patches.map((p) => p.relative));
@@ -376,10 +301,6 @@ async function syncFrom(o: SyncDiskOptions, cut: string): Promise<SyncDiskOutcom
   const hashOptions = { xattrs: plan.kind !== 'in-process' };
   const expectedHash = hashPaths(cut, whole, hashOptions);
   expectedHash.catch(() => undefined); // awaited below; a copy that fails first must not leave it unhandled
-  // A cut in place is checked again once its snapshot is taken (completeCut): the patched ranges'
-  // hash too.
-  const patchDigest = inPlace ? patchedRangesDigest(cut, list.patches) : undefined;
-  patchDigest?.catch(() => undefined);
   const [copied, copyMs] = await timed(async () => {
     const bytes = await copyPlanned(cut, o.target, plan, o.labels);
     return bytes + (await patchFiles({ source: cut, target: o.target, patches: list.patches }));
@@ -417,58 +338,7 @@ async function syncFrom(o: SyncDiskOptions, cut: string): Promise<SyncDiskOutcom
         : {}),
     ...(list.patches.length > 0 ? { patched: list.patches.length } : {}),
     conflicts: { count: list.conflicts.length, paths: list.conflicts.slice(0, limit) },
-    ...(patchDigest
-      ? {
-          cut: {
-            sent: list.sent,
-            whole,
-            wholeHash: await expectedHash,
-            xattrs: hashOptions.xattrs,
-            patches: list.patches,
-            patchDigest: await patchDigest,
-          },
-        }
-      : {}),
   };
-}
-
-/**
- * Completes a cut in place (SyncDiskOptions.cutInPlace) once the target serves: takes the read-only
- * snapshot `cut` of the read-only source (the pair's new base on the source's side), makes the source
- * writable again, and checks that the snapshot holds what the sync saw: the same changes since the
- * base (a metadata-only send), the same hash of the paths copied whole and of the ranges patched.
- * Resolves with the paths that differ — written after the cut through a file kept open, so that the
- * snapshot is not what the target received — or none. The source is made writable even when the
- * snapshot fails (which then throws).
- */
-export async function completeCut(o: {
-  source: string;
-  cut: string;
-  base: string;
-  check: CutCheck;
-}): Promise<string[]> {
-  try {
-    await snapshot({ source: o.source, target: o.cut, readOnly: true });
-  } finally {
-    await setReadOnly(o.source, false);
-  }
-  const [sent, whole, patchDigest] = await Promise.all([
-    changedPaths(o.base, o.cut),
-    hashPaths(o.cut, o.check.whole, { xattrs: o.check.xattrs }),
-    patchedRangesDigest(o.cut, o.check.patches),
-  ]);
-  const differing = new Set<string>();
-  for (const p of new Set([...sent.paths, ...o.check.sent.paths]))
-    if (
-      !sent.paths.has(p) ||
-      !o.check.sent.paths.has(p) ||
-      JSON.stringify(sent.edits.get(p)) !== JSON.stringify(o.check.sent.edits.get(p))
-    )
-      differing.add(p);
-  if (whole.digest !== o.check.wholeHash.digest)
-    for (const p of differingPaths(o.check.wholeHash, whole)) differing.add(p);
-  if (patchDigest !== o.check.patchDigest) for (const p of o.check.patches) differing.add(p.relative);
-  return [...differing].sort();
 }
 
 /**

@@ -32,17 +32,9 @@ import {
   type SyncBase,
 } from '../sync-bases.ts';
 import type { SyncConflictRule, SyncResult } from '../types.ts';
-import {
-  freeBytes,
-  isReadOnly,
-  isSubvolume,
-  removeStagingDir,
-  setReadOnly,
-  settleDeletedSubvolumes,
-  snapshot,
-} from './btrfs.ts';
+import { freeBytes, isSubvolume, removeStagingDir, settleDeletedSubvolumes, snapshot } from './btrfs.ts';
 import { changedPaths, type ChangeSet } from './change-set.ts';
-import { completeCut, syncDisk, type CutCheck } from './sync-disk.ts';
+import { syncDisk } from './sync-disk.ts';
 
 /** One side of a sync: its key (`lc/disk`), live subvolume and pool. */
 export interface SyncSide {
@@ -206,67 +198,6 @@ function removeInBackground(db: Db, pair: string, logger: Logger | undefined): v
       if (removals.get(pair) === removal) removals.delete(pair);
     });
   removals.set(pair, removal);
-}
-
-/**
- * Completes a final sync's cut in place (completeCut) in the background, then removes the leftovers
- * as removeInBackground does; settleSyncs() waits for both. When the snapshot holds something the
- * target did not receive (a write after the cut through a file kept open), or could not be taken,
- * the pair's bases no longer describe the two disks: they are dropped, so that the pair's next sync
- * is whole, and the paths are logged.
- */
-function completeInBackground(
-  db: Db,
-  pair: string,
-  o: {
-    source: string;
-    cut: string;
-    base: string;
-    check: CutCheck;
-    lives: string[];
-    logger: Logger | undefined;
-  },
-): void {
-  const work = (async (): Promise<void> => {
-    let differing: string[];
-    try {
-      differing = await completeCut(o);
-    } catch (error) {
-      o.logger?.error(
-        { err: error, pair, source: o.source },
-        'the snapshot of the final sync cut could not be taken: the pair is dropped, its next sync is whole',
-      );
-      await dropPair(db, pair);
-      return;
-    }
-    if (differing.length > 0) {
-      o.logger?.error(
-        { pair, source: o.source, paths: differing.slice(0, 20), count: differing.length },
-        'written after the final sync cut through files kept open: the target did not receive it; the pair is dropped, its next sync is whole',
-      );
-      await dropPair(db, pair);
-      return;
-    }
-    const row = listSyncBases(db).find((b) => b.pair === pair);
-    if (row) await trust(pair, [row.baseA, row.baseB], o.lives);
-    await removeLeftovers(db, pair);
-  })()
-    .catch((error: unknown) =>
-      o.logger?.warn({ err: error, pair }, 'could not finish the final sync cut (the recovery will)'),
-    )
-    .finally(() => {
-      if (removals.get(pair) === work) removals.delete(pair);
-    });
-  removals.set(pair, work);
-}
-
-/** Removes the pair's bases and every snapshot it names, and its record (the next sync is whole). */
-async function dropPair(db: Db, pair: string): Promise<void> {
-  const row = listSyncBases(db).find((b) => b.pair === pair);
-  if (!row) return;
-  for (const p of new Set([row.baseA, row.baseB, ...row.pending].filter(Boolean))) await removeHolder(p);
-  deleteSyncBase(db, pair);
-  trusted.delete(pair);
 }
 
 async function removeLeftovers(db: Db, pair: string): Promise<void> {
@@ -464,9 +395,7 @@ export async function syncPair(o: {
       rule: o.rule,
       labels: { source: o.from.key, target: o.to.key },
       ...(o.final ? { final: true } : {}),
-      // Prepared: the target is held and the source's writers have stopped; the cut is the source
-      // itself, read-only, and its snapshot is taken once the target serves (completeInBackground).
-      ...(prepared ? { prepared: { received: prepared.received }, cutInPlace: true } : {}),
+      ...(prepared ? { prepared: { received: prepared.received } } : {}),
       ...(base?.ahead && o.rule === 'sender-wins'
         ? {
             ahead: {
@@ -512,18 +441,7 @@ export async function syncPair(o: {
       storeMs = performance.now() - t;
       released = true;
     }
-    if (o.db && outcome.cut && base) {
-      // The source is still read-only and its snapshot `cut`, the new base recorded above, is still
-      // to be taken: after the sync returns (the switch is waiting for it), then the same as below.
-      completeInBackground(o.db, pair, {
-        source: o.from.path,
-        cut: snapshots.cut,
-        base: baseOf(base, o.from.key),
-        check: outcome.cut,
-        lives: [o.from.path, o.to.path],
-        logger: o.logger,
-      });
-    } else if (o.db) {
+    if (o.db) {
       // The new bases are snapshots of the two live disks taken by this sync.
       const row = getSyncBase(o.db, o.from.key, o.to.key);
       if (row) await trust(pair, [row.baseA, row.baseB], [o.from.path, o.to.path]);
@@ -550,7 +468,6 @@ export async function syncPair(o: {
       ...(outcome.copier ? { copier: outcome.copier } : {}),
       ...(outcome.patched ? { patched: outcome.patched } : {}),
       ...(storeMs === undefined ? {} : { storeMs }),
-      ...(outcome.method === 'incremental' ? { cut: outcome.cut ? 'in-place' : 'snapshot' } : {}),
     };
     o.logger?.info({ sync: result }, 'disk sync done');
     return result;
@@ -568,53 +485,11 @@ export async function syncPair(o: {
   }
 }
 
-/** The live disk of a cut's snapshot: `<dir>/.understudy-sync/<disk>-g<N>-cut-<hex>/snap` → `<dir>/<disk>`. */
-function liveOfCut(snapshotPath: string): string | undefined {
-  const holder = path.dirname(snapshotPath);
-  const named = /^(.+)-g\d+-cut-[0-9a-f]{6}$/.exec(path.basename(holder));
-  const syncDir = path.dirname(holder);
-  if (!named?.[1] || path.basename(syncDir) !== '.understudy-sync') return undefined;
-  return path.join(path.dirname(syncDir), named[1]);
-}
-
-/**
- * After a crash: a final sync whose cut was its source made read-only (SyncDiskOptions.cutInPlace)
- * can have left that disk read-only. Where the pair's record already names the cut as the source's
- * base and its snapshot is missing, the snapshot is taken first (the disk has not changed since the
- * sync read it: it is read-only and its LC's writers had stopped); then the disk is made writable.
- * Pairs whose sync a live process runs are left alone. Returns the disks made writable.
- */
-export async function releaseCuts(db: Db, options: { logger?: Logger } = {}): Promise<string[]> {
-  const released: string[] = [];
-  for (const row of listSyncBases(db)) {
-    if (row.state === 'syncing' && liveLease(db, syncLease(row.pair))) continue;
-    const bases = new Set([row.baseA, row.baseB]);
-    for (const held of new Set([...bases, ...row.pending])) {
-      const live = held ? liveOfCut(held) : undefined;
-      if (!live || released.includes(live) || !(await isSubvolume(live)) || !(await isReadOnly(live)))
-        continue;
-      const completed = bases.has(held) && row.state === 'ready' && !(await isSubvolume(held));
-      if (completed) {
-        await fs.mkdir(path.dirname(held), { recursive: true });
-        await snapshot({ source: live, target: held, readOnly: true });
-      }
-      await setReadOnly(live, false);
-      options.logger?.warn(
-        { pair: row.pair, disk: live, ...(completed ? { cut: held } : {}) },
-        'made a disk writable again that an interrupted final sync had made read-only for its cut',
-      );
-      released.push(live);
-    }
-  }
-  return released;
-}
-
 /**
  * After a crash: syncs whose process is gone get their snapshots removed (the bases stay; the sync
  * can run again), and leftovers of finished syncs are removed. Returns the pairs cleaned up.
  */
 export async function recoverSyncs(db: Db, options: { logger?: Logger } = {}): Promise<string[]> {
-  await releaseCuts(db, options);
   const cleaned: string[] = [];
   for (const row of listSyncBases(db)) {
     if (row.state === 'syncing' && liveLease(db, syncLease(row.pair))) continue;

@@ -15,14 +15,11 @@ import { fileURLToPath } from 'node:url';
 import { exec, isUnderstudyError, spawnProcess } from '../../../src/core/index.ts';
 import {
   BtrfsDiskStore,
-  changedPaths,
-  completeCut,
   copyLive,
   diskCopySchema,
   getSyncBase,
   hashTree,
   listSyncBases,
-  syncDisk,
   type DiskRef,
 } from '../../../src/disk-copy/index.ts';
 import type { LcSpec } from '../../../src/drivers/index.ts';
@@ -68,35 +65,6 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
   const lc1 = lcSpec(`s1-${run}`, 'pa');
   const lc2 = lcSpec(`s2-${run}`, 'pb');
   const ref = (lc: LcSpec, disk: string): DiskRef => ({ lc, disk });
-
-  /** Runs sync-child.ts (a manager process syncing lc1/app → lc2/app) to its end or its own death. */
-  async function runSyncChild(options: {
-    final?: boolean;
-    killAfterSync?: boolean;
-    killAfterPrepare?: boolean;
-  }) {
-    const child = spawnProcess(
-      [
-        process.execPath,
-        '--import',
-        'tsx',
-        path.join(path.dirname(fileURLToPath(import.meta.url)), 'sync-child.ts'),
-        JSON.stringify({
-          db: path.join(dbDir, 'store.db'),
-          pools: { pa: poolA.path, pb: poolB.path },
-          from: lc1,
-          to: lc2,
-          ...options,
-        }),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    await child.done.catch(() => undefined);
-    // A btrfs command the child started may outlive it.
-    await exec(['sh', '-c', 'while pgrep -f "^btrfs .*understudy-sync" >/dev/null; do sleep 0.05; done'], {
-      timeoutMs: 60_000,
-    });
-  }
 
   /** Runs `sync`, with the connection's synchronous setting at each write of a pair's bases. */
   async function basesWrites<T>(sync: () => Promise<T>): Promise<T & { synchronous: number[] }> {
@@ -522,30 +490,6 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
     await assertSameTree(a, b);
   });
 
-  void it('a final sync cut in place failing half-way makes the source writable again, untouched; the re-run finishes', async () => {
-    const a = store.mountpoint(ref(lc1, 'app'));
-    const b = store.mountpoint(ref(lc2, 'app'));
-    await store.settled();
-    for (let i = 0; i < 20; i++) await write(a, `halfway/a${i}/file`, `file ${i}`);
-    const before = (await hashTree(a)).digest;
-    await fs.mkdir(path.join(b, 'halfway/a5'), { recursive: true });
-    await exec(['chattr', '+i', path.join(b, 'halfway/a5')]);
-    try {
-      await store.prepareFinalSync(ref(lc1, 'app'), ref(lc2, 'app'));
-      await assert.rejects(store.sync(ref(lc1, 'app'), ref(lc2, 'app'), { final: true }), (error: unknown) =>
-        isUnderstudyError(error, 'DISK_SYNC_FAILED'),
-      );
-    } finally {
-      await exec(['chattr', '-i', path.join(b, 'halfway/a5')]);
-    }
-    assert.match((await exec(['btrfs', 'property', 'get', '-ts', a, 'ro'])).stdout, /ro=false/);
-    assert.equal((await hashTree(a)).digest, before, 'the source is untouched');
-    await write(a, 'halfway/writable', 'the source writes again');
-    const again = await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
-    assert.equal(again.method, 'incremental');
-    await assertSameTree(a, b);
-  });
-
   void it("the standby's pool full: POOL_FULL names the pool and what to do; nothing is lost; the re-run finishes", async () => {
     const a = store.mountpoint(ref(lc1, 'app'));
     const b = store.mountpoint(ref(lc2, 'app'));
@@ -577,151 +521,6 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
     assert.equal((await hashTree(a)).digest, before, 'the source is untouched');
     await fs.rm(`${ballast}-2`);
     await fs.rm(ballast);
-    const again = await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
-    assert.equal(again.method, 'incremental');
-    await assertSameTree(a, b);
-  });
-
-  void it('a final sync prepared ahead cuts in place: the source is read-only for it, its snapshot is taken after, and it is writable again', async () => {
-    const a = store.mountpoint(ref(lc1, 'app'));
-    const b = store.mountpoint(ref(lc2, 'app'));
-    await store.settled();
-    await store.prepareFinalSync(ref(lc1, 'app'), ref(lc2, 'app'));
-    await write(a, 'cut/in-place.txt', 'the last acknowledged write');
-    const final = await store.sync(ref(lc1, 'app'), ref(lc2, 'app'), { final: true });
-    assert.equal(final.cut, 'in-place');
-    await store.settled();
-    assert.match((await exec(['btrfs', 'property', 'get', '-ts', a, 'ro'])).stdout, /ro=false/);
-    const base = getSyncBase(db, `${lc1.name}/app`, `${lc2.name}/app`);
-    const cut = base?.diskA === `${lc1.name}/app` ? base.baseA : (base?.baseB ?? '');
-    assert.match(cut, /-cut-/, "the source's base is the cut");
-    assert.match((await exec(['btrfs', 'property', 'get', '-ts', cut, 'ro'])).stdout, /ro=true/);
-    assert.equal(
-      await fs.readFile(path.join(cut, 'cut/in-place.txt'), 'utf8'),
-      'the last acknowledged write',
-    );
-    assert.equal(base?.state, 'ready');
-    assert.deepEqual(base?.pending, [], 'the previous bases are removed');
-    await assertSameTree(a, b);
-    // Both sides go on from there, incrementally, either way.
-    await write(a, 'cut/after.txt', 'written once writable again');
-    const next = await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
-    assert.equal(next.method, 'incremental');
-    assert.equal(next.cut, 'snapshot', 'a sync not prepared ahead takes a snapshot');
-    await assertSameTree(a, b);
-    await write(b, 'cut/back.txt', 'the standby wrote this');
-    const back = await store.sync(ref(lc2, 'app'), ref(lc1, 'app'));
-    assert.equal(back.method, 'incremental');
-    await assertSameTree(b, a);
-  });
-
-  void it('a write through a file kept open after a cut in place is found once the cut is snapshotted', async () => {
-    const root = path.join(poolA.path, `cut-${run}`);
-    await fs.mkdir(root);
-    const [source, target] = [path.join(root, 'source'), path.join(root, 'target')];
-    const at = (name: string): string => path.join(root, name);
-    await createSubvolume(source);
-    await write(source, 'data/table', 'x'.repeat(64 * 1024));
-    await write(source, 'data/other', 'other');
-    await exec(['btrfs', 'subvolume', 'snapshot', '-r', source, at('base-s')]);
-    await exec(['btrfs', 'subvolume', 'snapshot', at('base-s'), target]);
-    await exec(['btrfs', 'subvolume', 'snapshot', '-r', target, at('base-t')]);
-    const cases: [string, boolean][] = [
-      ['quiet', false],
-      ['written', true],
-    ];
-    for (const [name, stray] of cases) {
-      // The service rewrites a page of its table and keeps the file open.
-      const table = await fs.open(path.join(source, 'data/table'), 'r+');
-      try {
-        await table.write(Buffer.from(`page ${name}`), 0, undefined, 4096);
-        await table.sync();
-        await exec(['btrfs', 'subvolume', 'snapshot', '-r', target, at(`now-${name}`)]);
-        const outcome = await syncDisk({
-          source,
-          target,
-          base: { source: at('base-s'), target: at('base-t') },
-          snapshots: { cut: at(`cut-${name}`), now: at(`now-${name}`), after: at(`after-${name}`) },
-          rule: 'sender-wins',
-          labels: { source: 'source', target: 'target' },
-          final: true,
-          prepared: { received: await changedPaths(at('base-t'), at(`now-${name}`)) },
-          cutInPlace: true,
-        });
-        assert.ok(outcome.cut, 'the cut was the source itself');
-        assert.equal(outcome.patched, 1, 'the page is patched in place');
-        assert.match((await exec(['btrfs', 'property', 'get', '-ts', source, 'ro'])).stdout, /ro=true/);
-        await assert.rejects(fs.writeFile(path.join(source, 'data/new'), 'x'), /EROFS/);
-        await assertSameTree(source, target);
-        // Read-only refuses new writes, not one through a file already open.
-        if (stray) await table.write(Buffer.from('written after the cut'), 0, undefined, 4096);
-        const differing = await completeCut({
-          source,
-          cut: at(`cut-${name}`),
-          base: at('base-s'),
-          check: outcome.cut,
-        });
-        assert.deepEqual(differing, stray ? ['data/table'] : []);
-        assert.match((await exec(['btrfs', 'property', 'get', '-ts', source, 'ro'])).stdout, /ro=false/);
-      } finally {
-        await table.close();
-      }
-      // The next round starts from bases equal again.
-      for (const snap of [`cut-${name}`, `now-${name}`, 'base-s', 'base-t'])
-        await exec(['btrfs', 'subvolume', 'delete', at(snap)], { okCodes: [0, 1] });
-      await exec(['rsync', '-a', '--delete', `${source}/`, `${target}/`]);
-      await exec(['btrfs', 'subvolume', 'snapshot', '-r', source, at('base-s')]);
-      await exec(['btrfs', 'subvolume', 'snapshot', '-r', target, at('base-t')]);
-    }
-  });
-
-  void it('the manager killed right after a final sync cut in place: the recovery takes the cut and makes the source writable', async () => {
-    const a = store.mountpoint(ref(lc1, 'app'));
-    const b = store.mountpoint(ref(lc2, 'app'));
-    await store.settled();
-    await write(a, 'cut/before-kill.txt', 'acknowledged before the cut');
-    await runSyncChild({ final: true, killAfterSync: true });
-    assert.match(
-      (await exec(['btrfs', 'property', 'get', '-ts', a, 'ro'])).stdout,
-      /ro=true/,
-      'left read-only',
-    );
-    const released = await store.releaseCuts(db);
-    assert.deepEqual(released, [a]);
-    assert.match((await exec(['btrfs', 'property', 'get', '-ts', a, 'ro'])).stdout, /ro=false/);
-    await store.recoverCopies(db);
-    const base = getSyncBase(db, `${lc1.name}/app`, `${lc2.name}/app`);
-    assert.equal(base?.state, 'ready');
-    const cut = base?.diskA === `${lc1.name}/app` ? base.baseA : (base?.baseB ?? '');
-    assert.match(cut, /-cut-/);
-    assert.equal(
-      await fs.readFile(path.join(cut, 'cut/before-kill.txt'), 'utf8'),
-      'acknowledged before the cut',
-    );
-    await assertSameTree(a, b);
-    await write(b, 'cut/standby.txt', 'served by the standby');
-    const back = await store.sync(ref(lc2, 'app'), ref(lc1, 'app'));
-    assert.equal(back.method, 'incremental');
-    await assertSameTree(b, a);
-  });
-
-  void it('the manager killed inside a final sync, after the cut made the source read-only: the recovery makes it writable; the bases stay', async () => {
-    const a = store.mountpoint(ref(lc1, 'app'));
-    const b = store.mountpoint(ref(lc2, 'app'));
-    await store.settled();
-    const before = getSyncBase(db, `${lc1.name}/app`, `${lc2.name}/app`);
-    // The process dies once the sync is prepared (its snapshots named in the store) and the source
-    // made read-only, before the sync's record of new bases.
-    await runSyncChild({ final: true, killAfterPrepare: true });
-    await exec(['btrfs', 'property', 'set', '-ts', a, 'ro', 'true']);
-    assert.equal(getSyncBase(db, `${lc1.name}/app`, `${lc2.name}/app`)?.state, 'syncing');
-    assert.deepEqual(await store.releaseCuts(db), [a]);
-    assert.match((await exec(['btrfs', 'property', 'get', '-ts', a, 'ro'])).stdout, /ro=false/);
-    await store.recoverCopies(db);
-    const after = getSyncBase(db, `${lc1.name}/app`, `${lc2.name}/app`);
-    assert.equal(after?.state, 'ready');
-    assert.deepEqual([after?.baseA, after?.baseB], [before?.baseA, before?.baseB], 'the bases stay');
-    await write(a, 'cut/after-recovery.txt', 'the source writes again');
     const again = await store.sync(ref(lc1, 'app'), ref(lc2, 'app'));
     assert.equal(again.method, 'incremental');
     await assertSameTree(a, b);
