@@ -18,7 +18,8 @@
  *     acknowledges a write), DiskStore.sync with `final` (the sender's snapshot and diff, the log
  *     patched in place, no snapshot after the copy), and the receiver reading the appended records
  *     (the service's reload at the release). The final sync and that hold are timed.
- * Prints medians per row and phase and judges: the final sync flat (every row's median within 20 % of
+ * Prints medians per row and phase (`store`: the write of the pair's new bases; `rest`: the final
+ * sync's time outside its phases and that write) and judges: the final sync flat (every row's median within 20 % of
  * the fastest row's) and under 50 ms; the hold flat; the catch-up pass flat. Each sync's external
  * processes are counted (observeExec).
  * --quick: rows 1k and 20k, 3 repeats (a smoke run, not the published figures).
@@ -368,6 +369,8 @@ function report(direction: string, results: { row: Row; figures: Figures }[]): b
       'diff',
       'copy',
       'verify',
+      'store',
+      'rest',
       'paths',
       'patched',
       'bytes written',
@@ -383,6 +386,8 @@ function report(direction: string, results: { row: Row; figures: Figures }[]): b
         ms(m((r) => r.diffMs)),
         ms(m((r) => r.copyMs)),
         ms(m((r) => r.verifyMs)),
+        ms(m((r) => r.storeMs ?? 0)),
+        ms(m((r) => r.durationMs - r.snapshotMs - r.diffMs - r.copyMs - r.verifyMs - (r.storeMs ?? 0))),
         String(m((r) => r.files)),
         String(m((r) => r.patched ?? 0)),
         String(m((r) => r.bytes)),
