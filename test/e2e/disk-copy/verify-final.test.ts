@@ -4,14 +4,15 @@
  * passes; a standby file that differs from the source's though no change of it was recorded (its
  * sync base replaced by one that holds the corruption: what the incremental sync cannot see, and
  * what the final sync's own check of the changed paths passes) is found and named; the reads are
- * paced; nothing is left behind.
+ * paced; nothing is left behind, even by a check whose process is killed (the recovery removes it).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { exec } from '../../../src/core/index.ts';
+import { fileURLToPath } from 'node:url';
+import { exec, spawnProcess } from '../../../src/core/index.ts';
 import {
   BtrfsDiskStore,
   copyLive,
@@ -113,6 +114,46 @@ void describe('the whole-tree check after a final sync (btrfs pools on loop devi
     assert.ok(check.bytes > 4_000_000, `${check.bytes} bytes read: both whole trees`);
     for (const disk of [a, b])
       assert.deepEqual(await fs.readdir(path.join(path.dirname(disk), '.understudy-verify')), []);
+  });
+
+  void it('the manager killed during the check: the recovery removes its snapshots, and the check runs again', async () => {
+    const a = store.mountpoint(app1);
+    const b = store.mountpoint(app2);
+    await finalSync(() => fs.appendFile(path.join(a, log), 'before a check that is killed\n'));
+    const child = spawnProcess(
+      [
+        process.execPath,
+        '--import',
+        'tsx',
+        path.join(path.dirname(fileURLToPath(import.meta.url)), 'verify-child.ts'),
+        JSON.stringify({
+          db: path.join(dbDir, 'store.db'),
+          pools: { pa: poolA.path, pb: poolB.path },
+          from: lc1,
+          to: lc2,
+          // About 4 MB to read over both trees: a minute or so at this pace.
+          bytesPerSecond: 64 * 1024,
+        }),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const pinned = async (disk: string): Promise<string[]> =>
+      fs.readdir(path.join(path.dirname(disk), '.understudy-verify')).catch(() => []);
+    // Killed once it has pinned the bases and its snapshot of the standby (three snapshots).
+    for (let i = 0; i < 600 && (await pinned(a)).length + (await pinned(b)).length < 3; i++)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    child.child.kill('SIGKILL');
+    await child.done.catch(() => undefined);
+    assert.equal(
+      (await pinned(a)).length + (await pinned(b)).length,
+      3,
+      'the killed check left its snapshots',
+    );
+    await store.recoverCopies(db);
+    assert.deepEqual(await pinned(a), [], 'removed by the recovery');
+    assert.deepEqual(await pinned(b), []);
+    const check = await store.verifyFinalSync(app1, app2);
+    assert.equal(check.result, 'ok', JSON.stringify(check));
   });
 
   void it("hard-link groups with links inside the final sync's paths and others outside are judged by the links outside", async () => {
