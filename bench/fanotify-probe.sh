@@ -6,21 +6,8 @@
 # msync, then closed), and the other subvolume a new file. Prints the marks' outcome and the events
 # after each step. Usage: bench/fanotify-probe.sh (as root; a few seconds).
 set -eu
-id=fanprobe$$
-img=/tmp/$id.img
-mnt=/tmp/$id.mnt
-dev=
-cleanup() {
-  umount "$mnt" 2>/dev/null || true
-  if [ -n "$dev" ]; then losetup -d "$dev" 2>/dev/null || true; fi
-  rm -rf "$img" "$mnt"
-}
-trap cleanup EXIT
-truncate -s 1G "$img"
-dev=$(losetup -f --show "$img")
-mkfs.btrfs -q "$dev" 2>/dev/null
-mkdir -p "$mnt"
-mount -o noatime "$dev" "$mnt"
+. "$(dirname "$0")/fresh-pool.sh"
+fresh_pool fanprobe$$ 1G
 btrfs -q subvolume create "$mnt/live"
 btrfs -q subvolume create "$mnt/other"
 python3 - "$mnt" <<'PY'

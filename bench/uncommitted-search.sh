@@ -6,21 +6,8 @@
 # `btrfs filesystem sync` (a commit). Prints, per change, what each search saw and says whether the
 # search without a commit saw every change. Usage: bench/uncommitted-search.sh (as root; a few seconds).
 set -eu
-id=uncommitted$$
-img=/tmp/$id.img
-mnt=/tmp/$id.mnt
-dev=
-cleanup() {
-  umount "$mnt" 2>/dev/null || true
-  if [ -n "$dev" ]; then losetup -d "$dev" 2>/dev/null || true; fi
-  rm -rf "$img" "$mnt"
-}
-trap cleanup EXIT
-truncate -s 1G "$img"
-dev=$(losetup -f --show "$img")
-mkfs.btrfs -q "$dev" 2>/dev/null
-mkdir -p "$mnt"
-mount -o noatime "$dev" "$mnt"
+. "$(dirname "$0")/fresh-pool.sh"
+fresh_pool uncommitted$$ 1G
 btrfs -q subvolume create "$mnt/live"
 for i in $(seq 1 300); do echo x >"$mnt/live/f$i"; done
 mkdir "$mnt/live/dir"
