@@ -1,7 +1,8 @@
 /**
  * The `understudy` command. Each command group lives in commands/<group>.ts and registers itself here.
- * Errors are rendered only here: title + hint for a person, {error:{code,message,hint}} with --json,
- * the stack only for bugs or with --debug.
+ * Errors are rendered only here: title + hint for a person, {error:{code,message,hint}} with --json
+ * (on one line: after the one-object-per-line output of --follow it is the last such line), the stack
+ * only for bugs or with --debug.
  */
 import { Command, CommanderError } from 'commander';
 import { UnderstudyError, killTrackedChildren } from '../core/index.ts';
@@ -11,7 +12,7 @@ import { registerCommands } from './commands/index.ts';
 function renderError(error: unknown, json: boolean, debug: boolean): number {
   if (error instanceof CommanderError) return error.exitCode;
   if (error instanceof UnderstudyError) {
-    if (json) process.stdout.write(`${JSON.stringify({ error: error.toJSON() }, null, 2)}\n`);
+    if (json) process.stdout.write(`${JSON.stringify({ error: error.toJSON() })}\n`);
     else {
       process.stderr.write(`error: ${error.message}\n`);
       process.stderr.write(`hint: ${error.hint}\n`);
@@ -21,9 +22,7 @@ function renderError(error: unknown, json: boolean, debug: boolean): number {
   }
   const bug = error instanceof Error ? error : new Error(String(error));
   if (json)
-    process.stdout.write(
-      `${JSON.stringify({ error: { code: 'INTERNAL', message: bug.message } }, null, 2)}\n`,
-    );
+    process.stdout.write(`${JSON.stringify({ error: { code: 'INTERNAL', message: bug.message } })}\n`);
   process.stderr.write(`understudy hit a bug: ${bug.message}\n${bug.stack ?? ''}\n`);
   return 70;
 }
