@@ -244,19 +244,24 @@ async function withRunDeps(
 /**
  * The run's final record: rendered for a person, JSON (one line after the events with --follow).
  * Throws RUN_DATA_MISMATCH (the command fails) when the whole-tree check of the switch that put the
- * service where it is found its data different from the old LC's at the cut.
+ * service where it is found its data different from the old LC's at the cut. With --json and no
+ * --follow the error carries the record (`details.run`) instead, so that stdout stays one document.
  */
 function printResult(ctx: CliContext, record: RunRecord, follow: boolean): void {
-  if (ctx.json() && follow) process.stdout.write(`${JSON.stringify({ result: record })}\n`);
-  else ctx.print(record, () => renderRun(record));
   const mismatch = treeMismatchOf(record);
+  const inError = mismatch !== undefined && ctx.json() && !follow;
+  if (ctx.json() && follow) process.stdout.write(`${JSON.stringify({ result: record })}\n`);
+  else if (!inError) ctx.print(record, () => renderRun(record));
   if (mismatch)
     throw new UnderstudyError(
       'RUN_DATA_MISMATCH',
       `Run ${record.id} is ${record.state}, but the data now served differs from the old LC's at the cut: ${mismatch}`,
       {
-        hint: `Nothing was rolled back (the run has no watch). Compare the paths named on both LCs; \`understudy rollback ${record.id}\` moves the service back with the data written since the switch.`,
-        details: { runId: record.id, state: record.state },
+        hint:
+          record.state === 'rolled-back'
+            ? `The switch back found it: the service is on ${record.lc} again, and there is nothing further back to roll to. Compare the paths named on both LCs; \`understudy run show ${record.id}\` shows each check.`
+            : `Nothing was rolled back (the run has no watch). Compare the paths named on both LCs; \`understudy rollback ${record.id}\` moves the service back with the data written since the switch.`,
+        details: { runId: record.id, state: record.state, ...(inError ? { run: record } : {}) },
       },
     );
 }
