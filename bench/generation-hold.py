@@ -5,9 +5,10 @@ The final sync of a switch diffs the source against a base snapshot (`btrfs send
 shares the source's tree, so the service's last writes inside the hold copy shared tree nodes, and
 the commit inside the hold writes the references that copying takes: both grow with the tree
 (bench/commit-after-snapshot.sh). This script measures the other way to find what changed since the
-last pass, which needs no snapshot at all: commit, then search the source's tree for the items
-written after the last pass's transaction (BTRFS_IOC_TREE_SEARCH_V2 with a minimum transid; the
-search skips every node older than it), and copy those inodes' new extents into the target.
+last pass, which needs no snapshot at all: sync the pool (write out its buffered data, commit),
+then search the source's tree for the items written after the last pass's transaction
+(BTRFS_IOC_TREE_SEARCH_V2 with a minimum transid; the search skips every node older than it), and
+copy those inodes' new extents into the target.
 
 One pool per mode; in each, per row (1,000 files and 1,000,000 files of 100 bytes, in directories
 of 1,000, plus a 64 MiB log) a source and a target filled alike (no block shared). The modes:
@@ -43,6 +44,7 @@ TREE_SEARCH_V2 = 0xC0709411  # _IOWR(0x94, 17, struct btrfs_ioctl_search_args_v2
 INO_LOOKUP = 0xD0009412  # _IOWR(0x94, 18, struct btrfs_ioctl_ino_lookup_args)
 START_SYNC = 0x80089418  # _IOR(0x94, 24, __u64): starts a commit, returns its transid
 WAIT_SYNC = 0x40089416  # _IOW(0x94, 22, __u64)
+SYNC = 0x9408  # _IO(0x94, 8): writes out delalloc, then commits
 INODE_ITEM, INODE_REF, EXTENT_DATA = 1, 12, 108
 FIRST_INO = 256
 
@@ -52,9 +54,12 @@ def run(*argv):
 
 
 def commit(path):
-    """Commits the pool holding `path`; returns the committed transaction's id."""
+    """Writes out the pool's data still in the page cache and commits it (BTRFS_IOC_SYNC, as
+    syncfs(2): a commit alone leaves that data out of the tree, and a search would miss it); returns
+    the committed transaction's id (START_SYNC with nothing running returns the last committed)."""
     fd = os.open(path, os.O_RDONLY)
     try:
+        fcntl.ioctl(fd, SYNC)
         buf = bytearray(8)
         fcntl.ioctl(fd, START_SYNC, buf, True)
         fcntl.ioctl(fd, WAIT_SYNC, bytes(buf))
