@@ -69,6 +69,13 @@ export { recoverCopyJobs } from './btrfs/recover.ts';
 export { recoverInterruptedCopies } from './recover-copies.ts';
 export { differingPatches, mergeRanges, patchFiles, type FilePatch } from './btrfs/patch-files.ts';
 export {
+  changesSince,
+  planTransidSync,
+  type ChangedInode,
+  type TransidChanges,
+  type TransidPlan,
+} from './btrfs/transid.ts';
+export {
   diskCopySchema,
   getCopyJob,
   listCopyJobs,

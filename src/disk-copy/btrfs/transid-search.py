@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""What changed in a btrfs subvolume after a transaction, found without any snapshot.
+
+Usage: transid-search.py SUBVOLUME SINCE [--limit N]
+
+Writes out the pool's buffered data and commits it (BTRFS_IOC_SYNC, as syncfs(2): a commit alone
+leaves buffered writes out of the tree), then searches the subvolume's tree for the items in leaves
+newer than transaction SINCE (BTRFS_IOC_TREE_SEARCH_V2 with min_transid: every older node is
+skipped, so the cost follows the change, not the tree). Prints JSON lines on stdout:
+  {"transid": T}      the committed transaction: the next search starts after it;
+  {"inode": ...}      one per inode changed after SINCE (its item's transid is newer), with
+                      kind, created (its generation is newer), size, nbytes, nlink, nocow, paths
+                      (every name, relative to the subvolume), newerEntry (a name whose directory
+                      entry is newer: created, renamed or linked since), inline (data in the
+                      metadata) and extents ([offset, length] of its file extents newer than SINCE);
+  {"overflow": true}  more than N inodes changed (default 100000), or a changed name is not UTF-8:
+                      nothing else is printed after it, and the caller falls back to a sync that
+                      does not need the list.
+A removed inode is not listed (its item is gone); its directory is, as changed.
+Exits 2 with a message on stderr for bad arguments, 1 when an ioctl fails.
+"""
+import fcntl, json, os, struct, sys
+
+TREE_SEARCH_V2 = 0xC0709411  # _IOWR(0x94, 17, struct btrfs_ioctl_search_args_v2)
+INO_LOOKUP = 0xD0009412  # _IOWR(0x94, 18, struct btrfs_ioctl_ino_lookup_args)
+SYNC = 0x9408  # _IO(0x94, 8): writes out delalloc, then commits
+START_SYNC = 0x80089418  # _IOR(0x94, 24, __u64): the running transaction's id (committing it), or the last committed
+WAIT_SYNC = 0x40089416  # _IOW(0x94, 22, __u64)
+INODE_ITEM, INODE_REF, DIR_ITEM, EXTENT_DATA = 1, 12, 84, 108
+FIRST_FREE_INO, TOP_DIR_INO = 256, 256
+NODATACOW = 1 << 0
+MAX_U64 = 2**64 - 1
+KINDS = {0o040000: "dir", 0o100000: "file", 0o120000: "symlink"}
+
+
+def search(fd, min_transid, lo, hi):
+    """(objectid, type, offset, data) of the items between keys lo and hi in leaves newer than min_transid."""
+    found = []
+    while True:
+        key = struct.pack("=7Q4I4Q", 0, lo[0], hi[0], lo[2], hi[2], min_transid, MAX_U64, lo[1], hi[1], 4096, 0, 0, 0, 0, 0)
+        buf = bytearray(key + struct.pack("=Q", 1 << 18) + bytes(1 << 18))
+        fcntl.ioctl(fd, TREE_SEARCH_V2, buf, True)
+        count = struct.unpack_from("=I", buf, 64)[0]
+        if count == 0:
+            return found
+        at = 112
+        for _ in range(count):
+            _, objectid, offset, kind, length = struct.unpack_from("=3Q2I", buf, at)
+            found.append((objectid, kind, offset, bytes(buf[at + 32 : at + 32 + length])))
+            at += 32 + length
+        o, k, f = found[-1][:3]
+        lo = (o, k, f + 1) if f < MAX_U64 else (o, k + 1, 0) if k < 255 else (o + 1, 0, 0)
+        if lo > hi:
+            return found
+
+
+def dir_path(fd, ino, cache):
+    """The path of directory `ino` inside the subvolume ('' for its top)."""
+    if ino not in cache:
+        buf = bytearray(struct.pack("=QQ", 0, ino) + bytes(4080))
+        fcntl.ioctl(fd, INO_LOOKUP, buf, True)
+        cache[ino] = buf[16:].split(b"\0")[0].decode().rstrip("/")
+    return cache[ino]
+
+
+def names(items):
+    """(parent, name) of every INODE_REF item (one item holds every name in the same parent)."""
+    out = []
+    for _, kind, parent, data in items:
+        if kind != INODE_REF:
+            continue
+        at = 0
+        while at + 10 <= len(data):
+            name_len = struct.unpack_from("=H", data, at + 8)[0]
+            out.append((parent, data[at + 10 : at + 10 + name_len]))
+            at += 10 + name_len
+    return out
+
+
+def _crc32c_table():
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+CRC32C = _crc32c_table()
+
+
+def name_hash(name):
+    """btrfs's directory-entry hash: crc32c seeded with ~1, with no final inversion."""
+    crc = 0xFFFFFFFE
+    for byte in name:
+        crc = CRC32C[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc
+
+
+def entry_transid(fd, parent, name):
+    """The transid of `name`'s directory entry (DIR_ITEM) in `parent`, or None."""
+    key = name_hash(name)
+    for _, _, _, data in search(fd, 0, (parent, DIR_ITEM, key), (parent, DIR_ITEM, key)):
+        at = 0  # one item holds every name with that hash
+        while at + 30 <= len(data):
+            transid, data_len, name_len = struct.unpack_from("=QHH", data, at + 17)
+            if data[at + 30 : at + 30 + name_len] == name:
+                return transid
+            at += 30 + name_len + data_len
+    return None
+
+
+def main(argv):
+    if len(argv) not in (2, 4) or (len(argv) == 4 and argv[2] != "--limit"):
+        print("usage: transid-search.py SUBVOLUME SINCE [--limit N]", file=sys.stderr)
+        return 2
+    try:
+        since = int(argv[1])
+        limit = int(argv[3]) if len(argv) == 4 else 100000
+    except ValueError:
+        print("transid-search.py: SINCE and N must be whole numbers", file=sys.stderr)
+        return 2
+    fd = os.open(argv[0], os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.ioctl(fd, SYNC)
+        buf = bytearray(8)
+        fcntl.ioctl(fd, START_SYNC, buf, True)
+        fcntl.ioctl(fd, WAIT_SYNC, bytes(buf))
+        print(json.dumps({"transid": struct.unpack("=Q", buf)[0]}))
+        changed, extents = {}, {}
+        for ino, kind, offset, data in search(fd, since + 1, (FIRST_FREE_INO, 0, 0), (MAX_U64, 255, MAX_U64)):
+            if kind == INODE_ITEM:
+                generation, transid, size, nbytes = struct.unpack_from("=4Q", data, 0)
+                nlink, _, _, mode = struct.unpack_from("=4I", data, 40)
+                flags = struct.unpack_from("=Q", data, 64)[0]
+                if transid > since:
+                    changed[ino] = {
+                        "ino": ino,
+                        "kind": KINDS.get(mode & 0o170000, "other"),
+                        "created": generation > since,
+                        "size": size,
+                        "nbytes": nbytes,
+                        "nlink": nlink,
+                        "nocow": bool(flags & NODATACOW),
+                    }
+                    if len(changed) > limit:
+                        print(json.dumps({"overflow": True}))
+                        return 0
+            elif kind == EXTENT_DATA and struct.unpack_from("=Q", data, 0)[0] > since:
+                entry = extents.setdefault(ino, {"inline": False, "ranges": []})
+                if data[20] == 0:
+                    entry["inline"] = True
+                else:
+                    entry["ranges"].append([offset, struct.unpack_from("=Q", data, 45)[0]])
+        paths = {}
+        for ino, inode in changed.items():
+            refs = names(search(fd, 0, (ino, INODE_REF, 0), (ino, INODE_REF, MAX_U64)))
+            if ino == TOP_DIR_INO:
+                inode["paths"], inode["newerEntry"] = [""], False
+            else:
+                inode["paths"] = [
+                    os.path.join(dir_path(fd, parent, paths), name.decode()) for parent, name in refs
+                ]
+                inode["newerEntry"] = any((entry_transid(fd, parent, name) or MAX_U64) > since for parent, name in refs)
+            inode["inline"] = extents.get(ino, {}).get("inline", False)
+            inode["extents"] = extents.get(ino, {}).get("ranges", [])
+            print(json.dumps({"inode": inode}))
+        return 0
+    finally:
+        os.close(fd)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except UnicodeDecodeError:
+        # Names travel as JSON text: a name that is not UTF-8 sends the caller to its fallback.
+        print(json.dumps({"overflow": True, "reason": "a changed name is not UTF-8"}))
+        sys.exit(0)
+    except OSError as error:
+        print(f"transid-search.py: {error.filename or sys.argv[1]}: {error.strerror}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,126 @@
+/**
+ * What a transid search finds in a real btrfs subvolume after a transaction, and what the sync plan
+ * makes of it: each kind of change (an overwrite, a write through a hard link, a rename over another
+ * name, a punched hole, a nocow overwrite, an extended attribute, a truncation, a new file, a removed
+ * one) is told apart, buffered writes are found without an fsync, and the search gives up cleanly
+ * past its limit and on a path that is not btrfs.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { exec, isUnderstudyError } from '../../../src/core/index.ts';
+import { changesSince, planTransidSync, type ChangedInode } from '../../../src/disk-copy/index.ts';
+import { createPool, createSubvolume, type Pool } from './fixtures.ts';
+
+void describe('transid search (a btrfs pool on a loop device)', () => {
+  let pool: Pool;
+  let live: string;
+  let since: number;
+  const block = Buffer.alloc(256 << 10, 7);
+
+  before(async () => {
+    pool = await createPool(512, 'transid', { mountOptions: ['noatime'] });
+    live = path.join(pool.path, 'live');
+    await createSubvolume(live);
+    await fs.mkdir(path.join(live, 'd'));
+    for (const name of [
+      'overwritten',
+      'punched',
+      'renamed-over',
+      'moved',
+      'xattr',
+      'truncated',
+      'linked',
+      'removed',
+    ])
+      await fs.writeFile(path.join(live, 'd', name), block);
+    await fs.writeFile(path.join(live, 'untouched'), block);
+    await fs.writeFile(path.join(live, 'nocow'), '');
+    await exec(['chattr', '+C', path.join(live, 'nocow')]);
+    await fs.writeFile(path.join(live, 'nocow'), block);
+    await fs.link(path.join(live, 'd', 'linked'), path.join(live, 'linked-too'));
+    since = (await changesSince(live, 0)).transid;
+  });
+  after(async () => pool?.cleanup());
+
+  const byPath = (inodes: readonly ChangedInode[], relative: string): ChangedInode | undefined =>
+    inodes.find((i) => i.paths.includes(relative));
+
+  void it('finds nothing when nothing changed, and names the committed transaction', async () => {
+    const changes = await changesSince(live, since);
+    assert.equal(changes.overflow, undefined);
+    assert.ok(changes.transid >= since);
+    assert.deepEqual(changes.overflow ? [] : changes.inodes, []);
+  });
+
+  void it('tells each kind of change apart, with no fsync, and plans the copy', async () => {
+    const handle = async (relative: string, run: (h: fs.FileHandle) => Promise<unknown>): Promise<void> => {
+      const h = await fs.open(path.join(live, relative), 'r+');
+      try {
+        await run(h);
+      } finally {
+        await h.close();
+      }
+    };
+    await handle('d/overwritten', (h) => h.write(Buffer.alloc(4096, 1), 0, 4096, 131072));
+    await exec([
+      'fallocate',
+      '--punch-hole',
+      '--offset',
+      '65536',
+      '--length',
+      '65536',
+      path.join(live, 'd/punched'),
+    ]);
+    await handle('nocow', (h) => h.write(Buffer.alloc(4096, 1), 0, 4096, 131072));
+    await fs.rename(path.join(live, 'd/moved'), path.join(live, 'd/renamed-over'));
+    await exec(['setfattr', '-n', 'user.probe', '-v', '1', path.join(live, 'd/xattr')]);
+    await fs.truncate(path.join(live, 'd/truncated'), 100_000);
+    await handle('linked-too', (h) => h.write(Buffer.alloc(4096, 1), 0, 4096, 0));
+    await fs.writeFile(path.join(live, 'd/new'), 'new\n');
+    await fs.rm(path.join(live, 'd/removed'));
+
+    const changes = await changesSince(live, since);
+    assert.equal(changes.overflow, undefined);
+    const inodes = changes.overflow ? [] : changes.inodes;
+    assert.ok(changes.transid > since);
+    assert.equal(byPath(inodes, 'untouched'), undefined, 'an untouched file is not listed');
+    assert.deepEqual(byPath(inodes, 'd/overwritten')?.extents, [[131072, 4096]]);
+    const punched = byPath(inodes, 'd/punched');
+    assert.deepEqual(punched?.extents, [], 'a punched hole gives no new extent');
+    assert.equal(punched?.nbytes, block.length - 65536, 'but a smaller allocated size');
+    assert.equal(byPath(inodes, 'nocow')?.nocow, true);
+    assert.equal(byPath(inodes, 'd/renamed-over')?.newerEntry, true);
+    assert.equal(byPath(inodes, 'd/xattr')?.extents.length, 0);
+    assert.equal(byPath(inodes, 'd/truncated')?.size, 100_000);
+    assert.deepEqual(byPath(inodes, 'd/linked')?.paths.sort(), ['d/linked', 'linked-too']);
+    assert.equal(byPath(inodes, 'd/new')?.created, true);
+    assert.equal(byPath(inodes, 'd/removed'), undefined);
+
+    const plan = planTransidSync(inodes);
+    assert.deepEqual(plan.directories, ['d']);
+    assert.deepEqual(plan.whole, ['d/linked', 'd/new', 'd/renamed-over', 'linked-too', 'nocow']);
+    assert.deepEqual(
+      plan.patches.map((p) => [p.relative, p.ranges]),
+      [
+        ['d/overwritten', [[131072, 4096]]],
+        ['d/punched', []],
+        ['d/truncated', []],
+        ['d/xattr', []],
+      ],
+    );
+    since = changes.transid;
+  });
+
+  void it('gives up past its limit, and fails clearly on a path that is not btrfs', async () => {
+    for (let i = 0; i < 5; i++) await fs.writeFile(path.join(live, `many-${i}`), String(i));
+    const changes = await changesSince(live, since, { limit: 3 });
+    assert.equal(changes.overflow, true);
+    await assert.rejects(
+      () => changesSince(path.dirname(pool.path), since),
+      (error) =>
+        isUnderstudyError(error) && error.code === 'DISK_SYNC_FAILED' && /python3/.test(error.hint ?? ''),
+    );
+  });
+});
