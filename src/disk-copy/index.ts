@@ -71,9 +71,11 @@ export { differingPatches, mergeRanges, patchFiles, type FilePatch } from './btr
 export {
   changesSince,
   planTransidSync,
+  syncByTransid,
   type ChangedInode,
   type TransidChanges,
   type TransidPlan,
+  type TransidSyncOutcome,
 } from './btrfs/transid.ts';
 export {
   diskCopySchema,

@@ -10,9 +10,14 @@
  * a whole-file copy whenever the new extents cannot be all that changed (bench/transid-rules-probe.py
  * shows each case on this kernel).
  */
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { UnderstudyError, exec, isUnderstudyError } from '../../core/index.ts';
+import { UnderstudyError, exec, isErrno, isUnderstudyError } from '../../core/index.ts';
+import { anyXattrs, differingPaths, hashPaths } from '../tree-hash.ts';
+import { applyPlan, planApply, planPaths } from './apply-paths.ts';
+import { differingPatches, patchFiles, type FilePatch } from './patch-files.ts';
 
 const HELPER = fileURLToPath(new URL('./transid-search.py', import.meta.url));
 
@@ -126,6 +131,11 @@ function parseJson(line: string): unknown {
 export interface TransidPlan {
   /** Directories whose names, attributes and times are made the source's (names gone are removed). */
   directories: string[];
+  /**
+   * Directories that existed before but came under a new name (renamed or linked in): what they hold
+   * did not change, so it is not listed, and is copied whole.
+   */
+  subtrees: string[];
   /** Paths copied whole (created, renamed or linked since, inline, nocow, hard-linked, not a regular file). */
   whole: string[];
   /**
@@ -138,10 +148,12 @@ export interface TransidPlan {
 
 /** See TransidPlan; pure. */
 export function planTransidSync(inodes: readonly ChangedInode[]): TransidPlan {
-  const plan: TransidPlan = { directories: [], whole: [], patches: [] };
+  const plan: TransidPlan = { directories: [], subtrees: [], whole: [], patches: [] };
   for (const inode of inodes) {
     if (inode.kind === 'dir') {
-      plan.directories.push(...inode.paths.map((p) => (p === '' ? '.' : p)));
+      const paths = inode.paths.map((p) => (p === '' ? '.' : p));
+      plan.directories.push(...paths);
+      if (inode.newerEntry && !inode.created) plan.subtrees.push(...paths);
       continue;
     }
     const whole =
@@ -157,7 +169,142 @@ export function planTransidSync(inodes: readonly ChangedInode[]): TransidPlan {
         plan.patches.push({ relative, ranges: inode.extents, size: inode.size });
   }
   plan.directories.sort();
+  plan.subtrees.sort();
   plan.whole.sort();
   plan.patches.sort((a, b) => (a.relative < b.relative ? -1 : a.relative > b.relative ? 1 : 0));
   return plan;
+}
+
+export type TransidSyncOutcome =
+  | {
+      /** The source's transaction the next sync starts after. */
+      transid: number;
+      /** Paths copied whole (with the names removed), files patched, file bytes written. */
+      whole: number;
+      patched: number;
+      bytes: number;
+      searchMs: number;
+      copyMs: number;
+      verifyMs: number;
+      overflow?: undefined;
+    }
+  /** Nothing was written: the caller syncs another way (too many changes, or what only rsync copies). */
+  | { overflow: true; reason: string };
+
+const join = (root: string, relative: string): string =>
+  relative === '.' ? root : path.join(root, relative);
+const child = (dir: string, name: string): string => (dir === '.' ? name : path.join(dir, name));
+
+async function namesIn(dir: string): Promise<Set<string>> {
+  try {
+    return new Set(await fs.readdir(dir));
+  } catch (error) {
+    if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) return new Set();
+    throw error;
+  }
+}
+
+async function addSubtree(root: string, relative: string, into: Set<string>): Promise<void> {
+  for (const entry of await fs.readdir(join(root, relative), { withFileTypes: true })) {
+    const inner = child(relative, entry.name);
+    into.add(inner);
+    if (entry.isDirectory()) await addSubtree(root, inner, into);
+  }
+}
+
+/** Allocated 512-byte blocks, or -1 when `p` is not a single-named regular file. */
+async function blocksOf(p: string): Promise<number> {
+  const stat = await fs.lstat(p).catch(() => undefined);
+  return stat?.isFile() && stat.nlink === 1 ? stat.blocks : -1;
+}
+
+/**
+ * Makes `target` hold what `source` holds, from the changes of `source` after transaction `since`
+ * (the target held what the source held then, and nobody wrote it since): the changed directories'
+ * names reconciled, new or renamed entries and unpatchable files copied whole, the others patched
+ * with their new extents (then copied whole if their allocated size differs from the source's: a
+ * punched hole), the result checked by hash and written out (syncfs). The source must not change
+ * meanwhile (the hold of a switch). Cost follows the change, not the files.
+ */
+export async function syncByTransid(o: {
+  source: string;
+  target: string;
+  since: number;
+}): Promise<TransidSyncOutcome> {
+  let started = performance.now();
+  const changes = await changesSince(o.source, o.since);
+  if (changes.overflow) return { overflow: true, reason: changes.reason };
+  const plan = planTransidSync(changes.inodes);
+  const listed = new Set<string>([...plan.whole, ...plan.directories]);
+  for (const dir of plan.directories) {
+    const [here, there] = await Promise.all([namesIn(join(o.source, dir)), namesIn(join(o.target, dir))]);
+    for (const name of there) if (!here.has(name)) listed.add(child(dir, name));
+    for (const name of here) if (!there.has(name)) listed.add(child(dir, name));
+  }
+  for (const dir of plan.subtrees) await addSubtree(o.source, dir, listed);
+  // Writing an entry changes its directory's times on the target: the directories of the listed
+  // paths are listed too, so that the copy sets their times back afterwards.
+  for (const p of [...listed]) if (p !== '.') listed.add(path.dirname(p));
+  const patches: FilePatch[] = [];
+  for (const p of plan.patches)
+    if (!listed.has(p.relative) && (await blocksOf(join(o.target, p.relative))) >= 0)
+      patches.push({ relative: p.relative, edit: { ranges: p.ranges, truncatedTo: [] } });
+    else {
+      listed.add(p.relative);
+      listed.add(path.dirname(p.relative));
+    }
+  const searchMs = performance.now() - started;
+  // The patch sets owner, mode and times, not extended attributes.
+  if (await anyXattrs(patches.flatMap((p) => [join(o.source, p.relative), join(o.target, p.relative)])))
+    return { overflow: true, reason: 'a changed file has extended attributes' };
+
+  started = performance.now();
+  const copyWhole = async (paths: Set<string>): Promise<number | undefined> => {
+    const sorted = [...paths].sort();
+    const applied = await planApply({ source: o.source, target: o.target, paths: sorted });
+    if (!applied || (await anyXattrs(planPaths({ source: o.source, target: o.target, plan: applied }))))
+      return undefined;
+    return applyPlan({ source: o.source, target: o.target, plan: applied });
+  };
+  let bytes = await copyWhole(listed);
+  if (bytes === undefined)
+    return { overflow: true, reason: 'a changed path needs rsync (extended attributes, a special file)' };
+  bytes += await patchFiles({ source: o.source, target: o.target, patches });
+  // A punched hole lowers the source's allocated size without a new extent: such a file goes whole.
+  const punched = new Set<string>();
+  for (const p of patches)
+    if ((await blocksOf(join(o.source, p.relative))) !== (await blocksOf(join(o.target, p.relative))))
+      punched.add(p.relative);
+  if (punched.size > 0) {
+    const more = await copyWhole(new Set([...punched, ...[...punched].map((p) => path.dirname(p))]));
+    if (more === undefined) return { overflow: true, reason: 'a changed path needs rsync' };
+    bytes += more;
+    for (const p of punched) listed.add(p).add(path.dirname(p));
+  }
+  const copyMs = performance.now() - started;
+
+  started = performance.now();
+  const checkedPatches = patches.filter((p) => !punched.has(p.relative));
+  const [expected, actual, differing] = await Promise.all([
+    hashPaths(o.source, [...listed], { xattrs: false }),
+    hashPaths(o.target, [...listed], { xattrs: false }),
+    differingPatches({ source: o.source, target: o.target, patches: checkedPatches }),
+  ]);
+  if (expected.digest !== actual.digest || differing.length > 0)
+    throw new UnderstudyError(
+      'DISK_SYNC_VERIFY_FAILED',
+      `After the sync of ${o.source} onto ${o.target}, these paths differ: ${[...differingPaths(expected, actual), ...differing].slice(0, 10).join(', ')}`,
+      { hint: 'Run the sync again; if the paths still differ, report it with these paths.' },
+    );
+  await exec(['sync', '-f', o.target]);
+  const verifyMs = performance.now() - started;
+  return {
+    transid: changes.transid,
+    whole: listed.size,
+    patched: checkedPatches.length,
+    bytes,
+    searchMs,
+    copyMs,
+    verifyMs,
+  };
 }
