@@ -13,7 +13,8 @@ skipped, so the cost follows the change, not the tree). Prints JSON lines on std
                       (every name, relative to the subvolume), newerEntry (a name whose directory
                       entry is newer: created, renamed or linked since), inline (data in the
                       metadata) and extents ([offset, length] of its file extents newer than SINCE);
-  {"overflow": true}  more than N inodes changed (default 100000), or a changed name is not UTF-8:
+  {"overflow": true}  more than N inodes changed (default 100000), a changed name is not UTF-8, or a
+                      changed file has names only extended references hold (many hard links):
                       nothing else is printed after it, and the caller falls back to a sync that
                       does not need the list.
 A removed inode is not listed (its item is gone); its directory is, as changed.
@@ -163,6 +164,10 @@ def main(argv):
                     os.path.join(dir_path(fd, parent, paths), name.decode()) for parent, name in refs
                 ]
                 inode["newerEntry"] = any((entry_transid(fd, parent, name) or MAX_U64) > since for parent, name in refs)
+                if inode["kind"] != "dir" and len(refs) < inode["nlink"]:
+                    # The other names are in extended references (INODE_EXTREF), which this does not read.
+                    print(json.dumps({"overflow": True, "reason": f"inode {ino} has more names than its references list"}))
+                    return 0
             inode["inline"] = extents.get(ino, {}).get("inline", False)
             inode["extents"] = extents.get(ino, {}).get("ranges", [])
             print(json.dumps({"inode": inode}))
