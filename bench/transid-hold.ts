@@ -11,13 +11,20 @@
  *   - final increment: inside the hold, the sender's last writes (100 records appended to the log,
  *     one file rewritten, one created, each fsynced), syncByTransid, and the receiver reading the
  *     appended records. The final sync and that hold are timed.
+ * The search helper (TransidSearcher) is started once, before the rounds, as a switch starts it
+ * before its hold.
  * Prints medians per row and judges: the final sync flat (every row's median within 20 % of the
  * fastest row's) and under 50 ms; the hold flat. Exits 1 when a judgement fails.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { exec } from '../src/core/index.ts';
-import { changesSince, syncByTransid, type TransidSyncOutcome } from '../src/disk-copy/index.ts';
+import {
+  TransidSearcher,
+  changesSince,
+  syncByTransid,
+  type TransidSyncOutcome,
+} from '../src/disk-copy/index.ts';
 import { createPool, createSubvolume } from '../test/e2e/disk-copy/fixtures.ts';
 import {
   allRows,
@@ -58,6 +65,8 @@ interface RowBench {
 }
 
 const cleanups: (() => Promise<void>)[] = [];
+/** The search helper, kept running as a switch keeps it from before its hold. */
+let searcher: TransidSearcher | undefined;
 async function cleanUp(): Promise<void> {
   for (const undo of cleanups.splice(0).reverse())
     await undo().catch((error: unknown) => console.error(`cleanup: ${String(error)}`));
@@ -65,7 +74,12 @@ async function cleanUp(): Promise<void> {
 
 async function sync(bench: RowBench): Promise<Synced & { ms: number }> {
   const started = performance.now();
-  const outcome = await syncByTransid({ source: bench.source, target: bench.target, since: bench.since });
+  const outcome = await syncByTransid({
+    source: bench.source,
+    target: bench.target,
+    since: bench.since,
+    ...(searcher ? { searcher } : {}),
+  });
   const took = performance.now() - started;
   if (outcome.overflow) throw new Error(`row ${bench.row.name}: the sync fell back: ${outcome.reason}`);
   bench.since = outcome.transid;
@@ -133,6 +147,9 @@ async function main(): Promise<void> {
   const load = (await fs.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
   const benches: RowBench[] = [];
   for (const row of rows) benches.push(await setUpRow(row));
+  const kept = TransidSearcher.start();
+  searcher = kept;
+  cleanups.push(() => kept.close());
   for (let r = 0; r < repeats; r++) {
     for (let k = 0; k < benches.length; k++) await measureRound(benches[(r + k) % benches.length]!, r);
     console.error(`round ${r + 1}/${repeats} done`);

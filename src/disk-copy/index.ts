@@ -72,6 +72,7 @@ export {
   changesSince,
   planTransidSync,
   syncByTransid,
+  TransidSearcher,
   type ChangedInode,
   type TransidChanges,
   type TransidPlan,

@@ -2,6 +2,7 @@
 """What changed in a btrfs subvolume after a transaction, found without any snapshot.
 
 Usage: transid-search.py SUBVOLUME SINCE [--limit N]
+       transid-search.py --serve   (requests on stdin, one JSON object a line: see serve)
 
 Writes out the pool's buffered data and commits it (BTRFS_IOC_SYNC, as syncfs(2): a commit alone
 leaves buffered writes out of the tree), then searches the subvolume's tree for the items in leaves
@@ -112,23 +113,15 @@ def entry_transid(fd, parent, name):
     return None
 
 
-def main(argv):
-    if len(argv) not in (2, 4) or (len(argv) == 4 and argv[2] != "--limit"):
-        print("usage: transid-search.py SUBVOLUME SINCE [--limit N]", file=sys.stderr)
-        return 2
-    try:
-        since = int(argv[1])
-        limit = int(argv[3]) if len(argv) == 4 else 100000
-    except ValueError:
-        print("transid-search.py: SINCE and N must be whole numbers", file=sys.stderr)
-        return 2
-    fd = os.open(argv[0], os.O_RDONLY | os.O_DIRECTORY)
+def answer(subvolume, since, limit, emit):
+    """Emits the lines for one search (see the file comment)."""
+    fd = os.open(subvolume, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.ioctl(fd, SYNC)
         buf = bytearray(8)
         fcntl.ioctl(fd, START_SYNC, buf, True)
         fcntl.ioctl(fd, WAIT_SYNC, bytes(buf))
-        print(json.dumps({"transid": struct.unpack("=Q", buf)[0]}))
+        emit({"transid": struct.unpack("=Q", buf)[0]})
         changed, extents = {}, {}
         for ino, kind, offset, data in search(fd, since + 1, (FIRST_FREE_INO, 0, 0), (MAX_U64, 255, MAX_U64)):
             if kind == INODE_ITEM:
@@ -146,8 +139,8 @@ def main(argv):
                         "nocow": bool(flags & NODATACOW),
                     }
                     if len(changed) > limit:
-                        print(json.dumps({"overflow": True}))
-                        return 0
+                        emit({"overflow": True})
+                        return
             elif kind == EXTENT_DATA and struct.unpack_from("=Q", data, 0)[0] > since:
                 entry = extents.setdefault(ino, {"inline": False, "ranges": []})
                 if data[20] == 0:
@@ -160,29 +153,63 @@ def main(argv):
             if ino == TOP_DIR_INO:
                 inode["paths"], inode["newerEntry"] = [""], False
             else:
-                inode["paths"] = [
-                    os.path.join(dir_path(fd, parent, paths), name.decode()) for parent, name in refs
-                ]
+                try:
+                    inode["paths"] = [os.path.join(dir_path(fd, parent, paths), name.decode()) for parent, name in refs]
+                except UnicodeDecodeError:
+                    # Names travel as JSON text: a name that is not UTF-8 sends the caller to its fallback.
+                    emit({"overflow": True, "reason": "a changed name is not UTF-8"})
+                    return
                 inode["newerEntry"] = any((entry_transid(fd, parent, name) or MAX_U64) > since for parent, name in refs)
                 if inode["kind"] != "dir" and len(refs) < inode["nlink"]:
                     # The other names are in extended references (INODE_EXTREF), which this does not read.
-                    print(json.dumps({"overflow": True, "reason": f"inode {ino} has more names than its references list"}))
-                    return 0
+                    emit({"overflow": True, "reason": f"inode {ino} has more names than its references list"})
+                    return
             inode["inline"] = extents.get(ino, {}).get("inline", False)
             inode["extents"] = extents.get(ino, {}).get("ranges", [])
-            print(json.dumps({"inode": inode}))
-        return 0
+            emit({"inode": inode})
     finally:
         os.close(fd)
 
 
-if __name__ == "__main__":
+def emit_line(value):
+    sys.stdout.write(json.dumps(value) + "\n")
+
+
+def serve():
+    """One request per line on stdin ({"subvolume", "since", "limit"}), from the process that started
+    this one; each answer's lines, then {"end": true} (after {"error": message} when it failed)."""
+    for line in sys.stdin:
+        try:
+            request = json.loads(line)
+            answer(request["subvolume"], int(request["since"]), int(request["limit"]), emit_line)
+        except OSError as error:
+            emit_line({"error": f"{error.filename or request.get('subvolume')}: {error.strerror}"})
+        except (ValueError, KeyError, TypeError) as error:
+            emit_line({"error": f"bad request: {error}"})
+        emit_line({"end": True})
+        sys.stdout.flush()
+    return 0
+
+
+def main(argv):
+    if argv == ["--serve"]:
+        return serve()
+    if len(argv) not in (2, 4) or (len(argv) == 4 and argv[2] != "--limit"):
+        print("usage: transid-search.py SUBVOLUME SINCE [--limit N] | transid-search.py --serve", file=sys.stderr)
+        return 2
     try:
-        sys.exit(main(sys.argv[1:]))
-    except UnicodeDecodeError:
-        # Names travel as JSON text: a name that is not UTF-8 sends the caller to its fallback.
-        print(json.dumps({"overflow": True, "reason": "a changed name is not UTF-8"}))
-        sys.exit(0)
+        since = int(argv[1])
+        limit = int(argv[3]) if len(argv) == 4 else 100000
+    except ValueError:
+        print("transid-search.py: SINCE and N must be whole numbers", file=sys.stderr)
+        return 2
+    try:
+        answer(argv[0], since, limit, emit_line)
     except OSError as error:
-        print(f"transid-search.py: {error.filename or sys.argv[1]}: {error.strerror}", file=sys.stderr)
-        sys.exit(1)
+        print(f"transid-search.py: {error.filename or argv[0]}: {error.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -12,9 +12,17 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { UnderstudyError, exec, isErrno, isUnderstudyError } from '../../core/index.ts';
+import {
+  UnderstudyError,
+  exec,
+  isErrno,
+  isUnderstudyError,
+  spawnProcess,
+  type SpawnedProcess,
+} from '../../core/index.ts';
 import { anyXattrs, differingPaths, hashPaths } from '../tree-hash.ts';
 import { applyPlan, planApply, planPaths } from './apply-paths.ts';
 import { differingPatches, patchFiles, type FilePatch } from './patch-files.ts';
@@ -47,6 +55,7 @@ const inodeSchema = z.object({
 export type ChangedInode = z.infer<typeof inodeSchema>;
 
 const lineSchema = z.union([
+  z.object({ error: z.string() }),
   z.object({ transid: z.number().int().positive() }),
   z.object({ inode: inodeSchema }),
   z.object({ overflow: z.literal(true), reason: z.string().optional() }),
@@ -58,65 +67,145 @@ export type TransidChanges =
   /** Too many changes, or a name the list cannot carry: sync without the list. */
   | { transid: number; overflow: true; reason: string };
 
+const searchFailed = (subvolume: string, why: string, cause?: unknown): UnderstudyError =>
+  new UnderstudyError('DISK_SYNC_FAILED', `Finding what changed in ${subvolume} failed: ${why}`, {
+    ...(cause ? { cause } : {}),
+    hint: 'Nothing was written. Check that the path is a btrfs subvolume and python3 is installed, then run the sync again.',
+  });
+
+/** Bytes one search may answer (an inode's line is bounded by its names; the limit bounds the lines). */
+const MAX_ANSWER_BYTES = 256 << 20;
+
 /**
  * Commits the pool of `subvolume` (its buffered data written out first) and lists the inodes changed
- * in it after transaction `since`. Throws DISK_SYNC_FAILED when the search fails.
+ * in it after transaction `since`, in a python3 process of its own, or through `searcher` (kept
+ * running: no process to start). Throws DISK_SYNC_FAILED when the search fails.
  */
 export async function changesSince(
   subvolume: string,
   since: number,
-  options: { limit?: number; timeoutMs?: number } = {},
+  options: { limit?: number; timeoutMs?: number; searcher?: TransidSearcher } = {},
 ): Promise<TransidChanges> {
   const limit = options.limit ?? DEFAULT_LIMIT;
+  if (options.searcher)
+    return options.searcher.search(subvolume, since, { limit, timeoutMs: options.timeoutMs });
   let stdout: string;
   try {
     stdout = (
       await exec(['python3', HELPER, subvolume, String(since), '--limit', String(limit)], {
         timeoutMs: options.timeoutMs ?? 120_000,
-        // An inode's line is bounded by its names; the limit bounds the lines.
-        maxBuffer: 256 << 20,
+        maxBuffer: MAX_ANSWER_BYTES,
       })
     ).stdout;
   } catch (error) {
     if (!isUnderstudyError(error)) throw error;
-    throw new UnderstudyError(
-      'DISK_SYNC_FAILED',
-      `Finding what changed in ${subvolume} failed: ${error.message}`,
-      {
-        cause: error,
-        hint: 'Nothing was written. Check that the path is a btrfs subvolume and python3 is installed, then run the sync again.',
-      },
-    );
+    throw searchFailed(subvolume, error.message, error);
   }
+  return parseAnswer(subvolume, stdout.split('\n'), limit);
+}
+
+/** The lines of one search (transid-search.py's file comment) as TransidChanges. */
+function parseAnswer(subvolume: string, lines: readonly string[], limit: number): TransidChanges {
   let transid: number | undefined;
   const inodes: ChangedInode[] = [];
-  for (const [n, line] of stdout.split('\n').entries()) {
+  for (const [n, line] of lines.entries()) {
     if (line === '') continue;
     const parsed = lineSchema.safeParse(parseJson(line));
-    if (!parsed.success)
-      throw new UnderstudyError(
-        'DISK_SYNC_FAILED',
-        `Finding what changed in ${subvolume}: line ${n + 1} of the search is not understood`,
-        {
-          hint: 'Nothing was written. Report it with the kernel version (uname -r).',
-        },
-      );
+    if (!parsed.success) throw searchFailed(subvolume, `line ${n + 1} of its answer is not understood`);
     const value = parsed.data;
+    if ('error' in value) throw searchFailed(subvolume, value.error);
     if ('transid' in value) transid = value.transid;
     else if (transid === undefined) break;
     else if ('overflow' in value)
       return { transid, overflow: true, reason: value.reason ?? `more than ${limit} inodes changed` };
     else inodes.push(value.inode);
   }
-  if (transid === undefined)
-    throw new UnderstudyError(
-      'DISK_SYNC_FAILED',
-      `Finding what changed in ${subvolume}: the search named no transaction`,
-      {
-        hint: 'Nothing was written. Report it with the kernel version (uname -r).',
-      },
-    );
+  if (transid === undefined) throw searchFailed(subvolume, 'its answer named no transaction');
   return { transid, inodes };
+}
+
+/**
+ * The search helper kept running (`transid-search.py --serve`), so that a sync inside the hold of a
+ * switch starts no process: started before the hold, closed after. One search at a time.
+ */
+export class TransidSearcher {
+  private queue: Promise<unknown> = Promise.resolve();
+  private stderr = '';
+
+  private constructor(
+    private readonly process: SpawnedProcess,
+    private readonly lines: AsyncIterator<string>,
+  ) {
+    process.child.stderr?.on('data', (chunk: Buffer) => {
+      if (this.stderr.length < 4096) this.stderr += chunk.toString();
+    });
+  }
+
+  static start(): TransidSearcher {
+    const spawned = spawnProcess(['python3', HELPER, '--serve'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const lines = readline.createInterface({ input: spawned.child.stdout!, crlfDelay: Infinity });
+    return new TransidSearcher(spawned, lines[Symbol.asyncIterator]());
+  }
+
+  search(
+    subvolume: string,
+    since: number,
+    options: { limit?: number; timeoutMs?: number } = {},
+  ): Promise<TransidChanges> {
+    const limit = options.limit ?? DEFAULT_LIMIT;
+    const run = async (): Promise<TransidChanges> => {
+      const stdin = this.process.child.stdin;
+      if (!stdin || stdin.destroyed) throw searchFailed(subvolume, 'the search helper is closed');
+      stdin.write(`${JSON.stringify({ subvolume, since, limit })}\n`);
+      const answer: string[] = [];
+      let bytes = 0;
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          this.process.child.kill('SIGKILL');
+          reject(
+            searchFailed(
+              subvolume,
+              `no answer within ${options.timeoutMs ?? 120_000} ms (the helper was ended)`,
+            ),
+          );
+        }, options.timeoutMs ?? 120_000);
+      });
+      timeout.catch(() => undefined); // raced below; a timer firing between two reads must not go unhandled
+      try {
+        for (;;) {
+          const next = await Promise.race([this.lines.next(), timeout]);
+          if (next.done)
+            throw searchFailed(
+              subvolume,
+              `the search helper ended${this.stderr ? `: ${this.stderr.trim()}` : ''}`,
+            );
+          if (next.value === '{"end": true}') break;
+          bytes += next.value.length;
+          if (bytes > MAX_ANSWER_BYTES) {
+            this.process.child.kill('SIGKILL');
+            throw searchFailed(
+              subvolume,
+              `its answer passed ${MAX_ANSWER_BYTES} bytes (the helper was ended)`,
+            );
+          }
+          answer.push(next.value);
+        }
+      } finally {
+        clearTimeout(timer);
+      }
+      return parseAnswer(subvolume, answer, limit);
+    };
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Ends the helper (it exits once its input ends). */
+  async close(): Promise<void> {
+    this.process.child.stdin?.end();
+    await this.process.done;
+  }
 }
 
 function parseJson(line: string): unknown {
@@ -230,9 +319,11 @@ export async function syncByTransid(o: {
   source: string;
   target: string;
   since: number;
+  /** The search helper kept running (see TransidSearcher); else a process is started. */
+  searcher?: TransidSearcher;
 }): Promise<TransidSyncOutcome> {
   let started = performance.now();
-  const changes = await changesSince(o.source, o.since);
+  const changes = await changesSince(o.source, o.since, o.searcher ? { searcher: o.searcher } : {});
   if (changes.overflow) return { overflow: true, reason: changes.reason };
   const plan = planTransidSync(changes.inodes);
   const listed = new Set<string>([...plan.whole, ...plan.directories]);

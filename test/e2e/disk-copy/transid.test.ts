@@ -12,6 +12,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { exec, isUnderstudyError } from '../../../src/core/index.ts';
 import {
+  TransidSearcher,
   changesSince,
   planTransidSync,
   syncByTransid,
@@ -190,9 +191,12 @@ void describe('transid search (a btrfs pool on a loop device)', () => {
         await write('fresh', 'was a directory\n');
       },
     ];
+    // The first round starts a helper for its search, the others ask one kept running.
+    const searcher = TransidSearcher.start();
+    after(() => searcher.close());
     for (const [n, change] of rounds.entries()) {
       await change();
-      const outcome = await syncByTransid({ source, target, since: from });
+      const outcome = await syncByTransid({ source, target, since: from, ...(n > 0 ? { searcher } : {}) });
       assert.equal(outcome.overflow, undefined, `round ${n + 1}: ${outcome.overflow ? outcome.reason : ''}`);
       if (outcome.overflow) return;
       assert.ok(outcome.transid > from);
@@ -208,5 +212,27 @@ void describe('transid search (a btrfs pool on a loop device)', () => {
     await exec(['setfattr', '-n', 'user.kept', '-v', '1', path.join(source, 'log')]);
     const xattr = await syncByTransid({ source, target, since: idle.overflow ? from : idle.transid });
     assert.equal(xattr.overflow, true);
+  });
+
+  void it('answers through a helper kept running as through its own process, and survives a bad request', async () => {
+    await fs.writeFile(path.join(live, 'kept-running'), 'x');
+    const searcher = TransidSearcher.start();
+    try {
+      const [own, kept] = await Promise.all([changesSince(live, since), searcher.search(live, since)]);
+      assert.ok(!own.overflow && !kept.overflow);
+      if (own.overflow || kept.overflow) return;
+      const named = (c: { inodes: ChangedInode[] }): string[] => c.inodes.flatMap((i) => i.paths).sort();
+      assert.ok(named(own).includes('kept-running'));
+      assert.deepEqual(named(kept), named(own));
+      await assert.rejects(
+        () => searcher.search(path.join(live, 'absent'), since),
+        (error) =>
+          isUnderstudyError(error) && error.code === 'DISK_SYNC_FAILED' && /absent/.test(error.message),
+      );
+      const again = await searcher.search(live, since);
+      assert.equal(again.overflow, undefined);
+    } finally {
+      await searcher.close();
+    }
   });
 });
