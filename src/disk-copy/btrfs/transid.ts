@@ -368,7 +368,15 @@ export async function syncByTransid(o: {
       punched.add(p.relative);
   if (punched.size > 0) {
     const more = await copyWhole(new Set([...punched, ...[...punched].map((p) => path.dirname(p))]));
-    if (more === undefined) return { overflow: true, reason: 'a changed path needs rsync' };
+    // Patched files are regular and were found without extended attributes above.
+    if (more === undefined)
+      throw new UnderstudyError(
+        'DISK_SYNC_FAILED',
+        `The sync of ${o.source} onto ${o.target} could not copy whole the files it patched: ${[...punched].slice(0, 10).join(', ')}`,
+        {
+          hint: 'The target is partly synced. Run the sync again with a whole copy (or rsync) of these paths.',
+        },
+      );
     bytes += more;
     for (const p of punched) listed.add(p).add(path.dirname(p));
   }
