@@ -139,3 +139,9 @@ export async function readFrom(file: string, offset: number): Promise<number> {
     await handle.close();
   }
 }
+
+/** The value after `flag` on the command line, if any. */
+export const argValue = (flag: string): string | undefined => {
+  const i = process.argv.indexOf(flag);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};

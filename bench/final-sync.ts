@@ -40,6 +40,7 @@ import { openStore } from '../src/store/index.ts';
 import { createPool, createSubvolume, type Pool } from '../test/e2e/disk-copy/fixtures.ts';
 import {
   allRows,
+  argValue,
   change,
   fillData,
   fillLog,
@@ -56,10 +57,6 @@ import {
 } from './final-sync-workload.ts';
 
 const quick = process.argv.includes('--quick');
-const argValue = (flag: string): string | undefined => {
-  const i = process.argv.indexOf(flag);
-  return i > 0 ? process.argv[i + 1] : undefined;
-};
 const repeats = Number(argValue('--repeats') ?? (quick ? 3 : 5));
 const rowNames = (argValue('--rows') ?? (quick ? '1k,20k' : '1k,100k,1m,1g,8g')).split(',');
 const rows = allRows.filter((r) => rowNames.includes(r.name));

@@ -28,6 +28,7 @@ import {
 import { createPool, createSubvolume } from '../test/e2e/disk-copy/fixtures.ts';
 import {
   allRows,
+  argValue,
   change,
   fillData,
   fillLog,
@@ -42,10 +43,6 @@ import {
   type Row,
 } from './final-sync-workload.ts';
 
-const argValue = (flag: string): string | undefined => {
-  const i = process.argv.indexOf(flag);
-  return i > 0 ? process.argv[i + 1] : undefined;
-};
 const repeats = Number(argValue('--repeats') ?? 5);
 const rowNames = (argValue('--rows') ?? '1k,100k,1m,1g,8g').split(',');
 const rows = allRows.filter((r) => rowNames.includes(r.name));

@@ -171,3 +171,22 @@ export async function createClient(host: TestHost, hostOctet = 250): Promise<Tes
 }
 
 export { spawnProcess };
+
+/**
+ * The CLI as an operator runs it, against `stateDir`, with no test host: its exit code (0, 1, 2 or
+ * 70) and output are the caller's to check.
+ */
+export function cliIn(stateDir: string, args: readonly string[], timeoutMs = 120_000): Promise<ExecResult> {
+  return exec(
+    [
+      process.execPath,
+      '--import',
+      'tsx',
+      path.join(repoRoot, 'src/cli/entry.ts'),
+      '--state-dir',
+      stateDir,
+      ...args,
+    ],
+    { cwd: repoRoot, okCodes: [0, 1, 2, 70], timeoutMs },
+  );
+}

@@ -111,7 +111,7 @@ const timed = async <T>(run: () => Promise<T>): Promise<[T, number]> => {
   return [value, performance.now() - started];
 };
 
-const join = (root: string, relative: string): string =>
+export const join = (root: string, relative: string): string =>
   relative === '.' ? root : path.join(root, relative);
 
 async function statOrUndefined(p: string): Promise<Stats | undefined> {
@@ -126,7 +126,7 @@ async function statOrUndefined(p: string): Promise<Stats | undefined> {
 const isDirectory = async (p: string): Promise<boolean> => (await statOrUndefined(p))?.isDirectory() ?? false;
 
 /** Every entry below `relative` in `root` (its whole subtree), added to `into`. */
-async function addSubtree(root: string, relative: string, into: Set<string>): Promise<void> {
+export async function addSubtree(root: string, relative: string, into: Set<string>): Promise<void> {
   const entries = await fs.readdir(join(root, relative), { withFileTypes: true });
   for (const entry of entries) {
     const child = relative === '.' ? entry.name : path.join(relative, entry.name);

@@ -26,6 +26,7 @@ import {
 import { anyXattrs, differingPaths, hashPaths } from '../tree-hash.ts';
 import { applyPlan, planApply, planPaths } from './apply-paths.ts';
 import { differingPatches, patchFiles, type FilePatch } from './patch-files.ts';
+import { addSubtree, join } from './sync-disk.ts';
 
 const HELPER = fileURLToPath(new URL('./transid-search.py', import.meta.url));
 
@@ -280,8 +281,6 @@ export type TransidSyncOutcome =
   /** Nothing was written: the caller syncs another way (too many changes, or what only rsync copies). */
   | { overflow: true; reason: string };
 
-const join = (root: string, relative: string): string =>
-  relative === '.' ? root : path.join(root, relative);
 const child = (dir: string, name: string): string => (dir === '.' ? name : path.join(dir, name));
 
 async function namesIn(dir: string): Promise<Set<string>> {
@@ -290,14 +289,6 @@ async function namesIn(dir: string): Promise<Set<string>> {
   } catch (error) {
     if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) return new Set();
     throw error;
-  }
-}
-
-async function addSubtree(root: string, relative: string, into: Set<string>): Promise<void> {
-  for (const entry of await fs.readdir(join(root, relative), { withFileTypes: true })) {
-    const inner = child(relative, entry.name);
-    into.add(inner);
-    if (entry.isDirectory()) await addSubtree(root, inner, into);
   }
 }
 

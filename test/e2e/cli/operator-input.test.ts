@@ -11,22 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { exec, type ExecResult } from '../../../src/core/index.ts';
 import { createCatalogue, patchesDirOf } from '../../../src/catalogue/index.ts';
-import { createTestHost, repoRoot, type TestHost } from '../../helpers/host-fixture.ts';
-
-function cliIn(stateDir: string, args: readonly string[], timeoutMs = 120_000): Promise<ExecResult> {
-  return exec(
-    [
-      process.execPath,
-      '--import',
-      'tsx',
-      path.join(repoRoot, 'src/cli/entry.ts'),
-      '--state-dir',
-      stateDir,
-      ...args,
-    ],
-    { cwd: repoRoot, okCodes: [0, 1, 2, 70], timeoutMs },
-  );
-}
+import { cliIn, createTestHost, repoRoot, type TestHost } from '../../helpers/host-fixture.ts';
 
 interface JsonError {
   error: { code: string; message: string; hint: string };

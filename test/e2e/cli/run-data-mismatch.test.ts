@@ -15,9 +15,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { openApp } from '../../../src/app/index.ts';
-import { exec, type ExecResult } from '../../../src/core/index.ts';
+import type { ExecResult } from '../../../src/core/index.ts';
 import { RunJournal, type RunFacts, type RunState } from '../../../src/run/index.ts';
-import { repoRoot } from '../../helpers/host-fixture.ts';
+import { cliIn } from '../../helpers/host-fixture.ts';
 
 const paths = '/srv/data/orders.db, /srv/data/index/0001';
 const mismatchDetail = `lc2/app differs from lc1/app at the cut: ${paths}`;
@@ -54,21 +54,6 @@ function seedRun(stateDir: string, lc: string, state: RunState, treeChecks: RunF
   } finally {
     app.close();
   }
-}
-
-function cli(stateDir: string, args: readonly string[]): Promise<ExecResult> {
-  return exec(
-    [
-      process.execPath,
-      '--import',
-      'tsx',
-      path.join(repoRoot, 'src/cli/entry.ts'),
-      '--state-dir',
-      stateDir,
-      ...args,
-    ],
-    { cwd: repoRoot, okCodes: [0, 1, 2, 70], timeoutMs: 60_000 },
-  );
 }
 
 /** stdout of `--json --follow`: every line one JSON object. */
@@ -117,7 +102,7 @@ describe('RUN_DATA_MISMATCH through the CLI', () => {
   after(() => fs.rmSync(stateDir, { recursive: true, force: true }));
 
   test('run follow of a run with a mismatch: exit 1, the paths and the rollback on stderr', async () => {
-    const out = await cli(stateDir, ['run', 'follow', mismatched]);
+    const out = await cliIn(stateDir, ['run', 'follow', mismatched]);
     assert.doesNotMatch(out.stderr, /understudy hit a bug/, out.stderr);
     assert.equal(out.exitCode, 1, `stdout:\n${out.stdout}\nstderr:\n${out.stderr}`);
     // The record is printed first, its first line saying so.
@@ -135,7 +120,7 @@ describe('RUN_DATA_MISMATCH through the CLI', () => {
   });
 
   test('run follow --json of a run with a mismatch: exit 1, one JSON object per line, the error last', async () => {
-    const out = await cli(stateDir, ['--json', 'run', 'follow', mismatched]);
+    const out = await cliIn(stateDir, ['--json', 'run', 'follow', mismatched]);
     assert.equal(out.exitCode, 1, `stdout:\n${out.stdout}\nstderr:\n${out.stderr}`);
     const lines = jsonLines(out);
     const error = lines.at(-1)?.error as JsonError | undefined;
@@ -149,11 +134,11 @@ describe('RUN_DATA_MISMATCH through the CLI', () => {
   });
 
   test('run follow of a run whose check passed exits 0 (with and without --json)', async () => {
-    const out = await cli(stateDir, ['run', 'follow', passed]);
+    const out = await cliIn(stateDir, ['run', 'follow', passed]);
     assert.equal(out.exitCode, 0, `stdout:\n${out.stdout}\nstderr:\n${out.stderr}`);
     assert.match(out.stdout, new RegExp(`^run ${passed}: switched$`, 'm'));
     assert.doesNotMatch(out.stderr, /error:|MISMATCH/);
-    const json = await cli(stateDir, ['--json', 'run', 'follow', passed]);
+    const json = await cliIn(stateDir, ['--json', 'run', 'follow', passed]);
     assert.equal(json.exitCode, 0, json.stderr);
     const lines = jsonLines(json);
     assert.equal((lines.at(-1)?.result as { id: string } | undefined)?.id, passed, json.stdout);
@@ -164,14 +149,14 @@ describe('RUN_DATA_MISMATCH through the CLI', () => {
   });
 
   test('a forward mismatch the rollback left behind does not fail: the data served is the old LC’s', async () => {
-    const out = await cli(stateDir, ['run', 'follow', rolledBack]);
+    const out = await cliIn(stateDir, ['run', 'follow', rolledBack]);
     assert.equal(out.exitCode, 0, `stdout:\n${out.stdout}\nstderr:\n${out.stderr}`);
     assert.match(out.stdout, /verify\.tree after switch: MISMATCH/);
     assert.match(out.stdout, /verify\.tree after rollback-switch: ok/);
   });
 
   test('a mismatch found by the switch back fails too, without offering a rollback of the rolled-back run', async () => {
-    const out = await cli(stateDir, ['run', 'follow', backMismatched]);
+    const out = await cliIn(stateDir, ['run', 'follow', backMismatched]);
     assert.equal(out.exitCode, 1, `stdout:\n${out.stdout}\nstderr:\n${out.stderr}`);
     assert.match(out.stdout, new RegExp(`^run ${backMismatched}: rolled-back — DATA MISMATCH`, 'm'));
     assert.match(out.stderr, new RegExp(`^error: Run ${backMismatched} is rolled-back, but .*${paths}`, 'm'));
@@ -180,14 +165,14 @@ describe('RUN_DATA_MISMATCH through the CLI', () => {
   });
 
   test('run show reports the mismatch first and exits 0 (with --json, one JSON document)', async () => {
-    const out = await cli(stateDir, ['run', 'show', mismatched]);
+    const out = await cliIn(stateDir, ['run', 'show', mismatched]);
     assert.equal(out.exitCode, 0, out.stderr);
     assert.match(
       out.stdout.split('\n')[0] ?? '',
       new RegExp(`^run ${mismatched}: switched — DATA MISMATCH after the switch \\(verify\\.tree\\)`),
     );
     assert.ok(out.stdout.includes(`verify.tree after switch: MISMATCH — ${mismatchDetail}`), out.stdout);
-    const json = await cli(stateDir, ['--json', 'run', 'show', mismatched]);
+    const json = await cliIn(stateDir, ['--json', 'run', 'show', mismatched]);
     assert.equal(json.exitCode, 0, json.stderr);
     const record = JSON.parse(json.stdout) as { id: string; facts: RunFacts };
     assert.equal(record.id, mismatched);

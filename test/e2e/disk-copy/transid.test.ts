@@ -21,6 +21,10 @@ import {
 import { createPool, createSubvolume, type Pool } from './fixtures.ts';
 import { assertSameTree } from './helpers.ts';
 
+/** Punches a 64 KiB hole at 64 KiB into `file` (no new extent: its allocated size drops). */
+const punchHole = (file: string): Promise<unknown> =>
+  exec(['fallocate', '--punch-hole', '--offset', '65536', '--length', '65536', file]);
+
 void describe('transid search (a btrfs pool on a loop device)', () => {
   let pool: Pool;
   let live: string;
@@ -72,15 +76,7 @@ void describe('transid search (a btrfs pool on a loop device)', () => {
       }
     };
     await handle('d/overwritten', (h) => h.write(Buffer.alloc(4096, 1), 0, 4096, 131072));
-    await exec([
-      'fallocate',
-      '--punch-hole',
-      '--offset',
-      '65536',
-      '--length',
-      '65536',
-      path.join(live, 'd/punched'),
-    ]);
+    await punchHole(path.join(live, 'd/punched'));
     await handle('nocow', (h) => h.write(Buffer.alloc(4096, 1), 0, 4096, 131072));
     await fs.rename(path.join(live, 'd/moved'), path.join(live, 'd/renamed-over'));
     await exec(['setfattr', '-n', 'user.probe', '-v', '1', path.join(live, 'd/xattr')]);
@@ -170,15 +166,7 @@ void describe('transid search (a btrfs pool on a loop device)', () => {
         await fs.rm(path.join(source, 'dir3'), { recursive: true });
         await write('fresh/a/b', 'deep\n');
         await fs.rename(path.join(source, 'dir4/file9'), path.join(source, 'dir4/file14'));
-        await exec([
-          'fallocate',
-          '--punch-hole',
-          '--offset',
-          '65536',
-          '--length',
-          '65536',
-          path.join(source, 'sparse'),
-        ]);
+        await punchHole(path.join(source, 'sparse'));
         await fs.truncate(path.join(source, 'dir1/file11'), 10);
         await fs.truncate(path.join(source, 'dir1/file11'), 5000);
         await fs.appendFile(path.join(source, 'dir1/file1'), 'through one name\n');
