@@ -4,7 +4,7 @@
  * work rows of a batch of up to 500 targets in one statement; a failed batch is retried by
  * graphile-worker with its backoff, and a retry never makes a row twice.
  */
-import type pg from 'pg';
+import pg from 'pg';
 import { makeWorkerUtils, run, Logger, type Runner, type Task, type WorkerUtils } from 'graphile-worker';
 // graphile-worker retries its own bookkeeping queries only for the error codes in this table; a
 // PostgreSQL restart (admin shutdown, refused or reset connections) is added so that completing or
@@ -51,6 +51,44 @@ for (const code of ['57P01', '57P02', '08006', '08003', '08001', 'ECONNREFUSED',
 const quietLogger = new Logger(() => () => undefined);
 
 /**
+ * pg rejects a query whose connection the server dropped with an Error that has no code
+ * ("Connection terminated unexpectedly"), which graphile-worker's retry table cannot match; and
+ * graphile-worker does not await the query that fails a job, so such a rejection would go
+ * unhandled and end the process. The scheduler's clients give those errors PostgreSQL's
+ * connection_failure code (08006), which the table above retries.
+ */
+class ConnectionLossCodedClient extends pg.Client {
+  override query(...args: unknown[]): never {
+    const result = (super.query as (...a: unknown[]) => unknown)(...args);
+    if (result instanceof Promise)
+      return result.catch((e: unknown) => Promise.reject(codeConnectionLoss(e))) as never;
+    return result as never;
+  }
+}
+
+const connectionLossMessages =
+  /^(Connection terminated|Client has encountered a connection error|Client was closed)/;
+
+function codeConnectionLoss(e: unknown): unknown {
+  if (
+    e instanceof Error &&
+    (e as { code?: unknown }).code === undefined &&
+    connectionLossMessages.test(e.message)
+  )
+    Object.assign(e, { code: '08006' });
+  return e;
+}
+
+/** A pool for graphile-worker with the same settings as `db` and connection losses coded. */
+function schedulerPool(db: pg.Pool, max: number): pg.Pool {
+  const pool = new pg.Pool({ ...db.options, max, Client: ConnectionLossCodedClient });
+  // An idle client whose server went away emits 'error'; the next checkout reconnects.
+  pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
+  return pool;
+}
+
+/**
  * Targets per `fleet_dispatch` job. One job per target costs graphile-worker a fetch, a run and a
  * completion (three commits) per host; one job per batch makes a wave's rows in a few statements.
  */
@@ -87,8 +125,15 @@ const batchDigest = (batch: DispatchBatch): string =>
 export async function openJobQueue(
   db: pg.Pool,
 ): Promise<{ queue: DispatchQueue; kick(rolloutId: number): Promise<void>; release(): Promise<void> }> {
-  const utils = await makeWorkerUtils({ pgPool: db, logger: quietLogger });
-  await utils.migrate();
+  const pool = schedulerPool(db, 2);
+  const utils = await makeWorkerUtils({ pgPool: pool, logger: quietLogger });
+  try {
+    await utils.migrate();
+  } catch (e) {
+    await utils.release();
+    await pool.end();
+    throw e;
+  }
   return {
     queue: graphileQueue(utils),
     kick: async (rolloutId) => {
@@ -100,6 +145,7 @@ export async function openJobQueue(
     },
     release: async () => {
       await utils.release();
+      await pool.end();
     },
   };
 }
@@ -108,8 +154,16 @@ export async function openJobQueue(
 export async function startControlWorker(options: ControlWorkerOptions): Promise<ControlWorker> {
   const clock = options.clock ?? systemClock;
   const tickMs = options.tickMs ?? 5_000;
-  const utils = await makeWorkerUtils({ pgPool: options.db, logger: quietLogger });
-  await utils.migrate();
+  const concurrency = options.concurrency ?? 4;
+  const pool = schedulerPool(options.db, concurrency + 4);
+  const utils = await makeWorkerUtils({ pgPool: pool, logger: quietLogger });
+  try {
+    await utils.migrate();
+  } catch (e) {
+    await utils.release();
+    await pool.end();
+    throw e;
+  }
   const queue = graphileQueue(utils);
 
   const scheduleTick = async (rolloutId: number, at: Date): Promise<void> => {
@@ -144,14 +198,21 @@ export async function startControlWorker(options: ControlWorkerOptions): Promise
     await insertWorkBatch(options.db, payload as DispatchBatch);
   };
 
-  const runner: Runner = await run({
-    pgPool: options.db,
-    taskList: { fleet_tick: tick, fleet_dispatch: dispatch },
-    concurrency: options.concurrency ?? 4,
-    pollInterval: options.pollIntervalMs ?? 500,
-    noHandleSignals: true,
-    logger: quietLogger,
-  });
+  let runner: Runner;
+  try {
+    runner = await run({
+      pgPool: pool,
+      taskList: { fleet_tick: tick, fleet_dispatch: dispatch },
+      concurrency,
+      pollInterval: options.pollIntervalMs ?? 500,
+      noHandleSignals: true,
+      logger: quietLogger,
+    });
+  } catch (e) {
+    await utils.release();
+    await pool.end();
+    throw e;
+  }
 
   return {
     queue,
@@ -160,6 +221,7 @@ export async function startControlWorker(options: ControlWorkerOptions): Promise
     async stop() {
       await runner.stop();
       await utils.release();
+      await pool.end();
     },
   };
 }

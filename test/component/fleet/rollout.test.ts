@@ -262,6 +262,34 @@ test('PostgreSQL restarted mid-rollout: agents reconnect, runs finish locally, n
   for (const a of agents) assert.equal(a.journal.inState('finished').length, 0, 'every outcome was reported');
 });
 
+test('the scheduler codes a dropped connection as retryable, and its pool reconnects', async (t) => {
+  const fx = await startFleetDb(t);
+  const worker = await startControlWorker({ db: fx.db, tickMs: 200, pollIntervalMs: 200 });
+  fx.defer(() => worker.stop());
+  // A connection cut under a query rejects in pg without a code; graphile-worker retries (and
+  // does not leave unhandled) only coded errors.
+  const dropped = await worker.utils
+    .withPgClient(async (client) => {
+      const query = client.query('SELECT pg_sleep(5)');
+      // The TCP socket under the TLS one, as when the server vanishes mid-query.
+      const tls = (client as unknown as { connection: { stream: { _parent: { destroy(): void } } } })
+        .connection.stream;
+      setTimeout(() => tls._parent.destroy(), 200);
+      return query;
+    })
+    .then(
+      () => undefined,
+      (e: unknown) => e as { code?: string; message: string },
+    );
+  assert.ok(dropped, 'the query on a cut connection was refused');
+  assert.match(dropped.message, /Connection terminated|connection error|not queryable/);
+  assert.equal(dropped.code, '08006');
+  for (let i = 0; i < 3; i++) {
+    const after = await worker.utils.withPgClient((client) => client.query('SELECT 1 AS one'));
+    assert.equal(after.rows[0].one, 1, 'the pool of the scheduler works after the cut');
+  }
+});
+
 test('roll back a whole wave, pause, stop: agents revert the switched LCs, nothing more is dispatched', async (t) => {
   const { fx, worker, runners } = await startFleet(t);
   const rollout = await createRollout(
