@@ -34,6 +34,7 @@ import type { SyncConflictRule } from '../types.ts';
 import { snapshot } from './btrfs.ts';
 import { changedPaths, withoutTransient, type ChangeSet } from './change-set.ts';
 import { differingPatches, patchFiles, sameInEdit, type FilePatch } from './patch-files.ts';
+import { addSubtree, join } from './tree-paths.ts';
 
 export interface SyncDiskOptions {
   /** Live subvolume of the source disk (read only through snapshots). */
@@ -111,9 +112,6 @@ const timed = async <T>(run: () => Promise<T>): Promise<[T, number]> => {
   return [value, performance.now() - started];
 };
 
-export const join = (root: string, relative: string): string =>
-  relative === '.' ? root : path.join(root, relative);
-
 async function statOrUndefined(p: string): Promise<Stats | undefined> {
   try {
     return await fs.lstat(p);
@@ -124,16 +122,6 @@ async function statOrUndefined(p: string): Promise<Stats | undefined> {
 }
 
 const isDirectory = async (p: string): Promise<boolean> => (await statOrUndefined(p))?.isDirectory() ?? false;
-
-/** Every entry below `relative` in `root` (its whole subtree), added to `into`. */
-export async function addSubtree(root: string, relative: string, into: Set<string>): Promise<void> {
-  const entries = await fs.readdir(join(root, relative), { withFileTypes: true });
-  for (const entry of entries) {
-    const child = relative === '.' ? entry.name : path.join(relative, entry.name);
-    into.add(child);
-    if (entry.isDirectory()) await addSubtree(root, child, into);
-  }
-}
 
 /** The renamed directories (present in `root`) of the change sets, taken whole. */
 async function addMovedDirectories(root: string, sets: ChangeSet[], into: Set<string>): Promise<void> {

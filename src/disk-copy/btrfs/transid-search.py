@@ -4,6 +4,9 @@
 Usage: transid-search.py SUBVOLUME SINCE [--limit N]
        transid-search.py --serve   (requests on stdin, one JSON object a line: see serve)
 
+Served, it also makes read-only snapshots (BTRFS_IOC_SNAP_CREATE_V2), so that the hold of a switch
+starts no `btrfs` process for the snapshots of its final sync.
+
 Writes out the pool's buffered data and commits it (BTRFS_IOC_SYNC, as syncfs(2): a commit alone
 leaves buffered writes out of the tree), then searches the subvolume's tree for the items in leaves
 newer than transaction SINCE (BTRFS_IOC_TREE_SEARCH_V2 with min_transid: every older node is
@@ -28,6 +31,8 @@ INO_LOOKUP = 0xD0009412  # _IOWR(0x94, 18, struct btrfs_ioctl_ino_lookup_args)
 SYNC = 0x9408  # _IO(0x94, 8): writes out delalloc, then commits
 START_SYNC = 0x80089418  # _IOR(0x94, 24, __u64): the running transaction's id (committing it), or the last committed
 WAIT_SYNC = 0x40089416  # _IOW(0x94, 22, __u64)
+SNAP_CREATE_V2 = 0x50009417  # _IOW(0x94, 23, struct btrfs_ioctl_vol_args_v2): 4096 bytes
+SUBVOL_RDONLY = 1 << 1
 INODE_ITEM, INODE_REF, DIR_ITEM, EXTENT_DATA = 1, 12, 84, 108
 FIRST_FREE_INO, TOP_DIR_INO = 256, 256
 NODATACOW = 1 << 0
@@ -171,19 +176,49 @@ def answer(subvolume, since, limit, emit):
         os.close(fd)
 
 
+def snapshot(source, target):
+    """A read-only snapshot of subvolume `source` at `target` (absent; its directory must exist). The
+    ioctl writes out the source's buffered data and commits the snapshot."""
+    name = os.path.basename(target).encode()
+    if not name or name in (b".", b"..") or len(name) > 255:
+        raise ValueError(f"not a snapshot name: {target}")
+    src = os.open(source, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        parent = os.open(os.path.dirname(target), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            args = struct.pack("=qQQ4Q", src, 0, SUBVOL_RDONLY, 0, 0, 0, 0) + name + bytes(4040 - len(name))
+            fcntl.ioctl(parent, SNAP_CREATE_V2, bytearray(args), True)
+        finally:
+            os.close(parent)
+    finally:
+        os.close(src)
+
+
 def emit_line(value):
     sys.stdout.write(json.dumps(value) + "\n")
 
 
 def serve():
-    """One request per line on stdin ({"subvolume", "since", "limit"}), from the process that started
-    this one; each answer's lines, then {"end": true} (after {"error": message} when it failed)."""
+    """One request per line on stdin, from the process that started this one: a search
+    ({"subvolume", "since", "limit"}), a snapshot ({"snapshot": source, "target"}, answered by
+    {"snapshotted": true}) or {"ping": true} (answered by {"pong": true} once this process is up);
+    each answer's lines, then {"end": true} (after {"error": message} when it
+    failed)."""
     for line in sys.stdin:
+        request = {}
         try:
             request = json.loads(line)
-            answer(request["subvolume"], int(request["since"]), int(request["limit"]), emit_line)
+            if "ping" in request:
+                emit_line({"pong": True})
+            elif "snapshot" in request:
+                snapshot(str(request["snapshot"]), str(request["target"]))
+                emit_line({"snapshotted": True})
+            else:
+                answer(request["subvolume"], int(request["since"]), int(request["limit"]), emit_line)
         except OSError as error:
-            emit_line({"error": f"{error.filename or request.get('subvolume')}: {error.strerror}"})
+            # An ioctl's error names no file: a snapshot's is about its target (an existing name, a full pool).
+            subject = request.get("subvolume") or request.get("target") if isinstance(request, dict) else None
+            emit_line({"error": f"{error.filename or subject}: {error.strerror}"})
         except (ValueError, KeyError, TypeError) as error:
             emit_line({"error": f"bad request: {error}"})
         emit_line({"end": True})

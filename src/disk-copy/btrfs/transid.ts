@@ -26,7 +26,7 @@ import {
 import { anyXattrs, differingPaths, hashPaths } from '../tree-hash.ts';
 import { applyPlan, planApply, planPaths } from './apply-paths.ts';
 import { differingPatches, patchFiles, type FilePatch } from './patch-files.ts';
-import { addSubtree, join } from './sync-disk.ts';
+import { addSubtree, join } from './tree-paths.ts';
 
 const HELPER = fileURLToPath(new URL('./transid-search.py', import.meta.url));
 
@@ -154,23 +154,39 @@ export class TransidSearcher {
     options: { limit?: number; timeoutMs?: number } = {},
   ): Promise<TransidChanges> {
     const limit = options.limit ?? DEFAULT_LIMIT;
-    const run = async (): Promise<TransidChanges> => {
+    return this.request({ subvolume, since, limit }, subvolume, options.timeoutMs).then((answer) =>
+      parseAnswer(subvolume, answer, limit),
+    );
+  }
+
+  /**
+   * A read-only snapshot of subvolume `source` at `target` (absent; its directory must exist), made
+   * by the helper: no `btrfs` process to start. Throws DISK_SYNC_FAILED.
+   */
+  async snapshot(source: string, target: string, options: { timeoutMs?: number } = {}): Promise<void> {
+    const answer = await this.request({ snapshot: source, target }, source, options.timeoutMs ?? 60_000);
+    const last = answer.length === 1 ? parseJson(answer[0]!) : undefined;
+    if (last && typeof last === 'object' && 'snapshotted' in last) return;
+    const error = last && typeof last === 'object' && 'error' in last ? String(last.error) : 'no answer';
+    throw new UnderstudyError('DISK_SYNC_FAILED', `The snapshot of ${source} at ${target} failed: ${error}`, {
+      hint: 'Nothing was copied. Check the pool (btrfs filesystem usage) and run the sync again.',
+    });
+  }
+
+  /** Sends one request and reads its answer's lines (up to `{"end": true}`), one request at a time. */
+  private request(body: object, subject: string, timeoutMs = 120_000): Promise<string[]> {
+    const run = async (): Promise<string[]> => {
       const stdin = this.process.child.stdin;
-      if (!stdin || stdin.destroyed) throw searchFailed(subvolume, 'the search helper is closed');
-      stdin.write(`${JSON.stringify({ subvolume, since, limit })}\n`);
+      if (!stdin || stdin.destroyed) throw searchFailed(subject, 'the search helper is closed');
+      stdin.write(`${JSON.stringify(body)}\n`);
       const answer: string[] = [];
       let bytes = 0;
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
           this.process.child.kill('SIGKILL');
-          reject(
-            searchFailed(
-              subvolume,
-              `no answer within ${options.timeoutMs ?? 120_000} ms (the helper was ended)`,
-            ),
-          );
-        }, options.timeoutMs ?? 120_000);
+          reject(searchFailed(subject, `no answer within ${timeoutMs} ms (the helper was ended)`));
+        }, timeoutMs);
       });
       timeout.catch(() => undefined); // raced below; a timer firing between two reads must not go unhandled
       try {
@@ -178,28 +194,47 @@ export class TransidSearcher {
           const next = await Promise.race([this.lines.next(), timeout]);
           if (next.done)
             throw searchFailed(
-              subvolume,
+              subject,
               `the search helper ended${this.stderr ? `: ${this.stderr.trim()}` : ''}`,
             );
           if (next.value === '{"end": true}') break;
           bytes += next.value.length;
           if (bytes > MAX_ANSWER_BYTES) {
             this.process.child.kill('SIGKILL');
-            throw searchFailed(
-              subvolume,
-              `its answer passed ${MAX_ANSWER_BYTES} bytes (the helper was ended)`,
-            );
+            throw searchFailed(subject, `its answer passed ${MAX_ANSWER_BYTES} bytes (the helper was ended)`);
           }
           answer.push(next.value);
         }
       } finally {
         clearTimeout(timer);
       }
-      return parseAnswer(subvolume, answer, limit);
+      return answer;
     };
     const result = this.queue.then(run, run);
     this.queue = result.catch(() => undefined);
     return result;
+  }
+
+  /**
+   * Resolves once the helper answers (python3 takes about 100 ms to start): a preparation waits for
+   * it, so that the hold's first request does not.
+   */
+  async ready(timeoutMs = 30_000): Promise<void> {
+    const answer = await this.request({ ping: true }, 'the search helper', timeoutMs);
+    if (answer.length !== 1 || answer[0] !== '{"pong": true}')
+      throw searchFailed(
+        'the search helper',
+        `it answered a ping with ${JSON.stringify(answer).slice(0, 200)}`,
+      );
+  }
+
+  /** Whether the helper was ended (close, or a failed request): it answers nothing more. */
+  get closed(): boolean {
+    const stdin = this.process.child.stdin;
+    const child = this.process.child;
+    return (
+      !stdin || stdin.destroyed || stdin.writableEnded || child.exitCode !== null || child.signalCode !== null
+    );
   }
 
   /** Ends the helper (it exits once its input ends). */
@@ -278,8 +313,11 @@ export type TransidSyncOutcome =
       verifyMs: number;
       overflow?: undefined;
     }
-  /** Nothing was written: the caller syncs another way (too many changes, or what only rsync copies). */
-  | { overflow: true; reason: string };
+  /**
+   * Nothing was written: the caller syncs another way (too many changes, or what only rsync copies);
+   * `paths`, when the changes were found, lists every path to copy whole (with rsync).
+   */
+  | { overflow: true; reason: string; paths?: string[] };
 
 const child = (dir: string, name: string): string => (dir === '.' ? name : path.join(dir, name));
 
@@ -312,12 +350,19 @@ export async function syncByTransid(o: {
   since: number;
   /** The search helper kept running (see TransidSearcher); else a process is started. */
   searcher?: TransidSearcher;
+  /**
+   * Paths made the source's whatever the search says (copied whole, or removed when the source
+   * lacks them): what the target changed on its own since it held what the source held.
+   */
+  extra?: readonly string[];
+  /** Written out at the end (`sync -f` of the target); default true. */
+  durable?: boolean;
 }): Promise<TransidSyncOutcome> {
   let started = performance.now();
   const changes = await changesSince(o.source, o.since, o.searcher ? { searcher: o.searcher } : {});
   if (changes.overflow) return { overflow: true, reason: changes.reason };
   const plan = planTransidSync(changes.inodes);
-  const listed = new Set<string>([...plan.whole, ...plan.directories]);
+  const listed = new Set<string>([...plan.whole, ...plan.directories, ...(o.extra ?? [])]);
   for (const dir of plan.directories) {
     const [here, there] = await Promise.all([namesIn(join(o.source, dir)), namesIn(join(o.target, dir))]);
     for (const name of there) if (!here.has(name)) listed.add(child(dir, name));
@@ -337,8 +382,9 @@ export async function syncByTransid(o: {
     }
   const searchMs = performance.now() - started;
   // The patch sets owner, mode and times, not extended attributes.
+  const everyPath = (): string[] => [...new Set([...listed, ...patches.map((p) => p.relative)])].sort();
   if (await anyXattrs(patches.flatMap((p) => [join(o.source, p.relative), join(o.target, p.relative)])))
-    return { overflow: true, reason: 'a changed file has extended attributes' };
+    return { overflow: true, reason: 'a changed file has extended attributes', paths: everyPath() };
 
   started = performance.now();
   const copyWhole = async (paths: Set<string>): Promise<number | undefined> => {
@@ -350,7 +396,11 @@ export async function syncByTransid(o: {
   };
   let bytes = await copyWhole(listed);
   if (bytes === undefined)
-    return { overflow: true, reason: 'a changed path needs rsync (extended attributes, a special file)' };
+    return {
+      overflow: true,
+      reason: 'a changed path needs rsync (extended attributes, a special file)',
+      paths: everyPath(),
+    };
   bytes += await patchFiles({ source: o.source, target: o.target, patches });
   // A punched hole lowers the source's allocated size without a new extent: such a file goes whole.
   const punched = new Set<string>();
@@ -386,7 +436,7 @@ export async function syncByTransid(o: {
       `After the sync of ${o.source} onto ${o.target}, these paths differ: ${[...differingPaths(expected, actual), ...differing].slice(0, 10).join(', ')}`,
       { hint: 'Run the sync again; if the paths still differ, report it with these paths.' },
     );
-  await exec(['sync', '-f', o.target]);
+  if (o.durable !== false) await exec(['sync', '-f', o.target]);
   const verifyMs = performance.now() - started;
   return {
     transid: changes.transid,

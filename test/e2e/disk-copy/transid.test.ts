@@ -223,4 +223,49 @@ void describe('transid search (a btrfs pool on a loop device)', () => {
       await searcher.close();
     }
   });
+
+  void it('makes read-only snapshots through the helper, and fails clearly on a bad source or target', async () => {
+    const searcher = TransidSearcher.start();
+    await searcher.ready(); // python3 is up: the first request does not wait for it
+    const holder = path.join(pool.path, 'snaps');
+    await fs.mkdir(holder);
+    try {
+      await fs.writeFile(path.join(live, 'before-the-snapshot'), 'buffered, not fsynced');
+      const target = path.join(holder, 'cut');
+      await searcher.snapshot(live, target);
+      const ro = await exec(['btrfs', 'property', 'get', '-ts', target, 'ro']);
+      assert.equal(ro.stdout.trim(), 'ro=true');
+      assert.equal(
+        await fs.readFile(path.join(target, 'before-the-snapshot'), 'utf8'),
+        'buffered, not fsynced',
+      );
+      await assertSameTree(live, target);
+      await assert.rejects(
+        () => searcher.snapshot(path.join(live, 'absent'), path.join(holder, 'other')),
+        (error) =>
+          isUnderstudyError(error) && error.code === 'DISK_SYNC_FAILED' && /absent/.test(error.message),
+      );
+      await assert.rejects(
+        () => searcher.snapshot(live, target),
+        (error) =>
+          isUnderstudyError(error) && error.code === 'DISK_SYNC_FAILED' && /File exists/.test(error.message),
+      );
+      // The helper still answers after the failures.
+      assert.equal((await searcher.search(live, since)).overflow, undefined);
+      assert.equal(searcher.closed, false);
+      await searcher.close();
+      assert.equal(
+        searcher.closed,
+        true,
+        'a closed helper says so (a prepared final sync then starts another)',
+      );
+      await assert.rejects(
+        () => searcher.snapshot(live, path.join(holder, 'late')),
+        (error) => isUnderstudyError(error) && /closed/.test(error.message),
+      );
+    } finally {
+      await searcher.close();
+      await exec(['btrfs', 'subvolume', 'delete', path.join(holder, 'cut')]).catch(() => undefined);
+    }
+  });
 });
