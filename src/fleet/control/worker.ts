@@ -89,6 +89,31 @@ function schedulerPool(db: pg.Pool, max: number): pg.Pool {
 }
 
 /**
+ * graphile-worker's utilities on a scheduler pool, its schema migrated; `release` ends both (also
+ * when opening failed half-way).
+ */
+async function openScheduler(
+  db: pg.Pool,
+  max: number,
+): Promise<{ pool: pg.Pool; utils: WorkerUtils; release(): Promise<void> }> {
+  const pool = schedulerPool(db, max);
+  const end = async (utils: WorkerUtils | undefined): Promise<void> => {
+    await utils?.release();
+    await pool.end();
+  };
+  let utils: WorkerUtils | undefined;
+  try {
+    utils = await makeWorkerUtils({ pgPool: pool, logger: quietLogger });
+    await utils.migrate();
+  } catch (e) {
+    await end(utils);
+    throw e;
+  }
+  const opened = utils;
+  return { pool, utils: opened, release: () => end(opened) };
+}
+
+/**
  * Targets per `fleet_dispatch` job. One job per target costs graphile-worker a fetch, a run and a
  * completion (three commits) per host; one job per batch makes a wave's rows in a few statements.
  */
@@ -125,15 +150,7 @@ const batchDigest = (batch: DispatchBatch): string =>
 export async function openJobQueue(
   db: pg.Pool,
 ): Promise<{ queue: DispatchQueue; kick(rolloutId: number): Promise<void>; release(): Promise<void> }> {
-  const pool = schedulerPool(db, 2);
-  const utils = await makeWorkerUtils({ pgPool: pool, logger: quietLogger });
-  try {
-    await utils.migrate();
-  } catch (e) {
-    await utils.release();
-    await pool.end();
-    throw e;
-  }
+  const { utils, release } = await openScheduler(db, 2);
   return {
     queue: graphileQueue(utils),
     kick: async (rolloutId) => {
@@ -143,10 +160,7 @@ export async function openJobQueue(
         { jobKey: `tick:${rolloutId}`, jobKeyMode: 'replace', maxAttempts: 25 },
       );
     },
-    release: async () => {
-      await utils.release();
-      await pool.end();
-    },
+    release,
   };
 }
 
@@ -155,15 +169,7 @@ export async function startControlWorker(options: ControlWorkerOptions): Promise
   const clock = options.clock ?? systemClock;
   const tickMs = options.tickMs ?? 5_000;
   const concurrency = options.concurrency ?? 4;
-  const pool = schedulerPool(options.db, concurrency + 4);
-  const utils = await makeWorkerUtils({ pgPool: pool, logger: quietLogger });
-  try {
-    await utils.migrate();
-  } catch (e) {
-    await utils.release();
-    await pool.end();
-    throw e;
-  }
+  const { pool, utils, release } = await openScheduler(options.db, concurrency + 4);
   const queue = graphileQueue(utils);
 
   const scheduleTick = async (rolloutId: number, at: Date): Promise<void> => {
@@ -209,8 +215,7 @@ export async function startControlWorker(options: ControlWorkerOptions): Promise
       logger: quietLogger,
     });
   } catch (e) {
-    await utils.release();
-    await pool.end();
+    await release();
     throw e;
   }
 
@@ -220,8 +225,7 @@ export async function startControlWorker(options: ControlWorkerOptions): Promise
     kick: (rolloutId) => scheduleTick(rolloutId, new Date()),
     async stop() {
       await runner.stop();
-      await utils.release();
-      await pool.end();
+      await release();
     },
   };
 }
