@@ -66,6 +66,7 @@ export {
 export { whileFrozen, type FreezeOptions, type FrozenResult } from './freeze.ts';
 export { resolvePolicy, decideNextStep, type NextStep, type PassState } from './policy.ts';
 export { recoverCopyJobs } from './btrfs/recover.ts';
+export { removeStagingDir } from './btrfs/btrfs.ts';
 export { recoverInterruptedCopies } from './recover-copies.ts';
 export { differingPatches, mergeRanges, patchFiles, type FilePatch } from './btrfs/patch-files.ts';
 export {

@@ -95,8 +95,20 @@ export async function deleteSubvolume(target: string): Promise<void> {
   await exec([BTRFS, 'subvolume', 'delete', target], { timeoutMs: 120_000 });
 }
 
-/** Deletes every subvolume directly inside `dir`, then `dir` itself (idempotent). */
+/**
+ * Deletes every subvolume directly inside `dir`, then `dir` itself (idempotent). `dir` must be an
+ * absolute path below the root: a relative one (say, the holder of an empty stored path, '.') would
+ * empty the manager's working directory.
+ */
 export async function removeStagingDir(dir: string): Promise<void> {
+  if (!path.isAbsolute(dir) || path.resolve(dir) === '/')
+    throw new UnderstudyError(
+      'INTERNAL',
+      `Refusing to remove the staging directory ${JSON.stringify(dir)}: it must be an absolute path below /`,
+      {
+        hint: 'This is a bug in understudy: a stored snapshot path is empty or relative. Nothing was removed.',
+      },
+    );
   let entries: string[];
   try {
     entries = await fs.readdir(dir);
