@@ -73,10 +73,12 @@ export {
   changesSince,
   planTransidSync,
   syncByTransid,
+  unexplainedDifferences,
   TransidSearcher,
   type ChangedInode,
   type TransidChanges,
   type TransidPlan,
+  type TransidSyncOptions,
   type TransidSyncOutcome,
 } from './btrfs/transid.ts';
 export {

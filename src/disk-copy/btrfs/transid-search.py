@@ -166,9 +166,14 @@ def answer(subvolume, since, limit, emit):
                     return
                 inode["newerEntry"] = any((entry_transid(fd, parent, name) or MAX_U64) > since for parent, name in refs)
                 if inode["kind"] != "dir" and len(refs) < inode["nlink"]:
-                    # The other names are in extended references (INODE_EXTREF), which this does not read.
-                    emit({"overflow": True, "reason": f"inode {ino} has more names than its references list"})
-                    return
+                    if not refs and not any(search(fd, 0, (ino, INODE_ITEM, 0), (ino, INODE_ITEM, 0))):
+                        # Removed after its item was read (a source still written): nothing to carry
+                        # under its names; its directory's change says it went.
+                        inode["paths"] = []
+                    else:
+                        # The other names are in extended references (INODE_EXTREF), which this does not read.
+                        emit({"overflow": True, "reason": f"inode {ino} has more names than its references list"})
+                        return
             inode["inline"] = extents.get(ino, {}).get("inline", False)
             inode["extents"] = extents.get(ino, {}).get("ranges", [])
             emit({"inode": inode})

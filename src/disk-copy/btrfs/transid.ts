@@ -308,6 +308,11 @@ export type TransidSyncOutcome =
       whole: number;
       patched: number;
       bytes: number;
+      /**
+       * A `live` pass: paths that differed at its check because the source changed them again
+       * after its transaction (the next pass carries them).
+       */
+      changedDuring?: number;
       searchMs: number;
       copyMs: number;
       verifyMs: number;
@@ -320,6 +325,52 @@ export type TransidSyncOutcome =
   | { overflow: true; reason: string; paths?: string[] };
 
 const child = (dir: string, name: string): string => (dir === '.' ? name : path.join(dir, name));
+
+/** Parent directories of `relative`, nearest first ('.' last). */
+function ancestorsOf(relative: string): string[] {
+  const out: string[] = [];
+  for (let p = path.dirname(relative); ; p = path.dirname(p)) {
+    out.push(p);
+    if (p === '.' || p === '/') return out;
+  }
+}
+
+/**
+ * Of the paths a pass over a live source found different on its target, those the source's changes
+ * after the pass's transaction do not explain; pure. A difference is explained, so that the next pass
+ * (which starts from that transaction) carries it, when the path belongs to an inode changed since
+ * (`later`); or lies under a directory created or renamed since (its subtree is copied whole); or is
+ * gone from the source (`absentFromSource`) and the nearest directory above it that the source still
+ * has changed since (its names are reconciled). Anything else the next pass would not look at again.
+ */
+export function unexplainedDifferences(
+  differing: readonly string[],
+  later: readonly ChangedInode[],
+  absentFromSource: ReadonlySet<string>,
+): string[] {
+  const named = (p: string): string => (p === '' ? '.' : p);
+  const changed = new Set(later.flatMap((i) => i.paths.map(named)));
+  const dirs = later.filter((i) => i.kind === 'dir');
+  const changedDirs = new Set(dirs.flatMap((i) => i.paths.map(named)));
+  const wholeDirs = new Set(dirs.filter((i) => i.created || i.newerEntry).flatMap((i) => i.paths.map(named)));
+  return differing.filter((p) => {
+    if (changed.has(p)) return false;
+    const above = p === '.' ? [] : ancestorsOf(p);
+    if (above.some((a) => wholeDirs.has(a))) return false;
+    if (!absentFromSource.has(p)) return true;
+    const nearest = above.find((a) => !absentFromSource.has(a)) ?? '.';
+    return !changedDirs.has(nearest);
+  });
+}
+
+const exists = (p: string): Promise<boolean> =>
+  fs.lstat(p).then(
+    () => true,
+    (error: unknown) => {
+      if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) return false;
+      throw error;
+    },
+  );
 
 async function namesIn(dir: string): Promise<Set<string>> {
   try {
@@ -336,15 +387,7 @@ async function blocksOf(p: string): Promise<number> {
   return stat?.isFile() && stat.nlink === 1 ? stat.blocks : -1;
 }
 
-/**
- * Makes `target` hold what `source` holds, from the changes of `source` after transaction `since`
- * (the target held what the source held then, and nobody wrote it since): the changed directories'
- * names reconciled, new or renamed entries and unpatchable files copied whole, the others patched
- * with their new extents (then copied whole if their allocated size differs from the source's: a
- * punched hole), the result checked by hash and written out (syncfs). The source must not change
- * meanwhile (the hold of a switch). Cost follows the change, not the files.
- */
-export async function syncByTransid(o: {
+export interface TransidSyncOptions {
   source: string;
   target: string;
   since: number;
@@ -357,8 +400,44 @@ export async function syncByTransid(o: {
   extra?: readonly string[];
   /** Written out at the end (`sync -f` of the target); default true. */
   durable?: boolean;
-}): Promise<TransidSyncOutcome> {
-  let started = performance.now();
+  /**
+   * The source keeps changing (a catch-up pass while the service writes): the check accepts a path
+   * that differs when the source changed it again after the pass's transaction (a second search says
+   * so; see unexplainedDifferences), since the next pass, which starts from that transaction, carries
+   * it; any other difference fails the pass. A path that vanishes from the source under the copy
+   * fails the pass too (DISK_SYNC_FAILED, nothing to undo: run it again from the same transaction).
+   */
+  live?: boolean;
+}
+
+/**
+ * Makes `target` hold what `source` holds, from the changes of `source` after transaction `since`
+ * (the target held what the source held then, and nobody wrote it since): the changed directories'
+ * names reconciled, new or renamed entries and unpatchable files copied whole, the others patched
+ * with their new extents (then copied whole if their allocated size differs from the source's: a
+ * punched hole), the result checked by hash and written out (syncfs). The source must not change
+ * meanwhile (the hold of a switch), unless `live`. Cost follows the change, not the files.
+ */
+export async function syncByTransid(o: TransidSyncOptions): Promise<TransidSyncOutcome> {
+  if (!o.live) return syncOnce(o);
+  try {
+    return await syncOnce(o);
+  } catch (error) {
+    if (!isErrno(error, 'ENOENT') && !isErrno(error, 'ENOTDIR')) throw error;
+    throw new UnderstudyError(
+      'DISK_SYNC_FAILED',
+      `A pass of ${o.source} onto ${o.target} failed: a path vanished from the source under it (${(error as Error).message})`,
+      {
+        cause: error,
+        hint: 'The service changed the disk under the pass. Run the pass again from the same transaction: it carries what changed since.',
+      },
+    );
+  }
+}
+
+/** syncByTransid without the live pass's error wording. */
+async function syncOnce(o: TransidSyncOptions): Promise<TransidSyncOutcome> {
+  const started = performance.now();
   const changes = await changesSince(o.source, o.since, o.searcher ? { searcher: o.searcher } : {});
   if (changes.overflow) return { overflow: true, reason: changes.reason };
   const plan = planTransidSync(changes.inodes);
@@ -386,7 +465,19 @@ export async function syncByTransid(o: {
   if (await anyXattrs(patches.flatMap((p) => [join(o.source, p.relative), join(o.target, p.relative)])))
     return { overflow: true, reason: 'a changed file has extended attributes', paths: everyPath() };
 
-  started = performance.now();
+  return copyAndCheck(o, changes.transid, listed, patches, searchMs);
+}
+
+/** The copy and check of syncByTransid, from its plan (`listed` paths whole, `patches`). */
+async function copyAndCheck(
+  o: TransidSyncOptions,
+  transid: number,
+  listed: Set<string>,
+  patches: FilePatch[],
+  searchMs: number,
+): Promise<TransidSyncOutcome> {
+  const everyPath = (): string[] => [...new Set([...listed, ...patches.map((p) => p.relative)])].sort();
+  let started = performance.now();
   const copyWhole = async (paths: Set<string>): Promise<number | undefined> => {
     const sorted = [...paths].sort();
     const applied = await planApply({ source: o.source, target: o.target, paths: sorted });
@@ -430,19 +521,42 @@ export async function syncByTransid(o: {
     hashPaths(o.target, [...listed], { xattrs: false }),
     differingPatches({ source: o.source, target: o.target, patches: checkedPatches }),
   ]);
-  if (expected.digest !== actual.digest || differing.length > 0)
-    throw new UnderstudyError(
-      'DISK_SYNC_VERIFY_FAILED',
-      `After the sync of ${o.source} onto ${o.target}, these paths differ: ${[...differingPaths(expected, actual), ...differing].slice(0, 10).join(', ')}`,
-      { hint: 'Run the sync again; if the paths still differ, report it with these paths.' },
-    );
+  let changedDuring = 0;
+  if (expected.digest !== actual.digest || differing.length > 0) {
+    const paths = [...new Set([...differingPaths(expected, actual, Infinity), ...differing])];
+    let unexplained = paths;
+    if (o.live) {
+      const later = await changesSince(o.source, transid, o.searcher ? { searcher: o.searcher } : {});
+      if (later.overflow)
+        throw new UnderstudyError(
+          'DISK_SYNC_VERIFY_FAILED',
+          `A pass of ${o.source} onto ${o.target} could not be checked: ${paths.length} paths differ and the source changed too much since to tell why (${later.reason})`,
+          {
+            hint: 'The service writes faster than a pass can follow: throttle it, or sync with the service quiesced.',
+          },
+        );
+      const absent = new Set<string>();
+      for (const p of paths)
+        for (const q of [p, ...(p === '.' ? [] : ancestorsOf(p))])
+          if (!absent.has(q) && !(await exists(join(o.source, q)))) absent.add(q);
+      unexplained = unexplainedDifferences(paths, later.inodes, absent);
+      changedDuring = paths.length - unexplained.length;
+    }
+    if (unexplained.length > 0)
+      throw new UnderstudyError(
+        'DISK_SYNC_VERIFY_FAILED',
+        `After the sync of ${o.source} onto ${o.target}, these paths differ: ${unexplained.slice(0, 10).join(', ')}`,
+        { hint: 'Run the sync again; if the paths still differ, report it with these paths.' },
+      );
+  }
   if (o.durable !== false) await exec(['sync', '-f', o.target]);
   const verifyMs = performance.now() - started;
   return {
-    transid: changes.transid,
+    transid,
     whole: listed.size,
     patched: checkedPatches.length,
     bytes,
+    ...(o.live ? { changedDuring } : {}),
     searchMs,
     copyMs,
     verifyMs,
