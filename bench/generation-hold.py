@@ -15,6 +15,13 @@ of 1,000, plus a 64 MiB log) a source and a target filled alike (no block shared
   - `unshared`: no snapshot of either side ever exists;
   - `shared`: a read-only snapshot of each side is taken after the catch-up pass and deleted (and
     dropped by the cleaner) after the hold, as the bases of today's final sync are;
+  - `received`: the target is the initial copy as the live copy makes it: a read-only snapshot of
+    the source sent whole (`btrfs send | btrfs receive`), the received subvolume made writable, the
+    snapshot deleted and dropped by the cleaner before the rounds; no snapshot after that (does a
+    tree once shared hold as flat as one never shared?);
+  - `reflinked`: the target is a reflink copy of the source on the same pool (`cp -a
+    --reflink=always`: a tree of its own, its file data the source's extents, shared), as a copy
+    on one pool could make it instead of a writable snapshot of the source's cut; no snapshot ever;
   - `dropped`: the same bases, deleted and dropped by the cleaner before the hold instead; the hold
     cuts the source with a read-only snapshot (its commit) and, after the copy, snapshots the target
     (its commit; no fsync per file): the two snapshots are the next bases, so that a sync outside the
@@ -34,7 +41,7 @@ extended attributes, nocow files (overwritten in place: their extents keep their
 files, and recovery.
 Usage: python3 bench/generation-hold.py [dir for the image, default /tmp] [rounds, default 9]
 [files in the big row, default 1000000]
-[modes, default unshared,shared; or dropped]
+[modes, default unshared,shared; or received, reflinked, dropped]
 (as root; about 20 minutes with both modes, 6 with one: filling and comparing the 1,000,000-file rows takes most of it).
 """
 import fcntl, hashlib, os, shutil, struct, subprocess, sys, time
@@ -43,7 +50,7 @@ base_dir = sys.argv[1] if len(sys.argv) > 1 else "/tmp"
 rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 9
 big = int(sys.argv[3]) if len(sys.argv) > 3 else 1000000
 modes = sys.argv[4].split(",") if len(sys.argv) > 4 else ["unshared", "shared"]
-assert modes and set(modes) <= {"unshared", "shared", "dropped"}, "modes: unshared, shared, dropped (comma-separated)"
+assert modes and set(modes) <= {"unshared", "shared", "received", "reflinked", "dropped"}, "modes: unshared, shared, received, reflinked, dropped (comma-separated)"
 
 TREE_SEARCH_V2 = 0xC0709411  # _IOWR(0x94, 17, struct btrfs_ioctl_search_args_v2)
 INO_LOOKUP = 0xD0009412  # _IOWR(0x94, 18, struct btrfs_ioctl_ino_lookup_args)
@@ -257,7 +264,7 @@ try:
     for mode in modes:
         mnt = pools[mode][2]
         for row, n in rows.items():
-            for side in ("src", "dst"):
+            for side in ("src",) if mode in ("received", "reflinked") else ("src", "dst"):
                 top = f"{mnt}/{row}.{side}"
                 run("btrfs", "subvolume", "create", top)
                 for i in range(n):
@@ -270,6 +277,25 @@ try:
                 os.makedirs(f"{top}/new")
                 with open(f"{top}/log", "wb") as f:
                     f.write(log)
+        if mode == "received":  # the initial copy: a snapshot sent whole, received, made writable, dropped
+            for row in rows:
+                source, target = f"{mnt}/{row}.src", f"{mnt}/{row}.dst"
+                run("btrfs", "subvolume", "snapshot", "-r", source, f"{source}.init")
+                os.makedirs(f"{mnt}/recv-{row}")
+                send = subprocess.Popen(["btrfs", "send", "-q", f"{source}.init"], stdout=subprocess.PIPE)
+                subprocess.run(["btrfs", "receive", "-q", f"{mnt}/recv-{row}"], stdin=send.stdout, check=True)
+                send.stdout.close()
+                assert send.wait() == 0, "btrfs send failed"
+                run("btrfs", "property", "set", "-f", "-ts", f"{mnt}/recv-{row}/{row}.src.init", "ro", "false")
+                os.rename(f"{mnt}/recv-{row}/{row}.src.init", target)
+                os.rmdir(f"{mnt}/recv-{row}")
+                run("btrfs", "subvolume", "delete", f"{source}.init")
+            run("btrfs", "subvolume", "sync", mnt)
+        if mode == "reflinked":  # a tree of its own whose file data are the source's extents
+            for row in rows:
+                source, target = f"{mnt}/{row}.src", f"{mnt}/{row}.dst"
+                run("btrfs", "subvolume", "create", target)
+                run("cp", "-a", "--reflink=always", f"{source}/.", f"{target}/")
         for row in rows:
             since[(mode, row)] = commit(mnt)
     print(f"filled in {time.perf_counter() - started:.0f} s", file=sys.stderr)

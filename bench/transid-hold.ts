@@ -1,10 +1,14 @@
 /**
  * Benchmark of the final sync by transid (syncByTransid: no snapshot shares either disk's tree) in
  * the hold of a switch: is it, and the hold, flat in the size of the disk?
- *   node --import tsx bench/transid-hold.ts [--repeats N] [--rows 1k,100k,1m,1g,8g]
+ *   node --import tsx bench/transid-hold.ts [--repeats N] [--rows 1k,100k,1m,1g,8g] [--initial cp|send]
  * The rows and the workload are bench/final-sync.ts's (final-sync-workload.ts). For each row, the
  * application disk (a btrfs subvolume on a sparse loop pool under /tmp, mounted noatime) is filled
- * and copied onto a second pool with `cp -a` (no block shared, and never a snapshot on either pool).
+ * and copied onto a second pool: with `--initial cp` (the default) by `cp -a` (no block shared, and
+ * never a snapshot on either pool); with `--initial send` as the live copy copies a disk: a read-only
+ * snapshot of the source sent whole (`btrfs send | btrfs receive`), the received subvolume made
+ * writable and used as the target, the snapshot then deleted and dropped by the cleaner (the source's
+ * tree was shared once, before the rounds).
  * Then N rounds, each row in turn:
  *   - catch-up pass: the fixed change (50 files rewritten, 50 created, 10 deleted) synced by
  *     syncByTransid; the same change again synced by the whole-tree rsync it replaces;
@@ -47,6 +51,8 @@ const repeats = Number(argValue('--repeats') ?? 5);
 const rowNames = (argValue('--rows') ?? '1k,100k,1m,1g,8g').split(',');
 const rows = allRows.filter((r) => rowNames.includes(r.name));
 const fixedCostGoalMs = 50;
+const initial = argValue('--initial') ?? 'cp';
+if (initial !== 'cp' && initial !== 'send') throw new Error(`--initial: cp or send, not ${initial}`);
 
 type Synced = Exclude<TransidSyncOutcome, { overflow: true }>;
 
@@ -95,12 +101,27 @@ async function setUpRow(row: Row): Promise<RowBench> {
   await fillSmallFiles(source, row.smallFiles);
   await fillData(source, row.dataGiB);
   await fillLog(source);
-  await createSubvolume(target);
-  await exec(['cp', '-a', '--reflink=never', `${source}/.`, `${target}/`], { timeoutMs: 3_600_000 });
+  if (initial === 'cp') {
+    await createSubvolume(target);
+    await exec(['cp', '-a', '--reflink=never', `${source}/.`, `${target}/`], { timeoutMs: 3_600_000 });
+  } else {
+    const cut = path.join(a.path, 'app.initial');
+    await exec(['btrfs', 'subvolume', 'snapshot', '-r', source, cut]);
+    const received = path.join(b.path, 'received');
+    await fs.mkdir(received);
+    await exec(['sh', '-c', 'btrfs send -q "$1" | btrfs receive -q "$2"', 'send', cut, received], {
+      timeoutMs: 3_600_000,
+    });
+    await exec(['btrfs', 'property', 'set', '-f', '-ts', path.join(received, 'app.initial'), 'ro', 'false']);
+    await fs.rename(path.join(received, 'app.initial'), target);
+    await fs.rmdir(received);
+    await exec(['btrfs', 'subvolume', 'delete', cut]);
+    await exec(['btrfs', 'subvolume', 'sync', a.path], { timeoutMs: 3_600_000 });
+  }
   const since = (await changesSince(source, 0)).transid;
   await exec(['sync', '-f', target]);
   console.error(
-    `row ${row.name}: filled and copied in ${((performance.now() - started) / 1000).toFixed(0)} s`,
+    `row ${row.name}: filled and copied (${initial}) in ${((performance.now() - started) / 1000).toFixed(0)} s`,
   );
   return { row, source, target, since, pass: [], rsyncMs: [], final: [], hold: [] };
 }
@@ -161,7 +182,7 @@ async function main(): Promise<void> {
   }
   const endLoad = (await fs.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
   console.log(
-    `Load average at the start ${load}, at the end ${endLoad}. Every copy equals its source at the end (diff -r).`,
+    `Initial copy: ${initial}. Load average at the start ${load}, at the end ${endLoad}. Every copy equals its source at the end (diff -r).`,
   );
   const finals = benches.map((b) => median(b.final.map((f) => f.ms)));
   const fastest = Math.min(...finals);
