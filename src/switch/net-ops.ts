@@ -9,6 +9,16 @@ import type { SwitchSide } from './types.ts';
 /** Name of the nftables table the switch owns in each LC (netdev family). */
 export const steerTable = 'understudy_switch';
 
+/**
+ * The next hop the steering table forwards to (`fwd ip to … device …`): a link-local address no LC
+ * holds, whose permanent neighbour entry in the LC is the peer's MAC, so that the kernel's neighbour
+ * output writes the frame's header (the device's own MAC as the source, the peer's as the
+ * destination). Packets keep their IP destination; nothing is ever sent to this address. Rewriting
+ * the MACs with `ether saddr set` instead is refused (EPERM) in a network namespace that an
+ * unprivileged container's user namespace owns, on current kernels.
+ */
+export const steerNextHop = '169.254.117.115';
+
 /** "198.18.0.10/24" → "198.18.0.10". */
 export function hostOf(cidr: string): string {
   return cidr.split('/')[0] ?? cidr;
@@ -120,14 +130,13 @@ export interface SteerOptions {
   /** The service address and port whose TCP packets are steered. */
   address: string;
   port: number;
-  /** Own MAC (source of passed-on frames, keeps the bridge's learning right) and the peer's MAC. */
-  ownMac: string;
+  /** The peer's MAC: the destination of passed-on frames (their source is `dev`'s own MAC). */
   peerMac: string;
 }
 
 export function steerRuleset(o: SteerOptions): string {
   const match = `ip daddr ${hostOf(o.address)} tcp dport ${o.port}`;
-  const forward = `ether saddr set ${o.ownMac} ether daddr set ${o.peerMac} counter fwd to "${o.dev}"`;
+  const forward = `counter fwd ip to ${steerNextHop} device "${o.dev}"`;
   const syn = `${match} tcp flags & (syn | ack) == syn`;
   const known = `${match} ip saddr . tcp sport @flows`;
   const rules =
@@ -152,11 +161,26 @@ export function steerRuleset(o: SteerOptions): string {
 }
 
 export async function installSteer(side: SwitchSide, options: SteerOptions): Promise<void> {
+  await side.netExec([
+    'ip',
+    'neigh',
+    'replace',
+    steerNextHop,
+    'lladdr',
+    options.peerMac,
+    'dev',
+    options.dev,
+    'nud',
+    'permanent',
+  ]);
   await side.netExec(['nft', '-f', '-'], { input: steerRuleset(options) });
 }
 
 export async function removeSteer(side: SwitchSide): Promise<void> {
   await side.netExec(['nft', 'delete', 'table', 'netdev', steerTable], { okCodes: [0, 1] });
+  await side.netExec(['ip', 'neigh', 'flush', 'to', steerNextHop, 'nud', 'permanent'], {
+    okCodes: [0, 1, 2],
+  });
 }
 
 /**

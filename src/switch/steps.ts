@@ -265,7 +265,6 @@ const lc1PassNewFlows: Step = {
       mode: 'new-flows',
       dev: plan.from.nic,
       ...plan.service,
-      ownMac: plan.from.mac,
       peerMac: plan.to.mac,
     });
   },
@@ -515,7 +514,6 @@ const lc1ReleaseAddress: Step = {
       mode: 'all',
       dev: plan.from.nic,
       ...plan.service,
-      ownMac: plan.from.mac,
       peerMac: plan.to.mac,
     });
     await removeAddress(c.from, plan.service.address, plan.from.nic);
@@ -582,7 +580,6 @@ const lc2PassOldFlows: Step = {
       mode: 'old-flows',
       dev: plan.to.nic,
       ...plan.service,
-      ownMac: plan.to.mac,
       peerMac: plan.from.mac,
     });
   },

@@ -456,6 +456,8 @@ export class MemoryDriver implements PartitioningDriver {
       }
       return ok(argv);
     }
+    // The steering table's next hop (a permanent neighbour entry): nothing to model beyond success.
+    if (cmd === 'ip' && rest[0] === 'neigh') return ok(argv);
     if (cmd === 'sysctl') {
       if (rest[0] === '-n') return ok(argv, lc.sysctl.get(rest[1] ?? '') ?? '0');
       const [key = '', value = ''] = (rest[rest.length - 1] ?? '').split('=');

@@ -25,6 +25,8 @@ interface FakeLc {
   side: SwitchSide;
   nics: Map<string, { mac: string; addresses: string[] }>;
   steer: string | undefined;
+  /** Permanent neighbour entries (address → MAC). */
+  neighbours: Map<string, string>;
   signals: ServiceSignal[];
   sysctl: Map<string, string>;
   healthy: boolean;
@@ -47,6 +49,7 @@ function fakeLc(
   const lc: FakeLc = {
     nics: new Map(Object.entries(nics)),
     steer: undefined,
+    neighbours: new Map(),
     signals: [],
     sysctl: new Map(),
     healthy: true,
@@ -100,6 +103,14 @@ function fakeLc(
         log.push(`${name} addr ${op} ${cidr} ${dev}`);
         if (op === 'replace' && !nic.addresses.includes(cidr!)) nic.addresses.push(cidr!);
         if (op === 'del') nic.addresses = nic.addresses.filter((a) => a !== cidr);
+        return ok(argv);
+      }
+      if (cmd === 'ip' && rest[0] === 'neigh') {
+        // The steering table's next hop: `replace ADDR lladdr MAC dev DEV nud permanent`, or `flush to ADDR …`.
+        if (rest[1] === 'replace') {
+          lc.neighbours.set(rest[2]!, rest[4]!);
+          log.push(`${name} neigh ${rest[2]} ${rest[4]}`);
+        } else lc.neighbours.delete(rest[3]!);
         return ok(argv);
       }
       if (cmd === 'sysctl') {
@@ -162,6 +173,11 @@ test('instant: LC2 passes old flows before it takes the address; LC1 keeps it on
   const order = (entry: string): number => log.indexOf(entry);
   assert.ok(order('lc2 steer old-flows') < order('lc2 addr replace 198.18.0.10/24 eth0'));
   assert.ok(
+    order('lc2 neigh 169.254.117.115 02:00:00:00:00:01') >= 0 &&
+      order('lc2 neigh 169.254.117.115 02:00:00:00:00:01') < order('lc2 steer old-flows'),
+    "the steering table's next hop is LC1's MAC before the table passes anything on",
+  );
+  assert.ok(
     order('lc1 addr replace 198.18.0.10/32 lo') < order('lc1 addr del 198.18.0.10/24 eth0'),
     'the address never leaves LC1 while it has connections',
   );
@@ -170,6 +186,7 @@ test('instant: LC2 passes old flows before it takes the address; LC1 keeps it on
   assert.deepEqual(holds(lc1, '198.18.0.10'), []);
   assert.deepEqual(lc1.nics.get('eth0')?.addresses, ['198.18.0.11/24']);
   assert.equal(lc1.sysctl.get('net.ipv4.conf.all.arp_ignore'), '0', 'ARP settings restored');
+  assert.deepEqual([...lc2.neighbours], [], 'the next hop goes with the steering table');
 });
 
 test('each step reports the switch id; each health check its LC, phase and outcome', async () => {
@@ -360,13 +377,12 @@ test('the steering table of LC2 during instant never drops a packet of a flow it
     dev: 'eth0',
     address: '198.18.0.10/24',
     port: 80,
-    ownMac: '02:00:00:00:00:02',
     peerMac: '02:00:00:00:00:01',
   });
   assert.match(rules, /tcp flags & \(syn \| ack\) == syn add @flows \{ ip saddr \. tcp sport \} accept/);
   assert.match(
     rules,
-    /ip daddr 198\.18\.0\.10 tcp dport 80 ether saddr set 02:00:00:00:00:02 ether daddr set 02:00:00:00:00:01 counter fwd to "eth0"\n/,
+    /ip daddr 198\.18\.0\.10 tcp dport 80 counter fwd ip to 169\.254\.117\.115 device "eth0"\n/,
   );
   assert.doesNotMatch(rules, /drop|reject/);
 });
