@@ -437,7 +437,7 @@ export async function syncByTransid(o: TransidSyncOptions): Promise<TransidSyncO
 
 /** syncByTransid without the live pass's error wording. */
 async function syncOnce(o: TransidSyncOptions): Promise<TransidSyncOutcome> {
-  const started = performance.now();
+  let started = performance.now();
   const changes = await changesSince(o.source, o.since, o.searcher ? { searcher: o.searcher } : {});
   if (changes.overflow) return { overflow: true, reason: changes.reason };
   const plan = planTransidSync(changes.inodes);
@@ -465,19 +465,8 @@ async function syncOnce(o: TransidSyncOptions): Promise<TransidSyncOutcome> {
   if (await anyXattrs(patches.flatMap((p) => [join(o.source, p.relative), join(o.target, p.relative)])))
     return { overflow: true, reason: 'a changed file has extended attributes', paths: everyPath() };
 
-  return copyAndCheck(o, changes.transid, listed, patches, searchMs);
-}
-
-/** The copy and check of syncByTransid, from its plan (`listed` paths whole, `patches`). */
-async function copyAndCheck(
-  o: TransidSyncOptions,
-  transid: number,
-  listed: Set<string>,
-  patches: FilePatch[],
-  searchMs: number,
-): Promise<TransidSyncOutcome> {
-  const everyPath = (): string[] => [...new Set([...listed, ...patches.map((p) => p.relative)])].sort();
-  let started = performance.now();
+  const transid = changes.transid;
+  started = performance.now();
   const copyWhole = async (paths: Set<string>): Promise<number | undefined> => {
     const sorted = [...paths].sort();
     const applied = await planApply({ source: o.source, target: o.target, paths: sorted });
