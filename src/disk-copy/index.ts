@@ -54,7 +54,7 @@ export {
   type SendCommandName,
 } from './btrfs/send-stream.ts';
 export { historyChangeOf } from './btrfs/send-history.ts';
-export { hashTree, hashPaths, differingPaths, type TreeHash } from './tree-hash.ts';
+export { anyXattrs, hashTree, hashPaths, differingPaths, type TreeHash } from './tree-hash.ts';
 export {
   createCgroup,
   existingCgroupFreezer,
@@ -69,14 +69,17 @@ export { recoverCopyJobs } from './btrfs/recover.ts';
 export { removeStagingDir } from './btrfs/btrfs.ts';
 export { recoverInterruptedCopies } from './recover-copies.ts';
 export { differingPatches, mergeRanges, patchFiles, type FilePatch } from './btrfs/patch-files.ts';
+export { ownChanges } from './btrfs/transid-pair.ts';
 export {
   changesSince,
+  markOf,
   planTransidSync,
   syncByTransid,
   unexplainedDifferences,
   TransidSearcher,
   type ChangedInode,
   type TransidChanges,
+  type TransidMark,
   type TransidPlan,
   type TransidSyncOptions,
   type TransidSyncOutcome,

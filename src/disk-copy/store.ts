@@ -76,6 +76,11 @@ export const diskCopySchema: ModuleSchema = {
       description: 'sync bases: the paths a final sync wrote into a disk after its base was taken',
       up: `ALTER TABLE sync_bases ADD COLUMN ahead TEXT;`,
     },
+    {
+      version: 4,
+      description: 'sync bases: the transaction after which each disk of a pair has changes to carry',
+      up: `ALTER TABLE sync_bases ADD COLUMN transids TEXT;`,
+    },
   ],
 };
 

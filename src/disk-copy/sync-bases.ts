@@ -1,7 +1,9 @@
 /**
  * The sync bases of disk pairs in the store (module 'disk-copy', table `sync_bases`): for two disks
- * that were made equal (a live copy, then each sync), the read-only snapshot of each side at that
- * moment. An incremental sync compares each side's disk now with its base. The row also names the
+ * that were made equal (a live copy, then each sync), either the read-only snapshot of each side at
+ * that moment (snapshot bases), or each side's transaction then (transid bases: `transids`, no
+ * snapshot kept; baseA and baseB are empty). An incremental sync compares each side's disk now with
+ * its base, or searches each side for what changed after its transaction. The row also names the
  * snapshots a sync in progress creates (`pending`), so that the recovery after a crash removes them.
  *
  * States:
@@ -25,6 +27,23 @@ export interface SyncBase {
   pending: string[];
   /** See BaseAhead; absent when the two bases hold the same tree. */
   ahead?: BaseAhead;
+  /** Transid bases, by disk key (see TransidBase); absent for snapshot bases. */
+  transids?: Record<string, TransidBase>;
+}
+
+/**
+ * One disk's transid base: the disk (its subvolume's UUID) held, after transaction `transid`, what
+ * the other disk held after its own; what it changed after it is still to carry.
+ */
+export interface TransidBase {
+  uuid: string;
+  transid: number;
+  /**
+   * The paths the last sync wrote on this disk after `transid` (with the source's content), and the
+   * transaction that committed them: a change to one of them no later than `through` is that sync's,
+   * not the disk's own. Absent when the disk's transaction is past the sync's writes.
+   */
+  wrote?: { through: number; paths: string[] };
 }
 
 /**
@@ -55,6 +74,7 @@ interface Row {
   state: SyncBaseState;
   pending: string;
   ahead: string | null;
+  transids: string | null;
 }
 
 /** The pair key of two disks (the same whichever way the sync goes). */
@@ -72,6 +92,7 @@ const toBase = (row: Row): SyncBase => ({
   state: row.state,
   pending: JSON.parse(row.pending) as string[],
   ...(row.ahead ? { ahead: JSON.parse(row.ahead) as BaseAhead } : {}),
+  ...(row.transids ? { transids: JSON.parse(row.transids) as Record<string, TransidBase> } : {}),
 });
 
 export function getSyncBase(db: Db, one: string, other: string): SyncBase | undefined {
@@ -104,17 +125,19 @@ export function putSyncBase(
     generation: number;
     leftovers: string[];
     ahead?: BaseAhead;
+    /** Transid bases by disk key; `fromBase` and `toBase` are then empty. */
+    transids?: Record<string, TransidBase>;
   },
 ): void {
   const [a, b] = o.from < o.to ? [o.from, o.to] : [o.to, o.from];
   const baseOfDisk = (disk: string): string => (disk === o.from ? o.fromBase : o.toBase);
   const keep = new Set([o.fromBase, o.toBase]);
   db.prepare(
-    `INSERT INTO sync_bases (pair, disk_a, base_a, disk_b, base_b, generation, state, pending, ahead, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, 'ready', ?, ?, ?)
+    `INSERT INTO sync_bases (pair, disk_a, base_a, disk_b, base_b, generation, state, pending, ahead, transids, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, 'ready', ?, ?, ?, ?)
      ON CONFLICT(pair) DO UPDATE SET disk_a = excluded.disk_a, base_a = excluded.base_a, disk_b = excluded.disk_b,
        base_b = excluded.base_b, generation = excluded.generation, state = 'ready', pending = excluded.pending,
-       ahead = excluded.ahead, updated_at = excluded.updated_at`,
+       ahead = excluded.ahead, transids = excluded.transids, updated_at = excluded.updated_at`,
   ).run(
     pairKey(a, b),
     a,
@@ -124,6 +147,7 @@ export function putSyncBase(
     o.generation,
     JSON.stringify([...new Set(o.leftovers)].filter((p) => !keep.has(p))),
     o.ahead ? JSON.stringify(o.ahead) : null,
+    o.transids ? JSON.stringify(o.transids) : null,
     new Date().toISOString(),
   );
 }
@@ -148,3 +172,6 @@ export function settleSyncBase(db: Db, pair: string): void {
 export function deleteSyncBase(db: Db, pair: string): void {
   db.prepare('DELETE FROM sync_bases WHERE pair = ?').run(pair);
 }
+
+/** Whether the pair's bases are transactions (no snapshot kept). */
+export const hasTransidBases = (base: SyncBase): boolean => base.transids !== undefined;

@@ -463,10 +463,24 @@ async function copyPlanned(
       throw syncFailed(labels, error);
     }
   }
+  return rsyncPaths({ source: cut, target, paths: plan.paths, labels });
+}
+
+/**
+ * Makes each listed path of `target` the source's with rsync (extended attributes, ACLs, special
+ * files): a path the source lacks is removed; a directory's entries are not. Returns the file bytes
+ * written. Throws DISK_SYNC_FAILED naming the two disks.
+ */
+export async function rsyncPaths(o: {
+  source: string;
+  target: string;
+  paths: readonly string[];
+  labels: SyncDiskOptions['labels'];
+}): Promise<number> {
   const listDir = await fs.mkdtemp(path.join(os.tmpdir(), 'understudy-sync-'));
   try {
     const listFile = path.join(listDir, 'paths');
-    await fs.writeFile(listFile, plan.paths.map((p) => `${p}\0`).join(''));
+    await fs.writeFile(listFile, o.paths.map((p) => `${p}\0`).join(''));
     const copied = await rsync(
       [
         '--from0',
@@ -474,10 +488,10 @@ async function copyPlanned(
         '--delete-missing-args',
         '--force',
         '--no-implied-dirs',
-        `${cut}/`,
-        `${target}/`,
+        `${o.source}/`,
+        `${o.target}/`,
       ],
-      labels,
+      o.labels,
     );
     return copied.bytes;
   } finally {

@@ -6,6 +6,12 @@
  *
  * Snapshots live in `<lc dir>/.understudy-sync/<holder>/<snapshot>` beside each disk (a read-only
  * subvolume cannot be moved to another directory; its holder directory can).
+ *
+ * A data disk's pair (`sender-wins`) leaves its snapshots at its first sync after the copy (a
+ * catch-up pass): the pair is re-based on each side's transaction instead (SyncBase.transids), and
+ * its later syncs search each side for what changed after it (transid-pair.ts). No snapshot then
+ * shares a data disk's tree when the switch's hold writes it: a write to a shared tree node copies
+ * the node, and the number of such nodes on a path grows with the tree (docs/disk-copy.md).
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -30,11 +36,14 @@ import {
   settleSyncBase,
   startSync,
   type SyncBase,
+  type TransidBase,
 } from '../sync-bases.ts';
 import type { SyncConflictRule, SyncResult } from '../types.ts';
 import { freeBytes, isSubvolume, removeStagingDir, settleDeletedSubvolumes, snapshot } from './btrfs.ts';
 import { changedPaths, type ChangeSet } from './change-set.ts';
 import { syncDisk } from './sync-disk.ts';
+import { markOf, TransidSearcher, type TransidMark } from './transid.ts';
+import { passByTransid } from './transid-pair.ts';
 
 /** One side of a sync: its key (`lc/disk`), live subvolume and pool. */
 export interface SyncSide {
@@ -214,14 +223,21 @@ async function removeLeftovers(db: Db, pair: string): Promise<void> {
  * its base are known. The final sync of the same pair in the same direction uses it; any other sync
  * of the pair drops it first.
  */
-interface PreparedFinal {
-  from: string;
-  to: string;
-  base: SyncBase;
-  generation: number;
-  snapshots: { cut: string; now: string; after: string };
-  received: ChangeSet;
-}
+type PreparedFinal =
+  | {
+      kind: 'snapshots';
+      from: string;
+      to: string;
+      base: SyncBase;
+      generation: number;
+      snapshots: { cut: string; now: string; after: string };
+      received: ChangeSet;
+    }
+  /**
+   * On transid bases: a last pass was made with the target held (the pair re-based after it), and
+   * the search helper is up, so that the final sync starts no process and searches the source only.
+   */
+  | { kind: 'transids'; from: string; to: string; base: SyncBase; searcher: TransidSearcher };
 
 const preparedFinals = new Map<string, PreparedFinal>();
 
@@ -230,7 +246,8 @@ async function dropPrepared(db: Db | undefined, pair: string): Promise<void> {
   const prepared = preparedFinals.get(pair);
   if (!prepared) return;
   preparedFinals.delete(pair);
-  for (const p of Object.values(prepared.snapshots)) await removeHolder(p);
+  if (prepared.kind === 'transids') await prepared.searcher.close();
+  else for (const p of Object.values(prepared.snapshots)) await removeHolder(p);
   if (db) settleSyncBase(db, pair);
 }
 
@@ -306,6 +323,8 @@ export async function prepareFinal(o: {
       { pools: busy, waitedMs: cleanerWaitMs },
       'the btrfs cleaner is still dropping deleted snapshots: the final sync snapshot may take longer',
     );
+  const row = getSyncBase(o.db, o.from.key, o.to.key);
+  if (row?.transids) return prepareTransidFinal({ ...o, db: o.db, pair, row });
   const base = await usableBase(o.db, o.from, o.to);
   if (!base) return;
   const generation = base.generation + 1;
@@ -320,7 +339,15 @@ export async function prepareFinal(o: {
     await Promise.all(scratch.map((p) => fs.mkdir(path.dirname(p), { recursive: true })));
     await snapshot({ source: o.to.path, target: snapshots.now, readOnly: true });
     const received = await changedPaths(baseOf(base, o.to.key), snapshots.now);
-    preparedFinals.set(pair, { from: o.from.key, to: o.to.key, base, generation, snapshots, received });
+    preparedFinals.set(pair, {
+      kind: 'snapshots',
+      from: o.from.key,
+      to: o.to.key,
+      base,
+      generation,
+      snapshots,
+      received,
+    });
   } catch (error) {
     for (const p of scratch) await removeHolder(p).catch(() => undefined);
     settleSyncBase(o.db, pair);
@@ -349,8 +376,24 @@ export async function syncPair(o: {
   if (prepared) preparedFinals.delete(pair);
   else await dropPrepared(o.db, pair);
   if (!prepared) await settleSyncs(pair);
+  if (o.db && o.rule === 'sender-wins') {
+    const row = prepared?.kind === 'transids' ? prepared.base : getSyncBase(o.db, o.from.key, o.to.key);
+    if (row?.transids) {
+      const done = await syncTransidPair({
+        ...o,
+        db: o.db,
+        pair,
+        row,
+        ...(prepared?.kind === 'transids' ? { searcher: prepared.searcher } : {}),
+        started,
+      });
+      // Otherwise the pair is synced whole below (no snapshot base), and re-based on transids.
+      if (done) return done;
+    }
+  }
+  const snapshotsPrepared = prepared?.kind === 'snapshots' ? prepared : undefined;
   const [base, checkMs] = await (async (): Promise<[SyncBase | undefined, number]> => {
-    if (prepared) return [prepared.base, 0];
+    if (snapshotsPrepared) return [snapshotsPrepared.base, 0];
     const t = performance.now();
     const found = o.db ? await usableBase(o.db, o.from, o.to) : undefined;
     return [found, performance.now() - t];
@@ -373,8 +416,8 @@ export async function syncPair(o: {
     };
   }
   const owner = processOwner().id;
-  const generation = prepared?.generation ?? (base ? base.generation + 1 : 0);
-  const snapshots = prepared?.snapshots ?? {
+  const generation = snapshotsPrepared?.generation ?? (base ? base.generation + 1 : 0);
+  const snapshots = snapshotsPrepared?.snapshots ?? {
     cut: holderPath(o.from, generation, 'cut'),
     now: holderPath(o.to, generation, 'now'),
     after: holderPath(o.to, generation, 'after'),
@@ -382,11 +425,19 @@ export async function syncPair(o: {
   const scratch = [snapshots.cut, snapshots.now, snapshots.after];
   // One transaction (one write to disk): the lease, and the snapshots this sync is about to make
   // (already written when the sync was prepared).
-  if (o.db && !prepared) leaseSync(o.db, { pair, from: o.from, to: o.to, base, generation }, scratch);
+  if (o.db && !snapshotsPrepared)
+    leaseSync(o.db, { pair, from: o.from, to: o.to, base, generation }, scratch);
   let released = false;
   let storeMs: number | undefined;
   try {
-    if (!prepared) await Promise.all(scratch.map((p) => fs.mkdir(path.dirname(p), { recursive: true })));
+    if (!snapshotsPrepared)
+      await Promise.all(scratch.map((p) => fs.mkdir(path.dirname(p), { recursive: true })));
+    // A data disk's pair leaves its snapshot bases at a sync outside a hold: each side's transaction
+    // before the sync becomes its base (what either side changes after it is carried by the next sync).
+    const marks =
+      o.db && o.rule === 'sender-wins' && !o.final
+        ? await Promise.all([markOf(o.from.path), markOf(o.to.path)])
+        : undefined;
     const outcome = await syncDisk({
       source: o.from.path,
       target: o.to.path,
@@ -395,7 +446,7 @@ export async function syncPair(o: {
       rule: o.rule,
       labels: { source: o.from.key, target: o.to.key },
       ...(o.final ? { final: true } : {}),
-      ...(prepared ? { prepared: { received: prepared.received } } : {}),
+      ...(snapshotsPrepared ? { prepared: { received: snapshotsPrepared.received } } : {}),
       ...(base?.ahead && o.rule === 'sender-wins'
         ? {
             ahead: {
@@ -418,16 +469,22 @@ export async function syncPair(o: {
       // on its base (SyncBase.ahead), which the next sync, either way, syncs again and patches onward.
       // With the lease given back, in one write to disk (or, deferDurability, carried to the disk by
       // the caller's next write that waits for it).
-      const bases = {
-        fromBase: snapshots.cut,
-        toBase: outcome.baseIsNow ? snapshots.now : snapshots.after,
-        ...(outcome.ahead ? { ahead: { disk: o.to.key, ...outcome.ahead } } : {}),
-        generation,
-        leftovers: [
-          ...(base ? [base.baseA, base.baseB, ...base.pending] : []),
-          outcome.baseIsNow ? snapshots.after : snapshots.now,
-        ],
-      };
+      const previous = base ? [base.baseA, base.baseB, ...base.pending] : [];
+      const bases = marks
+        ? {
+            fromBase: '',
+            toBase: '',
+            transids: { [o.from.key]: marks[0], [o.to.key]: marks[1] },
+            generation,
+            leftovers: [...previous, ...scratch],
+          }
+        : {
+            fromBase: snapshots.cut,
+            toBase: outcome.baseIsNow ? snapshots.now : snapshots.after,
+            ...(outcome.ahead ? { ahead: { disk: o.to.key, ...outcome.ahead } } : {}),
+            generation,
+            leftovers: [...previous, outcome.baseIsNow ? snapshots.after : snapshots.now],
+          };
       const t = performance.now();
       const write = (): void =>
         db
@@ -444,7 +501,7 @@ export async function syncPair(o: {
     if (o.db) {
       // The new bases are snapshots of the two live disks taken by this sync.
       const row = getSyncBase(o.db, o.from.key, o.to.key);
-      if (row) await trust(pair, [row.baseA, row.baseB], [o.from.path, o.to.path]);
+      if (row && !row.transids) await trust(pair, [row.baseA, row.baseB], [o.from.path, o.to.path]);
       // The previous bases and the scratch snapshot are removed after the sync returns (the switch
       // is waiting for it); they stay named in the store until gone, so a crash meanwhile leaves them
       // to the recovery. settleSyncs() waits for the removals in progress.
@@ -485,6 +542,180 @@ export async function syncPair(o: {
   }
 }
 
+/** The two sides' transid bases of a pair on transid bases, from `from`'s side. */
+function transidBasesOf(
+  row: SyncBase,
+  from: SyncSide,
+  to: SyncSide,
+): { source: TransidBase; target: TransidBase } | undefined {
+  const source = row.transids?.[from.key];
+  const target = row.transids?.[to.key];
+  return source && target ? { source, target } : undefined;
+}
+
+/** Writes the pair's new transid bases and gives the lease back, in one transaction. */
+function putTransidBases(
+  db: Db,
+  o: { pair: string; from: SyncSide; to: SyncSide; row: SyncBase; marks: [TransidMark, TransidMark] },
+  generation: number,
+  release: boolean,
+): void {
+  db.transaction(() => {
+    putSyncBase(db, {
+      from: o.from.key,
+      fromBase: '',
+      to: o.to.key,
+      toBase: '',
+      transids: { [o.from.key]: o.marks[0], [o.to.key]: o.marks[1] },
+      generation,
+      leftovers: o.row.pending,
+    });
+    if (release) releaseLeases(db, [syncLease(o.pair)], processOwner().id);
+  }).immediate();
+}
+
+/**
+ * The preparation of a final sync on transid bases, the target held: a last pass while the source
+ * still serves, after which the target's transaction is past the pass's writes (nobody else writes
+ * it), and the search helper kept up. The final sync then searches the source alone, in a process
+ * already running. The lease stays taken until the final sync ends (or the preparation is dropped).
+ * On a pass that cannot go by transaction, nothing is prepared (the final sync syncs whole).
+ */
+async function prepareTransidFinal(o: {
+  db: Db;
+  pair: string;
+  row: SyncBase;
+  from: SyncSide;
+  to: SyncSide;
+  logger?: Logger;
+}): Promise<void> {
+  const bases = transidBasesOf(o.row, o.from, o.to);
+  if (!bases) return;
+  const generation = o.row.generation + 1;
+  leaseSync(o.db, { pair: o.pair, from: o.from, to: o.to, base: o.row, generation }, []);
+  const searcher = TransidSearcher.start();
+  const giveUp = async (): Promise<void> => {
+    await searcher.close().catch(() => undefined);
+    settleSyncBase(o.db, o.pair);
+    releaseLeases(o.db, [syncLease(o.pair)], processOwner().id);
+  };
+  try {
+    await searcher.ready();
+    const pass = await passByTransid({
+      source: o.from.path,
+      target: o.to.path,
+      base: bases,
+      searcher,
+      live: true,
+      targetHeld: true,
+    });
+    if (pass.fallback !== undefined) {
+      o.logger?.warn({ pair: o.pair, reason: pass.fallback }, 'the final sync cannot go by transaction');
+      await giveUp();
+      return;
+    }
+    putTransidBases(o.db, { ...o, marks: [pass.source, pass.target] }, generation, false);
+    const base = getSyncBase(o.db, o.from.key, o.to.key)!;
+    preparedFinals.set(o.pair, { kind: 'transids', from: o.from.key, to: o.to.key, base, searcher });
+  } catch (error) {
+    await giveUp();
+    throw await explainFull(error, o.from, o.to);
+  }
+}
+
+/**
+ * A sync on transid bases (transid-pair.ts), with the pair's lease (taken by the preparation of a
+ * final sync, else here) and its new bases written as SyncOptions.deferDurability says. Resolves
+ * undefined, having written nothing, when the pair must be synced whole (a disk replaced, too many
+ * changes, what only rsync copies). A failure leaves the bases as they were: running the sync again
+ * carries what this one wrote half-way (the target's changes since its transaction).
+ */
+async function syncTransidPair(o: {
+  db: Db;
+  pair: string;
+  row: SyncBase;
+  from: SyncSide;
+  to: SyncSide;
+  final?: boolean;
+  deferDurability?: boolean;
+  logger?: Logger;
+  /** The prepared final sync's helper: the target was held since its pass. */
+  searcher?: TransidSearcher;
+  started: number;
+}): Promise<SyncResult | undefined> {
+  const bases = transidBasesOf(o.row, o.from, o.to);
+  if (!bases) return undefined;
+  const owner = processOwner().id;
+  const generation = o.row.generation + 1;
+  if (!o.searcher) leaseSync(o.db, { pair: o.pair, from: o.from, to: o.to, base: o.row, generation }, []);
+  const searcher = o.searcher ?? TransidSearcher.start();
+  let released = false;
+  try {
+    const pass = await passByTransid({
+      source: o.from.path,
+      target: o.to.path,
+      base: bases,
+      searcher,
+      live: !o.final,
+      // A final sync's target is held until the caller lets it go.
+      targetHeld: o.final === true,
+      targetUnchanged: o.searcher !== undefined,
+    }).catch(async (error: unknown) => {
+      const explained = await explainFull(error, o.from, o.to);
+      if (explained instanceof UnderstudyError) throw explained;
+      throw new UnderstudyError(
+        'DISK_SYNC_FAILED',
+        `The sync of ${o.from.key} onto ${o.to.key} failed: ${error instanceof Error ? error.message : String(error)}`,
+        {
+          cause: error,
+          hint: `${o.from.key} is untouched. Fix the cause and run the sync again: it carries what is still missing.`,
+        },
+      );
+    });
+    if (pass.fallback !== undefined) {
+      o.logger?.warn({ pair: o.pair, reason: pass.fallback }, 'syncing the pair whole');
+      settleSyncBase(o.db, o.pair);
+      return undefined;
+    }
+    const t = performance.now();
+    const write = (): void =>
+      putTransidBases(o.db, { ...o, marks: [pass.source, pass.target] }, generation, true);
+    if (o.deferDurability) withoutWaitingForDisk(o.db, write);
+    else write();
+    const storeMs = performance.now() - t;
+    released = true;
+    const files = pass.whole + pass.patched;
+    const result: SyncResult = {
+      from: o.from.key,
+      to: o.to.key,
+      rule: 'sender-wins',
+      method: 'incremental',
+      snapshotMs: 0,
+      diffMs: pass.searchMs,
+      copyMs: pass.copyMs,
+      verifyMs: pass.verifyMs,
+      bytes: pass.bytes,
+      files,
+      conflicts: { count: 0, paths: [] },
+      generation,
+      durationMs: performance.now() - o.started,
+      ...(files > 0 ? { copier: pass.copier } : {}),
+      ...(pass.patched ? { patched: pass.patched } : {}),
+      storeMs,
+    };
+    o.logger?.info({ sync: result, targetChanges: pass.targetChanges }, 'disk sync done');
+    return result;
+  } catch (error) {
+    settleSyncBase(o.db, o.pair);
+    throw error;
+  } finally {
+    if (!released) releaseLeases(o.db, [syncLease(o.pair)], owner);
+    // Inside a switch's hold the helper's exit is not waited for.
+    const closing = searcher.close().catch(() => undefined);
+    if (!o.final) await closing;
+  }
+}
+
 /**
  * After a crash: syncs whose process is gone get their snapshots removed (the bases stay; the sync
  * can run again), and leftovers of finished syncs are removed. Returns the pairs cleaned up.
@@ -494,7 +725,7 @@ export async function recoverSyncs(db: Db, options: { logger?: Logger } = {}): P
   for (const row of listSyncBases(db)) {
     if (row.state === 'syncing' && liveLease(db, syncLease(row.pair))) continue;
     if (row.state === 'ready' && row.pending.length === 0) continue;
-    if (row.baseA === '' || row.baseB === '') {
+    if (!row.transids && (row.baseA === '' || row.baseB === '')) {
       for (const p of row.pending) await removeHolder(p);
       deleteSyncBase(db, row.pair);
     } else await removeLeftovers(db, row.pair);

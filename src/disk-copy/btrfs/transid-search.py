@@ -11,9 +11,12 @@ Writes out the pool's buffered data and commits it (BTRFS_IOC_SYNC, as syncfs(2)
 leaves buffered writes out of the tree), then searches the subvolume's tree for the items in leaves
 newer than transaction SINCE (BTRFS_IOC_TREE_SEARCH_V2 with min_transid: every older node is
 skipped, so the cost follows the change, not the tree). Prints JSON lines on stdout:
-  {"transid": T}      the committed transaction: the next search starts after it;
+  {"transid": T, "uuid": U}
+                      the committed transaction (the next search starts after it) and the
+                      subvolume's UUID (a subvolume put in another's place has another);
   {"inode": ...}      one per inode changed after SINCE (its item's transid is newer), with
-                      kind, created (its generation is newer), size, nbytes, nlink, nocow, paths
+                      kind, created (its generation is newer), size, nbytes, nlink, nocow, transid
+                      (the transaction that last changed its item), paths
                       (every name, relative to the subvolume), newerEntry (a name whose directory
                       entry is newer: created, renamed or linked since), inline (data in the
                       metadata) and extents ([offset, length] of its file extents newer than SINCE);
@@ -24,13 +27,14 @@ skipped, so the cost follows the change, not the tree). Prints JSON lines on std
 A removed inode is not listed (its item is gone); its directory is, as changed.
 Exits 2 with a message on stderr for bad arguments, 1 when an ioctl fails.
 """
-import fcntl, json, os, struct, sys
+import fcntl, json, os, struct, sys, uuid
 
 TREE_SEARCH_V2 = 0xC0709411  # _IOWR(0x94, 17, struct btrfs_ioctl_search_args_v2)
 INO_LOOKUP = 0xD0009412  # _IOWR(0x94, 18, struct btrfs_ioctl_ino_lookup_args)
 SYNC = 0x9408  # _IO(0x94, 8): writes out delalloc, then commits
 START_SYNC = 0x80089418  # _IOR(0x94, 24, __u64): the running transaction's id (committing it), or the last committed
 WAIT_SYNC = 0x40089416  # _IOW(0x94, 22, __u64)
+GET_SUBVOL_INFO = 0x81F8943C  # _IOR(0x94, 60, struct btrfs_ioctl_get_subvol_info_args): 504 bytes, uuid at 296
 SNAP_CREATE_V2 = 0x50009417  # _IOW(0x94, 23, struct btrfs_ioctl_vol_args_v2): 4096 bytes
 SUBVOL_RDONLY = 1 << 1
 INODE_ITEM, INODE_REF, DIR_ITEM, EXTENT_DATA = 1, 12, 84, 108
@@ -126,7 +130,9 @@ def answer(subvolume, since, limit, emit):
         buf = bytearray(8)
         fcntl.ioctl(fd, START_SYNC, buf, True)
         fcntl.ioctl(fd, WAIT_SYNC, bytes(buf))
-        emit({"transid": struct.unpack("=Q", buf)[0]})
+        info = bytearray(504)
+        fcntl.ioctl(fd, GET_SUBVOL_INFO, info, True)
+        emit({"transid": struct.unpack("=Q", buf)[0], "uuid": str(uuid.UUID(bytes=bytes(info[296:312])))})
         changed, extents = {}, {}
         for ino, kind, offset, data in search(fd, since + 1, (FIRST_FREE_INO, 0, 0), (MAX_U64, 255, MAX_U64)):
             if kind == INODE_ITEM:
@@ -142,6 +148,7 @@ def answer(subvolume, since, limit, emit):
                         "nbytes": nbytes,
                         "nlink": nlink,
                         "nocow": bool(flags & NODATACOW),
+                        "transid": transid,
                     }
                     if len(changed) > limit:
                         emit({"overflow": True})
@@ -199,6 +206,19 @@ def snapshot(source, target):
         os.close(src)
 
 
+def with_xattrs(paths):
+    """The paths (absolute, links not followed) that have an extended attribute (ACLs included);
+    a path that is gone has none."""
+    found = []
+    for p in paths:
+        try:
+            if os.listxattr(p, follow_symlinks=False):
+                found.append(p)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+    return found
+
+
 def emit_line(value):
     sys.stdout.write(json.dumps(value) + "\n")
 
@@ -206,7 +226,8 @@ def emit_line(value):
 def serve():
     """One request per line on stdin, from the process that started this one: a search
     ({"subvolume", "since", "limit"}), a snapshot ({"snapshot": source, "target"}, answered by
-    {"snapshotted": true}) or {"ping": true} (answered by {"pong": true} once this process is up);
+    {"snapshotted": true}), the paths with extended attributes ({"xattrs": [paths]}, answered by
+    {"withXattrs": [paths]}) or {"ping": true} (answered by {"pong": true} once this process is up);
     each answer's lines, then {"end": true} (after {"error": message} when it
     failed)."""
     for line in sys.stdin:
@@ -215,6 +236,8 @@ def serve():
             request = json.loads(line)
             if "ping" in request:
                 emit_line({"pong": True})
+            elif "xattrs" in request:
+                emit_line({"withXattrs": with_xattrs([str(p) for p in request["xattrs"]])})
             elif "snapshot" in request:
                 snapshot(str(request["snapshot"]), str(request["target"]))
                 emit_line({"snapshotted": True})

@@ -44,6 +44,8 @@ const inodeSchema = z.object({
   nlink: z.number().int().nonnegative(),
   /** Overwritten in place: its extents keep their transid. */
   nocow: z.boolean(),
+  /** The transaction that last changed the inode's item (absent from an older helper's answer). */
+  transid: z.number().int().optional(),
   /** Every name, relative to the subvolume ('' for its top). */
   paths: z.array(z.string()),
   /** A name whose directory entry is newer: created, renamed or linked since. */
@@ -57,16 +59,22 @@ export type ChangedInode = z.infer<typeof inodeSchema>;
 
 const lineSchema = z.union([
   z.object({ error: z.string() }),
-  z.object({ transid: z.number().int().positive() }),
+  z.object({ transid: z.number().int().positive(), uuid: z.string().regex(/^[0-9a-f-]{36}$/) }),
   z.object({ inode: inodeSchema }),
   z.object({ overflow: z.literal(true), reason: z.string().optional() }),
 ]);
 
+/** A subvolume's committed transaction and its UUID (another subvolume in its place has another). */
+export interface TransidMark {
+  transid: number;
+  uuid: string;
+}
+
 export type TransidChanges =
   /** The committed transaction (the next search starts after it) and the inodes changed before it. */
-  | { transid: number; inodes: ChangedInode[]; overflow?: undefined }
+  | (TransidMark & { inodes: ChangedInode[]; overflow?: undefined })
   /** Too many changes, or a name the list cannot carry: sync without the list. */
-  | { transid: number; overflow: true; reason: string };
+  | (TransidMark & { overflow: true; reason: string });
 
 const searchFailed = (subvolume: string, why: string, cause?: unknown): UnderstudyError =>
   new UnderstudyError('DISK_SYNC_FAILED', `Finding what changed in ${subvolume} failed: ${why}`, {
@@ -107,7 +115,7 @@ export async function changesSince(
 
 /** The lines of one search (transid-search.py's file comment) as TransidChanges. */
 function parseAnswer(subvolume: string, lines: readonly string[], limit: number): TransidChanges {
-  let transid: number | undefined;
+  let mark: TransidMark | undefined;
   const inodes: ChangedInode[] = [];
   for (const [n, line] of lines.entries()) {
     if (line === '') continue;
@@ -115,14 +123,30 @@ function parseAnswer(subvolume: string, lines: readonly string[], limit: number)
     if (!parsed.success) throw searchFailed(subvolume, `line ${n + 1} of its answer is not understood`);
     const value = parsed.data;
     if ('error' in value) throw searchFailed(subvolume, value.error);
-    if ('transid' in value) transid = value.transid;
-    else if (transid === undefined) break;
+    if ('transid' in value) mark = { transid: value.transid, uuid: value.uuid };
+    else if (mark === undefined) break;
     else if ('overflow' in value)
-      return { transid, overflow: true, reason: value.reason ?? `more than ${limit} inodes changed` };
+      return { ...mark, overflow: true, reason: value.reason ?? `more than ${limit} inodes changed` };
     else inodes.push(value.inode);
   }
-  if (transid === undefined) throw searchFailed(subvolume, 'its answer named no transaction');
-  return { transid, inodes };
+  if (mark === undefined) throw searchFailed(subvolume, 'its answer named no transaction');
+  return { ...mark, inodes };
+}
+
+/** A transaction no subvolume reaches: a search after it finds nothing and costs a commit. */
+const BEYOND_EVERY_TRANSACTION = 2 ** 52;
+
+/**
+ * Commits the pool of `subvolume` (its buffered data written out first) and returns the committed
+ * transaction with the subvolume's UUID: every later change of the subvolume has a newer transid.
+ */
+export async function markOf(subvolume: string, searcher?: TransidSearcher): Promise<TransidMark> {
+  const { transid, uuid } = await changesSince(
+    subvolume,
+    BEYOND_EVERY_TRANSACTION,
+    searcher ? { searcher } : {},
+  );
+  return { transid, uuid };
 }
 
 /**
@@ -171,6 +195,20 @@ export class TransidSearcher {
     throw new UnderstudyError('DISK_SYNC_FAILED', `The snapshot of ${source} at ${target} failed: ${error}`, {
       hint: 'Nothing was copied. Check the pool (btrfs filesystem usage) and run the sync again.',
     });
+  }
+
+  /**
+   * Whether any of the given absolute paths has an extended attribute (ACLs included; links not
+   * followed), asked of the helper: no `getfattr` process to start. Throws DISK_SYNC_FAILED.
+   */
+  async anyXattrs(paths: readonly string[]): Promise<boolean> {
+    if (paths.length === 0) return false;
+    const answer = await this.request({ xattrs: paths }, paths[0]!, 60_000);
+    const last = answer.length === 1 ? parseJson(answer[0]!) : undefined;
+    if (last && typeof last === 'object' && 'withXattrs' in last && Array.isArray(last.withXattrs))
+      return last.withXattrs.length > 0;
+    const error = last && typeof last === 'object' && 'error' in last ? String(last.error) : 'no answer';
+    throw searchFailed(paths[0]!, `reading extended attributes failed: ${error}`);
   }
 
   /** Sends one request and reads its answer's lines (up to `{"end": true}`), one request at a time. */
@@ -304,6 +342,18 @@ export type TransidSyncOutcome =
   | {
       /** The source's transaction the next sync starts after. */
       transid: number;
+      /**
+       * The target's transaction that committed the sync (durable, through the helper): its later
+       * changes are not the sync's.
+       */
+      targetTransid?: number;
+      /** Paths that differed after the copy and were copied whole (someone else wrote them). */
+      repaired?: number;
+      /**
+       * The paths this sync wrote that hold the source's content at its check (not `changedDuring`,
+       * not repaired): before `targetTransid`, a change of the target to them is this sync's.
+       */
+      written: string[];
       /** Paths copied whole (with the names removed), files patched, file bytes written. */
       whole: number;
       patched: number;
@@ -320,14 +370,15 @@ export type TransidSyncOutcome =
     }
   /**
    * Nothing was written: the caller syncs another way (too many changes, or what only rsync copies);
-   * `paths`, when the changes were found, lists every path to copy whole (with rsync).
+   * `paths`, when the changes were found, lists every path to copy whole (with rsync), and `transid`
+   * is the transaction the search committed (as on success).
    */
-  | { overflow: true; reason: string; paths?: string[] };
+  | { overflow: true; reason: string; paths?: string[]; transid?: number };
 
 const child = (dir: string, name: string): string => (dir === '.' ? name : path.join(dir, name));
 
 /** Parent directories of `relative`, nearest first ('.' last). */
-function ancestorsOf(relative: string): string[] {
+export function ancestorsOf(relative: string): string[] {
   const out: string[] = [];
   for (let p = path.dirname(relative); ; p = path.dirname(p)) {
     out.push(p);
@@ -394,10 +445,17 @@ export interface TransidSyncOptions {
   /** The search helper kept running (see TransidSearcher); else a process is started. */
   searcher?: TransidSearcher;
   /**
-   * Paths made the source's whatever the search says (copied whole, or removed when the source
-   * lacks them): what the target changed on its own since it held what the source held.
+   * Paths made the source's whatever the search says (copied whole, never patched, or removed when
+   * the source lacks them): what the target changed on its own since it held what the source held.
    */
   extra?: readonly string[];
+  /**
+   * Directories whose names are made the source's whatever the search says (directories the target
+   * changed on its own): names only the target has are removed, names only the source has copied.
+   */
+  extraDirectories?: readonly string[];
+  /** The source's UUID the transaction `since` belongs to: another fails the sync (DISK_SYNC_FAILED). */
+  sourceUuid?: string;
   /** Written out at the end (`sync -f` of the target); default true. */
   durable?: boolean;
   /**
@@ -429,6 +487,7 @@ export async function syncByTransid(o: TransidSyncOptions): Promise<TransidSyncO
       `A pass of ${o.source} onto ${o.target} failed: a path vanished from the source under it (${(error as Error).message})`,
       {
         cause: error,
+        details: { vanished: true },
         hint: 'The service changed the disk under the pass. Run the pass again from the same transaction: it carries what changed since.',
       },
     );
@@ -439,10 +498,20 @@ export async function syncByTransid(o: TransidSyncOptions): Promise<TransidSyncO
 async function syncOnce(o: TransidSyncOptions): Promise<TransidSyncOutcome> {
   let started = performance.now();
   const changes = await changesSince(o.source, o.since, o.searcher ? { searcher: o.searcher } : {});
+  if (o.sourceUuid !== undefined && changes.uuid !== o.sourceUuid)
+    throw new UnderstudyError(
+      'DISK_SYNC_FAILED',
+      `${o.source} is not the subvolume whose transaction ${o.since} the sync starts from (UUID ${changes.uuid}, expected ${o.sourceUuid})`,
+      {
+        details: { replaced: true },
+        hint: 'The disk was replaced since the pair was last synced: sync it whole.',
+      },
+    );
   if (changes.overflow) return { overflow: true, reason: changes.reason };
   const plan = planTransidSync(changes.inodes);
-  const listed = new Set<string>([...plan.whole, ...plan.directories, ...(o.extra ?? [])]);
-  for (const dir of plan.directories) {
+  const reconciled = [...new Set([...plan.directories, ...(o.extraDirectories ?? [])])];
+  const listed = new Set<string>([...plan.whole, ...reconciled, ...(o.extra ?? [])]);
+  for (const dir of reconciled) {
     const [here, there] = await Promise.all([namesIn(join(o.source, dir)), namesIn(join(o.target, dir))]);
     for (const name of there) if (!here.has(name)) listed.add(child(dir, name));
     for (const name of here) if (!there.has(name)) listed.add(child(dir, name));
@@ -462,15 +531,22 @@ async function syncOnce(o: TransidSyncOptions): Promise<TransidSyncOutcome> {
   const searchMs = performance.now() - started;
   // The patch sets owner, mode and times, not extended attributes.
   const everyPath = (): string[] => [...new Set([...listed, ...patches.map((p) => p.relative)])].sort();
-  if (await anyXattrs(patches.flatMap((p) => [join(o.source, p.relative), join(o.target, p.relative)])))
-    return { overflow: true, reason: 'a changed file has extended attributes', paths: everyPath() };
+  const hasXattrs = (paths: readonly string[]): Promise<boolean> =>
+    o.searcher ? o.searcher.anyXattrs(paths) : anyXattrs(paths);
+  if (await hasXattrs(patches.flatMap((p) => [join(o.source, p.relative), join(o.target, p.relative)])))
+    return {
+      overflow: true,
+      reason: 'a changed file has extended attributes',
+      paths: everyPath(),
+      transid: changes.transid,
+    };
 
   const transid = changes.transid;
   started = performance.now();
   const copyWhole = async (paths: Set<string>): Promise<number | undefined> => {
     const sorted = [...paths].sort();
     const applied = await planApply({ source: o.source, target: o.target, paths: sorted });
-    if (!applied || (await anyXattrs(planPaths({ source: o.source, target: o.target, plan: applied }))))
+    if (!applied || (await hasXattrs(planPaths({ source: o.source, target: o.target, plan: applied }))))
       return undefined;
     return applyPlan({ source: o.source, target: o.target, plan: applied });
   };
@@ -480,6 +556,7 @@ async function syncOnce(o: TransidSyncOptions): Promise<TransidSyncOutcome> {
       overflow: true,
       reason: 'a changed path needs rsync (extended attributes, a special file)',
       paths: everyPath(),
+      transid,
     };
   bytes += await patchFiles({ source: o.source, target: o.target, patches });
   // A punched hole lowers the source's allocated size without a new extent: such a file goes whole.
@@ -504,6 +581,15 @@ async function syncOnce(o: TransidSyncOptions): Promise<TransidSyncOutcome> {
   const copyMs = performance.now() - started;
 
   started = performance.now();
+  // Written out and committed before the check: through the helper, the committed transaction is
+  // known, and a write of anyone else to a path of this sync before it is seen by the check.
+  const commit = async (): Promise<number | undefined> => {
+    if (o.durable === false) return undefined;
+    if (o.searcher) return (await markOf(o.target, o.searcher)).transid;
+    await exec(['sync', '-f', o.target]);
+    return undefined;
+  };
+  const targetTransid = await commit();
   const checkedPatches = patches.filter((p) => !punched.has(p.relative));
   const [expected, actual, differing] = await Promise.all([
     hashPaths(o.source, [...listed], { xattrs: false }),
@@ -511,6 +597,9 @@ async function syncOnce(o: TransidSyncOptions): Promise<TransidSyncOutcome> {
     differingPatches({ source: o.source, target: o.target, patches: checkedPatches }),
   ]);
   let changedDuring = 0;
+  let repaired = 0;
+  /** Paths that differed at the check (changed again by the source since, or repaired). */
+  const differed = new Set<string>();
   if (expected.digest !== actual.digest || differing.length > 0) {
     const paths = [...new Set([...differingPaths(expected, actual, Infinity), ...differing])];
     let unexplained = paths;
@@ -531,17 +620,38 @@ async function syncOnce(o: TransidSyncOptions): Promise<TransidSyncOutcome> {
       unexplained = unexplainedDifferences(paths, later.inodes, absent);
       changedDuring = paths.length - unexplained.length;
     }
-    if (unexplained.length > 0)
-      throw new UnderstudyError(
-        'DISK_SYNC_VERIFY_FAILED',
-        `After the sync of ${o.source} onto ${o.target}, these paths differ: ${unexplained.slice(0, 10).join(', ')}`,
-        { hint: 'Run the sync again; if the paths still differ, report it with these paths.' },
-      );
+    for (const p of paths) differed.add(p);
+    if (unexplained.length > 0) {
+      // Someone else wrote these paths of the target after the copy (a standby's service still
+      // running): the source's version wins, copied whole.
+      const repair = new Set(unexplained.flatMap((p) => (p === '.' ? [p] : [p, path.dirname(p)])));
+      const more = await copyWhole(repair);
+      const [a, b] = await Promise.all([
+        hashPaths(o.source, [...repair], { xattrs: false }),
+        hashPaths(o.target, [...repair], { xattrs: false }),
+      ]);
+      const still = more === undefined ? unexplained : differingPaths(a, b, Infinity);
+      if (still.length > 0)
+        throw new UnderstudyError(
+          'DISK_SYNC_VERIFY_FAILED',
+          `After the sync of ${o.source} onto ${o.target}, these paths differ: ${still.slice(0, 10).join(', ')}`,
+          { hint: 'Run the sync again; if the paths still differ, report it with these paths.' },
+        );
+      bytes += more ?? 0;
+      repaired = unexplained.length;
+      for (const p of repair) {
+        listed.add(p);
+        differed.add(p);
+      }
+      await commit();
+    }
   }
-  if (o.durable !== false) await exec(['sync', '-f', o.target]);
   const verifyMs = performance.now() - started;
   return {
     transid,
+    ...(targetTransid === undefined ? {} : { targetTransid }),
+    written: [...new Set([...listed, ...patches.map((p) => p.relative)])].filter((p) => !differed.has(p)),
+    ...(repaired > 0 ? { repaired } : {}),
     whole: listed.size,
     patched: checkedPatches.length,
     bytes,

@@ -12,6 +12,11 @@
  * the source's though neither side recorded a change — what an incremental sync cannot see. The
  * paths the final sync wrote (recorded with the bases: SyncBase.ahead) are left out too.
  *
+ * On transid bases (SyncBase.transids) no base is kept: the check snapshots both disks now, hashes
+ * both trees, and accepts a difference that either side's changes after its transaction explain (the
+ * final sync's own paths, checked inside the hold, and what each side wrote since; see
+ * unexplainedDifferences). Its snapshots are deleted at the end, before the next hold.
+ *
  * The bases are pinned by snapshots of their own (a sync of the pair meanwhile may replace them); the
  * reads are paced (TreeCheckOptions.bytesPerSecond). Everything the check creates lives under
  * `.understudy-verify/<pid>-…` next to each disk and is removed at the end, or by the recovery when
@@ -22,12 +27,13 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { isErrno, isOwnerAlive, processIdentity } from '../../core/index.ts';
 import type { Db } from '../../store/index.ts';
-import { baseOf, getSyncBase } from '../sync-bases.ts';
-import { hashTree, readPace, type TreeHash } from '../tree-hash.ts';
+import { baseOf, getSyncBase, type SyncBase } from '../sync-bases.ts';
+import { differingPaths, hashTree, readPace, type TreeHash } from '../tree-hash.ts';
 import type { TreeCheckOptions, TreeCheckResult } from '../types.ts';
 import { deleteSubvolume, snapshot } from './btrfs.ts';
 import { changedPaths } from './change-set.ts';
 import type { SyncSide } from './sync-pair.ts';
+import { ancestorsOf, changesSince, unexplainedDifferences, type ChangedInode } from './transid.ts';
 
 const verifyDirOf = (disk: string): string => path.join(path.dirname(disk), '.understudy-verify');
 
@@ -47,12 +53,10 @@ export async function verifyFinal(o: {
     durationMs: performance.now() - started,
   });
   const base = getSyncBase(o.db, o.from.key, o.to.key);
+  if (base?.transids && base.state === 'ready') return verifyByTransids(o, base, started, skipped);
   if (!base || !base.baseA || !base.baseB) return skipped(`no sync base for ${o.from.key} and ${o.to.key}`);
   if (base.state !== 'ready') return skipped(`a sync of ${o.from.key} and ${o.to.key} is in progress`);
-  // Named after this process's identity (pid and start time), so that the leftovers of a process
-  // that is gone are told apart from a live one's even when its pid is reused.
-  const owner = (processIdentity(process.pid) ?? `${process.pid}:0:*`).split(':');
-  const id = `${owner[0]}-${owner[1]}-g${base.generation}-${randomBytes(3).toString('hex')}`;
+  const id = checkId(base);
   const holders = {
     cut: path.join(verifyDirOf(o.from.path), `${id}-cut`),
     before: path.join(verifyDirOf(o.to.path), `${id}-base`),
@@ -89,6 +93,87 @@ export async function verifyFinal(o: {
       paths: compared.differing,
       entries: compared.entries,
       excluded: compared.excluded,
+      bytes: source.bytes + target.bytes,
+      durationMs: performance.now() - started,
+    };
+  } finally {
+    for (const holder of Object.values(holders)) await deleteSubvolume(holder);
+  }
+}
+
+/**
+ * Named after this process's identity (pid and start time), so that the leftovers of a process that
+ * is gone are told apart from a live one's even when its pid is reused.
+ */
+function checkId(base: SyncBase): string {
+  const owner = (processIdentity(process.pid) ?? `${process.pid}:0:*`).split(':');
+  return `${owner[0]}-${owner[1]}-g${base.generation}-${randomBytes(3).toString('hex')}`;
+}
+
+const named = (p: string): string => (p === '' ? '.' : p);
+
+/** The whole-tree check of a pair on transid bases; see the file comment. */
+async function verifyByTransids(
+  o: { db: Db; from: SyncSide; to: SyncSide; options?: TreeCheckOptions },
+  base: SyncBase,
+  started: number,
+  skipped: (reason: string) => TreeCheckResult,
+): Promise<TreeCheckResult> {
+  const marks = { from: base.transids?.[o.from.key], to: base.transids?.[o.to.key] };
+  if (!marks.from || !marks.to) return skipped(`no sync base for ${o.from.key} and ${o.to.key}`);
+  const id = checkId(base);
+  const holders = {
+    cut: path.join(verifyDirOf(o.from.path), `${id}-cut`),
+    now: path.join(verifyDirOf(o.to.path), `${id}-now`),
+  };
+  try {
+    for (const holder of Object.values(holders)) await fs.mkdir(path.dirname(holder), { recursive: true });
+    await snapshot({ source: o.from.path, target: holders.cut, readOnly: true });
+    await snapshot({ source: o.to.path, target: holders.now, readOnly: true });
+    if (getSyncBase(o.db, o.from.key, o.to.key)?.generation !== base.generation)
+      return skipped(`${o.from.key} and ${o.to.key} were synced again meanwhile`);
+    // A snapshot's items keep the transids of the disk's: each side's changes after its transaction.
+    const sides = [
+      await changesSince(holders.cut, marks.from.transid),
+      await changesSince(holders.now, marks.to.transid),
+    ] as const;
+    for (const changes of sides)
+      if (changes.overflow)
+        return skipped(`too much changed since the final sync to check (${changes.reason})`);
+    const [fromLater, toLater] = sides.map((c) => (c.overflow ? [] : c.inodes)) as [
+      ChangedInode[],
+      ChangedInode[],
+    ];
+    const later = [...fromLater, ...toLater];
+    const changed = new Set(later.flatMap((i) => i.paths.map(named)));
+    const wholeDirs = new Set(
+      later.filter((i) => i.kind === 'dir' && (i.created || i.newerEntry)).flatMap((i) => i.paths.map(named)),
+    );
+    const excluded = (p: string): boolean =>
+      changed.has(p) || (p !== '.' && ancestorsOf(p).some((a) => wholeDirs.has(a)));
+    const pace = readPace(o.options?.bytesPerSecond ?? 32 * 1024 * 1024);
+    const linksAmong = (p: string): boolean => !excluded(p);
+    const source = await hashTree(holders.cut, { pace, linksAmong });
+    const target = await hashTree(holders.now, { pace, linksAmong });
+    const absentIn = (hash: TreeHash, paths: readonly string[]): Set<string> => {
+      const absent = new Set<string>();
+      for (const p of paths)
+        for (const q of [p, ...(p === '.' ? [] : ancestorsOf(p))])
+          if (q !== '.' && !hash.lines.has(q)) absent.add(q);
+      return absent;
+    };
+    const differing = differingPaths(source, target, Infinity);
+    const byTarget = unexplainedDifferences(differing, toLater, absentIn(target, differing));
+    const unexplained = unexplainedDifferences(byTarget, fromLater, absentIn(source, byTarget));
+    const all = new Set([...source.lines.keys(), ...target.lines.keys()]);
+    const left = [...all].filter(excluded).length;
+    return {
+      from: o.from.key,
+      to: o.to.key,
+      result: unexplained.length > 0 ? 'mismatch' : 'ok',
+      paths: unexplained.sort().slice(0, o.options?.limit ?? 10),
+      entries: all.size - left,
+      excluded: left,
       bytes: source.bytes + target.bytes,
       durationMs: performance.now() - started,
     };

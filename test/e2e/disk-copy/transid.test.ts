@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { exec, isUnderstudyError } from '../../../src/core/index.ts';
 import {
   TransidSearcher,
+  anyXattrs,
   changesSince,
   planTransidSync,
   syncByTransid,
@@ -286,6 +287,26 @@ void describe('transid search (a btrfs pool on a loop device)', () => {
       );
       const again = await searcher.search(live, since);
       assert.equal(again.overflow, undefined);
+      // Extended attributes, asked of the helper as of getfattr: a user attribute, a trusted one
+      // (which only root sees), none.
+      const plain = path.join(live, 'kept-running');
+      const tagged = path.join(live, 'with-xattr');
+      const trusted = path.join(live, 'with-trusted');
+      await fs.writeFile(tagged, 'x');
+      await fs.writeFile(trusted, 'x');
+      await exec(['setfattr', '-n', 'user.tag', '-v', '1', tagged]);
+      await exec(['setfattr', '-n', 'trusted.tag', '-v', '1', trusted]);
+      for (const [paths, expected] of [
+        [[plain], false],
+        [[plain, tagged], true],
+        [[trusted], true],
+        [[path.join(live, 'gone')], false],
+      ] as const) {
+        assert.equal(await searcher.anyXattrs(paths), expected, paths.join(' '));
+        assert.equal(await anyXattrs(paths), expected, `getfattr: ${paths.join(' ')}`);
+      }
+      await fs.rm(tagged);
+      await fs.rm(trusted);
     } finally {
       await searcher.close();
     }

@@ -8,7 +8,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { spawnProcess, waitFor } from '../../../src/core/index.ts';
+import { listSyncBases } from '../../../src/disk-copy/index.ts';
 import { getLc } from '../../../src/inventory/index.ts';
+import { catchUpDisks } from '../../../src/run/index.ts';
 import { SwitchJournal } from '../../../src/switch/index.ts';
 import { repoRoot } from '../../helpers/host-fixture.ts';
 import { createRunFixture, type RunFixture } from './run-fixture.ts';
@@ -28,6 +30,13 @@ describe('understudy switch killed at its crash points', () => {
     f = await createRunFixture();
     await f.t.host.driver.start(getLc(f.t.app.db, 'lc2'));
     await f.t.host.driver.waitUntilUp('lc2');
+    // A catch-up pass, as the patch run makes before its switch: the application disk's pair leaves
+    // the copy's snapshots for transid bases, which the final syncs below then go by.
+    await catchUpDisks(f.t.host, getLc(f.t.app.db, 'lc1'), getLc(f.t.app.db, 'lc2'));
+    assert.ok(
+      listSyncBases(f.t.app.db).some((b) => b.transids !== undefined),
+      'the application disk is on transid bases',
+    );
   });
   after(async () => f?.dispose());
 
