@@ -10,10 +10,12 @@
  * starting with another row, so that load drifts of a shared machine reach every row alike), both
  * directions per row (the switch, then the switch back with changes made on the copy):
  *   - catch-up pass: a fixed change on the sender (100 files written — 50 changed, 50 new — and 10
- *     deleted) synced by the DiskStore's incremental sync; the same change again synced by a
- *     whole-tree rsync (the final sync before the incremental one);
+ *     deleted) synced by a whole-tree rsync (the final sync before the incremental one; the pair
+ *     re-based after it, untimed), then another such change synced by the DiskStore's incremental
+ *     sync (timed: the catch-up pass just before the hold);
  *   - final increment, as a switch's hold carries it: before the hold, both disks flushed and the
- *     final sync prepared (the receiver's snapshot and changes); inside it, the sender's last writes
+ *     final sync prepared (on transid bases a last pass with the receiver held; on snapshot bases
+ *     the receiver's snapshot and changes); inside it, the sender's last writes
  *     (100 records appended to the log, one file rewritten, one created, each fsynced as a service
  *     acknowledges a write), DiskStore.sync with `final` (the sender's snapshot and diff, the log
  *     patched in place, no snapshot after the copy), and the receiver reading the appended records
@@ -173,6 +175,13 @@ async function measureRound(bench: RowBench, direction: 'forward' | 'back', r: n
       : [bench.to, bench.from, 'lc2', 1000, bench.back];
   const senderPath = store.mountpoint(sender);
   const receiverPath = store.mountpoint(receiver);
+  // The whole-tree rsync first (the baseline of the catch-up pass), then the pair re-based (not
+  // timed): the walk of every file of both trees comes before the pass and the hold, as in a switch
+  // nothing walks the trees between its last catch-up pass and its hold.
+  await change(senderPath, row.smallFiles, first + 2 * r + 1, side);
+  await exec(['sync']);
+  figures.rsyncMs.push(await rsyncWhole(senderPath, receiverPath));
+  await store.sync(sender, receiver);
   await change(senderPath, row.smallFiles, first + 2 * r, side);
   await exec(['sync']);
   // The removals of the previous sync's bases run after it returns; a switch's final sync
@@ -181,11 +190,6 @@ async function measureRound(bench: RowBench, direction: 'forward' | 'back', r: n
   const [result, processes] = await countedSync(() => store.sync(sender, receiver));
   figures.incremental.push(result);
   figures.processes.push(processes);
-  await change(senderPath, row.smallFiles, first + 2 * r + 1, side);
-  await exec(['sync']);
-  figures.rsyncMs.push(await rsyncWhole(senderPath, receiverPath));
-  // Re-base after the rsync (not timed), so that the next incremental sync starts equal.
-  await store.sync(sender, receiver);
   // Before the hold (the switch's hold step): both disks flushed, the final sync prepared.
   await store.settled();
   await Promise.all([store.flush(sender), store.flush(receiver)]);
