@@ -22,6 +22,14 @@ of 1,000, plus a 64 MiB log) a source and a target filled alike (no block shared
   - `reflinked`: the target is a reflink copy of the source on the same pool (`cp -a
     --reflink=always`: a tree of its own, its file data the source's extents, shared), as a copy
     on one pool could make it instead of a writable snapshot of the source's cut; no snapshot ever;
+  - `snapshotted`: the written side (the source of the syncs) is made as the live copy makes a
+    standby's disk: a read-only snapshot of the filled tree sent whole and received, a second one
+    sent incrementally onto it (received as a snapshot of the first), the disk a writable snapshot of
+    that, every snapshot deleted and dropped before the rounds; the tree it was copied from is the
+    target (a switch back's direction: the standby's disk serves and is synced back);
+  - `fresh`: the same with the written side received whole (no incremental pass) and made
+    writable: a tree that never shared a node (does a standby's disk made of snapshots hold slower
+    than one of its own?);
   - `dropped`: the same bases, deleted and dropped by the cleaner before the hold instead; the hold
     cuts the source with a read-only snapshot (its commit) and, after the copy, snapshots the target
     (its commit; no fsync per file): the two snapshots are the next bases, so that a sync outside the
@@ -41,7 +49,7 @@ extended attributes, nocow files (overwritten in place: their extents keep their
 files, and recovery.
 Usage: python3 bench/generation-hold.py [dir for the image, default /tmp] [rounds, default 9]
 [files in the big row, default 1000000]
-[modes, default unshared,shared; or received, reflinked, dropped]
+[modes, default unshared,shared; or received, reflinked, snapshotted, fresh, dropped]
 (as root; about 20 minutes with both modes, 6 with one: filling and comparing the 1,000,000-file rows takes most of it).
 """
 import fcntl, hashlib, os, shutil, struct, subprocess, sys, time
@@ -50,7 +58,8 @@ base_dir = sys.argv[1] if len(sys.argv) > 1 else "/tmp"
 rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 9
 big = int(sys.argv[3]) if len(sys.argv) > 3 else 1000000
 modes = sys.argv[4].split(",") if len(sys.argv) > 4 else ["unshared", "shared"]
-assert modes and set(modes) <= {"unshared", "shared", "received", "reflinked", "dropped"}, "modes: unshared, shared, received, reflinked, dropped (comma-separated)"
+MODES = {"unshared", "shared", "received", "reflinked", "snapshotted", "fresh", "dropped"}
+assert modes and set(modes) <= MODES, f"modes: {', '.join(sorted(MODES))} (comma-separated)"
 
 TREE_SEARCH_V2 = 0xC0709411  # _IOWR(0x94, 17, struct btrfs_ioctl_search_args_v2)
 INO_LOOKUP = 0xD0009412  # _IOWR(0x94, 18, struct btrfs_ioctl_ino_lookup_args)
@@ -264,7 +273,7 @@ try:
     for mode in modes:
         mnt = pools[mode][2]
         for row, n in rows.items():
-            for side in ("src",) if mode in ("received", "reflinked") else ("src", "dst"):
+            for side in ("src",) if mode in ("received", "reflinked", "snapshotted", "fresh") else ("src", "dst"):
                 top = f"{mnt}/{row}.{side}"
                 run("btrfs", "subvolume", "create", top)
                 for i in range(n):
@@ -290,6 +299,38 @@ try:
                 os.rename(f"{mnt}/recv-{row}/{row}.src.init", target)
                 os.rmdir(f"{mnt}/recv-{row}")
                 run("btrfs", "subvolume", "delete", f"{source}.init")
+            run("btrfs", "subvolume", "sync", mnt)
+        if mode in ("snapshotted", "fresh"):  # the standby's disk as a live copy makes it, then written
+            for row in rows:
+                source, target = f"{mnt}/{row}.src", f"{mnt}/{row}.dst"
+                recv = f"{mnt}/recv-{row}"
+                os.makedirs(recv)
+                passes = ["init0", "init1"] if mode == "snapshotted" else ["init0"]
+                for k, name in enumerate(passes):
+                    if k > 0:  # the source written between the passes
+                        with open(f"{source}/new/between-passes", "w") as f:
+                            f.write("written during the copy\n")
+                    run("btrfs", "subvolume", "snapshot", "-r", source, f"{source}.{name}")
+                    parent = ["-p", f"{source}.{passes[k - 1]}"] if k > 0 else []
+                    send = subprocess.Popen(["btrfs", "send", "-q", *parent, f"{source}.{name}"], stdout=subprocess.PIPE)
+                    subprocess.run(["btrfs", "receive", "-q", recv], stdin=send.stdout, check=True)
+                    send.stdout.close()
+                    assert send.wait() == 0, "btrfs send failed"
+                last = f"{recv}/{row}.src.{passes[-1]}"
+                if mode == "snapshotted":
+                    run("btrfs", "subvolume", "snapshot", last, target)
+                else:
+                    run("btrfs", "property", "set", "-f", "-ts", last, "ro", "false")
+                    os.rename(last, target)
+                for name in passes:
+                    for snapshot in (f"{source}.{name}", f"{recv}/{row}.src.{name}"):
+                        if os.path.exists(snapshot):
+                            run("btrfs", "subvolume", "delete", snapshot)
+                os.rmdir(recv)
+                # The received tree is the one written (the source of the syncs).
+                os.rename(source, f"{source}.orig")
+                os.rename(target, source)
+                os.rename(f"{source}.orig", target)
             run("btrfs", "subvolume", "sync", mnt)
         if mode == "reflinked":  # a tree of its own whose file data are the source's extents
             for row in rows:
