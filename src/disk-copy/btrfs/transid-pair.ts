@@ -25,6 +25,7 @@ import {
   type ChangedInode,
   type TransidMark,
   type TransidSearcher,
+  listedName,
 } from './transid.ts';
 
 export interface TransidPassOptions {
@@ -70,8 +71,6 @@ export type TransidPassOutcome =
 /** Attempts of a live pass whose source removed a path under it (each from the same transaction). */
 const LIVE_ATTEMPTS = 3;
 
-const named = (p: string): string => (p === '' ? '.' : p);
-
 /**
  * What the target changed on its own, as the paths to make the source's and the directories whose
  * names to reconcile; a reason to sync whole when a directory came under a new name (its old
@@ -83,7 +82,7 @@ function targetChangesOf(
   const paths: string[] = [];
   const directories: string[] = [];
   for (const inode of inodes) {
-    const names = inode.paths.map(named);
+    const names = inode.paths.map(listedName);
     if (inode.kind === 'dir') {
       if (inode.newerEntry && !inode.created)
         return `the target renamed or moved the directory ${names[0] ?? '?'} on its own`;
@@ -129,7 +128,7 @@ export function ownChanges(inodes: readonly ChangedInode[], wrote: TransidBase['
       i.transid === undefined ||
       i.transid > wrote.through ||
       i.paths.length === 0 ||
-      !i.paths.every((p) => written.has(named(p))),
+      !i.paths.every((p) => written.has(listedName(p))),
   );
 }
 
@@ -175,6 +174,7 @@ export async function passByTransid(o: TransidPassOptions): Promise<TransidPassO
       };
       if (outcome.overflow) {
         const copyStarted = performance.now();
+        const searchMs = copyStarted - started;
         // rsync sets a listed directory's times after writing its entries.
         const paths = [...new Set(outcome.paths!.flatMap((p) => (p === '.' ? [p] : [p, path.dirname(p)])))];
         const bytes = await rsyncPaths({
@@ -195,7 +195,7 @@ export async function passByTransid(o: TransidPassOptions): Promise<TransidPassO
           bytes,
           targetChanges: own.paths.length,
           copier: 'rsync',
-          searchMs: performance.now() - started - copyMs,
+          searchMs,
           copyMs,
           verifyMs: performance.now() - checkStarted,
         };

@@ -314,7 +314,7 @@ export function planTransidSync(inodes: readonly ChangedInode[]): TransidPlan {
   const plan: TransidPlan = { directories: [], subtrees: [], whole: [], patches: [] };
   for (const inode of inodes) {
     if (inode.kind === 'dir') {
-      const paths = inode.paths.map((p) => (p === '' ? '.' : p));
+      const paths = inode.paths.map(listedName);
       plan.directories.push(...paths);
       if (inode.newerEntry && !inode.created) plan.subtrees.push(...paths);
       continue;
@@ -377,6 +377,9 @@ export type TransidSyncOutcome =
 
 const child = (dir: string, name: string): string => (dir === '.' ? name : path.join(dir, name));
 
+/** A changed inode's name as the sync lists it: the subvolume's top ('' in the search) is '.'. */
+export const listedName = (p: string): string => (p === '' ? '.' : p);
+
 /** Parent directories of `relative`, nearest first ('.' last). */
 export function ancestorsOf(relative: string): string[] {
   const out: string[] = [];
@@ -399,11 +402,12 @@ export function unexplainedDifferences(
   later: readonly ChangedInode[],
   absentFromSource: ReadonlySet<string>,
 ): string[] {
-  const named = (p: string): string => (p === '' ? '.' : p);
-  const changed = new Set(later.flatMap((i) => i.paths.map(named)));
+  const changed = new Set(later.flatMap((i) => i.paths.map(listedName)));
   const dirs = later.filter((i) => i.kind === 'dir');
-  const changedDirs = new Set(dirs.flatMap((i) => i.paths.map(named)));
-  const wholeDirs = new Set(dirs.filter((i) => i.created || i.newerEntry).flatMap((i) => i.paths.map(named)));
+  const changedDirs = new Set(dirs.flatMap((i) => i.paths.map(listedName)));
+  const wholeDirs = new Set(
+    dirs.filter((i) => i.created || i.newerEntry).flatMap((i) => i.paths.map(listedName)),
+  );
   return differing.filter((p) => {
     if (changed.has(p)) return false;
     const above = p === '.' ? [] : ancestorsOf(p);

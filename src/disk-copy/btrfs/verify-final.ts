@@ -33,7 +33,13 @@ import type { TreeCheckOptions, TreeCheckResult } from '../types.ts';
 import { deleteSubvolume, snapshot } from './btrfs.ts';
 import { changedPaths } from './change-set.ts';
 import type { SyncSide } from './sync-pair.ts';
-import { ancestorsOf, changesSince, unexplainedDifferences, type ChangedInode } from './transid.ts';
+import {
+  ancestorsOf,
+  changesSince,
+  listedName,
+  unexplainedDifferences,
+  type ChangedInode,
+} from './transid.ts';
 
 const verifyDirOf = (disk: string): string => path.join(path.dirname(disk), '.understudy-verify');
 
@@ -110,8 +116,6 @@ function checkId(base: SyncBase): string {
   return `${owner[0]}-${owner[1]}-g${base.generation}-${randomBytes(3).toString('hex')}`;
 }
 
-const named = (p: string): string => (p === '' ? '.' : p);
-
 /** The whole-tree check of a pair on transid bases; see the file comment. */
 async function verifyByTransids(
   o: { db: Db; from: SyncSide; to: SyncSide; options?: TreeCheckOptions },
@@ -145,9 +149,11 @@ async function verifyByTransids(
       ChangedInode[],
     ];
     const later = [...fromLater, ...toLater];
-    const changed = new Set(later.flatMap((i) => i.paths.map(named)));
+    const changed = new Set(later.flatMap((i) => i.paths.map(listedName)));
     const wholeDirs = new Set(
-      later.filter((i) => i.kind === 'dir' && (i.created || i.newerEntry)).flatMap((i) => i.paths.map(named)),
+      later
+        .filter((i) => i.kind === 'dir' && (i.created || i.newerEntry))
+        .flatMap((i) => i.paths.map(listedName)),
     );
     const excluded = (p: string): boolean =>
       changed.has(p) || (p !== '.' && ancestorsOf(p).some((a) => wholeDirs.has(a)));
