@@ -157,7 +157,14 @@ async function setUpRow(row: Row): Promise<RowBench> {
   await fillData(source, row.dataGiB);
   await fillLog(source);
   await exec(['sync']);
-  await copyLive(store, { from, to, jobId: `bench-${row.name}`, freezer: noFreeze, verify: false });
+  await copyLive(store, {
+    from,
+    to,
+    jobId: `bench-${row.name}`,
+    freezer: noFreeze,
+    verify: false,
+    ownTree: true,
+  });
   const setupS = (performance.now() - setupStarted) / 1000;
   console.error(`row ${row.name}: filled and copied in ${setupS.toFixed(0)} s`);
   return { row, store, from, to, forward: noFigures(), back: noFigures(), setupS };

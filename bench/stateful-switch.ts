@@ -139,6 +139,7 @@ async function createDisks(db: ReturnType<typeof openStore>): Promise<Disks> {
       jobId: `ssw-${Date.now()}`,
       freezer: { async freeze() {}, async thaw() {} },
       verify: false,
+      ownTree: true,
     });
     return { store, lc1, lc2, cleanup };
   } catch (error) {

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { UnderstudyError } from '../core/index.ts';
 import type { Db } from '../store/index.ts';
 import type { HostContext } from '../host/index.ts';
-import { getLc } from '../inventory/index.ts';
+import { diskRole, getLc, systemRole } from '../inventory/index.ts';
 import {
   copyLive,
   type CopyDiskOptions,
@@ -69,6 +69,8 @@ export async function copyLcDisk(db: Db, host: HostContext, options: LcDiskCopyO
           }
         : {}),
       mode: options.mode,
+      // A data disk's copy is a tree of its own, as a patch run makes it (its switches commit it).
+      ownTree: from.disks.some((d) => d.name === options.disk && diskRole(d) !== systemRole),
       policy: options.policy,
       verify: options.verify === true,
       db,

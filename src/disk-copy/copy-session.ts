@@ -114,6 +114,14 @@ export interface OpenCopyOptions<Disk> {
   jobId: string;
   /** Default `auto`: the store picks. */
   mode?: 'auto' | CopyMode;
+  /**
+   * The destination becomes a tree of its own, never a clone of a received snapshot: received whole
+   * at the full pass, then brought up to date by each later pass from the changes it finds, and the
+   * two disks' sync bases are their transactions instead of snapshots. For a disk whose switch holds
+   * commit it (a data disk): a tree once shared with snapshots makes every later commit slower, more
+   * so the larger it is (docs/disk-copy.md). A store may ignore it (btrfs does in snapshot mode).
+   */
+  ownTree?: boolean;
 }
 
 /** What a disk store supplies to the live copy. */

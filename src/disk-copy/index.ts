@@ -53,7 +53,7 @@ export {
   type SendCommand,
   type SendCommandName,
 } from './btrfs/send-stream.ts';
-export { historyChangeOf } from './btrfs/send-history.ts';
+export { historyChangeOf, historyChangesOfInodes } from './btrfs/send-history.ts';
 export { anyXattrs, hashTree, hashPaths, differingPaths, type TreeHash } from './tree-hash.ts';
 export {
   createCgroup,

@@ -61,6 +61,8 @@ export interface LiveCopyOptions extends Omit<LiveCopyJobOptions, 'verify'> {
   verify: boolean;
   /** Default `auto`: the store picks. */
   mode?: 'auto' | CopyMode;
+  /** See OpenCopyOptions.ownTree (default false). */
+  ownTree?: boolean;
 }
 
 /**
@@ -70,10 +72,17 @@ export interface LiveCopyOptions extends Omit<LiveCopyJobOptions, 'verify'> {
  * DISK_COPY_FAILED.
  */
 export function copyLive(store: CopyPrimitives<DiskRef>, options: LiveCopyOptions): Promise<CopyResult> {
-  const { from, to, mode, ...job } = options;
+  const { from, to, mode, ownTree, ...job } = options;
   return runLiveCopy({
     ...job,
-    open: () => store.openCopy({ from, to, jobId: options.jobId, ...(mode ? { mode } : {}) }),
+    open: () =>
+      store.openCopy({
+        from,
+        to,
+        jobId: options.jobId,
+        ...(mode ? { mode } : {}),
+        ...(ownTree ? { ownTree } : {}),
+      }),
   });
 }
 

@@ -86,6 +86,11 @@ export interface CopyDiskOptions {
    * directories, named in the result's `syncBase`, and the caller owns them.
    */
   keepSyncBase?: boolean;
+  /**
+   * The destination a tree of its own (see OpenCopyOptions.ownTree; send-receive mode only). Its
+   * sync bases are transactions, which only a disk store keeps: no `syncBase` is returned.
+   */
+  ownTree?: boolean;
 }
 
 /**

@@ -4,10 +4,15 @@
  * receive` into a staging directory in the destination's pool (`.understudy-copy-<job>-dst`), and the
  * destination is a writable snapshot of the received cut (or, in snapshot mode, of the source's cut on
  * the same filesystem, verified by the kernel's comparison of the two trees instead of two tree hashes).
+ *
+ * With `ownTree` (send-receive mode), the destination is never a snapshot: the full pass is received
+ * and made writable in the destination's place, and each later pass syncs it from the source's
+ * snapshot by the changes a transid search finds after the previous snapshot's transaction
+ * (transid.ts); at the end the two disks' transactions become the pair's sync bases.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { UnderstudyError, exec, isUnderstudyError } from '../../core/index.ts';
+import { UnderstudyError, exec, isErrno, isUnderstudyError } from '../../core/index.ts';
 import type { CopyNames, CopySession, SendOptions, SendResult } from '../copy-session.ts';
 import { formatBytes } from '../history.ts';
 import { hashTree } from '../tree-hash.ts';
@@ -25,8 +30,11 @@ import {
   usedBytes,
 } from './btrfs.ts';
 import { changedPaths, withoutTransient } from './change-set.ts';
-import { historyChangeOf } from './send-history.ts';
+import { historyChangeOf, historyChangesOfInodes } from './send-history.ts';
 import { SendStreamParser } from './send-stream.ts';
+import { rsyncPaths, rsyncWhole } from './sync-disk.ts';
+import type { TransidBase } from '../sync-bases.ts';
+import { createdIn, markOf, syncByTransid } from './transid.ts';
 
 const NAME_PATTERN = /^[A-Za-z0-9][\w.-]{0,99}$/;
 
@@ -45,6 +53,10 @@ export interface BtrfsCopyOptions {
    */
   keepSyncBase?: boolean;
   adopt?: (base: { source: string; destination: string }) => Promise<void>;
+  /** See OpenCopyOptions.ownTree; ignored in snapshot mode. */
+  ownTree?: boolean;
+  /** With `ownTree` and `keepSyncBase`: records the two disks' transactions at the cut as their bases. */
+  adoptTransids?: (bases: { source: TransidBase; destination: TransidBase }) => Promise<void>;
 }
 
 async function resolveMode(o: BtrfsCopyOptions): Promise<CopyMode> {
@@ -118,6 +130,47 @@ export async function openBtrfsCopy(o: BtrfsCopyOptions): Promise<CopySession> {
   const received = (name: string): string => path.join(destinationStage, name);
   /** The snapshot the destination is cloned from. */
   const cloneSource = (name: string): string => (mode === 'snapshot' ? ofSource(name) : received(name));
+  const ownTree = o.ownTree === true && mode === 'send-receive';
+  /** ownTree: the destination is in place (received whole), so a failure removes it. */
+  let destinationMade = false;
+  const labels = { source, target: names.destination };
+  /**
+   * ownTree: the destination, which holds the source's snapshot `parent`, brought to snapshot
+   * `snapshot` from the changes found in it after the transaction before `parent`'s (those of
+   * `parent`'s own transaction are carried again: a change the snapshot holds is never missed).
+   */
+  const passByTransid = async (s: SendOptions & { parent: string }): Promise<SendResult> => {
+    const started = performance.now();
+    const from = ofSource(s.snapshot);
+    const onChange = s.onChange;
+    let bytes: number;
+    try {
+      const outcome = await syncByTransid({
+        source: from,
+        target: names.destination,
+        since: (await createdIn(ofSource(s.parent))) - 1,
+        ...(onChange
+          ? { onChanges: (inodes) => historyChangesOfInodes(inodes).forEach((change) => onChange(change)) }
+          : {}),
+      });
+      if (!outcome.overflow) bytes = outcome.bytes;
+      else if (outcome.paths) {
+        // rsync sets a listed directory's times after writing its entries.
+        const paths = new Set(outcome.paths.flatMap((p) => (p === '.' ? [p] : [p, path.dirname(p)])));
+        bytes = await rsyncPaths({ source: from, target: names.destination, paths: [...paths], labels });
+      } else bytes = (await rsyncWhole({ source: from, target: names.destination, labels })).bytes;
+    } catch (error) {
+      // A copy fails as a copy (the partial destination is then removed with the job's snapshots).
+      if (!isUnderstudyError(error, 'DISK_SYNC_FAILED')) throw error;
+      throw new UnderstudyError(
+        'DISK_COPY_FAILED',
+        `Copy of ${source} to ${names.destination} failed in pass ${s.snapshot}: ${error.message}`,
+        { cause: error, details: { ...error.details } },
+      );
+    }
+    s.onBytes?.(bytes);
+    return { bytes, durationMs: performance.now() - started };
+  };
   return {
     mode,
     names,
@@ -129,6 +182,7 @@ export async function openBtrfsCopy(o: BtrfsCopyOptions): Promise<CopySession> {
     size: (name) => usedBytes(ofSource(name)),
     checkSpace: (bytes) => checkSpace(poolPath, bytes),
     async send(s: SendOptions): Promise<SendResult> {
+      if (ownTree && s.parent) return passByTransid({ ...s, parent: s.parent });
       const onChange = s.onChange;
       // The stream of an incremental send is parsed as it passes: its commands are the history.
       const parser = onChange
@@ -146,6 +200,13 @@ export async function openBtrfsCopy(o: BtrfsCopyOptions): Promise<CopySession> {
         ...(s.onBytes ? { onBytes: s.onBytes } : {}),
       });
       parser?.end();
+      if (ownTree) {
+        // The full pass is the destination itself: writable (which forgets where it was received
+        // from) and in place.
+        await exec(['btrfs', 'property', 'set', '-f', '-ts', received(s.snapshot), 'ro', 'false']);
+        await fs.rename(received(s.snapshot), names.destination);
+        destinationMade = true;
+      }
       return result;
     },
     async deleteSnapshot(name) {
@@ -156,6 +217,10 @@ export async function openBtrfsCopy(o: BtrfsCopyOptions): Promise<CopySession> {
       await exec(['btrfs', 'filesystem', 'sync', source]);
     },
     async clone(name) {
+      if (ownTree) {
+        await exec(['touch', '--no-dereference', '-r', ofSource(name), names.destination]);
+        return;
+      }
       await snapshot({ source: cloneSource(name), target: names.destination, readOnly: false });
       // btrfs receive creates new files under temporary names in the root directory and renames them,
       // which changes the root's times; the stream only restores them when the source root changed.
@@ -181,6 +246,21 @@ export async function openBtrfsCopy(o: BtrfsCopyOptions): Promise<CopySession> {
         }
       : {}),
     async finish(cut) {
+      if (ownTree) {
+        if (o.keepSyncBase) {
+          // The source's changes after the cut have newer transactions than the cut's snapshot;
+          // nobody has written the destination since its last pass.
+          const [cutIn, sourceMark, destination] = await Promise.all([
+            createdIn(ofSource(cut)),
+            markOf(source),
+            markOf(names.destination),
+          ]);
+          await o.adoptTransids?.({ source: { uuid: sourceMark.uuid, transid: cutIn - 1 }, destination });
+        }
+        await removeStagingDir(sourceStage);
+        await removeStagingDir(destinationStage);
+        return undefined;
+      }
       if (!o.keepSyncBase) {
         await removeStagingDir(sourceStage);
         await removeStagingDir(destinationStage);
@@ -192,18 +272,20 @@ export async function openBtrfsCopy(o: BtrfsCopyOptions): Promise<CopySession> {
     },
     async discard({ destinationCreated }) {
       const errors: unknown[] = [];
-      if (destinationCreated) await deleteSubvolume(names.destination).catch((e: unknown) => errors.push(e));
+      if (destinationCreated || destinationMade)
+        await deleteSubvolume(names.destination).catch((e: unknown) => errors.push(e));
       await removeStagingDir(destinationStage).catch((e: unknown) => errors.push(e));
       await removeStagingDir(sourceStage).catch((e: unknown) => errors.push(e));
       return errors;
     },
     async explainFailure(error) {
-      // An ENOSPC from btrfs receive becomes POOL_FULL naming the pool and the space missing.
-      if (
-        !isUnderstudyError(error, 'DISK_COPY_FAILED') ||
-        !/No space left on device/i.test(String(error.details.stderr ?? error.message))
-      )
-        return error;
+      // An ENOSPC from btrfs receive (or from a pass's copy or its rsync) becomes POOL_FULL naming
+      // the pool and the space missing.
+      const noSpace =
+        isErrno(error, 'ENOSPC') ||
+        (isUnderstudyError(error, 'DISK_COPY_FAILED') &&
+          /No space left on device/i.test(String(error.details.stderr ?? error.message)));
+      if (!noSpace) return error;
       const needed = await usedBytes(source).catch(() => 0);
       const free = await freeBytes(poolPath).catch(() => 0);
       const missing = Math.max(0, needed - free);

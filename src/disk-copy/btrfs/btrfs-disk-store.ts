@@ -13,6 +13,7 @@ import type { CopySession, OpenCopyOptions } from '../copy-session.ts';
 import type { SyncOptions, SyncResult, TreeCheckOptions, TreeCheckResult } from '../types.ts';
 import {
   adoptCopyBases,
+  adoptCopyTransids,
   forgetSyncTrust,
   prepareFinal,
   recoverSyncs,
@@ -84,11 +85,15 @@ export class BtrfsDiskStore implements DiskStore {
       destination: { poolPath: path.dirname(target), name: path.basename(target) },
       jobId: o.jobId,
       ...(o.mode ? { mode: o.mode } : {}),
-      // The copy's last snapshots become the bases of the incremental syncs between the two disks.
+      ...(o.ownTree ? { ownTree: true } : {}),
+      // The copy's last snapshots (or, for a tree of its own, the two disks' transactions at the cut)
+      // become the bases of the incremental syncs between the two disks.
       ...(db
         ? {
             keepSyncBase: true,
             adopt: (base) => adoptCopyBases(db, { from: this.side(o.from), to: this.side(o.to), ...base }),
+            adoptTransids: (bases) =>
+              adoptCopyTransids(db, { from: this.side(o.from), to: this.side(o.to), ...bases }),
           }
         : {}),
     });

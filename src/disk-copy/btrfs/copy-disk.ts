@@ -14,7 +14,7 @@ import { openBtrfsCopy } from './btrfs-copy-session.ts';
  * DISK_COPY_FREEZE_FAILED, DISK_COPY_VERIFY_FAILED or DISK_COPY_FAILED.
  */
 export function copyDisk(options: CopyDiskOptions): Promise<CopyResult> {
-  const { source, destination, mode, keepSyncBase, ...job } = options;
+  const { source, destination, mode, keepSyncBase, ownTree, ...job } = options;
   const jobId = options.jobId ?? randomBytes(4).toString('hex');
   return runLiveCopy({
     ...job,
@@ -26,6 +26,7 @@ export function copyDisk(options: CopyDiskOptions): Promise<CopyResult> {
         jobId,
         ...(mode ? { mode } : {}),
         ...(keepSyncBase ? { keepSyncBase } : {}),
+        ...(ownTree ? { ownTree } : {}),
       }),
   });
 }

@@ -1,6 +1,10 @@
-/** The write history's changes (history.ts) read from the commands of a btrfs send stream. */
+/**
+ * The write history's changes (history.ts) read from the commands of a btrfs send stream, or from
+ * the inodes a transid search found changed (coarser: no deletions, a rename reads as a creation).
+ */
 import type { HistoryChange, HistoryOp } from '../history.ts';
 import { readString, readU64, sendAttributes, type SendCommand } from './send-stream.ts';
+import type { ChangedInode } from './transid.ts';
 
 const opOfCommand: Partial<Record<SendCommand['name'], HistoryOp>> = {
   write: 'write',
@@ -48,4 +52,33 @@ export function historyChangeOf(command: SendCommand): HistoryChange | undefined
     readString(attrs.get(sendAttributes.pathTo)) ?? readString(attrs.get(sendAttributes.pathLink));
   if (pathTo !== undefined) change.pathTo = pathTo;
   return change;
+}
+
+const createOp: Record<ChangedInode['kind'], HistoryOp> = {
+  file: 'create',
+  dir: 'mkdir',
+  symlink: 'symlink',
+  other: 'mknod',
+};
+
+/**
+ * The changes inodes found by a transid search stand for: a new name is a creation (a file's
+ * content then one write), a file otherwise one write per new extent; a directory that only
+ * changed its entries is its entries' changes, not one of its own. The search does not see removed
+ * inodes.
+ */
+export function historyChangesOfInodes(inodes: readonly ChangedInode[]): HistoryChange[] {
+  const changes: HistoryChange[] = [];
+  for (const inode of inodes) {
+    for (const name of inode.paths) {
+      const fresh = inode.created || inode.newerEntry;
+      if (fresh) changes.push({ op: createOp[inode.kind], path: name });
+      if (inode.kind !== 'file') continue;
+      if (fresh && inode.size > 0) changes.push({ op: 'write', path: name, offset: 0, length: inode.size });
+      else if (!fresh)
+        for (const [offset, length] of inode.extents)
+          changes.push({ op: 'write', path: name, offset, length });
+    }
+  }
+  return changes;
 }

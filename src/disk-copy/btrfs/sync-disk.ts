@@ -466,6 +466,15 @@ async function copyPlanned(
   return rsyncPaths({ source: cut, target, paths: plan.paths, labels });
 }
 
+/** Makes `target` the source's whole with rsync (every path walked). Throws DISK_SYNC_FAILED. */
+export function rsyncWhole(o: {
+  source: string;
+  target: string;
+  labels: SyncDiskOptions['labels'];
+}): Promise<{ bytes: number; files: number }> {
+  return rsync(['--delete', `${o.source}/`, `${o.target}/`], o.labels);
+}
+
 /**
  * Makes each listed path of `target` the source's with rsync (extended attributes, ACLs, special
  * files): a path the source lacks is removed; a directory's entries are not. Returns the file bytes

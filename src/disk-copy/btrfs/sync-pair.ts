@@ -186,6 +186,28 @@ export async function adoptCopyBases(
   await removeLeftovers(db, pairKey(o.from.key, o.to.key));
 }
 
+/**
+ * After a live copy whose destination is a tree of its own (OpenCopyOptions.ownTree): the pair's
+ * bases become the two disks' transactions at the cut, and any earlier bases are removed.
+ */
+export async function adoptCopyTransids(
+  db: Db,
+  o: { from: SyncSide; to: SyncSide; source: TransidBase; destination: TransidBase },
+): Promise<void> {
+  const previous = getSyncBase(db, o.from.key, o.to.key);
+  const leftovers = previous ? [previous.baseA, previous.baseB, ...previous.pending].filter(Boolean) : [];
+  putSyncBase(db, {
+    from: o.from.key,
+    fromBase: '',
+    to: o.to.key,
+    toBase: '',
+    generation: 0,
+    leftovers,
+    transids: { [o.from.key]: o.source, [o.to.key]: o.destination },
+  });
+  await removeLeftovers(db, pairKey(o.from.key, o.to.key));
+}
+
 /** Removals of old sync bases in progress, by pair. */
 const removals = new Map<string, Promise<unknown>>();
 

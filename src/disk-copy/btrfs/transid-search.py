@@ -11,9 +11,11 @@ Writes out the pool's buffered data and commits it (BTRFS_IOC_SYNC, as syncfs(2)
 leaves buffered writes out of the tree), then searches the subvolume's tree for the items in leaves
 newer than transaction SINCE (BTRFS_IOC_TREE_SEARCH_V2 with min_transid: every older node is
 skipped, so the cost follows the change, not the tree). Prints JSON lines on stdout:
-  {"transid": T, "uuid": U}
-                      the committed transaction (the next search starts after it) and the
-                      subvolume's UUID (a subvolume put in another's place has another);
+  {"transid": T, "uuid": U, "createdIn": C}
+                      the committed transaction (the next search starts after it), the
+                      subvolume's UUID (a subvolume put in another's place has another) and the
+                      transaction that created it (a snapshot holds every change of its source
+                      up to that one);
   {"inode": ...}      one per inode changed after SINCE (its item's transid is newer), with
                       kind, created (its generation is newer), size, nbytes, nlink, nocow, transid
                       (the transaction that last changed its item), paths
@@ -34,7 +36,7 @@ INO_LOOKUP = 0xD0009412  # _IOWR(0x94, 18, struct btrfs_ioctl_ino_lookup_args)
 SYNC = 0x9408  # _IO(0x94, 8): writes out delalloc, then commits
 START_SYNC = 0x80089418  # _IOR(0x94, 24, __u64): the running transaction's id (committing it), or the last committed
 WAIT_SYNC = 0x40089416  # _IOW(0x94, 22, __u64)
-GET_SUBVOL_INFO = 0x81F8943C  # _IOR(0x94, 60, struct btrfs_ioctl_get_subvol_info_args): 504 bytes, uuid at 296
+GET_SUBVOL_INFO = 0x81F8943C  # _IOR(0x94, 60, struct btrfs_ioctl_get_subvol_info_args): 504 bytes, uuid at 296, otransid at 352
 SNAP_CREATE_V2 = 0x50009417  # _IOW(0x94, 23, struct btrfs_ioctl_vol_args_v2): 4096 bytes
 SUBVOL_RDONLY = 1 << 1
 INODE_ITEM, INODE_REF, DIR_ITEM, EXTENT_DATA = 1, 12, 84, 108
@@ -132,7 +134,11 @@ def answer(subvolume, since, limit, emit):
         fcntl.ioctl(fd, WAIT_SYNC, bytes(buf))
         info = bytearray(504)
         fcntl.ioctl(fd, GET_SUBVOL_INFO, info, True)
-        emit({"transid": struct.unpack("=Q", buf)[0], "uuid": str(uuid.UUID(bytes=bytes(info[296:312])))})
+        emit({
+            "transid": struct.unpack("=Q", buf)[0],
+            "uuid": str(uuid.UUID(bytes=bytes(info[296:312]))),
+            "createdIn": struct.unpack_from("=Q", info, 352)[0],
+        })
         changed, extents = {}, {}
         for ino, kind, offset, data in search(fd, since + 1, (FIRST_FREE_INO, 0, 0), (MAX_U64, 255, MAX_U64)):
             if kind == INODE_ITEM:

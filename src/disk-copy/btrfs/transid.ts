@@ -59,7 +59,11 @@ export type ChangedInode = z.infer<typeof inodeSchema>;
 
 const lineSchema = z.union([
   z.object({ error: z.string() }),
-  z.object({ transid: z.number().int().positive(), uuid: z.string().regex(/^[0-9a-f-]{36}$/) }),
+  z.object({
+    transid: z.number().int().positive(),
+    uuid: z.string().regex(/^[0-9a-f-]{36}$/),
+    createdIn: z.number().int().nonnegative().optional(),
+  }),
   z.object({ inode: inodeSchema }),
   z.object({ overflow: z.literal(true), reason: z.string().optional() }),
 ]);
@@ -70,11 +74,14 @@ export interface TransidMark {
   uuid: string;
 }
 
+/** The transaction that created the subvolume: a snapshot holds its source's changes up to it. */
+type Created = { createdIn?: number };
+
 export type TransidChanges =
   /** The committed transaction (the next search starts after it) and the inodes changed before it. */
-  | (TransidMark & { inodes: ChangedInode[]; overflow?: undefined })
+  | (TransidMark & Created & { inodes: ChangedInode[]; overflow?: undefined })
   /** Too many changes, or a name the list cannot carry: sync without the list. */
-  | (TransidMark & { overflow: true; reason: string });
+  | (TransidMark & Created & { overflow: true; reason: string });
 
 const searchFailed = (subvolume: string, why: string, cause?: unknown): UnderstudyError =>
   new UnderstudyError('DISK_SYNC_FAILED', `Finding what changed in ${subvolume} failed: ${why}`, {
@@ -115,7 +122,7 @@ export async function changesSince(
 
 /** The lines of one search (transid-search.py's file comment) as TransidChanges. */
 function parseAnswer(subvolume: string, lines: readonly string[], limit: number): TransidChanges {
-  let mark: TransidMark | undefined;
+  let mark: (TransidMark & Created) | undefined;
   const inodes: ChangedInode[] = [];
   for (const [n, line] of lines.entries()) {
     if (line === '') continue;
@@ -123,7 +130,12 @@ function parseAnswer(subvolume: string, lines: readonly string[], limit: number)
     if (!parsed.success) throw searchFailed(subvolume, `line ${n + 1} of its answer is not understood`);
     const value = parsed.data;
     if ('error' in value) throw searchFailed(subvolume, value.error);
-    if ('transid' in value) mark = { transid: value.transid, uuid: value.uuid };
+    if ('transid' in value)
+      mark = {
+        transid: value.transid,
+        uuid: value.uuid,
+        ...(value.createdIn === undefined ? {} : { createdIn: value.createdIn }),
+      };
     else if (mark === undefined) break;
     else if ('overflow' in value)
       return { ...mark, overflow: true, reason: value.reason ?? `more than ${limit} inodes changed` };
@@ -147,6 +159,17 @@ export async function markOf(subvolume: string, searcher?: TransidSearcher): Pro
     searcher ? { searcher } : {},
   );
   return { transid, uuid };
+}
+
+/**
+ * The transaction that created subvolume `subvolume` (a read-only snapshot holds every change its
+ * source committed up to it, and none after). Throws DISK_SYNC_FAILED when the helper cannot say.
+ */
+export async function createdIn(subvolume: string): Promise<number> {
+  const answer = await changesSince(subvolume, BEYOND_EVERY_TRANSACTION);
+  if (answer.createdIn === undefined || answer.createdIn === 0)
+    throw searchFailed(subvolume, 'it did not name the transaction that created the subvolume');
+  return answer.createdIn;
 }
 
 /**
@@ -462,6 +485,8 @@ export interface TransidSyncOptions {
   sourceUuid?: string;
   /** Written out at the end (`sync -f` of the target); default true. */
   durable?: boolean;
+  /** Handed the changes the search found (the write history of a live copy's pass). */
+  onChanges?: (inodes: readonly ChangedInode[]) => void;
   /**
    * The source keeps changing (a catch-up pass while the service writes): the check accepts a path
    * that differs when the source changed it again after the pass's transaction (a second search says
@@ -512,6 +537,7 @@ async function syncOnce(o: TransidSyncOptions): Promise<TransidSyncOutcome> {
       },
     );
   if (changes.overflow) return { overflow: true, reason: changes.reason };
+  o.onChanges?.(changes.inodes);
   const plan = planTransidSync(changes.inodes);
   const reconciled = [...new Set([...plan.directories, ...(o.extraDirectories ?? [])])];
   const listed = new Set<string>([...plan.whole, ...reconciled, ...(o.extra ?? [])]);

@@ -1,6 +1,7 @@
 /**
  * A manager process that copies a disk and is killed mid-copy by the crash-recovery test.
- * argv: JSON {source, poolPath, name, dbFile}. Prints one JSON progress event per line.
+ * argv: JSON {source, poolPath, name, dbFile, ownTree?, stallAt?}. Prints one JSON progress event per
+ * line; at the first event of phase `stallAt` it stops (its thread blocked) until it is killed.
  */
 import { copyDisk, diskCopySchema } from '../../../src/disk-copy/index.ts';
 import { openStore } from '../../../src/store/index.ts';
@@ -10,6 +11,8 @@ const args = JSON.parse(process.argv[2] ?? '{}') as {
   poolPath: string;
   name: string;
   dbFile: string;
+  ownTree?: boolean;
+  stallAt?: string;
 };
 const db = openStore(args.dbFile, [diskCopySchema]);
 await copyDisk({
@@ -17,5 +20,9 @@ await copyDisk({
   destination: { poolPath: args.poolPath, name: args.name },
   freezer: { async freeze() {}, async thaw() {} },
   db,
-  onProgress: (e) => process.stdout.write(`${JSON.stringify(e)}\n`),
+  ...(args.ownTree ? { ownTree: true } : {}),
+  onProgress: (e) => {
+    process.stdout.write(`${JSON.stringify(e)}\n`);
+    if (e.phase === args.stallAt) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120_000);
+  },
 });

@@ -114,12 +114,64 @@ void describe('disk copy (btrfs pools on loop devices)', () => {
     );
   });
 
+  void it('ownTree: the copy is a tree of its own (received whole, then synced by transid), equal at the cut, with its history', async (t) => {
+    const source = path.join(poolA.path, `disk-own-${tag()}`);
+    await createSubvolume(source);
+    await fillTree(source, { largeMb: 64 });
+    const writer = await startWriter({ dir: source, bigMb: 1, pauseSeconds: 0.01 });
+    const cuts: string[] = [];
+    t.after(async () => {
+      await writer.stop();
+      await deleteSubvolumes(cuts);
+    });
+    for (let run = 0; run < 2; run += 1) {
+      const freezer = recordingFreezer(writer.cgroup.freezer, source, poolA.path);
+      const result = await copyDisk({
+        source,
+        destination: { poolPath: poolB.path, name: `disk-own-${run}` },
+        freezer,
+        verify: true,
+        ownTree: true,
+        db,
+      });
+      cuts.push(...freezer.snapshots);
+      assert.equal(freezer.freezes, 1, 'frozen exactly once, for the cut');
+      const digest = await assertSameTree(freezer.snapshots[0] ?? '', result.destination);
+      assert.equal(result.verification?.digest, digest);
+      assert.ok(result.passes.length >= 3, `full + catch-up + final: ${result.passes.length}`);
+      assert.equal(result.syncBase, undefined, 'the bases are transactions, kept only by a store');
+      // Never a snapshot of anything: no parent, not received.
+      const show = (await exec(['btrfs', 'subvolume', 'show', result.destination])).stdout;
+      assert.match(show, /Parent UUID:\s+-\n/);
+      assert.match(show, /Received UUID:\s+-\n/);
+      assert.equal(
+        (await exec(['btrfs', 'property', 'get', '-ts', result.destination, 'ro'])).stdout.trim(),
+        'ro=false',
+      );
+      // The history comes from the passes' searches: the writer's writes and creations.
+      const ops = new Set(result.records.map((r) => r.op));
+      for (const op of ['write', 'create'] as const)
+        assert.ok(ops.has(op), `history has ${op}: ${[...ops].join(',')}`);
+      assert.ok(result.records.some((r) => r.op === 'write' && r.path === 'w/append.log'));
+      assert.equal(listCopyHistory(db, result.jobId).length, result.records.length);
+      await assertNoLeftovers([poolA.path, poolB.path]);
+    }
+  });
+
   void it('cancelling at any phase leaves the source untouched and removes the partial copy', async (t) => {
     const source = path.join(poolA.path, `disk2-${tag()}`);
     await createSubvolume(source);
     await fillTree(source, { largeMb: 150, smallFiles: 50 });
     const before = await hashTree(source);
-    for (const target of ['full', 'catch-up', 'cut', 'final', 'verifying'] as const) {
+    const cases = [
+      ...(['full', 'catch-up', 'cut', 'final', 'verifying'] as const).map((phase) => ({
+        phase,
+        ownTree: false,
+      })),
+      // A tree of its own is in the destination's place from the end of the full pass on.
+      ...(['catch-up', 'final', 'verifying'] as const).map((phase) => ({ phase, ownTree: true })),
+    ];
+    for (const { phase: target, ownTree } of cases) {
       const controller = new AbortController();
       const freezer = {
         freezes: 0,
@@ -131,13 +183,14 @@ void describe('disk copy (btrfs pools on loop devices)', () => {
           this.thaws += 1;
         },
       };
-      const name = `cancelled-${target}`;
+      const name = `cancelled-${target}${ownTree ? '-own' : ''}`;
       await assert.rejects(
         copyDisk({
           source,
           destination: { poolPath: poolB.path, name },
           freezer,
           verify: true,
+          ownTree,
           db,
           signal: controller.signal,
           onProgress: (e) => {
@@ -157,7 +210,9 @@ void describe('disk copy (btrfs pools on loop devices)', () => {
       );
       await assertNoLeftovers([poolA.path, poolB.path]);
     }
-    t.diagnostic('cancelled in phases full, catch-up, cut, final, verifying');
+    t.diagnostic(
+      'cancelled in phases full, catch-up, cut, final, verifying; with ownTree catch-up, final, verifying',
+    );
     assert.equal((await hashTree(source)).digest, before.digest, 'source untouched');
     const cancelled = db.prepare("SELECT COUNT(*) AS n FROM copy_jobs WHERE state = 'cancelled'").get() as {
       n: number;
@@ -316,63 +371,75 @@ void describe('disk copy (btrfs pools on loop devices)', () => {
       `throttle run: ${r1.convergence}, throttled ${Math.round(r1.throttledMs)} ms, frozen ${r1.freezeMs.toFixed(1)} ms; long-freeze run frozen ${r2.freezeMs.toFixed(1)} ms`,
     );
   });
-  void it('after a crash of the manager mid-copy, recovery removes the leftovers and marks the job failed', async (t) => {
-    const source = path.join(poolA.path, `disk6-${tag()}`);
-    await createSubvolume(source);
-    await fillTree(source, { largeMb: 200, smallFiles: 20 });
-    const name = `crashed-${tag()}`;
-    const child = spawnProcess(
-      [
-        'node',
-        '--import',
-        'tsx',
-        path.join(import.meta.dirname, 'copy-child.ts'),
-        JSON.stringify({ source, poolPath: poolB.path, name, dbFile: path.join(dbDir, 'store.db') }),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const orphans: number[] = [];
-    t.after(() => {
-      for (const pid of [child.child.pid ?? 0, ...orphans]) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          /* gone */
+  for (const ownTree of [false, true])
+    void it(`after a crash of the manager mid-copy${ownTree ? ' (ownTree, its destination in place)' : ''}, recovery removes the leftovers and marks the job failed`, async (t) => {
+      const source = path.join(poolA.path, `disk6-${tag()}`);
+      await createSubvolume(source);
+      await fillTree(source, { largeMb: 200, smallFiles: 20 });
+      const name = `crashed-${tag()}`;
+      const child = spawnProcess(
+        [
+          'node',
+          '--import',
+          'tsx',
+          path.join(import.meta.dirname, 'copy-child.ts'),
+          JSON.stringify({
+            source,
+            poolPath: poolB.path,
+            name,
+            dbFile: path.join(dbDir, 'store.db'),
+            // A tree of its own is in the destination's place once the full pass is received.
+            ...(ownTree ? { ownTree, stallAt: 'catch-up' } : {}),
+          }),
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      const orphans: number[] = [];
+      t.after(() => {
+        for (const pid of [child.child.pid ?? 0, ...orphans]) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            /* gone */
+          }
         }
-      }
-    });
-    // Kill the manager once the full pass is streaming; its btrfs send/receive children are killed too.
-    await new Promise<void>((resolve, reject) => {
-      let buffered = '';
-      child.child.stdout?.on('data', (chunk: Buffer) => {
-        buffered += chunk.toString();
-        const lines = buffered.split('\n');
-        buffered = lines.pop() ?? '';
-        if (lines.some((l) => /"phase":"full"/.test(l) && !/"bytesDone":0,/.test(l))) resolve();
       });
-      void child.done.then(() => reject(new Error('the copy ended before it could be killed')));
-    });
-    const childPid = child.child.pid ?? 0;
-    for (const task of await fs.readdir(`/proc/${childPid}/task`)) {
-      const kids = await fs.readFile(`/proc/${childPid}/task/${task}/children`, 'utf8').catch(() => '');
-      orphans.push(...kids.split(' ').filter(Boolean).map(Number));
-    }
-    process.kill(childPid, 'SIGKILL');
-    for (const pid of orphans) process.kill(pid, 'SIGKILL');
-    await child.done;
-    const running = listCopyJobs(db).filter(
-      (j) => j.state === 'running' && j.destination === path.join(poolB.path, name),
-    );
-    assert.equal(running.length, 1, 'the killed copy is still marked running');
-    assert.ok(
-      (await fs.readdir(poolA.path)).some((n) => n.startsWith('.understudy-copy-')),
-      'its snapshots are left behind',
-    );
+      // Kill the manager once the full pass is streaming; its btrfs send/receive children are killed too.
+      await new Promise<void>((resolve, reject) => {
+        let buffered = '';
+        child.child.stdout?.on('data', (chunk: Buffer) => {
+          buffered += chunk.toString();
+          const lines = buffered.split('\n');
+          buffered = lines.pop() ?? '';
+          const at = ownTree
+            ? (l: string): boolean => /"phase":"catch-up"/.test(l)
+            : (l: string): boolean => /"phase":"full"/.test(l) && !/"bytesDone":0,/.test(l);
+          if (lines.some(at)) resolve();
+        });
+        void child.done.then(() => reject(new Error('the copy ended before it could be killed')));
+      });
+      const childPid = child.child.pid ?? 0;
+      for (const task of await fs.readdir(`/proc/${childPid}/task`)) {
+        const kids = await fs.readFile(`/proc/${childPid}/task/${task}/children`, 'utf8').catch(() => '');
+        orphans.push(...kids.split(' ').filter(Boolean).map(Number));
+      }
+      process.kill(childPid, 'SIGKILL');
+      for (const pid of orphans) process.kill(pid, 'SIGKILL');
+      await child.done;
+      const running = listCopyJobs(db).filter(
+        (j) => j.state === 'running' && j.destination === path.join(poolB.path, name),
+      );
+      assert.equal(running.length, 1, 'the killed copy is still marked running');
+      assert.ok(
+        (await fs.readdir(poolA.path)).some((n) => n.startsWith('.understudy-copy-')),
+        'its snapshots are left behind',
+      );
 
-    const recovered = await recoverCopyJobs(db);
-    assert.deepEqual(recovered, [running[0]?.id]);
-    assert.equal(getCopyJob(db, running[0]?.id ?? '').state, 'failed');
-    assert.equal(await exists(path.join(poolB.path, name)), false);
-    await assertNoLeftovers([poolA.path, poolB.path]);
-  });
+      if (ownTree) assert.ok(await exists(path.join(poolB.path, name)), 'the destination was in place');
+      const recovered = await recoverCopyJobs(db);
+      assert.deepEqual(recovered, [running[0]?.id]);
+      assert.equal(getCopyJob(db, running[0]?.id ?? '').state, 'failed');
+      assert.equal(await exists(path.join(poolB.path, name)), false);
+      await assertNoLeftovers([poolA.path, poolB.path]);
+    });
 });

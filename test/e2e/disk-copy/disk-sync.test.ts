@@ -39,6 +39,7 @@ function lcSpec(name: string, pool: string): LcSpec {
     disks: [
       { name: 'system', pool, sizeMb: 512, mountPath: '/' },
       { name: 'app', pool, sizeMb: 512, mountPath: '/srv' },
+      { name: 'data', pool, sizeMb: 512, mountPath: '/var/lib/data' },
     ],
     nics: [],
   };
@@ -99,7 +100,8 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
       poolPath: (pool) => pools.get(pool)?.path ?? '/nonexistent',
       poolDevice: (pool) => pools.get(pool)?.device ?? '/dev/null',
     });
-    for (const disk of ['system', 'app']) {
+    // `data` is copied as a patch run copies a data disk: a tree of its own, on transid bases.
+    for (const disk of ['system', 'app', 'data']) {
       const source = store.mountpoint(ref(lc1, disk));
       await fs.mkdir(path.dirname(source), { recursive: true });
       await fs.mkdir(path.dirname(store.mountpoint(ref(lc2, disk))), { recursive: true });
@@ -111,6 +113,7 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
         jobId: `sync-${run}-${disk}`,
         freezer: noFreeze,
         verify: true,
+        ...(disk === 'data' ? { ownTree: true } : {}),
       });
     }
   });
@@ -195,6 +198,53 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
     // The standby's transaction predates the writes of the sync before (its first on transid bases,
     // which moved a directory of 30 files): they are carried back once more. Not the whole tree.
     assert.ok(result.files < 100, `synced ${result.files} paths`);
+  });
+
+  void it('a data disk copied as a tree of its own is on transid bases from its copy, and its syncs carry either side both ways', async () => {
+    const key1 = `${lc1.name}/data`;
+    const key2 = `${lc2.name}/data`;
+    const a = store.mountpoint(ref(lc1, 'data'));
+    const b = store.mountpoint(ref(lc2, 'data'));
+    const uuidOf = async (p: string): Promise<string | undefined> =>
+      /^\s*UUID:\s*(\S+)/m.exec((await exec(['btrfs', 'subvolume', 'show', p])).stdout)?.[1];
+    const base = getSyncBase(db, key1, key2);
+    assert.deepEqual([base?.baseA, base?.baseB], ['', ''], 'no snapshot base');
+    assert.equal(base?.transids?.[key1]?.uuid, await uuidOf(a));
+    assert.equal(base?.transids?.[key2]?.uuid, await uuidOf(b));
+    assert.match((await exec(['btrfs', 'subvolume', 'show', b])).stdout, /Parent UUID:\s+-\n/);
+    assert.equal((await syncHolders(a)).filter((h) => h.startsWith('data-')).length, 0);
+    assert.equal((await syncHolders(b)).filter((h) => h.startsWith('data-')).length, 0);
+
+    // The standby wrote its disk when it started; the source went on changing.
+    await write(b, 'standby-start.log', 'written when the standby started');
+    await fs.appendFile(path.join(b, 'etc/d1/f11.conf'), 'changed on the standby');
+    await write(a, 'new/deep/file.txt', 'new file in new dirs');
+    await fs.appendFile(path.join(a, 'etc/d2/f12.conf'), 'modified');
+    await fs.rm(path.join(a, 'etc/d3/f13.conf'));
+    await fs.rename(path.join(a, 'etc/d4'), path.join(a, 'moved-d4'));
+    await fs.chmod(path.join(a, 'etc/d0/f10.conf'), 0o600);
+    const forward = await store.sync(ref(lc1, 'data'), ref(lc2, 'data'));
+    assert.equal(forward.method, 'incremental');
+    assert.equal(forward.snapshotMs, 0, 'no snapshot');
+    await assertSameTree(a, b);
+    assert.ok(forward.files < 100, `synced ${forward.files} paths, not the whole tree`);
+
+    // A final sync, then the switch back with the standby's writes.
+    await write(a, 'last-write', 'the last acknowledged write before the cut');
+    await store.prepareFinalSync(ref(lc1, 'data'), ref(lc2, 'data'));
+    const final = await store.sync(ref(lc1, 'data'), ref(lc2, 'data'), { final: true });
+    assert.equal(final.method, 'incremental');
+    await assertSameTree(a, b);
+    await write(b, 'after-switch/key-1', 'acknowledged write on the standby');
+    await fs.rm(path.join(b, 'new/deep/file.txt'));
+    const back = await store.sync(ref(lc2, 'data'), ref(lc1, 'data'));
+    assert.equal(back.method, 'incremental');
+    await assertSameTree(b, a);
+    assert.equal(
+      await fs.readFile(path.join(a, 'after-switch/key-1'), 'utf8'),
+      'acknowledged write on the standby',
+    );
+    assert.equal(await fs.readFile(path.join(a, 'standby-start.log')).catch(() => 'absent'), 'absent');
   });
 
   void it('without extended attributes the copy is made in-process, with every kind of change, never through a link', async () => {
