@@ -1,10 +1,12 @@
 /**
  * Benchmark of the final sync of a stateful switch: is its time, and the hold's, flat in the size of
  * the disk?
- *   node --import tsx bench/final-sync.ts [--quick] [--repeats N] [--rows 1k,100k,1m,1g,8g]
+ *   node --import tsx bench/final-sync.ts [--quick] [--repeats N] [--rows 1k,100k,1m,1g,8g] [--copy own-tree|snapshots]
  * For each row, an application disk (a btrfs subvolume on a sparse loop pool under /tmp, mounted
  * noatime like the host's pools) is filled (small files or large blobs, and a 64 MiB service log in
- * every row) and copied onto a second pool (the live copy, send/receive). Every row's pools exist
+ * every row) and copied onto a second pool (the live copy, send/receive; as a patch run copies a
+ * data disk, a tree of its own, or with `--copy snapshots` a writable snapshot of the received cut,
+ * as it did before). Every row's pools exist
  * together (about 2 x (data + 4 KiB a file + 320 MiB) of /tmp, checked first; all removed at the
  * end, on failure and on SIGINT/SIGTERM). Then N rounds, each row in turn in every round (each round
  * starting with another row, so that load drifts of a shared machine reach every row alike), both
@@ -60,6 +62,8 @@ import {
 
 const quick = process.argv.includes('--quick');
 const repeats = Number(argValue('--repeats') ?? (quick ? 3 : 5));
+const copyKind = argValue('--copy') ?? 'own-tree';
+if (copyKind !== 'own-tree' && copyKind !== 'snapshots') throw new Error('--copy: own-tree or snapshots');
 const rowNames = (argValue('--rows') ?? (quick ? '1k,20k' : '1k,100k,1m,1g,8g')).split(',');
 const rows = allRows.filter((r) => rowNames.includes(r.name));
 const noFreeze = { async freeze() {}, async thaw() {} };
@@ -163,7 +167,7 @@ async function setUpRow(row: Row): Promise<RowBench> {
     jobId: `bench-${row.name}`,
     freezer: noFreeze,
     verify: false,
-    ownTree: true,
+    ownTree: copyKind === 'own-tree',
   });
   const setupS = (performance.now() - setupStarted) / 1000;
   console.error(`row ${row.name}: filled and copied in ${setupS.toFixed(0)} s`);
@@ -391,7 +395,7 @@ async function main(): Promise<void> {
         )}: single figures carry that noise (every process start and btrfs commit waits for the loaded CPUs and disk); the rounds interleave the rows.`,
     );
     console.log(
-      `Set-up (fill + live copy): ${benches.map((b) => `${b.row.name} ${b.setupS.toFixed(0)} s`).join(', ')}`,
+      `Set-up (fill + live copy, ${copyKind === 'own-tree' ? 'the copy a tree of its own' : 'the copy a snapshot of the received cut'}): ${benches.map((b) => `${b.row.name} ${b.setupS.toFixed(0)} s`).join(', ')}`,
     );
     const forward = report(
       'LC1 → LC2 (switch)',
