@@ -34,7 +34,7 @@ import { historyChangeOf, historyChangesOfInodes } from './send-history.ts';
 import { SendStreamParser } from './send-stream.ts';
 import { rsyncPaths, rsyncWhole } from './sync-disk.ts';
 import type { TransidBase } from '../sync-bases.ts';
-import { createdIn, markOf, syncByTransid } from './transid.ts';
+import { createdIn, markOf, syncByTransid, withDirectories } from './transid.ts';
 
 const NAME_PATTERN = /^[A-Za-z0-9][\w.-]{0,99}$/;
 
@@ -155,9 +155,8 @@ export async function openBtrfsCopy(o: BtrfsCopyOptions): Promise<CopySession> {
       });
       if (!outcome.overflow) bytes = outcome.bytes;
       else if (outcome.paths) {
-        // rsync sets a listed directory's times after writing its entries.
-        const paths = new Set(outcome.paths.flatMap((p) => (p === '.' ? [p] : [p, path.dirname(p)])));
-        bytes = await rsyncPaths({ source: from, target: names.destination, paths: [...paths], labels });
+        const paths = withDirectories(outcome.paths);
+        bytes = await rsyncPaths({ source: from, target: names.destination, paths, labels });
       } else bytes = (await rsyncWhole({ source: from, target: names.destination, labels })).bytes;
     } catch (error) {
       // A copy fails as a copy (the partial destination is then removed with the job's snapshots).

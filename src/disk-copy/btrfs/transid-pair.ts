@@ -13,7 +13,6 @@
  * not the target's own (a file patched by one pass is patched onward by the next). The target's own
  * changes are made the source's whole (never patched onto) where the two sides differ.
  */
-import path from 'node:path';
 import { UnderstudyError, isUnderstudyError } from '../../core/index.ts';
 import type { TransidBase } from '../sync-bases.ts';
 import { differingPaths, hashPaths } from '../tree-hash.ts';
@@ -26,6 +25,7 @@ import {
   type TransidMark,
   type TransidSearcher,
   listedName,
+  withDirectories,
 } from './transid.ts';
 
 export interface TransidPassOptions {
@@ -175,8 +175,7 @@ export async function passByTransid(o: TransidPassOptions): Promise<TransidPassO
       if (outcome.overflow) {
         const copyStarted = performance.now();
         const searchMs = copyStarted - started;
-        // rsync sets a listed directory's times after writing its entries.
-        const paths = [...new Set(outcome.paths!.flatMap((p) => (p === '.' ? [p] : [p, path.dirname(p)])))];
+        const paths = withDirectories(outcome.paths!);
         const bytes = await rsyncPaths({
           source: o.source,
           target: o.target,

@@ -400,6 +400,14 @@ export type TransidSyncOutcome =
 
 const child = (dir: string, name: string): string => (dir === '.' ? name : path.join(dir, name));
 
+/**
+ * The paths with their directories (the top, '.', has none): a copy that writes an entry changes its
+ * directory's times, which rsync sets back only for a directory it is given.
+ */
+export const withDirectories = (paths: readonly string[]): string[] => [
+  ...new Set(paths.flatMap((p) => (p === '.' ? [p] : [p, path.dirname(p)]))),
+];
+
 /** A changed inode's name as the sync lists it: the subvolume's top ('' in the search) is '.'. */
 export const listedName = (p: string): string => (p === '' ? '.' : p);
 
@@ -654,7 +662,7 @@ async function syncOnce(o: TransidSyncOptions): Promise<TransidSyncOutcome> {
     if (unexplained.length > 0) {
       // Someone else wrote these paths of the target after the copy (a standby's service still
       // running): the source's version wins, copied whole.
-      const repair = new Set(unexplained.flatMap((p) => (p === '.' ? [p] : [p, path.dirname(p)])));
+      const repair = new Set(withDirectories(unexplained));
       const more = await copyWhole(repair);
       const [a, b] = await Promise.all([
         hashPaths(o.source, [...repair], { xattrs: false }),
