@@ -1,7 +1,7 @@
 /**
  * Benchmark of the final sync of a stateful switch: is its time, and the hold's, flat in the size of
  * the disk?
- *   node --import tsx bench/final-sync.ts [--quick] [--repeats N] [--rows 1k,100k,1m,1g,8g] [--copy own-tree|snapshots]
+ *   node --import tsx bench/final-sync.ts [--quick] [--repeats N] [--holds K] [--rows 1k,100k,1m,1g,8g] [--copy own-tree|snapshots]
  * For each row, an application disk (a btrfs subvolume on a sparse loop pool under /tmp, mounted
  * noatime like the host's pools) is filled (small files or large blobs, and a 64 MiB service log in
  * every row) and copied onto a second pool (the live copy, send/receive; as a patch run copies a
@@ -26,6 +26,9 @@
  * sync's time outside its phases and that write) and judges: the final sync flat (every row's median within 20 % of
  * the fastest row's) and under 50 ms; the hold flat; the catch-up pass flat. Each sync's external
  * processes are counted (observeExec).
+ * --holds K: K final increments per round and direction (default 1), each prepared as a switch
+ * prepares its hold: more samples of the hold and the final sync (repeats x K) for a few hundred ms
+ * each, where a round's whole-tree rsync takes seconds to minutes.
  * --quick: rows 1k and 20k, 3 repeats (a smoke run, not the published figures).
  */
 import fs from 'node:fs/promises';
@@ -62,6 +65,11 @@ import {
 
 const quick = process.argv.includes('--quick');
 const repeats = Number(argValue('--repeats') ?? (quick ? 3 : 5));
+/** Holds measured per round and direction, each with its own preparation (see measureRound). */
+const holdsPerRound = Number(argValue('--holds') ?? 1);
+if (!Number.isInteger(repeats) || repeats < 1) throw new Error('--repeats: a whole number, 1 or more');
+if (!Number.isInteger(holdsPerRound) || holdsPerRound < 1 || holdsPerRound > 20)
+  throw new Error('--holds: a whole number from 1 to 20');
 const copyKind = argValue('--copy') ?? 'own-tree';
 if (copyKind !== 'own-tree' && copyKind !== 'snapshots') throw new Error('--copy: own-tree or snapshots');
 const rowNames = (argValue('--rows') ?? (quick ? '1k,20k' : '1k,100k,1m,1g,8g')).split(',');
@@ -176,7 +184,7 @@ async function setUpRow(row: Row): Promise<RowBench> {
 
 /**
  * One round of one direction of a row: the catch-up pass and the whole-tree rsync of the same change,
- * then the final increment as a switch's hold carries it.
+ * then `--holds` final increments as a switch's hold carries them.
  */
 async function measureRound(bench: RowBench, direction: 'forward' | 'back', r: number): Promise<void> {
   const { row, store } = bench;
@@ -201,16 +209,31 @@ async function measureRound(bench: RowBench, direction: 'forward' | 'back', r: n
   const [result, processes] = await countedSync(() => store.sync(sender, receiver));
   figures.incremental.push(result);
   figures.processes.push(processes);
-  // Before the hold (the switch's hold step): both disks flushed, the final sync prepared.
+  for (let h = 0; h < holdsPerRound; h++)
+    await measureHold(bench, direction, first + 2 * (r * holdsPerRound + h));
+}
+
+/**
+ * One final increment as a switch's hold carries it (`index` names its writes): before the hold, both
+ * disks flushed and the final sync prepared; inside it, the sender's last writes, each on disk
+ * before it is acknowledged (fsync, as the demo service does; no flush of the disk after them), the
+ * final sync, then the receiver reads what was appended to its log (the service's reload at the
+ * release).
+ */
+async function measureHold(bench: RowBench, direction: 'forward' | 'back', index: number): Promise<void> {
+  const { row, store } = bench;
+  const [sender, receiver, side, figures] =
+    direction === 'forward'
+      ? [bench.from, bench.to, 'lc1', bench.forward]
+      : [bench.to, bench.from, 'lc2', bench.back];
+  const senderPath = store.mountpoint(sender);
+  const receiverPath = store.mountpoint(receiver);
   await store.settled();
   await Promise.all([store.flush(sender), store.flush(receiver)]);
   await store.prepareFinalSync(sender, receiver);
   const logSize = (await fs.stat(logFile(receiverPath))).size;
-  // Inside the hold: the sender's last writes, each on disk before it is acknowledged (fsync, as
-  // the demo service does; no flush of the disk after them), the final sync, then the receiver
-  // reads what was appended to its log (the service's reload at the release).
   const holdStarted = performance.now();
-  await finalChange(senderPath, row.smallFiles, first + 2 * r, side);
+  await finalChange(senderPath, row.smallFiles, index, side);
   const lastWriteMs = performance.now() - holdStarted;
   const [final, finalProcesses] = await countedSync(() => store.sync(sender, receiver, { final: true }));
   const reloadStarted = performance.now();
@@ -229,6 +252,14 @@ const rowName = (row: Row): string =>
   row.dataGiB
     ? `${row.dataGiB} GiB + ${row.smallFiles} files`
     : `${row.smallFiles.toLocaleString('en')} files`;
+
+/** The first and third quartiles of `values` (nearest rank), as "q1–q3 ms": how much single holds vary. */
+function middleHalf(values: number[]): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number): number =>
+    sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? 0;
+  return `${at(0.25).toFixed(1)}–${at(0.75).toFixed(1)} ms`;
+}
 
 /** Flat (every row within 20 % of the fastest) and the fixed cost, judged and printed; true when both pass. */
 function judge(what: string, medians: number[], fixedGoal: number | undefined): boolean {
@@ -254,11 +285,12 @@ function judge(what: string, medians: number[], fixedGoal: number | undefined): 
  * True when every verdict passes.
  */
 function report(direction: string, results: { row: Row; figures: Figures }[]): boolean {
+  const samples = repeats * holdsPerRound;
   const total = (r: SyncResult): number => r.durationMs;
   const finals = results.map(({ figures }) => median(figures.final.map(total)));
   const fastestFinal = Math.min(...finals);
   printTable(
-    `Final sync inside the hold, ${direction}: 100 records appended to a ${logMb} MiB log, 1 file rewritten, 1 created, each fsynced; disks flushed and the sync prepared before the hold (median of ${repeats})`,
+    `Final sync inside the hold, ${direction}: 100 records appended to a ${logMb} MiB log, 1 file rewritten, 1 created, each fsynced; disks flushed and the sync prepared before the hold (median of ${samples})`,
     [
       'disk',
       'final sync',
@@ -297,12 +329,22 @@ function report(direction: string, results: { row: Row; figures: Figures }[]): b
   const holds = results.map(({ figures }) => median(figures.hold.map((h) => h.holdMs)));
   const fastestHold = Math.min(...holds);
   printTable(
-    `Hold (its disk part), ${direction}: the sender's last writes (each fsynced) + the final sync + the receiver reading the appended records (median of ${repeats})`,
-    ['disk', 'hold', 'vs fastest row', 'last writes', 'final sync', 'reload', 'bytes reloaded'],
+    `Hold (its disk part), ${direction}: the sender's last writes (each fsynced) + the final sync + the receiver reading the appended records (median of ${samples})`,
+    [
+      'disk',
+      'hold',
+      'vs fastest row',
+      'middle half',
+      'last writes',
+      'final sync',
+      'reload',
+      'bytes reloaded',
+    ],
     results.map(({ row, figures }, i) => [
       rowName(row),
       ms(holds[i] ?? 0),
       `${(((holds[i] ?? 0) / fastestHold) * 100).toFixed(0)} %`,
+      middleHalf(figures.hold.map((h) => h.holdMs)),
       ms(median(figures.hold.map((h) => h.lastWriteMs))),
       ms(finals[i] ?? 0),
       ms(median(figures.hold.map((h) => h.reloadMs))),
