@@ -72,6 +72,43 @@ def fill(root, count):
             f.write(record * (1024 * 1024 // 100))
 
 
+def written_and_received(work, count, mounts):
+    """A row's two trees, each on a pool of its own under `work` (mount points appended to `mounts`):
+    `written` filled (fill), `received` a read-only snapshot of it sent whole, received, made
+    writable, the snapshot deleted on both sides and dropped. Returns their paths."""
+    mb = 1024 + count * 6 // 1000
+    for side in ("written", "received"):
+        image, mnt = f"{work}/{side}-{count}.img", f"{work}/{side}-{count}"
+        with open(image, "wb") as f:
+            f.truncate(mb * 1024 * 1024)
+        run("mkfs.btrfs", "-q", image)
+        os.makedirs(mnt)
+        run("mount", "-o", "loop,noatime", image, mnt)
+        mounts.append(mnt)
+    src, dst = f"{work}/written-{count}", f"{work}/received-{count}"
+    run("btrfs", "subvolume", "create", f"{src}/disk")
+    fill(f"{src}/disk", count)
+    run("btrfs", "subvolume", "snapshot", "-r", f"{src}/disk", f"{src}/pass-0")
+    send = subprocess.Popen(["btrfs", "send", "-q", f"{src}/pass-0"], stdout=subprocess.PIPE)
+    subprocess.run(["btrfs", "receive", "-q", dst], stdin=send.stdout, check=True)
+    send.stdout.close()
+    assert send.wait() == 0, "btrfs send failed"
+    run("btrfs", "property", "set", "-f", "-ts", f"{dst}/pass-0", "ro", "false")
+    os.rename(f"{dst}/pass-0", f"{dst}/disk")
+    run("btrfs", "subvolume", "delete", f"{src}/pass-0")
+    for mnt in (src, dst):
+        run("btrfs", "subvolume", "sync", mnt)
+        commit(mnt)
+    return f"{src}/disk", f"{dst}/disk"
+
+
+def remove_all(work, mounts):
+    """Unmounts `mounts` (last first) and removes `work` with the pool images."""
+    for mnt in reversed(mounts):
+        subprocess.run(["umount", mnt], check=False)
+    subprocess.run(["rm", "-rf", work], check=False)
+
+
 UNSYNCED = "--unsynced" in sys.argv
 
 
@@ -99,31 +136,7 @@ def main():
     try:
         trees = {}
         for count in rows:
-            mb = 1024 + count * 6 // 1000
-            for side in ("written", "received"):
-                image, mnt = f"{work}/{side}-{count}.img", f"{work}/{side}-{count}"
-                with open(image, "wb") as f:
-                    f.truncate(mb * 1024 * 1024)
-                run("mkfs.btrfs", "-q", image)
-                os.makedirs(mnt)
-                run("mount", "-o", "loop,noatime", image, mnt)
-                mounts.append(mnt)
-            src, dst = f"{work}/written-{count}", f"{work}/received-{count}"
-            run("btrfs", "subvolume", "create", f"{src}/disk")
-            fill(f"{src}/disk", count)
-            run("btrfs", "subvolume", "snapshot", "-r", f"{src}/disk", f"{src}/pass-0")
-            send = subprocess.Popen(["btrfs", "send", "-q", f"{src}/pass-0"], stdout=subprocess.PIPE)
-            subprocess.run(["btrfs", "receive", "-q", dst], stdin=send.stdout, check=True)
-            send.stdout.close()
-            assert send.wait() == 0, "btrfs send failed"
-            run("btrfs", "property", "set", "-f", "-ts", f"{dst}/pass-0", "ro", "false")
-            os.rename(f"{dst}/pass-0", f"{dst}/disk")
-            run("btrfs", "subvolume", "delete", f"{src}/pass-0")
-            for mnt in (src, dst):
-                run("btrfs", "subvolume", "sync", mnt)
-                commit(mnt)
-            trees[("written", count)] = f"{src}/disk"
-            trees[("received", count)] = f"{dst}/disk"
+            trees[("written", count)], trees[("received", count)] = written_and_received(work, count, mounts)
             print(f"row {count}: filled and received", file=sys.stderr)
         times = {key: [] for key in trees}
         order = list(trees)
@@ -140,9 +153,8 @@ def main():
             level, leaves, per_leaf = shape(tree)
             print(f"{key[0]:9} {key[1]:>9,} files: root level {level}, {leaves:,} leaves, {per_leaf:.0f} items a leaf")
     finally:
-        for mnt in reversed(mounts):
-            subprocess.run(["umount", mnt], check=False)
-        subprocess.run(["rm", "-rf", work], check=False)
+        remove_all(work, mounts)
 
 
-main()
+if __name__ == "__main__":
+    main()
