@@ -682,6 +682,8 @@ async function syncTransidPair(o: {
       // A final sync's target is held until the caller lets it go.
       targetHeld: o.final === true,
       targetUnchanged: o.searcher !== undefined,
+      // Inside the hold the target's writes are fsynced, not committed (a commit grows with the tree).
+      fsyncTarget: o.final === true,
     }).catch(async (error: unknown) => {
       const explained = await explainFull(error, o.from, o.to);
       if (explained instanceof UnderstudyError) throw explained;

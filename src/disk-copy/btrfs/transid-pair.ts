@@ -7,9 +7,10 @@
  * The pair's invariant: a path in which the two disks differ was changed, after its transaction, by
  * one side or both. A sync keeps it by moving each side's transaction only up to what it has carried:
  * the source's to the transaction its search committed; the target's, when nobody else writes it
- * (`targetHeld`), past the sync's writes, else to the one committed before the sync wrote it. Then
- * the target's changes found by the next sync include this one's writes: the base names them with
- * the transaction that committed them (TransidBase.wrote), and a change of one of them no later is
+ * (`targetHeld`) and the sync committed its writes, past them, else to the one committed before the
+ * sync wrote it. Then the target's changes found by the next sync include this one's writes: the base
+ * names them with the transaction that committed them (TransidBase.wrote; for a sync that fsynced
+ * them, `fsyncTarget`, the transaction whose commit it started), and a change of one of them no later is
  * not the target's own (a file patched by one pass is patched onward by the next). The target's own
  * changes are made the source's whole (never patched onto) where the two sides differ.
  */
@@ -45,6 +46,15 @@ export interface TransidPassOptions {
    * is left out, which keeps it out of a switch's hold.
    */
   targetUnchanged?: boolean;
+  /**
+   * The target's writes made durable by fsync of each written path, and the commit of their
+   * transaction started but not waited for, rather than a commit of the pool (TransidSyncOptions
+   * .durable `'files'`): inside a switch's hold, where a commit's cost grows with the tree (the
+   * target must be held, as nobody must write it before that commit has started). The target's
+   * transaction then stays before the sync's writes, which its base names (`wrote`) with the
+   * transaction whose commit was started.
+   */
+  fsyncTarget?: boolean;
 }
 
 export type TransidPassOutcome =
@@ -157,6 +167,7 @@ export async function passByTransid(o: TransidPassOptions): Promise<TransidPassO
         sourceUuid: o.base.source.uuid,
         searcher: o.searcher,
         live: o.live,
+        ...(o.fsyncTarget ? { durable: 'files' as const } : {}),
         extra: own.paths,
         extraDirectories: own.directories,
       });
@@ -168,9 +179,10 @@ export async function passByTransid(o: TransidPassOptions): Promise<TransidPassO
           if (outcome.overflow || committed === undefined) return targetMark;
           return { ...targetMark, wrote: { through: committed, paths: outcome.written } };
         }
-        return committed === undefined
-          ? markOf(o.target, o.searcher)
-          : { transid: committed, uuid: o.base.target.uuid };
+        if (committed !== undefined) return { transid: committed, uuid: o.base.target.uuid };
+        if (!outcome.overflow && outcome.fsynced !== undefined)
+          return { ...targetMark, wrote: { through: outcome.fsynced, paths: outcome.written } };
+        return markOf(o.target, o.searcher);
       };
       if (outcome.overflow) {
         const copyStarted = performance.now();

@@ -29,7 +29,7 @@ skipped, so the cost follows the change, not the tree). Prints JSON lines on std
 A removed inode is not listed (its item is gone); its directory is, as changed.
 Exits 2 with a message on stderr for bad arguments, 1 when an ioctl fails.
 """
-import fcntl, json, os, struct, sys, uuid
+import fcntl, json, os, stat, struct, sys, uuid
 
 TREE_SEARCH_V2 = 0xC0709411  # _IOWR(0x94, 17, struct btrfs_ioctl_search_args_v2)
 INO_LOOKUP = 0xD0009412  # _IOWR(0x94, 18, struct btrfs_ioctl_ino_lookup_args)
@@ -212,6 +212,56 @@ def snapshot(source, target):
         os.close(src)
 
 
+def start_commit(subvolume):
+    """Starts the commit of the pool's running transaction without waiting for its writes
+    (BTRFS_IOC_START_SYNC returns once the commit has started: a new transaction handle then waits
+    for the next transaction); returns that transaction's id, or the last committed one when none
+    is running."""
+    fd = os.open(subvolume, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        buf = bytearray(8)
+        fcntl.ioctl(fd, START_SYNC, buf, True)
+        return struct.unpack("=Q", buf)[0]
+    finally:
+        os.close(fd)
+
+
+def fsync_then_start_commit(root, relative, limit):
+    """Makes the paths `relative` of subvolume `root` durable by fsync (each regular file, then each
+    directory: a directory's fsync records its names, created or removed; a path gone is skipped, its
+    directory records the removal), then starts the commit of the transaction holding them
+    (start_commit) and returns its id. On btrfs an fsync writes the inode's items to the log tree,
+    whose cost follows the inodes, while a commit writes the copied nodes of every tree it changed,
+    more the larger the subvolume. Returns None, having fsynced nothing, when a path is neither a
+    regular file nor a directory (a symlink cannot be opened for it) or there are more than `limit`
+    paths: the caller commits instead."""
+    unique = list(dict.fromkeys(relative))
+    if len(unique) > limit:
+        return None
+    files, directories = [], []
+    for name in unique:
+        full = root if name == "." else os.path.join(root, name)
+        try:
+            mode = os.lstat(full).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if stat.S_ISREG(mode):
+            files.append(full)
+        elif stat.S_ISDIR(mode):
+            directories.append(full)
+        else:
+            return None
+    for full, flags in [(f, os.O_RDONLY | os.O_NOFOLLOW) for f in files] + [
+        (d, os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY) for d in directories
+    ]:
+        fd = os.open(full, flags)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return start_commit(root)
+
+
 def with_xattrs(paths):
     """The paths (absolute, links not followed) that have an extended attribute (ACLs included);
     a path that is gone has none."""
@@ -232,8 +282,10 @@ def emit_line(value):
 def serve():
     """One request per line on stdin, from the process that started this one: a search
     ({"subvolume", "since", "limit"}), a snapshot ({"snapshot": source, "target"}, answered by
-    {"snapshotted": true}), the paths with extended attributes ({"xattrs": [paths]}, answered by
-    {"withXattrs": [paths]}) or {"ping": true} (answered by {"pong": true} once this process is up);
+    {"snapshotted": true}), durable paths ({"fsync": subvolume, "paths": [relative paths],
+    "limit": N}, answered by {"committing": transid or null}: see fsync_then_start_commit), the
+    paths with extended attributes ({"xattrs": [paths]}, answered by {"withXattrs": [paths]}) or
+    {"ping": true} (answered by {"pong": true} once this process is up);
     each answer's lines, then {"end": true} (after {"error": message} when it
     failed)."""
     for line in sys.stdin:
@@ -244,6 +296,10 @@ def serve():
                 emit_line({"pong": True})
             elif "xattrs" in request:
                 emit_line({"withXattrs": with_xattrs([str(p) for p in request["xattrs"]])})
+            elif "fsync" in request:
+                paths = [str(p) for p in request["paths"]]
+                committing = fsync_then_start_commit(str(request["fsync"]), paths, int(request["limit"]))
+                emit_line({"committing": committing})
             elif "snapshot" in request:
                 snapshot(str(request["snapshot"]), str(request["target"]))
                 emit_line({"snapshotted": True})
@@ -251,7 +307,11 @@ def serve():
                 answer(request["subvolume"], int(request["since"]), int(request["limit"]), emit_line)
         except OSError as error:
             # An ioctl's error names no file: a snapshot's is about its target (an existing name, a full pool).
-            subject = request.get("subvolume") or request.get("target") if isinstance(request, dict) else None
+            subject = (
+                request.get("subvolume") or request.get("target") or request.get("fsync")
+                if isinstance(request, dict)
+                else None
+            )
             emit_line({"error": f"{error.filename or subject}: {error.strerror}"})
         except (ValueError, KeyError, TypeError) as error:
             emit_line({"error": f"bad request: {error}"})

@@ -5,6 +5,9 @@
  * one) is told apart, buffered writes are found without an fsync, and the search gives up cleanly
  * past its limit and on a path that is not btrfs. Then a sync from those changes alone makes a copy
  * equal to its source (tree hash and rsync --checksum), round after round of every kind of change.
+ * Last, a sync made durable by fsync with its commit only started (a switch's final sync) leaves the
+ * target whole after a crash of the host right after it, where the same sync left to the next commit
+ * does not.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
@@ -18,6 +21,7 @@ import {
   planTransidSync,
   syncByTransid,
   type ChangedInode,
+  type TransidSyncOutcome,
 } from '../../../src/disk-copy/index.ts';
 import { createPool, createSubvolume, type Pool } from './fixtures.ts';
 import { assertSameTree } from './helpers.ts';
@@ -355,5 +359,110 @@ void describe('transid search (a btrfs pool on a loop device)', () => {
       await searcher.close();
       await exec(['btrfs', 'subvolume', 'delete', path.join(holder, 'cut')]).catch(() => undefined);
     }
+  });
+});
+
+/**
+ * What the target pool holds after a crash of the host right after the sync, with no commit of it
+ * since: a copy of its image taken then (the pool mounted `commit=300`, so that no periodic commit
+ * comes between), mounted in its place once the pool is unmounted (mounting replays its log tree).
+ */
+async function afterCrash(
+  pool: Pool,
+  subvolume: string,
+  check: (copied: string) => Promise<void>,
+): Promise<void> {
+  const dir = path.dirname(pool.path);
+  const image = path.join(dir, 'crash.img');
+  const mountPoint = path.join(dir, 'crash');
+  await exec(['cp', '--sparse=always', path.join(dir, 'pool.img'), image]);
+  await exec(['umount', pool.path]);
+  await exec(['btrfs', 'device', 'scan', '--forget', pool.device]);
+  await fs.mkdir(mountPoint);
+  const device = (await exec(['losetup', '--find', '--show', image])).stdout.trim();
+  try {
+    await exec(['mount', device, mountPoint]);
+    try {
+      await check(path.join(mountPoint, path.relative(pool.path, subvolume)));
+    } finally {
+      await exec(['umount', mountPoint]);
+    }
+  } finally {
+    await exec(['btrfs', 'device', 'scan', '--forget', device], { okCodes: [0, 1] });
+    await exec(['losetup', '-d', device]);
+  }
+}
+
+void describe('a sync made durable by fsync, its commit only started (the final sync inside a hold)', () => {
+  /**
+   * Two pools, a first sync (committed), then the source's last changes synced with `durable`; then
+   * `check` is given the outcome, the source and the target as a crash right after would leave it.
+   */
+  const scenario = async (
+    durable: 'files' | false,
+    lastChanges: (source: string) => Promise<void>,
+    check: (o: { outcome: TransidSyncOutcome; source: string; copied: string }) => Promise<void>,
+  ): Promise<void> => {
+    const from = await createPool(256, 'fsync-a', { mountOptions: ['noatime'] });
+    const to = await createPool(256, 'fsync-b', { mountOptions: ['noatime', 'commit=300'] });
+    const searcher = TransidSearcher.start();
+    try {
+      const source = path.join(from.path, 'app');
+      const target = path.join(to.path, 'app');
+      await createSubvolume(source);
+      await createSubvolume(target);
+      await fs.mkdir(path.join(source, 'd'));
+      await fs.writeFile(path.join(source, 'log'), Buffer.alloc(1 << 20, 1));
+      for (const name of ['kept', 'rewritten', 'removed'])
+        await fs.writeFile(path.join(source, 'd', name), `${name}\n`);
+      const first = await syncByTransid({ source, target, since: 0, searcher });
+      assert.equal(first.overflow, undefined);
+      await assertSameTree(source, target);
+      await lastChanges(source);
+      const outcome = await syncByTransid({ source, target, since: first.transid, searcher, durable });
+      assert.equal(outcome.overflow, undefined);
+      await assertSameTree(source, target);
+      await afterCrash(to, target, (copied) => check({ outcome, source, copied }));
+    } finally {
+      await searcher.close();
+      await to.cleanup();
+      await from.cleanup();
+    }
+  };
+  const cut = async (source: string): Promise<void> => {
+    await fs.appendFile(path.join(source, 'log'), Buffer.alloc(8192, 2));
+    await fs.writeFile(path.join(source, 'd', 'rewritten'), 'rewritten at the cut\n');
+    await fs.writeFile(path.join(source, 'd', 'created'), 'created at the cut\n');
+    await fs.rm(path.join(source, 'd', 'removed'));
+  };
+
+  void it('every path it wrote survives a crash right after it (the log tree), with no commit waited for', async () => {
+    await scenario('files', cut, async ({ outcome, source, copied }) => {
+      assert.ok(!outcome.overflow);
+      assert.equal(typeof outcome.fsynced, 'number', 'made durable by fsync');
+      assert.equal(outcome.targetTransid, undefined, 'no commit waited for');
+      await assertSameTree(source, copied);
+    });
+  });
+
+  void it('the control: without it the same crash loses the last changes', async () => {
+    await scenario(false, cut, async ({ copied }) => {
+      await assert.rejects(() => fs.stat(path.join(copied, 'd', 'created')), /ENOENT/);
+      assert.equal(await fs.readFile(path.join(copied, 'd', 'rewritten'), 'utf8'), 'rewritten\n');
+      assert.equal((await fs.stat(path.join(copied, 'log'))).size, 1 << 20);
+    });
+  });
+
+  void it('a written path it cannot fsync (a symlink) makes it commit instead', async () => {
+    const withLink = async (source: string): Promise<void> => {
+      await cut(source);
+      await fs.symlink('rewritten', path.join(source, 'd', 'link'));
+    };
+    await scenario('files', withLink, async ({ outcome, source, copied }) => {
+      assert.ok(!outcome.overflow);
+      assert.equal(outcome.fsynced, undefined);
+      assert.equal(typeof outcome.targetTransid, 'number', 'committed');
+      await assertSameTree(source, copied);
+    });
   });
 });
