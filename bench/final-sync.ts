@@ -184,17 +184,32 @@ async function setUpRow(row: Row): Promise<RowBench> {
 }
 
 /**
+ * The disks' roles in one direction of a row: the sender and the receiver, the side's name in what
+ * it writes, the first index of its changes (the two directions never reuse a name), its figures.
+ */
+function rolesOf(bench: RowBench, direction: 'forward' | 'back') {
+  const [sender, receiver, side, first, figures] =
+    direction === 'forward'
+      ? ([bench.from, bench.to, 'lc1', 0, bench.forward] as const)
+      : ([bench.to, bench.from, 'lc2', 1000, bench.back] as const);
+  return {
+    sender,
+    receiver,
+    side,
+    first,
+    figures,
+    senderPath: bench.store.mountpoint(sender),
+    receiverPath: bench.store.mountpoint(receiver),
+  };
+}
+
+/**
  * One round of one direction of a row: the catch-up pass and the whole-tree rsync of the same change,
  * then `--holds` final increments as a switch's hold carries them.
  */
 async function measureRound(bench: RowBench, direction: 'forward' | 'back', r: number): Promise<void> {
   const { row, store } = bench;
-  const [sender, receiver, side, first, figures] =
-    direction === 'forward'
-      ? [bench.from, bench.to, 'lc1', 0, bench.forward]
-      : [bench.to, bench.from, 'lc2', 1000, bench.back];
-  const senderPath = store.mountpoint(sender);
-  const receiverPath = store.mountpoint(receiver);
+  const { sender, receiver, side, first, figures, senderPath, receiverPath } = rolesOf(bench, direction);
   // The whole-tree rsync first (the baseline of the catch-up pass), then the pair re-based (not
   // timed): the walk of every file of both trees comes before the pass and the hold, as in a switch
   // nothing walks the trees between its last catch-up pass and its hold.
@@ -223,12 +238,7 @@ async function measureRound(bench: RowBench, direction: 'forward' | 'back', r: n
  */
 async function measureHold(bench: RowBench, direction: 'forward' | 'back', index: number): Promise<void> {
   const { row, store } = bench;
-  const [sender, receiver, side, figures] =
-    direction === 'forward'
-      ? [bench.from, bench.to, 'lc1', bench.forward]
-      : [bench.to, bench.from, 'lc2', bench.back];
-  const senderPath = store.mountpoint(sender);
-  const receiverPath = store.mountpoint(receiver);
+  const { sender, receiver, side, figures, senderPath, receiverPath } = rolesOf(bench, direction);
   await store.settled();
   await Promise.all([store.flush(sender), store.flush(receiver)]);
   await store.prepareFinalSync(sender, receiver);

@@ -174,15 +174,13 @@ export async function passByTransid(o: TransidPassOptions): Promise<TransidPassO
       if (outcome.overflow && (outcome.paths === undefined || outcome.transid === undefined))
         return { fallback: outcome.reason };
       const target = async (): Promise<TransidBase> => {
-        const committed = outcome.overflow ? undefined : outcome.targetTransid;
-        if (!o.targetHeld) {
-          if (outcome.overflow || committed === undefined) return targetMark;
-          return { ...targetMark, wrote: { through: committed, paths: outcome.written } };
-        }
-        if (committed !== undefined) return { transid: committed, uuid: o.base.target.uuid };
-        if (!outcome.overflow && outcome.fsynced !== undefined)
-          return { ...targetMark, wrote: { through: outcome.fsynced, paths: outcome.written } };
-        return markOf(o.target, o.searcher);
+        if (outcome.overflow) return o.targetHeld ? markOf(o.target, o.searcher) : targetMark;
+        const committed = outcome.targetTransid;
+        if (o.targetHeld && committed !== undefined) return { transid: committed, uuid: o.base.target.uuid };
+        // The sync's writes end in the transaction that committed them, or whose commit it started.
+        const through = committed ?? outcome.fsynced;
+        if (through !== undefined) return { ...targetMark, wrote: { through, paths: outcome.written } };
+        return o.targetHeld ? markOf(o.target, o.searcher) : targetMark;
       };
       if (outcome.overflow) {
         const copyStarted = performance.now();

@@ -662,10 +662,7 @@ async function syncOnce(o: TransidSyncOptions): Promise<TransidSyncOutcome> {
   const commit = async (): Promise<number | undefined> => {
     if (o.durable === false) return undefined;
     if (o.durable === 'files' && o.searcher) {
-      fsynced = await o.searcher.fsyncThenStartCommit(o.target, [
-        ...listed,
-        ...patches.map((p) => p.relative),
-      ]);
+      fsynced = await o.searcher.fsyncThenStartCommit(o.target, everyPath());
       if (fsynced !== undefined) return undefined;
     }
     if (o.searcher) return (await markOf(o.target, o.searcher)).transid;
