@@ -121,8 +121,11 @@ export async function promoteSecondaries(side: SwitchSide, dev: string): Promise
  * - `new-flows`: flows that start (SYN) after the table is installed; older flows stay local.
  * - `old-flows`: flows that did not start here after the table was installed (LC2 during instant).
  * - `all`: every packet to the service (an LC that no longer holds the address).
+ * - `own-flows`: only the flows an `old-flows` table saw start stay local; new flows (SYN) and every
+ *   other packet go to the peer (LC2 giving the address back: it finishes its own connections while
+ *   new ones go to LC1). Loaded over an `old-flows` table, it keeps the flows that table tracked.
  */
-export type SteerMode = 'new-flows' | 'old-flows' | 'all';
+export type SteerMode = 'new-flows' | 'old-flows' | 'all' | 'own-flows';
 
 export interface SteerOptions {
   mode: SteerMode;
@@ -144,20 +147,36 @@ export function steerRuleset(o: SteerOptions): string {
       ? [`${syn} add @flows { ip saddr . tcp sport } ${forward}`, `${known} ${forward}`]
       : o.mode === 'old-flows'
         ? [`${syn} add @flows { ip saddr . tcp sport } accept`, `${known} accept`, `${match} ${forward}`]
-        : [`${match} ${forward}`];
+        : o.mode === 'own-flows'
+          ? [`${syn} ${forward}`, `${known} accept`, `${match} ${forward}`]
+          : [`${match} ${forward}`];
+  const set = `  set flows { type ipv4_addr . inet_service; flags dynamic; size 262144; }`;
+  const hook = `    type filter hook ingress device "${o.dev}" priority -500; policy accept;`;
   // Declaring then deleting the table makes the load replace an old one atomically (or create it).
-  return [
-    `table netdev ${steerTable} {}`,
-    `delete table netdev ${steerTable}`,
-    `table netdev ${steerTable} {`,
-    `  set flows { type ipv4_addr . inet_service; flags dynamic; size 262144; }`,
-    `  chain ingress {`,
-    `    type filter hook ingress device "${o.dev}" priority -500; policy accept;`,
-    ...rules.map((r) => `    ${r}`),
-    `  }`,
-    `}`,
-    '',
-  ].join('\n');
+  // `own-flows` keeps the table and its set of flows (declaring what exists changes nothing) and
+  // replaces only the chain's rules, in the same transaction.
+  const start =
+    o.mode === 'own-flows'
+      ? [
+          `table netdev ${steerTable} {`,
+          set,
+          `  chain ingress {`,
+          hook,
+          `  }`,
+          `}`,
+          `flush chain netdev ${steerTable} ingress`,
+          `table netdev ${steerTable} {`,
+          `  chain ingress {`,
+        ]
+      : [
+          `table netdev ${steerTable} {}`,
+          `delete table netdev ${steerTable}`,
+          `table netdev ${steerTable} {`,
+          set,
+          `  chain ingress {`,
+          hook,
+        ];
+  return [...start, ...rules.map((r) => `    ${r}`), `  }`, `}`, ''].join('\n');
 }
 
 export async function installSteer(side: SwitchSide, options: SteerOptions): Promise<void> {

@@ -554,10 +554,61 @@ const lc2TakesAddress: Step = {
           { lc: c.to.name, left },
           'connections still open on the standby as it lets the address go',
         );
+    } else if (await servesItsOwnConnections(c)) {
+      await finishOwnConnections(c);
+      await removeAddress(c.to, c.plan.service.address, c.plan.to.nic);
+      await c.to
+        .signalService('undrain')
+        .catch((error: unknown) =>
+          c.logger.warn({ lc: c.to.name, err: error }, 'could not end the drain of the standby'),
+        );
+      return;
     }
     await removeAddress(c.to, c.plan.service.address, c.plan.to.nic);
   },
 };
+
+/**
+ * instant, when the switch is reversed: LC2 holds the service address and its service answers the
+ * connections that reached it (not held, or released).
+ */
+async function servesItsOwnConnections(c: StepContext): Promise<boolean> {
+  if (c.plan.method !== 'instant') return false;
+  if (c.facts.holdBy !== undefined && c.facts.releaseMs === undefined) return false;
+  const held = await listAddresses(c.to, c.plan.to.nic);
+  return held.some((a) => hostOf(a) === hostOf(c.plan.service.address));
+}
+
+/**
+ * instant, reversed: before LC2 lets the address go, new connections are passed to LC1 (which still
+ * holds the address on lo) and LC2's service finishes the connections it accepted. Cut instead, their
+ * next packets would reach LC1, which knows none of them: it resets them, or — when it still has a
+ * TIME-WAIT socket of an earlier connection on the same client port — answers only with an ACK, and
+ * the client waits for a response until its timeout. Best effort: the address leaves LC2 in any case.
+ */
+async function finishOwnConnections(c: StepContext): Promise<void> {
+  const { plan } = c;
+  try {
+    await installSteer(c.to, {
+      mode: 'own-flows',
+      dev: plan.to.nic,
+      ...plan.service,
+      peerMac: plan.from.mac,
+    });
+    await c.to.signalService('drain');
+    const left = await waitForDrain(c.to, plan.service.port, plan.drainTimeoutMs);
+    if (left > 0)
+      c.logger.warn(
+        { lc: c.to.name, left },
+        'connections still open on the standby as it lets the address go',
+      );
+  } catch (error) {
+    c.logger.warn(
+      { lc: c.to.name, err: error },
+      'the standby could not finish its connections; it lets the address go',
+    );
+  }
+}
 
 const lc1AnnounceNew: Step = {
   name: 'lc1-announce-new',

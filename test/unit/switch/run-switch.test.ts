@@ -123,7 +123,7 @@ function fakeLc(
         if (rest[0] === '-f') {
           lc.steer = /(new-flows|fwd)/.test(String(options?.input)) ? String(options?.input) : undefined;
           log.push(
-            `${name} steer ${/@flows accept/.test(lc.steer ?? '') ? 'old-flows' : /add @flows/.test(lc.steer ?? '') ? 'new-flows' : 'all'}`,
+            `${name} steer ${/flush chain/.test(lc.steer ?? '') ? 'own-flows' : /@flows accept/.test(lc.steer ?? '') ? 'old-flows' : /add @flows/.test(lc.steer ?? '') ? 'new-flows' : 'all'}`,
           );
         } else {
           if (lc.steer) log.push(`${name} steer removed`);
@@ -248,6 +248,32 @@ test('a failed health check after the switch reverses every step, in reverse ord
     ),
     JSON.stringify(record?.steps),
   );
+});
+
+test('instant, reversed: LC2 passes new flows to LC1 and finishes its own connections before it lets the address go', async () => {
+  const { log, lc1, lc2, plan, deps } = setUp('instant');
+  const failing = {
+    ...deps,
+    afterStep: (step: string) => {
+      if (step === 'lc2-takes-address') lc2.healthy = false;
+    },
+  };
+  await assert.rejects(runSwitch(plan, failing), (e) => isUnderstudyError(e, 'SWITCH_REVERSED'));
+  const order = (entry: string): number => log.indexOf(entry);
+  assert.ok(order('lc2 steer own-flows') > order('lc2 steer old-flows'));
+  assert.ok(order('lc2 steer own-flows') < order('lc2 signal drain'), 'new connections go to LC1 first');
+  assert.ok(
+    order('lc2 signal drain') < order('lc2 addr del 198.18.0.10/24 eth0'),
+    'LC2 finishes its connections while it holds the address',
+  );
+  assert.ok(
+    order('lc1 addr del 198.18.0.10/32 lo') > order('lc2 addr del 198.18.0.10/24 eth0'),
+    'LC1 holds the address on lo while LC2 passes new connections to it',
+  );
+  assert.deepEqual(lc2.signals, ['drain', 'undrain']);
+  assert.deepEqual(holds(lc1, '198.18.0.10'), ['eth0']);
+  assert.deepEqual(holds(lc2, '198.18.0.10'), []);
+  assert.equal(lc2.steer, undefined);
 });
 
 test('preflight errors change nothing', async () => {
@@ -385,6 +411,19 @@ test('the steering table of LC2 during instant never drops a packet of a flow it
     /ip daddr 198\.18\.0\.10 tcp dport 80 counter fwd ip to 169\.254\.117\.115 device "eth0"\n/,
   );
   assert.doesNotMatch(rules, /drop|reject/);
+  const back = steerRuleset({
+    mode: 'own-flows',
+    dev: 'eth0',
+    address: '198.18.0.10/24',
+    port: 80,
+    peerMac: '02:00:00:00:00:01',
+  });
+  assert.doesNotMatch(back, /delete table/, 'the flows LC2 saw start are kept');
+  assert.match(
+    back,
+    /flush chain netdev understudy_switch ingress\n[^]*tcp flags & \(syn \| ack\) == syn counter fwd [^\n]*\n[^\n]*@flows accept\n[^\n]*counter fwd /,
+  );
+  assert.doesNotMatch(back, /drop|reject/);
 });
 
 test('serviceSide signals the service through its pid file with a fixed script', async () => {
