@@ -14,15 +14,19 @@ fsynced), then made durable, timed:
   commit        BTRFS_IOC_SYNC of the pool (what the final sync did: TransidSearcher's markOf);
   fsync         fsync of each written file, then of the directory of the created one;
   fsync+start   the same, then BTRFS_IOC_START_SYNC (the commit started, not waited for: what the
-                final sync does now, transid-search.py's fsync_then_start_commit).
+                final sync does now, transid-search.py's fsync_then_start_commit);
+  parallel+start the same fsyncs all at once, one thread each (btrfs lets fsyncs that overlap share
+                one write of its log tree), then the commit started.
 The pool is committed (untimed) before the next way. Prints each way's median per row and its
 largest row against its smallest (flat = within 120 %). Everything it made is removed at the end,
 on failure too.
 """
 import fcntl, importlib.util, os, statistics, subprocess, sys, tempfile, time
+from concurrent.futures import ThreadPoolExecutor
 
 START_SYNC = 0x80089418  # _IOR(0x94, 24, __u64)
-WAYS = ("commit", "fsync", "fsync+start")
+WAYS = ("commit", "fsync", "fsync+start", "parallel+start")
+POOL = ThreadPoolExecutor(max_workers=8)
 
 _spec = importlib.util.spec_from_file_location("origin", os.path.join(os.path.dirname(__file__), "commit-by-origin.py"))
 origin = importlib.util.module_from_spec(_spec)
@@ -58,9 +62,12 @@ def durable(root, paths, way):
     if way == "commit":
         origin.commit(root)
     else:
-        for p in paths:
-            fsync(p)
-        if way == "fsync+start":
+        if way == "parallel+start":
+            list(POOL.map(fsync, paths))
+        else:
+            for p in paths:
+                fsync(p)
+        if way.endswith("+start"):
             fd = os.open(root, os.O_RDONLY)
             try:
                 fcntl.ioctl(fd, START_SYNC, bytearray(8), True)
@@ -90,7 +97,7 @@ def main():
             medians = [statistics.median(times[(count, way)]) for count in rows]
             ratio = max(medians) / min(medians) * 100
             figures = ", ".join(f"{count:,} files {m:.2f} ms" for count, m in zip(rows, medians))
-            print(f"{way:12} (median of {rounds}): {figures}; slowest row {ratio:.0f} % of the fastest: "
+            print(f"{way:14} (median of {rounds}): {figures}; slowest row {ratio:.0f} % of the fastest: "
                   f"{'flat' if ratio <= 120 else 'NOT flat'}")
     finally:
         origin.remove_all(work, mounts)

@@ -232,9 +232,10 @@ def fsync_then_start_commit(root, relative, limit):
     directory records the removal), then starts the commit of the transaction holding them
     (start_commit) and returns its id. On btrfs an fsync writes the inode's items to the log tree,
     whose cost follows the inodes, while a commit writes the copied nodes of every tree it changed,
-    more the larger the subvolume. Returns None, having fsynced nothing, when a path is neither a
-    regular file nor a directory (a symlink cannot be opened for it) or there are more than `limit`
-    paths: the caller commits instead."""
+    more the larger the subvolume. The fsyncs run one after another: overlapping ones measured twice
+    as slow (bench/durable-by-fsync.py, `parallel+start`). Returns None, having fsynced nothing,
+    when a path is neither a regular file nor a directory (a symlink cannot be opened for it) or
+    there are more than `limit` paths: the caller commits instead."""
     unique = list(dict.fromkeys(relative))
     if len(unique) > limit:
         return None
