@@ -19,6 +19,7 @@ import {
   recoverSyncs,
   settleSyncs,
   syncPair,
+  type FinalDurable,
   type SyncSide,
 } from './sync-pair.ts';
 import { openBtrfsCopy, removeBtrfsCopy } from './btrfs-copy-session.ts';
@@ -32,6 +33,13 @@ export interface BtrfsDiskStoreOptions {
   poolPath(pool: string): string;
   /** The block device a pool is mounted from. */
   poolDevice(pool: string): string;
+  /**
+   * How a final sync on transid bases makes its writes durable on the target inside the hold:
+   * `fsync` (the default) fsyncs each written path and starts the pool's commit without waiting for
+   * it; `commit` commits the pool, as every other sync does. Both are crash-safe; they differ in
+   * what the hold pays (bench/final-sync.ts --durable both measures the two side by side).
+   */
+  finalDurable?: FinalDurable;
 }
 
 /** The path an LC's disk has in its pool (the namespace driver mounts it from there). */
@@ -156,6 +164,7 @@ export class BtrfsDiskStore implements DiskStore {
       ...(options.final ? { final: true } : {}),
       ...(options.deferDurability ? { deferDurability: true } : {}),
       ...(options.logger ? { logger: options.logger } : {}),
+      ...(this.options.finalDurable ? { finalDurable: this.options.finalDurable } : {}),
     });
   }
 

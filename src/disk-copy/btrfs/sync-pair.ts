@@ -245,6 +245,9 @@ async function removeLeftovers(db: Db, pair: string): Promise<void> {
  * its base are known. The final sync of the same pair in the same direction uses it; any other sync
  * of the pair drops it first.
  */
+/** How a final sync makes its writes durable on the target: see BtrfsDiskStoreOptions.finalDurable. */
+export type FinalDurable = 'fsync' | 'commit';
+
 type PreparedFinal =
   | {
       kind: 'snapshots';
@@ -388,6 +391,8 @@ export async function syncPair(o: {
   final?: boolean;
   /** See SyncOptions.deferDurability. */
   deferDurability?: boolean;
+  /** See BtrfsDiskStoreOptions.finalDurable. */
+  finalDurable?: FinalDurable;
   logger?: Logger;
 }): Promise<SyncResult> {
   const pair = pairKey(o.from.key, o.to.key);
@@ -660,6 +665,7 @@ async function syncTransidPair(o: {
   to: SyncSide;
   final?: boolean;
   deferDurability?: boolean;
+  finalDurable?: FinalDurable;
   logger?: Logger;
   /** The prepared final sync's helper: the target was held since its pass. */
   searcher?: TransidSearcher;
@@ -683,7 +689,7 @@ async function syncTransidPair(o: {
       targetHeld: o.final === true,
       targetUnchanged: o.searcher !== undefined,
       // Inside the hold the target's writes are fsynced, not committed (a commit grows with the tree).
-      fsyncTarget: o.final === true,
+      fsyncTarget: o.final === true && o.finalDurable !== 'commit',
     }).catch(async (error: unknown) => {
       const explained = await explainFull(error, o.from, o.to);
       if (explained instanceof UnderstudyError) throw explained;

@@ -247,6 +247,39 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
     assert.equal(await fs.readFile(path.join(a, 'standby-start.log')).catch(() => 'absent'), 'absent');
   });
 
+  void it('a final sync makes the target durable by fsync (its writes named in its base), or with finalDurable commit by a commit (its base past them)', async () => {
+    const key2 = `${lc2.name}/data`;
+    const a = store.mountpoint(ref(lc1, 'data'));
+    const b = store.mountpoint(ref(lc2, 'data'));
+    const committing = new BtrfsDiskStore({
+      db,
+      poolPath: (pool) => pools.get(pool)?.path ?? '/nonexistent',
+      poolDevice: (pool) => pools.get(pool)?.device ?? '/dev/null',
+      finalDurable: 'commit',
+    });
+    const finalBy = async (s: BtrfsDiskStore, name: string) => {
+      await s.prepareFinalSync(ref(lc1, 'data'), ref(lc2, 'data'));
+      await write(a, name, `the last write before the cut (${name})`);
+      const final = await s.sync(ref(lc1, 'data'), ref(lc2, 'data'), { final: true });
+      assert.equal(final.method, 'incremental');
+      await assertSameTree(a, b);
+      await s.settled();
+      return getSyncBase(db, `${lc1.name}/data`, key2)?.transids?.[key2];
+    };
+    const fsynced = await finalBy(store, 'last-fsynced');
+    assert.ok(fsynced?.wrote, 'fsynced: the base names the writes');
+    assert.ok(fsynced.wrote.paths.includes('last-fsynced'), fsynced.wrote.paths.join(', '));
+    assert.ok(fsynced.wrote.through > fsynced.transid, 'written after the base, through the started commit');
+    const committed = await finalBy(committing, 'last-committed');
+    assert.equal(committed?.wrote, undefined, 'committed: the base is past the writes');
+    assert.ok((committed?.transid ?? 0) >= fsynced.wrote.through, 'the committed transaction');
+    // Either way the next sync the same way finds nothing of the target's own to carry.
+    await write(a, 'after-both', 'a catch-up pass after the two final syncs');
+    const next = await store.sync(ref(lc1, 'data'), ref(lc2, 'data'));
+    await assertSameTree(a, b);
+    assert.ok(next.files < 10, `synced ${next.files} paths`);
+  });
+
   void it('without extended attributes the copy is made in-process, with every kind of change, never through a link', async () => {
     const a = store.mountpoint(ref(lc1, 'app'));
     const b = store.mountpoint(ref(lc2, 'app'));
