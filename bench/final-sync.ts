@@ -236,8 +236,16 @@ function rolesOf(bench: RowBench, direction: 'forward' | 'back') {
  */
 async function measureRound(bench: RowBench, direction: 'forward' | 'back', r: number): Promise<void> {
   const { row, store } = bench;
-  const { sender, receiver, side, first, senderPath, receiverPath } = rolesOf(bench, direction);
-  const figures = rolesOf(bench, direction).figures[0]!;
+  const {
+    sender,
+    receiver,
+    side,
+    first,
+    senderPath,
+    receiverPath,
+    figures: byWay,
+  } = rolesOf(bench, direction);
+  const figures = byWay[0]!;
   // The whole-tree rsync first (the baseline of the catch-up pass), then the pair re-based (not
   // timed): the walk of every file of both trees comes before the pass and the hold, as in a switch
   // nothing walks the trees between its last catch-up pass and its hold.
@@ -272,8 +280,8 @@ async function measureHold(
 ): Promise<void> {
   const { row } = bench;
   const store = bench.stores[way]!;
-  const { sender, receiver, side, senderPath, receiverPath } = rolesOf(bench, direction);
-  const figures = rolesOf(bench, direction).figures[way]!;
+  const { sender, receiver, side, senderPath, receiverPath, figures: byWay } = rolesOf(bench, direction);
+  const figures = byWay[way]!;
   await store.settled();
   await Promise.all([store.flush(sender), store.flush(receiver)]);
   await store.prepareFinalSync(sender, receiver);

@@ -547,13 +547,7 @@ const lc2TakesAddress: Step = {
       const forwardTo = `${hostOf(c.plan.from.newAddress)}:${port}`;
       await cutControl(c.to, 'quiesce', { port, waitMs: 0, forwardTo });
       await cutControl(c.to, 'release', { port });
-      await c.to.signalService('drain');
-      const left = await waitForDrain(c.to, port, c.plan.drainTimeoutMs);
-      if (left > 0)
-        c.logger.warn(
-          { lc: c.to.name, left },
-          'connections still open on the standby as it lets the address go',
-        );
+      await drainStandby(c);
     } else if (await servesItsOwnConnections(c)) {
       await finishOwnConnections(c);
       await removeAddress(c.to, c.plan.service.address, c.plan.to.nic);
@@ -595,19 +589,21 @@ async function finishOwnConnections(c: StepContext): Promise<void> {
       ...plan.service,
       peerMac: plan.from.mac,
     });
-    await c.to.signalService('drain');
-    const left = await waitForDrain(c.to, plan.service.port, plan.drainTimeoutMs);
-    if (left > 0)
-      c.logger.warn(
-        { lc: c.to.name, left },
-        'connections still open on the standby as it lets the address go',
-      );
+    await drainStandby(c);
   } catch (error) {
     c.logger.warn(
       { lc: c.to.name, err: error },
       'the standby could not finish its connections; it lets the address go',
     );
   }
+}
+
+/** LC2's service drains; waits (up to the drain timeout) until its connections have closed. */
+async function drainStandby(c: StepContext): Promise<void> {
+  await c.to.signalService('drain');
+  const left = await waitForDrain(c.to, c.plan.service.port, c.plan.drainTimeoutMs);
+  if (left > 0)
+    c.logger.warn({ lc: c.to.name, left }, 'connections still open on the standby as it lets the address go');
 }
 
 const lc1AnnounceNew: Step = {

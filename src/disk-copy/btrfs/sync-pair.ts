@@ -239,15 +239,15 @@ async function removeLeftovers(db: Db, pair: string): Promise<void> {
   settleSyncBase(db, pair);
 }
 
+/** How a final sync makes its writes durable on the target: see BtrfsDiskStoreOptions.finalDurable. */
+export type FinalDurable = 'fsync' | 'commit';
+
 /**
  * A final sync prepared before the hold of a switch (prepareFinal): the pair's lease is taken and the
  * sync's snapshots are named in the store, the target's snapshot `now` is taken and its changes since
  * its base are known. The final sync of the same pair in the same direction uses it; any other sync
  * of the pair drops it first.
  */
-/** How a final sync makes its writes durable on the target: see BtrfsDiskStoreOptions.finalDurable. */
-export type FinalDurable = 'fsync' | 'commit';
-
 type PreparedFinal =
   | {
       kind: 'snapshots';
