@@ -12,9 +12,10 @@ and in each row every way in turn: the writes a final sync makes on its target f
 bench/final-sync.ts's hold (100 records appended to the log, one file rewritten, one created, none
 fsynced), then made durable, timed:
   commit        BTRFS_IOC_SYNC of the pool (what the final sync did: TransidSearcher's markOf);
-  fsync         fsync of each written file, then of the directory of the created one;
+  fsync         fsync of each written file, then of the directory of the created one (what the final
+                sync does now, transid-search.py's fsync_paths);
   fsync+start   the same, then BTRFS_IOC_START_SYNC (the commit started, not waited for: what the
-                final sync does now, transid-search.py's fsync_then_start_commit);
+                final sync did before);
   parallel+start the same fsyncs all at once, one thread each (btrfs lets fsyncs that overlap share
                 one write of its log tree), then the commit started.
 The pool is committed (untimed) before the next way. Prints each way's median per row and its

@@ -40,10 +40,13 @@ export interface TransidBase {
   transid: number;
   /**
    * The paths the last sync wrote on this disk after `transid` (with the source's content), and the
-   * transaction that committed them: a change to one of them no later than `through` is that sync's,
-   * not the disk's own. Absent when the disk's transaction is past the sync's writes.
+   * transaction that committed them: a change to one of them before `through` is that sync's, not
+   * the disk's own; one in `through` too, unless `marks` is there. A sync that fsynced its writes
+   * instead of committing them (`marks`) shares `through` with whatever the disk wrote next: a
+   * change in it is the sync's only for a regular file that still holds what its mark says.
+   * Absent when the disk's transaction is past the sync's writes.
    */
-  wrote?: { through: number; paths: string[] };
+  wrote?: { through: number; paths: string[]; marks?: Record<string, string> };
 }
 
 /**

@@ -9,10 +9,12 @@
  * the source's to the transaction its search committed; the target's, when nobody else writes it
  * (`targetHeld`) and the sync committed its writes, past them, else to the one committed before the
  * sync wrote it. Then the target's changes found by the next sync include this one's writes: the base
- * names them with the transaction that committed them (TransidBase.wrote; for a sync that fsynced
- * them, `fsyncTarget`, the transaction whose commit it started), and a change of one of them no later is
- * not the target's own (a file patched by one pass is patched onward by the next). The target's own
- * changes are made the source's whole (never patched onto) where the two sides differ.
+ * names them with the transaction that committed them (TransidBase.wrote), and a change of one of
+ * them no later is not the target's own (a file patched by one pass is patched onward by the next).
+ * A sync that fsynced its writes (`fsyncTarget`) started no commit: the transaction it names may
+ * hold the target's next writes too, so in that one a file counts as the sync's only while it holds
+ * what its mark (taken after the fsync) says. The target's own changes are made the source's whole
+ * (never patched onto) where the two sides differ.
  */
 import { UnderstudyError, isUnderstudyError } from '../../core/index.ts';
 import type { TransidBase } from '../sync-bases.ts';
@@ -47,12 +49,11 @@ export interface TransidPassOptions {
    */
   targetUnchanged?: boolean;
   /**
-   * The target's writes made durable by fsync of each written path, and the commit of their
-   * transaction started but not waited for, rather than a commit of the pool (TransidSyncOptions
-   * .durable `'files'`): inside a switch's hold, where a commit's cost grows with the tree (the
-   * target must be held, as nobody must write it before that commit has started). The target's
-   * transaction then stays before the sync's writes, which its base names (`wrote`) with the
-   * transaction whose commit was started.
+   * The target's writes made durable by fsync of each written path, starting no commit, rather
+   * than by a commit of the pool (TransidSyncOptions.durable `'files'`): inside a switch's hold,
+   * where a commit's cost grows with the tree. The target's transaction then stays before the
+   * sync's writes, which its base names (`wrote`) with the pool's newest transaction and each
+   * file's mark.
    */
   fsyncTarget?: boolean;
 }
@@ -129,16 +130,26 @@ async function checkSame(source: string, target: string, paths: readonly string[
   );
 }
 
-/** Of the target's changed inodes, those the last sync's writes do not account for. */
+/**
+ * Of the target's changed inodes, those the last sync's writes do not account for (searched with
+ * `markAt: wrote.through` when the base has marks, so that a file changed in that transaction
+ * carries its mark).
+ */
 export function ownChanges(inodes: readonly ChangedInode[], wrote: TransidBase['wrote']): ChangedInode[] {
   if (!wrote) return [...inodes];
   const written = new Set(wrote.paths);
+  const marks = wrote.marks;
+  const unchangedSince = (i: ChangedInode): boolean =>
+    marks === undefined ||
+    i.transid !== wrote.through ||
+    (i.mark !== undefined && i.paths.every((p) => marks[listedName(p)] === i.mark));
   return inodes.filter(
     (i) =>
       i.transid === undefined ||
       i.transid > wrote.through ||
       i.paths.length === 0 ||
-      !i.paths.every((p) => written.has(listedName(p))),
+      !i.paths.every((p) => written.has(listedName(p))) ||
+      !unchangedSince(i),
   );
 }
 
@@ -148,7 +159,11 @@ export async function passByTransid(o: TransidPassOptions): Promise<TransidPassO
   let own: { paths: string[]; directories: string[] } = { paths: [], directories: [] };
   let targetMark: TransidMark = o.base.target;
   if (!o.targetUnchanged) {
-    const changes = await changesSince(o.target, o.base.target.transid, { searcher: o.searcher });
+    const wrote = o.base.target.wrote;
+    const changes = await changesSince(o.target, o.base.target.transid, {
+      searcher: o.searcher,
+      ...(wrote?.marks ? { markAt: wrote.through } : {}),
+    });
     if (changes.uuid !== o.base.target.uuid)
       return { fallback: `${o.target} was replaced since the last sync (another subvolume)` };
     if (changes.overflow) return { fallback: `the target changed too much on its own: ${changes.reason}` };
@@ -167,7 +182,7 @@ export async function passByTransid(o: TransidPassOptions): Promise<TransidPassO
         sourceUuid: o.base.source.uuid,
         searcher: o.searcher,
         live: o.live,
-        ...(o.fsyncTarget ? { durable: 'files' as const } : {}),
+        ...(o.fsyncTarget ? { durable: 'files' as const, targetSince: targetMark.transid } : {}),
         extra: own.paths,
         extraDirectories: own.directories,
       });
@@ -175,11 +190,18 @@ export async function passByTransid(o: TransidPassOptions): Promise<TransidPassO
         return { fallback: outcome.reason };
       const target = async (): Promise<TransidBase> => {
         if (outcome.overflow) return o.targetHeld ? markOf(o.target, o.searcher) : targetMark;
+        // Fsynced, the sync's writes are in a transaction that may still be running, which a later
+        // write of the target's own may share: the base names them with it and each file's mark.
+        if (outcome.fsynced)
+          return {
+            ...targetMark,
+            wrote: { through: outcome.fsynced.through, paths: outcome.written, marks: outcome.fsynced.marks },
+          };
         const committed = outcome.targetTransid;
         if (o.targetHeld && committed !== undefined) return { transid: committed, uuid: o.base.target.uuid };
-        // The sync's writes end in the transaction that committed them, or whose commit it started.
-        const through = committed ?? outcome.fsynced;
-        if (through !== undefined) return { ...targetMark, wrote: { through, paths: outcome.written } };
+        // The sync's writes end in the transaction that committed them.
+        if (committed !== undefined)
+          return { ...targetMark, wrote: { through: committed, paths: outcome.written } };
         return o.targetHeld ? markOf(o.target, o.searcher) : targetMark;
       };
       if (outcome.overflow) {

@@ -21,7 +21,8 @@ skipped, so the cost follows the change, not the tree). Prints JSON lines on std
                       (the transaction that last changed its item), paths
                       (every name, relative to the subvolume), newerEntry (a name whose directory
                       entry is newer: created, renamed or linked since), inline (data in the
-                      metadata) and extents ([offset, length] of its file extents newer than SINCE);
+                      metadata), extents ([offset, length] of its file extents newer than SINCE)
+                      and, served with markAt, mark (see answer);
   {"overflow": true}  more than N inodes changed (default 100000), a changed name is not UTF-8, or a
                       changed file has names only extended references hold (many hard links):
                       nothing else is printed after it, and the caller falls back to a sync that
@@ -29,17 +30,21 @@ skipped, so the cost follows the change, not the tree). Prints JSON lines on std
 A removed inode is not listed (its item is gone); its directory is, as changed.
 Exits 2 with a message on stderr for bad arguments, 1 when an ioctl fails.
 """
-import fcntl, json, os, stat, struct, sys, uuid
+import fcntl, hashlib, json, os, stat, struct, sys, uuid
 
 TREE_SEARCH_V2 = 0xC0709411  # _IOWR(0x94, 17, struct btrfs_ioctl_search_args_v2)
 INO_LOOKUP = 0xD0009412  # _IOWR(0x94, 18, struct btrfs_ioctl_ino_lookup_args)
 SYNC = 0x9408  # _IO(0x94, 8): writes out delalloc, then commits
 START_SYNC = 0x80089418  # _IOR(0x94, 24, __u64): the running transaction's id (committing it), or the last committed
 WAIT_SYNC = 0x40089416  # _IOW(0x94, 22, __u64)
+FS_INFO = 0x8400941F  # _IOR(0x94, 31, struct btrfs_ioctl_fs_info_args): 1024 bytes, flags at 48, generation at 56
+FS_INFO_FLAG_GENERATION = 1 << 1
+FS_IOC_GETFLAGS = 0x80086601  # _IOR('f', 1, long)
+FS_NOCOW_FL = 0x00800000
 GET_SUBVOL_INFO = 0x81F8943C  # _IOR(0x94, 60, struct btrfs_ioctl_get_subvol_info_args): 504 bytes, uuid at 296, otransid at 352
 SNAP_CREATE_V2 = 0x50009417  # _IOW(0x94, 23, struct btrfs_ioctl_vol_args_v2): 4096 bytes
 SUBVOL_RDONLY = 1 << 1
-INODE_ITEM, INODE_REF, DIR_ITEM, EXTENT_DATA = 1, 12, 84, 108
+INODE_ITEM, INODE_REF, XATTR_ITEM, DIR_ITEM, EXTENT_DATA = 1, 12, 24, 84, 108
 FIRST_FREE_INO, TOP_DIR_INO = 256, 256
 NODATACOW = 1 << 0
 MAX_U64 = 2**64 - 1
@@ -124,8 +129,40 @@ def entry_transid(fd, parent, name):
     return None
 
 
-def answer(subvolume, since, limit, emit):
-    """Emits the lines for one search (see the file comment)."""
+def file_mark(fd, ino, since, fields):
+    """What a regular file holds now, as far as a later search after transaction `since` can tell it
+    apart: `fields` (size, nlink, uid, gid, mode, ctime and mtime in ns: from lstat, or from the
+    committed inode item, which hold the same), its file extent items newer than `since` (a write,
+    even within the same transaction, makes new ones: a copy-on-write extent goes to a new place,
+    and a freed one is not reused before the commit) and its extended attributes. Not meaningful for
+    a file overwritten in place (nodatacow), whose extents do not change."""
+    digest = hashlib.sha256(struct.pack("=7Q", *fields))
+    for _, kind, offset, data in search(fd, since + 1, (ino, EXTENT_DATA, 0), (ino, EXTENT_DATA, MAX_U64)):
+        if kind == EXTENT_DATA and struct.unpack_from("=Q", data, 0)[0] > since:
+            digest.update(struct.pack("=QI", offset, len(data)) + data)
+    for _, kind, offset, data in search(fd, 0, (ino, XATTR_ITEM, 0), (ino, XATTR_ITEM, MAX_U64)):
+        if kind == XATTR_ITEM:
+            digest.update(struct.pack("=QI", offset, len(data)) + data)
+    return digest.hexdigest()[:32]
+
+
+def item_fields(data):
+    """file_mark's fields from an inode item."""
+    size = struct.unpack_from("=Q", data, 16)[0]
+    nlink, uid, gid, mode = struct.unpack_from("=4I", data, 40)
+    ctime_s, ctime_ns = struct.unpack_from("=QI", data, 124)
+    mtime_s, mtime_ns = struct.unpack_from("=QI", data, 136)
+    return (size, nlink, uid, gid, mode, ctime_s * 10**9 + ctime_ns, mtime_s * 10**9 + mtime_ns)
+
+
+def stat_fields(st):
+    """file_mark's fields from lstat."""
+    return (st.st_size, st.st_nlink, st.st_uid, st.st_gid, st.st_mode, st.st_ctime_ns, st.st_mtime_ns)
+
+
+def answer(subvolume, since, limit, emit, mark_at=None):
+    """Emits the lines for one search (see the file comment); with `mark_at`, each regular file
+    (not nodatacow) whose item was last changed in that transaction gets its `mark` (file_mark)."""
     fd = os.open(subvolume, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.ioctl(fd, SYNC)
@@ -139,13 +176,15 @@ def answer(subvolume, since, limit, emit):
             "uuid": str(uuid.UUID(bytes=bytes(info[296:312]))),
             "createdIn": struct.unpack_from("=Q", info, 352)[0],
         })
-        changed, extents = {}, {}
+        changed, extents, marks = {}, {}, {}
         for ino, kind, offset, data in search(fd, since + 1, (FIRST_FREE_INO, 0, 0), (MAX_U64, 255, MAX_U64)):
             if kind == INODE_ITEM:
                 generation, transid, size, nbytes = struct.unpack_from("=4Q", data, 0)
                 nlink, _, _, mode = struct.unpack_from("=4I", data, 40)
                 flags = struct.unpack_from("=Q", data, 64)[0]
                 if transid > since:
+                    if mark_at is not None and transid == mark_at and mode & 0o170000 == 0o100000 and not flags & NODATACOW:
+                        marks[ino] = file_mark(fd, ino, since, item_fields(data))
                     changed[ino] = {
                         "ino": ino,
                         "kind": KINDS.get(mode & 0o170000, "other"),
@@ -187,6 +226,8 @@ def answer(subvolume, since, limit, emit):
                         # The other names are in extended references (INODE_EXTREF), which this does not read.
                         emit({"overflow": True, "reason": f"inode {ino} has more names than its references list"})
                         return
+            if ino in marks:
+                inode["mark"] = marks[ino]
             inode["inline"] = extents.get(ino, {}).get("inline", False)
             inode["extents"] = extents.get(ino, {}).get("ranges", [])
             emit({"inode": inode})
@@ -212,30 +253,20 @@ def snapshot(source, target):
         os.close(src)
 
 
-def start_commit(subvolume):
-    """Starts the commit of the pool's running transaction without waiting for its writes
-    (BTRFS_IOC_START_SYNC returns once the commit has started: a new transaction handle then waits
-    for the next transaction); returns that transaction's id, or the last committed one when none
-    is running."""
-    fd = os.open(subvolume, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        buf = bytearray(8)
-        fcntl.ioctl(fd, START_SYNC, buf, True)
-        return struct.unpack("=Q", buf)[0]
-    finally:
-        os.close(fd)
-
-
-def fsync_then_start_commit(root, relative, limit):
+def fsync_paths(root, relative, limit, since):
     """Makes the paths `relative` of subvolume `root` durable by fsync (each regular file, then each
     directory: a directory's fsync records its names, created or removed; a path gone is skipped, its
-    directory records the removal), then starts the commit of the transaction holding them
-    (start_commit) and returns its id. On btrfs an fsync writes the inode's items to the log tree,
-    whose cost follows the inodes, while a commit writes the copied nodes of every tree it changed,
-    more the larger the subvolume. The fsyncs run one after another: overlapping ones measured twice
-    as slow (bench/durable-by-fsync.py, `parallel+start`). Returns None, having fsynced nothing,
-    when a path is neither a regular file nor a directory (a symlink cannot be opened for it) or
-    there are more than `limit` paths: the caller commits instead."""
+    directory records the removal), starting no commit. On btrfs an fsync writes the inode's items to
+    the log tree, whose cost follows the inodes, while a commit writes the copied nodes of every tree
+    it changed, more the larger the subvolume. The fsyncs run one after another: overlapping ones
+    measured twice as slow (bench/durable-by-fsync.py, `parallel+start`).
+
+    Returns {"through": T, "marks": {path: mark}}: T is the pool's newest transaction, which holds
+    these writes or follows the one that does, and a later write may share it; each regular file
+    (not nodatacow) gets its file_mark after transaction `since` (the caller's base), which a later
+    search (mark_at T) compares to tell the file unchanged since. Returns None, having fsynced
+    nothing, when a path is neither a regular file nor a directory (a symlink cannot be opened for
+    it) or there are more than `limit` paths: the caller commits instead."""
     unique = list(dict.fromkeys(relative))
     if len(unique) > limit:
         return None
@@ -247,20 +278,37 @@ def fsync_then_start_commit(root, relative, limit):
         except (FileNotFoundError, NotADirectoryError):
             continue
         if stat.S_ISREG(mode):
-            files.append(full)
+            files.append((name, full))
         elif stat.S_ISDIR(mode):
-            directories.append(full)
+            directories.append((name, full))
         else:
             return None
-    for full, flags in [(f, os.O_RDONLY | os.O_NOFOLLOW) for f in files] + [
-        (d, os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY) for d in directories
-    ]:
-        fd = os.open(full, flags)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    return start_commit(root)
+    marks = {}
+    top = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name, full in files:
+            fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                os.fsync(fd)
+                st = os.fstat(fd)
+                flags = bytearray(8)
+                fcntl.ioctl(fd, FS_IOC_GETFLAGS, flags, True)
+                if not struct.unpack("=Q", flags)[0] & FS_NOCOW_FL:
+                    marks[name] = file_mark(top, st.st_ino, since, stat_fields(st))
+            finally:
+                os.close(fd)
+        for _, full in directories:
+            fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        info = bytearray(1024)
+        struct.pack_into("=Q", info, 48, FS_INFO_FLAG_GENERATION)
+        fcntl.ioctl(top, FS_INFO, info, True)
+        return {"through": struct.unpack_from("=Q", info, 56)[0], "marks": marks}
+    finally:
+        os.close(top)
 
 
 def with_xattrs(paths):
@@ -284,7 +332,7 @@ def serve():
     """One request per line on stdin, from the process that started this one: a search
     ({"subvolume", "since", "limit"}), a snapshot ({"snapshot": source, "target"}, answered by
     {"snapshotted": true}), durable paths ({"fsync": subvolume, "paths": [relative paths],
-    "limit": N}, answered by {"committing": transid or null}: see fsync_then_start_commit), the
+    "limit": N, "since": T}, answered by {"fsynced": {"through", "marks"} or null}: see fsync_paths), the
     paths with extended attributes ({"xattrs": [paths]}, answered by {"withXattrs": [paths]}) or
     {"ping": true} (answered by {"pong": true} once this process is up);
     each answer's lines, then {"end": true} (after {"error": message} when it
@@ -299,13 +347,20 @@ def serve():
                 emit_line({"withXattrs": with_xattrs([str(p) for p in request["xattrs"]])})
             elif "fsync" in request:
                 paths = [str(p) for p in request["paths"]]
-                committing = fsync_then_start_commit(str(request["fsync"]), paths, int(request["limit"]))
-                emit_line({"committing": committing})
+                fsynced = fsync_paths(str(request["fsync"]), paths, int(request["limit"]), int(request["since"]))
+                emit_line({"fsynced": fsynced})
             elif "snapshot" in request:
                 snapshot(str(request["snapshot"]), str(request["target"]))
                 emit_line({"snapshotted": True})
             else:
-                answer(request["subvolume"], int(request["since"]), int(request["limit"]), emit_line)
+                mark_at = request.get("markAt")
+                answer(
+                    request["subvolume"],
+                    int(request["since"]),
+                    int(request["limit"]),
+                    emit_line,
+                    None if mark_at is None else int(mark_at),
+                )
         except OSError as error:
             # An ioctl's error names no file: a snapshot's is about its target (an existing name, a full pool).
             subject = (

@@ -54,8 +54,24 @@ const inodeSchema = z.object({
   inline: z.boolean(),
   /** [offset, length] of its file extents newer than the transaction searched from. */
   extents: z.array(z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()])),
+  /**
+   * Asked with `markAt`, for a regular file (not nodatacow) whose item was last changed in that
+   * transaction: what it holds (fields, newer extents, extended attributes; `file_mark` in the
+   * helper), to compare with the mark a sync that fsynced it recorded (TransidBase.wrote.marks).
+   */
+  mark: z.string().optional(),
 });
 export type ChangedInode = z.infer<typeof inodeSchema>;
+
+const fsyncedSchema = z.object({
+  through: z.number().int().positive(),
+  marks: z.record(z.string(), z.string()),
+});
+/**
+ * A sync's writes made durable by fsync: the newest transaction when they were (a later write may
+ * share it) and each fsynced regular file's mark (ChangedInode.mark), by path.
+ */
+export type FsyncedWrites = z.infer<typeof fsyncedSchema>;
 
 const lineSchema = z.union([
   z.object({ error: z.string() }),
@@ -100,11 +116,21 @@ const MAX_ANSWER_BYTES = 256 << 20;
 export async function changesSince(
   subvolume: string,
   since: number,
-  options: { limit?: number; timeoutMs?: number; searcher?: TransidSearcher } = {},
+  options: {
+    limit?: number;
+    timeoutMs?: number;
+    searcher?: TransidSearcher;
+    /** Mark the files last changed in this transaction (through the searcher only: ChangedInode.mark). */
+    markAt?: number;
+  } = {},
 ): Promise<TransidChanges> {
   const limit = options.limit ?? DEFAULT_LIMIT;
   if (options.searcher)
-    return options.searcher.search(subvolume, since, { limit, timeoutMs: options.timeoutMs });
+    return options.searcher.search(subvolume, since, {
+      limit,
+      timeoutMs: options.timeoutMs,
+      ...(options.markAt === undefined ? {} : { markAt: options.markAt }),
+    });
   let stdout: string;
   try {
     stdout = (
@@ -205,10 +231,16 @@ export class TransidSearcher {
   search(
     subvolume: string,
     since: number,
-    options: { limit?: number; timeoutMs?: number } = {},
+    options: { limit?: number; timeoutMs?: number; markAt?: number } = {},
   ): Promise<TransidChanges> {
     const limit = options.limit ?? DEFAULT_LIMIT;
-    return this.request({ subvolume, since, limit }, subvolume, options.timeoutMs).then((answer) =>
+    const body = {
+      subvolume,
+      since,
+      limit,
+      ...(options.markAt === undefined ? {} : { markAt: options.markAt }),
+    };
+    return this.request(body, subvolume, options.timeoutMs).then((answer) =>
       parseAnswer(subvolume, answer, limit),
     );
   }
@@ -228,19 +260,29 @@ export class TransidSearcher {
   }
 
   /**
-   * Makes the paths `relative` of subvolume `root` durable by fsync and starts the commit of the
-   * transaction holding them, not waiting for it (BTRFS_IOC_START_SYNC, which returns once the commit
-   * has started): resolves that transaction's id, so that a later change is in a later one. Resolves
-   * undefined, having fsynced nothing, when a path cannot be fsynced (a symlink, a special file) or
-   * there are more than FSYNC_LIMIT (one commit then costs less): the caller commits. See
-   * `fsync_then_start_commit` in the helper. Throws DISK_SYNC_FAILED.
+   * Makes the paths `relative` of subvolume `root` durable by fsync, starting no commit, and marks
+   * each regular file it fsynced as it is then, after transaction `since` (`file_mark` in the
+   * helper). Resolves the pool's newest transaction (`through`: it holds these writes or follows
+   * the one that does, and a later write may share it) with the marks; or undefined, having fsynced
+   * nothing, when a path cannot be fsynced (a symlink, a special file) or there are more than
+   * FSYNC_LIMIT (one commit then costs less): the caller commits. See `fsync_paths` in the helper.
+   * Throws DISK_SYNC_FAILED.
    */
-  async fsyncThenStartCommit(root: string, relative: readonly string[]): Promise<number | undefined> {
-    const answer = await this.request({ fsync: root, paths: relative, limit: FSYNC_LIMIT }, root, 60_000);
+  async fsyncPaths(
+    root: string,
+    relative: readonly string[],
+    since: number,
+  ): Promise<FsyncedWrites | undefined> {
+    const answer = await this.request(
+      { fsync: root, paths: relative, limit: FSYNC_LIMIT, since },
+      root,
+      60_000,
+    );
     const last = answer.length === 1 ? parseJson(answer[0]!) : undefined;
-    if (last && typeof last === 'object' && 'committing' in last) {
-      if (last.committing === null) return undefined;
-      if (Number.isSafeInteger(last.committing)) return last.committing as number;
+    if (last && typeof last === 'object' && 'fsynced' in last) {
+      if (last.fsynced === null) return undefined;
+      const parsed = fsyncedSchema.safeParse(last.fsynced);
+      if (parsed.success) return parsed.data;
     }
     const error = last && typeof last === 'object' && 'error' in last ? String(last.error) : 'no answer';
     throw searchFailed(root, `making the synced paths durable failed: ${error}`);
@@ -398,9 +440,9 @@ export type TransidSyncOutcome =
       targetTransid?: number;
       /**
        * The target's writes were made durable by fsync (TransidSyncOptions.durable `'files'`), not by a
-       * commit: the transaction holding them, whose commit was started, not waited for.
+       * commit: their transaction may still be running (a later write may share it).
        */
-      fsynced?: number;
+      fsynced?: FsyncedWrites;
       /** Paths that differed after the copy and were copied whole (someone else wrote them). */
       repaired?: number;
       /**
@@ -524,11 +566,16 @@ export interface TransidSyncOptions {
   sourceUuid?: string;
   /**
    * How the target's writes are made durable at the end: `true` (the default) commits its pool;
-   * `'files'` (with a `searcher`) fsyncs each written path instead and starts the commit without
-   * waiting for it (TransidSearcher.fsyncThenStartCommit), and commits only when it cannot; `false`
+   * `'files'` (with a `searcher`) fsyncs each written path instead, starting no commit, and marks
+   * the files after `targetSince` (TransidSearcher.fsyncPaths); it commits only when it cannot; `false`
    * leaves them to the pool's next commit.
    */
   durable?: boolean | 'files';
+  /**
+   * The target's transaction its base is at (the pair's record of it): with durable `'files'`, the
+   * files' marks cover what changed after it, as the next sync's search of the target will.
+   */
+  targetSince?: number;
   /** Handed the changes the search found (the write history of a live copy's pass). */
   onChanges?: (inodes: readonly ChangedInode[]) => void;
   /**
@@ -655,15 +702,19 @@ async function syncOnce(o: TransidSyncOptions): Promise<TransidSyncOutcome> {
   const copyMs = performance.now() - started;
 
   started = performance.now();
-  // Written out and committed (or fsynced, its commit started) before the check: through the
-  // helper, the transaction is known, and a write of anyone else to a path of this sync before it
-  // is seen by the check.
-  let fsynced: number | undefined;
+  // Written out and committed (or fsynced) before the check: through the helper, a commit's
+  // transaction is known, and a write of anyone else to a path of this sync before it is seen by
+  // the check.
+  let fsynced: FsyncedWrites | undefined;
   const commit = async (): Promise<number | undefined> => {
     if (o.durable === false) return undefined;
     if (o.durable === 'files' && o.searcher) {
-      fsynced = await o.searcher.fsyncThenStartCommit(o.target, everyPath());
-      if (fsynced !== undefined) return undefined;
+      const now = await o.searcher.fsyncPaths(o.target, everyPath(), o.targetSince ?? 0);
+      if (now) {
+        // A second time (after a repair) re-marks the files it fsyncs again.
+        fsynced = { through: now.through, marks: { ...fsynced?.marks, ...now.marks } };
+        return undefined;
+      }
     }
     if (o.searcher) return (await markOf(o.target, o.searcher)).transid;
     await exec(['sync', '-f', o.target]);

@@ -247,7 +247,7 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
     assert.equal(await fs.readFile(path.join(a, 'standby-start.log')).catch(() => 'absent'), 'absent');
   });
 
-  void it('a final sync makes the target durable by fsync (its writes named in its base), or with finalDurable commit by a commit (its base past them)', async () => {
+  void it('a final sync makes the target durable by fsync (its writes named in its base with their marks; a write of the target sharing their transaction is not lost), or with finalDurable commit by a commit (its base past them)', async () => {
     const key2 = `${lc2.name}/data`;
     const a = store.mountpoint(ref(lc1, 'data'));
     const b = store.mountpoint(ref(lc2, 'data'));
@@ -269,11 +269,19 @@ void describe('disk sync (btrfs pools on loop devices)', () => {
     const fsynced = await finalBy(store, 'last-fsynced');
     assert.ok(fsynced?.wrote, 'fsynced: the base names the writes');
     assert.ok(fsynced.wrote.paths.includes('last-fsynced'), fsynced.wrote.paths.join(', '));
-    assert.ok(fsynced.wrote.through > fsynced.transid, 'written after the base, through the started commit');
+    assert.ok(fsynced.wrote.through > fsynced.transid, 'written after the base');
+    assert.ok(fsynced.wrote.marks?.['last-fsynced'], 'the file marked');
+    // The target's own write right after the release, most likely in the transaction still holding
+    // the sync's writes: its mark differs, so the next sync the same way makes it the source's again.
+    await fs.writeFile(path.join(b, 'last-fsynced'), 'written by the standby right after the release');
     const committed = await finalBy(committing, 'last-committed');
+    assert.equal(
+      await fs.readFile(path.join(b, 'last-fsynced'), 'utf8'),
+      await fs.readFile(path.join(a, 'last-fsynced'), 'utf8'),
+    );
     assert.equal(committed?.wrote, undefined, 'committed: the base is past the writes');
     assert.ok((committed?.transid ?? 0) >= fsynced.wrote.through, 'the committed transaction');
-    // Either way the next sync the same way finds nothing of the target's own to carry.
+    // Either way the next sync the same way has little of the target's own to carry.
     await write(a, 'after-both', 'a catch-up pass after the two final syncs');
     const next = await store.sync(ref(lc1, 'data'), ref(lc2, 'data'));
     await assertSameTree(a, b);

@@ -5,9 +5,9 @@
  * one) is told apart, buffered writes are found without an fsync, and the search gives up cleanly
  * past its limit and on a path that is not btrfs. Then a sync from those changes alone makes a copy
  * equal to its source (tree hash and rsync --checksum), round after round of every kind of change.
- * Last, a sync made durable by fsync with its commit only started (a switch's final sync) leaves the
- * target whole after a crash of the host right after it, where the same sync left to the next commit
- * does not.
+ * Last, a sync made durable by fsync with no commit (a switch's final sync) leaves the target whole
+ * after a crash of the host right after it, where the same sync left to the next commit does not;
+ * the marks of the files it fsynced tell a later write in the same transaction apart.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
@@ -18,6 +18,7 @@ import {
   TransidSearcher,
   anyXattrs,
   changesSince,
+  ownChanges,
   planTransidSync,
   syncByTransid,
   type ChangedInode,
@@ -316,6 +317,60 @@ void describe('transid search (a btrfs pool on a loop device)', () => {
     }
   });
 
+  void it('marks the files it fsyncs, so that a write sharing their transaction is told apart from the sync', async (t) => {
+    const searcher = TransidSearcher.start();
+    try {
+      const m = path.join(live, 'marked');
+      await fs.mkdir(m);
+      const base = (await searcher.search(live, 0, { limit: 1_000_000 })).transid;
+      const names = ['kept', 'appended', 'overwritten', 'small', 'tagged', 'chmodded'];
+      for (const name of names) await fs.writeFile(path.join(m, name), name === 'small' ? 'tiny' : block);
+      const paths = [...names.map((n) => `marked/${n}`), 'marked'];
+      const fsynced = await searcher.fsyncPaths(live, paths, base);
+      assert.ok(fsynced, 'fsynced');
+      assert.ok(fsynced.through > base, `${fsynced.through} after ${base}`);
+      assert.deepEqual(
+        Object.keys(fsynced.marks).sort(),
+        names.map((n) => `marked/${n}`).sort(),
+        'a mark a file',
+      );
+      // Right away, with no commit between (the same transaction, unless the pool's timer commits):
+      // each kind of later write, and one file left as the sync left it.
+      await fs.appendFile(path.join(m, 'appended'), 'one more record\n');
+      const h = await fs.open(path.join(m, 'overwritten'), 'r+');
+      await h.write(Buffer.alloc(4096, 9), 0, 4096, 8192);
+      await h.close();
+      await fs.writeFile(path.join(m, 'small'), 'tint');
+      await exec(['setfattr', '-n', 'user.later', '-v', '1', path.join(m, 'tagged')]);
+      await fs.chmod(path.join(m, 'chmodded'), 0o600);
+      const changes = await searcher.search(live, base, { markAt: fsynced.through });
+      assert.ok(!changes.overflow);
+      if (changes.overflow) return;
+      const kept = byPath(changes.inodes, 'marked/kept');
+      assert.ok(kept, "the sync's write is a change after the base");
+      if (kept.transid === fsynced.through)
+        assert.equal(kept.mark, fsynced.marks['marked/kept'], 'unchanged: its mark');
+      const shared = changes.inodes.filter(
+        (i) => i.transid === fsynced.through && i.mark !== undefined,
+      ).length;
+      t.diagnostic(
+        `${shared} of ${names.length} files marked in the fsync's transaction, ${fsynced.through}`,
+      );
+      const own = ownChanges(changes.inodes, { through: fsynced.through, paths, marks: fsynced.marks });
+      assert.deepEqual(
+        own.flatMap((i) => i.paths).sort(),
+        ['marked', ...names.filter((n) => n !== 'kept').map((n) => `marked/${n}`)].sort(),
+        "every file written after the fsync is the target's own (and the directory, which has no mark)",
+      );
+      await assert.rejects(
+        () => searcher.fsyncPaths(path.join(live, 'absent'), ['x'], base),
+        (error) => isUnderstudyError(error, 'DISK_SYNC_FAILED'),
+      );
+    } finally {
+      await searcher.close();
+    }
+  });
+
   void it('makes read-only snapshots through the helper, and fails clearly on a bad source or target', async () => {
     const searcher = TransidSearcher.start();
     await searcher.ready(); // python3 is up: the first request does not wait for it
@@ -393,7 +448,7 @@ async function afterCrash(
   }
 }
 
-void describe('a sync made durable by fsync, its commit only started (the final sync inside a hold)', () => {
+void describe('a sync made durable by fsync, no commit started (the final sync inside a hold)', () => {
   /**
    * Two pools, a first sync (committed), then the source's last changes synced with `durable`; then
    * `check` is given the outcome, the source and the target as a crash right after would leave it.
@@ -439,7 +494,7 @@ void describe('a sync made durable by fsync, its commit only started (the final 
   void it('every path it wrote survives a crash right after it (the log tree), with no commit waited for', async () => {
     await scenario('files', cut, async ({ outcome, source, copied }) => {
       assert.ok(!outcome.overflow);
-      assert.equal(typeof outcome.fsynced, 'number', 'made durable by fsync');
+      assert.equal(typeof outcome.fsynced?.through, 'number', 'made durable by fsync');
       assert.equal(outcome.targetTransid, undefined, 'no commit waited for');
       await assertSameTree(source, copied);
     });

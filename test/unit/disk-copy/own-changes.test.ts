@@ -42,4 +42,27 @@ void describe("a target's own changes beside the last sync's writes", () => {
     assert.deepEqual(ownChanges(changes, undefined), changes);
     assert.deepEqual(ownChanges([inode(['log/app.log'], undefined)], wrote).length, 1);
   });
+
+  void it("with marks (the writes fsynced, their transaction shared): in it, only a file still holding its mark is the sync's", () => {
+    const fsynced = {
+      through: 40,
+      paths: ['log/app.log', 'data', 'data/a'],
+      marks: { 'log/app.log': 'm1', 'data/a': 'm2' },
+    };
+    const same = inode(['log/app.log'], 40, { mark: 'm1' });
+    const before = inode(['data/a'], 39);
+    assert.deepEqual(
+      ownChanges([same, before], fsynced),
+      [],
+      'unchanged since the fsync, or before its transaction',
+    );
+    const rewritten = inode(['data/a'], 40, { mark: 'another' });
+    const unmarked = inode(['log/app.log'], 40);
+    const directory = inode(['data'], 40, { kind: 'dir' });
+    assert.deepEqual(
+      ownChanges([rewritten, unmarked, directory], fsynced),
+      [rewritten, unmarked, directory],
+      'written again in the shared transaction, or no mark to tell (a directory, a search without marks)',
+    );
+  });
 });
