@@ -35,10 +35,10 @@ export interface BtrfsDiskStoreOptions {
   poolDevice(pool: string): string;
   /**
    * How a final sync on transid bases makes its writes durable on the target inside the hold:
-   * `fsync` (the default) fsyncs each written path and starts no commit (the next sync compares
-   * those paths by hash); `commit` commits the pool, as every other sync does. Both are crash-safe;
-   * they differ in what the hold pays (bench/final-sync.ts --durable both measures the two side by
-   * side).
+   * `fsync` (the default) fsyncs each written path and starts no commit (the base names the writes
+   * with a mark per file: TransidBase.wrote); `commit` commits the pool, as every other sync does.
+   * Both are crash-safe; they differ in what the hold pays (bench/final-sync.ts --durable both
+   * measures the two side by side).
    */
   finalDurable?: FinalDurable;
 }
