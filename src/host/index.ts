@@ -15,6 +15,7 @@ export {
   getPool,
   poolUsage,
   poolDevice,
+  attachLoop,
   parseSize,
   isMounted,
   readMounts,

@@ -71,6 +71,17 @@ export function isMounted(mountpoint: string): boolean {
   return readMounts().some((m) => m.target === mountpoint);
 }
 
+/**
+ * Attaches `imagePath` to a free loop device and returns the device. The loop device reads and
+ * writes the image with direct I/O, as a pool on a block device of its own would be used: btrfs's
+ * writes are not cached a second time in the host's page cache (the image's pages), and a flush
+ * (every commit and fsync) writes only what btrfs wrote since, not dirty image pages left from
+ * earlier bulk writes. On a filesystem that cannot do direct I/O the kernel uses buffered I/O.
+ */
+export async function attachLoop(imagePath: string): Promise<string> {
+  return (await exec(['losetup', '--find', '--show', '--direct-io=on', imagePath])).stdout.trim();
+}
+
 /** The loop devices currently backed by the given image file. */
 async function loopDevicesOf(imagePath: string): Promise<string[]> {
   const result = await exec(['losetup', '--noheadings', '--output', 'NAME', '--associated', imagePath]);
@@ -184,7 +195,7 @@ export async function mountPool(pool: Pool): Promise<void> {
       );
     }
     const existing = await loopDevicesOf(pool.imagePath);
-    device = existing[0] ?? (await exec(['losetup', '--find', '--show', pool.imagePath])).stdout.trim();
+    device = existing[0] ?? (await attachLoop(pool.imagePath));
   }
   try {
     await exec(['mount', '-t', 'btrfs', '-o', 'noatime', device, pool.mountpoint]);

@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { exec, type ExecResult } from '../../../src/core/index.ts';
+import { readMounts } from '../../../src/host/index.ts';
 import { createTestHost, repoRoot, type TestHost } from '../../helpers/host-fixture.ts';
 import { startServe, type ServeProcess } from './serve-fixture.ts';
 
@@ -73,7 +74,10 @@ describe('the CLI through serve (--api): every command that reads or changes the
   });
 
   test('host status and pool-add', async () => {
-    const status = await json<{ initialised: boolean; pools: { name: string }[] }>(['host', 'status']);
+    const status = await json<{ initialised: boolean; pools: { name: string; mountpoint: string }[] }>([
+      'host',
+      'status',
+    ]);
     assert.equal(status.initialised, true);
     assert.deepEqual(
       status.pools.map((p) => p.name),
@@ -88,6 +92,13 @@ describe('the CLI through serve (--api): every command that reads or changes the
     ]);
     assert.equal(pool.name, 'extra');
     assert.ok(fs.statSync(pool.mountpoint).isDirectory(), 'the daemon mounted the pool');
+    // Both pools' loop devices read and write their images with direct I/O (attachLoop).
+    for (const { name, mountpoint } of [...status.pools, pool]) {
+      const device = readMounts().find((m) => m.target === mountpoint)?.source;
+      assert.match(device ?? '', /^\/dev\/loop\d+$/, `pool ${name} is mounted from a loop device`);
+      const dio = fs.readFileSync(`/sys/block/${path.basename(device!)}/loop/dio`, 'utf8').trim();
+      assert.equal(dio, '1', `pool ${name}'s loop device does direct I/O`);
+    }
     const host = await serve.api<{ pools: { name: string }[] }>('GET', '/v1/host');
     assert.deepEqual(host.body.pools.map((p) => p.name).sort(), ['extra', 'main']);
   });

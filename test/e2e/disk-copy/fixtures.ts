@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { exec, sleep, spawnProcess } from '../../../src/core/index.ts';
 import { createCgroup, type Cgroup } from '../../../src/disk-copy/index.ts';
+import { attachLoop } from '../../../src/host/index.ts';
 
 export function tag(): string {
   return randomBytes(2).toString('hex');
@@ -24,12 +25,14 @@ export interface Pool {
 /**
  * A btrfs filesystem of `sizeMb` on a sparse loop image, mounted under a fresh temp dir.
  * `mountOptions` (e.g. `['noatime']`, as the host's pools are mounted: src/host/pool.ts) are passed
- * to mount; without them the kernel's defaults apply (relatime).
+ * to mount; without them the kernel's defaults apply (relatime). `loop`: the loop device reads and
+ * writes the image with direct I/O, as the host's pools do (`attachLoop`, the default), or through
+ * the host's page cache (`buffered`).
  */
 export async function createPool(
   sizeMb: number,
   label = 'pool',
-  options: { mountOptions?: string[] } = {},
+  options: { mountOptions?: string[]; loop?: 'direct' | 'buffered' } = {},
 ): Promise<Pool> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), `us-dc-${label}-${tag()}-`));
   const image = path.join(dir, 'pool.img');
@@ -52,7 +55,10 @@ export async function createPool(
     await fs.rm(dir, { recursive: true, force: true });
   };
   try {
-    device = (await exec(['losetup', '--find', '--show', image])).stdout.trim();
+    device =
+      options.loop === 'buffered'
+        ? (await exec(['losetup', '--find', '--show', image])).stdout.trim()
+        : await attachLoop(image);
     await exec(['mkfs.btrfs', '-q', '-f', device]);
     const mountOptions = options.mountOptions ?? [];
     await exec(['mount', ...(mountOptions.length ? ['-o', mountOptions.join(',')] : []), device, mountPoint]);
