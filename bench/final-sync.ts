@@ -1,16 +1,17 @@
 /**
  * Benchmark of the final sync of a stateful switch: is its time, and the hold's, flat in the size of
  * the disk?
- *   node --import tsx bench/final-sync.ts [--quick] [--repeats N] [--holds K] [--rows 1k,100k,1m,1g,8g] [--copy own-tree|snapshots] [--durable fsync|commit|both]
+ *   node --import tsx bench/final-sync.ts [--quick] [--repeats N] [--holds K] [--rows 1k,100k,1m,1g,8g] [--copy own-tree|snapshots] [--durable fsync|commit|both] [--loop direct|buffered|both]
  * For each row, an application disk (a btrfs subvolume on a sparse loop pool under /tmp, mounted
  * noatime like the host's pools) is filled (small files or large blobs, and a 64 MiB service log in
  * every row) and copied onto a second pool (the live copy, send/receive; as a patch run copies a
  * data disk, a tree of its own, or with `--copy snapshots` a writable snapshot of the received cut,
  * as it did before). Every row's pools exist
  * together (about 2 x (data + 4 KiB a file + 320 MiB) of /tmp, checked first; all removed at the
- * end, on failure and on SIGINT/SIGTERM). Then N rounds, each row in turn in every round (each round
- * starting with another row, so that load drifts of a shared machine reach every row alike), both
- * directions per row (the switch, then the switch back with changes made on the copy):
+ * end, on failure and on SIGINT/SIGTERM). Then N rounds; in each, the two directions in turn (the
+ * switch, then the switch back with changes made on the copy), and in each direction every row's
+ * catch-up pass, then the holds, hold by hold, every row in turn (each round starting with another
+ * row), so that load drifts and passing disturbances of a shared machine reach every row alike:
  *   - catch-up pass: a fixed change on the sender (100 files written — 50 changed, 50 new — and 10
  *     deleted) synced by a whole-tree rsync (the final sync before the incremental one; the pair
  *     re-based after it, untimed), then another such change synced by the DiskStore's incremental
@@ -34,6 +35,10 @@
  * .finalDurable): `fsync` (the product's default), `commit`, or `both`, the two ways taking turns hold
  * by hold in the same rounds (a store each over the same disks), each with its own tables; the first
  * (fsync) sets the exit code, the other is reported beside it.
+ * --loop: how the pools' loop devices read and write their images: `direct` (direct I/O, as the
+ * host's pools are attached: src/host/pool.ts attachLoop), `buffered` (through the host's page
+ * cache, as they were before), or `both`, every row set up twice, once a way, all of them taking
+ * turns in the same rounds, each way with its own tables; the first (direct) sets the exit code.
  * --quick: rows 1k and 20k, 3 repeats (a smoke run, not the published figures).
  */
 import fs from 'node:fs/promises';
@@ -70,7 +75,7 @@ import {
 
 const quick = process.argv.includes('--quick');
 const repeats = Number(argValue('--repeats') ?? (quick ? 3 : 5));
-/** Holds measured per round and direction, each with its own preparation (see measureRound). */
+/** Holds measured per round and direction, each with its own preparation (see measureHold). */
 const holdsPerRound = Number(argValue('--holds') ?? 1);
 if (!Number.isInteger(repeats) || repeats < 1) throw new Error('--repeats: a whole number, 1 or more');
 if (!Number.isInteger(holdsPerRound) || holdsPerRound < 1 || holdsPerRound > 20)
@@ -82,6 +87,12 @@ if (durableArg !== 'fsync' && durableArg !== 'commit' && durableArg !== 'both')
   throw new Error('--durable: fsync, commit or both');
 /** The ways the final syncs make the receiver durable, taking turns hold by hold. */
 const ways = durableArg === 'both' ? (['fsync', 'commit'] as const) : ([durableArg] as const);
+const loopArg = argValue('--loop') ?? 'direct';
+if (loopArg !== 'direct' && loopArg !== 'buffered' && loopArg !== 'both')
+  throw new Error('--loop: direct, buffered or both');
+/** How the rows' loop devices do their I/O, each a set of rows of its own (see --loop). */
+const loops = loopArg === 'both' ? (['direct', 'buffered'] as const) : ([loopArg] as const);
+type LoopIo = (typeof loops)[number];
 const rowNames = (argValue('--rows') ?? (quick ? '1k,20k' : '1k,100k,1m,1g,8g')).split(',');
 const rows = allRows.filter((r) => rowNames.includes(r.name));
 const noFreeze = { async freeze() {}, async thaw() {} };
@@ -96,7 +107,7 @@ interface Figures {
   /** The final increment as a switch's hold carries it (SyncOptions.final, after the disks were flushed). */
   final: SyncResult[];
   finalProcesses: number[];
-  /** The disk's part of the hold around each final sync (see measureRound). */
+  /** The disk's part of the hold around each final sync (see measureHold). */
   hold: { holdMs: number; lastWriteMs: number; reloadMs: number; appended: number }[];
 }
 
@@ -114,6 +125,8 @@ async function countedSync(sync: () => Promise<SyncResult>): Promise<[SyncResult
 /** A row's two pools, its store and its disks, ready for the rounds (filled and copied). */
 interface RowBench {
   row: Row;
+  /** How its pools' loop devices do their I/O. */
+  loop: LoopIo;
   /** The store of the first way (every sync but the other ways' final ones). */
   store: BtrfsDiskStore;
   /** One store a way (`--durable`), in the order of `ways`, over the same disks and records. */
@@ -143,12 +156,12 @@ async function cleanUp(): Promise<void> {
     await undo().catch((error: unknown) => console.error(`cleanup: ${String(error)}`));
 }
 
-async function setUpRow(row: Row): Promise<RowBench> {
+async function setUpRow(row: Row, loop: LoopIo): Promise<RowBench> {
   const setupStarted = performance.now();
   // Mounted as the host's pools are (src/host/pool.ts): reads do not dirty the inodes.
-  const a = await createPool(row.poolMb, 'fsa', { mountOptions: ['noatime'] });
+  const a = await createPool(row.poolMb, 'fsa', { mountOptions: ['noatime'], loop });
   cleanups.push(() => a.cleanup());
-  const b = await createPool(row.poolMb, 'fsb', { mountOptions: ['noatime'] });
+  const b = await createPool(row.poolMb, 'fsb', { mountOptions: ['noatime'], loop });
   cleanups.push(() => b.cleanup());
   const dbDir = await fs.mkdtemp(path.join(os.tmpdir(), 'us-bench-sync-'));
   cleanups.push(() => fs.rm(dbDir, { recursive: true, force: true }));
@@ -191,15 +204,16 @@ async function setUpRow(row: Row): Promise<RowBench> {
   await copyLive(store, {
     from,
     to,
-    jobId: `bench-${row.name}`,
+    jobId: `bench-${row.name}-${loop}`,
     freezer: noFreeze,
     verify: false,
     ownTree: copyKind === 'own-tree',
   });
   const setupS = (performance.now() - setupStarted) / 1000;
-  console.error(`row ${row.name}: filled and copied in ${setupS.toFixed(0)} s`);
+  console.error(`row ${row.name} (${loop} I/O): filled and copied in ${setupS.toFixed(0)} s`);
   return {
     row,
+    loop,
     store,
     stores,
     from,
@@ -231,10 +245,10 @@ function rolesOf(bench: RowBench, direction: 'forward' | 'back') {
 }
 
 /**
- * One round of one direction of a row: the catch-up pass and the whole-tree rsync of the same change,
- * then `--holds` final increments as a switch's hold carries them.
+ * One round of one direction of a row: the catch-up pass and the whole-tree rsync of the same change
+ * (its `--holds` final increments follow: measureHold, interleaved with the other rows').
  */
-async function measureRound(bench: RowBench, direction: 'forward' | 'back', r: number): Promise<void> {
+async function measureCatchUp(bench: RowBench, direction: 'forward' | 'back', r: number): Promise<void> {
   const { row, store } = bench;
   const {
     sender,
@@ -261,8 +275,6 @@ async function measureRound(bench: RowBench, direction: 'forward' | 'back', r: n
   const [result, processes] = await countedSync(() => store.sync(sender, receiver));
   figures.incremental.push(result);
   figures.processes.push(processes);
-  for (let h = 0; h < holdsPerRound; h++)
-    await measureHold(bench, direction, first + 2 * (r * holdsPerRound + h), (r + h) % ways.length);
 }
 
 /**
@@ -464,7 +476,7 @@ async function main(): Promise<void> {
     .map((l) => l.toFixed(1))
     .join(' ');
   // Every row's pools exist at once (the rounds are interleaved): check the room for their images.
-  const needed = rows.reduce((sum, row) => sum + rowBytes(row), 0);
+  const needed = loops.length * rows.reduce((sum, row) => sum + rowBytes(row), 0);
   const tmp = await fs.statfs(os.tmpdir());
   if (tmp.bavail * tmp.bsize < needed * 1.2)
     throw new Error(
@@ -477,15 +489,24 @@ async function main(): Promise<void> {
     });
   try {
     const benches: RowBench[] = [];
-    for (const row of rows) benches.push(await setUpRow(row));
+    for (const row of rows) for (const loop of loops) benches.push(await setUpRow(row, loop));
     // Round by round, every row in turn (starting each round with another row), so that the
     // machine's load drifts reach every row alike; the medians are taken per row over the rounds.
     for (let r = 0; r < repeats; r++) {
-      for (let k = 0; k < benches.length; k++) {
-        const bench = benches[(r + k) % benches.length];
-        if (!bench) continue;
-        await measureRound(bench, 'forward', r);
-        await measureRound(bench, 'back', r);
+      const order = benches.map((_, k) => benches[(r + k) % benches.length]!);
+      for (const direction of ['forward', 'back'] as const) {
+        for (const bench of order) await measureCatchUp(bench, direction, r);
+        // Then hold by hold, every row in turn: a passing disturbance of the machine (another
+        // pool's periodic commit, the host writing back the images) reaches the rows alike, where a
+        // row's holds one after another would take it all.
+        for (let h = 0; h < holdsPerRound; h++)
+          for (const bench of order)
+            await measureHold(
+              bench,
+              direction,
+              rolesOf(bench, direction).first + 2 * (r * holdsPerRound + h),
+              (r + h) % ways.length,
+            );
       }
       console.error(
         `round ${r + 1}/${repeats} done (${((performance.now() - started) / 60_000).toFixed(1)} min)`,
@@ -500,30 +521,42 @@ async function main(): Promise<void> {
         )}: single figures carry that noise (every process start and btrfs commit waits for the loaded CPUs and disk); the rounds interleave the rows.`,
     );
     console.log(
-      `Set-up (fill + live copy, ${copyKind === 'own-tree' ? 'the copy a tree of its own' : 'the copy a snapshot of the received cut'}): ${benches.map((b) => `${b.row.name} ${b.setupS.toFixed(0)} s`).join(', ')}`,
+      `Set-up (fill + live copy, ${copyKind === 'own-tree' ? 'the copy a tree of its own' : 'the copy a snapshot of the received cut'}): ${benches.map((b) => `${b.row.name}${loops.length > 1 ? ` (${b.loop} I/O)` : ''} ${b.setupS.toFixed(0)} s`).join(', ')}`,
     );
-    const label = (direction: string, w: number): string =>
-      ways.length > 1 ? `${direction}, receiver ${ways[w] === 'fsync' ? 'fsynced' : 'committed'}` : direction;
-    // The first way's verdicts set the exit code; another way's are printed beside them.
-    const [forward, ...forwardOthers] = ways.map((_, w) =>
-      report(
-        label('LC1 → LC2 (switch)', w),
-        benches.map(({ row, forward: f }) => ({ row, figures: f[w]! })),
-        w === 0,
-      ),
-    );
-    const [back, ...backOthers] = ways.map((_, w) =>
-      report(
-        label('LC2 → LC1 (switch back)', w),
-        benches.map(({ row, back: f }) => ({ row, figures: f[w]! })),
-        w === 0,
-      ),
-    );
-    if (!forward || !back) throw new Error('no way measured');
-    for (const [w, other] of [...forwardOthers.entries()].map(([i, o]) => [i + 1, o] as const))
+    // Every loop I/O with every way: the first pair's verdicts set the exit code, the others' are
+    // printed beside them.
+    const variants = loops.flatMap((loop) => ways.map((way, w) => ({ loop, way, w })));
+    const label = (direction: string, v: (typeof variants)[number]): string =>
+      [
+        direction,
+        loops.length > 1 ? `${v.loop} I/O` : '',
+        ways.length > 1 ? `receiver ${v.way === 'fsync' ? 'fsynced' : 'committed'}` : '',
+      ]
+        .filter(Boolean)
+        .join(', ');
+    const verdicts = variants.map((v) => {
+      const of = benches.filter((b) => b.loop === v.loop);
+      return {
+        v,
+        forward: report(
+          label('LC1 → LC2 (switch)', v),
+          of.map(({ row, forward: f }) => ({ row, figures: f[v.w]! })),
+          v.w === 0,
+        ),
+        back: report(
+          label('LC2 → LC1 (switch back)', v),
+          of.map(({ row, back: f }) => ({ row, figures: f[v.w]! })),
+          v.w === 0,
+        ),
+      };
+    });
+    const [first, ...others] = verdicts;
+    if (!first) throw new Error('nothing measured');
+    for (const { v, forward: f, back: b } of others)
       console.log(
-        `(reported, not judged) ${ways[w]}: the final sync and the hold, both directions: ${other.hold && backOthers[w - 1]?.hold ? 'PASS' : 'FAIL'}`,
+        `(reported, not judged) ${label('', v).replace(/^, /, '')}: the final sync and the hold, both directions: ${f.hold && b.hold ? 'PASS' : 'FAIL'}`,
       );
+    const { forward, back } = first;
     const holds = forward.hold && back.hold;
     console.log(
       `\nTotal ${((performance.now() - started) / 60_000).toFixed(1)} min; the final sync and the hold, both directions: ${holds ? 'PASS' : 'FAIL'}; the catch-up pass flat (reported, not judged with them: its change differs by row): ${forward.catchUp && back.catchUp ? 'PASS' : 'FAIL'}`,
