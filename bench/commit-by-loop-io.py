@@ -17,6 +17,7 @@ smallest. Everything it made is removed at the end, on failure too.
 """
 import importlib.util, os, statistics, subprocess, sys, tempfile
 
+sys.dont_write_bytecode = True  # loading commit-by-origin.py leaves no __pycache__ in bench/
 here = os.path.dirname(os.path.abspath(__file__))
 spec = importlib.util.spec_from_file_location("commit_by_origin", os.path.join(here, "commit-by-origin.py"))
 cbo = importlib.util.module_from_spec(spec)
