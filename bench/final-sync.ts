@@ -554,7 +554,7 @@ async function main(): Promise<void> {
     if (!first) throw new Error('nothing measured');
     for (const { v, forward: f, back: b } of others)
       console.log(
-        `(reported, not judged) ${label('', v).replace(/^, /, '')}: the final sync and the hold, both directions: ${f.hold && b.hold ? 'PASS' : 'FAIL'}`,
+        `(reported, not judged) ${label('', v)}: the final sync and the hold, both directions: ${f.hold && b.hold ? 'PASS' : 'FAIL'}`,
       );
     const { forward, back } = first;
     const holds = forward.hold && back.hold;
