@@ -1,7 +1,7 @@
 /**
  * Benchmark of the final sync of a stateful switch: is its time, and the hold's, flat in the size of
  * the disk?
- *   node --import tsx bench/final-sync.ts [--quick] [--repeats N] [--holds K] [--rows 1k,100k,1m,1g,8g] [--copy own-tree|snapshots] [--durable fsync|commit|both] [--loop direct|buffered|both]
+ *   node --import tsx bench/final-sync.ts [--quick] [--repeats N] [--holds K] [--rows 1k,100k,1m,1g,8g] [--copy own-tree|snapshots] [--durable fsync|commit|both] [--loop direct|buffered|both] [--samples FILE] [--gc before-hold|off]
  * For each row, an application disk (a btrfs subvolume on a sparse loop pool under /tmp, mounted
  * noatime like the host's pools) is filled (small files or large blobs, and a 64 MiB service log in
  * every row) and copied onto a second pool (the live copy, send/receive; as a patch run copies a
@@ -16,7 +16,8 @@
  *     deleted) synced by a whole-tree rsync (the final sync before the incremental one; the pair
  *     re-based after it, untimed), then another such change synced by the DiskStore's incremental
  *     sync (timed: the catch-up pass just before the hold);
- *   - final increment, as a switch's hold carries it: before the hold, both disks flushed and the
+ *   - final increment, as a switch's hold carries it: before the hold, both disks flushed (and the
+ *     other rows' disks, and the bench's garbage collected: neither is part of a switch) and the
  *     final sync prepared (on transid bases a last pass with the receiver held; on snapshot bases
  *     the receiver's snapshot and changes); inside it, the sender's last writes
  *     (100 records appended to the log, one file rewritten, one created, each fsynced as a service
@@ -24,10 +25,11 @@
  *     patched in place, no snapshot after the copy), and the receiver reading the appended records
  *     (the service's reload at the release). The final sync and that hold are timed.
  * Prints medians per row and phase (`store`: the write of the pair's new bases; `rest`: the final
- * sync's time outside its phases and that write) and judges: the final sync flat (every row's median within 20 % of
- * the fastest row's) and under 50 ms; the hold flat (these decide the exit code); and, reported
- * apart, the catch-up pass flat (see report). Each sync's external processes are counted
- * (observeExec).
+ * sync's time outside its phases and that write), and per row what of a hold was the bench's own
+ * process (its event loop busy, its garbage collections inside the hold), and judges: the final
+ * sync flat (every row's median within 20 % of the fastest row's) and under 50 ms; the hold flat
+ * (these decide the exit code); and, reported apart, the catch-up pass flat (see report). Each
+ * sync's external processes are counted (observeExec).
  * --holds K: K final increments per round and direction (default 1), each prepared as a switch
  * prepares its hold: more samples of the hold and the final sync (repeats x K) for a few hundred ms
  * each, where a round's whole-tree rsync takes seconds to minutes.
@@ -39,11 +41,19 @@
  * host's pools are attached: src/host/pool.ts attachLoop), `buffered` (through the host's page
  * cache, as they were before), or `both`, every row set up twice, once a way, all of them taking
  * turns in the same rounds, each way with its own tables; the first (direct) sets the exit code.
+ * --samples FILE: every hold's figures written to FILE at the end, a JSON line each (row, direction,
+ *   the hold's parts, its garbage collections, the final sync's result), to look at their
+ *   distribution beyond the medians.
+ * --gc: `before-hold` (default) collects the bench's garbage before each hold; `off` leaves it to
+ *   V8, for comparison (the GC column then shows the collections that fell inside the holds).
  * --quick: rows 1k and 20k, 3 repeats (a smoke run, not the published figures).
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { PerformanceObserver, performance } from 'node:perf_hooks';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { exec, observeExec } from '../src/core/index.ts';
 import {
   BtrfsDiskStore,
@@ -93,6 +103,10 @@ if (loopArg !== 'direct' && loopArg !== 'buffered' && loopArg !== 'both')
 /** How the rows' loop devices do their I/O, each a set of rows of its own (see --loop). */
 const loops = loopArg === 'both' ? (['direct', 'buffered'] as const) : ([loopArg] as const);
 type LoopIo = (typeof loops)[number];
+const gcArg = argValue('--gc') ?? 'before-hold';
+if (gcArg !== 'before-hold' && gcArg !== 'off') throw new Error('--gc: before-hold or off');
+/** Where every hold's figures go, a JSON line each (`--samples FILE`), for their distribution. */
+const samplesFile = argValue('--samples');
 const rowNames = (argValue('--rows') ?? (quick ? '1k,20k' : '1k,100k,1m,1g,8g')).split(',');
 const rows = allRows.filter((r) => rowNames.includes(r.name));
 const noFreeze = { async freeze() {}, async thaw() {} };
@@ -108,7 +122,51 @@ interface Figures {
   final: SyncResult[];
   finalProcesses: number[];
   /** The disk's part of the hold around each final sync (see measureHold). */
-  hold: { holdMs: number; lastWriteMs: number; reloadMs: number; appended: number }[];
+  hold: Hold[];
+}
+
+/** One hold's figures (see measureHold); `startedAt` and `endedAt` on performance.now()'s clock. */
+interface Hold {
+  holdMs: number;
+  lastWriteMs: number;
+  reloadMs: number;
+  appended: number;
+  /** Time the bench's own event loop was busy inside the hold (running JavaScript or collecting). */
+  busyMs: number;
+  startedAt: number;
+  endedAt: number;
+}
+
+/**
+ * The bench's own process is part of every hold it times (it writes as the service, runs the final
+ * sync, reads as the reloading service). Its garbage from the set-up and the catch-up passes is
+ * collected before each hold (outside it: see measureHold), and the collections that still fall
+ * inside a hold are recorded, so that the tables say how much of a hold was the bench itself.
+ */
+v8.setFlagsFromString('--expose-gc');
+const collectGarbage = vm.runInNewContext('gc') as (options?: { type: 'major' | 'minor' }) => void;
+/** Every garbage collection of the run: start on performance.now()'s clock, and duration (ms). */
+const collections: { start: number; duration: number }[] = [];
+const gcObserver = new PerformanceObserver((list) => {
+  for (const entry of list.getEntries())
+    collections.push({ start: entry.startTime, duration: entry.duration });
+});
+gcObserver.observe({ entryTypes: ['gc'] });
+
+/** The garbage collections inside `holds`: their mean a hold, and the share of holds with one. */
+function collected(holds: Hold[]): string {
+  const each = holds.map((h) => collectingMs(h.startedAt, h.endedAt));
+  const mean = each.reduce((a, b) => a + b, 0) / Math.max(1, each.length);
+  const share = each.filter((g) => g > 0).length / Math.max(1, each.length);
+  return `${ms(mean)} (${(share * 100).toFixed(0)} %)`;
+}
+
+/** Milliseconds of garbage collection inside [from, to] (its part of collections overlapping it). */
+function collectingMs(from: number, to: number): number {
+  let total = 0;
+  for (const { start, duration } of collections)
+    total += Math.max(0, Math.min(to, start + duration) - Math.max(from, start));
+  return total;
 }
 
 /** The sync, with the external processes it started counted. */
@@ -279,25 +337,39 @@ async function measureCatchUp(bench: RowBench, direction: 'forward' | 'back', r:
 
 /**
  * One final increment as a switch's hold carries it (`index` names its writes): before the hold, both
- * disks flushed and the final sync prepared; inside it, the sender's last writes, each on disk
- * before it is acknowledged (fsync, as the demo service does; no flush of the disk after them), the
- * final sync, then the receiver reads what was appended to its log (the service's reload at the
- * release). The final sync is the store's of way `way` (index in `ways`), its figures that way's.
+ * disks flushed (and every other row's, `others`) and the final sync prepared; inside it, the
+ * sender's last writes, each on disk before it is acknowledged (fsync, as the demo service does; no
+ * flush of the disk after them), the final sync, then the receiver reads what was appended to its
+ * log (the service's reload at the release). The final sync is the store's of way `way` (index in `ways`), its figures that way's.
  */
 async function measureHold(
   bench: RowBench,
   direction: 'forward' | 'back',
   index: number,
   way: number,
+  others: RowBench[],
 ): Promise<void> {
   const { row } = bench;
   const store = bench.stores[way]!;
   const { sender, receiver, side, senderPath, receiverPath, figures: byWay } = rolesOf(bench, direction);
   const figures = byWay[way]!;
+  // The bench's garbage collected first, in full: V8 sweeps after gc() returns, on threads of its
+  // own, which would take the CPUs inside the hold if it came just before it; the preparation
+  // covers that. Just before the hold, the young objects the preparation made are collected too
+  // (a scavenge, done when it returns), so that none falls due inside the hold.
+  if (gcArg === 'before-hold') collectGarbage();
   await store.settled();
+  // The other rows' disks flushed first: what their own holds left for btrfs's periodic commit
+  // (every 30 s) must not be written and flushed inside this row's hold. A switch has no such
+  // neighbours; the bench's rows on one machine do.
+  await Promise.all(
+    others.filter((o) => o !== bench).flatMap((o) => [o.store.flush(o.from), o.store.flush(o.to)]),
+  );
   await Promise.all([store.flush(sender), store.flush(receiver)]);
   await store.prepareFinalSync(sender, receiver);
   const logSize = (await fs.stat(logFile(receiverPath))).size;
+  if (gcArg === 'before-hold') collectGarbage({ type: 'minor' });
+  const loopBefore = performance.eventLoopUtilization();
   const holdStarted = performance.now();
   await finalChange(senderPath, row.smallFiles, index, side);
   const lastWriteMs = performance.now() - holdStarted;
@@ -305,9 +377,45 @@ async function measureHold(
   const reloadStarted = performance.now();
   const appended = await readFrom(logFile(receiverPath), logSize);
   const reloadMs = performance.now() - reloadStarted;
-  figures.hold.push({ holdMs: performance.now() - holdStarted, lastWriteMs, reloadMs, appended });
+  const endedAt = performance.now();
+  const busyMs = performance.eventLoopUtilization(loopBefore).active;
+  figures.hold.push({
+    holdMs: endedAt - holdStarted,
+    lastWriteMs,
+    reloadMs,
+    appended,
+    busyMs,
+    startedAt: holdStarted,
+    endedAt,
+  });
   figures.final.push(final);
   figures.finalProcesses.push(finalProcesses);
+}
+
+/**
+ * Every hold's figures as JSON lines (`--samples`), written at the end: the garbage collections
+ * inside a hold are reported to the observer after it.
+ */
+async function writeSamples(file: string, benches: RowBench[]): Promise<void> {
+  const lines: string[] = [];
+  for (const bench of benches)
+    for (const direction of ['forward', 'back'] as const)
+      bench[direction].forEach((figures, w) =>
+        figures.hold.forEach((hold, k) =>
+          lines.push(
+            JSON.stringify({
+              row: bench.row.name,
+              loop: bench.loop,
+              way: ways[w],
+              direction,
+              ...hold,
+              gcMs: collectingMs(hold.startedAt, hold.endedAt),
+              final: figures.final[k],
+            }),
+          ),
+        ),
+      );
+  await fs.writeFile(file, `${lines.join('\n')}\n`);
 }
 
 /** Rough bytes a row's two pool images take on the disk holding /tmp (they are sparse). */
@@ -403,7 +511,7 @@ function report(
   const holds = results.map(({ figures }) => median(figures.hold.map((h) => h.holdMs)));
   const fastestHold = Math.min(...holds);
   printTable(
-    `Hold (its disk part), ${direction}: the sender's last writes (each fsynced) + the final sync + the receiver reading the appended records (median of ${samples})`,
+    `Hold (its disk part), ${direction}: the sender's last writes (each fsynced) + the final sync + the receiver reading the appended records (median of ${samples}); outside: the hold less those three parts; bench busy: the bench's event loop busy inside the hold (JavaScript and collections); GC: its garbage collections inside the holds, mean a hold (share of holds with one; ${gcArg === 'before-hold' ? 'collected before each' : 'none forced before'})`,
     [
       'disk',
       'hold',
@@ -412,6 +520,9 @@ function report(
       'last writes',
       'final sync',
       'reload',
+      'outside',
+      'bench busy',
+      'GC',
       'bytes reloaded',
     ],
     results.map(({ row, figures }, i) => [
@@ -422,6 +533,15 @@ function report(
       ms(median(figures.hold.map((h) => h.lastWriteMs))),
       ms(finals[i] ?? 0),
       ms(median(figures.hold.map((h) => h.reloadMs))),
+      ms(
+        median(
+          figures.hold.map(
+            (h, k) => h.holdMs - h.lastWriteMs - (figures.final[k]?.durationMs ?? 0) - h.reloadMs,
+          ),
+        ),
+      ),
+      ms(median(figures.hold.map((h) => h.busyMs))),
+      collected(figures.hold),
       String(median(figures.hold.map((h) => h.appended))),
     ]),
   );
@@ -506,6 +626,7 @@ async function main(): Promise<void> {
               direction,
               rolesOf(bench, direction).first + 2 * (r * holdsPerRound + h),
               (r + h) % ways.length,
+              benches,
             );
       }
       console.error(
@@ -562,7 +683,9 @@ async function main(): Promise<void> {
       `\nTotal ${((performance.now() - started) / 60_000).toFixed(1)} min; the final sync and the hold, both directions: ${holds ? 'PASS' : 'FAIL'}; the catch-up pass flat (reported, not judged with them: its change differs by row): ${forward.catchUp && back.catchUp ? 'PASS' : 'FAIL'}`,
     );
     if (!holds) process.exitCode = 1;
+    if (samplesFile !== undefined) await writeSamples(samplesFile, benches);
   } finally {
+    gcObserver.disconnect();
     await cleanUp();
   }
 }
