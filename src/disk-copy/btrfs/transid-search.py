@@ -377,7 +377,12 @@ def serve():
             emit_line({"error": f"bad request: {error}"})
         emit_line({"end": True})
         sys.stdout.flush()
-    return 0
+    # Stdin closed: every request is answered and flushed. An orderly exit of the interpreter (its
+    # modules finalized) costs about 7 ms of a CPU; a switch closes this helper right after the
+    # final sync, as the hold is released, where that CPU is the service's. Nothing is left to
+    # write (answers are flushed, fsyncs done), so the process leaves at once.
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def main(argv):

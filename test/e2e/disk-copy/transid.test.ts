@@ -317,6 +317,37 @@ void describe('transid search (a btrfs pool on a loop device)', () => {
     }
   });
 
+  void it('answers every request written before its stdin closes, then ends with status 0', async () => {
+    // The helper leaves at once when its stdin closes (no orderly interpreter exit): what it was
+    // asked before must all have come out.
+    const helper = path.resolve('src/disk-copy/btrfs/transid-search.py');
+    const plain = path.join(live, 'asked-before-the-end');
+    await fs.writeFile(plain, 'x');
+    const requests = [
+      { ping: true },
+      { xattrs: [plain] },
+      { subvolume: live, since, limit: 100_000 },
+      { subvolume: path.join(live, 'absent'), since, limit: 10 },
+    ];
+    const { stdout } = await exec(['python3', helper, '--serve'], {
+      input: requests.map((r) => `${JSON.stringify(r)}\n`).join(''),
+      timeoutMs: 30_000,
+    });
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const answers = lines.filter((l) => 'end' in l).length;
+    assert.equal(answers, requests.length, 'one answer ended by {"end": true} a request');
+    assert.deepEqual(lines[0], { pong: true });
+    assert.deepEqual(lines[2], { withXattrs: [] });
+    assert.ok(
+      lines.some((l) => typeof l.error === 'string' && l.error.includes('absent')),
+      'the last request, on a missing subvolume, answered with its error',
+    );
+    assert.deepEqual(lines.at(-1), { end: true });
+  });
+
   void it('marks the files it fsyncs, so that a write sharing their transaction is told apart from the sync', async (t) => {
     const searcher = TransidSearcher.start();
     try {
