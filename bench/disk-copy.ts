@@ -1,7 +1,10 @@
 /**
  * Benchmark of the live disk copy on this machine: two btrfs pools on sparse loop images under /tmp.
- *   node --import tsx bench/disk-copy.ts [--quick] [--only throughput,catch-up,writer,freeze]
+ *   node --import tsx bench/disk-copy.ts [--quick] [--only throughput,catch-up,writer,freeze] [--loop direct|buffered]
  * Prints a table per measure; figures go into docs/disk-copy.md with the command.
+ * --loop: how the two pools' loop devices read and write their images: `direct` (direct I/O, the
+ * default, as the host's pools are attached: src/host/pool.ts attachLoop) or `buffered` (through
+ * the host's page cache, as they were before).
  * --quick uses 256 MiB / 1 GiB disks and fewer runs (a smoke run, not the published figures).
  */
 import path from 'node:path';
@@ -19,6 +22,10 @@ const quick = process.argv.includes('--quick');
 const onlyArg = process.argv.indexOf('--only');
 const only = onlyArg > 0 ? new Set((process.argv[onlyArg + 1] ?? '').split(',')) : undefined;
 const wanted = (section: string): boolean => only === undefined || only.has(section);
+const loopArg = process.argv.indexOf('--loop');
+const loopValue = loopArg > 0 ? process.argv[loopArg + 1] : 'direct';
+if (loopValue !== 'direct' && loopValue !== 'buffered') throw new Error('--loop: direct or buffered');
+const loop: 'direct' | 'buffered' = loopValue;
 const MiB = 1024 * 1024;
 const smallDiskMb = quick ? 256 : 1024;
 const bigDiskMb = quick ? 1024 : 8192;
@@ -315,11 +322,11 @@ async function fastWriter(a: Pool, b: Pool, disk: string): Promise<void> {
 
 async function main(): Promise<void> {
   console.log(
-    `disk-copy benchmark${quick ? ' (quick)' : ''} — ${new Date().toISOString()}, kernel ${(await exec(['uname', '-r'])).stdout.trim()}, ${(await exec(['nproc'])).stdout.trim()} CPUs`,
+    `disk-copy benchmark${quick ? ' (quick)' : ''} — ${new Date().toISOString()}, kernel ${(await exec(['uname', '-r'])).stdout.trim()}, ${(await exec(['nproc'])).stdout.trim()} CPUs, loop devices: ${loop} I/O`,
   );
   const poolMb = bigDiskMb + 4096;
-  const a = await createPool(poolMb, 'bench-a');
-  const b = await createPool(poolMb, 'bench-b');
+  const a = await createPool(poolMb, 'bench-a', { loop });
+  const b = await createPool(poolMb, 'bench-b', { loop });
   try {
     const small = await makeDisk(a, 'disk-small', smallDiskMb);
     const bytes =
